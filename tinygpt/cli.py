@@ -1,0 +1,309 @@
+"""The ``tinygpt`` command line: a thin Typer layer over the library.
+
+Options default to ``None`` so that the dataclass defaults in :mod:`tinygpt.config` stay the one
+source of truth, and so ``--resume`` can tell which options the user actually changed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from tinygpt import __version__
+from tinygpt.config import ModelConfig, SampleConfig, TrainConfig
+from tinygpt.errors import TinyGPTError, UsageError
+
+app = typer.Typer(
+    name="tinygpt",
+    help="Train, sample and understand a small GPT.",
+    no_args_is_help=True,
+    add_completion=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+_M, _T, _S = ModelConfig(), TrainConfig(), SampleConfig()
+
+
+def _d(value: Any) -> str:
+    return f" [default: {value}]"
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"tinygpt {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show full tracebacks instead of one-line errors.")
+    ] = False,
+    version: Annotated[
+        bool | None,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = None,
+) -> None:
+    """Train, sample and understand a small GPT."""
+
+
+def _err(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+
+
+def _write_stdout(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+# ---------------------------------------------------------------------------------------------
+@app.command()
+def train(
+    file: Annotated[Path, typer.Argument(help="Text file to train on (UTF-8).")],
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Checkpoint directory." + _d("checkpoints/<file stem>")),
+    ] = None,
+    tokenizer: Annotated[
+        str | None, typer.Option(help="char, gpt2, or any tiktoken encoding." + _d(_T.tokenizer))
+    ] = None,
+    encoding: Annotated[
+        str | None, typer.Option(help="Text encoding of FILE." + _d(_T.encoding))
+    ] = None,
+    n_layer: Annotated[
+        int | None, typer.Option(help="Transformer blocks." + _d(_M.n_layer))
+    ] = None,
+    n_head: Annotated[
+        int | None, typer.Option(help="Attention heads per block." + _d(_M.n_head))
+    ] = None,
+    n_embd: Annotated[int | None, typer.Option(help="Model width." + _d(_M.n_embd))] = None,
+    block_size: Annotated[
+        int | None, typer.Option(help="Context length in tokens." + _d(_M.block_size))
+    ] = None,
+    dropout: Annotated[
+        float | None, typer.Option(help="Dropout probability." + _d(_M.dropout))
+    ] = None,
+    bias: Annotated[
+        bool | None,
+        typer.Option("--bias/--no-bias", help="Biases in Linear and LayerNorm." + _d(_M.bias)),
+    ] = None,
+    batch_size: Annotated[
+        int | None, typer.Option(help="Sequences per micro-batch." + _d(_T.batch_size))
+    ] = None,
+    grad_accum: Annotated[
+        int | None, typer.Option(help="Micro-batches per optimizer step." + _d(_T.grad_accum))
+    ] = None,
+    lr: Annotated[float | None, typer.Option(help="Peak learning rate." + _d(_T.lr))] = None,
+    min_lr: Annotated[
+        float | None,
+        typer.Option(help="Learning rate at the end of the cosine decay." + _d(_T.min_lr)),
+    ] = None,
+    warmup_steps: Annotated[
+        int | None, typer.Option(help="Linear warmup steps." + _d(_T.warmup_steps))
+    ] = None,
+    max_steps: Annotated[
+        int | None,
+        typer.Option(help="Total optimizer steps (on --resume: the new total)." + _d(_T.max_steps)),
+    ] = None,
+    max_time: Annotated[
+        float | None, typer.Option(help="Stop cleanly after this many seconds.")
+    ] = None,
+    weight_decay: Annotated[
+        float | None, typer.Option(help="AdamW weight decay (matrices only)." + _d(_T.weight_decay))
+    ] = None,
+    grad_clip: Annotated[
+        float | None, typer.Option(help="Clip the gradient norm; 0 disables." + _d(_T.grad_clip))
+    ] = None,
+    eval_every: Annotated[
+        int | None, typer.Option(help="Evaluate and save every N steps." + _d(_T.eval_every))
+    ] = None,
+    eval_batches: Annotated[
+        int | None, typer.Option(help="Batches per loss estimate." + _d(_T.eval_batches))
+    ] = None,
+    device: Annotated[
+        str | None,
+        typer.Option(help="auto (CUDA, then MPS, then CPU), cpu, cuda, mps." + _d(_T.device)),
+    ] = None,
+    dtype: Annotated[
+        str | None,
+        typer.Option(
+            help="auto (bf16 autocast on capable CUDA, else fp32), float32, bfloat16, float16."
+            + _d(_T.dtype)
+        ),
+    ] = None,
+    attention: Annotated[
+        str | None,
+        typer.Option(help="auto (= sdpa), sdpa (fused) or manual (explicit)." + _d(_T.attention)),
+    ] = None,
+    compile: Annotated[
+        bool | None,
+        typer.Option(
+            "--compile/--no-compile", help="torch.compile the model." + _d("on for CUDA only")
+        ),
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed." + _d(_T.seed))] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue the run in --out exactly where it stopped.")
+    ] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace a checkpoint already in --out.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
+) -> None:
+    """Train a GPT on a text file and write a checkpoint directory."""
+    options = {
+        k: v
+        for k, v in locals().items()
+        if k not in {"file", "out", "resume", "overwrite", "quiet"} and v is not None
+    }
+    from tinygpt.trainer import default_out_dir
+    from tinygpt.trainer import train as run_training
+
+    out_dir = out or default_out_dir(file)
+    result = run_training(
+        file, out_dir=out_dir, resume=resume, overwrite=overwrite, quiet=quiet, **options
+    )
+    resume_cmd = f"tinygpt train {file} --out {result.out_dir} --resume"
+    if result.interrupted:
+        _err(
+            f"interrupted at step {result.step}; checkpoint saved in {result.out_dir}. "
+            f"Resume with: {resume_cmd}"
+        )
+        raise typer.Exit(130)
+    if not quiet:
+        typer.echo(
+            f"done: step {result.step}, best val loss {result.best_val_loss:.4f}; checkpoint in "
+            f"{result.out_dir}. Sample with: tinygpt generate --checkpoint {result.out_dir}",
+            err=True,
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+CheckpointOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--checkpoint", "-c", help="Checkpoint directory." + _d("the newest under checkpoints/")
+    ),
+]
+
+
+@app.command()
+def generate(
+    checkpoint: CheckpointOpt = None,
+    prompt: Annotated[
+        str, typer.Option("--prompt", "-p", help="Text to continue; '-' reads stdin.")
+    ] = "",
+    max_new_tokens: Annotated[int, typer.Option(help="Tokens to generate.")] = _S.max_new_tokens,
+    temperature: Annotated[
+        float, typer.Option(help="Softmax temperature; 0 is greedy.")
+    ] = _S.temperature,
+    top_k: Annotated[
+        int | None, typer.Option(help="Sample among the k most likely tokens." + _d(_S.top_k))
+    ] = None,
+    top_p: Annotated[
+        float | None,
+        typer.Option(help="Nucleus sampling: smallest set with this probability mass."),
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed (same seed, same sample).")] = None,
+    num_samples: Annotated[int, typer.Option(help="Independent samples.")] = _S.num_samples,
+    kv_cache: Annotated[
+        bool,
+        typer.Option(
+            "--kv-cache/--no-kv-cache",
+            help="Reuse past keys/values (--no-kv-cache recomputes every step).",
+        ),
+    ] = True,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
+    attention: Annotated[str, typer.Option(help="auto, sdpa or manual.")] = "auto",
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print one JSON document instead of streaming.")
+    ] = False,
+) -> None:
+    """Sample text from a trained checkpoint, streaming it as it is produced."""
+    from tinygpt.api import load
+    from tinygpt.sampling import generate_text
+
+    if prompt == "-":
+        prompt = sys.stdin.read()
+    cfg = SampleConfig(
+        max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        top_k=top_k if top_k is not None else _S.top_k,
+        top_p=top_p,
+        seed=seed,
+        num_samples=num_samples,
+        kv_cache=kv_cache,
+    ).validate()
+    _check_choice("attention", attention, ("auto", "sdpa", "manual"))
+    model, tokenizer, _ = load(checkpoint, device, attention)
+    result = generate_text(
+        model, tokenizer, prompt, cfg, on_text=None if json_out else _write_stdout
+    )
+    for notice in result.notices:
+        typer.echo(f"note: {notice}", err=True)
+    if json_out:
+        typer.echo(json.dumps(result.to_dict(), ensure_ascii=False))
+    else:
+        _write_stdout("\n")
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise UsageError(f"--{name} must be one of {', '.join(choices)}; got {value!r}")
+
+
+# ---------------------------------------------------------------------------------------------
+@app.command("eval")
+def eval_command(
+    file: Annotated[Path, typer.Argument(help="Text file to score.")],
+    checkpoint: CheckpointOpt = None,
+    best: Annotated[bool, typer.Option("--best", help="Use the best-validation weights.")] = False,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
+    encoding: Annotated[str, typer.Option(help="Text encoding of FILE.")] = "utf-8",
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Cross-entropy, perplexity and bits per byte of a checkpoint on a whole text file."""
+    from tinygpt.api import evaluate
+
+    result = evaluate(checkpoint, file, device=device, encoding=encoding, best=best)
+    if json_out:
+        typer.echo(json.dumps(result.to_dict()))
+    else:
+        typer.echo(
+            f"loss {result.loss:.4f} nats/token  perplexity {result.perplexity:.2f}  "
+            f"bits/byte {result.bits_per_byte:.4f}  "
+            f"({result.tokens:,} tokens, {result.bytes:,} bytes)"
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+def main() -> None:
+    """Console-script entry: one-line errors and exit codes instead of tracebacks."""
+    debug = "--debug" in sys.argv[1:] or os.environ.get("TINYGPT_DEBUG") == "1"
+    try:
+        app()
+    except TinyGPTError as exc:
+        if debug:
+            raise
+        _err(str(exc))
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        _err("interrupted")
+        sys.exit(130)
+    except BrokenPipeError:
+        # `tinygpt generate | head`: the reader left; nothing to report.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(0)
+    except Exception as exc:  # a bug: still one line unless asked for the traceback
+        if debug:
+            raise
+        _err(f"unexpected {type(exc).__name__}: {exc} (rerun with --debug for the traceback)")
+        sys.exit(1)

@@ -1,0 +1,257 @@
+"""A decoder-only transformer (GPT) that can be read in one sitting.
+
+    tokens -> token embedding + position embedding -> dropout
+           -> n_layer x Block [ x + Attn(LN(x)); x + MLP(LN(x)) ]   (pre-norm residual blocks)
+           -> final LayerNorm -> LM head (weights tied to the token embedding) -> logits
+
+Attention has two interchangeable paths that compute the same numbers:
+
+* ``manual``: the textbook formula, softmax(Q Kᵀ / √d_k + causal mask) · V, written out step by
+  step. It is the only path that can hand back the attention weights, for inspection.
+* ``sdpa``: ``torch.nn.functional.scaled_dot_product_attention``, which fuses those steps (flash
+  or memory-efficient kernels where available). ``auto`` picks it.
+
+Generation uses a KV cache: each layer keeps the keys and values of the tokens already seen in a
+preallocated buffer, so a new token costs one row of attention instead of a whole forward pass.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tinygpt.config import ModelConfig
+
+
+@dataclass
+class AttentionCapture:
+    """What one attention layer computed, kept when ``capture=True`` (manual path only)."""
+
+    q: torch.Tensor  # (B, n_head, T, head_dim)
+    k: torch.Tensor  # (B, n_head, T_keys, head_dim)
+    v: torch.Tensor  # (B, n_head, T_keys, head_dim)
+    weights: torch.Tensor  # (B, n_head, T, T_keys), after softmax, before dropout
+    head_outputs: torch.Tensor  # (B, n_head, T, head_dim): weights @ v per head
+
+
+class KVCache:
+    """Preallocated keys and values for every layer, filled left to right during generation."""
+
+    def __init__(
+        self, config: ModelConfig, batch_size: int, device: torch.device, dtype: torch.dtype
+    ) -> None:
+        shape = (config.n_layer, batch_size, config.n_head, config.block_size, config.head_dim)
+        self.k = torch.zeros(shape, device=device, dtype=dtype)
+        self.v = torch.zeros(shape, device=device, dtype=dtype)
+        self.length = 0  # tokens stored so far (the same for every layer)
+
+    def append(
+        self, layer: int, k: torch.Tensor, v: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Store this step's keys/values for ``layer`` and return all keys/values so far."""
+        start, end = self.length, self.length + k.size(2)
+        self.k[layer, :, :, start:end] = k
+        self.v[layer, :, :, start:end] = v
+        return self.k[layer, :, :, :end], self.v[layer, :, :, :end]
+
+    def reset(self) -> None:
+        self.length = 0
+
+
+def causal_mask(t_query: int, t_key: int, device: torch.device) -> torch.Tensor:
+    """True where query i may attend to key j: j <= i, with queries the last ``t_query`` keys."""
+    offset = t_key - t_query
+    rows = torch.arange(t_query, device=device)[:, None] + offset
+    return torch.arange(t_key, device=device)[None, :] <= rows
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.n_head = config.n_head
+        self.head_dim = config.head_dim
+        self.dropout = config.dropout
+        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)  # Q, K, V
+        self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)  # heads -> model
+        self.attn_dropout = nn.Dropout(config.dropout)
+        self.resid_dropout = nn.Dropout(config.dropout)
+
+    def split_heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Project x to queries, keys and values, each shaped (B, n_head, T, head_dim)."""
+        b, t, c = x.shape
+        q, k, v = self.c_attn(x).split(c, dim=2)
+        return tuple(z.view(b, t, self.n_head, self.head_dim).transpose(1, 2) for z in (q, k, v))
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        mode: str = "sdpa",
+        cache: KVCache | None = None,
+        layer: int = 0,
+        capture: bool = False,
+    ) -> tuple[torch.Tensor, AttentionCapture | None]:
+        b, t, c = x.shape
+        q, k, v = self.split_heads(x)
+        if cache is not None:
+            k, v = cache.append(layer, k, v)
+        t_key = k.size(2)
+        captured = None
+        if mode == "manual" or capture:
+            # The mechanism written out: similarity of each query with every key, scaled so the
+            # softmax doesn't saturate as head_dim grows, future keys masked out with -inf.
+            scores = (q @ k.transpose(-2, -1)) / math.sqrt(self.head_dim)
+            scores = scores.masked_fill(~causal_mask(t, t_key, x.device), float("-inf"))
+            weights = F.softmax(scores, dim=-1)
+            y = self.attn_dropout(weights) @ v
+            if capture:
+                captured = AttentionCapture(q, k, v, weights, y)
+        elif mode == "sdpa":
+            # is_causal aligns the mask top-left, which is only right when queries and keys start
+            # at the same position; with cached keys an explicit mask (or none, for one query).
+            if t == t_key:
+                mask, is_causal = None, True
+            elif t == 1:
+                mask, is_causal = None, False
+            else:
+                mask, is_causal = causal_mask(t, t_key, x.device), False
+            y = F.scaled_dot_product_attention(
+                q,
+                k,
+                v,
+                attn_mask=mask,
+                dropout_p=self.dropout if self.training else 0.0,
+                is_causal=is_causal,
+            )
+        else:
+            raise ValueError(f"unknown attention mode {mode!r}")
+        y = y.transpose(1, 2).contiguous().view(b, t, c)  # concatenate the heads
+        return self.resid_dropout(self.c_proj(y)), captured
+
+
+class MLP(nn.Module):
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
+        self.gelu = nn.GELU()
+        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.c_proj(self.gelu(self.c_fc(x))))
+
+
+class Block(nn.Module):
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.attn = CausalSelfAttention(config)
+        self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.mlp = MLP(config)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        mode: str,
+        cache: KVCache | None,
+        layer: int,
+        capture: bool,
+    ) -> tuple[torch.Tensor, AttentionCapture | None]:
+        a, captured = self.attn(self.ln_1(x), mode, cache, layer, capture)
+        x = x + a
+        x = x + self.mlp(self.ln_2(x))
+        return x, captured
+
+
+class GPT(nn.Module):
+    """The whole model. ``attention`` selects the attention path: ``sdpa`` or ``manual``."""
+
+    def __init__(self, config: ModelConfig, attention: str = "auto") -> None:
+        super().__init__()
+        self.config = config.validate()
+        self.attention = resolve_attention(attention)
+        self.wte = nn.Embedding(config.vocab_size, config.n_embd)
+        self.wpe = nn.Embedding(config.block_size, config.n_embd)
+        self.drop = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
+        self.ln_f = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        self.lm_head.weight = self.wte.weight  # weight tying (Press & Wolf 2017)
+        self.apply(self._init_weights)
+        # GPT-2: scale the residual projections by 1/sqrt(2 * n_layer) so the residual stream's
+        # variance does not grow with depth.
+        for name, p in self.named_parameters():
+            if name.endswith("c_proj.weight"):
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+    def num_params(self, non_embedding: bool = True) -> int:
+        n = sum(p.numel() for p in self.parameters())
+        return n - self.wpe.weight.numel() if non_embedding else n
+
+    def forward(
+        self,
+        idx: torch.Tensor,
+        targets: torch.Tensor | None = None,
+        cache: KVCache | None = None,
+        capture: bool = False,
+        last_only: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None, list[AttentionCapture]]:
+        """Logits for ``idx`` (B, T); the mean cross-entropy if ``targets`` is given.
+
+        With ``cache`` the tokens continue the cached sequence (positions start at its length).
+        ``capture`` runs the manual path and returns each layer's Q, K, V and weights.
+        ``last_only`` computes logits for the final position only (what sampling needs).
+        """
+        _, t = idx.shape
+        start = cache.length if cache is not None else 0
+        if start + t > self.config.block_size:
+            raise ValueError(
+                f"sequence of {start + t} tokens exceeds the block size {self.config.block_size}"
+            )
+        pos = torch.arange(start, start + t, device=idx.device)
+        x = self.drop(self.wte(idx) + self.wpe(pos))
+        captures: list[AttentionCapture] = []
+        for i, block in enumerate(self.blocks):
+            x, captured = block(x, self.attention, cache, i, capture)
+            if captured is not None:
+                captures.append(captured)
+        if cache is not None:
+            cache.length += t
+        x = self.ln_f(x)
+        if last_only:
+            x = x[:, -1:, :]
+        logits = self.lm_head(x)
+        loss = None
+        if targets is not None:
+            loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten())
+        return logits, loss, captures
+
+    def optimizer_groups(self, weight_decay: float) -> list[dict]:
+        """Decay matrices (linear weights, embeddings); never decay biases or LayerNorm gains."""
+        params = {id(p): p for p in self.parameters()}.values()  # tied weight once
+        decay = [p for p in params if p.dim() >= 2]
+        no_decay = [p for p in params if p.dim() < 2]
+        return [
+            {"params": decay, "weight_decay": weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ]
+
+
+def resolve_attention(mode: str) -> str:
+    if mode == "auto":
+        return "sdpa"
+    if mode not in ("sdpa", "manual"):
+        raise ValueError(f"unknown attention mode {mode!r}")
+    return mode

@@ -1,0 +1,391 @@
+"""The training loop: AdamW, warmup + cosine schedule, accumulation, clipping, eval, checkpoints.
+
+``train()`` is the whole job; the CLI's ``tinygpt train`` only parses options and calls it.
+Everything a run needs to continue bit-for-bit (weights, optimizer, scaler, every RNG and the
+data stream's generator) goes into the checkpoint, so ``resume=True`` is exact on CPU.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import signal
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from tinygpt import checkpoint as ckpt
+from tinygpt.config import ModelConfig, RunConfig, TrainConfig
+from tinygpt.data import (
+    BatchSampler,
+    Corpus,
+    check_split_lengths,
+    corpus_from_text,
+    load_corpus,
+    read_text,
+)
+from tinygpt.device import (
+    autocast,
+    configure_backends,
+    default_compile,
+    resolve_device,
+    resolve_dtype,
+)
+from tinygpt.errors import TrainingDiverged, UsageError
+from tinygpt.model import GPT
+from tinygpt.progress import TrainProgress
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Linear warmup to ``lr``, then cosine decay to ``min_lr`` at ``max_steps``."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    span = max(1, cfg.max_steps - cfg.warmup_steps)
+    progress = min(1.0, (step - cfg.warmup_steps) / span)
+    return cfg.min_lr + 0.5 * (1 + math.cos(math.pi * progress)) * (cfg.lr - cfg.min_lr)
+
+
+@dataclass
+class TrainResult:
+    out_dir: Path
+    step: int
+    best_val_loss: float
+    metrics: list[dict[str, Any]] = field(default_factory=list)
+    interrupted: bool = False
+    stopped_by_time: bool = False
+
+
+class _Interrupt:
+    """Turns the first Ctrl-C into a flag the loop checks after each step (a second one aborts)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    @contextmanager
+    def installed(self):
+        try:
+            previous = signal.signal(signal.SIGINT, self._handler)
+        except ValueError:  # not the main thread: leave signals alone
+            yield self
+            return
+        try:
+            yield self
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _python_rng_to_tensor() -> torch.Tensor:
+    version, internal, _gauss = random.getstate()
+    return torch.tensor([version, *internal], dtype=torch.int64)
+
+
+def _python_rng_from_tensor(t: torch.Tensor) -> None:
+    values = [int(v) for v in t.tolist()]
+    random.setstate((values[0], tuple(values[1:]), None))
+
+
+def split_options(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Sort keyword options into model-shape and training options; reject unknown names."""
+    model_names = {f.name for f in fields(ModelConfig)}
+    train_names = {f.name for f in fields(TrainConfig)}
+    model_opts, train_opts = {}, {}
+    for key, value in options.items():
+        if value is None and key != "max_time":
+            continue
+        if key in model_names:
+            model_opts[key] = value
+        elif key in train_names:
+            train_opts[key] = value
+        else:
+            raise UsageError(f"unknown training option {key!r}")
+    return model_opts, train_opts
+
+
+class Trainer:
+    """One run, fresh or resumed. Use :func:`train` unless you need the pieces."""
+
+    def __init__(
+        self,
+        run: RunConfig,
+        corpus: Corpus,
+        resume_from: ckpt.Checkpoint | None = None,
+        quiet: bool = False,
+    ) -> None:
+        self.run = run
+        cfg, mcfg = run.train, run.model
+        self.cfg = cfg
+        self.out_dir = Path(cfg.out_dir)
+        self.quiet = quiet
+        self.corpus = corpus
+        self.device = resolve_device(cfg.device)
+        self.dtype = resolve_dtype(cfg.dtype, self.device)
+        configure_backends(self.device)
+        self.train_ids, self.val_ids = corpus.split(cfg.val_fraction)
+        check_split_lengths(self.train_ids, self.val_ids, mcfg.block_size)
+
+        torch.manual_seed(cfg.seed)
+        random.seed(cfg.seed)
+        self.model = GPT(mcfg, attention=cfg.attention).to(self.device)
+        self.optimizer = torch.optim.AdamW(
+            self.model.optimizer_groups(cfg.weight_decay),
+            lr=cfg.lr,
+            betas=(cfg.beta1, cfg.beta2),
+            fused=self.device.type == "cuda",
+        )
+        self.scaler = torch.amp.GradScaler(
+            self.device.type, enabled=self.dtype == torch.float16 and self.device.type == "cuda"
+        )
+        self.sampler = BatchSampler(self.train_ids, mcfg.block_size, cfg.batch_size, cfg.seed)
+        self.step = 0
+        self.best_val = math.inf
+        self.best_weights: bytes | None = None
+        self.tokens_seen = 0
+        self.elapsed = 0.0  # training seconds, summed over resumed sessions
+        self.metrics: list[dict[str, Any]] = []
+        if resume_from is not None:
+            self._restore(resume_from)
+        use_compile = cfg.compile if cfg.compile is not None else default_compile(self.device)
+        self.forward_model = torch.compile(self.model) if use_compile else self.model
+        self.compile_seconds: float | None = None
+
+    # -- state -------------------------------------------------------------------------------
+    def _state(self) -> dict[str, Any]:
+        state: dict[str, Any] = {
+            "step": self.step,
+            "best_val": self.best_val,
+            "tokens_seen": self.tokens_seen,
+            "elapsed": self.elapsed,
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "python_rng": _python_rng_to_tensor(),
+            "sampler_rng": self.sampler.generator.get_state(),
+        }
+        if torch.cuda.is_available():
+            state["cuda_rng"] = torch.cuda.get_rng_state_all()
+        return state
+
+    def _restore(self, source: ckpt.Checkpoint) -> None:
+        ckpt.load_weights(self.model, source.read_verified(ckpt.MODEL_FILE), str(source.directory))
+        state = source.load_state()
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scaler.load_state_dict(state["scaler"])
+        torch.set_rng_state(state["torch_rng"])
+        _python_rng_from_tensor(state["python_rng"])
+        self.sampler.generator.set_state(state["sampler_rng"])
+        if "cuda_rng" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        self.step = int(state["step"])
+        self.best_val = float(state["best_val"])
+        self.tokens_seen = int(state["tokens_seen"])
+        self.elapsed = float(state["elapsed"])
+        if source.has(ckpt.BEST_FILE):
+            self.best_weights = source.read_verified(ckpt.BEST_FILE)
+        # Evaluations logged after the checkpoint's step belong to the lost part of the run.
+        self.metrics = [m for m in ckpt.read_metrics(source.directory) if m["step"] <= self.step]
+
+    def save(self) -> None:
+        files = {
+            ckpt.CONFIG_FILE: json.dumps(self.run.to_dict(), indent=2).encode(),
+            ckpt.TOKENIZER_FILE: json.dumps(self.corpus.tokenizer.to_dict()).encode(),
+            ckpt.MODEL_FILE: ckpt.weights_bytes(self.model),
+            ckpt.STATE_FILE: ckpt.state_bytes(self._state()),
+        }
+        if self.best_weights is not None:
+            files[ckpt.BEST_FILE] = self.best_weights
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        ckpt.write_metrics(self.out_dir, self.metrics)
+        ckpt.write_checkpoint(self.out_dir, files, self.step)
+
+    # -- evaluation --------------------------------------------------------------------------
+    @torch.inference_mode()
+    def estimate_loss(self, ids: np.ndarray) -> float:
+        """Mean loss on ``eval_batches`` fixed random batches (the same ones at every eval)."""
+        self.model.eval()
+        sampler = BatchSampler(
+            ids, self.run.model.block_size, self.cfg.batch_size, seed=self.cfg.seed + 1
+        )
+        total = 0.0
+        for _ in range(self.cfg.eval_batches):
+            x, y = sampler.next(self.device)
+            with autocast(self.device, self.dtype):
+                _, loss, _ = self.model(x, y)
+            total += float(loss)
+        self.model.train()
+        return total / self.cfg.eval_batches
+
+    def evaluate(self, train_loss: float, tokens_per_sec: float) -> dict[str, Any]:
+        val = self.estimate_loss(self.val_ids)
+        record = {
+            "step": self.step,
+            "train_loss": self.estimate_loss(self.train_ids),
+            "val_loss": val,
+            "last_batch_loss": train_loss,
+            "lr": lr_at(max(0, self.step - 1), self.cfg),
+            "tokens_per_sec": tokens_per_sec,
+            "tokens_seen": self.tokens_seen,
+            "elapsed_s": round(self.elapsed, 3),
+            "best": val < self.best_val,
+        }
+        if val < self.best_val:
+            self.best_val = val
+            self.best_weights = ckpt.weights_bytes(self.model)
+        self.metrics.append(record)
+        return record
+
+    # -- the loop ----------------------------------------------------------------------------
+    def train_step(self) -> tuple[float, bool]:
+        """One optimizer step over ``grad_accum`` micro-batches; returns (loss, applied)."""
+        cfg = self.cfg
+        lr = lr_at(self.step, cfg)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        loss_sum = torch.zeros((), device=self.device)
+        for _ in range(cfg.grad_accum):
+            x, y = self.sampler.next(self.device)
+            with autocast(self.device, self.dtype):
+                _, loss, _ = self.forward_model(x, y)
+            loss = loss / cfg.grad_accum
+            loss_sum += loss.detach()
+            self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.optimizer)
+        max_norm = cfg.grad_clip if cfg.grad_clip > 0 else math.inf
+        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm)
+        loss_value = float(loss_sum)
+        finite = math.isfinite(loss_value) and bool(torch.isfinite(norm))
+        if finite or self.scaler.is_enabled():
+            # GradScaler skips non-finite steps itself (and lowers its scale).
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step += 1
+        self.tokens_seen += cfg.batch_size * cfg.grad_accum * self.run.model.block_size
+        return loss_value, math.isfinite(loss_value) and (finite or self.scaler.is_enabled())
+
+    def fit(self) -> TrainResult:
+        cfg = self.cfg
+        bad_in_a_row = 0
+        loss = math.nan
+        interrupted = stopped_by_time = False
+        progress = TrainProgress(cfg.max_steps, self.step, quiet=self.quiet)
+        session_start = time.perf_counter()
+        window_start, window_tokens = time.perf_counter(), 0
+        tokens_per_step = cfg.batch_size * cfg.grad_accum * self.run.model.block_size
+        with _Interrupt().installed() as interrupt, progress:
+            while self.step < cfg.max_steps:
+                t0 = time.perf_counter()
+                loss, applied = self.train_step()
+                dt = time.perf_counter() - t0
+                if self.compile_seconds is None and self.forward_model is not self.model:
+                    self.compile_seconds = dt  # the first step carries the compilation
+                    progress.note(f"torch.compile: first step took {dt:.1f}s")
+                self.elapsed += dt
+                window_tokens += tokens_per_step
+                bad_in_a_row = 0 if applied else bad_in_a_row + 1
+                if bad_in_a_row:
+                    progress.note(f"step {self.step}: non-finite loss or gradients, step skipped")
+                if bad_in_a_row >= cfg.max_bad_steps:
+                    raise TrainingDiverged(
+                        f"loss or gradients were non-finite for {bad_in_a_row} steps in a row "
+                        f"(at step {self.step}); lower --lr or use --dtype float32. The last "
+                        f"good checkpoint in {self.out_dir} is unchanged"
+                    )
+                tok_s = window_tokens / max(1e-9, time.perf_counter() - window_start)
+                progress.update(self.step, loss, lr_at(self.step - 1, cfg), tok_s)
+                out_of_time = (
+                    cfg.max_time is not None and time.perf_counter() - session_start >= cfg.max_time
+                )
+                if interrupt.requested:
+                    interrupted = True
+                    break
+                if self.step % cfg.eval_every == 0 or self.step == cfg.max_steps or out_of_time:
+                    record = self.evaluate(loss, tok_s)
+                    progress.eval_line(record)
+                    self.save()
+                    window_start, window_tokens = time.perf_counter(), 0
+                if out_of_time:
+                    stopped_by_time = True
+                    progress.note(f"--max-time {cfg.max_time:g}s reached at step {self.step}")
+                    break
+            if interrupted:
+                self.save()
+        return TrainResult(
+            self.out_dir, self.step, self.best_val, self.metrics, interrupted, stopped_by_time
+        )
+
+
+def default_out_dir(data: str | Path) -> Path:
+    return Path("checkpoints") / Path(data).stem
+
+
+def train(
+    data: str | Path,
+    *,
+    out_dir: str | Path | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    quiet: bool = True,
+    cache_dir: Path | None = None,
+    **options: Any,
+) -> TrainResult:
+    """Train a GPT on the text file ``data`` and write a checkpoint directory.
+
+    ``options`` are any :class:`ModelConfig` or :class:`TrainConfig` fields, e.g.
+    ``train("input.txt", tokenizer="char", n_layer=2, max_steps=200)``. With ``resume=True`` the
+    run in ``out_dir`` continues (``max_steps`` is then the new total); shape options must match.
+    """
+    out = Path(out_dir) if out_dir else default_out_dir(data)
+    model_opts, train_opts = split_options(options)
+    existing = ckpt.is_checkpoint(out)
+    source = None
+    if resume:
+        if not existing:
+            raise UsageError(f"--resume: no checkpoint in {out} to resume; drop --resume to start")
+        source = ckpt.open_checkpoint(out)
+        run = source.config
+        for key, value in model_opts.items():
+            if getattr(run.model, key) != value:
+                raise UsageError(
+                    f"--{key.replace('_', '-')} {value} differs from the checkpoint's "
+                    f"{getattr(run.model, key)}; a resumed run keeps its model shape"
+                )
+        if "tokenizer" in train_opts and train_opts["tokenizer"] != run.train.tokenizer:
+            raise UsageError("--tokenizer can't change on --resume")
+        train_cfg = TrainConfig(**{**asdict(run.train), **train_opts})
+        model_cfg = run.model
+    else:
+        if existing and not overwrite:
+            raise UsageError(
+                f"{out} already holds a checkpoint; pass --resume to continue it, --out DIR to "
+                f"train elsewhere, or --overwrite to replace it"
+            )
+        train_cfg = TrainConfig(**train_opts)
+        model_cfg = None
+    train_cfg.data = str(data)
+    train_cfg.out_dir = str(out)
+    train_cfg.validate()
+    if source is not None:
+        text = read_text(data, train_cfg.encoding)
+        corpus = corpus_from_text(text, source.tokenizer, cache_dir)
+    else:
+        corpus = load_corpus(data, train_cfg.tokenizer, train_cfg.encoding, cache_dir)
+        model_cfg = ModelConfig(**{**model_opts, "vocab_size": corpus.tokenizer.vocab_size})
+    model_cfg.validate()
+    run = RunConfig(model=model_cfg, train=train_cfg)
+    trainer = Trainer(run, corpus, resume_from=source, quiet=quiet)
+    if not quiet:
+        from tinygpt.progress import describe_run
+
+        describe_run(trainer)
+    return trainer.fit()
