@@ -65,7 +65,10 @@ def _write_stdout(text: str) -> None:
 # ---------------------------------------------------------------------------------------------
 @app.command()
 def train(
-    file: Annotated[Path, typer.Argument(help="Text file to train on (UTF-8).")],
+    file: Annotated[
+        Path | None,
+        typer.Argument(help="Text file to train on (UTF-8). [default: data/tinyshakespeare.txt]"),
+    ] = None,
     out: Annotated[
         Path | None,
         typer.Option("--out", help="Checkpoint directory." + _d("checkpoints/<file stem>")),
@@ -162,8 +165,16 @@ def train(
         for k, v in locals().items()
         if k not in {"file", "out", "resume", "overwrite", "quiet"} and v is not None
     }
+    from tinygpt.datasets import default_corpus
     from tinygpt.trainer import default_out_dir
     from tinygpt.trainer import train as run_training
+
+    if file is None:
+        file = default_corpus()
+        if not file.exists():
+            raise UsageError(
+                "give a text FILE to train on, or run `tinygpt data shakespeare` first"
+            )
 
     out_dir = out or default_out_dir(file)
     result = run_training(
@@ -280,6 +291,20 @@ def eval_command(
             f"bits/byte {result.bits_per_byte:.4f}  "
             f"({result.tokens:,} tokens, {result.bytes:,} bytes)"
         )
+
+
+# ---------------------------------------------------------------------------------------------
+@app.command()
+def data(
+    name: Annotated[str, typer.Argument(help="Dataset to download: shakespeare.")] = "shakespeare",
+    directory: Annotated[Path, typer.Option("--dir", help="Where to put it.")] = Path("data"),
+    url: Annotated[str | None, typer.Option(help="Download from this mirror instead.")] = None,
+) -> None:
+    """Download a standard small corpus into data/ (checked against its sha256)."""
+    from tinygpt.datasets import fetch
+
+    path = fetch(name, directory, url=url)
+    typer.echo(str(path))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,0 +1,88 @@
+"""Shared fixtures: offline tiktoken, a private token cache, small corpora and tiny runs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+SHAKESPEARE = SHARED / "data" / "tinyshakespeare.txt"
+TIKTOKEN_CACHE = SHARED / "tiktoken_cache"
+
+# BPE tests run offline from the shared cache (CI has ../shared beside the clone).
+if TIKTOKEN_CACHE.is_dir() and "TIKTOKEN_CACHE_DIR" not in os.environ:
+    os.environ["TIKTOKEN_CACHE_DIR"] = str(TIKTOKEN_CACHE)
+
+# Tiny models: one thread avoids oversubscribing a shared 2-core machine.
+torch.set_num_threads(1)
+
+TINY = dict(
+    tokenizer="char",
+    n_layer=2,
+    n_head=2,
+    n_embd=32,
+    block_size=16,
+    batch_size=8,
+    max_steps=30,
+    eval_every=15,
+    eval_batches=2,
+    warmup_steps=5,
+    device="cpu",
+)
+
+SMALL_TEXT = (
+    "First Citizen:\nBefore we proceed any further, hear me speak.\n\n"
+    "All:\nSpeak, speak.\n\nFirst Citizen:\nYou are all resolved rather to die than to famish?\n\n"
+    "All:\nResolved. resolved.\n\n"
+) * 20
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("TINYGPT_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "tgcache"))
+
+
+@pytest.fixture
+def small_text(tmp_path: Path) -> Path:
+    path = tmp_path / "small.txt"
+    path.write_text(SMALL_TEXT, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def shakespeare() -> Path:
+    if not SHAKESPEARE.exists():
+        pytest.fail(f"{SHAKESPEARE} is missing: tests read the shared corpus from ../shared")
+    return SHAKESPEARE
+
+
+@pytest.fixture
+def tiny_run(tmp_path: Path, small_text: Path):
+    """Train a tiny char model on the small text; returns its checkpoint directory."""
+    import tinygpt
+
+    def make(name: str = "run", **overrides):
+        options = {**TINY, **overrides}
+        return tinygpt.train(small_text, out_dir=tmp_path / name, **options)
+
+    return make
+
+
+def run_cli(*args: str, cwd: Path | None = None, input: str | None = None, env=None):
+    """Run ``python -m tinygpt ARGS`` in a subprocess and return the CompletedProcess."""
+    full_env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "100", **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "tinygpt", *args],
+        cwd=cwd,
+        input=input,
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=300,
+    )

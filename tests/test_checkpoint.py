@@ -1,0 +1,169 @@
+import json
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from tinygpt import checkpoint as ckpt
+from tinygpt.errors import CheckpointError, TinyGPTError
+
+
+def test_tampered_files_are_reported_corrupt(tiny_run):
+    out = tiny_run().out_dir
+    original = (out / "model.safetensors").read_bytes()
+    damages = {
+        "truncated": original[: len(original) // 2],
+        "empty": b"",
+        "garbage": os.urandom(len(original)),
+        "bit-flipped": original[:-100] + bytes([original[-100] ^ 0x01]) + original[-99:],
+    }
+    for data in damages.values():
+        (out / "model.safetensors").write_bytes(data)
+        with pytest.raises(CheckpointError, match="corrupt"):
+            ckpt.open_checkpoint(out).load_model()
+    (out / "model.safetensors").write_bytes(original)
+    ckpt.open_checkpoint(out).load_model()
+
+
+class _Trojan:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_pickle_payload_in_state_file_is_refused_and_never_runs(tiny_run, tmp_path, monkeypatch):
+    out = tiny_run().out_dir
+    marker = tmp_path / "pwned"
+    payload = pickle.dumps({"step": _Trojan(str(marker))})
+    (out / "state.pt").write_bytes(payload)
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["files"]["state.pt"] = ckpt.sha256(payload)  # an attacker can fix the hash too
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+    with pytest.raises(CheckpointError, match="could run code"):
+        ckpt.open_checkpoint(out).load_state()
+    assert not marker.exists()
+
+
+def test_full_disk_during_save_leaves_old_checkpoint_loadable(tiny_run, monkeypatch):
+    result = tiny_run(max_steps=15, eval_every=15)
+    out = result.out_dir
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    from tinygpt import fileio
+
+    real = fileio.atomic_write_bytes
+    calls = {"n": 0}
+
+    def disk_full(path, data):
+        calls["n"] += 1
+        if calls["n"] == 3:  # fail midway through the new checkpoint's files
+            path.write_bytes(data[: len(data) // 3])
+            raise OSError(28, "No space left on device")
+        return real(path, data)
+
+    monkeypatch.setattr(ckpt, "atomic_write_bytes", disk_full)
+    with pytest.raises(TinyGPTError, match="No space left on device.*unchanged"):
+        tiny_run(max_steps=30, eval_every=15, resume=True)
+    monkeypatch.undo()
+    after = {p.name: p.read_bytes() for p in out.iterdir() if not p.name.startswith(".")}
+    for name in ("model.safetensors", "state.pt", "manifest.json", "config.json"):
+        assert after[name] == before[name]
+    assert ckpt.open_checkpoint(out).load_model() is not None
+    ckpt.sweep(out)
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+
+
+def test_torch_save_runtime_error_is_caught(tmp_path, monkeypatch):
+    def boom(path, data):
+        raise RuntimeError("PytorchStreamWriter failed writing file data/0: file write failed")
+
+    monkeypatch.setattr(ckpt, "atomic_write_bytes", boom)
+    with pytest.raises(TinyGPTError, match="could not write the checkpoint"):
+        ckpt.write_checkpoint(tmp_path / "c", {"a": b"1"}, step=1)
+
+
+def test_crash_after_commit_point_is_rolled_forward(tiny_run):
+    out = tiny_run().out_dir
+    # Simulate dying right after the pending manifest was written: staged file present.
+    new_model = (out / "best.safetensors").read_bytes()
+    (out / (ckpt.STAGED_PREFIX + "model.safetensors")).write_bytes(new_model)
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["files"]["model.safetensors"] = ckpt.sha256(new_model)
+    (out / ckpt.PENDING_FILE).write_text(json.dumps(manifest))
+    ck = ckpt.open_checkpoint(out)
+    assert (out / "model.safetensors").read_bytes() == new_model
+    assert not (out / ckpt.PENDING_FILE).exists()
+    ck.load_model()
+
+
+def test_prefixes_stripped_and_tied_weight_saved_once():
+    from safetensors.torch import load
+
+    from tinygpt.config import ModelConfig
+    from tinygpt.model import GPT
+
+    model = GPT(ModelConfig(vocab_size=10, block_size=4, n_layer=1, n_head=1, n_embd=8))
+    wrapped = torch.nn.Module()
+    wrapped.module = model  # what DistributedDataParallel looks like to state_dict()
+    keys = set(load(ckpt.weights_bytes(wrapped)).keys())
+    assert "wte.weight" in keys and "lm_head.weight" not in keys
+    assert not any(k.startswith(("module.", "_orig_mod.")) for k in keys)
+
+
+def test_non_finite_weights_are_never_written():
+    from tinygpt.config import ModelConfig
+    from tinygpt.model import GPT
+
+    model = GPT(ModelConfig(vocab_size=10, block_size=4, n_layer=1, n_head=1, n_embd=8))
+    with torch.no_grad():
+        model.wte.weight[0, 0] = float("nan")
+    with pytest.raises(TinyGPTError, match="non-finite"):
+        ckpt.weights_bytes(model)
+
+
+def test_missing_incompatible_and_foreign_checkpoints(tiny_run, tmp_path):
+    with pytest.raises(CheckpointError, match="no checkpoint at"):
+        ckpt.open_checkpoint(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CheckpointError, match="not a tinygpt checkpoint"):
+        ckpt.open_checkpoint(tmp_path / "empty")
+    out = tiny_run().out_dir
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["version"] = 99
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(CheckpointError, match="format version 99"):
+        ckpt.open_checkpoint(out)
+
+
+KILL_SCRIPT = """
+import sys, tinygpt
+tinygpt.train(sys.argv[1], out_dir=sys.argv[2], tokenizer="char", n_layer=1, n_head=1, n_embd=16,
+              block_size=8, batch_size=4, max_steps=100000, eval_every=1, eval_batches=1,
+              device="cpu", resume=len(sys.argv) > 3)
+"""
+
+
+def test_kill_9_at_any_moment_leaves_a_loadable_checkpoint(small_text, tmp_path):
+    out = tmp_path / "killed"
+    script = tmp_path / "run.py"
+    script.write_text(KILL_SCRIPT)
+    for delay in (2.5, 3.1, 3.7):
+        args = [sys.executable, str(script), str(small_text), str(out)]
+        if (out / "manifest.json").exists():
+            args.append("resume")
+        proc = subprocess.Popen(args, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        if (out / "manifest.json").exists() or (out / ckpt.PENDING_FILE).exists():
+            ck = ckpt.open_checkpoint(out)
+            ck.load_model()
+            ck.load_state()
+    assert ckpt.open_checkpoint(out).step > 0

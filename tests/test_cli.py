@@ -1,0 +1,195 @@
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.conftest import run_cli
+
+TINY_ARGS = [
+    "--tokenizer",
+    "char",
+    "--n-layer",
+    "2",
+    "--n-head",
+    "2",
+    "--n-embd",
+    "32",
+    "--block-size",
+    "16",
+    "--batch-size",
+    "8",
+    "--eval-batches",
+    "2",
+    "--device",
+    "cpu",
+]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    from tests.conftest import SMALL_TEXT
+
+    root = tmp_path_factory.mktemp("cli")
+    (root / "small.txt").write_text(SMALL_TEXT)
+    proc = run_cli(
+        "train", "small.txt", *TINY_ARGS, "--max-steps", "40", "--eval-every", "20", cwd=root
+    )
+    assert proc.returncode == 0, proc.stderr
+    return root
+
+
+def test_train_writes_default_out_dir_and_reports(trained):
+    assert (trained / "checkpoints" / "small" / "manifest.json").exists()
+
+
+def test_generate_streams_prompt_first_and_is_seeded(trained):
+    a = run_cli(
+        "generate", "--prompt", "All:", "--max-new-tokens", "30", "--seed", "3", cwd=trained
+    )
+    b = run_cli(
+        "generate", "--prompt", "All:", "--max-new-tokens", "30", "--seed", "3", cwd=trained
+    )
+    assert a.returncode == 0, a.stderr
+    assert a.stdout.startswith("All:") and a.stdout == b.stdout
+    assert len(a.stdout) >= len("All:") + 30
+
+
+def test_generate_json_and_stdin_prompt(trained):
+    proc = run_cli(
+        "generate",
+        "-c",
+        "checkpoints/small",
+        "--prompt",
+        "-",
+        "--json",
+        "--max-new-tokens",
+        "12",
+        "--num-samples",
+        "2",
+        "--temperature",
+        "0",
+        cwd=trained,
+        input="First",
+    )
+    doc = json.loads(proc.stdout)
+    assert set(doc) == {"samples", "new_tokens", "seconds", "tokens_per_sec"}
+    assert doc["new_tokens"] == 24 and len(doc["samples"]) == 2
+    assert doc["samples"][0] == doc["samples"][1] and doc["samples"][0].startswith("First")
+    no_cache = run_cli(
+        "generate",
+        "-c",
+        "checkpoints/small",
+        "--prompt",
+        "First",
+        "--json",
+        "--max-new-tokens",
+        "12",
+        "--temperature",
+        "0",
+        "--no-kv-cache",
+        cwd=trained,
+    )
+    assert json.loads(no_cache.stdout)["samples"][0] == doc["samples"][0]
+
+
+def test_eval_json(trained):
+    proc = run_cli("eval", "small.txt", "-c", "checkpoints/small", "--json", cwd=trained)
+    doc = json.loads(proc.stdout)
+    assert set(doc) >= {"loss", "perplexity", "bits_per_byte", "tokens"}
+    assert doc["perplexity"] == pytest.approx(2.718281828 ** doc["loss"], rel=1e-6)
+    # char tokenizer on ASCII: one token per byte, so bits/byte = loss / ln 2 (up to the 1st token)
+    assert doc["bits_per_byte"] == pytest.approx(doc["loss"] / 0.693147, rel=0.01)
+
+
+def test_python_m_and_version():
+    proc = run_cli("--version")
+    assert proc.returncode == 0 and proc.stdout.startswith("tinygpt ")
+
+
+@pytest.mark.parametrize(
+    "args, code, message",
+    [
+        (["train", "missing.txt"], 2, "file not found: missing.txt"),
+        (["train", "."], 2, "is a directory"),
+        (["train", "empty.txt", "--tokenizer", "char"], 2, "is empty"),
+        (["train", "latin.txt", "--tokenizer", "char"], 2, "offset 5"),
+        (["train", "small.txt", *TINY_ARGS[:2], "--block-size", "5000"], 2, "--block-size"),
+        (
+            ["train", "small.txt", "--tokenizer", "char", "--n-embd", "30", "--n-head", "4"],
+            2,
+            "divisible",
+        ),
+        (["train", "small.txt", "--tokenizer", "char", "--lr", "-1"], 2, "--lr"),
+        (["train", "small.txt", "--tokenizer", "char", "--device", "cuda"], 2, "no CUDA"),
+        (["train", "small.txt", "--tokenizer", "nope"], 2, "unknown --tokenizer"),
+        (["train", "eot.txt", "--tokenizer", "gpt2"], 2, "endoftext"),
+        (["generate", "-c", "nowhere"], 1, "no checkpoint at nowhere"),
+        (["generate", "-c", "checkpoints/small", "--prompt", "日本"], 2, "lacks"),
+        (["generate", "-c", "checkpoints/small", "--temperature", "-1"], 2, "--temperature"),
+        (["generate", "-c", "checkpoints/small", "--top-p", "2"], 2, "--top-p"),
+        (["train", "small.txt", "--tokenizer", "char"], 2, "already holds a checkpoint"),
+    ],
+)
+def test_bad_input_gives_one_line_and_exit_code(trained, args, code, message):
+    (trained / "empty.txt").write_bytes(b"")
+    (trained / "latin.txt").write_bytes(b"caf\xc3\xa9\xff!")
+    (trained / "eot.txt").write_text("a<|endoftext|>b" * 50)
+    if args[0] == "train" and "already" not in message:
+        args = [*args, "--out", "checkpoints/fresh"]  # not the existing run
+    proc = run_cli(*args, cwd=trained)
+    assert proc.returncode == code, (proc.returncode, proc.stderr)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert lines[-1].startswith("error: ") and message in lines[-1], proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_debug_shows_the_traceback(trained):
+    proc = run_cli("--debug", "generate", "-c", "nowhere", cwd=trained)
+    assert proc.returncode != 0 and "Traceback" in proc.stderr
+
+
+def test_failed_run_never_modifies_existing_checkpoint(trained):
+    ck = trained / "checkpoints" / "small"
+    before = {p.name: p.read_bytes() for p in ck.iterdir()}
+    proc = run_cli("train", "small.txt", "--resume", "--n-layer", "5", cwd=trained)
+    assert proc.returncode == 2
+    assert {p.name: p.read_bytes() for p in ck.iterdir()} == before
+
+
+def test_ctrl_c_saves_and_prints_how_to_resume(trained):
+    out = trained / "checkpoints" / "sigint"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tinygpt",
+            "train",
+            "small.txt",
+            *TINY_ARGS,
+            "--out",
+            str(out),
+            "--max-steps",
+            "1000000",
+            "--eval-every",
+            "1000000",
+        ],
+        cwd=trained,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 60
+    while time.time() < deadline and proc.poll() is None:
+        time.sleep(0.5)
+        if time.time() > deadline - 55:  # let it start and take some steps
+            break
+    time.sleep(4)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "--resume" in err and "interrupted at step" in err
+    from tinygpt.checkpoint import open_checkpoint
+
+    assert open_checkpoint(out).step > 0

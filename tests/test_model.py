@@ -1,0 +1,103 @@
+import pytest
+import torch
+
+from tinygpt.config import ModelConfig
+from tinygpt.errors import UsageError
+from tinygpt.model import GPT, KVCache, causal_mask
+
+CFG = ModelConfig(vocab_size=40, block_size=24, n_layer=2, n_head=4, n_embd=32)
+
+
+def make(mode="sdpa", dropout=0.0, seed=0):
+    torch.manual_seed(seed)
+    return GPT(ModelConfig(**{**CFG.__dict__, "dropout": dropout}), attention=mode).eval()
+
+
+@pytest.mark.parametrize("mode", ["sdpa", "manual"])
+def test_changing_a_future_token_never_changes_earlier_logits(mode):
+    model = make(mode)
+    x = torch.randint(0, 40, (2, 24))
+    base, _, _ = model(x)
+    for t in (0, 5, 23):
+        y = x.clone()
+        y[:, t] = (y[:, t] + 1) % 40
+        changed, _, _ = model(y)
+        assert torch.equal(changed[:, :t], base[:, :t])
+        assert not torch.allclose(changed[:, t:], base[:, t:])
+
+
+def test_manual_and_sdpa_agree():
+    model = make("sdpa")
+    x = torch.randint(0, 40, (3, 24))
+    fused, _, _ = model(x)
+    model.attention = "manual"
+    manual, _, _ = model(x)
+    torch.testing.assert_close(fused, manual, rtol=1e-5, atol=1e-5)
+
+
+def test_manual_and_sdpa_agree_on_loss_and_gradients():
+    x = torch.randint(0, 40, (2, 24))
+    grads = []
+    for mode in ("sdpa", "manual"):
+        model = make(mode).train()
+        _, loss, _ = model(x[:, :-1], x[:, 1:])
+        loss.backward()
+        grads.append((loss.detach(), model.blocks[0].attn.c_attn.weight.grad.clone()))
+    torch.testing.assert_close(grads[0][0], grads[1][0])
+    torch.testing.assert_close(grads[0][1], grads[1][1], rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("mode", ["sdpa", "manual"])
+def test_kv_cache_in_chunks_matches_full_forward(mode):
+    model = make(mode)
+    x = torch.randint(0, 40, (2, 20))
+    full, _, _ = model(x)
+    cache = KVCache(model.config, 2, torch.device("cpu"), torch.float32)
+    parts = [model(x[:, a:b], cache=cache)[0] for a, b in ((0, 7), (7, 8), (8, 15), (15, 20))]
+    torch.testing.assert_close(torch.cat(parts, dim=1), full, rtol=1e-5, atol=1e-5)
+    assert cache.length == 20
+
+
+def test_capture_returns_softmax_weights_that_are_causal():
+    model = make("sdpa")
+    x = torch.randint(0, 40, (1, 10))
+    logits, _, caps = model(x, capture=True)
+    assert len(caps) == CFG.n_layer
+    w = caps[0].weights
+    assert w.shape == (1, CFG.n_head, 10, 10)
+    torch.testing.assert_close(w.sum(-1), torch.ones(1, CFG.n_head, 10))
+    assert torch.all(w.triu(diagonal=1) == 0)
+    plain, _, _ = model(x)
+    torch.testing.assert_close(logits, plain, rtol=1e-5, atol=1e-5)
+
+
+def test_lm_head_is_tied_and_init_is_gpt2_style():
+    model = make()
+    assert model.lm_head.weight is model.wte.weight
+    std = model.blocks[0].attn.c_proj.weight.std().item()
+    assert abs(std - 0.02 / (2 * CFG.n_layer) ** 0.5) < 0.004
+    assert model.blocks[0].attn.c_attn.bias.abs().sum() == 0
+
+
+def test_causal_mask_with_offset():
+    m = causal_mask(2, 5, torch.device("cpu"))
+    assert m.tolist() == [[True, True, True, True, False], [True, True, True, True, True]]
+
+
+def test_sequence_longer_than_block_is_refused():
+    model = make()
+    with pytest.raises(ValueError, match="block size"):
+        model(torch.zeros(1, 25, dtype=torch.long))
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"n_embd": 30, "n_head": 4}, "divisible"),
+        ({"n_layer": 0}, "positive"),
+        ({"dropout": 1.0}, "dropout"),
+    ],
+)
+def test_invalid_shapes_are_usage_errors(change, message):
+    with pytest.raises(UsageError, match=message):
+        ModelConfig(**{**CFG.__dict__, **change}).validate()

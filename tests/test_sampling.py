@@ -1,0 +1,109 @@
+import pytest
+import torch
+
+from tinygpt.config import ModelConfig, SampleConfig
+from tinygpt.errors import UsageError
+from tinygpt.model import GPT
+from tinygpt.sampling import (
+    StreamDecoder,
+    filter_logits,
+    generate_text,
+    keep_after_crop,
+    stream_tokens,
+)
+from tinygpt.tokenizer import CharTokenizer, build_tokenizer
+
+
+def model(block=16, seed=0):
+    torch.manual_seed(seed)
+    return GPT(ModelConfig(vocab_size=30, block_size=block, n_layer=2, n_head=2, n_embd=32)).eval()
+
+
+@pytest.mark.parametrize("attention", ["sdpa", "manual"])
+def test_greedy_with_and_without_kv_cache_identical_past_the_block(attention):
+    m = model()
+    m.attention = attention
+    greedy = SampleConfig(max_new_tokens=60, temperature=0)  # 60 > block 16: crops several times
+    cached = list(stream_tokens(m, [1, 2, 3], greedy))
+    greedy.kv_cache = False
+    uncached = list(stream_tokens(m, [1, 2, 3], greedy))
+    assert cached == uncached and len(cached) == 60
+
+
+def test_uncached_path_sees_the_documented_window():
+    # The no-cache path must equal an explicit recomputation on tokens[start:], where the window
+    # jumps to the last 3/4 block whenever the context would exceed the block.
+    m = model()
+    cfg = SampleConfig(max_new_tokens=30, temperature=0, kv_cache=False)
+    out = list(stream_tokens(m, [5], cfg))
+    tokens, start = [5], 0
+    for expected in out:
+        if len(tokens) - start > 16:
+            start = len(tokens) - keep_after_crop(16)
+        logits, _, _ = m(torch.tensor([tokens[start:]]))
+        assert int(logits[0, -1].argmax()) == expected
+        tokens.append(expected)
+
+
+def test_same_seed_same_sample_different_seed_different():
+    m = model()
+    tok = CharTokenizer([chr(ord("a") + i) for i in range(30)])
+
+    def run(seed):
+        return generate_text(m, tok, "abc", SampleConfig(max_new_tokens=40, seed=seed))
+
+    assert run(7).samples == run(7).samples
+    assert run(7).samples != run(8).samples
+
+
+def test_top_k_and_top_p_filtering():
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
+    kept = torch.isfinite(filter_logits(logits, top_k=2, top_p=None))
+    assert kept.tolist() == [[True, True, False, False]]
+    kept = torch.isfinite(filter_logits(logits, top_k=None, top_p=0.8))
+    assert kept.tolist() == [[True, True, False, False]]
+    kept = torch.isfinite(filter_logits(logits, top_k=None, top_p=0.81))
+    assert kept.tolist() == [[True, True, True, False]]
+    kept = torch.isfinite(filter_logits(logits, top_k=None, top_p=0.1))
+    assert kept.tolist() == [[True, False, False, False]]
+
+
+def test_top_k_one_is_greedy():
+    m = model()
+    tok = CharTokenizer([chr(ord("a") + i) for i in range(30)])
+    greedy = generate_text(m, tok, "ab", SampleConfig(max_new_tokens=20, temperature=0))
+    topk1 = generate_text(m, tok, "ab", SampleConfig(max_new_tokens=20, top_k=1, seed=3))
+    assert greedy.samples == topk1.samples
+
+
+def test_streamed_pieces_equal_the_sample_and_prompt_comes_first():
+    m = model()
+    tok = CharTokenizer([chr(ord("a") + i) for i in range(30)])
+    pieces = []
+    result = generate_text(m, tok, "abc", SampleConfig(max_new_tokens=25, seed=1), pieces.append)
+    assert pieces[0] == "abc"
+    assert "".join(pieces) == result.samples[0]
+    assert result.new_tokens == 25 and result.seconds > 0
+
+
+def test_long_prompt_is_cropped_with_a_notice():
+    m = model()
+    tok = CharTokenizer([chr(ord("a") + i) for i in range(30)])
+    result = generate_text(m, tok, "abcdefghij" * 3, SampleConfig(max_new_tokens=2, seed=1))
+    assert "last 16" in result.notices[0]
+
+
+def test_stream_decoder_handles_split_utf8():
+    tok = build_tokenizer("gpt2")
+    text = "日本語のテキスト 😀"
+    decoder = StreamDecoder(tok)
+    out = "".join(decoder.feed(i) for i in tok.encode(text)) + decoder.flush()
+    assert out == text
+
+
+@pytest.mark.parametrize(
+    "change", [{"temperature": -1}, {"top_k": 0}, {"top_p": 0}, {"top_p": 1.5}, {"num_samples": 0}]
+)
+def test_out_of_range_sampling_parameters(change):
+    with pytest.raises(UsageError):
+        SampleConfig(**change).validate()
