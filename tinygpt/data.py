@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from tinygpt.errors import UsageError
 from tinygpt.fileio import atomic_write_bytes
@@ -98,8 +99,15 @@ def encode_text(tokenizer: Tokenizer, text: str) -> np.ndarray:
         end = len(text) if end < 0 else end + 1
         pieces.append(text[start:end])
         start = end
-    chunks = encode_batch(pieces, num_threads=max(1, os.cpu_count() or 1))
-    return np.concatenate([np.asarray(c, dtype=dtype) for c in chunks])
+    threads = max(1, os.cpu_count() or 1)
+    out: list[np.ndarray] = []
+    # tqdm draws only on a terminal (disable=None), so logs and tests stay clean.
+    with tqdm(total=len(text), unit="char", unit_scale=True, desc="tokenize", disable=None) as bar:
+        for i in range(0, len(pieces), threads):
+            group = pieces[i : i + threads]
+            out.extend(np.asarray(c, dtype=dtype) for c in encode_batch(group, num_threads=threads))
+            bar.update(sum(len(p) for p in group))
+    return np.concatenate(out)
 
 
 def load_corpus(
