@@ -7,14 +7,23 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+from tinygpt.attention_analysis import (
+    AttentionRun,
+    all_head_scores,
+    capture_attention,
+    induction_probe,
+    rollout,
+)
 from tinygpt.checkpoint import Checkpoint, latest_checkpoint, open_checkpoint
 from tinygpt.config import SampleConfig
 from tinygpt.data import read_text
 from tinygpt.device import resolve_device
+from tinygpt.errors import UsageError
 from tinygpt.evaluate import EvalResult, evaluate_text
 from tinygpt.model import GPT
-from tinygpt.sampling import GenerationResult, generate_text
+from tinygpt.sampling import GenerationResult, encode_prompt, generate_text
 from tinygpt.tokenizer import Tokenizer
 
 
@@ -43,6 +52,41 @@ def generate(
     cfg = SampleConfig(**sample_options).validate()  # type: ignore[arg-type]
     model, tokenizer, _ = load(checkpoint, device, attention)
     return generate_text(model, tokenizer, prompt, cfg, on_text=on_text)
+
+
+def attention_report(
+    checkpoint: str | Path | None,
+    prompt: str,
+    *,
+    device: str = "auto",
+    best: bool = False,
+    induction_length: int | None = None,
+) -> tuple[dict[str, Any], AttentionRun, GPT]:
+    """Every layer's and head's attention on ``prompt``, with head-role scores and rollout.
+
+    The report is what ``inspect-attention --json`` writes: ``tokens``, ``attention``
+    [layer][head][query][key], ``scores`` (one dict per head), ``rollout`` and ``induction``.
+    """
+    model, tokenizer, ck = load(checkpoint, device, attention="manual", best=best)
+    if not prompt:
+        raise UsageError("--prompt is empty; give some text (or use --induction)")
+    ids, notices = encode_prompt(tokenizer, prompt, model.config.block_size)
+    run = capture_attention(model, ids, tokenizer.token_strings(ids))
+    weights = run.weights
+    scores = all_head_scores(weights)
+    induction, n = induction_probe(model, induction_length)
+    for s in scores:
+        s.induction = float(induction[s.layer, s.head])
+    report = {
+        "model": f"{ck.directory} (step {ck.step})",
+        "tokens": run.tokens,
+        "attention": weights.tolist(),
+        "scores": [s.to_dict() for s in scores],
+        "rollout": rollout(weights).tolist(),
+        "induction": {"repeated_length": n, "scores": induction.tolist()},
+        "notices": notices,
+    }
+    return report, run, model
 
 
 def evaluate(

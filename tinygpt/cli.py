@@ -294,6 +294,163 @@ def eval_command(
 
 
 # ---------------------------------------------------------------------------------------------
+@app.command("inspect-attention")
+def inspect_attention(
+    checkpoint: CheckpointOpt = None,
+    prompt: Annotated[
+        str, typer.Option("--prompt", "-p", help="Text to look at; '-' reads stdin.")
+    ] = "",
+    layer: Annotated[int | None, typer.Option(help="Focus on one layer.")] = None,
+    head: Annotated[int | None, typer.Option(help="Focus on one head (with --layer).")] = None,
+    query: Annotated[
+        str | None, typer.Option(help="Query position (negative from the end) or token text.")
+    ] = None,
+    explain: Annotated[
+        bool,
+        typer.Option("--explain", help="Step through the mechanism for one query of one head."),
+    ] = False,
+    induction: Annotated[
+        bool,
+        typer.Option(
+            "--induction", help="Run the repeated-random-tokens probe (no prompt needed)."
+        ),
+    ] = False,
+    show_rollout: Annotated[
+        bool, typer.Option("--rollout", help="Show attention rollout across layers.")
+    ] = False,
+    window: Annotated[
+        int, typer.Option(help="Tokens shown per heatmap (long prompts are windowed).")
+    ] = 24,
+    json_file: Annotated[
+        Path | None, typer.Option("--json", help="Write tokens, weights and scores as JSON.")
+    ] = None,
+    html_file: Annotated[
+        Path | None, typer.Option("--html", help="Write a self-contained HTML page.")
+    ] = None,
+    npz_file: Annotated[
+        Path | None, typer.Option("--npz", help="Write the raw tensors (attention, q, k, v).")
+    ] = None,
+    best: Annotated[bool, typer.Option("--best", help="Use the best-validation weights.")] = False,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "cpu",
+) -> None:
+    """Show what each layer and head attends to, and why."""
+    from tinygpt import attention_view as view
+    from tinygpt.api import attention_report
+    from tinygpt.attention_analysis import explain as explain_query
+    from tinygpt.attention_analysis import induction_sequence, resolve_query
+    from tinygpt.progress import stdout_console
+
+    console = stdout_console()
+    if prompt == "-":
+        prompt = sys.stdin.read()
+    if window < 2:
+        raise UsageError("--window must be at least 2")
+    if induction and not prompt:
+        from tinygpt.api import load
+
+        model, tokenizer, _ = load(checkpoint, device, attention="manual", best=best)
+        n = min(model.config.block_size // 2, model.config.vocab_size, 64)
+        prompt_ids = induction_sequence(model.config.vocab_size, n)
+        prompt = tokenizer.decode(prompt_ids)
+    report, run, model = attention_report(checkpoint, prompt, device=device, best=best)
+    for notice in report["notices"]:
+        typer.echo(f"note: {notice}", err=True)
+    weights = run.weights
+    n_layer, n_head = weights.shape[:2]
+    if layer is not None and not 0 <= layer < n_layer:
+        raise UsageError(f"--layer must be in 0..{n_layer - 1}")
+    if head is not None and not 0 <= head < n_head:
+        raise UsageError(f"--head must be in 0..{n_head - 1}")
+    q = resolve_query(query, run.tokens)
+    focus = q if query is not None else None
+    scores = [s for s in _scores_from(report) if layer is None or s.layer == layer]
+    console.print(f"{report['model']}: {len(run.tokens)} tokens, {n_layer} layers x {n_head} heads")
+    if layer is not None and head is not None:
+        start, end = view.window_range(len(run.tokens), window, focus)
+        console.print(
+            view.heatmap(weights[layer, head], run.tokens, start, end, f"L{layer} H{head}")
+        )
+        console.print(view.top_keys(weights[layer, head], run.tokens, start, end))
+    else:
+        shown = weights if layer is None else weights[layer : layer + 1]
+        console.print(view.overview(shown, run.tokens, window, min(console.width, 200), focus))
+    console.print(view.head_table(scores))
+    n = report["induction"]["repeated_length"]
+    console.print(
+        f"induction: probe of {n} random tokens repeated twice (1 = perfect induction head)"
+    )
+    if show_rollout:
+        start, end = view.window_range(len(run.tokens), window, focus)
+        console.print(
+            view.heatmap(torch_tensor(report["rollout"]), run.tokens, start, end, "Rollout")
+        )
+    if explain:
+        ex = explain_query(model, run, layer or 0, head or 0, q)
+        console.print(view.explanation(ex, run.tokens, model.config.n_embd))
+    if json_file:
+        _write_text(json_file, json.dumps(report))
+    if html_file:
+        from tinygpt.attention_html import render_html
+
+        _write_text(html_file, render_html(report, prompt[:80]))
+    if npz_file:
+        _write_npz(npz_file, run)
+
+
+def torch_tensor(data: list) -> Any:
+    import torch
+
+    return torch.tensor(data)
+
+
+def _scores_from(report: dict) -> list:
+    from tinygpt.attention_analysis import HeadScores
+
+    keys = (
+        "layer",
+        "head",
+        "previous_token",
+        "self_attention",
+        "sink",
+        "entropy",
+        "entropy_normalised",
+        "induction",
+    )
+    return [HeadScores(**{k: s[k] for k in keys}) for s in report["scores"]]
+
+
+def _write_text(path: Path, text: str) -> None:
+    from tinygpt.fileio import atomic_write_bytes
+
+    try:
+        atomic_write_bytes(path, text.encode("utf-8"))
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+    typer.echo(f"wrote {path}", err=True)
+
+
+def _write_npz(path: Path, run: Any) -> None:
+    import io
+
+    import numpy as np
+
+    buf = io.BytesIO()
+    np.savez_compressed(
+        buf,
+        attention=run.weights.numpy(),
+        q=np.stack([c.q[0].numpy() for c in run.captures]),
+        k=np.stack([c.k[0].numpy() for c in run.captures]),
+        v=np.stack([c.v[0].numpy() for c in run.captures]),
+        ids=np.asarray(run.ids),
+        tokens=np.asarray(run.tokens),
+    )
+    from tinygpt.fileio import atomic_write_bytes
+
+    atomic_write_bytes(path, buf.getvalue())
+    typer.echo(f"wrote {path}", err=True)
+
+
+# ---------------------------------------------------------------------------------------------
 @app.command()
 def data(
     name: Annotated[str, typer.Argument(help="Dataset to download: shakespeare.")] = "shakespeare",

@@ -18,6 +18,10 @@ def stderr_console() -> Console:
     return Console(stderr=True, highlight=False)
 
 
+def stdout_console() -> Console:
+    return Console(highlight=False)
+
+
 class TrainProgress:
     def __init__(self, total: int, start: int, quiet: bool = False) -> None:
         self.quiet = quiet

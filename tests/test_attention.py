@@ -1,0 +1,233 @@
+import json
+import math
+import re
+
+import pytest
+import torch
+
+from tests.conftest import run_cli
+from tinygpt.attention_analysis import (
+    all_head_scores,
+    capture_attention,
+    explain,
+    head_scores,
+    induction_scores_from_weights,
+    recompute_weights,
+    resolve_query,
+    rollout,
+)
+from tinygpt.attention_html import render_html
+from tinygpt.config import ModelConfig
+from tinygpt.errors import UsageError
+from tinygpt.model import GPT
+
+T = 16
+
+
+def random_model(seed=0, n_layer=2, n_head=2):
+    torch.manual_seed(seed)
+    cfg = ModelConfig(vocab_size=30, block_size=T, n_layer=n_layer, n_head=n_head, n_embd=32)
+    return GPT(cfg).eval()
+
+
+def hand_built(kind: str, scale: float = 12.0) -> GPT:
+    """One layer, one head, whose attention provably goes to the previous token or to token 0.
+
+    Tokens are ignored (zero token embeddings); position p is the one-hot vector e_p, which
+    LayerNorm maps to (e_p - m)/s. Constant terms then shift whole rows of scores and cancel in
+    the softmax, leaving only the structure built in:
+    * previous: q_i = c x_i and k_j = c S x_j, with S shifting e_d to e_(d+1), so q_i . k_j is
+      large exactly when j + 1 = i;
+    * sink: q = c e_0 for every query (a bias) and k_j = c x_j[0] e_0, largest for j = 0.
+    """
+    torch.manual_seed(0)
+    cfg = ModelConfig(vocab_size=5, block_size=T, n_layer=1, n_head=1, n_embd=32)
+    model = GPT(cfg).eval()
+    n = cfg.n_embd
+    with torch.no_grad():
+        model.wte.weight.zero_()
+        model.wpe.weight.copy_(torch.eye(T, n))
+        attn = model.blocks[0].attn
+        w = torch.zeros(3 * n, n)
+        b = torch.zeros(3 * n)
+        if kind == "previous":
+            w[:n] = scale * torch.eye(n)
+            w[n : 2 * n] = scale * torch.diag(torch.ones(n - 1), -1)  # e_d -> e_(d+1)
+        else:
+            b[0] = scale
+            w[n, 0] = scale
+        w[2 * n :] = torch.eye(n)
+        attn.c_attn.weight.copy_(w)
+        attn.c_attn.bias.copy_(b)
+    return model
+
+
+def test_hand_built_previous_token_head_scores_one():
+    model = hand_built("previous")
+    run = capture_attention(model, [0] * T, ["a"] * T)
+    s = head_scores(run.weights[0, 0])
+    # query 1's previous token is token 0, so a perfect previous-token head has sink 1/(T-1)
+    assert s.previous_token > 0.99 and s.sink == pytest.approx(1 / (T - 1), abs=0.01)
+    assert "previous-token" in s.roles
+
+
+def test_hand_built_sink_head_scores_one():
+    model = hand_built("sink", scale=8.0)
+    run = capture_attention(model, [0] * T, ["a"] * T)
+    s = head_scores(run.weights[0, 0])
+    assert s.sink > 0.99 and s.previous_token < 0.1 and "sink" in s.roles
+
+
+def test_detectors_on_hand_built_weight_matrices():
+    prev = torch.zeros(T, T)
+    prev[0, 0] = 1
+    prev[torch.arange(1, T), torch.arange(0, T - 1)] = 1
+    s = head_scores(prev)
+    assert s.previous_token == 1 and s.entropy == 0 and s.self_attention == 0
+    uniform = torch.tril(torch.ones(T, T))
+    uniform = uniform / uniform.sum(-1, keepdim=True)
+    u = head_scores(uniform)
+    assert u.entropy_normalised == pytest.approx(1.0) and u.roles == ["broad"]
+    n = T // 2
+    induction = torch.zeros(2 * n, 2 * n)
+    induction[0, 0] = 1
+    for i in range(1, 2 * n):
+        induction[i, i - n + 1 if i >= n else i - 1] = 1
+    assert float(induction_scores_from_weights(induction, n)) == 1.0
+
+
+def test_captured_weights_match_recomputation_from_q_and_k():
+    model = random_model()
+    run = capture_attention(model, torch.randint(0, 30, (T,)).tolist(), ["x"] * T)
+    for cap in run.captures:
+        torch.testing.assert_close(cap.weights.double(), recompute_weights(cap.q, cap.k))
+    w = run.weights
+    torch.testing.assert_close(w.sum(-1), torch.ones(w.shape[:-1]))
+    assert torch.all(w.triu(1) == 0)
+
+
+def test_rollout_of_identity_attention_is_identity_and_rows_sum_to_one():
+    eye = torch.eye(T).expand(3, 2, T, T)
+    torch.testing.assert_close(rollout(eye), torch.eye(T))
+    model = random_model()
+    run = capture_attention(model, list(range(T)), ["x"] * T)
+    torch.testing.assert_close(rollout(run.weights).sum(-1), torch.ones(T))
+
+
+def test_explanation_reproduces_the_model():
+    model = random_model()
+    run = capture_attention(model, list(range(10)), [str(i) for i in range(10)])
+    e = explain(model, run, layer=1, head=1, query=6)
+    assert e.weights_match_model and len(e.raw_scores) == 7 and e.masked == 3
+    assert sum(e.weights) == pytest.approx(1.0)
+    assert e.scaled_scores[0] == pytest.approx(e.raw_scores[0] / math.sqrt(16))
+    assert len(e.head_shares) == 2
+
+
+def test_resolve_query_by_position_and_text():
+    tokens = ["The", " cat", " sat", " cat"]
+    assert resolve_query(None, tokens) == 3
+    assert resolve_query("-2", tokens) == 2
+    assert resolve_query("cat", tokens) == 3
+    with pytest.raises(UsageError):
+        resolve_query("dog", tokens)
+    with pytest.raises(UsageError):
+        resolve_query("9", tokens)
+
+
+def test_html_escapes_untrusted_tokens():
+    payload = "</script><script>alert(1)</script><img src=x onerror=alert(2)>"
+    tokens = [payload, "&amp;", "ok"]
+    w = torch.tril(torch.ones(3, 3))
+    w = (w / w.sum(-1, keepdim=True))[None, None]
+    report = {
+        "model": "<b>m</b>",
+        "tokens": tokens,
+        "attention": w.tolist(),
+        "scores": [s.to_dict() for s in all_head_scores(w)],
+        "rollout": rollout(w).tolist(),
+    }
+    page = render_html(report, title=payload)
+    assert "<script>alert" not in page and "<img" not in page and "<b>m" not in page
+    assert page.count("<script") == 2  # the data block and the page's own script
+    assert "http://" not in page and "https://" not in page  # nothing fetched from a network
+    data = re.search(r'<script type="application/json" id="data">(.*?)</script>', page, re.S)
+    assert json.loads(data.group(1))["tokens"][0] == payload
+
+
+@pytest.fixture(scope="module")
+def char_checkpoint(tmp_path_factory):
+    import tinygpt
+    from tests.conftest import SMALL_TEXT, TINY
+
+    root = tmp_path_factory.mktemp("attn")
+    (root / "t.txt").write_text(SMALL_TEXT + "<script>&")
+    options = {**TINY, "block_size": 64}
+    return tinygpt.train(root / "t.txt", out_dir=root / "ck", **options).out_dir
+
+
+def test_cli_json_file(char_checkpoint, tmp_path):
+    out = tmp_path / "a.json"
+    proc = run_cli(
+        "inspect-attention",
+        "-c",
+        str(char_checkpoint),
+        "--prompt",
+        "All: Speak, speak.",
+        "--json",
+        str(out),
+    )
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(out.read_text())
+    att = torch.tensor(doc["attention"])
+    assert att.shape == (2, 2, 18, 18) and len(doc["tokens"]) == 18
+    torch.testing.assert_close(att.sum(-1), torch.ones(2, 2, 18), rtol=0, atol=1e-5)
+    assert torch.all(att.triu(1) == 0)
+    assert {"previous_token", "sink", "induction", "entropy", "roles"} <= set(doc["scores"][0])
+
+
+def test_cli_renders_at_80_columns_without_colour(char_checkpoint, tmp_path):
+    prompt = "First Citizen:\nBefore we proceed any further, hear me speak."
+    proc = run_cli(
+        "inspect-attention",
+        "-c",
+        str(char_checkpoint),
+        "--prompt",
+        prompt,
+        "--explain",
+        "--rollout",
+        "--query",
+        "-1",
+        "--html",
+        str(tmp_path / "a.html"),
+        env={"COLUMNS": "80", "NO_COLOR": "1"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert "\x1b[" not in proc.stdout
+    assert "L1 H1" in proc.stdout and "Head roles" in proc.stdout
+    assert "showing tokens" in proc.stdout  # 47 tokens, windowed to 24
+    assert "causal mask" in proc.stdout and "equal the model's own softmax" in proc.stdout
+    assert "<script" in (tmp_path / "a.html").read_text()
+
+
+def test_cli_induction_probe_needs_no_prompt(char_checkpoint):
+    proc = run_cli(
+        "inspect-attention",
+        "-c",
+        str(char_checkpoint),
+        "--induction",
+        "--layer",
+        "0",
+        env={"COLUMNS": "80"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "induction: probe of" in proc.stdout
+
+
+def test_cli_bad_layer_is_a_usage_error(char_checkpoint):
+    proc = run_cli(
+        "inspect-attention", "-c", str(char_checkpoint), "--prompt", "All", "--layer", "7"
+    )
+    assert proc.returncode == 2 and "--layer must be in 0..1" in proc.stderr

@@ -1,0 +1,242 @@
+"""What the attention heads of a model do: weights, head-role scores, rollout, explanations.
+
+Weights come from the model's own forward pass on the explicit (``manual``) attention path, the
+only one that materialises softmax(Q Kᵀ / √d_k + mask). Scores are computed per head from a
+(T, T) weight matrix A, where A[i, j] is how much query position i attends to key position j:
+
+* previous-token: mean over queries i >= 1 of A[i, i-1]
+* self: mean over queries i >= 1 of A[i, i]
+* sink: mean over queries i >= 1 of A[i, 0] (query 0 can only attend to itself, so it is left out)
+* entropy: mean over queries i >= 1 of -sum_j A[i, j] ln A[i, j], in nats; normalised divides
+  each row by ln(i + 1), its maximum (uniform attention over the i + 1 visible keys)
+* induction (prefix matching, Olsson et al. 2022): on a sequence of random distinct tokens
+  r_0..r_{n-1} repeated twice, the mean over positions i of the second copy of A[i, i - n + 1]:
+  the weight on the token right after the earlier occurrence of the current token. A perfect
+  induction head scores 1.
+
+Roles (a head can have several): ``previous-token`` / ``self`` / ``sink`` when that score is at
+least 0.5, ``induction`` when the induction score is at least 0.3, ``broad`` when the normalised
+entropy is at least 0.8; otherwise ``mixed``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+
+from tinygpt.model import GPT, AttentionCapture
+
+ROLE_THRESHOLD = 0.5
+INDUCTION_THRESHOLD = 0.3
+BROAD_ENTROPY = 0.8
+
+
+@dataclass
+class HeadScores:
+    layer: int
+    head: int
+    previous_token: float
+    self_attention: float
+    sink: float
+    entropy: float
+    entropy_normalised: float
+    induction: float | None = None
+
+    @property
+    def roles(self) -> list[str]:
+        roles = []
+        if self.previous_token >= ROLE_THRESHOLD:
+            roles.append("previous-token")
+        if self.induction is not None and self.induction >= INDUCTION_THRESHOLD:
+            roles.append("induction")
+        if self.sink >= ROLE_THRESHOLD:
+            roles.append("sink")
+        if self.self_attention >= ROLE_THRESHOLD:
+            roles.append("self")
+        if self.entropy_normalised >= BROAD_ENTROPY and not roles:
+            roles.append("broad")
+        return roles or ["mixed"]
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "roles": self.roles}
+
+
+@dataclass
+class AttentionRun:
+    """One prompt through the model: token strings and every layer's capture."""
+
+    ids: list[int]
+    tokens: list[str]
+    captures: list[AttentionCapture]
+
+    @property
+    def weights(self) -> torch.Tensor:
+        """(n_layer, n_head, T, T) attention weights."""
+        return torch.stack([c.weights[0] for c in self.captures])
+
+
+@torch.inference_mode()
+def capture_attention(model: GPT, ids: list[int], token_strings: list[str]) -> AttentionRun:
+    model.eval()
+    device = model.wte.weight.device
+    _, _, captures = model(torch.tensor([ids], device=device), capture=True)
+    return AttentionRun(ids, token_strings, [_to_cpu_float(c) for c in captures])
+
+
+def _to_cpu_float(c: AttentionCapture) -> AttentionCapture:
+    return AttentionCapture(
+        *(t.detach().float().cpu() for t in (c.q, c.k, c.v, c.weights, c.head_outputs))
+    )
+
+
+def recompute_weights(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """softmax(Q Kᵀ / √d_k + causal mask) from scratch, for checking captured weights."""
+    t, d = q.size(-2), q.size(-1)
+    scores = torch.einsum("...id,...jd->...ij", q.double(), k.double()) / math.sqrt(d)
+    future = torch.ones(t, k.size(-2), dtype=torch.bool).triu(1 + k.size(-2) - t)
+    return torch.softmax(scores.masked_fill(future, float("-inf")), dim=-1)
+
+
+def head_scores(a: torch.Tensor, layer: int = 0, head: int = 0) -> HeadScores:
+    """Scores of one head's (T, T) weights (see the module docstring for definitions)."""
+    t = a.size(0)
+    if t < 2:
+        nan = float("nan")
+        return HeadScores(layer, head, nan, nan, nan, nan, nan)
+    a = a.double()
+    rows = torch.arange(1, t)
+    entropy = -(a[1:] * torch.log(a[1:].clamp_min(1e-30))).sum(-1)
+    return HeadScores(
+        layer=layer,
+        head=head,
+        previous_token=float(a[rows, rows - 1].mean()),
+        self_attention=float(a[rows, rows].mean()),
+        sink=float(a[1:, 0].mean()),
+        entropy=float(entropy.mean()),
+        entropy_normalised=float((entropy / torch.log(rows.double() + 1)).mean()),
+    )
+
+
+def all_head_scores(weights: torch.Tensor) -> list[HeadScores]:
+    """Scores for every head of (n_layer, n_head, T, T) weights, layer-major."""
+    return [
+        head_scores(weights[layer, head], layer, head)
+        for layer in range(weights.size(0))
+        for head in range(weights.size(1))
+    ]
+
+
+def induction_scores_from_weights(weights: torch.Tensor, n: int) -> torch.Tensor:
+    """Mean A[i, i - n + 1] over the second copy, for (..., 2n, 2n) weights."""
+    i = torch.arange(n, 2 * n)
+    return weights[..., i, i - n + 1].double().mean(-1)
+
+
+def induction_sequence(vocab_size: int, n: int, seed: int = 0) -> list[int]:
+    """n random tokens without repeats (so 'the earlier occurrence' is unique), twice."""
+    g = torch.Generator().manual_seed(seed)
+    first = torch.randperm(vocab_size, generator=g)[:n].tolist()
+    return first + first
+
+
+@torch.inference_mode()
+def induction_probe(model: GPT, n: int | None = None, seed: int = 0) -> tuple[torch.Tensor, int]:
+    """(n_layer, n_head) induction scores on random tokens repeated twice; also returns n."""
+    cfg = model.config
+    n = n or min(cfg.block_size // 2, cfg.vocab_size, 64)
+    ids = induction_sequence(cfg.vocab_size, n, seed)
+    run = capture_attention(model, ids, [str(i) for i in ids])
+    return induction_scores_from_weights(run.weights, n).float(), n
+
+
+def rollout(weights: torch.Tensor) -> torch.Tensor:
+    """Attention rollout (Abnar & Zuidema 2020) through all layers of (L, H, T, T) weights.
+
+    Each layer: average the heads, add the identity for the residual connection, renormalise
+    rows; then multiply the layers together. Row i says how much token i's final representation
+    draws on each input token.
+    """
+    t = weights.size(-1)
+    eye = torch.eye(t, dtype=torch.float64)
+    result = eye
+    for layer in weights.double():
+        a = layer.mean(0) + eye
+        a = a / a.sum(-1, keepdim=True)
+        result = a @ result
+    return result.float()
+
+
+@dataclass
+class Explanation:
+    """Attention for one query in one head, step by step, with the model's numbers."""
+
+    layer: int
+    head: int
+    query: int
+    head_dim: int
+    q_norm: float
+    raw_scores: list[float]  # q · k_j for visible keys j <= query
+    scaled_scores: list[float]  # ÷ √d_k
+    masked: int  # future keys set to -inf
+    weights: list[float]  # softmax
+    contributions: list[tuple[int, float, float]]  # (key, weight, ‖weight · v_j‖), largest first
+    output_norm: float
+    head_shares: list[float]  # ‖W_O[:, head slice] · o_head‖ for every head of the layer
+    weights_match_model: bool
+
+
+def explain(model: GPT, run: AttentionRun, layer: int, head: int, query: int) -> Explanation:
+    cap = run.captures[layer]
+    q = cap.q[0, head, query].double()
+    k = cap.k[0, head, : query + 1].double()
+    v = cap.v[0, head, : query + 1].double()
+    d = q.numel()
+    raw = k @ q
+    scaled = raw / math.sqrt(d)
+    weights = torch.softmax(scaled, dim=0)
+    contrib = weights[:, None] * v
+    order = torch.argsort(contrib.norm(dim=-1), descending=True)
+    proj = model.blocks[layer].attn.c_proj.weight.detach().double().cpu()
+    outputs = cap.head_outputs[0, :, query].double()  # (n_head, head_dim)
+    shares = [
+        float((proj[:, h * d : (h + 1) * d] @ outputs[h]).norm()) for h in range(outputs.size(0))
+    ]
+    model_weights = cap.weights[0, head, query, : query + 1].double()
+    return Explanation(
+        layer=layer,
+        head=head,
+        query=query,
+        head_dim=d,
+        q_norm=float(q.norm()),
+        raw_scores=raw.tolist(),
+        scaled_scores=scaled.tolist(),
+        masked=len(run.ids) - query - 1,
+        weights=weights.tolist(),
+        contributions=[(int(j), float(weights[j]), float(contrib[j].norm())) for j in order],
+        output_norm=float(contrib.sum(0).norm()),
+        head_shares=shares,
+        weights_match_model=bool(torch.allclose(weights, model_weights, atol=1e-5)),
+    )
+
+
+def resolve_query(query: str | None, tokens: list[str]) -> int:
+    """A position (negative counts from the end) or a token's text (its last occurrence)."""
+    from tinygpt.errors import UsageError
+
+    t = len(tokens)
+    if query is None:
+        return t - 1
+    try:
+        pos = int(query)
+    except ValueError:
+        matches = [i for i, tok in enumerate(tokens) if tok == query or tok.strip() == query]
+        if not matches:
+            raise UsageError(
+                f"--query {query!r} is neither a position nor a token of the prompt"
+            ) from None
+        return matches[-1]
+    if not -t <= pos < t:
+        raise UsageError(f"--query {pos} is outside the prompt's {t} tokens")
+    return pos % t

@@ -1,0 +1,175 @@
+"""Attention in the terminal: shaded heatmaps, the head table, and the step-by-step explanation.
+
+Shading uses block characters (" ░▒▓█", with "·" for weights under 0.05 and a blank for the
+masked future), so the picture survives NO_COLOR and plain logs; colour
+only adds emphasis. Long prompts are shown through a window of the last ``window`` tokens (or
+the tokens around ``--query``), never wrapped or garbled, and every block fits 80 columns.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from rich.console import Console, Group
+from rich.table import Table
+from rich.text import Text
+
+from tinygpt.attention_analysis import Explanation, HeadScores
+
+SHADES = " ░▒▓█"
+FAINT = "·"  # a weight too small to shade, but not masked (masked keys are blank)
+FAINT_BELOW = 0.05
+LABEL = 8  # characters of token text shown as a row label
+
+
+def visible(token: str) -> str:
+    """Whitespace made visible, control characters replaced, so labels never break a line."""
+    out = token.replace(" ", "␣").replace("\n", "↵").replace("\t", "⇥").replace("\r", "␍")
+    return "".join(c if c.isprintable() else "·" for c in out) or "∅"
+
+
+def shade(weight: float) -> str:
+    if weight <= 0:
+        return SHADES[0]
+    if weight < FAINT_BELOW:
+        return FAINT
+    # sqrt spreads small weights over the shades; any non-zero weight gets at least "░"
+    return SHADES[max(1, min(len(SHADES) - 1, round(math.sqrt(weight) * (len(SHADES) - 1))))]
+
+
+def window_range(t: int, window: int, focus: int | None) -> tuple[int, int]:
+    """[start, end) of at most ``window`` positions: the last ones, or ending at ``focus``."""
+    end = t if focus is None else min(t, focus + 1)
+    start = max(0, end - window)
+    return start, end
+
+
+def heatmap(
+    a: torch.Tensor, tokens: list[str], start: int, end: int, title: str, labels: bool = True
+) -> Text:
+    """Rows = queries, columns = keys, both restricted to [start, end)."""
+    text = Text()
+    text.append(title + "\n", style="bold")
+    for i in range(start, end):
+        if labels:
+            text.append(f"{visible(tokens[i])[:LABEL]:>{LABEL}} ", style="dim")
+        text.append("".join(shade(float(a[i, j])) for j in range(start, end)))
+        text.append("\n")
+    return text
+
+
+def overview(
+    weights: torch.Tensor, tokens: list[str], window: int, width: int, focus: int | None = None
+) -> Group:
+    """Every layer x head as a compact heatmap, as many side by side as ``width`` allows."""
+    n_layer, n_head, t, _ = weights.shape
+    start, end = window_range(t, window, focus)
+    span = end - start
+    per_row = max(1, (width - LABEL - 1) // (span + 2))
+    blocks: list = []
+    if start > 0:
+        blocks.append(
+            Text(f"(showing tokens {start}..{end - 1} of {t}; --window to change)", style="dim")
+        )
+    axis = "".join(visible(tok)[0] for tok in tokens[start:end])
+    for layer in range(n_layer):
+        for first in range(0, n_head, per_row):
+            heads = list(range(first, min(n_head, first + per_row)))
+            grid = Table.grid(padding=(0, 2))
+            for _ in heads:
+                grid.add_column(no_wrap=True)
+            cells = []
+            for k, h in enumerate(heads):
+                cells.append(
+                    heatmap(weights[layer, h], tokens, start, end, f"L{layer} H{h}", labels=k == 0)
+                )
+            grid.add_row(*cells)
+            blocks.append(grid)
+        blocks.append(Text(" " * (LABEL + 1) + axis + "  ← keys", style="dim"))
+    return Group(*blocks)
+
+
+def head_table(scores: list[HeadScores]) -> Table:
+    table = Table(title="Head roles", title_justify="left", pad_edge=False)
+    for name in ("head", "prev", "self", "sink", "induct", "entropy", "norm", "role"):
+        table.add_column(
+            name, justify="left" if name in ("head", "role") else "right", no_wrap=name != "role"
+        )
+    for s in scores:
+        induct = "-" if s.induction is None else f"{s.induction:.2f}"
+        table.add_row(
+            f"L{s.layer} H{s.head}",
+            f"{s.previous_token:.2f}",
+            f"{s.self_attention:.2f}",
+            f"{s.sink:.2f}",
+            induct,
+            f"{s.entropy:.2f}",
+            f"{s.entropy_normalised:.2f}",
+            ", ".join(s.roles),
+        )
+    return table
+
+
+def top_keys(a: torch.Tensor, tokens: list[str], start: int, end: int, k: int = 3) -> Table:
+    """For a focused head: each query's strongest keys, with weights."""
+    table = Table(title="Strongest keys per query", title_justify="left", pad_edge=False)
+    table.add_column("query", no_wrap=True)
+    table.add_column("attends to (weight)", no_wrap=False)
+    for i in range(start, end):
+        row = a[i, : i + 1]
+        best = torch.topk(row, min(k, i + 1))
+        parts = [
+            f"{j}:{visible(tokens[j])[:LABEL]} {float(w):.2f}"
+            for w, j in zip(best.values.tolist(), best.indices.tolist(), strict=True)
+        ]
+        table.add_row(f"{i}:{visible(tokens[i])[:LABEL]}", "  ".join(parts))
+    return table
+
+
+def explanation(e: Explanation, tokens: list[str], n_embd: int, limit: int = 12) -> Group:
+    """The mechanism for one query, with the model's own numbers."""
+    q_tok = visible(tokens[e.query])
+    header = Text.assemble(
+        (f"Layer {e.layer}, head {e.head}, query {e.query} ({q_tok!r})\n", "bold"),
+        f"1. query q = x·W_Q for this token: a {e.head_dim}-dim vector, ‖q‖ = {e.q_norm:.3f}\n",
+        f"2. scores q·k_j for the {e.query + 1} visible keys j ≤ {e.query}; the scaled score "
+        f"divides by √d_k = {math.sqrt(e.head_dim):.3f} so the softmax does not saturate\n",
+        f"3. causal mask: the {e.masked} later position(s) get -inf and so weight exactly 0\n",
+        "4. softmax turns the scaled scores into weights that sum to 1\n",
+    )
+    table = Table(
+        pad_edge=False,
+        title_justify="left",
+        title=f"keys (largest {min(limit, e.query + 1)} contributions)",
+    )
+    for name in ("key", "token", "q·k", "÷√d_k", "weight", "‖w·v‖"):
+        table.add_column(name, justify="left" if name in ("key", "token") else "right")
+    for j, w, norm in e.contributions[:limit]:
+        table.add_row(
+            str(j),
+            visible(tokens[j])[:LABEL],
+            f"{e.raw_scores[j]:.3f}",
+            f"{e.scaled_scores[j]:.3f}",
+            f"{w:.3f}",
+            f"{norm:.3f}",
+        )
+    n_head = len(e.head_shares)
+    shares = "  ".join(f"H{h} {s:.2f}" for h, s in enumerate(e.head_shares))
+    footer = Text.assemble(
+        f"5. output o = Σ_j weight_j · v_j, ‖o‖ = {e.output_norm:.3f}\n",
+        f"6. the {n_head} heads' outputs ({e.head_dim} dims each) are concatenated into "
+        f"{n_embd} dims and projected by W_O back into the residual stream. Size of each "
+        f"head's part of that update, ‖W_O[:, head]·o_head‖: {shares}\n",
+        (
+            "check: these weights equal the model's own softmax output"
+            if e.weights_match_model
+            else "warning: recomputed weights differ from the model's"
+        ),
+    )
+    return Group(header, table, footer)
+
+
+def render(console: Console, *parts: object) -> None:
+    for part in parts:
+        console.print(part)
