@@ -45,8 +45,9 @@ class KVCache:
         self, config: ModelConfig, batch_size: int, device: torch.device, dtype: torch.dtype
     ) -> None:
         shape = (config.n_layer, batch_size, config.n_head, config.block_size, config.head_dim)
-        self.k = torch.zeros(shape, device=device, dtype=dtype)
-        self.v = torch.zeros(shape, device=device, dtype=dtype)
+        # Never read before written: attention only sees positions < length.
+        self.k = torch.empty(shape, device=device, dtype=dtype)
+        self.v = torch.empty(shape, device=device, dtype=dtype)
         self.length = 0  # tokens stored so far (the same for every layer)
 
     def append(
