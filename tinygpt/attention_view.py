@@ -45,6 +45,15 @@ def window_range(t: int, window: int, focus: int | None) -> tuple[int, int]:
     return start, end
 
 
+def window_note(start: int, end: int, t: int) -> Text:
+    """Says which tokens a windowed view shows (empty when it shows them all)."""
+    if start == 0 and end == t:
+        return Text("")
+    return Text(
+        f"(showing tokens {start}..{end - 1} of {t}; --window and --query to move)", style="dim"
+    )
+
+
 def heatmap(
     a: torch.Tensor, tokens: list[str], start: int, end: int, title: str, labels: bool = True
 ) -> Text:
@@ -67,11 +76,7 @@ def overview(
     start, end = window_range(t, window, focus)
     span = end - start
     per_row = max(1, (width - LABEL - 1) // (span + 2))
-    blocks: list = []
-    if start > 0:
-        blocks.append(
-            Text(f"(showing tokens {start}..{end - 1} of {t}; --window to change)", style="dim")
-        )
+    blocks: list = [window_note(start, end, t)]
     axis = "".join(visible(tok)[0] for tok in tokens[start:end])
     for layer in range(n_layer):
         for first in range(0, n_head, per_row):

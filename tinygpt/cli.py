@@ -367,6 +367,7 @@ def inspect_attention(
     console.print(f"{report['model']}: {len(run.tokens)} tokens, {n_layer} layers x {n_head} heads")
     if layer is not None and head is not None:
         start, end = view.window_range(len(run.tokens), window, focus)
+        console.print(view.window_note(start, end, len(run.tokens)))
         console.print(
             view.heatmap(weights[layer, head], run.tokens, start, end, f"L{layer} H{head}")
         )
