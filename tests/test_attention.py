@@ -226,6 +226,21 @@ def test_cli_induction_probe_needs_no_prompt(char_checkpoint):
     assert "induction: probe of" in proc.stdout
 
 
+def test_cli_layer_focus_labels_the_right_layer(char_checkpoint):
+    proc = run_cli(
+        "inspect-attention",
+        "-c",
+        str(char_checkpoint),
+        "--prompt",
+        "All: speak",
+        "--layer",
+        "1",
+        env={"COLUMNS": "80"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "L1 H0" in proc.stdout and "L0 H0" not in proc.stdout
+
+
 def test_cli_bad_layer_is_a_usage_error(char_checkpoint):
     proc = run_cli(
         "inspect-attention", "-c", str(char_checkpoint), "--prompt", "All", "--layer", "7"

@@ -89,6 +89,7 @@ function show() {
     el.classList.toggle("sel", el.dataset.key === L.value + "." + H.value));
 }
 L.onchange = H.onchange = show;
+L.value = D.selected[0]; H.value = D.selected[1];
 const thumbs = document.getElementById("thumbs");
 D.attention.forEach((heads, l) => heads.forEach((m, h) => {
   const el = thumb(m, `L${l} H${h}`, () => { L.value = l; H.value = h; show(); });
@@ -116,9 +117,10 @@ def _json_for_script(data: Any) -> str:
     return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
 
 
-def render_html(report: dict[str, Any], title: str) -> str:
-    """The page for a report as written by ``--json`` (tokens, attention, scores, rollout)."""
+def render_html(report: dict[str, Any], title: str, selected: tuple[int, int] = (0, 0)) -> str:
+    """The page for a report as written by ``--json``; ``selected`` is the head shown first."""
     data = {k: report[k] for k in ("model", "tokens", "attention", "scores", "rollout")}
+    data["selected"] = list(selected)
     return _PAGE.replace("__TITLE__", html.escape(title)).replace(
         "__DATA__", _json_for_script(data)
     )

@@ -69,7 +69,12 @@ def heatmap(
 
 
 def overview(
-    weights: torch.Tensor, tokens: list[str], window: int, width: int, focus: int | None = None
+    weights: torch.Tensor,
+    tokens: list[str],
+    window: int,
+    width: int,
+    focus: int | None = None,
+    first_layer: int = 0,
 ) -> Group:
     """Every layer x head as a compact heatmap, as many side by side as ``width`` allows."""
     n_layer, n_head, t, _ = weights.shape
@@ -87,7 +92,14 @@ def overview(
             cells = []
             for k, h in enumerate(heads):
                 cells.append(
-                    heatmap(weights[layer, h], tokens, start, end, f"L{layer} H{h}", labels=k == 0)
+                    heatmap(
+                        weights[layer, h],
+                        tokens,
+                        start,
+                        end,
+                        f"L{first_layer + layer} H{h}",
+                        labels=k == 0,
+                    )
                 )
             grid.add_row(*cells)
             blocks.append(grid)

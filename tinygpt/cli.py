@@ -374,7 +374,8 @@ def inspect_attention(
         console.print(view.top_keys(weights[layer, head], run.tokens, start, end))
     else:
         shown = weights if layer is None else weights[layer : layer + 1]
-        console.print(view.overview(shown, run.tokens, window, min(console.width, 200), focus))
+        width = min(console.width, 200)
+        console.print(view.overview(shown, run.tokens, window, width, focus, layer or 0))
     console.print(view.head_table(scores))
     n = report["induction"]["repeated_length"]
     console.print(
@@ -393,7 +394,7 @@ def inspect_attention(
     if html_file:
         from tinygpt.attention_html import render_html
 
-        _write_text(html_file, render_html(report, prompt[:80]))
+        _write_text(html_file, render_html(report, prompt[:80], (layer or 0, head or 0)))
     if npz_file:
         _write_npz(npz_file, run)
 
