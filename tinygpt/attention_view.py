@@ -82,7 +82,8 @@ def overview(
     span = end - start
     per_row = max(1, (width - LABEL - 1) // (span + 2))
     blocks: list = [window_note(start, end, t)]
-    axis = "".join(visible(tok)[0] for tok in tokens[start:end])
+    # One character per key: a BPE token's first visible character (not its leading space).
+    axis = "".join(visible(tok.strip() or tok)[0] for tok in tokens[start:end])
     for layer in range(n_layer):
         for first in range(0, n_head, per_row):
             heads = list(range(first, min(n_head, first + per_row)))
