@@ -113,7 +113,7 @@ def test_python_m_and_version():
     "args, code, message",
     [
         (["train", "missing.txt"], 2, "file not found: missing.txt"),
-        (["train", "."], 2, "is a directory"),
+        (["train", "emptydir"], 2, "holds no files"),
         (["train", "empty.txt", "--tokenizer", "char"], 2, "is empty"),
         (["train", "latin.txt", "--tokenizer", "char"], 2, "offset 5"),
         (["train", "small.txt", *TINY_ARGS[:2], "--block-size", "5000"], 2, "--block-size"),
@@ -135,6 +135,7 @@ def test_python_m_and_version():
 )
 def test_bad_input_gives_one_line_and_exit_code(trained, args, code, message):
     (trained / "empty.txt").write_bytes(b"")
+    (trained / "emptydir").mkdir(exist_ok=True)
     (trained / "latin.txt").write_bytes(b"caf\xc3\xa9\xff!")
     (trained / "eot.txt").write_text("a<|endoftext|>b" * 50)
     if args[0] == "train" and "already" not in message:

@@ -1,8 +1,16 @@
 import numpy as np
 import pytest
 
-from tinygpt.data import BatchSampler, check_split_lengths, load_corpus, read_text
+from tinygpt.data import (
+    BatchSampler,
+    check_split_lengths,
+    encode_text,
+    iter_text,
+    prepare_corpus,
+    read_text,
+)
 from tinygpt.errors import UsageError
+from tinygpt.tokenizer import CharTokenizer
 
 
 def test_read_text_errors(tmp_path):
@@ -27,12 +35,12 @@ def test_bom_is_stripped(tmp_path):
 def test_corpus_is_cached_by_content_and_tokenizer(tmp_path):
     path = tmp_path / "t.txt"
     path.write_text("abcabc" * 100)
-    first = load_corpus(path, "char", cache_dir=tmp_path / "c")
-    second = load_corpus(path, "char", cache_dir=tmp_path / "c")
+    first = prepare_corpus(path, "char", cache_dir=tmp_path / "c")
+    second = prepare_corpus(path, "char", cache_dir=tmp_path / "c")
     assert not first.from_cache and second.from_cache
     assert np.array_equal(first.ids, second.ids) and second.ids.dtype == np.uint16
     path.write_text("xyzxyz" * 100)
-    assert not load_corpus(path, "char", cache_dir=tmp_path / "c").from_cache
+    assert not prepare_corpus(path, "char", cache_dir=tmp_path / "c").from_cache
     train, val = second.split(0.1)
     assert len(train) == 540 and len(val) == 60
 
@@ -55,3 +63,46 @@ def test_batches_are_shifted_windows_and_reproducible():
     x, y = a
     assert x.shape == (4, 8) and torch.equal(x[:, 1:], y[:, :-1])
     assert torch.equal(y - x, torch.ones_like(x))
+
+
+def test_streaming_matches_whole_file_encoding(tmp_path):
+    text = "".join(f"line {i}: héllo wörld, ünïcode 日本 {i * 7}\n" for i in range(3000))
+    path = tmp_path / "big.txt"
+    path.write_text(text, encoding="utf-8")
+    pieces = list(iter_text([path], chunk_bytes=1000))  # cuts inside multi-byte characters
+    assert "".join(pieces) == text and len(pieces) > 50
+    assert all(p.endswith("\n") for p in pieces)
+    corpus = prepare_corpus(path, "char", cache_dir=tmp_path / "c")
+    tok = CharTokenizer.from_text(text)
+    assert corpus.tokenizer.chars == tok.chars
+    assert np.array_equal(np.asarray(corpus.ids), np.asarray(tok.encode(text)))
+    bpe = prepare_corpus(path, "gpt2", cache_dir=tmp_path / "c")
+    assert bpe.tokenizer.decode(np.asarray(bpe.ids).tolist()) == text
+
+
+def test_utf8_error_offset_is_exact_across_chunks(tmp_path):
+    raw = ("é" * 700).encode() + b"\xff" + b"tail"
+    (tmp_path / "bad.txt").write_bytes(raw)
+    with pytest.raises(UsageError, match=f"offset {len(raw) - 5}"):
+        list(iter_text([tmp_path / "bad.txt"], chunk_bytes=333))
+
+
+def test_directory_and_glob_corpora(tmp_path):
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "b.txt").write_text("second file")
+    (tmp_path / "d" / "a.txt").write_text("first file\n")
+    (tmp_path / "d" / ".hidden").write_text("never read")
+    for spec in (tmp_path / "d", str(tmp_path / "d" / "*.txt")):
+        corpus = prepare_corpus(spec, "char", cache_dir=tmp_path / "c")
+        assert corpus.tokenizer.decode(np.asarray(corpus.ids).tolist()) == (
+            "first file\nsecond file"
+        )
+    with pytest.raises(UsageError, match="no files match"):
+        prepare_corpus(str(tmp_path / "d" / "*.md"), "char", cache_dir=tmp_path / "c")
+
+
+def test_vectorised_char_encoding_lists_missing_characters():
+    tok = CharTokenizer.from_text("abc")
+    assert encode_text(tok, "cab").tolist() == [2, 0, 1]
+    with pytest.raises(UsageError, match="'z'"):
+        encode_text(tok, "abz")

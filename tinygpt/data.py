@@ -1,15 +1,20 @@
 """Reading a corpus, tokenizing it once, and slicing random training batches.
 
-Token ids live in a flat binary file (uint16 when the vocabulary fits, else uint32) that is
-memory-mapped, so a second run of the same file with the same tokenizer skips tokenization and
-batches are gathered with one vectorised index instead of a Python loop.
+A corpus (a file, a directory of files or a glob) is read in pieces and tokenized once into a
+flat binary file of ids (uint16 when the vocabulary fits, else uint32), cached under the content
+hash and the tokenizer. Training memory-maps it: memory stays flat as the corpus grows, a second
+run skips tokenization, and batches are gathered with one vectorised index, no Python loop.
 """
 
 from __future__ import annotations
 
+import codecs
+import glob
 import hashlib
 import json
 import os
+import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,11 +23,18 @@ import torch
 from tqdm import tqdm
 
 from tinygpt.errors import UsageError
-from tinygpt.fileio import atomic_write_bytes
-from tinygpt.tokenizer import Tokenizer, build_tokenizer
+from tinygpt.fileio import atomic_write, atomic_write_bytes
+from tinygpt.tokenizer import (
+    CharTokenizer,
+    TiktokenTokenizer,
+    Tokenizer,
+    build_tokenizer,
+    tokenizer_from_dict,
+)
 
-# Large files are encoded in pieces so tiktoken can use several threads on them.
-_ENCODE_CHUNK_CHARS = 1 << 20
+# Corpora are read in pieces of this size: memory stays flat however large the files are, and
+# tiktoken encodes several pieces at once on its own threads.
+_READ_CHUNK_BYTES = 1 << 23
 
 
 def read_text(path: str | Path, encoding: str = "utf-8") -> str:
@@ -87,59 +99,217 @@ def _dtype_for(vocab_size: int) -> np.dtype:
     return np.dtype(np.uint16) if vocab_size <= np.iinfo(np.uint16).max + 1 else np.dtype(np.uint32)
 
 
+def _is_utf8(encoding: str) -> bool:
+    return encoding.lower().replace("_", "-") in ("utf-8", "utf8")
+
+
+def resolve_sources(spec: str | Path) -> list[Path]:
+    """A file, a directory (every non-hidden file below it) or a glob pattern, in sorted order."""
+    text = str(spec)
+    path = Path(spec)
+    if path.is_dir():
+        files = sorted(
+            f
+            for f in path.rglob("*")
+            if f.is_file() and not any(part.startswith(".") for part in f.relative_to(path).parts)
+        )
+        if not files:
+            raise UsageError(f"the directory {path} holds no files to train on")
+        return files
+    if not path.exists() and any(ch in text for ch in "*?["):
+        files = sorted(Path(f) for f in glob.glob(text, recursive=True) if Path(f).is_file())
+        if not files:
+            raise UsageError(f"no files match {text!r}")
+        return files
+    if not path.exists():
+        raise UsageError(f"file not found: {path}")
+    return [path]
+
+
+def iter_text(
+    sources: list[Path],
+    encoding: str = "utf-8",
+    chunk_bytes: int = _READ_CHUNK_BYTES,
+    on_bytes: Callable[[int], None] | None = None,
+) -> Iterator[str]:
+    """Stream the sources' text in pieces that end at a newline, never holding a whole file.
+
+    Files are joined with a newline when one does not end with it. Errors name the file and the
+    byte offset of the first byte that is not valid in ``encoding``.
+    """
+    total = 0
+    for path in sources:
+        try:
+            decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
+        except LookupError:
+            raise UsageError(f"unknown --encoding {encoding!r}") from None
+        carry, consumed, first, ends_newline = "", 0, True, True
+        try:
+            fh = open(path, "rb")  # noqa: SIM115 (closed below, errors mapped to one line)
+        except OSError as exc:
+            raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+        with fh:
+            while True:
+                try:
+                    raw = fh.read(chunk_bytes)
+                except OSError as exc:
+                    raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+                if first and _is_utf8(encoding) and raw.startswith(b"\xef\xbb\xbf"):
+                    raw, consumed = raw[3:], 3  # a UTF-8 byte-order mark is not text
+                first = False
+                pending = len(decoder.getstate()[0])
+                try:
+                    text = decoder.decode(raw, final=not raw)
+                except UnicodeDecodeError as exc:
+                    offset = consumed - pending + exc.start
+                    raise UsageError(
+                        f"{path} is not valid {encoding}: byte 0x{exc.object[exc.start]:02x} at "
+                        f"offset {offset}; pass --encoding (for example latin-1) if the file "
+                        f"uses another encoding"
+                    ) from None
+                consumed += len(raw)
+                if on_bytes:
+                    on_bytes(len(raw))
+                text = carry + text
+                cut = text.rfind("\n")
+                if not raw or (cut < 0 and len(text) > 4 * chunk_bytes):
+                    cut = len(text) - 1  # end of file, or a giant line: let it go as it is
+                if cut >= 0:
+                    piece, carry = text[: cut + 1], text[cut + 1 :]
+                    if piece:
+                        ends_newline = piece.endswith("\n")
+                        total += len(piece)
+                        yield piece
+                else:
+                    carry = text
+                if not raw:
+                    break
+        if not ends_newline and path is not sources[-1]:
+            yield "\n"
+    if total == 0:
+        what = f"{sources[0]} is empty" if len(sources) == 1 else "the corpus files are empty"
+        raise UsageError(f"{what}; give a file with some text")
+
+
 def encode_text(tokenizer: Tokenizer, text: str) -> np.ndarray:
+    """Ids of ``text`` as a compact array (char vocabularies through a vectorised lookup)."""
     dtype = _dtype_for(tokenizer.vocab_size)
-    encode_batch = getattr(tokenizer, "encode_batch", None)
-    if encode_batch is None or len(text) <= _ENCODE_CHUNK_CHARS:
-        return np.asarray(tokenizer.encode(text), dtype=dtype)
-    # Cut at newlines so no BPE merge spans a cut; whitespace runs are pre-split there anyway.
-    pieces, start = [], 0
-    while start < len(text):
-        end = text.find("\n", start + _ENCODE_CHUNK_CHARS)
-        end = len(text) if end < 0 else end + 1
-        pieces.append(text[start:end])
-        start = end
-    threads = max(1, os.cpu_count() or 1)
-    out: list[np.ndarray] = []
-    # tqdm draws only on a terminal (disable=None), so logs and tests stay clean.
-    with tqdm(total=len(text), unit="char", unit_scale=True, desc="tokenize", disable=None) as bar:
-        for i in range(0, len(pieces), threads):
-            group = pieces[i : i + threads]
-            out.extend(np.asarray(c, dtype=dtype) for c in encode_batch(group, num_threads=threads))
-            bar.update(sum(len(p) for p in group))
-    return np.concatenate(out)
+    if isinstance(tokenizer, CharTokenizer) and tokenizer.sorted:
+        codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+        table = tokenizer.codepoints
+        ids = np.searchsorted(table, codes)
+        ids = np.minimum(ids, len(table) - 1)
+        if not np.array_equal(table[ids], codes):
+            tokenizer.encode(text)  # raises the one-line error listing the missing characters
+        return ids.astype(dtype)
+    return np.asarray(tokenizer.encode(text), dtype=dtype)
 
 
-def load_corpus(
-    path: str | Path,
-    tokenizer_name: str,
+def _source_key(sources: list[Path], tokenizer: Tokenizer | str) -> str:
+    digest = hashlib.sha256()
+    for path in sources:
+        digest.update(f"\0{path.name}\0".encode())
+        with open(path, "rb") as fh:
+            while block := fh.read(1 << 24):
+                digest.update(block)
+    tok = (
+        tokenizer if isinstance(tokenizer, str) else json.dumps(tokenizer.to_dict(), sort_keys=True)
+    )
+    return f"{digest.hexdigest()[:24]}-{file_digest(tok.encode())[:12]}"
+
+
+def _char_vocabulary(sources: list[Path], encoding: str) -> CharTokenizer:
+    seen: set[int] = set()
+    for piece in iter_text(sources, encoding):
+        seen.update(np.unique(np.frombuffer(piece.encode("utf-32-le"), dtype=np.uint32)).tolist())
+    return CharTokenizer([chr(c) for c in sorted(seen)])
+
+
+def prepare_corpus(
+    spec: str | Path,
+    tokenizer: Tokenizer | str,
     encoding: str = "utf-8",
     cache_dir: Path | None = None,
 ) -> Corpus:
-    """Read ``path`` and tokenize it with a new tokenizer (``char`` builds its vocabulary here)."""
-    text = read_text(path, encoding)
-    return corpus_from_text(text, build_tokenizer(tokenizer_name, text), cache_dir)
+    """Tokenize a file, directory or glob once into a memory-mapped token file, streaming.
 
-
-def corpus_from_text(text: str, tokenizer: Tokenizer, cache_dir: Path | None = None) -> Corpus:
-    """Tokenize ``text``, reusing ids cached under the text's and the tokenizer's hashes."""
-    raw = text.encode("utf-8")
-    tok_key = json.dumps(tokenizer.to_dict(), sort_keys=True).encode()
-    key = f"{file_digest(raw)[:24]}-{file_digest(tok_key)[:12]}"
-    ids_path = (cache_dir or default_cache_dir()) / "tokens" / f"{key}.bin"
-    dtype = _dtype_for(tokenizer.vocab_size)
-    if ids_path.exists():
+    ``tokenizer`` is a name (``char`` builds its vocabulary from the text in a first pass) or a
+    tokenizer object (a resumed run keeps its checkpoint's). The ids are cached under the
+    sources' content hash and the tokenizer, so an unchanged corpus is never tokenized twice.
+    """
+    sources = resolve_sources(spec)
+    key = _source_key(sources, tokenizer)
+    cache = (cache_dir or default_cache_dir()) / "tokens"
+    ids_path, meta_path = cache / f"{key}.bin", cache / f"{key}.json"
+    if ids_path.exists() and meta_path.exists():
         try:
-            return Corpus(tokenizer, np.memmap(ids_path, dtype=dtype, mode="r"), len(raw), True)
-        except (OSError, ValueError):
-            pass  # an unreadable cache entry is rebuilt below
-    ids = encode_text(tokenizer, text)
+            meta = json.loads(meta_path.read_text())
+            tok = tokenizer_from_dict(meta["tokenizer"])
+            ids = np.memmap(ids_path, dtype=np.dtype(meta["dtype"]), mode="r")
+            if len(ids) == meta["num_tokens"]:
+                return Corpus(tok, ids, meta["num_bytes"], from_cache=True)
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # a damaged cache entry is rebuilt below
+    if isinstance(tokenizer, str):
+        tok = (
+            _char_vocabulary(sources, encoding)
+            if tokenizer == "char"
+            else build_tokenizer(tokenizer)
+        )
+    else:
+        tok = tokenizer
     try:
-        ids_path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(ids_path, ids.tobytes())
-    except OSError:
-        pass  # caching is an optimisation; a read-only cache dir must not stop training
-    return Corpus(tokenizer, ids, len(raw))
+        cache.mkdir(parents=True, exist_ok=True)
+        workdir = cache
+    except OSError:  # caching is an optimisation: an unwritable cache dir must not stop training
+        workdir = Path(tempfile.mkdtemp(prefix="tinygpt-tokens-"))
+        ids_path, meta_path = workdir / ids_path.name, workdir / meta_path.name
+    total_bytes = sum(p.stat().st_size for p in sources)
+    num_tokens = 0
+
+    def write(tmp: Path) -> None:
+        nonlocal num_tokens
+        threads = max(1, os.cpu_count() or 1)
+        batch: list[str] = []
+        # tqdm draws only on a terminal (disable=None), so logs and tests stay clean.
+        with (
+            open(tmp, "wb") as out,
+            tqdm(
+                total=total_bytes, unit="B", unit_scale=True, desc="tokenize", disable=None
+            ) as bar,
+        ):
+
+            def flush() -> None:
+                nonlocal num_tokens
+                if isinstance(tok, TiktokenTokenizer):
+                    arrays = [
+                        np.asarray(ids, dtype=_dtype_for(tok.vocab_size))
+                        for ids in tok.encode_batch(batch, num_threads=threads)
+                    ]
+                else:
+                    arrays = [encode_text(tok, piece) for piece in batch]
+                for arr in arrays:
+                    arr.tofile(out)
+                    num_tokens += len(arr)
+                batch.clear()
+
+            for piece in iter_text(sources, encoding, on_bytes=bar.update):
+                batch.append(piece)
+                if len(batch) >= threads:
+                    flush()
+            flush()
+
+    atomic_write(ids_path, write)
+    num_bytes = total_bytes
+    meta = {
+        "tokenizer": tok.to_dict(),
+        "dtype": _dtype_for(tok.vocab_size).name,
+        "num_tokens": num_tokens,
+        "num_bytes": num_bytes,
+    }
+    atomic_write_bytes(meta_path, json.dumps(meta).encode())
+    ids = np.memmap(ids_path, dtype=_dtype_for(tok.vocab_size), mode="r")
+    return Corpus(tok, ids, num_bytes)
 
 
 def check_split_lengths(train: np.ndarray, val: np.ndarray, block_size: int) -> None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 from typing import Any, Protocol
 
+import numpy as np
+
 from tinygpt.errors import TinyGPTError, UsageError
 
 # tiktoken names its GPT-2 encoding "gpt2" but ships the identical ranks, pattern and special
@@ -39,6 +41,9 @@ class CharTokenizer:
     def __init__(self, chars: list[str]) -> None:
         self.chars = chars
         self.stoi = {c: i for i, c in enumerate(chars)}
+        # Code points in id order (ids follow sorted order), for vectorised encoding of corpora.
+        self.codepoints = np.array([ord(c) for c in chars], dtype=np.uint32)
+        self.sorted = bool(np.all(np.diff(self.codepoints.astype(np.int64)) > 0))
         self.name = "char"
         self.vocab_size = len(chars)
 

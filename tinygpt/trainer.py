@@ -22,14 +22,7 @@ import torch
 
 from tinygpt import checkpoint as ckpt
 from tinygpt.config import ModelConfig, RunConfig, TrainConfig
-from tinygpt.data import (
-    BatchSampler,
-    Corpus,
-    check_split_lengths,
-    corpus_from_text,
-    load_corpus,
-    read_text,
-)
+from tinygpt.data import BatchSampler, Corpus, check_split_lengths, prepare_corpus
 from tinygpt.device import (
     autocast,
     configure_backends,
@@ -327,7 +320,11 @@ class Trainer:
 
 
 def default_out_dir(data: str | Path) -> Path:
-    return Path("checkpoints") / Path(data).stem
+    """checkpoints/<file stem>; for a glob, the name of the folder it searches."""
+    path = Path(data)
+    while any(ch in path.name for ch in "*?[") and path.name != path.parent.name:
+        path = path.parent
+    return Path("checkpoints") / (path.stem or "corpus")
 
 
 def train(
@@ -377,10 +374,9 @@ def train(
     train_cfg.out_dir = str(out)
     train_cfg.validate()
     if source is not None:
-        text = read_text(data, train_cfg.encoding)
-        corpus = corpus_from_text(text, source.tokenizer, cache_dir)
+        corpus = prepare_corpus(data, source.tokenizer, train_cfg.encoding, cache_dir)
     else:
-        corpus = load_corpus(data, train_cfg.tokenizer, train_cfg.encoding, cache_dir)
+        corpus = prepare_corpus(data, train_cfg.tokenizer, train_cfg.encoding, cache_dir)
         model_cfg = ModelConfig(**{**model_opts, "vocab_size": corpus.tokenizer.vocab_size})
     model_cfg.validate()
     run = RunConfig(model=model_cfg, train=train_cfg)
