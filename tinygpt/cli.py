@@ -181,6 +181,8 @@ def train(
         file, out_dir=out_dir, resume=resume, overwrite=overwrite, quiet=quiet, **options
     )
     resume_cmd = f"tinygpt train {file} --out {result.out_dir} --resume"
+    if not result.is_main:  # other data-parallel ranks: rank 0 speaks for the job
+        raise typer.Exit(130 if result.interrupted else 0)
     if result.interrupted:
         _err(
             f"interrupted at step {result.step}; checkpoint saved in {result.out_dir}. "

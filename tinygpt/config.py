@@ -95,6 +95,13 @@ class TrainConfig:
     # Consecutive non-finite steps tolerated (each skipped) before the run stops with an error.
     max_bad_steps: int = 5
     val_fraction: float = 0.1
+    # Data-parallel processes (set by the trainer from torchrun's environment, not an option).
+    world_size: int = 1
+
+    @property
+    def effective_batch_size(self) -> int:
+        """Sequences per optimizer step: batch x accumulation x data-parallel processes."""
+        return self.batch_size * self.grad_accum * self.world_size
 
     def validate(self) -> TrainConfig:
         for name in ("batch_size", "grad_accum", "max_steps", "eval_every", "eval_batches"):
@@ -166,7 +173,8 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"model": asdict(self.model), "train": asdict(self.train)}
+        train = {**asdict(self.train), "effective_batch_size": self.train.effective_batch_size}
+        return {"model": asdict(self.model), "train": train}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunConfig:

@@ -69,6 +69,9 @@ def describe_run(trainer: Trainer) -> None:
     m, t = trainer.run.model, trainer.cfg
     console = stderr_console()
     resumed = f" (resuming at step {trainer.step})" if trainer.step else ""
+    per_rank = (
+        f" ({t.world_size} processes x {t.batch_size * t.grad_accum})" if t.world_size > 1 else ""
+    )
     console.print(
         f"data     {t.data}: {len(trainer.corpus.ids):,} tokens "
         f"({'cached' if trainer.corpus.from_cache else 'tokenized'}), tokenizer {t.tokenizer} "
@@ -76,9 +79,9 @@ def describe_run(trainer: Trainer) -> None:
         f"val {len(trainer.val_ids):,}\n"
         f"model    {m.n_layer} layers, {m.n_head} heads, {m.n_embd} wide, block {m.block_size}: "
         f"{trainer.model.num_params() / 1e6:.2f}M parameters\n"
-        f"run      {t.max_steps} steps x {t.batch_size * t.grad_accum} sequences, lr {t.lr:g} "
+        f"run      {t.max_steps} steps x {t.effective_batch_size} sequences{per_rank}, lr {t.lr:g} "
         f"-> {t.min_lr:g}, device {trainer.device.type}, "
         f"{str(trainer.dtype).removeprefix('torch.')}, attention {trainer.model.attention}"
-        f"{', compiled' if trainer.forward_model is not trainer.model else ''}\n"
+        f"{', compiled' if trainer.compiled else ''}\n"
         f"output   {t.out_dir}{resumed}"
     )

@@ -12,13 +12,14 @@ import math
 import random
 import signal
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torch.nn.parallel import DistributedDataParallel
 
 from tinygpt import checkpoint as ckpt
 from tinygpt.config import ModelConfig, RunConfig, TrainConfig
@@ -30,6 +31,7 @@ from tinygpt.device import (
     resolve_device,
     resolve_dtype,
 )
+from tinygpt.distributed import DistContext, setup, teardown
 from tinygpt.errors import TrainingDiverged, UsageError
 from tinygpt.model import GPT
 from tinygpt.progress import TrainProgress
@@ -52,6 +54,8 @@ class TrainResult:
     metrics: list[dict[str, Any]] = field(default_factory=list)
     interrupted: bool = False
     stopped_by_time: bool = False
+    is_main: bool = True  # False on data-parallel ranks other than 0 (they report nothing)
+    model: GPT | None = None  # the trained model, in memory
 
 
 class _Interrupt:
@@ -114,14 +118,19 @@ class Trainer:
         corpus: Corpus,
         resume_from: ckpt.Checkpoint | None = None,
         quiet: bool = False,
+        dist: DistContext | None = None,
     ) -> None:
         self.run = run
         cfg, mcfg = run.train, run.model
         self.cfg = cfg
+        self.dist = dist or DistContext()
+        cfg.world_size = self.dist.world_size
         self.out_dir = Path(cfg.out_dir)
-        self.quiet = quiet
+        self.quiet = quiet or not self.dist.is_main  # one progress display per job
         self.corpus = corpus
         self.device = resolve_device(cfg.device)
+        if self.device.type == "cuda" and self.dist.enabled:
+            self.device = torch.device("cuda", self.dist.local_rank)
         self.dtype = resolve_dtype(cfg.dtype, self.device)
         configure_backends(self.device)
         self.train_ids, self.val_ids = corpus.split(cfg.val_fraction)
@@ -140,7 +149,16 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(
             self.device.type, enabled=self.dtype == torch.float16 and self.device.type == "cuda"
         )
-        self.sampler = BatchSampler(self.train_ids, mcfg.block_size, cfg.batch_size, cfg.seed)
+        if self.dist.enabled:
+            torch.manual_seed(cfg.seed + self.dist.rank)  # distinct dropout masks per rank
+        self.sampler = BatchSampler(
+            self.train_ids,
+            mcfg.block_size,
+            cfg.batch_size,
+            cfg.seed,
+            self.dist.rank,
+            self.dist.world_size,
+        )
         self.step = 0
         self.best_val = math.inf
         self.best_weights: bytes | None = None
@@ -150,7 +168,14 @@ class Trainer:
         if resume_from is not None:
             self._restore(resume_from)
         use_compile = cfg.compile if cfg.compile is not None else default_compile(self.device)
-        self.forward_model = torch.compile(self.model) if use_compile else self.model
+        wrapped: torch.nn.Module = self.model
+        if self.dist.enabled:
+            # DDP broadcasts rank 0's weights now and averages gradients during backward.
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            wrapped = DistributedDataParallel(self.model, device_ids=ids)
+        self.ddp = wrapped if self.dist.enabled else None
+        self.compiled = bool(use_compile)
+        self.forward_model = torch.compile(wrapped) if use_compile else wrapped
         self.compile_seconds: float | None = None
 
     # -- state -------------------------------------------------------------------------------
@@ -165,9 +190,14 @@ class Trainer:
             "torch_rng": torch.get_rng_state(),
             "python_rng": _python_rng_to_tensor(),
             "sampler_rng": self.sampler.generator.get_state(),
+            "world_size": self.dist.world_size,
         }
+        if self.dist.enabled:  # every rank's dropout stream, for an exact distributed resume
+            state["rank_torch_rng"] = self.dist.gather(torch.get_rng_state())
         if torch.cuda.is_available():
             state["cuda_rng"] = torch.cuda.get_rng_state_all()
+            if self.dist.enabled and self.device.type == "cuda":
+                state["rank_cuda_rng"] = self.dist.gather(torch.cuda.get_rng_state(self.device))
         return state
 
     def _restore(self, source: ckpt.Checkpoint) -> None:
@@ -178,8 +208,18 @@ class Trainer:
         torch.set_rng_state(state["torch_rng"])
         _python_rng_from_tensor(state["python_rng"])
         self.sampler.generator.set_state(state["sampler_rng"])
-        if "cuda_rng" in state and torch.cuda.is_available():
+        if "cuda_rng" in state and torch.cuda.is_available() and not self.dist.enabled:
             torch.cuda.set_rng_state_all(state["cuda_rng"])
+        if self.dist.enabled:
+            same_world = int(state.get("world_size", 1)) == self.dist.world_size
+            if same_world and "rank_torch_rng" in state:
+                # clone(): a row view of the stacked states crashes set_rng_state
+                torch.set_rng_state(state["rank_torch_rng"][self.dist.rank].clone())
+                if "rank_cuda_rng" in state and self.device.type == "cuda":
+                    rank_state = state["rank_cuda_rng"][self.dist.rank].clone()
+                    torch.cuda.set_rng_state(rank_state, self.device)
+            else:  # a different number of ranks: resumes, but dropout masks are new
+                torch.manual_seed(self.cfg.seed + self.dist.rank + int(state["step"]))
         self.step = int(state["step"])
         self.best_val = float(state["best_val"])
         self.tokens_seen = int(state["tokens_seen"])
@@ -190,17 +230,28 @@ class Trainer:
         self.metrics = [m for m in ckpt.read_metrics(source.directory) if m["step"] <= self.step]
 
     def save(self) -> None:
+        """Rank 0 writes the checkpoint; the others contribute their RNG states and wait."""
+        state = self._state()  # collective under DDP: every rank must get here
+        if not self.dist.is_main:
+            self.dist.barrier()
+            return
         files = {
             ckpt.CONFIG_FILE: json.dumps(self.run.to_dict(), indent=2).encode(),
             ckpt.TOKENIZER_FILE: json.dumps(self.corpus.tokenizer.to_dict()).encode(),
             ckpt.MODEL_FILE: ckpt.weights_bytes(self.model),
-            ckpt.STATE_FILE: ckpt.state_bytes(self._state()),
+            ckpt.STATE_FILE: ckpt.state_bytes(state),
         }
         if self.best_weights is not None:
             files[ckpt.BEST_FILE] = self.best_weights
         self.out_dir.mkdir(parents=True, exist_ok=True)
         ckpt.write_metrics(self.out_dir, self.metrics)
         ckpt.write_checkpoint(self.out_dir, files, self.step)
+        self.dist.barrier()
+
+    @property
+    def tokens_per_step(self) -> int:
+        """Tokens per optimizer step over all ranks (the effective batch x block size)."""
+        return self.cfg.effective_batch_size * self.run.model.block_size
 
     # -- evaluation --------------------------------------------------------------------------
     @torch.inference_mode()
@@ -246,13 +297,18 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         loss_sum = torch.zeros((), device=self.device)
-        for _ in range(cfg.grad_accum):
+        for micro in range(cfg.grad_accum):
             x, y = self.sampler.next(self.device)
-            with autocast(self.device, self.dtype):
+            # Under DDP, gradients are all-reduced only on the last micro-batch.
+            last = micro == cfg.grad_accum - 1
+            sync = self.ddp.no_sync() if self.ddp is not None and not last else nullcontext()
+            with sync, autocast(self.device, self.dtype):
                 _, loss, _ = self.forward_model(x, y)
-            loss = loss / cfg.grad_accum
+                loss = loss / cfg.grad_accum
             loss_sum += loss.detach()
-            self.scaler.scale(loss).backward()
+            with sync:
+                self.scaler.scale(loss).backward()
+        loss_sum = self.dist.mean(loss_sum)  # every rank takes the same skip decision
         self.scaler.unscale_(self.optimizer)
         max_norm = cfg.grad_clip if cfg.grad_clip > 0 else math.inf
         norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm)
@@ -264,7 +320,7 @@ class Trainer:
             self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
-        self.tokens_seen += cfg.batch_size * cfg.grad_accum * self.run.model.block_size
+        self.tokens_seen += self.tokens_per_step
         return loss_value, math.isfinite(loss_value) and (finite or self.scaler.is_enabled())
 
     def fit(self) -> TrainResult:
@@ -275,13 +331,13 @@ class Trainer:
         progress = TrainProgress(cfg.max_steps, self.step, quiet=self.quiet)
         session_start = time.perf_counter()
         window_start, window_tokens = time.perf_counter(), 0
-        tokens_per_step = cfg.batch_size * cfg.grad_accum * self.run.model.block_size
+        tokens_per_step = self.tokens_per_step
         with _Interrupt().installed() as interrupt, progress:
             while self.step < cfg.max_steps:
                 t0 = time.perf_counter()
                 loss, applied = self.train_step()
                 dt = time.perf_counter() - t0
-                if self.compile_seconds is None and self.forward_model is not self.model:
+                if self.compile_seconds is None and self.compiled:
                     self.compile_seconds = dt  # the first step carries the compilation
                     progress.note(f"torch.compile: first step took {dt:.1f}s")
                 self.elapsed += dt
@@ -300,12 +356,14 @@ class Trainer:
                 out_of_time = (
                     cfg.max_time is not None and time.perf_counter() - session_start >= cfg.max_time
                 )
-                if interrupt.requested:
-                    interrupted = True
+                # All ranks must agree to stop, or the others would wait for it forever.
+                interrupted, out_of_time = self.dist.any(interrupt.requested, out_of_time)
+                if interrupted:
                     break
                 if self.step % cfg.eval_every == 0 or self.step == cfg.max_steps or out_of_time:
-                    record = self.evaluate(loss, tok_s)
-                    progress.eval_line(record)
+                    if self.dist.is_main:
+                        record = self.evaluate(loss, tok_s)
+                        progress.eval_line(record)
                     self.save()
                     window_start, window_tokens = time.perf_counter(), 0
                 if out_of_time:
@@ -315,7 +373,14 @@ class Trainer:
             if interrupted:
                 self.save()
         return TrainResult(
-            self.out_dir, self.step, self.best_val, self.metrics, interrupted, stopped_by_time
+            self.out_dir,
+            self.step,
+            self.best_val,
+            self.metrics,
+            interrupted,
+            stopped_by_time,
+            self.dist.is_main,
+            self.model,
         )
 
 
@@ -373,16 +438,23 @@ def train(
     train_cfg.data = str(data)
     train_cfg.out_dir = str(out)
     train_cfg.validate()
-    if source is not None:
-        corpus = prepare_corpus(data, source.tokenizer, train_cfg.encoding, cache_dir)
-    else:
-        corpus = prepare_corpus(data, train_cfg.tokenizer, train_cfg.encoding, cache_dir)
-        model_cfg = ModelConfig(**{**model_opts, "vocab_size": corpus.tokenizer.vocab_size})
-    model_cfg.validate()
-    run = RunConfig(model=model_cfg, train=train_cfg)
-    trainer = Trainer(run, corpus, resume_from=source, quiet=quiet)
-    if not quiet:
-        from tinygpt.progress import describe_run
+    dist = setup(train_cfg.device)  # a no-op unless started by torchrun with several processes
+    try:
+        if not dist.is_main:
+            dist.barrier()  # rank 0 tokenizes into the shared cache first; the others reuse it
+        tokenizer = source.tokenizer if source is not None else train_cfg.tokenizer
+        corpus = prepare_corpus(data, tokenizer, train_cfg.encoding, cache_dir)
+        if dist.is_main:
+            dist.barrier()
+        if model_cfg is None:
+            model_cfg = ModelConfig(**{**model_opts, "vocab_size": corpus.tokenizer.vocab_size})
+        model_cfg.validate()
+        run = RunConfig(model=model_cfg, train=train_cfg)
+        trainer = Trainer(run, corpus, resume_from=source, quiet=quiet, dist=dist)
+        if not quiet and dist.is_main:
+            from tinygpt.progress import describe_run
 
-        describe_run(trainer)
-    return trainer.fit()
+            describe_run(trainer)
+        return trainer.fit()
+    finally:
+        teardown()

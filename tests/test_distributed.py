@@ -1,0 +1,133 @@
+"""Data-parallel training on CPU with gloo: 2 processes, no fixed ports."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from tests.conftest import SMALL_TEXT, TINY
+
+OPTIONS = {**TINY, "max_steps": 6, "eval_every": 3, "dropout": 0.0}
+
+
+def _worker(rank: int, world: int, root: str) -> None:
+    os.environ.update(
+        RANK=str(rank),
+        WORLD_SIZE=str(world),
+        LOCAL_RANK=str(rank),
+        TINYGPT_DIST_INIT_METHOD=f"file://{root}/rendezvous",
+        TINYGPT_CACHE_DIR=f"{root}/cache",
+    )
+    torch.set_num_threads(1)
+    import tinygpt
+
+    # Rank 1 is given a directory of its own: it must never write into it.
+    out = f"{root}/out" if rank == 0 else f"{root}/out-rank1"
+    result = tinygpt.train(f"{root}/small.txt", out_dir=out, **OPTIONS)
+    torch.save(result.model.state_dict(), f"{root}/weights-{rank}.pt")
+
+
+@pytest.fixture(scope="module")
+def ddp_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ddp")
+    (root / "small.txt").write_text(SMALL_TEXT)
+    mp.spawn(_worker, args=(2, str(root)), nprocs=2, join=True)
+    return root
+
+
+def _weights(path):
+    return torch.load(path, weights_only=True)
+
+
+def test_replicas_hold_identical_weights(ddp_run):
+    a, b = _weights(ddp_run / "weights-0.pt"), _weights(ddp_run / "weights-1.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_two_ranks_equal_one_process_on_the_combined_batch(ddp_run, tmp_path):
+    import tinygpt
+
+    single = tinygpt.train(
+        ddp_run / "small.txt",
+        out_dir=tmp_path / "single",
+        **{**OPTIONS, "batch_size": 2 * OPTIONS["batch_size"]},
+    )
+    ddp = _weights(ddp_run / "weights-0.pt")
+    one = single.model.state_dict()
+    for key in ddp:
+        torch.testing.assert_close(ddp[key], one[key], rtol=1e-4, atol=1e-5)
+    # and the run really moved away from its initialisation
+    assert single.metrics[-1]["train_loss"] < single.metrics[0]["train_loss"] + 1
+
+
+def test_only_rank_zero_wrote_files(ddp_run):
+    assert (ddp_run / "out" / "manifest.json").exists()
+    assert not (ddp_run / "out-rank1").exists()
+    config = json.loads((ddp_run / "out" / "config.json").read_text())
+    assert config["train"]["world_size"] == 2
+    assert config["train"]["effective_batch_size"] == 2 * OPTIONS["batch_size"]
+
+
+def test_torchrun_cli_trains_and_resumes(tmp_path):
+    (tmp_path / "small.txt").write_text(SMALL_TEXT)
+    args = [
+        "--tokenizer",
+        "char",
+        "--n-layer",
+        "1",
+        "--n-head",
+        "2",
+        "--n-embd",
+        "16",
+        "--block-size",
+        "16",
+        "--batch-size",
+        "4",
+        "--eval-every",
+        "5",
+        "--eval-batches",
+        "1",
+        "--device",
+        "cpu",
+        "--quiet",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TINYGPT_CACHE_DIR": str(tmp_path / "cache")}
+
+    def torchrun(*extra):
+        # --standalone lets torchrun pick a free port itself.
+        return subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "torch.distributed.run",
+                "--standalone",
+                "--nproc_per_node=2",
+                "-m",
+                "tinygpt",
+                "train",
+                "small.txt",
+                *args,
+                *extra,
+            ],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=240,
+        )
+
+    first = torchrun("--max-steps", "5")
+    assert first.returncode == 0, first.stderr[-2000:]
+    again = torchrun("--max-steps", "10", "--resume")
+    assert again.returncode == 0, again.stderr[-2000:]
+    from tinygpt.checkpoint import open_checkpoint, read_metrics
+
+    ck = open_checkpoint(tmp_path / "checkpoints" / "small")
+    assert ck.step == 10 and ck.config.train.world_size == 2
+    assert [m["step"] for m in read_metrics(ck.directory)] == [5, 10]
+    bad = torchrun("--max-steps", "10", "--n-embd", "30")  # usage error on every rank
+    assert bad.returncode != 0

@@ -1,0 +1,100 @@
+"""Data-parallel training on PyTorch's own engine: torchrun + DistributedDataParallel.
+
+``torchrun --nproc_per_node=N -m tinygpt train FILE`` starts N processes; each finds its rank in
+the environment torchrun sets (RANK, LOCAL_RANK, WORLD_SIZE, MASTER_ADDR/PORT) and joins one
+process group: NCCL between CUDA GPUs, gloo on CPU. Without those variables, everything here is
+a no-op and training runs in one process.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import timedelta
+
+import torch
+import torch.distributed as dist
+
+from tinygpt.errors import UsageError
+
+# Long enough for rank 0 to tokenize a large corpus or write a checkpoint while the others wait.
+DEFAULT_TIMEOUT_S = 1800
+
+
+@dataclass
+class DistContext:
+    rank: int = 0
+    local_rank: int = 0
+    world_size: int = 1
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        if self.enabled:
+            dist.barrier()
+
+    def any(self, *flags: bool) -> list[bool]:
+        """Element-wise OR of flags over all ranks, so every rank takes the same decision."""
+        if not self.enabled:
+            return list(flags)
+        t = torch.tensor([float(f) for f in flags], device=self._comm_device())
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return [bool(v) for v in t.tolist()]
+
+    def mean(self, value: torch.Tensor) -> torch.Tensor:
+        """The mean of ``value`` over all ranks (SUM then divide: gloo has no AVG)."""
+        if not self.enabled:
+            return value
+        t = value.detach().clone().to(self._comm_device())
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+        return (t / self.world_size).to(value.device)
+
+    def gather(self, t: torch.Tensor) -> torch.Tensor:
+        """(world_size, *t.shape): every rank's ``t`` (equal shapes), on every rank."""
+        if not self.enabled:
+            return t[None]
+        src = t.to(self._comm_device())
+        out = [torch.empty_like(src) for _ in range(self.world_size)]
+        dist.all_gather(out, src)
+        return torch.stack(out).to(t.device)
+
+    def _comm_device(self) -> torch.device:
+        if dist.get_backend() == "nccl":
+            return torch.device("cuda", torch.cuda.current_device())
+        return torch.device("cpu")
+
+
+def setup(device: str) -> DistContext:
+    """Join the process group torchrun describes, if any (``device`` picks NCCL or gloo)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistContext()
+    ctx = DistContext(int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0")), world)
+    use_cuda = torch.cuda.is_available() and device in ("auto", "cuda")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda was asked for, but no CUDA GPU is available")
+    if use_cuda:
+        torch.cuda.set_device(ctx.local_rank)
+    if not dist.is_initialized():
+        timeout = timedelta(
+            seconds=float(os.environ.get("TINYGPT_DIST_TIMEOUT", DEFAULT_TIMEOUT_S))
+        )
+        dist.init_process_group(
+            backend="nccl" if use_cuda else "gloo",
+            init_method=os.environ.get("TINYGPT_DIST_INIT_METHOD", "env://"),
+            rank=ctx.rank,
+            world_size=world,
+            timeout=timeout,
+        )
+    return ctx
+
+
+def teardown() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
