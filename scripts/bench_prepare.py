@@ -11,7 +11,9 @@ means the peak stays about the same while the corpus grows ten-fold.
 from __future__ import annotations
 
 import argparse
+import os
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -23,6 +25,9 @@ CHILD = """
 import sys, time, resource
 from pathlib import Path
 from tinygpt.data import prepare_corpus
+if sys.argv[2] == "none":  # the cost of the imports alone, for reference
+    print(0, 0.0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    raise SystemExit
 t0 = time.perf_counter()
 corpus = prepare_corpus(sys.argv[1], sys.argv[2], cache_dir=Path(sys.argv[3]))
 dt = time.perf_counter() - t0
@@ -54,7 +59,24 @@ def main() -> None:
     args = parser.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench-prepare-"))
     work.mkdir(parents=True, exist_ok=True)
-    print(f"machine: {machine()}\nworkdir: {work}\n")
+    env = dict(os.environ)
+    shared_cache = default_source.parents[1] / "tiktoken_cache"
+    if "TIKTOKEN_CACHE_DIR" not in env and shared_cache.is_dir():
+        env["TIKTOKEN_CACHE_DIR"] = str(shared_cache)  # offline machines: the shared encodings
+
+    def child(*argv: str) -> list[str]:
+        out = subprocess.run(
+            [sys.executable, "-c", CHILD, *argv], capture_output=True, text=True, env=env
+        )
+        if out.returncode:
+            sys.exit(f"preparing {argv} failed:\n{out.stderr[-2000:]}")
+        return out.stdout.split()
+
+    print(f"machine: {machine()}\nworkdir: {work}")
+    print(
+        f"peak RSS of a process that only imports tinygpt.data: "
+        f"{float(child('-', 'none', '-')[2]):.0f}MB\n"
+    )
     print(
         f"{'corpus':>8} {'tokenizer':<10} {'tokens':>14} {'seconds':>8} {'MB/s':>7} {'peak RSS':>9}"
     )
@@ -65,18 +87,14 @@ def main() -> None:
         mb = corpus.stat().st_size / 2**20
         for tok in args.tokenizers.split(","):
             cache = work / f"cache-{size}-{tok}"
-            out = subprocess.run(
-                [sys.executable, "-c", CHILD, str(corpus), tok, str(cache)],
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            n, dt, peak = out.stdout.split()
+            shutil.rmtree(cache, ignore_errors=True)  # measure tokenizing, not the cache
+            n, dt, peak = child(str(corpus), tok, str(cache))
             print(
                 f"{mb:>6.0f}MB {tok:<10} {int(n):>14,} {float(dt):>8.1f} "
                 f"{mb / float(dt):>7.1f} {float(peak):>7.0f}MB",
                 flush=True,
             )
+            shutil.rmtree(cache, ignore_errors=True)
 
 
 if __name__ == "__main__":
