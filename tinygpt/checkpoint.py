@@ -28,6 +28,7 @@ import io
 import json
 import os
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -183,8 +184,26 @@ class Checkpoint:
 
     directory: Path
     config: RunConfig
-    tokenizer: Tokenizer
+    tokenizer_spec: dict[str, Any]  # tokenizer.json, verified
     manifest: dict[str, Any]
+
+    @property
+    def tokenizer_name(self) -> str:
+        return str(self.tokenizer_spec.get("name", self.tokenizer_spec.get("type")))
+
+    @cached_property
+    def tokenizer(self) -> Tokenizer:
+        """Built on first use: a BPE encoding may need loading, which listing never should."""
+        try:
+            tokenizer = tokenizer_from_dict(self.tokenizer_spec)
+        except (ValueError, TypeError, KeyError) as exc:
+            raise CheckpointError(f"checkpoint {self.directory} is incompatible: {exc}") from None
+        if tokenizer.vocab_size > self.config.model.vocab_size:
+            raise CheckpointError(
+                f"checkpoint {self.directory} is incompatible: tokenizer has "
+                f"{tokenizer.vocab_size} tokens, model only {self.config.model.vocab_size}"
+            )
+        return tokenizer
 
     @property
     def step(self) -> int:
@@ -254,7 +273,7 @@ def _read_verified(directory: Path, manifest: dict[str, Any], name: str) -> byte
 
 
 def open_checkpoint(directory: str | Path) -> Checkpoint:
-    """Open and verify a checkpoint directory (configuration and tokenizer are read now)."""
+    """Open and verify a checkpoint directory (the tokenizer is built when first used)."""
     d = Path(directory)
     if not d.exists():
         raise CheckpointError(f"no checkpoint at {d}; train one with `tinygpt train FILE`")
@@ -266,17 +285,14 @@ def open_checkpoint(directory: str | Path) -> Checkpoint:
     try:
         config = RunConfig.from_dict(json.loads(_read_verified(d, manifest, CONFIG_FILE)))
         config.model.validate()
-        tokenizer = tokenizer_from_dict(json.loads(_read_verified(d, manifest, TOKENIZER_FILE)))
+        spec = json.loads(_read_verified(d, manifest, TOKENIZER_FILE))
+        if not isinstance(spec, dict) or spec.get("type") not in ("char", "tiktoken"):
+            raise ValueError(f"unknown tokenizer {spec!r:.60}")
     except CheckpointError:
         raise
     except (ValueError, TypeError, KeyError) as exc:
         raise CheckpointError(f"checkpoint {d} is incompatible: {exc}") from None
-    if tokenizer.vocab_size > config.model.vocab_size:
-        raise CheckpointError(
-            f"checkpoint {d} is incompatible: tokenizer has {tokenizer.vocab_size} tokens, "
-            f"model only {config.model.vocab_size}"
-        )
-    return Checkpoint(d, config, tokenizer, manifest)
+    return Checkpoint(d, config, spec, manifest)
 
 
 def is_checkpoint(directory: Path) -> bool:

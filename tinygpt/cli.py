@@ -151,6 +151,14 @@ def train(
         ),
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed." + _d(_T.seed))] = None,
+    preset: Annotated[
+        str | None,
+        typer.Option(help="Start from a named configuration: tiny, shakespeare-char, gpt2-small."),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(help="Options from a TOML or JSON file (a checkpoint's config.json works)."),
+    ] = None,
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue the run in --out exactly where it stopped.")
     ] = False,
@@ -163,7 +171,8 @@ def train(
     options = {
         k: v
         for k, v in locals().items()
-        if k not in {"file", "out", "resume", "overwrite", "quiet"} and v is not None
+        if k not in {"file", "out", "resume", "overwrite", "quiet", "preset", "config"}
+        and v is not None
     }
     from tinygpt.datasets import default_corpus
     from tinygpt.trainer import default_out_dir
@@ -178,7 +187,14 @@ def train(
 
     out_dir = out or default_out_dir(file)
     result = run_training(
-        file, out_dir=out_dir, resume=resume, overwrite=overwrite, quiet=quiet, **options
+        file,
+        out_dir=out_dir,
+        resume=resume,
+        overwrite=overwrite,
+        quiet=quiet,
+        preset=preset,
+        config=config,
+        **options,
     )
     resume_cmd = f"tinygpt train {file} --out {result.out_dir} --resume"
     if not result.is_main:  # other data-parallel ranks: rank 0 speaks for the job
@@ -452,6 +468,123 @@ def _write_npz(path: Path, run: Any) -> None:
 
     atomic_write_bytes(path, buf.getvalue())
     typer.echo(f"wrote {path}", err=True)
+
+
+# ---------------------------------------------------------------------------------------------
+@app.command()
+def info(
+    checkpoint: CheckpointOpt = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """What a checkpoint holds: size, shape, tokenizer, steps, losses, tokens, time, device."""
+    from tinygpt.checkpoint import latest_checkpoint
+    from tinygpt.runs import checkpoint_info
+
+    data = checkpoint_info(checkpoint or latest_checkpoint())
+    if json_out:
+        typer.echo(json.dumps(data))
+        return
+    from rich.table import Table
+
+    from tinygpt.progress import stdout_console
+
+    table = Table(show_header=False, box=None, pad_edge=False)
+    shape = data["shape"]
+    best = data["best_val_loss"]
+    rows = [
+        ("checkpoint", data["checkpoint"]),
+        (
+            "parameters",
+            f"{data['parameters']:,} ({data['non_embedding_parameters']:,} "
+            f"without position embeddings)",
+        ),
+        (
+            "shape",
+            f"{shape['n_layer']} layers, {shape['n_head']} heads, {shape['n_embd']} wide, "
+            f"block {shape['block_size']}, dropout {shape['dropout']}, "
+            f"bias {'on' if shape['bias'] else 'off'}",
+        ),
+        ("tokenizer", f"{data['tokenizer']} (vocab {shape['vocab_size']:,})"),
+        ("steps", f"{data['steps']:,} of {data['max_steps']:,}"),
+        ("best val loss", "-" if best is None else f"{best:.4f}"),
+        ("tokens seen", f"{data['tokens_seen']:,}"),
+        ("training time", f"{data['training_seconds']:.0f}s"),
+        (
+            "device",
+            f"{data['device'] or '-'} ({data['dtype'] or '-'}), effective batch "
+            f"{data['effective_batch_size']}",
+        ),
+        ("data", data["data"]),
+        ("saved", data["saved"]),
+    ]
+    for key, value in rows:
+        table.add_row(key, str(value))
+    stdout_console().print(table)
+
+
+@app.command()
+def runs(
+    root: Annotated[Path, typer.Option("--root", help="Where runs live.")] = Path("checkpoints"),
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """The runs under checkpoints/ as a table, newest first."""
+    from tinygpt.runs import list_runs
+
+    rows = list_runs(root)
+    if json_out:
+        typer.echo(json.dumps(rows))
+        return
+    if not rows:
+        typer.echo(f"no runs under {root}/; start one with `tinygpt train FILE`", err=True)
+        return
+    from rich import box
+    from rich.table import Table
+
+    from tinygpt.progress import stdout_console
+
+    table = Table(pad_edge=False, box=box.SIMPLE_HEAD)
+    for name in ("run", "params", "steps", "best val", "tokens", "tokenizer", "saved"):
+        table.add_column(
+            name,
+            justify="left" if name in ("run", "tokenizer") else "right",
+            no_wrap=name != "run",
+            overflow="ellipsis" if name == "run" else "fold",
+            min_width=15 if name == "run" else None,
+        )
+    for r in rows:
+        if "error" in r:
+            table.add_row(r["name"], "", "", "", "", "", r["error"][:40])
+            continue
+        best = "-" if r["best_val_loss"] is None else f"{r['best_val_loss']:.4f}"
+        table.add_row(
+            r["name"],
+            f"{r['parameters'] / 1e6:.2f}M",
+            f"{r['steps']:,}",
+            best,
+            f"{r['tokens_seen'] / 1e6:.1f}M",
+            r["tokenizer"],
+            r["saved"][5:],
+        )
+    stdout_console().print(table)
+
+
+@app.command()
+def plot(
+    checkpoint: CheckpointOpt = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Also write a .svg or .png file.")
+    ] = None,
+) -> None:
+    """Train and validation loss by step, in the terminal (and as SVG or PNG with --out)."""
+    from tinygpt.checkpoint import latest_checkpoint, open_checkpoint, read_metrics
+    from tinygpt.plot import terminal_plot, write_plot
+
+    ck = open_checkpoint(checkpoint or latest_checkpoint())
+    metrics = read_metrics(ck.directory)
+    typer.echo(terminal_plot(metrics))
+    if out:
+        write_plot(out, metrics, f"{ck.directory.name}: loss by step")
+        typer.echo(f"wrote {out}", err=True)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ from tinygpt.device import (
 from tinygpt.distributed import DistContext, setup, teardown
 from tinygpt.errors import TrainingDiverged, UsageError
 from tinygpt.model import GPT
+from tinygpt.presets import resolve_options
 from tinygpt.progress import TrainProgress
 
 
@@ -191,6 +192,8 @@ class Trainer:
             "python_rng": _python_rng_to_tensor(),
             "sampler_rng": self.sampler.generator.get_state(),
             "world_size": self.dist.world_size,
+            "device": self.device.type,
+            "dtype": str(self.dtype).removeprefix("torch."),
         }
         if self.dist.enabled:  # every rank's dropout stream, for an exact distributed resume
             state["rank_torch_rng"] = self.dist.gather(torch.get_rng_state())
@@ -400,16 +403,19 @@ def train(
     overwrite: bool = False,
     quiet: bool = True,
     cache_dir: Path | None = None,
+    preset: str | None = None,
+    config: str | Path | None = None,
     **options: Any,
 ) -> TrainResult:
     """Train a GPT on the text file ``data`` and write a checkpoint directory.
 
     ``options`` are any :class:`ModelConfig` or :class:`TrainConfig` fields, e.g.
-    ``train("input.txt", tokenizer="char", n_layer=2, max_steps=200)``. With ``resume=True`` the
+    ``train("input.txt", tokenizer="char", n_layer=2, max_steps=200)``; they override a named
+    ``preset`` and a ``config`` file (TOML or JSON). With ``resume=True`` the
     run in ``out_dir`` continues (``max_steps`` is then the new total); shape options must match.
     """
     out = Path(out_dir) if out_dir else default_out_dir(data)
-    model_opts, train_opts = split_options(options)
+    model_opts, train_opts = split_options(resolve_options(preset, config, options))
     existing = ckpt.is_checkpoint(out)
     source = None
     if resume:

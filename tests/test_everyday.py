@@ -1,0 +1,136 @@
+"""Presets, config files, info, runs, plots, and train's default corpus."""
+
+import json
+import struct
+import xml.etree.ElementTree as ET
+import zlib
+
+import pytest
+
+from tests.conftest import SMALL_TEXT, TINY, run_cli
+from tinygpt.config import ModelConfig
+from tinygpt.errors import UsageError
+from tinygpt.plot import png_plot, svg_plot, terminal_plot
+from tinygpt.presets import PRESETS, load_config_file, resolve_options
+from tinygpt.runs import param_counts
+
+
+def test_flags_override_config_file_which_overrides_preset(tmp_path):
+    (tmp_path / "run.toml").write_text("n_layer = 3\nlr = 0.005\n[train]\nbatch_size = 7\n")
+    merged = resolve_options("tiny", tmp_path / "run.toml", {"lr": 0.01, "dropout": None})
+    assert merged["n_layer"] == 3 and merged["batch_size"] == 7  # from the file
+    assert merged["lr"] == 0.01  # the flag wins
+    assert merged["n_embd"] == PRESETS["tiny"]["n_embd"]  # from the preset
+    assert "dropout" not in merged  # None means "not given"
+
+
+def test_bad_presets_and_config_files(tmp_path):
+    with pytest.raises(UsageError, match="unknown --preset 'huge'"):
+        resolve_options("huge", None, {})
+    (tmp_path / "bad.toml").write_text("n_layers = 3\n")
+    with pytest.raises(UsageError, match="unknown option.*n_layers"):
+        load_config_file(tmp_path / "bad.toml")
+    (tmp_path / "broken.toml").write_text("n_layer = \n")
+    with pytest.raises(UsageError, match="not valid"):
+        load_config_file(tmp_path / "broken.toml")
+    with pytest.raises(UsageError, match="not found"):
+        load_config_file(tmp_path / "missing.toml")
+
+
+def test_preset_sizes():
+    def size(name, vocab):
+        shape = {k: v for k, v in PRESETS[name].items() if k in ModelConfig.__dataclass_fields__}
+        return param_counts(ModelConfig(vocab_size=vocab, **shape))[0]
+
+    assert 124e6 < size("gpt2-small", 50257) < 125e6  # GPT-2 small's 124M
+    assert 10.6e6 < size("shakespeare-char", 65) < 10.9e6
+
+
+def test_checkpoint_config_json_can_be_fed_back(tiny_run, tmp_path):
+    first = tiny_run("first", n_embd=48, lr=2e-3)
+    import tinygpt
+
+    again = tinygpt.train(
+        tmp_path / "small.txt", out_dir=tmp_path / "again", config=first.out_dir / "config.json"
+    )
+    a = json.loads((first.out_dir / "config.json").read_text())
+    b = json.loads((again.out_dir / "config.json").read_text())
+    assert a["model"] == b["model"]
+    for key in ("lr", "batch_size", "max_steps", "tokenizer", "seed"):
+        assert a["train"][key] == b["train"][key]
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("everyday")
+    (root / "data").mkdir()
+    (root / "data" / "tinyshakespeare.txt").write_text(SMALL_TEXT)  # stands in for the corpus
+    args = [f"--{k.replace('_', '-')}={v}" for k, v in TINY.items()]
+    proc = run_cli("train", *args, "--quiet", cwd=root)  # no FILE: data/tinyshakespeare.txt
+    assert proc.returncode == 0, proc.stderr
+    return root
+
+
+def test_train_without_file_uses_the_downloaded_corpus(workdir, tmp_path):
+    assert (workdir / "checkpoints" / "tinyshakespeare" / "manifest.json").exists()
+    proc = run_cli("train", "--tokenizer", "char", cwd=tmp_path)
+    assert proc.returncode == 2 and "tinygpt data shakespeare" in proc.stderr
+
+
+def test_info_json_and_table(workdir):
+    proc = run_cli("info", "--json", cwd=workdir)
+    data = json.loads(proc.stdout)
+    assert data["steps"] == TINY["max_steps"] and data["tokenizer"] == "char"
+    assert data["device"] == "cpu" and data["dtype"] == "float32"
+    assert data["tokens_seen"] == TINY["max_steps"] * TINY["batch_size"] * TINY["block_size"]
+    assert data["parameters"] > data["non_embedding_parameters"] > 0
+    table = run_cli("info", cwd=workdir, env={"NO_COLOR": "1"})
+    assert "best val loss" in table.stdout and "\x1b[" not in table.stdout
+
+
+def test_runs_lists_checkpoints(workdir):
+    rows = json.loads(run_cli("runs", "--json", cwd=workdir).stdout)
+    assert [r["name"] for r in rows] == ["tinyshakespeare"]
+    assert rows[0]["steps"] == TINY["max_steps"]
+    table = run_cli("runs", cwd=workdir, env={"COLUMNS": "80"})
+    assert "tinyshakespeare" in table.stdout
+
+
+def test_plot_terminal_svg_png(workdir, tmp_path):
+    proc = run_cli("plot", "--out", str(tmp_path / "loss.svg"), cwd=workdir)
+    assert proc.returncode == 0, proc.stderr
+    assert "• train" in proc.stdout and "step" in proc.stdout
+    ET.fromstring((tmp_path / "loss.svg").read_text())  # parses as XML
+    assert run_cli("plot", "--out", str(tmp_path / "loss.png"), cwd=workdir).returncode == 0
+    _check_png((tmp_path / "loss.png").read_bytes())
+    bad = run_cli("plot", "--out", str(tmp_path / "loss.jpg"), cwd=workdir)
+    assert bad.returncode == 2 and ".svg or .png" in bad.stderr
+
+
+def _check_png(data: bytes) -> None:
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, kinds = 8, []
+    while pos < len(data):
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        kind, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + length]
+        (crc,) = struct.unpack(">I", data[pos + 8 + length : pos + 12 + length])
+        assert crc == zlib.crc32(kind + body) & 0xFFFFFFFF
+        kinds.append(kind)
+        if kind == b"IHDR":
+            width, height = struct.unpack(">II", body[:8])
+        if kind == b"IDAT":
+            assert len(zlib.decompress(body)) == height * (1 + 3 * width)
+        pos += 12 + length
+    assert kinds == [b"IHDR", b"IDAT", b"IEND"]
+
+
+def test_plots_of_known_curves():
+    metrics = [
+        {"step": s, "train_loss": 3 - s / 100, "val_loss": 3.1 - s / 120} for s in range(0, 201, 50)
+    ]
+    text = terminal_plot(metrics)
+    assert text.count("•") == 6 and text.count("×") == 6  # 5 points each + the legend
+    assert "3.100" in text  # the top of the axis is the largest loss
+    ET.fromstring(svg_plot(metrics, "a <title> & more"))
+    _check_png(png_plot(metrics))
+    assert terminal_plot([]) == "no evaluations recorded yet"

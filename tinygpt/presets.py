@@ -1,0 +1,126 @@
+"""Named training configurations and config files, merged under the command line's flags.
+
+Precedence, lowest first: the dataclass defaults, ``--preset``, ``--config FILE``, then any flag
+given explicitly. A config file is TOML or JSON, either flat (``n_layer = 4``) or with
+``[model]`` / ``[train]`` tables, so a checkpoint's ``config.json`` can be fed back as it is.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from tinygpt.config import ModelConfig, TrainConfig
+from tinygpt.errors import UsageError
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # Trains in about a minute on a laptop CPU; a quick check that everything works.
+    "tiny": dict(
+        tokenizer="char",
+        n_layer=2,
+        n_head=2,
+        n_embd=64,
+        block_size=64,
+        batch_size=16,
+        max_steps=300,
+        warmup_steps=20,
+        lr=2e-3,
+        eval_every=100,
+        eval_batches=10,
+    ),
+    # The well-known char-level Shakespeare model (6 layers, 384 wide, block 256): ~10.7M
+    # parameters, best on a GPU, where it reaches a val loss near 1.47.
+    "shakespeare-char": dict(
+        tokenizer="char",
+        n_layer=6,
+        n_head=6,
+        n_embd=384,
+        block_size=256,
+        dropout=0.2,
+        batch_size=64,
+        max_steps=5000,
+        warmup_steps=100,
+        lr=1e-3,
+        min_lr=1e-4,
+        beta2=0.99,
+        eval_every=250,
+        eval_batches=200,
+    ),
+    # GPT-2 small: 124M parameters, 1024 tokens of context, ~0.5M tokens per step.
+    "gpt2-small": dict(
+        tokenizer="gpt2",
+        n_layer=12,
+        n_head=12,
+        n_embd=768,
+        block_size=1024,
+        dropout=0.0,
+        batch_size=12,
+        grad_accum=40,
+        max_steps=600000,
+        warmup_steps=2000,
+        lr=6e-4,
+        min_lr=6e-5,
+        beta2=0.95,
+        weight_decay=0.1,
+        eval_every=1000,
+        eval_batches=200,
+    ),
+}
+
+# Fields a config file may hold but that are not options (a checkpoint's config.json has them).
+_RECORDED_ONLY = {"data", "out_dir", "world_size", "effective_batch_size", "vocab_size"}
+
+
+def _option_names() -> set[str]:
+    return {f.name for f in fields(ModelConfig)} | {f.name for f in fields(TrainConfig)}
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """Options from a TOML or JSON file (flat, or with model/train sections)."""
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except FileNotFoundError:
+        raise UsageError(f"--config file not found: {p}") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read --config {p}: {exc.strerror or exc}") from None
+    try:
+        if p.suffix.lower() == ".json":
+            data = json.loads(raw)
+        else:
+            data = tomllib.loads(raw.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise UsageError(
+            f"--config {p} is not valid {p.suffix.lstrip('.') or 'TOML'}: {exc}"
+        ) from None
+    if not isinstance(data, dict):
+        raise UsageError(f"--config {p} must hold a table of options")
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in ("model", "train") and isinstance(value, dict):
+            flat.update(value)
+        else:
+            flat[key] = value
+    flat = {k.replace("-", "_"): v for k, v in flat.items() if k not in _RECORDED_ONLY}
+    unknown = sorted(set(flat) - _option_names())
+    if unknown:
+        raise UsageError(f"--config {p}: unknown option(s) {', '.join(unknown)}")
+    return flat
+
+
+def resolve_options(
+    preset: str | None, config: str | Path | None, explicit: dict[str, Any]
+) -> dict[str, Any]:
+    """Preset, then config file, then explicit options (``None`` values are not explicit)."""
+    merged: dict[str, Any] = {}
+    if preset is not None:
+        if preset not in PRESETS:
+            raise UsageError(f"unknown --preset {preset!r}; choose one of: {', '.join(PRESETS)}")
+        merged.update(PRESETS[preset])
+    if config is not None:
+        merged.update(load_config_file(config))
+    merged.update({k: v for k, v in explicit.items() if v is not None})
+    return merged

@@ -1,0 +1,87 @@
+"""What a checkpoint holds and what runs exist: ``tinygpt info`` and ``tinygpt runs``."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from tinygpt.checkpoint import MANIFEST_FILE, open_checkpoint, read_metrics
+from tinygpt.config import ModelConfig
+from tinygpt.errors import CheckpointError
+from tinygpt.model import GPT
+
+
+def param_counts(config: ModelConfig) -> tuple[int, int]:
+    """(total, non-embedding) parameters, from a model built on the meta device (no memory)."""
+    with torch.device("meta"):
+        model = GPT(config)
+    return model.num_params(non_embedding=False), model.num_params()
+
+
+def checkpoint_info(directory: str | Path) -> dict[str, Any]:
+    ck = open_checkpoint(directory)
+    state = ck.load_state()
+    m, t = ck.config.model, ck.config.train
+    total, non_embedding = param_counts(m)
+    metrics = read_metrics(ck.directory)
+    best = float(state.get("best_val", math.inf))
+    return {
+        "checkpoint": str(ck.directory),
+        "parameters": total,
+        "non_embedding_parameters": non_embedding,
+        "shape": {
+            k: getattr(m, k)
+            for k in ("n_layer", "n_head", "n_embd", "block_size", "vocab_size", "dropout", "bias")
+        },
+        "tokenizer": ck.tokenizer_name,
+        "steps": ck.step,
+        "max_steps": t.max_steps,
+        "best_val_loss": best if math.isfinite(best) else None,
+        "last_val_loss": metrics[-1]["val_loss"] if metrics else None,
+        "tokens_seen": int(state.get("tokens_seen", 0)),
+        "training_seconds": round(float(state.get("elapsed", 0.0)), 1),
+        "device": state.get("device"),
+        "dtype": state.get("dtype"),
+        "effective_batch_size": t.effective_batch_size,
+        "data": t.data,
+        "saved": time.strftime(
+            "%Y-%m-%d %H:%M", time.localtime((ck.directory / MANIFEST_FILE).stat().st_mtime)
+        ),
+    }
+
+
+def list_runs(root: Path = Path("checkpoints")) -> list[dict[str, Any]]:
+    """Every checkpoint directly under ``root``, newest first; broken ones are listed as such."""
+    rows = []
+    manifests = (
+        sorted(root.glob(f"*/{MANIFEST_FILE}"), key=lambda p: p.stat().st_mtime, reverse=True)
+        if root.is_dir()
+        else []
+    )
+    for manifest in manifests:
+        directory = manifest.parent
+        try:
+            info = checkpoint_info(directory)
+            rows.append(
+                {
+                    "name": directory.name,
+                    **{
+                        k: info[k]
+                        for k in (
+                            "parameters",
+                            "steps",
+                            "best_val_loss",
+                            "tokens_seen",
+                            "tokenizer",
+                            "saved",
+                        )
+                    },
+                }
+            )
+        except CheckpointError as exc:
+            rows.append({"name": directory.name, "error": str(exc)})
+    return rows
