@@ -589,6 +589,45 @@ def plot(
 
 # ---------------------------------------------------------------------------------------------
 @app.command()
+def export(
+    out: Annotated[Path, typer.Argument(help="Directory to write.")],
+    checkpoint: CheckpointOpt = None,
+    fmt: Annotated[str, typer.Option("--format", help="Only hf (Hugging Face GPT-2).")] = "hf",
+) -> None:
+    """Write a checkpoint as a Hugging Face GPT2LMHeadModel directory (identical logits)."""
+    from tinygpt.checkpoint import latest_checkpoint, open_checkpoint
+    from tinygpt.hf import export_hf
+
+    if fmt != "hf":
+        raise UsageError(f"--format must be hf, got {fmt!r}")
+    path = export_hf(open_checkpoint(checkpoint or latest_checkpoint()), out)
+    typer.echo(f"wrote {path}; load it with transformers.GPT2LMHeadModel.from_pretrained", err=True)
+
+
+@app.command("import-hf")
+def import_hf_command(
+    source: Annotated[Path, typer.Argument(help="A local Hugging Face GPT-2 model directory.")],
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Checkpoint directory to write.")
+    ] = None,
+    tokenizer: Annotated[str, typer.Option(help="The model's BPE encoding.")] = "gpt2",
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace a checkpoint in --out.")
+    ] = False,
+) -> None:
+    """Turn a local GPT-2 style Hugging Face model into a tinygpt checkpoint."""
+    from tinygpt.checkpoint import is_checkpoint
+    from tinygpt.hf import import_hf
+
+    target = out or Path("checkpoints") / source.resolve().name
+    if is_checkpoint(target) and not overwrite:
+        raise UsageError(f"{target} already holds a checkpoint; pass --overwrite or another --out")
+    import_hf(source, target, tokenizer)
+    typer.echo(f"wrote {target}; try: tinygpt generate --checkpoint {target}", err=True)
+
+
+# ---------------------------------------------------------------------------------------------
+@app.command()
 def data(
     name: Annotated[str, typer.Argument(help="Dataset to download: shakespeare.")] = "shakespeare",
     directory: Annotated[Path, typer.Option("--dir", help="Where to put it.")] = Path("data"),

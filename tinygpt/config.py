@@ -39,6 +39,8 @@ class ModelConfig:
     n_embd: int = 128
     dropout: float = 0.0
     bias: bool = True
+    # "gelu" (exact, erf) or "gelu_tanh" (GPT-2's original approximation, for imported models)
+    activation: str = "gelu"
 
     def validate(self) -> ModelConfig:
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
@@ -54,6 +56,7 @@ class ModelConfig:
             )
         if not 0.0 <= self.dropout < 1.0:
             raise UsageError(f"--dropout must be in [0, 1), got {self.dropout}")
+        _choice("activation", self.activation, ("gelu", "gelu_tanh"))
         return self
 
     @property

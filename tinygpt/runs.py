@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from tinygpt.checkpoint import MANIFEST_FILE, open_checkpoint, read_metrics
+from tinygpt.checkpoint import MANIFEST_FILE, STATE_FILE, open_checkpoint, read_metrics
 from tinygpt.config import ModelConfig
 from tinygpt.errors import CheckpointError
 from tinygpt.model import GPT
@@ -24,7 +24,7 @@ def param_counts(config: ModelConfig) -> tuple[int, int]:
 
 def checkpoint_info(directory: str | Path) -> dict[str, Any]:
     ck = open_checkpoint(directory)
-    state = ck.load_state()
+    state = ck.load_state() if ck.has(STATE_FILE) else {}  # imported models have no state
     m, t = ck.config.model, ck.config.train
     total, non_embedding = param_counts(m)
     metrics = read_metrics(ck.directory)
@@ -39,7 +39,7 @@ def checkpoint_info(directory: str | Path) -> dict[str, Any]:
         },
         "tokenizer": ck.tokenizer_name,
         "steps": ck.step,
-        "max_steps": t.max_steps,
+        "max_steps": t.max_steps if ck.has(STATE_FILE) else 0,
         "best_val_loss": best if math.isfinite(best) else None,
         "last_val_loss": metrics[-1]["val_loss"] if metrics else None,
         "tokens_seen": int(state.get("tokens_seen", 0)),

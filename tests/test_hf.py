@@ -1,0 +1,72 @@
+"""Hugging Face interop, both directions, with tiny random models and identical logits."""
+
+import pytest
+import torch
+
+from tests.conftest import run_cli
+
+transformers = pytest.importorskip("transformers")
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_export_loads_in_transformers_with_identical_logits(tiny_run, tmp_path, bias):
+    result = tiny_run(bias=bias)
+    out = tmp_path / "hf"
+    proc = run_cli("export", "--format", "hf", str(out), "-c", str(result.out_dir))
+    assert proc.returncode == 0, proc.stderr
+    theirs = transformers.GPT2LMHeadModel.from_pretrained(out).eval()
+    ours = result.model.eval()
+    x = torch.randint(0, ours.config.vocab_size, (2, ours.config.block_size))
+    with torch.no_grad():
+        expected = ours(x)[0]
+        got = theirs(x).logits
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_import_of_a_gpt2_model_gives_identical_logits_and_samples(tmp_path):
+    torch.manual_seed(0)
+    config = transformers.GPT2Config(
+        vocab_size=50257,
+        n_positions=32,
+        n_embd=32,
+        n_layer=2,
+        n_head=2,
+        activation_function="gelu_new",
+    )
+    theirs = transformers.GPT2LMHeadModel(config).eval()
+    theirs.save_pretrained(tmp_path / "gpt2-tiny")
+    out = tmp_path / "imported"
+    proc = run_cli("import-hf", str(tmp_path / "gpt2-tiny"), "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    from tinygpt.checkpoint import open_checkpoint
+
+    ck = open_checkpoint(out)
+    ours = ck.load_model().eval()
+    assert ck.config.model.activation == "gelu_tanh"
+    x = torch.randint(0, 50257, (2, 32))
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x)[0], theirs(x).logits, rtol=1e-5, atol=1e-5)
+    gen = run_cli(
+        "generate",
+        "-c",
+        str(out),
+        "--prompt",
+        "Hello",
+        "--max-new-tokens",
+        "5",
+        "--json",
+        "--seed",
+        "1",
+    )
+    assert gen.returncode == 0, gen.stderr
+    insp = run_cli("inspect-attention", "-c", str(out), "--prompt", "Hello world, hello")
+    assert insp.returncode == 0 and "Head roles" in insp.stdout
+    info = run_cli("info", "-c", str(out), "--json")
+    assert info.returncode == 0, info.stderr
+
+
+def test_import_refuses_what_it_cannot_convert(tmp_path):
+    (tmp_path / "bert").mkdir()
+    (tmp_path / "bert" / "config.json").write_text('{"model_type": "bert"}')
+    proc = run_cli("import-hf", str(tmp_path / "bert"), "--out", str(tmp_path / "x"))
+    assert proc.returncode == 2 and "only gpt2" in proc.stderr

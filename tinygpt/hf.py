@@ -1,0 +1,172 @@
+"""Hugging Face interop: export to a ``GPT2LMHeadModel`` directory, import from one.
+
+tinygpt's blocks have GPT-2's layout (pre-norm, fused QKV, tied LM head), so the conversion is a
+renaming plus one transpose: GPT-2 stores its projections as ``Conv1D`` with weights shaped
+(in, out), where ``nn.Linear`` has (out, in). Exported models use ``activation_function="gelu"``
+(exact, as tinygpt trains); imported GPT-2 models keep their tanh approximation
+(``gelu_new``), so both directions give identical logits. Neither direction needs transformers;
+only loading the exported directory with it does.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import safetensors.torch
+import torch
+
+from tinygpt.checkpoint import (
+    CONFIG_FILE,
+    MODEL_FILE,
+    TOKENIZER_FILE,
+    Checkpoint,
+    weights_bytes,
+    write_checkpoint,
+)
+from tinygpt.config import ModelConfig, RunConfig, TrainConfig
+from tinygpt.errors import UsageError
+from tinygpt.fileio import atomic_write_bytes
+from tinygpt.model import GPT
+from tinygpt.tokenizer import build_tokenizer
+
+_CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
+_ACTIVATIONS = {"gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh"}
+LAYER_NORM_EPS = 1e-5  # torch's LayerNorm default, which tinygpt uses
+
+
+def _to_hf_name(key: str) -> str:
+    return "transformer." + key.replace("blocks.", "h.", 1)
+
+
+def export_hf(ck: Checkpoint, out: Path) -> Path:
+    """Write ``out/config.json`` and ``out/model.safetensors`` loadable by GPT2LMHeadModel."""
+    model = ck.load_model("cpu")
+    m = ck.config.model
+    tensors: dict[str, torch.Tensor] = {}
+    for key, value in model.state_dict().items():
+        if key == "lm_head.weight":
+            continue  # tied to the token embedding, as GPT-2's loader expects
+        value = value.detach().clone()
+        if key.endswith(_CONV1D):
+            value = value.t().contiguous()
+        tensors[_to_hf_name(key)] = value
+    if not m.bias:  # GPT-2 always has biases: zeros compute exactly what no bias does
+        for i in range(m.n_layer):
+            p = f"transformer.h.{i}."
+            for name, size in (
+                ("ln_1", m.n_embd),
+                ("ln_2", m.n_embd),
+                ("attn.c_attn", 3 * m.n_embd),
+                ("attn.c_proj", m.n_embd),
+                ("mlp.c_fc", 4 * m.n_embd),
+                ("mlp.c_proj", m.n_embd),
+            ):
+                tensors[p + name + ".bias"] = torch.zeros(size)
+        tensors["transformer.ln_f.bias"] = torch.zeros(m.n_embd)
+    config = {
+        "architectures": ["GPT2LMHeadModel"],
+        "model_type": "gpt2",
+        "vocab_size": m.vocab_size,
+        "n_positions": m.block_size,
+        "n_ctx": m.block_size,
+        "n_embd": m.n_embd,
+        "n_layer": m.n_layer,
+        "n_head": m.n_head,
+        "n_inner": None,
+        "activation_function": "gelu" if m.activation == "gelu" else "gelu_new",
+        "resid_pdrop": m.dropout,
+        "embd_pdrop": m.dropout,
+        "attn_pdrop": m.dropout,
+        "layer_norm_epsilon": LAYER_NORM_EPS,
+        "initializer_range": 0.02,
+        "tie_word_embeddings": True,
+        "torch_dtype": "float32",
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out / "config.json", json.dumps(config, indent=2).encode())
+    atomic_write_bytes(
+        out / "model.safetensors", safetensors.torch.save(tensors, metadata={"format": "pt"})
+    )
+    # Keep the tokenizer with the weights (tinygpt's own format; GPT-2 BPE models can use
+    # transformers' GPT2TokenizerFast, which has the same ranks).
+    atomic_write_bytes(out / "tinygpt_tokenizer.json", json.dumps(ck.tokenizer_spec).encode())
+    return out
+
+
+def _read_hf_weights(src: Path) -> dict[str, torch.Tensor]:
+    if (src / "model.safetensors").exists():
+        return safetensors.torch.load((src / "model.safetensors").read_bytes())
+    if (src / "pytorch_model.bin").exists():
+        try:
+            return torch.load(src / "pytorch_model.bin", map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise UsageError(
+                f"refusing {src / 'pytorch_model.bin'}: not plain tensors ({type(exc).__name__})"
+            ) from None
+    raise UsageError(f"{src} has neither model.safetensors nor pytorch_model.bin")
+
+
+def import_hf(src: Path, out: Path, tokenizer: str = "gpt2") -> Path:
+    """Turn a local GPT-2 style Hugging Face directory into a tinygpt checkpoint."""
+    try:
+        cfg = json.loads((src / "config.json").read_text())
+    except FileNotFoundError:
+        raise UsageError(f"{src} has no config.json; give a Hugging Face model directory") from None
+    except ValueError as exc:
+        raise UsageError(f"{src / 'config.json'} is not valid JSON: {exc}") from None
+    if cfg.get("model_type") != "gpt2":
+        raise UsageError(f"{src} holds a {cfg.get('model_type')!r} model; only gpt2 is supported")
+    activation = _ACTIVATIONS.get(cfg.get("activation_function", "gelu_new"))
+    if activation is None:
+        raise UsageError(f"unsupported activation_function {cfg['activation_function']!r}")
+    if abs(float(cfg.get("layer_norm_epsilon", LAYER_NORM_EPS)) - LAYER_NORM_EPS) > 1e-12:
+        raise UsageError(f"layer_norm_epsilon {cfg['layer_norm_epsilon']} is not 1e-5")
+    if cfg.get("n_inner") not in (None, 4 * cfg["n_embd"]):
+        raise UsageError(f"n_inner {cfg['n_inner']} is not 4 x n_embd")
+    model_cfg = ModelConfig(
+        vocab_size=cfg["vocab_size"],
+        block_size=cfg["n_positions"],
+        n_layer=cfg["n_layer"],
+        n_head=cfg["n_head"],
+        n_embd=cfg["n_embd"],
+        dropout=0.0,
+        bias=True,
+        activation=activation,
+    ).validate()
+    if tokenizer == "char":
+        raise UsageError("import-hf needs a BPE --tokenizer (a char vocabulary is not stored)")
+    tok = build_tokenizer(tokenizer)
+    if tok.vocab_size > model_cfg.vocab_size:
+        raise UsageError(
+            f"--tokenizer {tokenizer} has {tok.vocab_size} tokens, the model only "
+            f"{model_cfg.vocab_size}"
+        )
+    state: dict[str, torch.Tensor] = {}
+    for key, value in _read_hf_weights(src).items():
+        key = key.removeprefix("transformer.")
+        if key.endswith((".attn.bias", ".attn.masked_bias")) and value.dim() > 1:
+            continue  # old GPT-2 checkpoints store the causal mask as a buffer
+        key = key.replace("h.", "blocks.", 1) if key.startswith("h.") else key
+        if key.endswith(_CONV1D):
+            value = value.t().contiguous()
+        state[key] = value
+    state.setdefault("lm_head.weight", state.get("wte.weight", torch.empty(0)))
+    model = GPT(model_cfg)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise UsageError(
+            f"{src}: weights do not fit its config: {str(exc).splitlines()[-1].strip()}"
+        ) from None
+    model.lm_head.weight = model.wte.weight
+    run = RunConfig(
+        model=model_cfg, train=TrainConfig(data=str(src), out_dir=str(out), tokenizer=tokenizer)
+    )
+    files = {
+        CONFIG_FILE: json.dumps(run.to_dict(), indent=2).encode(),
+        TOKENIZER_FILE: json.dumps(tok.to_dict()).encode(),
+        MODEL_FILE: weights_bytes(model),
+    }
+    write_checkpoint(out, files, step=0)
+    return out
