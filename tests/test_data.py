@@ -27,6 +27,21 @@ def test_read_text_errors(tmp_path):
     assert read_text(tmp_path / "bad.txt", encoding="latin-1") == "hello ÿ world"
 
 
+def test_unreadable_file_is_one_line(tmp_path, monkeypatch):
+    path = tmp_path / "locked.txt"
+    path.write_text("text")
+    real_open = open
+
+    def deny(file, *args, **kwargs):
+        if str(file) == str(path):
+            raise PermissionError(13, "Permission denied")
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", deny)
+    with pytest.raises(UsageError, match="cannot read .*locked.txt: Permission denied"):
+        list(iter_text([path]))
+
+
 def test_bom_is_stripped(tmp_path):
     (tmp_path / "bom.txt").write_bytes(b"\xef\xbb\xbfhi")
     assert read_text(tmp_path / "bom.txt") == "hi"

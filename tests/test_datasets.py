@@ -1,5 +1,6 @@
 import hashlib
 import http.server
+import json
 import threading
 from functools import partial
 
@@ -29,6 +30,25 @@ def test_download_checks_sha256_and_writes(local_server, tmp_path):
     )
     digest = hashlib.sha256(out.read_bytes()).hexdigest()
     assert digest == datasets.DATASETS["shakespeare"].sha256
+
+
+def test_data_command_json(local_server, tmp_path):
+    from tests.conftest import run_cli
+
+    proc = run_cli(
+        "data",
+        "shakespeare",
+        "--dir",
+        str(tmp_path / "d"),
+        "--url",
+        f"{local_server}/input.txt",
+        "--json",
+    )
+    assert proc.returncode == 0, proc.stderr
+    path = json.loads(proc.stdout)["path"]
+    assert (
+        path.endswith("tinyshakespeare.txt") and (tmp_path / "d" / "tinyshakespeare.txt").exists()
+    )
 
 
 def test_wrong_checksum_writes_nothing(local_server, tmp_path):

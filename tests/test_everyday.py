@@ -77,6 +77,25 @@ def test_train_without_file_uses_the_downloaded_corpus(workdir, tmp_path):
     assert proc.returncode == 2 and "tinygpt data shakespeare" in proc.stderr
 
 
+def test_json_on_train_and_plot(tmp_path):
+    (tmp_path / "small.txt").write_text(SMALL_TEXT)
+    args = [f"--{k.replace('_', '-')}={v}" for k, v in TINY.items()]
+    proc = run_cli(
+        "train",
+        "small.txt",
+        *args,
+        "--max-steps=4",
+        "--eval-every=2",
+        "--json",
+        "--quiet",
+        cwd=tmp_path,
+    )
+    summary = json.loads(proc.stdout)
+    assert summary["step"] == 4 and summary["best_val_loss"] > 0 and not summary["interrupted"]
+    metrics = json.loads(run_cli("plot", "--json", cwd=tmp_path).stdout)
+    assert [m["step"] for m in metrics] == [2, 4]
+
+
 def test_info_json_and_table(workdir):
     proc = run_cli("info", "--json", cwd=workdir)
     data = json.loads(proc.stdout)

@@ -7,6 +7,7 @@ source of truth, and so ``--resume`` can tell which options the user actually ch
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -166,12 +167,15 @@ def train(
         bool, typer.Option("--overwrite", help="Replace a checkpoint already in --out.")
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print a JSON summary of the run on stdout.")
+    ] = False,
 ) -> None:
     """Train a GPT on a text file and write a checkpoint directory."""
     options = {
         k: v
         for k, v in locals().items()
-        if k not in {"file", "out", "resume", "overwrite", "quiet", "preset", "config"}
+        if k not in {"file", "out", "resume", "overwrite", "quiet", "preset", "config", "json_out"}
         and v is not None
     }
     from tinygpt.datasets import default_corpus
@@ -199,6 +203,16 @@ def train(
     resume_cmd = f"tinygpt train {file} --out {result.out_dir} --resume"
     if not result.is_main:  # other data-parallel ranks: rank 0 speaks for the job
         raise typer.Exit(130 if result.interrupted else 0)
+    if json_out:
+        best = result.best_val_loss if math.isfinite(result.best_val_loss) else None
+        summary = {
+            "out_dir": str(result.out_dir),
+            "step": result.step,
+            "best_val_loss": best,
+            "interrupted": result.interrupted,
+            "stopped_by_time": result.stopped_by_time,
+        }
+        typer.echo(json.dumps(summary))
     if result.interrupted:
         _err(
             f"interrupted at step {result.step}; checkpoint saved in {result.out_dir}. "
@@ -574,6 +588,7 @@ def plot(
     out: Annotated[
         Path | None, typer.Option("--out", help="Also write a .svg or .png file.")
     ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
 ) -> None:
     """Train and validation loss by step, in the terminal (and as SVG or PNG with --out)."""
     from tinygpt.checkpoint import latest_checkpoint, open_checkpoint, read_metrics
@@ -581,7 +596,7 @@ def plot(
 
     ck = open_checkpoint(checkpoint or latest_checkpoint())
     metrics = read_metrics(ck.directory)
-    typer.echo(terminal_plot(metrics))
+    typer.echo(json.dumps(metrics) if json_out else terminal_plot(metrics))
     if out:
         write_plot(out, metrics, f"{ck.directory.name}: loss by step")
         typer.echo(f"wrote {out}", err=True)
@@ -632,12 +647,13 @@ def data(
     name: Annotated[str, typer.Argument(help="Dataset to download: shakespeare.")] = "shakespeare",
     directory: Annotated[Path, typer.Option("--dir", help="Where to put it.")] = Path("data"),
     url: Annotated[str | None, typer.Option(help="Download from this mirror instead.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Download a standard small corpus into data/ (checked against its sha256)."""
     from tinygpt.datasets import fetch
 
     path = fetch(name, directory, url=url)
-    typer.echo(str(path))
+    typer.echo(json.dumps({"path": str(path)}) if json_out else str(path))
 
 
 # ---------------------------------------------------------------------------------------------
