@@ -63,11 +63,6 @@ class ModelConfig:
     def head_dim(self) -> int:
         return self.n_embd // self.n_head
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
-
 
 @dataclass
 class TrainConfig:
@@ -136,11 +131,6 @@ class TrainConfig:
         _choice("attention", self.attention, ATTENTION_CHOICES)
         return self
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
-
 
 @dataclass
 class SampleConfig:
@@ -181,7 +171,13 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+        """Read a config.json; keys this version does not know (or no longer uses) are ignored."""
         return cls(
-            model=ModelConfig.from_dict(data.get("model", {})),
-            train=TrainConfig.from_dict(data.get("train", {})),
+            model=_known_fields(ModelConfig, data.get("model", {})),
+            train=_known_fields(TrainConfig, data.get("train", {})),
         )
+
+
+def _known_fields(cls: type, data: dict[str, Any]) -> Any:
+    known = {f.name for f in fields(cls)}
+    return cls(**{k: v for k, v in data.items() if k in known})

@@ -170,11 +170,11 @@ class Trainer:
             self._restore(resume_from)
         use_compile = cfg.compile if cfg.compile is not None else default_compile(self.device)
         wrapped: torch.nn.Module = self.model
+        self.ddp: DistributedDataParallel | None = None
         if self.dist.enabled:
             # DDP broadcasts rank 0's weights now and averages gradients during backward.
             ids = [self.device.index] if self.device.type == "cuda" else None
-            wrapped = DistributedDataParallel(self.model, device_ids=ids)
-        self.ddp = wrapped if self.dist.enabled else None
+            wrapped = self.ddp = DistributedDataParallel(self.model, device_ids=ids)
         self.compiled = bool(use_compile)
         self.forward_model = torch.compile(wrapped) if use_compile else wrapped
         self.compile_seconds: float | None = None
