@@ -461,6 +461,10 @@ def train(
             from tinygpt.progress import describe_run
 
             describe_run(trainer)
-        return trainer.fit()
+        result = trainer.fit()
+        # Leave together: a rank tearing down while its peer is still finishing can abort it.
+        # (Only on success: after an error the other ranks may never arrive.)
+        dist.barrier()
+        return result
     finally:
         teardown()
