@@ -9,8 +9,10 @@ from tests.conftest import run_cli
 from tinygpt.attention_analysis import (
     all_head_scores,
     capture_attention,
+    copying_scores,
     explain,
     head_scores,
+    induction_chance,
     induction_scores_from_weights,
     recompute_weights,
     resolve_query,
@@ -223,7 +225,7 @@ def test_cli_induction_probe_needs_no_prompt(char_checkpoint):
         env={"COLUMNS": "80"},
     )
     assert proc.returncode == 0, proc.stderr
-    assert "induction: probe of" in proc.stdout
+    assert "random tokens repeated twice" in proc.stdout
 
 
 def test_cli_layer_focus_labels_the_right_layer(char_checkpoint):
@@ -246,3 +248,67 @@ def test_cli_bad_layer_is_a_usage_error(char_checkpoint):
         "inspect-attention", "-c", str(char_checkpoint), "--prompt", "All", "--layer", "7"
     )
     assert proc.returncode == 2 and "--layer must be in 0..1" in proc.stderr
+
+
+def _uniform(t: int) -> torch.Tensor:
+    w = torch.tril(torch.ones(t, t, dtype=torch.float64))
+    return w / w.sum(-1, keepdim=True)
+
+
+def test_a_uniform_head_scores_exactly_its_chance_level():
+    ids = [1, 2, 1, 3, 2, 1, 4, 4]
+    s = head_scores(_uniform(len(ids)), ids=ids)
+    for name in (
+        "previous_token",
+        "self_attention",
+        "sink",
+        "local",
+        "mean_distance",
+        "duplicate_token",
+    ):
+        assert getattr(s, name) == pytest.approx(s.chance[name], abs=1e-12), name
+    assert s.entropy_normalised == pytest.approx(s.chance["entropy_normalised"])
+    assert s.roles == ["broad"]
+    n = 8
+    assert float(induction_scores_from_weights(_uniform(2 * n), n)) == pytest.approx(
+        induction_chance(n)
+    )
+
+
+def test_exact_previous_token_head_on_long_and_short_prompts():
+    def exact_prev(t):
+        a = torch.zeros(t, t)
+        a[0, 0] = 1
+        a[torch.arange(1, t), torch.arange(t - 1)] = 1
+        return a
+
+    s = head_scores(exact_prev(T))
+    assert s.previous_token == 1 and s.mean_distance == 1 and s.local == 1
+    assert s.entropy_normalised == 0 and "previous-token" in s.roles
+    short = head_scores(exact_prev(3))  # chance is 0.42 here: 1.0 is not 3x chance
+    assert short.previous_token == 1 and "previous-token" not in short.roles
+
+
+def test_duplicate_token_head():
+    ids = [5, 6, 7, 5, 8, 6]
+    a = torch.zeros(6, 6)
+    for i, tok in enumerate(ids):
+        earlier = [j for j in range(i) if ids[j] == tok]
+        a[i, earlier[-1] if earlier else i] = 1
+    s = head_scores(a, ids=ids)
+    assert s.duplicate_token == 1 and s.chance["duplicate_token"] < 0.25
+    assert "duplicate-token" in s.roles
+    assert head_scores(a).duplicate_token is None  # without ids there is nothing to match
+
+
+def test_copying_score_of_constructed_ov_circuits():
+    model = random_model(n_layer=1, n_head=1)
+    attn = model.blocks[0].attn
+    d = model.config.n_embd
+    with torch.no_grad():
+        attn.c_attn.weight[2 * d :] = torch.eye(d)  # W_V = I
+        attn.c_proj.weight.copy_(torch.eye(d))  # W_O = I: the circuit is W_E W_E^T, PSD
+    assert float(copying_scores(model)[0, 0]) == pytest.approx(1.0)
+    with torch.no_grad():
+        attn.c_proj.weight.copy_(-torch.eye(d))  # the head suppresses what it attends to
+    assert float(copying_scores(model)[0, 0]) == pytest.approx(0.0)

@@ -13,6 +13,8 @@ from tinygpt.attention_analysis import (
     AttentionRun,
     all_head_scores,
     capture_attention,
+    copying_scores,
+    induction_chance,
     induction_probe,
     rollout,
 )
@@ -73,17 +75,28 @@ def attention_report(
     ids, notices = encode_prompt(tokenizer, prompt, model.config.block_size)
     run = capture_attention(model, ids, tokenizer.token_strings(ids))
     weights = run.weights
-    scores = all_head_scores(weights)
+    scores = all_head_scores(weights, ids)
     induction, n = induction_probe(model, induction_length)
+    copying = copying_scores(model)
     for s in scores:
         s.induction = float(induction[s.layer, s.head])
+        s.chance["induction"] = induction_chance(n)
+        s.copying = float(copying[s.layer, s.head])
     report = {
         "model": f"{ck.directory} (step {ck.step})",
         "tokens": run.tokens,
         "attention": weights.tolist(),
         "scores": [s.to_dict() for s in scores],
         "rollout": rollout(weights).tolist(),
-        "induction": {"repeated_length": n, "scores": induction.tolist()},
+        "induction": {
+            "repeated_length": n,
+            "scores": induction.tolist(),
+            "chance": induction_chance(n),
+            # A perfect induction head puts all of a second-copy query's weight on the token
+            # after the earlier occurrence: it scores 1 per scored query here. Tools that
+            # average over both copies (the first cannot be predicted) report about half.
+            "convention": "mean over second-copy queries; perfect head = 1",
+        },
         "notices": notices,
     }
     return report, run, model

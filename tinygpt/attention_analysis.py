@@ -22,7 +22,7 @@ entropy is at least 0.8; otherwise ``mixed``.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import torch
 
@@ -31,6 +31,8 @@ from tinygpt.model import GPT, AttentionCapture
 ROLE_THRESHOLD = 0.5
 INDUCTION_THRESHOLD = 0.3
 BROAD_ENTROPY = 0.8
+CHANCE_MULTIPLE = 3.0  # a role also needs its score at least this many times its chance level
+LOCAL_WINDOW = 3  # "local" share: the token itself and the two before it
 
 
 @dataclass
@@ -42,18 +44,33 @@ class HeadScores:
     sink: float
     entropy: float
     entropy_normalised: float
+    local: float = float("nan")
+    mean_distance: float = float("nan")
+    duplicate_token: float | None = None
     induction: float | None = None
+    copying: float | None = None
+    # Each score's value for a head that spreads its attention evenly over the visible tokens.
+    chance: dict[str, float] = field(default_factory=dict)
+
+    def _clears(self, name: str, threshold: float) -> bool:
+        value = getattr(self, name)
+        if value is None or not math.isfinite(value) or value < threshold:
+            return False
+        return value >= CHANCE_MULTIPLE * self.chance.get(name, 0.0)
 
     @property
     def roles(self) -> list[str]:
+        """Labels for scores that clear both their threshold and CHANCE_MULTIPLE x chance."""
         roles = []
-        if self.previous_token >= ROLE_THRESHOLD:
+        if self._clears("previous_token", ROLE_THRESHOLD):
             roles.append("previous-token")
-        if self.induction is not None and self.induction >= INDUCTION_THRESHOLD:
+        if self._clears("induction", INDUCTION_THRESHOLD):
             roles.append("induction")
-        if self.sink >= ROLE_THRESHOLD:
+        if self._clears("duplicate_token", ROLE_THRESHOLD):
+            roles.append("duplicate-token")
+        if self._clears("sink", ROLE_THRESHOLD):
             roles.append("sink")
-        if self.self_attention >= ROLE_THRESHOLD:
+        if self._clears("self_attention", ROLE_THRESHOLD):
             roles.append("self")
         if self.entropy_normalised >= BROAD_ENTROPY and not roles:
             roles.append("broad")
@@ -99,7 +116,19 @@ def recompute_weights(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     return torch.softmax(scores.masked_fill(future, float("-inf")), dim=-1)
 
 
-def head_scores(a: torch.Tensor, layer: int = 0, head: int = 0) -> HeadScores:
+def _targeted(a: torch.Tensor, targets: torch.Tensor, rows: torch.Tensor) -> tuple[float, float]:
+    """Mean over ``rows`` of the weight on ``targets`` keys, and the same for uniform attention."""
+    t = a.size(0)
+    positions = torch.arange(t, dtype=torch.float64)
+    targets = targets & torch.ones(t, t, dtype=torch.bool).tril()
+    hit = (a * targets).sum(-1)[rows]
+    uniform = targets.sum(-1).double()[rows] / (positions[rows] + 1)
+    return float(hit.mean()), float(uniform.mean())
+
+
+def head_scores(
+    a: torch.Tensor, layer: int = 0, head: int = 0, ids: list[int] | None = None
+) -> HeadScores:
     """Scores of one head's (T, T) weights (see the module docstring for definitions)."""
     t = a.size(0)
     if t < 2:
@@ -107,22 +136,45 @@ def head_scores(a: torch.Tensor, layer: int = 0, head: int = 0) -> HeadScores:
         return HeadScores(layer, head, nan, nan, nan, nan, nan)
     a = a.double()
     rows = torch.arange(1, t)
+    i, j = torch.arange(t)[:, None], torch.arange(t)[None, :]
+    prev, prev_chance = _targeted(a, j == i - 1, rows)
+    self_, self_chance = _targeted(a, j == i, rows)
+    sink, sink_chance = _targeted(a, j == 0, rows)
+    local, local_chance = _targeted(a, (i - j >= 0) & (i - j < LOCAL_WINDOW), rows)
     entropy = -(a[1:] * torch.log(a[1:].clamp_min(1e-30))).sum(-1)
-    return HeadScores(
+    distance = (a * (i - j).clamp_min(0)).sum(-1)[rows]
+    scores = HeadScores(
         layer=layer,
         head=head,
-        previous_token=float(a[rows, rows - 1].mean()),
-        self_attention=float(a[rows, rows].mean()),
-        sink=float(a[1:, 0].mean()),
+        previous_token=prev,
+        self_attention=self_,
+        sink=sink,
         entropy=float(entropy.mean()),
         entropy_normalised=float((entropy / torch.log(rows.double() + 1)).mean()),
+        local=local,
+        mean_distance=float(distance.mean()),
+        chance={
+            "previous_token": prev_chance,
+            "self_attention": self_chance,
+            "sink": sink_chance,
+            "local": local_chance,
+            "mean_distance": float((rows.double() / 2).mean()),
+            "entropy_normalised": 1.0,
+        },
     )
+    if ids is not None:
+        tok = torch.tensor(ids)
+        same = (tok[:, None] == tok[None, :]) & (j < i)
+        dup_rows = torch.nonzero(same.any(-1)).flatten()
+        if len(dup_rows):
+            scores.duplicate_token, scores.chance["duplicate_token"] = _targeted(a, same, dup_rows)
+    return scores
 
 
-def all_head_scores(weights: torch.Tensor) -> list[HeadScores]:
+def all_head_scores(weights: torch.Tensor, ids: list[int] | None = None) -> list[HeadScores]:
     """Scores for every head of (n_layer, n_head, T, T) weights, layer-major."""
     return [
-        head_scores(weights[layer, head], layer, head)
+        head_scores(weights[layer, head], layer, head, ids)
         for layer in range(weights.size(0))
         for head in range(weights.size(1))
     ]
@@ -149,6 +201,41 @@ def induction_probe(model: GPT, n: int | None = None, seed: int = 0) -> tuple[to
     ids = induction_sequence(cfg.vocab_size, n, seed)
     run = capture_attention(model, ids, [str(i) for i in ids])
     return induction_scores_from_weights(run.weights, n).float(), n
+
+
+def induction_chance(n: int) -> float:
+    """The induction score of uniform attention: mean 1/(i+1) over the second copy."""
+    return float((1.0 / torch.arange(n + 1, 2 * n + 1, dtype=torch.float64)).mean())
+
+
+@torch.no_grad()
+def copying_scores(model: GPT) -> torch.Tensor:
+    """(n_layer, n_head) weights-only copying scores of the OV circuits, in [0, 1].
+
+    A head that copies raises the logit of the token it attends to: its full OV circuit
+    M = W_E W_V W_O W_U (vocab x vocab, row-vector convention) has mostly positive eigenvalues.
+    M's non-zero eigenvalues are those of the small d_head x d_head product W_O W_U W_E W_V, so
+    that is what is computed. The score is the share of eigenvalue magnitude with a positive
+    real part (Elhage et al. 2021; Olsson et al. 2022). It ignores LayerNorm and biases.
+    """
+    cfg = model.config
+    d, dh = cfg.n_embd, cfg.head_dim
+    w_e = model.wte.weight.double()  # (vocab, d)
+    w_u = model.lm_head.weight.double()  # (vocab, d); tied to w_e
+    embed_unembed = w_e.T @ w_u  # (d, d): W_E then W_U in the cyclic product
+    out = torch.zeros(cfg.n_layer, cfg.n_head)
+    for layer, block in enumerate(model.blocks):
+        w_v = block.attn.c_attn.weight.double()[2 * d :]  # (d, d): rows are value outputs
+        w_o = block.attn.c_proj.weight.double()  # (d, d)
+        for h in range(cfg.n_head):
+            v_h = w_v[h * dh : (h + 1) * dh]  # x -> v: v = v_h @ x
+            o_h = w_o[:, h * dh : (h + 1) * dh]  # v -> residual: o_h @ v
+            # M[t, s] = w_u[t] . o_h v_h w_e[s]: logit of t when the head attends to s.
+            small = v_h @ embed_unembed @ o_h  # (dh, dh), same non-zero spectrum as M
+            eig = torch.linalg.eigvals(small)
+            mag = eig.abs()
+            out[layer, h] = float(mag[eig.real > 0].sum() / mag.sum().clamp_min(1e-30))
+    return out
 
 
 def rollout(weights: torch.Tensor) -> torch.Tensor:

@@ -15,7 +15,13 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from tinygpt.attention_analysis import Explanation, HeadScores
+from tinygpt.attention_analysis import (
+    CHANCE_MULTIPLE,
+    INDUCTION_THRESHOLD,
+    ROLE_THRESHOLD,
+    Explanation,
+    HeadScores,
+)
 
 SHADES = " ░▒▓█"
 FAINT = "·"  # a weight too small to shade, but not masked (masked keys are blank)
@@ -108,25 +114,44 @@ def overview(
     return Group(*blocks)
 
 
+def _fmt(value: float | None) -> str:
+    return "-" if value is None or not math.isfinite(value) else f"{value:.2f}"
+
+
 def head_table(scores: list[HeadScores]) -> Table:
     table = Table(title="Head roles", title_justify="left", pad_edge=False)
-    for name in ("head", "prev", "self", "sink", "induct", "entropy", "norm", "role"):
+    for name in ("head", "prev", "self", "sink", "dup", "induct", "copy", "ent", "role"):
         table.add_column(
             name, justify="left" if name in ("head", "role") else "right", no_wrap=name != "role"
         )
     for s in scores:
-        induct = "-" if s.induction is None else f"{s.induction:.2f}"
         table.add_row(
             f"L{s.layer} H{s.head}",
-            f"{s.previous_token:.2f}",
-            f"{s.self_attention:.2f}",
-            f"{s.sink:.2f}",
-            induct,
-            f"{s.entropy:.2f}",
-            f"{s.entropy_normalised:.2f}",
+            _fmt(s.previous_token),
+            _fmt(s.self_attention),
+            _fmt(s.sink),
+            _fmt(s.duplicate_token),
+            _fmt(s.induction),
+            _fmt(s.copying),
+            _fmt(s.entropy_normalised),
             ", ".join(s.roles),
         )
     return table
+
+
+def chance_note(s: HeadScores, induction_length: int) -> Text:
+    """Chance levels for this prompt, and what a role label requires."""
+    c = s.chance
+    dup = f", dup {c['duplicate_token']:.2f}" if "duplicate_token" in c else ""
+    return Text(
+        f"chance (even attention over the visible tokens): prev {c['previous_token']:.2f}, "
+        f"self {c['self_attention']:.2f}, sink {c['sink']:.2f}{dup}, induct "
+        f"{c.get('induction', float('nan')):.2f}. A role needs >= {ROLE_THRESHOLD} "
+        f"(induction >= {INDUCTION_THRESHOLD}) and >= {CHANCE_MULTIPLE:g}x chance. induct: "
+        f"{induction_length} random tokens repeated twice, 1 = perfect induction head; copy: "
+        f"share of positive OV eigenvalues; ent: entropy / its maximum.",
+        style="dim",
+    )
 
 
 def top_keys(a: torch.Tensor, tokens: list[str], start: int, end: int, k: int = 3) -> Table:

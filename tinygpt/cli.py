@@ -409,10 +409,7 @@ def inspect_attention(
         width = min(console.width, 200)
         console.print(view.overview(shown, run.tokens, window, width, focus, layer or 0))
     console.print(view.head_table(scores))
-    n = report["induction"]["repeated_length"]
-    console.print(
-        f"induction: probe of {n} random tokens repeated twice (1 = perfect induction head)"
-    )
+    console.print(view.chance_note(scores[0], report["induction"]["repeated_length"]))
     if show_rollout:
         start, end = view.window_range(len(run.tokens), window, focus)
         console.print(
@@ -438,19 +435,12 @@ def torch_tensor(data: list) -> Any:
 
 
 def _scores_from(report: dict) -> list:
+    from dataclasses import fields
+
     from tinygpt.attention_analysis import HeadScores
 
-    keys = (
-        "layer",
-        "head",
-        "previous_token",
-        "self_attention",
-        "sink",
-        "entropy",
-        "entropy_normalised",
-        "induction",
-    )
-    return [HeadScores(**{k: s[k] for k in keys}) for s in report["scores"]]
+    names = [f.name for f in fields(HeadScores)]
+    return [HeadScores(**{k: s[k] for k in names}) for s in report["scores"]]
 
 
 def _write_text(path: Path, text: str) -> None:
