@@ -5,6 +5,7 @@ import re
 import pytest
 import torch
 
+from tests.conftest import TINY as TINY_OPTIONS
 from tests.conftest import run_cli
 from tinygpt.attention_analysis import (
     all_head_scores,
@@ -312,3 +313,129 @@ def test_copying_score_of_constructed_ov_circuits():
     with torch.no_grad():
         attn.c_proj.weight.copy_(-torch.eye(d))  # the head suppresses what it attends to
     assert float(copying_scores(model)[0, 0]) == pytest.approx(0.0)
+
+
+def test_ablating_an_unused_head_changes_nothing_and_an_essential_one_a_lot(tmp_path):
+    import tinygpt
+    from tinygpt.ablation import MODES, ablated, loss_on, reference_statistics
+    from tinygpt.checkpoint import open_checkpoint
+
+    path = tmp_path / "fox.txt"
+    path.write_text("the quick brown fox jumps over the lazy dog. " * 40)
+    # One layer with one head: by construction the head is the model's only way to see past
+    # the current token, so without it only a bigram guess is left.
+    options = {
+        **TINY_OPTIONS,
+        "n_layer": 1,
+        "n_head": 1,
+        "max_steps": 200,
+        "eval_every": 200,
+        "lr": 3e-3,
+        "warmup_steps": 10,
+    }
+    model = tinygpt.train(path, out_dir=tmp_path / "fox", **options).model.eval()
+    tok = open_checkpoint(tmp_path / "fox").tokenizer
+    text = tok.encode("the quick brown fox jumps over the lazy dog. " * 2)
+    ids = torch.tensor([text[:17]])
+    # Reference text: other windows of the same text (for "pattern", a sequence is its own
+    # position-wise mean, so it cannot serve as its own reference).
+    stats = reference_statistics(model, torch.tensor([text[s : s + 17] for s in range(3, 40, 4)]))
+    base = loss_on(model, ids)
+    for mode in MODES:
+        with ablated(model, [(0, 0)], mode, stats):
+            assert loss_on(model, ids) - base > 0.5, mode
+    # An unused head: its slice of the output projection is zero, so no ablation can matter.
+    other = random_model(n_layer=1, n_head=2)
+    d = other.config.head_dim
+    with torch.no_grad():
+        other.blocks[0].attn.c_proj.weight[:, :d] = 0
+    rows = torch.randint(0, 30, (2, T))
+    stats = reference_statistics(other, rows)
+    base = loss_on(other, rows)
+    for mode in MODES:
+        with ablated(other, [(0, 0)], mode, stats):
+            assert loss_on(other, rows) == pytest.approx(base, abs=1e-6)
+        with ablated(other, [(0, 1)], mode, stats):
+            assert loss_on(other, rows) != pytest.approx(base, abs=1e-6)
+
+
+def test_identical_checkpoints_have_zero_divergence(char_checkpoint):
+    from tinygpt.api import compare_attention
+
+    deltas = compare_attention(char_checkpoint, char_checkpoint, "All: Speak, speak.")
+    assert all(d["js_divergence"] == 0 and d["previous_token"] == 0 for d in deltas)
+    from tinygpt.attention_analysis import js_divergence
+
+    p = torch.tensor([[1.0, 0.0], [0.5, 0.5]])
+    q = torch.tensor([[0.0, 1.0], [0.5, 0.5]])
+    assert js_divergence(p, q).tolist() == pytest.approx([math.log(2), 0.0])
+
+
+def test_trajectory_flags_first_crossings():
+    from tinygpt.attention_analysis import first_crossings
+
+    chance = {"previous_token": 0.1, "induction": 0.02, "sink": 0.1}
+    metrics = [
+        {"step": 100, "chance": chance, "heads": {"L0H0": {"previous_token": 0.2}}},
+        {"step": 200, "chance": chance, "heads": {"L0H0": {"previous_token": 0.6}}},
+        {
+            "step": 300,
+            "chance": chance,
+            "heads": {"L0H0": {"previous_token": 0.9, "induction": 0.4}},
+        },
+    ]
+    assert first_crossings(metrics) == [
+        ("L0H0", "previous-token", 200, 0.6),
+        ("L0H0", "induction", 300, 0.4),
+    ]
+
+
+def test_training_records_head_snapshots_and_cli_shows_the_trajectory(char_checkpoint):
+    from tinygpt.checkpoint import read_metrics
+
+    record = read_metrics(char_checkpoint)[-1]
+    assert set(record["heads"]) == {"L0H0", "L0H1", "L1H0", "L1H1"}
+    assert {"induction_loss", "icl_score", "chance"} <= set(record)
+    proc = run_cli(
+        "inspect-attention",
+        "--trajectory",
+        str(char_checkpoint),
+        env={"COLUMNS": "80", "NO_COLOR": "1"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Trajectory" in proc.stdout and "ind.loss" in proc.stdout
+    assert max(len(line) for line in proc.stdout.splitlines()) <= 80
+
+
+def test_cli_ablation_and_compare(char_checkpoint, tmp_path):
+    proc = run_cli(
+        "inspect-attention",
+        "-c",
+        str(char_checkpoint),
+        "--prompt",
+        "All: Speak, speak.",
+        "--ablate",
+        "1.0",
+        "--ablation",
+        "pattern",
+        "--json",
+        str(tmp_path / "ab.json"),
+        env={"COLUMNS": "80"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads((tmp_path / "ab.json").read_text())
+    assert result["mode"] == "pattern" and "probe" in result and "prompt" in result
+    bad = run_cli(
+        "inspect-attention", "-c", str(char_checkpoint), "--prompt", "All", "--ablate", "9.9"
+    )
+    assert bad.returncode == 2 and "--ablate 9.9" in bad.stderr
+    cmp_ = run_cli(
+        "inspect-attention",
+        "--compare",
+        str(char_checkpoint),
+        str(char_checkpoint),
+        "--prompt",
+        "All: speak",
+        env={"COLUMNS": "80"},
+    )
+    assert cmp_.returncode == 0 and "JS div" in cmp_.stdout

@@ -16,13 +16,14 @@ from tinygpt.attention_analysis import (
     copying_scores,
     induction_chance,
     induction_probe,
+    js_divergence,
     rollout,
 )
 from tinygpt.checkpoint import Checkpoint, latest_checkpoint, open_checkpoint
 from tinygpt.config import SampleConfig
 from tinygpt.data import read_text
 from tinygpt.device import resolve_device
-from tinygpt.errors import UsageError
+from tinygpt.errors import TinyGPTError, UsageError
 from tinygpt.evaluate import EvalResult, evaluate_text
 from tinygpt.model import GPT
 from tinygpt.sampling import GenerationResult, encode_prompt, generate_text
@@ -100,6 +101,94 @@ def attention_report(
         "notices": notices,
     }
     return report, run, model
+
+
+def compare_attention(
+    checkpoint_a: str | Path, checkpoint_b: str | Path, prompt: str, *, device: str = "cpu"
+) -> list[dict[str, Any]]:
+    """Per-head score changes from A to B on ``prompt``, and the Jensen-Shannon divergence of
+    their patterns (mean over queries, nats; 0 for identical heads)."""
+    report_a, run_a, _ = attention_report(checkpoint_a, prompt, device=device)
+    report_b, run_b, _ = attention_report(checkpoint_b, prompt, device=device)
+    if run_a.ids != run_b.ids:
+        raise UsageError("--compare needs two checkpoints with the same tokenizer")
+    wa, wb = run_a.weights, run_b.weights
+    if wa.shape[:2] != wb.shape[:2]:
+        raise UsageError(
+            f"--compare needs the same layers x heads: {tuple(wa.shape[:2])} vs "
+            f"{tuple(wb.shape[:2])}"
+        )
+    divergence = js_divergence(wa, wb).mean(-1)  # (layers, heads)
+    keys = ("previous_token", "self_attention", "sink", "induction", "entropy_normalised")
+    deltas = []
+    for sa, sb in zip(report_a["scores"], report_b["scores"], strict=True):
+        deltas.append(
+            {
+                "head": f"L{sa['layer']} H{sa['head']}",
+                **{k: sb[k] - sa[k] for k in keys},
+                "js_divergence": float(divergence[sa["layer"], sa["head"]]),
+            }
+        )
+    return deltas
+
+
+def ablation_report(
+    checkpoint: str | Path | None,
+    heads: list[str],
+    mode: str = "mean",
+    prompt: str = "",
+    *,
+    device: str = "cpu",
+    samples: int = 8,
+) -> dict[str, Any]:
+    """Loss with and without the given heads (``"L.H"``) on the prompt, a sample of the
+    training text and the repeated-random-tokens probe. See :mod:`tinygpt.ablation`."""
+    import torch
+
+    from tinygpt.ablation import ablated, loss_on, parse_heads, reference_statistics
+    from tinygpt.attention_analysis import induction_loss
+    from tinygpt.data import BatchSampler, prepare_corpus
+
+    model, tokenizer, ck = load(checkpoint, device, attention="manual")
+    cfg = model.config
+    chosen = parse_heads(heads, cfg.n_layer, cfg.n_head)
+    dev = model.wte.weight.device
+    text_rows, text_source = None, None
+    try:  # the training text, when it is still where the run read it
+        corpus = prepare_corpus(ck.config.train.data, tokenizer, ck.config.train.encoding)
+        if len(corpus.ids) > cfg.block_size + 1:
+            x, y = BatchSampler(corpus.ids, cfg.block_size, samples, seed=0).next(dev)
+            text_rows, text_source = torch.cat([x, y[:, -1:]], 1), ck.config.train.data
+    except TinyGPTError:
+        pass
+    prompt_rows = None
+    if prompt:
+        ids, _ = encode_prompt(tokenizer, prompt, cfg.block_size)
+        prompt_rows = torch.tensor([ids], device=dev) if len(ids) > 1 else None
+    reference = text_rows if text_rows is not None else prompt_rows
+    if reference is None:
+        raise UsageError("--ablate needs a --prompt (or the run's training text) to measure on")
+    if text_rows is None and mode == "pattern":
+        # One sequence is its own position-wise mean: the ablation would change nothing.
+        raise UsageError(
+            f"--ablation pattern needs reference text other than the prompt, and the run's "
+            f"training text {ck.config.train.data!r} was not found; use zero or mean"
+        )
+    stats = reference_statistics(model, reference)
+    measures = {"prompt": prompt_rows, "text": text_rows}
+    result: dict[str, Any] = {"heads": heads, "mode": mode, "text_source": text_source}
+    for name, rows in measures.items():
+        if rows is None:
+            continue
+        base = loss_on(model, rows)
+        with ablated(model, chosen, mode, stats):
+            after = loss_on(model, rows)
+        result[name] = {"loss": base, "ablated": after, "delta": after - base}
+    base = induction_loss(model)
+    with ablated(model, chosen, mode, stats):
+        after = induction_loss(model)
+    result["probe"] = {"loss": base, "ablated": after, "delta": after - base}
+    return result
 
 
 def evaluate(

@@ -25,6 +25,7 @@ import math
 from dataclasses import asdict, dataclass, field
 
 import torch
+import torch.nn.functional as F
 
 from tinygpt.model import GPT, AttentionCapture
 
@@ -197,10 +198,117 @@ def induction_sequence(vocab_size: int, n: int, seed: int = 0) -> list[int]:
 def induction_probe(model: GPT, n: int | None = None, seed: int = 0) -> tuple[torch.Tensor, int]:
     """(n_layer, n_head) induction scores on random tokens repeated twice; also returns n."""
     cfg = model.config
-    n = n or min(cfg.block_size // 2, cfg.vocab_size, 64)
+    n = n or default_probe_length(model)
     ids = induction_sequence(cfg.vocab_size, n, seed)
     run = capture_attention(model, ids, [str(i) for i in ids])
     return induction_scores_from_weights(run.weights, n).float(), n
+
+
+def default_probe_length(model: GPT) -> int:
+    cfg = model.config
+    return min(cfg.block_size // 2, cfg.vocab_size, 64)
+
+
+@torch.inference_mode()
+def induction_loss(model: GPT, n: int | None = None, seed: int = 0) -> float:
+    """Mean loss on the second copy of repeated random tokens (predictable only by copying)."""
+    n = n or default_probe_length(model)
+    ids = torch.tensor(
+        [induction_sequence(model.config.vocab_size, n, seed)], device=model.wte.weight.device
+    )
+    logits, _, _ = model(ids[:, :-1])
+    # position p predicts token p + 1; the second copy's tokens n + 1 .. 2n - 1 are predictable
+    return float(F.cross_entropy(logits[0, n:].float(), ids[0, n + 1 :]))
+
+
+@torch.inference_mode()
+def in_context_score(model: GPT, windows: torch.Tensor) -> float:
+    """Loss late in the context minus loss early in it (negative: later tokens gain from context).
+
+    ``windows`` is (B, T + 1) real text; late = the last quarter of positions, early = the
+    positions from T/16 to T/8 (Olsson et al. 2022 compare token 500 with token 50).
+    """
+    logits, _, _ = model(windows[:, :-1])
+    losses = (
+        F.cross_entropy(logits.flatten(0, 1).float(), windows[:, 1:].flatten(), reduction="none")
+        .view(windows.size(0), -1)
+        .mean(0)
+    )
+    t = losses.numel()
+    early = losses[max(1, t // 16) : max(2, t // 8)].mean()
+    return float(losses[(3 * t) // 4 :].mean() - early)
+
+
+SNAPSHOT_SCORES = (
+    "previous_token",
+    "self_attention",
+    "sink",
+    "duplicate_token",
+    "entropy_normalised",
+)
+
+
+@torch.inference_mode()
+def probe_snapshot(model: GPT, text_ids: list[int], windows: torch.Tensor) -> dict:
+    """Head scores on a fixed probe, for a run's metrics at every evaluation (cheap)."""
+    was_training = model.training
+    model.eval()
+    run = capture_attention(model, text_ids, [str(i) for i in text_ids])
+    scores = all_head_scores(run.weights, text_ids)
+    induction, n = induction_probe(model)
+    heads = {}
+    for s in scores:
+        entry = {k: getattr(s, k) for k in SNAPSHOT_SCORES}
+        entry["induction"] = float(induction[s.layer, s.head])
+        heads[f"L{s.layer}H{s.head}"] = {k: v for k, v in entry.items() if v is not None}
+    chance = {**scores[0].chance, "induction": induction_chance(n)}
+    snapshot = {
+        "heads": heads,
+        "chance": {k: chance[k] for k in (*SNAPSHOT_SCORES, "induction") if k in chance},
+        "induction_loss": induction_loss(model, n),
+        "icl_score": in_context_score(model, windows),
+    }
+    model.train(was_training)
+    return snapshot
+
+
+ROLE_RULES = {  # snapshot score -> (role, threshold); each also needs CHANCE_MULTIPLE x chance
+    "previous_token": ("previous-token", ROLE_THRESHOLD),
+    "induction": ("induction", INDUCTION_THRESHOLD),
+    "duplicate_token": ("duplicate-token", ROLE_THRESHOLD),
+    "sink": ("sink", ROLE_THRESHOLD),
+    "self_attention": ("self", ROLE_THRESHOLD),
+}
+
+
+def first_crossings(metrics: list[dict]) -> list[tuple[str, str, int, float]]:
+    """(head, role, step, score) for the first evaluation at which each head earns each role."""
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for record in metrics:
+        chance = record.get("chance", {})
+        for head, scores in record.get("heads", {}).items():
+            for key, (role, threshold) in ROLE_RULES.items():
+                value = scores.get(key)
+                if value is None or (head, role) in seen:
+                    continue
+                if value >= threshold and value >= CHANCE_MULTIPLE * chance.get(key, 0.0):
+                    seen.add((head, role))
+                    out.append((head, role, int(record["step"]), float(value)))
+    return out
+
+
+def js_divergence(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """Jensen-Shannon divergence (nats) between rows of two attention patterns, per row."""
+    p, q = p.double(), q.double()
+    m = (p + q) / 2
+
+    def kl(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return torch.where(
+            a > 0, a * (a.clamp_min(1e-300).log() - b.clamp_min(1e-300).log()), torch.zeros_like(a)
+        ).sum(-1)
+
+    return (kl(p, m) + kl(q, m)) / 2
 
 
 def induction_chance(n: int) -> float:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 
 import torch
-from rich.console import Console, Group
+from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
@@ -213,6 +213,104 @@ def explanation(e: Explanation, tokens: list[str], n_embd: int, limit: int = 12)
     return Group(header, table, footer)
 
 
-def render(console: Console, *parts: object) -> None:
-    for part in parts:
-        console.print(part)
+def trajectory(metrics: list[dict], width: int = 80) -> Group:
+    """Each evaluation's val loss, induction loss, ICL score and strongest head per role."""
+    from tinygpt.attention_analysis import first_crossings
+
+    records = [m for m in metrics if "heads" in m]
+    if not records:
+        return Group(
+            Text(
+                "no head snapshots in this run's metrics.jsonl (trained before "
+                "tinygpt recorded them?)"
+            )
+        )
+    table = Table(
+        title="Trajectory (probe: the start of the validation text)",
+        title_justify="left",
+        pad_edge=False,
+    )
+    roles = (
+        ("prev", "previous_token"),
+        ("induct", "induction"),
+        ("sink", "sink"),
+        ("self", "self_attention"),
+    )
+    for name in ("step", "val", "ind.loss", "icl", *(r for r, _ in roles)):
+        table.add_column(name, justify="right", no_wrap=True)
+    for m in records:
+        cells = []
+        for _, key in roles:
+            head, value = max(
+                ((h, s.get(key, float("nan"))) for h, s in m["heads"].items()),
+                key=lambda item: item[1],
+            )
+            cells.append(f"{value:.2f} {head}")
+        table.add_row(
+            str(m["step"]),
+            f"{m['val_loss']:.3f}",
+            f"{m['induction_loss']:.2f}",
+            f"{m['icl_score']:+.3f}",
+            *cells,
+        )
+    crossings = first_crossings(records)
+    lines = [
+        f"{head} became {role} at step {step} ({score:.2f})"
+        for head, role, step, score in crossings
+    ]
+    note = Text(
+        "\n".join(lines)
+        if lines
+        else "no head crossed a role threshold (and 3x chance) during this run",
+        style="bold",
+    )
+    return Group(
+        table,
+        note,
+        Text(
+            "columns per role: the highest score over all heads and which head; icl: loss late in "
+            "the context minus early (negative = context helps)",
+            style="dim",
+        ),
+    )
+
+
+def comparison(deltas: list[dict], names: tuple[str, str]) -> Table:
+    table = Table(title=f"{names[1]} minus {names[0]}", title_justify="left", pad_edge=False)
+    for name in ("head", "Δprev", "Δself", "Δsink", "Δinduct", "Δent", "JS div"):
+        table.add_column(name, justify="left" if name == "head" else "right", no_wrap=True)
+    for d in deltas:
+        table.add_row(
+            d["head"],
+            *(
+                f"{d[k]:+.2f}"
+                for k in (
+                    "previous_token",
+                    "self_attention",
+                    "sink",
+                    "induction",
+                    "entropy_normalised",
+                )
+            ),
+            f"{d['js_divergence']:.3f}",
+        )
+    return table
+
+
+def ablation_table(result: dict) -> Table:
+    heads = ", ".join(result["heads"])
+    table = Table(
+        title=f"Ablating {heads} ({result['mode']})", title_justify="left", pad_edge=False
+    )
+    for name in ("measured on", "loss", "ablated", "Δ loss"):
+        table.add_column(name, justify="left" if name == "measured on" else "right")
+    labels = {
+        "prompt": "the prompt",
+        "text": f"training text ({result.get('text_source')})",
+        "probe": "repeated random tokens",
+    }
+    for key, label in labels.items():
+        if key in result:
+            r = result[key]
+            table.add_row(label, f"{r['loss']:.4f}", f"{r['ablated']:.4f}", f"{r['delta']:+.4f}")
+    return table

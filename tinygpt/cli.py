@@ -362,6 +362,21 @@ def inspect_attention(
     npz_file: Annotated[
         Path | None, typer.Option("--npz", help="Write the raw tensors (attention, q, k, v).")
     ] = None,
+    ablate: Annotated[
+        list[str] | None,
+        typer.Option(help="Ablate head LAYER.HEAD (repeatable) and report the loss change."),
+    ] = None,
+    ablation: Annotated[
+        str, typer.Option(help="zero, mean or pattern (pattern-preserving).")
+    ] = "mean",
+    trajectory: Annotated[
+        Path | None,
+        typer.Option(help="A run's head scores, losses and role changes by step (no prompt)."),
+    ] = None,
+    compare: Annotated[
+        tuple[Path, Path] | None,
+        typer.Option(help="Two checkpoints: per-head score changes and pattern divergence."),
+    ] = None,
     best: Annotated[bool, typer.Option("--best", help="Use the best-validation weights.")] = False,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "cpu",
 ) -> None:
@@ -375,6 +390,27 @@ def inspect_attention(
     console = stdout_console()
     if prompt == "-":
         prompt = sys.stdin.read()
+    if trajectory is not None:
+        from tinygpt.checkpoint import open_checkpoint, read_metrics
+
+        console.print(view.trajectory(read_metrics(open_checkpoint(trajectory).directory)))
+        return
+    if ablate:
+        from tinygpt.api import ablation_report
+
+        result = ablation_report(checkpoint, ablate, ablation, prompt, device=device)
+        console.print(view.ablation_table(result))
+        if json_file:
+            _write_text(json_file, json.dumps(result))
+        return
+    if compare is not None:
+        from tinygpt.api import compare_attention
+
+        deltas = compare_attention(*compare, prompt or "\n", device=device)
+        console.print(view.comparison(deltas, (compare[0].name, compare[1].name)))
+        if json_file:
+            _write_text(json_file, json.dumps(deltas))
+        return
     if window < 2:
         raise UsageError("--window must be at least 2")
     if induction and not prompt:

@@ -18,6 +18,7 @@ preallocated buffer, so a new token costs one row of attention instead of a whol
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -36,6 +37,10 @@ class AttentionCapture:
     v: torch.Tensor  # (B, n_head, T_keys, head_dim)
     weights: torch.Tensor  # (B, n_head, T, T_keys), after softmax, before dropout
     head_outputs: torch.Tensor  # (B, n_head, T, head_dim): weights @ v per head
+
+
+# (head outputs, attention weights, values) -> new head outputs
+HeadHook = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 class KVCache:
@@ -80,6 +85,9 @@ class CausalSelfAttention(nn.Module):
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)  # heads -> model
         self.attn_dropout = nn.Dropout(config.dropout)
         self.resid_dropout = nn.Dropout(config.dropout)
+        # Analysis hook (ablation): may rewrite the per-head outputs (B, n_head, T, head_dim)
+        # given the attention weights (manual path) and the values. None in normal use.
+        self.head_hook: HeadHook | None = None
 
     def split_heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Project x to queries, keys and values, each shaped (B, n_head, T, head_dim)."""
@@ -101,13 +109,15 @@ class CausalSelfAttention(nn.Module):
             k, v = cache.append(layer, k, v)
         t_key = k.size(2)
         captured = None
-        if mode == "manual" or capture:
+        if mode == "manual" or capture or self.head_hook is not None:
             # The mechanism written out: similarity of each query with every key, scaled so the
             # softmax doesn't saturate as head_dim grows, future keys masked out with -inf.
             scores = (q @ k.transpose(-2, -1)) / math.sqrt(self.head_dim)
             scores = scores.masked_fill(~causal_mask(t, t_key, x.device), float("-inf"))
             weights = F.softmax(scores, dim=-1)
             y = self.attn_dropout(weights) @ v
+            if self.head_hook is not None:
+                y = self.head_hook(y, weights, v)
             if capture:
                 captured = AttentionCapture(q, k, v, weights, y)
         elif mode == "sdpa":

@@ -22,6 +22,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from tinygpt import checkpoint as ckpt
+from tinygpt.attention_analysis import probe_snapshot
 from tinygpt.config import ModelConfig, RunConfig, TrainConfig
 from tinygpt.data import BatchSampler, Corpus, check_split_lengths, prepare_corpus
 from tinygpt.device import (
@@ -273,6 +274,16 @@ class Trainer:
         self.model.train()
         return total / self.cfg.eval_batches
 
+    def head_snapshot(self) -> dict[str, Any]:
+        """Head-role scores on a fixed probe (the start of the validation text), every eval."""
+        block = self.run.model.block_size
+        probe = [int(i) for i in self.val_ids[:block]]
+        sampler = BatchSampler(self.val_ids, block, min(8, self.cfg.batch_size), self.cfg.seed + 2)
+        x, y = sampler.next(self.device)
+        windows = torch.cat([x, y[:, -1:]], dim=1)
+        with autocast(self.device, self.dtype):
+            return probe_snapshot(self.model, probe, windows)
+
     def evaluate(self, train_loss: float, tokens_per_sec: float) -> dict[str, Any]:
         val = self.estimate_loss(self.val_ids)
         record = {
@@ -286,6 +297,7 @@ class Trainer:
             "elapsed_s": round(self.elapsed, 3),
             "best": val < self.best_val,
         }
+        record.update(self.head_snapshot())
         if val < self.best_val:
             self.best_val = val
             self.best_weights = ckpt.weights_bytes(self.model)
