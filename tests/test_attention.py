@@ -439,3 +439,30 @@ def test_cli_ablation_and_compare(char_checkpoint, tmp_path):
         env={"COLUMNS": "80"},
     )
     assert cmp_.returncode == 0 and "JS div" in cmp_.stdout
+
+
+def test_html_stores_the_causal_half_compactly():
+    import base64
+
+    from tinygpt.attention_html import _pack
+
+    torch.manual_seed(0)
+    t = 256
+    w = torch.softmax(
+        torch.randn(2, 4, t, t).masked_fill(torch.ones(t, t).triu(1).bool(), float("-inf")), -1
+    )
+    report = {
+        "model": "m",
+        "tokens": ["a"] * t,
+        "attention": w,
+        "rollout": rollout(w),
+        "scores": [s.to_dict() for s in all_head_scores(w)],
+    }
+    page = render_html(report, "t")
+    assert len(page.encode()) < 1.5e6  # 2 layers x 4 heads x 256 tokens
+    packed = base64.b64decode(_pack(w[1, 2]))
+    assert len(packed) == t * (t + 1) // 2
+    i, j = 200, 37  # row-major causal half: row i starts at i(i+1)/2
+    assert abs(packed[i * (i + 1) // 2 + j] / 255 - float(w[1, 2, i, j])) <= 0.5 / 255
+    one_head = render_html(report, "t", (1, 2), layers=[1], heads=[2])
+    assert len(one_head) < len(page) / 4

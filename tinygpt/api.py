@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -67,8 +68,9 @@ def attention_report(
 ) -> tuple[dict[str, Any], AttentionRun, GPT]:
     """Every layer's and head's attention on ``prompt``, with head-role scores and rollout.
 
-    The report is what ``inspect-attention --json`` writes: ``tokens``, ``attention``
-    [layer][head][query][key], ``scores`` (one dict per head), ``rollout`` and ``induction``.
+    The report is what ``inspect-attention --json`` writes (see :func:`report_json`):
+    ``tokens``, ``attention`` [layer][head][query][key] and ``rollout`` (tensors here),
+    ``scores`` (one dict per head) and ``induction``.
     """
     model, tokenizer, ck = load(checkpoint, device, attention="manual", best=best)
     if not prompt:
@@ -86,9 +88,9 @@ def attention_report(
     report = {
         "model": f"{ck.directory} (step {ck.step})",
         "tokens": run.tokens,
-        "attention": weights.tolist(),
+        "attention": weights,  # a tensor until written: long prompts make it large
         "scores": [s.to_dict() for s in scores],
-        "rollout": rollout(weights).tolist(),
+        "rollout": rollout(weights),
         "induction": {
             "repeated_length": n,
             "scores": induction.tolist(),
@@ -101,6 +103,11 @@ def attention_report(
         "notices": notices,
     }
     return report, run, model
+
+
+def report_json(report: dict[str, Any]) -> str:
+    """The report as JSON, tensors as nested lists."""
+    return json.dumps({k: v.tolist() if hasattr(v, "tolist") else v for k, v in report.items()})
 
 
 def compare_attention(

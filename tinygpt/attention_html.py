@@ -7,11 +7,14 @@ and ``&`` escaped, and the page's script puts tokens into the document only thro
 
 from __future__ import annotations
 
+import base64
 import html
 import json
 from typing import Any
 
-_PAGE = """<!doctype html>
+import torch
+
+_PAGE = r"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>tinygpt attention: __TITLE__</title>
@@ -22,10 +25,9 @@ h1 { font-size: 1.3rem; } h2 { font-size: 1.1rem; margin-top: 1.5rem; }
 .thumb { text-align: center; cursor: pointer; font-size: 12px; }
 .thumb canvas { border: 1px solid #ccc; image-rendering: pixelated; }
 .thumb.sel canvas { border: 2px solid #d33; }
-table.hm { border-collapse: collapse; font: 11px monospace; }
-table.hm td { width: 16px; height: 16px; padding: 0; }
-table.hm th { font-weight: normal; padding: 0 4px; white-space: pre; }
-table.hm thead th { writing-mode: vertical-rl; transform: rotate(180deg); height: 4em; }
+canvas.big { border: 1px solid #ccc; image-rendering: pixelated; cursor: crosshair;
+  max-width: 100%; }
+.axis { font: 11px monospace; color: #555; max-width: 720px; overflow-wrap: anywhere; }
 table.scores { border-collapse: collapse; } table.scores td, table.scores th
 { border-bottom: 1px solid #ddd; padding: 2px 8px; text-align: right; }
 #tip { position: fixed; background: #333; color: #fff; padding: 3px 6px; border-radius: 3px;
@@ -49,53 +51,68 @@ table.scores { border-collapse: collapse; } table.scores td, table.scores th
 "use strict";
 const D = JSON.parse(document.getElementById("data").textContent);
 const T = D.tokens.length, tip = document.getElementById("tip");
-const vis = s => s.replace(/ /g, "\\u2423").replace(/\\n/g, "\\u21b5").replace(/\\t/g, "\\u21e5");
+const vis = s => s.replace(/ /g, "\u2423").replace(/\n/g, "\u21b5").replace(/\t/g, "\u21e5");
+// Causal half only, row by row, weights quantised to 0..255 (decoded once per matrix).
+function unpack(b64) {
+  const raw = atob(b64), bytes = new Uint8Array(raw.length);
+  for (let i = 0; i < raw.length; i++) bytes[i] = raw.charCodeAt(i);
+  return (i, j) => j > i ? 0 : bytes[i * (i + 1) / 2 + j] / 255;
+}
+const ATT = D.attention.map(layer => layer.map(unpack));
+const ROLL = unpack(D.rollout);
 document.getElementById("model").textContent = D.model;
 document.getElementById("prompt").textContent = D.tokens.join("");
 function color(w) { const v = Math.round(255 * (1 - Math.sqrt(w))); return `rgb(${v},${v},255)`; }
-function heat(m, where) {
-  const t = document.createElement("table"); t.className = "hm";
-  const head = t.createTHead().insertRow(); head.appendChild(document.createElement("th"));
-  D.tokens.forEach(tok => { const th = document.createElement("th"); th.textContent = vis(tok);
-    head.appendChild(th); });
-  const body = t.createTBody();
-  m.forEach((row, i) => {
-    const tr = body.insertRow(); const th = document.createElement("th");
-    th.textContent = vis(D.tokens[i]); tr.appendChild(th);
-    row.forEach((w, j) => { const td = tr.insertCell(); td.style.background = color(w);
-      td.onmousemove = e => { tip.style.display = "block"; tip.style.left = e.clientX + 12 + "px";
-        tip.style.top = e.clientY + 12 + "px";
-        tip.textContent = `query ${i} ${JSON.stringify(D.tokens[i])}\\nkey   ${j} ` +
-          `${JSON.stringify(D.tokens[j])}\\nweight ${w.toFixed(4)}`; };
-      td.onmouseleave = () => { tip.style.display = "none"; }; });
-  });
-  where.replaceChildren(t);
+function draw(canvas, w, size) {
+  const s = Math.max(1, Math.floor(size / T)); canvas.width = canvas.height = T * s;
+  const g = canvas.getContext("2d"), img = g.createImageData(T * s, T * s);
+  for (let i = 0; i < T; i++) for (let j = 0; j < T; j++) {
+    const v = Math.round(255 * (1 - Math.sqrt(w(i, j))));
+    for (let y = 0; y < s; y++) for (let x = 0; x < s; x++) {
+      const p = ((i * s + y) * T * s + j * s + x) * 4;
+      img.data[p] = v; img.data[p + 1] = v; img.data[p + 2] = 255; img.data[p + 3] = 255; } }
+  g.putImageData(img, 0, 0); return s;
 }
-function thumb(m, label, onclick) {
+function heat(w, where) {
+  const c = document.createElement("canvas"); c.className = "big";
+  const s = draw(c, w, Math.min(720, Math.max(T * 8, 480)));
+  c.onmousemove = e => { const r = c.getBoundingClientRect();
+    const i = Math.floor((e.clientY - r.top) / (r.height / T));
+    const j = Math.floor((e.clientX - r.left) / (r.width / T));
+    if (i < 0 || j < 0 || i >= T || j >= T) return;
+    tip.style.display = "block"; tip.style.left = e.clientX + 12 + "px";
+    tip.style.top = e.clientY + 12 + "px";
+    tip.textContent = `query ${i} ${JSON.stringify(D.tokens[i])}\nkey   ${j} ` +
+      `${JSON.stringify(D.tokens[j])}\nweight ${w(i, j).toFixed(3)}`; };
+  c.onmouseleave = () => { tip.style.display = "none"; };
+  const axis = document.createElement("div"); axis.className = "axis";
+  axis.textContent = T <= 96 ? "keys: " + D.tokens.map(vis).join(" ") : `${T} tokens`;
+  where.replaceChildren(c, axis); return s;
+}
+function thumb(w, label, onclick) {
   const div = document.createElement("div"); div.className = "thumb";
-  const c = document.createElement("canvas"); const s = Math.max(1, Math.floor(96 / T));
-  c.width = c.height = T * s; const g = c.getContext("2d");
-  m.forEach((row, i) => row.forEach((w, j) => { g.fillStyle = color(w);
-    g.fillRect(j * s, i * s, s, s); }));
+  const c = document.createElement("canvas"); draw(c, w, 96);
   const cap = document.createElement("div"); cap.textContent = label;
   div.append(c, cap); div.onclick = onclick; return div;
 }
 const L = document.getElementById("layer"), H = document.getElementById("head");
-D.attention.forEach((_, l) => L.add(new Option("layer " + l, l)));
-D.attention[0].forEach((_, h) => H.add(new Option("head " + h, h)));
+D.layers.forEach((l, li) => L.add(new Option("layer " + l, li)));
+D.heads.forEach((h, hi) => H.add(new Option("head " + h, hi)));
 function show() {
-  heat(D.attention[+L.value][+H.value], document.getElementById("focus"));
+  heat(ATT[+L.value][+H.value], document.getElementById("focus"));
   document.querySelectorAll(".thumb").forEach(el =>
     el.classList.toggle("sel", el.dataset.key === L.value + "." + H.value));
 }
 L.onchange = H.onchange = show;
-L.value = D.selected[0]; H.value = D.selected[1];
+L.value = Math.max(0, D.layers.indexOf(D.selected[0]));
+H.value = Math.max(0, D.heads.indexOf(D.selected[1]));
 const thumbs = document.getElementById("thumbs");
-D.attention.forEach((heads, l) => heads.forEach((m, h) => {
-  const el = thumb(m, `L${l} H${h}`, () => { L.value = l; H.value = h; show(); });
-  el.dataset.key = l + "." + h; thumbs.appendChild(el); }));
-const cols = ["head", "previous_token", "self_attention", "sink", "induction", "entropy",
-  "entropy_normalised", "roles"];
+ATT.forEach((heads, li) => heads.forEach((w, hi) => {
+  const el = thumb(w, `L${D.layers[li]} H${D.heads[hi]}`, () => { L.value = li; H.value = hi;
+    show(); });
+  el.dataset.key = li + "." + hi; thumbs.appendChild(el); }));
+const cols = ["head", "previous_token", "self_attention", "sink", "duplicate_token",
+  "induction", "copying", "entropy_normalised", "roles"];
 const tbl = document.createElement("table"); tbl.className = "scores";
 const hr = tbl.createTHead().insertRow();
 cols.forEach(c => { const th = document.createElement("th"); th.textContent = c;
@@ -103,9 +120,9 @@ cols.forEach(c => { const th = document.createElement("th"); th.textContent = c;
 D.scores.forEach(s => { const tr = tbl.insertRow(); cols.forEach(c => { const td = tr.insertCell();
   const v = c === "head" ? `L${s.layer} H${s.head}` : s[c];
   td.textContent = Array.isArray(v) ? v.join(", ") : (typeof v === "number" ? v.toFixed(3) :
-    (v === null ? "-" : String(v))); }); });
+    (v === null || v === undefined ? "-" : String(v))); }); });
 document.getElementById("table").appendChild(tbl);
-heat(D.rollout, document.getElementById("rollout"));
+heat(ROLL, document.getElementById("rollout"));
 show();
 </script></body></html>
 """
@@ -117,10 +134,39 @@ def _json_for_script(data: Any) -> str:
     return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
 
 
-def render_html(report: dict[str, Any], title: str, selected: tuple[int, int] = (0, 0)) -> str:
-    """The page for a report as written by ``--json``; ``selected`` is the head shown first."""
-    data = {k: report[k] for k in ("model", "tokens", "attention", "scores", "rollout")}
-    data["selected"] = list(selected)
+def _pack(matrix: torch.Tensor) -> str:
+    """The causal half of a (T, T) weight matrix, row by row, as base64 uint8 (w * 255)."""
+    t = matrix.size(0)
+    rows, cols = torch.tril_indices(t, t)
+    quantised = (matrix[rows, cols].float().clamp(0, 1) * 255).round().to(torch.uint8)
+    return base64.b64encode(quantised.numpy().tobytes()).decode("ascii")
+
+
+def render_html(
+    report: dict[str, Any],
+    title: str,
+    selected: tuple[int, int] = (0, 0),
+    layers: list[int] | None = None,
+    heads: list[int] | None = None,
+) -> str:
+    """The page for a report from ``attention_report``; ``selected`` is the head shown first.
+
+    ``layers`` / ``heads`` keep only those (all by default). Weights travel as the causal half
+    in uint8: 2 layers x 4 heads x 256 tokens is about 0.35 MB of page.
+    """
+    weights = torch.as_tensor(report["attention"])
+    layers = layers if layers is not None else list(range(weights.size(0)))
+    heads = heads if heads is not None else list(range(weights.size(1)))
+    data = {
+        "model": report["model"],
+        "tokens": report["tokens"],
+        "layers": layers,
+        "heads": heads,
+        "attention": [[_pack(weights[lay, h]) for h in heads] for lay in layers],
+        "rollout": _pack(torch.as_tensor(report["rollout"])),
+        "scores": [s for s in report["scores"] if s["layer"] in layers and s["head"] in heads],
+        "selected": list(selected),
+    }
     return _PAGE.replace("__TITLE__", html.escape(title)).replace(
         "__DATA__", _json_for_script(data)
     )

@@ -448,26 +448,27 @@ def inspect_attention(
     console.print(view.chance_note(scores[0], report["induction"]["repeated_length"]))
     if show_rollout:
         start, end = view.window_range(len(run.tokens), window, focus)
-        console.print(
-            view.heatmap(torch_tensor(report["rollout"]), run.tokens, start, end, "Rollout")
-        )
+        console.print(view.heatmap(report["rollout"], run.tokens, start, end, "Rollout"))
     if explain:
         ex = explain_query(model, run, layer or 0, head or 0, q)
         console.print(view.explanation(ex, run.tokens, model.config.n_embd))
     if json_file:
-        _write_text(json_file, json.dumps(report))
+        from tinygpt.api import report_json
+
+        _write_text(json_file, report_json(report))
     if html_file:
         from tinygpt.attention_html import render_html
 
-        _write_text(html_file, render_html(report, prompt[:80], (layer or 0, head or 0)))
+        page = render_html(
+            report,
+            prompt[:80],
+            (layer or 0, head or 0),
+            layers=None if layer is None else [layer],
+            heads=None if head is None else [head],
+        )
+        _write_text(html_file, page)
     if npz_file:
         _write_npz(npz_file, run)
-
-
-def torch_tensor(data: list) -> Any:
-    import torch
-
-    return torch.tensor(data)
 
 
 def _scores_from(report: dict) -> list:
