@@ -466,3 +466,65 @@ def test_html_stores_the_causal_half_compactly():
     assert abs(packed[i * (i + 1) // 2 + j] / 255 - float(w[1, 2, i, j])) <= 0.5 / 255
     one_head = render_html(report, "t", (1, 2), layers=[1], heads=[2])
     assert len(one_head) < len(page) / 4
+
+
+def test_figures_png_and_svg(char_checkpoint, tmp_path):
+    import xml.etree.ElementTree as ET
+
+    from tests.test_everyday import _check_png
+
+    for focus in ([], ["--layer", "1"], ["--layer", "1", "--head", "0"]):
+        png, svg = tmp_path / "f.png", tmp_path / "f.svg"
+        proc = run_cli(
+            "inspect-attention",
+            "-c",
+            str(char_checkpoint),
+            "--prompt",
+            "All: speak, speak.\nFirst",
+            *focus,
+            "--png",
+            str(png),
+            "--svg",
+            str(svg),
+        )
+        assert proc.returncode == 0, proc.stderr
+        _check_png(png.read_bytes())
+        root = ET.fromstring(svg.read_text())
+        texts = [el.text for el in root.iter("{http://www.w3.org/2000/svg}text")]
+        assert "␣" in texts and "↵" in texts  # whitespace made visible in the labels
+        panels = [t for t in texts if t and t.startswith("L") and " H" in t]
+        assert len(panels) == {0: 4, 2: 2, 4: 1}[len(focus)]
+
+
+def test_query_range_cuts_the_prompt_exactly(char_checkpoint, tmp_path):
+    prompt = "All: Speak, speak. First Citizen: hear me"
+    full, cut = tmp_path / "full.json", tmp_path / "cut.json"
+    assert (
+        run_cli(
+            "inspect-attention", "-c", str(char_checkpoint), "--prompt", prompt, "--json", str(full)
+        ).returncode
+        == 0
+    )
+    proc = run_cli(
+        "inspect-attention",
+        "-c",
+        str(char_checkpoint),
+        "--prompt",
+        prompt,
+        "--queries",
+        "10:20",
+        "--json",
+        str(cut),
+        "--html",
+        str(tmp_path / "c.html"),
+    )
+    assert proc.returncode == 0, proc.stderr
+    a, b = json.loads(full.read_text()), json.loads(cut.read_text())
+    assert len(b["tokens"]) == 20
+    torch.testing.assert_close(
+        torch.tensor(b["attention"]), torch.tensor(a["attention"])[..., :20, :20]
+    )
+    bad = run_cli(
+        "inspect-attention", "-c", str(char_checkpoint), "--prompt", prompt, "--queries", "30:20"
+    )
+    assert bad.returncode == 2 and "--queries" in bad.stderr

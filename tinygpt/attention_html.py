@@ -54,9 +54,10 @@ const T = D.tokens.length, tip = document.getElementById("tip");
 const vis = s => s.replace(/ /g, "\u2423").replace(/\n/g, "\u21b5").replace(/\t/g, "\u21e5");
 // Causal half only, row by row, weights quantised to 0..255 (decoded once per matrix).
 function unpack(b64) {
-  const raw = atob(b64), bytes = new Uint8Array(raw.length);
+  const raw = atob(b64), bytes = new Uint8Array(raw.length), a = D.first_query;
   for (let i = 0; i < raw.length; i++) bytes[i] = raw.charCodeAt(i);
-  return (i, j) => j > i ? 0 : bytes[i * (i + 1) / 2 + j] / 255;
+  // rows before first_query were left out (--queries): they draw blank
+  return (i, j) => (j > i || i < a) ? 0 : bytes[i * (i + 1) / 2 - a * (a + 1) / 2 + j] / 255;
 }
 const ATT = D.attention.map(layer => layer.map(unpack));
 const ROLL = unpack(D.rollout);
@@ -134,10 +135,13 @@ def _json_for_script(data: Any) -> str:
     return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
 
 
-def _pack(matrix: torch.Tensor) -> str:
-    """The causal half of a (T, T) weight matrix, row by row, as base64 uint8 (w * 255)."""
+def _pack(matrix: torch.Tensor, first_row: int = 0) -> str:
+    """The causal half of a (T, T) weight matrix from ``first_row`` on, row by row, as base64
+    uint8 (w * 255)."""
     t = matrix.size(0)
     rows, cols = torch.tril_indices(t, t)
+    keep = rows >= first_row
+    rows, cols = rows[keep], cols[keep]
     quantised = (matrix[rows, cols].float().clamp(0, 1) * 255).round().to(torch.uint8)
     return base64.b64encode(quantised.numpy().tobytes()).decode("ascii")
 
@@ -148,6 +152,7 @@ def render_html(
     selected: tuple[int, int] = (0, 0),
     layers: list[int] | None = None,
     heads: list[int] | None = None,
+    first_query: int = 0,
 ) -> str:
     """The page for a report from ``attention_report``; ``selected`` is the head shown first.
 
@@ -162,8 +167,9 @@ def render_html(
         "tokens": report["tokens"],
         "layers": layers,
         "heads": heads,
-        "attention": [[_pack(weights[lay, h]) for h in heads] for lay in layers],
-        "rollout": _pack(torch.as_tensor(report["rollout"])),
+        "first_query": first_query,
+        "attention": [[_pack(weights[lay, h], first_query) for h in heads] for lay in layers],
+        "rollout": _pack(torch.as_tensor(report["rollout"]), first_query),
         "scores": [s for s in report["scores"] if s["layer"] in layers and s["head"] in heads],
         "selected": list(selected),
     }

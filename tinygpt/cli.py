@@ -359,6 +359,17 @@ def inspect_attention(
     html_file: Annotated[
         Path | None, typer.Option("--html", help="Write a self-contained HTML page.")
     ] = None,
+    queries: Annotated[
+        str | None,
+        typer.Option(help="Only queries A:B (positions; the prompt is cut after B-1, exactly)."),
+    ] = None,
+    png_file: Annotated[
+        Path | None,
+        typer.Option("--png", help="Write a PNG figure: the focused head, layer, or all heads."),
+    ] = None,
+    svg_file: Annotated[
+        Path | None, typer.Option("--svg", help="Write the same figure as SVG.")
+    ] = None,
     npz_file: Annotated[
         Path | None, typer.Option("--npz", help="Write the raw tensors (attention, q, k, v).")
     ] = None,
@@ -383,8 +394,8 @@ def inspect_attention(
     """Show what each layer and head attends to, and why."""
     from tinygpt import attention_view as view
     from tinygpt.api import attention_report
+    from tinygpt.attention_analysis import all_head_scores, induction_sequence, resolve_query
     from tinygpt.attention_analysis import explain as explain_query
-    from tinygpt.attention_analysis import induction_sequence, resolve_query
     from tinygpt.progress import stdout_console
 
     console = stdout_console()
@@ -423,6 +434,25 @@ def inspect_attention(
     report, run, model = attention_report(checkpoint, prompt, device=device, best=best)
     for notice in report["notices"]:
         typer.echo(f"note: {notice}", err=True)
+    first_query = 0
+    if queries is not None:
+        first_query, end = _parse_range(queries, len(run.tokens))
+        # Causal attention: rows before `end` never see later tokens, so cutting is exact.
+        run.tokens, run.ids = run.tokens[:end], run.ids[:end]
+        report["tokens"] = run.tokens
+        report["attention"] = report["attention"][..., :end, :end]
+        report["rollout"] = report["rollout"][:end, :end]
+        for cap in run.captures:
+            cap.weights = cap.weights[..., :end, :end]
+            cap.q, cap.k, cap.v = cap.q[..., :end, :], cap.k[..., :end, :], cap.v[..., :end, :]
+            cap.head_outputs = cap.head_outputs[..., :end, :]
+        # Prompt-level scores describe the cut prompt; model-level ones (probe, OV) carry over.
+        old = report["scores"]
+        report["scores"] = []
+        for before, s in zip(old, all_head_scores(run.weights, run.ids), strict=True):
+            s.induction, s.copying = before["induction"], before["copying"]
+            s.chance["induction"] = before["chance"]["induction"]
+            report["scores"].append(s.to_dict())
     weights = run.weights
     n_layer, n_head = weights.shape[:2]
     if layer is not None and not 0 <= layer < n_layer:
@@ -465,10 +495,32 @@ def inspect_attention(
             (layer or 0, head or 0),
             layers=None if layer is None else [layer],
             heads=None if head is None else [head],
+            first_query=first_query,
         )
         _write_text(html_file, page)
+    if png_file or svg_file:
+        from tinygpt.figures import attention_png, attention_svg, panels_for
+        from tinygpt.fileio import atomic_write_bytes
+
+        grid = panels_for(weights, layer, head)
+        for path, render in ((png_file, attention_png), (svg_file, attention_svg)):
+            if path:
+                data = render(grid, run.tokens)
+                atomic_write_bytes(path, data if isinstance(data, bytes) else data.encode())
+                typer.echo(f"wrote {path}", err=True)
     if npz_file:
         _write_npz(npz_file, run)
+
+
+def _parse_range(spec: str, t: int) -> tuple[int, int]:
+    try:
+        start_s, end_s = spec.split(":")
+        start, end = int(start_s or 0), int(end_s or t)
+    except ValueError:
+        raise UsageError(f"--queries takes A:B (positions), got {spec!r}") from None
+    if not 0 <= start < end <= t:
+        raise UsageError(f"--queries {spec}: need 0 <= A < B <= {t} (the prompt's tokens)")
+    return start, end
 
 
 def _scores_from(report: dict) -> list:

@@ -1,17 +1,17 @@
 """Loss curves: in the terminal (characters), and as SVG or PNG files, with no plotting library.
 
-PNG is written directly: a zlib-compressed RGB image in the three chunks the format needs.
+PNG is written with :mod:`tinygpt.png` (standard library only).
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-import struct
-import zlib
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
+
+from tinygpt.png import encode_rgb
 
 SERIES = (("train_loss", "train", "•", (31, 119, 180)), ("val_loss", "val", "×", (214, 39, 40)))
 
@@ -132,23 +132,8 @@ def png_plot(metrics: list[dict[str, Any]], width: int = 640, height: int = 400)
             line(px(*a), px(*b), color)
         if len(points) == 1:
             put(*px(*points[0]), color)
-    raw = b"".join(b"\x00" + bytes(c for p in row for c in p) for row in pixels)
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(data))
-            + kind
-            + data
-            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-        )
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(raw, 9))
-        + chunk(b"IEND", b"")
-    )
+    flat = bytearray(b"".join(bytes(c for p in row for c in p) for row in pixels))
+    return encode_rgb(width, height, flat)
 
 
 def write_plot(path: Path, metrics: list[dict[str, Any]], title: str) -> None:

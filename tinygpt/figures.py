@@ -1,0 +1,129 @@
+"""Attention figures for papers and slides: PNG and SVG, no plotting library.
+
+A figure is a grid of panels (a head, a layer's heads, or every head of the model), each the
+causal T x T pattern, queries down and keys across, shaded white -> blue by sqrt(weight) as in
+the HTML view. Rows are labelled with their tokens and columns with each token's first
+character, whitespace shown as ␣ ↵ ⇥, when the cells are big enough to carry text.
+"""
+
+from __future__ import annotations
+
+import math
+from xml.sax.saxutils import escape
+
+import torch
+
+from tinygpt.attention_view import visible
+from tinygpt.bitmap_font import HEIGHT as FONT_H
+from tinygpt.bitmap_font import WIDTH as FONT_W
+from tinygpt.png import Canvas
+
+Panel = tuple[str, torch.Tensor]  # (title, (T, T) weights)
+LABEL_CHARS = 6
+PANEL_PX = 480  # target size of one panel's grid
+GAP = 16
+
+
+def panels_for(weights: torch.Tensor, layer: int | None, head: int | None) -> list[list[Panel]]:
+    """Rows of panels: one head, one layer's heads, or the whole model (a row per layer)."""
+    layers = range(weights.size(0)) if layer is None else [layer]
+    heads = range(weights.size(1)) if head is None else [head]
+    return [[(f"L{lay} H{h}", weights[lay, h]) for h in heads] for lay in layers]
+
+
+def _shade(w: float) -> tuple[int, int, int]:
+    v = round(255 * (1 - math.sqrt(max(0.0, min(1.0, w)))))
+    return (v, v, 255)
+
+
+def _layout(t: int, n_panels: int) -> tuple[int, bool]:
+    """Cell size in pixels, and whether labels fit (a label row needs the font's height)."""
+    size = PANEL_PX if n_panels == 1 else max(96, PANEL_PX // max(1, min(n_panels, 4)))
+    cell = max(1, size // t)
+    return cell, cell >= FONT_W
+
+
+def attention_png(grid: list[list[Panel]], tokens: list[str]) -> bytes:
+    t = len(tokens)
+    cols, rows = max(len(r) for r in grid), len(grid)
+    cell, labels = _layout(t, cols * rows)
+    left = LABEL_CHARS * FONT_W + 4 if labels else 0
+    top = FONT_H + 4 + (FONT_H + 2 if labels else 0)
+    pw, ph = left + t * cell, top + t * cell
+    canvas = Canvas(cols * pw + (cols - 1) * GAP + 2, rows * ph + (rows - 1) * GAP + 2)
+    step = max(1, math.ceil(FONT_H / cell))  # label every step-th row so text never overlaps
+    for r, row in enumerate(grid):
+        for c, (title, weights) in enumerate(row):
+            x0, y0 = c * (pw + GAP), r * (ph + GAP)
+            canvas.text(x0 + left, y0, title)
+            gx, gy = x0 + left, y0 + top
+            w = weights.float().tolist()
+            for i in range(t):
+                for j in range(i + 1):
+                    if w[i][j] > 0:
+                        canvas.rect(gx + j * cell, gy + i * cell, cell, cell, _shade(w[i][j]))
+            canvas.rect(gx - 1, gy - 1, t * cell + 1, 1, (160, 160, 160))
+            canvas.rect(gx - 1, gy - 1, 1, t * cell + 1, (160, 160, 160))
+            if labels:
+                for i in range(0, t, step):
+                    label = visible(tokens[i])[:LABEL_CHARS]
+                    canvas.text(gx - 2 - len(label) * FONT_W, gy + i * cell, label, (60, 60, 60))
+                for j in range(t):
+                    first = visible(tokens[j].strip() or tokens[j])[0]
+                    canvas.text(
+                        gx + j * cell + (cell - FONT_W) // 2, gy - FONT_H - 2, first, (60, 60, 60)
+                    )
+    return canvas.png()
+
+
+def attention_svg(grid: list[list[Panel]], tokens: list[str]) -> str:
+    t = len(tokens)
+    cols, rows = max(len(r) for r in grid), len(grid)
+    cell = max(1.0, min(16.0, PANEL_PX / t / (1 if cols * rows == 1 else min(cols, 4) / 1.5)))
+    labels = cell >= 6
+    font = min(11.0, cell * 0.9)
+    left = 60.0 if labels else 4.0
+    top = 22.0 + (40.0 if labels else 0.0)
+    pw, ph = left + t * cell, top + t * cell
+    width, height = cols * pw + (cols - 1) * GAP, rows * ph + (rows - 1) * GAP
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
+        f'font-family="monospace" font-size="{font:.1f}">',
+        f'<rect width="{width:.0f}" height="{height:.0f}" fill="white"/>',
+    ]
+    for r, row in enumerate(grid):
+        for c, (title, weights) in enumerate(row):
+            x0, y0 = c * (pw + GAP), r * (ph + GAP)
+            gx, gy = x0 + left, y0 + top
+            out.append(
+                f'<text x="{gx:.1f}" y="{y0 + 14:.1f}" font-size="13" '
+                f'font-family="sans-serif">{escape(title)}</text>'
+            )
+            out.append(
+                f'<rect x="{gx:.1f}" y="{gy:.1f}" width="{t * cell:.1f}" '
+                f'height="{t * cell:.1f}" fill="none" stroke="#aaa"/>'
+            )
+            w = weights.float().tolist()
+            for i in range(t):
+                for j in range(i + 1):
+                    if w[i][j] > 0:
+                        v = round(255 * (1 - math.sqrt(min(1.0, w[i][j]))))
+                        out.append(
+                            f'<rect x="{gx + j * cell:.2f}" y="{gy + i * cell:.2f}" '
+                            f'width="{cell:.2f}" height="{cell:.2f}" '
+                            f'fill="rgb({v},{v},255)"/>'
+                        )
+            if labels:
+                for i in range(t):
+                    out.append(
+                        f'<text x="{gx - 3:.1f}" y="{gy + (i + 0.8) * cell:.1f}" '
+                        f'text-anchor="end">{escape(visible(tokens[i])[:8])}</text>'
+                    )
+                for j in range(t):
+                    cx, cy = gx + (j + 0.7) * cell, gy - 3
+                    out.append(
+                        f'<text x="{cx:.1f}" y="{cy:.1f}" transform="rotate(-90 '
+                        f'{cx:.1f} {cy:.1f})">{escape(visible(tokens[j])[:8])}</text>'
+                    )
+    out.append("</svg>")
+    return "\n".join(out)
