@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 import torch
+from rich import box
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
@@ -229,6 +230,8 @@ def trajectory(metrics: list[dict], width: int = 80) -> Group:
         title="Trajectory (probe: the start of the validation text)",
         title_justify="left",
         pad_edge=False,
+        box=box.SIMPLE_HEAD,
+        collapse_padding=True,
     )
     roles = (
         ("prev", "previous_token"),
@@ -236,8 +239,10 @@ def trajectory(metrics: list[dict], width: int = 80) -> Group:
         ("sink", "sink"),
         ("self", "self_attention"),
     )
-    for name in ("step", "val", "ind.loss", "icl", *(r for r, _ in roles)):
+    for name in ("step", "val", "ind.loss", "icl"):
         table.add_column(name, justify="right", no_wrap=True)
+    for name, _ in roles:  # "0.25 L2H2": never cut the head's name
+        table.add_column(name, justify="right", no_wrap=True, min_width=9)
     for m in records:
         cells = []
         for _, key in roles:
