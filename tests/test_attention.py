@@ -528,3 +528,20 @@ def test_query_range_cuts_the_prompt_exactly(char_checkpoint, tmp_path):
         "inspect-attention", "-c", str(char_checkpoint), "--prompt", prompt, "--queries", "30:20"
     )
     assert bad.returncode == 2 and "--queries" in bad.stderr
+
+
+def test_direct_copying_sign_follows_the_ov_circuit():
+    from tinygpt.attention_analysis import direct_copying
+
+    model = random_model(n_layer=1, n_head=1)
+    attn = model.blocks[0].attn
+    d = model.config.n_embd
+    ids = [3, 7, 3, 9, 7, 1, 3, 2]
+    results = []
+    for sign in (1.0, -1.0):
+        with torch.no_grad():
+            attn.c_attn.weight[2 * d :] = torch.eye(d)
+            attn.c_proj.weight.copy_(sign * torch.eye(d))
+        run = capture_attention(model, ids, [str(i) for i in ids])
+        results.append(float(direct_copying(model, run)[0, 0]))
+    assert results[0] > 0 > results[1]

@@ -15,6 +15,7 @@ from tinygpt.attention_analysis import (
     all_head_scores,
     capture_attention,
     copying_scores,
+    direct_copying,
     induction_chance,
     induction_probe,
     js_divergence,
@@ -81,7 +82,9 @@ def attention_report(
     scores = all_head_scores(weights, ids)
     induction, n = induction_probe(model, induction_length)
     copying = copying_scores(model)
+    direct = direct_copying(model, run)
     for s in scores:
+        s.copying_direct = float(direct[s.layer, s.head])
         s.induction = float(induction[s.layer, s.head])
         s.chance["induction"] = induction_chance(n)
         s.copying = float(copying[s.layer, s.head])

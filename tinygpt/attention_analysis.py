@@ -50,6 +50,7 @@ class HeadScores:
     duplicate_token: float | None = None
     induction: float | None = None
     copying: float | None = None
+    copying_direct: float | None = None
     # Each score's value for a head that spreads its attention evenly over the visible tokens.
     chance: dict[str, float] = field(default_factory=dict)
 
@@ -343,6 +344,33 @@ def copying_scores(model: GPT) -> torch.Tensor:
             eig = torch.linalg.eigvals(small)
             mag = eig.abs()
             out[layer, h] = float(mag[eig.real > 0].sum() / mag.sum().clamp_min(1e-30))
+    return out
+
+
+@torch.no_grad()
+def direct_copying(model: GPT, run: AttentionRun) -> torch.Tensor:
+    """(n_layer, n_head) direct-path copying on the prompt, in logits (Olsson et al. 2022).
+
+    For each query, the head's update to the residual stream is read straight out through the
+    unembedding (the final LayerNorm's gain applied as a linear scale; later layers ignored).
+    The score is the weight-averaged rise of the logits of the tokens the head attends to,
+    relative to the mean logit, averaged over queries: > 0 means the head promotes the tokens
+    it looks at.
+    """
+    cfg = model.config
+    dh = cfg.head_dim
+    ids = torch.tensor(run.ids)
+    w_u = model.lm_head.weight.detach().float().cpu() * model.ln_f.weight.detach().float().cpu()
+    out = torch.zeros(cfg.n_layer, cfg.n_head)
+    for layer, cap in enumerate(run.captures):
+        w_o = model.blocks[layer].attn.c_proj.weight.detach().float().cpu()
+        for h in range(cfg.n_head):
+            update = cap.head_outputs[0, h] @ w_o[:, h * dh : (h + 1) * dh].T  # (T, d)
+            logits = update @ w_u.T  # (T, vocab)
+            logits = logits - logits.mean(-1, keepdim=True)
+            on_keys = logits[:, ids]  # (T queries, T keys): logit of each key's token
+            weights = cap.weights[0, h]
+            out[layer, h] = (weights * on_keys).sum(-1)[1:].mean()
     return out
 
 

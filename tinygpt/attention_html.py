@@ -113,7 +113,7 @@ ATT.forEach((heads, li) => heads.forEach((w, hi) => {
     show(); });
   el.dataset.key = li + "." + hi; thumbs.appendChild(el); }));
 const cols = ["head", "previous_token", "self_attention", "sink", "duplicate_token",
-  "induction", "copying", "entropy_normalised", "roles"];
+  "induction", "copying", "copying_direct", "entropy_normalised", "roles"];
 const tbl = document.createElement("table"); tbl.className = "scores";
 const hr = tbl.createTHead().insertRow();
 cols.forEach(c => { const th = document.createElement("th"); th.textContent = c;

@@ -451,6 +451,7 @@ def inspect_attention(
         report["scores"] = []
         for before, s in zip(old, all_head_scores(run.weights, run.ids), strict=True):
             s.induction, s.copying = before["induction"], before["copying"]
+            s.copying_direct = before["copying_direct"]
             s.chance["induction"] = before["chance"]["induction"]
             report["scores"].append(s.to_dict())
     weights = run.weights
