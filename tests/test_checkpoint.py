@@ -97,10 +97,14 @@ def test_crash_after_commit_point_is_rolled_forward(tiny_run):
     manifest = json.loads((out / "manifest.json").read_text())
     manifest["files"]["model.safetensors"] = ckpt.sha256(new_model)
     (out / ckpt.PENDING_FILE).write_text(json.dumps(manifest))
-    ck = ckpt.open_checkpoint(out)
+    ck = ckpt.open_checkpoint(out)  # readers see the committed save without touching files
+    assert ck.read_verified("model.safetensors") == new_model
+    assert (out / ckpt.PENDING_FILE).exists()
+    ck.load_model()
+    ckpt.recover(out)  # what the next save does first
     assert (out / "model.safetensors").read_bytes() == new_model
     assert not (out / ckpt.PENDING_FILE).exists()
-    ck.load_model()
+    assert ckpt.open_checkpoint(out).load_model() is not None
 
 
 def test_prefixes_stripped_and_tied_weight_saved_once():
@@ -154,11 +158,19 @@ def test_kill_9_at_any_moment_leaves_a_loadable_checkpoint(small_text, tmp_path)
     out = tmp_path / "killed"
     script = tmp_path / "run.py"
     script.write_text(KILL_SCRIPT)
-    for delay in (2.5, 3.1, 3.7):
+    for delay in (0.0, 0.37, 0.81):
         args = [sys.executable, str(script), str(small_text), str(out)]
         if (out / "manifest.json").exists():
             args.append("resume")
+        before = ckpt.open_checkpoint(out).step if (out / "manifest.json").exists() else -1
         proc = subprocess.Popen(args, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        # Wait until this process is saving checkpoints (start-up time varies with load), then
+        # kill it at an arbitrary moment of its save-every-step loop.
+        deadline = time.time() + 120
+        while time.time() < deadline and proc.poll() is None:
+            if (out / "manifest.json").exists() and ckpt.open_checkpoint(out).step > before:
+                break
+            time.sleep(0.05)
         time.sleep(delay)
         proc.send_signal(signal.SIGKILL)
         proc.wait()

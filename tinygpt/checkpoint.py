@@ -15,9 +15,10 @@ Saving is a small redo log. Every file is first written in full beside its final
 (``.staged-NAME``) and fsynced; then ``manifest.pending.json`` is written atomically: that is the
 commit point. Only then are the staged files renamed over the old ones and the pending manifest
 becomes ``manifest.json``. A crash before the commit point leaves the old checkpoint untouched
-(the staged files are swept later); a crash after it is finished on the next open. Every load
-checks each file against the manifest's sha256, because torch and safetensors both accept a
-flipped bit without complaint.
+(the staged files are swept later); a crash after it is finished by the next save, and readers
+(which never modify the directory) find each file under its staged or final name meanwhile.
+Every load checks each file against the manifest's sha256, because torch and safetensors both
+accept a flipped bit without complaint.
 """
 
 from __future__ import annotations
@@ -138,11 +139,11 @@ def recover(directory: Path) -> None:
         return
     manifest = json.loads(pending.read_bytes())
     for name in manifest["files"]:
-        staged = directory / (STAGED_PREFIX + name)
-        if staged.exists():
-            os.replace(staged, directory / name)
+        with contextlib.suppress(FileNotFoundError):  # already moved
+            os.replace(directory / (STAGED_PREFIX + name), directory / name)
     fsync_dir(directory)
-    os.replace(pending, directory / MANIFEST_FILE)
+    with contextlib.suppress(FileNotFoundError):
+        os.replace(pending, directory / MANIFEST_FILE)
     fsync_dir(directory)
 
 
@@ -255,21 +256,48 @@ def load_weights(model: GPT, data: bytes, source: str) -> None:
 
 
 def _read_verified(directory: Path, manifest: dict[str, Any], name: str) -> bytes:
+    """The bytes of ``name`` that match the manifest's sha256.
+
+    While a save is between its commit point and its renames (``pending`` in the manifest), a
+    file may still sit under its staged name: the staged copy is tried first, then the final
+    name (a concurrent rename moves it from one to the other, never away).
+    """
     expected = manifest["files"].get(name)
     if expected is None:
         raise CheckpointError(f"checkpoint {directory} is incomplete: it has no {name}")
+    candidates = [directory / name]
+    if manifest.get("pending"):
+        candidates.insert(0, directory / (STAGED_PREFIX + name))
+    found = False
+    for path in candidates:
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise CheckpointError(f"cannot read {path}: {exc.strerror}") from None
+        found = True
+        if sha256(data) == expected:
+            return data
+    if not found:
+        raise CheckpointError(f"checkpoint {directory} is incomplete: {name} is missing")
+    raise CheckpointError(
+        f"checkpoint {directory} is corrupt: {name} does not match the sha256 in its "
+        f"manifest (truncated, damaged or modified); restore it from a copy or retrain"
+    )
+
+
+def _current_manifest(directory: Path) -> dict[str, Any]:
+    """The committed manifest: a pending one (commit point passed, renames not finished yet)
+    wins over the previous ``manifest.json``. Reading never changes the directory."""
+    pending = directory / PENDING_FILE
     try:
-        data = (directory / name).read_bytes()
-    except FileNotFoundError:
-        raise CheckpointError(f"checkpoint {directory} is incomplete: {name} is missing") from None
-    except OSError as exc:
-        raise CheckpointError(f"cannot read {directory / name}: {exc.strerror}") from None
-    if sha256(data) != expected:
-        raise CheckpointError(
-            f"checkpoint {directory} is corrupt: {name} does not match the sha256 in its "
-            f"manifest (truncated, damaged or modified); restore it from a copy or retrain"
-        )
-    return data
+        manifest = json.loads(pending.read_bytes())
+        if isinstance(manifest, dict) and isinstance(manifest.get("files"), dict):
+            return {**manifest, "pending": True}
+    except (FileNotFoundError, ValueError):
+        pass  # no save in flight (or it just finished): the ordinary manifest
+    return _read_manifest(directory)
 
 
 def open_checkpoint(directory: str | Path) -> Checkpoint:
@@ -279,9 +307,7 @@ def open_checkpoint(directory: str | Path) -> Checkpoint:
         raise CheckpointError(f"no checkpoint at {d}; train one with `tinygpt train FILE`")
     if not d.is_dir():
         raise CheckpointError(f"{d} is a file; --checkpoint takes a checkpoint directory")
-    with contextlib.suppress(OSError, ValueError, KeyError):
-        recover(d)  # read-only media: load what the manifest says, below
-    manifest = _read_manifest(d)
+    manifest = _current_manifest(d)
     try:
         config = RunConfig.from_dict(json.loads(_read_verified(d, manifest, CONFIG_FILE)))
         config.model.validate()
