@@ -20,9 +20,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import torch
-import torch.nn.functional as F
 
 from tinygpt.errors import UsageError
+from tinygpt.evaluate import token_losses
 from tinygpt.model import GPT
 
 MODES = ("zero", "mean", "pattern")
@@ -105,5 +105,4 @@ def ablated(
 
 @torch.inference_mode()
 def loss_on(model: GPT, rows: torch.Tensor) -> float:
-    logits, _, _ = model(rows[:, :-1])
-    return float(F.cross_entropy(logits.flatten(0, 1).float(), rows[:, 1:].flatten()))
+    return float(token_losses(model, rows).mean())

@@ -167,8 +167,8 @@ def ablation_report(
     try:  # the training text, when it is still where the run read it
         corpus = prepare_corpus(ck.config.train.data, tokenizer, ck.config.train.encoding)
         if len(corpus.ids) > cfg.block_size + 1:
-            x, y = BatchSampler(corpus.ids, cfg.block_size, samples, seed=0).next(dev)
-            text_rows, text_source = torch.cat([x, y[:, -1:]], 1), ck.config.train.data
+            text_rows = BatchSampler(corpus.ids, cfg.block_size, samples, seed=0).rows(dev)
+            text_source = ck.config.train.data
     except TinyGPTError:
         pass
     prompt_rows = None

@@ -25,8 +25,8 @@ import math
 from dataclasses import asdict, dataclass, field
 
 import torch
-import torch.nn.functional as F
 
+from tinygpt.evaluate import token_losses
 from tinygpt.model import GPT, AttentionCapture
 
 ROLE_THRESHOLD = 0.5
@@ -217,9 +217,8 @@ def induction_loss(model: GPT, n: int | None = None, seed: int = 0) -> float:
     ids = torch.tensor(
         [induction_sequence(model.config.vocab_size, n, seed)], device=model.wte.weight.device
     )
-    logits, _, _ = model(ids[:, :-1])
     # position p predicts token p + 1; the second copy's tokens n + 1 .. 2n - 1 are predictable
-    return float(F.cross_entropy(logits[0, n:].float(), ids[0, n + 1 :]))
+    return float(token_losses(model, ids)[0, n:].mean())
 
 
 @torch.inference_mode()
@@ -229,12 +228,7 @@ def in_context_score(model: GPT, windows: torch.Tensor) -> float:
     ``windows`` is (B, T + 1) real text; late = the last quarter of positions, early = the
     positions from T/16 to T/8 (Olsson et al. 2022 compare token 500 with token 50).
     """
-    logits, _, _ = model(windows[:, :-1])
-    losses = (
-        F.cross_entropy(logits.flatten(0, 1).float(), windows[:, 1:].flatten(), reduction="none")
-        .view(windows.size(0), -1)
-        .mean(0)
-    )
+    losses = token_losses(model, windows).mean(0)
     t = losses.numel()
     early = losses[max(1, t // 16) : max(2, t // 8)].mean()
     return float(losses[(3 * t) // 4 :].mean() - early)

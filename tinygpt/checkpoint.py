@@ -61,16 +61,6 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def unwrap(model: torch.nn.Module) -> GPT:
-    """The plain GPT inside torch.compile / DDP wrappers."""
-    while not isinstance(model, GPT):
-        inner = getattr(model, "_orig_mod", None) or getattr(model, "module", None)
-        if inner is None:
-            raise TypeError(f"not a GPT: {type(model).__name__}")
-        model = inner
-    return model
-
-
 def clean_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     out = {}
     for key, value in state.items():

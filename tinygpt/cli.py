@@ -16,7 +16,13 @@ from typing import Annotated, Any
 import typer
 
 from tinygpt import __version__
-from tinygpt.config import ModelConfig, SampleConfig, TrainConfig
+from tinygpt.config import (
+    ATTENTION_CHOICES,
+    ModelConfig,
+    SampleConfig,
+    TrainConfig,
+    check_choice,
+)
 from tinygpt.errors import TinyGPTError, UsageError
 
 app = typer.Typer(
@@ -283,7 +289,7 @@ def generate(
         num_samples=num_samples,
         kv_cache=kv_cache,
     ).validate()
-    _check_choice("attention", attention, ("auto", "sdpa", "manual"))
+    check_choice("attention", attention, ATTENTION_CHOICES)
     model, tokenizer, _ = load(checkpoint, device, attention)
     result = generate_text(
         model, tokenizer, prompt, cfg, on_text=None if json_out else _write_stdout
@@ -294,11 +300,6 @@ def generate(
         typer.echo(json.dumps(result.to_dict(), ensure_ascii=False))
     else:
         _write_stdout("\n")
-
-
-def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise UsageError(f"--{name} must be one of {', '.join(choices)}; got {value!r}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -394,7 +395,12 @@ def inspect_attention(
     """Show what each layer and head attends to, and why."""
     from tinygpt import attention_view as view
     from tinygpt.api import attention_report
-    from tinygpt.attention_analysis import all_head_scores, induction_sequence, resolve_query
+    from tinygpt.attention_analysis import (
+        all_head_scores,
+        default_probe_length,
+        induction_sequence,
+        resolve_query,
+    )
     from tinygpt.attention_analysis import explain as explain_query
     from tinygpt.progress import stdout_console
 
@@ -428,8 +434,7 @@ def inspect_attention(
         from tinygpt.api import load
 
         model, tokenizer, _ = load(checkpoint, device, attention="manual", best=best)
-        n = min(model.config.block_size // 2, model.config.vocab_size, 64)
-        prompt_ids = induction_sequence(model.config.vocab_size, n)
+        prompt_ids = induction_sequence(model.config.vocab_size, default_probe_length(model))
         prompt = tokenizer.decode(prompt_ids)
     report, run, model = attention_report(checkpoint, prompt, device=device, best=best)
     for notice in report["notices"]:

@@ -23,7 +23,7 @@ def _positive(name: str, value: float) -> None:
         raise UsageError(f"--{name.replace('_', '-')} must be positive, got {value}")
 
 
-def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+def check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise UsageError(f"--{name} must be one of {', '.join(choices)}; got {value!r}")
 
@@ -56,7 +56,7 @@ class ModelConfig:
             )
         if not 0.0 <= self.dropout < 1.0:
             raise UsageError(f"--dropout must be in [0, 1), got {self.dropout}")
-        _choice("activation", self.activation, ("gelu", "gelu_tanh"))
+        check_choice("activation", self.activation, ("gelu", "gelu_tanh"))
         return self
 
     @property
@@ -126,9 +126,9 @@ class TrainConfig:
             _positive("max_time", self.max_time)
         if not 0 < self.val_fraction < 1:
             raise UsageError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
-        _choice("device", self.device, DEVICE_CHOICES)
-        _choice("dtype", self.dtype, DTYPE_CHOICES)
-        _choice("attention", self.attention, ATTENTION_CHOICES)
+        check_choice("device", self.device, DEVICE_CHOICES)
+        check_choice("dtype", self.dtype, DTYPE_CHOICES)
+        check_choice("attention", self.attention, ATTENTION_CHOICES)
         return self
 
 

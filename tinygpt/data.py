@@ -38,34 +38,11 @@ _READ_CHUNK_BYTES = 1 << 23
 
 
 def read_text(path: str | Path, encoding: str = "utf-8") -> str:
-    """Read a corpus or prompt file, with one-line errors for every way that can go wrong."""
+    """Read one whole text file (a prompt, a file to evaluate), with the corpus reader's errors."""
     p = Path(path)
-    if not p.exists():
-        raise UsageError(f"file not found: {p}")
     if p.is_dir():
         raise UsageError(f"{p} is a directory; give a text file")
-    try:
-        raw = p.read_bytes()
-    except OSError as exc:
-        raise UsageError(f"cannot read {p}: {exc.strerror or exc}") from None
-    return decode_text(raw, str(p), encoding)
-
-
-def decode_text(raw: bytes, source: str, encoding: str = "utf-8") -> str:
-    if encoding.lower().replace("_", "-") in ("utf-8", "utf8") and raw.startswith(b"\xef\xbb\xbf"):
-        raw = raw[3:]  # a UTF-8 byte-order mark is not text
-    try:
-        text = raw.decode(encoding)
-    except LookupError:
-        raise UsageError(f"unknown --encoding {encoding!r}") from None
-    except UnicodeDecodeError as exc:
-        raise UsageError(
-            f"{source} is not valid {encoding}: byte 0x{raw[exc.start]:02x} at offset {exc.start}; "
-            f"pass --encoding (for example latin-1) if the file uses another encoding"
-        ) from None
-    if not text:
-        raise UsageError(f"{source} is empty; give a file with some text")
-    return text
+    return "".join(iter_text(resolve_sources(p), encoding))
 
 
 def file_digest(raw: bytes) -> str:
@@ -354,6 +331,12 @@ class BatchSampler:
         self._offsets = np.arange(block_size + 1)
 
     def next(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """Inputs and targets (B, T): the rows below, and the same shifted by one."""
+        window = self.rows(device)
+        return window[:, :-1], window[:, 1:]
+
+    def rows(self, device: torch.device) -> torch.Tensor:
+        """The next batch as (B, T + 1) windows of token ids."""
         high = len(self.ids) - self.block_size
         global_batch = self.batch_size * self.world_size
         starts = torch.randint(high, (global_batch,), generator=self.generator).numpy()
@@ -363,4 +346,4 @@ class BatchSampler:
             window = window.pin_memory().to(device, non_blocking=True)
         else:
             window = window.to(device)
-        return window[:, :-1], window[:, 1:]
+        return window

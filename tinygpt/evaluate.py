@@ -62,8 +62,12 @@ def evaluate_text(model: GPT, tokenizer: Tokenizer, text: str, batch_size: int =
     )
 
 
-def _sum_nll(model: GPT, rows: torch.Tensor) -> float:
+def token_losses(model: GPT, rows: torch.Tensor) -> torch.Tensor:
+    """(B, T) cross-entropy of each next token, for rows of T + 1 token ids."""
     logits, _, _ = model(rows[:, :-1])
-    return float(
-        F.cross_entropy(logits.flatten(0, 1).float(), rows[:, 1:].flatten(), reduction="sum")
-    )
+    losses = F.cross_entropy(logits.flatten(0, 1).float(), rows[:, 1:].flatten(), reduction="none")
+    return losses.view(rows.size(0), -1)
+
+
+def _sum_nll(model: GPT, rows: torch.Tensor) -> float:
+    return float(token_losses(model, rows).sum())

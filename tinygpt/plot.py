@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
-from tinygpt.png import encode_rgb
+from tinygpt.png import Canvas
 
 SERIES = (("train_loss", "train", "•", (31, 119, 180)), ("val_loss", "val", "×", (214, 39, 40)))
 
@@ -102,22 +102,7 @@ def png_plot(metrics: list[dict[str, Any]], width: int = 640, height: int = 400)
         raise ValueError("no evaluations recorded yet")
     x0, x1, y0, y1 = _bounds(series)
     pad = 30
-    pixels = [[(255, 255, 255)] * width for _ in range(height)]
-
-    def put(x: int, y: int, color: tuple) -> None:
-        for dx in (0, 1):
-            for dy in (0, 1):
-                if 0 <= x + dx < width and 0 <= y + dy < height:
-                    pixels[y + dy][x + dx] = color
-
-    def line(a: tuple[int, int], b: tuple[int, int], color: tuple) -> None:
-        steps = max(abs(b[0] - a[0]), abs(b[1] - a[1]), 1)
-        for i in range(steps + 1):
-            put(
-                round(a[0] + (b[0] - a[0]) * i / steps),
-                round(a[1] + (b[1] - a[1]) * i / steps),
-                color,
-            )
+    canvas = Canvas(width, height)
 
     def px(x: float, y: float) -> tuple[int, int]:
         return (
@@ -125,15 +110,14 @@ def png_plot(metrics: list[dict[str, Any]], width: int = 640, height: int = 400)
             round(pad + (y1 - y) / (y1 - y0) * (height - 2 * pad)),
         )
 
-    line((pad, height - pad), (width - pad, height - pad), (0, 0, 0))
-    line((pad, pad), (pad, height - pad), (0, 0, 0))
+    canvas.line((pad, height - pad), (width - pad, height - pad), (0, 0, 0))
+    canvas.line((pad, pad), (pad, height - pad), (0, 0, 0))
     for _, _, color, points in series:
         for a, b in itertools.pairwise(points):
-            line(px(*a), px(*b), color)
+            canvas.line(px(*a), px(*b), color)
         if len(points) == 1:
-            put(*px(*points[0]), color)
-    flat = bytearray(b"".join(bytes(c for p in row for c in p) for row in pixels))
-    return encode_rgb(width, height, flat)
+            canvas.line(px(*points[0]), px(*points[0]), color)
+    return canvas.png()
 
 
 def write_plot(path: Path, metrics: list[dict[str, Any]], title: str) -> None:

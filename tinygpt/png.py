@@ -42,6 +42,15 @@ class Canvas:
             start = 3 * (yy * self.width + x0)
             self.pixels[start : start + len(row)] = row
 
+    def line(
+        self, a: tuple[int, int], b: tuple[int, int], color: tuple[int, int, int], width: int = 2
+    ) -> None:
+        steps = max(abs(b[0] - a[0]), abs(b[1] - a[1]), 1)
+        for i in range(steps + 1):
+            x = round(a[0] + (b[0] - a[0]) * i / steps)
+            y = round(a[1] + (b[1] - a[1]) * i / steps)
+            self.rect(x, y, width, width, color)
+
     def text(self, x: int, y: int, text: str, color: tuple[int, int, int] = (0, 0, 0)) -> None:
         from tinygpt.bitmap_font import WIDTH, glyph
 

@@ -279,8 +279,7 @@ class Trainer:
         block = self.run.model.block_size
         probe = [int(i) for i in self.val_ids[:block]]
         sampler = BatchSampler(self.val_ids, block, min(8, self.cfg.batch_size), self.cfg.seed + 2)
-        x, y = sampler.next(self.device)
-        windows = torch.cat([x, y[:, -1:]], dim=1)
+        windows = sampler.rows(self.device)
         with autocast(self.device, self.dtype):
             return probe_snapshot(self.model, probe, windows)
 
