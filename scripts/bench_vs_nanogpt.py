@@ -12,12 +12,19 @@ train the same model shape with the same hyper-parameters:
   batch 64, dropout 0.2 (for a GPU).
 
 Reported:
-(a) training tokens/s, median of the per-iteration times (evaluation steps excluded);
+(a) training tokens/s, median of the per-iteration times (evaluation steps excluded), for the
+    same model (tinygpt ``--arch gpt2``, nanoGPT's recipe) and for tinygpt's default recipe;
 (b) validation loss after the same wall-clock training budget: each tool runs as many steps as its
-    measured speed allows in ``--budget`` seconds, with its LR schedule spanning those steps; both
-    final models are then scored by one evaluator on the same validation text (the last 10%);
+    measured speed allows in ``--budget`` seconds, with its LR schedule spanning those steps
+    (tinygpt: its default recipe, planned to the deadline by ``--max-time``); both final models are
+    then scored by one evaluator on the same validation text (the last 10%);
 (c) sampling tokens/s for 500 new tokens (top-k 200, temperature 0.8) on identical weights (the
-    nanoGPT model, converted), nanoGPT's ``generate`` against tinygpt's sampler, median of runs.
+    nanoGPT model, converted), nanoGPT's ``generate`` against tinygpt's sampler, median of runs;
+(d) time to nanoGPT's loss: nanoGPT's README CPU run (2,000 iterations, schedule over all of them)
+    sets the target, its validation loss under the shared evaluator; tinygpt's default recipe
+    (same shape and block; its own batch size and rates) then trains with ``--max-time B`` for
+    growing budgets B, a fresh run each (so the schedule is annealed at each deadline), until a
+    run reaches the target. The figure is the process wall time of that run against nanoGPT's.
 """
 
 from __future__ import annotations
@@ -38,7 +45,7 @@ import torch
 from benchutil import machine, median_seconds
 
 from tinygpt.checkpoint import clean_state_dict, open_checkpoint
-from tinygpt.config import ModelConfig, SampleConfig
+from tinygpt.config import ARCHITECTURES, MODEL_SWITCHES, ModelConfig, SampleConfig
 from tinygpt.device import resolve_device
 from tinygpt.evaluate import evaluate_text
 from tinygpt.model import GPT
@@ -91,6 +98,7 @@ def nanogpt_cmd(cfg: dict, steps: int, device: str, eval_at: int) -> list[str]:
 def tinygpt_cmd(
     cfg: dict, data: Path, out: Path, steps: int, device: str, max_time: float | None
 ) -> list[str]:
+    """tinygpt with nanoGPT's model and hyper-parameters (the gpt2 recipe without biases)."""
     cmd = [
         sys.executable,
         "-m",
@@ -102,6 +110,8 @@ def tinygpt_cmd(
         "--overwrite",
         "--tokenizer",
         "char",
+        "--arch",
+        "gpt2",
         "--no-bias",
         "--device",
         device,
@@ -135,6 +145,41 @@ def tinygpt_cmd(
     return cmd + (["--max-time", str(max_time)] if max_time else [])
 
 
+def tinygpt_default_cmd(
+    cfg: dict, data: Path, out: Path, device: str, max_time: float, steps: int = 100000
+) -> list[str]:
+    """tinygpt's default recipe at nanoGPT's shape and block: only the shape is given."""
+    shape = [
+        f"--{k.replace('_', '-')}={cfg[k]}" for k in ("n_layer", "n_head", "n_embd", "block_size")
+    ]
+    return [
+        sys.executable, "-m", "tinygpt", "train", str(data), "--out", str(out), "--overwrite",
+        "--tokenizer", "char", "--device", device, "--no-compile", f"--dropout={cfg['dropout']}",
+        *shape, f"--max-steps={steps}", f"--max-time={max_time}", "--eval-every=100000",
+        "--eval-batches=1", "--quiet",
+    ]  # fmt: skip
+
+
+def time_to_loss(
+    cfg: dict, data: Path, work: Path, device: str, target: float, val_text: str, start: float
+) -> tuple[float, float, int, list[tuple[float, float]]]:
+    """The smallest --max-time budget (grown by 1.25x from ``start``) whose run reaches
+    ``target``: (process seconds, val loss, steps, every budget tried with its loss)."""
+    tried = []
+    budget = start
+    while budget < 20 * start:
+        out = work / f"tiny_ttl_{budget:.0f}"
+        wall = run(tinygpt_default_cmd(cfg, data, out, device, budget), work, work / "ttl.log")
+        ck = open_checkpoint(out)
+        loss = evaluate_text(ck.load_model(), ck.tokenizer, val_text).loss
+        tried.append((budget, loss))
+        print(f"    --max-time {budget:.1f}: val {loss:.4f} at step {ck.step} ({wall:.1f}s)")
+        if loss <= target:
+            return wall, loss, ck.step, tried
+        budget *= 1.25
+    return math.inf, math.nan, 0, tried
+
+
 def nanogpt_tok_s(log: Path, tokens_per_iter: int) -> float:
     times = [
         float(m.group(3)) for m in ITER_LINE.finditer(log.read_text()) if int(m.group(1)) > 2
@@ -157,7 +202,8 @@ def nanogpt_to_tinygpt(state: dict, vocab: int, cfg: dict) -> GPT:
         renamed[key] = value
     renamed["lm_head.weight"] = renamed["wte.weight"]
     shape = {k: cfg[k] for k in ("n_layer", "n_head", "n_embd", "block_size")}
-    model = GPT(ModelConfig(vocab_size=vocab, bias=False, **shape))
+    gpt2 = {k: ARCHITECTURES["gpt2"][k] for k in MODEL_SWITCHES}
+    model = GPT(ModelConfig(vocab_size=vocab, **{**gpt2, "bias": False}, **shape))
     model.load_state_dict(renamed, strict=True)
     model.lm_head.weight = model.wte.weight
     return model.eval()
@@ -214,6 +260,12 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=120.0, help="training seconds for (b)")
     parser.add_argument("--speed-steps", type=int, default=40, help="iterations for (a)")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--readme-iters", type=int, default=2000, help="nanoGPT's README CPU run, for (d)"
+    )
+    parser.add_argument(
+        "--ttl-start", type=float, default=12.0, help="first tinygpt budget tried in (d)"
+    )
     args = parser.parse_args()
     device = resolve_device(args.device).type
     cfg = CONFIGS[args.config or ("full" if device == "cuda" else "cpu")]
@@ -242,19 +294,25 @@ def main() -> None:
         work / "tiny_speed.log",
     )
     tiny_speed = tinygpt_tok_s(tiny_out)
+    default_out = work / "tiny_speed_default"
+    speed_cmd = tinygpt_default_cmd(cfg, args.data, default_out, device, 1e9, args.speed_steps)
+    speed_cmd += [f"--batch-size={cfg['batch_size']}", f"--eval-every={min(args.speed_steps, 50)}"]
+    run(speed_cmd, work, work / "tiny_speed_default.log")
+    default_speed = tinygpt_tok_s(default_out)
     print(
-        f"(a) training tokens/s: nanoGPT {nano_speed:,.0f}, tinygpt {tiny_speed:,.0f}, "
-        f"ratio {tiny_speed / nano_speed:.2f}",
+        f"(a) training tokens/s, same model: nanoGPT {nano_speed:,.0f}, tinygpt --arch gpt2 "
+        f"{tiny_speed:,.0f}, ratio {tiny_speed / nano_speed:.2f}; tinygpt's default recipe "
+        f"{default_speed:,.0f} ({default_speed / nano_speed:.2f}x nanoGPT: RoPE, QK-norm and "
+        f"Muon cost time per step)",
         flush=True,
     )
 
     # (b) validation loss after the same training budget
     nano_steps = max(1, int(args.budget * nano_speed / tokens_per_iter))
-    tiny_steps = max(1, int(args.budget * tiny_speed / tokens_per_iter))
     nano_wall = run(nanogpt_cmd(cfg, nano_steps, device, nano_steps), nano, work / "nano_b.log")
     tiny_out = work / "tiny_b"
     tiny_wall = run(
-        tinygpt_cmd(cfg, args.data, tiny_out, tiny_steps, device, args.budget),
+        tinygpt_default_cmd(cfg, args.data, tiny_out, device, args.budget),
         work,
         work / "tiny_b.log",
     )
@@ -268,7 +326,8 @@ def main() -> None:
     nano_val = evaluate_text(nano_model, tok, val_text).loss
     tiny_val = evaluate_text(tiny_ck.load_model(), tok, val_text).loss
     print(
-        f"(b) val loss after a {args.budget:.0f}s budget: nanoGPT {nano_val:.4f} "
+        f"(b) val loss after a {args.budget:.0f}s budget (tinygpt: default recipe): "
+        f"nanoGPT {nano_val:.4f} "
         f"({nano_steps} steps, process {nano_wall:.0f}s), tinygpt {tiny_val:.4f} "
         f"({tiny_ck.step} steps, process {tiny_wall:.0f}s): "
         f"{'tinygpt lower' if tiny_val < nano_val else 'tinygpt NOT lower'}",
@@ -292,11 +351,38 @@ def main() -> None:
         ours = nanogpt_to_tinygpt(theirs.state_dict(), tok.vocab_size, shape)
         ratios[label] = compare_sampling(theirs, ours, tok, shape["block_size"], args.repeats)
     gen_ratio = ratios["full"]
-    ok = (tiny_speed / nano_speed >= 1.0, tiny_val < nano_val, gen_ratio >= 5)
+
+    # (d) time to the loss of nanoGPT's README CPU run
+    readme_log = work / "nano_readme.log"
+    readme_wall = run(
+        nanogpt_cmd(cfg, args.readme_iters, device, args.readme_iters), nano, readme_log
+    )
+    readme_ck = torch.load(
+        nano / "out-shakespeare-char" / "ckpt.pt", map_location="cpu", weights_only=True
+    )
+    target = evaluate_text(
+        nanogpt_to_tinygpt(readme_ck["model"], tok.vocab_size, cfg), tok, val_text
+    ).loss
+    print(
+        f"(d) nanoGPT's README CPU run: {args.readme_iters} iterations, val {target:.4f}, "
+        f"process {readme_wall:.1f}s; tinygpt's default recipe, growing --max-time:",
+        flush=True,
+    )
+    ttl_wall, ttl_loss, ttl_steps, _ = time_to_loss(
+        cfg, args.data, work, device, target, val_text, args.ttl_start
+    )
+    ttl_ratio = ttl_wall / readme_wall
+    print(
+        f"(d) time to nanoGPT's loss {target:.4f}: tinygpt {ttl_wall:.1f}s ({ttl_steps} steps, "
+        f"val {ttl_loss:.4f}) vs nanoGPT {readme_wall:.1f}s: {ttl_ratio:.2f} of nanoGPT's time",
+        flush=True,
+    )
+    ok = (tiny_speed / nano_speed >= 1.0, tiny_val < nano_val, gen_ratio >= 5, ttl_ratio <= 0.25)
     print(
         f"\ntargets: (a) >= 1.0: {'met' if ok[0] else 'NOT met'}; (b) tinygpt lower: "
         f"{'met' if ok[1] else 'NOT met'}; (c) >= 5x at nanoGPT's char-Shakespeare shape: "
-        f"{'met' if ok[2] else 'NOT met'} (at the CPU shape: {ratios['trained']:.1f}x)"
+        f"{'met' if ok[2] else 'NOT met'} (at the CPU shape: {ratios['trained']:.1f}x); "
+        f"(d) <= 0.25 of nanoGPT's time: {'met' if ok[3] else 'NOT met'}"
     )
     print(f"logs and checkpoints in {work}")
     if not math.isfinite(nano_val + tiny_val):

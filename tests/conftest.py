@@ -36,6 +36,27 @@ TINY = dict(
     device="cpu",
 )
 
+# The 2019 recipe's switches, for tests that build GPT-2's exact structure by hand.
+from tinygpt.config import ARCHITECTURES, MODEL_SWITCHES  # noqa: E402
+
+GPT2 = {k: ARCHITECTURES["gpt2"][k] for k in MODEL_SWITCHES}
+
+
+def random_gpt(arch: str = "modern", seed: int = 0, attention: str = "sdpa", **shape):
+    """An untrained model with every weight random (the modern recipe starts its output
+    projections and head at zero, which would make every logit 0)."""
+    from tinygpt.config import ModelConfig
+    from tinygpt.model import GPT
+
+    torch.manual_seed(seed)
+    switches = {k: ARCHITECTURES[arch][k] for k in MODEL_SWITCHES}
+    model = GPT(ModelConfig(**{**switches, **shape}), attention=attention)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() == 2 and not p.any():
+                p.normal_(0.0, 0.2)
+    return model.eval()
+
 SMALL_TEXT = (
     "First Citizen:\nBefore we proceed any further, hear me speak.\n\n"
     "All:\nSpeak, speak.\n\nFirst Citizen:\nYou are all resolved rather to die than to famish?\n\n"

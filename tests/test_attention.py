@@ -5,8 +5,8 @@ import re
 import pytest
 import torch
 
+from tests.conftest import GPT2, run_cli
 from tests.conftest import TINY as TINY_OPTIONS
-from tests.conftest import run_cli
 from tinygpt.attention_analysis import (
     all_head_scores,
     capture_attention,
@@ -29,7 +29,9 @@ T = 16
 
 def random_model(seed=0, n_layer=2, n_head=2):
     torch.manual_seed(seed)
-    cfg = ModelConfig(vocab_size=30, block_size=T, n_layer=n_layer, n_head=n_head, n_embd=32)
+    cfg = ModelConfig(
+        vocab_size=30, block_size=T, n_layer=n_layer, n_head=n_head, n_embd=32, **GPT2
+    )
     return GPT(cfg).eval()
 
 
@@ -44,7 +46,7 @@ def hand_built(kind: str, scale: float = 12.0) -> GPT:
     * sink: q = c e_0 for every query (a bias) and k_j = c x_j[0] e_0, largest for j = 0.
     """
     torch.manual_seed(0)
-    cfg = ModelConfig(vocab_size=5, block_size=T, n_layer=1, n_head=1, n_embd=32)
+    cfg = ModelConfig(vocab_size=5, block_size=T, n_layer=1, n_head=1, n_embd=32, **GPT2)
     model = GPT(cfg).eval()
     n = cfg.n_embd
     with torch.no_grad():

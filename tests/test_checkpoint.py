@@ -110,10 +110,14 @@ def test_crash_after_commit_point_is_rolled_forward(tiny_run):
 def test_prefixes_stripped_and_tied_weight_saved_once():
     from safetensors.torch import load
 
+    from tests.conftest import GPT2
     from tinygpt.config import ModelConfig
     from tinygpt.model import GPT
 
-    model = GPT(ModelConfig(vocab_size=10, block_size=4, n_layer=1, n_head=1, n_embd=8))
+    shape = dict(vocab_size=10, block_size=4, n_layer=1, n_head=1, n_embd=8)
+    untied = GPT(ModelConfig(**shape))  # the modern recipe: the head is its own tensor
+    assert "lm_head.weight" in load(ckpt.weights_bytes(untied))
+    model = GPT(ModelConfig(**shape, **GPT2))
     wrapped = torch.nn.Module()
     wrapped.module = model  # what DistributedDataParallel looks like to state_dict()
     keys = set(load(ckpt.weights_bytes(wrapped)).keys())

@@ -39,10 +39,12 @@ def test_bad_presets_and_config_files(tmp_path):
 
 def test_preset_sizes():
     def size(name, vocab):
-        shape = {k: v for k, v in PRESETS[name].items() if k in ModelConfig.__dataclass_fields__}
+        options = resolve_options(name, None, {})  # the preset with its recipe's switches
+        shape = {k: v for k, v in options.items() if k in ModelConfig.__dataclass_fields__}
         return param_counts(ModelConfig(vocab_size=vocab, **shape))[0]
 
     assert 124e6 < size("gpt2-small", 50257) < 125e6  # GPT-2 small's 124M
+    # nanoGPT's 10.7M less its 98k-entry position table, plus a 25k untied head
     assert 10.6e6 < size("shakespeare-char", 65) < 10.9e6
 
 
@@ -102,7 +104,9 @@ def test_info_json_and_table(workdir):
     assert data["steps"] == TINY["max_steps"] and data["tokenizer"] == "char"
     assert data["device"] == "cpu" and data["dtype"] == "float32"
     assert data["tokens_seen"] == TINY["max_steps"] * TINY["batch_size"] * TINY["block_size"]
-    assert data["parameters"] > data["non_embedding_parameters"] > 0
+    # The default recipe has no position table: both counts are the same.
+    assert data["parameters"] == data["non_embedding_parameters"] > 0
+    assert data["arch"] == "modern" and data["optimizer_groups"][0]["optimizer"] == "muon"
     table = run_cli("info", cwd=workdir, env={"NO_COLOR": "1"})
     assert "best val loss" in table.stdout and "\x1b[" not in table.stdout
 

@@ -10,7 +10,7 @@ transformers = pytest.importorskip("transformers")
 
 @pytest.mark.parametrize("bias", [True, False])
 def test_export_loads_in_transformers_with_identical_logits(tiny_run, tmp_path, bias):
-    result = tiny_run(bias=bias)
+    result = tiny_run(bias=bias, arch="gpt2")
     out = tmp_path / "hf"
     proc = run_cli("export", "--format", "hf", str(out), "-c", str(result.out_dir))
     assert proc.returncode == 0, proc.stderr

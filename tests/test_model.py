@@ -1,21 +1,23 @@
 import pytest
 import torch
 
+from tests.conftest import GPT2, random_gpt
 from tinygpt.config import ModelConfig
 from tinygpt.errors import UsageError
 from tinygpt.model import GPT, KVCache, causal_mask
 
-CFG = ModelConfig(vocab_size=40, block_size=24, n_layer=2, n_head=4, n_embd=32)
+SHAPE = dict(vocab_size=40, block_size=24, n_layer=2, n_head=4, n_embd=32)
+CFG = ModelConfig(**SHAPE)
 
 
-def make(mode="sdpa", dropout=0.0, seed=0):
-    torch.manual_seed(seed)
-    return GPT(ModelConfig(**{**CFG.__dict__, "dropout": dropout}), attention=mode).eval()
+def make(mode="sdpa", dropout=0.0, seed=0, arch="modern"):
+    return random_gpt(arch, seed, mode, **SHAPE, dropout=dropout)
 
 
+@pytest.mark.parametrize("arch", ["modern", "gpt2"])
 @pytest.mark.parametrize("mode", ["sdpa", "manual"])
-def test_changing_a_future_token_never_changes_earlier_logits(mode):
-    model = make(mode)
+def test_changing_a_future_token_never_changes_earlier_logits(mode, arch):
+    model = make(mode, arch=arch)
     x = torch.randint(0, 40, (2, 24))
     base, _, _ = model(x)
     for t in (0, 5, 23):
@@ -72,7 +74,8 @@ def test_capture_returns_softmax_weights_that_are_causal():
 
 
 def test_lm_head_is_tied_and_init_is_gpt2_style():
-    model = make()
+    torch.manual_seed(0)
+    model = GPT(ModelConfig(**SHAPE, **GPT2))
     assert model.lm_head.weight is model.wte.weight
     std = model.blocks[0].attn.c_proj.weight.std().item()
     assert abs(std - 0.02 / (2 * CFG.n_layer) ** 0.5) < 0.004

@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from tinygpt.config import ModelConfig, SampleConfig
+from tests.conftest import random_gpt
+from tinygpt.config import SampleConfig
 from tinygpt.errors import UsageError
-from tinygpt.model import GPT
 from tinygpt.sampling import (
     StreamDecoder,
     filter_logits,
@@ -15,8 +15,7 @@ from tinygpt.tokenizer import CharTokenizer, build_tokenizer
 
 
 def model(block=16, seed=0):
-    torch.manual_seed(seed)
-    return GPT(ModelConfig(vocab_size=30, block_size=block, n_layer=2, n_head=2, n_embd=32)).eval()
+    return random_gpt(seed=seed, vocab_size=30, block_size=block, n_layer=2, n_head=2, n_embd=32)
 
 
 @pytest.mark.parametrize("attention", ["sdpa", "manual"])

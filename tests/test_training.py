@@ -50,11 +50,13 @@ def test_save_load_gives_identical_logits(tiny_run):
     a, _, _ = model(x)
     b, _, _ = ck.load_model("cpu")(x)
     assert torch.equal(a, b)
-    assert model.lm_head.weight is model.wte.weight
+    assert model.lm_head.weight is not model.wte.weight  # the default recipe's untied head
+    old, _, _ = tinygpt.load(tiny_run("gpt2", arch="gpt2").out_dir, device="cpu")
+    assert old.lm_head.weight is old.wte.weight  # the gpt2 recipe's tie survives a load
 
 
 def test_lr_schedule_warmup_then_cosine_to_min():
-    cfg = TrainConfig(lr=1.0, min_lr=0.1, warmup_steps=10, max_steps=110)
+    cfg = TrainConfig(lr=1.0, min_lr=0.1, warmup_steps=10, max_steps=110, schedule="cosine")
     assert lr_at(0, cfg) == pytest.approx(0.1)
     assert lr_at(9, cfg) == pytest.approx(1.0)
     assert lr_at(60, cfg) == pytest.approx(0.55)

@@ -354,7 +354,9 @@ def direct_copying(model: GPT, run: AttentionRun) -> torch.Tensor:
     cfg = model.config
     dh = cfg.head_dim
     ids = torch.tensor(run.ids)
-    w_u = model.lm_head.weight.detach().float().cpu() * model.ln_f.weight.detach().float().cpu()
+    w_u = model.lm_head.weight.detach().float().cpu()
+    if getattr(model.ln_f, "weight", None) is not None:  # RMSNorm (modern) has no gain
+        w_u = w_u * model.ln_f.weight.detach().float().cpu()
     out = torch.zeros(cfg.n_layer, cfg.n_head)
     for layer, cap in enumerate(run.captures):
         w_o = model.blocks[layer].attn.c_proj.weight.detach().float().cpu()

@@ -61,20 +61,28 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def clean_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def clean_state_dict(
+    state: dict[str, torch.Tensor], tied: bool = True
+) -> dict[str, torch.Tensor]:
+    """Plain names (no compile/DDP prefixes), on the CPU; a tied LM head is dropped."""
     out = {}
     for key, value in state.items():
         for prefix in _WRAPPER_PREFIXES:
             while key.startswith(prefix):
                 key = key[len(prefix) :]
-        if key != TIED_KEY:
+        if key != TIED_KEY or not tied:
             out[key] = value.detach().to("cpu").contiguous()
     return out
 
 
+def _is_tied(model: torch.nn.Module) -> bool:
+    inner = getattr(model, "_orig_mod", getattr(model, "module", model))
+    return inner.lm_head.weight is inner.wte.weight
+
+
 def weights_bytes(model: torch.nn.Module) -> bytes:
     """The model's weights as safetensors bytes; refuses non-finite values."""
-    state = clean_state_dict(model.state_dict())
+    state = clean_state_dict(model.state_dict(), _is_tied(model))
     bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
     if bad:
         raise TinyGPTError(f"refusing to save non-finite weights (in {', '.join(bad[:3])})")
@@ -233,8 +241,10 @@ def load_weights(model: GPT, data: bytes, source: str) -> None:
         state = safetensors.torch.load(data)
     except Exception as exc:
         raise CheckpointError(f"{source} is corrupt: not a safetensors file ({exc})") from None
-    state = clean_state_dict(state)
-    state[TIED_KEY] = state.get("wte.weight", torch.empty(0))
+    tied = model.config.tie_embeddings
+    state = clean_state_dict(state, tied)
+    if tied:
+        state[TIED_KEY] = state.get("wte.weight", torch.empty(0))
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
@@ -242,7 +252,8 @@ def load_weights(model: GPT, data: bytes, source: str) -> None:
         raise CheckpointError(
             f"{source} does not fit the model in its config.json: {detail}"
         ) from None
-    model.lm_head.weight = model.wte.weight  # load_state_dict copies; make sure the tie holds
+    if tied:
+        model.lm_head.weight = model.wte.weight  # load_state_dict copies; make sure the tie holds
 
 
 def _read_verified(directory: Path, manifest: dict[str, Any], name: str) -> bytes:

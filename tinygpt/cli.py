@@ -103,16 +103,48 @@ def train(
         bool | None,
         typer.Option("--bias/--no-bias", help="Biases in Linear and LayerNorm." + _d(_M.bias)),
     ] = None,
+    arch: Annotated[
+        str | None,
+        typer.Option(
+            help="Recipe: modern (RoPE, QK-norm, ReLU², RMSNorm, untied soft-capped head, Muon) "
+            "or gpt2 (the 2019 recipe; Hugging Face export)." + _d("modern")
+        ),
+    ] = None,
     batch_size: Annotated[
         int | None, typer.Option(help="Sequences per micro-batch." + _d(_T.batch_size))
     ] = None,
     grad_accum: Annotated[
         int | None, typer.Option(help="Micro-batches per optimizer step." + _d(_T.grad_accum))
     ] = None,
-    lr: Annotated[float | None, typer.Option(help="Peak learning rate." + _d(_T.lr))] = None,
+    optimizer: Annotated[
+        str | None,
+        typer.Option(
+            help="muon (Muon for the blocks' matrices, AdamW for the rest) or adamw."
+            + _d(_T.optimizer)
+        ),
+    ] = None,
+    lr: Annotated[
+        float | None,
+        typer.Option(help="Peak AdamW rate: head and scalars (adamw: everything)." + _d(_T.lr)),
+    ] = None,
+    matrix_lr: Annotated[
+        float | None, typer.Option(help="Peak Muon rate for the matrices." + _d(_T.matrix_lr))
+    ] = None,
+    embed_lr: Annotated[
+        float | None,
+        typer.Option(help="Peak AdamW rate for the embeddings (muon)." + _d(_T.embed_lr)),
+    ] = None,
+    schedule: Annotated[
+        str | None,
+        typer.Option(help="wsd (warmup, stable, linear decay) or cosine (gpt2)." + _d(_T.schedule)),
+    ] = None,
+    decay_fraction: Annotated[
+        float | None,
+        typer.Option(help="wsd: share of the steps spent decaying." + _d(_T.decay_fraction)),
+    ] = None,
     min_lr: Annotated[
         float | None,
-        typer.Option(help="Learning rate at the end of the cosine decay." + _d(_T.min_lr)),
+        typer.Option(help="Learning rate at the end of the schedule." + _d(_T.min_lr)),
     ] = None,
     warmup_steps: Annotated[
         int | None, typer.Option(help="Linear warmup steps." + _d(_T.warmup_steps))
@@ -122,10 +154,14 @@ def train(
         typer.Option(help="Total optimizer steps (on --resume: the new total)." + _d(_T.max_steps)),
     ] = None,
     max_time: Annotated[
-        float | None, typer.Option(help="Stop cleanly after this many seconds.")
+        float | None,
+        typer.Option(
+            help="Time budget in seconds: the schedule is planned to end at the deadline "
+            "(--max-steps caps it), then the run evaluates and saves."
+        ),
     ] = None,
     weight_decay: Annotated[
-        float | None, typer.Option(help="AdamW weight decay (matrices only)." + _d(_T.weight_decay))
+        float | None, typer.Option(help="Weight decay (matrices only)." + _d(_T.weight_decay))
     ] = None,
     grad_clip: Annotated[
         float | None, typer.Option(help="Clip the gradient norm; 0 disables." + _d(_T.grad_clip))
@@ -577,6 +613,7 @@ def info(
 ) -> None:
     """What a checkpoint holds: size, shape, tokenizer, steps, losses, tokens, time, device."""
     from tinygpt.checkpoint import latest_checkpoint
+    from tinygpt.optim import GroupInfo, groups_line
     from tinygpt.runs import checkpoint_info
 
     data = checkpoint_info(checkpoint or latest_checkpoint())
@@ -603,6 +640,12 @@ def info(
             f"block {shape['block_size']}, dropout {shape['dropout']}, "
             f"bias {'on' if shape['bias'] else 'off'}",
         ),
+        ("recipe", data["arch"]),
+        (
+            "optimizer",
+            groups_line([GroupInfo(**g) for g in data["optimizer_groups"]]),
+        ),
+        ("schedule", data["schedule"]),
         ("tokenizer", f"{data['tokenizer']} (vocab {shape['vocab_size']:,})"),
         ("steps", f"{data['steps']:,} of {data['max_steps']:,}"),
         ("best val loss", "-" if best is None else f"{best:.4f}"),

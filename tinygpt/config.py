@@ -14,6 +14,50 @@ from typing import Any
 from tinygpt.errors import UsageError
 
 ATTENTION_CHOICES = ("auto", "sdpa", "manual")
+OPTIMIZER_CHOICES = ("muon", "adamw")
+SCHEDULE_CHOICES = ("wsd", "cosine")
+
+# The two recipes, as the switches they set. ``modern`` is the default for new runs; ``gpt2`` is
+# the 2019 recipe (and what a checkpoint without these keys was trained with). Model switches go
+# to ModelConfig, the rest to TrainConfig; any switch given explicitly wins over the table.
+ARCHITECTURES: dict[str, dict[str, Any]] = {
+    "modern": dict(
+        position="rope",
+        norm="rmsnorm",
+        qk_norm=True,
+        activation="relu2",
+        tie_embeddings=False,
+        logit_softcap=15.0,
+        zero_init_proj=True,
+        bias=False,
+        optimizer="muon",
+    ),
+    "gpt2": dict(
+        position="learned",
+        norm="layernorm",
+        qk_norm=False,
+        activation="gelu",
+        tie_embeddings=True,
+        logit_softcap=0.0,
+        zero_init_proj=False,
+        bias=True,
+        optimizer="adamw",
+        lr=1e-3,
+        min_lr=1e-4,
+        warmup_steps=100,
+        schedule="cosine",
+    ),
+}
+MODEL_SWITCHES = (
+    "position",
+    "norm",
+    "qk_norm",
+    "activation",
+    "tie_embeddings",
+    "logit_softcap",
+    "zero_init_proj",
+    "bias",
+)
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 DTYPE_CHOICES = ("auto", "float32", "bfloat16", "float16")
 
@@ -38,9 +82,16 @@ class ModelConfig:
     n_head: int = 4
     n_embd: int = 128
     dropout: float = 0.0
-    bias: bool = True
-    # "gelu" (exact, erf) or "gelu_tanh" (GPT-2's original approximation, for imported models)
-    activation: str = "gelu"
+    # The recipe's switches (defaults: the modern set; ARCHITECTURES names both sets).
+    bias: bool = False
+    position: str = "rope"  # "rope" (rotary, on queries and keys) or "learned" (GPT-2's table)
+    norm: str = "rmsnorm"  # "rmsnorm" (no parameters) or "layernorm" (gain and bias)
+    qk_norm: bool = True  # RMSNorm each head's queries and keys before the dot product
+    # "relu2", "gelu" (exact, erf) or "gelu_tanh" (GPT-2's approximation, for imported models)
+    activation: str = "relu2"
+    tie_embeddings: bool = False  # share the LM head with the token embedding (GPT-2)
+    logit_softcap: float = 15.0  # logits = c * tanh(logits / c); 0 disables
+    zero_init_proj: bool = True  # output projections (and an untied head) start at zero
 
     def validate(self) -> ModelConfig:
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
@@ -56,8 +107,22 @@ class ModelConfig:
             )
         if not 0.0 <= self.dropout < 1.0:
             raise UsageError(f"--dropout must be in [0, 1), got {self.dropout}")
-        check_choice("activation", self.activation, ("gelu", "gelu_tanh"))
+        check_choice("activation", self.activation, ("relu2", "gelu", "gelu_tanh"))
+        check_choice("position", self.position, ("rope", "learned"))
+        check_choice("norm", self.norm, ("rmsnorm", "layernorm"))
+        if self.position == "rope" and self.head_dim % 2:
+            raise UsageError(f"rotary embeddings need an even head size, got {self.head_dim}")
+        if not (self.logit_softcap >= 0 and math.isfinite(self.logit_softcap)):
+            raise UsageError(f"--logit-softcap must be >= 0 (0 disables), got {self.logit_softcap}")
         return self
+
+    @property
+    def arch(self) -> str:
+        """``modern`` or ``gpt2`` when the switches match that set, else ``custom``."""
+        for name, table in ARCHITECTURES.items():
+            if all(getattr(self, k) == table[k] for k in MODEL_SWITCHES):
+                return name
+        return "custom"
 
     @property
     def head_dim(self) -> int:
@@ -74,14 +139,23 @@ class TrainConfig:
     encoding: str = "utf-8"
     batch_size: int = 32
     grad_accum: int = 1
-    lr: float = 1e-3
-    min_lr: float = 1e-4
-    warmup_steps: int = 100
+    # Muon for the blocks' matrices, AdamW for the rest; "adamw": AdamW for everything (gpt2).
+    optimizer: str = "muon"
+    lr: float = 8e-3  # AdamW: the head and scalars (with "adamw": every parameter)
+    matrix_lr: float = 0.02  # Muon: the blocks' weight matrices
+    embed_lr: float = 0.01  # AdamW: the embeddings (with "muon")
+    min_lr: float = 0.0  # where the schedule ends (each group in proportion to its own rate)
+    warmup_steps: int = 20
+    # "wsd": warmup, stable, then a linear decay over the last decay_fraction of the steps;
+    # "cosine": warmup then cosine decay over every remaining step (the gpt2 recipe)
+    schedule: str = "wsd"
+    decay_fraction: float = 0.4
     max_steps: int = 2000
     max_time: float | None = None
     weight_decay: float = 0.1
     beta1: float = 0.9
     beta2: float = 0.99
+    momentum: float = 0.95  # Muon's (Nesterov) momentum
     grad_clip: float = 1.0
     eval_every: int = 250
     eval_batches: int = 20
@@ -108,7 +182,16 @@ class TrainConfig:
                 raise UsageError(
                     f"--{name.replace('_', '-')} must be a positive integer, got {value}"
                 )
-        _positive("lr", self.lr)
+        for name in ("lr", "matrix_lr", "embed_lr"):
+            value = getattr(self, name)
+            if not (value > 0 and math.isfinite(value)):
+                raise UsageError(f"--{name.replace('_', '-')} must be positive, got {value}")
+        check_choice("optimizer", self.optimizer, OPTIMIZER_CHOICES)
+        check_choice("schedule", self.schedule, SCHEDULE_CHOICES)
+        if not 0 <= self.decay_fraction <= 1:
+            raise UsageError(f"--decay-fraction must be in [0, 1], got {self.decay_fraction}")
+        if not 0 <= self.momentum < 1:
+            raise UsageError(f"--momentum must be in [0, 1), got {self.momentum}")
         if not (0 <= self.min_lr <= self.lr) or not math.isfinite(self.min_lr):
             raise UsageError(f"--min-lr must be between 0 and --lr ({self.lr}), got {self.min_lr}")
         if self.warmup_steps < 0:
@@ -167,15 +250,29 @@ class RunConfig:
 
     def to_dict(self) -> dict[str, Any]:
         train = {**asdict(self.train), "effective_batch_size": self.train.effective_batch_size}
-        return {"model": asdict(self.model), "train": train}
+        return {"model": {"arch": self.model.arch, **asdict(self.model)}, "train": train}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunConfig:
         """Read a config.json; keys this version does not know (or no longer uses) are ignored."""
-        return cls(
-            model=_known_fields(ModelConfig, data.get("model", {})),
-            train=_known_fields(TrainConfig, data.get("train", {})),
-        )
+        model, train = dict(data.get("model", {})), dict(data.get("train", {}))
+        if "position" not in model:
+            # Written before the recipe had switches: every such run used the gpt2 recipe.
+            legacy = ARCHITECTURES["gpt2"]
+            model = {**{k: legacy[k] for k in MODEL_SWITCHES}, **model}
+            train = {**{k: v for k, v in legacy.items() if k not in MODEL_SWITCHES}, **train}
+        return cls(model=_known_fields(ModelConfig, model), train=_known_fields(TrainConfig, train))
+
+
+def expand_arch(options: dict[str, Any]) -> dict[str, Any]:
+    """Replace an ``arch`` option by the switches it names; switches given explicitly win."""
+    options = dict(options)
+    name = options.pop("arch", None)
+    if name is None:
+        return options
+    if name not in ARCHITECTURES:
+        raise UsageError(f"--arch must be one of {', '.join(ARCHITECTURES)}; got {name!r}")
+    return {**ARCHITECTURES[name], **options}
 
 
 def _known_fields(cls: type, data: dict[str, Any]) -> Any:

@@ -24,7 +24,7 @@ from tinygpt.checkpoint import (
     weights_bytes,
     write_checkpoint,
 )
-from tinygpt.config import ModelConfig, RunConfig, TrainConfig
+from tinygpt.config import ARCHITECTURES, MODEL_SWITCHES, ModelConfig, RunConfig, TrainConfig
 from tinygpt.errors import UsageError
 from tinygpt.fileio import atomic_write_bytes
 from tinygpt.model import GPT
@@ -39,10 +39,29 @@ def _to_hf_name(key: str) -> str:
     return "transformer." + key.replace("blocks.", "h.", 1)
 
 
+# What GPT-2 can represent: the gpt2 recipe's switches, except these two (init only, and zero
+# biases compute what no bias does), and either GELU.
+_FREE = {"zero_init_proj", "bias", "activation"}
+_GPT2_SWITCHES = {k: ARCHITECTURES["gpt2"][k] for k in MODEL_SWITCHES if k not in _FREE}
+
+
+def check_exportable(m: ModelConfig) -> None:
+    """Refuse a model GPT2LMHeadModel would compute differently (one line naming why)."""
+    differ = [f"{k}={getattr(m, k)}" for k, v in _GPT2_SWITCHES.items() if getattr(m, k) != v]
+    if m.activation not in ("gelu", "gelu_tanh"):
+        differ.append(f"activation={m.activation}")
+    if differ:
+        raise UsageError(
+            f"this model can't be exported as GPT-2: it is a {m.arch} model ({', '.join(differ)}); "
+            f"only models trained with --arch gpt2 can be"
+        )
+
+
 def export_hf(ck: Checkpoint, out: Path) -> Path:
     """Write ``out/config.json`` and ``out/model.safetensors`` loadable by GPT2LMHeadModel."""
-    model = ck.load_model("cpu")
     m = ck.config.model
+    check_exportable(m)
+    model = ck.load_model("cpu")
     tensors: dict[str, torch.Tensor] = {}
     for key, value in model.state_dict().items():
         if key == "lm_head.weight":
@@ -131,9 +150,10 @@ def import_hf(src: Path, out: Path, tokenizer: str = "gpt2") -> Path:
         n_head=cfg["n_head"],
         n_embd=cfg["n_embd"],
         dropout=0.0,
-        bias=True,
-        activation=activation,
-    ).validate()
+        **{k: ARCHITECTURES["gpt2"][k] for k in MODEL_SWITCHES},
+    )
+    model_cfg.activation = activation
+    model_cfg.validate()
     if tokenizer == "char":
         raise UsageError("import-hf needs a BPE --tokenizer (a char vocabulary is not stored)")
     tok = build_tokenizer(tokenizer)

@@ -1,8 +1,18 @@
 """A decoder-only transformer (GPT) that can be read in one sitting.
 
-    tokens -> token embedding + position embedding -> dropout
-           -> n_layer x Block [ x + Attn(LN(x)); x + MLP(LN(x)) ]   (pre-norm residual blocks)
-           -> final LayerNorm -> LM head (weights tied to the token embedding) -> logits
+    tokens -> token embedding (+ learned position embedding, gpt2) -> dropout (-> RMSNorm, modern)
+           -> n_layer x Block [ x + Attn(Norm(x)); x + MLP(Norm(x)) ]   (pre-norm residual blocks)
+           -> final Norm -> LM head -> (soft-capped) logits
+
+Two recipes share this code, chosen by switches in :class:`ModelConfig` (``ARCHITECTURES`` names
+the two sets):
+
+* ``gpt2``: GPT-2 as published in 2019: learned position embeddings, LayerNorm, GELU MLP, the LM
+  head tied to the token embedding. Kept bit-for-bit for old checkpoints and Hugging Face interop.
+* ``modern``: what the NanoGPT speedrun and nanochat train with: rotary position embeddings
+  (RoPE) applied to queries and keys, RMSNorm (also on each head's queries and keys: QK-norm),
+  ReLU² MLP, output projections that start at zero, an untied LM head and tanh soft-capped
+  logits. It reaches the same loss in a fraction of the steps (docs/benchmarks.md).
 
 Attention has two interchangeable paths that compute the same numbers:
 
@@ -26,6 +36,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from tinygpt.config import ModelConfig
+
+NORM_EPS = 1e-6  # RMSNorm's epsilon (LayerNorm keeps torch's 1e-5, as GPT-2 had)
+ROPE_BASE = 10000.0  # RoPE's wavelength base, as in the paper and most models since
+PARAMETER_ROLES = ("matrices", "embeddings", "head", "scalars")
 
 
 @dataclass
@@ -75,6 +89,33 @@ def causal_mask(t_query: int, t_key: int, device: torch.device) -> torch.Tensor:
     return torch.arange(t_key, device=device)[None, :] <= rows
 
 
+def make_norm(config: ModelConfig, size: int) -> nn.Module:
+    """LayerNorm (gpt2: learned gain and bias) or RMSNorm (modern: no parameters at all)."""
+    if config.norm == "rmsnorm":
+        return nn.RMSNorm(size, eps=NORM_EPS, elementwise_affine=False)
+    return nn.LayerNorm(size, bias=config.bias)
+
+
+class Rotary(nn.Module):
+    """Rotary position embedding (Su et al. 2021): rotates each query/key pair of channels by an
+    angle proportional to its position, so q·k depends only on the distance between tokens."""
+
+    def __init__(self, head_dim: int, max_positions: int, base: float = ROPE_BASE) -> None:
+        super().__init__()
+        freqs = base ** (-torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)
+        angles = torch.outer(torch.arange(max_positions, dtype=torch.float32), freqs)
+        # Not part of the weights: recomputed from the shape, so never saved.
+        self.register_buffer("cos", angles.cos(), persistent=False)
+        self.register_buffer("sin", angles.sin(), persistent=False)
+
+    def forward(self, x: torch.Tensor, start: int) -> torch.Tensor:
+        """Rotate ``x`` (B, n_head, T, head_dim) whose first token sits at position ``start``."""
+        t = x.size(-2)
+        cos, sin = self.cos[start : start + t].to(x.dtype), self.sin[start : start + t].to(x.dtype)
+        x1, x2 = x.chunk(2, dim=-1)
+        return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
+
+
 class CausalSelfAttention(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -85,15 +126,35 @@ class CausalSelfAttention(nn.Module):
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)  # heads -> model
         self.attn_dropout = nn.Dropout(config.dropout)
         self.resid_dropout = nn.Dropout(config.dropout)
+        # QK-norm: unit-RMS queries and keys keep the scores bounded, whatever the weights do.
+        self.q_norm: nn.Module | None = None
+        self.k_norm: nn.Module | None = None
+        if config.qk_norm:
+            self.q_norm = nn.RMSNorm(self.head_dim, eps=NORM_EPS, elementwise_affine=False)
+            self.k_norm = nn.RMSNorm(self.head_dim, eps=NORM_EPS, elementwise_affine=False)
+        self.rotary = (
+            Rotary(self.head_dim, config.block_size) if config.position == "rope" else None
+        )
         # Analysis hook (ablation): may rewrite the per-head outputs (B, n_head, T, head_dim)
         # given the attention weights (manual path) and the values. None in normal use.
         self.head_hook: HeadHook | None = None
 
-    def split_heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Project x to queries, keys and values, each shaped (B, n_head, T, head_dim)."""
+    def split_heads(
+        self, x: torch.Tensor, start: int = 0
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Queries, keys and values, each (B, n_head, T, head_dim), for tokens from ``start``.
+
+        Queries and keys come back as attention uses them: normalised (QK-norm) and rotated
+        (RoPE) where the model has those steps.
+        """
         b, t, c = x.shape
         q, k, v = self.c_attn(x).split(c, dim=2)
-        return tuple(z.view(b, t, self.n_head, self.head_dim).transpose(1, 2) for z in (q, k, v))
+        q, k, v = (z.view(b, t, self.n_head, self.head_dim).transpose(1, 2) for z in (q, k, v))
+        if self.q_norm is not None and self.k_norm is not None:
+            q, k = self.q_norm(q), self.k_norm(k)
+        if self.rotary is not None:
+            q, k = self.rotary(q, start), self.rotary(k, start)
+        return q, k, v
 
     def forward(
         self,
@@ -104,7 +165,7 @@ class CausalSelfAttention(nn.Module):
         capture: bool = False,
     ) -> tuple[torch.Tensor, AttentionCapture | None]:
         b, t, c = x.shape
-        q, k, v = self.split_heads(x)
+        q, k, v = self.split_heads(x, cache.length if cache is not None else 0)
         if cache is not None:
             k, v = cache.append(layer, k, v)
         t_key = k.size(2)
@@ -147,20 +208,24 @@ class MLP(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
+        self.activation = config.activation
         self.gelu = nn.GELU(approximate="tanh" if config.activation == "gelu_tanh" else "none")
         self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dropout(self.c_proj(self.gelu(self.c_fc(x))))
+        h = self.c_fc(x)
+        # ReLU² (So et al. 2021, "Primer"): sparse like ReLU, smooth enough to train well.
+        h = F.relu(h).square() if self.activation == "relu2" else self.gelu(h)
+        return self.dropout(self.c_proj(h))
 
 
 class Block(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
-        self.ln_1 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.ln_1 = make_norm(config, config.n_embd)
         self.attn = CausalSelfAttention(config)
-        self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.ln_2 = make_norm(config, config.n_embd)
         self.mlp = MLP(config)
 
     def forward(
@@ -185,18 +250,31 @@ class GPT(nn.Module):
         self.config = config.validate()
         self.attention = resolve_attention(attention)
         self.wte = nn.Embedding(config.vocab_size, config.n_embd)
-        self.wpe = nn.Embedding(config.block_size, config.n_embd)
+        self.wpe = (
+            nn.Embedding(config.block_size, config.n_embd) if config.position == "learned" else None
+        )
         self.drop = nn.Dropout(config.dropout)
+        # modern: normalise the embedding before the first block (its scale is then free).
+        self.ln_emb = make_norm(config, config.n_embd) if config.norm == "rmsnorm" else None
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
-        self.ln_f = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.ln_f = make_norm(config, config.n_embd)
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
-        self.lm_head.weight = self.wte.weight  # weight tying (Press & Wolf 2017)
+        if config.tie_embeddings:
+            self.lm_head.weight = self.wte.weight  # weight tying (Press & Wolf 2017)
         self.apply(self._init_weights)
-        # GPT-2: scale the residual projections by 1/sqrt(2 * n_layer) so the residual stream's
-        # variance does not grow with depth.
         for name, p in self.named_parameters():
-            if name.endswith("c_proj.weight"):
+            if not name.endswith("c_proj.weight"):
+                continue
+            if config.zero_init_proj:
+                # Each block starts as the identity on the residual stream and learns what to
+                # add (modded-nanogpt); Muon's orthogonalised updates move it off zero at once.
+                nn.init.zeros_(p)
+            else:
+                # GPT-2: scale the residual projections by 1/sqrt(2 * n_layer) so the residual
+                # stream's variance does not grow with depth.
                 nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+        if config.zero_init_proj and not config.tie_embeddings:
+            nn.init.zeros_(self.lm_head.weight)  # uniform predictions at step 0
 
     @staticmethod
     def _init_weights(module: nn.Module) -> None:
@@ -209,7 +287,9 @@ class GPT(nn.Module):
 
     def num_params(self, non_embedding: bool = True) -> int:
         n = sum(p.numel() for p in self.parameters())
-        return n - self.wpe.weight.numel() if non_embedding else n
+        if non_embedding and self.wpe is not None:
+            n -= self.wpe.weight.numel()
+        return n
 
     def forward(
         self,
@@ -231,8 +311,12 @@ class GPT(nn.Module):
             raise ValueError(
                 f"sequence of {start + t} tokens exceeds the block size {self.config.block_size}"
             )
-        pos = torch.arange(start, start + t, device=idx.device)
-        x = self.drop(self.wte(idx) + self.wpe(pos))
+        x = self.wte(idx)
+        if self.wpe is not None:
+            x = x + self.wpe(torch.arange(start, start + t, device=idx.device))
+        x = self.drop(x)
+        if self.ln_emb is not None:
+            x = self.ln_emb(x)
         captures: list[AttentionCapture] = []
         for i, block in enumerate(self.blocks):
             x, captured = block(x, self.attention, cache, i, capture)
@@ -244,10 +328,34 @@ class GPT(nn.Module):
         if last_only:
             x = x[:, -1:, :]
         logits = self.lm_head(x)
+        cap = self.config.logit_softcap
+        if cap > 0:
+            # Soft-capping (Gemma 2): bounded logits keep the loss from rewarding overconfidence.
+            logits = cap * torch.tanh(logits.float() / cap)
         loss = None
         if targets is not None:
             loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten())
         return logits, loss, captures
+
+    def parameter_roles(self) -> dict[str, list[nn.Parameter]]:
+        """Every parameter once, by role: ``matrices`` (the blocks' 2-D weights), ``embeddings``
+        (token and position tables), ``head`` (the LM head, when untied) and ``scalars`` (norm
+        gains and biases). The optimizer gives each role its own learning rate and decay."""
+        roles: dict[str, list[nn.Parameter]] = {r: [] for r in PARAMETER_ROLES}
+        seen: set[int] = set()
+        for name, p in self.named_parameters():
+            if id(p) in seen:
+                continue
+            seen.add(id(p))
+            if name.startswith(("wte.", "wpe.")):
+                roles["embeddings"].append(p)
+            elif name.startswith("lm_head."):
+                roles["head"].append(p)
+            elif p.dim() >= 2:
+                roles["matrices"].append(p)
+            else:
+                roles["scalars"].append(p)
+        return roles
 
     def optimizer_groups(self, weight_decay: float) -> list[dict]:
         """Decay matrices (linear weights, embeddings); never decay biases or LayerNorm gains."""

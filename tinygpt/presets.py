@@ -13,7 +13,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from tinygpt.config import ModelConfig, TrainConfig
+from tinygpt.config import ModelConfig, TrainConfig, expand_arch
 from tinygpt.errors import UsageError
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -27,12 +27,11 @@ PRESETS: dict[str, dict[str, Any]] = {
         batch_size=16,
         max_steps=300,
         warmup_steps=20,
-        lr=2e-3,
         eval_every=100,
         eval_batches=10,
     ),
-    # The well-known char-level Shakespeare model (6 layers, 384 wide, block 256): ~10.7M
-    # parameters, best on a GPU, where it reaches a val loss near 1.47.
+    # The well-known char-level Shakespeare shape (6 layers, 384 wide, block 256): ~10.7M
+    # parameters, best on a GPU (nanoGPT's recipe reaches a val loss near 1.47 with it).
     "shakespeare-char": dict(
         tokenizer="char",
         n_layer=6,
@@ -42,15 +41,13 @@ PRESETS: dict[str, dict[str, Any]] = {
         dropout=0.2,
         batch_size=64,
         max_steps=5000,
-        warmup_steps=100,
-        lr=1e-3,
-        min_lr=1e-4,
-        beta2=0.99,
         eval_every=250,
         eval_batches=200,
     ),
-    # GPT-2 small: 124M parameters, 1024 tokens of context, ~0.5M tokens per step.
+    # GPT-2 small as published: 124M parameters, 1024 tokens of context, ~0.5M tokens per step,
+    # the 2019 recipe (so the result exports to Hugging Face).
     "gpt2-small": dict(
+        arch="gpt2",
         tokenizer="gpt2",
         n_layer=12,
         n_head=12,
@@ -75,7 +72,8 @@ _RECORDED_ONLY = {"data", "out_dir", "world_size", "effective_batch_size", "voca
 
 
 def _option_names() -> set[str]:
-    return {f.name for f in fields(ModelConfig)} | {f.name for f in fields(TrainConfig)}
+    names = {f.name for f in fields(ModelConfig)} | {f.name for f in fields(TrainConfig)}
+    return names | {"arch"}
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:
@@ -122,5 +120,10 @@ def resolve_options(
         merged.update(PRESETS[preset])
     if config is not None:
         merged.update(load_config_file(config))
-    merged.update({k: v for k, v in explicit.items() if v is not None})
-    return merged
+    explicit = {k: v for k, v in explicit.items() if v is not None}
+    if "arch" in explicit:  # a recipe named on the command line replaces the file's or preset's
+        for key in expand_arch({"arch": explicit["arch"]}):
+            merged.pop(key, None)
+        merged.pop("arch", None)
+    merged.update(explicit)
+    return expand_arch(merged)

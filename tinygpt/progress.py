@@ -10,6 +10,9 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from tinygpt.optim import groups_line
+from tinygpt.schedule import describe as describe_schedule
+
 if TYPE_CHECKING:
     from tinygpt.trainer import Trainer
 
@@ -48,8 +51,8 @@ class TrainProgress:
     def __exit__(self, *exc: object) -> None:
         self.progress.__exit__(*exc)
 
-    def update(self, step: int, loss: float, lr: float, tok_s: float) -> None:
-        self.progress.update(self.task, completed=step, loss=loss, lr=lr, tok_s=tok_s)
+    def update(self, step: int, loss: float, lr: float, tok_s: float, total: int) -> None:
+        self.progress.update(self.task, completed=step, total=total, loss=loss, lr=lr, tok_s=tok_s)
 
     def note(self, message: str) -> None:
         if not self.quiet:
@@ -77,10 +80,12 @@ def describe_run(trainer: Trainer) -> None:
         f"({'cached' if trainer.corpus.from_cache else 'tokenized'}), tokenizer {t.tokenizer} "
         f"(vocab {trainer.corpus.tokenizer.vocab_size:,}); train {len(trainer.train_ids):,} / "
         f"val {len(trainer.val_ids):,}\n"
-        f"model    {m.n_layer} layers, {m.n_head} heads, {m.n_embd} wide, block {m.block_size}: "
-        f"{trainer.model.num_params() / 1e6:.2f}M parameters\n"
-        f"run      {t.max_steps} steps x {t.effective_batch_size} sequences{per_rank}, lr {t.lr:g} "
-        f"-> {t.min_lr:g}, device {trainer.device.type}, "
+        f"model    {m.arch}: {m.n_layer} layers, {m.n_head} heads, {m.n_embd} wide, "
+        f"block {m.block_size}: {trainer.model.num_params() / 1e6:.2f}M parameters\n"
+        f"optim    {groups_line(trainer.optimizer.groups)}\n"
+        f"schedule {describe_schedule(t)}\n"
+        f"run      {t.max_steps} steps x {t.effective_batch_size} sequences{per_rank}, "
+        f"device {trainer.device.type}, "
         f"{str(trainer.dtype).removeprefix('torch.')}, attention {trainer.model.attention}"
         f"{', compiled' if trainer.compiled else ''}\n"
         f"output   {t.out_dir}{resumed}"

@@ -13,6 +13,8 @@ from tinygpt.checkpoint import MANIFEST_FILE, STATE_FILE, open_checkpoint, read_
 from tinygpt.config import ModelConfig
 from tinygpt.errors import CheckpointError
 from tinygpt.model import GPT
+from tinygpt.optim import describe_groups
+from tinygpt.schedule import describe as describe_schedule
 
 
 def param_counts(config: ModelConfig) -> tuple[int, int]:
@@ -37,6 +39,9 @@ def checkpoint_info(directory: str | Path) -> dict[str, Any]:
             k: getattr(m, k)
             for k in ("n_layer", "n_head", "n_embd", "block_size", "vocab_size", "dropout", "bias")
         },
+        "arch": m.arch,
+        "optimizer_groups": [g.to_dict() for g in describe_groups(m, t)],
+        "schedule": describe_schedule(t),
         "tokenizer": ck.tokenizer_name,
         "steps": ck.step,
         "max_steps": t.max_steps if ck.has(STATE_FILE) else 0,

@@ -12,6 +12,7 @@ import math
 import random
 import signal
 import time
+from collections.abc import Callable
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -35,17 +36,10 @@ from tinygpt.device import (
 from tinygpt.distributed import DistContext, setup, teardown
 from tinygpt.errors import TrainingDiverged, UsageError
 from tinygpt.model import GPT
+from tinygpt.optim import build_optimizers
 from tinygpt.presets import resolve_options
 from tinygpt.progress import TrainProgress
-
-
-def lr_at(step: int, cfg: TrainConfig) -> float:
-    """Linear warmup to ``lr``, then cosine decay to ``min_lr`` at ``max_steps``."""
-    if step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    span = max(1, cfg.max_steps - cfg.warmup_steps)
-    progress = min(1.0, (step - cfg.warmup_steps) / span)
-    return cfg.min_lr + 0.5 * (1 + math.cos(math.pi * progress)) * (cfg.lr - cfg.min_lr)
+from tinygpt.schedule import horizon_free, lr_at
 
 
 @dataclass
@@ -141,13 +135,7 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         random.seed(cfg.seed)
         self.model = GPT(mcfg, attention=cfg.attention).to(self.device)
-        self.optimizer = torch.optim.AdamW(
-            self.model.optimizer_groups(cfg.weight_decay),
-            lr=cfg.lr,
-            betas=(cfg.beta1, cfg.beta2),
-            # One fused kernel for all parameters: ~3x faster optimizer steps than foreach on CPU.
-            fused=self.device.type in ("cuda", "cpu"),
-        )
+        self.optimizer = build_optimizers(self.model, cfg, self.device)
         self.scaler = torch.amp.GradScaler(
             self.device.type, enabled=self.dtype == torch.float16 and self.device.type == "cuda"
         )
@@ -179,6 +167,8 @@ class Trainer:
         self.compiled = bool(use_compile)
         self.forward_model = torch.compile(wrapped) if use_compile else wrapped
         self.compile_seconds: float | None = None
+        # Wall clock for --max-time and tokens/s; tests substitute a fake one.
+        self.clock: Callable[[], float] = time.perf_counter
 
     # -- state -------------------------------------------------------------------------------
     def _state(self) -> dict[str, Any]:
@@ -307,9 +297,7 @@ class Trainer:
     def train_step(self) -> tuple[float, bool]:
         """One optimizer step over ``grad_accum`` micro-batches; returns (loss, applied)."""
         cfg = self.cfg
-        lr = lr_at(self.step, cfg)
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
+        self.optimizer.set_lr(lr_at(self.step, cfg), cfg)
         loss_sum = torch.zeros((), device=self.device)
         for micro in range(cfg.grad_accum):
             x, y = self.sampler.next(self.device)
@@ -323,34 +311,57 @@ class Trainer:
             with sync:
                 self.scaler.scale(loss).backward()
         loss_sum = self.dist.mean(loss_sum)  # every rank takes the same skip decision
-        self.scaler.unscale_(self.optimizer)
+        for opt in self.optimizer.optimizers:
+            self.scaler.unscale_(opt)
         max_norm = cfg.grad_clip if cfg.grad_clip > 0 else math.inf
         norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm)
         loss_value = float(loss_sum)
         finite = math.isfinite(loss_value) and bool(torch.isfinite(norm))
         if finite or self.scaler.is_enabled():
             # GradScaler skips non-finite steps itself (and lowers its scale).
-            self.scaler.step(self.optimizer)
+            for opt in self.optimizer.optimizers:
+                self.scaler.step(opt)
             self.scaler.update()
-        self.optimizer.zero_grad(set_to_none=True)
+        self.optimizer.zero_grad()
         self.step += 1
         self.tokens_seen += self.tokens_per_step
         return loss_value, math.isfinite(loss_value) and (finite or self.scaler.is_enabled())
+
+    def plan_steps(self, session_steps: int, session_seconds: float, step_cap: int) -> None:
+        """Under ``--max-time``, set ``max_steps`` so the schedule ends at the deadline.
+
+        Only while the rate does not depend on the total yet (``horizon_free``): re-planning
+        then changes nothing already done, and the total settled on is saved in config.json,
+        so a resume continues the same schedule exactly.
+        """
+        cfg = self.cfg
+        if (
+            cfg.max_time is None
+            or session_steps == 0
+            or self.step >= horizon_free(cfg, cfg.max_steps)
+        ):
+            return
+        per_step = session_seconds / session_steps  # evaluations and saves included
+        estimate = self.step + int(max(0.0, cfg.max_time - session_seconds) / per_step)
+        # Every rank must plan the same total.
+        estimate = round(float(self.dist.mean(torch.tensor(float(estimate)))))
+        cfg.max_steps = max(self.step + 1, min(step_cap, estimate))
 
     def fit(self) -> TrainResult:
         cfg = self.cfg
         bad_in_a_row = 0
         loss = math.nan
         interrupted = stopped_by_time = False
+        step_cap, first_step = cfg.max_steps, self.step
         progress = TrainProgress(cfg.max_steps, self.step, quiet=self.quiet)
-        session_start = time.perf_counter()
-        window_start, window_tokens = time.perf_counter(), 0
+        session_start = self.clock()
+        window_start, window_tokens = self.clock(), 0
         tokens_per_step = self.tokens_per_step
         with _Interrupt().installed() as interrupt, progress:
             while self.step < cfg.max_steps:
-                t0 = time.perf_counter()
+                t0 = self.clock()
                 loss, applied = self.train_step()
-                dt = time.perf_counter() - t0
+                dt = self.clock() - t0
                 if self.compile_seconds is None and self.compiled:
                     self.compile_seconds = dt  # the first step carries the compilation
                     progress.note(f"torch.compile: first step took {dt:.1f}s")
@@ -365,10 +376,11 @@ class Trainer:
                         f"(at step {self.step}); lower --lr or use --dtype float32. The last "
                         f"good checkpoint in {self.out_dir} is unchanged"
                     )
-                tok_s = window_tokens / max(1e-9, time.perf_counter() - window_start)
-                progress.update(self.step, loss, lr_at(self.step - 1, cfg), tok_s)
+                tok_s = window_tokens / max(1e-9, self.clock() - window_start)
+                self.plan_steps(self.step - first_step, self.clock() - session_start, step_cap)
+                progress.update(self.step, loss, lr_at(self.step - 1, cfg), tok_s, cfg.max_steps)
                 out_of_time = (
-                    cfg.max_time is not None and time.perf_counter() - session_start >= cfg.max_time
+                    cfg.max_time is not None and self.clock() - session_start >= cfg.max_time
                 )
                 # All ranks must agree to stop, or the others would wait for it forever.
                 interrupted, out_of_time = self.dist.any(interrupt.requested, out_of_time)
@@ -379,11 +391,17 @@ class Trainer:
                         record = self.evaluate(loss, tok_s)
                         progress.eval_line(record)
                     self.save()
-                    window_start, window_tokens = time.perf_counter(), 0
+                    window_start, window_tokens = self.clock(), 0
                 if out_of_time:
                     stopped_by_time = True
                     progress.note(f"--max-time {cfg.max_time:g}s reached at step {self.step}")
                     break
+                if cfg.max_time is not None and self.step == cfg.max_steps < step_cap:
+                    stopped_by_time = True  # the step planned for the deadline
+                    progress.note(
+                        f"--max-time {cfg.max_time:g}s: the schedule planned for the deadline "
+                        f"ended at step {self.step} ({self.clock() - session_start:.0f}s)"
+                    )
             if interrupted:
                 self.save()
         return TrainResult(

@@ -1,0 +1,300 @@
+"""The training recipe: both architectures, Muon, the schedules, --max-time planning, old runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import pytest
+import safetensors.torch
+import torch
+
+import tinygpt
+from tests.conftest import run_cli
+from tinygpt import checkpoint as ckpt
+from tinygpt.config import ARCHITECTURES, MODEL_SWITCHES, ModelConfig, RunConfig, TrainConfig
+from tinygpt.errors import UsageError
+from tinygpt.model import GPT, KVCache
+from tinygpt.optim import Float32Muon, Optimizers, build_optimizers
+from tinygpt.presets import resolve_options
+from tinygpt.schedule import horizon_free, lr_at
+from tinygpt.trainer import Trainer
+
+LEGACY = Path(__file__).parent / "fixtures" / "legacy_gpt2"
+
+
+def model_config(arch: str, **change) -> ModelConfig:
+    switches = {k: ARCHITECTURES[arch][k] for k in MODEL_SWITCHES}
+    shape = dict(vocab_size=40, block_size=24, n_layer=2, n_head=4, n_embd=32)
+    return ModelConfig(**{**shape, **switches, **change})
+
+
+def make(arch: str = "modern", mode: str = "sdpa", seed: int = 0, **change) -> GPT:
+    torch.manual_seed(seed)
+    model = GPT(model_config(arch, **change), attention=mode).eval()
+    if arch == "modern":  # zero-initialised projections would hide most of the computation
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                if name.endswith("c_proj.weight") or name == "lm_head.weight":
+                    p.normal_(0, 0.2)
+    return model
+
+
+# -- the architecture ----------------------------------------------------------------------------
+def test_modern_model_has_its_pieces_and_gpt2_keeps_its_own():
+    modern, old = make("modern"), make("gpt2")
+    assert modern.wpe is None and modern.blocks[0].attn.rotary is not None
+    assert modern.lm_head.weight is not modern.wte.weight
+    assert isinstance(modern.blocks[0].ln_1, torch.nn.RMSNorm)
+    assert old.wpe is not None and old.blocks[0].attn.rotary is None
+    assert old.lm_head.weight is old.wte.weight
+    fresh = GPT(model_config("modern"))
+    assert all(fresh.blocks[i].attn.c_proj.weight.abs().sum() == 0 for i in range(2))
+    assert fresh.lm_head.weight.abs().sum() == 0
+    assert ModelConfig().arch == "modern" and model_config("gpt2").arch == "gpt2"
+    assert model_config("modern", qk_norm=False).arch == "custom"
+
+
+@pytest.mark.parametrize("arch", ["modern", "gpt2"])
+def test_manual_and_sdpa_agree_for_each_architecture(arch):
+    model = make(arch)
+    x = torch.randint(0, 40, (3, 24))
+    fused, _, _ = model(x)
+    model.attention = "manual"
+    manual, _, _ = model(x)
+    torch.testing.assert_close(fused, manual, rtol=1e-5, atol=1e-5)
+
+
+def test_rotary_makes_scores_depend_on_distance_only():
+    # The same two tokens at another absolute offset give the same q·k once rotated.
+    attn = make("modern").blocks[0].attn
+    x = torch.randn(1, 1, 32).expand(1, 24, 32).contiguous()
+    q, k, _ = attn.split_heads(x)
+    near = (q[0, :, 5] * k[0, :, 3]).sum(-1)
+    far = (q[0, :, 20] * k[0, :, 18]).sum(-1)
+    torch.testing.assert_close(near, far, rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(near, (q[0, :, 20] * k[0, :, 3]).sum(-1))
+
+
+@pytest.mark.parametrize("mode", ["sdpa", "manual"])
+def test_rotary_kv_cache_in_chunks_matches_full_forward(mode):
+    model = make("modern", mode)
+    x = torch.randint(0, 40, (2, 24))
+    full, _, _ = model(x)
+    cache = KVCache(model.config, 2, torch.device("cpu"), torch.float32)
+    parts = [model(x[:, a:b], cache=cache)[0] for a, b in ((0, 5), (5, 6), (6, 17), (17, 24))]
+    torch.testing.assert_close(torch.cat(parts, dim=1), full, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("attention", ["sdpa", "manual"])
+def test_rotary_greedy_cached_equals_uncached_across_window_jumps(attention):
+    from tinygpt.config import SampleConfig
+    from tinygpt.sampling import stream_tokens
+
+    model = make("modern", attention, block_size=12)
+    greedy = SampleConfig(max_new_tokens=50, temperature=0)  # 50 > block 12: several jumps
+    cached = list(stream_tokens(model, [1, 2, 3], greedy))
+    greedy.kv_cache = False
+    # Uncached, every step is a full forward of the window (rotary positions restart at its
+    # start, which changes nothing: they are relative); the cache must pick the same tokens.
+    assert cached == list(stream_tokens(model, [1, 2, 3], greedy))
+    assert len(set(cached)) > 1  # not a degenerate constant stream
+
+
+def test_soft_capped_logits_stay_inside_the_cap():
+    model = make("modern")
+    with torch.no_grad():
+        model.lm_head.weight.mul_(1000)
+    logits, _, _ = model(torch.randint(0, 40, (1, 24)))
+    assert logits.abs().max() <= model.config.logit_softcap  # tanh saturates, never exceeds
+    assert logits.abs().max() > 0.9 * model.config.logit_softcap
+
+
+# -- optimizer and schedule ------------------------------------------------------------------
+def test_float32_muon_matches_torch_muon_up_to_bfloat16_rounding():
+    torch.manual_seed(0)
+    weights = [torch.randn(48, 16), torch.randn(16, 64), torch.randn(32, 32)]
+    grads = [torch.randn_like(w) for w in weights]
+    results = []
+    for cls in (torch.optim.Muon, Float32Muon):
+        params = [torch.nn.Parameter(w.clone()) for w in weights]
+        opt = cls(params, lr=0.05, weight_decay=0.1, momentum=0.9)
+        for _ in range(3):
+            for p, g in zip(params, grads, strict=True):
+                p.grad = g.clone()
+            opt.step()
+        results.append([p.detach().clone() for p in params])
+    for ours, theirs, start in zip(results[1], results[0], weights, strict=True):
+        moved = (theirs - start).norm()
+        assert (ours - theirs).norm() < 0.02 * moved  # bf16 has ~3 significant digits
+        assert moved > 0.1
+
+
+def test_optimizer_groups_by_role_with_their_own_rates():
+    model = make("modern")
+    cfg = TrainConfig(lr=0.004, matrix_lr=0.03, embed_lr=0.5, weight_decay=0.1)
+    opts = build_optimizers(model, cfg, torch.device("cpu"))
+    roles = {g.role: g for g in opts.groups}
+    assert set(roles) == {"matrices", "embeddings", "head"}
+    assert (roles["matrices"].optimizer, roles["matrices"].peak_lr) == ("muon", 0.03)
+    assert roles["embeddings"].peak_lr == 0.5 and roles["embeddings"].weight_decay == 0
+    assert sum(g.parameters for g in opts.groups) == sum(p.numel() for p in model.parameters())
+    opts.set_lr(0.002, cfg)  # half way down the curve: every group at half its peak
+    assert sorted(g["lr"] for g in opts.param_groups) == pytest.approx([0.002, 0.015, 0.25])
+    gpt2 = build_optimizers(make("gpt2"), TrainConfig(optimizer="adamw"), torch.device("cpu"))
+    assert [type(o) for o in gpt2.optimizers] == [torch.optim.AdamW]
+
+
+def test_wsd_schedule_warms_up_holds_then_decays_linearly_to_min_lr():
+    cfg = TrainConfig(lr=1.0, min_lr=0.1, warmup_steps=10, max_steps=100, decay_fraction=0.4)
+    assert lr_at(0, cfg) == pytest.approx(0.1)
+    assert lr_at(9, cfg) == 1.0 and lr_at(59, cfg) == 1.0
+    assert lr_at(60, cfg) < 1.0
+    assert lr_at(99, cfg) == pytest.approx(0.1)
+    assert all(lr_at(s, cfg) > lr_at(s + 1, cfg) for s in range(60, 99))
+    assert horizon_free(cfg, 100) == 60
+    # The rate before the decay does not depend on the total: re-planning is harmless.
+    assert all(lr_at(s, cfg, 100) == lr_at(s, cfg, 5000) for s in range(60))
+    cosine = TrainConfig(lr=1.0, min_lr=0.1, warmup_steps=10, max_steps=100, schedule="cosine")
+    assert horizon_free(cosine, 100) == 10
+
+
+class FakeClock:
+    """Each reading advances time by a fixed amount: a perfectly steady machine."""
+
+    def __init__(self, tick: float) -> None:
+        self.now, self.tick = 0.0, tick
+
+    def __call__(self) -> float:
+        self.now += self.tick
+        return self.now
+
+
+@pytest.mark.parametrize("schedule", ["wsd", "cosine"])
+def test_max_time_plans_the_schedule_to_end_at_min_lr(tiny_run, monkeypatch, schedule):
+    real_init = Trainer.__init__
+
+    def with_fake_clock(self, *args, **kwargs):
+        real_init(self, *args, **kwargs)
+        self.clock = FakeClock(0.01)  # ~5 readings per step: ~20 steps per simulated second
+
+    monkeypatch.setattr(Trainer, "__init__", with_fake_clock)
+    result = tiny_run(
+        max_steps=100000, max_time=3.0, eval_every=1000, min_lr=1e-4, schedule=schedule
+    )
+    assert 20 < result.step < 100000 and not result.stopped_by_time  # planned, not cut off
+    cfg = ckpt.open_checkpoint(result.out_dir).config.train
+    assert cfg.max_steps == result.step  # the plan is recorded: a resume follows it
+    last = result.metrics[-1]["lr"]  # the rate of the last step taken
+    if schedule == "wsd":
+        assert last == pytest.approx(1e-4)
+    else:  # the gpt2 cosine (unchanged, bit-for-bit) lands on min_lr one step after the last
+        assert last == pytest.approx(lr_at(result.step - 1, cfg)) and last < 1.1e-4
+        assert lr_at(result.step, cfg) == pytest.approx(1e-4)
+
+
+def test_max_time_never_plans_past_max_steps(tiny_run):
+    result = tiny_run(max_steps=12, max_time=600.0, eval_every=6, min_lr=0.0)
+    assert result.step == 12 and not result.stopped_by_time
+    assert result.metrics[-1]["lr"] == 0.0
+
+
+def test_resume_with_muon_is_bitwise_exact(tiny_run, monkeypatch):
+    options = dict(dropout=0.1, max_steps=24, eval_every=8)
+    full = tiny_run("full", **options)
+    assert full.metrics and ckpt.open_checkpoint(full.out_dir).config.train.optimizer == "muon"
+    real_step = Trainer.train_step
+
+    def step_then_ctrl_c(self):
+        out = real_step(self)
+        if self.step == 11:
+            os.kill(os.getpid(), signal.SIGINT)
+        return out
+
+    monkeypatch.setattr(Trainer, "train_step", step_then_ctrl_c)
+    cut = tiny_run("split", **options)
+    monkeypatch.undo()
+    assert cut.interrupted and cut.step == 11
+    resumed = tiny_run("split", resume=True, **options)
+    assert [m["train_loss"] for m in full.metrics] == [m["train_loss"] for m in resumed.metrics]
+    a = ckpt.open_checkpoint(full.out_dir).load_model("cpu").state_dict()
+    b = ckpt.open_checkpoint(resumed.out_dir).load_model("cpu").state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    # Negative control: the same resume without Muon's momentum buffers ends elsewhere.
+    monkeypatch.setattr(Trainer, "train_step", step_then_ctrl_c)
+    tiny_run("lost", **options)
+    monkeypatch.undo()
+    real_load = Optimizers.load_state_dict
+
+    def forget_muon(self, state):
+        real_load(self, state)
+        self.optimizers[0].state.clear()  # Muon comes first: its momentum is gone
+
+    monkeypatch.setattr(Optimizers, "load_state_dict", forget_muon)
+    lost = tiny_run("lost", resume=True, **options)
+    c = ckpt.open_checkpoint(lost.out_dir).load_model("cpu").state_dict()
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+# -- recipes as options, old runs ------------------------------------------------------------
+def test_arch_option_expands_to_its_switches_and_explicit_flags_win():
+    assert resolve_options(None, None, {"arch": "gpt2"})["position"] == "learned"
+    assert resolve_options(None, None, {"arch": "gpt2"})["optimizer"] == "adamw"
+    mixed = resolve_options(None, None, {"arch": "gpt2", "optimizer": "muon"})
+    assert mixed["optimizer"] == "muon" and mixed["norm"] == "layernorm"
+    with pytest.raises(UsageError, match="--arch must be one of"):
+        resolve_options(None, None, {"arch": "llama"})
+
+
+def test_gpt2_recipe_is_todays_defaults_and_is_recorded(tiny_run):
+    result = tiny_run("old", arch="gpt2")
+    saved = json.loads((result.out_dir / "config.json").read_text())
+    assert saved["model"]["arch"] == "gpt2"
+    train = saved["train"]
+    assert (train["optimizer"], train["schedule"], train["lr"], train["min_lr"]) == (
+        "adamw",
+        "cosine",
+        1e-3,
+        1e-4,
+    )
+    assert json.loads((tiny_run("new").out_dir / "config.json").read_text())["model"]["arch"] == (
+        "modern"
+    )
+
+
+def test_checkpoints_from_before_the_recipe_load_with_identical_logits():
+    ck = ckpt.open_checkpoint(LEGACY / "checkpoint")
+    assert ck.config.model.arch == "gpt2" and ck.config.train.optimizer == "adamw"
+    expected = safetensors.torch.load_file(str(LEGACY / "expected.safetensors"))
+    model = ck.load_model("cpu").eval()
+    logits, _, _ = model(expected["idx"])
+    assert torch.equal(logits, expected["logits"])
+
+
+def test_checkpoints_from_before_the_recipe_resume_exactly(tmp_path):
+    import shutil
+
+    work = tmp_path / "legacy"
+    shutil.copytree(LEGACY / "checkpoint", work)
+    tinygpt.train(LEGACY / "corpus.txt", out_dir=work, resume=True, max_steps=6)
+    expected = safetensors.torch.load_file(str(LEGACY / "expected.safetensors"))
+    got = ckpt.open_checkpoint(work).load_model("cpu").state_dict()
+    for key, value in expected.items():
+        if key.startswith("resumed."):
+            assert torch.equal(got[key.removeprefix("resumed.")], value), key
+
+
+def test_config_json_without_switches_reads_as_gpt2():
+    run = RunConfig.from_dict({"model": {"n_layer": 2}, "train": {"lr": 5e-4}})
+    assert run.model.arch == "gpt2" and run.train.optimizer == "adamw"
+    assert run.train.schedule == "cosine" and run.train.lr == 5e-4
+
+
+def test_export_refuses_a_modern_model_in_one_line(tiny_run, tmp_path):
+    result = tiny_run()
+    proc = run_cli("export", str(tmp_path / "hf"), "-c", str(result.out_dir))
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "can't be exported as GPT-2" in proc.stderr
+    assert "--arch gpt2" in proc.stderr and not (tmp_path / "hf").exists()
