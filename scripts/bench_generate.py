@@ -1,10 +1,11 @@
 """Sampling speed with and without the KV cache, and the per-token latency curve.
 
-    python scripts/bench_generate.py [--checkpoint DIR] [--repeats 3]
+    python scripts/bench_generate.py [--checkpoint DIR] [--repeats 3] [--arch modern,gpt2]
 
-Without a checkpoint a randomly initialised model of the default char shape (block 256) is used:
-speed does not depend on the weights. Figures are medians of ``--repeats`` runs, measured side by
-side in one process.
+Without a checkpoint a randomly initialised model of the default char shape (block 256) is used,
+once per recipe in ``--arch`` (default: both, so the modern recipe's sampling speed is measured
+against the gpt2 one's): speed does not depend on the weights. Figures are medians of
+``--repeats`` runs, measured side by side in one process.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import time
 import torch
 from benchutil import machine, median_seconds, sync
 
-from tinygpt.config import ModelConfig, SampleConfig
+from tinygpt.config import ARCHITECTURES, MODEL_SWITCHES, ModelConfig, SampleConfig
 from tinygpt.device import resolve_device
 from tinygpt.model import GPT
 from tinygpt.sampling import stream_tokens
@@ -28,19 +29,28 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--lengths", default="1,256,1024")
+    parser.add_argument("--arch", default="modern,gpt2", help="recipes, without --checkpoint")
     args = parser.parse_args()
     device = resolve_device(args.device)
+    print(f"machine: {machine()}")
     if args.checkpoint:
         from tinygpt.checkpoint import open_checkpoint
 
-        model = open_checkpoint(args.checkpoint).load_model(device)
-    else:
+        measure(open_checkpoint(args.checkpoint).load_model(device), device, args)
+        return
+    for arch in args.arch.split(","):
         torch.manual_seed(0)
-        cfg = ModelConfig(vocab_size=65, block_size=256, n_layer=4, n_head=4, n_embd=128)
-        model = GPT(cfg).to(device)
+        switches = {k: ARCHITECTURES[arch][k] for k in MODEL_SWITCHES}
+        cfg = ModelConfig(
+            vocab_size=65, block_size=256, n_layer=4, n_head=4, n_embd=128, **switches
+        )
+        print(f"\n== {arch} recipe")
+        measure(GPT(cfg).to(device), device, args)
+
+
+def measure(model: GPT, device: torch.device, args: argparse.Namespace) -> None:
     model.eval()
     c = model.config
-    print(f"machine: {machine()}")
     print(
         f"model: {c.n_layer} layers, {c.n_head} heads, {c.n_embd} wide, block {c.block_size}, "
         f"{model.num_params() / 1e6:.2f}M params, device {device.type}"
