@@ -7,7 +7,7 @@ import torch
 
 from tests.conftest import TINY as TINY_OPTIONS
 from tests.conftest import run_cli
-from tinygpt.attention_analysis import (
+from tinygpt.attention.scores import (
     all_head_scores,
     capture_attention,
     copying_scores,
@@ -19,7 +19,7 @@ from tinygpt.attention_analysis import (
     resolve_query,
     rollout,
 )
-from tinygpt.attention_html import render_html
+from tinygpt.attention.html import render_html
 from tinygpt.config import ModelConfig
 from tinygpt.errors import UsageError
 from tinygpt.model import GPT
@@ -317,7 +317,7 @@ def test_copying_score_of_constructed_ov_circuits():
 
 def test_ablating_an_unused_head_changes_nothing_and_an_essential_one_a_lot(tmp_path):
     import tinygpt
-    from tinygpt.ablation import MODES, ablated, loss_on, reference_statistics
+    from tinygpt.attention.ablation import MODES, ablated, loss_on, reference_statistics
     from tinygpt.checkpoint import open_checkpoint
 
     path = tmp_path / "fox.txt"
@@ -364,7 +364,7 @@ def test_identical_checkpoints_have_zero_divergence(char_checkpoint):
 
     deltas = compare_attention(char_checkpoint, char_checkpoint, "All: Speak, speak.")
     assert all(d["js_divergence"] == 0 and d["previous_token"] == 0 for d in deltas)
-    from tinygpt.attention_analysis import js_divergence
+    from tinygpt.attention.scores import js_divergence
 
     p = torch.tensor([[1.0, 0.0], [0.5, 0.5]])
     q = torch.tensor([[0.0, 1.0], [0.5, 0.5]])
@@ -372,7 +372,7 @@ def test_identical_checkpoints_have_zero_divergence(char_checkpoint):
 
 
 def test_trajectory_flags_first_crossings():
-    from tinygpt.attention_analysis import first_crossings
+    from tinygpt.attention.scores import first_crossings
 
     chance = {"previous_token": 0.1, "induction": 0.02, "sink": 0.1}
     metrics = [
@@ -444,7 +444,7 @@ def test_cli_ablation_and_compare(char_checkpoint, tmp_path):
 def test_html_stores_the_causal_half_compactly():
     import base64
 
-    from tinygpt.attention_html import _pack
+    from tinygpt.attention.html import _pack
 
     torch.manual_seed(0)
     t = 256
@@ -531,7 +531,7 @@ def test_query_range_cuts_the_prompt_exactly(char_checkpoint, tmp_path):
 
 
 def test_direct_copying_sign_follows_the_ov_circuit():
-    from tinygpt.attention_analysis import direct_copying
+    from tinygpt.attention.scores import direct_copying
 
     model = random_model(n_layer=1, n_head=1)
     attn = model.blocks[0].attn

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tinygpt.attention_analysis import (
+from tinygpt.attention.scores import (
     AttentionRun,
     all_head_scores,
     capture_attention,
@@ -26,7 +26,7 @@ from tinygpt.config import SampleConfig
 from tinygpt.data import read_text
 from tinygpt.device import resolve_device
 from tinygpt.errors import TinyGPTError, UsageError
-from tinygpt.evaluate import EvalResult, evaluate_text
+from tinygpt.evaluation import EvalResult, evaluate_text
 from tinygpt.model import GPT
 from tinygpt.sampling import GenerationResult, encode_prompt, generate_text
 from tinygpt.tokenizer import Tokenizer
@@ -152,11 +152,11 @@ def ablation_report(
     samples: int = 8,
 ) -> dict[str, Any]:
     """Loss with and without the given heads (``"L.H"``) on the prompt, a sample of the
-    training text and the repeated-random-tokens probe. See :mod:`tinygpt.ablation`."""
+    training text and the repeated-random-tokens probe. See :mod:`tinygpt.attention.ablation`."""
     import torch
 
-    from tinygpt.ablation import ablated, loss_on, parse_heads, reference_statistics
-    from tinygpt.attention_analysis import induction_loss
+    from tinygpt.attention.ablation import ablated, loss_on, parse_heads, reference_statistics
+    from tinygpt.attention.scores import induction_loss
     from tinygpt.data import BatchSampler, prepare_corpus
 
     model, tokenizer, ck = load(checkpoint, device, attention="manual")

@@ -393,15 +393,15 @@ def inspect_attention(
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "cpu",
 ) -> None:
     """Show what each layer and head attends to, and why."""
-    from tinygpt import attention_view as view
+    from tinygpt.attention import view
     from tinygpt.api import attention_report
-    from tinygpt.attention_analysis import (
+    from tinygpt.attention.scores import (
         all_head_scores,
         default_probe_length,
         induction_sequence,
         resolve_query,
     )
-    from tinygpt.attention_analysis import explain as explain_query
+    from tinygpt.attention.scores import explain as explain_query
     from tinygpt.progress import stdout_console
 
     console = stdout_console()
@@ -493,7 +493,7 @@ def inspect_attention(
 
         _write_text(json_file, report_json(report))
     if html_file:
-        from tinygpt.attention_html import render_html
+        from tinygpt.attention.html import render_html
 
         page = render_html(
             report,
@@ -505,7 +505,7 @@ def inspect_attention(
         )
         _write_text(html_file, page)
     if png_file or svg_file:
-        from tinygpt.figures import attention_png, attention_svg, panels_for
+        from tinygpt.attention.figures import attention_png, attention_svg, panels_for
         from tinygpt.fileio import atomic_write_bytes
 
         grid = panels_for(weights, layer, head)
@@ -532,7 +532,7 @@ def _parse_range(spec: str, t: int) -> tuple[int, int]:
 def _scores_from(report: dict) -> list:
     from dataclasses import fields
 
-    from tinygpt.attention_analysis import HeadScores
+    from tinygpt.attention.scores import HeadScores
 
     names = [f.name for f in fields(HeadScores)]
     return [HeadScores(**{k: s[k] for k in names}) for s in report["scores"]]
@@ -677,7 +677,7 @@ def plot(
 ) -> None:
     """Train and validation loss by step, in the terminal (and as SVG or PNG with --out)."""
     from tinygpt.checkpoint import latest_checkpoint, open_checkpoint, read_metrics
-    from tinygpt.plot import terminal_plot, write_plot
+    from tinygpt.draw.plot import terminal_plot, write_plot
 
     ck = open_checkpoint(checkpoint or latest_checkpoint())
     metrics = read_metrics(ck.directory)

@@ -22,7 +22,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from tinygpt import checkpoint as ckpt
-from tinygpt.attention_analysis import probe_snapshot
+from tinygpt.attention.scores import probe_snapshot
 from tinygpt.config import ModelConfig, RunConfig, TrainConfig
 from tinygpt.data import BatchSampler, Corpus, check_split_lengths, prepare_corpus
 from tinygpt.device import (

@@ -13,10 +13,10 @@ from xml.sax.saxutils import escape
 
 import torch
 
-from tinygpt.attention_view import visible
-from tinygpt.bitmap_font import HEIGHT as FONT_H
-from tinygpt.bitmap_font import WIDTH as FONT_W
-from tinygpt.png import Canvas
+from tinygpt.attention.view import visible
+from tinygpt.draw.font import HEIGHT as FONT_H
+from tinygpt.draw.font import WIDTH as FONT_W
+from tinygpt.draw.png import Canvas
 
 Panel = tuple[str, torch.Tensor]  # (title, (T, T) weights)
 LABEL_CHARS = 6

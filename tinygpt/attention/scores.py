@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from tinygpt.evaluate import token_losses
+from tinygpt.evaluation import token_losses
 from tinygpt.model import GPT, AttentionCapture
 
 ROLE_THRESHOLD = 0.5

@@ -16,7 +16,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from tinygpt.attention_analysis import (
+from tinygpt.attention.scores import (
     CHANCE_MULTIPLE,
     INDUCTION_THRESHOLD,
     ROLE_THRESHOLD,
@@ -216,7 +216,7 @@ def explanation(e: Explanation, tokens: list[str], n_embd: int, limit: int = 12)
 
 def trajectory(metrics: list[dict], width: int = 80) -> Group:
     """Each evaluation's val loss, induction loss, ICL score and strongest head per role."""
-    from tinygpt.attention_analysis import first_crossings
+    from tinygpt.attention.scores import first_crossings
 
     records = [m for m in metrics if "heads" in m]
     if not records:

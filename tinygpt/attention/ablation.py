@@ -22,7 +22,7 @@ from contextlib import contextmanager
 import torch
 
 from tinygpt.errors import UsageError
-from tinygpt.evaluate import token_losses
+from tinygpt.evaluation import token_losses
 from tinygpt.model import GPT
 
 MODES = ("zero", "mean", "pattern")

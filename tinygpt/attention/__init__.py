@@ -1,0 +1,1 @@
+"""Attention analysis: capture, head scores, probes, ablation, and its terminal, HTML and figure views."""
