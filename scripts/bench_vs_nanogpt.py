@@ -47,7 +47,7 @@ from benchutil import machine, median_seconds
 from tinygpt.checkpoint import clean_state_dict, open_checkpoint
 from tinygpt.config import ARCHITECTURES, MODEL_SWITCHES, ModelConfig, SampleConfig
 from tinygpt.device import resolve_device
-from tinygpt.evaluate import evaluate_text
+from tinygpt.evaluation import evaluate_text
 from tinygpt.model import GPT
 from tinygpt.sampling import stream_tokens
 from tinygpt.tokenizer import CharTokenizer

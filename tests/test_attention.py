@@ -7,19 +7,16 @@ import torch
 
 from tests.conftest import GPT2, run_cli
 from tests.conftest import TINY as TINY_OPTIONS
-from tinygpt.attention_analysis import (
-    all_head_scores,
-    capture_attention,
+from tinygpt.attention.capture import capture_attention, recompute_weights, rollout
+from tinygpt.attention.explain import explain
+from tinygpt.attention.html import render_html
+from tinygpt.attention.probes import (
     copying_scores,
-    explain,
-    head_scores,
     induction_chance,
     induction_scores_from_weights,
-    recompute_weights,
-    resolve_query,
-    rollout,
 )
-from tinygpt.attention_html import render_html
+from tinygpt.attention.report import AttentionReport
+from tinygpt.attention.scores import all_head_scores, head_scores
 from tinygpt.config import ModelConfig
 from tinygpt.errors import UsageError
 from tinygpt.model import GPT
@@ -131,13 +128,19 @@ def test_explanation_reproduces_the_model():
 
 def test_resolve_query_by_position_and_text():
     tokens = ["The", " cat", " sat", " cat"]
-    assert resolve_query(None, tokens) == 3
-    assert resolve_query("-2", tokens) == 2
-    assert resolve_query("cat", tokens) == 3
+    report = AttentionReport.build(random_model(), [1, 2, 3, 2], tokens, "m")
+    assert report.query_position(None) == 3
+    assert report.query_position("-2") == 2
+    assert report.query_position("cat") == 3
     with pytest.raises(UsageError):
-        resolve_query("dog", tokens)
+        report.query_position("dog")
     with pytest.raises(UsageError):
-        resolve_query("9", tokens)
+        report.query_position("9")
+    cut = report.cut(2, 3)  # the query " sat" of the prompt cut after it
+    assert cut.query_position(None) == 2 and cut.query_position("sat") == 2
+    for before in ("0", "cat"):  # before the first query in range
+        with pytest.raises(UsageError):
+            cut.query_position(before)
 
 
 def test_html_escapes_untrusted_tokens():
@@ -211,24 +214,44 @@ def test_cli_renders_at_80_columns_without_colour(char_checkpoint, tmp_path):
     lines = proc.stdout.splitlines()
     assert max(len(line) for line in lines) <= 80
     assert "\x1b[" not in proc.stdout
-    assert "L1 H1" in proc.stdout and "Head roles" in proc.stdout
+    assert "L1H1" in proc.stdout and "Head roles" in proc.stdout
     assert "showing tokens" in proc.stdout  # 47 tokens, windowed to 24
     assert "causal mask" in proc.stdout and "equal the model's own softmax" in proc.stdout
     assert "<script" in (tmp_path / "a.html").read_text()
 
 
-def test_cli_induction_probe_needs_no_prompt(char_checkpoint):
-    proc = run_cli(
-        "inspect-attention",
-        "-c",
-        str(char_checkpoint),
-        "--induction",
-        "--layer",
-        "0",
-        env={"COLUMNS": "80"},
+def test_cli_induction_probe_needs_no_prompt(char_checkpoint, tmp_path):
+    from tinygpt.attention.probes import induction_sequence
+    from tinygpt.checkpoint import open_checkpoint
+
+    out = tmp_path / "ind.json"
+    proc = _inspect(
+        char_checkpoint, "--induction", "--layer", "0", "--json", str(out), env={"COLUMNS": "80"}
     )
     assert proc.returncode == 0, proc.stderr
-    assert "random tokens repeated twice" in proc.stdout
+    doc = json.loads(out.read_text())
+    n = doc["induction"]["repeated_length"]
+    ids = induction_sequence(open_checkpoint(char_checkpoint).config.model.vocab_size, n)
+    assert doc["ids"] == ids and len(doc["tokens"]) == 2 * n  # the probe itself, shown
+    with_prompt = _inspect(char_checkpoint, "--induction", "--prompt", "All")
+    assert with_prompt.returncode == 2 and "--induction" in with_prompt.stderr
+
+
+def test_induction_view_uses_the_probe_ids_directly_and_loads_once(tiny_run, monkeypatch):
+    # BPE: decoding random ids to text and encoding it again is not the identity.
+    from tinygpt import api
+    from tinygpt.attention.probes import induction_sequence
+    from tinygpt.checkpoint import Checkpoint
+
+    out = tiny_run("bpe", tokenizer="gpt2", max_steps=1, eval_every=1).out_dir
+    loads = []
+    real = Checkpoint.load_model
+    monkeypatch.setattr(
+        Checkpoint, "load_model", lambda self, *a, **k: loads.append(1) or real(self, *a, **k)
+    )
+    report = api.attention_report(out, induction=True, device="cpu")
+    n = report.induction.length
+    assert report.run.ids == induction_sequence(50257, n) and len(loads) == 1
 
 
 def test_cli_layer_focus_labels_the_right_layer(char_checkpoint):
@@ -243,7 +266,7 @@ def test_cli_layer_focus_labels_the_right_layer(char_checkpoint):
         env={"COLUMNS": "80"},
     )
     assert proc.returncode == 0, proc.stderr
-    assert "L1 H0" in proc.stdout and "L0 H0" not in proc.stdout
+    assert "L1H0" in proc.stdout and "L0H0" not in proc.stdout
 
 
 def test_cli_bad_layer_is_a_usage_error(char_checkpoint):
@@ -319,7 +342,7 @@ def test_copying_score_of_constructed_ov_circuits():
 
 def test_ablating_an_unused_head_changes_nothing_and_an_essential_one_a_lot(tmp_path):
     import tinygpt
-    from tinygpt.ablation import MODES, ablated, loss_on, reference_statistics
+    from tinygpt.attention.ablation import MODES, ablated, loss_on, reference_statistics
     from tinygpt.checkpoint import open_checkpoint
 
     path = tmp_path / "fox.txt"
@@ -366,7 +389,7 @@ def test_identical_checkpoints_have_zero_divergence(char_checkpoint):
 
     deltas = compare_attention(char_checkpoint, char_checkpoint, "All: Speak, speak.")
     assert all(d["js_divergence"] == 0 and d["previous_token"] == 0 for d in deltas)
-    from tinygpt.attention_analysis import js_divergence
+    from tinygpt.attention.capture import js_divergence
 
     p = torch.tensor([[1.0, 0.0], [0.5, 0.5]])
     q = torch.tensor([[0.0, 1.0], [0.5, 0.5]])
@@ -374,7 +397,7 @@ def test_identical_checkpoints_have_zero_divergence(char_checkpoint):
 
 
 def test_trajectory_flags_first_crossings():
-    from tinygpt.attention_analysis import first_crossings
+    from tinygpt.attention.snapshot import first_crossings
 
     chance = {"previous_token": 0.1, "induction": 0.02, "sink": 0.1}
     metrics = [
@@ -446,7 +469,7 @@ def test_cli_ablation_and_compare(char_checkpoint, tmp_path):
 def test_html_stores_the_causal_half_compactly():
     import base64
 
-    from tinygpt.attention_html import _pack
+    from tinygpt.attention.html import _pack
 
     torch.manual_seed(0)
     t = 256
@@ -494,46 +517,71 @@ def test_figures_png_and_svg(char_checkpoint, tmp_path):
         root = ET.fromstring(svg.read_text())
         texts = [el.text for el in root.iter("{http://www.w3.org/2000/svg}text")]
         assert "␣" in texts and "↵" in texts  # whitespace made visible in the labels
-        panels = [t for t in texts if t and t.startswith("L") and " H" in t]
+        panels = [t for t in texts if t and re.fullmatch(r"L\d+H\d+", t)]
         assert len(panels) == {0: 4, 2: 2, 4: 1}[len(focus)]
 
 
+def _inspect(checkpoint, *args, **kw):
+    return run_cli("inspect-attention", "-c", str(checkpoint), *args, **kw)
+
+
 def test_query_range_cuts_the_prompt_exactly(char_checkpoint, tmp_path):
+    # A char model: the prompt's first 20 characters are its first 20 tokens.
     prompt = "All: Speak, speak. First Citizen: hear me"
-    full, cut = tmp_path / "full.json", tmp_path / "cut.json"
-    assert (
-        run_cli(
-            "inspect-attention", "-c", str(char_checkpoint), "--prompt", prompt, "--json", str(full)
-        ).returncode
-        == 0
-    )
-    proc = run_cli(
-        "inspect-attention",
-        "-c",
-        str(char_checkpoint),
+    out = {k: tmp_path / f"cut.{k}" for k in ("json", "html", "npz", "svg")}
+    proc = _inspect(
+        char_checkpoint,
         "--prompt",
         prompt,
         "--queries",
         "10:20",
-        "--json",
-        str(cut),
-        "--html",
-        str(tmp_path / "c.html"),
+        *(x for k, path in out.items() for x in (f"--{k}", str(path))),
+        env={"COLUMNS": "80"},
     )
     assert proc.returncode == 0, proc.stderr
-    a, b = json.loads(full.read_text()), json.loads(cut.read_text())
-    assert len(b["tokens"]) == 20
-    torch.testing.assert_close(
-        torch.tensor(b["attention"]), torch.tensor(a["attention"])[..., :20, :20]
-    )
-    bad = run_cli(
-        "inspect-attention", "-c", str(char_checkpoint), "--prompt", prompt, "--queries", "30:20"
-    )
+    assert "showing tokens 10..19 of 20" in proc.stdout  # the terminal starts at A too
+    short = tmp_path / "short.json"
+    assert _inspect(char_checkpoint, "--prompt", prompt[:20], "--json", str(short)).returncode == 0
+    b, c = json.loads(out["json"].read_text()), json.loads(short.read_text())
+    assert b["tokens"] == c["tokens"] and len(b["tokens"]) == 20 and b["first_query"] == 10
+    whole = torch.tensor(c["attention"])  # (layers, heads, 20, 20) of the cut prompt alone
+    cut = torch.tensor(b["attention"])
+    assert cut.shape == (2, 2, 10, 20)  # queries 10..19, every key they can see
+    torch.testing.assert_close(cut, whole[..., 10:, :], atol=1e-5, rtol=0)
+    torch.testing.assert_close(torch.tensor(b["rollout"]), torch.tensor(c["rollout"])[10:])
+    # Per-prompt scores describe queries 10..19 of the cut prompt, computed from its weights.
+    for s in b["scores"]:
+        a = whole[s["layer"], s["head"]].double()
+        rows = torch.arange(10, 20)
+        assert s["previous_token"] == pytest.approx(float(a[rows, rows - 1].mean()), abs=1e-5)
+        assert s["sink"] == pytest.approx(float(a[rows, 0].mean()), abs=1e-5)
+    # copying_direct too: --queries 0:20 equals the 20-token prompt on its own.
+    zero = tmp_path / "zero.json"
+    proc = _inspect(char_checkpoint, "--prompt", prompt, "--queries", "0:20", "--json", str(zero))
+    assert proc.returncode == 0, proc.stderr
+    for sz, sc in zip(json.loads(zero.read_text())["scores"], c["scores"], strict=True):
+        for key in ("copying_direct", "previous_token", "duplicate_token", "entropy_normalised"):
+            assert sz[key] == pytest.approx(sc[key], abs=1e-4), key
+    import numpy as np
+
+    npz = np.load(out["npz"])
+    assert npz["attention"].shape == (2, 2, 10, 20) and npz["q"].shape[2] == 10
+    assert npz["k"].shape[2] == 20 and int(npz["first_query"]) == 10
+    cells = out["svg"].read_text().count('fill="rgb(')  # one per drawn weight
+    assert 0 < cells <= 4 * sum(i + 1 for i in range(10, 20))  # no row before query 10
+    bad = _inspect(char_checkpoint, "--prompt", prompt, "--queries", "30:20")
     assert bad.returncode == 2 and "--queries" in bad.stderr
 
 
+@pytest.mark.parametrize("args", [["-p", "A"], ["-p", "All: speak", "--queries", "0:1"]])
+def test_a_one_token_prompt_is_shown_not_a_key_error(char_checkpoint, args):
+    proc = _inspect(char_checkpoint, *args, env={"COLUMNS": "80"})
+    assert proc.returncode == 0, proc.stderr
+    assert "Head roles" in proc.stdout and "chance" in proc.stdout
+
+
 def test_direct_copying_sign_follows_the_ov_circuit():
-    from tinygpt.attention_analysis import direct_copying
+    from tinygpt.attention.probes import direct_copying
 
     model = random_model(n_layer=1, n_head=1)
     attn = model.blocks[0].attn
@@ -547,3 +595,28 @@ def test_direct_copying_sign_follows_the_ov_circuit():
         run = capture_attention(model, ids, [str(i) for i in ids])
         results.append(float(direct_copying(model, run)[0, 0]))
     assert results[0] > 0 > results[1]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--trajectory", ".", "--best"], "--best does not apply with --trajectory"),
+        (["--trajectory", ".", "--layer", "0"], "--layer does not apply with --trajectory"),
+        (["--ablate", "1.0", "-p", "All", "--best"], "--best does not apply with --ablate"),
+        (["--compare", ".", ".", "--window", "5"], "--window does not apply with --compare"),
+        (["-p", "All", "--ablation", "zero"], "--ablation applies only with --ablate"),
+    ],
+)
+def test_options_a_mode_does_not_read_are_usage_errors(args, message):
+    proc = run_cli("inspect-attention", *args)
+    assert proc.returncode == 2 and proc.stderr.strip() == f"error: {message}"
+
+
+def test_one_table_names_every_score():
+    from dataclasses import fields
+
+    from tinygpt.attention.scores import SCORES, HeadScores
+
+    names = {f.name for f in fields(HeadScores)}
+    assert {s.key for s in SCORES} <= names
+    assert len({s.key for s in SCORES}) == len(SCORES)

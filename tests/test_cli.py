@@ -181,12 +181,16 @@ def test_ctrl_c_saves_and_prints_how_to_resume(trained):
         stderr=subprocess.PIPE,
         text=True,
     )
-    deadline = time.time() + 60
-    while time.time() < deadline and proc.poll() is None:
-        time.sleep(0.5)
-        if time.time() > deadline - 55:  # let it start and take some steps
+    # The run summary is printed once the loop has started, Ctrl-C handler installed: wait for
+    # it (not for a fixed time, which a loaded machine can outlast).
+    deadline = time.time() + 240
+    started = False
+    while not started and time.time() < deadline:
+        line = proc.stderr.readline()
+        if not line:  # the process ended
             break
-    time.sleep(4)
+        started = line.startswith("output ")
+    assert started, f"training never started (exit {proc.poll()})"
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err

@@ -60,6 +60,25 @@ def test_corpus_is_cached_by_content_and_tokenizer(tmp_path):
     assert len(train) == 540 and len(val) == 60
 
 
+def test_a_tokenizer_by_name_and_as_object_share_the_token_cache(tmp_path):
+    # A resumed run and the ablation pass their checkpoint's tokenizer object: they must find
+    # the ids the first run cached under the tokenizer's name, not tokenize the corpus again.
+    path = tmp_path / "t.txt"
+    path.write_text("abcabc" * 100)
+    cache = tmp_path / "c"
+    for name in ("char", "gpt2"):
+        first = prepare_corpus(path, name, cache_dir=cache)
+        again = prepare_corpus(path, first.tokenizer, cache_dir=cache)
+        assert not first.from_cache and again.from_cache, name
+        assert np.array_equal(first.ids, again.ids)
+    # Another text's char vocabulary is not served the ids of this text's own.
+    wider = CharTokenizer(list("abcxyz"))
+    other = prepare_corpus(path, wider, cache_dir=cache)
+    assert not other.from_cache and other.tokenizer.to_dict() == wider.to_dict()
+    assert prepare_corpus(path, wider, cache_dir=cache).from_cache
+    assert prepare_corpus(path, "char", cache_dir=cache).tokenizer.to_dict() != wider.to_dict()
+
+
 def test_too_short_for_block_size_suggests_a_smaller_one():
     ids = np.arange(100, dtype=np.uint16)
     train, val = ids[:90], ids[90:]

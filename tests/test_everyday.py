@@ -9,8 +9,8 @@ import pytest
 
 from tests.conftest import SMALL_TEXT, TINY, run_cli
 from tinygpt.config import ModelConfig
+from tinygpt.draw.plot import png_plot, svg_plot, terminal_plot
 from tinygpt.errors import UsageError
-from tinygpt.plot import png_plot, svg_plot, terminal_plot
 from tinygpt.presets import PRESETS, load_config_file, resolve_options
 from tinygpt.runs import param_counts
 

@@ -1,35 +1,35 @@
-"""The library entry points the CLI is a thin layer over: load, generate, evaluate.
+"""The library entry points the CLI is a thin layer over, one per command.
 
-``tinygpt.train`` lives in :mod:`tinygpt.trainer`; everything here starts from a checkpoint.
+Everything here starts from a checkpoint (default: the newest under ``checkpoints/``), except
+:func:`train`, which attaches the progress display and the head snapshots to the trainer.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from tinygpt.attention_analysis import (
-    AttentionRun,
-    all_head_scores,
-    capture_attention,
-    copying_scores,
-    direct_copying,
-    induction_chance,
-    induction_probe,
-    js_divergence,
-    rollout,
-)
-from tinygpt.checkpoint import Checkpoint, latest_checkpoint, open_checkpoint
-from tinygpt.config import SampleConfig
+from tinygpt.attention.ablation import ablation_report as measure_ablation
+from tinygpt.attention.capture import js_divergence
+from tinygpt.attention.explain import explain as explain_query
+from tinygpt.attention.labels import head_label
+from tinygpt.attention.probes import default_probe_length, induction_sequence
+from tinygpt.attention.report import AttentionReport, parse_query_range
+from tinygpt.attention.scores import HEADLINE_SCORES
+from tinygpt.attention.snapshot import HeadSnapshots
+from tinygpt.checkpoint import Checkpoint, find_checkpoint, open_checkpoint, read_metrics
+from tinygpt.config import ATTENTION_CHOICES, SampleConfig, check_choice
 from tinygpt.data import read_text
 from tinygpt.device import resolve_device
-from tinygpt.errors import TinyGPTError, UsageError
-from tinygpt.evaluate import EvalResult, evaluate_text
+from tinygpt.errors import UsageError
+from tinygpt.evaluation import EvalResult, evaluate_text
 from tinygpt.model import GPT
+from tinygpt.progress import ProgressDisplay
 from tinygpt.sampling import GenerationResult, encode_prompt, generate_text
 from tinygpt.tokenizer import Tokenizer
+from tinygpt.trainer import TrainerCallback, TrainResult
+from tinygpt.trainer import train as run_training
 
 
 def load(
@@ -39,9 +39,27 @@ def load(
     best: bool = False,
 ) -> tuple[GPT, Tokenizer, Checkpoint]:
     """Open a checkpoint (default: the newest under ``checkpoints/``) and build its model."""
-    ck = open_checkpoint(checkpoint if checkpoint is not None else latest_checkpoint())
+    check_choice("attention", attention, ATTENTION_CHOICES)
+    ck = find_checkpoint(checkpoint)
     model = ck.load_model(resolve_device(device), attention=attention, best=best)
     return model.eval(), ck.tokenizer, ck
+
+
+def train(
+    data: str | Path,
+    *,
+    quiet: bool = True,
+    callbacks: Sequence[TrainerCallback] = (),
+    **options: Any,
+) -> TrainResult:
+    """Train a GPT on ``data``: :func:`tinygpt.trainer.train` with head snapshots recorded at
+    every evaluation and, unless ``quiet``, the progress display on stderr. ``options`` are
+    ``out_dir``, ``resume``, ``overwrite``, ``preset``, ``config``, ``cache_dir`` and any
+    ModelConfig or TrainConfig field."""
+    attached: list[TrainerCallback] = [HeadSnapshots(), *callbacks]
+    if not quiet:
+        attached.append(ProgressDisplay())
+    return run_training(data, callbacks=attached, **options)
 
 
 def generate(
@@ -59,58 +77,63 @@ def generate(
     return generate_text(model, tokenizer, prompt, cfg, on_text=on_text)
 
 
+def evaluate(
+    checkpoint: str | Path | None,
+    file: str | Path,
+    *,
+    device: str = "auto",
+    encoding: str = "utf-8",
+    best: bool = False,
+) -> EvalResult:
+    """Loss, perplexity and bits per byte of a checkpoint on a whole text file."""
+    model, tokenizer, _ = load(checkpoint, device, best=best)
+    return evaluate_text(model, tokenizer, read_text(file, encoding))
+
+
 def attention_report(
     checkpoint: str | Path | None,
-    prompt: str,
+    prompt: str = "",
     *,
     device: str = "auto",
     best: bool = False,
+    induction: bool = False,
+    queries: str | None = None,
+    layer: int | None = None,
+    head: int | None = None,
+    query: str | None = None,
+    explain: bool = False,
     induction_length: int | None = None,
-) -> tuple[dict[str, Any], AttentionRun, GPT]:
-    """Every layer's and head's attention on ``prompt``, with head-role scores and rollout.
+) -> AttentionReport:
+    """Every layer's and head's attention on ``prompt`` (or, with ``induction``, on random
+    tokens repeated twice), with head scores, rollout and probes; see
+    :class:`~tinygpt.attention.report.AttentionReport`.
 
-    The report is what ``inspect-attention --json`` writes (see :func:`report_json`):
-    ``tokens``, ``attention`` [layer][head][query][key] and ``rollout`` (tensors here),
-    ``scores`` (one dict per head) and ``induction``.
+    ``queries`` ("A:B") cuts the report to those queries; ``layer``/``head``/``query`` are
+    checked against it, and ``explain`` adds the step-by-step view of that query and head.
     """
-    model, tokenizer, ck = load(checkpoint, device, attention="manual", best=best)
-    if not prompt:
+    if induction and prompt:
+        raise UsageError("--induction looks at its own random tokens; drop --prompt or --induction")
+    if not induction and not prompt:
         raise UsageError("--prompt is empty; give some text (or use --induction)")
-    ids, notices = encode_prompt(tokenizer, prompt, model.config.block_size)
-    run = capture_attention(model, ids, tokenizer.token_strings(ids))
-    weights = run.weights
-    scores = all_head_scores(weights, ids)
-    induction, n = induction_probe(model, induction_length)
-    copying = copying_scores(model)
-    direct = direct_copying(model, run)
-    for s in scores:
-        s.copying_direct = float(direct[s.layer, s.head])
-        s.induction = float(induction[s.layer, s.head])
-        s.chance["induction"] = induction_chance(n)
-        s.copying = float(copying[s.layer, s.head])
-    report = {
-        "model": f"{ck.directory} (step {ck.step})",
-        "tokens": run.tokens,
-        "attention": weights,  # a tensor until written: long prompts make it large
-        "scores": [s.to_dict() for s in scores],
-        "rollout": rollout(weights),
-        "induction": {
-            "repeated_length": n,
-            "scores": induction.tolist(),
-            "chance": induction_chance(n),
-            # A perfect induction head puts all of a second-copy query's weight on the token
-            # after the earlier occurrence: it scores 1 per scored query here. Tools that
-            # average over both copies (the first cannot be predicted) report about half.
-            "convention": "mean over second-copy queries; perfect head = 1",
-        },
-        "notices": notices,
-    }
-    return report, run, model
-
-
-def report_json(report: dict[str, Any]) -> str:
-    """The report as JSON, tensors as nested lists."""
-    return json.dumps({k: v.tolist() if hasattr(v, "tolist") else v for k, v in report.items()})
+    model, tokenizer, ck = load(checkpoint, device, attention="manual", best=best)
+    notices: list[str] = []
+    if induction:
+        # The probe's ids go in directly: decoding them to text and encoding it again is not
+        # the identity for BPE (merges across tokens, partial characters, <|endoftext|>).
+        ids = induction_sequence(model.config.vocab_size, default_probe_length(model))
+    else:
+        ids, notices = encode_prompt(tokenizer, prompt, model.config.block_size)
+    name = f"{ck.directory} (step {ck.step})"
+    report = AttentionReport.build(
+        model, ids, tokenizer.token_strings(ids), name, notices, induction_length
+    )
+    if queries is not None:
+        report = report.cut(*parse_query_range(queries, len(report.tokens)))
+    report.check_focus(layer, head)
+    position = report.query_position(query)
+    if explain:
+        report.explanation = explain_query(model, report.run, layer or 0, head or 0, position)
+    return report
 
 
 def compare_attention(
@@ -118,25 +141,22 @@ def compare_attention(
 ) -> list[dict[str, Any]]:
     """Per-head score changes from A to B on ``prompt``, and the Jensen-Shannon divergence of
     their patterns (mean over queries, nats; 0 for identical heads)."""
-    report_a, run_a, _ = attention_report(checkpoint_a, prompt, device=device)
-    report_b, run_b, _ = attention_report(checkpoint_b, prompt, device=device)
-    if run_a.ids != run_b.ids:
+    report_a = attention_report(checkpoint_a, prompt, device=device)
+    report_b = attention_report(checkpoint_b, prompt, device=device)
+    if report_a.run.ids != report_b.run.ids:
         raise UsageError("--compare needs two checkpoints with the same tokenizer")
-    wa, wb = run_a.weights, run_b.weights
-    if wa.shape[:2] != wb.shape[:2]:
+    if report_a.shape != report_b.shape:
         raise UsageError(
-            f"--compare needs the same layers x heads: {tuple(wa.shape[:2])} vs "
-            f"{tuple(wb.shape[:2])}"
+            f"--compare needs the same layers x heads: {report_a.shape} vs {report_b.shape}"
         )
-    divergence = js_divergence(wa, wb).mean(-1)  # (layers, heads)
-    keys = ("previous_token", "self_attention", "sink", "induction", "entropy_normalised")
+    divergence = js_divergence(report_a.weights, report_b.weights).mean(-1)  # (layers, heads)
     deltas = []
-    for sa, sb in zip(report_a["scores"], report_b["scores"], strict=True):
+    for sa, sb in zip(report_a.scores, report_b.scores, strict=True):
         deltas.append(
             {
-                "head": f"L{sa['layer']} H{sa['head']}",
-                **{k: sb[k] - sa[k] for k in keys},
-                "js_divergence": float(divergence[sa["layer"], sa["head"]]),
+                "head": head_label(sa.layer, sa.head),
+                **{s.key: getattr(sb, s.key) - getattr(sa, s.key) for s in HEADLINE_SCORES},
+                "js_divergence": float(divergence[sa.layer, sa.head]),
             }
         )
     return deltas
@@ -152,63 +172,18 @@ def ablation_report(
     samples: int = 8,
 ) -> dict[str, Any]:
     """Loss with and without the given heads (``"L.H"``) on the prompt, a sample of the
-    training text and the repeated-random-tokens probe. See :mod:`tinygpt.ablation`."""
-    import torch
-
-    from tinygpt.ablation import ablated, loss_on, parse_heads, reference_statistics
-    from tinygpt.attention_analysis import induction_loss
-    from tinygpt.data import BatchSampler, prepare_corpus
-
+    training text and the repeated-random-tokens probe. See :mod:`tinygpt.attention.ablation`."""
     model, tokenizer, ck = load(checkpoint, device, attention="manual")
-    cfg = model.config
-    chosen = parse_heads(heads, cfg.n_layer, cfg.n_head)
-    dev = model.wte.weight.device
-    text_rows, text_source = None, None
-    try:  # the training text, when it is still where the run read it
-        corpus = prepare_corpus(ck.config.train.data, tokenizer, ck.config.train.encoding)
-        if len(corpus.ids) > cfg.block_size + 1:
-            text_rows = BatchSampler(corpus.ids, cfg.block_size, samples, seed=0).rows(dev)
-            text_source = ck.config.train.data
-    except TinyGPTError:
-        pass
-    prompt_rows = None
-    if prompt:
-        ids, _ = encode_prompt(tokenizer, prompt, cfg.block_size)
-        prompt_rows = torch.tensor([ids], device=dev) if len(ids) > 1 else None
-    reference = text_rows if text_rows is not None else prompt_rows
-    if reference is None:
-        raise UsageError("--ablate needs a --prompt (or the run's training text) to measure on")
-    if text_rows is None and mode == "pattern":
-        # One sequence is its own position-wise mean: the ablation would change nothing.
-        raise UsageError(
-            f"--ablation pattern needs reference text other than the prompt, and the run's "
-            f"training text {ck.config.train.data!r} was not found; use zero or mean"
-        )
-    stats = reference_statistics(model, reference)
-    measures = {"prompt": prompt_rows, "text": text_rows}
-    result: dict[str, Any] = {"heads": heads, "mode": mode, "text_source": text_source}
-    for name, rows in measures.items():
-        if rows is None:
-            continue
-        base = loss_on(model, rows)
-        with ablated(model, chosen, mode, stats):
-            after = loss_on(model, rows)
-        result[name] = {"loss": base, "ablated": after, "delta": after - base}
-    base = induction_loss(model)
-    with ablated(model, chosen, mode, stats):
-        after = induction_loss(model)
-    result["probe"] = {"loss": base, "ablated": after, "delta": after - base}
-    return result
+    text = (ck.config.train.data, ck.config.train.encoding) if ck.config.train.data else None
+    return measure_ablation(model, tokenizer, heads, mode, prompt, text, samples)
 
 
-def evaluate(
-    checkpoint: str | Path | None,
-    file: str | Path,
-    *,
-    device: str = "auto",
-    encoding: str = "utf-8",
-    best: bool = False,
-) -> EvalResult:
-    """Loss, perplexity and bits per byte of a checkpoint on a whole text file."""
-    model, tokenizer, _ = load(checkpoint, device, best=best)
-    return evaluate_text(model, tokenizer, read_text(file, encoding))
+def run_metrics(checkpoint: str | Path | None) -> tuple[Checkpoint, list[dict[str, Any]]]:
+    """A checkpoint (default: the newest) and its metrics.jsonl records, oldest first."""
+    ck = find_checkpoint(checkpoint)
+    return ck, read_metrics(ck.directory)
+
+
+def trajectory(directory: str | Path) -> list[dict[str, Any]]:
+    """The evaluations of the run in ``directory`` (head snapshots included)."""
+    return read_metrics(open_checkpoint(directory).directory)

@@ -24,7 +24,6 @@ accept a flipped bit without complaint.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import json
 import os
@@ -38,7 +37,7 @@ import torch
 
 from tinygpt.config import RunConfig
 from tinygpt.errors import CheckpointError, TinyGPTError
-from tinygpt.fileio import atomic_write_bytes, fsync_dir, remove_stale_temps
+from tinygpt.fileio import atomic_write_bytes, fsync_dir, remove_stale_temps, sha256
 from tinygpt.model import GPT
 from tinygpt.tokenizer import Tokenizer, tokenizer_from_dict
 
@@ -55,10 +54,6 @@ METRICS_FILE = "metrics.jsonl"
 STAGED_PREFIX = ".staged-"
 TIED_KEY = "lm_head.weight"  # same tensor as wte.weight; safetensors refuses shared storage
 _WRAPPER_PREFIXES = ("_orig_mod.", "module.")  # torch.compile and DistributedDataParallel
-
-
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def clean_state_dict(
@@ -335,6 +330,11 @@ def latest_checkpoint(root: Path = Path("checkpoints")) -> Path:
             f"or pass --checkpoint"
         )
     return max(candidates, key=lambda p: (p / MANIFEST_FILE).stat().st_mtime)
+
+
+def find_checkpoint(directory: str | Path | None = None) -> Checkpoint:
+    """Open ``directory``, or the newest checkpoint under ``checkpoints/`` when it is None."""
+    return open_checkpoint(directory if directory is not None else latest_checkpoint())
 
 
 def write_metrics(directory: Path, records: list[dict[str, Any]]) -> None:

@@ -1,7 +1,10 @@
 """The ``tinygpt`` command line: a thin Typer layer over the library.
 
-Options default to ``None`` so that the dataclass defaults in :mod:`tinygpt.config` stay the one
-source of truth, and so ``--resume`` can tell which options the user actually changed.
+Each command parses its options, calls one function of :mod:`tinygpt.api` (or another library
+module) and prints the result. Options default to ``None`` so that the dataclass defaults in
+:mod:`tinygpt.config` stay the one source of truth, and so ``--resume`` can tell which options
+the user actually changed. Nothing heavy is imported at module level: ``--help`` and
+``--version`` answer without loading torch; each command imports what it uses.
 """
 
 from __future__ import annotations
@@ -16,13 +19,7 @@ from typing import Annotated, Any
 import typer
 
 from tinygpt import __version__
-from tinygpt.config import (
-    ATTENTION_CHOICES,
-    ModelConfig,
-    SampleConfig,
-    TrainConfig,
-    check_choice,
-)
+from tinygpt.config import ModelConfig, SampleConfig, TrainConfig
 from tinygpt.errors import TinyGPTError, UsageError
 
 app = typer.Typer(
@@ -220,9 +217,8 @@ def train(
         if k not in {"file", "out", "resume", "overwrite", "quiet", "preset", "config", "json_out"}
         and v is not None
     }
+    from tinygpt.api import train as run_training
     from tinygpt.datasets import default_corpus
-    from tinygpt.trainer import default_out_dir
-    from tinygpt.trainer import train as run_training
 
     if file is None:
         file = default_corpus()
@@ -231,10 +227,9 @@ def train(
                 "give a text FILE to train on, or run `tinygpt data shakespeare` first"
             )
 
-    out_dir = out or default_out_dir(file)
     result = run_training(
         file,
-        out_dir=out_dir,
+        out_dir=out,
         resume=resume,
         overwrite=overwrite,
         quiet=quiet,
@@ -311,12 +306,16 @@ def generate(
     ] = False,
 ) -> None:
     """Sample text from a trained checkpoint, streaming it as it is produced."""
-    from tinygpt.api import load
-    from tinygpt.sampling import generate_text
+    from tinygpt.api import generate as run_generate
 
     if prompt == "-":
         prompt = sys.stdin.read()
-    cfg = SampleConfig(
+    result = run_generate(
+        checkpoint,
+        prompt,
+        device=device,
+        attention=attention,
+        on_text=None if json_out else _write_stdout,
         max_new_tokens=max_new_tokens,
         temperature=temperature,
         top_k=top_k if top_k is not None else _S.top_k,
@@ -324,11 +323,6 @@ def generate(
         seed=seed,
         num_samples=num_samples,
         kv_cache=kv_cache,
-    ).validate()
-    check_choice("attention", attention, ATTENTION_CHOICES)
-    model, tokenizer, _ = load(checkpoint, device, attention)
-    result = generate_text(
-        model, tokenizer, prompt, cfg, on_text=None if json_out else _write_stdout
     )
     for notice in result.notices:
         typer.echo(f"note: {notice}", err=True)
@@ -365,6 +359,7 @@ def eval_command(
 # ---------------------------------------------------------------------------------------------
 @app.command("inspect-attention")
 def inspect_attention(
+    ctx: typer.Context,
     checkpoint: CheckpointOpt = None,
     prompt: Annotated[
         str, typer.Option("--prompt", "-p", help="Text to look at; '-' reads stdin.")
@@ -429,179 +424,107 @@ def inspect_attention(
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "cpu",
 ) -> None:
     """Show what each layer and head attends to, and why."""
-    from tinygpt import attention_view as view
-    from tinygpt.api import attention_report
-    from tinygpt.attention_analysis import (
-        all_head_scores,
-        default_probe_length,
-        induction_sequence,
-        resolve_query,
-    )
-    from tinygpt.attention_analysis import explain as explain_query
-    from tinygpt.progress import stdout_console
-
-    console = stdout_console()
+    mode = _inspect_mode(ctx)
     if prompt == "-":
         prompt = sys.stdin.read()
-    if trajectory is not None:
-        from tinygpt.checkpoint import open_checkpoint, read_metrics
+    from tinygpt import api
+    from tinygpt.attention import view
+    from tinygpt.attention.files import ReportFiles, write_bytes, write_report
+    from tinygpt.console import stdout_console
 
-        console.print(view.trajectory(read_metrics(open_checkpoint(trajectory).directory)))
+    console = stdout_console()
+    if mode == "trajectory":
+        console.print(view.trajectory(api.trajectory(trajectory)))
         return
-    if ablate:
-        from tinygpt.api import ablation_report
-
-        result = ablation_report(checkpoint, ablate, ablation, prompt, device=device)
+    if mode == "ablate":
+        result = api.ablation_report(checkpoint, ablate, ablation, prompt, device=device)
         console.print(view.ablation_table(result))
         if json_file:
-            _write_text(json_file, json.dumps(result))
+            write_bytes(json_file, json.dumps(result).encode())
+            _wrote(json_file)
         return
-    if compare is not None:
-        from tinygpt.api import compare_attention
-
-        deltas = compare_attention(*compare, prompt or "\n", device=device)
+    if mode == "compare":
+        deltas = api.compare_attention(*compare, prompt or "\n", device=device)
         console.print(view.comparison(deltas, (compare[0].name, compare[1].name)))
         if json_file:
-            _write_text(json_file, json.dumps(deltas))
+            write_bytes(json_file, json.dumps(deltas).encode())
+            _wrote(json_file)
         return
     if window < 2:
         raise UsageError("--window must be at least 2")
-    if induction and not prompt:
-        from tinygpt.api import load
-
-        model, tokenizer, _ = load(checkpoint, device, attention="manual", best=best)
-        prompt_ids = induction_sequence(model.config.vocab_size, default_probe_length(model))
-        prompt = tokenizer.decode(prompt_ids)
-    report, run, model = attention_report(checkpoint, prompt, device=device, best=best)
-    for notice in report["notices"]:
-        typer.echo(f"note: {notice}", err=True)
-    first_query = 0
-    if queries is not None:
-        first_query, end = _parse_range(queries, len(run.tokens))
-        # Causal attention: rows before `end` never see later tokens, so cutting is exact.
-        run.tokens, run.ids = run.tokens[:end], run.ids[:end]
-        report["tokens"] = run.tokens
-        report["attention"] = report["attention"][..., :end, :end]
-        report["rollout"] = report["rollout"][:end, :end]
-        for cap in run.captures:
-            cap.weights = cap.weights[..., :end, :end]
-            cap.q, cap.k, cap.v = cap.q[..., :end, :], cap.k[..., :end, :], cap.v[..., :end, :]
-            cap.head_outputs = cap.head_outputs[..., :end, :]
-        # Prompt-level scores describe the cut prompt; model-level ones (probe, OV) carry over.
-        old = report["scores"]
-        report["scores"] = []
-        for before, s in zip(old, all_head_scores(run.weights, run.ids), strict=True):
-            s.induction, s.copying = before["induction"], before["copying"]
-            s.copying_direct = before["copying_direct"]
-            s.chance["induction"] = before["chance"]["induction"]
-            report["scores"].append(s.to_dict())
-    weights = run.weights
-    n_layer, n_head = weights.shape[:2]
-    if layer is not None and not 0 <= layer < n_layer:
-        raise UsageError(f"--layer must be in 0..{n_layer - 1}")
-    if head is not None and not 0 <= head < n_head:
-        raise UsageError(f"--head must be in 0..{n_head - 1}")
-    q = resolve_query(query, run.tokens)
-    focus = q if query is not None else None
-    scores = [s for s in _scores_from(report) if layer is None or s.layer == layer]
-    console.print(f"{report['model']}: {len(run.tokens)} tokens, {n_layer} layers x {n_head} heads")
-    if layer is not None and head is not None:
-        start, end = view.window_range(len(run.tokens), window, focus)
-        console.print(view.window_note(start, end, len(run.tokens)))
-        console.print(
-            view.heatmap(weights[layer, head], run.tokens, start, end, f"L{layer} H{head}")
-        )
-        console.print(view.top_keys(weights[layer, head], run.tokens, start, end))
-    else:
-        shown = weights if layer is None else weights[layer : layer + 1]
-        width = min(console.width, 200)
-        console.print(view.overview(shown, run.tokens, window, width, focus, layer or 0))
-    console.print(view.head_table(scores))
-    console.print(view.chance_note(scores[0], report["induction"]["repeated_length"]))
-    if show_rollout:
-        start, end = view.window_range(len(run.tokens), window, focus)
-        console.print(view.heatmap(report["rollout"], run.tokens, start, end, "Rollout"))
-    if explain:
-        ex = explain_query(model, run, layer or 0, head or 0, q)
-        console.print(view.explanation(ex, run.tokens, model.config.n_embd))
-    if json_file:
-        from tinygpt.api import report_json
-
-        _write_text(json_file, report_json(report))
-    if html_file:
-        from tinygpt.attention_html import render_html
-
-        page = render_html(
-            report,
-            prompt[:80],
-            (layer or 0, head or 0),
-            layers=None if layer is None else [layer],
-            heads=None if head is None else [head],
-            first_query=first_query,
-        )
-        _write_text(html_file, page)
-    if png_file or svg_file:
-        from tinygpt.figures import attention_png, attention_svg, panels_for
-        from tinygpt.fileio import atomic_write_bytes
-
-        grid = panels_for(weights, layer, head)
-        for path, render in ((png_file, attention_png), (svg_file, attention_svg)):
-            if path:
-                data = render(grid, run.tokens)
-                atomic_write_bytes(path, data if isinstance(data, bytes) else data.encode())
-                typer.echo(f"wrote {path}", err=True)
-    if npz_file:
-        _write_npz(npz_file, run)
-
-
-def _parse_range(spec: str, t: int) -> tuple[int, int]:
-    try:
-        start_s, end_s = spec.split(":")
-        start, end = int(start_s or 0), int(end_s or t)
-    except ValueError:
-        raise UsageError(f"--queries takes A:B (positions), got {spec!r}") from None
-    if not 0 <= start < end <= t:
-        raise UsageError(f"--queries {spec}: need 0 <= A < B <= {t} (the prompt's tokens)")
-    return start, end
-
-
-def _scores_from(report: dict) -> list:
-    from dataclasses import fields
-
-    from tinygpt.attention_analysis import HeadScores
-
-    names = [f.name for f in fields(HeadScores)]
-    return [HeadScores(**{k: s[k] for k in names}) for s in report["scores"]]
-
-
-def _write_text(path: Path, text: str) -> None:
-    from tinygpt.fileio import atomic_write_bytes
-
-    try:
-        atomic_write_bytes(path, text.encode("utf-8"))
-    except OSError as exc:
-        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
-    typer.echo(f"wrote {path}", err=True)
-
-
-def _write_npz(path: Path, run: Any) -> None:
-    import io
-
-    import numpy as np
-
-    buf = io.BytesIO()
-    np.savez_compressed(
-        buf,
-        attention=run.weights.numpy(),
-        q=np.stack([c.q[0].numpy() for c in run.captures]),
-        k=np.stack([c.k[0].numpy() for c in run.captures]),
-        v=np.stack([c.v[0].numpy() for c in run.captures]),
-        ids=np.asarray(run.ids),
-        tokens=np.asarray(run.tokens),
+    report = api.attention_report(
+        checkpoint,
+        prompt,
+        device=device,
+        best=best,
+        induction=induction,
+        queries=queries,
+        layer=layer,
+        head=head,
+        query=query,
+        explain=explain,
     )
-    from tinygpt.fileio import atomic_write_bytes
+    for notice in report.notices:
+        typer.echo(f"note: {notice}", err=True)
+    console.print(view.report_view(report, layer, head, query, window, console.width, show_rollout))
+    files = ReportFiles(json=json_file, html=html_file, png=png_file, svg=svg_file, npz=npz_file)
+    title = "".join(report.tokens)[:80]
+    for path in write_report(report, files, layer, head, title):
+        _wrote(path)
 
-    atomic_write_bytes(path, buf.getvalue())
+
+# Which inspect-attention options each mode reads; any other option given is a usage error.
+_COMMON = {"device"}
+_MODE_OPTIONS = {
+    "trajectory": {"trajectory"},
+    "ablate": {"checkpoint", "prompt", "ablate", "ablation", "json_file", *_COMMON},
+    "compare": {"compare", "prompt", "json_file", *_COMMON},
+    "normal": {
+        "checkpoint",
+        "prompt",
+        "layer",
+        "head",
+        "query",
+        "explain",
+        "induction",
+        "show_rollout",
+        "window",
+        "json_file",
+        "html_file",
+        "queries",
+        "png_file",
+        "svg_file",
+        "npz_file",
+        "best",
+        *_COMMON,
+    },
+}
+_MODE_FLAGS = {"trajectory": "--trajectory", "ablate": "--ablate", "compare": "--compare"}
+
+
+def _given(ctx: typer.Context, name: str) -> bool:
+    """Whether the option was on the command line (not its default)."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name == "COMMANDLINE"
+
+
+def _inspect_mode(ctx: typer.Context) -> str:
+    """The mode the options select (--trajectory, --ablate, --compare, else the normal view);
+    an option the mode does not read is refused rather than silently ignored."""
+    given = [p for p in ctx.command.params if p.name is not None and _given(ctx, p.name)]
+    names = {p.name for p in given}
+    mode = next((m for m in ("trajectory", "ablate", "compare") if m in names), "normal")
+    for p in given:
+        if p.name in _MODE_OPTIONS[mode]:
+            continue
+        if mode in _MODE_FLAGS:
+            raise UsageError(f"{p.opts[0]} does not apply with {_MODE_FLAGS[mode]}")
+        modes = [_MODE_FLAGS[m] for m in _MODE_FLAGS if p.name in _MODE_OPTIONS[m]]
+        raise UsageError(f"{p.opts[0]} applies only with {' or '.join(modes)}")
+    return mode
+
+
+def _wrote(path: Path) -> None:
     typer.echo(f"wrote {path}", err=True)
 
 
@@ -612,17 +535,16 @@ def info(
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """What a checkpoint holds: size, shape, tokenizer, steps, losses, tokens, time, device."""
-    from tinygpt.checkpoint import latest_checkpoint
     from tinygpt.optim import GroupInfo, groups_line
     from tinygpt.runs import checkpoint_info
 
-    data = checkpoint_info(checkpoint or latest_checkpoint())
+    data = checkpoint_info(checkpoint)
     if json_out:
         typer.echo(json.dumps(data))
         return
     from rich.table import Table
 
-    from tinygpt.progress import stdout_console
+    from tinygpt.console import stdout_console
 
     table = Table(show_header=False, box=None, pad_edge=False)
     shape = data["shape"]
@@ -682,7 +604,7 @@ def runs(
     from rich import box
     from rich.table import Table
 
-    from tinygpt.progress import stdout_console
+    from tinygpt.console import stdout_console
 
     table = Table(pad_edge=False, box=box.SIMPLE_HEAD)
     for name in ("run", "params", "steps", "best val", "tokens", "tokenizer", "saved"):
@@ -719,11 +641,10 @@ def plot(
     json_out: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
 ) -> None:
     """Train and validation loss by step, in the terminal (and as SVG or PNG with --out)."""
-    from tinygpt.checkpoint import latest_checkpoint, open_checkpoint, read_metrics
-    from tinygpt.plot import terminal_plot, write_plot
+    from tinygpt.api import run_metrics
+    from tinygpt.draw.plot import terminal_plot, write_plot
 
-    ck = open_checkpoint(checkpoint or latest_checkpoint())
-    metrics = read_metrics(ck.directory)
+    ck, metrics = run_metrics(checkpoint)
     typer.echo(json.dumps(metrics) if json_out else terminal_plot(metrics))
     if out:
         write_plot(out, metrics, f"{ck.directory.name}: loss by step")
@@ -738,12 +659,12 @@ def export(
     fmt: Annotated[str, typer.Option("--format", help="Only hf (Hugging Face GPT-2).")] = "hf",
 ) -> None:
     """Write a checkpoint as a Hugging Face GPT2LMHeadModel directory (identical logits)."""
-    from tinygpt.checkpoint import latest_checkpoint, open_checkpoint
+    from tinygpt.checkpoint import find_checkpoint
     from tinygpt.hf import export_hf
 
     if fmt != "hf":
         raise UsageError(f"--format must be hf, got {fmt!r}")
-    path = export_hf(open_checkpoint(checkpoint or latest_checkpoint()), out)
+    path = export_hf(find_checkpoint(checkpoint), out)
     typer.echo(f"wrote {path}; load it with transformers.GPT2LMHeadModel.from_pretrained", err=True)
 
 

@@ -23,7 +23,7 @@ import torch
 from tqdm import tqdm
 
 from tinygpt.errors import UsageError
-from tinygpt.fileio import atomic_write, atomic_write_bytes
+from tinygpt.fileio import atomic_write, atomic_write_bytes, sha256
 from tinygpt.tokenizer import (
     CharTokenizer,
     TiktokenTokenizer,
@@ -45,10 +45,6 @@ def read_text(path: str | Path, encoding: str = "utf-8") -> str:
     return "".join(iter_text(resolve_sources(p), encoding))
 
 
-def file_digest(raw: bytes) -> str:
-    return hashlib.sha256(raw).hexdigest()
-
-
 def default_cache_dir() -> Path:
     env = os.environ.get("TINYGPT_CACHE_DIR")
     if env:
@@ -59,11 +55,10 @@ def default_cache_dir() -> Path:
 
 @dataclass
 class Corpus:
-    """A tokenized corpus: the tokenizer, the ids (memory-mapped) and the text's size in bytes."""
+    """A tokenized corpus: the tokenizer and the ids (memory-mapped)."""
 
     tokenizer: Tokenizer
     ids: np.ndarray
-    num_bytes: int
     from_cache: bool = False
 
     def split(self, val_fraction: float) -> tuple[np.ndarray, np.ndarray]:
@@ -182,17 +177,48 @@ def encode_text(tokenizer: Tokenizer, text: str) -> np.ndarray:
     return np.asarray(tokenizer.encode(text), dtype=dtype)
 
 
-def _source_key(sources: list[Path], tokenizer: Tokenizer | str) -> str:
+def _sources_digest(sources: list[Path]) -> str:
     digest = hashlib.sha256()
     for path in sources:
         digest.update(f"\0{path.name}\0".encode())
         with open(path, "rb") as fh:
             while block := fh.read(1 << 24):
                 digest.update(block)
-    tok = (
-        tokenizer if isinstance(tokenizer, str) else json.dumps(tokenizer.to_dict(), sort_keys=True)
-    )
-    return f"{digest.hexdigest()[:24]}-{file_digest(tok.encode())[:12]}"
+    return digest.hexdigest()[:24]
+
+
+def _tokenizer_keys(tokenizer: Tokenizer | str) -> list[str]:
+    """Cache keys for a tokenizer, to try in order; the first is the one written.
+
+    A name and the tokenizer it builds share a key, so a resumed run (which passes its
+    checkpoint's tokenizer object) finds the ids the first run cached under the name: a tiktoken
+    encoding is its name, and ``char`` is the vocabulary of the text itself. A char vocabulary
+    given as an object may be another text's, so it is written under its own hash and matches
+    the ``char`` entry only when the cached vocabulary is the same (checked on reading).
+    """
+    if isinstance(tokenizer, str):
+        return ["char" if tokenizer == "char" else f"tiktoken-{tokenizer}"]
+    spec = tokenizer.to_dict()
+    if spec.get("type") == "tiktoken":
+        return [f"tiktoken-{spec['name']}"]
+    return [f"char-{sha256(json.dumps(spec, sort_keys=True).encode())[:12]}", "char"]
+
+
+def _cached(ids_path: Path, meta_path: Path, tokenizer: Tokenizer | str) -> Corpus | None:
+    """The cached corpus, when the entry is whole and holds this tokenizer's ids."""
+    if not (ids_path.exists() and meta_path.exists()):
+        return None
+    try:
+        meta = json.loads(meta_path.read_text())
+        if not isinstance(tokenizer, str) and meta["tokenizer"] != tokenizer.to_dict():
+            return None
+        tok = tokenizer_from_dict(meta["tokenizer"])
+        ids = np.memmap(ids_path, dtype=np.dtype(meta["dtype"]), mode="r")
+        if len(ids) == meta["num_tokens"]:
+            return Corpus(tok, ids, from_cache=True)
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # a damaged cache entry is rebuilt
+    return None
 
 
 def _char_vocabulary(sources: list[Path], encoding: str) -> CharTokenizer:
@@ -216,18 +242,14 @@ def prepare_corpus(
     sources' content hash and the tokenizer, so an unchanged corpus is never tokenized twice.
     """
     sources = resolve_sources(spec)
-    key = _source_key(sources, tokenizer)
+    content = _sources_digest(sources)
     cache = (cache_dir or default_cache_dir()) / "tokens"
-    ids_path, meta_path = cache / f"{key}.bin", cache / f"{key}.json"
-    if ids_path.exists() and meta_path.exists():
-        try:
-            meta = json.loads(meta_path.read_text())
-            tok = tokenizer_from_dict(meta["tokenizer"])
-            ids = np.memmap(ids_path, dtype=np.dtype(meta["dtype"]), mode="r")
-            if len(ids) == meta["num_tokens"]:
-                return Corpus(tok, ids, meta["num_bytes"], from_cache=True)
-        except (OSError, ValueError, KeyError, TypeError):
-            pass  # a damaged cache entry is rebuilt below
+    keys = _tokenizer_keys(tokenizer)
+    for key in keys:
+        found = _cached(cache / f"{content}-{key}.bin", cache / f"{content}-{key}.json", tokenizer)
+        if found is not None:
+            return found
+    ids_path, meta_path = cache / f"{content}-{keys[0]}.bin", cache / f"{content}-{keys[0]}.json"
     if isinstance(tokenizer, str):
         tok = (
             _char_vocabulary(sources, encoding)
@@ -278,16 +300,14 @@ def prepare_corpus(
             flush()
 
     atomic_write(ids_path, write)
-    num_bytes = total_bytes
     meta = {
         "tokenizer": tok.to_dict(),
         "dtype": _dtype_for(tok.vocab_size).name,
         "num_tokens": num_tokens,
-        "num_bytes": num_bytes,
     }
     atomic_write_bytes(meta_path, json.dumps(meta).encode())
     ids = np.memmap(ids_path, dtype=_dtype_for(tok.vocab_size), mode="r")
-    return Corpus(tok, ids, num_bytes)
+    return Corpus(tok, ids)
 
 
 def check_split_lengths(train: np.ndarray, val: np.ndarray, block_size: int) -> None:

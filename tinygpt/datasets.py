@@ -6,7 +6,6 @@ char-rnn, in the public domain.
 
 from __future__ import annotations
 
-import hashlib
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -14,9 +13,9 @@ from pathlib import Path
 
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
+from tinygpt.console import stderr_console
 from tinygpt.errors import TinyGPTError, UsageError
-from tinygpt.fileio import atomic_write_bytes
-from tinygpt.progress import stderr_console
+from tinygpt.fileio import atomic_write_bytes, sha256
 
 
 @dataclass(frozen=True)
@@ -53,7 +52,7 @@ def fetch(
         raise UsageError(f"unknown dataset {name!r}; available: {', '.join(DATASETS)}")
     ds = DATASETS[name]
     target = Path(directory) / ds.filename
-    if target.exists() and hashlib.sha256(target.read_bytes()).hexdigest() == ds.sha256:
+    if target.exists() and sha256(target.read_bytes()) == ds.sha256:
         return target
     source = url or ds.url
     try:
@@ -64,7 +63,7 @@ def fetch(
             f"could not download {name} from {source} ({reason}); if this machine is offline, "
             f"copy the file there by hand to {target}"
         ) from None
-    digest = hashlib.sha256(data).hexdigest()
+    digest = sha256(data)
     if digest != ds.sha256:
         raise TinyGPTError(
             f"the download of {name} from {source} has sha256 {digest[:16]}..., expected "

@@ -6,6 +6,7 @@ import contextlib
 
 import torch
 
+from tinygpt.config import DEVICE_CHOICES, check_choice
 from tinygpt.errors import UsageError
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -17,6 +18,8 @@ def _mps_available() -> bool:
 
 
 def resolve_device(name: str = "auto") -> torch.device:
+    """The device ``--device`` names, checked here (and only here) to be one that exists."""
+    check_choice("device", name, DEVICE_CHOICES)
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -27,8 +30,6 @@ def resolve_device(name: str = "auto") -> torch.device:
         )
     if name == "mps" and not _mps_available():
         raise UsageError("--device mps was asked for, but MPS is not available; use --device auto")
-    if name not in ("cpu", "cuda", "mps"):
-        raise UsageError(f"--device must be auto, cpu, cuda or mps; got {name!r}")
     return torch.device(name)
 
 

@@ -15,7 +15,7 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 
-from tinygpt.errors import UsageError
+from tinygpt.device import resolve_device
 
 # Long enough for rank 0 to tokenize a large corpus or write a checkpoint while the others wait.
 DEFAULT_TIMEOUT_S = 1800
@@ -76,9 +76,7 @@ def setup(device: str) -> DistContext:
     if world <= 1:
         return DistContext()
     ctx = DistContext(int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0")), world)
-    use_cuda = torch.cuda.is_available() and device in ("auto", "cuda")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda was asked for, but no CUDA GPU is available")
+    use_cuda = resolve_device(device).type == "cuda"
     if use_cuda:
         torch.cuda.set_device(ctx.local_rank)
     if not dist.is_initialized():

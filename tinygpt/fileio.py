@@ -1,4 +1,5 @@
-"""Crash-safe file writes: temp file in the same directory, fsync, rename, fsync the directory.
+"""Crash-safe file writes (temp file in the same directory, fsync, rename, fsync the
+directory) and the one content digest used for checkpoints, the token cache and downloads.
 
 A reader never sees a half-written file: after a crash or a full disk the old file is intact.
 """
@@ -6,12 +7,18 @@ A reader never sees a half-written file: after a crash or a full disk the old fi
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 TEMP_PREFIX = ".tmp-"
+
+
+def sha256(data: bytes) -> str:
+    """The hex sha256 of ``data``."""
+    return hashlib.sha256(data).hexdigest()
 
 
 def fsync_dir(directory: Path) -> None:

@@ -1,34 +1,35 @@
 """What a training run shows: a one-screen summary, a progress bar, a line per evaluation.
 
-Everything goes to stderr (stdout stays free for data); ``quiet`` shows nothing.
+:class:`ProgressDisplay` listens to the trainer's events (the trainer does not know it exists).
+Everything goes to stderr (stdout stays free for data); only rank 0 of a data-parallel job shows
+anything.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from tinygpt.console import stderr_console
 from tinygpt.optim import groups_line
 from tinygpt.schedule import describe as describe_schedule
-
-if TYPE_CHECKING:
-    from tinygpt.trainer import Trainer
+from tinygpt.trainer import Trainer, TrainerCallback
 
 
-def stderr_console() -> Console:
-    return Console(stderr=True, highlight=False)
+class ProgressDisplay(TrainerCallback):
+    """The run summary at start, then a progress bar, evaluation lines and notes (rank 0)."""
 
-
-def stdout_console() -> Console:
-    return Console(highlight=False)
-
-
-class TrainProgress:
-    def __init__(self, total: int, start: int, quiet: bool = False) -> None:
-        self.quiet = quiet
+    def __init__(self) -> None:
         self.console = stderr_console()
+        self.progress: Progress | None = None
+        self.task: Any = None
+
+    def on_start(self, trainer: Trainer) -> None:
+        if not trainer.dist.is_main:
+            return
+        describe_run(trainer, self.console)
         self.progress = Progress(
             TextColumn("[bold]train"),
             BarColumn(),
@@ -37,40 +38,51 @@ class TrainProgress:
             TextColumn("{task.fields[tok_s]:,.0f} tok/s"),
             TimeRemainingColumn(),
             console=self.console,
-            disable=quiet,
             transient=False,
         )
         self.task = self.progress.add_task(
-            "train", total=total, completed=start, loss=0.0, lr=0.0, tok_s=0.0
+            "train",
+            total=trainer.cfg.max_steps,
+            completed=trainer.step,
+            loss=0.0,
+            lr=0.0,
+            tok_s=0.0,
         )
+        self.progress.start()
 
-    def __enter__(self) -> TrainProgress:
-        self.progress.__enter__()
-        return self
+    def on_step(self, trainer: Trainer, loss: float, lr: float, tokens_per_sec: float) -> None:
+        if self.progress is not None:
+            self.progress.update(
+                self.task,
+                completed=trainer.step,
+                total=trainer.cfg.max_steps,  # --max-time re-plans it while the rate allows
+                loss=loss,
+                lr=lr,
+                tok_s=tokens_per_sec,
+            )
 
-    def __exit__(self, *exc: object) -> None:
-        self.progress.__exit__(*exc)
-
-    def update(self, step: int, loss: float, lr: float, tok_s: float, total: int) -> None:
-        self.progress.update(self.task, completed=step, total=total, loss=loss, lr=lr, tok_s=tok_s)
-
-    def note(self, message: str) -> None:
-        if not self.quiet:
+    def on_note(self, trainer: Trainer, message: str) -> None:
+        if self.progress is not None:
             self.progress.console.print(message)
 
-    def eval_line(self, record: dict[str, Any]) -> None:
+    def on_evaluate(self, trainer: Trainer, record: dict[str, Any]) -> None:
         best = "  [green]best[/green]" if record["best"] else ""
-        self.note(
+        self.on_note(
+            trainer,
             f"step {record['step']:>6}  train {record['train_loss']:.4f}  "
             f"val {record['val_loss']:.4f}  {record['tokens_per_sec']:,.0f} tok/s  "
-            f"{record['elapsed_s']:.0f}s{best}"
+            f"{record['elapsed_s']:.0f}s{best}",
         )
 
+    def on_end(self, trainer: Trainer) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
 
-def describe_run(trainer: Trainer) -> None:
+
+def describe_run(trainer: Trainer, console: Console) -> None:
     """One block at start-up: data, model, hardware and where the checkpoint goes."""
     m, t = trainer.run.model, trainer.cfg
-    console = stderr_console()
     resumed = f" (resuming at step {trainer.step})" if trainer.step else ""
     per_rank = (
         f" ({t.world_size} processes x {t.batch_size * t.grad_accum})" if t.world_size > 1 else ""

@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from tinygpt.checkpoint import MANIFEST_FILE, STATE_FILE, open_checkpoint, read_metrics
+from tinygpt.checkpoint import MANIFEST_FILE, STATE_FILE, find_checkpoint, read_metrics
 from tinygpt.config import ModelConfig
 from tinygpt.errors import CheckpointError
 from tinygpt.model import GPT
@@ -24,8 +24,9 @@ def param_counts(config: ModelConfig) -> tuple[int, int]:
     return model.num_params(non_embedding=False), model.num_params()
 
 
-def checkpoint_info(directory: str | Path) -> dict[str, Any]:
-    ck = open_checkpoint(directory)
+def checkpoint_info(directory: str | Path | None = None) -> dict[str, Any]:
+    """What ``tinygpt info`` shows about a checkpoint (default: the newest)."""
+    ck = find_checkpoint(directory)
     state = ck.load_state() if ck.has(STATE_FILE) else {}  # imported models have no state
     m, t = ck.config.model, ck.config.train
     total, non_embedding = param_counts(m)

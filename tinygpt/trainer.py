@@ -1,6 +1,8 @@
 """The training loop: AdamW, warmup + cosine schedule, accumulation, clipping, eval, checkpoints.
 
-``train()`` is the whole job; the CLI's ``tinygpt train`` only parses options and calls it.
+``train()`` is the whole job. The loop knows nothing about how a run is shown or analysed: it
+fires events (start, step, evaluate, save, note, end) to the :class:`TrainerCallback` objects its
+caller attaches; :func:`tinygpt.api.train` attaches the progress display and the head snapshots.
 Everything a run needs to continue bit-for-bit (weights, optimizer, scaler, every RNG and the
 data stream's generator) goes into the checkpoint, so ``resume=True`` is exact on CPU.
 """
@@ -12,7 +14,7 @@ import math
 import random
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -23,7 +25,6 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from tinygpt import checkpoint as ckpt
-from tinygpt.attention_analysis import probe_snapshot
 from tinygpt.config import ModelConfig, RunConfig, TrainConfig
 from tinygpt.data import BatchSampler, Corpus, check_split_lengths, prepare_corpus
 from tinygpt.device import (
@@ -38,7 +39,6 @@ from tinygpt.errors import TrainingDiverged, UsageError
 from tinygpt.model import GPT
 from tinygpt.optim import build_optimizers
 from tinygpt.presets import resolve_options
-from tinygpt.progress import TrainProgress
 from tinygpt.schedule import horizon_free, lr_at
 
 
@@ -52,6 +52,31 @@ class TrainResult:
     stopped_by_time: bool = False
     is_main: bool = True  # False on data-parallel ranks other than 0 (they report nothing)
     model: GPT | None = None  # the trained model, in memory
+
+
+class TrainerCallback:
+    """Listens to a run's events; every method is a no-op until overridden.
+
+    ``on_evaluate`` runs on rank 0 before the record is logged, so it may add fields to it.
+    """
+
+    def on_start(self, trainer: Trainer) -> None:
+        """The loop is about to start (Ctrl-C is already handled)."""
+
+    def on_step(self, trainer: Trainer, loss: float, lr: float, tokens_per_sec: float) -> None:
+        """An optimizer step finished (``trainer.step`` counts it)."""
+
+    def on_evaluate(self, trainer: Trainer, record: dict[str, Any]) -> None:
+        """An evaluation's record, before it goes into metrics.jsonl."""
+
+    def on_save(self, trainer: Trainer) -> None:
+        """A checkpoint was written (rank 0)."""
+
+    def on_note(self, trainer: Trainer, message: str) -> None:
+        """Something a person watching the run should know."""
+
+    def on_end(self, trainer: Trainer) -> None:
+        """The loop ended, normally or not."""
 
 
 class _Interrupt:
@@ -94,7 +119,7 @@ def split_options(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, An
     train_names = {f.name for f in fields(TrainConfig)}
     model_opts, train_opts = {}, {}
     for key, value in options.items():
-        if value is None and key != "max_time":
+        if value is None:  # not given: the preset, config file or dataclass default stands
             continue
         if key in model_names:
             model_opts[key] = value
@@ -113,7 +138,7 @@ class Trainer:
         run: RunConfig,
         corpus: Corpus,
         resume_from: ckpt.Checkpoint | None = None,
-        quiet: bool = False,
+        callbacks: Sequence[TrainerCallback] = (),
         dist: DistContext | None = None,
     ) -> None:
         self.run = run
@@ -122,7 +147,7 @@ class Trainer:
         self.dist = dist or DistContext()
         cfg.world_size = self.dist.world_size
         self.out_dir = Path(cfg.out_dir)
-        self.quiet = quiet or not self.dist.is_main  # one progress display per job
+        self.callbacks = list(callbacks)
         self.corpus = corpus
         self.device = resolve_device(cfg.device)
         if self.device.type == "cuda" and self.dist.enabled:
@@ -166,9 +191,22 @@ class Trainer:
             wrapped = self.ddp = DistributedDataParallel(self.model, device_ids=ids)
         self.compiled = bool(use_compile)
         self.forward_model = torch.compile(wrapped) if use_compile else wrapped
-        self.compile_seconds: float | None = None
         # Wall clock for --max-time and tokens/s; tests substitute a fake one.
         self.clock: Callable[[], float] = time.perf_counter
+
+    # -- events ------------------------------------------------------------------------------
+    def emit(self, event: str, *args: Any) -> None:
+        """Call ``on_<event>`` of every attached callback, in the order they were given."""
+        for callback in self.callbacks:
+            getattr(callback, f"on_{event}")(self, *args)
+
+    @contextmanager
+    def _events(self) -> Iterator[None]:
+        self.emit("start")
+        try:
+            yield
+        finally:
+            self.emit("end")
 
     # -- state -------------------------------------------------------------------------------
     def _state(self) -> dict[str, Any]:
@@ -240,6 +278,7 @@ class Trainer:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         ckpt.write_metrics(self.out_dir, self.metrics)
         ckpt.write_checkpoint(self.out_dir, files, self.step)
+        self.emit("save")
         self.dist.barrier()
 
     @property
@@ -264,15 +303,6 @@ class Trainer:
         self.model.train()
         return total / self.cfg.eval_batches
 
-    def head_snapshot(self) -> dict[str, Any]:
-        """Head-role scores on a fixed probe (the start of the validation text), every eval."""
-        block = self.run.model.block_size
-        probe = [int(i) for i in self.val_ids[:block]]
-        sampler = BatchSampler(self.val_ids, block, min(8, self.cfg.batch_size), self.cfg.seed + 2)
-        windows = sampler.rows(self.device)
-        with autocast(self.device, self.dtype):
-            return probe_snapshot(self.model, probe, windows)
-
     def evaluate(self, train_loss: float, tokens_per_sec: float) -> dict[str, Any]:
         val = self.estimate_loss(self.val_ids)
         record = {
@@ -286,7 +316,7 @@ class Trainer:
             "elapsed_s": round(self.elapsed, 3),
             "best": val < self.best_val,
         }
-        record.update(self.head_snapshot())
+        self.emit("evaluate", record)
         if val < self.best_val:
             self.best_val = val
             self.best_weights = ckpt.weights_bytes(self.model)
@@ -352,24 +382,26 @@ class Trainer:
         bad_in_a_row = 0
         loss = math.nan
         interrupted = stopped_by_time = False
-        step_cap, first_step = cfg.max_steps, self.step
-        progress = TrainProgress(cfg.max_steps, self.step, quiet=self.quiet)
+        step_cap, first_session_step = cfg.max_steps, self.step
         session_start = self.clock()
         window_start, window_tokens = self.clock(), 0
         tokens_per_step = self.tokens_per_step
-        with _Interrupt().installed() as interrupt, progress:
+        first_step = True
+        with _Interrupt().installed() as interrupt, self._events():
             while self.step < cfg.max_steps:
                 t0 = self.clock()
                 loss, applied = self.train_step()
                 dt = self.clock() - t0
-                if self.compile_seconds is None and self.compiled:
-                    self.compile_seconds = dt  # the first step carries the compilation
-                    progress.note(f"torch.compile: first step took {dt:.1f}s")
+                if first_step and self.compiled:  # the first step carries the compilation
+                    self.emit("note", f"torch.compile: first step took {dt:.1f}s")
+                first_step = False
                 self.elapsed += dt
                 window_tokens += tokens_per_step
                 bad_in_a_row = 0 if applied else bad_in_a_row + 1
                 if bad_in_a_row:
-                    progress.note(f"step {self.step}: non-finite loss or gradients, step skipped")
+                    self.emit(
+                        "note", f"step {self.step}: non-finite loss or gradients, step skipped"
+                    )
                 if bad_in_a_row >= cfg.max_bad_steps:
                     raise TrainingDiverged(
                         f"loss or gradients were non-finite for {bad_in_a_row} steps in a row "
@@ -377,8 +409,10 @@ class Trainer:
                         f"good checkpoint in {self.out_dir} is unchanged"
                     )
                 tok_s = window_tokens / max(1e-9, self.clock() - window_start)
-                self.plan_steps(self.step - first_step, self.clock() - session_start, step_cap)
-                progress.update(self.step, loss, lr_at(self.step - 1, cfg), tok_s, cfg.max_steps)
+                self.plan_steps(
+                    self.step - first_session_step, self.clock() - session_start, step_cap
+                )
+                self.emit("step", loss, lr_at(self.step - 1, cfg), tok_s)
                 out_of_time = (
                     cfg.max_time is not None and self.clock() - session_start >= cfg.max_time
                 )
@@ -388,17 +422,17 @@ class Trainer:
                     break
                 if self.step % cfg.eval_every == 0 or self.step == cfg.max_steps or out_of_time:
                     if self.dist.is_main:
-                        record = self.evaluate(loss, tok_s)
-                        progress.eval_line(record)
+                        self.evaluate(loss, tok_s)
                     self.save()
                     window_start, window_tokens = self.clock(), 0
                 if out_of_time:
                     stopped_by_time = True
-                    progress.note(f"--max-time {cfg.max_time:g}s reached at step {self.step}")
+                    self.emit("note", f"--max-time {cfg.max_time:g}s reached at step {self.step}")
                     break
                 if cfg.max_time is not None and self.step == cfg.max_steps < step_cap:
                     stopped_by_time = True  # the step planned for the deadline
-                    progress.note(
+                    self.emit(
+                        "note",
                         f"--max-time {cfg.max_time:g}s: the schedule planned for the deadline "
                         f"ended at step {self.step} ({self.clock() - session_start:.0f}s)"
                     )
@@ -430,7 +464,7 @@ def train(
     out_dir: str | Path | None = None,
     resume: bool = False,
     overwrite: bool = False,
-    quiet: bool = True,
+    callbacks: Sequence[TrainerCallback] = (),
     cache_dir: Path | None = None,
     preset: str | None = None,
     config: str | Path | None = None,
@@ -442,6 +476,8 @@ def train(
     ``train("input.txt", tokenizer="char", n_layer=2, max_steps=200)``; they override a named
     ``preset`` and a ``config`` file (TOML or JSON). With ``resume=True`` the
     run in ``out_dir`` continues (``max_steps`` is then the new total); shape options must match.
+    ``callbacks`` listen to the run's events (nothing is shown without them; see
+    :func:`tinygpt.api.train`).
     """
     out = Path(out_dir) if out_dir else default_out_dir(data)
     model_opts, train_opts = split_options(resolve_options(preset, config, options))
@@ -485,11 +521,7 @@ def train(
             model_cfg = ModelConfig(**{**model_opts, "vocab_size": corpus.tokenizer.vocab_size})
         model_cfg.validate()
         run = RunConfig(model=model_cfg, train=train_cfg)
-        trainer = Trainer(run, corpus, resume_from=source, quiet=quiet, dist=dist)
-        if not quiet and dist.is_main:
-            from tinygpt.progress import describe_run
-
-            describe_run(trainer)
+        trainer = Trainer(run, corpus, resume_from=source, callbacks=callbacks, dist=dist)
         result = trainer.fit()
         # Leave together: a rank tearing down while its peer is still finishing can abort it.
         # (Only on success: after an error the other ranks may never arrive.)

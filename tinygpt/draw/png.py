@@ -52,7 +52,7 @@ class Canvas:
             self.rect(x, y, width, width, color)
 
     def text(self, x: int, y: int, text: str, color: tuple[int, int, int] = (0, 0, 0)) -> None:
-        from tinygpt.bitmap_font import WIDTH, glyph
+        from tinygpt.draw.font import WIDTH, glyph
 
         for k, ch in enumerate(text):
             for row, bits in enumerate(glyph(ch)):

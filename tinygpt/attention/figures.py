@@ -3,7 +3,8 @@
 A figure is a grid of panels (a head, a layer's heads, or every head of the model), each the
 causal T x T pattern, queries down and keys across, shaded white -> blue by sqrt(weight) as in
 the HTML view. Rows are labelled with their tokens and columns with each token's first
-character, whitespace shown as ␣ ↵ ⇥, when the cells are big enough to carry text.
+character, whitespace shown as ␣ ↵ ⇥, when the cells are big enough to carry text. A report
+cut to ``--queries A:B`` draws the rows of queries A..B-1 against all B keys.
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ from xml.sax.saxutils import escape
 
 import torch
 
-from tinygpt.attention_view import visible
-from tinygpt.bitmap_font import HEIGHT as FONT_H
-from tinygpt.bitmap_font import WIDTH as FONT_W
-from tinygpt.png import Canvas
+from tinygpt.attention.labels import head_label, visible
+from tinygpt.attention.report import AttentionReport
+from tinygpt.draw.font import HEIGHT as FONT_H
+from tinygpt.draw.font import WIDTH as FONT_W
+from tinygpt.draw.png import Canvas
 
-Panel = tuple[str, torch.Tensor]  # (title, (T, T) weights)
+Panel = tuple[str, torch.Tensor]  # (title, (T - first_query, T) weights: query rows, key columns)
 LABEL_CHARS = 6
 PANEL_PX = 480  # target size of one panel's grid
 GAP = 16
@@ -28,7 +30,17 @@ def panels_for(weights: torch.Tensor, layer: int | None, head: int | None) -> li
     """Rows of panels: one head, one layer's heads, or the whole model (a row per layer)."""
     layers = range(weights.size(0)) if layer is None else [layer]
     heads = range(weights.size(1)) if head is None else [head]
-    return [[(f"L{lay} H{h}", weights[lay, h]) for h in heads] for lay in layers]
+    return [[(head_label(lay, h), weights[lay, h]) for h in heads] for lay in layers]
+
+
+def report_png(report: AttentionReport, layer: int | None, head: int | None) -> bytes:
+    grid = panels_for(report.query_weights, layer, head)
+    return attention_png(grid, report.tokens, report.first_query)
+
+
+def report_svg(report: AttentionReport, layer: int | None, head: int | None) -> str:
+    grid = panels_for(report.query_weights, layer, head)
+    return attention_svg(grid, report.tokens, report.first_query)
 
 
 def _shade(w: float) -> tuple[int, int, int]:
@@ -43,13 +55,13 @@ def _layout(t: int, n_panels: int) -> tuple[int, bool]:
     return cell, cell >= FONT_W
 
 
-def attention_png(grid: list[list[Panel]], tokens: list[str]) -> bytes:
-    t = len(tokens)
+def attention_png(grid: list[list[Panel]], tokens: list[str], first_query: int = 0) -> bytes:
+    t, a = len(tokens), first_query
     cols, rows = max(len(r) for r in grid), len(grid)
     cell, labels = _layout(t, cols * rows)
     left = LABEL_CHARS * FONT_W + 4 if labels else 0
     top = FONT_H + 4 + (FONT_H + 2 if labels else 0)
-    pw, ph = left + t * cell, top + t * cell
+    pw, ph = left + t * cell, top + (t - a) * cell
     canvas = Canvas(cols * pw + (cols - 1) * GAP + 2, rows * ph + (rows - 1) * GAP + 2)
     step = max(1, math.ceil(FONT_H / cell))  # label every step-th row so text never overlaps
     for r, row in enumerate(grid):
@@ -58,16 +70,16 @@ def attention_png(grid: list[list[Panel]], tokens: list[str]) -> bytes:
             canvas.text(x0 + left, y0, title)
             gx, gy = x0 + left, y0 + top
             w = weights.float().tolist()
-            for i in range(t):
-                for j in range(i + 1):
-                    if w[i][j] > 0:
-                        canvas.rect(gx + j * cell, gy + i * cell, cell, cell, _shade(w[i][j]))
+            for qr in range(t - a):  # row qr is query a + qr
+                for j in range(a + qr + 1):
+                    if w[qr][j] > 0:
+                        canvas.rect(gx + j * cell, gy + qr * cell, cell, cell, _shade(w[qr][j]))
             canvas.rect(gx - 1, gy - 1, t * cell + 1, 1, (160, 160, 160))
-            canvas.rect(gx - 1, gy - 1, 1, t * cell + 1, (160, 160, 160))
+            canvas.rect(gx - 1, gy - 1, 1, (t - a) * cell + 1, (160, 160, 160))
             if labels:
-                for i in range(0, t, step):
-                    label = visible(tokens[i])[:LABEL_CHARS]
-                    canvas.text(gx - 2 - len(label) * FONT_W, gy + i * cell, label, (60, 60, 60))
+                for qr in range(0, t - a, step):
+                    label = visible(tokens[a + qr])[:LABEL_CHARS]
+                    canvas.text(gx - 2 - len(label) * FONT_W, gy + qr * cell, label, (60, 60, 60))
                 for j in range(t):
                     first = visible(tokens[j].strip() or tokens[j])[0]
                     canvas.text(
@@ -76,15 +88,15 @@ def attention_png(grid: list[list[Panel]], tokens: list[str]) -> bytes:
     return canvas.png()
 
 
-def attention_svg(grid: list[list[Panel]], tokens: list[str]) -> str:
-    t = len(tokens)
+def attention_svg(grid: list[list[Panel]], tokens: list[str], first_query: int = 0) -> str:
+    t, a = len(tokens), first_query
     cols, rows = max(len(r) for r in grid), len(grid)
     cell = max(1.0, min(16.0, PANEL_PX / t / (1 if cols * rows == 1 else min(cols, 4) / 1.5)))
     labels = cell >= 6
     font = min(11.0, cell * 0.9)
     left = 60.0 if labels else 4.0
     top = 22.0 + (40.0 if labels else 0.0)
-    pw, ph = left + t * cell, top + t * cell
+    pw, ph = left + t * cell, top + (t - a) * cell
     width, height = cols * pw + (cols - 1) * GAP, rows * ph + (rows - 1) * GAP
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
@@ -101,23 +113,23 @@ def attention_svg(grid: list[list[Panel]], tokens: list[str]) -> str:
             )
             out.append(
                 f'<rect x="{gx:.1f}" y="{gy:.1f}" width="{t * cell:.1f}" '
-                f'height="{t * cell:.1f}" fill="none" stroke="#aaa"/>'
+                f'height="{(t - a) * cell:.1f}" fill="none" stroke="#aaa"/>'
             )
             w = weights.float().tolist()
-            for i in range(t):
-                for j in range(i + 1):
-                    if w[i][j] > 0:
-                        v = round(255 * (1 - math.sqrt(min(1.0, w[i][j]))))
+            for qr in range(t - a):  # row qr is query a + qr
+                for j in range(a + qr + 1):
+                    if w[qr][j] > 0:
+                        v = round(255 * (1 - math.sqrt(min(1.0, w[qr][j]))))
                         out.append(
-                            f'<rect x="{gx + j * cell:.2f}" y="{gy + i * cell:.2f}" '
+                            f'<rect x="{gx + j * cell:.2f}" y="{gy + qr * cell:.2f}" '
                             f'width="{cell:.2f}" height="{cell:.2f}" '
                             f'fill="rgb({v},{v},255)"/>'
                         )
             if labels:
-                for i in range(t):
+                for qr in range(t - a):
                     out.append(
-                        f'<text x="{gx - 3:.1f}" y="{gy + (i + 0.8) * cell:.1f}" '
-                        f'text-anchor="end">{escape(visible(tokens[i])[:8])}</text>'
+                        f'<text x="{gx - 3:.1f}" y="{gy + (qr + 0.8) * cell:.1f}" '
+                        f'text-anchor="end">{escape(visible(tokens[a + qr])[:8])}</text>'
                     )
                 for j in range(t):
                     cx, cy = gx + (j + 0.7) * cell, gy - 3

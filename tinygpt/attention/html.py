@@ -14,6 +14,9 @@ from typing import Any
 
 import torch
 
+from tinygpt.attention.labels import head_label
+from tinygpt.attention.scores import SCORES
+
 _PAGE = r"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -109,17 +112,16 @@ L.value = Math.max(0, D.layers.indexOf(D.selected[0]));
 H.value = Math.max(0, D.heads.indexOf(D.selected[1]));
 const thumbs = document.getElementById("thumbs");
 ATT.forEach((heads, li) => heads.forEach((w, hi) => {
-  const el = thumb(w, `L${D.layers[li]} H${D.heads[hi]}`, () => { L.value = li; H.value = hi;
+  const el = thumb(w, D.labels[li][hi], () => { L.value = li; H.value = hi;
     show(); });
   el.dataset.key = li + "." + hi; thumbs.appendChild(el); }));
-const cols = ["head", "previous_token", "self_attention", "sink", "duplicate_token",
-  "induction", "copying", "copying_direct", "entropy_normalised", "roles"];
+const cols = D.columns;
 const tbl = document.createElement("table"); tbl.className = "scores";
 const hr = tbl.createTHead().insertRow();
 cols.forEach(c => { const th = document.createElement("th"); th.textContent = c;
   hr.appendChild(th); });
 D.scores.forEach(s => { const tr = tbl.insertRow(); cols.forEach(c => { const td = tr.insertCell();
-  const v = c === "head" ? `L${s.layer} H${s.head}` : s[c];
+  const v = s[c];
   td.textContent = Array.isArray(v) ? v.join(", ") : (typeof v === "number" ? v.toFixed(3) :
     (v === null || v === undefined ? "-" : String(v))); }); });
 document.getElementById("table").appendChild(tbl);
@@ -136,13 +138,14 @@ def _json_for_script(data: Any) -> str:
 
 
 def _pack(matrix: torch.Tensor, first_row: int = 0) -> str:
-    """The causal half of a (T, T) weight matrix from ``first_row`` on, row by row, as base64
-    uint8 (w * 255)."""
-    t = matrix.size(0)
+    """The causal half of the rows of queries ``first_row``.. (a (T - first_row, T) matrix),
+    row by row, as base64 uint8 (w * 255)."""
+    t = matrix.size(1)
     rows, cols = torch.tril_indices(t, t)
     keep = rows >= first_row
     rows, cols = rows[keep], cols[keep]
-    quantised = (matrix[rows, cols].float().clamp(0, 1) * 255).round().to(torch.uint8)
+    quantised = (matrix[rows - first_row, cols].float().clamp(0, 1) * 255).round()
+    quantised = quantised.to(torch.uint8)
     return base64.b64encode(quantised.numpy().tobytes()).decode("ascii")
 
 
@@ -152,13 +155,14 @@ def render_html(
     selected: tuple[int, int] = (0, 0),
     layers: list[int] | None = None,
     heads: list[int] | None = None,
-    first_query: int = 0,
 ) -> str:
-    """The page for a report from ``attention_report``; ``selected`` is the head shown first.
+    """The page for a report's :meth:`~tinygpt.attention.report.AttentionReport.to_dict`;
+    ``selected`` is the head shown first.
 
     ``layers`` / ``heads`` keep only those (all by default). Weights travel as the causal half
     in uint8: 2 layers x 4 heads x 256 tokens is about 0.35 MB of page.
     """
+    first_query = report.get("first_query", 0)
     weights = torch.as_tensor(report["attention"])
     layers = layers if layers is not None else list(range(weights.size(0)))
     heads = heads if heads is not None else list(range(weights.size(1)))
@@ -170,7 +174,13 @@ def render_html(
         "first_query": first_query,
         "attention": [[_pack(weights[lay, h], first_query) for h in heads] for lay in layers],
         "rollout": _pack(torch.as_tensor(report["rollout"]), first_query),
-        "scores": [s for s in report["scores"] if s["layer"] in layers and s["head"] in heads],
+        "labels": [[head_label(lay, h) for h in heads] for lay in layers],
+        "columns": ["head", *(s.key for s in SCORES), "roles"],
+        "scores": [
+            {**s, "head": head_label(s["layer"], s["head"])}
+            for s in report["scores"]
+            if s["layer"] in layers and s["head"] in heads
+        ],
         "selected": list(selected),
     }
     return _PAGE.replace("__TITLE__", html.escape(title)).replace(

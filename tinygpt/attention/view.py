@@ -16,24 +16,23 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from tinygpt.attention_analysis import (
+from tinygpt.attention.explain import Explanation
+from tinygpt.attention.labels import head_label, visible
+from tinygpt.attention.report import AttentionReport
+from tinygpt.attention.scores import (
     CHANCE_MULTIPLE,
+    HEADLINE_SCORES,
     INDUCTION_THRESHOLD,
     ROLE_THRESHOLD,
-    Explanation,
+    TABLE_SCORES,
     HeadScores,
 )
+from tinygpt.attention.snapshot import first_crossings
 
 SHADES = " ░▒▓█"
 FAINT = "·"  # a weight too small to shade, but not masked (masked keys are blank)
 FAINT_BELOW = 0.05
 LABEL = 8  # characters of token text shown as a row label
-
-
-def visible(token: str) -> str:
-    """Whitespace made visible, control characters replaced, so labels never break a line."""
-    out = token.replace(" ", "␣").replace("\n", "↵").replace("\t", "⇥").replace("\r", "␍")
-    return "".join(c if c.isprintable() else "·" for c in out) or "∅"
 
 
 def shade(weight: float) -> str:
@@ -45,10 +44,11 @@ def shade(weight: float) -> str:
     return SHADES[max(1, min(len(SHADES) - 1, round(math.sqrt(weight) * (len(SHADES) - 1))))]
 
 
-def window_range(t: int, window: int, focus: int | None) -> tuple[int, int]:
-    """[start, end) of at most ``window`` positions: the last ones, or ending at ``focus``."""
+def window_range(t: int, window: int, focus: int | None, first: int = 0) -> tuple[int, int]:
+    """[start, end) of at most ``window`` positions from ``first`` on: the last ones, or ending
+    at ``focus``."""
     end = t if focus is None else min(t, focus + 1)
-    start = max(0, end - window)
+    start = max(first, end - window)
     return start, end
 
 
@@ -82,10 +82,11 @@ def overview(
     width: int,
     focus: int | None = None,
     first_layer: int = 0,
+    first_query: int = 0,
 ) -> Group:
     """Every layer x head as a compact heatmap, as many side by side as ``width`` allows."""
     n_layer, n_head, t, _ = weights.shape
-    start, end = window_range(t, window, focus)
+    start, end = window_range(t, window, focus, first_query)
     span = end - start
     per_row = max(1, (width - LABEL - 1) // (span + 2))
     blocks: list = [window_note(start, end, t)]
@@ -105,7 +106,7 @@ def overview(
                         tokens,
                         start,
                         end,
-                        f"L{first_layer + layer} H{h}",
+                        head_label(first_layer + layer, h),
                         labels=k == 0,
                     )
                 )
@@ -121,20 +122,14 @@ def _fmt(value: float | None) -> str:
 
 def head_table(scores: list[HeadScores]) -> Table:
     table = Table(title="Head roles", title_justify="left", pad_edge=False)
-    for name in ("head", "prev", "self", "sink", "dup", "induct", "copy", "ent", "role"):
-        table.add_column(
-            name, justify="left" if name in ("head", "role") else "right", no_wrap=name != "role"
-        )
+    table.add_column("head", no_wrap=True)
+    for score in TABLE_SCORES:
+        table.add_column(score.column, justify="right", no_wrap=True)
+    table.add_column("role")
     for s in scores:
         table.add_row(
-            f"L{s.layer} H{s.head}",
-            _fmt(s.previous_token),
-            _fmt(s.self_attention),
-            _fmt(s.sink),
-            _fmt(s.duplicate_token),
-            _fmt(s.induction),
-            _fmt(s.copying),
-            _fmt(s.entropy_normalised),
+            head_label(s.layer, s.head),
+            *(_fmt(getattr(s, score.key)) for score in TABLE_SCORES),
             ", ".join(s.roles),
         )
     return table
@@ -142,12 +137,14 @@ def head_table(scores: list[HeadScores]) -> Table:
 
 def chance_note(s: HeadScores, induction_length: int) -> Text:
     """Chance levels for this prompt, and what a role label requires."""
-    c = s.chance
-    dup = f", dup {c['duplicate_token']:.2f}" if "duplicate_token" in c else ""
+    levels = ", ".join(
+        f"{score.column} {_fmt(s.chance[score.key])}"
+        for score in TABLE_SCORES
+        if score.role and score.key in s.chance  # none on a one-token prompt: nothing to score
+    )
     return Text(
-        f"chance (even attention over the visible tokens): prev {c['previous_token']:.2f}, "
-        f"self {c['self_attention']:.2f}, sink {c['sink']:.2f}{dup}, induct "
-        f"{c.get('induction', float('nan')):.2f}. A role needs >= {ROLE_THRESHOLD} "
+        f"chance (even attention over the visible tokens): {levels or '-'}. "
+        f"A role needs >= {ROLE_THRESHOLD} "
         f"(induction >= {INDUCTION_THRESHOLD}) and >= {CHANCE_MULTIPLE:g}x chance. induct: "
         f"{induction_length} random tokens repeated twice, 1 = perfect induction head; copy: "
         f"share of positive OV eigenvalues; ent: entropy / its maximum.",
@@ -216,8 +213,6 @@ def explanation(e: Explanation, tokens: list[str], n_embd: int, limit: int = 12)
 
 def trajectory(metrics: list[dict], width: int = 80) -> Group:
     """Each evaluation's val loss, induction loss, ICL score and strongest head per role."""
-    from tinygpt.attention_analysis import first_crossings
-
     records = [m for m in metrics if "heads" in m]
     if not records:
         return Group(
@@ -233,12 +228,7 @@ def trajectory(metrics: list[dict], width: int = 80) -> Group:
         box=box.SIMPLE_HEAD,
         collapse_padding=True,
     )
-    roles = (
-        ("prev", "previous_token"),
-        ("induct", "induction"),
-        ("sink", "sink"),
-        ("self", "self_attention"),
-    )
+    roles = [(s.column, s.key) for s in HEADLINE_SCORES if s.role]
     for name in ("step", "val", "ind.loss", "icl"):
         table.add_column(name, justify="right", no_wrap=True)
     for name, _ in roles:  # "0.25 L2H2": never cut the head's name
@@ -282,21 +272,14 @@ def trajectory(metrics: list[dict], width: int = 80) -> Group:
 
 def comparison(deltas: list[dict], names: tuple[str, str]) -> Table:
     table = Table(title=f"{names[1]} minus {names[0]}", title_justify="left", pad_edge=False)
-    for name in ("head", "Δprev", "Δself", "Δsink", "Δinduct", "Δent", "JS div"):
-        table.add_column(name, justify="left" if name == "head" else "right", no_wrap=True)
+    table.add_column("head", no_wrap=True)
+    for score in HEADLINE_SCORES:
+        table.add_column(f"Δ{score.column}", justify="right", no_wrap=True)
+    table.add_column("JS div", justify="right", no_wrap=True)
     for d in deltas:
         table.add_row(
             d["head"],
-            *(
-                f"{d[k]:+.2f}"
-                for k in (
-                    "previous_token",
-                    "self_attention",
-                    "sink",
-                    "induction",
-                    "entropy_normalised",
-                )
-            ),
+            *(f"{d[s.key]:+.2f}" for s in HEADLINE_SCORES),
             f"{d['js_divergence']:.3f}",
         )
     return table
@@ -319,3 +302,41 @@ def ablation_table(result: dict) -> Table:
             r = result[key]
             table.add_row(label, f"{r['loss']:.4f}", f"{r['ablated']:.4f}", f"{r['delta']:+.4f}")
     return table
+
+
+def report_view(
+    report: AttentionReport,
+    layer: int | None,
+    head: int | None,
+    query: str | None,
+    window: int,
+    width: int,
+    show_rollout: bool = False,
+) -> Group:
+    """The whole terminal view of a report: heatmaps (one head, or an overview), the head
+    table with chance levels, rollout and the explanation when the report carries one."""
+    tokens, weights, first = report.tokens, report.weights, report.first_query
+    t = len(tokens)
+    n_layer, n_head = report.shape
+    focus = report.query_position(query) if query is not None else None
+    scores = [s for s in report.scores if layer is None or s.layer == layer]
+    parts: list = [Text(f"{report.model}: {t} tokens, {n_layer} layers x {n_head} heads")]
+    if layer is not None and head is not None:
+        start, end = window_range(t, window, focus, first)
+        parts.append(window_note(start, end, t))
+        parts.append(heatmap(weights[layer, head], tokens, start, end, head_label(layer, head)))
+        parts.append(top_keys(weights[layer, head], tokens, start, end))
+    else:
+        shown = weights if layer is None else weights[layer : layer + 1]
+        parts.append(overview(shown, tokens, window, min(width, 200), focus, layer or 0, first))
+    parts.append(head_table(scores))
+    parts.append(chance_note(scores[0], report.induction.length))
+    if show_rollout:
+        start, end = window_range(t, window, focus, first)
+        full = torch.zeros(t, t)
+        full[first:] = report.rollout
+        parts.append(heatmap(full, tokens, start, end, "Rollout"))
+    if report.explanation is not None:
+        n_embd = n_head * report.run.captures[0].q.size(-1)
+        parts.append(explanation(report.explanation, tokens, n_embd))
+    return Group(*parts)

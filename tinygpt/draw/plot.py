@@ -1,6 +1,6 @@
 """Loss curves: in the terminal (characters), and as SVG or PNG files, with no plotting library.
 
-PNG is written with :mod:`tinygpt.png` (standard library only).
+PNG is written with :mod:`tinygpt.draw.png` (standard library only).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
-from tinygpt.png import Canvas
+from tinygpt.draw.png import Canvas
 
 SERIES = (("train_loss", "train", "•", (31, 119, 180)), ("val_loss", "val", "×", (214, 39, 40)))
 

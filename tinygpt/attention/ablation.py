@@ -18,12 +18,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import torch
 
-from tinygpt.errors import UsageError
-from tinygpt.evaluate import token_losses
+from tinygpt.attention.probes import induction_loss
+from tinygpt.data import BatchSampler, prepare_corpus
+from tinygpt.errors import TinyGPTError, UsageError
+from tinygpt.evaluation import token_losses
 from tinygpt.model import GPT
+from tinygpt.sampling import encode_prompt
+from tinygpt.tokenizer import Tokenizer
 
 MODES = ("zero", "mean", "pattern")
 
@@ -106,3 +111,59 @@ def ablated(
 @torch.inference_mode()
 def loss_on(model: GPT, rows: torch.Tensor) -> float:
     return float(token_losses(model, rows).mean())
+
+
+def ablation_report(
+    model: GPT,
+    tokenizer: Tokenizer,
+    heads: list[str],
+    mode: str = "mean",
+    prompt: str = "",
+    text: tuple[str, str] | None = None,
+    samples: int = 8,
+) -> dict[str, Any]:
+    """Loss with and without ``heads`` (``"L.H"``) on the prompt, on ``samples`` windows of the
+    training text (``text``: its path and encoding, skipped when it is gone) and on the
+    repeated-random-tokens probe."""
+    if mode not in MODES:
+        raise UsageError(f"--ablation must be one of {', '.join(MODES)}, got {mode!r}")
+    cfg = model.config
+    chosen = parse_heads(heads, cfg.n_layer, cfg.n_head)
+    dev = model.wte.weight.device
+    text_rows, text_source = None, None
+    if text is not None:
+        try:  # the training text, when it is still where the run read it
+            corpus = prepare_corpus(text[0], tokenizer, text[1])
+            if len(corpus.ids) > cfg.block_size + 1:
+                text_rows = BatchSampler(corpus.ids, cfg.block_size, samples, seed=0).rows(dev)
+                text_source = text[0]
+        except TinyGPTError:
+            pass
+    prompt_rows = None
+    if prompt:
+        ids, _ = encode_prompt(tokenizer, prompt, cfg.block_size)
+        prompt_rows = torch.tensor([ids], device=dev) if len(ids) > 1 else None
+    reference = text_rows if text_rows is not None else prompt_rows
+    if reference is None:
+        raise UsageError("--ablate needs a --prompt (or the run's training text) to measure on")
+    if text_rows is None and mode == "pattern":
+        # One sequence is its own position-wise mean: the ablation would change nothing.
+        where = text[0] if text is not None else None
+        raise UsageError(
+            f"--ablation pattern needs reference text other than the prompt, and the run's "
+            f"training text {where!r} was not found; use zero or mean"
+        )
+    stats = reference_statistics(model, reference)
+    result: dict[str, Any] = {"heads": heads, "mode": mode, "text_source": text_source}
+    for name, rows in (("prompt", prompt_rows), ("text", text_rows)):
+        if rows is None:
+            continue
+        base = loss_on(model, rows)
+        with ablated(model, chosen, mode, stats):
+            after = loss_on(model, rows)
+        result[name] = {"loss": base, "ablated": after, "delta": after - base}
+    base = induction_loss(model)
+    with ablated(model, chosen, mode, stats):
+        after = induction_loss(model)
+    result["probe"] = {"loss": base, "ablated": after, "delta": after - base}
+    return result

@@ -1,0 +1,64 @@
+"""Attention for one query of one head, step by step, with the model's own numbers."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from tinygpt.attention.capture import AttentionRun
+from tinygpt.model import GPT
+
+
+@dataclass
+class Explanation:
+    """Attention for one query in one head, step by step, with the model's numbers."""
+
+    layer: int
+    head: int
+    query: int
+    head_dim: int
+    q_norm: float
+    raw_scores: list[float]  # q · k_j for visible keys j <= query
+    scaled_scores: list[float]  # ÷ √d_k
+    masked: int  # future keys set to -inf
+    weights: list[float]  # softmax
+    contributions: list[tuple[int, float, float]]  # (key, weight, ‖weight · v_j‖), largest first
+    output_norm: float
+    head_shares: list[float]  # ‖W_O[:, head slice] · o_head‖ for every head of the layer
+    weights_match_model: bool
+
+
+def explain(model: GPT, run: AttentionRun, layer: int, head: int, query: int) -> Explanation:
+    cap = run.captures[layer]
+    q = cap.q[0, head, query].double()
+    k = cap.k[0, head, : query + 1].double()
+    v = cap.v[0, head, : query + 1].double()
+    d = q.numel()
+    raw = k @ q
+    scaled = raw / math.sqrt(d)
+    weights = torch.softmax(scaled, dim=0)
+    contrib = weights[:, None] * v
+    order = torch.argsort(contrib.norm(dim=-1), descending=True)
+    proj = model.blocks[layer].attn.c_proj.weight.detach().double().cpu()
+    outputs = cap.head_outputs[0, :, query].double()  # (n_head, head_dim)
+    shares = [
+        float((proj[:, h * d : (h + 1) * d] @ outputs[h]).norm()) for h in range(outputs.size(0))
+    ]
+    model_weights = cap.weights[0, head, query, : query + 1].double()
+    return Explanation(
+        layer=layer,
+        head=head,
+        query=query,
+        head_dim=d,
+        q_norm=float(q.norm()),
+        raw_scores=raw.tolist(),
+        scaled_scores=scaled.tolist(),
+        masked=len(run.ids) - query - 1,
+        weights=weights.tolist(),
+        contributions=[(int(j), float(weights[j]), float(contrib[j].norm())) for j in order],
+        output_norm=float(contrib.sum(0).norm()),
+        head_shares=shares,
+        weights_match_model=bool(torch.allclose(weights, model_weights, atol=1e-5)),
+    )

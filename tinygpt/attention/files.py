@@ -1,0 +1,64 @@
+"""Writing an attention report to files: JSON, the HTML page, PNG and SVG figures, raw npz."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from tinygpt.attention.figures import report_png, report_svg
+from tinygpt.attention.html import render_html
+from tinygpt.attention.report import AttentionReport
+from tinygpt.errors import UsageError
+from tinygpt.fileio import atomic_write_bytes
+
+
+@dataclass
+class ReportFiles:
+    """Where to write each output; None skips it."""
+
+    json: Path | None = None
+    html: Path | None = None
+    png: Path | None = None
+    svg: Path | None = None
+    npz: Path | None = None
+
+
+def write_bytes(path: Path, data: bytes) -> None:
+    """Write a file atomically; an unwritable path is the user's to fix (one line, exit 2)."""
+    try:
+        atomic_write_bytes(path, data)
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def write_report(
+    report: AttentionReport,
+    files: ReportFiles,
+    layer: int | None = None,
+    head: int | None = None,
+    title: str = "",
+) -> list[Path]:
+    """Write the files asked for, each showing the focused layer/head (all when None); returns
+    the paths written."""
+    written = []
+    outputs = [
+        (files.json, lambda: report.to_json().encode("utf-8")),
+        (
+            files.html,
+            lambda: render_html(
+                report.to_dict(tensors=True),
+                title,
+                (layer or 0, head or 0),
+                layers=None if layer is None else [layer],
+                heads=None if head is None else [head],
+            ).encode("utf-8"),
+        ),
+        (files.png, lambda: report_png(report, layer, head)),
+        (files.svg, lambda: report_svg(report, layer, head).encode("utf-8")),
+        (files.npz, report.to_npz),
+    ]
+    for path, render in outputs:
+        if path is not None:
+            write_bytes(path, render())
+            written.append(path)
+    return written
