@@ -184,7 +184,7 @@ def test_max_time_plans_the_schedule_to_end_at_min_lr(tiny_run, monkeypatch, sch
     result = tiny_run(
         max_steps=100000, max_time=3.0, eval_every=1000, min_lr=1e-4, schedule=schedule
     )
-    assert 20 < result.step < 100000 and not result.stopped_by_time  # planned, not cut off
+    assert 20 < result.step < 100000 and result.stopped_by_time  # the budget ended the run
     cfg = ckpt.open_checkpoint(result.out_dir).config.train
     assert cfg.max_steps == result.step  # the plan is recorded: a resume follows it
     last = result.metrics[-1]["lr"]  # the rate of the last step taken
@@ -298,3 +298,50 @@ def test_export_refuses_a_modern_model_in_one_line(tiny_run, tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "can't be exported as GPT-2" in proc.stderr
     assert "--arch gpt2" in proc.stderr and not (tmp_path / "hf").exists()
+
+
+# -- inspecting a modern model ---------------------------------------------------------------
+def test_explain_walks_through_qk_norm_and_the_rotation():
+    from rich.console import Console
+
+    from tinygpt.attention.capture import capture_attention, recompute_weights
+    from tinygpt.attention.explain import explain
+    from tinygpt.attention.view import explanation
+
+    model = make("modern", "manual")
+    run = capture_attention(model, list(range(12)), [str(i) for i in range(12)])
+    cap = run.captures[1]
+    # The captured q, k are the normalised, rotated ones that attention used.
+    torch.testing.assert_close(recompute_weights(cap.q, cap.k).float(), cap.weights)
+    e = explain(model, run, layer=1, head=2, query=9)
+    assert e.weights_match_model and e.qk_norm and e.rotary
+    assert e.q_norm == pytest.approx(8 ** 0.5, rel=1e-3)  # unit RMS over head_dim 8
+    assert e.projected_q_norm != pytest.approx(e.q_norm, rel=1e-2)
+    # 'unrotated' is q·k from the normalised, unrotated vectors; the rotation changes scores
+    # except for the key at the query's own position (distance 0: rotation by equal angles).
+    attn = model.blocks[1].attn
+    qn = attn.q_norm(cap.q_projected[0, 2, 9])
+    kn = attn.k_norm(cap.k_projected[0, 2, :10])
+    assert e.unrotated_scores == pytest.approx((kn @ qn).tolist(), abs=1e-4)
+    assert e.unrotated_scores[9] == pytest.approx(e.raw_scores[9], abs=1e-4)
+    assert e.unrotated_scores[0] != pytest.approx(e.raw_scores[0], abs=1e-3)
+    console = Console(width=100, record=True, color_system=None)
+    console.print(explanation(e, run.tokens, model.config.n_embd))
+    text = console.export_text()
+    assert "QK-norm" in text and "RoPE" in text and "unrotated" in text
+    assert "7. output o" in text  # the two extra steps renumber the walk
+    gpt2 = make("gpt2", "manual")
+    plain = explain(gpt2, capture_attention(gpt2, [1, 2, 3], ["a", "b", "c"]), 0, 0, 2)
+    assert not plain.rotary and plain.unrotated_scores is None
+
+
+def test_inspect_attention_on_a_modern_checkpoint(tiny_run, tmp_path):
+    result = tiny_run()
+    proc = run_cli(
+        "inspect-attention", "-c", str(result.out_dir), "-p", "First Citizen:",
+        "--layer", "1", "--head", "0", "--explain", "--json", str(tmp_path / "a.json"),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "RoPE" in proc.stdout and "weights equal the model's own softmax" in proc.stdout
+    saved = json.loads((tmp_path / "a.json").read_text())
+    assert len(saved["attention"]) == 2

@@ -51,6 +51,9 @@ class AttentionCapture:
     v: torch.Tensor  # (B, n_head, T_keys, head_dim)
     weights: torch.Tensor  # (B, n_head, T, T_keys), after softmax, before dropout
     head_outputs: torch.Tensor  # (B, n_head, T, head_dim): weights @ v per head
+    # q and k as projected, before QK-norm and the rotation (equal to q, k in the gpt2 recipe)
+    q_projected: torch.Tensor | None = None
+    k_projected: torch.Tensor | None = None
 
 
 # (head outputs, attention weights, values) -> new head outputs
@@ -139,22 +142,30 @@ class CausalSelfAttention(nn.Module):
         # given the attention weights (manual path) and the values. None in normal use.
         self.head_hook: HeadHook | None = None
 
-    def split_heads(
-        self, x: torch.Tensor, start: int = 0
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Queries, keys and values, each (B, n_head, T, head_dim), for tokens from ``start``.
-
-        Queries and keys come back as attention uses them: normalised (QK-norm) and rotated
-        (RoPE) where the model has those steps.
-        """
+    def project(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """x · W_Q, x · W_K, x · W_V, each split into heads: (B, n_head, T, head_dim)."""
         b, t, c = x.shape
         q, k, v = self.c_attn(x).split(c, dim=2)
         q, k, v = (z.view(b, t, self.n_head, self.head_dim).transpose(1, 2) for z in (q, k, v))
+        return q, k, v
+
+    def position(
+        self, q: torch.Tensor, k: torch.Tensor, start: int = 0
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """QK-norm, then the rotation for tokens from position ``start`` (where the model has
+        those steps): the queries and keys attention compares."""
         if self.q_norm is not None and self.k_norm is not None:
             q, k = self.q_norm(q), self.k_norm(k)
         if self.rotary is not None:
             q, k = self.rotary(q, start), self.rotary(k, start)
-        return q, k, v
+        return q, k
+
+    def split_heads(
+        self, x: torch.Tensor, start: int = 0
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Queries, keys and values as attention uses them, for tokens from ``start``."""
+        q, k, v = self.project(x)
+        return (*self.position(q, k, start), v)
 
     def forward(
         self,
@@ -165,7 +176,8 @@ class CausalSelfAttention(nn.Module):
         capture: bool = False,
     ) -> tuple[torch.Tensor, AttentionCapture | None]:
         b, t, c = x.shape
-        q, k, v = self.split_heads(x, cache.length if cache is not None else 0)
+        q_projected, k_projected, v = self.project(x)
+        q, k = self.position(q_projected, k_projected, cache.length if cache is not None else 0)
         if cache is not None:
             k, v = cache.append(layer, k, v)
         t_key = k.size(2)
@@ -180,7 +192,7 @@ class CausalSelfAttention(nn.Module):
             if self.head_hook is not None:
                 y = self.head_hook(y, weights, v)
             if capture:
-                captured = AttentionCapture(q, k, v, weights, y)
+                captured = AttentionCapture(q, k, v, weights, y, q_projected, k_projected)
         elif mode == "sdpa":
             # is_causal aligns the mask top-left, which is only right when queries and keys start
             # at the same position; with cached keys an explicit mask (or none, for one query).

@@ -41,6 +41,8 @@ class AttentionRun:
                     c.v[..., :end, :],
                     c.weights[..., :end, :end],
                     c.head_outputs[..., :end, :],
+                    None if c.q_projected is None else c.q_projected[..., :end, :],
+                    None if c.k_projected is None else c.k_projected[..., :end, :],
                 )
                 for c in self.captures
             ],
@@ -56,9 +58,8 @@ def capture_attention(model: GPT, ids: list[int], token_strings: list[str]) -> A
 
 
 def _to_cpu_float(c: AttentionCapture) -> AttentionCapture:
-    return AttentionCapture(
-        *(t.detach().float().cpu() for t in (c.q, c.k, c.v, c.weights, c.head_outputs))
-    )
+    tensors = (c.q, c.k, c.v, c.weights, c.head_outputs, c.q_projected, c.k_projected)
+    return AttentionCapture(*(None if t is None else t.detach().float().cpu() for t in tensors))
 
 
 def recompute_weights(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:

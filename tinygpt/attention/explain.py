@@ -19,7 +19,12 @@ class Explanation:
     head: int
     query: int
     head_dim: int
-    q_norm: float
+    q_norm: float  # ‖q‖ as attention uses it (after QK-norm and the rotation, where present)
+    projected_q_norm: float  # ‖x · W_Q‖ before either step
+    qk_norm: bool  # the model normalises each head's q and k to unit RMS
+    rotary: bool  # the model rotates q and k by their positions (RoPE)
+    # q·k_j with the rotation left out (rotary models only): what position changes
+    unrotated_scores: list[float] | None
     raw_scores: list[float]  # q · k_j for visible keys j <= query
     scaled_scores: list[float]  # ÷ √d_k
     masked: int  # future keys set to -inf
@@ -47,12 +52,25 @@ def explain(model: GPT, run: AttentionRun, layer: int, head: int, query: int) ->
         float((proj[:, h * d : (h + 1) * d] @ outputs[h]).norm()) for h in range(outputs.size(0))
     ]
     model_weights = cap.weights[0, head, query, : query + 1].double()
+    attn = model.blocks[layer].attn
+    projected_q = cap.q_projected if cap.q_projected is not None else cap.q
+    unrotated = None
+    if attn.rotary is not None and cap.q_projected is not None and cap.k_projected is not None:
+        qp, kp = cap.q_projected[0, head, query], cap.k_projected[0, head, : query + 1]
+        if attn.q_norm is not None and attn.k_norm is not None:
+            with torch.no_grad():
+                qp, kp = attn.q_norm(qp), attn.k_norm(kp)
+        unrotated = (kp.double() @ qp.double()).tolist()
     return Explanation(
         layer=layer,
         head=head,
         query=query,
         head_dim=d,
         q_norm=float(q.norm()),
+        projected_q_norm=float(projected_q[0, head, query].double().norm()),
+        qk_norm=attn.q_norm is not None,
+        rotary=attn.rotary is not None,
+        unrotated_scores=unrotated,
         raw_scores=raw.tolist(),
         scaled_scores=scaled.tolist(),
         masked=len(run.ids) - query - 1,

@@ -171,25 +171,49 @@ def top_keys(a: torch.Tensor, tokens: list[str], start: int, end: int, k: int = 
 def explanation(e: Explanation, tokens: list[str], n_embd: int, limit: int = 12) -> Group:
     """The mechanism for one query, with the model's own numbers."""
     q_tok = visible(tokens[e.query])
+    steps = [
+        f"query q = x·W_Q for this token: a {e.head_dim}-dim vector, ‖q‖ = "
+        f"{e.projected_q_norm:.3f}; each key k_j = x_j·W_K likewise"
+    ]
+    if e.qk_norm:
+        steps.append(
+            f"QK-norm: q and every k are rescaled to unit RMS (‖q‖ = √d_k = "
+            f"{math.sqrt(e.head_dim):.3f}), so |q·k_j| ≤ d_k = {e.head_dim} whatever the "
+            f"weights learn"
+        )
+    if e.rotary:
+        steps.append(
+            "RoPE: each pair of channels of q (at position i) and k_j (at j) is rotated by an "
+            "angle proportional to the position, so q·k_j depends on the distance i - j, not "
+            f"on where the pair sits (‖q‖ stays {e.q_norm:.3f}; column 'unrotated' below is "
+            "q·k_j without it)"
+        )
+    steps += [
+        f"scores q·k_j for the {e.query + 1} visible keys j ≤ {e.query}; the scaled score "
+        f"divides by √d_k = {math.sqrt(e.head_dim):.3f} so the softmax does not saturate",
+        f"causal mask: the {e.masked} later position(s) get -inf and so weight exactly 0",
+        "softmax turns the scaled scores into weights that sum to 1",
+    ]
     header = Text.assemble(
         (f"Layer {e.layer}, head {e.head}, query {e.query} ({q_tok!r})\n", "bold"),
-        f"1. query q = x·W_Q for this token: a {e.head_dim}-dim vector, ‖q‖ = {e.q_norm:.3f}\n",
-        f"2. scores q·k_j for the {e.query + 1} visible keys j ≤ {e.query}; the scaled score "
-        f"divides by √d_k = {math.sqrt(e.head_dim):.3f} so the softmax does not saturate\n",
-        f"3. causal mask: the {e.masked} later position(s) get -inf and so weight exactly 0\n",
-        "4. softmax turns the scaled scores into weights that sum to 1\n",
+        *(f"{n}. {text}\n" for n, text in enumerate(steps, 1)),
     )
     table = Table(
         pad_edge=False,
         title_justify="left",
         title=f"keys (largest {min(limit, e.query + 1)} contributions)",
     )
-    for name in ("key", "token", "q·k", "÷√d_k", "weight", "‖w·v‖"):
+    columns = ["key", "token", "q·k", "÷√d_k", "weight", "‖w·v‖"]
+    if e.unrotated_scores is not None:
+        columns.insert(2, "unrotated")
+    for name in columns:
         table.add_column(name, justify="left" if name in ("key", "token") else "right")
     for j, w, norm in e.contributions[:limit]:
+        unrotated = [] if e.unrotated_scores is None else [f"{e.unrotated_scores[j]:.3f}"]
         table.add_row(
             str(j),
             visible(tokens[j])[:LABEL],
+            *unrotated,
             f"{e.raw_scores[j]:.3f}",
             f"{e.scaled_scores[j]:.3f}",
             f"{w:.3f}",
@@ -198,10 +222,10 @@ def explanation(e: Explanation, tokens: list[str], n_embd: int, limit: int = 12)
     n_head = len(e.head_shares)
     shares = "  ".join(f"H{h} {s:.2f}" for h, s in enumerate(e.head_shares))
     footer = Text.assemble(
-        f"5. output o = Σ_j weight_j · v_j, ‖o‖ = {e.output_norm:.3f}\n",
-        f"6. the {n_head} heads' outputs ({e.head_dim} dims each) are concatenated into "
-        f"{n_embd} dims and projected by W_O back into the residual stream. Size of each "
-        f"head's part of that update, ‖W_O[:, head]·o_head‖: {shares}\n",
+        f"{len(steps) + 1}. output o = Σ_j weight_j · v_j, ‖o‖ = {e.output_norm:.3f}\n",
+        f"{len(steps) + 2}. the {n_head} heads' outputs ({e.head_dim} dims each) are "
+        f"concatenated into {n_embd} dims and projected by W_O back into the residual "
+        f"stream. Size of each head's part of that update, ‖W_O[:, head]·o_head‖: {shares}\n",
         (
             "check: these weights equal the model's own softmax output"
             if e.weights_match_model
