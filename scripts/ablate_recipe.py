@@ -1,14 +1,15 @@
 """What each piece of the modern recipe buys: switch one off at a time, compare side by side.
 
-    python scripts/ablate_recipe.py [--data ../shared/data/tinyshakespeare.txt] [--steps 400]
+    python scripts/ablate_recipe.py [--data FILE] [--steps 400]
                                     [--seeds 1337 1338] [--workers 2]
 
 Every variant is the default (modern) recipe with one switch set back to its gpt2 value, plus
 the whole gpt2 recipe for reference, all at nanoGPT's CPU shape (4 layers, 4 heads, 128 wide,
 block 64, batch 12). Reported, per variant:
 
-* ms/step: median over interleaved timed steps of every variant in this one process (so a busy
-  machine slows them all alike), and its ratio to the default;
+* ms/step: median over interleaved timed steps of every variant in this one process, on one
+  thread like the training runs (so a busy machine slows them all alike), and its ratio to the
+  default;
 * val loss after ``--steps`` steps (equal steps; deterministic for a seed), mean over seeds;
 * val loss at equal wall time: the variant runs ``steps x t_default / t_variant`` steps (the
   schedule spans them), so a slower piece pays for its cost per step.
@@ -54,6 +55,7 @@ def time_steps(repeats: int, warmup: int) -> dict[str, float]:
     from tinygpt.optim import build_optimizers
     from tinygpt.presets import resolve_options
 
+    torch.set_num_threads(1)  # as each training worker runs
     setups = {}
     for name, change in VARIANTS.items():
         opts = resolve_options(None, None, {**SHAPE, **change})
@@ -95,7 +97,10 @@ def train_one(job: tuple[str, int, int, str, int, str]) -> tuple[str, int, int, 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default="../shared/data/tinyshakespeare.txt")
+    parser.add_argument(
+        "--data",
+        default=str(Path(__file__).resolve().parents[2] / "shared/data/tinyshakespeare.txt"),
+    )
     parser.add_argument("--steps", type=int, default=400)
     parser.add_argument("--seeds", type=int, nargs="+", default=[1337, 1338])
     parser.add_argument("--workers", type=int, default=2)

@@ -180,9 +180,9 @@ def import_hf(src: Path, out: Path, tokenizer: str = "gpt2") -> Path:
             f"{src}: weights do not fit its config: {str(exc).splitlines()[-1].strip()}"
         ) from None
     model.lm_head.weight = model.wte.weight
-    run = RunConfig(
-        model=model_cfg, train=TrainConfig(data=str(src), out_dir=str(out), tokenizer=tokenizer)
-    )
+    recipe = {k: v for k, v in ARCHITECTURES["gpt2"].items() if k not in MODEL_SWITCHES}
+    train = TrainConfig(data=str(src), out_dir=str(out), tokenizer=tokenizer, **recipe)
+    run = RunConfig(model=model_cfg, train=train)
     files = {
         CONFIG_FILE: json.dumps(run.to_dict(), indent=2).encode(),
         TOKENIZER_FILE: json.dumps(tok.to_dict()).encode(),
