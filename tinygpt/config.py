@@ -17,37 +17,23 @@ ATTENTION_CHOICES = ("auto", "sdpa", "manual")
 OPTIMIZER_CHOICES = ("muon", "adamw")
 SCHEDULE_CHOICES = ("wsd", "cosine")
 
-# The two recipes, as the switches they set. ``modern`` is the default for new runs; ``gpt2`` is
-# the 2019 recipe (and what a checkpoint without these keys was trained with). Model switches go
-# to ModelConfig, the rest to TrainConfig; any switch given explicitly wins over the table.
-ARCHITECTURES: dict[str, dict[str, Any]] = {
-    "modern": dict(
-        position="rope",
-        norm="rmsnorm",
-        qk_norm=True,
-        activation="relu2",
-        tie_embeddings=False,
-        logit_softcap=15.0,
-        zero_init_proj=True,
-        bias=False,
-        optimizer="muon",
-    ),
-    "gpt2": dict(
-        position="learned",
-        norm="layernorm",
-        qk_norm=False,
-        activation="gelu",
-        tie_embeddings=True,
-        logit_softcap=0.0,
-        zero_init_proj=False,
-        bias=True,
-        optimizer="adamw",
-        lr=1e-3,
-        min_lr=1e-4,
-        warmup_steps=100,
-        schedule="cosine",
-    ),
-}
+# The 2019 recipe as the switches it sets (and what a checkpoint without them was trained with).
+# The modern recipe is the dataclass defaults; ARCHITECTURES, after the dataclasses, names both.
+GPT2_RECIPE: dict[str, Any] = dict(
+    position="learned",
+    norm="layernorm",
+    qk_norm=False,
+    activation="gelu",
+    tie_embeddings=True,
+    logit_softcap=0.0,
+    zero_init_proj=False,
+    bias=True,
+    optimizer="adamw",
+    lr=1e-3,
+    min_lr=1e-4,
+    warmup_steps=100,
+    schedule="cosine",
+)
 MODEL_SWITCHES = (
     "position",
     "norm",
@@ -57,6 +43,16 @@ MODEL_SWITCHES = (
     "logit_softcap",
     "zero_init_proj",
     "bias",
+)
+# The training options a recipe sets (the rest of TrainConfig is the run, not the recipe).
+RECIPE_TRAIN_OPTIONS = (
+    "optimizer",
+    "lr",
+    "matrix_lr",
+    "embed_lr",
+    "min_lr",
+    "warmup_steps",
+    "schedule",
 )
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 DTYPE_CHOICES = ("auto", "float32", "bfloat16", "float16")
@@ -119,9 +115,11 @@ class ModelConfig:
     @property
     def arch(self) -> str:
         """``modern`` or ``gpt2`` when the switches match that set, else ``custom``."""
-        for name, table in ARCHITECTURES.items():
-            if all(getattr(self, k) == table[k] for k in MODEL_SWITCHES):
-                return name
+        if all(getattr(self, k) == GPT2_RECIPE[k] for k in MODEL_SWITCHES):
+            return "gpt2"
+        default = ModelConfig.__dataclass_fields__
+        if all(getattr(self, k) == default[k].default for k in MODEL_SWITCHES):
+            return "modern"
         return "custom"
 
     @property
@@ -258,10 +256,22 @@ class RunConfig:
         model, train = dict(data.get("model", {})), dict(data.get("train", {}))
         if "position" not in model:
             # Written before the recipe had switches: every such run used the gpt2 recipe.
-            legacy = ARCHITECTURES["gpt2"]
+            legacy = GPT2_RECIPE
             model = {**{k: legacy[k] for k in MODEL_SWITCHES}, **model}
             train = {**{k: v for k, v in legacy.items() if k not in MODEL_SWITCHES}, **train}
         return cls(model=_known_fields(ModelConfig, model), train=_known_fields(TrainConfig, train))
+
+
+def _modern_recipe() -> dict[str, Any]:
+    model, train = ModelConfig(), TrainConfig()
+    return {
+        **{k: getattr(model, k) for k in MODEL_SWITCHES},
+        **{k: getattr(train, k) for k in RECIPE_TRAIN_OPTIONS},
+    }
+
+
+# Model switches go to ModelConfig, the rest to TrainConfig; options given explicitly win.
+ARCHITECTURES: dict[str, dict[str, Any]] = {"modern": _modern_recipe(), "gpt2": GPT2_RECIPE}
 
 
 def expand_arch(options: dict[str, Any]) -> dict[str, Any]:
