@@ -50,9 +50,17 @@ def test_modern_model_has_its_pieces_and_gpt2_keeps_its_own():
     assert isinstance(modern.blocks[0].ln_1, torch.nn.RMSNorm)
     assert old.wpe is not None and old.blocks[0].attn.rotary is None
     assert old.lm_head.weight is old.wte.weight
-    fresh = GPT(model_config("modern"))
+    fresh = GPT(model_config("modern", zero_init_proj=True, activation="relu2"))
     assert all(fresh.blocks[i].attn.c_proj.weight.abs().sum() == 0 for i in range(2))
     assert fresh.lm_head.weight.abs().sum() == 0
+    mlp = fresh.blocks[0].mlp
+    torch.nn.init.normal_(mlp.c_proj.weight)
+    x = torch.randn(3, 32)
+    relu2 = mlp.c_proj(torch.relu(mlp.c_fc(x)) ** 2)
+    torch.testing.assert_close(mlp(x), relu2)
+    default = GPT(model_config("modern"))  # GELU and GPT-2's init measured better here
+    assert default.blocks[0].attn.c_proj.weight.abs().sum() > 0
+    assert default.config.activation == "gelu" and not default.config.zero_init_proj
     assert ModelConfig().arch == "modern" and model_config("gpt2").arch == "gpt2"
     assert model_config("modern", qk_norm=False).arch == "custom"
 

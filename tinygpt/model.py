@@ -9,10 +9,12 @@ the two sets):
 
 * ``gpt2``: GPT-2 as published in 2019: learned position embeddings, LayerNorm, GELU MLP, the LM
   head tied to the token embedding. Kept bit-for-bit for old checkpoints and Hugging Face interop.
-* ``modern``: what the NanoGPT speedrun and nanochat train with: rotary position embeddings
-  (RoPE) applied to queries and keys, RMSNorm (also on each head's queries and keys: QK-norm),
-  ReLU² MLP, output projections that start at zero, an untied LM head and tanh soft-capped
-  logits. It reaches the same loss in a fraction of the steps (docs/benchmarks.md).
+* ``modern``: from what the NanoGPT speedrun and nanochat train with: rotary position embeddings
+  (RoPE) applied to queries and keys, RMSNorm (also on each head's queries and keys: QK-norm), an
+  untied LM head and tanh soft-capped logits (and Muon, in the trainer). It reaches the same loss
+  in a fraction of the steps (docs/benchmarks.md). Their ReLU² MLP and zero-initialised output
+  projections are switches too (``activation="relu2"``, ``zero_init_proj``); at this scale GELU
+  and GPT-2's init measured better, so they are off by default.
 
 Attention has two interchangeable paths that compute the same numbers:
 
