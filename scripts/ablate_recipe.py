@@ -53,6 +53,12 @@ VARIANTS: dict[str, dict] = {
 REFERENCE = "speedrun set (reference)"
 
 
+def variant_options(name: str) -> dict:
+    """The options of a variant; a whole recipe (``arch``) replaces the speedrun's switches."""
+    change = VARIANTS[name]
+    return {**SHAPE, **change} if "arch" in change else {**SHAPE, **SPEEDRUN, **change}
+
+
 def time_steps(repeats: int, warmup: int) -> dict[str, float]:
     """Median seconds per training step of every variant, timed round-robin in this process."""
     from tinygpt.config import ModelConfig, TrainConfig
@@ -63,7 +69,7 @@ def time_steps(repeats: int, warmup: int) -> dict[str, float]:
     torch.set_num_threads(1)  # as each training worker runs
     setups = {}
     for name, change in VARIANTS.items():
-        opts = resolve_options(None, None, {**SHAPE, **SPEEDRUN, **change})
+        opts = resolve_options(None, None, variant_options(name))
         model_fields = ModelConfig.__dataclass_fields__
         mcfg = ModelConfig(vocab_size=65, **{k: v for k, v in opts.items() if k in model_fields})
         tcfg = TrainConfig(**{k: v for k, v in opts.items() if k not in model_fields})
@@ -92,7 +98,7 @@ def train_one(job: tuple[str, int, int, str, int, str]) -> tuple[str, int, int, 
     torch.set_num_threads(1)  # one process per core
     import tinygpt
 
-    options = {**SHAPE, **SPEEDRUN, **VARIANTS[name], "seed": seed, "max_steps": steps}
+    options = {**variant_options(name), "seed": seed, "max_steps": steps}
     options.update(eval_every=steps, eval_batches=eval_batches, device="cpu")
     slug = "".join(ch if ch.isalnum() else "-" for ch in name.lower()).strip("-")
     out = Path(out_root) / f"{slug}-{seed}-{steps}"
