@@ -68,7 +68,7 @@ def time_steps(repeats: int, warmup: int) -> dict[str, float]:
 
     torch.set_num_threads(1)  # as each training worker runs
     setups = {}
-    for name, change in VARIANTS.items():
+    for name in VARIANTS:
         opts = resolve_options(None, None, variant_options(name))
         model_fields = ModelConfig.__dataclass_fields__
         mcfg = ModelConfig(vocab_size=65, **{k: v for k, v in opts.items() if k in model_fields})
