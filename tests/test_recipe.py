@@ -353,3 +353,24 @@ def test_inspect_attention_on_a_modern_checkpoint(tiny_run, tmp_path):
     assert "RoPE" in proc.stdout and "weights equal the model's own softmax" in proc.stdout
     saved = json.loads((tmp_path / "a.json").read_text())
     assert len(saved["attention"]) == 2
+
+
+def test_max_time_plan_pays_for_the_evaluations(tiny_run, monkeypatch):
+    # Evaluations that cost as much as 25 steps each must not push the run past the deadline.
+    clock = FakeClock(0.01)
+    real_init, real_evaluate = Trainer.__init__, Trainer.evaluate
+
+    def with_fake_clock(self, *args, **kwargs):
+        real_init(self, *args, **kwargs)
+        self.clock = clock
+
+    def slow_evaluate(self, *args, **kwargs):
+        clock.now += 1.0
+        return real_evaluate(self, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "__init__", with_fake_clock)
+    monkeypatch.setattr(Trainer, "evaluate", slow_evaluate)
+    result = tiny_run(max_steps=100000, max_time=8.0, eval_every=20, min_lr=1e-4)
+    assert result.metrics[-1]["lr"] == pytest.approx(1e-4)  # annealed, not cut off
+    assert clock.now <= 8.0 + 1.0  # the deadline, give or take the last reading
+    assert ckpt.open_checkpoint(result.out_dir).config.train.max_steps == result.step

@@ -357,9 +357,20 @@ class Trainer:
         self.tokens_seen += self.tokens_per_step
         return loss_value, math.isfinite(loss_value) and (finite or self.scaler.is_enabled())
 
-    def plan_steps(self, session_steps: int, session_seconds: float, step_cap: int) -> None:
+    def plan_steps(
+        self,
+        session_steps: int,
+        session_seconds: float,
+        evaluating_seconds: float,
+        eval_seconds: float | None,
+        step_cap: int,
+    ) -> None:
         """Under ``--max-time``, set ``max_steps`` so the schedule ends at the deadline.
 
+        The time left pays for the remaining steps at the measured seconds per step (the
+        session's time less ``evaluating_seconds``, its evaluations and saves), one evaluation
+        and save every ``eval_every`` steps and the final one (``eval_seconds``, the last
+        measured; before the first, a forward pass per evaluation batch at a third of a step).
         Only while the rate does not depend on the total yet (``horizon_free``): re-planning
         then changes nothing already done, and the total settled on is saved in config.json,
         so a resume continues the same schedule exactly.
@@ -371,8 +382,12 @@ class Trainer:
             or self.step >= horizon_free(cfg, cfg.max_steps)
         ):
             return
-        per_step = session_seconds / session_steps  # evaluations and saves included
-        estimate = self.step + int(max(0.0, cfg.max_time - session_seconds) / per_step)
+        per_step = (session_seconds - evaluating_seconds) / session_steps
+        if eval_seconds is None:  # train and val estimates: 2 x eval_batches forward passes
+            eval_seconds = 2 * cfg.eval_batches * per_step / (3 * cfg.grad_accum)
+        left = cfg.max_time - session_seconds - eval_seconds  # the final evaluation included
+        steps_left = left / (per_step + eval_seconds / cfg.eval_every)
+        estimate = self.step + int(max(0.0, steps_left))
         # Every rank must plan the same total.
         estimate = round(float(self.dist.mean(torch.tensor(float(estimate)))))
         cfg.max_steps = max(self.step + 1, min(step_cap, estimate))
@@ -383,6 +398,7 @@ class Trainer:
         loss = math.nan
         interrupted = stopped_by_time = False
         step_cap, first_session_step = cfg.max_steps, self.step
+        evaluating_seconds, eval_seconds = 0.0, None
         session_start = self.clock()
         window_start, window_tokens = self.clock(), 0
         tokens_per_step = self.tokens_per_step
@@ -410,7 +426,11 @@ class Trainer:
                     )
                 tok_s = window_tokens / max(1e-9, self.clock() - window_start)
                 self.plan_steps(
-                    self.step - first_session_step, self.clock() - session_start, step_cap
+                    self.step - first_session_step,
+                    self.clock() - session_start,
+                    evaluating_seconds,
+                    eval_seconds,
+                    step_cap,
                 )
                 self.emit("step", loss, lr_at(self.step - 1, cfg), tok_s)
                 out_of_time = (
@@ -421,10 +441,13 @@ class Trainer:
                 if interrupted:
                     break
                 if self.step % cfg.eval_every == 0 or self.step == cfg.max_steps or out_of_time:
+                    eval_start = self.clock()
                     if self.dist.is_main:
                         self.evaluate(loss, tok_s)
                     self.save()
                     window_start, window_tokens = self.clock(), 0
+                    eval_seconds = window_start - eval_start
+                    evaluating_seconds += eval_seconds
                 if out_of_time:
                     stopped_by_time = True
                     self.emit("note", f"--max-time {cfg.max_time:g}s reached at step {self.step}")
