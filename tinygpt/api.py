@@ -18,7 +18,7 @@ from tinygpt.attention.probes import default_probe_length, induction_sequence
 from tinygpt.attention.report import AttentionReport, parse_query_range
 from tinygpt.attention.scores import HEADLINE_SCORES
 from tinygpt.attention.snapshot import HeadSnapshots
-from tinygpt.checkpoint import Checkpoint, find_checkpoint, open_checkpoint, read_metrics
+from tinygpt.checkpoint import Checkpoint, find_checkpoint, open_checkpoint
 from tinygpt.config import ATTENTION_CHOICES, SampleConfig, check_choice
 from tinygpt.data import read_text
 from tinygpt.device import resolve_device
@@ -181,9 +181,9 @@ def ablation_report(
 def run_metrics(checkpoint: str | Path | None) -> tuple[Checkpoint, list[dict[str, Any]]]:
     """A checkpoint (default: the newest) and its metrics.jsonl records, oldest first."""
     ck = find_checkpoint(checkpoint)
-    return ck, read_metrics(ck.directory)
+    return ck, ck.metrics()
 
 
 def trajectory(directory: str | Path) -> list[dict[str, Any]]:
     """The evaluations of the run in ``directory`` (head snapshots included)."""
-    return read_metrics(open_checkpoint(directory).directory)
+    return open_checkpoint(directory).metrics()

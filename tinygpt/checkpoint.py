@@ -19,6 +19,12 @@ becomes ``manifest.json``. A crash before the commit point leaves the old checkp
 (which never modify the directory) find each file under its staged or final name meanwhile.
 Every load checks each file against the manifest's sha256, because torch and safetensors both
 accept a flipped bit without complaint.
+
+A checkpoint may come from someone else, so nothing in it is trusted: a manifest may only name
+the five files above (no path is ever built from a name it holds), files must be regular files
+of the size the manifest declares (or a bound derived from the model's size, for manifests
+written before sizes were recorded), and a committed save lists exactly the files it wrote,
+so nothing of a replaced run (``--overwrite``) survives it.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import contextlib
 import io
 import json
 import os
+import re
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -35,9 +42,21 @@ from typing import Any
 import safetensors.torch
 import torch
 
-from tinygpt.config import RunConfig
-from tinygpt.errors import CheckpointError, TinyGPTError
-from tinygpt.fileio import atomic_write_bytes, fsync_dir, remove_stale_temps, sha256
+from tinygpt.config import RunConfig, parameter_bound
+from tinygpt.errors import CheckpointError, TinyGPTError, UsageError
+from tinygpt.fileio import (
+    atomic_write_bytes,
+    describe_os_error,
+    fsync_dir,
+    read_bounded,
+    remove_stale_temps,
+    sha256,
+)
+
+# The run's log lives beside the checkpoint; its reader and writer are re-exported here.
+from tinygpt.metrics import METRICS_FILE as METRICS_FILE
+from tinygpt.metrics import read_metrics as read_metrics
+from tinygpt.metrics import write_metrics as write_metrics
 from tinygpt.model import GPT
 from tinygpt.tokenizer import Tokenizer, tokenizer_from_dict
 
@@ -50,8 +69,12 @@ BEST_FILE = "best.safetensors"
 STATE_FILE = "state.pt"
 MANIFEST_FILE = "manifest.json"
 PENDING_FILE = "manifest.pending.json"
-METRICS_FILE = "metrics.jsonl"
 STAGED_PREFIX = ".staged-"
+# The only names a manifest may list; anything else makes the checkpoint corrupt.
+KNOWN_FILES = (CONFIG_FILE, TOKENIZER_FILE, MODEL_FILE, BEST_FILE, STATE_FILE)
+MANIFEST_LIMIT = 1 << 20
+JSON_LIMIT = 64 << 20  # config.json, tokenizer.json (a char vocabulary of every code point fits)
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 TIED_KEY = "lm_head.weight"  # same tensor as wte.weight; safetensors refuses shared storage
 _WRAPPER_PREFIXES = ("_orig_mod.", "module.")  # torch.compile and DistributedDataParallel
 
@@ -93,25 +116,37 @@ def state_bytes(state: dict[str, Any]) -> bytes:
 def write_checkpoint(directory: Path, files: dict[str, bytes], step: int) -> None:
     """Commit ``files`` into ``directory`` as one atomic checkpoint (see the module docstring).
 
-    Files whose content equals what the current manifest already records are not rewritten.
+    The new manifest lists exactly ``files``: a file of the previous checkpoint that is not
+    among them is removed once the save is committed. Files whose content equals what the
+    current manifest already records are not rewritten.
     """
+    unknown = sorted(set(files) - set(KNOWN_FILES))
+    if unknown:
+        raise ValueError(f"not checkpoint files: {unknown}")
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     recover(directory)
     sweep(directory)
     old = _read_manifest(directory) if (directory / MANIFEST_FILE).exists() else None
-    hashes = dict(old["files"]) if old else {}
+    old_hashes = old["files"] if old else {}
+    hashes: dict[str, str] = {}
     staged: list[Path] = []
     try:
         for name, data in files.items():
-            digest = sha256(data)
-            if hashes.get(name) == digest and (directory / name).exists():
+            digest = hashes[name] = sha256(data)
+            if old_hashes.get(name) == digest and (directory / name).is_file():
                 continue
             target = directory / (STAGED_PREFIX + name)
             atomic_write_bytes(target, data)
             staged.append(target)
-            hashes[name] = digest
-        manifest = {"format": FORMAT, "version": FORMAT_VERSION, "step": step, "files": hashes}
+        sizes = {name: len(data) for name, data in files.items()}
+        manifest = {
+            "format": FORMAT,
+            "version": FORMAT_VERSION,
+            "step": step,
+            "files": hashes,
+            "sizes": sizes,
+        }
         atomic_write_bytes(directory / PENDING_FILE, json.dumps(manifest, indent=1).encode())
     except (OSError, RuntimeError) as exc:
         for path in staged:
@@ -126,18 +161,39 @@ def write_checkpoint(directory: Path, files: dict[str, bytes], step: int) -> Non
 
 
 def recover(directory: Path) -> None:
-    """Finish a save that passed its commit point before a crash (idempotent)."""
+    """Finish a save that passed its commit point before a crash (idempotent).
+
+    The pending manifest is checked first: only the known file names are ever moved, and
+    known files it does not list (left by a replaced run) are removed.
+    """
     pending = directory / PENDING_FILE
     if not pending.exists():
         return
-    manifest = json.loads(pending.read_bytes())
-    for name in manifest["files"]:
-        with contextlib.suppress(FileNotFoundError):  # already moved
-            os.replace(directory / (STAGED_PREFIX + name), directory / name)
+    manifest = _load_manifest(directory, PENDING_FILE)
+    try:
+        for name in KNOWN_FILES:
+            if name in manifest["files"]:
+                with contextlib.suppress(FileNotFoundError):  # already moved
+                    os.replace(directory / (STAGED_PREFIX + name), directory / name)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    (directory / name).unlink()
+        fsync_dir(directory)
+        with contextlib.suppress(FileNotFoundError):
+            os.replace(pending, directory / MANIFEST_FILE)
+    except OSError as exc:
+        raise CheckpointError(
+            f"could not finish the save in {directory}: {describe_os_error(exc)}"
+        ) from None
     fsync_dir(directory)
-    with contextlib.suppress(FileNotFoundError):
-        os.replace(pending, directory / MANIFEST_FILE)
-    fsync_dir(directory)
+
+
+def check_manifests(directory: Path) -> None:
+    """Raise CheckpointError unless every manifest in ``directory`` is valid (changes nothing);
+    a writer calls it before training, not 100 steps later at its first save."""
+    for name in (PENDING_FILE, MANIFEST_FILE):
+        if (directory / name).exists():
+            _load_manifest(directory, name)
 
 
 def sweep(directory: Path) -> None:
@@ -149,27 +205,64 @@ def sweep(directory: Path) -> None:
 
 
 def _read_manifest(directory: Path) -> dict[str, Any]:
-    path = directory / MANIFEST_FILE
+    return _load_manifest(directory, MANIFEST_FILE)
+
+
+def _load_manifest(directory: Path, file: str) -> dict[str, Any]:
+    """Read and check ``file`` (the manifest or the pending one); FileNotFoundError only for a
+    missing pending manifest (a save finishing meanwhile), CheckpointError for anything else."""
+    path = directory / file
     try:
-        manifest = json.loads(path.read_bytes())
+        manifest = json.loads(read_bounded(path, MANIFEST_LIMIT))
     except FileNotFoundError:
+        if file == PENDING_FILE:
+            raise
         raise CheckpointError(
             f"{directory} is not a tinygpt checkpoint (no {MANIFEST_FILE}); point --checkpoint "
             f"at a directory written by `tinygpt train`"
         ) from None
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(f"checkpoint {directory} is corrupt: unreadable manifest") from exc
+    except OSError as exc:
+        raise CheckpointError(
+            f"checkpoint {directory} is corrupt: {file}: {describe_os_error(exc)}"
+        ) from None
+    except (ValueError, RecursionError):
+        raise CheckpointError(f"checkpoint {directory} is corrupt: unreadable {file}") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise CheckpointError(f"{directory} does not hold a tinygpt checkpoint manifest")
     version = manifest.get("version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise CheckpointError(f"checkpoint {directory} is corrupt: {file} has no valid version")
+    if version > FORMAT_VERSION:
         raise CheckpointError(
             f"checkpoint {directory} has format version {version}, newer than this tinygpt "
             f"reads ({FORMAT_VERSION}); upgrade tinygpt"
         )
-    if not isinstance(manifest.get("files"), dict):
-        raise CheckpointError(f"checkpoint {directory} is corrupt: manifest lists no files")
+    problem = _manifest_problem(manifest)
+    if problem:
+        raise CheckpointError(f"checkpoint {directory} is corrupt: {file} {problem}")
     return manifest
+
+
+def _manifest_problem(manifest: dict[str, Any]) -> str | None:
+    """What is wrong with a manifest's contents, or None."""
+    files = manifest.get("files")
+    if not isinstance(files, dict):
+        return "lists no files"
+    for name, digest in files.items():
+        if name not in KNOWN_FILES:
+            return f"lists {name!r:.80}, which is not a checkpoint file"
+        if not isinstance(digest, str) or not _SHA256.fullmatch(digest):
+            return f"has no valid sha256 for {name}"
+    step = manifest.get("step", 0)
+    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+        return "has no valid step"
+    sizes = manifest.get("sizes", {})
+    if not isinstance(sizes, dict) or any(
+        name not in files or not isinstance(n, int) or isinstance(n, bool) or n < 0
+        for name, n in sizes.items()
+    ):
+        return "has invalid sizes"
+    return None
 
 
 @dataclass
@@ -192,6 +285,8 @@ class Checkpoint:
             tokenizer = tokenizer_from_dict(self.tokenizer_spec)
         except (ValueError, TypeError, KeyError) as exc:
             raise CheckpointError(f"checkpoint {self.directory} is incompatible: {exc}") from None
+        except UsageError as exc:  # an encoding name this tiktoken does not know
+            raise CheckpointError(f"checkpoint {self.directory}: {exc}") from None
         if tokenizer.vocab_size > self.config.model.vocab_size:
             raise CheckpointError(
                 f"checkpoint {self.directory} is incompatible: tokenizer has "
@@ -207,7 +302,29 @@ class Checkpoint:
         return name in self.manifest["files"]
 
     def read_verified(self, name: str) -> bytes:
-        return _read_verified(self.directory, self.manifest, name)
+        return _read_verified(self.directory, self.manifest, name, self._limit(name))
+
+    def _limit(self, name: str) -> int:
+        """The most bytes ``name`` may have when the manifest does not declare its size:
+        float32 weights (or float64, generously) and optimizer moments for this model."""
+        params = parameter_bound(self.config.model)
+        if name in (MODEL_FILE, BEST_FILE):
+            return 8 * params + (16 << 20)
+        if name == STATE_FILE:
+            return 32 * params + (64 << 20)
+        return JSON_LIMIT
+
+    def metrics(self) -> list[dict[str, Any]]:
+        """The evaluations this checkpoint's step includes, oldest first."""
+        return read_metrics(self.directory, up_to_step=self.step)
+
+    @property
+    def saved_at(self) -> float:
+        """When the checkpoint was last committed (the manifest's modification time)."""
+        for name in (MANIFEST_FILE, PENDING_FILE):
+            with contextlib.suppress(OSError):
+                return (self.directory / name).stat().st_mtime
+        return 0.0
 
     def load_model(
         self, device: torch.device | str = "cpu", attention: str = "auto", best: bool = False
@@ -223,12 +340,38 @@ class Checkpoint:
         try:
             # weights_only passed explicitly so TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD can't turn it off;
             # there is no fallback to an unsafe load.
-            return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+            state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
         except Exception as exc:
             raise CheckpointError(
                 f"refusing to load {self.directory / STATE_FILE}: it holds something other than "
                 f"tensors and plain values ({type(exc).__name__}), which could run code"
             ) from None
+        problem = _state_problem(state)
+        if problem:
+            raise CheckpointError(f"checkpoint {self.directory} is corrupt: {STATE_FILE} {problem}")
+        return state
+
+
+# The scalars of state.pt that readers show or use, and their types.
+_STATE_SCALARS: dict[str, tuple[type, ...]] = {
+    "step": (int,),
+    "best_val": (int, float),
+    "tokens_seen": (int,),
+    "elapsed": (int, float),
+    "world_size": (int,),
+    "device": (str,),
+    "dtype": (str,),
+}
+
+
+def _state_problem(state: Any) -> str | None:
+    if not isinstance(state, dict):
+        return "does not hold a dictionary"
+    for key, kinds in _STATE_SCALARS.items():
+        value = state.get(key)
+        if key in state and (not isinstance(value, kinds) or isinstance(value, bool)):
+            return f"has an invalid {key!r}"
+    return None
 
 
 def load_weights(model: GPT, data: bytes, source: str) -> None:
@@ -240,6 +383,11 @@ def load_weights(model: GPT, data: bytes, source: str) -> None:
     state = clean_state_dict(state, tied)
     if tied:
         state[TIED_KEY] = state.get("wte.weight", torch.empty(0))
+    # Saving refuses non-finite weights, so a checkpoint holding them was tampered with (and
+    # sampling from them would fail deep inside torch).
+    bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise CheckpointError(f"{source} is corrupt: non-finite weights in {bad[0]}")
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
@@ -251,27 +399,36 @@ def load_weights(model: GPT, data: bytes, source: str) -> None:
         model.lm_head.weight = model.wte.weight  # load_state_dict copies; make sure the tie holds
 
 
-def _read_verified(directory: Path, manifest: dict[str, Any], name: str) -> bytes:
+def _read_verified(
+    directory: Path, manifest: dict[str, Any], name: str, limit: int = JSON_LIMIT
+) -> bytes:
     """The bytes of ``name`` that match the manifest's sha256.
 
-    While a save is between its commit point and its renames (``pending`` in the manifest), a
-    file may still sit under its staged name: the staged copy is tried first, then the final
-    name (a concurrent rename moves it from one to the other, never away).
+    Only a regular file is read, and never more than the size the manifest declares (or
+    ``limit`` when it declares none). While a save is between its commit point and its renames
+    (``pending`` in the manifest), a file may still sit under its staged name: the staged copy
+    is tried first, then the final name (a concurrent rename moves it from one to the other,
+    never away).
     """
+    if name not in KNOWN_FILES:
+        raise ValueError(f"not a checkpoint file: {name!r}")
     expected = manifest["files"].get(name)
     if expected is None:
         raise CheckpointError(f"checkpoint {directory} is incomplete: it has no {name}")
+    size = manifest.get("sizes", {}).get(name)
     candidates = [directory / name]
     if manifest.get("pending"):
         candidates.insert(0, directory / (STAGED_PREFIX + name))
     found = False
     for path in candidates:
         try:
-            data = path.read_bytes()
+            data = read_bounded(path, limit if size is None else size)
         except FileNotFoundError:
             continue
         except OSError as exc:
-            raise CheckpointError(f"cannot read {path}: {exc.strerror}") from None
+            raise CheckpointError(
+                f"checkpoint {directory} is corrupt: {describe_os_error(exc)}"
+            ) from None
         found = True
         if sha256(data) == expected:
             return data
@@ -286,14 +443,36 @@ def _read_verified(directory: Path, manifest: dict[str, Any], name: str) -> byte
 def _current_manifest(directory: Path) -> dict[str, Any]:
     """The committed manifest: a pending one (commit point passed, renames not finished yet)
     wins over the previous ``manifest.json``. Reading never changes the directory."""
-    pending = directory / PENDING_FILE
     try:
-        manifest = json.loads(pending.read_bytes())
-        if isinstance(manifest, dict) and isinstance(manifest.get("files"), dict):
-            return {**manifest, "pending": True}
-    except (FileNotFoundError, ValueError):
+        return {**_load_manifest(directory, PENDING_FILE), "pending": True}
+    except FileNotFoundError:
         pass  # no save in flight (or it just finished): the ordinary manifest
     return _read_manifest(directory)
+
+
+def _option_to_field(message: str) -> str:
+    # Config checks name command-line options; inside a checkpoint they are config.json fields.
+    return re.sub(r"--([a-z0-9-]+)", lambda m: m.group(1).replace("-", "_"), message)
+
+
+def _check_tokenizer_spec(spec: Any, config: RunConfig) -> None:
+    """Raise ValueError unless ``spec`` is a tokenizer this model can use (a char vocabulary
+    must be distinct single characters, one per row of the embedding)."""
+    if not isinstance(spec, dict) or spec.get("type") not in ("char", "tiktoken"):
+        raise ValueError(f"unknown tokenizer {spec!r:.60}")
+    if spec["type"] == "tiktoken":
+        if not isinstance(spec.get("name"), str):
+            raise ValueError("tiktoken tokenizer without an encoding name")
+        return
+    chars = spec.get("chars")
+    if not isinstance(chars, list) or not all(isinstance(c, str) and len(c) == 1 for c in chars):
+        raise ValueError("char tokenizer without a list of single characters")
+    if len(set(chars)) != len(chars):
+        raise ValueError("char tokenizer lists a character twice")
+    if len(chars) != config.model.vocab_size:
+        raise ValueError(
+            f"char tokenizer has {len(chars)} characters, the model {config.model.vocab_size}"
+        )
 
 
 def open_checkpoint(directory: str | Path) -> Checkpoint:
@@ -307,13 +486,19 @@ def open_checkpoint(directory: str | Path) -> Checkpoint:
     try:
         config = RunConfig.from_dict(json.loads(_read_verified(d, manifest, CONFIG_FILE)))
         config.model.validate()
-        spec = json.loads(_read_verified(d, manifest, TOKENIZER_FILE))
-        if not isinstance(spec, dict) or spec.get("type") not in ("char", "tiktoken"):
-            raise ValueError(f"unknown tokenizer {spec!r:.60}")
+        config.train.validate()
     except CheckpointError:
         raise
-    except (ValueError, TypeError, KeyError) as exc:
-        raise CheckpointError(f"checkpoint {d} is incompatible: {exc}") from None
+    except (ValueError, TypeError, KeyError, RecursionError, UsageError) as exc:
+        detail = _option_to_field(str(exc))
+        raise CheckpointError(f"checkpoint {d} has an invalid {CONFIG_FILE}: {detail}") from None
+    try:
+        spec = json.loads(_read_verified(d, manifest, TOKENIZER_FILE))
+        _check_tokenizer_spec(spec, config)
+    except CheckpointError:
+        raise
+    except (ValueError, RecursionError) as exc:
+        raise CheckpointError(f"checkpoint {d} has an invalid {TOKENIZER_FILE}: {exc}") from None
     return Checkpoint(d, config, spec, manifest)
 
 
@@ -336,19 +521,3 @@ def find_checkpoint(directory: str | Path | None = None) -> Checkpoint:
     """Open ``directory``, or the newest checkpoint under ``checkpoints/`` when it is None."""
     return open_checkpoint(directory if directory is not None else latest_checkpoint())
 
-
-def write_metrics(directory: Path, records: list[dict[str, Any]]) -> None:
-    """Rewrite metrics.jsonl atomically with ``records`` (small: one line per evaluation)."""
-    text = "".join(json.dumps(r) + "\n" for r in records)
-    atomic_write_bytes(directory / METRICS_FILE, text.encode())
-
-
-def read_metrics(directory: Path) -> list[dict[str, Any]]:
-    path = Path(directory) / METRICS_FILE
-    if not path.exists():
-        return []
-    records = []
-    for line in path.read_text().splitlines():
-        with contextlib.suppress(ValueError):
-            records.append(json.loads(line))
-    return records

@@ -9,10 +9,13 @@ the user actually changed. Nothing heavy is imported at module level: ``--help``
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
+import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,7 +23,7 @@ import typer
 
 from tinygpt import __version__
 from tinygpt.config import ModelConfig, SampleConfig, TrainConfig
-from tinygpt.errors import TinyGPTError, UsageError
+from tinygpt.errors import Interrupted, TinyGPTError, UsageError
 
 app = typer.Typer(
     name="tinygpt",
@@ -61,13 +64,35 @@ def _err(message: str) -> None:
     typer.echo(f"error: {message}", err=True)
 
 
+def _command(*args: Any, **kwargs: Any) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """``app.command`` for a command that ends in one line and 128 + signal when interrupted.
+
+    Typer would turn Ctrl-C into a silent exit 130, and SIGTERM or SIGHUP (see ``main``) need
+    their own codes; the wrapper catches the interrupt inside the command instead.
+    """
+
+    def register(func: Callable[..., None]) -> Callable[..., None]:
+        @functools.wraps(func)
+        def run(*a: Any, **k: Any) -> None:
+            try:
+                func(*a, **k)
+            except KeyboardInterrupt as exc:
+                signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+                _err(f"interrupted ({signal.Signals(signum).name})")
+                raise typer.Exit(128 + signum) from None
+
+        return app.command(*args, **kwargs)(run)
+
+    return register
+
+
 def _write_stdout(text: str) -> None:
     sys.stdout.write(text)
     sys.stdout.flush()
 
 
 # ---------------------------------------------------------------------------------------------
-@app.command()
+@_command()
 def train(
     file: Annotated[
         Path | None,
@@ -238,8 +263,10 @@ def train(
         **options,
     )
     resume_cmd = f"tinygpt train {file} --out {result.out_dir} --resume"
+    # 128 + the signal, as a shell reports a process that signal ended (Ctrl-C: 130).
+    interrupted_code = 128 + (result.signal or signal.SIGINT)
     if not result.is_main:  # other data-parallel ranks: rank 0 speaks for the job
-        raise typer.Exit(130 if result.interrupted else 0)
+        raise typer.Exit(interrupted_code if result.interrupted else 0)
     if json_out:
         best = result.best_val_loss if math.isfinite(result.best_val_loss) else None
         summary = {
@@ -251,11 +278,12 @@ def train(
         }
         typer.echo(json.dumps(summary))
     if result.interrupted:
+        name = signal.Signals(result.signal or signal.SIGINT).name
         _err(
-            f"interrupted at step {result.step}; checkpoint saved in {result.out_dir}. "
-            f"Resume with: {resume_cmd}"
+            f"interrupted ({name}) at step {result.step}; checkpoint saved in "
+            f"{result.out_dir}. Resume with: {resume_cmd}"
         )
-        raise typer.Exit(130)
+        raise typer.Exit(interrupted_code)
     if not quiet:
         typer.echo(
             f"done: step {result.step}, best val loss {result.best_val_loss:.4f}; checkpoint in "
@@ -273,7 +301,7 @@ CheckpointOpt = Annotated[
 ]
 
 
-@app.command()
+@_command()
 def generate(
     checkpoint: CheckpointOpt = None,
     prompt: Annotated[
@@ -333,7 +361,7 @@ def generate(
 
 
 # ---------------------------------------------------------------------------------------------
-@app.command("eval")
+@_command("eval")
 def eval_command(
     file: Annotated[Path, typer.Argument(help="Text file to score.")],
     checkpoint: CheckpointOpt = None,
@@ -357,7 +385,7 @@ def eval_command(
 
 
 # ---------------------------------------------------------------------------------------------
-@app.command("inspect-attention")
+@_command("inspect-attention")
 def inspect_attention(
     ctx: typer.Context,
     checkpoint: CheckpointOpt = None,
@@ -529,7 +557,7 @@ def _wrote(path: Path) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-@app.command()
+@_command()
 def info(
     checkpoint: CheckpointOpt = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
@@ -543,6 +571,7 @@ def info(
         typer.echo(json.dumps(data))
         return
     from rich.table import Table
+    from rich.text import Text
 
     from tinygpt.console import stdout_console
 
@@ -582,11 +611,11 @@ def info(
         ("saved", data["saved"]),
     ]
     for key, value in rows:
-        table.add_row(key, str(value))
+        table.add_row(key, Text(str(value)))  # Text: a path like a[/b] is not markup
     stdout_console().print(table)
 
 
-@app.command()
+@_command()
 def runs(
     root: Annotated[Path, typer.Option("--root", help="Where runs live.")] = Path("checkpoints"),
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
@@ -603,6 +632,7 @@ def runs(
         return
     from rich import box
     from rich.table import Table
+    from rich.text import Text
 
     from tinygpt.console import stdout_console
 
@@ -616,23 +646,24 @@ def runs(
             min_width=15 if name == "run" else None,
         )
     for r in rows:
+        # Text, not str: a run named ck[red]x is shown as it is, never as markup.
         if "error" in r:
-            table.add_row(r["name"], "", "", "", "", "", r["error"][:40])
+            table.add_row(Text(r["name"]), "", "", "", "", "", Text(r["error"][:40]))
             continue
         best = "-" if r["best_val_loss"] is None else f"{r['best_val_loss']:.4f}"
         table.add_row(
-            r["name"],
+            Text(r["name"]),
             f"{r['parameters'] / 1e6:.2f}M",
             f"{r['steps']:,}",
             best,
             f"{r['tokens_seen'] / 1e6:.1f}M",
-            r["tokenizer"],
+            Text(r["tokenizer"]),
             r["saved"][5:],
         )
     stdout_console().print(table)
 
 
-@app.command()
+@_command()
 def plot(
     checkpoint: CheckpointOpt = None,
     out: Annotated[
@@ -652,23 +683,28 @@ def plot(
 
 
 # ---------------------------------------------------------------------------------------------
-@app.command()
+@_command()
 def export(
     out: Annotated[Path, typer.Argument(help="Directory to write.")],
     checkpoint: CheckpointOpt = None,
     fmt: Annotated[str, typer.Option("--format", help="Only hf (Hugging Face GPT-2).")] = "hf",
+    overwrite: Annotated[
+        bool,
+        typer.Option("--overwrite", help="Write into a non-empty OUT (never a checkpoint)."),
+    ] = False,
 ) -> None:
     """Write a checkpoint as a Hugging Face GPT2LMHeadModel directory (identical logits)."""
     from tinygpt.checkpoint import find_checkpoint
-    from tinygpt.hf import export_hf
+    from tinygpt.hf import check_export_destination, export_hf
 
     if fmt != "hf":
         raise UsageError(f"--format must be hf, got {fmt!r}")
-    path = export_hf(find_checkpoint(checkpoint), out)
+    check_export_destination(out, overwrite)  # before loading anything
+    path = export_hf(find_checkpoint(checkpoint), out, overwrite)
     typer.echo(f"wrote {path}; load it with transformers.GPT2LMHeadModel.from_pretrained", err=True)
 
 
-@app.command("import-hf")
+@_command("import-hf")
 def import_hf_command(
     source: Annotated[Path, typer.Argument(help="A local Hugging Face GPT-2 model directory.")],
     out: Annotated[
@@ -691,7 +727,7 @@ def import_hf_command(
 
 
 # ---------------------------------------------------------------------------------------------
-@app.command()
+@_command()
 def data(
     name: Annotated[str, typer.Argument(help="Dataset to download: shakespeare.")] = "shakespeare",
     directory: Annotated[Path, typer.Option("--dir", help="Where to put it.")] = Path("data"),
@@ -706,21 +742,37 @@ def data(
 
 
 # ---------------------------------------------------------------------------------------------
-def main() -> None:
+def _raise_interrupted(signum: int, frame: Any) -> None:
+    raise Interrupted(signum)
+
+
+def _stop_on_signals() -> None:
+    """SIGTERM and SIGHUP end a command the way Ctrl-C does: one line, 128 + signal (training
+    installs its own handlers, to finish the step and save first)."""
+    for name in ("SIGTERM", "SIGHUP"):
+        sig = getattr(signal, name, None)
+        if sig is not None and signal.getsignal(sig) is signal.SIG_DFL:
+            signal.signal(sig, _raise_interrupted)
+
+
+def main(argv: list[str] | None = None) -> None:
     """Console-script entry: one-line errors and exit codes instead of tracebacks."""
-    debug = "--debug" in sys.argv[1:] or os.environ.get("TINYGPT_DEBUG") == "1"
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args or os.environ.get("TINYGPT_DEBUG") == "1"
+    _stop_on_signals()
     try:
-        app()
+        app(args=args, prog_name="tinygpt")
     except TinyGPTError as exc:
         if debug:
             raise
         _err(str(exc))
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # outside a command (they report their own)
         if debug:
             raise
+        signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
         _err("interrupted")
-        sys.exit(130)
+        sys.exit(128 + signum)
     except BrokenPipeError:
         # `tinygpt generate | head`: the reader left; nothing to report.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -58,6 +58,80 @@ DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 DTYPE_CHOICES = ("auto", "float32", "bfloat16", "float16")
 
 
+# Bounds on a model's size, checked before anything is allocated: a config.json (or a flag) may
+# ask for a terabyte of weights or ten million layers, and should get one line instead.
+MAX_PARAMETERS = 4_000_000_000  # 16 GB of float32 weights; GPT-2 XL has 1.5e9
+MAX_LAYERS = 1024
+MAX_WIDTH = 1 << 16
+MAX_VOCAB = 1 << 24
+MAX_BLOCK_SIZE = 1 << 20
+MAX_KV_ELEMENTS = 1 << 32  # keys and values of one full-length sequence, all layers
+MAX_SEED = (1 << 63) - (1 << 20)  # torch takes 64-bit seeds; the run adds small offsets to it
+
+# Declared field types -> (accepted Python types, how a message names them).
+_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
+    "int": ((int,), "an integer"),
+    "float": ((int, float), "a number"),
+    "bool": ((bool,), "true or false"),
+    "str": ((str,), "a string"),
+}
+
+
+def _option(name: str) -> str:
+    return f"--{name.replace('_', '-')}"
+
+
+def _check_types(obj: Any) -> None:
+    """Every field holds a value of its declared type, and every number is finite.
+
+    Values reach the configs from TOML/JSON files and checkpoints as well as from the command
+    line, so ``dropout = "0.1"`` or ``warmup_steps = inf`` must be caught here, before a
+    comparison raises TypeError or an infinite number silently breaks the schedule.
+    """
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        declared = str(f.type).replace(" ", "").split("|")
+        if value is None and "None" in declared:
+            continue
+        allowed = tuple(t for d in declared if d in _TYPES for t in _TYPES[d][0])
+        # bool is an int to Python, but `n_layer = true` is a mistake, not 1.
+        wrong = not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed)
+        if wrong:
+            kinds = " or ".join(_TYPES[d][1] for d in declared if d in _TYPES)
+            raise UsageError(f"{_option(f.name)} must be {kinds}, got {value!r:.40}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise UsageError(f"{_option(f.name)} must be a finite number, got {value}")
+
+
+def parameter_bound(m: ModelConfig) -> int:
+    """An upper bound on the parameter count of ``m`` (untied head, learned positions, biases),
+    computed from the shape alone."""
+    c = m.n_embd
+    return 2 * m.vocab_size * c + m.block_size * c + m.n_layer * (12 * c * c + 13 * c) + 2 * c
+
+
+def _check_size(m: ModelConfig) -> None:
+    for name, limit in (
+        ("n_layer", MAX_LAYERS),
+        ("n_embd", MAX_WIDTH),
+        ("vocab_size", MAX_VOCAB),
+        ("block_size", MAX_BLOCK_SIZE),
+    ):
+        if getattr(m, name) > limit:
+            raise UsageError(f"{_option(name)} {getattr(m, name)} is above tinygpt's limit {limit}")
+    params = parameter_bound(m)
+    if params > MAX_PARAMETERS:
+        raise UsageError(
+            f"the model would have about {params:,} parameters, above tinygpt's limit of "
+            f"{MAX_PARAMETERS:,}; make it smaller"
+        )
+    if 2 * m.n_layer * m.block_size * m.n_embd > MAX_KV_ELEMENTS:
+        raise UsageError(
+            f"--block-size {m.block_size} with {m.n_layer} layers {m.n_embd} wide needs a "
+            f"key/value cache above tinygpt's limit; use a smaller --block-size"
+        )
+
+
 def _positive(name: str, value: float) -> None:
     if not value > 0:
         raise UsageError(f"--{name.replace('_', '-')} must be positive, got {value}")
@@ -93,6 +167,7 @@ class ModelConfig:
     zero_init_proj: bool = False
 
     def validate(self) -> ModelConfig:
+        _check_types(self)
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:
@@ -113,6 +188,7 @@ class ModelConfig:
             raise UsageError(f"rotary embeddings need an even head size, got {self.head_dim}")
         if not (self.logit_softcap >= 0 and math.isfinite(self.logit_softcap)):
             raise UsageError(f"--logit-softcap must be >= 0 (0 disables), got {self.logit_softcap}")
+        _check_size(self)
         return self
 
     @property
@@ -177,7 +253,16 @@ class TrainConfig:
         return self.batch_size * self.grad_accum * self.world_size
 
     def validate(self) -> TrainConfig:
-        for name in ("batch_size", "grad_accum", "max_steps", "eval_every", "eval_batches"):
+        _check_types(self)
+        for name in (
+            "batch_size",
+            "grad_accum",
+            "max_steps",
+            "eval_every",
+            "eval_batches",
+            "max_bad_steps",
+            "world_size",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:
                 raise UsageError(
@@ -208,6 +293,8 @@ class TrainConfig:
                 raise UsageError(f"--{name} must be in [0, 1), got {getattr(self, name)}")
         if self.max_time is not None:
             _positive("max_time", self.max_time)
+        if not 0 <= self.seed <= MAX_SEED:
+            raise UsageError(f"--seed must be between 0 and {MAX_SEED}, got {self.seed}")
         if not 0 < self.val_fraction < 1:
             raise UsageError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
         check_choice("device", self.device, DEVICE_CHOICES)
@@ -229,6 +316,9 @@ class SampleConfig:
     kv_cache: bool = True
 
     def validate(self) -> SampleConfig:
+        _check_types(self)
+        if self.seed is not None and not 0 <= self.seed <= MAX_SEED:
+            raise UsageError(f"--seed must be between 0 and {MAX_SEED}, got {self.seed}")
         if self.max_new_tokens < 0:
             raise UsageError(f"--max-new-tokens must be >= 0, got {self.max_new_tokens}")
         if not (self.temperature >= 0 and math.isfinite(self.temperature)):
@@ -256,7 +346,12 @@ class RunConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunConfig:
         """Read a config.json; keys this version does not know (or no longer uses) are ignored."""
-        model, train = dict(data.get("model", {})), dict(data.get("train", {}))
+        if not isinstance(data, dict):
+            raise ValueError("config.json must hold an object")
+        model, train = data.get("model", {}), data.get("train", {})
+        if not isinstance(model, dict) or not isinstance(train, dict):
+            raise ValueError("config.json's model and train entries must be objects")
+        model, train = dict(model), dict(train)
         if "position" not in model:
             # Written before the recipe had switches: every such run used the gpt2 recipe.
             legacy = GPT2_RECIPE

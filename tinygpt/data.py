@@ -23,7 +23,13 @@ import torch
 from tqdm import tqdm
 
 from tinygpt.errors import UsageError
-from tinygpt.fileio import atomic_write, atomic_write_bytes, sha256
+from tinygpt.fileio import (
+    NotRegularFile,
+    atomic_write,
+    atomic_write_bytes,
+    check_regular,
+    sha256,
+)
 from tinygpt.tokenizer import (
     CharTokenizer,
     TiktokenTokenizer,
@@ -39,10 +45,26 @@ _READ_CHUNK_BYTES = 1 << 23
 
 def read_text(path: str | Path, encoding: str = "utf-8") -> str:
     """Read one whole text file (a prompt, a file to evaluate), with the corpus reader's errors."""
+    check_encoding(encoding)
     p = Path(path)
     if p.is_dir():
         raise UsageError(f"{p} is a directory; give a text file")
     return "".join(iter_text(resolve_sources(p), encoding))
+
+
+def check_encoding(encoding: str) -> str:
+    """The canonical name of a text encoding (``latin-1`` -> ``iso8859-1``), or a UsageError.
+
+    Checked before any cache lookup, so a bad name fails the same way with a cached corpus as
+    with a fresh one; codecs such as ``rot13`` or ``base64`` are not text encodings.
+    """
+    try:
+        info = codecs.lookup(encoding)
+    except (LookupError, TypeError, ValueError):
+        raise UsageError(f"unknown --encoding {encoding!r}; try utf-8 or latin-1") from None
+    if not getattr(info, "_is_text_encoding", True):
+        raise UsageError(f"--encoding {encoding!r} is not a text encoding; try utf-8 or latin-1")
+    return info.name
 
 
 def default_cache_dir() -> Path:
@@ -95,6 +117,15 @@ def resolve_sources(spec: str | Path) -> list[Path]:
         return files
     if not path.exists():
         raise UsageError(f"file not found: {path}")
+    try:
+        check_regular(path)
+    except NotRegularFile as exc:
+        raise UsageError(
+            f"{exc}: tinygpt reads its input twice (to hash it, then to tokenize it); save it "
+            f"to a file first"
+        ) from None
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
     return [path]
 
 
@@ -139,6 +170,8 @@ def iter_text(
                         f"offset {offset}; pass --encoding (for example latin-1) if the file "
                         f"uses another encoding"
                     ) from None
+                except UnicodeError as exc:  # e.g. utf-16 without a byte-order mark
+                    raise UsageError(f"{path} is not valid {encoding}: {exc}") from None
                 consumed += len(raw)
                 if on_bytes:
                     on_bytes(len(raw))
@@ -177,13 +210,18 @@ def encode_text(tokenizer: Tokenizer, text: str) -> np.ndarray:
     return np.asarray(tokenizer.encode(text), dtype=dtype)
 
 
-def _sources_digest(sources: list[Path]) -> str:
-    digest = hashlib.sha256()
+def _sources_digest(sources: list[Path], encoding: str) -> str:
+    """Everything the ids depend on besides the tokenizer: the text encoding, the files' names
+    and their bytes (a latin-1 reading of a file is another token stream than a UTF-8 one)."""
+    digest = hashlib.sha256(f"encoding={encoding}".encode())
     for path in sources:
         digest.update(f"\0{path.name}\0".encode())
-        with open(path, "rb") as fh:
-            while block := fh.read(1 << 24):
-                digest.update(block)
+        try:
+            with open(path, "rb") as fh:
+                while block := fh.read(1 << 24):
+                    digest.update(block)
+        except OSError as exc:
+            raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
     return digest.hexdigest()[:24]
 
 
@@ -241,8 +279,9 @@ def prepare_corpus(
     tokenizer object (a resumed run keeps its checkpoint's). The ids are cached under the
     sources' content hash and the tokenizer, so an unchanged corpus is never tokenized twice.
     """
+    codec = check_encoding(encoding)
     sources = resolve_sources(spec)
-    content = _sources_digest(sources)
+    content = _sources_digest(sources, codec)
     cache = (cache_dir or default_cache_dir()) / "tokens"
     keys = _tokenizer_keys(tokenizer)
     for key in keys:

@@ -41,11 +41,15 @@ class DistContext:
 
     def any(self, *flags: bool) -> list[bool]:
         """Element-wise OR of flags over all ranks, so every rank takes the same decision."""
+        return [bool(v) for v in self.max(*flags)]
+
+    def max(self, *values: float) -> list[float]:
+        """Element-wise maximum over all ranks (e.g. the stop signal any rank received)."""
         if not self.enabled:
-            return list(flags)
-        t = torch.tensor([float(f) for f in flags], device=self._comm_device())
+            return [float(v) for v in values]
+        t = torch.tensor([float(v) for v in values], device=self._comm_device())
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
-        return [bool(v) for v in t.tolist()]
+        return t.tolist()
 
     def mean(self, value: torch.Tensor) -> torch.Tensor:
         """The mean of ``value`` over all ranks (SUM then divide: gloo has no AVG)."""
@@ -68,6 +72,15 @@ class DistContext:
         if dist.get_backend() == "nccl":
             return torch.device("cuda", torch.cuda.current_device())
         return torch.device("cpu")
+
+
+def launch_rank() -> int:
+    """This process's rank as torchrun announced it (0 when not started by torchrun), known
+    before the process group exists."""
+    try:
+        return int(os.environ.get("RANK", "0"))
+    except ValueError:
+        return 0
 
 
 def setup(device: str) -> DistContext:

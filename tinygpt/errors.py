@@ -24,3 +24,15 @@ class CheckpointError(TinyGPTError):
 
 class TrainingDiverged(TinyGPTError):
     """Loss or gradients stayed non-finite for too many steps in a row."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """A stop signal (SIGINT, SIGTERM, SIGHUP) that should end the command now.
+
+    A KeyboardInterrupt, so ``except Exception`` blocks never swallow it; the CLI exits with the
+    conventional 128 + signal number.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum

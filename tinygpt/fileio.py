@@ -9,11 +9,71 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 TEMP_PREFIX = ".tmp-"
+
+
+class NotRegularFile(OSError):
+    """A path that is a FIFO, a device or a socket (reading it could hang or never end)."""
+
+
+class TooLarge(OSError):
+    """A file larger than its reader allows."""
+
+
+def file_kind(mode: int) -> str:
+    """What a non-regular file is, for messages."""
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a pipe (FIFO)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
+def check_regular(path: Path) -> int:
+    """The size of ``path`` if it is a regular file (links followed), else NotRegularFile.
+
+    ``stat`` never blocks, unlike opening a FIFO; ``/dev/zero`` or ``<(cmd)`` would make a
+    reader hang or read forever, and a pipe can't be read twice (hash, then tokenize).
+    """
+    info = os.stat(path)
+    if not stat.S_ISREG(info.st_mode):
+        raise NotRegularFile(f"{path} is {file_kind(info.st_mode)}; give a regular file")
+    return info.st_size
+
+
+def read_bounded(path: Path, limit: int) -> bytes:
+    """The bytes of the regular file ``path``, refusing one over ``limit`` bytes.
+
+    Opened non-blocking so a FIFO can't hang the open; the type is checked on the opened file
+    (no race with a rename) and the read never goes past ``limit`` + 1 bytes.
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(fd, "rb") as fh:
+        info = os.fstat(fh.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise NotRegularFile(f"{path} is {file_kind(info.st_mode)}, not a regular file")
+        if info.st_size > limit:
+            raise TooLarge(f"{path} has {info.st_size:,} bytes, more than the {limit:,} allowed")
+        data = fh.read(limit + 1)
+    if len(data) > limit:  # grew while being read
+        raise TooLarge(f"{path} has more than the {limit:,} bytes allowed")
+    return data
+
+
+def describe_os_error(exc: OSError) -> str:
+    """One line for an OSError: our own messages as they are, the system's reason otherwise."""
+    if isinstance(exc, (NotRegularFile, TooLarge)):
+        return str(exc)
+    return exc.strerror or str(exc)
 
 
 def sha256(data: bytes) -> str:

@@ -21,12 +21,14 @@ from tinygpt.checkpoint import (
     MODEL_FILE,
     TOKENIZER_FILE,
     Checkpoint,
+    is_checkpoint,
     weights_bytes,
     write_checkpoint,
 )
 from tinygpt.config import ARCHITECTURES, MODEL_SWITCHES, ModelConfig, RunConfig, TrainConfig
 from tinygpt.errors import UsageError
 from tinygpt.fileio import atomic_write_bytes
+from tinygpt.lock import directory_lock
 from tinygpt.model import GPT
 from tinygpt.tokenizer import build_tokenizer
 
@@ -57,8 +59,31 @@ def check_exportable(m: ModelConfig) -> None:
         )
 
 
-def export_hf(ck: Checkpoint, out: Path) -> Path:
+EXPORT_FILES = ("config.json", "model.safetensors", "tinygpt_tokenizer.json")
+
+
+def check_export_destination(out: Path, overwrite: bool = False) -> None:
+    """Refuse to export over anything: a tinygpt checkpoint never (its config.json and
+    model.safetensors have the same names as the export's), anything else without
+    ``overwrite``."""
+    if is_checkpoint(out):
+        raise UsageError(
+            f"{out} holds a tinygpt checkpoint; exporting there would destroy it. Export to "
+            f"a new directory"
+        )
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{out} is a file; export writes a directory")
+    if not overwrite and out.is_dir() and any(out.iterdir()):
+        raise UsageError(
+            f"{out} is not empty; export to a new directory, or pass --overwrite to replace "
+            f"the exported files in it"
+        )
+
+
+def export_hf(ck: Checkpoint, out: Path, overwrite: bool = False) -> Path:
     """Write ``out/config.json`` and ``out/model.safetensors`` loadable by GPT2LMHeadModel."""
+    out = Path(out)
+    check_export_destination(out, overwrite)
     m = ck.config.model
     check_exportable(m)
     model = ck.load_model("cpu")
@@ -102,14 +127,19 @@ def export_hf(ck: Checkpoint, out: Path) -> Path:
         "tie_word_embeddings": True,
         "torch_dtype": "float32",
     }
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(out / "config.json", json.dumps(config, indent=2).encode())
-    atomic_write_bytes(
-        out / "model.safetensors", safetensors.torch.save(tensors, metadata={"format": "pt"})
+    contents = (
+        json.dumps(config, indent=2).encode(),
+        safetensors.torch.save(tensors, metadata={"format": "pt"}),
+        # Keep the tokenizer with the weights (tinygpt's own format; GPT-2 BPE models can use
+        # transformers' GPT2TokenizerFast, which has the same ranks).
+        json.dumps(ck.tokenizer_spec).encode(),
     )
-    # Keep the tokenizer with the weights (tinygpt's own format; GPT-2 BPE models can use
-    # transformers' GPT2TokenizerFast, which has the same ranks).
-    atomic_write_bytes(out / "tinygpt_tokenizer.json", json.dumps(ck.tokenizer_spec).encode())
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for name, data in zip(EXPORT_FILES, contents, strict=True):
+            atomic_write_bytes(out / name, data)
+    except OSError as exc:
+        raise UsageError(f"cannot write to {out}: {exc.strerror or exc}") from None
     return out
 
 
@@ -188,5 +218,6 @@ def import_hf(src: Path, out: Path, tokenizer: str = "gpt2") -> Path:
         TOKENIZER_FILE: json.dumps(tok.to_dict()).encode(),
         MODEL_FILE: weights_bytes(model),
     }
-    write_checkpoint(out, files, step=0)
+    with directory_lock(out):  # the same one-writer rule as `train`
+        write_checkpoint(out, files, step=0)
     return out

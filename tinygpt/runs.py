@@ -9,9 +9,9 @@ from typing import Any
 
 import torch
 
-from tinygpt.checkpoint import MANIFEST_FILE, STATE_FILE, find_checkpoint, read_metrics
+from tinygpt.checkpoint import MANIFEST_FILE, STATE_FILE, find_checkpoint
 from tinygpt.config import ModelConfig
-from tinygpt.errors import CheckpointError
+from tinygpt.errors import TinyGPTError
 from tinygpt.model import GPT
 from tinygpt.optim import describe_groups
 from tinygpt.schedule import describe as describe_schedule
@@ -30,7 +30,7 @@ def checkpoint_info(directory: str | Path | None = None) -> dict[str, Any]:
     state = ck.load_state() if ck.has(STATE_FILE) else {}  # imported models have no state
     m, t = ck.config.model, ck.config.train
     total, non_embedding = param_counts(m)
-    metrics = read_metrics(ck.directory)
+    metrics = ck.metrics()
     best = float(state.get("best_val", math.inf))
     return {
         "checkpoint": str(ck.directory),
@@ -55,7 +55,7 @@ def checkpoint_info(directory: str | Path | None = None) -> dict[str, Any]:
         "effective_batch_size": t.effective_batch_size,
         "data": t.data,
         "saved": time.strftime(
-            "%Y-%m-%d %H:%M", time.localtime((ck.directory / MANIFEST_FILE).stat().st_mtime)
+            "%Y-%m-%d %H:%M", time.localtime(ck.saved_at)
         ),
     }
 
@@ -63,12 +63,12 @@ def checkpoint_info(directory: str | Path | None = None) -> dict[str, Any]:
 def list_runs(root: Path = Path("checkpoints")) -> list[dict[str, Any]]:
     """Every checkpoint directly under ``root``, newest first; broken ones are listed as such."""
     rows = []
-    manifests = (
-        sorted(root.glob(f"*/{MANIFEST_FILE}"), key=lambda p: p.stat().st_mtime, reverse=True)
-        if root.is_dir()
-        else []
+    manifests = sorted(
+        ((_mtime(p), p) for p in root.glob(f"*/{MANIFEST_FILE}")) if root.is_dir() else (),
+        key=lambda item: item[0],
+        reverse=True,
     )
-    for manifest in manifests:
+    for _, manifest in manifests:
         directory = manifest.parent
         try:
             info = checkpoint_info(directory)
@@ -88,6 +88,13 @@ def list_runs(root: Path = Path("checkpoints")) -> list[dict[str, Any]]:
                     },
                 }
             )
-        except CheckpointError as exc:
+        except (TinyGPTError, OSError) as exc:  # one broken run must not hide the others
             rows.append({"name": directory.name, "error": str(exc)})
     return rows
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:  # removed (or unreadable) since it was listed
+        return 0.0

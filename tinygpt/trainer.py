@@ -26,7 +26,13 @@ from torch.nn.parallel import DistributedDataParallel
 
 from tinygpt import checkpoint as ckpt
 from tinygpt.config import ModelConfig, RunConfig, TrainConfig
-from tinygpt.data import BatchSampler, Corpus, check_split_lengths, prepare_corpus
+from tinygpt.data import (
+    BatchSampler,
+    Corpus,
+    check_encoding,
+    check_split_lengths,
+    prepare_corpus,
+)
 from tinygpt.device import (
     autocast,
     configure_backends,
@@ -34,8 +40,9 @@ from tinygpt.device import (
     resolve_device,
     resolve_dtype,
 )
-from tinygpt.distributed import DistContext, setup, teardown
-from tinygpt.errors import TrainingDiverged, UsageError
+from tinygpt.distributed import DistContext, launch_rank, setup, teardown
+from tinygpt.errors import CheckpointError, Interrupted, TinyGPTError, TrainingDiverged, UsageError
+from tinygpt.lock import directory_lock
 from tinygpt.model import GPT
 from tinygpt.optim import build_optimizers
 from tinygpt.presets import resolve_options
@@ -52,6 +59,7 @@ class TrainResult:
     stopped_by_time: bool = False
     is_main: bool = True  # False on data-parallel ranks other than 0 (they report nothing)
     model: GPT | None = None  # the trained model, in memory
+    signal: int = 0  # the stop signal that interrupted the run (SIGINT, SIGTERM, SIGHUP), or 0
 
 
 class TrainerCallback:
@@ -61,7 +69,7 @@ class TrainerCallback:
     """
 
     def on_start(self, trainer: Trainer) -> None:
-        """The loop is about to start (Ctrl-C is already handled)."""
+        """The loop is about to start (Ctrl-C and the stop signals are already handled)."""
 
     def on_step(self, trainer: Trainer, loss: float, lr: float, tokens_per_sec: float) -> None:
         """An optimizer step finished (``trainer.step`` counts it)."""
@@ -79,28 +87,43 @@ class TrainerCallback:
         """The loop ended, normally or not."""
 
 
+# Ctrl-C, then what schedulers send on preemption (SLURM, Kubernetes, `docker stop`, `timeout`)
+# and what a closing terminal sends: each means "stop soon", and none should lose the steps
+# since the last save.
+STOP_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
+
+
 class _Interrupt:
-    """Turns the first Ctrl-C into a flag the loop checks after each step (a second one aborts)."""
+    """Turns the first stop signal into a flag the loop checks after each step (a second one
+    aborts at once)."""
 
     def __init__(self) -> None:
-        self.requested = False
+        self.signum = 0
+
+    @property
+    def requested(self) -> bool:
+        return self.signum != 0
 
     def _handler(self, signum: int, frame: Any) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
+        if self.signum:
+            raise Interrupted(signum)
+        self.signum = signum
 
     @contextmanager
     def installed(self):
+        previous = {}
         try:
-            previous = signal.signal(signal.SIGINT, self._handler)
+            for sig in STOP_SIGNALS:
+                previous[sig] = signal.signal(sig, self._handler)
         except ValueError:  # not the main thread: leave signals alone
-            yield self
-            return
+            pass
         try:
             yield self
         finally:
-            signal.signal(signal.SIGINT, previous)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 def _python_rng_to_tensor() -> torch.Tensor:
@@ -235,6 +258,21 @@ class Trainer:
     def _restore(self, source: ckpt.Checkpoint) -> None:
         ckpt.load_weights(self.model, source.read_verified(ckpt.MODEL_FILE), str(source.directory))
         state = source.load_state()
+        try:
+            self._restore_state(state)
+        except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as exc:
+            # A state.pt that loads (plain tensors and values) but not the ones a run saves.
+            detail = (str(exc).strip().splitlines() or [""])[-1][:120]
+            raise CheckpointError(
+                f"checkpoint {source.directory} is corrupt: {ckpt.STATE_FILE} does not fit "
+                f"this run ({type(exc).__name__}: {detail})"
+            ) from None
+        if source.has(ckpt.BEST_FILE):
+            self.best_weights = source.read_verified(ckpt.BEST_FILE)
+        # Evaluations logged after the checkpoint's step belong to the lost part of the run.
+        self.metrics = source.metrics()
+
+    def _restore_state(self, state: dict[str, Any]) -> None:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scaler.load_state_dict(state["scaler"])
         torch.set_rng_state(state["torch_rng"])
@@ -256,10 +294,6 @@ class Trainer:
         self.best_val = float(state["best_val"])
         self.tokens_seen = int(state["tokens_seen"])
         self.elapsed = float(state["elapsed"])
-        if source.has(ckpt.BEST_FILE):
-            self.best_weights = source.read_verified(ckpt.BEST_FILE)
-        # Evaluations logged after the checkpoint's step belong to the lost part of the run.
-        self.metrics = [m for m in ckpt.read_metrics(source.directory) if m["step"] <= self.step]
 
     def save(self) -> None:
         """Rank 0 writes the checkpoint; the others contribute their RNG states and wait."""
@@ -276,8 +310,16 @@ class Trainer:
         if self.best_weights is not None:
             files[ckpt.BEST_FILE] = self.best_weights
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        ckpt.write_metrics(self.out_dir, self.metrics)
         ckpt.write_checkpoint(self.out_dir, files, self.step)
+        # The log follows the committed checkpoint: a save that fails leaves no record of an
+        # evaluation whose weights were never saved.
+        try:
+            ckpt.write_metrics(self.out_dir, self.metrics)
+        except OSError as exc:
+            raise TinyGPTError(
+                f"saved the checkpoint at step {self.step} in {self.out_dir}, but could not "
+                f"write {ckpt.METRICS_FILE} ({exc.strerror or exc}); free some space and resume"
+            ) from None
         self.emit("save")
         self.dist.barrier()
 
@@ -397,6 +439,7 @@ class Trainer:
         bad_in_a_row = 0
         loss = math.nan
         interrupted = stopped_by_time = False
+        stop_signal = 0
         step_cap, first_session_step = cfg.max_steps, self.step
         evaluating_seconds, eval_seconds = 0.0, None
         session_start = self.clock()
@@ -436,8 +479,10 @@ class Trainer:
                 out_of_time = (
                     cfg.max_time is not None and self.clock() - session_start >= cfg.max_time
                 )
-                # All ranks must agree to stop, or the others would wait for it forever.
-                interrupted, out_of_time = self.dist.any(interrupt.requested, out_of_time)
+                # All ranks must agree to stop, or the others would wait for it forever; the
+                # signal one rank received (SIGTERM may reach only one) stops them all.
+                signum, timed_out = self.dist.max(interrupt.signum, out_of_time)
+                stop_signal, interrupted, out_of_time = int(signum), signum > 0, timed_out > 0
                 if interrupted:
                     break
                 if self.step % cfg.eval_every == 0 or self.step == cfg.max_steps or out_of_time:
@@ -470,6 +515,7 @@ class Trainer:
             stopped_by_time,
             self.dist.is_main,
             self.model,
+            signal=stop_signal,
         )
 
 
@@ -504,6 +550,25 @@ def train(
     """
     out = Path(out_dir) if out_dir else default_out_dir(data)
     model_opts, train_opts = split_options(resolve_options(preset, config, options))
+    # One writer per directory (rank 0 writes for a torchrun job); taking the lock also proves
+    # that --out can be written, before any work is done.
+    guard = directory_lock(out) if launch_rank() == 0 else nullcontext()
+    with guard:
+        return _train_locked(
+            data, out, resume, overwrite, callbacks, cache_dir, model_opts, train_opts
+        )
+
+
+def _train_locked(
+    data: str | Path,
+    out: Path,
+    resume: bool,
+    overwrite: bool,
+    callbacks: Sequence[TrainerCallback],
+    cache_dir: Path | None,
+    model_opts: dict[str, Any],
+    train_opts: dict[str, Any],
+) -> TrainResult:
     existing = ckpt.is_checkpoint(out)
     source = None
     if resume:
@@ -527,11 +592,14 @@ def train(
                 f"{out} already holds a checkpoint; pass --resume to continue it, --out DIR to "
                 f"train elsewhere, or --overwrite to replace it"
             )
+        if existing:  # its first save would refuse a damaged manifest: say so now, not then
+            ckpt.check_manifests(out)
         train_cfg = TrainConfig(**train_opts)
         model_cfg = None
     train_cfg.data = str(data)
     train_cfg.out_dir = str(out)
     train_cfg.validate()
+    check_encoding(train_cfg.encoding)
     dist = setup(train_cfg.device)  # a no-op unless started by torchrun with several processes
     try:
         if not dist.is_main:

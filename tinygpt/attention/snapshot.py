@@ -12,12 +12,21 @@ import torch
 
 from tinygpt.attention.capture import capture_attention
 from tinygpt.attention.labels import head_label
-from tinygpt.attention.probes import in_context_score, induction_loss, induction_probe
+from tinygpt.attention.probes import (
+    default_probe_length,
+    in_context_score,
+    induction_loss,
+    induction_probe,
+)
 from tinygpt.attention.scores import ROLE_SCORES, SNAPSHOT_KEYS, all_head_scores, clears
 from tinygpt.data import BatchSampler
 from tinygpt.device import autocast
 from tinygpt.model import GPT
 from tinygpt.trainer import Trainer, TrainerCallback
+
+# The induction probe repeats this many random tokens twice; with fewer there is no second-copy
+# token left to predict (block size 1 or 2, or a one-character vocabulary).
+MIN_PROBE_LENGTH = 2
 
 
 @torch.inference_mode()
@@ -48,6 +57,8 @@ class HeadSnapshots(TrainerCallback):
     """Adds head scores on a fixed probe (the start of the validation text) to every evaluation."""
 
     def on_evaluate(self, trainer: Trainer, record: dict[str, Any]) -> None:
+        if default_probe_length(trainer.model) < MIN_PROBE_LENGTH:
+            return  # a context (or vocabulary) too small for the probes: no snapshot
         block = trainer.run.model.block_size
         probe = [int(i) for i in trainer.val_ids[:block]]
         sampler = BatchSampler(

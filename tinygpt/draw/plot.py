@@ -130,4 +130,7 @@ def write_plot(path: Path, metrics: list[dict[str, Any]], title: str) -> None:
     if not _series(metrics):
         raise UsageError("this checkpoint has no evaluations in metrics.jsonl yet")
     data = svg_plot(metrics, title).encode() if suffix == ".svg" else png_plot(metrics)
-    atomic_write_bytes(path, data)
+    try:
+        atomic_write_bytes(path, data)
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
