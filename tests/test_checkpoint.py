@@ -86,7 +86,7 @@ def test_torch_save_runtime_error_is_caught(tmp_path, monkeypatch):
 
     monkeypatch.setattr(ckpt, "atomic_write_bytes", boom)
     with pytest.raises(TinyGPTError, match="could not write the checkpoint"):
-        ckpt.write_checkpoint(tmp_path / "c", {"a": b"1"}, step=1)
+        ckpt.write_checkpoint(tmp_path / "c", {ckpt.CONFIG_FILE: b"1"}, step=1)
 
 
 def test_crash_after_commit_point_is_rolled_forward(tiny_run):

@@ -176,10 +176,10 @@ def test_sigterm_to_one_rank_stops_every_rank_at_one_step_and_saves(tmp_path):
     assert rank1 is not None
     os.kill(rank1, signal.SIGTERM)  # only one rank hears it, as with a targeted kill
     _, err = proc.communicate(timeout=180)
-    assert "interrupted (SIGTERM) at step" in err, err[-4000:]
+    assert "interrupted at step" in err and "(SIGTERM)" in err, err[-4000:]
     assert "SIGABRT" not in err and "Aborted" not in err, err[-4000:]
     from tinygpt.checkpoint import open_checkpoint
 
     ck = open_checkpoint(tmp_path / "out")
-    step = int(err.split("interrupted (SIGTERM) at step ")[1].split(";")[0])
+    step = int(err.split("interrupted at step ")[1].split(" ")[0])
     assert ck.step == step > 0

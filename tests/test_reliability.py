@@ -154,7 +154,8 @@ def test_sigterm_and_sighup_save_and_exit_128_plus_signal(tmp_path, sig):
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 128 + sig, err
-    assert "--resume" in err and f"interrupted ({signal.Signals(sig).name}) at step" in err
+    assert "--resume" in err and "interrupted at step" in err
+    assert f"({signal.Signals(sig).name})" in err
     assert ckpt.open_checkpoint(out).step > 0
 
 
