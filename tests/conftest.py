@@ -107,3 +107,36 @@ def run_cli(*args: str, cwd: Path | None = None, input: str | None = None, env=N
         env=full_env,
         timeout=300,
     )
+
+
+def run_main(*args: str, cwd: Path | None = None) -> tuple[int, str, str]:
+    """Run the CLI's entry point in this process: (exit code, stdout, stderr).
+
+    Faster than ``run_cli`` for the many-cases tests; the signal handlers ``main`` installs and
+    the working directory are restored afterwards.
+    """
+    import contextlib
+    import io
+    import signal
+
+    from tinygpt.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)}
+    old_cwd, old_argv = os.getcwd(), sys.argv
+    code = 0
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                sys.argv = ["tinygpt", *args]  # main() reads sys.argv, like the console script
+                main()
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        os.chdir(old_cwd)
+        sys.argv = old_argv
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+    return code, out.getvalue(), err.getvalue()

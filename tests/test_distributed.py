@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -131,3 +132,54 @@ def test_torchrun_cli_trains_and_resumes(tmp_path):
     assert [m["step"] for m in read_metrics(ck.directory)] == [5, 10]
     bad = torchrun("--max-steps", "10", "--n-embd", "30")  # usage error on every rank
     assert bad.returncode != 0
+
+
+def _rank_pid(launcher: int, rank: int) -> int | None:
+    """The worker process of ``rank`` that torchrun (pid ``launcher``) started."""
+    children = Path(f"/proc/{launcher}/task/{launcher}/children").read_text().split()
+    for pid in children:
+        try:
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if f"RANK={rank}".encode() in environ:
+            return int(pid)
+    return None
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/task"), reason="needs Linux /proc")
+def test_sigterm_to_one_rank_stops_every_rank_at_one_step_and_saves(tmp_path):
+    import signal
+    import time
+
+    (tmp_path / "small.txt").write_text(SMALL_TEXT)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TINYGPT_CACHE_DIR": str(tmp_path / "cache"),
+           "NO_COLOR": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         "-m", "tinygpt", "train", "small.txt", "--tokenizer", "char", "--n-layer", "1",
+         "--n-head", "2", "--n-embd", "16", "--block-size", "16", "--batch-size", "4",
+         "--device", "cpu", "--max-steps", "1000000", "--eval-every", "1000000",
+         "--out", "out"],
+        cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True,
+    )
+    lines = []
+    deadline = time.time() + 240
+    while time.time() < deadline:  # rank 0 prints its summary once the loop has started
+        line = proc.stderr.readline()
+        lines.append(line)
+        if not line or line.startswith("output "):
+            break
+    assert proc.poll() is None, "".join(lines)
+    time.sleep(2)
+    rank1 = _rank_pid(proc.pid, 1)
+    assert rank1 is not None
+    os.kill(rank1, signal.SIGTERM)  # only one rank hears it, as with a targeted kill
+    _, err = proc.communicate(timeout=180)
+    assert "interrupted at step" in err and "(SIGTERM)" in err, err[-4000:]
+    assert "SIGABRT" not in err and "Aborted" not in err, err[-4000:]
+    from tinygpt.checkpoint import open_checkpoint
+
+    ck = open_checkpoint(tmp_path / "out")
+    step = int(err.split("interrupted at step ")[1].split(" ")[0])
+    assert ck.step == step > 0

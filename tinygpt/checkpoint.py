@@ -302,6 +302,20 @@ class Checkpoint:
         return name in self.manifest["files"]
 
     def read_verified(self, name: str) -> bytes:
+        """The bytes of ``name`` as the manifest records them.
+
+        A save may commit between opening the checkpoint and reading a file: the file then
+        holds the new content, which only the new manifest describes. So on a mismatch the
+        current manifest is read again, and the read retried if it records another digest.
+        """
+        for _ in range(3):
+            try:
+                return _read_verified(self.directory, self.manifest, name, self._limit(name))
+            except CheckpointError:
+                fresh = _current_manifest(self.directory)
+                if fresh["files"].get(name) == self.manifest["files"].get(name):
+                    raise
+                self.manifest = fresh
         return _read_verified(self.directory, self.manifest, name, self._limit(name))
 
     def _limit(self, name: str) -> int:

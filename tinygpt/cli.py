@@ -280,7 +280,7 @@ def train(
     if result.interrupted:
         name = signal.Signals(result.signal or signal.SIGINT).name
         _err(
-            f"interrupted ({name}) at step {result.step}; checkpoint saved in "
+            f"interrupted at step {result.step} ({name}); checkpoint saved in "
             f"{result.out_dir}. Resume with: {resume_cmd}"
         )
         raise typer.Exit(interrupted_code)

@@ -92,7 +92,5 @@ def directory_lock(directory: Path) -> Iterator[None]:
             path.unlink()
         os.close(fd)
         for d in created:  # a run that failed before its first save leaves no empty directory
-            try:
+            with contextlib.suppress(OSError):  # not empty (a checkpoint is in it): kept
                 d.rmdir()
-            except OSError:
-                break  # not empty: a checkpoint is in it

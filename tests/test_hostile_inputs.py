@@ -1,0 +1,441 @@
+"""Issue 13, items 7 and 10: bounded reads of any input, and a sentence (never "unexpected")
+for every bad input; then a property-based fault-injection test over checkpoint files."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import resource
+import shutil
+import signal
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import tinygpt
+from tests.conftest import SMALL_TEXT, TINY, run_main
+from tinygpt import checkpoint as ckpt
+
+RUN = {**TINY, "arch": "gpt2", "max_steps": 10, "eval_every": 5}
+TEXT = "small.txt"
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("hostile")
+    (root / TEXT).write_text(SMALL_TEXT)
+    tinygpt.train(root / TEXT, out_dir=root / "ck", cache_dir=root / "cache", **RUN)
+    return root / "ck"
+
+
+@pytest.fixture
+def ck(trained, tmp_path) -> Path:
+    (tmp_path / TEXT).write_text(SMALL_TEXT)
+    return Path(shutil.copytree(trained, tmp_path / "ck"))
+
+
+def rehash(directory: Path, name: str, data: bytes) -> None:
+    """Replace ``name`` and fix the manifest's sha256 and size, as an attacker could."""
+    (directory / name).write_bytes(data)
+    manifest = json.loads((directory / ckpt.MANIFEST_FILE).read_text())
+    manifest["files"][name] = ckpt.sha256(data)
+    manifest.setdefault("sizes", {})[name] = len(data)
+    (directory / ckpt.MANIFEST_FILE).write_text(json.dumps(manifest))
+
+
+def one_line_error(code: int, err: str, expected: tuple[int, ...] = (1, 2)) -> str:
+    assert code in expected, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert "error: unexpected" not in err and "Traceback" not in err
+    return lines[0]
+
+
+@contextlib.contextmanager
+def time_limit(seconds: int):
+    """Fail instead of hanging (a FIFO opened for reading waits for a writer forever)."""
+
+    def expire(signum, frame):
+        raise TimeoutError(f"still running after {seconds}s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+# -- 7. bounded work on any input ------------------------------------------------------------
+@pytest.mark.parametrize("command", ["train", "eval"])
+def test_devices_fifos_and_pipes_are_refused_at_once(ck, tmp_path, command):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    read_end, write_end = os.pipe()  # what <(cat file) hands over: /dev/fd/N, a pipe
+    try:
+        for source in ("/dev/zero", str(fifo), f"/dev/fd/{read_end}"):
+            args = (
+                ["train", source, "--out", "out", "--tokenizer", "char", "--device", "cpu", "-q",
+                 "--max-steps", "2", "--n-layer", "1"]
+                if command == "train"
+                else ["eval", source, "-c", "ck", "--device", "cpu"]
+            )
+            with time_limit(60):
+                code, _, err = run_main(*args, cwd=tmp_path)
+            assert "regular file" in one_line_error(code, err, (2,))
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+
+
+@pytest.mark.parametrize("name", [ckpt.MODEL_FILE, ckpt.CONFIG_FILE, ckpt.STATE_FILE])
+@pytest.mark.parametrize("kind", ["dev-zero", "fifo"])
+def test_checkpoint_files_that_are_devices_or_fifos(ck, tmp_path, name, kind):
+    (ck / name).unlink()
+    if kind == "fifo":
+        os.mkfifo(ck / name)
+    else:
+        (ck / name).symlink_to("/dev/zero")
+    for args in (["info", "-c", "ck"], ["generate", "-c", "ck", "--max-new-tokens", "2"],
+                 ["runs", "--root", "."]):
+        with time_limit(60):
+            code, out, err = run_main(*args, cwd=tmp_path)
+        if args[0] == "runs":  # lists the broken run instead of failing
+            assert code == 0 and "ck" in out, err
+            continue
+        reads = {"info": (ckpt.CONFIG_FILE, ckpt.STATE_FILE),
+                 "generate": (ckpt.CONFIG_FILE, ckpt.MODEL_FILE)}[args[0]]
+        if name not in reads:
+            assert code == 0, err  # e.g. info does not read the weights
+            continue
+        assert "not a regular file" in one_line_error(code, err, (1,))
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"n_embd": 10**9},
+        {"vocab_size": 10**12},
+        {"block_size": 10**10},
+        {"n_layer": 10**7, "n_embd": 2, "n_head": 1},
+        {"n_layer": 2000},
+    ],
+)
+def test_huge_model_configs_are_refused_before_allocating(ck, tmp_path, change):
+    config = json.loads((ck / ckpt.CONFIG_FILE).read_text())
+    config["model"].update(change)
+    rehash(ck, ckpt.CONFIG_FILE, json.dumps(config).encode())
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    for args in (["info", "-c", "ck"], ["generate", "-c", "ck", "--max-new-tokens", "2"]):
+        with time_limit(60):
+            code, _, err = run_main(*args, cwd=tmp_path)
+        assert "limit" in one_line_error(code, err, (1,))
+    grown_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    assert grown_kb < 512 * 1024
+
+
+def test_a_file_larger_than_the_manifest_declares_is_not_read(ck):
+    with open(ck / ckpt.MODEL_FILE, "ab") as fh:
+        fh.truncate(8 << 30)  # sparse: 8 GB that a reader must not load
+    with pytest.raises(ckpt.CheckpointError, match="more than"):
+        ckpt.open_checkpoint(ck).load_model()
+
+
+# -- 10. no "unexpected" errors --------------------------------------------------------------
+def _config_with(ck: Path, section: str, key: str, value) -> None:
+    config = json.loads((ck / ckpt.CONFIG_FILE).read_text())
+    config[section][key] = value
+    rehash(ck, ckpt.CONFIG_FILE, json.dumps(config).encode())
+
+
+@pytest.mark.parametrize(
+    "section,key,value",
+    [("model", "n_layer", [2]), ("model", "n_head", "2"), ("train", "max_steps", "10"),
+     ("train", "warmup_steps", {"a": 1}), ("model", "dropout", None)],
+)
+def test_bad_config_json_fields_are_checkpoint_errors(
+    trained, ck, tmp_path, section, key, value
+):
+    _config_with(ck, section, key, value)
+    for args in (["info", "-c", "ck"], ["generate", "-c", "ck", "--max-new-tokens", "2"]):
+        code, _, err = run_main(*args, cwd=tmp_path)
+        line = one_line_error(code, err, (1,))
+        assert "config.json" in line and key in line and "--" not in line
+    # `runs` lists the broken run beside the others instead of aborting
+    shutil.copytree(trained, tmp_path / "other")
+    code, out, err = run_main("runs", "--root", ".", "--json", cwd=tmp_path)
+    assert code == 0, err
+    rows = {r["name"]: r for r in json.loads(out)}
+    assert "config.json" in rows["ck"]["error"] and rows["other"]["steps"] == 10
+
+
+def test_config_json_that_is_not_an_object(ck, tmp_path):
+    for data in (b"[1, 2]", b'{"model": [1], "train": {}}', b'"text"'):
+        rehash(ck, ckpt.CONFIG_FILE, data)
+        code, _, err = run_main("info", "-c", "ck", cwd=tmp_path)
+        assert "config.json" in one_line_error(code, err, (1,))
+
+
+@pytest.mark.parametrize("chars", [[], ["a", "b"], ["ab", "c"], ["a", "a"], "abc", [1, 2]])
+def test_bad_tokenizer_json(ck, tmp_path, chars):
+    rehash(ck, ckpt.TOKENIZER_FILE, json.dumps({"type": "char", "chars": chars}).encode())
+    for args in (["generate", "-c", "ck", "--max-new-tokens", "5", "--seed", "1"],
+                 ["inspect-attention", "-c", "ck", "-p", "First"]):
+        code, _, err = run_main(*args, cwd=tmp_path)
+        assert "tokenizer" in one_line_error(code, err, (1,))
+
+
+def test_malformed_metrics_lines_are_skipped(ck, tmp_path):
+    good = (ck / ckpt.METRICS_FILE).read_text()
+    junk = ['1', '[]', '{"step": "x"}', '{"step": 3, "val_loss": "low"}', '{"no": "step"}',
+            '{"step": 4, "heads": {"L0H0": 3}}', '{"step": 5, "heads": [], "val_loss": 1}',
+            '[' * 100000, "not json", '{"step": true}']
+    (ck / ckpt.METRICS_FILE).write_text("\n".join(junk) + "\n" + good + "\n".join(junk))
+    for args in (["plot", "-c", "ck"], ["info", "-c", "ck"], ["info", "-c", "ck", "--json"],
+                 ["inspect-attention", "--trajectory", "ck"],
+                 ["train", TEXT, "--out", "ck", "--resume", "--max-steps", "11", "-q"]):
+        code, _, err = run_main(*args, cwd=tmp_path)
+        assert code == 0, (args, err)
+    assert [m["step"] for m in ckpt.read_metrics(ck)] == [5, 10, 11]
+
+
+def test_paths_and_names_with_rich_markup_are_shown_as_they_are(ck, tmp_path):
+    marked = tmp_path / "mk" / "a[/b]c"
+    marked.parent.mkdir(parents=True)  # "mk/a[" holds "b]c"
+    shutil.copytree(ck, marked)
+    shutil.copytree(ck, tmp_path / "runs" / "ck[red]x")
+    code, out, err = run_main("info", "-c", "mk/a[/b]c", cwd=tmp_path)
+    assert code == 0, err
+    assert "mk/a[/b]c" in out
+    code, out, err = run_main("runs", "--root", "runs", cwd=tmp_path)
+    assert code == 0, err
+    assert "ck[red]x" in out
+
+
+def test_out_of_range_seed(tmp_path):
+    (tmp_path / TEXT).write_text(SMALL_TEXT)
+    small = ["--tokenizer", "char", "-q", "--max-steps", "2", "--n-layer", "1", "--device", "cpu"]
+    for args in (["train", TEXT, "--seed", str(10**23), *small],
+                 ["train", TEXT, "--seed", "-1", *small]):
+        code, _, err = run_main(*args, cwd=tmp_path)
+        assert "--seed" in one_line_error(code, err, (2,))
+
+
+def test_wrong_types_in_a_toml_config(tmp_path):
+    (tmp_path / TEXT).write_text(SMALL_TEXT)
+    for text, option in (('dropout = "0.1"', "--dropout"), ('grad_clip = "x"', "--grad-clip"),
+                         ("tokenizer = 5", "--tokenizer"), ("n_layer = true", "--n-layer"),
+                         ('[model]\nn_head = 2.5', "--n-head")):
+        (tmp_path / "c.toml").write_text(text)
+        code, _, err = run_main("train", TEXT, "--config", "c.toml", "--device", "cpu", "-q",
+                                "--max-steps", "2", cwd=tmp_path)
+        assert option in one_line_error(code, err, (2,))
+
+
+def test_outputs_into_missing_or_unwritable_directories(ck, tmp_path):
+    (tmp_path / "file").write_text("x")
+    for target in ("missing/x", "file/x"):
+        for args in (["inspect-attention", "-c", "ck", "-p", "First", "--svg", f"{target}.svg"],
+                     ["inspect-attention", "-c", "ck", "-p", "First", "--png", f"{target}.png"],
+                     ["inspect-attention", "-c", "ck", "-p", "First", "--npz", f"{target}.npz"],
+                     ["plot", "-c", "ck", "--out", f"{target}.svg"],
+                     ["export", target, "-c", "ck"]):
+            code, _, err = run_main(*args, cwd=tmp_path)
+            if args[0] == "export" and target.startswith("missing"):
+                assert code == 0, err  # export creates its directory
+                continue
+            assert "cannot write" in one_line_error(code, err, (2,)) or "is a file" in err
+
+
+def test_a_full_disk_while_writing_metrics(ck, tmp_path, monkeypatch):
+    from tinygpt import trainer as trainer_module
+
+    def full(directory, records):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(trainer_module.ckpt, "write_metrics", full)
+    code, _, err = run_main("train", TEXT, "--out", "ck", "--resume", "--max-steps", "15", "-q",
+                            cwd=tmp_path)
+    assert "No space left" in one_line_error(code, err, (1,))
+    monkeypatch.undo()
+    code, out, err = run_main("info", "-c", "ck", "--json", cwd=tmp_path)
+    assert code == 0, err
+    assert json.loads(out)["steps"] == 15
+
+
+def test_info_shows_no_metrics_of_a_failed_save(ck, tmp_path, monkeypatch):
+    from tinygpt import fileio
+
+    before = {p.name: p.read_bytes() for p in ck.iterdir()}
+    last_before = json.loads(run_main("info", "-c", "ck", "--json", cwd=tmp_path)[1])
+
+    real = fileio.atomic_write_bytes
+
+    def fail_on_pending(path, data):
+        if Path(path).name == ckpt.PENDING_FILE:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(path, data)
+
+    monkeypatch.setattr(ckpt, "atomic_write_bytes", fail_on_pending)
+    code, _, err = run_main("train", TEXT, "--out", "ck", "--resume", "--max-steps", "15", "-q",
+                            cwd=tmp_path)
+    assert "previous checkpoint there is unchanged" in one_line_error(code, err, (1,))
+    monkeypatch.undo()
+    assert {p.name: p.read_bytes() for p in ck.iterdir()} == before
+    after = json.loads(run_main("info", "-c", "ck", "--json", cwd=tmp_path)[1])
+    assert after["last_val_loss"] == last_before["last_val_loss"] and after["steps"] == 10
+
+
+def test_ctrl_c_during_generate(ck, tmp_path, monkeypatch):
+    from tinygpt import api
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(api, "generate_text", interrupted)
+    code, _, err = run_main("generate", "-c", "ck", cwd=tmp_path)
+    assert "interrupted" in one_line_error(code, err, (130,))
+
+
+# -- fault injection over every file of a real checkpoint ------------------------------------
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-(10**30), max_value=10**30)
+    | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
+                                                                 max_size=4),
+    max_leaves=10,
+)
+FILES = ("config.json", "tokenizer.json", "model.safetensors", "best.safetensors", "state.pt",
+         "manifest.json", "metrics.jsonl")
+KNOWN_FILES = FILES[:5]
+KINDS = ("truncate", "flip", "random", "append", "empty", "json", "delete", "directory", "fifo",
+         "dev-zero", "pending")
+HOSTILE_NAMES = ("../escaped", "{victim}", "config.json/../../escaped", "..", "", "sub/x")
+COMMANDS = (
+    ("info", "-c", "ck"),
+    ("info", "-c", "ck", "--json"),
+    ("generate", "-c", "ck", "--max-new-tokens", "3", "--seed", "1", "--device", "cpu"),
+    ("eval", TEXT, "-c", "ck", "--device", "cpu"),
+    ("plot", "-c", "ck"),
+    ("inspect-attention", "-c", "ck", "-p", "First"),
+    ("inspect-attention", "--trajectory", "ck"),
+    ("export", "exported", "-c", "ck"),
+    ("train", TEXT, "--out", "ck", "--resume", "--max-steps", "10", "-q"),
+    ("runs", "--root", "."),
+)
+
+
+def _set_json_path(value, path: list[int], new):
+    """``value`` with the element that ``path`` picks (indices into keys/items) replaced."""
+    if not path or not isinstance(value, (dict, list)) or not value:
+        return new
+    if isinstance(value, dict):
+        key = sorted(value)[path[0] % len(value)]
+        return {**value, key: _set_json_path(value[key], path[1:], new)}
+    i = path[0] % len(value)
+    return [*value[:i], _set_json_path(value[i], path[1:], new), *value[i + 1 :]]
+
+
+def _mutate(ck: Path, victim: Path, name: str, kind: str, rehash_it: bool, data) -> bool:
+    """Damage ``name`` in ``ck``; returns whether every checkpoint reader must now fail."""
+    path = ck / name
+    original = path.read_bytes()
+    new: bytes | None = None
+    if kind == "truncate":
+        new = original[: data.draw(st.integers(0, max(0, len(original) - 1)))]
+    elif kind == "flip":
+        i = data.draw(st.integers(0, len(original) - 1))
+        flipped = original[i] ^ data.draw(st.integers(1, 255))
+        new = original[:i] + bytes([flipped]) + original[i + 1 :]
+    elif kind == "random":
+        new = data.draw(st.binary(max_size=256))
+    elif kind == "append":
+        new = original + data.draw(st.binary(min_size=1, max_size=64))
+    elif kind == "empty":
+        new = b""
+    elif kind == "json":
+        try:
+            parsed = json.loads(original)
+        except ValueError:
+            parsed = None
+        path_ = data.draw(st.lists(st.integers(0, 50), max_size=3))
+        new = json.dumps(_set_json_path(parsed, path_, data.draw(JSON_VALUES))).encode()
+    elif kind == "pending":  # a pending manifest that names a file outside the checkpoint
+        hostile = data.draw(st.sampled_from(HOSTILE_NAMES)).format(victim=victim)
+        manifest = json.loads((ck / ckpt.MANIFEST_FILE).read_text())
+        manifest["files"][hostile] = ckpt.sha256(b"owned")
+        staged = Path(str(ck / ckpt.STAGED_PREFIX) + hostile)
+        with contextlib.suppress(OSError):
+            staged.parent.mkdir(parents=True, exist_ok=True)
+            staged.write_bytes(b"owned")
+        (ck / ckpt.PENDING_FILE).write_text(json.dumps(manifest))
+        return True
+    else:
+        path.unlink()
+        if kind == "directory":
+            path.mkdir()
+        elif kind == "fifo":
+            os.mkfifo(path)
+        elif kind == "dev-zero":
+            path.symlink_to("/dev/zero")
+        # A missing or unreadable config.json, tokenizer.json or manifest stops every reader.
+        return name in (ckpt.CONFIG_FILE, ckpt.TOKENIZER_FILE, ckpt.MANIFEST_FILE)
+    path.write_bytes(new)
+    if rehash_it and name in KNOWN_FILES:
+        manifest = json.loads((ck / ckpt.MANIFEST_FILE).read_text())
+        manifest["files"][name] = ckpt.sha256(new)
+        manifest["sizes"][name] = len(new)
+        (ck / ckpt.MANIFEST_FILE).write_text(json.dumps(manifest))
+        return False
+    changed = new != original
+    return changed and name in (ckpt.CONFIG_FILE, ckpt.TOKENIZER_FILE)
+
+
+def _tree(root: Path, skip: set[str]) -> set[str]:
+    return {
+        str(p.relative_to(root))
+        for p in root.rglob("*")
+        if p.relative_to(root).parts[0] not in skip
+    }
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    derandomize=True,  # the same cases on every run: a failure here is reproducible
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    name=st.sampled_from(FILES),
+    kind=st.sampled_from(KINDS),
+    rehash_it=st.booleans(),
+    command=st.sampled_from(COMMANDS),
+    data=st.data(),
+)
+def test_fault_injection_over_checkpoint_files(
+    trained, tmp_path_factory, name, kind, rehash_it, command, data
+):
+    sandbox = tmp_path_factory.mktemp("fault")
+    (sandbox / TEXT).write_text(SMALL_TEXT)
+    ck = Path(shutil.copytree(trained, sandbox / "ck"))
+    victim = sandbox.parent / f"{sandbox.name}-victim"
+    must_fail = _mutate(ck, victim, name, kind, rehash_it, data)
+    before = _tree(sandbox, {"ck", "exported"})
+    with time_limit(120):
+        code, _, err = run_main(*command, cwd=sandbox)
+    if command[0] == "runs":  # lists every run, broken ones included
+        assert code == 0, err
+    elif code != 0:
+        one_line_error(code, err)
+    elif must_fail:
+        raise AssertionError(f"{command} accepted a broken checkpoint ({name}, {kind})")
+    assert _tree(sandbox, {"ck", "exported"}) == before
+    assert not victim.exists() and not (sandbox.parent / "escaped").exists()
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss < 6 * 1024 * 1024  # KB: 6 GB
+    shutil.rmtree(sandbox, ignore_errors=True)

@@ -1,0 +1,319 @@
+"""Issue 13: crafted checkpoints, preemption signals, the token cache's key, --overwrite, the
+writer lock, finite options, bounded reads and one-line errors for every bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+import tinygpt
+from tests.conftest import SMALL_TEXT, TINY, run_main
+from tinygpt import checkpoint as ckpt
+from tinygpt.errors import CheckpointError, UsageError
+
+# Flags for a model that trains in a moment (tests must stay short on the old code too).
+SMALL_MODEL = ["--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--block-size", "8",
+               "--batch-size", "4", "--eval-batches", "1"]
+# A tiny run in the gpt2 recipe, so `export` works on it too.
+RUN = {**TINY, "arch": "gpt2", "max_steps": 10, "eval_every": 5}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("trained")
+    text = root / "small.txt"
+    text.write_text(SMALL_TEXT)
+    tinygpt.train(text, out_dir=root / "ck", cache_dir=root / "cache", **RUN)
+    return root / "ck"
+
+
+@pytest.fixture
+def ck(trained, tmp_path) -> Path:
+    """A private copy of the trained checkpoint, to damage."""
+    (tmp_path / "small.txt").write_text(SMALL_TEXT)
+    return Path(shutil.copytree(trained, tmp_path / "ck"))
+
+
+def snapshot(directory: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(directory.iterdir()) if p.is_file()}
+
+
+def rehash(directory: Path, name: str, data: bytes, manifest: str = ckpt.MANIFEST_FILE) -> None:
+    """Replace ``name`` and fix the manifest, as an attacker (or a careless edit) would."""
+    (directory / name).write_bytes(data)
+    m = json.loads((directory / manifest).read_text())
+    m["files"][name] = ckpt.sha256(data)
+    m.get("sizes", {})[name] = len(data)
+    (directory / manifest).write_text(json.dumps(m))
+
+
+def one_line_error(code: int, err: str, expected: tuple[int, ...] = (1, 2)) -> str:
+    assert code in expected, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert "error: unexpected" not in err and "Traceback" not in err
+    return lines[0]
+
+
+# -- 1. manifest names -----------------------------------------------------------------------
+def _pending_with(directory: Path, name: str) -> None:
+    manifest = json.loads((directory / ckpt.MANIFEST_FILE).read_text())
+    manifest["files"][name] = ckpt.sha256(b"owned\n")
+    (directory / ckpt.PENDING_FILE).write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize("attack", ["absolute", "parent"])
+@pytest.mark.parametrize("command", ["resume", "overwrite", "info"])
+def test_manifest_names_outside_the_checkpoint_are_corrupt(ck, tmp_path, attack, command):
+    victim = tmp_path / "victim.txt"
+    if attack == "absolute":
+        name = str(victim)
+        # ".staged-" + "/abs/path" is the path ".staged-/abs/path" inside the checkpoint
+        staged = Path(str(ck / ckpt.STAGED_PREFIX) + name)
+    else:
+        name = "../victim.txt"
+        staged = ck / (ckpt.STAGED_PREFIX + name)
+    staged.parent.mkdir(parents=True, exist_ok=True)
+    staged.write_bytes(b"owned\n")
+    _pending_with(ck, name)
+    args = {
+        "resume": ["train", "small.txt", "--out", "ck", "--resume", "--max-steps", "11", "-q"],
+        "overwrite": ["train", "small.txt", "--out", "ck", "--overwrite", "--max-steps", "1",
+                      "--tokenizer", "char", "--device", "cpu", "-q", *SMALL_MODEL],
+        "info": ["info", "-c", "ck"],
+    }[command]
+    code, _, err = run_main(*args, cwd=tmp_path)
+    line = one_line_error(code, err, (1,))
+    assert "corrupt" in line and "not a checkpoint file" in line
+    assert not victim.exists()
+
+
+def test_manifest_json_with_an_unknown_name_is_corrupt(ck):
+    manifest = json.loads((ck / ckpt.MANIFEST_FILE).read_text())
+    manifest["files"]["notes.txt"] = ckpt.sha256(b"")
+    (ck / ckpt.MANIFEST_FILE).write_text(json.dumps(manifest))
+    with pytest.raises(CheckpointError, match="corrupt.*not a checkpoint file"):
+        ckpt.open_checkpoint(ck)
+
+
+# -- 2. export never into a checkpoint -------------------------------------------------------
+def test_export_refuses_a_checkpoint_and_non_empty_directories(ck, trained, tmp_path):
+    before = snapshot(ck)
+    for target in (ck, tmp_path / "ck"):  # itself, and (another) checkpoint's directory
+        for extra in ([], ["--overwrite"]):
+            code, _, err = run_main("export", str(target), "-c", str(trained), *extra)
+            assert "checkpoint" in one_line_error(code, err, (2,))
+    assert snapshot(ck) == before
+    ckpt.open_checkpoint(ck).load_model()
+    other = tmp_path / "notes"
+    other.mkdir()
+    (other / "keep.txt").write_text("mine")
+    code, _, err = run_main("export", str(other), "-c", str(ck))
+    assert "not empty" in one_line_error(code, err, (2,))
+    code, _, err = run_main("export", str(other), "-c", str(ck), "--overwrite")
+    assert code == 0, err
+    assert (other / "model.safetensors").exists() and (other / "keep.txt").read_text() == "mine"
+
+
+# -- 3. SIGTERM and SIGHUP stop like Ctrl-C --------------------------------------------------
+def _start_long_run(cwd: Path, out: Path) -> subprocess.Popen:
+    (cwd / "small.txt").write_text(SMALL_TEXT)
+    args = ["--tokenizer", "char", "--n-layer", "1", "--n-head", "2", "--n-embd", "16",
+            "--block-size", "16", "--batch-size", "4", "--device", "cpu"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tinygpt", "train", "small.txt", *args, "--out", str(out),
+         "--max-steps", "1000000", "--eval-every", "1000000"],
+        cwd=cwd,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "NO_COLOR": "1", "OMP_NUM_THREADS": "1"},
+    )
+    deadline = time.time() + 240
+    while time.time() < deadline:  # the run summary comes once the handlers are installed
+        line = proc.stderr.readline()
+        if not line or line.startswith("output "):
+            break
+    assert proc.poll() is None, "training never started"
+    return proc
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_and_sighup_save_and_exit_128_plus_signal(tmp_path, sig):
+    out = tmp_path / "out"
+    proc = _start_long_run(tmp_path, out)
+    time.sleep(0.5)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + sig, err
+    assert "--resume" in err and "interrupted at step" in err
+    assert f"({signal.Signals(sig).name})" in err
+    assert ckpt.open_checkpoint(out).step > 0
+
+
+# -- 4. the token cache is keyed on the encoding ---------------------------------------------
+def test_token_cache_is_keyed_on_the_encoding(tmp_path):
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes(SMALL_TEXT.encode() + "caf\u00e9 na\u00efve\n".encode("latin-1"))
+    options = {**TINY, "max_steps": 1, "eval_every": 1}
+    tinygpt.train(latin, out_dir=tmp_path / "a", encoding="latin-1", **options)
+    with pytest.raises(UsageError, match="not valid utf-8: byte 0xe9"):
+        tinygpt.train(latin, out_dir=tmp_path / "b", **options)
+    for bad in ("rot13", "../../etc", "base64"):
+        with pytest.raises(UsageError, match="encoding"):
+            tinygpt.train(latin, out_dir=tmp_path / "c", encoding=bad, **options)
+    # the reverse: a UTF-8 cache entry is not reused for a latin-1 reading of the same file
+    utf8 = tmp_path / "utf8.txt"
+    utf8.write_text(SMALL_TEXT + "caf\u00e9\n", encoding="utf-8")
+    a = tinygpt.train(utf8, out_dir=tmp_path / "d", **options)
+    b = tinygpt.train(utf8, out_dir=tmp_path / "e", encoding="latin-1", **options)
+    vocab_a = ckpt.open_checkpoint(a.out_dir).tokenizer.vocab_size
+    vocab_b = ckpt.open_checkpoint(b.out_dir).tokenizer.vocab_size
+    assert vocab_b == vocab_a + 1  # "é" is one character in UTF-8, two in latin-1
+
+
+# -- 5. --overwrite keeps nothing of the old run ---------------------------------------------
+def test_overwrite_leaves_no_file_of_the_replaced_run(ck, tmp_path):
+    from tinygpt.trainer import TrainerCallback
+
+    class StopAtOnce(TrainerCallback):
+        def on_step(self, trainer, loss, lr, tokens_per_sec):
+            os.kill(os.getpid(), signal.SIGINT)  # stop before the first evaluation
+
+    assert (ck / ckpt.BEST_FILE).exists()
+    result = tinygpt.train(
+        tmp_path / "small.txt", out_dir=ck, overwrite=True, callbacks=[StopAtOnce()],
+        **{**RUN, "max_steps": 50, "eval_every": 50},
+    )
+    assert result.interrupted and result.step == 1
+    opened = ckpt.open_checkpoint(ck)
+    assert not opened.has(ckpt.BEST_FILE) and not (ck / ckpt.BEST_FILE).exists()
+    assert ckpt.read_metrics(ck) == []
+    # eval --best falls back to the new run's weights, not the old run's best
+    code, best, err = run_main("eval", "small.txt", "-c", str(ck), "--best", "--json",
+                               cwd=tmp_path)
+    code2, latest, _ = run_main("eval", "small.txt", "-c", str(ck), "--json", cwd=tmp_path)
+    assert code == code2 == 0, err
+    assert json.loads(best)["loss"] == json.loads(latest)["loss"]
+
+
+# -- 6. one writer per directory -------------------------------------------------------------
+def test_a_second_writer_is_refused_and_a_stale_lock_taken_over(ck, tmp_path):
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import fcntl, os, sys, time\n"
+         "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)\n"
+         "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+         "os.write(fd, b'pid %d' % os.getpid())\n"
+         "print('locked', flush=True)\n"
+         "time.sleep(120)\n",
+         str(ck / ".lock")],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        before = snapshot(ck)
+        for extra in (["--resume"], ["--overwrite", "--tokenizer", "char", "--n-layer", "1"]):
+            code, _, err = run_main("train", "small.txt", "--out", "ck", *extra, "-q",
+                                    "--max-steps", "11", "--device", "cpu", cwd=tmp_path)
+            line = one_line_error(code, err, (2,))
+            assert "in use" in line and f"pid {holder.pid}" in line
+        assert snapshot(ck) == before
+    finally:
+        holder.kill()
+        holder.wait()
+    # kill -9 left the lock file behind: the next run takes it over
+    assert (ck / ".lock").exists()
+    code, _, err = run_main("train", "small.txt", "--out", "ck", "--resume", "--max-steps", "11",
+                            "-q", cwd=tmp_path)
+    assert code == 0, err
+    assert ckpt.open_checkpoint(ck).step == 11 and not (ck / ".lock").exists()
+
+
+# -- 8. finite numbers everywhere ------------------------------------------------------------
+@pytest.mark.parametrize(
+    "source,text",
+    [
+        ("toml", "warmup_steps = inf"),
+        ("toml", "warmup_steps = nan"),
+        ("toml", "max_time = inf"),
+        ("toml", "lr = nan"),
+        ("json", '{"warmup_steps": Infinity}'),
+        ("json", '{"train": {"grad_clip": NaN}}'),
+        ("cli", "--lr nan"),
+        ("cli", "--max-time inf"),
+        ("cli", "--decay-fraction nan"),
+    ],
+)
+def test_non_finite_options_are_refused(tmp_path, source, text):
+    (tmp_path / "small.txt").write_text(SMALL_TEXT)
+    args = ["train", "small.txt", "--tokenizer", "char", "--device", "cpu", "-q",
+            "--max-steps", "3", *SMALL_MODEL]
+    if source == "cli":
+        args += text.split()
+    else:
+        (tmp_path / f"c.{source}").write_text(text)
+        args += ["--config", f"c.{source}"]
+    code, _, err = run_main(*args, cwd=tmp_path)
+    line = one_line_error(code, err, (2,))
+    assert any(word in line for word in ("finite", "integer", "must be")), line
+    assert not (tmp_path / "checkpoints").exists()
+
+
+def test_non_finite_config_json_in_a_checkpoint_is_a_checkpoint_error(ck):
+    config = json.loads((ck / ckpt.CONFIG_FILE).read_text())
+    config["train"]["warmup_steps"] = float("inf")
+    rehash(ck, ckpt.CONFIG_FILE, json.dumps(config).encode())
+    code, _, err = run_main("info", "-c", str(ck))
+    line = one_line_error(code, err, (1,))
+    assert "config.json" in line and "warmup_steps" in line and "--" not in line
+
+
+# -- 9. tiny contexts, unwritable outputs ----------------------------------------------------
+def test_block_size_one_trains_and_saves(tmp_path, small_text):
+    result = tinygpt.train(small_text, out_dir=tmp_path / "b1", **{**TINY, "block_size": 1,
+                                                                   "max_steps": 4,
+                                                                   "eval_every": 2})
+    assert result.step == 4 and ckpt.open_checkpoint(tmp_path / "b1").step == 4
+
+
+def test_an_out_that_is_a_file_fails_before_training(tmp_path):
+    (tmp_path / "small.txt").write_text(SMALL_TEXT)
+    (tmp_path / "taken").write_text("not a directory")
+    code, _, err = run_main("train", "small.txt", "--out", "taken", "--tokenizer", "char",
+                            "--device", "cpu", "--max-steps", "3", *SMALL_MODEL, "-q", cwd=tmp_path)
+    assert "is a file" in one_line_error(code, err, (2,))
+    assert (tmp_path / "taken").read_text() == "not a directory"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories")
+def test_a_read_only_out_fails_before_training(tmp_path):
+    (tmp_path / "small.txt").write_text(SMALL_TEXT)
+    (tmp_path / "ro").mkdir(mode=0o555)
+    code, _, err = run_main("train", "small.txt", "--out", "ro/run", "--tokenizer", "char",
+                            "--device", "cpu", "--max-steps", "3", *SMALL_MODEL, "-q", cwd=tmp_path)
+    assert "cannot write" in one_line_error(code, err, (2,))
+
+
+def test_a_reader_opened_before_a_save_reads_the_saved_checkpoint(ck):
+    opened = ckpt.open_checkpoint(ck)  # holds the old manifest
+    model = opened.load_model()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.5)
+    names = (ckpt.CONFIG_FILE, ckpt.TOKENIZER_FILE, ckpt.STATE_FILE, ckpt.BEST_FILE)
+    files = {n: (ck / n).read_bytes() for n in names}
+    files[ckpt.MODEL_FILE] = ckpt.weights_bytes(model)
+    ckpt.write_checkpoint(ck, files, step=opened.step + 1)
+    reloaded = opened.load_model()  # the new weights, not "corrupt"
+    assert opened.step == ckpt.open_checkpoint(ck).step
+    assert all(torch.equal(a, b) for a, b in zip(reloaded.state_dict().values(),
+                                                 model.state_dict().values(), strict=True))
