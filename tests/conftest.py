@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -140,3 +142,22 @@ def run_main(*args: str, cwd: Path | None = None) -> tuple[int, str, str]:
         for sig, handler in saved.items():
             signal.signal(sig, handler)
     return code, out.getvalue(), err.getvalue()
+
+
+def rehash(directory: Path, name: str, data: bytes, manifest: str = "manifest.json") -> None:
+    """Replace ``name`` and fix the manifest's sha256 and size, as an attacker (or a careless
+    edit) could."""
+    (directory / name).write_bytes(data)
+    m = json.loads((directory / manifest).read_text())
+    m["files"][name] = hashlib.sha256(data).hexdigest()
+    m.setdefault("sizes", {})[name] = len(data)
+    (directory / manifest).write_text(json.dumps(m))
+
+
+def one_line_error(code: int, err: str, expected: tuple[int, ...] = (1, 2)) -> str:
+    """Assert a clean failure: an expected exit code and one 'error:' line, nothing unexpected."""
+    assert code in expected, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert "error: unexpected" not in err and "Traceback" not in err
+    return lines[0]

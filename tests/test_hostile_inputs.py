@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tinygpt
-from tests.conftest import SMALL_TEXT, TINY, run_main
+from tests.conftest import SMALL_TEXT, TINY, one_line_error, rehash, run_main
 from tinygpt import checkpoint as ckpt
 
 RUN = {**TINY, "arch": "gpt2", "max_steps": 10, "eval_every": 5}
@@ -36,23 +36,6 @@ def trained(tmp_path_factory) -> Path:
 def ck(trained, tmp_path) -> Path:
     (tmp_path / TEXT).write_text(SMALL_TEXT)
     return Path(shutil.copytree(trained, tmp_path / "ck"))
-
-
-def rehash(directory: Path, name: str, data: bytes) -> None:
-    """Replace ``name`` and fix the manifest's sha256 and size, as an attacker could."""
-    (directory / name).write_bytes(data)
-    manifest = json.loads((directory / ckpt.MANIFEST_FILE).read_text())
-    manifest["files"][name] = ckpt.sha256(data)
-    manifest.setdefault("sizes", {})[name] = len(data)
-    (directory / ckpt.MANIFEST_FILE).write_text(json.dumps(manifest))
-
-
-def one_line_error(code: int, err: str, expected: tuple[int, ...] = (1, 2)) -> str:
-    assert code in expected, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    assert "error: unexpected" not in err and "Traceback" not in err
-    return lines[0]
 
 
 @contextlib.contextmanager

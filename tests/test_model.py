@@ -28,8 +28,9 @@ def test_changing_a_future_token_never_changes_earlier_logits(mode, arch):
         assert not torch.allclose(changed[:, t:], base[:, t:])
 
 
-def test_manual_and_sdpa_agree():
-    model = make("sdpa")
+@pytest.mark.parametrize("arch", ["modern", "gpt2"])
+def test_manual_and_sdpa_agree(arch):
+    model = make("sdpa", arch=arch)
     x = torch.randint(0, 40, (3, 24))
     fused, _, _ = model(x)
     model.attention = "manual"

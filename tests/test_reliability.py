@@ -16,7 +16,7 @@ import pytest
 import torch
 
 import tinygpt
-from tests.conftest import SMALL_TEXT, TINY, run_main
+from tests.conftest import SMALL_TEXT, TINY, one_line_error, rehash, run_main
 from tinygpt import checkpoint as ckpt
 from tinygpt.errors import CheckpointError, UsageError
 
@@ -45,23 +45,6 @@ def ck(trained, tmp_path) -> Path:
 
 def snapshot(directory: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(directory.iterdir()) if p.is_file()}
-
-
-def rehash(directory: Path, name: str, data: bytes, manifest: str = ckpt.MANIFEST_FILE) -> None:
-    """Replace ``name`` and fix the manifest, as an attacker (or a careless edit) would."""
-    (directory / name).write_bytes(data)
-    m = json.loads((directory / manifest).read_text())
-    m["files"][name] = ckpt.sha256(data)
-    m.get("sizes", {})[name] = len(data)
-    (directory / manifest).write_text(json.dumps(m))
-
-
-def one_line_error(code: int, err: str, expected: tuple[int, ...] = (1, 2)) -> str:
-    assert code in expected, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    assert "error: unexpected" not in err and "Traceback" not in err
-    return lines[0]
 
 
 # -- 1. manifest names -----------------------------------------------------------------------

@@ -9,7 +9,7 @@ gpt2 recipe: one AdamW for everything, decay on matrices only.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
@@ -89,13 +89,7 @@ class GroupInfo:
     parameters: int
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "role": self.role,
-            "optimizer": self.optimizer,
-            "peak_lr": self.peak_lr,
-            "weight_decay": self.weight_decay,
-            "parameters": self.parameters,
-        }
+        return asdict(self)
 
 
 class Optimizers:
