@@ -14,7 +14,7 @@ from tinygpt.attention.ablation import ablation_report as measure_ablation
 from tinygpt.attention.capture import js_divergence
 from tinygpt.attention.explain import explain as explain_query
 from tinygpt.attention.labels import head_label
-from tinygpt.attention.probes import default_probe_length, induction_sequence
+from tinygpt.attention.probes import default_probe_length, induction_sequence, line_break_ids
 from tinygpt.attention.report import AttentionReport, parse_query_range
 from tinygpt.attention.scores import HEADLINE_SCORES
 from tinygpt.attention.snapshot import HeadSnapshots
@@ -117,15 +117,17 @@ def attention_report(
         raise UsageError("--prompt is empty; give some text (or use --induction)")
     model, tokenizer, ck = load(checkpoint, device, attention="manual", best=best)
     notices: list[str] = []
+    avoid = line_break_ids(tokenizer, model.config.vocab_size)
     if induction:
         # The probe's ids go in directly: decoding them to text and encoding it again is not
         # the identity for BPE (merges across tokens, partial characters, <|endoftext|>).
-        ids = induction_sequence(model.config.vocab_size, default_probe_length(model))
+        n = default_probe_length(model, avoid)
+        ids = induction_sequence(model.config.vocab_size, n, avoid=avoid)
     else:
         ids, notices = encode_prompt(tokenizer, prompt, model.config.block_size)
     name = f"{ck.directory} (step {ck.step})"
     report = AttentionReport.build(
-        model, ids, tokenizer.token_strings(ids), name, notices, induction_length
+        model, ids, tokenizer.token_strings(ids), name, notices, induction_length, avoid
     )
     if queries is not None:
         report = report.cut(*parse_query_range(queries, len(report.tokens)))

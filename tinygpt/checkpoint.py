@@ -79,9 +79,7 @@ TIED_KEY = "lm_head.weight"  # same tensor as wte.weight; safetensors refuses sh
 _WRAPPER_PREFIXES = ("_orig_mod.", "module.")  # torch.compile and DistributedDataParallel
 
 
-def clean_state_dict(
-    state: dict[str, torch.Tensor], tied: bool = True
-) -> dict[str, torch.Tensor]:
+def clean_state_dict(state: dict[str, torch.Tensor], tied: bool = True) -> dict[str, torch.Tensor]:
     """Plain names (no compile/DDP prefixes), on the CPU; a tied LM head is dropped."""
     out = {}
     for key, value in state.items():
@@ -534,4 +532,3 @@ def latest_checkpoint(root: Path = Path("checkpoints")) -> Path:
 def find_checkpoint(directory: str | Path | None = None) -> Checkpoint:
     """Open ``directory``, or the newest checkpoint under ``checkpoints/`` when it is None."""
     return open_checkpoint(directory if directory is not None else latest_checkpoint())
-

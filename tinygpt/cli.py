@@ -24,6 +24,7 @@ import typer
 from tinygpt import __version__
 from tinygpt.config import ModelConfig, SampleConfig, TrainConfig
 from tinygpt.errors import Interrupted, TinyGPTError, UsageError
+from tinygpt.repeats import RepeatsConfig
 
 app = typer.Typer(
     name="tinygpt",
@@ -34,7 +35,7 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 
-_M, _T, _S = ModelConfig(), TrainConfig(), SampleConfig()
+_M, _T, _S, _R = ModelConfig(), TrainConfig(), SampleConfig(), RepeatsConfig()
 
 
 def _d(value: Any) -> str:
@@ -124,6 +125,10 @@ def train(
     bias: Annotated[
         bool | None,
         typer.Option("--bias/--no-bias", help="Biases in Linear and LayerNorm." + _d(_M.bias)),
+    ] = None,
+    mlp: Annotated[
+        bool | None,
+        typer.Option("--mlp/--no-mlp", help="--no-mlp: attention-only blocks." + _d(_M.mlp)),
     ] = None,
     arch: Annotated[
         str | None,
@@ -218,7 +223,9 @@ def train(
     seed: Annotated[int | None, typer.Option(help="Random seed." + _d(_T.seed))] = None,
     preset: Annotated[
         str | None,
-        typer.Option(help="Start from a named configuration: tiny, shakespeare-char, gpt2-small."),
+        typer.Option(
+            help="Start from a named configuration: tiny, shakespeare-char, induction, gpt2-small."
+        ),
     ] = None,
     config: Annotated[
         Path | None,
@@ -462,7 +469,13 @@ def inspect_attention(
 
     console = stdout_console()
     if mode == "trajectory":
-        console.print(view.trajectory(api.trajectory(trajectory)))
+        metrics = api.trajectory(trajectory)
+        console.print(view.trajectory(metrics))
+        if png_file:
+            from tinygpt.attention.trajectory_figure import trajectory_png
+
+            write_bytes(png_file, trajectory_png(metrics))
+            _wrote(png_file)
         return
     if mode == "ablate":
         result = api.ablation_report(checkpoint, ablate, ablation, prompt, device=device)
@@ -504,7 +517,7 @@ def inspect_attention(
 # Which inspect-attention options each mode reads; any other option given is a usage error.
 _COMMON = {"device"}
 _MODE_OPTIONS = {
-    "trajectory": {"trajectory"},
+    "trajectory": {"trajectory", "png_file"},
     "ablate": {"checkpoint", "prompt", "ablate", "ablation", "json_file", *_COMMON},
     "compare": {"compare", "prompt", "json_file", *_COMMON},
     "normal": {
@@ -729,15 +742,49 @@ def import_hf_command(
 # ---------------------------------------------------------------------------------------------
 @_command()
 def data(
-    name: Annotated[str, typer.Argument(help="Dataset to download: shakespeare.")] = "shakespeare",
+    ctx: typer.Context,
+    name: Annotated[
+        str,
+        typer.Argument(
+            help="shakespeare (download) or repeats (write random strings that repeat)."
+        ),
+    ] = "shakespeare",
     directory: Annotated[Path, typer.Option("--dir", help="Where to put it.")] = Path("data"),
-    url: Annotated[str | None, typer.Option(help="Download from this mirror instead.")] = None,
+    url: Annotated[
+        str | None, typer.Option(help="shakespeare: download from this mirror instead.")
+    ] = None,
+    alphabet: Annotated[
+        str, typer.Option(help="repeats: the characters strings are drawn from.")
+    ] = _R.alphabet,
+    min_length: Annotated[int, typer.Option(help="repeats: shortest string.")] = _R.min_length,
+    max_length: Annotated[int, typer.Option(help="repeats: longest string.")] = _R.max_length,
+    min_gap: Annotated[
+        int, typer.Option(help="repeats: fewest characters between the copies.")
+    ] = _R.min_gap,
+    max_gap: Annotated[
+        int, typer.Option(help="repeats: most characters between the copies.")
+    ] = _R.max_gap,
+    lines: Annotated[int, typer.Option(help="repeats: records (lines) to write.")] = _R.lines,
+    seed: Annotated[int, typer.Option(help="repeats: random seed.")] = _R.seed,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Download a standard small corpus into data/ (checked against its sha256)."""
+    """Download a standard small corpus into data/ (checked against its sha256), or write the
+    repeated-strings corpus for watching an induction head form (`tinygpt data repeats`)."""
     from tinygpt.datasets import fetch
 
-    path = fetch(name, directory, url=url)
+    repeats_only = ("alphabet", "min_length", "max_length", "min_gap", "max_gap", "lines", "seed")
+    if name == "repeats":
+        if _given(ctx, "url"):
+            raise UsageError("--url applies only to downloads; repeats is written here")
+        from tinygpt.repeats import REPEATS_FILE, write_repeats
+
+        cfg = RepeatsConfig(alphabet, min_length, max_length, min_gap, max_gap, lines, seed)
+        path = write_repeats(directory / REPEATS_FILE, cfg)
+    else:
+        given = [o for o in repeats_only if _given(ctx, o)]
+        if given:
+            raise UsageError(f"--{given[0].replace('_', '-')} applies only to `data repeats`")
+        path = fetch(name, directory, url=url)
     typer.echo(json.dumps({"path": str(path)}) if json_out else str(path))
 
 

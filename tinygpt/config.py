@@ -107,7 +107,8 @@ def parameter_bound(m: ModelConfig) -> int:
     """An upper bound on the parameter count of ``m`` (untied head, learned positions, biases),
     computed from the shape alone."""
     c = m.n_embd
-    return 2 * m.vocab_size * c + m.block_size * c + m.n_layer * (12 * c * c + 13 * c) + 2 * c
+    per_block = 12 * c * c + 13 * c if m.mlp else 4 * c * c + 6 * c
+    return 2 * m.vocab_size * c + m.block_size * c + m.n_layer * per_block + 2 * c
 
 
 def _check_size(m: ModelConfig) -> None:
@@ -151,6 +152,9 @@ class ModelConfig:
     n_layer: int = 4
     n_head: int = 4
     n_embd: int = 128
+    # False: attention-only blocks (no MLP, no second norm), the setting of the induction-head
+    # papers, where circuits form fastest and are easiest to read (docs/benchmarks.md)
+    mlp: bool = True
     dropout: float = 0.0
     # The recipe's switches (defaults: the modern set; ARCHITECTURES names both sets).
     bias: bool = False

@@ -52,6 +52,8 @@ def check_exportable(m: ModelConfig) -> None:
     differ = [f"{k}={getattr(m, k)}" for k, v in _GPT2_SWITCHES.items() if getattr(m, k) != v]
     if m.activation not in ("gelu", "gelu_tanh"):
         differ.append(f"activation={m.activation}")
+    if not m.mlp:
+        differ.append("mlp=False")
     if differ:
         raise UsageError(
             f"this model can't be exported as GPT-2: it is a {m.arch} model ({', '.join(differ)}); "

@@ -26,6 +26,7 @@ _NUMBERS = (
     "elapsed_s",
     "induction_loss",
     "icl_score",
+    "repeat_loss",
 )
 _SNAPSHOT_NUMBERS = ("val_loss", "induction_loss", "icl_score")  # what the trajectory shows
 

@@ -247,8 +247,9 @@ class Block(nn.Module):
         super().__init__()
         self.ln_1 = make_norm(config, config.n_embd)
         self.attn = CausalSelfAttention(config)
-        self.ln_2 = make_norm(config, config.n_embd)
-        self.mlp = MLP(config)
+        # Attention-only blocks (``mlp=False``) have neither the MLP nor its norm.
+        self.ln_2 = make_norm(config, config.n_embd) if config.mlp else None
+        self.mlp = MLP(config) if config.mlp else None
 
     def forward(
         self,
@@ -260,7 +261,8 @@ class Block(nn.Module):
     ) -> tuple[torch.Tensor, AttentionCapture | None]:
         a, captured = self.attn(self.ln_1(x), mode, cache, layer, capture)
         x = x + a
-        x = x + self.mlp(self.ln_2(x))
+        if self.mlp is not None:
+            x = x + self.mlp(self.ln_2(x))
         return x, captured
 
 

@@ -44,6 +44,23 @@ PRESETS: dict[str, dict[str, Any]] = {
         eval_every=250,
         eval_batches=200,
     ),
+    # Watch an induction head form (`tinygpt data repeats`; README "Watch an induction head
+    # form"): two attention-only layers, as in the induction-head papers, where the circuit forms
+    # soonest. QK-norm is off: it caps |q·k| at the head size, so no head could attend sharply
+    # enough to be a clean previous-token or induction head (docs/benchmarks.md has the runs).
+    "induction": dict(
+        tokenizer="char",
+        n_layer=2,
+        n_head=4,
+        n_embd=64,
+        block_size=64,
+        mlp=False,
+        qk_norm=False,
+        batch_size=32,
+        max_steps=1000,
+        eval_every=50,
+        eval_batches=10,
+    ),
     # GPT-2 small as published: 124M parameters, 1024 tokens of context, ~0.5M tokens per step,
     # the 2019 recipe (so the result exports to Hugging Face).
     "gpt2-small": dict(

@@ -54,9 +54,7 @@ def checkpoint_info(directory: str | Path | None = None) -> dict[str, Any]:
         "dtype": state.get("dtype"),
         "effective_batch_size": t.effective_batch_size,
         "data": t.data,
-        "saved": time.strftime(
-            "%Y-%m-%d %H:%M", time.localtime(ck.saved_at)
-        ),
+        "saved": time.strftime("%Y-%m-%d %H:%M", time.localtime(ck.saved_at)),
     }
 
 

@@ -502,7 +502,7 @@ class Trainer:
                     self.emit(
                         "note",
                         f"--max-time {cfg.max_time:g}s: the schedule planned for the deadline "
-                        f"ended at step {self.step} ({self.clock() - session_start:.0f}s)"
+                        f"ended at step {self.step} ({self.clock() - session_start:.0f}s)",
                     )
             if interrupted:
                 self.save()

@@ -10,7 +10,8 @@ concatenated and projected:
   key position, the mean value vector of that position over the reference text. It still looks
   where it looked, yet carries no information about this input's tokens.
 
-The loss change is reported on the prompt, on a sample of the training text and on the
+The loss change is reported on the prompt, on a sample of the training text, on the repeats in
+that sample (the predictions right after a repeated run of tokens) and on the
 repeated-random-tokens probe (the induction loss).
 """
 
@@ -22,7 +23,7 @@ from typing import Any
 
 import torch
 
-from tinygpt.attention.probes import induction_loss
+from tinygpt.attention.probes import induction_loss, line_break_ids, repeat_loss
 from tinygpt.data import BatchSampler, prepare_corpus
 from tinygpt.errors import TinyGPTError, UsageError
 from tinygpt.evaluation import token_losses
@@ -162,8 +163,13 @@ def ablation_report(
         with ablated(model, chosen, mode, stats):
             after = loss_on(model, rows)
         result[name] = {"loss": base, "ablated": after, "delta": after - base}
-    base = induction_loss(model)
+    if text_rows is not None and (base := repeat_loss(model, text_rows)) is not None:
+        with ablated(model, chosen, mode, stats):
+            after = repeat_loss(model, text_rows)
+        result["repeat"] = {"loss": base, "ablated": after, "delta": after - base}
+    avoid = line_break_ids(tokenizer, cfg.vocab_size)
+    base = induction_loss(model, avoid=avoid)
     with ablated(model, chosen, mode, stats):
-        after = induction_loss(model)
+        after = induction_loss(model, avoid=avoid)
     result["probe"] = {"loss": base, "ablated": after, "delta": after - base}
     return result

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -33,6 +33,34 @@ class Explanation:
     output_norm: float
     head_shares: list[float]  # ‖W_O[:, head slice] · o_head‖ for every head of the layer
     weights_match_model: bool
+    # What each visible key is to the query, by the tokens alone (see key_relation)
+    relations: list[str] = field(default_factory=list)
+
+    @property
+    def top_key(self) -> int:
+        return max(range(len(self.weights)), key=self.weights.__getitem__)
+
+
+# How a key stands to the query, from the token ids alone; the names the explain view prints.
+AFTER_COPY = "follows an earlier copy"  # of the query's token: what an induction head reads
+PREVIOUS = "previous token"
+SAME = "same token"
+SELF = "the query"
+
+
+def key_relation(ids: list[int], query: int, key: int) -> str:
+    """Why a head might attend from ``query`` to ``key``: an induction head looks at the token
+    right after an earlier occurrence of the query's token (so it can predict that token next);
+    a previous-token head at ``query - 1``."""
+    if key == query:
+        return SELF
+    if key == query - 1:
+        return PREVIOUS
+    if key >= 1 and ids[key - 1] == ids[query]:
+        return AFTER_COPY
+    if ids[key] == ids[query]:
+        return SAME
+    return ""
 
 
 def explain(model: GPT, run: AttentionRun, layer: int, head: int, query: int) -> Explanation:
@@ -79,4 +107,5 @@ def explain(model: GPT, run: AttentionRun, layer: int, head: int, query: int) ->
         output_norm=float(contrib.sum(0).norm()),
         head_shares=shares,
         weights_match_model=bool(torch.allclose(weights, model_weights, atol=1e-5)),
+        relations=[key_relation(run.ids, query, j) for j in range(query + 1)],
     )

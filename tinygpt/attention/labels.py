@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import re
+
 
 def head_label(layer: int, head: int) -> str:
     """``L1H0``: compact, without spaces, so it is also a stable key in metrics.jsonl."""
     return f"L{layer}H{head}"
+
+
+def parse_head_label(label: str) -> tuple[int, int]:
+    """(layer, head) of a ``head_label``; ValueError for anything else."""
+    match = re.fullmatch(r"L(\d+)H(\d+)", label)
+    if match is None:
+        raise ValueError(f"not a head label: {label!r}")
+    return int(match.group(1)), int(match.group(2))
 
 
 def visible(token: str) -> str:

@@ -4,11 +4,16 @@ learning score, and copying (from the weights alone, and along the direct path o
 * induction (prefix matching, Olsson et al. 2022): on a sequence of random distinct tokens
   r_0..r_{n-1} repeated twice, the mean over positions i of the second copy of A[i, i - n + 1]:
   the weight on the token right after the earlier occurrence of the current token. A perfect
-  induction head scores 1.
+  induction head scores 1. The random tokens are never line breaks: many corpora start a new,
+  unrelated record on each line, and a model that learned not to copy across one is right.
+* repeat loss: on real text, the loss of the predictions made right after a run of
+  REPEAT_MATCH tokens that already occurred earlier in the window, where copying what followed
+  the earlier run can help (on ``tinygpt data repeats`` text: the second copy of each string).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -16,17 +21,35 @@ import torch
 from tinygpt.attention.capture import AttentionRun, capture_attention
 from tinygpt.evaluation import token_losses
 from tinygpt.model import GPT
+from tinygpt.tokenizer import Tokenizer
+
+REPEAT_MATCH = 3  # tokens that must repeat before a prediction counts as a repeat's
+# Vocabularies up to this size are searched for every token holding a line break; larger (BPE)
+# ones avoid just the encoding of "\n" (a random probe rarely draws the rest).
+_SCAN_VOCAB = 1 << 12
 
 
-def default_probe_length(model: GPT) -> int:
+def line_break_ids(tokenizer: Tokenizer, vocab_size: int) -> tuple[int, ...]:
+    """Ids of the tokens that hold a line break, which the induction probe never draws."""
+    if vocab_size <= _SCAN_VOCAB:
+        strings = tokenizer.token_strings(list(range(vocab_size)))
+        return tuple(i for i, s in enumerate(strings) if "\n" in s or "\r" in s)
+    return tuple(tokenizer.encode("\n"))
+
+
+def default_probe_length(model: GPT, avoid: Sequence[int] = ()) -> int:
     cfg = model.config
-    return min(cfg.block_size // 2, cfg.vocab_size, 64)
+    return min(cfg.block_size // 2, cfg.vocab_size - len(set(avoid)), 64)
 
 
-def induction_sequence(vocab_size: int, n: int, seed: int = 0) -> list[int]:
-    """n random tokens without repeats (so 'the earlier occurrence' is unique), twice."""
+def induction_sequence(
+    vocab_size: int, n: int, seed: int = 0, avoid: Sequence[int] = ()
+) -> list[int]:
+    """n random tokens without repeats (so 'the earlier occurrence' is unique), none of them in
+    ``avoid``, twice."""
     g = torch.Generator().manual_seed(seed)
-    first = torch.randperm(vocab_size, generator=g)[:n].tolist()
+    skip = set(avoid)
+    first = [i for i in torch.randperm(vocab_size, generator=g).tolist() if i not in skip][:n]
     return first + first
 
 
@@ -65,23 +88,52 @@ class InductionProbe:
 
 
 @torch.inference_mode()
-def induction_probe(model: GPT, n: int | None = None, seed: int = 0) -> InductionProbe:
-    """Induction scores of every head on random tokens repeated twice."""
-    n = n or default_probe_length(model)
-    ids = induction_sequence(model.config.vocab_size, n, seed)
+def induction_probe(
+    model: GPT, n: int | None = None, seed: int = 0, avoid: Sequence[int] = ()
+) -> InductionProbe:
+    """Induction scores of every head on random tokens (none in ``avoid``) repeated twice."""
+    n = n or default_probe_length(model, avoid)
+    ids = induction_sequence(model.config.vocab_size, n, seed, avoid)
     run = capture_attention(model, ids, [str(i) for i in ids])
     return InductionProbe(induction_scores_from_weights(run.weights, n).float(), n)
 
 
 @torch.inference_mode()
-def induction_loss(model: GPT, n: int | None = None, seed: int = 0) -> float:
+def induction_loss(
+    model: GPT, n: int | None = None, seed: int = 0, avoid: Sequence[int] = ()
+) -> float:
     """Mean loss on the second copy of repeated random tokens (predictable only by copying)."""
-    n = n or default_probe_length(model)
+    n = n or default_probe_length(model, avoid)
     ids = torch.tensor(
-        [induction_sequence(model.config.vocab_size, n, seed)], device=model.wte.weight.device
+        [induction_sequence(model.config.vocab_size, n, seed, avoid)],
+        device=model.wte.weight.device,
     )
     # position p predicts token p + 1; the second copy's tokens n + 1 .. 2n - 1 are predictable
     return float(token_losses(model, ids)[0, n:].mean())
+
+
+def repeat_positions(x: torch.Tensor, match: int = REPEAT_MATCH) -> torch.Tensor:
+    """(B, T) bool: position i ends a run of ``match`` tokens that occurs earlier in its row
+    (ending at some j < i), so the token after the earlier run is a guess at token i + 1."""
+    b, t = x.shape
+    found = torch.zeros(b, t, dtype=torch.bool, device=x.device)
+    if t <= match:
+        return found
+    runs = x.unfold(1, match, 1)  # (B, T - match + 1, match): the run ending at match - 1 + k
+    same = (runs[:, :, None, :] == runs[:, None, :, :]).all(-1)  # (B, K, K)
+    earlier = torch.ones(same.size(1), same.size(1), dtype=torch.bool, device=x.device).tril(-1)
+    found[:, match - 1 :] = (same & earlier).any(-1)
+    return found
+
+
+@torch.inference_mode()
+def repeat_loss(model: GPT, windows: torch.Tensor) -> float | None:
+    """Mean loss of the predictions right after a repeated run (see the module docstring) over
+    ``windows`` (B, T + 1) of text; None when the windows hold no repeated run."""
+    where = repeat_positions(windows[:, :-1])
+    if not bool(where.any()):
+        return None
+    return float(token_losses(model, windows)[where].mean())
 
 
 @torch.inference_mode()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
@@ -66,13 +67,15 @@ class AttentionReport:
         name: str,
         notices: list[str] | None = None,
         induction_length: int | None = None,
+        avoid: Sequence[int] = (),
     ) -> AttentionReport:
+        """``avoid``: token ids the induction probe never draws (line breaks)."""
         run = capture_attention(model, ids, tokens)
         return cls(
             model=name,
             run=run,
             direct=direct_copying_per_query(model, run),
-            induction=induction_probe(model, induction_length),
+            induction=induction_probe(model, induction_length, avoid=avoid),
             copying=copying_scores(model),
             notices=list(notices or []),
         )

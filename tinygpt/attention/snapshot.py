@@ -6,17 +6,22 @@ record that goes into ``metrics.jsonl``; ``inspect-attention --trajectory`` read
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from tinygpt.attention.capture import capture_attention
-from tinygpt.attention.labels import head_label
+from tinygpt.attention.labels import head_label, parse_head_label
 from tinygpt.attention.probes import (
     default_probe_length,
     in_context_score,
     induction_loss,
     induction_probe,
+    line_break_ids,
+    repeat_loss,
 )
 from tinygpt.attention.scores import ROLE_SCORES, SNAPSHOT_KEYS, all_head_scores, clears
 from tinygpt.data import BatchSampler
@@ -30,13 +35,17 @@ MIN_PROBE_LENGTH = 2
 
 
 @torch.inference_mode()
-def probe_snapshot(model: GPT, text_ids: list[int], windows: torch.Tensor) -> dict[str, Any]:
-    """Head scores on a fixed probe, for a run's metrics at every evaluation (cheap)."""
+def probe_snapshot(
+    model: GPT, text_ids: list[int], windows: torch.Tensor, avoid: Sequence[int] = ()
+) -> dict[str, Any]:
+    """Head scores on a fixed probe, for a run's metrics at every evaluation (cheap).
+
+    ``avoid``: token ids the induction probe never draws (line breaks)."""
     was_training = model.training
     model.eval()
     run = capture_attention(model, text_ids, [str(i) for i in text_ids])
     scores = all_head_scores(run.weights, text_ids)
-    induction = induction_probe(model)
+    induction = induction_probe(model, avoid=avoid)
     heads = {}
     for s in scores:
         s.induction = float(induction.scores[s.layer, s.head])
@@ -46,9 +55,12 @@ def probe_snapshot(model: GPT, text_ids: list[int], windows: torch.Tensor) -> di
     snapshot = {
         "heads": heads,
         "chance": {k: chance[k] for k in SNAPSHOT_KEYS if k in chance},
-        "induction_loss": induction_loss(model, induction.length),
+        "induction_loss": induction_loss(model, induction.length, avoid=avoid),
         "icl_score": in_context_score(model, windows),
     }
+    repeated = repeat_loss(model, windows)
+    if repeated is not None:
+        snapshot["repeat_loss"] = repeated
     model.train(was_training)
     return snapshot
 
@@ -57,7 +69,8 @@ class HeadSnapshots(TrainerCallback):
     """Adds head scores on a fixed probe (the start of the validation text) to every evaluation."""
 
     def on_evaluate(self, trainer: Trainer, record: dict[str, Any]) -> None:
-        if default_probe_length(trainer.model) < MIN_PROBE_LENGTH:
+        avoid = line_break_ids(trainer.corpus.tokenizer, trainer.model.config.vocab_size)
+        if default_probe_length(trainer.model, avoid) < MIN_PROBE_LENGTH:
             return  # a context (or vocabulary) too small for the probes: no snapshot
         block = trainer.run.model.block_size
         probe = [int(i) for i in trainer.val_ids[:block]]
@@ -66,7 +79,7 @@ class HeadSnapshots(TrainerCallback):
         )
         windows = sampler.rows(trainer.device)
         with autocast(trainer.device, trainer.dtype):
-            record.update(probe_snapshot(trainer.model, probe, windows))
+            record.update(probe_snapshot(trainer.model, probe, windows, avoid))
 
 
 def first_crossings(metrics: list[dict[str, Any]]) -> list[tuple[str, str, int, float]]:
@@ -85,3 +98,74 @@ def first_crossings(metrics: list[dict[str, Any]]) -> list[tuple[str, str, int, 
                 seen.add((head, score.role))
                 out.append((head, score.role, int(record["step"]), float(value)))
     return out
+
+
+@dataclass(frozen=True)
+class Crossing:
+    """The first evaluation at which ``head`` earned ``role``: its score there and chance."""
+
+    head: str
+    role: str
+    step: int
+    score: float
+    chance: float
+
+
+@dataclass(frozen=True)
+class LossDrop:
+    """The steepest fall of a loss between two consecutive evaluations (per step)."""
+
+    key: str  # the metrics field: repeat_loss, else induction_loss
+    start_step: int
+    end_step: int
+    before: float
+    after: float
+    first: float  # the loss at the first evaluation, for scale
+    last: float
+
+
+@dataclass(frozen=True)
+class PhaseChange:
+    """What the induction-head phase change looks like in a run's evaluations: the repeat
+    loss's steepest drop, and the first previous-token head with the first induction head in a
+    later layer (Olsson et al. 2022: the two appear together, as the loss drops)."""
+
+    drop: LossDrop | None
+    previous_token: Crossing | None
+    induction: Crossing | None
+
+
+def _layer(head: str) -> int:
+    return parse_head_label(head)[0]
+
+
+def steepest_drop(records: list[dict[str, Any]]) -> LossDrop | None:
+    key = "repeat_loss" if any("repeat_loss" in r for r in records) else "induction_loss"
+    points = [(int(r["step"]), float(r[key])) for r in records if key in r]
+    pairs = [(a, b) for a, b in itertools.pairwise(points) if b[0] > a[0]]
+    if not pairs:
+        return None
+    (s0, v0), (s1, v1) = max(pairs, key=lambda p: (p[0][1] - p[1][1]) / (p[1][0] - p[0][0]))
+    if v1 >= v0:
+        return None  # the loss never fell
+    return LossDrop(key, s0, s1, v0, v1, points[0][1], points[-1][1])
+
+
+def phase_change(records: list[dict[str, Any]]) -> PhaseChange:
+    """The phase change of a run (see :class:`PhaseChange`); parts it never reached are None."""
+    chance_at = {int(r["step"]): r.get("chance", {}) for r in records}
+    crossings = [
+        Crossing(head, role, step, score, float(chance_at[step].get(key, 0.0)))
+        for head, role, step, score in first_crossings(records)
+        for key in [next(s.key for s in ROLE_SCORES if s.role == role)]
+    ]
+    prev = _first([c for c in crossings if c.role == "previous-token"])
+    later = [c for c in crossings if c.role == "induction"]
+    if prev is not None and any(_layer(c.head) > _layer(prev.head) for c in later):
+        later = [c for c in later if _layer(c.head) > _layer(prev.head)]
+    return PhaseChange(steepest_drop(records), prev, _first(later))
+
+
+def _first(crossings: list[Crossing]) -> Crossing | None:
+    """The earliest crossing; among those at the same step, the highest score."""
+    return min(crossings, key=lambda c: (c.step, -c.score), default=None)

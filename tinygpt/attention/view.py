@@ -16,7 +16,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from tinygpt.attention.explain import Explanation
+from tinygpt.attention.explain import AFTER_COPY, Explanation
 from tinygpt.attention.labels import head_label, visible
 from tinygpt.attention.report import AttentionReport
 from tinygpt.attention.scores import (
@@ -27,7 +27,7 @@ from tinygpt.attention.scores import (
     TABLE_SCORES,
     HeadScores,
 )
-from tinygpt.attention.snapshot import first_crossings
+from tinygpt.attention.snapshot import PhaseChange, first_crossings, phase_change
 
 SHADES = " ░▒▓█"
 FAINT = "·"  # a weight too small to shade, but not masked (masked keys are blank)
@@ -203,7 +203,7 @@ def explanation(e: Explanation, tokens: list[str], n_embd: int, limit: int = 12)
         title_justify="left",
         title=f"keys (largest {min(limit, e.query + 1)} contributions)",
     )
-    columns = ["key", "token", "q·k", "÷√d_k", "weight", "‖w·v‖"]
+    columns = ["key", "token", "q·k", "÷√d_k", "weight", "‖w·v‖", "key is"]
     if e.unrotated_scores is not None:
         columns.insert(2, "unrotated")
     for name in columns:
@@ -218,10 +218,12 @@ def explanation(e: Explanation, tokens: list[str], n_embd: int, limit: int = 12)
             f"{e.scaled_scores[j]:.3f}",
             f"{w:.3f}",
             f"{norm:.3f}",
+            e.relations[j] if j < len(e.relations) else "",
         )
     n_head = len(e.head_shares)
     shares = "  ".join(f"H{h} {s:.2f}" for h, s in enumerate(e.head_shares))
     footer = Text.assemble(
+        _top_key_line(e, tokens),
         f"{len(steps) + 1}. output o = Σ_j weight_j · v_j, ‖o‖ = {e.output_norm:.3f}\n",
         f"{len(steps) + 2}. the {n_head} heads' outputs ({e.head_dim} dims each) are "
         f"concatenated into {n_embd} dims and projected by W_O back into the residual "
@@ -235,8 +237,24 @@ def explanation(e: Explanation, tokens: list[str], n_embd: int, limit: int = 12)
     return Group(header, table, footer)
 
 
+def _top_key_line(e: Explanation, tokens: list[str]) -> str:
+    """What the most-attended key is, in words (the induction pattern spelled out)."""
+    j = e.top_key
+    what = e.relations[j] if j < len(e.relations) else ""
+    line = f"most weight ({e.weights[j]:.2f}) on key {j} ({visible(tokens[j])!r})"
+    if what == AFTER_COPY:
+        earlier = j - 1
+        return (
+            f"{line}: the token right after the earlier copy of {visible(tokens[e.query])!r} "
+            f"(at {earlier}), the induction pattern: it reads what followed last time, to "
+            f"predict {visible(tokens[j])!r} next\n"
+        )
+    return f"{line}: {what}\n" if what else f"{line}\n"
+
+
 def trajectory(metrics: list[dict], width: int = 80) -> Group:
-    """Each evaluation's val loss, induction loss, ICL score and strongest head per role."""
+    """Each evaluation's losses, ICL score and strongest head per role, then the phase change:
+    when the repeat loss fell fastest and when heads first earned the roles."""
     records = [m for m in metrics if "heads" in m]
     if not records:
         return Group(
@@ -253,7 +271,9 @@ def trajectory(metrics: list[dict], width: int = 80) -> Group:
         collapse_padding=True,
     )
     roles = [(s.column, s.key) for s in HEADLINE_SCORES if s.role]
-    for name in ("step", "val", "ind.loss", "icl"):
+    has_repeat = any("repeat_loss" in m for m in records)
+    losses = ["val", *(["rep.loss"] if has_repeat else []), "ind.loss", "icl"]
+    for name in ("step", *losses):
         table.add_column(name, justify="right", no_wrap=True)
     for name, _ in roles:  # "0.25 L2H2": never cut the head's name
         table.add_column(name, justify="right", no_wrap=True, min_width=9)
@@ -265,9 +285,11 @@ def trajectory(metrics: list[dict], width: int = 80) -> Group:
                 key=lambda item: item[1],
             )
             cells.append(f"{value:.2f} {head}")
+        repeat = [f"{m['repeat_loss']:.2f}" if "repeat_loss" in m else "-"] if has_repeat else []
         table.add_row(
             str(m["step"]),
             f"{m['val_loss']:.3f}",
+            *repeat,
             f"{m['induction_loss']:.2f}",
             f"{m['icl_score']:+.3f}",
             *cells,
@@ -286,12 +308,50 @@ def trajectory(metrics: list[dict], width: int = 80) -> Group:
     return Group(
         table,
         note,
+        phase_change_table(phase_change(records)),
         Text(
-            "columns per role: the highest score over all heads and which head; icl: loss late in "
-            "the context minus early (negative = context helps)",
+            "columns per role: the highest score over all heads and which head; rep.loss: loss "
+            "right after a repeated run of 3 tokens in the validation text; ind.loss: loss on "
+            "the second copy of random tokens; icl: loss late in the context minus early "
+            "(negative = context helps)",
             style="dim",
         ),
     )
+
+
+def phase_change_table(change: PhaseChange) -> Table:
+    """The induction-head phase change side by side: the loss drop and the two heads."""
+    table = Table(
+        title="Phase change (Olsson et al. 2022: the heads appear as the loss drops)",
+        title_justify="left",
+        pad_edge=False,
+        box=box.SIMPLE_HEAD,
+    )
+    for name in ("event", "step", "what"):
+        table.add_column(name, justify="right" if name == "step" else "left")
+    drop = change.drop
+    if drop is None:
+        table.add_row("loss drop", "-", "the repeat loss never fell")
+    else:
+        name = "repeat loss" if drop.key == "repeat_loss" else "induction-probe loss"
+        table.add_row(
+            f"{name} fell fastest",
+            f"{drop.start_step}→{drop.end_step}",
+            f"{drop.before:.2f} → {drop.after:.2f} (first {drop.first:.2f}, last {drop.last:.2f})",
+        )
+    for role, crossing in (
+        ("previous-token", change.previous_token),
+        ("induction", change.induction),
+    ):
+        if crossing is None:
+            table.add_row(f"{role} head", "-", "no head earned this role")
+            continue
+        table.add_row(
+            f"{role} head",
+            str(crossing.step),
+            f"{crossing.head} scored {crossing.score:.2f} (chance {crossing.chance:.2f})",
+        )
+    return table
 
 
 def comparison(deltas: list[dict], names: tuple[str, str]) -> Table:
@@ -319,6 +379,7 @@ def ablation_table(result: dict) -> Table:
     labels = {
         "prompt": "the prompt",
         "text": f"training text ({result.get('text_source')})",
+        "repeat": "  its repeats (after a repeated run)",
         "probe": "repeated random tokens",
     }
     for key, label in labels.items():

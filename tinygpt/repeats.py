@@ -1,0 +1,85 @@
+"""A corpus for watching an induction head form: random strings that repeat later in the line.
+
+Each line of the file is one record::
+
+    <string S> <filler F> <string S again> "\\n"
+
+``S`` is ``length`` characters drawn uniformly (with replacement) from ``alphabet``, ``F`` is
+``gap`` more such characters, and the lengths and gaps vary from line to line (uniform over
+their ranges). Nothing in the file can be predicted from the characters before it except the
+second copy of ``S``, and only by looking back at the first copy: a model gets below
+``ln(len(alphabet))`` nats per character on the repeats only through in-context copying, which
+is what an induction head (a previous-token head in one layer, a head in the next that attends
+to the token after the earlier occurrence of the current one) does. The gaps must vary, or a
+single head that looks a fixed distance back does the job without any induction circuit.
+
+The file is plain text and ``tinygpt train`` reads it like any other (``--tokenizer char``); the
+same seed gives the same file.
+"""
+
+from __future__ import annotations
+
+import random
+import string
+from dataclasses import dataclass
+from pathlib import Path
+
+from tinygpt.errors import UsageError
+from tinygpt.fileio import atomic_write_bytes
+
+REPEATS_FILE = "repeats.txt"  # what `tinygpt data repeats` writes into --dir
+MAX_RECORD = 10_000  # one line's characters: well above any block size tinygpt trains with
+
+
+@dataclass(frozen=True)
+class RepeatsConfig:
+    """What ``tinygpt data repeats`` writes (defaults: the corpus of the README's section)."""
+
+    alphabet: str = string.ascii_lowercase
+    min_length: int = 6
+    max_length: int = 16
+    min_gap: int = 0
+    max_gap: int = 24
+    lines: int = 20_000
+    seed: int = 0
+
+    def validate(self) -> RepeatsConfig:
+        if len(set(self.alphabet)) < 2:
+            raise UsageError("--alphabet needs at least two different characters")
+        if "\n" in self.alphabet or "\r" in self.alphabet:
+            raise UsageError("--alphabet must not hold a line break (it ends each record)")
+        if not 1 <= self.min_length <= self.max_length:
+            raise UsageError(
+                f"need 1 <= --min-length <= --max-length, got {self.min_length}..{self.max_length}"
+            )
+        if not 0 <= self.min_gap <= self.max_gap:
+            raise UsageError(
+                f"need 0 <= --min-gap <= --max-gap, got {self.min_gap}..{self.max_gap}"
+            )
+        if 2 * self.max_length + self.max_gap + 1 > MAX_RECORD:
+            raise UsageError(f"a record would be longer than {MAX_RECORD} characters")
+        if self.lines < 1:
+            raise UsageError(f"--lines must be at least 1, got {self.lines}")
+        return self
+
+
+def records(cfg: RepeatsConfig) -> list[str]:
+    """The lines of the corpus, each ``S F S`` without its newline."""
+    cfg.validate()
+    rng = random.Random(cfg.seed)
+    letters = sorted(set(cfg.alphabet))
+    out = []
+    for _ in range(cfg.lines):
+        s = "".join(rng.choices(letters, k=rng.randint(cfg.min_length, cfg.max_length)))
+        f = "".join(rng.choices(letters, k=rng.randint(cfg.min_gap, cfg.max_gap)))
+        out.append(s + f + s)
+    return out
+
+
+def write_repeats(path: str | Path, cfg: RepeatsConfig) -> Path:
+    """Write the corpus to ``path`` (atomically) and return it."""
+    target = Path(path)
+    text = "".join(line + "\n" for line in records(cfg))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(target, text.encode("utf-8"))
+    return target
