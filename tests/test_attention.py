@@ -231,8 +231,11 @@ def test_cli_induction_probe_needs_no_prompt(char_checkpoint, tmp_path):
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(out.read_text())
     n = doc["induction"]["repeated_length"]
-    ids = induction_sequence(open_checkpoint(char_checkpoint).config.model.vocab_size, n)
+    ck = open_checkpoint(char_checkpoint)
+    newline = ck.tokenizer.encode("\n")  # the probe never draws a line break
+    ids = induction_sequence(ck.config.model.vocab_size, n, avoid=newline)
     assert doc["ids"] == ids and len(doc["tokens"]) == 2 * n  # the probe itself, shown
+    assert "\n" not in doc["tokens"]
     with_prompt = _inspect(char_checkpoint, "--induction", "--prompt", "All")
     assert with_prompt.returncode == 2 and "--induction" in with_prompt.stderr
 
