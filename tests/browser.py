@@ -106,6 +106,13 @@ class Browser:
         self._next_id = 0
         self.events: list[dict[str, Any]] = []
         self.session: str | None = None
+        try:
+            self._start_page()
+        except BaseException:
+            self.close()  # no stray browser or profile when it fails to start
+            raise
+
+    def _start_page(self) -> None:
         target = self.call("Target.createTarget", url="about:blank", session=False)["targetId"]
         self.session = self.call(
             "Target.attachToTarget", targetId=target, flatten=True, session=False
