@@ -1,3 +1,5 @@
+import base64
+import hashlib
 import json
 import math
 import re
@@ -155,12 +157,23 @@ def test_html_escapes_untrusted_tokens():
         "scores": [s.to_dict() for s in all_head_scores(w)],
         "rollout": rollout(w).tolist(),
     }
-    page = render_html(report, title=payload)
+    page = render_html(report, title=payload + "__DATA__")
     assert "<script>alert" not in page and "<img" not in page and "<b>m" not in page
     assert page.count("<script") == 2  # the data block and the page's own script
     assert "http://" not in page and "https://" not in page  # nothing fetched from a network
     data = re.search(r'<script type="application/json" id="data">(.*?)</script>', page, re.S)
-    assert json.loads(data.group(1))["tokens"][0] == payload
+    doc = json.loads(data.group(1))
+    assert doc["tokens"][0] == payload
+    title = re.search(r"<title>(.*?)</title>", page, re.S).group(1)
+    assert title.endswith("__DATA__")  # filled in one pass: a title cannot pull the data in
+    assert doc["chance"] == report["scores"][0]["chance"]  # the head table's chance row
+    # The policy allows exactly the page's own script and style, by hash, and nothing else.
+    csp = re.search(r'http-equiv="Content-Security-Policy" content="([^"]*)"', page).group(1)
+    assert csp.startswith("default-src 'none';") and "unsafe" not in csp
+    for tag in ("script", "style"):
+        (body,) = re.findall(rf"<{tag}>(.*?)</{tag}>", page, re.S)
+        digest = base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()
+        assert f"'sha256-{digest}'" in csp, tag
 
 
 @pytest.fixture(scope="module")
@@ -470,8 +483,6 @@ def test_cli_ablation_and_compare(char_checkpoint, tmp_path):
 
 
 def test_html_stores_the_causal_half_compactly():
-    import base64
-
     from tinygpt.attention.html import _pack
 
     torch.manual_seed(0)
