@@ -322,6 +322,12 @@ def test_the_preset_works_on_other_corpora_of_this_kind(
     cfg = RepeatsConfig(alphabet, *lengths, *gaps, lines=4000, seed=7)
     data = write_repeats(tmp_path / "other.txt", cfg)
     api.train(data, out_dir=tmp_path / "run", preset="induction", max_steps=500, device="cpu")
-    change = phase_change(api.trajectory(tmp_path / "run"))
-    assert change.previous_token is not None and change.induction is not None
-    assert parse_head_label(change.induction.head)[0] == 1
+    metrics = api.trajectory(tmp_path / "run")
+    change = phase_change(metrics)
+    assert change.induction is not None and parse_head_label(change.induction.head)[0] == 1
+    assert change.drop is not None and change.drop.first - change.drop.last > 0.5
+    # With few letters one token rarely pins down the earlier copy, so layer 0 may split
+    # "previous token" over several heads (i-1, i-2): its best head is still far above chance.
+    last = metrics[-1]
+    prev = max(s["previous_token"] for h, s in last["heads"].items() if h.startswith("L0"))
+    assert prev >= 3 * last["chance"]["previous_token"]

@@ -29,6 +29,7 @@ from tinygpt.device import autocast
 from tinygpt.model import GPT
 from tinygpt.trainer import Trainer, TrainerCallback
 
+_ROLE_KEY = {s.role: s.key for s in ROLE_SCORES}
 # The induction probe repeats this many random tokens twice; with fewer there is no second-copy
 # token left to predict (block size 1 or 2, or a one-character vocabulary).
 MIN_PROBE_LENGTH = 2
@@ -66,9 +67,33 @@ def probe_snapshot(
 
 
 class HeadSnapshots(TrainerCallback):
-    """Adds head scores on a fixed probe (the start of the validation text) to every evaluation."""
+    """Adds head scores on a fixed probe (the start of the validation text) to every evaluation,
+    and says (a ``note`` event) when a head first earns a role, as it happens."""
+
+    def __init__(self) -> None:
+        self.history: list[dict[str, Any]] = []
+
+    def on_start(self, trainer: Trainer) -> None:
+        # A resumed run has its earlier evaluations: a role earned then is not news now.
+        self.history = [r for r in trainer.metrics if "heads" in r]
 
     def on_evaluate(self, trainer: Trainer, record: dict[str, Any]) -> None:
+        self._snapshot(trainer, record)
+        if "heads" not in record:
+            return
+        seen = {(head, role) for head, role, *_ in first_crossings(self.history)}
+        self.history.append(record)
+        for head, role, step, score in first_crossings(self.history):
+            if (head, role) not in seen:
+                chance = record["chance"].get(_ROLE_KEY[role], 0.0)
+                article = "an" if role[0] in "aeiou" else "a"
+                trainer.emit(
+                    "note",
+                    f"{head} became {article} {role} head at step {step} ({score:.2f}, chance "
+                    f"{chance:.2f})",
+                )
+
+    def _snapshot(self, trainer: Trainer, record: dict[str, Any]) -> None:
         avoid = line_break_ids(trainer.corpus.tokenizer, trainer.model.config.vocab_size)
         if default_probe_length(trainer.model, avoid) < MIN_PROBE_LENGTH:
             return  # a context (or vocabulary) too small for the probes: no snapshot
