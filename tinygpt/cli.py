@@ -710,7 +710,12 @@ def import_hf_command(
     out: Annotated[
         Path | None, typer.Option("--out", help="Checkpoint directory to write.")
     ] = None,
-    tokenizer: Annotated[str, typer.Option(help="The model's BPE encoding.")] = "gpt2",
+    tokenizer: Annotated[
+        str | None,
+        typer.Option(
+            help="The model's BPE encoding." + _d("the one `tinygpt export` stored, else gpt2")
+        ),
+    ] = None,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace a checkpoint in --out.")
     ] = False,
