@@ -7,14 +7,17 @@ anything.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
+import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from tinygpt.console import stderr_console
 from tinygpt.optim import groups_line
 from tinygpt.schedule import describe as describe_schedule
+from tinygpt.speed import Slowdown
 from tinygpt.trainer import Trainer, TrainerCallback
 
 
@@ -65,6 +68,9 @@ class ProgressDisplay(TrainerCallback):
         if self.progress is not None:
             self.progress.console.print(message)
 
+    def on_slowdown(self, trainer: Trainer, slowdown: Slowdown) -> None:
+        self.on_note(trainer, slowdown_note(slowdown, trainer.device.type))
+
     def on_evaluate(self, trainer: Trainer, record: dict[str, Any]) -> None:
         best = "  [green]best[/green]" if record["best"] else ""
         self.on_note(
@@ -78,6 +84,21 @@ class ProgressDisplay(TrainerCallback):
         if self.progress is not None:
             self.progress.stop()
             self.progress = None
+
+
+def slowdown_note(slowdown: Slowdown, device: str) -> str:
+    """One line: how far the speed fell, and what usually causes it."""
+    if device == "cpu":
+        cause = (
+            f"other processes on the CPU cores, or more torch threads ({torch.get_num_threads()}) "
+            f"than free cores ({os.cpu_count()}; set OMP_NUM_THREADS)"
+        )
+    else:
+        cause = f"other processes on the {device} device or on the CPU cores that feed it"
+    return (
+        f"[yellow]note:[/yellow] training slowed to {slowdown.recent:,.0f} tok/s at step "
+        f"{slowdown.step}, from {slowdown.best:,.0f} tok/s earlier in the run; usually {cause}"
+    )
 
 
 def describe_run(trainer: Trainer, console: Console) -> None:
