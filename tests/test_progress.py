@@ -110,3 +110,36 @@ def test_readme_states_the_rule_the_code_uses():
         f"the median tokens/s of the last {rule.window} steps falls under a third of the best "
         f"earlier window, not counting the first {rule.warmup_steps} steps" in readme
     )
+
+
+def test_the_final_progress_line_shows_no_time_left(tiny_run, capsys):
+    import re
+
+    tiny_run(quiet=False, max_steps=6, eval_every=3)
+    bars = [x for x in capsys.readouterr().err.splitlines() if x.startswith("train ")]
+    assert bars and "6/6" in bars[-1] and "tok/s" in bars[-1], bars
+    assert not re.search(r"\d+:\d\d:\d\d|-:--:--", bars[-1]), bars[-1]
+
+
+def test_ctrl_c_is_reported_as_a_clean_stop_not_an_error(tmp_path, monkeypatch):
+    import os
+    import signal
+
+    from tests.conftest import SMALL_TEXT, TINY, run_main
+
+    (tmp_path / "small.txt").write_text(SMALL_TEXT)
+    real_step = Trainer.train_step
+
+    def step_then_ctrl_c(self):
+        out = real_step(self)
+        if self.step == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+        return out
+
+    monkeypatch.setattr(Trainer, "train_step", step_then_ctrl_c)
+    flags = [f"--{k.replace('_', '-')}={v}" for k, v in TINY.items()]
+    code, _, err = run_main("train", "small.txt", "--out", "run", *flags, cwd=tmp_path)
+    assert code == 130, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("interrupted at step 3 (SIGINT); saved the checkpoint in run"), last
+    assert "error" not in err and "--resume" in last

@@ -277,11 +277,12 @@ def train(
             "stopped_by_time": result.stopped_by_time,
         }
         typer.echo(json.dumps(summary))
-    if result.interrupted:
+    if result.interrupted:  # a clean stop the user asked for: said plainly, not as an error
         name = signal.Signals(result.signal or signal.SIGINT).name
-        _err(
-            f"interrupted at step {result.step} ({name}); checkpoint saved in "
-            f"{result.out_dir}. Resume with: {resume_cmd}"
+        typer.echo(
+            f"interrupted at step {result.step} ({name}); saved the checkpoint in "
+            f"{result.out_dir}. Resume with: {resume_cmd}",
+            err=True,
         )
         raise typer.Exit(interrupted_code)
     if not quiet:

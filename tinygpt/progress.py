@@ -12,13 +12,29 @@ from typing import Any
 
 import torch
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    Task,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
 
 from tinygpt.console import stderr_console
 from tinygpt.optim import groups_line
 from tinygpt.schedule import describe as describe_schedule
 from tinygpt.speed import Slowdown
 from tinygpt.trainer import Trainer, TrainerCallback
+
+
+class TimeLeftColumn(TimeRemainingColumn):
+    """The estimated time left while the run goes on; nothing once it has stopped (an
+    interrupted or timed-out run has no time left to estimate)."""
+
+    def render(self, task: Task) -> Text:
+        return Text("") if task.fields.get("done") else super().render(task)
 
 
 class ProgressDisplay(TrainerCallback):
@@ -39,7 +55,7 @@ class ProgressDisplay(TrainerCallback):
             MofNCompleteColumn(),
             TextColumn("loss {task.fields[loss]:.4f}  lr {task.fields[lr]:.2e}"),
             TextColumn("{task.fields[tok_s]:,.0f} tok/s"),
-            TimeRemainingColumn(),
+            TimeLeftColumn(),
             console=self.console,
             transient=False,
         )
@@ -50,6 +66,7 @@ class ProgressDisplay(TrainerCallback):
             loss=0.0,
             lr=0.0,
             tok_s=0.0,
+            done=False,
         )
         self.progress.start()
 
@@ -82,6 +99,7 @@ class ProgressDisplay(TrainerCallback):
 
     def on_end(self, trainer: Trainer) -> None:
         if self.progress is not None:
+            self.progress.update(self.task, done=True)  # the final line: no time left
             self.progress.stop()
             self.progress = None
 
