@@ -119,6 +119,34 @@ def test_runs_lists_checkpoints(workdir):
     assert "tinyshakespeare" in table.stdout
 
 
+def test_piped_output_has_no_trailing_spaces(workdir):
+    prompt = ["--prompt", "All: speak, speak.", "--rollout"]
+    for args in (
+        ["runs"],
+        ["info"],
+        ["plot"],
+        ["inspect-attention", *prompt],
+        ["inspect-attention", *prompt, "--layer", "1", "--head", "0", "--explain"],
+    ):
+        proc = run_cli(*args, cwd=workdir)  # stdout is a pipe here
+        assert proc.returncode == 0, proc.stderr
+        padded = [line for line in proc.stdout.splitlines() if line.endswith(" ")]
+        assert not padded, (args, padded[:3])
+        assert len(proc.stdout.splitlines()) > 3
+
+
+def test_trimmed_lines_keep_spaces_inside_a_line_split_over_writes():
+    import io
+
+    from tinygpt.console import TrimmedLines
+
+    out = io.StringIO()
+    stream = TrimmedLines(out)
+    for chunk in ("a table  \n row ", "  ", "\n", "x  ", "y\n  \n"):
+        stream.write(chunk)
+    assert out.getvalue() == "a table\n row\nx  y\n\n"
+
+
 def test_plot_terminal_svg_png(workdir, tmp_path):
     proc = run_cli("plot", "--out", str(tmp_path / "loss.svg"), cwd=workdir)
     assert proc.returncode == 0, proc.stderr

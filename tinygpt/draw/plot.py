@@ -48,7 +48,7 @@ def terminal_plot(metrics: list[dict[str, Any]], width: int = 64, height: int = 
     lines = []
     for r, row in enumerate(grid):
         label = f"{y1 - r * (y1 - y0) / (height - 1):7.3f}" if r % 5 == 0 or r == height - 1 else ""
-        lines.append(f"{label:>7} │{''.join(row)}")
+        lines.append(f"{label:>7} │{''.join(row)}".rstrip())  # no trailing spaces when piped
     lines.append(" " * 8 + "└" + "─" * width)
     lines.append(" " * 9 + f"{x0:<{width // 2}g}{x1:>{width - width // 2}g}  step")
     legend = "   ".join(f"{mark} {label}" for label, mark, _, _ in series)
