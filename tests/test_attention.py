@@ -432,6 +432,28 @@ def test_training_records_head_snapshots_and_cli_shows_the_trajectory(char_check
     assert max(len(line) for line in proc.stdout.splitlines()) <= 80
 
 
+def test_readme_trajectory_example_shows_the_run_it_reads():
+    import typer.main
+
+    from tests.conftest import ROOT
+    from tinygpt.cli import app
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    shown = re.search(r"\$ tinygpt inspect-attention --trajectory (\S+)\n(.*?)```", readme, re.S)
+    assert shown, "the README's --trajectory example is gone"
+    run_dir, table = shown[1], shown[2]
+    before = readme[: shown.start()]
+    made = re.findall(rf"\$ tinygpt train ([^\n]*--out {re.escape(run_dir)})\n", before)
+    assert made, f"the README never shows the command that made {run_dir}"
+    args = made[-1].split()
+    steps = [int(m) for m in re.findall(r"^\s+(\d+)\s+\d\.\d{3}\s", table, re.M)]
+    assert int(args[args.index("--max-steps") + 1]) == steps[-1]  # the table's last row
+    assert int(args[args.index("--eval-every") + 1]) == steps[1] - steps[0]
+    train = typer.main.get_command(app).commands["train"]
+    known = {opt for param in train.params for opt in param.opts}
+    assert {a for a in args if a.startswith("--")} <= known  # a command that runs today
+
+
 def test_cli_ablation_and_compare(char_checkpoint, tmp_path):
     proc = run_cli(
         "inspect-attention",

@@ -158,6 +158,21 @@ def test_plot_terminal_svg_png(workdir, tmp_path):
     assert bad.returncode == 2 and ".svg or .png" in bad.stderr
 
 
+def test_readme_plots_into_the_run_the_main_command_makes():
+    import re
+    from pathlib import Path
+
+    from tests.conftest import ROOT
+    from tinygpt.datasets import default_corpus
+    from tinygpt.trainer import default_out_dir
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "tinygpt train --tokenizer char --max-time 300 &&" in readme  # no FILE, no --out
+    run = default_out_dir(default_corpus())  # checkpoints/tinyshakespeare
+    outs = re.findall(r"tinygpt plot [^\n`]*--out (\S+)", readme)
+    assert outs and all(Path(out).parent == run for out in outs), outs
+
+
 def _check_png(data: bytes) -> None:
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     pos, kinds = 8, []
