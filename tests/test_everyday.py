@@ -190,6 +190,24 @@ def _check_png(data: bytes) -> None:
     assert kinds == [b"IHDR", b"IDAT", b"IEND"]
 
 
+def test_png_plot_has_axes_ticks_names_and_a_legend(monkeypatch):
+    from tinygpt.draw.png import Canvas
+
+    drawn = []
+    real = Canvas.text
+
+    def record(self, x, y, text, *args, **kwargs):
+        drawn.append(text)
+        return real(self, x, y, text, *args, **kwargs)
+
+    monkeypatch.setattr(Canvas, "text", record)
+    metrics = [{"step": s, "train_loss": 3 - s / 100, "val_loss": 2.8 - s / 125} for s in (50, 200)]
+    _check_png(png_plot(metrics, "run: loss by step"))
+    assert {"step", "loss", "train", "val", "run: loss by step"} <= set(drawn)
+    assert {"50", "200"} <= set(drawn)  # the first and last steps on the x axis
+    assert {"1.00", "1.38", "1.75", "2.12", "2.50"} <= set(drawn)  # 5 loss ticks, min to max
+
+
 def test_plots_of_known_curves():
     metrics = [
         {"step": s, "train_loss": 3 - s / 100, "val_loss": 3.1 - s / 120} for s in range(0, 201, 50)
