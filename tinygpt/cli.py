@@ -498,7 +498,7 @@ def inspect_attention(
     console.print(view.report_view(report, layer, head, query, window, console.width, show_rollout))
     files = ReportFiles(json=json_file, html=html_file, png=png_file, svg=svg_file, npz=npz_file)
     title = "".join(report.tokens)[:80]
-    for path in write_report(report, files, layer, head, title):
+    for path in write_report(report, files, layer, head, title, rollout=show_rollout):
         _wrote(path)
 
 
