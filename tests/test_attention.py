@@ -1,5 +1,6 @@
 import base64
 import hashlib
+import itertools
 import json
 import math
 import re
@@ -448,6 +449,28 @@ def test_training_records_head_snapshots_and_cli_shows_the_trajectory(char_check
     assert max(len(line) for line in proc.stdout.splitlines()) <= 80
 
 
+def test_readme_trajectory_example_shows_the_run_it_reads():
+    import typer.main
+
+    from tests.conftest import ROOT
+    from tinygpt.cli import app
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    shown = re.search(r"\$ tinygpt inspect-attention --trajectory (\S+)\n(.*?)```", readme, re.S)
+    assert shown, "the README's --trajectory example is gone"
+    run_dir, table = shown[1], shown[2]
+    before = readme[: shown.start()]
+    made = re.findall(rf"\$ tinygpt train ([^\n]*--out {re.escape(run_dir)})\n", before)
+    assert made, f"the README never shows the command that made {run_dir}"
+    args = made[-1].split()
+    steps = [int(m) for m in re.findall(r"^\s+(\d+)\s+\d\.\d{3}\s", table, re.M)]
+    assert int(args[args.index("--max-steps") + 1]) == steps[-1]  # the table's last row
+    assert int(args[args.index("--eval-every") + 1]) == steps[1] - steps[0]
+    train = typer.main.get_command(app).commands["train"]
+    known = {opt for param in train.params for opt in param.opts}
+    assert {a for a in args if a.startswith("--")} <= known  # a command that runs today
+
+
 def test_cli_ablation_and_compare(char_checkpoint, tmp_path):
     proc = run_cli(
         "inspect-attention",
@@ -533,6 +556,69 @@ def test_figures_png_and_svg(char_checkpoint, tmp_path):
         assert "␣" in texts and "↵" in texts  # whitespace made visible in the labels
         panels = [t for t in texts if t and re.fullmatch(r"L\d+H\d+", t)]
         assert len(panels) == {0: 4, 2: 2, 4: 1}[len(focus)]
+
+
+def test_rollout_and_focused_heatmaps_label_their_keys(char_checkpoint, tmp_path):
+    prompt = "All: speak, speak."
+    svg = tmp_path / "r.svg"
+    proc = _inspect(
+        char_checkpoint, "--prompt", prompt, "--rollout", "--layer", "1", "--head", "0",
+        "--svg", str(svg),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    keys = "All:␣speak,␣speak.  ← keys"
+    assert out.count(keys) == 2, out  # under the focused head and under the rollout
+    assert out.index("Rollout") < out.rindex(keys)
+    # The figure draws the rollout too, as a panel labelled like the head's.
+    import xml.etree.ElementTree as ET
+
+    texts = [el.text for el in ET.fromstring(svg.read_text()).iter() if el.tag.endswith("text")]
+    assert "rollout" in texts and "L1H0" in texts
+    assert texts.count("k") == 2 * 4  # 2 panels x (2 rows + 2 key columns) of a char model
+
+
+def _png_texts(monkeypatch) -> list[tuple[int, int, str]]:
+    """Record what a PNG figure writes: (x, y, text) of every label."""
+    from tinygpt.draw.png import Canvas
+
+    drawn: list[tuple[int, int, str]] = []
+    real = Canvas.text
+
+    def record(self, x, y, text, *args, **kwargs):
+        drawn.append((x, y, text))
+        return real(self, x, y, text, *args, **kwargs)
+
+    monkeypatch.setattr(Canvas, "text", record)
+    return drawn
+
+
+@pytest.mark.parametrize("t", [12, 50, 80])
+def test_png_figures_label_every_row_and_key(monkeypatch, t):
+    from tinygpt.attention.figures import attention_png
+    from tinygpt.draw.font import HEIGHT
+
+    tokens = [chr(ord("a") + i % 26) for i in range(t)]
+    weights = torch.tril(torch.ones(t, t)) / torch.arange(1, t + 1)[:, None]
+    drawn = _png_texts(monkeypatch)
+    attention_png([[("L0H0", weights)], [("rollout", weights)]], tokens)
+    for title in ("L0H0", "rollout"):
+        start = next(k for k, (_, _, text) in enumerate(drawn) if text == title)
+        labels = drawn[start + 1 : start + 1 + 2 * t]
+        rows, keys = labels[:t], labels[t:]
+        assert [text for *_, text in rows] == tokens and [text for *_, text in keys] == tokens
+        ys = [y for _, y, _ in rows]
+        assert all(b - a >= HEIGHT for a, b in itertools.pairwise(ys))  # none overlap
+
+
+def test_readme_states_when_png_figures_are_labelled():
+    from tests.conftest import ROOT
+    from tinygpt.attention.figures import _layout
+
+    readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    assert "up to 80 tokens for one panel across, 20 for four" in readme
+    assert _layout(80, 1)[1] and not _layout(81, 1)[1]
+    assert _layout(20, 4)[1] and not _layout(21, 4)[1]
 
 
 def _inspect(checkpoint, *args, **kw):

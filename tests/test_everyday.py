@@ -119,6 +119,34 @@ def test_runs_lists_checkpoints(workdir):
     assert "tinyshakespeare" in table.stdout
 
 
+def test_piped_output_has_no_trailing_spaces(workdir):
+    prompt = ["--prompt", "All: speak, speak.", "--rollout"]
+    for args in (
+        ["runs"],
+        ["info"],
+        ["plot"],
+        ["inspect-attention", *prompt],
+        ["inspect-attention", *prompt, "--layer", "1", "--head", "0", "--explain"],
+    ):
+        proc = run_cli(*args, cwd=workdir)  # stdout is a pipe here
+        assert proc.returncode == 0, proc.stderr
+        padded = [line for line in proc.stdout.splitlines() if line.endswith(" ")]
+        assert not padded, (args, padded[:3])
+        assert len(proc.stdout.splitlines()) > 3
+
+
+def test_trimmed_lines_keep_spaces_inside_a_line_split_over_writes():
+    import io
+
+    from tinygpt.console import TrimmedLines
+
+    out = io.StringIO()
+    stream = TrimmedLines(out)
+    for chunk in ("a table  \n row ", "  ", "\n", "x  ", "y\n  \n"):
+        stream.write(chunk)
+    assert out.getvalue() == "a table\n row\nx  y\n\n"
+
+
 def test_plot_terminal_svg_png(workdir, tmp_path):
     proc = run_cli("plot", "--out", str(tmp_path / "loss.svg"), cwd=workdir)
     assert proc.returncode == 0, proc.stderr
@@ -128,6 +156,21 @@ def test_plot_terminal_svg_png(workdir, tmp_path):
     _check_png((tmp_path / "loss.png").read_bytes())
     bad = run_cli("plot", "--out", str(tmp_path / "loss.jpg"), cwd=workdir)
     assert bad.returncode == 2 and ".svg or .png" in bad.stderr
+
+
+def test_readme_plots_into_the_run_the_main_command_makes():
+    import re
+    from pathlib import Path
+
+    from tests.conftest import ROOT
+    from tinygpt.datasets import default_corpus
+    from tinygpt.trainer import default_out_dir
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "tinygpt train --tokenizer char --max-time 300 &&" in readme  # no FILE, no --out
+    run = default_out_dir(default_corpus())  # checkpoints/tinyshakespeare
+    outs = re.findall(r"tinygpt plot [^\n`]*--out (\S+)", readme)
+    assert outs and all(Path(out).parent == run for out in outs), outs
 
 
 def _check_png(data: bytes) -> None:
@@ -145,6 +188,24 @@ def _check_png(data: bytes) -> None:
             assert len(zlib.decompress(body)) == height * (1 + 3 * width)
         pos += 12 + length
     assert kinds == [b"IHDR", b"IDAT", b"IEND"]
+
+
+def test_png_plot_has_axes_ticks_names_and_a_legend(monkeypatch):
+    from tinygpt.draw.png import Canvas
+
+    drawn = []
+    real = Canvas.text
+
+    def record(self, x, y, text, *args, **kwargs):
+        drawn.append(text)
+        return real(self, x, y, text, *args, **kwargs)
+
+    monkeypatch.setattr(Canvas, "text", record)
+    metrics = [{"step": s, "train_loss": 3 - s / 100, "val_loss": 2.8 - s / 125} for s in (50, 200)]
+    _check_png(png_plot(metrics, "run: loss by step"))
+    assert {"step", "loss", "train", "val", "run: loss by step"} <= set(drawn)
+    assert {"50", "200"} <= set(drawn)  # the first and last steps on the x axis
+    assert {"1.00", "1.38", "1.75", "2.12", "2.50"} <= set(drawn)  # 5 loss ticks, min to max
 
 
 def test_plots_of_known_curves():

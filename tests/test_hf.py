@@ -1,13 +1,20 @@
 """Hugging Face interop, both directions, with tiny random models and identical logits."""
 
+import json
+
 import pytest
 import torch
 
 from tests.conftest import run_cli
 
-transformers = pytest.importorskip("transformers")
+try:  # the `hf` extra: the tests that load models with transformers need it, the rest do not
+    import transformers
+except ImportError:
+    transformers = None
+needs_transformers = pytest.mark.skipif(transformers is None, reason="needs the hf extra")
 
 
+@needs_transformers
 @pytest.mark.parametrize("bias", [True, False])
 def test_export_loads_in_transformers_with_identical_logits(tiny_run, tmp_path, bias):
     result = tiny_run(bias=bias, arch="gpt2")
@@ -23,6 +30,7 @@ def test_export_loads_in_transformers_with_identical_logits(tiny_run, tmp_path, 
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
 
 
+@needs_transformers
 def test_import_of_a_gpt2_model_gives_identical_logits_and_samples(tmp_path):
     torch.manual_seed(0)
     config = transformers.GPT2Config(
@@ -70,3 +78,42 @@ def test_import_refuses_what_it_cannot_convert(tmp_path):
     (tmp_path / "bert" / "config.json").write_text('{"model_type": "bert"}')
     proc = run_cli("import-hf", str(tmp_path / "bert"), "--out", str(tmp_path / "x"))
     assert proc.returncode == 2 and "only gpt2" in proc.stderr
+
+
+def test_a_char_model_exported_then_imported_is_the_same_model(tiny_run, tmp_path):
+    result = tiny_run(arch="gpt2")
+    out = tmp_path / "hf"
+    proc = run_cli("export", str(out), "-c", str(result.out_dir))
+    assert proc.returncode == 0, proc.stderr
+    config = json.loads((out / "config.json").read_text())
+    vocab = config["vocab_size"]  # 34 characters: GPT-2's default ids (50256) would not fit
+    for key in ("bos_token_id", "eos_token_id"):
+        assert config[key] is None or 0 <= config[key] < vocab, config
+    back = tmp_path / "back"
+    proc = run_cli("import-hf", str(out), "--out", str(back))
+    assert proc.returncode == 0, proc.stderr
+    from tinygpt.checkpoint import open_checkpoint
+
+    before, after = open_checkpoint(result.out_dir), open_checkpoint(back)
+    assert after.tokenizer_spec == before.tokenizer_spec
+    assert after.config.train.tokenizer == "char"
+    x = torch.randint(0, vocab, (2, before.config.model.block_size))
+    with torch.no_grad():
+        expected = before.load_model("cpu").eval()(x)[0]
+        got = after.load_model("cpu").eval()(x)[0]
+    torch.testing.assert_close(got, expected, rtol=0, atol=0)
+    gen = run_cli("generate", "-c", str(back), "--prompt", "All:", "--max-new-tokens", "5")
+    assert gen.returncode == 0 and gen.stdout.startswith("All:"), gen.stderr
+    if transformers is not None:  # and transformers loads it with the same logits
+        theirs = transformers.GPT2LMHeadModel.from_pretrained(out).eval()
+        with torch.no_grad():
+            torch.testing.assert_close(theirs(x).logits, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_import_of_a_char_model_needs_its_vocabulary(tiny_run, tmp_path):
+    result = tiny_run(arch="gpt2")
+    out = tmp_path / "hf"
+    assert run_cli("export", str(out), "-c", str(result.out_dir)).returncode == 0
+    (out / "tinygpt_tokenizer.json").unlink()
+    proc = run_cli("import-hf", str(out), "--out", str(tmp_path / "x"), "--tokenizer", "char")
+    assert proc.returncode == 2 and "tinygpt_tokenizer.json" in proc.stderr, proc.stderr

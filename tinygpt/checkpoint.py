@@ -467,7 +467,7 @@ def _option_to_field(message: str) -> str:
     return re.sub(r"--([a-z0-9-]+)", lambda m: m.group(1).replace("-", "_"), message)
 
 
-def _check_tokenizer_spec(spec: Any, config: RunConfig) -> None:
+def check_tokenizer_spec(spec: Any, config: RunConfig) -> None:
     """Raise ValueError unless ``spec`` is a tokenizer this model can use (a char vocabulary
     must be distinct single characters, one per row of the embedding)."""
     if not isinstance(spec, dict) or spec.get("type") not in ("char", "tiktoken"):
@@ -506,7 +506,7 @@ def open_checkpoint(directory: str | Path) -> Checkpoint:
         raise CheckpointError(f"checkpoint {d} has an invalid {CONFIG_FILE}: {detail}") from None
     try:
         spec = json.loads(_read_verified(d, manifest, TOKENIZER_FILE))
-        _check_tokenizer_spec(spec, config)
+        check_tokenizer_spec(spec, config)
     except CheckpointError:
         raise
     except (ValueError, RecursionError) as exc:

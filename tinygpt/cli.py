@@ -284,11 +284,12 @@ def train(
             "stopped_by_time": result.stopped_by_time,
         }
         typer.echo(json.dumps(summary))
-    if result.interrupted:
+    if result.interrupted:  # a clean stop the user asked for: said plainly, not as an error
         name = signal.Signals(result.signal or signal.SIGINT).name
-        _err(
-            f"interrupted at step {result.step} ({name}); checkpoint saved in "
-            f"{result.out_dir}. Resume with: {resume_cmd}"
+        typer.echo(
+            f"interrupted at step {result.step} ({name}); saved the checkpoint in "
+            f"{result.out_dir}. Resume with: {resume_cmd}",
+            err=True,
         )
         raise typer.Exit(interrupted_code)
     if not quiet:
@@ -510,7 +511,7 @@ def inspect_attention(
     console.print(view.report_view(report, layer, head, query, window, console.width, show_rollout))
     files = ReportFiles(json=json_file, html=html_file, png=png_file, svg=svg_file, npz=npz_file)
     title = "".join(report.tokens)[:80]
-    for path in write_report(report, files, layer, head, title):
+    for path in write_report(report, files, layer, head, title, rollout=show_rollout):
         _wrote(path)
 
 
@@ -723,7 +724,12 @@ def import_hf_command(
     out: Annotated[
         Path | None, typer.Option("--out", help="Checkpoint directory to write.")
     ] = None,
-    tokenizer: Annotated[str, typer.Option(help="The model's BPE encoding.")] = "gpt2",
+    tokenizer: Annotated[
+        str | None,
+        typer.Option(
+            help="The model's BPE encoding." + _d("the one `tinygpt export` stored, else gpt2")
+        ),
+    ] = None,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace a checkpoint in --out.")
     ] = False,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from typing import Any, TextIO
+
 from rich.console import Console
 
 
@@ -10,4 +13,27 @@ def stderr_console() -> Console:
 
 
 def stdout_console() -> Console:
-    return Console(highlight=False)
+    if sys.stdout.isatty():
+        return Console(highlight=False)
+    # Piped or redirected: rich pads every line of a table to its width; a file or a diff
+    # should not carry those trailing spaces.
+    return Console(highlight=False, file=TrimmedLines(sys.stdout))
+
+
+class TrimmedLines:
+    """A text stream that drops the spaces at the end of each line written through it."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.pending = ""  # spaces at the end of the last write: kept until its line goes on
+
+    def write(self, text: str) -> int:
+        lines = (self.pending + text).split("\n")
+        last = lines.pop()
+        kept = last.rstrip(" ")
+        self.pending = last[len(kept) :]
+        self.stream.write("".join(line.rstrip(" ") + "\n" for line in lines) + kept)
+        return len(text)
+
+    def __getattr__(self, name: str) -> Any:  # flush, isatty, fileno, encoding, ...
+        return getattr(self.stream, name)

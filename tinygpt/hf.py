@@ -12,25 +12,28 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import safetensors.torch
 import torch
 
 from tinygpt.checkpoint import (
     CONFIG_FILE,
+    JSON_LIMIT,
     MODEL_FILE,
     TOKENIZER_FILE,
     Checkpoint,
+    check_tokenizer_spec,
     is_checkpoint,
     weights_bytes,
     write_checkpoint,
 )
 from tinygpt.config import ARCHITECTURES, MODEL_SWITCHES, ModelConfig, RunConfig, TrainConfig
 from tinygpt.errors import UsageError
-from tinygpt.fileio import atomic_write_bytes
+from tinygpt.fileio import atomic_write_bytes, describe_os_error, read_bounded
 from tinygpt.lock import directory_lock
 from tinygpt.model import GPT
-from tinygpt.tokenizer import build_tokenizer
+from tinygpt.tokenizer import Tokenizer, build_tokenizer, tokenizer_from_dict
 
 _CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
 _ACTIVATIONS = {"gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh"}
@@ -62,6 +65,16 @@ def check_exportable(m: ModelConfig) -> None:
 
 
 EXPORT_FILES = ("config.json", "model.safetensors", "tinygpt_tokenizer.json")
+TOKENIZER_EXPORT = EXPORT_FILES[2]
+
+
+def _end_of_text(ck: Checkpoint) -> int | None:
+    """The id GPT-2's config names as bos and eos: the encoding's end-of-text token, or none
+    (a char vocabulary has no such token, and GPT-2's default 50256 lies outside it)."""
+    if ck.tokenizer_spec.get("type") != "tiktoken":
+        return None
+    eot = getattr(ck.tokenizer, "eot_token", None)
+    return eot if isinstance(eot, int) and eot < ck.config.model.vocab_size else None
 
 
 def check_export_destination(out: Path, overwrite: bool = False) -> None:
@@ -128,6 +141,8 @@ def export_hf(ck: Checkpoint, out: Path, overwrite: bool = False) -> Path:
         "initializer_range": 0.02,
         "tie_word_embeddings": True,
         "torch_dtype": "float32",
+        "bos_token_id": _end_of_text(ck),
+        "eos_token_id": _end_of_text(ck),
     }
     contents = (
         json.dumps(config, indent=2).encode(),
@@ -158,8 +173,44 @@ def _read_hf_weights(src: Path) -> dict[str, torch.Tensor]:
     raise UsageError(f"{src} has neither model.safetensors nor pytorch_model.bin")
 
 
-def import_hf(src: Path, out: Path, tokenizer: str = "gpt2") -> Path:
-    """Turn a local GPT-2 style Hugging Face directory into a tinygpt checkpoint."""
+def _exported_tokenizer(src: Path, run: RunConfig) -> dict[str, Any] | None:
+    """The tokenizer ``tinygpt export`` stored beside the weights, checked as a checkpoint's
+    is (None when the directory has none)."""
+    path = src / TOKENIZER_EXPORT
+    if not path.exists():
+        return None
+    try:
+        spec = json.loads(read_bounded(path, JSON_LIMIT))
+        check_tokenizer_spec(spec, run)
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {describe_os_error(exc)}") from None
+    except ValueError as exc:  # bad JSON, or not a tokenizer this model can use
+        raise UsageError(f"{path} is not a usable tokenizer: {exc}") from None
+    return spec
+
+
+def _import_tokenizer(src: Path, name: str | None, run: RunConfig) -> Tokenizer:
+    """``name`` when given (BPE), else the exported one, else GPT-2's encoding."""
+    spec = _exported_tokenizer(src, run) if name in (None, "char") else None
+    if name == "char" and (spec is None or spec["type"] != "char"):
+        raise UsageError(
+            f"a char vocabulary is not stored in Hugging Face files: {src} has no "
+            f"{TOKENIZER_EXPORT} (what `tinygpt export` writes); give a BPE --tokenizer"
+        )
+    tok = tokenizer_from_dict(spec) if spec is not None else build_tokenizer(name or "gpt2")
+    if tok.vocab_size > run.model.vocab_size:
+        raise UsageError(
+            f"--tokenizer {tok.name} has {tok.vocab_size} tokens, the model only "
+            f"{run.model.vocab_size}"
+        )
+    return tok
+
+
+def import_hf(src: Path, out: Path, tokenizer: str | None = None) -> Path:
+    """Turn a local GPT-2 style Hugging Face directory into a tinygpt checkpoint.
+
+    The tokenizer is ``tokenizer`` when given, else the one ``tinygpt export`` wrote beside
+    the weights (so a char model comes back with its vocabulary), else GPT-2's encoding."""
     try:
         cfg = json.loads((src / "config.json").read_text())
     except FileNotFoundError:
@@ -186,14 +237,11 @@ def import_hf(src: Path, out: Path, tokenizer: str = "gpt2") -> Path:
     )
     model_cfg.activation = activation
     model_cfg.validate()
-    if tokenizer == "char":
-        raise UsageError("import-hf needs a BPE --tokenizer (a char vocabulary is not stored)")
-    tok = build_tokenizer(tokenizer)
-    if tok.vocab_size > model_cfg.vocab_size:
-        raise UsageError(
-            f"--tokenizer {tokenizer} has {tok.vocab_size} tokens, the model only "
-            f"{model_cfg.vocab_size}"
-        )
+    recipe = {k: v for k, v in ARCHITECTURES["gpt2"].items() if k not in MODEL_SWITCHES}
+    train = TrainConfig(data=str(src), out_dir=str(out), **recipe)
+    run = RunConfig(model=model_cfg, train=train)
+    tok = _import_tokenizer(src, tokenizer, run)
+    train.tokenizer = tok.name
     state: dict[str, torch.Tensor] = {}
     for key, value in _read_hf_weights(src).items():
         key = key.removeprefix("transformer.")
@@ -212,9 +260,6 @@ def import_hf(src: Path, out: Path, tokenizer: str = "gpt2") -> Path:
             f"{src}: weights do not fit its config: {str(exc).splitlines()[-1].strip()}"
         ) from None
     model.lm_head.weight = model.wte.weight
-    recipe = {k: v for k, v in ARCHITECTURES["gpt2"].items() if k not in MODEL_SWITCHES}
-    train = TrainConfig(data=str(src), out_dir=str(out), tokenizer=tokenizer, **recipe)
-    run = RunConfig(model=model_cfg, train=train)
     files = {
         CONFIG_FILE: json.dumps(run.to_dict(), indent=2).encode(),
         TOKENIZER_FILE: json.dumps(tok.to_dict()).encode(),

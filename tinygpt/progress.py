@@ -7,15 +7,34 @@ anything.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
+import torch
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    Task,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
 
 from tinygpt.console import stderr_console
 from tinygpt.optim import groups_line
 from tinygpt.schedule import describe as describe_schedule
+from tinygpt.speed import Slowdown
 from tinygpt.trainer import Trainer, TrainerCallback
+
+
+class TimeLeftColumn(TimeRemainingColumn):
+    """The estimated time left while the run goes on; nothing once it has stopped (an
+    interrupted or timed-out run has no time left to estimate)."""
+
+    def render(self, task: Task) -> Text:
+        return Text("") if task.fields.get("done") else super().render(task)
 
 
 class ProgressDisplay(TrainerCallback):
@@ -36,7 +55,7 @@ class ProgressDisplay(TrainerCallback):
             MofNCompleteColumn(),
             TextColumn("loss {task.fields[loss]:.4f}  lr {task.fields[lr]:.2e}"),
             TextColumn("{task.fields[tok_s]:,.0f} tok/s"),
-            TimeRemainingColumn(),
+            TimeLeftColumn(),
             console=self.console,
             transient=False,
         )
@@ -47,6 +66,7 @@ class ProgressDisplay(TrainerCallback):
             loss=0.0,
             lr=0.0,
             tok_s=0.0,
+            done=False,
         )
         self.progress.start()
 
@@ -65,6 +85,9 @@ class ProgressDisplay(TrainerCallback):
         if self.progress is not None:
             self.progress.console.print(message)
 
+    def on_slowdown(self, trainer: Trainer, slowdown: Slowdown) -> None:
+        self.on_note(trainer, slowdown_note(slowdown, trainer.device.type))
+
     def on_evaluate(self, trainer: Trainer, record: dict[str, Any]) -> None:
         best = "  [green]best[/green]" if record["best"] else ""
         self.on_note(
@@ -76,8 +99,24 @@ class ProgressDisplay(TrainerCallback):
 
     def on_end(self, trainer: Trainer) -> None:
         if self.progress is not None:
+            self.progress.update(self.task, done=True)  # the final line: no time left
             self.progress.stop()
             self.progress = None
+
+
+def slowdown_note(slowdown: Slowdown, device: str) -> str:
+    """One line: how far the speed fell, and what usually causes it."""
+    if device == "cpu":
+        cause = (
+            f"other processes on the CPU cores, or more torch threads ({torch.get_num_threads()}) "
+            f"than free cores ({os.cpu_count()}; set OMP_NUM_THREADS)"
+        )
+    else:
+        cause = f"other processes on the {device} device or on the CPU cores that feed it"
+    return (
+        f"[yellow]note:[/yellow] training slowed to {slowdown.recent:,.0f} tok/s at step "
+        f"{slowdown.step}, from {slowdown.best:,.0f} tok/s earlier in the run; usually {cause}"
+    )
 
 
 def describe_run(trainer: Trainer, console: Console) -> None:

@@ -1,8 +1,9 @@
 """The training loop: AdamW, warmup + cosine schedule, accumulation, clipping, eval, checkpoints.
 
 ``train()`` is the whole job. The loop knows nothing about how a run is shown or analysed: it
-fires events (start, step, evaluate, save, note, end) to the :class:`TrainerCallback` objects its
-caller attaches; :func:`tinygpt.api.train` attaches the progress display and the head snapshots.
+fires events (start, step, evaluate, save, note, slowdown, end) to the :class:`TrainerCallback`
+objects its caller attaches; :func:`tinygpt.api.train` attaches the progress display and the head
+snapshots.
 Everything a run needs to continue bit-for-bit (weights, optimizer, scaler, every RNG and the
 data stream's generator) goes into the checkpoint, so ``resume=True`` is exact on CPU.
 """
@@ -47,6 +48,7 @@ from tinygpt.model import GPT
 from tinygpt.optim import build_optimizers
 from tinygpt.presets import resolve_options
 from tinygpt.schedule import horizon_free, lr_at
+from tinygpt.speed import Slowdown, SpeedWatch
 
 
 @dataclass
@@ -82,6 +84,9 @@ class TrainerCallback:
 
     def on_note(self, trainer: Trainer, message: str) -> None:
         """Something a person watching the run should know."""
+
+    def on_slowdown(self, trainer: Trainer, slowdown: Slowdown) -> None:
+        """Steps became much slower than earlier in the run (fired at most once a session)."""
 
     def on_end(self, trainer: Trainer) -> None:
         """The loop ended, normally or not."""
@@ -446,6 +451,7 @@ class Trainer:
         window_start, window_tokens = self.clock(), 0
         tokens_per_step = self.tokens_per_step
         first_step = True
+        speed = SpeedWatch()  # each step's own time: evaluations and saves don't count
         with _Interrupt().installed() as interrupt, self._events():
             while self.step < cfg.max_steps:
                 t0 = self.clock()
@@ -455,6 +461,9 @@ class Trainer:
                     self.emit("note", f"torch.compile: first step took {dt:.1f}s")
                 first_step = False
                 self.elapsed += dt
+                slowdown = speed.add(self.step, tokens_per_step, dt)
+                if slowdown is not None:
+                    self.emit("slowdown", slowdown)
                 window_tokens += tokens_per_step
                 bad_in_a_row = 0 if applied else bad_in_a_row + 1
                 if bad_in_a_row:

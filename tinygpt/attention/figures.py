@@ -33,13 +33,26 @@ def panels_for(weights: torch.Tensor, layer: int | None, head: int | None) -> li
     return [[(head_label(lay, h), weights[lay, h]) for h in heads] for lay in layers]
 
 
-def report_png(report: AttentionReport, layer: int | None, head: int | None) -> bytes:
+def report_panels(
+    report: AttentionReport, layer: int | None, head: int | None, rollout: bool = False
+) -> list[list[Panel]]:
+    """The heads asked for and, with ``rollout``, a last row with the rollout (labelled like
+    any head: queries down, keys across)."""
     grid = panels_for(report.query_weights, layer, head)
+    return [*grid, [("rollout", report.rollout)]] if rollout else grid
+
+
+def report_png(
+    report: AttentionReport, layer: int | None, head: int | None, rollout: bool = False
+) -> bytes:
+    grid = report_panels(report, layer, head, rollout)
     return attention_png(grid, report.tokens, report.first_query)
 
 
-def report_svg(report: AttentionReport, layer: int | None, head: int | None) -> str:
-    grid = panels_for(report.query_weights, layer, head)
+def report_svg(
+    report: AttentionReport, layer: int | None, head: int | None, rollout: bool = False
+) -> str:
+    grid = report_panels(report, layer, head, rollout)
     return attention_svg(grid, report.tokens, report.first_query)
 
 
@@ -48,22 +61,24 @@ def _shade(w: float) -> tuple[int, int, int]:
     return (v, v, 255)
 
 
-def _layout(t: int, n_panels: int) -> tuple[int, bool]:
-    """Cell size in pixels, and whether labels fit (a label row needs the font's height)."""
-    size = PANEL_PX if n_panels == 1 else max(96, PANEL_PX // max(1, min(n_panels, 4)))
+def _layout(t: int, across: int) -> tuple[int, bool]:
+    """Cell size in pixels for ``across`` panels side by side, and whether labels fit. Labels
+    need a column the font's width; then the cells grow to the font's height (a panel at most
+    10/6 of its size), so every row carries its token."""
+    size = PANEL_PX if across == 1 else max(96, PANEL_PX // min(across, 4))
     cell = max(1, size // t)
-    return cell, cell >= FONT_W
+    labels = cell >= FONT_W
+    return (max(cell, FONT_H) if labels else cell), labels
 
 
 def attention_png(grid: list[list[Panel]], tokens: list[str], first_query: int = 0) -> bytes:
     t, a = len(tokens), first_query
     cols, rows = max(len(r) for r in grid), len(grid)
-    cell, labels = _layout(t, cols * rows)
+    cell, labels = _layout(t, cols)
     left = LABEL_CHARS * FONT_W + 4 if labels else 0
     top = FONT_H + 4 + (FONT_H + 2 if labels else 0)
     pw, ph = left + t * cell, top + (t - a) * cell
     canvas = Canvas(cols * pw + (cols - 1) * GAP + 2, rows * ph + (rows - 1) * GAP + 2)
-    step = max(1, math.ceil(FONT_H / cell))  # label every step-th row so text never overlaps
     for r, row in enumerate(grid):
         for c, (title, weights) in enumerate(row):
             x0, y0 = c * (pw + GAP), r * (ph + GAP)
@@ -77,7 +92,7 @@ def attention_png(grid: list[list[Panel]], tokens: list[str], first_query: int =
             canvas.rect(gx - 1, gy - 1, t * cell + 1, 1, (160, 160, 160))
             canvas.rect(gx - 1, gy - 1, 1, (t - a) * cell + 1, (160, 160, 160))
             if labels:
-                for qr in range(0, t - a, step):
+                for qr in range(t - a):  # every row: cells are at least a line of text high
                     label = visible(tokens[a + qr])[:LABEL_CHARS]
                     canvas.text(gx - 2 - len(label) * FONT_W, gy + qr * cell, label, (60, 60, 60))
                 for j in range(t):

@@ -37,9 +37,10 @@ def write_report(
     layer: int | None = None,
     head: int | None = None,
     title: str = "",
+    rollout: bool = False,
 ) -> list[Path]:
-    """Write the files asked for, each showing the focused layer/head (all when None); returns
-    the paths written."""
+    """Write the files asked for, each showing the focused layer/head (all when None), the
+    figures with the rollout too when ``rollout``; returns the paths written."""
     written = []
     outputs = [
         (files.json, lambda: report.to_json().encode("utf-8")),
@@ -53,8 +54,8 @@ def write_report(
                 heads=None if head is None else [head],
             ).encode("utf-8"),
         ),
-        (files.png, lambda: report_png(report, layer, head)),
-        (files.svg, lambda: report_svg(report, layer, head).encode("utf-8")),
+        (files.png, lambda: report_png(report, layer, head, rollout)),
+        (files.svg, lambda: report_svg(report, layer, head, rollout).encode("utf-8")),
         (files.npz, report.to_npz),
     ]
     for path, render in outputs:

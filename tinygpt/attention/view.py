@@ -61,16 +61,33 @@ def window_note(start: int, end: int, t: int) -> Text:
     )
 
 
+def key_axis(tokens: list[str], start: int, end: int) -> Text:
+    """The keys under a heatmap's columns, one character each: a BPE token's first visible
+    character (not its leading space)."""
+    axis = "".join(visible(tok.strip() or tok)[0] for tok in tokens[start:end])
+    return Text(" " * (LABEL + 1) + axis + "  ← keys", style="dim")
+
+
 def heatmap(
-    a: torch.Tensor, tokens: list[str], start: int, end: int, title: str, labels: bool = True
+    a: torch.Tensor,
+    tokens: list[str],
+    start: int,
+    end: int,
+    title: str,
+    labels: bool = True,
+    keys: bool = False,
 ) -> Text:
-    """Rows = queries, columns = keys, both restricted to [start, end)."""
+    """Rows = queries, columns = keys, both restricted to [start, end); ``keys`` labels the
+    columns underneath (a stand-alone map; the overview labels a row of maps once)."""
     text = Text()
     text.append(title + "\n", style="bold")
     for i in range(start, end):
         if labels:
             text.append(f"{visible(tokens[i])[:LABEL]:>{LABEL}} ", style="dim")
         text.append("".join(shade(float(a[i, j])) for j in range(start, end)))
+        text.append("\n")
+    if keys:
+        text.append_text(key_axis(tokens, start, end))
         text.append("\n")
     return text
 
@@ -90,8 +107,6 @@ def overview(
     span = end - start
     per_row = max(1, (width - LABEL - 1) // (span + 2))
     blocks: list = [window_note(start, end, t)]
-    # One character per key: a BPE token's first visible character (not its leading space).
-    axis = "".join(visible(tok.strip() or tok)[0] for tok in tokens[start:end])
     for layer in range(n_layer):
         for first in range(0, n_head, per_row):
             heads = list(range(first, min(n_head, first + per_row)))
@@ -112,7 +127,7 @@ def overview(
                 )
             grid.add_row(*cells)
             blocks.append(grid)
-        blocks.append(Text(" " * (LABEL + 1) + axis + "  ← keys", style="dim"))
+        blocks.append(key_axis(tokens, start, end))
     return Group(*blocks)
 
 
@@ -409,7 +424,8 @@ def report_view(
     if layer is not None and head is not None:
         start, end = window_range(t, window, focus, first)
         parts.append(window_note(start, end, t))
-        parts.append(heatmap(weights[layer, head], tokens, start, end, head_label(layer, head)))
+        label = head_label(layer, head)
+        parts.append(heatmap(weights[layer, head], tokens, start, end, label, keys=True))
         parts.append(top_keys(weights[layer, head], tokens, start, end))
     else:
         shown = weights if layer is None else weights[layer : layer + 1]
@@ -420,7 +436,7 @@ def report_view(
         start, end = window_range(t, window, focus, first)
         full = torch.zeros(t, t)
         full[first:] = report.rollout
-        parts.append(heatmap(full, tokens, start, end, "Rollout"))
+        parts.append(heatmap(full, tokens, start, end, "Rollout", keys=True))
     if report.explanation is not None:
         n_embd = n_head * report.run.captures[0].q.size(-1)
         parts.append(explanation(report.explanation, tokens, n_embd))

@@ -48,7 +48,7 @@ def terminal_plot(metrics: list[dict[str, Any]], width: int = 64, height: int = 
     lines = []
     for r, row in enumerate(grid):
         label = f"{y1 - r * (y1 - y0) / (height - 1):7.3f}" if r % 5 == 0 or r == height - 1 else ""
-        lines.append(f"{label:>7} │{''.join(row)}")
+        lines.append(f"{label:>7} │{''.join(row)}".rstrip())  # no trailing spaces when piped
     lines.append(" " * 8 + "└" + "─" * width)
     lines.append(" " * 9 + f"{x0:<{width // 2}g}{x1:>{width - width // 2}g}  step")
     legend = "   ".join(f"{mark} {label}" for label, mark, _, _ in series)
@@ -96,23 +96,62 @@ def svg_plot(metrics: list[dict[str, Any]], title: str, width: int = 640, height
     return "\n".join(parts)
 
 
-def png_plot(metrics: list[dict[str, Any]], width: int = 640, height: int = 400) -> bytes:
+def tick_decimals(span: float, ticks: int = 5) -> int:
+    """Decimals that tell ``ticks`` evenly spaced values over ``span`` apart (at least 2)."""
+    step = span / max(1, ticks - 1)
+    return max(2, min(6, 1 - math.floor(math.log10(step)))) if step > 0 else 2
+
+
+def png_plot(
+    metrics: list[dict[str, Any]], title: str = "", width: int = 640, height: int = 400
+) -> bytes:
+    """The curves with what the SVG has: axes with tick values, the axis names and a legend
+    (bitmap-font text, so tick labels are ASCII)."""
+    from tinygpt.draw.font import HEIGHT as FONT_H
+    from tinygpt.draw.font import WIDTH as FONT_W
+
     series = _series(metrics)
     if not series:
         raise ValueError("no evaluations recorded yet")
     x0, x1, y0, y1 = _bounds(series)
-    pad = 30
+    decimals = tick_decimals(y1 - y0)
+    y_labels = [f"{y0 + i * (y1 - y0) / 4:.{decimals}f}" for i in range(5)]
+    left = max(len(label) for label in y_labels) * FONT_W + 14
+    right, top, bottom = 24, 2 * FONT_H + 16, 2 * FONT_H + 20
+    black, grey, faint = (0, 0, 0), (90, 90, 90), (228, 228, 228)
     canvas = Canvas(width, height)
 
     def px(x: float, y: float) -> tuple[int, int]:
         return (
-            round(pad + (x - x0) / (x1 - x0) * (width - 2 * pad)),
-            round(pad + (y1 - y) / (y1 - y0) * (height - 2 * pad)),
+            round(left + (x - x0) / (x1 - x0) * (width - left - right)),
+            round(top + (y1 - y) / (y1 - y0) * (height - top - bottom)),
         )
 
-    canvas.line((pad, height - pad), (width - pad, height - pad), (0, 0, 0))
-    canvas.line((pad, pad), (pad, height - pad), (0, 0, 0))
-    for _, _, color, points in series:
+    def text(x: int, y: int, label: str, color=black, anchor: str = "left") -> None:
+        shift = {"left": 0, "center": len(label) * FONT_W // 2, "right": len(label) * FONT_W}
+        canvas.text(x - shift[anchor], y, label, color)
+
+    base = height - bottom
+    for i, label in enumerate(y_labels):  # value ticks, with faint grid lines
+        _, y = px(x0, y0 + i * (y1 - y0) / 4)
+        canvas.rect(left + 1, y, width - left - right, 1, faint)
+        canvas.rect(left - 4, y, 4, 1, black)
+        text(left - 7, y - FONT_H // 2, label, grey, "right")
+    steps = sorted({round(x0 + i * (x1 - x0) / 4) for i in range(5)})
+    for step in steps:  # step ticks
+        x, _ = px(step, y0)
+        canvas.rect(x, base, 1, 4, black)
+        text(x, base + 6, f"{step:g}", grey, "center")
+    canvas.rect(left, top, 1, base - top + 1, black)  # the axes
+    canvas.rect(left, base, width - left - right + 1, 1, black)
+    text((left + width - right) // 2, base + FONT_H + 10, "step", anchor="center")
+    text(4, top - FONT_H - 6, "loss")
+    text(4, 4, title[: width // FONT_W - 24])  # leaves room for the legend
+    legend_x = width - right - max(len(label) for label, *_ in series) * FONT_W - 24
+    for i, (label, _, color, points) in enumerate(series):
+        y = 4 + i * (FONT_H + 2)
+        canvas.rect(legend_x, y + FONT_H // 2, 16, 2, color)
+        text(legend_x + 22, y, label)
         for a, b in itertools.pairwise(points):
             canvas.line(px(*a), px(*b), color)
         if len(points) == 1:
@@ -129,7 +168,7 @@ def write_plot(path: Path, metrics: list[dict[str, Any]], title: str) -> None:
         raise UsageError(f"--out must end in .svg or .png, got {path.name}")
     if not _series(metrics):
         raise UsageError("this checkpoint has no evaluations in metrics.jsonl yet")
-    data = svg_plot(metrics, title).encode() if suffix == ".svg" else png_plot(metrics)
+    data = svg_plot(metrics, title).encode() if suffix == ".svg" else png_plot(metrics, title)
     try:
         atomic_write_bytes(path, data)
     except OSError as exc:

@@ -1,0 +1,145 @@
+"""What a training run shows while it runs: the speed-collapse note and the final progress line."""
+
+from __future__ import annotations
+
+import pytest
+
+from tinygpt.speed import SpeedRule, SpeedWatch
+from tinygpt.trainer import Trainer, TrainerCallback
+
+RULE = SpeedRule(warmup_steps=5, window=4, ratio=1 / 3)
+TOKENS = 1000  # per step
+
+
+def feed(watch: SpeedWatch, seconds: list[float]) -> list:
+    """Each step's seconds in turn; the slowdowns reported, with their steps."""
+    return [s for step, dt in enumerate(seconds, 1) if (s := watch.add(step, TOKENS, dt))]
+
+
+def test_a_sustained_collapse_is_reported_once_with_both_rates():
+    # 10,000 tok/s, then 1,000 tok/s: a tenfold slowdown from step 21 on.
+    reported = feed(SpeedWatch(RULE), [0.1] * 20 + [1.0] * 30)
+    assert len(reported) == 1
+    (slowdown,) = reported
+    # The window's median drops once most of its 4 steps are slow: the 3rd slow step.
+    assert slowdown.step == 23
+    assert slowdown.best == pytest.approx(10_000) and slowdown.recent == pytest.approx(1_000)
+
+
+def test_steady_or_noisy_runs_are_not_reported():
+    assert not feed(SpeedWatch(RULE), [0.1] * 100)
+    # A single slow step per window (a save, a garbage collection) moves no median.
+    assert not feed(SpeedWatch(RULE), ([0.1] * 3 + [5.0]) * 25)
+    # Half the speed is a slower machine, not a collapse.
+    assert not feed(SpeedWatch(RULE), [0.1] * 20 + [0.2] * 50)
+    # Steps a fake clock times at zero are not measurements.
+    assert not feed(SpeedWatch(RULE), [0.1] * 20 + [0.0] * 20)
+
+
+def test_the_first_steps_of_a_session_are_not_the_baseline():
+    # The warm-up steps are fast here (as if cached); after them the run is steady.
+    assert not feed(SpeedWatch(RULE), [0.001] * 5 + [0.1] * 40)
+    # Without a warm-up the same timings would read as a collapse.
+    assert feed(SpeedWatch(SpeedRule(warmup_steps=0, window=4)), [0.001] * 5 + [0.1] * 40)
+
+
+class StepClock:
+    """A clock that moves only when a training step runs (evaluations take no time)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _timed_run(tiny_run, monkeypatch, step_seconds, **options):
+    clock = StepClock()
+    real_init, real_step = Trainer.__init__, Trainer.train_step
+
+    def with_clock(self, *args, **kwargs):
+        real_init(self, *args, **kwargs)
+        self.clock = clock
+
+    def timed_step(self):
+        clock.now += step_seconds(self.step)
+        return real_step(self)
+
+    monkeypatch.setattr(Trainer, "__init__", with_clock)
+    monkeypatch.setattr(Trainer, "train_step", timed_step)
+    seen = []
+
+    class Listen(TrainerCallback):
+        def on_slowdown(self, trainer, slowdown):
+            seen.append(slowdown)
+
+    tiny_run(callbacks=[Listen()], quiet=False, **options)
+    return seen
+
+
+def test_training_says_once_when_its_speed_collapses(tiny_run, monkeypatch, capsys):
+    # 0.01 s a step, then 0.1 s from step 60 on: what another job on the cores does.
+    seen = _timed_run(tiny_run, monkeypatch, lambda step: 0.01 if step < 60 else 0.1, max_steps=120)
+    assert len(seen) == 1 and 60 < seen[0].step < 80
+    err = " ".join(capsys.readouterr().err.split())  # the note wraps at the console's width
+    assert err.count("training slowed to") == 1
+    note = err[err.index("note: training slowed to") :]
+    assert f"at step {seen[0].step}, from 12,800 tok/s" in note  # 128 tokens a step
+    assert "other processes on the CPU cores, or more torch threads" in note, note
+
+
+def test_a_steady_run_with_slow_evaluations_says_nothing(tiny_run, monkeypatch, capsys):
+    real_evaluate = Trainer.evaluate
+
+    def slow_evaluate(self, *args, **kwargs):  # each evaluation as long as 100 steps
+        self.clock.now += 1.0
+        return real_evaluate(self, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "evaluate", slow_evaluate)
+    seen = _timed_run(tiny_run, monkeypatch, lambda step: 0.01, max_steps=120, eval_every=10)
+    assert not seen and "slowed" not in capsys.readouterr().err
+
+
+def test_readme_states_the_rule_the_code_uses():
+    from tests.conftest import ROOT
+
+    readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    rule = SpeedRule()
+    assert rule.ratio == pytest.approx(1 / 3)
+    assert (
+        f"the median tokens/s of the last {rule.window} steps falls under a third of the best "
+        f"earlier window, not counting the first {rule.warmup_steps} steps" in readme
+    )
+
+
+def test_the_final_progress_line_shows_no_time_left(tiny_run, capsys):
+    import re
+
+    tiny_run(quiet=False, max_steps=6, eval_every=3)
+    bars = [x for x in capsys.readouterr().err.splitlines() if x.startswith("train ")]
+    assert bars and "6/6" in bars[-1] and "tok/s" in bars[-1], bars
+    assert not re.search(r"\d+:\d\d:\d\d|-:--:--", bars[-1]), bars[-1]
+
+
+def test_ctrl_c_is_reported_as_a_clean_stop_not_an_error(tmp_path, monkeypatch):
+    import os
+    import signal
+
+    from tests.conftest import SMALL_TEXT, TINY, run_main
+
+    (tmp_path / "small.txt").write_text(SMALL_TEXT)
+    real_step = Trainer.train_step
+
+    def step_then_ctrl_c(self):
+        out = real_step(self)
+        if self.step == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+        return out
+
+    monkeypatch.setattr(Trainer, "train_step", step_then_ctrl_c)
+    flags = [f"--{k.replace('_', '-')}={v}" for k, v in TINY.items()]
+    code, _, err = run_main("train", "small.txt", "--out", "run", *flags, cwd=tmp_path)
+    assert code == 130, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("interrupted at step 3 (SIGINT); saved the checkpoint in run"), last
+    assert "error" not in err and "--resume" in last
