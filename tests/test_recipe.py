@@ -262,13 +262,19 @@ def test_gpt2_recipe_is_todays_defaults_and_is_recorded(tiny_run):
     )
 
 
+# A few float32 ulps of values near 1: what another torch build may round differently.
+FIXTURE_ATOL = 1e-6
+
+
 def test_checkpoints_from_before_the_recipe_load_with_identical_logits():
     ck = ckpt.open_checkpoint(LEGACY / "checkpoint")
     assert ck.config.model.arch == "gpt2" and ck.config.train.optimizer == "adamw"
     expected = safetensors.torch.load_file(str(LEGACY / "expected.safetensors"))
     model = ck.load_model("cpu").eval()
     logits, _, _ = model(expected["idx"])
-    assert torch.equal(logits, expected["logits"])
+    # The fixture was written under an older torch: kernels may round the last bit otherwise
+    # (seen: 3e-8), so "identical" here is within float32 rounding, not bitwise.
+    torch.testing.assert_close(logits, expected["logits"], rtol=0, atol=FIXTURE_ATOL)
 
 
 def test_checkpoints_from_before_the_recipe_resume_exactly(tmp_path):
@@ -281,7 +287,8 @@ def test_checkpoints_from_before_the_recipe_resume_exactly(tmp_path):
     got = ckpt.open_checkpoint(work).load_model("cpu").state_dict()
     for key, value in expected.items():
         if key.startswith("resumed."):
-            assert torch.equal(got[key.removeprefix("resumed.")], value), key
+            got_value = got[key.removeprefix("resumed.")]
+            torch.testing.assert_close(got_value, value, rtol=0, atol=FIXTURE_ATOL, msg=key)
 
 
 def test_config_json_without_switches_reads_as_gpt2():
