@@ -32,6 +32,7 @@ from tinygpt.config import ModelConfig
 from tinygpt.model import GPT
 from tinygpt.repeats import RepeatsConfig, records, write_repeats
 from tinygpt.tokenizer import CharTokenizer
+from tinygpt.trainer import Trainer, TrainerCallback
 
 
 # -- the corpus ------------------------------------------------------------------------------
@@ -321,10 +322,27 @@ def test_the_preset_works_on_other_corpora_of_this_kind(
 
     cfg = RepeatsConfig(alphabet, *lengths, *gaps, lines=4000, seed=7)
     data = write_repeats(tmp_path / "other.txt", cfg)
-    api.train(data, out_dir=tmp_path / "run", preset="induction", max_steps=500, device="cpu")
+    notes: list[str] = []
+
+    class Notes(TrainerCallback):
+        def on_note(self, trainer: Trainer, message: str) -> None:
+            notes.append(message)
+
+    api.train(
+        data,
+        out_dir=tmp_path / "run",
+        preset="induction",
+        max_steps=500,
+        device="cpu",
+        callbacks=[Notes()],
+    )
     metrics = api.trajectory(tmp_path / "run")
     change = phase_change(metrics)
     assert change.induction is not None and parse_head_label(change.induction.head)[0] == 1
+    # the run said so as it happened, once per head and role
+    ind = change.induction
+    said = f"{ind.head} became an induction head at step {ind.step}"
+    assert sum(n.startswith(said) for n in notes) == 1, notes
     assert change.drop is not None and change.drop.first - change.drop.last > 0.5
     # With few letters one token rarely pins down the earlier copy, so layer 0 may split
     # "previous token" over several heads (i-1, i-2): its best head is still far above chance.
