@@ -38,7 +38,11 @@ _M, _T, _S = ModelConfig(), TrainConfig(), SampleConfig()
 
 
 def _d(value: Any) -> str:
-    return f" [default: {value}]"
+    """Help text naming a default that Typer cannot show itself (the option defaults to None).
+
+    The bracket is escaped: with rich markup on, "[default: x]" would be read as a style tag and
+    vanish from ``--help``."""
+    return f" \\[default: {value}]"
 
 
 def _version(value: bool) -> None:
@@ -96,7 +100,7 @@ def _write_stdout(text: str) -> None:
 def train(
     file: Annotated[
         Path | None,
-        typer.Argument(help="Text file to train on (UTF-8). [default: data/tinyshakespeare.txt]"),
+        typer.Argument(help="Text file to train on (UTF-8)." + _d("data/tinyshakespeare.txt")),
     ] = None,
     out: Annotated[
         Path | None,
