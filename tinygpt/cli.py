@@ -417,8 +417,12 @@ def inspect_attention(
     window: Annotated[
         int, typer.Option(help="Tokens shown per heatmap (long prompts are windowed).")
     ] = 24,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print one JSON document on stdout instead of the view.")
+    ] = False,
     json_file: Annotated[
-        Path | None, typer.Option("--json", help="Write tokens, weights and scores as JSON.")
+        Path | None,
+        typer.Option("--json-file", help="Write the same JSON document to a file."),
     ] = None,
     html_file: Annotated[
         Path | None, typer.Option("--html", help="Write a self-contained HTML page.")
@@ -466,18 +470,20 @@ def inspect_attention(
 
     console = stdout_console()
     if mode == "trajectory":
-        console.print(view.trajectory(api.trajectory(trajectory)))
+        records = api.trajectory(trajectory)
+        _show(console, json_out, lambda: records, lambda: view.trajectory(records))
         return
     if mode == "ablate":
         result = api.ablation_report(checkpoint, ablate, ablation, prompt, device=device)
-        console.print(view.ablation_table(result))
+        _show(console, json_out, lambda: result, lambda: view.ablation_table(result))
         if json_file:
             write_bytes(json_file, json.dumps(result).encode())
             _wrote(json_file)
         return
     if mode == "compare":
         deltas = api.compare_attention(*compare, prompt or "\n", device=device)
-        console.print(view.comparison(deltas, (compare[0].name, compare[1].name)))
+        names = (compare[0].name, compare[1].name)
+        _show(console, json_out, lambda: deltas, lambda: view.comparison(deltas, names))
         if json_file:
             write_bytes(json_file, json.dumps(deltas).encode())
             _wrote(json_file)
@@ -498,7 +504,12 @@ def inspect_attention(
     )
     for notice in report.notices:
         typer.echo(f"note: {notice}", err=True)
-    console.print(view.report_view(report, layer, head, query, window, console.width, show_rollout))
+    _show(
+        console,
+        json_out,
+        report.to_dict,
+        lambda: view.report_view(report, layer, head, query, window, console.width, show_rollout),
+    )
     files = ReportFiles(json=json_file, html=html_file, png=png_file, svg=svg_file, npz=npz_file)
     title = "".join(report.tokens)[:80]
     for path in write_report(report, files, layer, head, title):
@@ -508,9 +519,9 @@ def inspect_attention(
 # Which inspect-attention options each mode reads; any other option given is a usage error.
 _COMMON = {"device"}
 _MODE_OPTIONS = {
-    "trajectory": {"trajectory"},
-    "ablate": {"checkpoint", "prompt", "ablate", "ablation", "json_file", *_COMMON},
-    "compare": {"compare", "prompt", "json_file", *_COMMON},
+    "trajectory": {"trajectory", "json_out"},
+    "ablate": {"checkpoint", "prompt", "ablate", "ablation", "json_out", "json_file", *_COMMON},
+    "compare": {"compare", "prompt", "json_out", "json_file", *_COMMON},
     "normal": {
         "checkpoint",
         "prompt",
@@ -521,6 +532,7 @@ _MODE_OPTIONS = {
         "induction",
         "show_rollout",
         "window",
+        "json_out",
         "json_file",
         "html_file",
         "queries",
@@ -554,6 +566,16 @@ def _inspect_mode(ctx: typer.Context) -> str:
         modes = [_MODE_FLAGS[m] for m in _MODE_FLAGS if p.name in _MODE_OPTIONS[m]]
         raise UsageError(f"{p.opts[0]} applies only with {' or '.join(modes)}")
     return mode
+
+
+def _show(
+    console: Any, json_out: bool, document: Callable[[], Any], render: Callable[[], Any]
+) -> None:
+    """With --json, one JSON document is all that goes to stdout; else the terminal view."""
+    if json_out:
+        typer.echo(json.dumps(document()))
+    else:
+        console.print(render())
 
 
 def _wrote(path: Path) -> None:
