@@ -279,6 +279,7 @@ def train(
             "best_val_loss": best,
             "interrupted": result.interrupted,
             "stopped_by_time": result.stopped_by_time,
+            **(result.parameters.to_dict() if result.parameters else {}),
         }
         typer.echo(json.dumps(summary))
     if result.interrupted:
@@ -606,11 +607,7 @@ def info(
     best = data["best_val_loss"]
     rows = [
         ("checkpoint", data["checkpoint"]),
-        (
-            "parameters",
-            f"{data['parameters']:,} ({data['non_embedding_parameters']:,} "
-            f"without position embeddings)",
-        ),
+        ("parameters", _parameters(data).describe(exact=True)),
         (
             "shape",
             f"{shape['n_layer']} layers, {shape['n_head']} heads, {shape['n_embd']} wide, "
@@ -639,6 +636,13 @@ def info(
     for key, value in rows:
         table.add_row(key, Text(str(value)))  # Text: a path like a[/b] is not markup
     stdout_console().print(table)
+
+
+def _parameters(record: dict[str, Any]) -> Any:
+    """The parameter count of an ``info`` or ``runs`` record, to describe it the one way."""
+    from tinygpt.model import ParameterCount
+
+    return ParameterCount(record["parameters"], record["position_embedding_parameters"])
 
 
 @_command()
@@ -679,7 +683,7 @@ def runs(
         best = "-" if r["best_val_loss"] is None else f"{r['best_val_loss']:.4f}"
         table.add_row(
             Text(r["name"]),
-            f"{r['parameters'] / 1e6:.2f}M",
+            _parameters(r).short(),
             f"{r['steps']:,}",
             best,
             f"{r['tokens_seen'] / 1e6:.1f}M",

@@ -43,7 +43,7 @@ from tinygpt.device import (
 from tinygpt.distributed import DistContext, launch_rank, setup, teardown
 from tinygpt.errors import CheckpointError, Interrupted, TinyGPTError, TrainingDiverged, UsageError
 from tinygpt.lock import directory_lock
-from tinygpt.model import GPT
+from tinygpt.model import GPT, ParameterCount
 from tinygpt.optim import build_optimizers
 from tinygpt.presets import resolve_options
 from tinygpt.schedule import horizon_free, lr_at
@@ -60,6 +60,10 @@ class TrainResult:
     is_main: bool = True  # False on data-parallel ranks other than 0 (they report nothing)
     model: GPT | None = None  # the trained model, in memory
     signal: int = 0  # the stop signal that interrupted the run (SIGINT, SIGTERM, SIGHUP), or 0
+
+    @property
+    def parameters(self) -> ParameterCount | None:
+        return self.model.parameter_count() if self.model is not None else None
 
 
 class TrainerCallback:
