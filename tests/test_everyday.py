@@ -25,7 +25,7 @@ def test_flags_override_config_file_which_overrides_preset(tmp_path):
 
 
 def test_bad_presets_and_config_files(tmp_path):
-    with pytest.raises(UsageError, match="unknown --preset 'huge'"):
+    with pytest.raises(UsageError, match="unknown preset 'huge'"):
         resolve_options("huge", None, {})
     (tmp_path / "bad.toml").write_text("n_layers = 3\n")
     with pytest.raises(UsageError, match="unknown option.*n_layers"):

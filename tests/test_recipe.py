@@ -242,7 +242,7 @@ def test_arch_option_expands_to_its_switches_and_explicit_flags_win():
     assert resolve_options(None, None, {"arch": "gpt2"})["optimizer"] == "adamw"
     mixed = resolve_options(None, None, {"arch": "gpt2", "optimizer": "muon"})
     assert mixed["optimizer"] == "muon" and mixed["norm"] == "layernorm"
-    with pytest.raises(UsageError, match="--arch must be one of"):
+    with pytest.raises(UsageError, match="arch must be one of"):
         resolve_options(None, None, {"arch": "llama"})
 
 

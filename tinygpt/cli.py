@@ -24,6 +24,7 @@ import typer
 from tinygpt import __version__
 from tinygpt.config import ModelConfig, SampleConfig, TrainConfig
 from tinygpt.errors import Interrupted, TinyGPTError, UsageError
+from tinygpt.spelling import cli_spelling
 
 app = typer.Typer(
     name="tinygpt",
@@ -72,14 +73,16 @@ def _command(*args: Any, **kwargs: Any) -> Callable[[Callable[..., None]], Calla
     """``app.command`` for a command that ends in one line and 128 + signal when interrupted.
 
     Typer would turn Ctrl-C into a silent exit 130, and SIGTERM or SIGHUP (see ``main``) need
-    their own codes; the wrapper catches the interrupt inside the command instead.
+    their own codes; the wrapper catches the interrupt inside the command instead. Messages
+    raised inside a command name command-line flags (``--out``), not Python arguments.
     """
 
     def register(func: Callable[..., None]) -> Callable[..., None]:
         @functools.wraps(func)
         def run(*a: Any, **k: Any) -> None:
             try:
-                func(*a, **k)
+                with cli_spelling():
+                    func(*a, **k)
             except KeyboardInterrupt as exc:
                 signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
                 _err(f"interrupted ({signal.Signals(signum).name})")
