@@ -44,3 +44,9 @@ def test_readme_python_example_runs_beside_the_main_job(tmp_path, shakespeare):
     assert not (tmp_path / "checkpoints" / "tinyshakespeare").exists()
     assert proc.stderr == ""  # not a terminal: quiet by default
     assert seconds < 120, f"the README's example took {seconds:.0f}s, not well under a minute"
+
+
+def test_readme_says_how_to_install_without_cuda():
+    setup = README.split("\n## A short tour", 1)[0]
+    assert "pip install torch --index-url https://download.pytorch.org/whl/cpu" in setup
+    assert re.search(r"nvidia/.*\|.*3\.2 GB", setup, re.S)  # what the default route costs
