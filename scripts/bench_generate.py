@@ -53,7 +53,7 @@ def measure(model: GPT, device: torch.device, args: argparse.Namespace) -> None:
     c = model.config
     print(
         f"model: {c.n_layer} layers, {c.n_head} heads, {c.n_embd} wide, block {c.block_size}, "
-        f"{model.num_params() / 1e6:.2f}M params, device {device.type}"
+        f"{model.parameter_count().describe()}, device {device.type}"
     )
     print(f"\n{'new tokens':>10} {'KV cache tok/s':>15} {'no cache tok/s':>15} {'speed-up':>9}")
     for n in (int(x) for x in args.lengths.split(",")):

@@ -67,7 +67,8 @@ def measure(size: str, attention: str, compile_: bool, args: argparse.Namespace)
         times.append(time.perf_counter() - t0)
     dt = statistics.median(times)
     tokens = args.batch_size * args.block_size
-    n_params = trainer.model.num_params()
+    count = trainer.model.parameter_count()
+    n_params = count.total - count.position  # the matmul weights (and embeddings) only
     # 6N per token for the matmuls, plus attention's 12 * layers * T * width (PaLM appendix B)
     flops_per_token = 6 * n_params + 12 * mcfg.n_layer * mcfg.block_size * mcfg.n_embd
     peak = peak_flops()

@@ -196,7 +196,7 @@ def test_cli_json_file(char_checkpoint, tmp_path):
         str(char_checkpoint),
         "--prompt",
         "All: Speak, speak.",
-        "--json",
+        "--json-file",
         str(out),
     )
     assert proc.returncode == 0, proc.stderr
@@ -240,7 +240,13 @@ def test_cli_induction_probe_needs_no_prompt(char_checkpoint, tmp_path):
 
     out = tmp_path / "ind.json"
     proc = _inspect(
-        char_checkpoint, "--induction", "--layer", "0", "--json", str(out), env={"COLUMNS": "80"}
+        char_checkpoint,
+        "--induction",
+        "--layer",
+        "0",
+        "--json-file",
+        str(out),
+        env={"COLUMNS": "80"},
     )
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(out.read_text())
@@ -482,7 +488,7 @@ def test_cli_ablation_and_compare(char_checkpoint, tmp_path):
         "1.0",
         "--ablation",
         "pattern",
-        "--json",
+        "--json-file",
         str(tmp_path / "ab.json"),
         env={"COLUMNS": "80"},
     )
@@ -629,19 +635,21 @@ def test_query_range_cuts_the_prompt_exactly(char_checkpoint, tmp_path):
     # A char model: the prompt's first 20 characters are its first 20 tokens.
     prompt = "All: Speak, speak. First Citizen: hear me"
     out = {k: tmp_path / f"cut.{k}" for k in ("json", "html", "npz", "svg")}
+    flag = {"json": "--json-file", "html": "--html", "npz": "--npz", "svg": "--svg"}
     proc = _inspect(
         char_checkpoint,
         "--prompt",
         prompt,
         "--queries",
         "10:20",
-        *(x for k, path in out.items() for x in (f"--{k}", str(path))),
+        *(x for k, path in out.items() for x in (flag[k], str(path))),
         env={"COLUMNS": "80"},
     )
     assert proc.returncode == 0, proc.stderr
     assert "showing tokens 10..19 of 20" in proc.stdout  # the terminal starts at A too
     short = tmp_path / "short.json"
-    assert _inspect(char_checkpoint, "--prompt", prompt[:20], "--json", str(short)).returncode == 0
+    proc = _inspect(char_checkpoint, "--prompt", prompt[:20], "--json-file", str(short))
+    assert proc.returncode == 0, proc.stderr
     b, c = json.loads(out["json"].read_text()), json.loads(short.read_text())
     assert b["tokens"] == c["tokens"] and len(b["tokens"]) == 20 and b["first_query"] == 10
     whole = torch.tensor(c["attention"])  # (layers, heads, 20, 20) of the cut prompt alone
@@ -657,7 +665,9 @@ def test_query_range_cuts_the_prompt_exactly(char_checkpoint, tmp_path):
         assert s["sink"] == pytest.approx(float(a[rows, 0].mean()), abs=1e-5)
     # copying_direct too: --queries 0:20 equals the 20-token prompt on its own.
     zero = tmp_path / "zero.json"
-    proc = _inspect(char_checkpoint, "--prompt", prompt, "--queries", "0:20", "--json", str(zero))
+    proc = _inspect(
+        char_checkpoint, "--prompt", prompt, "--queries", "0:20", "--json-file", str(zero)
+    )
     assert proc.returncode == 0, proc.stderr
     for sz, sc in zip(json.loads(zero.read_text())["scores"], c["scores"], strict=True):
         for key in ("copying_direct", "previous_token", "duplicate_token", "entropy_normalised"):
@@ -671,6 +681,47 @@ def test_query_range_cuts_the_prompt_exactly(char_checkpoint, tmp_path):
     assert 0 < cells <= 4 * sum(i + 1 for i in range(10, 20))  # no row before query 10
     bad = _inspect(char_checkpoint, "--prompt", prompt, "--queries", "30:20")
     assert bad.returncode == 2 and "--queries" in bad.stderr
+
+
+def test_query_range_cuts_the_terminal_view_and_the_json(char_checkpoint):
+    # --queries 10:20 with a window wider than the prompt: only the queries 10..19 are shown.
+    prompt = "All: Speak, speak. First Citizen: hear me"
+    args = ("--prompt", prompt, "--queries", "10:20", "--layer", "0", "--head", "0")
+    view = _inspect(char_checkpoint, *args, "--window", "40", env={"COLUMNS": "100"})
+    assert view.returncode == 0, view.stderr
+    lines = view.stdout.splitlines()
+    start = lines.index("L0H0") + 1
+    heat = lines[start : lines.index("", start)]  # the heatmap's rows, up to the blank line
+    assert [row.split()[0] for row in heat] == list(",␣speak.␣F")  # tokens 10..19, labelled
+    rows = [int(m.group(1)) for m in re.finditer(r"^│(\d+):", view.stdout, re.M)]
+    assert rows == list(range(10, 20))  # the strongest-keys table: one row per query in range
+    doc = json.loads(_inspect(char_checkpoint, *args, "--json").stdout)
+    assert doc["first_query"] == 10 and len(doc["tokens"]) == 20
+    assert torch.tensor(doc["attention"]).shape == (2, 2, 10, 20)
+    assert len(doc["rollout"]) == 10
+
+
+def test_json_flag_prints_one_document_on_stdout(char_checkpoint, tmp_path):
+    base = ("--prompt", "All: Speak, speak.")
+    proc = _inspect(char_checkpoint, *base, "--json", "--json-file", str(tmp_path / "a.json"))
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)  # the whole of stdout is the document
+    assert doc == json.loads((tmp_path / "a.json").read_text()) and len(doc["tokens"]) == 18
+    assert "wrote" in proc.stderr and "Head roles" not in proc.stdout
+    ablated = _inspect(char_checkpoint, *base, "--ablate", "1.0", "--ablation", "zero", "--json")
+    assert ablated.returncode == 0, ablated.stderr
+    assert json.loads(ablated.stdout)["heads"] == ["1.0"]
+    compared = run_cli(
+        "inspect-attention", "--compare", str(char_checkpoint), str(char_checkpoint), *base,
+        "--json",
+    )  # fmt: skip
+    assert compared.returncode == 0, compared.stderr
+    deltas = json.loads(compared.stdout)
+    assert len(deltas) == 4
+    assert all(d["js_divergence"] == pytest.approx(0, abs=1e-6) for d in deltas)
+    # `--json -` no longer writes a file named "-": --json takes no value.
+    dash = _inspect(char_checkpoint, *base, "--json", "-", cwd=tmp_path)
+    assert dash.returncode == 2 and not (tmp_path / "-").exists()
 
 
 @pytest.mark.parametrize("args", [["-p", "A"], ["-p", "All: speak", "--queries", "0:1"]])

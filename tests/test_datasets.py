@@ -3,6 +3,7 @@ import http.server
 import json
 import threading
 from functools import partial
+from pathlib import Path
 
 import pytest
 
@@ -57,6 +58,29 @@ def test_wrong_checksum_writes_nothing(local_server, tmp_path):
     assert not (tmp_path / "d" / "tinyshakespeare.txt").exists()
 
 
-def test_offline_says_how_to_place_the_file(tmp_path):
-    with pytest.raises(TinyGPTError, match="copy the file there by hand"):
-        datasets.fetch("shakespeare", tmp_path, url="http://127.0.0.1:9/none", quiet=True)
+@pytest.mark.parametrize("url", ["http://127.0.0.1:9/none", "file:///nonexistent/input.txt"])
+def test_offline_says_where_the_file_goes_and_where_to_get_it(tmp_path, monkeypatch, url):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(TinyGPTError) as info:
+        datasets.fetch("shakespeare", Path("data"), url=url, quiet=True)
+    message = str(info.value)
+    assert f"could not download shakespeare from {url}" in message
+    assert str(tmp_path / "data" / "tinyshakespeare.txt") in message  # the full path
+    assert datasets.DATASETS["shakespeare"].url in message  # where to get it (not the mirror)
+    assert not (tmp_path / "data").exists()
+
+
+def test_a_wrong_file_already_there_is_named_not_the_download(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    target = tmp_path / "data" / "tinyshakespeare.txt"
+    target.parent.mkdir()
+    target.write_bytes(b"not the corpus")
+    with pytest.raises(TinyGPTError) as info:
+        datasets.fetch("shakespeare", Path("data"), url="http://127.0.0.1:9/none", quiet=True)
+    message = str(info.value)
+    found = hashlib.sha256(b"not the corpus").hexdigest()
+    expected = datasets.DATASETS["shakespeare"].sha256
+    assert f"{target} exists but its sha256 is {found}, expected {expected}" in message
+    assert "delete it" in message and "download" not in message.split(";")[0]
+    assert "could not download" not in message
+    assert target.read_bytes() == b"not the corpus"  # a file put there by hand is never replaced

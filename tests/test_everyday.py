@@ -12,7 +12,7 @@ from tinygpt.config import ModelConfig
 from tinygpt.draw.plot import png_plot, svg_plot, terminal_plot
 from tinygpt.errors import UsageError
 from tinygpt.presets import PRESETS, load_config_file, resolve_options
-from tinygpt.runs import param_counts
+from tinygpt.runs import parameter_count
 
 
 def test_flags_override_config_file_which_overrides_preset(tmp_path):
@@ -25,7 +25,7 @@ def test_flags_override_config_file_which_overrides_preset(tmp_path):
 
 
 def test_bad_presets_and_config_files(tmp_path):
-    with pytest.raises(UsageError, match="unknown --preset 'huge'"):
+    with pytest.raises(UsageError, match="unknown preset 'huge'"):
         resolve_options("huge", None, {})
     (tmp_path / "bad.toml").write_text("n_layers = 3\n")
     with pytest.raises(UsageError, match="unknown option.*n_layers"):
@@ -41,7 +41,7 @@ def test_preset_sizes():
     def size(name, vocab):
         options = resolve_options(name, None, {})  # the preset with its recipe's switches
         shape = {k: v for k, v in options.items() if k in ModelConfig.__dataclass_fields__}
-        return param_counts(ModelConfig(vocab_size=vocab, **shape))[0]
+        return parameter_count(ModelConfig(vocab_size=vocab, **shape)).total
 
     assert 124e6 < size("gpt2-small", 50257) < 125e6  # GPT-2 small's 124M
     # nanoGPT's 10.7M less its 98k-entry position table, plus a 25k untied head
@@ -104,8 +104,8 @@ def test_info_json_and_table(workdir):
     assert data["steps"] == TINY["max_steps"] and data["tokenizer"] == "char"
     assert data["device"] == "cpu" and data["dtype"] == "float32"
     assert data["tokens_seen"] == TINY["max_steps"] * TINY["batch_size"] * TINY["block_size"]
-    # The default recipe has no position table: both counts are the same.
-    assert data["parameters"] == data["non_embedding_parameters"] > 0
+    # The default recipe has no position table.
+    assert data["parameters"] > 0 and data["position_embedding_parameters"] == 0
     assert data["arch"] == "modern" and data["optimizer_groups"][0]["optimizer"] == "muon"
     table = run_cli("info", cwd=workdir, env={"NO_COLOR": "1"})
     assert "best val loss" in table.stdout and "\x1b[" not in table.stdout
@@ -145,6 +145,40 @@ def test_trimmed_lines_keep_spaces_inside_a_line_split_over_writes():
     for chunk in ("a table  \n row ", "  ", "\n", "x  ", "y\n  \n"):
         stream.write(chunk)
     assert out.getvalue() == "a table\n row\nx  y\n\n"
+
+
+@pytest.mark.parametrize("arch", ["modern", "gpt2"])
+def test_train_runs_and_info_give_one_parameter_count(tmp_path, arch):
+    (tmp_path / "small.txt").write_text(SMALL_TEXT)
+    # A position table (128 x 128) big enough to change the count at two decimals (0.41M)
+    shape = {**TINY, "max_steps": 2, "block_size": 128, "n_embd": 128}
+    args = [f"--{k.replace('_', '-')}={v}" for k, v in shape.items()]
+    wide = {"COLUMNS": "300"}  # no wrapped lines
+    train = run_cli("train", "small.txt", *args, f"--arch={arch}", "--json", cwd=tmp_path, env=wide)
+    assert train.returncode == 0, train.stderr
+    info = json.loads(run_cli("info", "--json", cwd=tmp_path).stdout)
+    (row,) = json.loads(run_cli("runs", "--json", cwd=tmp_path).stdout)
+    fields = ("parameters", "position_embedding_parameters")
+    summary = json.loads(train.stdout)
+    assert [summary[k] for k in fields] == [info[k] for k in fields] == [row[k] for k in fields]
+    total, position = info["parameters"], info["position_embedding_parameters"]
+    import tinygpt
+
+    model, _, _ = tinygpt.load(tmp_path / "checkpoints" / "small", device="cpu")
+    assert total == sum(p.numel() for p in model.parameters())  # a tied head counted once
+    # RoPE has no position table; gpt2's is block_size x n_embd
+    assert position == (128 * 128 if arch == "gpt2" else 0)
+    # The printed views: train's header, the runs column and info's row say the same.
+    header = f"{total / 1e6:.2f}M parameters"
+    if position:
+        header += f" ({(total - position) / 1e6:.2f}M without position embeddings)"
+    assert header in train.stderr
+    assert f"{total / 1e6:.2f}M" in run_cli("runs", cwd=tmp_path).stdout
+    table = run_cli("info", cwd=tmp_path, env=wide).stdout
+    row_text = f"{total:,} parameters"
+    if position:
+        row_text += f" ({total - position:,} without position embeddings)"
+    assert row_text in table
 
 
 def test_plot_terminal_svg_png(workdir, tmp_path):

@@ -242,7 +242,7 @@ def test_arch_option_expands_to_its_switches_and_explicit_flags_win():
     assert resolve_options(None, None, {"arch": "gpt2"})["optimizer"] == "adamw"
     mixed = resolve_options(None, None, {"arch": "gpt2", "optimizer": "muon"})
     assert mixed["optimizer"] == "muon" and mixed["norm"] == "layernorm"
-    with pytest.raises(UsageError, match="--arch must be one of"):
+    with pytest.raises(UsageError, match="arch must be one of"):
         resolve_options(None, None, {"arch": "llama"})
 
 
@@ -344,7 +344,7 @@ def test_inspect_attention_on_a_modern_checkpoint(tiny_run, tmp_path):
     result = tiny_run()
     proc = run_cli(
         "inspect-attention", "-c", str(result.out_dir), "-p", "First Citizen:",
-        "--layer", "1", "--head", "0", "--explain", "--json", str(tmp_path / "a.json"),
+        "--layer", "1", "--head", "0", "--explain", "--json-file", str(tmp_path / "a.json"),
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "RoPE" in proc.stdout and "weights equal the model's own softmax" in proc.stdout

@@ -38,7 +38,7 @@ def test_gpt2_is_r50k_base():
 
 
 def test_unknown_encoding_names_the_choices():
-    with pytest.raises(UsageError, match="unknown --tokenizer 'nope'.*char, cl100k_base"):
+    with pytest.raises(UsageError, match="unknown tokenizer 'nope'.*char, cl100k_base"):
         build_tokenizer("nope")
 
 
@@ -50,7 +50,7 @@ def test_unfetchable_encoding_says_what_to_do(tmp_path, monkeypatch):
         raise ConnectionError("no network")
 
     monkeypatch.setattr(tiktoken.load, "read_file", offline)
-    with pytest.raises(TinyGPTError, match="TIKTOKEN_CACHE_DIR=.*--tokenizer char"):
+    with pytest.raises(TinyGPTError, match="TIKTOKEN_CACHE_DIR=.*tokenizer='char'"):
         build_tokenizer("p50k_base")
 
 

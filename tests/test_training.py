@@ -169,13 +169,13 @@ def test_a_single_non_finite_step_is_skipped(tiny_run, monkeypatch):
 @pytest.mark.parametrize(
     "change, message",
     [
-        ({"lr": -1}, "--lr"),
-        ({"min_lr": 1.0}, "--min-lr"),
-        ({"batch_size": 0}, "--batch-size"),
-        ({"weight_decay": -0.1}, "--weight-decay"),
-        ({"grad_clip": -1}, "--grad-clip"),
-        ({"device": "tpu"}, "--device"),
-        ({"attention": "flash"}, "--attention"),
+        ({"lr": -1}, "^lr must"),  # from Python: the argument's name, not the CLI flag
+        ({"min_lr": 1.0}, "^min_lr must"),
+        ({"batch_size": 0}, "^batch_size must"),
+        ({"weight_decay": -0.1}, "^weight_decay must"),
+        ({"grad_clip": -1}, "^grad_clip must"),
+        ({"device": "tpu"}, "^device must"),
+        ({"attention": "flash"}, "^attention must"),
     ],
 )
 def test_invalid_optimiser_values(tiny_run, change, message):

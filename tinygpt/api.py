@@ -6,6 +6,7 @@ Everything here starts from a checkpoint (default: the newest under ``checkpoint
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -48,15 +49,19 @@ def load(
 def train(
     data: str | Path,
     *,
-    quiet: bool = True,
+    quiet: bool | None = None,
     callbacks: Sequence[TrainerCallback] = (),
     **options: Any,
 ) -> TrainResult:
     """Train a GPT on ``data``: :func:`tinygpt.trainer.train` with head snapshots recorded at
-    every evaluation and, unless ``quiet``, the progress display on stderr. ``options`` are
-    ``out_dir``, ``resume``, ``overwrite``, ``preset``, ``config``, ``cache_dir`` and any
-    ModelConfig or TrainConfig field."""
+    every evaluation and, unless ``quiet``, the progress display on stderr. By default
+    (``quiet=None``) progress is shown when stderr is a terminal and not otherwise (a script,
+    a test, a notebook's captured output). ``options`` are ``out_dir``, ``resume``,
+    ``overwrite``, ``preset``, ``config``, ``cache_dir`` and any ModelConfig or TrainConfig
+    field."""
     attached: list[TrainerCallback] = [HeadSnapshots(), *callbacks]
+    if quiet is None:
+        quiet = not sys.stderr.isatty()
     if not quiet:
         attached.append(ProgressDisplay())
     return run_training(data, callbacks=attached, **options)

@@ -58,6 +58,7 @@ from tinygpt.metrics import METRICS_FILE as METRICS_FILE
 from tinygpt.metrics import read_metrics as read_metrics
 from tinygpt.metrics import write_metrics as write_metrics
 from tinygpt.model import GPT
+from tinygpt.spelling import option
 from tinygpt.tokenizer import Tokenizer, tokenizer_from_dict
 
 FORMAT = "tinygpt-checkpoint"
@@ -216,8 +217,8 @@ def _load_manifest(directory: Path, file: str) -> dict[str, Any]:
         if file == PENDING_FILE:
             raise
         raise CheckpointError(
-            f"{directory} is not a tinygpt checkpoint (no {MANIFEST_FILE}); point --checkpoint "
-            f"at a directory written by `tinygpt train`"
+            f"{directory} is not a tinygpt checkpoint (no {MANIFEST_FILE}); point "
+            f"{option('checkpoint')} at a directory written by `tinygpt train`"
         ) from None
     except OSError as exc:
         raise CheckpointError(
@@ -493,7 +494,7 @@ def open_checkpoint(directory: str | Path) -> Checkpoint:
     if not d.exists():
         raise CheckpointError(f"no checkpoint at {d}; train one with `tinygpt train FILE`")
     if not d.is_dir():
-        raise CheckpointError(f"{d} is a file; --checkpoint takes a checkpoint directory")
+        raise CheckpointError(f"{d} is a file; {option('checkpoint')} takes a checkpoint directory")
     manifest = _current_manifest(d)
     try:
         config = RunConfig.from_dict(json.loads(_read_verified(d, manifest, CONFIG_FILE)))
@@ -524,7 +525,7 @@ def latest_checkpoint(root: Path = Path("checkpoints")) -> Path:
     if not candidates:
         raise CheckpointError(
             f"no checkpoints under {root}/; train one with `tinygpt train FILE` "
-            f"or pass --checkpoint"
+            f"or pass {option('checkpoint')}"
         )
     return max(candidates, key=lambda p: (p / MANIFEST_FILE).stat().st_mtime)
 

@@ -25,6 +25,7 @@ from tinygpt import __version__
 from tinygpt.config import ModelConfig, SampleConfig, TrainConfig
 from tinygpt.errors import Interrupted, TinyGPTError, UsageError
 from tinygpt.repeats import RepeatsConfig
+from tinygpt.spelling import cli_spelling
 
 app = typer.Typer(
     name="tinygpt",
@@ -39,7 +40,11 @@ _M, _T, _S, _R = ModelConfig(), TrainConfig(), SampleConfig(), RepeatsConfig()
 
 
 def _d(value: Any) -> str:
-    return f" [default: {value}]"
+    """Help text naming a default that Typer cannot show itself (the option defaults to None).
+
+    The bracket is escaped: with rich markup on, "[default: x]" would be read as a style tag and
+    vanish from ``--help``."""
+    return f" \\[default: {value}]"
 
 
 def _version(value: bool) -> None:
@@ -69,14 +74,16 @@ def _command(*args: Any, **kwargs: Any) -> Callable[[Callable[..., None]], Calla
     """``app.command`` for a command that ends in one line and 128 + signal when interrupted.
 
     Typer would turn Ctrl-C into a silent exit 130, and SIGTERM or SIGHUP (see ``main``) need
-    their own codes; the wrapper catches the interrupt inside the command instead.
+    their own codes; the wrapper catches the interrupt inside the command instead. Messages
+    raised inside a command name command-line flags (``--out``), not Python arguments.
     """
 
     def register(func: Callable[..., None]) -> Callable[..., None]:
         @functools.wraps(func)
         def run(*a: Any, **k: Any) -> None:
             try:
-                func(*a, **k)
+                with cli_spelling():
+                    func(*a, **k)
             except KeyboardInterrupt as exc:
                 signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
                 _err(f"interrupted ({signal.Signals(signum).name})")
@@ -97,7 +104,7 @@ def _write_stdout(text: str) -> None:
 def train(
     file: Annotated[
         Path | None,
-        typer.Argument(help="Text file to train on (UTF-8). [default: data/tinyshakespeare.txt]"),
+        typer.Argument(help="Text file to train on (UTF-8)." + _d("data/tinyshakespeare.txt")),
     ] = None,
     out: Annotated[
         Path | None,
@@ -282,6 +289,7 @@ def train(
             "best_val_loss": best,
             "interrupted": result.interrupted,
             "stopped_by_time": result.stopped_by_time,
+            **(result.parameters.to_dict() if result.parameters else {}),
         }
         typer.echo(json.dumps(summary))
     if result.interrupted:  # a clean stop the user asked for: said plainly, not as an error
@@ -421,8 +429,12 @@ def inspect_attention(
     window: Annotated[
         int, typer.Option(help="Tokens shown per heatmap (long prompts are windowed).")
     ] = 24,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print one JSON document on stdout instead of the view.")
+    ] = False,
     json_file: Annotated[
-        Path | None, typer.Option("--json", help="Write tokens, weights and scores as JSON.")
+        Path | None,
+        typer.Option("--json-file", help="Write the same JSON document to a file."),
     ] = None,
     html_file: Annotated[
         Path | None, typer.Option("--html", help="Write a self-contained HTML page.")
@@ -470,24 +482,25 @@ def inspect_attention(
 
     console = stdout_console()
     if mode == "trajectory":
-        metrics = api.trajectory(trajectory)
-        console.print(view.trajectory(metrics))
+        records = api.trajectory(trajectory)
+        _show(console, json_out, lambda: records, lambda: view.trajectory(records))
         if png_file:
             from tinygpt.attention.trajectory_figure import trajectory_png
 
-            write_bytes(png_file, trajectory_png(metrics))
+            write_bytes(png_file, trajectory_png(records))
             _wrote(png_file)
         return
     if mode == "ablate":
         result = api.ablation_report(checkpoint, ablate, ablation, prompt, device=device)
-        console.print(view.ablation_table(result))
+        _show(console, json_out, lambda: result, lambda: view.ablation_table(result))
         if json_file:
             write_bytes(json_file, json.dumps(result).encode())
             _wrote(json_file)
         return
     if mode == "compare":
         deltas = api.compare_attention(*compare, prompt or "\n", device=device)
-        console.print(view.comparison(deltas, (compare[0].name, compare[1].name)))
+        names = (compare[0].name, compare[1].name)
+        _show(console, json_out, lambda: deltas, lambda: view.comparison(deltas, names))
         if json_file:
             write_bytes(json_file, json.dumps(deltas).encode())
             _wrote(json_file)
@@ -508,7 +521,12 @@ def inspect_attention(
     )
     for notice in report.notices:
         typer.echo(f"note: {notice}", err=True)
-    console.print(view.report_view(report, layer, head, query, window, console.width, show_rollout))
+    _show(
+        console,
+        json_out,
+        report.to_dict,
+        lambda: view.report_view(report, layer, head, query, window, console.width, show_rollout),
+    )
     files = ReportFiles(json=json_file, html=html_file, png=png_file, svg=svg_file, npz=npz_file)
     title = "".join(report.tokens)[:80]
     for path in write_report(report, files, layer, head, title, rollout=show_rollout):
@@ -518,9 +536,9 @@ def inspect_attention(
 # Which inspect-attention options each mode reads; any other option given is a usage error.
 _COMMON = {"device"}
 _MODE_OPTIONS = {
-    "trajectory": {"trajectory", "png_file"},
-    "ablate": {"checkpoint", "prompt", "ablate", "ablation", "json_file", *_COMMON},
-    "compare": {"compare", "prompt", "json_file", *_COMMON},
+    "trajectory": {"trajectory", "json_out", "png_file"},
+    "ablate": {"checkpoint", "prompt", "ablate", "ablation", "json_out", "json_file", *_COMMON},
+    "compare": {"compare", "prompt", "json_out", "json_file", *_COMMON},
     "normal": {
         "checkpoint",
         "prompt",
@@ -531,6 +549,7 @@ _MODE_OPTIONS = {
         "induction",
         "show_rollout",
         "window",
+        "json_out",
         "json_file",
         "html_file",
         "queries",
@@ -566,6 +585,16 @@ def _inspect_mode(ctx: typer.Context) -> str:
     return mode
 
 
+def _show(
+    console: Any, json_out: bool, document: Callable[[], Any], render: Callable[[], Any]
+) -> None:
+    """With --json, one JSON document is all that goes to stdout; else the terminal view."""
+    if json_out:
+        typer.echo(json.dumps(document()))
+    else:
+        console.print(render())
+
+
 def _wrote(path: Path) -> None:
     typer.echo(f"wrote {path}", err=True)
 
@@ -594,11 +623,7 @@ def info(
     best = data["best_val_loss"]
     rows = [
         ("checkpoint", data["checkpoint"]),
-        (
-            "parameters",
-            f"{data['parameters']:,} ({data['non_embedding_parameters']:,} "
-            f"without position embeddings)",
-        ),
+        ("parameters", _parameters(data).describe(exact=True)),
         (
             "shape",
             f"{shape['n_layer']} layers, {shape['n_head']} heads, {shape['n_embd']} wide, "
@@ -627,6 +652,13 @@ def info(
     for key, value in rows:
         table.add_row(key, Text(str(value)))  # Text: a path like a[/b] is not markup
     stdout_console().print(table)
+
+
+def _parameters(record: dict[str, Any]) -> Any:
+    """The parameter count of an ``info`` or ``runs`` record, to describe it the one way."""
+    from tinygpt.model import ParameterCount
+
+    return ParameterCount(record["parameters"], record["position_embedding_parameters"])
 
 
 @_command()
@@ -667,7 +699,7 @@ def runs(
         best = "-" if r["best_val_loss"] is None else f"{r['best_val_loss']:.4f}"
         table.add_row(
             Text(r["name"]),
-            f"{r['parameters'] / 1e6:.2f}M",
+            _parameters(r).short(),
             f"{r['steps']:,}",
             best,
             f"{r['tokens_seen'] / 1e6:.1f}M",

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from tinygpt.errors import UsageError
+from tinygpt.spelling import option
 
 ATTENTION_CHOICES = ("auto", "sdpa", "manual")
 OPTIMIZER_CHOICES = ("muon", "adamw")
@@ -77,8 +78,8 @@ _TYPES: dict[str, tuple[tuple[type, ...], str]] = {
 }
 
 
-def _option(name: str) -> str:
-    return f"--{name.replace('_', '-')}"
+def _option(name: str, value: object = None) -> str:
+    return option(name, value)  # --n-embd from the CLI, n_embd from Python
 
 
 def _check_types(obj: Any) -> None:
@@ -128,19 +129,19 @@ def _check_size(m: ModelConfig) -> None:
         )
     if 2 * m.n_layer * m.block_size * m.n_embd > MAX_KV_ELEMENTS:
         raise UsageError(
-            f"--block-size {m.block_size} with {m.n_layer} layers {m.n_embd} wide needs a "
-            f"key/value cache above tinygpt's limit; use a smaller --block-size"
+            f"{_option('block_size', m.block_size)} with {m.n_layer} layers {m.n_embd} wide "
+            f"needs a key/value cache above tinygpt's limit; use a smaller {_option('block_size')}"
         )
 
 
 def _positive(name: str, value: float) -> None:
     if not value > 0:
-        raise UsageError(f"--{name.replace('_', '-')} must be positive, got {value}")
+        raise UsageError(f"{_option(name)} must be positive, got {value}")
 
 
 def check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
-        raise UsageError(f"--{name} must be one of {', '.join(choices)}; got {value!r}")
+        raise UsageError(f"{_option(name)} must be one of {', '.join(choices)}; got {value!r}")
 
 
 @dataclass
@@ -175,23 +176,24 @@ class ModelConfig:
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:
-                raise UsageError(
-                    f"--{name.replace('_', '-')} must be a positive integer, got {value}"
-                )
+                raise UsageError(f"{_option(name)} must be a positive integer, got {value}")
         if self.n_embd % self.n_head:
             raise UsageError(
-                f"--n-embd ({self.n_embd}) must be divisible by --n-head ({self.n_head}); "
-                f"try --n-embd {self.n_head * max(1, round(self.n_embd / self.n_head))}"
+                f"{_option('n_embd')} ({self.n_embd}) must be divisible by {_option('n_head')} "
+                f"({self.n_head}); try "
+                f"{_option('n_embd', self.n_head * max(1, round(self.n_embd / self.n_head)))}"
             )
         if not 0.0 <= self.dropout < 1.0:
-            raise UsageError(f"--dropout must be in [0, 1), got {self.dropout}")
+            raise UsageError(f"{_option('dropout')} must be in [0, 1), got {self.dropout}")
         check_choice("activation", self.activation, ("relu2", "gelu", "gelu_tanh"))
         check_choice("position", self.position, ("rope", "learned"))
         check_choice("norm", self.norm, ("rmsnorm", "layernorm"))
         if self.position == "rope" and self.head_dim % 2:
             raise UsageError(f"rotary embeddings need an even head size, got {self.head_dim}")
         if not (self.logit_softcap >= 0 and math.isfinite(self.logit_softcap)):
-            raise UsageError(f"--logit-softcap must be >= 0 (0 disables), got {self.logit_softcap}")
+            raise UsageError(
+                f"{_option('logit_softcap')} must be >= 0 (0 disables), got {self.logit_softcap}"
+            )
         _check_size(self)
         return self
 
@@ -269,36 +271,39 @@ class TrainConfig:
         ):
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:
-                raise UsageError(
-                    f"--{name.replace('_', '-')} must be a positive integer, got {value}"
-                )
+                raise UsageError(f"{_option(name)} must be a positive integer, got {value}")
         for name in ("lr", "matrix_lr", "embed_lr"):
             value = getattr(self, name)
             if not (value > 0 and math.isfinite(value)):
-                raise UsageError(f"--{name.replace('_', '-')} must be positive, got {value}")
+                raise UsageError(f"{_option(name)} must be positive, got {value}")
         check_choice("optimizer", self.optimizer, OPTIMIZER_CHOICES)
         check_choice("schedule", self.schedule, SCHEDULE_CHOICES)
         if not 0 <= self.decay_fraction <= 1:
-            raise UsageError(f"--decay-fraction must be in [0, 1], got {self.decay_fraction}")
+            raise UsageError(
+                f"{_option('decay_fraction')} must be in [0, 1], got {self.decay_fraction}"
+            )
         if not 0 <= self.momentum < 1:
-            raise UsageError(f"--momentum must be in [0, 1), got {self.momentum}")
+            raise UsageError(f"{_option('momentum')} must be in [0, 1), got {self.momentum}")
         if not (0 <= self.min_lr <= self.lr) or not math.isfinite(self.min_lr):
-            raise UsageError(f"--min-lr must be between 0 and --lr ({self.lr}), got {self.min_lr}")
+            raise UsageError(
+                f"{_option('min_lr')} must be between 0 and {_option('lr')} ({self.lr}), "
+                f"got {self.min_lr}"
+            )
         if self.warmup_steps < 0:
-            raise UsageError(f"--warmup-steps must be >= 0, got {self.warmup_steps}")
+            raise UsageError(f"{_option('warmup_steps')} must be >= 0, got {self.warmup_steps}")
         if self.weight_decay < 0 or not math.isfinite(self.weight_decay):
-            raise UsageError(f"--weight-decay must be >= 0, got {self.weight_decay}")
+            raise UsageError(f"{_option('weight_decay')} must be >= 0, got {self.weight_decay}")
         if self.grad_clip < 0 or not math.isfinite(self.grad_clip):
             raise UsageError(
-                f"--grad-clip must be >= 0 (0 disables clipping), got {self.grad_clip}"
+                f"{_option('grad_clip')} must be >= 0 (0 disables clipping), got {self.grad_clip}"
             )
         for name in ("beta1", "beta2"):
             if not 0 <= getattr(self, name) < 1:
-                raise UsageError(f"--{name} must be in [0, 1), got {getattr(self, name)}")
+                raise UsageError(f"{_option(name)} must be in [0, 1), got {getattr(self, name)}")
         if self.max_time is not None:
             _positive("max_time", self.max_time)
         if not 0 <= self.seed <= MAX_SEED:
-            raise UsageError(f"--seed must be between 0 and {MAX_SEED}, got {self.seed}")
+            raise UsageError(f"{_option('seed')} must be between 0 and {MAX_SEED}, got {self.seed}")
         if not 0 < self.val_fraction < 1:
             raise UsageError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
         check_choice("device", self.device, DEVICE_CHOICES)
@@ -322,17 +327,21 @@ class SampleConfig:
     def validate(self) -> SampleConfig:
         _check_types(self)
         if self.seed is not None and not 0 <= self.seed <= MAX_SEED:
-            raise UsageError(f"--seed must be between 0 and {MAX_SEED}, got {self.seed}")
+            raise UsageError(f"{_option('seed')} must be between 0 and {MAX_SEED}, got {self.seed}")
         if self.max_new_tokens < 0:
-            raise UsageError(f"--max-new-tokens must be >= 0, got {self.max_new_tokens}")
+            raise UsageError(f"{_option('max_new_tokens')} must be >= 0, got {self.max_new_tokens}")
         if not (self.temperature >= 0 and math.isfinite(self.temperature)):
-            raise UsageError(f"--temperature must be >= 0 (0 means greedy), got {self.temperature}")
+            raise UsageError(
+                f"{_option('temperature')} must be >= 0 (0 means greedy), got {self.temperature}"
+            )
         if self.top_k is not None and self.top_k <= 0:
-            raise UsageError(f"--top-k must be a positive integer, got {self.top_k}")
+            raise UsageError(f"{_option('top_k')} must be a positive integer, got {self.top_k}")
         if self.top_p is not None and not 0 < self.top_p <= 1:
-            raise UsageError(f"--top-p must be in (0, 1], got {self.top_p}")
+            raise UsageError(f"{_option('top_p')} must be in (0, 1], got {self.top_p}")
         if self.num_samples <= 0:
-            raise UsageError(f"--num-samples must be a positive integer, got {self.num_samples}")
+            raise UsageError(
+                f"{_option('num_samples')} must be a positive integer, got {self.num_samples}"
+            )
         return self
 
 
@@ -383,7 +392,9 @@ def expand_arch(options: dict[str, Any]) -> dict[str, Any]:
     if name is None:
         return options
     if name not in ARCHITECTURES:
-        raise UsageError(f"--arch must be one of {', '.join(ARCHITECTURES)}; got {name!r}")
+        raise UsageError(
+            f"{_option('arch')} must be one of {', '.join(ARCHITECTURES)}; got {name!r}"
+        )
     return {**ARCHITECTURES[name], **options}
 
 

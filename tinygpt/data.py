@@ -30,6 +30,7 @@ from tinygpt.fileio import (
     check_regular,
     sha256,
 )
+from tinygpt.spelling import option
 from tinygpt.tokenizer import (
     CharTokenizer,
     TiktokenTokenizer,
@@ -61,9 +62,13 @@ def check_encoding(encoding: str) -> str:
     try:
         info = codecs.lookup(encoding)
     except (LookupError, TypeError, ValueError):
-        raise UsageError(f"unknown --encoding {encoding!r}; try utf-8 or latin-1") from None
+        raise UsageError(
+            f"unknown {option('encoding')} {encoding!r}; try utf-8 or latin-1"
+        ) from None
     if not getattr(info, "_is_text_encoding", True):
-        raise UsageError(f"--encoding {encoding!r} is not a text encoding; try utf-8 or latin-1")
+        raise UsageError(
+            f"{option('encoding', encoding)} is not a text encoding; try utf-8 or latin-1"
+        )
     return info.name
 
 
@@ -145,7 +150,7 @@ def iter_text(
         try:
             decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
         except LookupError:
-            raise UsageError(f"unknown --encoding {encoding!r}") from None
+            raise UsageError(f"unknown {option('encoding')} {encoding!r}") from None
         carry, consumed, first, ends_newline = "", 0, True, True
         try:
             fh = open(path, "rb")  # noqa: SIM115 (closed below, errors mapped to one line)
@@ -167,7 +172,8 @@ def iter_text(
                     offset = consumed - pending + exc.start
                     raise UsageError(
                         f"{path} is not valid {encoding}: byte 0x{exc.object[exc.start]:02x} at "
-                        f"offset {offset}; pass --encoding (for example latin-1) if the file "
+                        f"offset {offset}; pass {option('encoding')} (for example latin-1) if "
+                        f"the file "
                         f"uses another encoding"
                     ) from None
                 except UnicodeError as exc:  # e.g. utf-16 without a byte-order mark
@@ -356,8 +362,9 @@ def check_split_lengths(train: np.ndarray, val: np.ndarray, block_size: int) -> 
         # Both splits must hold one full window plus its shifted target.
         fit = max(1, shortest - 1)
         raise UsageError(
-            f"the text is too short for --block-size {block_size}: the smaller split has "
-            f"{shortest} tokens and needs {need}; use --block-size {fit} or less, or more text"
+            f"the text is too short for {option('block_size', block_size)}: the smaller split "
+            f"has {shortest} tokens and needs {need}; use {option('block_size', fit)} or less, "
+            f"or more text"
         )
 
 

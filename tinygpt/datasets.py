@@ -52,16 +52,24 @@ def fetch(
         raise UsageError(f"unknown dataset {name!r}; available: {', '.join(DATASETS)}")
     ds = DATASETS[name]
     target = Path(directory) / ds.filename
-    if target.exists() and sha256(target.read_bytes()) == ds.sha256:
-        return target
+    if target.exists():
+        # Never replaced: a file there that is not the published one was put there by hand.
+        found = sha256(target.read_bytes())
+        if found == ds.sha256:
+            return target
+        raise TinyGPTError(
+            f"{target.resolve()} exists but its sha256 is {found}, expected {ds.sha256} (it is "
+            f"not {name} as published at {ds.url}); delete it to download again, or train on "
+            f"it as it is with `tinygpt train {target}`"
+        )
     source = url or ds.url
     try:
         data = _download(source, ds.size, quiet)
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
         reason = getattr(exc, "reason", None) or exc
         raise TinyGPTError(
-            f"could not download {name} from {source} ({reason}); if this machine is offline, "
-            f"copy the file there by hand to {target}"
+            f"could not download {name} from {source} ({reason}); on a machine without network, "
+            f"get {ds.url} elsewhere and copy it to {target.resolve()}"
         ) from None
     digest = sha256(data)
     if digest != ds.sha256:

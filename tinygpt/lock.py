@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from tinygpt.errors import UsageError
+from tinygpt.spelling import option
 
 LOCK_FILE = ".lock"
 
@@ -43,7 +44,7 @@ def _open_locked(path: Path) -> int:
                 except BlockingIOError:
                     raise UsageError(
                         f"{path.parent} is in use by another tinygpt run ({_holder(path)}); wait "
-                        f"for it to finish or use another --out"
+                        f"for it to finish or use another {option('out_dir')}"
                     ) from None
             # The previous holder may have removed the file between our open and our lock:
             # then we hold a lock on a file nobody else can see, so start over.
@@ -66,7 +67,7 @@ def directory_lock(directory: Path) -> Iterator[None]:
     """
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
-        raise UsageError(f"--out {directory} is a file, not a directory")
+        raise UsageError(f"{option('out_dir', directory)} is a file, not a directory")
     # Directories this run creates (the leaf first), removed again if it ends before saving.
     created = [d for d in (directory, *directory.parents) if not d.exists()]
     try:
@@ -76,13 +77,17 @@ def directory_lock(directory: Path) -> Iterator[None]:
     except UsageError:
         raise
     except OSError as exc:
-        raise UsageError(f"cannot write to --out {directory}: {exc.strerror or exc}") from None
+        raise UsageError(
+            f"cannot write to {option('out_dir', directory)}: {exc.strerror or exc}"
+        ) from None
     try:
         os.ftruncate(fd, 0)
         os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode())
     except OSError as exc:
         os.close(fd)
-        raise UsageError(f"cannot write to --out {directory}: {exc.strerror or exc}") from None
+        raise UsageError(
+            f"cannot write to {option('out_dir', directory)}: {exc.strerror or exc}"
+        ) from None
     try:
         yield
     finally:

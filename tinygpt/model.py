@@ -266,6 +266,36 @@ class Block(nn.Module):
         return x, captured
 
 
+@dataclass(frozen=True)
+class ParameterCount:
+    """A model's size. ``total`` counts every parameter once (a tied head is the token
+    embedding); ``position`` is the learned position table's share (gpt2 recipe; 0 with RoPE)."""
+
+    total: int
+    position: int = 0
+
+    def describe(self, exact: bool = False) -> str:
+        """``0.82M parameters (0.80M without position embeddings)``; RoPE: ``0.80M parameters``.
+        ``exact`` writes the numbers in full (818,048)."""
+        number = (lambda n: f"{n:,}") if exact else _millions
+        text = f"{number(self.total)} parameters"
+        if self.position:
+            text += f" ({number(self.total - self.position)} without position embeddings)"
+        return text
+
+    def short(self) -> str:
+        """The total alone, ``0.82M`` (a table column)."""
+        return _millions(self.total)
+
+    def to_dict(self) -> dict[str, int]:
+        """The JSON fields, the same in ``train``, ``runs`` and ``info``."""
+        return {"parameters": self.total, "position_embedding_parameters": self.position}
+
+
+def _millions(n: int) -> str:
+    return f"{n / 1e6:.2f}M"
+
+
 class GPT(nn.Module):
     """The whole model. ``attention`` selects the attention path: ``sdpa`` or ``manual``."""
 
@@ -309,11 +339,10 @@ class GPT(nn.Module):
         elif isinstance(module, nn.Embedding):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
 
-    def num_params(self, non_embedding: bool = True) -> int:
-        n = sum(p.numel() for p in self.parameters())
-        if non_embedding and self.wpe is not None:
-            n -= self.wpe.weight.numel()
-        return n
+    def parameter_count(self) -> ParameterCount:
+        """The one count every command shows (train, runs, info): each parameter once."""
+        position = self.wpe.weight.numel() if self.wpe is not None else 0
+        return ParameterCount(sum(p.numel() for p in self.parameters()), position)
 
     def forward(
         self,

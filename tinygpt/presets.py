@@ -15,6 +15,7 @@ from typing import Any
 
 from tinygpt.config import ModelConfig, TrainConfig, expand_arch
 from tinygpt.errors import UsageError
+from tinygpt.spelling import option
 
 PRESETS: dict[str, dict[str, Any]] = {
     # Trains in about a minute on a laptop CPU; a quick check that everything works.
@@ -102,9 +103,9 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     try:
         raw = p.read_bytes()
     except FileNotFoundError:
-        raise UsageError(f"--config file not found: {p}") from None
+        raise UsageError(f"{option('config')} file not found: {p}") from None
     except OSError as exc:
-        raise UsageError(f"cannot read --config {p}: {exc.strerror or exc}") from None
+        raise UsageError(f"cannot read {option('config', p)}: {exc.strerror or exc}") from None
     try:
         if p.suffix.lower() == ".json":
             data = json.loads(raw)
@@ -112,10 +113,10 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
             data = tomllib.loads(raw.decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
         raise UsageError(
-            f"--config {p} is not valid {p.suffix.lstrip('.') or 'TOML'}: {exc}"
+            f"{option('config', p)} is not valid {p.suffix.lstrip('.') or 'TOML'}: {exc}"
         ) from None
     if not isinstance(data, dict):
-        raise UsageError(f"--config {p} must hold a table of options")
+        raise UsageError(f"{option('config', p)} must hold a table of options")
     flat: dict[str, Any] = {}
     for key, value in data.items():
         if key in ("model", "train") and isinstance(value, dict):
@@ -125,7 +126,7 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     flat = {k.replace("-", "_"): v for k, v in flat.items() if k not in _RECORDED_ONLY}
     unknown = sorted(set(flat) - _option_names())
     if unknown:
-        raise UsageError(f"--config {p}: unknown option(s) {', '.join(unknown)}")
+        raise UsageError(f"{option('config', p)}: unknown option(s) {', '.join(unknown)}")
     return flat
 
 
@@ -136,7 +137,9 @@ def resolve_options(
     merged: dict[str, Any] = {}
     if preset is not None:
         if preset not in PRESETS:
-            raise UsageError(f"unknown --preset {preset!r}; choose one of: {', '.join(PRESETS)}")
+            raise UsageError(
+                f"unknown {option('preset')} {preset!r}; choose one of: {', '.join(PRESETS)}"
+            )
         merged.update(PRESETS[preset])
     if config is not None:
         merged.update(load_config_file(config))

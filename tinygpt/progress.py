@@ -132,7 +132,7 @@ def describe_run(trainer: Trainer, console: Console) -> None:
         f"(vocab {trainer.corpus.tokenizer.vocab_size:,}); train {len(trainer.train_ids):,} / "
         f"val {len(trainer.val_ids):,}\n"
         f"model    {m.arch}: {m.n_layer} layers, {m.n_head} heads, {m.n_embd} wide, "
-        f"block {m.block_size}: {trainer.model.num_params() / 1e6:.2f}M parameters\n"
+        f"block {m.block_size}: {trainer.model.parameter_count().describe()}\n"
         f"optim    {groups_line(trainer.optimizer.groups)}\n"
         f"schedule {describe_schedule(t)}\n"
         f"run      {t.max_steps} steps x {t.effective_batch_size} sequences{per_rank}, "

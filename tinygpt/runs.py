@@ -12,16 +12,15 @@ import torch
 from tinygpt.checkpoint import MANIFEST_FILE, STATE_FILE, find_checkpoint
 from tinygpt.config import ModelConfig
 from tinygpt.errors import TinyGPTError
-from tinygpt.model import GPT
+from tinygpt.model import GPT, ParameterCount
 from tinygpt.optim import describe_groups
 from tinygpt.schedule import describe as describe_schedule
 
 
-def param_counts(config: ModelConfig) -> tuple[int, int]:
-    """(total, non-embedding) parameters, from a model built on the meta device (no memory)."""
+def parameter_count(config: ModelConfig) -> ParameterCount:
+    """The parameters of a model of this shape, from one built on the meta device (no memory)."""
     with torch.device("meta"):
-        model = GPT(config)
-    return model.num_params(non_embedding=False), model.num_params()
+        return GPT(config).parameter_count()
 
 
 def checkpoint_info(directory: str | Path | None = None) -> dict[str, Any]:
@@ -29,13 +28,12 @@ def checkpoint_info(directory: str | Path | None = None) -> dict[str, Any]:
     ck = find_checkpoint(directory)
     state = ck.load_state() if ck.has(STATE_FILE) else {}  # imported models have no state
     m, t = ck.config.model, ck.config.train
-    total, non_embedding = param_counts(m)
+    params = parameter_count(m)
     metrics = ck.metrics()
     best = float(state.get("best_val", math.inf))
     return {
         "checkpoint": str(ck.directory),
-        "parameters": total,
-        "non_embedding_parameters": non_embedding,
+        **params.to_dict(),
         "shape": {
             k: getattr(m, k)
             for k in ("n_layer", "n_head", "n_embd", "block_size", "vocab_size", "dropout", "bias")
@@ -77,6 +75,7 @@ def list_runs(root: Path = Path("checkpoints")) -> list[dict[str, Any]]:
                         k: info[k]
                         for k in (
                             "parameters",
+                            "position_embedding_parameters",
                             "steps",
                             "best_val_loss",
                             "tokens_seen",

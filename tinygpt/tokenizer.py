@@ -13,6 +13,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from tinygpt.errors import TinyGPTError, UsageError
+from tinygpt.spelling import option
 
 # tiktoken names its GPT-2 encoding "gpt2" but ships the identical ranks, pattern and special
 # token as "r50k_base"; accepting either lets a cache holding only r50k_base serve "gpt2".
@@ -60,7 +61,8 @@ class CharTokenizer:
             more = f" and {len(missing) - 20} more" if len(missing) > 20 else ""
             raise UsageError(
                 f"the text has {len(missing)} character(s) the model's vocabulary lacks: "
-                f"{shown}{more}; remove them or train with a BPE --tokenizer such as gpt2"
+                f"{shown}{more}; remove them or train with a BPE {option('tokenizer')} such as "
+                f"gpt2"
             ) from None
 
     def decode(self, ids: list[int]) -> str:
@@ -115,7 +117,7 @@ def _refuse_special(text: str) -> None:
     if ENDOFTEXT in text:
         raise UsageError(
             f"the text contains the literal special token {ENDOFTEXT!r} (at character "
-            f"{text.index(ENDOFTEXT)}); remove it or use --tokenizer char"
+            f"{text.index(ENDOFTEXT)}); remove it or use {option('tokenizer', 'char')}"
         )
 
 
@@ -127,13 +129,15 @@ def _load_tiktoken(tiktoken: Any, name: str) -> Any:
     except ValueError as exc:
         if "Unknown encoding" in str(exc):
             known = ", ".join(["char", *sorted({"gpt2", *tiktoken.list_encoding_names()})])
-            raise UsageError(f"unknown --tokenizer {name!r}; choose one of: {known}") from None
+            raise UsageError(
+                f"unknown {option('tokenizer')} {name!r}; choose one of: {known}"
+            ) from None
         raise
     except Exception as exc:  # network errors come in many types (requests, urllib, OSError)
         raise TinyGPTError(
             f"could not load the tiktoken encoding {name!r} from {where} nor download it "
             f"({type(exc).__name__}); connect to the internet once, or set TIKTOKEN_CACHE_DIR "
-            f"to a directory that holds it, or use --tokenizer char"
+            f"to a directory that holds it, or use {option('tokenizer', 'char')}"
         ) from exc
 
 

@@ -44,11 +44,12 @@ from tinygpt.device import (
 from tinygpt.distributed import DistContext, launch_rank, setup, teardown
 from tinygpt.errors import CheckpointError, Interrupted, TinyGPTError, TrainingDiverged, UsageError
 from tinygpt.lock import directory_lock
-from tinygpt.model import GPT
+from tinygpt.model import GPT, ParameterCount
 from tinygpt.optim import build_optimizers
 from tinygpt.presets import resolve_options
 from tinygpt.schedule import horizon_free, lr_at
 from tinygpt.speed import Slowdown, SpeedWatch
+from tinygpt.spelling import ANY, option
 
 
 @dataclass
@@ -62,6 +63,10 @@ class TrainResult:
     is_main: bool = True  # False on data-parallel ranks other than 0 (they report nothing)
     model: GPT | None = None  # the trained model, in memory
     signal: int = 0  # the stop signal that interrupted the run (SIGINT, SIGTERM, SIGHUP), or 0
+
+    @property
+    def parameters(self) -> ParameterCount | None:
+        return self.model.parameter_count() if self.model is not None else None
 
 
 class TrainerCallback:
@@ -473,7 +478,8 @@ class Trainer:
                 if bad_in_a_row >= cfg.max_bad_steps:
                     raise TrainingDiverged(
                         f"loss or gradients were non-finite for {bad_in_a_row} steps in a row "
-                        f"(at step {self.step}); lower --lr or use --dtype float32. The last "
+                        f"(at step {self.step}); lower {option('lr')} or use "
+                        f"{option('dtype', 'float32')}. The last "
                         f"good checkpoint in {self.out_dir} is unchanged"
                     )
                 tok_s = window_tokens / max(1e-9, self.clock() - window_start)
@@ -504,14 +510,15 @@ class Trainer:
                     evaluating_seconds += eval_seconds
                 if out_of_time:
                     stopped_by_time = True
-                    self.emit("note", f"--max-time {cfg.max_time:g}s reached at step {self.step}")
+                    budget = f"{option('max_time')} {cfg.max_time:g}s"
+                    self.emit("note", f"{budget} reached at step {self.step}")
                     break
                 if cfg.max_time is not None and self.step == cfg.max_steps < step_cap:
                     stopped_by_time = True  # the step planned for the deadline
                     self.emit(
                         "note",
-                        f"--max-time {cfg.max_time:g}s: the schedule planned for the deadline "
-                        f"ended at step {self.step} ({self.clock() - session_start:.0f}s)",
+                        f"{option('max_time')} {cfg.max_time:g}s: the schedule planned for the "
+                        f"deadline ended at step {self.step} ({self.clock() - session_start:.0f}s)",
                     )
             if interrupted:
                 self.save()
@@ -582,24 +589,28 @@ def _train_locked(
     source = None
     if resume:
         if not existing:
-            raise UsageError(f"--resume: no checkpoint in {out} to resume; drop --resume to start")
+            raise UsageError(
+                f"{option('resume')}: no checkpoint in {out} to resume; drop {option('resume')} "
+                f"to start"
+            )
         source = ckpt.open_checkpoint(out)
         run = source.config
         for key, value in model_opts.items():
             if getattr(run.model, key) != value:
                 raise UsageError(
-                    f"--{key.replace('_', '-')} {value} differs from the checkpoint's "
+                    f"{option(key, value)} differs from the checkpoint's "
                     f"{getattr(run.model, key)}; a resumed run keeps its model shape"
                 )
         if "tokenizer" in train_opts and train_opts["tokenizer"] != run.train.tokenizer:
-            raise UsageError("--tokenizer can't change on --resume")
+            raise UsageError(f"{option('tokenizer')} can't change on {option('resume')}")
         train_cfg = TrainConfig(**{**asdict(run.train), **train_opts})
         model_cfg = run.model
     else:
         if existing and not overwrite:
             raise UsageError(
-                f"{out} already holds a checkpoint; pass --resume to continue it, --out DIR to "
-                f"train elsewhere, or --overwrite to replace it"
+                f"{out} already holds a checkpoint; pass {option('resume')} to continue it, "
+                f"{option('out_dir', ANY)} to train elsewhere, or {option('overwrite')} to "
+                f"replace it"
             )
         if existing:  # its first save would refuse a damaged manifest: say so now, not then
             ckpt.check_manifests(out)
