@@ -10,6 +10,13 @@ that head.
 
     python scripts/bench_induction.py --seeds 1 2 3
 
+With ``--variants`` it measures instead what each choice of the preset buys: for the preset and
+for one change at a time (QK-norm on, MLPs on, 2 heads, a 64-character block), the step at which
+a layer-1 head first becomes an induction head (deterministic for a seed, so no quiet machine
+needed), on the default corpus and on harder ones of the same kind.
+
+    python scripts/bench_induction.py --variants --seeds 1 2
+
 Wall times need a quiet machine (other processes on the cores slow every step).
 """
 
@@ -27,7 +34,9 @@ from pathlib import Path
 
 from tinygpt import api
 from tinygpt.attention.labels import head_label, parse_head_label
-from tinygpt.attention.snapshot import phase_change
+from tinygpt.attention.snapshot import first_crossings, phase_change
+from tinygpt.repeats import RepeatsConfig, write_repeats
+from tinygpt.trainer import Trainer, TrainerCallback
 
 NOTE = re.compile(r"^(L(\d+)H\d+) became an induction head at step (\d+)")
 
@@ -88,11 +97,69 @@ def run_seed(seed: int, extra: list[str]) -> dict:
     }
 
 
+VARIANTS: dict[str, dict] = {
+    "preset": {},
+    "QK-norm on": {"qk_norm": True},
+    "MLPs on": {"mlp": True},
+    "2 heads": {"n_head": 2},
+    "block 64": {"block_size": 64},
+}
+CORPORA: dict[str, RepeatsConfig] = {
+    "default": RepeatsConfig(),
+    "2-4 letters, gaps 0-6": RepeatsConfig(min_length=2, max_length=4, max_gap=6),
+    "'abc def.,;', 4-12, gaps 1-30": RepeatsConfig("abc def.,;", 4, 12, 1, 30),
+}
+
+
+class Crossed(Exception):
+    """Raised at the first layer-1+ induction head: the rest of a run can't change that step."""
+
+
+class StopAtInduction(TrainerCallback):
+    def on_evaluate(self, trainer: Trainer, record: dict) -> None:
+        for head, role, step, _ in first_crossings([*trainer.metrics, record]):
+            if role == "induction" and parse_head_label(head)[0] >= 1:
+                raise Crossed(step)
+
+
+def induction_step(data: Path, seed: int, overrides: dict) -> int | None:
+    """The step of the first layer-1+ induction head under the preset with ``overrides``."""
+    with tempfile.TemporaryDirectory() as out:
+        try:
+            api.train(
+                data,
+                out_dir=out,
+                overwrite=True,
+                preset="induction",
+                seed=seed,
+                device="cpu",
+                callbacks=[StopAtInduction()],
+                **overrides,
+            )
+        except Crossed as crossed:
+            return int(crossed.args[0])
+    return None
+
+
+def variants(seeds: list[int]) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        for corpus, cfg in CORPORA.items():
+            data = write_repeats(Path(tmp) / "corpus.txt", cfg)
+            for name, overrides in VARIANTS.items():
+                steps = [induction_step(data, seed, overrides) for seed in seeds]
+                shown = " ".join("never" if s is None else str(s) for s in steps)
+                print(f"{corpus:32} {name:12} first induction head at step: {shown}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--variants", action="store_true", help="what each preset choice buys")
     parser.add_argument("extra", nargs="*", help="more `tinygpt train` options (after --)")
     args = parser.parse_args()
+    if args.variants:
+        variants(args.seeds)
+        return
     rows = [run_seed(seed, args.extra) for seed in args.seeds]
     for r in rows:
         d, p = r["drop"], r["previous_token"]

@@ -692,7 +692,8 @@ def test_query_range_cuts_the_terminal_view_and_the_json(char_checkpoint):
     lines = view.stdout.splitlines()
     start = lines.index("L0H0") + 1
     heat = lines[start : lines.index("", start)]  # the heatmap's rows, up to the blank line
-    assert [row.split()[0] for row in heat] == list(",␣speak.␣F")  # tokens 10..19, labelled
+    assert heat[-1].split() == [",␣speak.␣F", "←", "keys"]  # the key axis under the rows
+    assert [row.split()[0] for row in heat[:-1]] == list(",␣speak.␣F")  # tokens 10..19
     rows = [int(m.group(1)) for m in re.finditer(r"^│(\d+):", view.stdout, re.M)]
     assert rows == list(range(10, 20))  # the strongest-keys table: one row per query in range
     doc = json.loads(_inspect(char_checkpoint, *args, "--json").stdout)
