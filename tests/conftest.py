@@ -59,6 +59,7 @@ def random_gpt(arch: str = "modern", seed: int = 0, attention: str = "sdpa", **s
                 p.normal_(0.0, 0.2)
     return model.eval()
 
+
 SMALL_TEXT = (
     "First Citizen:\nBefore we proceed any further, hear me speak.\n\n"
     "All:\nSpeak, speak.\n\nFirst Citizen:\nYou are all resolved rather to die than to famish?\n\n"

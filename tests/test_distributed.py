@@ -153,15 +153,48 @@ def test_sigterm_to_one_rank_stops_every_rank_at_one_step_and_saves(tmp_path):
     import time
 
     (tmp_path / "small.txt").write_text(SMALL_TEXT)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "TINYGPT_CACHE_DIR": str(tmp_path / "cache"),
-           "NO_COLOR": "1"}
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "TINYGPT_CACHE_DIR": str(tmp_path / "cache"),
+        "NO_COLOR": "1",
+    }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-         "-m", "tinygpt", "train", "small.txt", "--tokenizer", "char", "--n-layer", "1",
-         "--n-head", "2", "--n-embd", "16", "--block-size", "16", "--batch-size", "4",
-         "--device", "cpu", "--max-steps", "1000000", "--eval-every", "1000000",
-         "--out", "out"],
-        cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            "-m",
+            "tinygpt",
+            "train",
+            "small.txt",
+            "--tokenizer",
+            "char",
+            "--n-layer",
+            "1",
+            "--n-head",
+            "2",
+            "--n-embd",
+            "16",
+            "--block-size",
+            "16",
+            "--batch-size",
+            "4",
+            "--device",
+            "cpu",
+            "--max-steps",
+            "1000000",
+            "--eval-every",
+            "1000000",
+            "--out",
+            "out",
+        ],
+        cwd=tmp_path,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     lines = []
     deadline = time.time() + 240

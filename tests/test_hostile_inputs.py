@@ -63,8 +63,21 @@ def test_devices_fifos_and_pipes_are_refused_at_once(ck, tmp_path, command):
     try:
         for source in ("/dev/zero", str(fifo), f"/dev/fd/{read_end}"):
             args = (
-                ["train", source, "--out", "out", "--tokenizer", "char", "--device", "cpu", "-q",
-                 "--max-steps", "2", "--n-layer", "1"]
+                [
+                    "train",
+                    source,
+                    "--out",
+                    "out",
+                    "--tokenizer",
+                    "char",
+                    "--device",
+                    "cpu",
+                    "-q",
+                    "--max-steps",
+                    "2",
+                    "--n-layer",
+                    "1",
+                ]
                 if command == "train"
                 else ["eval", source, "-c", "ck", "--device", "cpu"]
             )
@@ -84,15 +97,20 @@ def test_checkpoint_files_that_are_devices_or_fifos(ck, tmp_path, name, kind):
         os.mkfifo(ck / name)
     else:
         (ck / name).symlink_to("/dev/zero")
-    for args in (["info", "-c", "ck"], ["generate", "-c", "ck", "--max-new-tokens", "2"],
-                 ["runs", "--root", "."]):
+    for args in (
+        ["info", "-c", "ck"],
+        ["generate", "-c", "ck", "--max-new-tokens", "2"],
+        ["runs", "--root", "."],
+    ):
         with time_limit(60):
             code, out, err = run_main(*args, cwd=tmp_path)
         if args[0] == "runs":  # lists the broken run instead of failing
             assert code == 0 and "ck" in out, err
             continue
-        reads = {"info": (ckpt.CONFIG_FILE, ckpt.STATE_FILE),
-                 "generate": (ckpt.CONFIG_FILE, ckpt.MODEL_FILE)}[args[0]]
+        reads = {
+            "info": (ckpt.CONFIG_FILE, ckpt.STATE_FILE),
+            "generate": (ckpt.CONFIG_FILE, ckpt.MODEL_FILE),
+        }[args[0]]
         if name not in reads:
             assert code == 0, err  # e.g. info does not read the weights
             continue
@@ -138,12 +156,15 @@ def _config_with(ck: Path, section: str, key: str, value) -> None:
 
 @pytest.mark.parametrize(
     "section,key,value",
-    [("model", "n_layer", [2]), ("model", "n_head", "2"), ("train", "max_steps", "10"),
-     ("train", "warmup_steps", {"a": 1}), ("model", "dropout", None)],
+    [
+        ("model", "n_layer", [2]),
+        ("model", "n_head", "2"),
+        ("train", "max_steps", "10"),
+        ("train", "warmup_steps", {"a": 1}),
+        ("model", "dropout", None),
+    ],
 )
-def test_bad_config_json_fields_are_checkpoint_errors(
-    trained, ck, tmp_path, section, key, value
-):
+def test_bad_config_json_fields_are_checkpoint_errors(trained, ck, tmp_path, section, key, value):
     _config_with(ck, section, key, value)
     for args in (["info", "-c", "ck"], ["generate", "-c", "ck", "--max-new-tokens", "2"]):
         code, _, err = run_main(*args, cwd=tmp_path)
@@ -167,21 +188,36 @@ def test_config_json_that_is_not_an_object(ck, tmp_path):
 @pytest.mark.parametrize("chars", [[], ["a", "b"], ["ab", "c"], ["a", "a"], "abc", [1, 2]])
 def test_bad_tokenizer_json(ck, tmp_path, chars):
     rehash(ck, ckpt.TOKENIZER_FILE, json.dumps({"type": "char", "chars": chars}).encode())
-    for args in (["generate", "-c", "ck", "--max-new-tokens", "5", "--seed", "1"],
-                 ["inspect-attention", "-c", "ck", "-p", "First"]):
+    for args in (
+        ["generate", "-c", "ck", "--max-new-tokens", "5", "--seed", "1"],
+        ["inspect-attention", "-c", "ck", "-p", "First"],
+    ):
         code, _, err = run_main(*args, cwd=tmp_path)
         assert "tokenizer" in one_line_error(code, err, (1,))
 
 
 def test_malformed_metrics_lines_are_skipped(ck, tmp_path):
     good = (ck / ckpt.METRICS_FILE).read_text()
-    junk = ['1', '[]', '{"step": "x"}', '{"step": 3, "val_loss": "low"}', '{"no": "step"}',
-            '{"step": 4, "heads": {"L0H0": 3}}', '{"step": 5, "heads": [], "val_loss": 1}',
-            '[' * 100000, "not json", '{"step": true}']
+    junk = [
+        "1",
+        "[]",
+        '{"step": "x"}',
+        '{"step": 3, "val_loss": "low"}',
+        '{"no": "step"}',
+        '{"step": 4, "heads": {"L0H0": 3}}',
+        '{"step": 5, "heads": [], "val_loss": 1}',
+        "[" * 100000,
+        "not json",
+        '{"step": true}',
+    ]
     (ck / ckpt.METRICS_FILE).write_text("\n".join(junk) + "\n" + good + "\n".join(junk))
-    for args in (["plot", "-c", "ck"], ["info", "-c", "ck"], ["info", "-c", "ck", "--json"],
-                 ["inspect-attention", "--trajectory", "ck"],
-                 ["train", TEXT, "--out", "ck", "--resume", "--max-steps", "11", "-q"]):
+    for args in (
+        ["plot", "-c", "ck"],
+        ["info", "-c", "ck"],
+        ["info", "-c", "ck", "--json"],
+        ["inspect-attention", "--trajectory", "ck"],
+        ["train", TEXT, "--out", "ck", "--resume", "--max-steps", "11", "-q"],
+    ):
         code, _, err = run_main(*args, cwd=tmp_path)
         assert code == 0, (args, err)
     assert [m["step"] for m in ckpt.read_metrics(ck)] == [5, 10, 11]
@@ -203,31 +239,49 @@ def test_paths_and_names_with_rich_markup_are_shown_as_they_are(ck, tmp_path):
 def test_out_of_range_seed(tmp_path):
     (tmp_path / TEXT).write_text(SMALL_TEXT)
     small = ["--tokenizer", "char", "-q", "--max-steps", "2", "--n-layer", "1", "--device", "cpu"]
-    for args in (["train", TEXT, "--seed", str(10**23), *small],
-                 ["train", TEXT, "--seed", "-1", *small]):
+    for args in (
+        ["train", TEXT, "--seed", str(10**23), *small],
+        ["train", TEXT, "--seed", "-1", *small],
+    ):
         code, _, err = run_main(*args, cwd=tmp_path)
         assert "--seed" in one_line_error(code, err, (2,))
 
 
 def test_wrong_types_in_a_toml_config(tmp_path):
     (tmp_path / TEXT).write_text(SMALL_TEXT)
-    for text, option in (('dropout = "0.1"', "--dropout"), ('grad_clip = "x"', "--grad-clip"),
-                         ("tokenizer = 5", "--tokenizer"), ("n_layer = true", "--n-layer"),
-                         ('[model]\nn_head = 2.5', "--n-head")):
+    for text, option in (
+        ('dropout = "0.1"', "--dropout"),
+        ('grad_clip = "x"', "--grad-clip"),
+        ("tokenizer = 5", "--tokenizer"),
+        ("n_layer = true", "--n-layer"),
+        ("[model]\nn_head = 2.5", "--n-head"),
+    ):
         (tmp_path / "c.toml").write_text(text)
-        code, _, err = run_main("train", TEXT, "--config", "c.toml", "--device", "cpu", "-q",
-                                "--max-steps", "2", cwd=tmp_path)
+        code, _, err = run_main(
+            "train",
+            TEXT,
+            "--config",
+            "c.toml",
+            "--device",
+            "cpu",
+            "-q",
+            "--max-steps",
+            "2",
+            cwd=tmp_path,
+        )
         assert option in one_line_error(code, err, (2,))
 
 
 def test_outputs_into_missing_or_unwritable_directories(ck, tmp_path):
     (tmp_path / "file").write_text("x")
     for target in ("missing/x", "file/x"):
-        for args in (["inspect-attention", "-c", "ck", "-p", "First", "--svg", f"{target}.svg"],
-                     ["inspect-attention", "-c", "ck", "-p", "First", "--png", f"{target}.png"],
-                     ["inspect-attention", "-c", "ck", "-p", "First", "--npz", f"{target}.npz"],
-                     ["plot", "-c", "ck", "--out", f"{target}.svg"],
-                     ["export", target, "-c", "ck"]):
+        for args in (
+            ["inspect-attention", "-c", "ck", "-p", "First", "--svg", f"{target}.svg"],
+            ["inspect-attention", "-c", "ck", "-p", "First", "--png", f"{target}.png"],
+            ["inspect-attention", "-c", "ck", "-p", "First", "--npz", f"{target}.npz"],
+            ["plot", "-c", "ck", "--out", f"{target}.svg"],
+            ["export", target, "-c", "ck"],
+        ):
             code, _, err = run_main(*args, cwd=tmp_path)
             if args[0] == "export" and target.startswith("missing"):
                 assert code == 0, err  # export creates its directory
@@ -242,8 +296,9 @@ def test_a_full_disk_while_writing_metrics(ck, tmp_path, monkeypatch):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(trainer_module.ckpt, "write_metrics", full)
-    code, _, err = run_main("train", TEXT, "--out", "ck", "--resume", "--max-steps", "15", "-q",
-                            cwd=tmp_path)
+    code, _, err = run_main(
+        "train", TEXT, "--out", "ck", "--resume", "--max-steps", "15", "-q", cwd=tmp_path
+    )
     assert "No space left" in one_line_error(code, err, (1,))
     monkeypatch.undo()
     code, out, err = run_main("info", "-c", "ck", "--json", cwd=tmp_path)
@@ -265,8 +320,9 @@ def test_info_shows_no_metrics_of_a_failed_save(ck, tmp_path, monkeypatch):
         real(path, data)
 
     monkeypatch.setattr(ckpt, "atomic_write_bytes", fail_on_pending)
-    code, _, err = run_main("train", TEXT, "--out", "ck", "--resume", "--max-steps", "15", "-q",
-                            cwd=tmp_path)
+    code, _, err = run_main(
+        "train", TEXT, "--out", "ck", "--resume", "--max-steps", "15", "-q", cwd=tmp_path
+    )
     assert "previous checkpoint there is unchanged" in one_line_error(code, err, (1,))
     monkeypatch.undo()
     assert {p.name: p.read_bytes() for p in ck.iterdir()} == before
@@ -287,17 +343,39 @@ def test_ctrl_c_during_generate(ck, tmp_path, monkeypatch):
 
 # -- fault injection over every file of a real checkpoint ------------------------------------
 JSON_VALUES = st.recursive(
-    st.none() | st.booleans() | st.integers(min_value=-(10**30), max_value=10**30)
-    | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
-                                                                 max_size=4),
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(10**30), max_value=10**30)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=10,
 )
-FILES = ("config.json", "tokenizer.json", "model.safetensors", "best.safetensors", "state.pt",
-         "manifest.json", "metrics.jsonl")
+FILES = (
+    "config.json",
+    "tokenizer.json",
+    "model.safetensors",
+    "best.safetensors",
+    "state.pt",
+    "manifest.json",
+    "metrics.jsonl",
+)
 KNOWN_FILES = FILES[:5]
-KINDS = ("truncate", "flip", "random", "append", "empty", "json", "delete", "directory", "fifo",
-         "dev-zero", "pending")
+KINDS = (
+    "truncate",
+    "flip",
+    "random",
+    "append",
+    "empty",
+    "json",
+    "delete",
+    "directory",
+    "fifo",
+    "dev-zero",
+    "pending",
+)
 HOSTILE_NAMES = ("../escaped", "{victim}", "config.json/../../escaped", "..", "", "sub/x")
 COMMANDS = (
     ("info", "-c", "ck"),

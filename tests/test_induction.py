@@ -184,7 +184,7 @@ def test_attention_only_blocks_have_no_mlp(tmp_path: Path) -> None:
     full, attn_only = GPT(ModelConfig(**cfg)), GPT(ModelConfig(**cfg, mlp=False))
     assert not any("mlp" in n or "ln_2" in n for n, _ in attn_only.named_parameters())
     per_mlp = sum(p.numel() for p in full.blocks[0].mlp.parameters())
-    assert full.num_params() - attn_only.num_params() == 2 * per_mlp
+    assert full.parameter_count().total - attn_only.parameter_count().total == 2 * per_mlp
     x = torch.randint(0, 20, (2, 16))
     assert attn_only(x)[0].shape == (2, 16, 20)
 

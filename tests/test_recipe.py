@@ -320,7 +320,7 @@ def test_explain_walks_through_qk_norm_and_the_rotation():
     torch.testing.assert_close(recompute_weights(cap.q, cap.k).float(), cap.weights)
     e = explain(model, run, layer=1, head=2, query=9)
     assert e.weights_match_model and e.qk_norm and e.rotary
-    assert e.q_norm == pytest.approx(8 ** 0.5, rel=1e-3)  # unit RMS over head_dim 8
+    assert e.q_norm == pytest.approx(8**0.5, rel=1e-3)  # unit RMS over head_dim 8
     assert e.projected_q_norm != pytest.approx(e.q_norm, rel=1e-2)
     # 'unrotated' is q·k from the normalised, unrotated vectors; the rotation changes scores
     # except for the key at the query's own position (distance 0: rotation by equal angles).

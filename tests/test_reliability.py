@@ -21,8 +21,20 @@ from tinygpt import checkpoint as ckpt
 from tinygpt.errors import CheckpointError, UsageError
 
 # Flags for a model that trains in a moment (tests must stay short on the old code too).
-SMALL_MODEL = ["--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--block-size", "8",
-               "--batch-size", "4", "--eval-batches", "1"]
+SMALL_MODEL = [
+    "--n-layer",
+    "1",
+    "--n-head",
+    "2",
+    "--n-embd",
+    "16",
+    "--block-size",
+    "8",
+    "--batch-size",
+    "4",
+    "--eval-batches",
+    "1",
+]
 # A tiny run in the gpt2 recipe, so `export` works on it too.
 RUN = {**TINY, "arch": "gpt2", "max_steps": 10, "eval_every": 5}
 
@@ -70,8 +82,21 @@ def test_manifest_names_outside_the_checkpoint_are_corrupt(ck, tmp_path, attack,
     _pending_with(ck, name)
     args = {
         "resume": ["train", "small.txt", "--out", "ck", "--resume", "--max-steps", "11", "-q"],
-        "overwrite": ["train", "small.txt", "--out", "ck", "--overwrite", "--max-steps", "1",
-                      "--tokenizer", "char", "--device", "cpu", "-q", *SMALL_MODEL],
+        "overwrite": [
+            "train",
+            "small.txt",
+            "--out",
+            "ck",
+            "--overwrite",
+            "--max-steps",
+            "1",
+            "--tokenizer",
+            "char",
+            "--device",
+            "cpu",
+            "-q",
+            *SMALL_MODEL,
+        ],
         "info": ["info", "-c", "ck"],
     }[command]
     code, _, err = run_main(*args, cwd=tmp_path)
@@ -110,11 +135,37 @@ def test_export_refuses_a_checkpoint_and_non_empty_directories(ck, trained, tmp_
 # -- 3. SIGTERM and SIGHUP stop like Ctrl-C --------------------------------------------------
 def _start_long_run(cwd: Path, out: Path) -> subprocess.Popen:
     (cwd / "small.txt").write_text(SMALL_TEXT)
-    args = ["--tokenizer", "char", "--n-layer", "1", "--n-head", "2", "--n-embd", "16",
-            "--block-size", "16", "--batch-size", "4", "--device", "cpu"]
+    args = [
+        "--tokenizer",
+        "char",
+        "--n-layer",
+        "1",
+        "--n-head",
+        "2",
+        "--n-embd",
+        "16",
+        "--block-size",
+        "16",
+        "--batch-size",
+        "4",
+        "--device",
+        "cpu",
+    ]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tinygpt", "train", "small.txt", *args, "--out", str(out),
-         "--max-steps", "1000000", "--eval-every", "1000000"],
+        [
+            sys.executable,
+            "-m",
+            "tinygpt",
+            "train",
+            "small.txt",
+            *args,
+            "--out",
+            str(out),
+            "--max-steps",
+            "1000000",
+            "--eval-every",
+            "1000000",
+        ],
         cwd=cwd,
         stderr=subprocess.PIPE,
         text=True,
@@ -173,7 +224,10 @@ def test_overwrite_leaves_no_file_of_the_replaced_run(ck, tmp_path):
 
     assert (ck / ckpt.BEST_FILE).exists()
     result = tinygpt.train(
-        tmp_path / "small.txt", out_dir=ck, overwrite=True, callbacks=[StopAtOnce()],
+        tmp_path / "small.txt",
+        out_dir=ck,
+        overwrite=True,
+        callbacks=[StopAtOnce()],
         **{**RUN, "max_steps": 50, "eval_every": 50},
     )
     assert result.interrupted and result.step == 1
@@ -181,8 +235,7 @@ def test_overwrite_leaves_no_file_of_the_replaced_run(ck, tmp_path):
     assert not opened.has(ckpt.BEST_FILE) and not (ck / ckpt.BEST_FILE).exists()
     assert ckpt.read_metrics(ck) == []
     # eval --best falls back to the new run's weights, not the old run's best
-    code, best, err = run_main("eval", "small.txt", "-c", str(ck), "--best", "--json",
-                               cwd=tmp_path)
+    code, best, err = run_main("eval", "small.txt", "-c", str(ck), "--best", "--json", cwd=tmp_path)
     code2, latest, _ = run_main("eval", "small.txt", "-c", str(ck), "--json", cwd=tmp_path)
     assert code == code2 == 0, err
     assert json.loads(best)["loss"] == json.loads(latest)["loss"]
@@ -191,22 +244,37 @@ def test_overwrite_leaves_no_file_of_the_replaced_run(ck, tmp_path):
 # -- 6. one writer per directory -------------------------------------------------------------
 def test_a_second_writer_is_refused_and_a_stale_lock_taken_over(ck, tmp_path):
     holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import fcntl, os, sys, time\n"
-         "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)\n"
-         "fcntl.flock(fd, fcntl.LOCK_EX)\n"
-         "os.write(fd, b'pid %d' % os.getpid())\n"
-         "print('locked', flush=True)\n"
-         "time.sleep(120)\n",
-         str(ck / ".lock")],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, os, sys, time\n"
+            "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)\n"
+            "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+            "os.write(fd, b'pid %d' % os.getpid())\n"
+            "print('locked', flush=True)\n"
+            "time.sleep(120)\n",
+            str(ck / ".lock"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout.readline().strip() == "locked"
         before = snapshot(ck)
         for extra in (["--resume"], ["--overwrite", "--tokenizer", "char", "--n-layer", "1"]):
-            code, _, err = run_main("train", "small.txt", "--out", "ck", *extra, "-q",
-                                    "--max-steps", "11", "--device", "cpu", cwd=tmp_path)
+            code, _, err = run_main(
+                "train",
+                "small.txt",
+                "--out",
+                "ck",
+                *extra,
+                "-q",
+                "--max-steps",
+                "11",
+                "--device",
+                "cpu",
+                cwd=tmp_path,
+            )
             line = one_line_error(code, err, (2,))
             assert "in use" in line and f"pid {holder.pid}" in line
         assert snapshot(ck) == before
@@ -215,8 +283,9 @@ def test_a_second_writer_is_refused_and_a_stale_lock_taken_over(ck, tmp_path):
         holder.wait()
     # kill -9 left the lock file behind: the next run takes it over
     assert (ck / ".lock").exists()
-    code, _, err = run_main("train", "small.txt", "--out", "ck", "--resume", "--max-steps", "11",
-                            "-q", cwd=tmp_path)
+    code, _, err = run_main(
+        "train", "small.txt", "--out", "ck", "--resume", "--max-steps", "11", "-q", cwd=tmp_path
+    )
     assert code == 0, err
     assert ckpt.open_checkpoint(ck).step == 11 and not (ck / ".lock").exists()
 
@@ -238,8 +307,18 @@ def test_a_second_writer_is_refused_and_a_stale_lock_taken_over(ck, tmp_path):
 )
 def test_non_finite_options_are_refused(tmp_path, source, text):
     (tmp_path / "small.txt").write_text(SMALL_TEXT)
-    args = ["train", "small.txt", "--tokenizer", "char", "--device", "cpu", "-q",
-            "--max-steps", "3", *SMALL_MODEL]
+    args = [
+        "train",
+        "small.txt",
+        "--tokenizer",
+        "char",
+        "--device",
+        "cpu",
+        "-q",
+        "--max-steps",
+        "3",
+        *SMALL_MODEL,
+    ]
     if source == "cli":
         args += text.split()
     else:
@@ -262,17 +341,32 @@ def test_non_finite_config_json_in_a_checkpoint_is_a_checkpoint_error(ck):
 
 # -- 9. tiny contexts, unwritable outputs ----------------------------------------------------
 def test_block_size_one_trains_and_saves(tmp_path, small_text):
-    result = tinygpt.train(small_text, out_dir=tmp_path / "b1", **{**TINY, "block_size": 1,
-                                                                   "max_steps": 4,
-                                                                   "eval_every": 2})
+    result = tinygpt.train(
+        small_text,
+        out_dir=tmp_path / "b1",
+        **{**TINY, "block_size": 1, "max_steps": 4, "eval_every": 2},
+    )
     assert result.step == 4 and ckpt.open_checkpoint(tmp_path / "b1").step == 4
 
 
 def test_an_out_that_is_a_file_fails_before_training(tmp_path):
     (tmp_path / "small.txt").write_text(SMALL_TEXT)
     (tmp_path / "taken").write_text("not a directory")
-    code, _, err = run_main("train", "small.txt", "--out", "taken", "--tokenizer", "char",
-                            "--device", "cpu", "--max-steps", "3", *SMALL_MODEL, "-q", cwd=tmp_path)
+    code, _, err = run_main(
+        "train",
+        "small.txt",
+        "--out",
+        "taken",
+        "--tokenizer",
+        "char",
+        "--device",
+        "cpu",
+        "--max-steps",
+        "3",
+        *SMALL_MODEL,
+        "-q",
+        cwd=tmp_path,
+    )
     assert "is a file" in one_line_error(code, err, (2,))
     assert (tmp_path / "taken").read_text() == "not a directory"
 
@@ -281,8 +375,21 @@ def test_an_out_that_is_a_file_fails_before_training(tmp_path):
 def test_a_read_only_out_fails_before_training(tmp_path):
     (tmp_path / "small.txt").write_text(SMALL_TEXT)
     (tmp_path / "ro").mkdir(mode=0o555)
-    code, _, err = run_main("train", "small.txt", "--out", "ro/run", "--tokenizer", "char",
-                            "--device", "cpu", "--max-steps", "3", *SMALL_MODEL, "-q", cwd=tmp_path)
+    code, _, err = run_main(
+        "train",
+        "small.txt",
+        "--out",
+        "ro/run",
+        "--tokenizer",
+        "char",
+        "--device",
+        "cpu",
+        "--max-steps",
+        "3",
+        *SMALL_MODEL,
+        "-q",
+        cwd=tmp_path,
+    )
     assert "cannot write" in one_line_error(code, err, (2,))
 
 
@@ -298,5 +405,7 @@ def test_a_reader_opened_before_a_save_reads_the_saved_checkpoint(ck):
     ckpt.write_checkpoint(ck, files, step=opened.step + 1)
     reloaded = opened.load_model()  # the new weights, not "corrupt"
     assert opened.step == ckpt.open_checkpoint(ck).step
-    assert all(torch.equal(a, b) for a, b in zip(reloaded.state_dict().values(),
-                                                 model.state_dict().values(), strict=True))
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(reloaded.state_dict().values(), model.state_dict().values(), strict=True)
+    )
