@@ -26,15 +26,21 @@ import argparse
 import os
 import re
 import statistics
+import string
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import torch
+
 from tinygpt import api
 from tinygpt.attention.labels import head_label, parse_head_label
 from tinygpt.attention.snapshot import first_crossings, phase_change
+from tinygpt.config import ModelConfig
+from tinygpt.model import GPT
+from tinygpt.presets import PRESETS
 from tinygpt.repeats import RepeatsConfig, write_repeats
 from tinygpt.trainer import Trainer, TrainerCallback
 
@@ -104,10 +110,15 @@ VARIANTS: dict[str, dict] = {
     "2 heads": {"n_head": 2},
     "block 64": {"block_size": 64},
 }
-CORPORA: dict[str, RepeatsConfig] = {
-    "default": RepeatsConfig(),
-    "2-4 letters, gaps 0-6": RepeatsConfig(min_length=2, max_length=4, max_gap=6),
-    "'abc def.,;', 4-12, gaps 1-30": RepeatsConfig("abc def.,;", 4, 12, 1, 30),
+# name -> (what it is, the corpus): the generator's defaults and harder corpora of the same kind
+CORPORA: dict[str, tuple[str, RepeatsConfig]] = {
+    "default": ("26 letters, 6-16, gaps 0-24", RepeatsConfig()),
+    "short": ("26 letters, 2-4, gaps 0-6", RepeatsConfig(min_length=2, max_length=4, max_gap=6)),
+    "few-letters": ("'abc def.,;', 4-12, gaps 1-30", RepeatsConfig("abc def.,;", 4, 12, 1, 30)),
+    "long": (
+        "62 letters, 10-30, gaps 5-40",
+        RepeatsConfig(string.ascii_letters + string.digits, 10, 30, 5, 40),
+    ),
 }
 
 
@@ -141,24 +152,47 @@ def induction_step(data: Path, seed: int, overrides: dict) -> int | None:
     return None
 
 
-def variants(seeds: list[int]) -> None:
+def step_times(repeats: int = 7, steps: int = 10) -> None:
+    """Forward + backward of the preset's shape with and without MLPs, interleaved, medians."""
+    shape = {k: v for k, v in PRESETS["induction"].items() if k in ModelConfig.__annotations__}
+    x = torch.randint(0, 27, (PRESETS["induction"]["batch_size"], shape["block_size"]))
+    models = {m: GPT(ModelConfig(**{**shape, "vocab_size": 27, "mlp": m})) for m in (False, True)}
+    times: dict[bool, list[float]] = {False: [], True: []}
+    for _ in range(repeats):
+        for mlp, model in models.items():
+            start = time.perf_counter()
+            for _ in range(steps):
+                model(x, x)[1].backward()
+            times[mlp].append((time.perf_counter() - start) / steps)
+    off, on = (statistics.median(times[k]) * 1000 for k in (0, 1))
+    print(
+        f"ms per forward+backward: attention-only {off:.1f}, with MLPs {on:.1f} ({on / off:.2f}x)"
+    )
+
+
+def variants(seeds: list[int], corpora: list[str]) -> None:
+    step_times()
     with tempfile.TemporaryDirectory() as tmp:
-        for corpus, cfg in CORPORA.items():
+        for corpus in corpora:
+            what, cfg = CORPORA[corpus]
             data = write_repeats(Path(tmp) / "corpus.txt", cfg)
             for name, overrides in VARIANTS.items():
                 steps = [induction_step(data, seed, overrides) for seed in seeds]
                 shown = " ".join("never" if s is None else str(s) for s in steps)
-                print(f"{corpus:32} {name:12} first induction head at step: {shown}", flush=True)
+                print(f"{what:30} {name:12} first induction head at step: {shown}", flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--variants", action="store_true", help="what each preset choice buys")
+    parser.add_argument(
+        "--corpora", nargs="+", choices=list(CORPORA), default=list(CORPORA), help="--variants on"
+    )
     parser.add_argument("extra", nargs="*", help="more `tinygpt train` options (after --)")
     args = parser.parse_args()
     if args.variants:
-        variants(args.seeds)
+        variants(args.seeds, args.corpora)
         return
     rows = [run_seed(seed, args.extra) for seed in args.seeds]
     for r in rows:

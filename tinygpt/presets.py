@@ -47,7 +47,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     ),
     # Watch an induction head form (`tinygpt data repeats`; README "Watch an induction head
     # form"): two attention-only layers, as in the induction-head papers, where the circuit forms
-    # soonest (half the time per step of the same shape with MLPs). QK-norm is off: it caps
+    # soonest (MLPs make each step 1.7-1.8x slower and the circuit later). QK-norm is off: it caps
     # |q·k| at the head size, and no head then attends sharply enough to earn a role (best
     # previous-token 0.30, induction 0.19 after 1,000 steps). Four heads and a 128-token block:
     # with two heads, or 64 tokens, some corpora of this kind (short strings, long gaps, a few
