@@ -14,9 +14,11 @@ import re
 import string
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
+from tests.browser import decode_png
 from tests.conftest import one_line_error, random_gpt, run_cli, run_main
 from tinygpt.attention.explain import AFTER_COPY, PREVIOUS, SAME, SELF, key_relation
 from tinygpt.attention.labels import parse_head_label
@@ -178,6 +180,15 @@ def test_phase_change_finds_the_drop_and_the_two_heads() -> None:
     assert parse_head_label("L12H3") == (12, 3)
 
 
+def test_nice_ticks_are_round_and_inside_the_range() -> None:
+    from tinygpt.draw.plot import nice_ticks
+
+    assert nice_ticks(50, 1500) == [500, 1000, 1500]
+    assert nice_ticks(0, 1) == [0, 0.25, 0.5, 0.75, 1]
+    assert nice_ticks(0, 3.6) == [0, 1, 2, 3]
+    assert nice_ticks(2, 2) == [2]
+
+
 # -- attention-only blocks -------------------------------------------------------------------
 def test_attention_only_blocks_have_no_mlp(tmp_path: Path) -> None:
     cfg = dict(vocab_size=20, block_size=16, n_layer=2, n_head=2, n_embd=16)
@@ -247,7 +258,14 @@ def test_trajectory_shows_the_phase_change_and_draws_it(induction_run: Path) -> 
     assert re.search(r"previous-token head\s+\d+\s+L0H\d scored", out.stdout)
     assert re.search(r"induction head\s+\d+\s+L1H\d scored", out.stdout)
     assert "repeat loss fell fastest" in out.stdout
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    pixels = decode_png(png.read_bytes())  # (H, W, 3)
+    h = pixels.shape[0]
+    for series in ((214, 39, 40), (31, 119, 180), (44, 160, 44)):  # repeat loss, the two heads
+        where = np.nonzero((pixels == series).all(-1))
+        assert len(where[0]) > 100, series
+    # the repeat loss is drawn in the top panel, the head scores in the bottom one
+    assert np.nonzero((pixels == (214, 39, 40)).all(-1))[0].max() < h / 2
+    assert np.nonzero((pixels == (44, 160, 44)).all(-1))[0].min() > h / 2 - 20
 
 
 def test_ablating_the_induction_head_puts_the_repeat_loss_back_up(induction_run: Path) -> None:

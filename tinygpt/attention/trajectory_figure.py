@@ -12,6 +12,7 @@ from tinygpt.attention.scores import ROLE_SCORES
 from tinygpt.attention.snapshot import PhaseChange, phase_change
 from tinygpt.draw.font import HEIGHT as FONT_H
 from tinygpt.draw.font import WIDTH as FONT_W
+from tinygpt.draw.plot import nice_ticks
 from tinygpt.draw.png import Canvas
 from tinygpt.errors import UsageError
 
@@ -88,8 +89,9 @@ def trajectory_png(metrics: list[dict[str, Any]]) -> bytes:
         for y_top, *_ in panels:
             for y in range(y_top, y_top + PANEL_H, 6):
                 canvas.rect(x, y, 1, 3, MARK)
+        # Right of the line, low in the scores panel: the scores are high there by then.
         text = f"phase change, step {change.drop.end_step}"
-        canvas.text(x - 4 - FONT_W * len(text), scores_top + 4, text, MARK)
+        canvas.text(x + 4, scores_top + PANEL_H - FONT_H - 4, text, MARK)
     for score in ROLE_SCORES[:2]:  # previous-token and induction: their role thresholds
         y = _y(score.threshold, 0.0, 1.0, scores_top)
         for x in range(LEFT, WIDTH - RIGHT, 8):
@@ -121,17 +123,15 @@ def _panel(
     """Axes, grid, ticks and the series; the legend in the panel's left ``legend_at`` corner
     (where the curves are not: losses start high, scores start low)."""
     (x0, x1), (lo, hi) = xs, ys
-    for i in range(5):  # horizontal grid lines with their values
-        value = lo + i * (hi - lo) / 4
+    for value in nice_ticks(lo, hi):  # horizontal grid lines with their values
         y = _y(value, lo, hi, y_top)
         canvas.rect(LEFT, y, WIDTH - LEFT - RIGHT, 1, GRID)
-        text = f"{value:.2f}"
+        text = f"{value:g}"
         canvas.text(LEFT - 4 - FONT_W * len(text), y - FONT_H // 2, text)
     bottom = y_top + PANEL_H
     canvas.line((LEFT, y_top), (LEFT, bottom), BLACK, 1)
     canvas.line((LEFT, bottom), (WIDTH - RIGHT, bottom), BLACK, 1)
-    for i in range(5):  # step ticks
-        step = x0 + i * (x1 - x0) / 4
+    for step in nice_ticks(x0, x1):
         x = _x(step, x0, x1)
         canvas.rect(x, bottom, 1, 4, BLACK)
         text = f"{step:.0f}"

@@ -96,6 +96,17 @@ def svg_plot(metrics: list[dict[str, Any]], title: str, width: int = 640, height
     return "\n".join(parts)
 
 
+def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
+    """About ``count`` round values (1, 2, 2.5 or 5 times a power of ten apart) in [lo, hi]."""
+    if hi <= lo:
+        return [lo]
+    raw = (hi - lo) / max(1, count - 1)
+    power = 10 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw)
+    first = math.ceil(lo / step - 1e-9) * step
+    return [first + i * step for i in range(int((hi - first) / step + 1e-9) + 1)]
+
+
 def tick_decimals(span: float, ticks: int = 5) -> int:
     """Decimals that tell ``ticks`` evenly spaced values over ``span`` apart (at least 2)."""
     step = span / max(1, ticks - 1)
