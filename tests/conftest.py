@@ -100,7 +100,15 @@ def tiny_run(tmp_path: Path, small_text: Path):
 
 def run_cli(*args: str, cwd: Path | None = None, input: str | None = None, env=None):
     """Run ``python -m tinygpt ARGS`` in a subprocess and return the CompletedProcess."""
-    full_env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "100", **(env or {})}
+    # One torch thread, as in this process: on a shared 2-core machine a subprocess with more
+    # threads than free cores can run many times slower (a 25 s run took over 300 s).
+    full_env = {
+        **os.environ,
+        "NO_COLOR": "1",
+        "COLUMNS": "100",
+        "OMP_NUM_THREADS": "1",
+        **(env or {}),
+    }
     return subprocess.run(
         [sys.executable, "-m", "tinygpt", *args],
         cwd=cwd,
