@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from tinygpt.speed import SpeedRule, SpeedWatch
 from tinygpt.trainer import Trainer, TrainerCallback
@@ -143,3 +144,71 @@ def test_ctrl_c_is_reported_as_a_clean_stop_not_an_error(tmp_path, monkeypatch):
     last = err.strip().splitlines()[-1]
     assert last.startswith("interrupted at step 3 (SIGINT); saved the checkpoint in run"), last
     assert "error" not in err and "--resume" in last
+
+
+# -- fitting torch's threads to the free cores -------------------------------------------------
+@pytest.mark.parametrize(
+    "cores, busy, current, expected",
+    [(2, 0.0, 2, 2), (2, 0.4, 2, 2), (2, 1.0, 2, 1), (2, 3.0, 2, 1), (16, 3.4, 8, 8), (8, 5, 8, 3)],
+)
+def test_threads_for_leaves_the_busy_cores_alone(cores, busy, current, expected):
+    from tinygpt.device import threads_for
+
+    assert threads_for(cores, busy, current) == expected
+
+
+@pytest.fixture
+def two_threads(monkeypatch):
+    """torch at 2 threads on a 2-core machine (the tests otherwise run with 1), restored after."""
+    import os
+
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_a_busy_core_lowers_the_threads_and_says_so(two_threads, monkeypatch):
+    from tinygpt import device
+
+    monkeypatch.setattr(device, "busy_cores", lambda: 1.0)
+    note = device.fit_cpu_threads(torch.device("cpu"))
+    assert torch.get_num_threads() == 1
+    assert "about 1.0 of the 2 CPU cores" in note and "OMP_NUM_THREADS" in note
+
+
+def test_a_quiet_machine_or_a_chosen_count_is_left_alone(two_threads, monkeypatch):
+    from tinygpt import device
+
+    monkeypatch.setattr(device, "busy_cores", lambda: 0.1)
+    assert device.fit_cpu_threads(torch.device("cpu")) is None
+    assert torch.get_num_threads() == 2
+    monkeypatch.setattr(device, "busy_cores", lambda: 1.0)
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")  # the user chose
+    assert device.fit_cpu_threads(torch.device("cpu")) is None
+    assert torch.get_num_threads() == 2
+
+
+def test_busy_cores_reads_the_machine():
+    from tinygpt.device import busy_cores
+
+    busy = busy_cores(0.05)
+    assert busy is None or 0.0 <= busy <= (__import__("os").cpu_count() or 1) + 0.5
+
+
+def test_training_says_it_lowered_the_threads_when_it_starts(two_threads, monkeypatch, tiny_run):
+    from tinygpt import device
+    from tinygpt.trainer import TrainerCallback
+
+    monkeypatch.setattr(device, "busy_cores", lambda: 1.0)
+    notes = []
+
+    class Notes(TrainerCallback):
+        def on_note(self, trainer, message):
+            notes.append(message)
+
+    tiny_run(max_steps=2, eval_every=2, callbacks=[Notes()])
+    assert any("torch thread" in n for n in notes), notes

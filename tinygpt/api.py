@@ -22,7 +22,7 @@ from tinygpt.attention.snapshot import HeadSnapshots
 from tinygpt.checkpoint import Checkpoint, find_checkpoint, open_checkpoint
 from tinygpt.config import ATTENTION_CHOICES, SampleConfig, check_choice
 from tinygpt.data import read_text
-from tinygpt.device import resolve_device
+from tinygpt.device import fit_cpu_threads, resolve_device
 from tinygpt.errors import UsageError
 from tinygpt.evaluation import EvalResult, evaluate_text
 from tinygpt.model import GPT
@@ -42,7 +42,9 @@ def load(
     """Open a checkpoint (default: the newest under ``checkpoints/``) and build its model."""
     check_choice("attention", attention, ATTENTION_CHOICES)
     ck = find_checkpoint(checkpoint)
-    model = ck.load_model(resolve_device(device), attention=attention, best=best)
+    target = resolve_device(device)
+    fit_cpu_threads(target)  # sampling with more threads than free cores: 50x slower, seen here
+    model = ck.load_model(target, attention=attention, best=best)
     return model.eval(), ck.tokenizer, ck
 
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import time
+from pathlib import Path
 
 import torch
 
@@ -72,3 +75,58 @@ def configure_backends(device: torch.device) -> None:
 def default_compile(device: torch.device) -> bool:
     # Compilation pays off on CUDA; on CPU and MPS the minutes of compile time rarely do.
     return device.type == "cuda"
+
+
+# Environment variables through which a user chooses the thread count: then tinygpt doesn't.
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+BUSY_SAMPLE_S = 0.25  # how long the machine is watched at start-up
+
+
+def busy_cores(interval: float = BUSY_SAMPLE_S) -> float | None:
+    """Cores' worth of CPU that other processes used over ``interval`` seconds (Linux's
+    /proc/stat, less this process's own time); None where that can't be read."""
+
+    def sample() -> tuple[float, float]:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+        return sum(fields[:8]) - idle, time.process_time()
+
+    try:
+        (busy0, own0), start = sample(), time.perf_counter()
+        time.sleep(interval)
+        (busy1, own1), elapsed = sample(), time.perf_counter() - start
+        ticks = os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+    return max(0.0, ((busy1 - busy0) / ticks - (own1 - own0)) / elapsed)
+
+
+def threads_for(cores: int, busy: float, current: int) -> int:
+    """Torch threads for a CPU run: no more than the cores other processes leave free (at
+    least one). More threads than free cores makes every step wait on a descheduled thread:
+    seen here as 10x slower training and 50x slower sampling with one core taken."""
+    free = max(1, cores - round(busy))
+    return max(1, min(current, free))
+
+
+def fit_cpu_threads(device: torch.device) -> str | None:
+    """On the CPU, unless the user chose (OMP_NUM_THREADS), use only the free cores; returns
+    a note saying so when it lowered the thread count."""
+    if device.type != "cpu" or any(os.environ.get(v) for v in THREAD_VARIABLES):
+        return None
+    cores = os.cpu_count() or 1
+    current = torch.get_num_threads()
+    if current <= 1:
+        return None
+    busy = busy_cores()
+    if busy is None:
+        return None
+    threads = threads_for(cores, busy, current)
+    if threads >= current:
+        return None
+    torch.set_num_threads(threads)
+    return (
+        f"other processes are using about {busy:.1f} of the {cores} CPU cores: running with "
+        f"{threads} torch thread{'s' if threads > 1 else ''} instead of {current} "
+        f"(set OMP_NUM_THREADS to choose)"
+    )

@@ -38,6 +38,7 @@ from tinygpt.device import (
     autocast,
     configure_backends,
     default_compile,
+    fit_cpu_threads,
     resolve_device,
     resolve_dtype,
 )
@@ -187,6 +188,8 @@ class Trainer:
             self.device = torch.device("cuda", self.dist.local_rank)
         self.dtype = resolve_dtype(cfg.dtype, self.device)
         configure_backends(self.device)
+        # Said once the run starts (a display is listening by then).
+        self.startup_notes = [n for n in [fit_cpu_threads(self.device)] if n]
         self.train_ids, self.val_ids = corpus.split(cfg.val_fraction)
         check_split_lengths(self.train_ids, self.val_ids, mcfg.block_size)
 
@@ -236,6 +239,8 @@ class Trainer:
     @contextmanager
     def _events(self) -> Iterator[None]:
         self.emit("start")
+        for message in self.startup_notes:
+            self.emit("note", message)
         try:
             yield
         finally:
