@@ -287,7 +287,8 @@ def trajectory(metrics: list[dict], width: int = 80) -> Group:
     )
     roles = [(s.column, s.key) for s in HEADLINE_SCORES if s.role]
     has_repeat = any("repeat_loss" in m for m in records)
-    losses = ["val", *(["rep.loss"] if has_repeat else []), "ind.loss", "icl"]
+    # Short headers keep the table inside 80 columns, where rich would cut the numbers.
+    losses = ["val", *(["rep"] if has_repeat else []), "probe", "icl"]
     for name in ("step", *losses):
         table.add_column(name, justify="right", no_wrap=True)
     for name, _ in roles:  # "0.25 L2H2": never cut the head's name
@@ -325,8 +326,8 @@ def trajectory(metrics: list[dict], width: int = 80) -> Group:
         note,
         phase_change_table(phase_change(records)),
         Text(
-            "columns per role: the highest score over all heads and which head; rep.loss: loss "
-            "right after a repeated run of 3 tokens in the validation text; ind.loss: loss on "
+            "columns per role: the highest score over all heads and which head; rep: loss "
+            "right after a repeated run of 3 tokens in the validation text; probe: loss on "
             "the second copy of random tokens; icl: loss late in the context minus early "
             "(negative = context helps)",
             style="dim",
