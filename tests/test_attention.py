@@ -451,8 +451,12 @@ def test_training_records_head_snapshots_and_cli_shows_the_trajectory(char_check
         env={"COLUMNS": "80", "NO_COLOR": "1"},
     )
     assert proc.returncode == 0, proc.stderr
-    assert "Trajectory" in proc.stdout and "ind.loss" in proc.stdout
+    assert "Trajectory" in proc.stdout and " probe " in proc.stdout
     assert max(len(line) for line in proc.stdout.splitlines()) <= 80
+    # no cell cut short: every row of the table ends in a whole head label
+    rows = [ln for ln in proc.stdout.splitlines() if ln.strip()[:1].isdigit()]
+    assert rows and all(re.search(r"L\d+H\d+$", row.rstrip()) for row in rows), rows
+    assert "…" not in proc.stdout
 
 
 def test_readme_trajectory_example_shows_the_run_it_reads():
