@@ -367,3 +367,15 @@ def test_the_preset_works_on_other_corpora_of_this_kind(
     last = metrics[-1]
     prev = max(s["previous_token"] for h, s in last["heads"].items() if h.startswith("L0"))
     assert prev >= 3 * last["chance"]["previous_token"]
+
+
+def test_the_run_header_names_the_recipe_and_what_differs() -> None:
+    from tinygpt.config import GPT2_RECIPE, MODEL_SWITCHES
+    from tinygpt.presets import PRESETS
+
+    shape = {k: v for k, v in PRESETS["induction"].items() if k in ModelConfig.__annotations__}
+    assert ModelConfig(**shape).arch_description == "modern, qk_norm=False, attention-only"
+    assert ModelConfig().arch_description == "modern"
+    gpt2 = {k: GPT2_RECIPE[k] for k in MODEL_SWITCHES}
+    assert ModelConfig(**gpt2).arch_description == "gpt2"
+    assert ModelConfig(**{**gpt2, "position": "rope"}).arch_description == "gpt2, position=rope"

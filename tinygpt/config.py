@@ -208,6 +208,23 @@ class ModelConfig:
         return "custom"
 
     @property
+    def arch_description(self) -> str:
+        """The recipe in words: ``modern``, ``gpt2``, or the nearer of the two and what
+        differs from it (``modern, qk_norm=False``), and ``attention-only`` without MLPs."""
+        default = ModelConfig.__dataclass_fields__
+        sets = {
+            "modern": {k: default[k].default for k in MODEL_SWITCHES},
+            "gpt2": {k: GPT2_RECIPE[k] for k in MODEL_SWITCHES},
+        }
+        differ = {
+            name: [f"{k}={getattr(self, k)}" for k, v in switches.items() if getattr(self, k) != v]
+            for name, switches in sets.items()
+        }
+        base = min(differ, key=lambda name: len(differ[name]))
+        parts = [base, *differ[base]] + ([] if self.mlp else ["attention-only"])
+        return ", ".join(parts)
+
+    @property
     def head_dim(self) -> int:
         return self.n_embd // self.n_head
 

@@ -131,7 +131,7 @@ def describe_run(trainer: Trainer, console: Console) -> None:
         f"({'cached' if trainer.corpus.from_cache else 'tokenized'}), tokenizer {t.tokenizer} "
         f"(vocab {trainer.corpus.tokenizer.vocab_size:,}); train {len(trainer.train_ids):,} / "
         f"val {len(trainer.val_ids):,}\n"
-        f"model    {m.arch}: {m.n_layer} layers, {m.n_head} heads, {m.n_embd} wide, "
+        f"model    {m.arch_description}: {m.n_layer} layers, {m.n_head} heads, {m.n_embd} wide, "
         f"block {m.block_size}: {trainer.model.parameter_count().describe()}\n"
         f"optim    {groups_line(trainer.optimizer.groups)}\n"
         f"schedule {describe_schedule(t)}\n"
