@@ -409,3 +409,23 @@ def test_a_reader_opened_before_a_save_reads_the_saved_checkpoint(ck):
         torch.equal(a, b)
         for a, b in zip(reloaded.state_dict().values(), model.state_dict().values(), strict=True)
     )
+
+
+def test_the_default_checkpoint_is_not_one_still_training(tiny_run, tmp_path):
+    """generate/inspect without --checkpoint take the newest run, but not one whose training is
+    still going (it saves every few minutes and would always look newest)."""
+    import time
+
+    from tinygpt.checkpoint import latest_checkpoint
+    from tinygpt.lock import directory_lock, in_use
+
+    older = tiny_run("older", max_steps=2, eval_every=2).out_dir
+    time.sleep(0.05)
+    newer = tiny_run("newer", max_steps=2, eval_every=2).out_dir
+    assert latest_checkpoint(tmp_path) == newer and not in_use(newer)
+    with directory_lock(newer):  # as a training run holds it
+        assert in_use(newer)
+        assert latest_checkpoint(tmp_path) == older
+    assert latest_checkpoint(tmp_path) == newer
+    with directory_lock(newer), directory_lock(older):  # every one training: still the newest
+        assert latest_checkpoint(tmp_path) == newer

@@ -52,6 +52,7 @@ from tinygpt.fileio import (
     remove_stale_temps,
     sha256,
 )
+from tinygpt.lock import in_use
 
 # The run's log lives beside the checkpoint; its reader and writer are re-exported here.
 from tinygpt.metrics import METRICS_FILE as METRICS_FILE
@@ -520,14 +521,18 @@ def is_checkpoint(directory: Path) -> bool:
 
 
 def latest_checkpoint(root: Path = Path("checkpoints")) -> Path:
-    """The most recently saved checkpoint under ``root`` (what generate uses by default)."""
+    """The most recently saved checkpoint under ``root`` that no run is training right now
+    (what generate and inspect-attention use by default)."""
     candidates = [p.parent for p in root.glob(f"*/{MANIFEST_FILE}")] if root.is_dir() else []
     if not candidates:
         raise CheckpointError(
             f"no checkpoints under {root}/; train one with `tinygpt train FILE` "
             f"or pass {option('checkpoint')}"
         )
-    return max(candidates, key=lambda p: (p / MANIFEST_FILE).stat().st_mtime)
+    # A run still training saves every few minutes and would always look newest; prefer the
+    # newest one that is finished (or interrupted), unless every one is still training.
+    settled = [p for p in candidates if not in_use(p)] or candidates
+    return max(settled, key=lambda p: (p / MANIFEST_FILE).stat().st_mtime)
 
 
 def find_checkpoint(directory: str | Path | None = None) -> Checkpoint:

@@ -58,6 +58,27 @@ def _open_locked(path: Path) -> int:
         os.close(fd)
 
 
+def in_use(directory: Path) -> bool:
+    """Whether a tinygpt run holds ``directory``'s writer lock right now (False where locks
+    don't exist)."""
+    path = Path(directory) / LOCK_FILE
+    if fcntl is None or not path.is_file():
+        return False
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)  # closing drops the shared lock at once, if it was taken
+    return False
+
+
 @contextlib.contextmanager
 def directory_lock(directory: Path) -> Iterator[None]:
     """Hold ``directory``'s writer lock (creating the directory) for the ``with`` block.
