@@ -77,21 +77,37 @@ def svg_plot(metrics: list[dict[str, Any]], title: str, width: int = 640, height
         f'y2="{height - bottom}" stroke="black"/>',
         f'<line x1="{left}" y1="{top}" x2="{left}" y2="{height - bottom}" stroke="black"/>',
     ]
-    for i in range(5):
-        y = y0 + i * (y1 - y0) / 4
+    for y in nice_ticks(y0, y1):  # loss ticks, with light grid lines
         _, py = px(x0, y)
-        parts.append(f'<text x="{left - 6}" y="{py + 4:.1f}" text-anchor="end">{y:.2f}</text>')
-    parts.append(f'<text x="{left}" y="{height - 12}">{x0:g}</text>')
+        parts.append(
+            f'<line x1="{left}" y1="{py:.1f}" x2="{width - right}" y2="{py:.1f}" stroke="#ddd"/>'
+        )
+        parts.append(f'<text x="{left - 6}" y="{py + 4:.1f}" text-anchor="end">{y:g}</text>')
+    for x in nice_ticks(x0, x1):  # step ticks
+        pxx, _ = px(x, y0)
+        parts.append(
+            f'<line x1="{pxx:.1f}" y1="{height - bottom}" x2="{pxx:.1f}" '
+            f'y2="{height - bottom + 4}" stroke="black"/>'
+        )
+        parts.append(
+            f'<text x="{pxx:.1f}" y="{height - bottom + 16}" text-anchor="middle">{x:g}</text>'
+        )
+    parts.append(f'<text x="{(left + width - right) / 2}" y="{height - 6}">step</text>')
     parts.append(
-        f'<text x="{width - right}" y="{height - 12}" text-anchor="end">step {x1:g}</text>'
+        f'<text x="14" y="{(top + height - bottom) / 2}" '
+        f'transform="rotate(-90 14 {(top + height - bottom) / 2})">loss</text>'
     )
     for i, (label, _, color, points) in enumerate(series):
         rgb = f"rgb{color}"
         coords = " ".join(f"{a:.1f},{b:.1f}" for a, b in (px(x, y) for x, y in points))
         parts.append(f'<polyline points="{coords}" fill="none" stroke="{rgb}" stroke-width="2"/>')
+        ly = top + 16 * i
+        lx = width - right - 100
         parts.append(
-            f'<text x="{width - right - 80}" y="{top + 16 * i}" fill="{rgb}">{escape(label)}</text>'
+            f'<line x1="{lx}" y1="{ly - 4}" x2="{lx + 16}" y2="{ly - 4}" stroke="{rgb}" '
+            f'stroke-width="2"/>'
         )
+        parts.append(f'<text x="{lx + 22}" y="{ly}" fill="{rgb}">{escape(label)}</text>')
     parts.append("</svg>")
     return "\n".join(parts)
 
