@@ -38,6 +38,12 @@ TINY = dict(
     device="cpu",
 )
 
+# The smallest model the CLI subprocess tests train (long runs they interrupt or resume).
+MICRO_ARGS = [
+    *("--tokenizer", "char", "--n-layer", "1", "--n-head", "2"),
+    *("--n-embd", "16", "--block-size", "16", "--batch-size", "4"),
+]
+
 # The 2019 recipe's switches, for tests that build GPT-2's exact structure by hand.
 from tinygpt.config import ARCHITECTURES, MODEL_SWITCHES  # noqa: E402
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from tests.conftest import SMALL_TEXT, TINY
+from tests.conftest import MICRO_ARGS, SMALL_TEXT, TINY
 
 OPTIONS = {**TINY, "max_steps": 6, "eval_every": 3, "dropout": 0.0}
 
@@ -76,18 +76,7 @@ def test_only_rank_zero_wrote_files(ddp_run):
 def test_torchrun_cli_trains_and_resumes(tmp_path):
     (tmp_path / "small.txt").write_text(SMALL_TEXT)
     args = [
-        "--tokenizer",
-        "char",
-        "--n-layer",
-        "1",
-        "--n-head",
-        "2",
-        "--n-embd",
-        "16",
-        "--block-size",
-        "16",
-        "--batch-size",
-        "4",
+        *MICRO_ARGS,
         "--eval-every",
         "5",
         "--eval-batches",
@@ -170,18 +159,7 @@ def test_sigterm_to_one_rank_stops_every_rank_at_one_step_and_saves(tmp_path):
             "tinygpt",
             "train",
             "small.txt",
-            "--tokenizer",
-            "char",
-            "--n-layer",
-            "1",
-            "--n-head",
-            "2",
-            "--n-embd",
-            "16",
-            "--block-size",
-            "16",
-            "--batch-size",
-            "4",
+            *MICRO_ARGS,
             "--device",
             "cpu",
             "--max-steps",

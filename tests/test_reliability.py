@@ -16,7 +16,7 @@ import pytest
 import torch
 
 import tinygpt
-from tests.conftest import SMALL_TEXT, TINY, one_line_error, rehash, run_main
+from tests.conftest import MICRO_ARGS, SMALL_TEXT, TINY, one_line_error, rehash, run_main
 from tinygpt import checkpoint as ckpt
 from tinygpt.errors import CheckpointError, UsageError
 
@@ -136,18 +136,7 @@ def test_export_refuses_a_checkpoint_and_non_empty_directories(ck, trained, tmp_
 def _start_long_run(cwd: Path, out: Path) -> subprocess.Popen:
     (cwd / "small.txt").write_text(SMALL_TEXT)
     args = [
-        "--tokenizer",
-        "char",
-        "--n-layer",
-        "1",
-        "--n-head",
-        "2",
-        "--n-embd",
-        "16",
-        "--block-size",
-        "16",
-        "--batch-size",
-        "4",
+        *MICRO_ARGS,
         "--device",
         "cpu",
     ]
