@@ -2,6 +2,7 @@ import hashlib
 import http.server
 import json
 import threading
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -68,6 +69,19 @@ def test_offline_says_where_the_file_goes_and_where_to_get_it(tmp_path, monkeypa
     assert str(tmp_path / "data" / "tinyshakespeare.txt") in message  # the full path
     assert datasets.DATASETS["shakespeare"].url in message  # where to get it (not the mirror)
     assert not (tmp_path / "data").exists()
+
+
+def test_offline_names_the_public_source_once(tmp_path, monkeypatch):
+    public = datasets.DATASETS["shakespeare"]
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(
+        datasets, "DATASETS", {"shakespeare": replace(public, url="http://127.0.0.1:9/input.txt")}
+    )
+    with pytest.raises(TinyGPTError) as info:
+        datasets.fetch("shakespeare", Path("data"), quiet=True)
+    message = str(info.value)
+    assert message.count("http://127.0.0.1:9/input.txt") == 1, message
+    assert "get that file elsewhere" in message
 
 
 def test_a_wrong_file_already_there_is_named_not_the_download(tmp_path, monkeypatch):

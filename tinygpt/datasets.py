@@ -67,9 +67,11 @@ def fetch(
         data = _download(source, ds.size, quiet)
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
         reason = getattr(exc, "reason", None) or exc
+        # Name the public source once: again only when a mirror (--url) was what failed.
+        what = "that file" if source == ds.url else ds.url
         raise TinyGPTError(
             f"could not download {name} from {source} ({reason}); on a machine without network, "
-            f"get {ds.url} elsewhere and copy it to {target.resolve()}"
+            f"get {what} elsewhere and copy it to {target.resolve()}"
         ) from None
     digest = sha256(data)
     if digest != ds.sha256:
