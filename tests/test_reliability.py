@@ -338,24 +338,16 @@ def test_block_size_one_trains_and_saves(tmp_path, small_text):
     assert result.step == 4 and ckpt.open_checkpoint(tmp_path / "b1").step == 4
 
 
+def _train_briefly(cwd, out: str) -> tuple[int, str, str]:
+    """A 3-step train of small.txt into ``out``: what the --out checks below are run on."""
+    args = ("--tokenizer", "char", "--device", "cpu", "--max-steps", "3", *SMALL_MODEL, "-q")
+    return run_main("train", "small.txt", "--out", out, *args, cwd=cwd)
+
+
 def test_an_out_that_is_a_file_fails_before_training(tmp_path):
     (tmp_path / "small.txt").write_text(SMALL_TEXT)
     (tmp_path / "taken").write_text("not a directory")
-    code, _, err = run_main(
-        "train",
-        "small.txt",
-        "--out",
-        "taken",
-        "--tokenizer",
-        "char",
-        "--device",
-        "cpu",
-        "--max-steps",
-        "3",
-        *SMALL_MODEL,
-        "-q",
-        cwd=tmp_path,
-    )
+    code, _, err = _train_briefly(tmp_path, "taken")
     assert "is a file" in one_line_error(code, err, (2,))
     assert (tmp_path / "taken").read_text() == "not a directory"
 
@@ -364,21 +356,7 @@ def test_an_out_that_is_a_file_fails_before_training(tmp_path):
 def test_a_read_only_out_fails_before_training(tmp_path):
     (tmp_path / "small.txt").write_text(SMALL_TEXT)
     (tmp_path / "ro").mkdir(mode=0o555)
-    code, _, err = run_main(
-        "train",
-        "small.txt",
-        "--out",
-        "ro/run",
-        "--tokenizer",
-        "char",
-        "--device",
-        "cpu",
-        "--max-steps",
-        "3",
-        *SMALL_MODEL,
-        "-q",
-        cwd=tmp_path,
-    )
+    code, _, err = _train_briefly(tmp_path, "ro/run")
     assert "cannot write" in one_line_error(code, err, (2,))
 
 

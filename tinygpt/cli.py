@@ -16,6 +16,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable
+from dataclasses import fields
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -810,7 +811,6 @@ def data(
     repeated-strings corpus for watching an induction head form (`tinygpt data repeats`)."""
     from tinygpt.datasets import fetch
 
-    repeats_only = ("alphabet", "min_length", "max_length", "min_gap", "max_gap", "lines", "seed")
     if name == "repeats":
         if _given(ctx, "url"):
             raise UsageError("--url applies only to downloads; repeats is written here")
@@ -819,7 +819,7 @@ def data(
         cfg = RepeatsConfig(alphabet, min_length, max_length, min_gap, max_gap, lines, seed)
         path = write_repeats(directory / REPEATS_FILE, cfg)
     else:
-        given = [o for o in repeats_only if _given(ctx, o)]
+        given = [f.name for f in fields(RepeatsConfig) if _given(ctx, f.name)]
         if given:
             raise UsageError(f"--{given[0].replace('_', '-')} applies only to `data repeats`")
         path = fetch(name, directory, url=url)

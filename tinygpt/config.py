@@ -197,29 +197,28 @@ class ModelConfig:
         _check_size(self)
         return self
 
-    @property
-    def arch(self) -> str:
-        """``modern`` or ``gpt2`` when the switches match that set, else ``custom``."""
-        if all(getattr(self, k) == GPT2_RECIPE[k] for k in MODEL_SWITCHES):
-            return "gpt2"
-        default = ModelConfig.__dataclass_fields__
-        if all(getattr(self, k) == default[k].default for k in MODEL_SWITCHES):
-            return "modern"
-        return "custom"
-
-    @property
-    def arch_description(self) -> str:
-        """The recipe in words: ``modern``, ``gpt2``, or the nearer of the two and what
-        differs from it (``modern, qk_norm=False``), and ``attention-only`` without MLPs."""
+    def _differences(self) -> dict[str, list[str]]:
+        """For each named recipe, the switches this config sets otherwise."""
         default = ModelConfig.__dataclass_fields__
         sets = {
             "modern": {k: default[k].default for k in MODEL_SWITCHES},
             "gpt2": {k: GPT2_RECIPE[k] for k in MODEL_SWITCHES},
         }
-        differ = {
+        return {
             name: [f"{k}={getattr(self, k)}" for k, v in switches.items() if getattr(self, k) != v]
             for name, switches in sets.items()
         }
+
+    @property
+    def arch(self) -> str:
+        """``modern`` or ``gpt2`` when the switches match that set, else ``custom``."""
+        return next((name for name, d in self._differences().items() if not d), "custom")
+
+    @property
+    def arch_description(self) -> str:
+        """The recipe in words: ``modern``, ``gpt2``, or the nearer of the two and what
+        differs from it (``modern, qk_norm=False``), and ``attention-only`` without MLPs."""
+        differ = self._differences()
         base = min(differ, key=lambda name: len(differ[name]))
         parts = [base, *differ[base]] + ([] if self.mlp else ["attention-only"])
         return ", ".join(parts)

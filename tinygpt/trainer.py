@@ -189,7 +189,8 @@ class Trainer:
         self.dtype = resolve_dtype(cfg.dtype, self.device)
         configure_backends(self.device)
         # Said once the run starts (a display is listening by then).
-        self.startup_notes = [n for n in [fit_cpu_threads(self.device)] if n]
+        threads_note = fit_cpu_threads(self.device)
+        self.startup_notes = [threads_note] if threads_note else []
         self.train_ids, self.val_ids = corpus.split(cfg.val_fraction)
         check_split_lengths(self.train_ids, self.val_ids, mcfg.block_size)
 

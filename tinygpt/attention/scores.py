@@ -65,6 +65,7 @@ SCORES = (
     Score("entropy_normalised", "ent", snapshot=True, headline=True),
 )
 ROLE_SCORES = tuple(s for s in SCORES if s.role)
+BY_ROLE = {s.role: s for s in ROLE_SCORES}  # "induction" -> its Score (key, threshold)
 TABLE_SCORES = tuple(s for s in SCORES if s.column)
 SNAPSHOT_KEYS = tuple(s.key for s in SCORES if s.snapshot)
 HEADLINE_SCORES = tuple(s for s in SCORES if s.headline)

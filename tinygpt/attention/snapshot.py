@@ -23,13 +23,12 @@ from tinygpt.attention.probes import (
     line_break_ids,
     repeat_loss,
 )
-from tinygpt.attention.scores import ROLE_SCORES, SNAPSHOT_KEYS, all_head_scores, clears
+from tinygpt.attention.scores import BY_ROLE, ROLE_SCORES, SNAPSHOT_KEYS, all_head_scores, clears
 from tinygpt.data import BatchSampler
 from tinygpt.device import autocast
 from tinygpt.model import GPT
 from tinygpt.trainer import Trainer, TrainerCallback
 
-_ROLE_KEY = {s.role: s.key for s in ROLE_SCORES}
 # The induction probe repeats this many random tokens twice; with fewer there is no second-copy
 # token left to predict (block size 1 or 2, or a one-character vocabulary).
 MIN_PROBE_LENGTH = 2
@@ -71,31 +70,30 @@ class HeadSnapshots(TrainerCallback):
     and says (a ``note`` event) when a head first earns a role, as it happens."""
 
     def __init__(self) -> None:
-        self.history: list[dict[str, Any]] = []
+        self.announced: set[tuple[str, str]] = set()  # (head, role) already earned
+        self.avoid: tuple[int, ...] = ()  # token ids the induction probe never draws
 
     def on_start(self, trainer: Trainer) -> None:
         # A resumed run has its earlier evaluations: a role earned then is not news now.
-        self.history = [r for r in trainer.metrics if "heads" in r]
+        self.announced = {(head, role) for head, role, *_ in first_crossings(trainer.metrics)}
+        self.avoid = line_break_ids(trainer.corpus.tokenizer, trainer.model.config.vocab_size)
 
     def on_evaluate(self, trainer: Trainer, record: dict[str, Any]) -> None:
         self._snapshot(trainer, record)
-        if "heads" not in record:
-            return
-        seen = {(head, role) for head, role, *_ in first_crossings(self.history)}
-        self.history.append(record)
-        for head, role, step, score in first_crossings(self.history):
-            if (head, role) not in seen:
-                chance = record["chance"].get(_ROLE_KEY[role], 0.0)
-                article = "an" if role[0] in "aeiou" else "a"
-                trainer.emit(
-                    "note",
-                    f"{head} became {article} {role} head at step {step} ({score:.2f}, chance "
-                    f"{chance:.2f})",
-                )
+        for head, role, step, score in first_crossings([record]):
+            if (head, role) in self.announced:
+                continue
+            self.announced.add((head, role))
+            chance = record["chance"].get(BY_ROLE[role].key, 0.0)
+            article = "an" if role[0] in "aeiou" else "a"
+            trainer.emit(
+                "note",
+                f"{head} became {article} {role} head at step {step} ({score:.2f}, chance "
+                f"{chance:.2f})",
+            )
 
     def _snapshot(self, trainer: Trainer, record: dict[str, Any]) -> None:
-        avoid = line_break_ids(trainer.corpus.tokenizer, trainer.model.config.vocab_size)
-        if default_probe_length(trainer.model, avoid) < MIN_PROBE_LENGTH:
+        if default_probe_length(trainer.model, self.avoid) < MIN_PROBE_LENGTH:
             return  # a context (or vocabulary) too small for the probes: no snapshot
         block = trainer.run.model.block_size
         probe = [int(i) for i in trainer.val_ids[:block]]
@@ -104,7 +102,7 @@ class HeadSnapshots(TrainerCallback):
         )
         windows = sampler.rows(trainer.device)
         with autocast(trainer.device, trainer.dtype):
-            record.update(probe_snapshot(trainer.model, probe, windows, avoid))
+            record.update(probe_snapshot(trainer.model, probe, windows, self.avoid))
 
 
 def first_crossings(metrics: list[dict[str, Any]]) -> list[tuple[str, str, int, float]]:
@@ -180,9 +178,8 @@ def phase_change(records: list[dict[str, Any]]) -> PhaseChange:
     """The phase change of a run (see :class:`PhaseChange`); parts it never reached are None."""
     chance_at = {int(r["step"]): r.get("chance", {}) for r in records}
     crossings = [
-        Crossing(head, role, step, score, float(chance_at[step].get(key, 0.0)))
+        Crossing(head, role, step, score, float(chance_at[step].get(BY_ROLE[role].key, 0.0)))
         for head, role, step, score in first_crossings(records)
-        for key in [next(s.key for s in ROLE_SCORES if s.role == role)]
     ]
     prev = _first([c for c in crossings if c.role == "previous-token"])
     later = [c for c in crossings if c.role == "induction"]

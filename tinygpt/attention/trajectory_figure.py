@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tinygpt.attention.labels import parse_head_label
-from tinygpt.attention.scores import ROLE_SCORES
+from tinygpt.attention.scores import BY_ROLE
 from tinygpt.attention.snapshot import PhaseChange, phase_change
 from tinygpt.draw.font import HEIGHT as FONT_H
 from tinygpt.draw.font import WIDTH as FONT_W
@@ -53,13 +53,12 @@ def _series(records: list[dict[str, Any]], change: PhaseChange) -> tuple[list, l
         if points:
             losses.append(Series(label, color, points))
     scores = []
-    role_key = {s.role: s.key for s in ROLE_SCORES}
     for crossing, role, fallback_layer, color in (
         (change.previous_token, "previous-token", 0, (31, 119, 180)),
         (change.induction, "induction", 1, (44, 160, 44)),
     ):
         layer = parse_head_label(crossing.head)[0] if crossing else fallback_layer
-        points = _best_in_layer(records, role_key[role], layer)
+        points = _best_in_layer(records, BY_ROLE[role].key, layer)
         if points:
             scores.append(Series(f"best {role} score, layer {layer}", color, points))
     return losses, scores
@@ -92,7 +91,7 @@ def trajectory_png(metrics: list[dict[str, Any]]) -> bytes:
         # Right of the line, low in the scores panel: the scores are high there by then.
         text = f"phase change, step {change.drop.end_step}"
         canvas.text(x + 4, scores_top + PANEL_H - FONT_H - 4, text, MARK)
-    for score in ROLE_SCORES[:2]:  # previous-token and induction: their role thresholds
+    for score in (BY_ROLE["previous-token"], BY_ROLE["induction"]):  # the role thresholds
         y = _y(score.threshold, 0.0, 1.0, scores_top)
         for x in range(LEFT, WIDTH - RIGHT, 8):
             canvas.rect(x, y, 4, 1, MARK)
