@@ -67,6 +67,7 @@ MAX_WIDTH = 1 << 16
 MAX_VOCAB = 1 << 24
 MAX_BLOCK_SIZE = 1 << 20
 MAX_KV_ELEMENTS = 1 << 32  # keys and values of one full-length sequence, all layers
+MAX_ALTERNATIVES = 100  # per token in --json; more is a dump of the vocabulary, not a view
 MAX_SEED = (1 << 63) - (1 << 20)  # torch takes 64-bit seeds; the run adds small offsets to it
 
 # Declared field types -> (accepted Python types, how a message names them).
@@ -75,6 +76,7 @@ _TYPES: dict[str, tuple[tuple[type, ...], str]] = {
     "float": ((int, float), "a number"),
     "bool": ((bool,), "true or false"),
     "str": ((str,), "a string"),
+    "tuple[str,...]": ((tuple, list), "a list of texts"),
 }
 
 
@@ -339,6 +341,10 @@ class SampleConfig:
     seed: int | None = None
     num_samples: int = 1
     kv_cache: bool = True
+    # A sample ends where one of these texts first appears (the text itself is not kept).
+    stop: tuple[str, ...] = ()
+    # With each generated token, the model's K most likely tokens and their probabilities.
+    alternatives: int = 0
 
     def validate(self) -> SampleConfig:
         _check_types(self)
@@ -357,6 +363,18 @@ class SampleConfig:
         if self.num_samples <= 0:
             raise UsageError(
                 f"{_option('num_samples')} must be a positive integer, got {self.num_samples}"
+            )
+        if self.seed is not None and self.seed + self.num_samples - 1 > MAX_SEED:
+            raise UsageError(
+                f"{_option('seed')} + {_option('num_samples')} must stay within {MAX_SEED}"
+                " (sample i uses seed + i)"
+            )
+        if any(not isinstance(s, str) or not s for s in self.stop):
+            raise UsageError(f"{_option('stop')} needs a non-empty text")
+        if not 0 <= self.alternatives <= MAX_ALTERNATIVES:
+            raise UsageError(
+                f"{_option('alternatives')} must be between 0 and {MAX_ALTERNATIVES}, "
+                f"got {self.alternatives}"
             )
         return self
 

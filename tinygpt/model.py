@@ -63,16 +63,34 @@ HeadHook = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 class KVCache:
-    """Preallocated keys and values for every layer, filled left to right during generation."""
+    """Preallocated keys and values for every layer, filled left to right during generation.
+
+    Two ways in: :meth:`GPT.forward` appends a chunk at ``length`` (the prompt, a refill after the
+    window jumps), and :meth:`GPT.step` writes one token at the position held in the tensor
+    ``position``. The step reads nothing from the host and keeps every shape fixed, so one CUDA
+    graph of it can be replayed at any position."""
 
     def __init__(
-        self, config: ModelConfig, batch_size: int, device: torch.device, dtype: torch.dtype
+        self,
+        config: ModelConfig,
+        batch_size: int,
+        device: torch.device,
+        dtype: torch.dtype,
+        rotary: Rotary | None = None,
     ) -> None:
         shape = (config.n_layer, batch_size, config.n_head, config.block_size, config.head_dim)
-        # Never read before written: attention only sees positions < length.
-        self.k = torch.empty(shape, device=device, dtype=dtype)
-        self.v = torch.empty(shape, device=device, dtype=dtype)
+        # Zeros, not empty: the step masks positions not yet written, but a masked weight of 0
+        # times a NaN left in uninitialised memory would still be NaN.
+        self.k = torch.zeros(shape, device=device, dtype=dtype)
+        self.v = torch.zeros(shape, device=device, dtype=dtype)
         self.length = 0  # tokens stored so far (the same for every layer)
+        self.position = torch.zeros(1, dtype=torch.long, device=device)  # the step's position
+        # Row p: the keys a query at position p sees (0..p); the step picks its row on the device.
+        size = config.block_size
+        self.visible = torch.ones(size, size, dtype=torch.bool, device=device).tril()
+        # Per position, RoPE as one (head_dim x head_dim) matrix: one matmul a layer per token
+        # instead of the half-split, four products and a concatenation.
+        self.rotations = rotary.matrices().to(dtype) if rotary is not None else None
 
     def append(
         self, layer: int, k: torch.Tensor, v: torch.Tensor
@@ -121,6 +139,13 @@ class Rotary(nn.Module):
             cos, sin = cos.to(x.dtype), sin.to(x.dtype)
         x1, x2 = x.chunk(2, dim=-1)
         return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
+
+    def matrices(self) -> torch.Tensor:
+        """(positions, head_dim, head_dim): ``x @ matrices()[p]`` is ``x`` rotated at position p."""
+        cos, sin = torch.diag_embed(self.cos), torch.diag_embed(self.sin)
+        top = torch.cat((cos, sin), dim=-1)  # x1's share of both output halves
+        bottom = torch.cat((-sin, cos), dim=-1)  # x2's
+        return torch.cat((top, bottom), dim=-2)
 
 
 class CausalSelfAttention(nn.Module):
@@ -225,6 +250,33 @@ class CausalSelfAttention(nn.Module):
         y = y.transpose(1, 2).contiguous().view(b, t, c)  # concatenate the heads
         return self.resid_dropout(self.c_proj(y)), captured
 
+    def step(
+        self,
+        x: torch.Tensor,
+        cache: KVCache,
+        layer: int,
+        visible: torch.Tensor,
+        rotation: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """One new token per row (x: B, 1, C) at ``cache.position``; inference only.
+
+        The same numbers as :meth:`forward` with as few operations as possible: the keys go into
+        the cache at a position read on the device, and attention runs over the whole
+        preallocated cache with the not-yet-written positions masked, so every shape is fixed."""
+        b = x.size(0)
+        qkv = self.c_attn(x).view(b, 3 * self.n_head, 1, self.head_dim)
+        qk, v = qkv.split((2 * self.n_head, self.n_head), dim=1)
+        if self.q_norm is not None:
+            qk = self.q_norm(qk)
+        if rotation is not None:
+            qk = qk @ rotation
+        q, k = qk.split(self.n_head, dim=1)
+        keys, values = cache.k[layer], cache.v[layer]
+        keys.index_copy_(2, cache.position, k)
+        values.index_copy_(2, cache.position, v)
+        y = F.scaled_dot_product_attention(q, keys, values, attn_mask=visible)
+        return self.c_proj(y.reshape(b, 1, -1))
+
 
 class MLP(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
@@ -264,6 +316,19 @@ class Block(nn.Module):
         if self.mlp is not None:
             x = x + self.mlp(self.ln_2(x))
         return x, captured
+
+    def step(
+        self,
+        x: torch.Tensor,
+        cache: KVCache,
+        layer: int,
+        visible: torch.Tensor,
+        rotation: torch.Tensor | None,
+    ) -> torch.Tensor:
+        x = x + self.attn.step(self.ln_1(x), cache, layer, visible, rotation)
+        if self.mlp is not None:
+            x = x + self.mlp(self.ln_2(x))
+        return x
 
 
 @dataclass(frozen=True)
@@ -380,15 +445,47 @@ class GPT(nn.Module):
         x = self.ln_f(x)
         if last_only:
             x = x[:, -1:, :]
+        logits = self.head(x)
+        loss = None
+        if targets is not None:
+            loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten())
+        return logits, loss, captures
+
+    def head(self, x: torch.Tensor) -> torch.Tensor:
+        """The LM head on the final norm's output: logits, soft-capped where the recipe caps."""
         logits = self.lm_head(x)
         cap = self.config.logit_softcap
         if cap > 0:
             # Soft-capping (Gemma 2): bounded logits keep the loss from rewarding overconfidence.
             logits = cap * torch.tanh(logits.float() / cap)
-        loss = None
-        if targets is not None:
-            loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten())
-        return logits, loss, captures
+        return logits
+
+    def new_cache(self, batch_size: int) -> KVCache:
+        """An empty KV cache for ``batch_size`` rows on the model's device and dtype."""
+        weight = self.wte.weight
+        rotary = self.blocks[0].attn.rotary
+        return KVCache(self.config, batch_size, weight.device, weight.dtype, rotary)
+
+    @torch.inference_mode()
+    def step(self, idx: torch.Tensor, cache: KVCache) -> torch.Tensor:
+        """Logits (B, vocab) for one new token per row, ``idx`` (B, 1), at ``cache.position``.
+
+        The sampler's per-token path: what :meth:`forward` computes for that token given the
+        cached keys, with no dropout, hooks or captures, no host synchronisation and fixed
+        shapes (a CUDA graph captures it once). The caller sets ``cache.position``."""
+        position = cache.position
+        x = self.wte(idx)
+        if self.wpe is not None:
+            x = x + self.wpe(position)
+        if self.ln_emb is not None:
+            x = self.ln_emb(x)
+        visible = cache.visible.index_select(0, position)  # (1, block): broadcast over rows
+        rotation = None
+        if cache.rotations is not None:
+            rotation = cache.rotations.index_select(0, position)[0]
+        for i, block in enumerate(self.blocks):
+            x = block.step(x, cache, i, visible, rotation)
+        return self.head(self.ln_f(x))[:, 0]
 
     def parameter_roles(self) -> dict[str, list[nn.Parameter]]:
         """Every parameter once, by role: ``matrices`` (the blocks' 2-D weights), ``embeddings``

@@ -1,0 +1,60 @@
+"""Choosing each row's next token from the model's logits: temperature, top-k, top-p, greedy,
+and the model's own top alternatives with their probabilities."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from tinygpt.config import SampleConfig
+
+
+def filter_logits(logits: torch.Tensor, top_k: int | None, top_p: float | None) -> torch.Tensor:
+    """Set to -inf every logit outside the top-k and outside the top-p (nucleus) mass."""
+    if top_k is not None and top_k < logits.size(-1):
+        kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p is not None and top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
+        probs = torch.softmax(sorted_logits, dim=-1)
+        # Drop a token when the mass before it already reaches top_p (the first always stays).
+        drop_sorted = (probs.cumsum(dim=-1) - probs) >= top_p
+        drop = drop_sorted.scatter(-1, order, drop_sorted)
+        logits = logits.masked_fill(drop, float("-inf"))
+    return logits
+
+
+def choose(
+    logits: torch.Tensor, cfg: SampleConfig, generators: list[torch.Generator | None]
+) -> torch.Tensor:
+    """The next token id of each row of ``logits`` (B, vocab); temperature 0 is greedy.
+
+    Row i draws from ``generators[i]`` alone, so a row's sample depends on its own seed and
+    not on the batch it was drawn in."""
+    if cfg.temperature == 0:
+        return logits.argmax(dim=-1)
+    logits = filter_logits(logits.float() / cfg.temperature, cfg.top_k, cfg.top_p)
+    probs = torch.softmax(logits, dim=-1)
+    draws = [
+        torch.multinomial(probs[i : i + 1], 1, generator=generator)
+        for i, generator in enumerate(generators)
+    ]
+    return torch.cat(draws).view(-1)
+
+
+@dataclass(frozen=True)
+class Alternatives:
+    """One step's view of the model's distribution (temperature 1, before any filtering)."""
+
+    ids: list[list[int]]  # per row, the K most likely tokens, most likely first
+    probs: list[list[float]]  # their probabilities
+    taken_logprob: list[float]  # per row, the log-probability of the token that was taken
+
+
+def alternatives(logits: torch.Tensor, taken: torch.Tensor, k: int) -> Alternatives:
+    """The top ``k`` tokens of each row's distribution and the log-probability of ``taken``."""
+    logprobs = torch.log_softmax(logits.float(), dim=-1)
+    top = logprobs.topk(min(k, logprobs.size(-1)), dim=-1)
+    taken_lp = logprobs.gather(-1, taken.view(-1, 1)).view(-1)
+    return Alternatives(top.indices.tolist(), top.values.exp().tolist(), taken_lp.tolist())

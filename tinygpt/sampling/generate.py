@@ -1,0 +1,187 @@
+"""Samples as text: N rows drawn as one batch, each ending on its own (a stop text or the token
+limit), streamed to the reader in order, the first sample live."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from tinygpt.config import SampleConfig
+from tinygpt.model import GPT
+from tinygpt.sampling.stops import StopMatcher
+from tinygpt.sampling.text import StreamDecoder, encode_prompt, token_text
+from tinygpt.sampling.tokens import Step, make_generator, row_seeds, sample_tokens
+from tinygpt.tokenizer import Tokenizer
+
+SEPARATOR = "\n" + "-" * 40 + "\n"  # between samples in the streamed text
+
+
+@dataclass
+class Sample:
+    """One sample: its text (the prompt, then what was generated up to any stop text) and how
+    it ended: ``"stop"`` (``stop`` says which text) or ``"length"`` (the token limit)."""
+
+    text: str
+    seed: int
+    new_tokens: int = 0
+    finish: str = "length"
+    stop: str | None = None
+    tokens: list[dict[str, Any]] = field(default_factory=list)  # with alternatives only
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "seed": self.seed,
+            "new_tokens": self.new_tokens,
+            "finish": self.finish,
+            "stop": self.stop,
+        }
+        if self.tokens:
+            data["tokens"] = self.tokens
+        return data
+
+
+@dataclass
+class GenerationResult:
+    samples: list[str]
+    new_tokens: int
+    seconds: float
+    notices: list[str] = field(default_factory=list)
+    details: list[Sample] = field(default_factory=list)
+
+    @property
+    def tokens_per_sec(self) -> float:
+        return self.new_tokens / self.seconds if self.seconds > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "samples": self.samples,
+            "new_tokens": self.new_tokens,
+            "seconds": round(self.seconds, 6),
+            "tokens_per_sec": round(self.tokens_per_sec, 3),
+            "sample_details": [d.to_dict() for d in self.details],
+        }
+
+
+class Row:
+    """One sample being written: bytes to characters, characters past the stop texts."""
+
+    def __init__(self, tokenizer: Tokenizer, cfg: SampleConfig, prompt_text: str, seed: int):
+        self.tokenizer = tokenizer
+        self.utf8 = StreamDecoder(tokenizer)
+        self.stops = StopMatcher(cfg.stop)
+        self.sample = Sample(prompt_text, seed)
+        self.done = False
+
+    def feed(self, step: Step, row: int) -> str:
+        """Take this row's token of ``step``; return the text it releases."""
+        token_id = step.ids[row]
+        self.sample.new_tokens += 1
+        if step.alternatives is not None:
+            self.sample.tokens.append(self._record(token_id, step, row))
+        return self._release(self.utf8.feed(token_id))
+
+    def close(self) -> str:
+        """At the token limit: the last partial character and any text held back."""
+        text = self._release(self.utf8.flush())
+        if not self.done:
+            held = self.stops.flush()
+            self.sample.text += held
+            text += held
+        self.done = True
+        return text
+
+    def _release(self, piece: str) -> str:
+        text = self.stops.feed(piece)
+        if self.stops.found is not None:
+            self.done = True
+            self.sample.finish, self.sample.stop = "stop", self.stops.found
+        self.sample.text += text
+        return text
+
+    def _record(self, token_id: int, step: Step, row: int) -> dict[str, Any]:
+        alt = step.alternatives
+        assert alt is not None
+        return {
+            "id": token_id,
+            "text": token_text(self.tokenizer, token_id),
+            "logprob": round(alt.taken_logprob[row], 6),
+            "alternatives": [
+                {"id": i, "text": token_text(self.tokenizer, i), "prob": round(p, 6)}
+                for i, p in zip(alt.ids[row], alt.probs[row], strict=True)
+            ],
+        }
+
+
+class InOrder:
+    """Streams sample 0 live; later samples are held until every sample before them ended, then
+    shown at once and continued live."""
+
+    def __init__(self, on_text: Callable[[str], None] | None, count: int) -> None:
+        self.on_text = on_text
+        self.held: list[list[str]] = [[] for _ in range(count)]
+        self.ended = [False] * count
+        self.current = 0
+
+    def write(self, row: int, text: str) -> None:
+        if not text or self.on_text is None:
+            return
+        if row == self.current:
+            self.on_text(text)
+        else:
+            self.held[row].append(text)
+
+    def end(self, row: int) -> None:
+        self.ended[row] = True
+        while self.current < len(self.ended) and self.ended[self.current]:
+            self.current += 1
+            if self.current < len(self.ended) and self.on_text is not None:
+                self.on_text(SEPARATOR + "".join(self.held[self.current]))
+                self.held[self.current] = []
+
+
+def generate_text(
+    model: GPT,
+    tokenizer: Tokenizer,
+    prompt: str,
+    cfg: SampleConfig,
+    on_text: Callable[[str], None] | None = None,
+    graph: bool | None = None,
+) -> GenerationResult:
+    """Sample ``cfg.num_samples`` continuations as one batch, calling ``on_text`` with each piece
+    as it comes, sample after sample. Sample i uses seed ``cfg.seed + i``.
+
+    The reported time covers the sampling loop only (not model loading or tokenization)."""
+    cfg.validate()
+    device = model.wte.weight.device
+    prompt_ids, notices = encode_prompt(tokenizer, prompt, model.config.block_size)
+    prompt_text = tokenizer.decode(prompt_ids) if prompt else ""
+    seeds = row_seeds(cfg.seed, cfg.num_samples)
+    rows = [Row(tokenizer, cfg, prompt_text, seed) for seed in seeds]
+    out = InOrder(on_text, len(rows))
+    for i in range(len(rows)):
+        out.write(i, prompt_text)
+    generators: list[torch.Generator | None] = [make_generator(device, s) for s in seeds]
+    t0 = time.perf_counter()
+    for step in sample_tokens(model, prompt_ids, cfg, generators, graph=graph):
+        for i, row in enumerate(rows):
+            if not row.done:
+                out.write(i, row.feed(step, i))
+                if row.done:
+                    out.end(i)
+        if all(row.done for row in rows):
+            break
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - t0
+    for i, row in enumerate(rows):
+        if not row.done:
+            out.write(i, row.close())
+            out.end(i)
+    samples = [row.sample for row in rows]
+    return GenerationResult(
+        [s.text for s in samples], sum(s.new_tokens for s in samples), seconds, notices, samples
+    )
