@@ -106,3 +106,87 @@ def test_stream_decoder_handles_split_utf8():
 def test_out_of_range_sampling_parameters(change):
     with pytest.raises(UsageError):
         SampleConfig(**change).validate()
+
+
+LETTERS = CharTokenizer([chr(ord("a") + i) for i in range(30)])
+
+
+@pytest.mark.parametrize("arch", ["modern", "gpt2"])
+@pytest.mark.parametrize("kv_cache", [True, False])
+def test_batched_samples_equal_the_same_seeds_one_by_one(arch, kv_cache):
+    m = random_gpt(arch, vocab_size=30, block_size=16, n_layer=2, n_head=2, n_embd=32)
+    cfg = dict(max_new_tokens=40, seed=11, kv_cache=kv_cache, top_p=0.9)  # 40: past the block
+    batch = generate_text(m, LETTERS, "abc", SampleConfig(num_samples=4, **cfg))
+    alone = [
+        generate_text(m, LETTERS, "abc", SampleConfig(**{**cfg, "seed": 11 + i})).samples[0]
+        for i in range(4)
+    ]
+    assert batch.samples == alone
+    assert len(set(alone)) == 4
+    assert [d.seed for d in batch.details] == [11, 12, 13, 14]
+    assert batch.new_tokens == 4 * 40
+
+
+def test_each_row_stops_on_its_own_and_streams_in_order():
+    m = model()
+    base = generate_text(m, LETTERS, "ab", SampleConfig(max_new_tokens=30, seed=5, num_samples=3))
+    # A stop text that ends the first sample early (two characters: across a token boundary).
+    stop = base.samples[0][6:8]
+    pieces = []
+    cfg = SampleConfig(max_new_tokens=30, seed=5, num_samples=3, stop=(stop,))
+    result = generate_text(m, LETTERS, "ab", cfg, pieces.append)
+    for full, cut, detail in zip(base.samples, result.samples, result.details, strict=True):
+        index = full.find(stop, 2)
+        assert cut == (full if index < 0 else full[:index])
+        assert detail.finish == ("length" if index < 0 else "stop")
+        assert detail.stop == (None if index < 0 else stop)
+        assert detail.new_tokens == (30 if index < 0 else index - 2 + len(stop))
+    assert result.details[0].finish == "stop"
+    separator = "\n" + "-" * 40 + "\n"
+    assert "".join(pieces) == separator.join(result.samples)
+
+
+def test_a_stop_in_the_prompt_does_not_end_the_sample():
+    result = generate_text(model(), LETTERS, "abc", SampleConfig(max_new_tokens=5, stop=("b",)))
+    assert result.samples[0].startswith("abc")
+    assert "b" not in result.samples[0][3:]
+
+
+@pytest.mark.parametrize("k", [1, 3, 30])
+def test_alternatives_are_the_models_distribution(k):
+    m = model()
+    cfg = SampleConfig(max_new_tokens=20, seed=2, top_k=3, alternatives=k)
+    result = generate_text(m, LETTERS, "ab", cfg)
+    tokens = result.details[0].tokens
+    assert len(tokens) == 20
+    ids = LETTERS.encode(result.samples[0][2:])
+    for record, taken in zip(tokens, ids, strict=True):
+        probs = [a["prob"] for a in record["alternatives"]]
+        assert len(probs) == k and probs == sorted(probs, reverse=True)
+        assert sum(probs) <= 1 + 1e-5 and record["id"] == taken
+        listed = {a["id"]: a["prob"] for a in record["alternatives"]}
+        if k >= 3:  # top-k 3 sampling: the token taken is among the model's 3 most likely
+            assert taken in listed
+            assert listed[taken] == pytest.approx(2.718281828 ** record["logprob"], abs=1e-5)
+    assert result.to_dict()["sample_details"][0]["tokens"][0]["alternatives"][0]["text"]
+
+
+def test_json_says_how_each_sample_ended():
+    result = generate_text(model(), LETTERS, "ab", SampleConfig(max_new_tokens=3, num_samples=2))
+    details = result.to_dict()["sample_details"]
+    assert [d["finish"] for d in details] == ["length", "length"]
+    assert "tokens" not in details[0]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"stop": ("",)},
+        {"alternatives": -1},
+        {"alternatives": 101},
+        {"seed": 2**63 - 2**20, "num_samples": 2},
+    ],
+)
+def test_out_of_range_stop_alternatives_and_seeds(change):
+    with pytest.raises(UsageError):
+        SampleConfig(**change).validate()

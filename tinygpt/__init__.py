@@ -30,6 +30,7 @@ _EXPORTS = {
     "UsageError": "tinygpt.errors",
     "evaluate": "tinygpt.api",
     "generate": "tinygpt.api",
+    "interactive_session": "tinygpt.api",
     "load": "tinygpt.api",
     "train": "tinygpt.api",
 }

@@ -28,6 +28,7 @@ from tinygpt.evaluation import EvalResult, evaluate_text
 from tinygpt.model import GPT
 from tinygpt.progress import ProgressDisplay
 from tinygpt.sampling import GenerationResult, encode_prompt, generate_text
+from tinygpt.sampling.interactive import interactive
 from tinygpt.tokenizer import Tokenizer
 from tinygpt.trainer import TrainerCallback, TrainResult
 from tinygpt.trainer import train as run_training
@@ -78,10 +79,38 @@ def generate(
     on_text: Callable[[str], None] | None = None,
     **sample_options: object,
 ) -> GenerationResult:
-    """Sample from a checkpoint; ``sample_options`` are :class:`SampleConfig` fields."""
-    cfg = SampleConfig(**sample_options).validate()  # type: ignore[arg-type]
+    """Sample from a checkpoint; ``sample_options`` are :class:`SampleConfig` fields
+    (``num_samples=4, stop=["\\n\\n"], alternatives=5``, ...)."""
+    cfg = sample_config(sample_options)
     model, tokenizer, _ = load(checkpoint, device, attention)
     return generate_text(model, tokenizer, prompt, cfg, on_text=on_text)
+
+
+def interactive_session(
+    checkpoint: str | Path | None,
+    read_line: Callable[[], str],
+    write: Callable[[str], None],
+    *,
+    device: str = "auto",
+    attention: str = "auto",
+    **sample_options: object,
+) -> int:
+    """Load a checkpoint once, then continue each prompt ``read_line`` returns, streaming the
+    sample to ``write``, until ``read_line`` raises EOFError; see
+    :func:`tinygpt.sampling.interactive.interactive`. Returns the number of samples."""
+    cfg = sample_config(sample_options)
+    model, tokenizer, _ = load(checkpoint, device, attention)
+    return interactive(model, tokenizer, cfg, read_line, write)
+
+
+def sample_config(options: dict[str, object]) -> SampleConfig:
+    """A validated :class:`SampleConfig`; stop texts may come as any sequence of strings."""
+    stop = options.get("stop", ())
+    if isinstance(stop, str):  # one stop text, not its characters
+        stop = (stop,)
+    if isinstance(stop, list | tuple):
+        options = {**options, "stop": tuple(stop)}
+    return SampleConfig(**options).validate()  # type: ignore[arg-type]
 
 
 def evaluate(

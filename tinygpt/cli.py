@@ -335,8 +335,37 @@ def generate(
         float | None,
         typer.Option(help="Nucleus sampling: smallest set with this probability mass."),
     ] = None,
-    seed: Annotated[int | None, typer.Option(help="Random seed (same seed, same sample).")] = None,
-    num_samples: Annotated[int, typer.Option(help="Independent samples.")] = _S.num_samples,
+    seed: Annotated[
+        int | None, typer.Option(help="Random seed (same seed, same sample; sample i: seed+i).")
+    ] = None,
+    num_samples: Annotated[
+        int, typer.Option(help="Independent samples, drawn as one batch.")
+    ] = _S.num_samples,
+    stop: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--stop",
+            metavar="TEXT",
+            help="End a sample where TEXT first appears (not printed); repeatable; "
+            "\\n and \\t are a newline and a tab.",
+        ),
+    ] = None,
+    alternatives: Annotated[
+        int,
+        typer.Option(
+            metavar="K",
+            help="With --json: each token's K most likely alternatives and their probabilities.",
+        ),
+    ] = _S.alternatives,
+    interactive: Annotated[
+        bool,
+        typer.Option(
+            "--interactive",
+            "-i",
+            help="Prompt after prompt, the model loaded once (Ctrl-C stops a sample, "
+            "Ctrl-D leaves).",
+        ),
+    ] = False,
     kv_cache: Annotated[
         bool,
         typer.Option(
@@ -353,14 +382,7 @@ def generate(
     """Sample text from a trained checkpoint, streaming it as it is produced."""
     from tinygpt.api import generate as run_generate
 
-    if prompt == "-":
-        prompt = sys.stdin.read()
-    result = run_generate(
-        checkpoint,
-        prompt,
-        device=device,
-        attention=attention,
-        on_text=None if json_out else _write_stdout,
+    options: dict[str, Any] = dict(
         max_new_tokens=max_new_tokens,
         temperature=temperature,
         top_k=top_k if top_k is not None else _S.top_k,
@@ -368,6 +390,19 @@ def generate(
         seed=seed,
         num_samples=num_samples,
         kv_cache=kv_cache,
+        stop=tuple(_unescape(s) for s in stop or ()),
+        alternatives=alternatives,
+    )
+    if alternatives and not json_out:
+        raise UsageError("--alternatives goes with --json (the alternatives are listed there)")
+    if interactive:
+        _interactive(checkpoint, prompt, json_out, device, attention, options)
+        return
+    if prompt == "-":
+        prompt = sys.stdin.read()
+    on_text = None if json_out else _write_stdout
+    result = run_generate(
+        checkpoint, prompt, device=device, attention=attention, on_text=on_text, **options
     )
     for notice in result.notices:
         typer.echo(f"note: {notice}", err=True)
@@ -375,6 +410,51 @@ def generate(
         typer.echo(json.dumps(result.to_dict(), ensure_ascii=False))
     else:
         _write_stdout("\n")
+
+
+def _unescape(text: str) -> str:
+    """``\\n``, ``\\t`` and ``\\\\`` as typed in a shell, so a stop at a blank line is
+    ``--stop '\\n\\n'``."""
+    escapes = {"n": "\n", "t": "\t", "\\": "\\"}
+    out, i = [], 0
+    while i < len(text):
+        if text[i] == "\\" and i + 1 < len(text) and text[i + 1] in escapes:
+            out.append(escapes[text[i + 1]])
+            i += 2
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out)
+
+
+def _interactive(
+    checkpoint: Path | None,
+    prompt: str,
+    json_out: bool,
+    device: str,
+    attention: str,
+    options: dict[str, Any],
+) -> None:
+    from tinygpt.api import interactive_session
+
+    if prompt or json_out:
+        flag = "--prompt" if prompt else "--json"
+        raise UsageError(f"--interactive reads its prompts from the terminal; drop {flag}")
+    tty = sys.stdin.isatty()
+    if tty:
+        typer.echo("Type a prompt and Enter; Ctrl-C stops a sample, Ctrl-D leaves.", err=True)
+
+    def read_line() -> str:
+        if tty:
+            return input("> ")
+        line = sys.stdin.readline()
+        if not line:
+            raise EOFError
+        return line.rstrip("\n")
+
+    interactive_session(
+        checkpoint, read_line, _write_stdout, device=device, attention=attention, **options
+    )
 
 
 # ---------------------------------------------------------------------------------------------

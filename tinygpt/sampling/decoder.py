@@ -63,9 +63,10 @@ class GraphedStep:
     into fixed input buffers, and the logits come back in a fixed output buffer. It must be
     built before anything is cached (the warm-up writes into the cache)."""
 
-    def __init__(self, model: GPT, cache: KVCache, capture: Capture = cuda_graph) -> None:
+    def __init__(self, model: GPT, cache: KVCache, capture: Capture | None = None) -> None:
         self.cache = cache
         self.ids = torch.zeros(cache.k.size(1), 1, dtype=torch.long, device=cache.k.device)
+        capture = capture or cuda_graph
         self.logits, self.replay = capture(lambda: model.step(self.ids, cache))
 
     def __call__(self, ids: torch.Tensor, position: int) -> torch.Tensor:
@@ -87,7 +88,7 @@ class Decoder:
         batch_size: int,
         kv_cache: bool = True,
         graph: bool | None = None,
-        capture: Capture = cuda_graph,
+        capture: Capture | None = None,
     ) -> None:
         self.model = model
         self.block = model.config.block_size

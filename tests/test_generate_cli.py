@@ -1,0 +1,131 @@
+"""`tinygpt generate`'s sampling controls from the command line: --num-samples, --stop,
+--alternatives with --json, and --interactive through a pipe and under a pseudo-terminal."""
+
+import contextlib
+import json
+import os
+import pty
+import select
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.conftest import SMALL_TEXT, TINY, one_line_error, run_cli, run_main
+
+
+@pytest.fixture(scope="module")
+def ck(tmp_path_factory):
+    import tinygpt
+
+    root = tmp_path_factory.mktemp("gen")
+    (root / "small.txt").write_text(SMALL_TEXT)
+    return tinygpt.train(root / "small.txt", out_dir=root / "ck", **TINY).out_dir
+
+
+def test_stop_ends_each_sample_and_json_says_which(ck):
+    code, out, _ = run_main(
+        "generate", "-c", str(ck), "--prompt", "All:", "--seed", "4", "--num-samples", "3",
+        "--max-new-tokens", "60", "--stop", "e", "--stop", r"\n\n", "--json",
+    )  # fmt: skip
+    assert code == 0
+    data = json.loads(out)
+    for sample, detail in zip(data["samples"], data["sample_details"], strict=True):
+        generated = sample[len("All:") :]
+        assert "e" not in generated and "\n\n" not in generated
+        assert detail["finish"] in ("stop", "length")
+        assert detail["stop"] in ("e", "\n\n", None)
+    assert any(d["stop"] == "e" for d in data["sample_details"])
+
+
+def test_streamed_samples_equal_the_json_samples(ck):
+    args = ["generate", "-c", str(ck), "--prompt", "All:", "--seed", "9", "--num-samples", "3"]
+    _, streamed, _ = run_main(*args, "--max-new-tokens", "40")
+    _, out, _ = run_main(*args, "--max-new-tokens", "40", "--json")
+    assert streamed == ("\n" + "-" * 40 + "\n").join(json.loads(out)["samples"]) + "\n"
+
+
+def test_alternatives_in_json_and_refused_without_it(ck):
+    code, out, _ = run_main(
+        "generate", "-c", str(ck), "--max-new-tokens", "4", "--alternatives", "2", "--json"
+    )
+    tokens = json.loads(out)["sample_details"][0]["tokens"]
+    assert code == 0 and len(tokens) == 4 and len(tokens[0]["alternatives"]) == 2
+    code, _, err = run_main("generate", "-c", str(ck), "--alternatives", "2")
+    assert "--alternatives goes with --json" in one_line_error(code, err)
+
+
+@pytest.mark.parametrize("extra", [["--prompt", "x"], ["--json"]])
+def test_interactive_refuses_what_it_cannot_use(ck, extra):
+    code, _, err = run_main("generate", "-c", str(ck), "--interactive", *extra)
+    assert "--interactive" in one_line_error(code, err)
+
+
+def test_interactive_through_a_pipe_answers_every_line(ck):
+    proc = run_cli(
+        "generate", "-c", str(ck), "-i", "--max-new-tokens", "12", "--seed", "1",
+        input="All:\nFirst\n",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    one = run_cli("generate", "-c", str(ck), "-p", "First", "--max-new-tokens", "12", "--seed", "1")
+    lines = proc.stdout.split("\n")
+    assert proc.stdout.startswith("All:")
+    assert one.stdout.strip() in proc.stdout  # the same options, the same sample
+    assert len([x for x in lines if x]) >= 2
+
+
+def _read_until(fd: int, needle: bytes, timeout: float = 120.0) -> bytes:
+    seen, deadline = b"", time.monotonic() + timeout
+    while needle not in seen and time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.5)
+        if ready:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            seen += chunk
+    assert needle in seen, seen.decode(errors="replace")
+    return seen
+
+
+def test_interactive_under_a_terminal_ctrl_c_stops_a_sample_ctrl_d_leaves(ck):
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the CLI on the pseudo-terminal
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "NO_COLOR": "1"}
+        os.execve(
+            sys.executable,
+            [sys.executable, "-m", "tinygpt", "generate", "-c", str(ck), "-i",
+             "--max-new-tokens", "100000"],
+            env,
+        )  # fmt: skip
+    try:
+        _read_until(fd, b"> ")
+        os.write(fd, b"All:\r")
+        _read_until(fd, b"All:")
+        time.sleep(1.0)  # a 100,000-token sample is still being written
+        os.write(fd, b"\x03")  # Ctrl-C
+        _read_until(fd, b"[stopped]")
+        _read_until(fd, b"> ")
+        os.write(fd, b"\x04")  # Ctrl-D
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        os.close(fd)
+
+
+def test_sigterm_still_ends_an_interactive_session(ck):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tinygpt", "generate", "-c", str(ck), "-i"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )  # fmt: skip
+    time.sleep(3)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, err

@@ -1,0 +1,67 @@
+"""The GPU lane: checks that need CUDA, run with ``python -m pytest -m gpu`` on a machine that
+has it, and skipped (with the reason) everywhere else. CI has no GPU."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import random_gpt
+from tinygpt.config import SampleConfig
+from tinygpt.sampling import generate_text, make_generator, sample_tokens
+from tinygpt.tokenizer import CharTokenizer
+
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU"),
+]
+LETTERS = CharTokenizer([chr(ord("a") + i) for i in range(30)])
+
+
+def cuda_model(arch="modern"):
+    m = random_gpt(arch, vocab_size=30, block_size=32, n_layer=2, n_head=2, n_embd=32)
+    return m.to("cuda")
+
+
+@pytest.mark.parametrize("arch", ["modern", "gpt2"])
+def test_graphed_step_samples_what_the_eager_step_samples(arch):
+    m = cuda_model(arch)
+    cfg = SampleConfig(max_new_tokens=100, seed=1)  # 100 > block 32: replays across jumps
+
+    def tokens(graph):
+        gens = [make_generator(torch.device("cuda"), s) for s in (1, 2)]
+        return [s.ids for s in sample_tokens(m, [1, 2, 3], cfg, gens, graph=graph)]
+
+    assert tokens(True) == tokens(False)
+
+
+def test_cached_equals_uncached_on_the_gpu():
+    m = cuda_model()
+    greedy = SampleConfig(max_new_tokens=80, temperature=0)
+    cached = generate_text(m, LETTERS, "abc", greedy).samples
+    greedy.kv_cache = False
+    assert generate_text(m, LETTERS, "abc", greedy).samples == cached
+
+
+def test_generator_lives_on_the_gpu_and_batches_equal_single_rows():
+    m = cuda_model()
+    assert make_generator(torch.device("cuda"), 0).device.type == "cuda"
+    batch = generate_text(m, LETTERS, "ab", SampleConfig(max_new_tokens=40, seed=5, num_samples=3))
+    alone = [
+        generate_text(m, LETTERS, "ab", SampleConfig(max_new_tokens=40, seed=5 + i)).samples[0]
+        for i in range(3)
+    ]
+    assert batch.samples == alone
+
+
+def test_bench_generate_runs_on_cuda():
+    script = Path(__file__).resolve().parents[1] / "scripts" / "bench_generate.py"
+    proc = subprocess.run(
+        [sys.executable, str(script), "--device", "cuda", "--only", "ac", "--repeats", "1",
+         "--new-tokens", "50"],
+        capture_output=True, text=True, timeout=600, cwd=script.parent,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "cuda" in proc.stdout and "tok/s" in proc.stdout

@@ -1,0 +1,48 @@
+"""An interactive session: a prompt line in, a sample streamed out, the model loaded once.
+
+Ctrl-C stops the sample being written and asks for the next prompt; Ctrl-D (end of input)
+leaves. The same sampling options apply to every turn. Not a chat: a base model continues the
+text it is given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from tinygpt.config import SampleConfig
+from tinygpt.errors import Interrupted
+from tinygpt.model import GPT
+from tinygpt.sampling.generate import generate_text
+from tinygpt.tokenizer import Tokenizer
+
+
+def interactive(
+    model: GPT,
+    tokenizer: Tokenizer,
+    cfg: SampleConfig,
+    read_line: Callable[[], str],
+    write: Callable[[str], None],
+) -> int:
+    """Answer prompts from ``read_line`` (EOFError ends the session) until end of input;
+    returns the number of samples written. A stop signal other than Ctrl-C (SIGTERM, SIGHUP)
+    ends the session as it ends any command."""
+    turns = 0
+    while True:
+        try:
+            prompt = read_line()
+        except EOFError:
+            write("\n")
+            return turns
+        except Interrupted:
+            raise
+        except KeyboardInterrupt:  # Ctrl-C at the prompt: a fresh prompt, as shells do
+            write("\n")
+            continue
+        try:
+            generate_text(model, tokenizer, prompt, cfg, on_text=write)
+        except Interrupted:
+            raise
+        except KeyboardInterrupt:
+            write(" [stopped]")
+        write("\n")
+        turns += 1
