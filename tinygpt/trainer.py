@@ -47,6 +47,7 @@ from tinygpt.errors import CheckpointError, Interrupted, TinyGPTError, TrainingD
 from tinygpt.lock import directory_lock
 from tinygpt.model import GPT, ParameterCount
 from tinygpt.optim import build_optimizers
+from tinygpt.planner import DeadlinePlanner
 from tinygpt.presets import resolve_options
 from tinygpt.schedule import horizon_free, lr_at
 from tinygpt.speed import Slowdown, SpeedWatch
@@ -415,39 +416,21 @@ class Trainer:
         self.tokens_seen += self.tokens_per_step
         return loss_value, math.isfinite(loss_value) and (finite or self.scaler.is_enabled())
 
-    def plan_steps(
-        self,
-        session_steps: int,
-        session_seconds: float,
-        evaluating_seconds: float,
-        eval_seconds: float | None,
-        step_cap: int,
-    ) -> None:
+    def plan_steps(self, planner: DeadlinePlanner, session_seconds: float, step_cap: int) -> None:
         """Under ``--max-time``, set ``max_steps`` so the schedule ends at the deadline.
 
-        The time left pays for the remaining steps at the measured seconds per step (the
-        session's time less ``evaluating_seconds``, its evaluations and saves), one evaluation
-        and save every ``eval_every`` steps and the final one (``eval_seconds``, the last
-        measured; before the first, a forward pass per evaluation batch at a third of a step).
         Only while the rate does not depend on the total yet (``horizon_free``): re-planning
         then changes nothing already done, and the total settled on is saved in config.json,
-        so a resume continues the same schedule exactly.
+        so a resume continues the same schedule exactly. No plan before a steady step.
         """
         cfg = self.cfg
-        if (
-            cfg.max_time is None
-            or session_steps == 0
-            or self.step >= horizon_free(cfg, cfg.max_steps)
-        ):
+        if self.step >= horizon_free(cfg, cfg.max_steps):
             return
-        per_step = (session_seconds - evaluating_seconds) / session_steps
-        if eval_seconds is None:  # train and val estimates: 2 x eval_batches forward passes
-            eval_seconds = 2 * cfg.eval_batches * per_step / (3 * cfg.grad_accum)
-        left = cfg.max_time - session_seconds - eval_seconds  # the final evaluation included
-        steps_left = left / (per_step + eval_seconds / cfg.eval_every)
-        estimate = self.step + int(max(0.0, steps_left))
+        left = planner.steps_left(session_seconds)
+        if left is None:
+            return
         # Every rank must plan the same total.
-        estimate = round(float(self.dist.mean(torch.tensor(float(estimate)))))
+        estimate = round(float(self.dist.mean(torch.tensor(float(self.step + left)))))
         cfg.max_steps = max(self.step + 1, min(step_cap, estimate))
 
     def fit(self) -> TrainResult:
@@ -456,8 +439,15 @@ class Trainer:
         loss = math.nan
         interrupted = stopped_by_time = False
         stop_signal = 0
-        step_cap, first_session_step = cfg.max_steps, self.step
-        evaluating_seconds, eval_seconds = 0.0, None
+        step_cap = cfg.max_steps
+        planner = DeadlinePlanner(
+            cfg.max_time or 0.0,
+            cfg.eval_every,
+            2 * cfg.eval_batches,
+            cfg.grad_accum,
+            warmup_steps=2 if self.compiled else 1,  # a compiled second step may recompile
+            compiled=self.compiled,
+        )
         session_start = self.clock()
         window_start, window_tokens = self.clock(), 0
         tokens_per_step = self.tokens_per_step
@@ -489,13 +479,10 @@ class Trainer:
                         f"good checkpoint in {self.out_dir} is unchanged"
                     )
                 tok_s = window_tokens / max(1e-9, self.clock() - window_start)
-                self.plan_steps(
-                    self.step - first_session_step,
-                    self.clock() - session_start,
-                    evaluating_seconds,
-                    eval_seconds,
-                    step_cap,
-                )
+                if cfg.max_time is not None:
+                    session_seconds = self.clock() - session_start
+                    planner.step_done(session_seconds)
+                    self.plan_steps(planner, session_seconds, step_cap)
                 self.emit("step", loss, lr_at(self.step - 1, cfg), tok_s)
                 out_of_time = (
                     cfg.max_time is not None and self.clock() - session_start >= cfg.max_time
@@ -512,19 +499,19 @@ class Trainer:
                         self.evaluate(loss, tok_s)
                     self.save()
                     window_start, window_tokens = self.clock(), 0
-                    eval_seconds = window_start - eval_start
-                    evaluating_seconds += eval_seconds
+                    planner.evaluation_done(window_start - eval_start)
                 if out_of_time:
                     stopped_by_time = True
                     budget = f"{option('max_time')} {cfg.max_time:g}s"
-                    self.emit("note", f"{budget} reached at step {self.step}")
+                    self.emit("note", f"{budget} reached at step {self.step} ({planner.summary()})")
                     break
                 if cfg.max_time is not None and self.step == cfg.max_steps < step_cap:
                     stopped_by_time = True  # the step planned for the deadline
                     self.emit(
                         "note",
                         f"{option('max_time')} {cfg.max_time:g}s: the schedule planned for the "
-                        f"deadline ended at step {self.step} ({self.clock() - session_start:.0f}s)",
+                        f"deadline ended at step {self.step} ({self.clock() - session_start:.0f}s; "
+                        f"{planner.summary()})",
                     )
             if interrupted:
                 self.save()

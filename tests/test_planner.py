@@ -1,0 +1,69 @@
+"""The --max-time planner (tinygpt/planner.py): steady steps set the pace; a compiling first
+step or evaluation is time spent, never a rate; no plan before a steady step."""
+
+import pytest
+
+from tests.test_recipe import FakeClock
+from tinygpt import checkpoint as ckpt
+from tinygpt.planner import DeadlinePlanner
+from tinygpt.trainer import Trainer
+
+
+def test_no_plan_before_a_steady_step_and_warm_up_is_not_a_rate():
+    planner = DeadlinePlanner(max_time=120, eval_every=100, eval_forward_passes=400)
+    planner.step_done(20.0)  # the first step: 20 s of compilation
+    assert planner.steps_left(20.0) is None  # not "no time left"
+    planner.step_done(20.1)  # then 0.1 s a step
+    planner.step_done(20.2)
+    left = planner.steps_left(20.2)
+    # 99.8 s left, less the final evaluation (400 forward passes at a third of a 0.1 s step:
+    # 13.3 s) and one such evaluation every 100 steps: about 370 steps, not the 0 that a 20 s
+    # step would give.
+    evaluation = 400 * 0.1 / 3
+    assert left == pytest.approx((120 - 20.2 - evaluation) / (0.1 + evaluation / 100), abs=1)
+    assert "took 20.0s" in planner.summary() and "100 ms a step" in planner.summary()
+
+
+def test_evaluations_are_priced_at_their_measured_cost():
+    planner = DeadlinePlanner(max_time=100, eval_every=10, eval_forward_passes=2)
+    planner.step_done(1.0)
+    planner.step_done(2.0)
+    planner.step_done(3.0)
+    planner.evaluation_done(4.0)
+    assert planner.eval_seconds == 4.0
+    # 10 s in: 2 steady steps cost (10 - 1 warm-up - 4 evaluating) / 2 = 2.5 s
+    assert planner.steps_left(10.0) == int((100 - 10 - 4) / (2.5 + 4 / 10))
+
+
+@pytest.mark.parametrize("schedule", ["wsd", "cosine"])
+def test_a_compiling_first_step_does_not_end_the_run(tiny_run, monkeypatch, schedule):
+    # The H100 report: a 20 s first step (compilation); the old planner took it as the speed
+    # of every step, and stopped at step 20 of a 120 s budget.
+    clock = FakeClock(0.01)  # about 0.05 s a steady step
+    real_init, real_step, real_evaluate = Trainer.__init__, Trainer.train_step, Trainer.evaluate
+    seen = {"steps": 0}
+
+    def compiled_init(self, *args, **kwargs):
+        real_init(self, *args, **kwargs)
+        self.clock, self.compiled = clock, True  # priced as compiled, run eagerly
+
+    def train_step(self):
+        seen["steps"] += 1
+        if seen["steps"] == 1:
+            clock.now += 20.0
+        return real_step(self)
+
+    def evaluate(self, *args, **kwargs):
+        clock.now += 2.0  # 2 x 50 batches: more than the planner assumes before measuring one
+        return real_evaluate(self, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "__init__", compiled_init)
+    monkeypatch.setattr(Trainer, "train_step", train_step)
+    monkeypatch.setattr(Trainer, "evaluate", evaluate)
+    result = tiny_run(
+        max_steps=100000, max_time=60.0, eval_every=100, eval_batches=50, min_lr=1e-4,
+        schedule=schedule, warmup_steps=20,
+    )  # fmt: skip
+    assert result.step > 300 and result.stopped_by_time
+    assert abs(clock.now - 60.0) <= 6.0  # within 10% of the deadline
+    assert ckpt.open_checkpoint(result.out_dir).config.train.max_steps == result.step
