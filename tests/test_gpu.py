@@ -65,3 +65,26 @@ def test_bench_generate_runs_on_cuda():
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "cuda" in proc.stdout and "tok/s" in proc.stdout
+
+
+def test_batched_bfloat16_muon_on_the_gpu_matches_torch_muon():
+    from tinygpt.muon import Muon
+
+    torch.manual_seed(0)
+    shapes = [(96, 32), (32, 32), (32, 128), (96, 32), (32, 32)]
+    weights = [torch.randn(s, device="cuda") for s in shapes]
+    grads = [torch.randn_like(w) for w in weights]
+
+    def run(make):
+        params = [torch.nn.Parameter(w.clone()) for w in weights]
+        opt = make(params)
+        for _ in range(3):
+            for p, g in zip(params, grads, strict=True):
+                p.grad = g.clone()
+            opt.step()
+        return params
+
+    theirs = run(lambda p: torch.optim.Muon(p, lr=0.05, weight_decay=0.1))
+    ours = run(lambda p: Muon(p, batched=True, ns_dtype=torch.bfloat16, lr=0.05, weight_decay=0.1))
+    for a, b, w in zip(ours, theirs, weights, strict=True):
+        assert (a - b).norm() < 0.02 * (b - w).norm()

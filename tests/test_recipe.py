@@ -17,7 +17,8 @@ from tinygpt import checkpoint as ckpt
 from tinygpt.config import ARCHITECTURES, MODEL_SWITCHES, ModelConfig, RunConfig, TrainConfig
 from tinygpt.errors import UsageError
 from tinygpt.model import GPT, KVCache
-from tinygpt.optim import Float32Muon, Optimizers, build_optimizers
+from tinygpt.muon import Muon
+from tinygpt.optim import Optimizers, build_optimizers
 from tinygpt.presets import resolve_options
 from tinygpt.schedule import horizon_free, lr_at
 from tinygpt.trainer import Trainer
@@ -111,23 +112,63 @@ def test_soft_capped_logits_stay_inside_the_cap():
 
 
 # -- optimizer and schedule ------------------------------------------------------------------
-def test_float32_muon_matches_torch_muon_up_to_bfloat16_rounding():
+def muon_steps(make_optimizer, weights, grads, steps=3):
+    params = [torch.nn.Parameter(w.clone()) for w in weights]
+    opt = make_optimizer(params)
+    for _ in range(steps):
+        for p, g in zip(params, grads, strict=True):
+            p.grad = g.clone()
+        opt.step()
+    return [p.detach().clone() for p in params], opt
+
+
+MUON_SHAPES = [(48, 16), (16, 64), (32, 32), (48, 16), (32, 32), (32, 32)]
+
+
+@pytest.mark.parametrize(
+    "batched, dtype", [(False, torch.float32), (True, torch.bfloat16), (True, torch.float32)]
+)
+def test_muon_matches_torch_muon_up_to_bfloat16_rounding(batched, dtype):
     torch.manual_seed(0)
-    weights = [torch.randn(48, 16), torch.randn(16, 64), torch.randn(32, 32)]
+    weights = [torch.randn(s) for s in MUON_SHAPES]
     grads = [torch.randn_like(w) for w in weights]
-    results = []
-    for cls in (torch.optim.Muon, Float32Muon):
-        params = [torch.nn.Parameter(w.clone()) for w in weights]
-        opt = cls(params, lr=0.05, weight_decay=0.1, momentum=0.9)
-        for _ in range(3):
-            for p, g in zip(params, grads, strict=True):
-                p.grad = g.clone()
-            opt.step()
-        results.append([p.detach().clone() for p in params])
-    for ours, theirs, start in zip(results[1], results[0], weights, strict=True):
-        moved = (theirs - start).norm()
-        assert (ours - theirs).norm() < 0.02 * moved  # bf16 has ~3 significant digits
+    options = dict(lr=0.05, weight_decay=0.1, momentum=0.9)
+    theirs, _ = muon_steps(lambda p: torch.optim.Muon(p, **options), weights, grads)
+    ours, opt = muon_steps(
+        lambda p: Muon(p, batched=batched, ns_dtype=dtype, **options), weights, grads
+    )
+    for mine, torch_s, start in zip(ours, theirs, weights, strict=True):
+        moved = (torch_s - start).norm()
+        assert (mine - torch_s).norm() < 0.02 * moved  # bf16 has ~3 significant digits
         assert moved > 0.1
+    # The same state as torch's: either resumes from the other's checkpoint.
+    assert set(opt.state_dict()["state"][0]) == {"momentum_buffer"}
+
+
+def test_batched_newton_schulz_equals_one_matrix_at_a_time():
+    torch.manual_seed(1)
+    weights = [torch.randn(s) for s in MUON_SHAPES]
+    grads = [torch.randn_like(w) for w in weights]
+
+    def run(batched):
+        return muon_steps(
+            lambda p: Muon(p, batched=batched, ns_dtype=torch.float32, lr=0.05), weights, grads
+        )[0]
+
+    for a, b in zip(run(True), run(False), strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+def test_muon_resumes_from_torch_muon_state():
+    torch.manual_seed(2)
+    weights = [torch.randn(s) for s in MUON_SHAPES[:3]]
+    grads = [torch.randn_like(w) for w in weights]
+    _, theirs = muon_steps(lambda p: torch.optim.Muon(p, lr=0.05), weights, grads, steps=1)
+    params = [torch.nn.Parameter(w.clone()) for w in weights]
+    ours = Muon(params, batched=False, ns_dtype=torch.float32, lr=0.05)
+    ours.load_state_dict(theirs.state_dict())
+    for p, buf in zip(params, theirs.state.values(), strict=True):
+        assert torch.equal(ours.state[p]["momentum_buffer"], buf["momentum_buffer"])
 
 
 def test_optimizer_groups_by_role_with_their_own_rates():

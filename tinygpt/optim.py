@@ -1,6 +1,6 @@
 """The optimizer: parameter groups by role, each with its own peak rate and decay.
 
-``muon`` (the default) updates the blocks' weight matrices with torch's Muon, which
+``muon`` (the default) updates the blocks' weight matrices with Muon (tinygpt/muon.py), which
 orthogonalises each matrix's momentum (Newton-Schulz) so every direction moves at a similar rate,
 and the embeddings, head and scalars with AdamW, for which Muon is not meant. ``adamw`` is the
 gpt2 recipe: one AdamW for everything, decay on matrices only.
@@ -8,7 +8,6 @@ gpt2 recipe: one AdamW for everything, decay on matrices only.
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -16,6 +15,7 @@ import torch
 
 from tinygpt.config import ModelConfig, TrainConfig
 from tinygpt.model import GPT
+from tinygpt.muon import Muon
 
 # role -> (optimizer, which TrainConfig field holds its peak rate, weight decay applies)
 MUON_ROLES: dict[str, tuple[str, str, bool]] = {
@@ -24,58 +24,6 @@ MUON_ROLES: dict[str, tuple[str, str, bool]] = {
     "head": ("adamw", "lr", False),
     "scalars": ("adamw", "lr", False),
 }
-
-
-class Float32Muon(torch.optim.Muon):
-    """torch's Muon with its Newton-Schulz orthogonalisation run in float32.
-
-    torch runs the iteration in bfloat16, which is right on a GPU but emulated on most CPUs:
-    0.9 s per step for the default 4x128 model here, against 0.4 s for the forward and backward
-    pass (scripts/bench_train.py). Everything else (groups, state, momentum, the
-    shape-dependent rate, decoupled decay) is torch's; a test checks one step against
-    ``torch.optim.Muon``.
-    """
-
-    @torch.no_grad()
-    def step(self, closure: Any = None) -> Any:  # type: ignore[override]
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            params: list[torch.Tensor] = []
-            grads: list[torch.Tensor] = []
-            buffers: list[torch.Tensor] = []
-            self._init_group(group, params, grads, buffers)
-            momentum, lr, decay = group["momentum"], group["lr"], group["weight_decay"]
-            for param, grad, buf in zip(params, grads, buffers, strict=True):
-                buf.lerp_(grad, 1 - momentum)
-                direction = grad.lerp(buf, momentum) if group["nesterov"] else buf
-                ortho = orthogonalise(direction, group["ns_coefficients"], group["ns_steps"])
-                rows, cols = param.shape
-                param.mul_(1 - lr * decay)
-                # Keller Jordan's scaling (torch's default): tall matrices move a bit more.
-                param.add_(ortho, alpha=-lr * math.sqrt(max(1.0, rows / cols)))
-        return loss
-
-
-def orthogonalise(
-    m: torch.Tensor, coefficients: tuple[float, float, float], steps: int
-) -> torch.Tensor:
-    """Push every singular value of ``m`` towards 1 (quintic Newton-Schulz, float32)."""
-    a, b, c = coefficients
-    wide = m.size(0) <= m.size(1)
-    x = (m if wide else m.T).float()
-    x = x / x.norm().clamp(min=1e-7)  # spectral norm <= Frobenius norm <= 1
-    for _ in range(steps):
-        gram = x @ x.T
-        x = a * x + (b * gram + c * gram @ gram) @ x
-    return (x if wide else x.T).to(m.dtype)
-
-
-def fast_bfloat16(device: torch.device) -> bool:
-    """Whether torch's bfloat16 Newton-Schulz is the fast choice on ``device``."""
-    return device.type == "cuda"
 
 
 @dataclass
@@ -170,8 +118,18 @@ def build_optimizers(model: GPT, cfg: TrainConfig, device: torch.device) -> Opti
         )
     optimizers: list[torch.optim.Optimizer] = []
     if by_kind["muon"]:
-        muon = torch.optim.Muon if fast_bfloat16(device) else Float32Muon
-        optimizers.append(muon(by_kind["muon"], lr=cfg.matrix_lr, momentum=cfg.momentum))
+        # A GPU pays per kernel launch, a CPU per operation's arithmetic (tinygpt/muon.py).
+        gpu = device.type == "cuda"
+        dtype = torch.bfloat16 if gpu else torch.float32
+        optimizers.append(
+            Muon(
+                by_kind["muon"],
+                batched=gpu,
+                ns_dtype=dtype,
+                lr=cfg.matrix_lr,
+                momentum=cfg.momentum,
+            )
+        )
     if by_kind["adamw"]:
         betas = (cfg.beta1, cfg.beta2)
         optimizers.append(torch.optim.AdamW(by_kind["adamw"], lr=cfg.lr, betas=betas, fused=fused))

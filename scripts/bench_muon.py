@@ -1,0 +1,81 @@
+"""Muon's step cost on this device: torch's, and tinygpt's per matrix or batched per shape, in
+float32 or bfloat16, for the block matrices of a model shape. Side by side, medians of rounds.
+
+    python scripts/bench_muon.py [--device auto] [--shape 4x128] [--threads 1] [--rounds 7]
+
+What tinygpt picks (tinygpt/muon.py): batched bfloat16 on CUDA, per matrix float32 on the CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+from benchutil import machine, sync
+
+from tinygpt.device import resolve_device
+from tinygpt.muon import Muon
+
+
+def block_matrices(layers: int, width: int, device: torch.device) -> list[torch.nn.Parameter]:
+    """A model's Muon parameters: per block, the QKV and output projections and the MLP."""
+    shapes = [(3 * width, width), (width, width), (4 * width, width), (width, 4 * width)]
+    params = []
+    for _ in range(layers):
+        for shape in shapes:
+            p = torch.nn.Parameter(torch.randn(shape, device=device) * 0.02)
+            p.grad = torch.randn_like(p) * 1e-3
+            params.append(p)
+    return params
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--shape", default=None, help="LAYERSxWIDTH (4x128 CPU, 6x384 GPU)")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=7)
+    args = parser.parse_args()
+    device = resolve_device(args.device)
+    torch.set_num_threads(args.threads)
+    shape = args.shape or ("6x384" if device.type == "cuda" else "4x128")
+    layers, width = (int(x) for x in shape.split("x"))
+    print(f"machine: {machine()}")
+    variants: dict[str, Callable[[list], torch.optim.Optimizer]] = {
+        "torch.optim.Muon (bf16, per matrix)": lambda p: torch.optim.Muon(p, lr=0.02),
+        "tinygpt per matrix, float32": lambda p: Muon(
+            p, batched=False, ns_dtype=torch.float32, lr=0.02
+        ),
+        "tinygpt batched, float32": lambda p: Muon(
+            p, batched=True, ns_dtype=torch.float32, lr=0.02
+        ),
+        "tinygpt batched, bf16": lambda p: Muon(p, batched=True, ns_dtype=torch.bfloat16, lr=0.02),
+    }
+    steps = {name: make(block_matrices(layers, width, device)) for name, make in variants.items()}
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for opt in steps.values():
+        opt.step()  # warm-up: state, kernels
+    for _ in range(args.rounds):
+        for name, opt in steps.items():
+            sync(device)
+            t0 = time.perf_counter()
+            for _ in range(5):
+                opt.step()
+            sync(device)
+            times[name].append((time.perf_counter() - t0) / 5)
+    n = len(block_matrices(layers, width, torch.device("meta")))
+    print(
+        f"\nMuon step, {n} block matrices of a {shape} model; {device.type}, "
+        f"{torch.get_num_threads()} threads:"
+    )
+    base = statistics.median(times["torch.optim.Muon (bf16, per matrix)"])
+    for name, t in times.items():
+        ms = statistics.median(t) * 1e3
+        print(f"  {name:<38} {ms:9.2f} ms   {base * 1e3 / ms:5.2f}x torch's speed")
+
+
+if __name__ == "__main__":
+    main()
