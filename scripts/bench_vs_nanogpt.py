@@ -49,7 +49,7 @@ from tinygpt.config import ARCHITECTURES, MODEL_SWITCHES, ModelConfig, SampleCon
 from tinygpt.device import resolve_device
 from tinygpt.evaluation import evaluate_text
 from tinygpt.model import GPT
-from tinygpt.sampling import stream_tokens
+from tinygpt.sampling import make_generator, stream_tokens
 from tinygpt.tokenizer import CharTokenizer
 
 CONFIGS = {
@@ -58,6 +58,9 @@ CONFIGS = {
 }
 SHARED = dict(lr=1e-3, min_lr=1e-4, warmup=100, beta2=0.99, weight_decay=0.1, grad_clip=1.0)
 ITER_LINE = re.compile(r"iter (\d+): loss ([\d.]+), time ([\d.]+)ms")
+# Both tools compile or neither (set in main): compile is nanoGPT's default, and tinygpt's, on
+# CUDA; on the CPU compiling costs more than a short run gains.
+COMPILE = [False]
 
 
 def run(cmd: list[str], cwd: Path, log: Path) -> float:
@@ -75,7 +78,7 @@ def nanogpt_cmd(cfg: dict, steps: int, device: str, eval_at: int) -> list[str]:
         "train.py",
         "config/train_shakespeare_char.py",
         f"--device={device}",
-        "--compile=False",
+        f"--compile={COMPILE[0]}",
         "--log_interval=1",
         f"--eval_interval={eval_at}",
         "--eval_iters=1",
@@ -115,7 +118,7 @@ def tinygpt_cmd(
         "--no-bias",
         "--device",
         device,
-        "--no-compile",
+        "--compile" if COMPILE[0] else "--no-compile",
         "--n-layer",
         str(cfg["n_layer"]),
         "--n-head",
@@ -154,7 +157,8 @@ def tinygpt_default_cmd(
     ]
     return [
         sys.executable, "-m", "tinygpt", "train", str(data), "--out", str(out), "--overwrite",
-        "--tokenizer", "char", "--device", device, "--no-compile", f"--dropout={cfg['dropout']}",
+        "--tokenizer", "char", "--device", device, "--compile" if COMPILE[0] else "--no-compile",
+        f"--dropout={cfg['dropout']}",
         *shape, f"--max-steps={steps}", f"--max-time={max_time}", "--eval-every=100000",
         "--eval-batches=1", "--quiet",
     ]  # fmt: skip
@@ -181,13 +185,15 @@ def time_to_loss(
 
 
 def nanogpt_tok_s(log: Path, tokens_per_iter: int) -> float:
+    """Median per-iteration time after the first ten (start-up, compilation)."""
     times = [
-        float(m.group(3)) for m in ITER_LINE.finditer(log.read_text()) if int(m.group(1)) > 2
-    ]  # skip start-up iterations
+        float(m.group(3)) for m in ITER_LINE.finditer(log.read_text()) if int(m.group(1)) >= 10
+    ]
     return tokens_per_iter / (statistics.median(times) / 1e3)
 
 
 def tinygpt_tok_s(out: Path) -> float:
+    """Median of the evaluation windows' tokens/s after the first (start-up, compilation)."""
     lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     return statistics.median(r["tokens_per_sec"] for r in lines[1:] or lines)
 
@@ -215,31 +221,35 @@ def compare_sampling(
     tok: CharTokenizer,
     block: int,
     repeats: int,
+    device: torch.device,
     n_new: int = 500,
 ) -> float:
     """Print and return tinygpt's sampling speed over nanoGPT's on the same weights."""
+    theirs, ours = theirs.to(device), ours.to(device)
     start = tok.encode("\n")
+    prompt = torch.tensor([start], device=device)
     greedy = SampleConfig(max_new_tokens=block - 1, temperature=0)
     our_greedy = list(stream_tokens(ours, start, greedy))
     with torch.no_grad():
-        their_greedy = theirs.generate(torch.tensor([start]), block - 1, top_k=1)
+        their_greedy = theirs.generate(prompt, block - 1, top_k=1)
     same = our_greedy == their_greedy[0, 1:].tolist()
 
     def run_theirs() -> None:
         torch.manual_seed(0)
         with torch.no_grad():
-            theirs.generate(torch.tensor([start]), n_new, temperature=0.8, top_k=200)
+            theirs.generate(prompt, n_new, temperature=0.8, top_k=200)
 
     def run_ours() -> None:
         cfg_s = SampleConfig(max_new_tokens=n_new, temperature=0.8, top_k=200)
-        for _ in stream_tokens(ours, start, cfg_s, torch.Generator().manual_seed(0)):
+        for _ in stream_tokens(ours, start, cfg_s, make_generator(device, 0)):
             pass
 
-    nano_gen = n_new / median_seconds(run_theirs, repeats, torch.device("cpu"))
-    tiny_gen = n_new / median_seconds(run_ours, repeats, torch.device("cpu"))
+    nano_gen = n_new / median_seconds(run_theirs, repeats, device)
+    tiny_gen = n_new / median_seconds(run_ours, repeats, device)
     c = ours.config
     print(
-        f"(c) sampling tokens/s, {n_new} new, {c.n_layer}x{c.n_embd} block {block}: nanoGPT "
+        f"(c) sampling tokens/s [{device.type}, float32], {n_new} new, "
+        f"{c.n_layer}x{c.n_embd} block {block}: nanoGPT "
         f"{nano_gen:,.0f}, tinygpt {tiny_gen:,.0f}, ratio {tiny_gen / nano_gen:.1f}x "
         f"(greedy tokens identical within the block: {same})",
         flush=True,
@@ -258,7 +268,15 @@ def main() -> None:
     parser.add_argument("--config", choices=sorted(CONFIGS), default=None)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--budget", type=float, default=120.0, help="training seconds for (b)")
-    parser.add_argument("--speed-steps", type=int, default=40, help="iterations for (a)")
+    parser.add_argument(
+        "--speed-steps", type=int, default=None, help="iterations for (a): 40 CPU, 300 GPU"
+    )
+    parser.add_argument(
+        "--compile",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="compile both tools (default: on CUDA, as both do by default there)",
+    )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument(
         "--readme-iters", type=int, default=2000, help="nanoGPT's README CPU run, for (d)"
@@ -269,6 +287,10 @@ def main() -> None:
     args = parser.parse_args()
     device = resolve_device(args.device).type
     cfg = CONFIGS[args.config or ("full" if device == "cuda" else "cpu")]
+    COMPILE[0] = args.compile if args.compile is not None else device == "cuda"
+    args.speed_steps = args.speed_steps or (300 if device == "cuda" else 40)
+    precision = "bf16 autocast" if device == "cuda" else "float32"
+    how = f"[{device}, {precision}, {'compiled' if COMPILE[0] else 'not compiled'}]"
     if not (args.nanogpt / "train.py").exists():
         sys.exit(f"{args.nanogpt} does not look like a nanoGPT checkout (no train.py)")
     work = Path(tempfile.mkdtemp(prefix="bench-nanogpt-"))
@@ -300,7 +322,7 @@ def main() -> None:
     run(speed_cmd, work, work / "tiny_speed_default.log")
     default_speed = tinygpt_tok_s(default_out)
     print(
-        f"(a) training tokens/s, same model: nanoGPT {nano_speed:,.0f}, tinygpt --arch gpt2 "
+        f"(a) training tokens/s {how}, same model: nanoGPT {nano_speed:,.0f}, tinygpt --arch gpt2 "
         f"{tiny_speed:,.0f}, ratio {tiny_speed / nano_speed:.2f}; tinygpt's default recipe "
         f"{default_speed:,.0f} ({default_speed / nano_speed:.2f}x nanoGPT: RoPE, QK-norm and "
         f"Muon cost time per step)",
@@ -326,7 +348,7 @@ def main() -> None:
     nano_val = evaluate_text(nano_model, tok, val_text).loss
     tiny_val = evaluate_text(tiny_ck.load_model(), tok, val_text).loss
     print(
-        f"(b) val loss after a {args.budget:.0f}s budget (tinygpt: default recipe): "
+        f"(b) val loss after a {args.budget:.0f}s budget {how} (tinygpt: default recipe): "
         f"nanoGPT {nano_val:.4f} "
         f"({nano_steps} steps, process {nano_wall:.0f}s), tinygpt {tiny_val:.4f} "
         f"({tiny_ck.step} steps, process {tiny_wall:.0f}s): "
@@ -349,7 +371,9 @@ def main() -> None:
             theirs = NanoGPT(NanoConfig(**{**nano_ck["model_args"], **sizes, "dropout": 0.0}))
         theirs.eval()
         ours = nanogpt_to_tinygpt(theirs.state_dict(), tok.vocab_size, shape)
-        ratios[label] = compare_sampling(theirs, ours, tok, shape["block_size"], args.repeats)
+        ratios[label] = compare_sampling(
+            theirs, ours, tok, shape["block_size"], args.repeats, torch.device(device)
+        )
     gen_ratio = ratios["full"]
 
     # (d) time to the loss of nanoGPT's README CPU run
@@ -364,7 +388,7 @@ def main() -> None:
         nanogpt_to_tinygpt(readme_ck["model"], tok.vocab_size, cfg), tok, val_text
     ).loss
     print(
-        f"(d) nanoGPT's README CPU run: {args.readme_iters} iterations, val {target:.4f}, "
+        f"(d) nanoGPT's README CPU run {how}: {args.readme_iters} iterations, val {target:.4f}, "
         f"process {readme_wall:.1f}s; tinygpt's default recipe, growing --max-time:",
         flush=True,
     )

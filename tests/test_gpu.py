@@ -1,6 +1,8 @@
 """The GPU lane: checks that need CUDA, run with ``python -m pytest -m gpu`` on a machine that
 has it, and skipped (with the reason) everywhere else. CI has no GPU."""
 
+import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -88,3 +90,40 @@ def test_batched_bfloat16_muon_on_the_gpu_matches_torch_muon():
     ours = run(lambda p: Muon(p, batched=True, ns_dtype=torch.bfloat16, lr=0.05, weight_decay=0.1))
     for a, b, w in zip(ours, theirs, weights, strict=True):
         assert (a - b).norm() < 0.02 * (b - w).norm()
+
+
+def _train_cli(tmp_path, *args, launcher=()):
+    from tests.conftest import MICRO_ARGS, SMALL_TEXT
+
+    (tmp_path / "small.txt").write_text(SMALL_TEXT * 5)
+    env = {**os.environ, "TINYGPT_CACHE_DIR": str(tmp_path / "cache")}
+    return subprocess.run(
+        [sys.executable, *launcher, "-m", "tinygpt", "train", "small.txt", *MICRO_ARGS,
+         "--device", "cuda", "--quiet", *args],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+
+
+def test_compiled_max_time_run_plans_past_its_compiling_first_step(tmp_path):
+    from tinygpt.checkpoint import open_checkpoint
+
+    proc = _train_cli(tmp_path, "--compile", "--max-time", "40", "--eval-every", "100")
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    ck = open_checkpoint(tmp_path / "checkpoints" / "small")
+    assert ck.step > 100  # not frozen at the warm-up by the compiling step's time
+    assert ck.config.train.max_steps == ck.step  # ended by the plan, annealed
+
+
+def test_bf16_autocast_trains_to_a_finite_loss(tmp_path):
+    from tinygpt.checkpoint import read_metrics
+
+    proc = _train_cli(tmp_path, "--dtype", "bfloat16", "--max-steps", "30", "--eval-every", "15")
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    losses = [m["val_loss"] for m in read_metrics(tmp_path / "checkpoints" / "small")]
+    assert all(math.isfinite(x) for x in losses) and losses[-1] < losses[0]
+
+
+def test_torchrun_with_nccl_on_one_rank(tmp_path):
+    launcher = ("-m", "torch.distributed.run", "--standalone", "--nproc_per_node=1")
+    proc = _train_cli(tmp_path, "--max-steps", "10", "--eval-every", "5", launcher=launcher)
+    assert proc.returncode == 0, proc.stderr[-4000:]
