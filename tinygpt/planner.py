@@ -64,4 +64,6 @@ class DeadlinePlanner:
         text = f"{warm} took {self.warmup_seconds:.1f}s"
         if self.step_seconds is not None:
             text += f", then {self.step_seconds * 1e3:.0f} ms a step"
+        if self.eval_seconds is not None:
+            text += f"; an evaluation and save {self.eval_seconds:.1f}s"
         return text
