@@ -9,6 +9,7 @@ the user actually changed. Nothing heavy is imported at module level: ``--help``
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import math
@@ -442,6 +443,8 @@ def _interactive(
         raise UsageError(f"--interactive reads its prompts from the terminal; drop {flag}")
     tty = sys.stdin.isatty()
     if tty:
+        with contextlib.suppress(ImportError):  # line editing and history for input()
+            import readline  # noqa: F401
         typer.echo("Type a prompt and Enter; Ctrl-C stops a sample, Ctrl-D leaves.", err=True)
 
     def read_line() -> str:
