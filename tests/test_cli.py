@@ -87,7 +87,7 @@ def test_generate_json_and_stdin_prompt(trained):
         input="First",
     )
     doc = json.loads(proc.stdout)
-    assert set(doc) == {"samples", "new_tokens", "seconds", "tokens_per_sec"}
+    assert set(doc) == {"samples", "new_tokens", "seconds", "tokens_per_sec", "sample_details"}
     assert doc["new_tokens"] == 24 and len(doc["samples"]) == 2
     assert doc["samples"][0] == doc["samples"][1] and doc["samples"][0].startswith("First")
     no_cache = run_cli(
