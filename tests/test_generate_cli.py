@@ -76,9 +76,14 @@ def test_interactive_through_a_pipe_answers_every_line(ck):
     assert len([x for x in lines if x]) >= 2
 
 
-def _read_until(fd: int, needle: bytes, timeout: float = 120.0) -> bytes:
+def _read_until(fd: int, done, timeout: float = 120.0) -> bytes:
+    """Read the terminal until ``done(everything read)`` holds (or ``done`` is a byte string
+    that appears)."""
+    if isinstance(done, bytes):
+        needle = done
+        done = lambda seen: needle in seen  # noqa: E731
     seen, deadline = b"", time.monotonic() + timeout
-    while needle not in seen and time.monotonic() < deadline:
+    while not done(seen) and time.monotonic() < deadline:
         ready, _, _ = select.select([fd], [], [], 0.5)
         if ready:
             try:
@@ -88,7 +93,7 @@ def _read_until(fd: int, needle: bytes, timeout: float = 120.0) -> bytes:
             if not chunk:
                 break
             seen += chunk
-    assert needle in seen, seen.decode(errors="replace")
+    assert done(seen), seen.decode(errors="replace")
     return seen
 
 
@@ -105,9 +110,10 @@ def test_interactive_under_a_terminal_ctrl_c_stops_a_sample_ctrl_d_leaves(ck):
     try:
         _read_until(fd, b"> ")
         os.write(fd, b"All:\r")
-        _read_until(fd, b"All:")
-        time.sleep(1.0)  # a 100,000-token sample is still being written
-        os.write(fd, b"\x03")  # Ctrl-C
+        # The terminal echoes the line; the sample then writes the prompt and goes on: wait for
+        # text after the second "All:" (a Ctrl-C before the line is read only clears the line).
+        _read_until(fd, lambda seen: seen.count(b"All:") >= 2 and len(seen.split(b"All:")[-1]) > 20)
+        os.write(fd, b"\x03")  # Ctrl-C: the 100,000-token sample is still being written
         _read_until(fd, b"[stopped]")
         _read_until(fd, b"> ")
         os.write(fd, b"\x04")  # Ctrl-D
