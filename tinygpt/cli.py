@@ -346,16 +346,15 @@ def generate(
         list[str] | None,
         typer.Option(
             "--stop",
-            metavar="TEXT",
-            help="End a sample where TEXT first appears (not printed); repeatable; "
+            help="End a sample where this text first appears (not printed); repeatable; "
             "\\n and \\t are a newline and a tab.",
         ),
     ] = None,
     alternatives: Annotated[
         int,
         typer.Option(
-            metavar="K",
-            help="With --json: each token's K most likely alternatives and their probabilities.",
+            help="With --json: for each token, this many of the model's most likely tokens "
+            "with their probabilities."
         ),
     ] = _S.alternatives,
     interactive: Annotated[
