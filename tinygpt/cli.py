@@ -346,6 +346,7 @@ def generate(
         list[str] | None,
         typer.Option(
             "--stop",
+            metavar="<str>",
             help="End a sample where this text first appears (not printed); repeatable; "
             "\\n and \\t are a newline and a tab.",
         ),
