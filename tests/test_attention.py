@@ -260,7 +260,9 @@ def test_cli_induction_probe_needs_no_prompt(char_checkpoint, tmp_path):
     assert with_prompt.returncode == 2 and "--induction" in with_prompt.stderr
 
 
-def test_induction_view_uses_the_probe_ids_directly_and_loads_once(tiny_run, monkeypatch):
+def test_induction_view_uses_the_probe_ids_directly_and_loads_once(
+    tiny_run, monkeypatch, gpt2_encoding
+):
     # BPE: decoding random ids to text and encoding it again is not the identity.
     from tinygpt import api
     from tinygpt.attention.probes import induction_sequence
