@@ -24,6 +24,7 @@ import typer
 
 from tinygpt import __version__
 from tinygpt.config import ModelConfig, SampleConfig, TrainConfig
+from tinygpt.console import announce_picked
 from tinygpt.errors import Interrupted, TinyGPTError, UsageError
 from tinygpt.repeats import RepeatsConfig
 from tinygpt.spelling import cli_spelling
@@ -83,7 +84,7 @@ def _command(*args: Any, **kwargs: Any) -> Callable[[Callable[..., None]], Calla
         @functools.wraps(func)
         def run(*a: Any, **k: Any) -> None:
             try:
-                with cli_spelling():
+                with cli_spelling(), announce_picked(_say_picked):
                     func(*a, **k)
             except KeyboardInterrupt as exc:
                 signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
@@ -93,6 +94,13 @@ def _command(*args: Any, **kwargs: Any) -> Callable[[Callable[..., None]], Calla
         return app.command(*args, **kwargs)(run)
 
     return register
+
+
+def _say_picked(path: Path) -> None:
+    # On stderr, so stdout (a sample, a JSON document) stays the command's output alone.
+    typer.echo(
+        f"using {path}, the newest checkpoint under checkpoints/ (-c DIR for another)", err=True
+    )
 
 
 def _write_stdout(text: str) -> None:

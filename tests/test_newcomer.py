@@ -1,0 +1,97 @@
+"""Issue 25: what a new user tripped on, second pass (items 2-10; item 1 is test_fresh_clone)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_main
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder whose checkpoints/ holds two tiny runs, ``old`` and the newer ``new``."""
+    import tinygpt
+    from tests.conftest import SMALL_TEXT, TINY
+
+    root = tmp_path_factory.mktemp("two-runs")
+    (root / "small.txt").write_text(SMALL_TEXT, encoding="utf-8")
+    for age, name in ((100, "old"), (0, "new")):
+        out = root / "checkpoints" / name
+        tinygpt.train(root / "small.txt", out_dir=out, **{**TINY, "max_steps": 2})
+        stamp = (out / "manifest.json").stat().st_mtime - age
+        os.utime(out / "manifest.json", (stamp, stamp))
+    return root
+
+
+# -- item 3: a command without -c says which checkpoint it picked ------------------------------
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["info"],
+        ["plot", "--json"],
+        ["eval", "small.txt", "--json"],
+        ["generate", "--prompt", "All:", "--max-new-tokens", "3", "--json"],
+        ["inspect-attention", "--prompt", "All: speak", "--json"],
+    ],
+)
+def test_a_picked_checkpoint_is_named_on_stderr(two_runs: Path, args: list[str]) -> None:
+    code, out, err = run_main(*args, cwd=two_runs)
+    assert code == 0, err
+    picked = str(Path("checkpoints") / "new")
+    assert f"using {picked}, the newest checkpoint under checkpoints/ (-c DIR for another)" in err
+    assert "using" not in out  # stdout stays the command's output alone
+    # Named with -c: nothing to say.
+    code, _, err = run_main(*args, "-c", str(Path("checkpoints") / "old"), cwd=two_runs)
+    assert code == 0 and "using" not in err, err
+
+
+def _readme_commands() -> list[str]:
+    """Every tinygpt command the README shows, in order: the console blocks' ``$ tinygpt``
+    lines (joined with the next line while a quote is open) and inline `tinygpt ...` spans."""
+    import re
+
+    from tests.conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    found: list[tuple[int, str]] = []
+    lines = readme.splitlines(keepends=True)
+    offset = 0
+    for i, line in enumerate(lines):
+        if line.startswith("$ tinygpt "):
+            command, j = line.strip(), i
+            while command.count('"') % 2 and j + 1 < len(lines):
+                j += 1
+                command += "\n" + lines[j].strip()
+            found.append((offset, command[2:]))
+        offset += len(line)
+    for match in re.finditer(r"`(tinygpt [a-z-]+[^`]*)`", readme):
+        found.append((match.start(), " ".join(match.group(1).split())))
+    return [command for _, command in sorted(found)]
+
+
+_READS_A_CHECKPOINT = ("generate", "eval", "info", "plot", "inspect-attention", "export")
+
+
+def test_the_readme_names_the_checkpoint_once_another_run_is_newer() -> None:
+    commands = _readme_commands()
+    first_other = next(i for i, c in enumerate(commands) if "--out checkpoints/trajectory" in c)
+    for command in commands[first_other:]:
+        words = command.split()
+        if words[1] not in _READS_A_CHECKPOINT or len(words) == 2 or words[2] == "--help":
+            continue  # a command's name in the prose, or its help
+        if any(w.isupper() or "FILE" in w for w in words):
+            continue  # a syntax summary (FILE, DIR), not a command to run
+        named = {"-c", "--checkpoint", "--trajectory", "--compare"} & set(words)
+        assert named or "--checkpoint=" in command, f"the README's {command!r} names no -c"
+
+
+def test_the_readme_writes_no_file_into_the_checkout() -> None:
+    for command in _readme_commands():
+        words = command.split()
+        for flag in ("--html", "--png", "--svg", "--json-file", "--npz"):
+            if flag in words and words.index(flag) + 1 < len(words):
+                target = words[words.index(flag) + 1]
+                assert "/" in target, f"the README's {command!r} writes {target} into the checkout"
