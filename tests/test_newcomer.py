@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -138,3 +139,40 @@ def test_the_issues_shape_gets_a_width_and_a_head_count_that_work(tmp_path: Path
     )
     line = one_line_error(code, err, (2,))
     assert "even head size" in line and "try --n-embd 132" in line, line  # 129's heads: all odd
+
+
+# -- item 10: heads named as the tables print them; --head alone is refused ---------------------
+def test_ablate_takes_the_printed_label(two_runs: Path) -> None:
+    base = ["inspect-attention", "-c", "checkpoints/new", "--prompt", "All: speak", "--json"]
+    results = []
+    for spec in ("1.0", "L1H0", "l1h0"):
+        code, out, err = run_main(*base, "--ablate", spec, "--ablation", "zero", cwd=two_runs)
+        assert code == 0, err
+        results.append(json.loads(out))
+    for result in results[1:]:  # the same measurement, whatever the spelling
+        assert {**result, "heads": None} == {**results[0], "heads": None}
+    code, _, err = run_main(*base, "--ablate", "L1", cwd=two_runs)
+    assert "such as L1H0" in one_line_error(code, err, (2,))
+
+
+def test_head_takes_the_printed_label_and_a_number_needs_a_layer(two_runs: Path) -> None:
+    base = ["inspect-attention", "-c", "checkpoints/new", "--prompt", "All: speak"]
+    code, _, err = run_main(*base, "--head", "1", cwd=two_runs)
+    assert (
+        one_line_error(code, err, (2,))
+        == "error: --head 1 needs --layer (or name the head as L1H1)"
+    )
+    code, by_label, err = run_main(*base, "--head", "L1H1", "--explain", cwd=two_runs)
+    assert code == 0, err
+    code, by_numbers, err = run_main(
+        *base, "--layer", "1", "--head", "1", "--explain", cwd=two_runs
+    )
+    assert code == 0, err
+    assert by_label == by_numbers and "Layer 1, head 1" in by_label
+    code, _, err = run_main(*base, "--head", "L1H1", "--layer", "0", cwd=two_runs)
+    assert "in layer 1, not --layer 0" in one_line_error(code, err, (2,))
+    from tinygpt import api
+    from tinygpt.errors import UsageError
+
+    with pytest.raises(UsageError, match="needs --layer"):
+        api.attention_report(two_runs / "checkpoints" / "new", "All", head=1, device="cpu")

@@ -418,7 +418,12 @@ def inspect_attention(
         str, typer.Option("--prompt", "-p", help="Text to look at; '-' reads stdin.")
     ] = "",
     layer: Annotated[int | None, typer.Option(help="Focus on one layer.")] = None,
-    head: Annotated[int | None, typer.Option(help="Focus on one head (with --layer).")] = None,
+    head: Annotated[
+        str | None,
+        typer.Option(
+            help="Focus on one head: L1H2 as the tables print it, or a number with --layer."
+        ),
+    ] = None,
     query: Annotated[
         str | None, typer.Option(help="Query position (negative from the end) or token text.")
     ] = None,
@@ -464,7 +469,7 @@ def inspect_attention(
     ] = None,
     ablate: Annotated[
         list[str] | None,
-        typer.Option(help="Ablate head LAYER.HEAD (repeatable) and report the loss change."),
+        typer.Option(help="Ablate a head, L1H2 (or 1.2), repeatable; report the loss change."),
     ] = None,
     ablation: Annotated[
         str, typer.Option(help="zero, mean or pattern (pattern-preserving).")
@@ -482,6 +487,7 @@ def inspect_attention(
 ) -> None:
     """Show what each layer and head attends to, and why."""
     mode = _inspect_mode(ctx)
+    layer, head_index = _focus(layer, head)
     if prompt == "-":
         prompt = sys.stdin.read()
     from tinygpt import api
@@ -524,7 +530,7 @@ def inspect_attention(
         induction=induction,
         queries=queries,
         layer=layer,
-        head=head,
+        head=head_index,
         query=query,
         explain=explain,
     )
@@ -534,11 +540,13 @@ def inspect_attention(
         console,
         json_out,
         report.to_dict,
-        lambda: view.report_view(report, layer, head, query, window, console.width, show_rollout),
+        lambda: view.report_view(
+            report, layer, head_index, query, window, console.width, show_rollout
+        ),
     )
     files = ReportFiles(json=json_file, html=html_file, png=png_file, svg=svg_file, npz=npz_file)
     title = "".join(report.tokens)[:80]
-    for path in write_report(report, files, layer, head, title, rollout=show_rollout):
+    for path in write_report(report, files, layer, head_index, title, rollout=show_rollout):
         _wrote(path)
 
 
@@ -570,6 +578,27 @@ _MODE_OPTIONS = {
     },
 }
 _MODE_FLAGS = {"trajectory": "--trajectory", "ablate": "--ablate", "compare": "--compare"}
+
+
+def _focus(layer: int | None, head: str | None) -> tuple[int | None, int | None]:
+    """The layer and head index that --layer and --head name. --head takes the label the tables
+    print (L1H2, which names the layer too) or a number, which needs --layer: alone it would
+    name no head, and ignoring it would show something the user did not ask for."""
+    from tinygpt.attention.labels import parse_head_spec
+
+    if head is None:
+        return layer, None
+    if head.strip().isdigit():
+        if layer is None:
+            raise UsageError(f"--head {head} needs --layer (or name the head as L1H{head.strip()})")
+        return layer, int(head)
+    try:
+        named_layer, index = parse_head_spec(head)
+    except ValueError:
+        raise UsageError(f"--head takes a label such as L1H2 or a number, got {head!r}") from None
+    if layer is not None and layer != named_layer:
+        raise UsageError(f"--head {head} is in layer {named_layer}, not --layer {layer}")
+    return named_layer, index
 
 
 def _given(ctx: typer.Context, name: str) -> bool:
