@@ -176,3 +176,29 @@ def test_head_takes_the_printed_label_and_a_number_needs_a_layer(two_runs: Path)
 
     with pytest.raises(UsageError, match="needs --layer"):
         api.attention_report(two_runs / "checkpoints" / "new", "All", head=1, device="cpu")
+
+
+# -- item 7: eval shows a progress bar on stderr -------------------------------------------------
+def test_eval_reports_progress_to_the_end(two_runs: Path) -> None:
+    import tinygpt
+    from tinygpt.evaluation import evaluate_text
+
+    model, tokenizer, _ = tinygpt.load(two_runs / "checkpoints" / "new", device="cpu")
+    seen: list[tuple[int, int]] = []
+    text = (two_runs / "small.txt").read_text()
+    evaluate_text(model, tokenizer, text, batch_size=4, on_progress=lambda *a: seen.append(a))
+    windows = -(-(len(text) - 1) // model.config.block_size)
+    assert len(seen) > 2 and seen[-1] == (windows, windows)
+    assert [done for done, _ in seen] == sorted(done for done, _ in seen)
+
+
+def test_eval_draws_a_bar_on_a_terminal_and_nothing_in_a_pipe(two_runs: Path) -> None:
+    from tests.conftest import run_cli
+
+    args = ("eval", "small.txt", "-c", "checkpoints/new", "--device", "cpu")
+    terminal = {"TTY_COMPATIBLE": "1", "TTY_INTERACTIVE": "1"}  # rich: draw as on a terminal
+    shown = run_cli(*args, cwd=two_runs, env=terminal)
+    assert shown.returncode == 0 and "eval" in shown.stderr and "windows" in shown.stderr
+    assert shown.stdout.startswith("loss ")  # stdout: the result alone
+    piped = run_cli(*args, cwd=two_runs)
+    assert piped.returncode == 0 and piped.stderr == ""

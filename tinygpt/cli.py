@@ -398,7 +398,7 @@ def eval_command(
     """Cross-entropy, perplexity and bits per byte of a checkpoint on a whole text file."""
     from tinygpt.api import evaluate
 
-    result = evaluate(checkpoint, file, device=device, encoding=encoding, best=best)
+    result = evaluate(checkpoint, file, device=device, encoding=encoding, best=best, progress=True)
     if json_out:
         typer.echo(json.dumps(result.to_dict()))
     else:

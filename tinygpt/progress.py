@@ -7,7 +7,9 @@ anything.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -141,3 +143,24 @@ def describe_run(trainer: Trainer, console: Console) -> None:
         f"{', compiled' if trainer.compiled else ''}\n"
         f"output   {t.out_dir}{resumed}"
     )
+
+
+@contextlib.contextmanager
+def eval_progress() -> Iterator[Callable[[int, int], None]]:
+    """A bar on stderr for ``evaluate_text``'s windows, as ``train`` has one for its steps:
+    scoring a megabyte on a CPU takes most of a minute. Only on a terminal; a log or a pipe
+    gets the result alone."""
+    console = stderr_console()
+    progress = Progress(
+        TextColumn("[bold]eval"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("windows"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,  # the result line replaces it
+        disable=not console.is_terminal,
+    )
+    task = progress.add_task("eval", total=None)
+    with progress:
+        yield lambda done, total: progress.update(task, completed=done, total=total)
