@@ -238,3 +238,31 @@ def test_an_editable_install_puts_the_checkout_on_sys_path(tmp_path: Path) -> No
     pth = [n for n in wheel.namelist() if n.endswith(".pth")]
     assert len(pth) == 1
     assert wheel.read(pth[0]).decode().split() == [str(project)]
+
+
+# -- item 4: a window keeps the keys its queries attend to ---------------------------------------
+def test_the_window_reaches_back_to_the_keys_the_queries_attend_to() -> None:
+    import torch
+
+    from tinygpt.attention.view import first_key, heatmap
+
+    # The README's induction head: queries 21..44 of the second copy look at keys 0..19.
+    t = 45
+    a = torch.zeros(t, t)
+    for i in range(t):
+        a[i, i - 21 if i >= 21 else i] = 1.0
+    assert first_key(a, 21, t, budget=70) == 0
+    assert first_key(a, 21, t, budget=30) == t - 30  # no wider than the line allows
+    assert first_key(a, 40, t, budget=70) == 19  # only as far back as needed
+    drawn = heatmap(a, [chr(97 + i % 26) for i in range(t)], 21, t, "L1H2", keys_from=0).plain
+    rows = drawn.splitlines()[1:]
+    assert len(rows) == t - 21 and all("█" in row for row in rows)  # no empty map
+
+
+@pytest.mark.parametrize("focus", [[], ["--layer", "1", "--head", "0"]])
+def test_queries_keep_the_earlier_keys(two_runs: Path, focus: list[str]) -> None:
+    args = ["inspect-attention", "-c", "checkpoints/new", "--prompt", "All: speak, all"]
+    code, out, err = run_main(*args, "--queries", "5:10", *focus, cwd=two_runs)
+    assert code == 0, err
+    # A barely trained model spreads its weight over every earlier key: all of them are drawn.
+    assert "All:␣speak  ← keys" in out and "queries 5..9, keys 0..9" in out
