@@ -266,3 +266,56 @@ def test_queries_keep_the_earlier_keys(two_runs: Path, focus: list[str]) -> None
     assert code == 0, err
     # A barely trained model spreads its weight over every earlier key: all of them are drawn.
     assert "All:␣speak  ← keys" in out and "queries 5..9, keys 0..9" in out
+
+
+# -- item 2: a warning at start when the model dwarfs the data ----------------------------------
+def test_a_bpe_model_that_dwarfs_its_text_is_named_with_its_embedding() -> None:
+    from types import SimpleNamespace
+
+    from tinygpt.config import ModelConfig
+    from tinygpt.model import GPT
+    from tinygpt.trainer import model_size_note
+
+    # The issue's run: the default shape with GPT-2's vocabulary, for 8,075 tokens of text.
+    model = GPT(ModelConfig(vocab_size=50257))
+    gpt2 = SimpleNamespace(name="gpt2", vocab_size=50257)
+    note = model_size_note(model, 8075 * 9 // 10, gpt2)
+    total = model.parameter_count().total
+    assert note is not None and "\n" not in note
+    assert note.startswith(f"note: the model has {total:,} parameters for 7,267 training tokens")
+    assert (
+        "memorise" in note
+        and "94% of them in the embedding and head of the 50,257-token gpt2" in note
+    )
+    assert "tokenizer='char'" in note  # Python's spelling here; the CLI's is --tokenizer char
+    # Tiny Shakespeare's char model: under one parameter per token, nothing to say.
+    char_model = GPT(ModelConfig(vocab_size=65))
+    assert (
+        model_size_note(char_model, 1_003_854, SimpleNamespace(name="char", vocab_size=65)) is None
+    )
+
+
+def test_train_warns_at_start_when_the_model_dwarfs_the_text(tmp_path: Path) -> None:
+    from tests.conftest import SMALL_TEXT, run_cli
+
+    (tmp_path / "short.txt").write_text(SMALL_TEXT[:600])
+    args = ("--tokenizer", "char", "--block-size", "16", "--batch-size", "2", "--max-steps", "1")
+    proc = run_cli("train", "short.txt", *args, "--device", "cpu", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    notes = [line for line in proc.stderr.splitlines() if line.startswith("note: the model has")]
+    assert len(notes) == 1 and "training tokens" in notes[0] and "smaller model" in notes[0]
+    assert proc.stderr.index("note: the model has") < proc.stderr.index("done:")
+
+
+def test_piped_train_output_is_not_cut_at_the_terminal_width(tmp_path: Path) -> None:
+    """Smaller item: the run summary and the notes keep one line each in a pipe or a log."""
+    from tests.conftest import SMALL_TEXT, run_cli
+
+    (tmp_path / "t.txt").write_text(SMALL_TEXT)
+    args = ("--tokenizer", "char", "--block-size", "16", "--max-steps", "1", "--device", "cpu")
+    proc = run_cli("train", "t.txt", *args, cwd=tmp_path, env={"COLUMNS": "60"})
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stderr.splitlines()
+    optim = next(line for line in lines if line.startswith("optim "))
+    assert "embeddings adamw" in optim and "head adamw" in optim, proc.stderr
+    assert any(line.startswith("run ") and "attention" in line for line in lines)

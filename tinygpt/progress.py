@@ -85,7 +85,9 @@ class ProgressDisplay(TrainerCallback):
 
     def on_note(self, trainer: Trainer, message: str) -> None:
         if self.progress is not None:
-            self.progress.console.print(message)
+            # soft_wrap: one line per note, whatever the width (a log or a pipe is not cut at
+            # 80 columns; a terminal wraps it for display)
+            self.progress.console.print(message, soft_wrap=True)
 
     def on_slowdown(self, trainer: Trainer, slowdown: Slowdown) -> None:
         self.on_note(trainer, slowdown_note(slowdown, trainer.device.type))
@@ -141,7 +143,8 @@ def describe_run(trainer: Trainer, console: Console) -> None:
         f"device {trainer.device.type}, "
         f"{str(trainer.dtype).removeprefix('torch.')}, attention {trainer.model.attention}"
         f"{', compiled' if trainer.compiled else ''}\n"
-        f"output   {t.out_dir}{resumed}"
+        f"output   {t.out_dir}{resumed}",
+        soft_wrap=True,  # a line per item, as on a wide terminal, in a pipe or a log too
     )
 
 

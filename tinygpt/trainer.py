@@ -51,6 +51,7 @@ from tinygpt.presets import resolve_options
 from tinygpt.schedule import horizon_free, lr_at
 from tinygpt.speed import Slowdown, SpeedWatch
 from tinygpt.spelling import ANY, option
+from tinygpt.tokenizer import Tokenizer
 
 
 @dataclass
@@ -164,6 +165,35 @@ def split_options(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, An
     return model_opts, train_opts
 
 
+# Parameters per training token above which a run memorises its text: train loss falls while
+# the validation loss climbs. Tiny Shakespeare's default char model has 0.8 per token; the
+# issue's 35 KB file with the gpt2 tokenizer had 13.65M for 8,075 tokens, about 1,700.
+DWARFS_THE_DATA = 100
+
+
+def model_size_note(model: GPT, train_tokens: int, tokenizer: Tokenizer) -> str | None:
+    """A warning, said when the run starts, when the model dwarfs its training text; None
+    when it fits."""
+    total = model.parameter_count().total
+    if total <= DWARFS_THE_DATA * max(train_tokens, 1):
+        return None
+    # The token embedding, and the LM head when it is its own matrix: both grow with the vocabulary.
+    embedding = model.wte.weight.numel() * (1 if model.config.tie_embeddings else 2)
+    why = (
+        f", {embedding / total:.0%} of them in the embedding and head of the "
+        f"{tokenizer.vocab_size:,}-token "
+        f"{tokenizer.name} vocabulary; {option('tokenizer', 'char')} learns from the text's "
+        f"own characters"
+        if tokenizer.name != "char" and embedding * 2 > total
+        else "; a smaller model (fewer layers, a narrower width) or more text fits better"
+    )
+    return (
+        f"note: the model has {total:,} parameters for {train_tokens:,} training tokens "
+        f"({total // max(train_tokens, 1):,} per token): it will memorise the text rather than "
+        f"learn from it (the validation loss rises while the training loss falls){why}"
+    )
+
+
 class Trainer:
     """One run, fresh or resumed. Use :func:`train` unless you need the pieces."""
 
@@ -197,6 +227,8 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         random.seed(cfg.seed)
         self.model = GPT(mcfg, attention=cfg.attention).to(self.device)
+        size_note = model_size_note(self.model, len(self.train_ids), corpus.tokenizer)
+        self.startup_notes += [size_note] if size_note else []
         self.optimizer = build_optimizers(self.model, cfg, self.device)
         self.scaler = torch.amp.GradScaler(
             self.device.type, enabled=self.dtype == torch.float16 and self.device.type == "cuda"
