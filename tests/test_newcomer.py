@@ -319,3 +319,24 @@ def test_piped_train_output_is_not_cut_at_the_terminal_width(tmp_path: Path) -> 
     optim = next(line for line in lines if line.startswith("optim "))
     assert "embeddings adamw" in optim and "head adamw" in optim, proc.stderr
     assert any(line.startswith("run ") and "attention" in line for line in lines)
+
+
+# -- item 5: every training command in the README says how long it takes, as a range ----------
+def test_every_training_command_in_the_readme_gives_a_duration_range() -> None:
+    import re
+
+    from tests.conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    duration = re.compile(r"\d+(?:\.\d+)?[–-]\d+(?:\.\d+)? ?(?:s|seconds|minutes|hours)\b")
+    commands = [
+        m.start()
+        for m in re.finditer(
+            r"^(?:\$ |pip .*&& )?(?:torchrun .*)?tinygpt train |tinygpt\.train\($", readme, re.M
+        )
+    ]
+    assert len(commands) >= 5
+    for at in commands:
+        near = readme[max(0, at - 900) : at + 1200]
+        line = readme[at : readme.index("\n", at)]
+        assert duration.search(near) or "not measured" in near, f"no duration range near {line!r}"
