@@ -340,3 +340,47 @@ def test_every_training_command_in_the_readme_gives_a_duration_range() -> None:
         near = readme[max(0, at - 900) : at + 1200]
         line = readme[at : readme.index("\n", at)]
         assert duration.search(near) or "not measured" in near, f"no duration range near {line!r}"
+
+
+# -- item 6: offline, a BPE checkpoint names what it needs, not an option it lacks -------------
+@pytest.fixture
+def offline_tiktoken(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    import tiktoken.load
+    import tiktoken.registry
+
+    def offline(*args, **kwargs):
+        raise ConnectionError("no network")
+
+    # Encodings another test loaded stay in tiktoken's memory: forget them here.
+    monkeypatch.setattr(tiktoken.registry, "ENCODINGS", {})
+    empty = tmp_path / "empty-cache"
+    empty.mkdir()
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(empty))
+    monkeypatch.setattr(tiktoken.load, "read_file", offline)
+    return empty
+
+
+def test_a_bpe_checkpoint_offline_names_its_encoding(offline_tiktoken, two_runs, tmp_path) -> None:
+    import shutil
+
+    from tests.conftest import rehash
+
+    ck = tmp_path / "bpe"
+    shutil.copytree(two_runs / "checkpoints" / "new", ck)
+    rehash(ck, "tokenizer.json", b'{"type": "tiktoken", "name": "gpt2"}')
+    code, _, err = run_main("generate", "-c", str(ck), "--prompt", "x", "--device", "cpu")
+    line = one_line_error(code, err, (1,))
+    assert (
+        "gpt2 (tiktoken's r50k_base)" in line and f"TIKTOKEN_CACHE_DIR={offline_tiktoken}" in line
+    )
+    assert "holds r50k_base" in line and "--tokenizer" not in line, line
+
+
+def test_training_offline_still_offers_char(offline_tiktoken) -> None:
+    from tinygpt.errors import TinyGPTError
+    from tinygpt.spelling import cli_spelling
+    from tinygpt.tokenizer import build_tokenizer
+
+    with pytest.raises(TinyGPTError) as caught, cli_spelling():
+        build_tokenizer("cl100k_base")
+    assert "holds cl100k_base" in str(caught.value) and "--tokenizer char" in str(caught.value)
