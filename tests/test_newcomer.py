@@ -384,3 +384,22 @@ def test_training_offline_still_offers_char(offline_tiktoken) -> None:
     with pytest.raises(TinyGPTError) as caught, cli_spelling():
         build_tokenizer("cl100k_base")
     assert "holds cl100k_base" in str(caught.value) and "--tokenizer char" in str(caught.value)
+
+
+def test_info_on_an_imported_model_shows_no_schedule_it_never_ran(tiny_run, tmp_path) -> None:
+    """Smaller item: an imported checkpoint's info had a schedule and "0 of 0" steps."""
+    from tests.conftest import run_cli
+
+    result = tiny_run(arch="gpt2", max_steps=2)
+    assert run_cli("export", str(tmp_path / "hf"), "-c", str(result.out_dir)).returncode == 0
+    back = tmp_path / "back"
+    assert run_cli("import-hf", str(tmp_path / "hf"), "--out", str(back)).returncode == 0
+    code, out, err = run_main("info", "-c", str(back))
+    assert code == 0, err
+    rows = {line.split()[0]: line for line in out.splitlines() if line.strip()}
+    assert "schedule" not in rows and "optimizer" not in rows and "0 of 0" not in out
+    assert "imported (import-hf), not trained here" in rows["steps"]
+    code, out, _ = run_main("info", "-c", str(result.out_dir))  # a run trained here: all of it
+    assert code == 0 and "schedule" in out and "2 of 2" in out
+    code, out, _ = run_main("info", "-c", str(back), "--json")
+    assert json.loads(out)["trained_here"] is False

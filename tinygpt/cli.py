@@ -644,7 +644,6 @@ def info(
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """What a checkpoint holds: size, shape, tokenizer, steps, losses, tokens, time, device."""
-    from tinygpt.optim import GroupInfo, groups_line
     from tinygpt.runs import checkpoint_info
 
     data = checkpoint_info(checkpoint)
@@ -669,13 +668,8 @@ def info(
             f"bias {'on' if shape['bias'] else 'off'}",
         ),
         ("recipe", data["arch"]),
-        (
-            "optimizer",
-            groups_line([GroupInfo(**g) for g in data["optimizer_groups"]]),
-        ),
-        ("schedule", data["schedule"]),
+        *_training_rows(data),
         ("tokenizer", f"{data['tokenizer']} (vocab {shape['vocab_size']:,})"),
-        ("steps", f"{data['steps']:,} of {data['max_steps']:,}"),
         ("best val loss", "-" if best is None else f"{best:.4f}"),
         ("tokens seen", f"{data['tokens_seen']:,}"),
         ("training time", f"{data['training_seconds']:.0f}s"),
@@ -690,6 +684,20 @@ def info(
     for key, value in rows:
         table.add_row(key, Text(str(value)))  # Text: a path like a[/b] is not markup
     stdout_console().print(table)
+
+
+def _training_rows(data: dict[str, Any]) -> list[tuple[str, str]]:
+    """``info``'s optimizer, schedule and steps; for an imported model, which was not trained
+    here, one line saying so instead of a schedule it never ran and "0 of 0" steps."""
+    from tinygpt.optim import GroupInfo, groups_line
+
+    if not data["trained_here"]:
+        return [("steps", "none: imported (import-hf), not trained here")]
+    return [
+        ("optimizer", groups_line([GroupInfo(**g) for g in data["optimizer_groups"]])),
+        ("schedule", data["schedule"]),
+        ("steps", f"{data['steps']:,} of {data['max_steps']:,}"),
+    ]
 
 
 def _parameters(record: dict[str, Any]) -> Any:

@@ -42,6 +42,9 @@ def checkpoint_info(directory: str | Path | None = None) -> dict[str, Any]:
         "optimizer_groups": [g.to_dict() for g in describe_groups(m, t)],
         "schedule": describe_schedule(t),
         "tokenizer": ck.tokenizer_name,
+        # An imported model (no training state) was not trained here: its schedule and step
+        # counts are placeholders, which `info` says rather than shows.
+        "trained_here": ck.has(STATE_FILE),
         "steps": ck.step,
         "max_steps": t.max_steps if ck.has(STATE_FILE) else 0,
         "best_val_loss": best if math.isfinite(best) else None,
