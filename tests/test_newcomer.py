@@ -403,3 +403,37 @@ def test_info_on_an_imported_model_shows_no_schedule_it_never_ran(tiny_run, tmp_
     assert code == 0 and "schedule" in out and "2 of 2" in out
     code, out, _ = run_main("info", "-c", str(back), "--json")
     assert json.loads(out)["trained_here"] is False
+
+
+def test_the_readme_info_example_is_what_info_prints_today(two_runs: Path) -> None:
+    """Smaller item: the README's `info` lacked the recipe, optimizer and schedule rows and gave
+    another model's parameter count."""
+    import re
+
+    from tests.conftest import ROOT
+    from tinygpt.config import ModelConfig
+    from tinygpt.model import GPT
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme.split("$ tinygpt info --checkpoint checkpoints/tinyshakespeare\n", 1)[1]
+    block = block.split("\n\n", 1)[0].split("\n```", 1)[0]
+
+    def row_names(text: str) -> list[str]:
+        return [m.group(1) for m in re.finditer(r"^(\S+(?: \S+)*?)  +\S", text, re.M)]
+
+    code, out, err = run_main("info", "-c", "checkpoints/new", cwd=two_runs)
+    assert code == 0, err
+    assert row_names(block) == row_names(out)
+    shown = re.search(r"^parameters +([\d,]+) parameters$", block, re.M)
+    shape = re.search(r"^shape +(\d+) layers, (\d+) heads, (\d+) wide, block (\d+)", block, re.M)
+    vocab = re.search(r"^tokenizer +char \(vocab (\d+)\)", block, re.M)
+    assert shown and shape and vocab and "recipe         modern" in block
+    n_layer, n_head, n_embd, block_size = (int(g) for g in shape.groups())
+    config = ModelConfig(
+        n_layer=n_layer,
+        n_head=n_head,
+        n_embd=n_embd,
+        block_size=block_size,
+        vocab_size=int(vocab.group(1)),
+    )
+    assert int(shown.group(1).replace(",", "")) == GPT(config).parameter_count().total
