@@ -437,3 +437,45 @@ def test_the_readme_info_example_is_what_info_prints_today(two_runs: Path) -> No
         vocab_size=int(vocab.group(1)),
     )
     assert int(shown.group(1).replace(",", "")) == GPT(config).parameter_count().total
+
+
+def test_a_small_file_with_no_tokenizer_named_trains_on_characters(tmp_path: Path) -> None:
+    """Item 2: the issue's trap (gpt2's embedding for a small file) is not the default."""
+    from tests.conftest import SMALL_TEXT, run_cli
+
+    text = SMALL_TEXT * 10  # 35 KB, the size of the issue's file
+    (tmp_path / "mine.txt").write_text(text)
+    args = ("--block-size", "16", "--batch-size", "2", "--max-steps", "1", "--device", "cpu")
+    proc = run_cli("train", "mine.txt", *args, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    config = json.loads((tmp_path / "checkpoints" / "mine" / "config.json").read_text())
+    assert config["train"]["tokenizer"] == "char"
+    note = next(line for line in proc.stderr.splitlines() if "picked" in line)
+    assert note.startswith(f"note: --tokenizer char picked for this {len(text):,}-byte text")
+    assert "pass --tokenizer gpt2 to use it anyway" in note
+    assert "note: the model has" not in proc.stderr  # the char model fits
+
+
+def test_the_default_stays_gpt2_where_its_model_fits(tmp_path: Path) -> None:
+    from tinygpt.trainer import default_tokenizer
+
+    big = tmp_path / "big.txt"
+    big.write_text("To be, or not to be, that is the question.\n" * 30_000)  # 1.3 MB
+    assert default_tokenizer(big, {}) == ("gpt2", None)
+    small = tmp_path / "small.txt"
+    small.write_text("To be, or not to be, that is the question.\n" * 800)  # 35 KB, the issue's
+    name, note = default_tokenizer(small, {})
+    assert name == "char" and note is not None and "\n" not in note
+    assert default_tokenizer(small, {"n_embd": 8, "n_head": 2, "n_layer": 1})[0] == "gpt2"
+
+
+def test_a_named_tokenizer_is_kept_with_the_warning(tmp_path: Path, gpt2_encoding) -> None:
+    from tests.conftest import SMALL_TEXT, run_cli
+
+    (tmp_path / "mine.txt").write_text(SMALL_TEXT)
+    args = ("--block-size", "8", "--batch-size", "1", "--max-steps", "1", "--device", "cpu")
+    proc = run_cli("train", "mine.txt", "--tokenizer", "gpt2", *args, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    config = json.loads((tmp_path / "checkpoints" / "mine" / "config.json").read_text())
+    assert config["train"]["tokenizer"] == "gpt2" and "picked" not in proc.stderr
+    assert "note: the model has" in proc.stderr and "50,257-token gpt2" in proc.stderr
