@@ -120,7 +120,11 @@ def train(
         typer.Option("--out", help="Checkpoint directory." + _d("checkpoints/<file stem>")),
     ] = None,
     tokenizer: Annotated[
-        str | None, typer.Option(help="char, gpt2, or any tiktoken encoding." + _d(_T.tokenizer))
+        str | None,
+        typer.Option(
+            help="char, gpt2, or any tiktoken encoding."
+            + _d(f"{_T.tokenizer}; char for a text too small for its model")
+        ),
     ] = None,
     encoding: Annotated[
         str | None, typer.Option(help="Text encoding of FILE." + _d(_T.encoding))
