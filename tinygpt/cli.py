@@ -674,6 +674,12 @@ def info(
         ("recipe", data["arch"]),
         *_training_rows(data),
         ("tokenizer", f"{data['tokenizer']} (vocab {shape['vocab_size']:,})"),
+        (
+            "steps",
+            f"{data['steps']:,} of {data['max_steps']:,}"
+            if data["trained_here"]
+            else "none: imported (import-hf), not trained here",
+        ),
         ("best val loss", "-" if best is None else f"{best:.4f}"),
         ("tokens seen", f"{data['tokens_seen']:,}"),
         ("training time", f"{data['training_seconds']:.0f}s"),
@@ -691,16 +697,15 @@ def info(
 
 
 def _training_rows(data: dict[str, Any]) -> list[tuple[str, str]]:
-    """``info``'s optimizer, schedule and steps; for an imported model, which was not trained
-    here, one line saying so instead of a schedule it never ran and "0 of 0" steps."""
+    """``info``'s optimizer and schedule; none for an imported model, which was not trained
+    here (its "steps" row says so instead of "0 of 0")."""
     from tinygpt.optim import GroupInfo, groups_line
 
     if not data["trained_here"]:
-        return [("steps", "none: imported (import-hf), not trained here")]
+        return []
     return [
         ("optimizer", groups_line([GroupInfo(**g) for g in data["optimizer_groups"]])),
         ("schedule", data["schedule"]),
-        ("steps", f"{data['steps']:,} of {data['max_steps']:,}"),
     ]
 
 
