@@ -479,3 +479,43 @@ def test_a_named_tokenizer_is_kept_with_the_warning(tmp_path: Path, gpt2_encodin
     config = json.loads((tmp_path / "checkpoints" / "mine" / "config.json").read_text())
     assert config["train"]["tokenizer"] == "gpt2" and "picked" not in proc.stderr
     assert "note: the model has" in proc.stderr and "50,257-token gpt2" in proc.stderr
+
+
+# -- smaller item: `runs` builds no model to count parameters -----------------------------------
+@pytest.mark.parametrize("arch", ["modern", "gpt2"])
+def test_the_parameter_count_from_the_shape_is_the_models(arch: str) -> None:
+    import itertools
+
+    import torch
+
+    from tinygpt.config import ARCHITECTURES, MODEL_SWITCHES, ModelConfig
+    from tinygpt.model import GPT, count_parameters
+
+    recipe = {k: ARCHITECTURES[arch][k] for k in MODEL_SWITCHES}
+    for bias, mlp, tie, n_layer in itertools.product(
+        [False, True], [False, True], [False, True], [1, 3]
+    ):
+        config = ModelConfig(
+            **{**recipe, "bias": bias, "mlp": mlp, "tie_embeddings": tie},
+            n_layer=n_layer,
+            n_head=2,
+            n_embd=16,
+            block_size=12,
+            vocab_size=37,
+        )
+        with torch.device("meta"):
+            built = GPT(config).parameter_count()
+        assert count_parameters(config) == built, config
+
+
+def test_runs_builds_no_model(two_runs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tinygpt import model
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("runs built a model")
+
+    monkeypatch.setattr(model.GPT, "__init__", refuse)
+    code, out, err = run_main("runs", "--json", cwd=two_runs)
+    assert code == 0, err
+    rows = json.loads(out)
+    assert [r["name"] for r in rows] == ["new", "old"] and all("error" not in r for r in rows)
