@@ -139,10 +139,11 @@ def encoding_skip_reason(name: str) -> str | None:
             build_tokenizer(name)
             _ENCODINGS[name] = None
         except TinyGPTError:
-            where = os.environ.get("TIKTOKEN_CACHE_DIR") or "tiktoken's default cache"
+            cache = os.environ.get("TIKTOKEN_CACHE_DIR") or "tiktoken's default cache"
+            where = cache if cache == str(TIKTOKEN_CACHE) else f"{TIKTOKEN_CACHE} nor {cache}"
             _ENCODINGS[name] = (
-                f"needs tiktoken's {name} encoding: not in {TIKTOKEN_CACHE} nor {where}, "
-                f"and the download failed (offline?)"
+                f"needs tiktoken's {name} encoding: not in {where}, and the download failed "
+                f"(offline?)"
             )
     return _ENCODINGS[name]
 
