@@ -97,17 +97,15 @@ def small_text(tmp_path: Path) -> Path:
 def corpus_or_reason(shared: Path, cache: Path) -> Path | str:
     """Tiny Shakespeare from ../shared, else downloaded into ``cache`` the way a user gets it
     (``tinygpt data shakespeare``, checked against its sha256); offline, why not (one line)."""
-    from tinygpt.datasets import fetch
-    from tinygpt.errors import TinyGPTError
-
     if shared.exists():
         return shared
-    try:
-        return fetch("shakespeare", cache, quiet=True)
-    except TinyGPTError as exc:
-        # The error's first clause names the source and the cause; the advice after it is for
-        # a user who asked for the download, not for someone reading a skip.
-        return f"needs tiny Shakespeare: no {shared}, and {str(exc).split('; ')[0]}"
+    code, out, err = run_main("data", "shakespeare", "--dir", str(cache), "--json")
+    if code == 0:
+        return Path(json.loads(out)["path"])
+    # The error's first clause names the source and the cause; the advice after it is for a
+    # user who asked for the download, not for someone reading a skip.
+    cause = (err.strip().splitlines() or ["no reason given"])[-1].removeprefix("error: ")
+    return f"needs tiny Shakespeare: no {shared}, and {cause.split('; ')[0]}"
 
 
 @pytest.fixture(scope="session")
