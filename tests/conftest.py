@@ -1,4 +1,5 @@
-"""Shared fixtures: offline tiktoken, a private token cache, small corpora and tiny runs."""
+"""Shared fixtures: tiktoken and the corpus (from ../shared, else fetched as a user would, else
+skipped), a private token cache, small corpora and tiny runs."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import MutableMapping
 from pathlib import Path
 
 import pytest
@@ -17,9 +19,16 @@ SHARED = ROOT.parent / "shared"
 SHAKESPEARE = SHARED / "data" / "tinyshakespeare.txt"
 TIKTOKEN_CACHE = SHARED / "tiktoken_cache"
 
-# BPE tests run offline from the shared cache (CI has ../shared beside the clone).
-if TIKTOKEN_CACHE.is_dir() and "TIKTOKEN_CACHE_DIR" not in os.environ:
-    os.environ["TIKTOKEN_CACHE_DIR"] = str(TIKTOKEN_CACHE)
+
+def use_shared_tiktoken_cache(environ: MutableMapping[str, str], cache: Path) -> None:
+    """Point tiktoken at ../shared's encodings when they are there (CI has ../shared beside the
+    clone), even over a TIKTOKEN_CACHE_DIR set for other work: the tests then run offline on
+    the same files everywhere. Without ../shared, tiktoken's own cache and download serve."""
+    if cache.is_dir():
+        environ["TIKTOKEN_CACHE_DIR"] = str(cache)
+
+
+use_shared_tiktoken_cache(os.environ, TIKTOKEN_CACHE)
 
 # Tiny models: one thread avoids oversubscribing a shared 2-core machine.
 torch.set_num_threads(1)
@@ -85,11 +94,70 @@ def small_text(tmp_path: Path) -> Path:
     return path
 
 
+def corpus_or_reason(shared: Path, cache: Path) -> Path | str:
+    """Tiny Shakespeare from ../shared, else downloaded into ``cache`` the way a user gets it
+    (``tinygpt data shakespeare``, checked against its sha256); offline, why not (one line)."""
+    if shared.exists():
+        return shared
+    code, out, err = run_main("data", "shakespeare", "--dir", str(cache), "--json")
+    if code == 0:
+        return Path(json.loads(out)["path"])
+    # The error's first clause names the source and the cause; the advice after it is for a
+    # user who asked for the download, not for someone reading a skip.
+    cause = (err.strip().splitlines() or ["no reason given"])[-1].removeprefix("error: ")
+    return f"needs tiny Shakespeare: no {shared}, and {cause.split('; ')[0]}"
+
+
+@pytest.fixture(scope="session")
+def shakespeare(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # pytest's cache folder (.pytest_cache, ignored by git) keeps one download across runs.
+    cache_plugin = getattr(request.config, "cache", None)
+    folder = (
+        cache_plugin.mkdir("tinyshakespeare")
+        if cache_plugin is not None
+        else tmp_path_factory.mktemp("tinyshakespeare")
+    )
+    found = corpus_or_reason(SHAKESPEARE, folder)
+    if isinstance(found, str):
+        pytest.skip(found)  # a session fixture: one try, the same skip for every test
+    return found
+
+
+_ENCODINGS: dict[str, str | None] = {}  # encoding -> why it cannot load (None: it loads)
+
+
+def encoding_skip_reason(name: str) -> str | None:
+    """Why tiktoken's encoding ``name`` cannot be had here (neither cached nor downloadable),
+    or None; asked once per session so an offline run does not retry the network per test."""
+    from tinygpt.errors import TinyGPTError
+    from tinygpt.tokenizer import build_tokenizer
+
+    if name not in _ENCODINGS:
+        try:
+            build_tokenizer(name)
+            _ENCODINGS[name] = None
+        except TinyGPTError:
+            cache = os.environ.get("TIKTOKEN_CACHE_DIR") or "tiktoken's default cache"
+            where = cache if cache == str(TIKTOKEN_CACHE) else f"{TIKTOKEN_CACHE} nor {cache}"
+            _ENCODINGS[name] = (
+                f"needs tiktoken's {name} encoding: not in {where}, and the download failed "
+                f"(offline?)"
+            )
+    return _ENCODINGS[name]
+
+
+def need_encoding(name: str = "gpt2") -> None:
+    """Skip the calling test when the BPE encoding ``name`` is not to be had (offline, no
+    ../shared)."""
+    reason = encoding_skip_reason(name)
+    if reason:
+        pytest.skip(reason)
+
+
 @pytest.fixture
-def shakespeare() -> Path:
-    if not SHAKESPEARE.exists():
-        pytest.fail(f"{SHAKESPEARE} is missing: tests read the shared corpus from ../shared")
-    return SHAKESPEARE
+def gpt2_encoding() -> None:
+    """For tests that use the gpt2 BPE: skipped with the reason when it cannot load."""
+    need_encoding("gpt2")
 
 
 @pytest.fixture

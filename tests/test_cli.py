@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import need_encoding, run_cli
 
 TINY_ARGS = [
     "--tokenizer",
@@ -158,6 +158,8 @@ def test_python_m_and_version():
     ],
 )
 def test_bad_input_gives_one_line_and_exit_code(trained, args, code, message):
+    if "gpt2" in args:
+        need_encoding("gpt2")
     (trained / "empty.txt").write_bytes(b"")
     (trained / "emptydir").mkdir(exist_ok=True)
     (trained / "latin.txt").write_bytes(b"caf\xc3\xa9\xff!")

@@ -60,7 +60,7 @@ def test_corpus_is_cached_by_content_and_tokenizer(tmp_path):
     assert len(train) == 540 and len(val) == 60
 
 
-def test_a_tokenizer_by_name_and_as_object_share_the_token_cache(tmp_path):
+def test_a_tokenizer_by_name_and_as_object_share_the_token_cache(tmp_path, gpt2_encoding):
     # A resumed run and the ablation pass their checkpoint's tokenizer object: they must find
     # the ids the first run cached under the tokenizer's name, not tokenize the corpus again.
     path = tmp_path / "t.txt"
@@ -99,7 +99,7 @@ def test_batches_are_shifted_windows_and_reproducible():
     assert torch.equal(y - x, torch.ones_like(x))
 
 
-def test_streaming_matches_whole_file_encoding(tmp_path):
+def test_streaming_matches_whole_file_encoding(tmp_path, gpt2_encoding):
     text = "".join(f"line {i}: héllo wörld, ünïcode 日本 {i * 7}\n" for i in range(3000))
     path = tmp_path / "big.txt"
     path.write_text(text, encoding="utf-8")

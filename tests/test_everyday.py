@@ -11,8 +11,8 @@ from tests.conftest import SMALL_TEXT, TINY, run_cli
 from tinygpt.config import ModelConfig
 from tinygpt.draw.plot import png_plot, svg_plot, terminal_plot
 from tinygpt.errors import UsageError
+from tinygpt.model import count_parameters
 from tinygpt.presets import PRESETS, load_config_file, resolve_options
-from tinygpt.runs import parameter_count
 
 
 def test_flags_override_config_file_which_overrides_preset(tmp_path):
@@ -41,7 +41,7 @@ def test_preset_sizes():
     def size(name, vocab):
         options = resolve_options(name, None, {})  # the preset with its recipe's switches
         shape = {k: v for k, v in options.items() if k in ModelConfig.__dataclass_fields__}
-        return parameter_count(ModelConfig(vocab_size=vocab, **shape)).total
+        return count_parameters(ModelConfig(vocab_size=vocab, **shape)).total
 
     assert 124e6 < size("gpt2-small", 50257) < 125e6  # GPT-2 small's 124M
     # nanoGPT's 10.7M less its 98k-entry position table, plus a 25k untied head

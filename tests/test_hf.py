@@ -31,7 +31,7 @@ def test_export_loads_in_transformers_with_identical_logits(tiny_run, tmp_path, 
 
 
 @needs_transformers
-def test_import_of_a_gpt2_model_gives_identical_logits_and_samples(tmp_path):
+def test_import_of_a_gpt2_model_gives_identical_logits_and_samples(tmp_path, gpt2_encoding):
     torch.manual_seed(0)
     config = transformers.GPT2Config(
         vocab_size=50257,

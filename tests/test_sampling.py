@@ -92,7 +92,7 @@ def test_long_prompt_is_cropped_with_a_notice():
     assert "last 16" in result.notices[0]
 
 
-def test_stream_decoder_handles_split_utf8():
+def test_stream_decoder_handles_split_utf8(gpt2_encoding):
     tok = build_tokenizer("gpt2")
     text = "日本語のテキスト 😀"
     decoder = StreamDecoder(tok)

@@ -1,7 +1,6 @@
-import os
-
 import pytest
 
+from tests.conftest import need_encoding
 from tinygpt.errors import TinyGPTError, UsageError
 from tinygpt.tokenizer import CharTokenizer, build_tokenizer, tokenizer_from_dict
 
@@ -22,8 +21,8 @@ def test_char_lists_the_characters_it_lacks():
 
 
 @pytest.mark.parametrize("name", ["gpt2", "r50k_base", "cl100k_base"])
-def test_tiktoken_round_trip_offline(name):
-    assert os.environ.get("TIKTOKEN_CACHE_DIR"), "tests read encodings from ../shared"
+def test_tiktoken_round_trip(name):
+    need_encoding(name)
     tok = build_tokenizer(name)
     text = "To be, or not to be — that is the question: 😀"
     ids = tok.encode(text)
@@ -32,7 +31,7 @@ def test_tiktoken_round_trip_offline(name):
     assert tokenizer_from_dict(tok.to_dict()).encode(text) == ids
 
 
-def test_gpt2_is_r50k_base():
+def test_gpt2_is_r50k_base(gpt2_encoding):
     assert build_tokenizer("gpt2").encode("Hello world") == [15496, 995]
     assert build_tokenizer("gpt2").vocab_size == 50257
 
@@ -54,6 +53,6 @@ def test_unfetchable_encoding_says_what_to_do(tmp_path, monkeypatch):
         build_tokenizer("p50k_base")
 
 
-def test_literal_endoftext_is_refused():
+def test_literal_endoftext_is_refused(gpt2_encoding):
     with pytest.raises(UsageError, match="endoftext"):
         build_tokenizer("gpt2").encode("one<|endoftext|>two")

@@ -183,7 +183,7 @@ def test_invalid_optimiser_values(tiny_run, change, message):
         tiny_run(**change)
 
 
-def test_bpe_training_works(tiny_run):
+def test_bpe_training_works(tiny_run, gpt2_encoding):
     result = tiny_run(tokenizer="gpt2", n_embd=16, max_steps=3, eval_every=3, block_size=8)
     ck = ckpt.open_checkpoint(result.out_dir)
     assert ck.config.model.vocab_size == 50257 and ck.tokenizer.name == "gpt2"

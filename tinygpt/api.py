@@ -26,7 +26,7 @@ from tinygpt.device import fit_cpu_threads, resolve_device
 from tinygpt.errors import UsageError
 from tinygpt.evaluation import EvalResult, evaluate_text
 from tinygpt.model import GPT
-from tinygpt.progress import ProgressDisplay
+from tinygpt.progress import ProgressDisplay, eval_progress
 from tinygpt.sampling import GenerationResult, encode_prompt, generate_text
 from tinygpt.sampling.interactive import interactive
 from tinygpt.tokenizer import Tokenizer
@@ -120,10 +120,16 @@ def evaluate(
     device: str = "auto",
     encoding: str = "utf-8",
     best: bool = False,
+    progress: bool = False,
 ) -> EvalResult:
-    """Loss, perplexity and bits per byte of a checkpoint on a whole text file."""
+    """Loss, perplexity and bits per byte of a checkpoint on a whole text file; ``progress``
+    shows a bar on stderr when it is a terminal."""
     model, tokenizer, _ = load(checkpoint, device, best=best)
-    return evaluate_text(model, tokenizer, read_text(file, encoding))
+    text = read_text(file, encoding)
+    if not progress:
+        return evaluate_text(model, tokenizer, text)
+    with eval_progress() as on_progress:
+        return evaluate_text(model, tokenizer, text, on_progress=on_progress)
 
 
 def attention_report(

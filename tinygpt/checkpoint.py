@@ -43,6 +43,7 @@ import safetensors.torch
 import torch
 
 from tinygpt.config import RunConfig, parameter_bound
+from tinygpt.console import tell_picked
 from tinygpt.errors import CheckpointError, TinyGPTError, UsageError
 from tinygpt.fileio import (
     atomic_write_bytes,
@@ -537,4 +538,8 @@ def latest_checkpoint(root: Path = Path("checkpoints")) -> Path:
 
 def find_checkpoint(directory: str | Path | None = None) -> Checkpoint:
     """Open ``directory``, or the newest checkpoint under ``checkpoints/`` when it is None."""
-    return open_checkpoint(directory if directory is not None else latest_checkpoint())
+    if directory is not None:
+        return open_checkpoint(directory)
+    picked = latest_checkpoint()
+    tell_picked(picked)
+    return open_checkpoint(picked)

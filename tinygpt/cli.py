@@ -25,6 +25,7 @@ import typer
 
 from tinygpt import __version__
 from tinygpt.config import ModelConfig, SampleConfig, TrainConfig
+from tinygpt.console import announce_picked
 from tinygpt.errors import Interrupted, TinyGPTError, UsageError
 from tinygpt.repeats import RepeatsConfig
 from tinygpt.spelling import cli_spelling
@@ -84,7 +85,7 @@ def _command(*args: Any, **kwargs: Any) -> Callable[[Callable[..., None]], Calla
         @functools.wraps(func)
         def run(*a: Any, **k: Any) -> None:
             try:
-                with cli_spelling():
+                with cli_spelling(), announce_picked(_say_picked):
                     func(*a, **k)
             except KeyboardInterrupt as exc:
                 signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
@@ -94,6 +95,13 @@ def _command(*args: Any, **kwargs: Any) -> Callable[[Callable[..., None]], Calla
         return app.command(*args, **kwargs)(run)
 
     return register
+
+
+def _say_picked(path: Path) -> None:
+    # On stderr, so stdout (a sample, a JSON document) stays the command's output alone.
+    typer.echo(
+        f"using {path}, the newest checkpoint under checkpoints/ (-c DIR for another)", err=True
+    )
 
 
 def _write_stdout(text: str) -> None:
@@ -113,7 +121,11 @@ def train(
         typer.Option("--out", help="Checkpoint directory." + _d("checkpoints/<file stem>")),
     ] = None,
     tokenizer: Annotated[
-        str | None, typer.Option(help="char, gpt2, or any tiktoken encoding." + _d(_T.tokenizer))
+        str | None,
+        typer.Option(
+            help="char, gpt2, or any tiktoken encoding."
+            + _d(f"{_T.tokenizer}; char for a text too small for its model")
+        ),
     ] = None,
     encoding: Annotated[
         str | None, typer.Option(help="Text encoding of FILE." + _d(_T.encoding))
@@ -473,7 +485,7 @@ def eval_command(
     """Cross-entropy, perplexity and bits per byte of a checkpoint on a whole text file."""
     from tinygpt.api import evaluate
 
-    result = evaluate(checkpoint, file, device=device, encoding=encoding, best=best)
+    result = evaluate(checkpoint, file, device=device, encoding=encoding, best=best, progress=True)
     if json_out:
         typer.echo(json.dumps(result.to_dict()))
     else:
@@ -493,7 +505,12 @@ def inspect_attention(
         str, typer.Option("--prompt", "-p", help="Text to look at; '-' reads stdin.")
     ] = "",
     layer: Annotated[int | None, typer.Option(help="Focus on one layer.")] = None,
-    head: Annotated[int | None, typer.Option(help="Focus on one head (with --layer).")] = None,
+    head: Annotated[
+        str | None,
+        typer.Option(
+            help="Focus on one head: L1H2 as the tables print it, or a number with --layer."
+        ),
+    ] = None,
     query: Annotated[
         str | None, typer.Option(help="Query position (negative from the end) or token text.")
     ] = None,
@@ -539,7 +556,7 @@ def inspect_attention(
     ] = None,
     ablate: Annotated[
         list[str] | None,
-        typer.Option(help="Ablate head LAYER.HEAD (repeatable) and report the loss change."),
+        typer.Option(help="Ablate a head, L1H2 (or 1.2), repeatable; report the loss change."),
     ] = None,
     ablation: Annotated[
         str, typer.Option(help="zero, mean or pattern (pattern-preserving).")
@@ -557,6 +574,7 @@ def inspect_attention(
 ) -> None:
     """Show what each layer and head attends to, and why."""
     mode = _inspect_mode(ctx)
+    layer, head_index = _focus(layer, head)
     if prompt == "-":
         prompt = sys.stdin.read()
     from tinygpt import api
@@ -599,7 +617,7 @@ def inspect_attention(
         induction=induction,
         queries=queries,
         layer=layer,
-        head=head,
+        head=head_index,
         query=query,
         explain=explain,
     )
@@ -609,11 +627,13 @@ def inspect_attention(
         console,
         json_out,
         report.to_dict,
-        lambda: view.report_view(report, layer, head, query, window, console.width, show_rollout),
+        lambda: view.report_view(
+            report, layer, head_index, query, window, console.width, show_rollout
+        ),
     )
     files = ReportFiles(json=json_file, html=html_file, png=png_file, svg=svg_file, npz=npz_file)
     title = "".join(report.tokens)[:80]
-    for path in write_report(report, files, layer, head, title, rollout=show_rollout):
+    for path in write_report(report, files, layer, head_index, title, rollout=show_rollout):
         _wrote(path)
 
 
@@ -645,6 +665,27 @@ _MODE_OPTIONS = {
     },
 }
 _MODE_FLAGS = {"trajectory": "--trajectory", "ablate": "--ablate", "compare": "--compare"}
+
+
+def _focus(layer: int | None, head: str | None) -> tuple[int | None, int | None]:
+    """The layer and head index that --layer and --head name. --head takes the label the tables
+    print (L1H2, which names the layer too) or a number, which needs --layer: alone it would
+    name no head, and ignoring it would show something the user did not ask for."""
+    from tinygpt.attention.labels import parse_head_spec
+
+    if head is None:
+        return layer, None
+    if head.strip().isdigit():
+        if layer is None:
+            raise UsageError(f"--head {head} needs --layer (or name the head as L1H{head.strip()})")
+        return layer, int(head)
+    try:
+        named_layer, index = parse_head_spec(head)
+    except ValueError:
+        raise UsageError(f"--head takes a label such as L1H2 or a number, got {head!r}") from None
+    if layer is not None and layer != named_layer:
+        raise UsageError(f"--head {head} is in layer {named_layer}, not --layer {layer}")
+    return named_layer, index
 
 
 def _given(ctx: typer.Context, name: str) -> bool:
@@ -690,7 +731,6 @@ def info(
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """What a checkpoint holds: size, shape, tokenizer, steps, losses, tokens, time, device."""
-    from tinygpt.optim import GroupInfo, groups_line
     from tinygpt.runs import checkpoint_info
 
     data = checkpoint_info(checkpoint)
@@ -715,13 +755,14 @@ def info(
             f"bias {'on' if shape['bias'] else 'off'}",
         ),
         ("recipe", data["arch"]),
-        (
-            "optimizer",
-            groups_line([GroupInfo(**g) for g in data["optimizer_groups"]]),
-        ),
-        ("schedule", data["schedule"]),
+        *_training_rows(data),
         ("tokenizer", f"{data['tokenizer']} (vocab {shape['vocab_size']:,})"),
-        ("steps", f"{data['steps']:,} of {data['max_steps']:,}"),
+        (
+            "steps",
+            f"{data['steps']:,} of {data['max_steps']:,}"
+            if data["trained_here"]
+            else "none: imported (import-hf), not trained here",
+        ),
         ("best val loss", "-" if best is None else f"{best:.4f}"),
         ("tokens seen", f"{data['tokens_seen']:,}"),
         ("training time", f"{data['training_seconds']:.0f}s"),
@@ -736,6 +777,19 @@ def info(
     for key, value in rows:
         table.add_row(key, Text(str(value)))  # Text: a path like a[/b] is not markup
     stdout_console().print(table)
+
+
+def _training_rows(data: dict[str, Any]) -> list[tuple[str, str]]:
+    """``info``'s optimizer and schedule; none for an imported model, which was not trained
+    here (its "steps" row says so instead of "0 of 0")."""
+    from tinygpt.optim import GroupInfo, groups_line
+
+    if not data["trained_here"]:
+        return []
+    return [
+        ("optimizer", groups_line([GroupInfo(**g) for g in data["optimizer_groups"]])),
+        ("schedule", data["schedule"]),
+    ]
 
 
 def _parameters(record: dict[str, Any]) -> Any:

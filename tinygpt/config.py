@@ -80,6 +80,25 @@ _TYPES: dict[str, tuple[tuple[type, ...], str]] = {
 }
 
 
+def _shape_suggestion(cfg: ModelConfig) -> str:
+    """A width near ``n_embd`` that the head count divides, or a head count near ``n_head``
+    that divides the width, either one giving a head size the position scheme accepts
+    (RoPE rotates pairs of channels, so its head size must be even)."""
+    step = cfg.n_head * (2 if cfg.position == "rope" else 1)
+    width = step * max(1, round(cfg.n_embd / step))
+    near = range(1, min(cfg.n_embd, 4 * cfg.n_head + 16) + 1)  # a width of 10**12 ends here
+    heads = [
+        h
+        for h in near
+        if cfg.n_embd % h == 0 and (cfg.position != "rope" or (cfg.n_embd // h) % 2 == 0)
+    ]
+    suggestion = _option("n_embd", width)
+    if heads:  # the nearest head count; on a tie the larger (smaller heads, as asked)
+        nearest = min(heads, key=lambda h: (abs(h - cfg.n_head), -h))
+        suggestion += f" or {_option('n_head', nearest)}"
+    return suggestion
+
+
 def _option(name: str, value: object = None) -> str:
     return option(name, value)  # --n-embd from the CLI, n_embd from Python
 
@@ -182,8 +201,7 @@ class ModelConfig:
         if self.n_embd % self.n_head:
             raise UsageError(
                 f"{_option('n_embd')} ({self.n_embd}) must be divisible by {_option('n_head')} "
-                f"({self.n_head}); try "
-                f"{_option('n_embd', self.n_head * max(1, round(self.n_embd / self.n_head)))}"
+                f"({self.n_head}); try {_shape_suggestion(self)}"
             )
         if not 0.0 <= self.dropout < 1.0:
             raise UsageError(f"{_option('dropout')} must be in [0, 1), got {self.dropout}")
@@ -191,7 +209,11 @@ class ModelConfig:
         check_choice("position", self.position, ("rope", "learned"))
         check_choice("norm", self.norm, ("rmsnorm", "layernorm"))
         if self.position == "rope" and self.head_dim % 2:
-            raise UsageError(f"rotary embeddings need an even head size, got {self.head_dim}")
+            raise UsageError(
+                f"rotary embeddings need an even head size ({_option('n_embd')} / "
+                f"{_option('n_head')}), got {self.n_embd} / {self.n_head} = {self.head_dim}; "
+                f"try {_shape_suggestion(self)}"
+            )
         if not (self.logit_softcap >= 0 and math.isfinite(self.logit_softcap)):
             raise UsageError(
                 f"{_option('logit_softcap')} must be >= 0 (0 disables), got {self.logit_softcap}"

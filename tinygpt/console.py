@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
+from pathlib import Path
 from typing import Any, TextIO
 
 from rich.console import Console
@@ -37,3 +41,27 @@ class TrimmedLines:
 
     def __getattr__(self, name: str) -> Any:  # flush, isatty, fileno, encoding, ...
         return getattr(self.stream, name)
+
+
+# Who hears which checkpoint was picked when the caller named none. The CLI says it on stderr:
+# a newer run (a trajectory, a repeats model) silently answering a command about another one
+# is the surprise. A context variable, like the spelling of options, so the library stays quiet
+# for Python callers and no command has to thread it through.
+_on_pick: ContextVar[Callable[[Path], None] | None] = ContextVar("tinygpt_on_pick", default=None)
+
+
+@contextlib.contextmanager
+def announce_picked(callback: Callable[[Path], None]) -> Iterator[None]:
+    """Inside the block, :func:`tell_picked` (called when a checkpoint is picked for the
+    caller) passes the path on to ``callback``."""
+    token = _on_pick.set(callback)
+    try:
+        yield
+    finally:
+        _on_pick.reset(token)
+
+
+def tell_picked(path: Path) -> None:
+    callback = _on_pick.get()
+    if callback is not None:
+        callback(path)

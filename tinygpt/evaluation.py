@@ -8,6 +8,7 @@ loss (in bits) by the file's size in UTF-8 bytes, so models with different token
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -33,7 +34,15 @@ class EvalResult:
 
 
 @torch.inference_mode()
-def evaluate_text(model: GPT, tokenizer: Tokenizer, text: str, batch_size: int = 16) -> EvalResult:
+def evaluate_text(
+    model: GPT,
+    tokenizer: Tokenizer,
+    text: str,
+    batch_size: int = 16,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> EvalResult:
+    """Score the whole text; ``on_progress(windows done, windows in all)`` after each batch
+    (a megabyte takes most of a minute on a CPU: the CLI shows a bar)."""
     model.eval()
     device = model.wte.weight.device
     ids = encode_text(tokenizer, text).astype(np.int64)
@@ -43,14 +52,17 @@ def evaluate_text(model: GPT, tokenizer: Tokenizer, text: str, batch_size: int =
     starts = list(range(0, len(ids) - 1, block))
     total_nats, counted = 0.0, 0
     full = [s for s in starts if s + block + 1 <= len(ids)]
+    report = on_progress or (lambda done, total: None)
     for i in range(0, len(full), batch_size):
         rows = np.stack([ids[s : s + block + 1] for s in full[i : i + batch_size]])
         total_nats += _sum_nll(model, torch.from_numpy(rows).to(device))
         counted += rows.shape[0] * block
+        report(i + rows.shape[0], len(starts))
     for s in starts[len(full) :]:  # the short window at the end
         row = torch.from_numpy(ids[s:][None, :]).to(device)
         total_nats += _sum_nll(model, row)
         counted += row.size(1) - 1
+        report(len(starts), len(starts))
     loss = total_nats / counted
     num_bytes = len(text.encode("utf-8"))
     return EvalResult(

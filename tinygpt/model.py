@@ -375,6 +375,26 @@ class ParameterCount:
         return {"parameters": self.total, "position_embedding_parameters": self.position}
 
 
+def count_parameters(config: ModelConfig) -> ParameterCount:
+    """What ``GPT(config).parameter_count()`` gives, from the shape alone: ``runs`` lists many
+    checkpoints, and building each model (even on the meta device) cost it seconds.
+    ``tests/test_newcomer.py`` checks the two agree for every recipe switch."""
+    c, bias = config.n_embd, int(config.bias)
+    norm = 0 if config.norm == "rmsnorm" else c + c * bias  # RMSNorm here has no parameters
+    attention = 3 * c * c + 3 * c * bias + c * c + c * bias  # c_attn, c_proj (QK-norm: none)
+    mlp = norm + 4 * c * c + 4 * c * bias + 4 * c * c + c * bias if config.mlp else 0
+    position = config.block_size * c if config.position == "learned" else 0
+    head = 0 if config.tie_embeddings else config.vocab_size * c
+    total = (
+        config.vocab_size * c
+        + position
+        + config.n_layer * (norm + attention + mlp)
+        + norm  # ln_f (ln_emb, RMSNorm only, has none)
+        + head
+    )
+    return ParameterCount(total, position)
+
+
 def _millions(n: int) -> str:
     return f"{n / 1e6:.2f}M"
 

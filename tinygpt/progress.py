@@ -7,7 +7,9 @@ anything.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -83,7 +85,9 @@ class ProgressDisplay(TrainerCallback):
 
     def on_note(self, trainer: Trainer, message: str) -> None:
         if self.progress is not None:
-            self.progress.console.print(message)
+            # soft_wrap: one line per note, whatever the width (a log or a pipe is not cut at
+            # 80 columns; a terminal wraps it for display)
+            self.progress.console.print(message, soft_wrap=True)
 
     def on_slowdown(self, trainer: Trainer, slowdown: Slowdown) -> None:
         self.on_note(trainer, slowdown_note(slowdown, trainer.device.type))
@@ -139,5 +143,27 @@ def describe_run(trainer: Trainer, console: Console) -> None:
         f"device {trainer.device.type}, "
         f"{str(trainer.dtype).removeprefix('torch.')}, attention {trainer.model.attention}"
         f"{', compiled' if trainer.compiled else ''}\n"
-        f"output   {t.out_dir}{resumed}"
+        f"output   {t.out_dir}{resumed}",
+        soft_wrap=True,  # a line per item, as on a wide terminal, in a pipe or a log too
     )
+
+
+@contextlib.contextmanager
+def eval_progress() -> Iterator[Callable[[int, int], None]]:
+    """A bar on stderr for ``evaluate_text``'s windows, as ``train`` has one for its steps:
+    scoring a megabyte on a CPU takes most of a minute. Only on a terminal; a log or a pipe
+    gets the result alone."""
+    console = stderr_console()
+    progress = Progress(
+        TextColumn("[bold]eval"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("windows"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,  # the result line replaces it
+        disable=not console.is_terminal,
+    )
+    task = progress.add_task("eval", total=None)
+    with progress:
+        yield lambda done, total: progress.update(task, completed=done, total=total)

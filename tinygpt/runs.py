@@ -7,28 +7,20 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from tinygpt.checkpoint import MANIFEST_FILE, STATE_FILE, find_checkpoint
-from tinygpt.config import ModelConfig
 from tinygpt.errors import TinyGPTError
-from tinygpt.model import GPT, ParameterCount
+from tinygpt.model import count_parameters
 from tinygpt.optim import describe_groups
 from tinygpt.schedule import describe as describe_schedule
 
 
-def parameter_count(config: ModelConfig) -> ParameterCount:
-    """The parameters of a model of this shape, from one built on the meta device (no memory)."""
-    with torch.device("meta"):
-        return GPT(config).parameter_count()
-
-
-def checkpoint_info(directory: str | Path | None = None) -> dict[str, Any]:
-    """What ``tinygpt info`` shows about a checkpoint (default: the newest)."""
+def checkpoint_info(directory: str | Path | None = None, groups: bool = True) -> dict[str, Any]:
+    """What ``tinygpt info`` shows about a checkpoint (default: the newest); ``groups=False``
+    leaves out the optimizer groups, which take building the model (``runs`` needs none)."""
     ck = find_checkpoint(directory)
     state = ck.load_state() if ck.has(STATE_FILE) else {}  # imported models have no state
     m, t = ck.config.model, ck.config.train
-    params = parameter_count(m)
+    params = count_parameters(m)
     metrics = ck.metrics()
     best = float(state.get("best_val", math.inf))
     return {
@@ -39,9 +31,12 @@ def checkpoint_info(directory: str | Path | None = None) -> dict[str, Any]:
             for k in ("n_layer", "n_head", "n_embd", "block_size", "vocab_size", "dropout", "bias")
         },
         "arch": m.arch,
-        "optimizer_groups": [g.to_dict() for g in describe_groups(m, t)],
+        "optimizer_groups": [g.to_dict() for g in describe_groups(m, t)] if groups else [],
         "schedule": describe_schedule(t),
         "tokenizer": ck.tokenizer_name,
+        # An imported model (no training state) was not trained here: its schedule and step
+        # counts are placeholders, which `info` says rather than shows.
+        "trained_here": ck.has(STATE_FILE),
         "steps": ck.step,
         "max_steps": t.max_steps if ck.has(STATE_FILE) else 0,
         "best_val_loss": best if math.isfinite(best) else None,
@@ -67,7 +62,7 @@ def list_runs(root: Path = Path("checkpoints")) -> list[dict[str, Any]]:
     for _, manifest in manifests:
         directory = manifest.parent
         try:
-            info = checkpoint_info(directory)
+            info = checkpoint_info(directory, groups=False)
             rows.append(
                 {
                     "name": directory.name,

@@ -81,11 +81,13 @@ class CharTokenizer:
 class TiktokenTokenizer:
     """A tiktoken encoding such as ``gpt2`` (r50k_base) or ``cl100k_base``."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, saved: bool = False) -> None:
+        """``saved``: the name comes from a checkpoint, which needs this encoding (the advice
+        when it cannot load differs: no other tokenizer can read that checkpoint)."""
         import tiktoken
 
         self.name = name
-        self._enc = _load_tiktoken(tiktoken, name)
+        self._enc = _load_tiktoken(tiktoken, name, saved)
         self.vocab_size = self._enc.n_vocab
         self.eot_token = self._enc.eot_token
 
@@ -121,7 +123,7 @@ def _refuse_special(text: str) -> None:
         )
 
 
-def _load_tiktoken(tiktoken: Any, name: str) -> Any:
+def _load_tiktoken(tiktoken: Any, name: str, saved: bool = False) -> Any:
     cache = os.environ.get("TIKTOKEN_CACHE_DIR")
     where = f"TIKTOKEN_CACHE_DIR={cache}" if cache else "tiktoken's default cache"
     try:
@@ -134,10 +136,18 @@ def _load_tiktoken(tiktoken: Any, name: str) -> Any:
             ) from None
         raise
     except Exception as exc:  # network errors come in many types (requests, urllib, OSError)
+        encoding = _ALIASES.get(name, name)
+        what = name if encoding == name else f"{name} (tiktoken's {encoding})"
+        fetch = f"set TIKTOKEN_CACHE_DIR to a directory that holds {encoding}"
+        # Training can switch to characters; a checkpoint's model reads only its own ids.
+        advice = (
+            f"the checkpoint's model reads only these ids: connect to the internet once, or {fetch}"
+            if saved
+            else f"connect to the internet once, {fetch}, or use {option('tokenizer', 'char')}"
+        )
         raise TinyGPTError(
-            f"could not load the tiktoken encoding {name!r} from {where} nor download it "
-            f"({type(exc).__name__}); connect to the internet once, or set TIKTOKEN_CACHE_DIR "
-            f"to a directory that holds it, or use {option('tokenizer', 'char')}"
+            f"could not load the tiktoken encoding {what} from {where} nor download it "
+            f"({type(exc).__name__}); {advice}"
         ) from exc
 
 
@@ -158,5 +168,5 @@ def tokenizer_from_dict(data: dict[str, Any]) -> Tokenizer:
             raise ValueError("char tokenizer without a list of characters")
         return CharTokenizer(chars)
     if kind == "tiktoken":
-        return TiktokenTokenizer(str(data["name"]))
+        return TiktokenTokenizer(str(data["name"]), saved=True)
     raise ValueError(f"unknown tokenizer type {kind!r}")

@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from tinygpt.attention.labels import parse_head_spec
 from tinygpt.attention.probes import induction_loss, line_break_ids, repeat_loss
 from tinygpt.data import BatchSampler, prepare_corpus
 from tinygpt.errors import TinyGPTError, UsageError
@@ -38,9 +39,11 @@ def parse_heads(specs: list[str], n_layer: int, n_head: int) -> list[tuple[int, 
     heads = []
     for spec in specs:
         try:
-            layer, head = (int(x) for x in spec.split("."))
+            layer, head = parse_head_spec(spec)
         except ValueError:
-            raise UsageError(f"--ablate takes LAYER.HEAD such as 1.0, got {spec!r}") from None
+            raise UsageError(
+                f"--ablate takes a head as the tables name it, such as L1H0 (or 1.0), got {spec!r}"
+            ) from None
         if not (0 <= layer < n_layer and 0 <= head < n_head):
             raise UsageError(
                 f"--ablate {spec}: the model has layers 0..{n_layer - 1} and heads 0..{n_head - 1}"

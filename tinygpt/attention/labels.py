@@ -18,6 +18,20 @@ def parse_head_label(label: str) -> tuple[int, int]:
     return int(match.group(1)), int(match.group(2))
 
 
+def parse_head_spec(spec: str) -> tuple[int, int]:
+    """(layer, head) of a head as a user names it: the label every table prints (``L1H2``,
+    any case) or the older ``1.2``; ValueError for anything else."""
+    text = spec.strip()
+    try:
+        return parse_head_label(text.upper())
+    except ValueError:
+        pass
+    match = re.fullmatch(r"(\d+)\.(\d+)", text)
+    if match is None:
+        raise ValueError(f"not a head: {spec!r}")
+    return int(match.group(1)), int(match.group(2))
+
+
 def visible(token: str) -> str:
     """Whitespace made visible, control characters replaced, so labels never break a line."""
     out = token.replace(" ", "␣").replace("\n", "↵").replace("\t", "⇥").replace("\r", "␍")

@@ -132,6 +132,8 @@ class AttentionReport:
 
     def check_focus(self, layer: int | None, head: int | None) -> None:
         n_layer, n_head = self.shape
+        if head is not None and layer is None:  # a head number alone names no head
+            raise UsageError(f"--head {head} needs --layer (or name the head as L1H{head})")
         if layer is not None and not 0 <= layer < n_layer:
             raise UsageError(f"--layer must be in 0..{n_layer - 1}")
         if head is not None and not 0 <= head < n_head:

@@ -52,13 +52,28 @@ def window_range(t: int, window: int, focus: int | None, first: int = 0) -> tupl
     return start, end
 
 
-def window_note(start: int, end: int, t: int) -> Text:
+def first_key(a: torch.Tensor, start: int, end: int, budget: int) -> int:
+    """The first key column to show for queries [start, end) of ``a`` (..., T, T): from
+    ``start`` back to the earliest key any of them gives a visible weight (>= FAINT_BELOW), so
+    a head that looks far back is not drawn empty, but at most ``budget`` columns in all."""
+    rows = a[..., start:end, :start].reshape(-1, start) if start else None
+    if rows is None or not rows.numel():
+        return start
+    seen = (rows >= FAINT_BELOW).any(dim=0).nonzero()
+    earliest = int(seen[0]) if seen.numel() else start
+    return max(earliest, end - max(budget, end - start), 0)
+
+
+def window_note(start: int, end: int, t: int, keys_from: int | None = None) -> Text:
     """Says which tokens a windowed view shows (empty when it shows them all)."""
-    if start == 0 and end == t:
+    keys_from = start if keys_from is None else keys_from
+    if start == 0 and end == t:  # keys_from <= start: everything is shown
         return Text("")
-    return Text(
-        f"(showing tokens {start}..{end - 1} of {t}; --window and --query to move)", style="dim"
-    )
+    if keys_from == start:
+        shown = f"tokens {start}..{end - 1}"
+    else:
+        shown = f"queries {start}..{end - 1}, keys {keys_from}..{end - 1}"
+    return Text(f"(showing {shown} of {t}; --window and --query to move)", style="dim")
 
 
 def key_axis(tokens: list[str], start: int, end: int) -> Text:
@@ -76,18 +91,21 @@ def heatmap(
     title: str,
     labels: bool = True,
     keys: bool = False,
+    keys_from: int | None = None,
 ) -> Text:
-    """Rows = queries, columns = keys, both restricted to [start, end); ``keys`` labels the
-    columns underneath (a stand-alone map; the overview labels a row of maps once)."""
+    """Rows = queries [start, end), columns = keys [keys_from, end) (default: the same range);
+    ``keys`` labels the columns underneath (a stand-alone map; the overview labels a row of
+    maps once)."""
+    keys_from = start if keys_from is None else keys_from
     text = Text()
     text.append(title + "\n", style="bold")
     for i in range(start, end):
         if labels:
             text.append(f"{visible(tokens[i])[:LABEL]:>{LABEL}} ", style="dim")
-        text.append("".join(shade(float(a[i, j])) for j in range(start, end)))
+        text.append("".join(shade(float(a[i, j])) for j in range(keys_from, end)))
         text.append("\n")
     if keys:
-        text.append_text(key_axis(tokens, start, end))
+        text.append_text(key_axis(tokens, keys_from, end))
         text.append("\n")
     return text
 
@@ -104,9 +122,10 @@ def overview(
     """Every layer x head as a compact heatmap, as many side by side as ``width`` allows."""
     n_layer, n_head, t, _ = weights.shape
     start, end = window_range(t, window, focus, first_query)
-    span = end - start
+    keys_from = first_key(weights, start, end, window)  # compact maps: no wider than --window
+    span = end - keys_from
     per_row = max(1, (width - LABEL - 1) // (span + 2))
-    blocks: list = [window_note(start, end, t)]
+    blocks: list = [window_note(start, end, t, keys_from)]
     for layer in range(n_layer):
         for first in range(0, n_head, per_row):
             heads = list(range(first, min(n_head, first + per_row)))
@@ -123,11 +142,12 @@ def overview(
                         end,
                         head_label(first_layer + layer, h),
                         labels=k == 0,
+                        keys_from=keys_from,
                     )
                 )
             grid.add_row(*cells)
             blocks.append(grid)
-        blocks.append(key_axis(tokens, start, end))
+        blocks.append(key_axis(tokens, keys_from, end))
     return Group(*blocks)
 
 
@@ -424,9 +444,13 @@ def report_view(
     parts: list = [Text(f"{report.model}: {t} tokens, {n_layer} layers x {n_head} heads")]
     if layer is not None and head is not None:
         start, end = window_range(t, window, focus, first)
-        parts.append(window_note(start, end, t))
+        # One map: its keys may reach back as far as the line allows.
+        keys_from = first_key(weights[layer, head], start, end, width - LABEL - 1)
+        parts.append(window_note(start, end, t, keys_from))
         label = head_label(layer, head)
-        parts.append(heatmap(weights[layer, head], tokens, start, end, label, keys=True))
+        parts.append(
+            heatmap(weights[layer, head], tokens, start, end, label, keys=True, keys_from=keys_from)
+        )
         parts.append(top_keys(weights[layer, head], tokens, start, end))
     else:
         shown = weights if layer is None else weights[layer : layer + 1]

@@ -1,0 +1,521 @@
+"""Issue 25: what a new user tripped on, second pass (items 2-10; item 1 is test_fresh_clone)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import one_line_error, run_main
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder whose checkpoints/ holds two tiny runs, ``old`` and the newer ``new``."""
+    import tinygpt
+    from tests.conftest import SMALL_TEXT, TINY
+
+    root = tmp_path_factory.mktemp("two-runs")
+    (root / "small.txt").write_text(SMALL_TEXT, encoding="utf-8")
+    for age, name in ((100, "old"), (0, "new")):
+        out = root / "checkpoints" / name
+        tinygpt.train(root / "small.txt", out_dir=out, **{**TINY, "max_steps": 2})
+        stamp = (out / "manifest.json").stat().st_mtime - age
+        os.utime(out / "manifest.json", (stamp, stamp))
+    return root
+
+
+# -- item 3: a command without -c says which checkpoint it picked ------------------------------
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["info"],
+        ["plot", "--json"],
+        ["eval", "small.txt", "--json"],
+        ["generate", "--prompt", "All:", "--max-new-tokens", "3", "--json"],
+        ["inspect-attention", "--prompt", "All: speak", "--json"],
+    ],
+)
+def test_a_picked_checkpoint_is_named_on_stderr(two_runs: Path, args: list[str]) -> None:
+    code, out, err = run_main(*args, cwd=two_runs)
+    assert code == 0, err
+    picked = str(Path("checkpoints") / "new")
+    assert f"using {picked}, the newest checkpoint under checkpoints/ (-c DIR for another)" in err
+    assert "using" not in out  # stdout stays the command's output alone
+    # Named with -c: nothing to say.
+    code, _, err = run_main(*args, "-c", str(Path("checkpoints") / "old"), cwd=two_runs)
+    assert code == 0 and "using" not in err, err
+
+
+def _readme_commands() -> list[str]:
+    """Every tinygpt command the README shows, in order: the console blocks' ``$ tinygpt``
+    lines (joined with the next line while a quote is open) and inline `tinygpt ...` spans."""
+    import re
+
+    from tests.conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    found: list[tuple[int, str]] = []
+    lines = readme.splitlines(keepends=True)
+    offset = 0
+    for i, line in enumerate(lines):
+        if line.startswith("$ tinygpt "):
+            command, j = line.strip(), i
+            while command.count('"') % 2 and j + 1 < len(lines):
+                j += 1
+                command += "\n" + lines[j].strip()
+            found.append((offset, command[2:]))
+        offset += len(line)
+    for match in re.finditer(r"`(tinygpt [a-z-]+[^`]*)`", readme):
+        found.append((match.start(), " ".join(match.group(1).split())))
+    return [command for _, command in sorted(found)]
+
+
+_READS_A_CHECKPOINT = ("generate", "eval", "info", "plot", "inspect-attention", "export")
+
+
+def test_the_readme_names_the_checkpoint_once_another_run_is_newer() -> None:
+    commands = _readme_commands()
+    first_other = next(i for i, c in enumerate(commands) if "--out checkpoints/trajectory" in c)
+    for command in commands[first_other:]:
+        words = command.split()
+        if words[1] not in _READS_A_CHECKPOINT or len(words) == 2 or words[2] == "--help":
+            continue  # a command's name in the prose, or its help
+        if any(w.isupper() or "FILE" in w for w in words):
+            continue  # a syntax summary (FILE, DIR), not a command to run
+        named = {"-c", "--checkpoint", "--trajectory", "--compare"} & set(words)
+        assert named or "--checkpoint=" in command, f"the README's {command!r} names no -c"
+
+
+def test_the_readme_writes_no_file_into_the_checkout() -> None:
+    for command in _readme_commands():
+        words = command.split()
+        for flag in ("--html", "--png", "--svg", "--json-file", "--npz"):
+            if flag in words and words.index(flag) + 1 < len(words):
+                target = words[words.index(flag) + 1]
+                assert "/" in target, f"the README's {command!r} writes {target} into the checkout"
+
+
+# -- item 9: a shape suggestion that works ------------------------------------------------------
+def _suggested_shapes(message: str, n_embd: int, n_head: int) -> list[tuple[int, int]]:
+    import re
+
+    shapes = [(int(w), n_head) for w in re.findall(r"--n-embd (\d+)", message)]
+    return shapes + [(n_embd, int(h)) for h in re.findall(r"--n-head (\d+)", message)]
+
+
+@pytest.mark.parametrize("position", ["rope", "learned"])
+def test_every_suggested_shape_is_accepted(position: str) -> None:
+    from tinygpt.config import ModelConfig
+    from tinygpt.errors import UsageError
+    from tinygpt.spelling import cli_spelling
+
+    for n_embd in range(8, 200, 3):
+        for n_head in range(1, 9):
+            config = ModelConfig(n_embd=n_embd, n_head=n_head, position=position)
+            try:
+                with cli_spelling():
+                    config.validate()
+                continue
+            except UsageError as exc:
+                message = str(exc)
+            shapes = _suggested_shapes(message, n_embd, n_head)
+            assert shapes, message
+            for width, heads in shapes:
+                ModelConfig(n_embd=width, n_head=heads, position=position).validate()
+
+
+def test_the_issues_shape_gets_a_width_and_a_head_count_that_work(tmp_path: Path) -> None:
+    (tmp_path / "t.txt").write_text("abc" * 200)
+    code, _, err = run_main(
+        "train", "t.txt", "--tokenizer", "char", "--n-embd", "128", "--n-head", "3", cwd=tmp_path
+    )
+    line = one_line_error(code, err, (2,))
+    assert "try --n-embd 126 or --n-head 4" in line, line  # 126 / 3 = 42, even; 128 / 4 = 32
+    code, _, err = run_main(
+        "train", "t.txt", "--tokenizer", "char", "--n-embd", "129", "--n-head", "3", cwd=tmp_path
+    )
+    line = one_line_error(code, err, (2,))
+    assert "even head size" in line and "try --n-embd 132" in line, line  # 129's heads: all odd
+
+
+# -- item 10: heads named as the tables print them; --head alone is refused ---------------------
+def test_ablate_takes_the_printed_label(two_runs: Path) -> None:
+    base = ["inspect-attention", "-c", "checkpoints/new", "--prompt", "All: speak", "--json"]
+    results = []
+    for spec in ("1.0", "L1H0", "l1h0"):
+        code, out, err = run_main(*base, "--ablate", spec, "--ablation", "zero", cwd=two_runs)
+        assert code == 0, err
+        results.append(json.loads(out))
+    for result in results[1:]:  # the same measurement, whatever the spelling
+        assert {**result, "heads": None} == {**results[0], "heads": None}
+    code, _, err = run_main(*base, "--ablate", "L1", cwd=two_runs)
+    assert "such as L1H0" in one_line_error(code, err, (2,))
+
+
+def test_head_takes_the_printed_label_and_a_number_needs_a_layer(two_runs: Path) -> None:
+    base = ["inspect-attention", "-c", "checkpoints/new", "--prompt", "All: speak"]
+    code, _, err = run_main(*base, "--head", "1", cwd=two_runs)
+    assert (
+        one_line_error(code, err, (2,))
+        == "error: --head 1 needs --layer (or name the head as L1H1)"
+    )
+    code, by_label, err = run_main(*base, "--head", "L1H1", "--explain", cwd=two_runs)
+    assert code == 0, err
+    code, by_numbers, err = run_main(
+        *base, "--layer", "1", "--head", "1", "--explain", cwd=two_runs
+    )
+    assert code == 0, err
+    assert by_label == by_numbers and "Layer 1, head 1" in by_label
+    code, _, err = run_main(*base, "--head", "L1H1", "--layer", "0", cwd=two_runs)
+    assert "in layer 1, not --layer 0" in one_line_error(code, err, (2,))
+    from tinygpt import api
+    from tinygpt.errors import UsageError
+
+    with pytest.raises(UsageError, match="needs --layer"):
+        api.attention_report(two_runs / "checkpoints" / "new", "All", head=1, device="cpu")
+
+
+# -- item 7: eval shows a progress bar on stderr -------------------------------------------------
+def test_eval_reports_progress_to_the_end(two_runs: Path) -> None:
+    import tinygpt
+    from tinygpt.evaluation import evaluate_text
+
+    model, tokenizer, _ = tinygpt.load(two_runs / "checkpoints" / "new", device="cpu")
+    seen: list[tuple[int, int]] = []
+    text = (two_runs / "small.txt").read_text()
+    evaluate_text(model, tokenizer, text, batch_size=4, on_progress=lambda *a: seen.append(a))
+    windows = -(-(len(text) - 1) // model.config.block_size)
+    assert len(seen) > 2 and seen[-1] == (windows, windows)
+    assert [done for done, _ in seen] == sorted(done for done, _ in seen)
+
+
+def test_eval_draws_a_bar_on_a_terminal_and_nothing_in_a_pipe(two_runs: Path) -> None:
+    from tests.conftest import run_cli
+
+    args = ("eval", "small.txt", "-c", "checkpoints/new", "--device", "cpu")
+    terminal = {"TTY_COMPATIBLE": "1", "TTY_INTERACTIVE": "1"}  # rich: draw as on a terminal
+    shown = run_cli(*args, cwd=two_runs, env=terminal)
+    assert shown.returncode == 0 and "eval" in shown.stderr and "windows" in shown.stderr
+    assert shown.stdout.startswith("loss ")  # stdout: the result alone
+    piped = run_cli(*args, cwd=two_runs)
+    assert piped.returncode == 0 and piped.stderr == ""
+
+
+# -- item 8: a script beside the checkout imports the package, not the checkout folder ----------
+def test_an_editable_install_puts_the_checkout_on_sys_path(tmp_path: Path) -> None:
+    """``pip install -e .`` builds this wheel. Its .pth must name the checkout (a path entry,
+    searched with Python's own packages) and not install an import hook: the hook runs after
+    the search, which takes a folder named tinygpt beside the script for a namespace package."""
+    import shutil
+    import subprocess
+    import sys
+    import zipfile
+
+    from tests.conftest import ROOT
+
+    project = tmp_path / "tinygpt"
+    shutil.copytree(
+        ROOT / "tinygpt", project / "tinygpt", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, project / name)
+    build = (
+        "import sys; from setuptools import build_meta; "
+        "print(build_meta.build_editable(sys.argv[1]))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", build, str(tmp_path / "wheel")],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert proc.returncode == 0, proc.stderr
+    wheel = zipfile.ZipFile(tmp_path / "wheel" / proc.stdout.strip().splitlines()[-1])
+    pth = [n for n in wheel.namelist() if n.endswith(".pth")]
+    assert len(pth) == 1
+    assert wheel.read(pth[0]).decode().split() == [str(project)]
+
+
+# -- item 4: a window keeps the keys its queries attend to ---------------------------------------
+def test_the_window_reaches_back_to_the_keys_the_queries_attend_to() -> None:
+    import torch
+
+    from tinygpt.attention.view import first_key, heatmap
+
+    # The README's induction head: queries 21..44 of the second copy look at keys 0..19.
+    t = 45
+    a = torch.zeros(t, t)
+    for i in range(t):
+        a[i, i - 21 if i >= 21 else i] = 1.0
+    assert first_key(a, 21, t, budget=70) == 0
+    assert first_key(a, 21, t, budget=30) == t - 30  # no wider than the line allows
+    assert first_key(a, 40, t, budget=70) == 19  # only as far back as needed
+    drawn = heatmap(a, [chr(97 + i % 26) for i in range(t)], 21, t, "L1H2", keys_from=0).plain
+    rows = drawn.splitlines()[1:]
+    assert len(rows) == t - 21 and all("█" in row for row in rows)  # no empty map
+
+
+@pytest.mark.parametrize("focus", [[], ["--layer", "1", "--head", "0"]])
+def test_queries_keep_the_earlier_keys(two_runs: Path, focus: list[str]) -> None:
+    args = ["inspect-attention", "-c", "checkpoints/new", "--prompt", "All: speak, all"]
+    code, out, err = run_main(*args, "--queries", "5:10", *focus, cwd=two_runs)
+    assert code == 0, err
+    # A barely trained model spreads its weight over every earlier key: all of them are drawn.
+    assert "All:␣speak  ← keys" in out and "queries 5..9, keys 0..9" in out
+
+
+# -- item 2: a warning at start when the model dwarfs the data ----------------------------------
+def test_a_bpe_model_that_dwarfs_its_text_is_named_with_its_embedding() -> None:
+    from types import SimpleNamespace
+
+    from tinygpt.config import ModelConfig
+    from tinygpt.model import GPT
+    from tinygpt.trainer import model_size_note
+
+    # The issue's run: the default shape with GPT-2's vocabulary, for 8,075 tokens of text.
+    model = GPT(ModelConfig(vocab_size=50257))
+    gpt2 = SimpleNamespace(name="gpt2", vocab_size=50257)
+    note = model_size_note(model, 8075 * 9 // 10, gpt2)
+    total = model.parameter_count().total
+    assert note is not None and "\n" not in note
+    assert note.startswith(f"note: the model has {total:,} parameters for 7,267 training tokens")
+    assert (
+        "memorise" in note
+        and "94% of them in the embedding and head of the 50,257-token gpt2" in note
+    )
+    assert "tokenizer='char'" in note  # Python's spelling here; the CLI's is --tokenizer char
+    # Tiny Shakespeare's char model: under one parameter per token, nothing to say.
+    char_model = GPT(ModelConfig(vocab_size=65))
+    assert (
+        model_size_note(char_model, 1_003_854, SimpleNamespace(name="char", vocab_size=65)) is None
+    )
+
+
+def test_train_warns_at_start_when_the_model_dwarfs_the_text(tmp_path: Path) -> None:
+    from tests.conftest import SMALL_TEXT, run_cli
+
+    (tmp_path / "short.txt").write_text(SMALL_TEXT[:600])
+    args = ("--tokenizer", "char", "--block-size", "16", "--batch-size", "2", "--max-steps", "1")
+    proc = run_cli("train", "short.txt", *args, "--device", "cpu", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    notes = [line for line in proc.stderr.splitlines() if line.startswith("note: the model has")]
+    assert len(notes) == 1 and "training tokens" in notes[0] and "smaller model" in notes[0]
+    assert proc.stderr.index("note: the model has") < proc.stderr.index("done:")
+
+
+def test_piped_train_output_is_not_cut_at_the_terminal_width(tmp_path: Path) -> None:
+    """Smaller item: the run summary and the notes keep one line each in a pipe or a log."""
+    from tests.conftest import SMALL_TEXT, run_cli
+
+    (tmp_path / "t.txt").write_text(SMALL_TEXT)
+    args = ("--tokenizer", "char", "--block-size", "16", "--max-steps", "1", "--device", "cpu")
+    proc = run_cli("train", "t.txt", *args, cwd=tmp_path, env={"COLUMNS": "60"})
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stderr.splitlines()
+    optim = next(line for line in lines if line.startswith("optim "))
+    assert "embeddings adamw" in optim and "head adamw" in optim, proc.stderr
+    assert any(line.startswith("run ") and "attention" in line for line in lines)
+
+
+# -- item 5: every training command in the README says how long it takes, as a range ----------
+def test_every_training_command_in_the_readme_gives_a_duration_range() -> None:
+    import re
+
+    from tests.conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    duration = re.compile(r"\d+(?:\.\d+)?[–-]\d+(?:\.\d+)? ?(?:s|seconds|minutes|hours)\b")
+    commands = [
+        m.start()
+        for m in re.finditer(
+            r"^(?:\$ |pip .*&& )?(?:torchrun .*)?tinygpt train |tinygpt\.train\($", readme, re.M
+        )
+    ]
+    assert len(commands) >= 5
+    for at in commands:
+        near = readme[max(0, at - 900) : at + 1200]
+        line = readme[at : readme.index("\n", at)]
+        assert duration.search(near) or "not measured" in near, f"no duration range near {line!r}"
+
+
+# -- item 6: offline, a BPE checkpoint names what it needs, not an option it lacks -------------
+@pytest.fixture
+def offline_tiktoken(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    import tiktoken.load
+    import tiktoken.registry
+
+    def offline(*args, **kwargs):
+        raise ConnectionError("no network")
+
+    # Encodings another test loaded stay in tiktoken's memory: forget them here.
+    monkeypatch.setattr(tiktoken.registry, "ENCODINGS", {})
+    empty = tmp_path / "empty-cache"
+    empty.mkdir()
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(empty))
+    monkeypatch.setattr(tiktoken.load, "read_file", offline)
+    return empty
+
+
+def test_a_bpe_checkpoint_offline_names_its_encoding(offline_tiktoken, two_runs, tmp_path) -> None:
+    import shutil
+
+    from tests.conftest import rehash
+
+    ck = tmp_path / "bpe"
+    shutil.copytree(two_runs / "checkpoints" / "new", ck)
+    rehash(ck, "tokenizer.json", b'{"type": "tiktoken", "name": "gpt2"}')
+    code, _, err = run_main("generate", "-c", str(ck), "--prompt", "x", "--device", "cpu")
+    line = one_line_error(code, err, (1,))
+    assert (
+        "gpt2 (tiktoken's r50k_base)" in line and f"TIKTOKEN_CACHE_DIR={offline_tiktoken}" in line
+    )
+    assert "holds r50k_base" in line and "--tokenizer" not in line, line
+
+
+def test_training_offline_still_offers_char(offline_tiktoken) -> None:
+    from tinygpt.errors import TinyGPTError
+    from tinygpt.spelling import cli_spelling
+    from tinygpt.tokenizer import build_tokenizer
+
+    with pytest.raises(TinyGPTError) as caught, cli_spelling():
+        build_tokenizer("cl100k_base")
+    assert "holds cl100k_base" in str(caught.value) and "--tokenizer char" in str(caught.value)
+
+
+def test_info_on_an_imported_model_shows_no_schedule_it_never_ran(tiny_run, tmp_path) -> None:
+    """Smaller item: an imported checkpoint's info had a schedule and "0 of 0" steps."""
+    from tests.conftest import run_cli
+
+    result = tiny_run(arch="gpt2", max_steps=2)
+    assert run_cli("export", str(tmp_path / "hf"), "-c", str(result.out_dir)).returncode == 0
+    back = tmp_path / "back"
+    assert run_cli("import-hf", str(tmp_path / "hf"), "--out", str(back)).returncode == 0
+    code, out, err = run_main("info", "-c", str(back))
+    assert code == 0, err
+    rows = {line.split()[0]: line for line in out.splitlines() if line.strip()}
+    assert "schedule" not in rows and "optimizer" not in rows and "0 of 0" not in out
+    assert "imported (import-hf), not trained here" in rows["steps"]
+    code, out, _ = run_main("info", "-c", str(result.out_dir))  # a run trained here: all of it
+    assert code == 0 and "schedule" in out and "2 of 2" in out
+    code, out, _ = run_main("info", "-c", str(back), "--json")
+    assert json.loads(out)["trained_here"] is False
+
+
+def test_the_readme_info_example_is_what_info_prints_today(two_runs: Path) -> None:
+    """Smaller item: the README's `info` lacked the recipe, optimizer and schedule rows and gave
+    another model's parameter count."""
+    import re
+
+    from tests.conftest import ROOT
+    from tinygpt.config import ModelConfig
+    from tinygpt.model import GPT
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme.split("$ tinygpt info --checkpoint checkpoints/tinyshakespeare\n", 1)[1]
+    block = block.split("\n\n", 1)[0].split("\n```", 1)[0]
+
+    def row_names(text: str) -> list[str]:
+        return [m.group(1) for m in re.finditer(r"^(\S+(?: \S+)*?)  +\S", text, re.M)]
+
+    code, out, err = run_main("info", "-c", "checkpoints/new", cwd=two_runs)
+    assert code == 0, err
+    assert row_names(block) == row_names(out)
+    shown = re.search(r"^parameters +([\d,]+) parameters$", block, re.M)
+    shape = re.search(r"^shape +(\d+) layers, (\d+) heads, (\d+) wide, block (\d+)", block, re.M)
+    vocab = re.search(r"^tokenizer +char \(vocab (\d+)\)", block, re.M)
+    assert shown and shape and vocab and "recipe         modern" in block
+    n_layer, n_head, n_embd, block_size = (int(g) for g in shape.groups())
+    config = ModelConfig(
+        n_layer=n_layer,
+        n_head=n_head,
+        n_embd=n_embd,
+        block_size=block_size,
+        vocab_size=int(vocab.group(1)),
+    )
+    assert int(shown.group(1).replace(",", "")) == GPT(config).parameter_count().total
+
+
+def test_a_small_file_with_no_tokenizer_named_trains_on_characters(tmp_path: Path) -> None:
+    """Item 2: the issue's trap (gpt2's embedding for a small file) is not the default."""
+    from tests.conftest import SMALL_TEXT, run_cli
+
+    text = SMALL_TEXT * 10  # 35 KB, the size of the issue's file
+    (tmp_path / "mine.txt").write_text(text)
+    args = ("--block-size", "16", "--batch-size", "2", "--max-steps", "1", "--device", "cpu")
+    proc = run_cli("train", "mine.txt", *args, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    config = json.loads((tmp_path / "checkpoints" / "mine" / "config.json").read_text())
+    assert config["train"]["tokenizer"] == "char"
+    note = next(line for line in proc.stderr.splitlines() if "picked" in line)
+    assert note.startswith(f"note: --tokenizer char picked for this {len(text):,}-byte text")
+    assert "pass --tokenizer gpt2 to use it anyway" in note
+    assert "note: the model has" not in proc.stderr  # the char model fits
+
+
+def test_the_default_stays_gpt2_where_its_model_fits(tmp_path: Path) -> None:
+    from tinygpt.trainer import default_tokenizer
+
+    big = tmp_path / "big.txt"
+    big.write_text("To be, or not to be, that is the question.\n" * 30_000)  # 1.3 MB
+    assert default_tokenizer(big, {}) == ("gpt2", None)
+    small = tmp_path / "small.txt"
+    small.write_text("To be, or not to be, that is the question.\n" * 800)  # 35 KB, the issue's
+    name, note = default_tokenizer(small, {})
+    assert name == "char" and note is not None and "\n" not in note
+    assert default_tokenizer(small, {"n_embd": 8, "n_head": 2, "n_layer": 1})[0] == "gpt2"
+
+
+def test_a_named_tokenizer_is_kept_with_the_warning(tmp_path: Path, gpt2_encoding) -> None:
+    from tests.conftest import SMALL_TEXT, run_cli
+
+    (tmp_path / "mine.txt").write_text(SMALL_TEXT)
+    args = ("--block-size", "8", "--batch-size", "1", "--max-steps", "1", "--device", "cpu")
+    proc = run_cli("train", "mine.txt", "--tokenizer", "gpt2", *args, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    config = json.loads((tmp_path / "checkpoints" / "mine" / "config.json").read_text())
+    assert config["train"]["tokenizer"] == "gpt2" and "picked" not in proc.stderr
+    assert "note: the model has" in proc.stderr and "50,257-token gpt2" in proc.stderr
+
+
+# -- smaller item: `runs` builds no model to count parameters -----------------------------------
+@pytest.mark.parametrize("arch", ["modern", "gpt2"])
+def test_the_parameter_count_from_the_shape_is_the_models(arch: str) -> None:
+    import itertools
+
+    import torch
+
+    from tinygpt.config import ARCHITECTURES, MODEL_SWITCHES, ModelConfig
+    from tinygpt.model import GPT, count_parameters
+
+    recipe = {k: ARCHITECTURES[arch][k] for k in MODEL_SWITCHES}
+    for bias, mlp, tie, n_layer in itertools.product(
+        [False, True], [False, True], [False, True], [1, 3]
+    ):
+        config = ModelConfig(
+            **{**recipe, "bias": bias, "mlp": mlp, "tie_embeddings": tie},
+            n_layer=n_layer,
+            n_head=2,
+            n_embd=16,
+            block_size=12,
+            vocab_size=37,
+        )
+        with torch.device("meta"):
+            built = GPT(config).parameter_count()
+        assert count_parameters(config) == built, config
+
+
+def test_runs_builds_no_model(two_runs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tinygpt import model
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("runs built a model")
+
+    monkeypatch.setattr(model.GPT, "__init__", refuse)
+    code, out, err = run_main("runs", "--json", cwd=two_runs)
+    assert code == 0, err
+    rows = json.loads(out)
+    assert [r["name"] for r in rows] == ["new", "old"] and all("error" not in r for r in rows)
