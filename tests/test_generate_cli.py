@@ -100,6 +100,9 @@ def _read_until(fd: int, done, timeout: float = 120.0) -> bytes:
 def test_interactive_under_a_terminal_ctrl_c_stops_a_sample_ctrl_d_leaves(ck):
     pid, fd = pty.fork()
     if pid == 0:  # the child: the CLI on the pseudo-terminal
+        # A test run started in the background of a shell ignores SIGINT, and children inherit
+        # that: give the CLI the default a terminal user has.
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
         env = {**os.environ, "OMP_NUM_THREADS": "1", "NO_COLOR": "1"}
         os.execve(
             sys.executable,
