@@ -84,3 +84,17 @@ def test_cache_is_zeroed_so_masked_positions_cannot_poison_attention():
     # Uninitialised memory can hold NaN; a masked weight of 0 times NaN is still NaN.
     cache = model().new_cache(2)
     assert not cache.k.any() and not cache.v.any()
+
+
+def test_a_failed_capture_falls_back_to_the_eager_step():
+    def failing_capture(fn):
+        fn()  # the warm-up ran, then the capture failed
+        raise RuntimeError("operation not permitted when stream is capturing")
+
+    m = model()
+    with torch.inference_mode():
+        decoder = Decoder(m, 1, graph=True, capture=failing_capture)
+        assert type(decoder.step).__name__ == "EagerStep"
+        logits = decoder.start(torch.tensor([[1, 2, 3]]))
+        full, _, _ = m(torch.tensor([[1, 2, 3]]))
+    torch.testing.assert_close(logits, full[:, -1])

@@ -99,9 +99,19 @@ class Decoder:
         self.step: EagerStep | GraphedStep | None = None
         if self.cache is not None:
             graphed = device.type == "cuda" if graph is None else graph
-            self.step = (
-                GraphedStep(model, self.cache, capture) if graphed else EagerStep(model, self.cache)
-            )
+            self.step = self._graphed(model, capture) if graphed else None
+            self.step = self.step or EagerStep(model, self.cache)
+
+    def _graphed(self, model: GPT, capture: Capture | None) -> GraphedStep | None:
+        """The graphed step, or None where capturing fails (a driver or an operation that
+        cannot be captured): the eager step computes the same numbers, only slower."""
+        assert self.cache is not None
+        try:
+            return GraphedStep(model, self.cache, capture)
+        except RuntimeError:
+            self.cache.k.zero_()  # the warm-up may have written; nothing is cached yet
+            self.cache.v.zero_()
+            return None
 
     def start(self, prompt: torch.Tensor) -> torch.Tensor:
         """Logits (B, vocab) after the prompt (B, T), T <= block size."""
