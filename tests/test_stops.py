@@ -51,7 +51,7 @@ def test_any_split_gives_the_text_before_the_first_occurrence(text, cuts, stop):
     assert found == (None if index < 0 else stop)
 
 
-def test_stop_split_over_two_bpe_tokens():
+def test_stop_split_over_two_bpe_tokens(gpt2_encoding):
     tok = build_tokenizer("gpt2")
     text = "ROMEO: O, she doth teach the torches to burn bright!"
     ids = tok.encode(text)
