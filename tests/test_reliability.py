@@ -396,3 +396,60 @@ def test_the_default_checkpoint_is_not_one_still_training(tiny_run, tmp_path):
     assert latest_checkpoint(tmp_path) == newer
     with directory_lock(newer), directory_lock(older):  # every one training: still the newest
         assert latest_checkpoint(tmp_path) == newer
+
+
+# == Issue 24: no user file written through a link or over without --overwrite ===============
+def _lock_attack(ck: Path, victim: Path, kind: str) -> None:
+    """Put a hostile ``.lock`` in ``ck``, as a shared checkpoint could carry."""
+    lock = ck / ".lock"
+    if kind == "symlink":
+        victim.write_text("precious\n")
+        lock.symlink_to(victim)
+    elif kind == "dangling":
+        lock.symlink_to(victim)  # victim does not exist: following it would create it
+    elif kind == "hardlink":
+        victim.write_text("precious\n")
+        os.link(victim, lock)
+    else:
+        os.mkfifo(lock)
+
+
+@pytest.mark.parametrize("kind", ["symlink", "dangling", "hardlink", "fifo"])
+def test_the_lock_never_writes_through_a_hostile_lock_file(ck, tmp_path, kind):
+    from tinygpt.lock import directory_lock, in_use
+
+    victim = tmp_path / "victim.txt"
+    _lock_attack(ck, victim, kind)
+    before = victim.read_bytes() if victim.exists() else None
+    with directory_lock(ck):
+        assert in_use(ck)
+        lock = ck / ".lock"
+        assert lock.is_file() and not lock.is_symlink() and lock.stat().st_nlink == 1
+        assert "pid" in lock.read_text()
+    assert (victim.read_bytes() if victim.exists() else None) == before
+    assert not (ck / ".lock").exists()
+
+
+def test_resume_with_a_lock_linked_to_a_user_file_leaves_the_file_alone(ck, tmp_path):
+    victim = tmp_path / "victim.txt"
+    _lock_attack(ck, victim, "symlink")
+    code, _, err = run_main(
+        "train", "small.txt", "--out", "ck", "--resume", "--max-steps", "11", "-q", cwd=tmp_path
+    )
+    assert code == 0, err
+    assert victim.read_text() == "precious\n"
+    assert ckpt.open_checkpoint(ck).step == 11
+
+
+def test_a_failed_lock_write_leaves_no_out_directory(tmp_path, monkeypatch):
+    import errno
+
+    from tinygpt import lock
+
+    def full(fd, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(lock.os, "write", full)
+    with pytest.raises(UsageError, match="No space left"), lock.directory_lock(tmp_path / "new"):
+        pass
+    assert not (tmp_path / "new").exists()

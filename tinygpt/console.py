@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from typing import Any, TextIO
 
 from rich.console import Console
+
+# C0 controls, DEL and the C1 controls: the bytes a terminal acts on instead of showing.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """``text`` with every control character escaped (``\\x1b``, ``\\n``): a name or path read
+    from a file could otherwise retitle, clear or rewrite the user's terminal."""
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
 
 
 def stderr_console() -> Console:
