@@ -453,3 +453,41 @@ def test_a_failed_lock_write_leaves_no_out_directory(tmp_path, monkeypatch):
     with pytest.raises(UsageError, match="No space left"), lock.directory_lock(tmp_path / "new"):
         pass
     assert not (tmp_path / "new").exists()
+
+
+def test_train_refuses_a_non_empty_folder_that_is_not_a_checkpoint(tmp_path):
+    (tmp_path / "small.txt").write_text(SMALL_TEXT)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    for name in ("config.json", "metrics.jsonl", "state.pt"):
+        (mine / name).write_text(f"the user's own {name}\n")
+    before = snapshot(mine)
+    code, _, err = _train_briefly(tmp_path, "mine")
+    line = one_line_error(code, err, (2,))
+    assert "not empty" in line and "--overwrite" in line
+    assert snapshot(mine) == before and not (mine / ".lock").exists()
+    args = ("--tokenizer", "char", "--device", "cpu", "--max-steps", "3", *SMALL_MODEL, "-q")
+    code, _, err = run_main(
+        "train", "small.txt", "--out", "mine", "--overwrite", *args, cwd=tmp_path
+    )
+    assert code == 0, err  # asked for: the folder becomes a checkpoint
+    assert ckpt.open_checkpoint(mine).step == 3
+
+
+def test_import_hf_never_writes_over_its_source_or_a_foreign_folder(ck, tmp_path):
+    code, _, err = run_main("export", "hfm", "-c", "ck", cwd=tmp_path)
+    assert code == 0, err
+    before = snapshot(tmp_path / "hfm")
+    for extra in ([], ["--overwrite"]):
+        code, _, err = run_main("import-hf", "hfm", "--out", "hfm", *extra, cwd=tmp_path)
+        assert "destroy" in one_line_error(code, err, (2,))
+    assert snapshot(tmp_path / "hfm") == before
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "config.json").write_text("{}")
+    code, _, err = run_main("import-hf", "hfm", "--out", "other", cwd=tmp_path)
+    assert "not empty" in one_line_error(code, err, (2,))
+    assert (other / "config.json").read_text() == "{}"
+    code, _, err = run_main("import-hf", "hfm", "--out", "new", cwd=tmp_path)
+    assert code == 0, err
+    assert ckpt.open_checkpoint(tmp_path / "new").step == 0

@@ -43,8 +43,10 @@ import safetensors.torch
 import torch
 
 from tinygpt.config import RunConfig, parameter_bound
+from tinygpt.console import printable
 from tinygpt.errors import CheckpointError, TinyGPTError, UsageError
 from tinygpt.fileio import (
+    TEMP_PREFIX,
     atomic_write_bytes,
     describe_os_error,
     fsync_dir,
@@ -52,7 +54,7 @@ from tinygpt.fileio import (
     remove_stale_temps,
     sha256,
 )
-from tinygpt.lock import in_use
+from tinygpt.lock import LOCK_FILE, in_use
 
 # The run's log lives beside the checkpoint; its reader and writer are re-exported here.
 from tinygpt.metrics import METRICS_FILE as METRICS_FILE
@@ -518,6 +520,31 @@ def open_checkpoint(directory: str | Path) -> Checkpoint:
 
 def is_checkpoint(directory: Path) -> bool:
     return (directory / MANIFEST_FILE).exists() or (directory / PENDING_FILE).exists()
+
+
+def _own_leftover(name: str) -> bool:
+    """A name only tinygpt writes in a directory it is saving to (the lock, the temp and
+    staged files of a save that died before its commit point)."""
+    return name == LOCK_FILE or name.startswith((TEMP_PREFIX, STAGED_PREFIX))
+
+
+def check_writable_destination(directory: Path, overwrite: bool, force: str) -> None:
+    """Refuse to write a new checkpoint into a non-empty directory that is not a checkpoint
+    unless ``overwrite``: its ``config.json`` or ``model.safetensors`` may be the user's own
+    (a Hugging Face model has files of those very names). ``force`` names the option."""
+    directory = Path(directory)
+    if overwrite or is_checkpoint(directory) or not directory.is_dir():
+        return
+    try:
+        foreign = sorted(p.name for p in directory.iterdir() if not _own_leftover(p.name))
+    except OSError as exc:
+        raise UsageError(f"cannot read {directory}: {describe_os_error(exc)}") from None
+    if foreign:
+        raise UsageError(
+            f"{directory} is not empty ({printable(foreign[0][:60])}"
+            f"{', ...' if len(foreign) > 1 else ''}) and holds no tinygpt checkpoint; "
+            f"write to a new directory, or pass {force} to replace checkpoint files in it"
+        )
 
 
 def latest_checkpoint(root: Path = Path("checkpoints")) -> Path:

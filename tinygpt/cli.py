@@ -768,13 +768,10 @@ def import_hf_command(
     ] = False,
 ) -> None:
     """Turn a local GPT-2 style Hugging Face model into a tinygpt checkpoint."""
-    from tinygpt.checkpoint import is_checkpoint
     from tinygpt.hf import import_hf
 
     target = out or Path("checkpoints") / source.resolve().name
-    if is_checkpoint(target) and not overwrite:
-        raise UsageError(f"{target} already holds a checkpoint; pass --overwrite or another --out")
-    import_hf(source, target, tokenizer)
+    import_hf(source, target, tokenizer, overwrite)
     typer.echo(f"wrote {target}; try: tinygpt generate --checkpoint {target}", err=True)
 
 

@@ -10,6 +10,7 @@ only loading the exported directory with it does.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from tinygpt.checkpoint import (
     TOKENIZER_FILE,
     Checkpoint,
     check_tokenizer_spec,
+    check_writable_destination,
     is_checkpoint,
     weights_bytes,
     write_checkpoint,
@@ -206,11 +208,28 @@ def _import_tokenizer(src: Path, name: str | None, run: RunConfig) -> Tokenizer:
     return tok
 
 
-def import_hf(src: Path, out: Path, tokenizer: str | None = None) -> Path:
+def check_import_destination(src: Path, out: Path, overwrite: bool = False) -> None:
+    """Refuse to import over the model being read (its config.json and model.safetensors have a
+    checkpoint's names), over a checkpoint without ``overwrite``, or into a non-empty directory
+    that is not a checkpoint without it."""
+    with contextlib.suppress(OSError):
+        if Path(out).resolve() == Path(src).resolve():
+            raise UsageError(
+                f"--out {out} is the model being imported; writing there would destroy it. "
+                f"Give another --out"
+            )
+    if is_checkpoint(out) and not overwrite:
+        raise UsageError(f"{out} already holds a checkpoint; pass --overwrite or another --out")
+    check_writable_destination(out, overwrite, "--overwrite")
+
+
+def import_hf(src: Path, out: Path, tokenizer: str | None = None, overwrite: bool = False) -> Path:
     """Turn a local GPT-2 style Hugging Face directory into a tinygpt checkpoint.
 
     The tokenizer is ``tokenizer`` when given, else the one ``tinygpt export`` wrote beside
-    the weights (so a char model comes back with its vocabulary), else GPT-2's encoding."""
+    the weights (so a char model comes back with its vocabulary), else GPT-2's encoding.
+    ``out`` may be a checkpoint or a non-empty directory only with ``overwrite``."""
+    check_import_destination(src, out, overwrite)
     try:
         cfg = json.loads((src / "config.json").read_text())
     except FileNotFoundError:
@@ -266,5 +285,6 @@ def import_hf(src: Path, out: Path, tokenizer: str | None = None) -> Path:
         MODEL_FILE: weights_bytes(model),
     }
     with directory_lock(out):  # the same one-writer rule as `train`
+        check_import_destination(src, out, overwrite)  # again, now that no one else writes
         write_checkpoint(out, files, step=0)
     return out

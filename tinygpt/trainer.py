@@ -620,6 +620,7 @@ def _train_locked(
             )
         if existing:  # its first save would refuse a damaged manifest: say so now, not then
             ckpt.check_manifests(out)
+        ckpt.check_writable_destination(out, overwrite, option("overwrite"))
         train_cfg = TrainConfig(**train_opts)
         model_cfg = None
     train_cfg.data = str(data)
