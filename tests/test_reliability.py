@@ -491,3 +491,23 @@ def test_import_hf_never_writes_over_its_source_or_a_foreign_folder(ck, tmp_path
     code, _, err = run_main("import-hf", "hfm", "--out", "new", cwd=tmp_path)
     assert code == 0, err
     assert ckpt.open_checkpoint(tmp_path / "new").step == 0
+
+
+@pytest.mark.parametrize(
+    "flag,name",
+    [
+        ("--json-file", "config.json"),
+        ("--npz", "model.safetensors"),
+        ("--html", "manifest.json"),
+        ("--svg", "metrics.jsonl"),
+        ("--png", "best.safetensors"),
+    ],
+)
+def test_report_writers_never_overwrite_a_checkpoint_file(ck, tmp_path, flag, name):
+    before = snapshot(ck)
+    args = ("inspect-attention", "-c", "ck", "-p", "First", "--device", "cpu")
+    code, _, err = run_main(*args, flag, f"ck/{name}", cwd=tmp_path)
+    assert "part of the checkpoint" in one_line_error(code, err, (2,))
+    assert snapshot(ck) == before
+    code, _, err = run_main(*args, flag, f"ck/report-{name}", cwd=tmp_path)
+    assert code == 0, err  # any other name in the folder is fine

@@ -522,6 +522,18 @@ def is_checkpoint(directory: Path) -> bool:
     return (directory / MANIFEST_FILE).exists() or (directory / PENDING_FILE).exists()
 
 
+def check_not_checkpoint_file(path: Path) -> None:
+    """Refuse to write a report (``--json-file``, ``--npz``, a plot) over a file a checkpoint
+    owns: ``inspect-attention --json-file ck/config.json`` would destroy the checkpoint."""
+    path = Path(path)
+    owned = (*KNOWN_FILES, MANIFEST_FILE, PENDING_FILE, METRICS_FILE)
+    if is_checkpoint(path.parent) and (path.name in owned or _own_leftover(path.name)):
+        raise UsageError(
+            f"{path} is part of the checkpoint in {path.parent}; writing there would destroy "
+            f"it. Give another file name"
+        )
+
+
 def _own_leftover(name: str) -> bool:
     """A name only tinygpt writes in a directory it is saving to (the lock, the temp and
     staged files of a save that died before its commit point)."""
