@@ -38,12 +38,17 @@ def ck(trained, tmp_path) -> Path:
     return Path(shutil.copytree(trained, tmp_path / "ck"))
 
 
+class Hung(Exception):
+    """Raised by ``time_limit``; not an OSError (as TimeoutError is), which code under test
+    may catch and turn into a message or, as ``glob.glob`` does, silently swallow."""
+
+
 @contextlib.contextmanager
 def time_limit(seconds: int):
     """Fail instead of hanging (a FIFO opened for reading waits for a writer forever)."""
 
     def expire(signum, frame):
-        raise TimeoutError(f"still running after {seconds}s")
+        raise Hung(f"still running after {seconds}s")
 
     previous = signal.signal(signal.SIGALRM, expire)
     signal.alarm(seconds)
@@ -500,3 +505,22 @@ def test_fault_injection_over_checkpoint_files(
     assert not victim.exists() and not (sandbox.parent / "escaped").exists()
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss < 6 * 1024 * 1024  # KB: 6 GB
     shutil.rmtree(sandbox, ignore_errors=True)
+
+
+# -- issue 24 ---------------------------------------------------------------------------------
+def test_glob_and_directory_corpora_read_each_real_file_once(tmp_path):
+    from tinygpt.data import resolve_sources
+
+    corp = tmp_path / "corp"
+    (corp / "sub").mkdir(parents=True)
+    (corp / "a.txt").write_text("train text\n")
+    (corp / "sub" / "b.txt").write_text("validation text\n")
+    (corp / "sub" / "up").symlink_to("..")  # a loop through the parent
+    (corp / "self").symlink_to(".")  # a loop through itself
+    (corp / "twice.txt").symlink_to("a.txt")  # the same file under a second name
+    expected = [corp / "a.txt", corp / "sub" / "b.txt"]
+    with time_limit(30):
+        assert resolve_sources(f"{corp}/**/*.txt") == expected
+        assert resolve_sources(f"{corp}/**") == expected
+        assert resolve_sources(corp) == expected
+        assert len(resolve_sources(f"{corp}/*/*.txt")) == 2

@@ -511,3 +511,24 @@ def test_report_writers_never_overwrite_a_checkpoint_file(ck, tmp_path, flag, na
     assert snapshot(ck) == before
     code, _, err = run_main(*args, flag, f"ck/report-{name}", cwd=tmp_path)
     assert code == 0, err  # any other name in the folder is fine
+
+
+def test_train_dot_never_reads_its_own_checkpoints_as_text(tmp_path):
+    from tinygpt.data import resolve_sources
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "small.txt").write_text(SMALL_TEXT)
+    args = ("--tokenizer", "char", "--device", "cpu", "--max-steps", "2", *SMALL_MODEL, "-q")
+    code, _, err = run_main("train", ".", *args, cwd=corpus)  # writes ./checkpoints/corpus
+    assert code == 0, err
+    assert (corpus / "checkpoints" / "corpus" / ckpt.MODEL_FILE).exists()
+    assert resolve_sources(corpus) == [corpus / "small.txt"]
+    code, _, err = run_main("train", ".", "--out", "again", *args, cwd=corpus)
+    assert code == 0, err
+    first = ckpt.open_checkpoint(corpus / "checkpoints" / "corpus").tokenizer_spec
+    assert ckpt.open_checkpoint(corpus / "again").tokenizer_spec == first
+    code, _, err = run_main(
+        "train", ".", "--out", "checkpoints/corpus", "--resume", "-q", cwd=corpus
+    )
+    assert code == 0, err  # the same corpus as the first run: resumes

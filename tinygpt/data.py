@@ -9,12 +9,11 @@ run skips tokenization, and batches are gathered with one vectorised index, no P
 from __future__ import annotations
 
 import codecs
-import glob
 import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,21 +101,23 @@ def _is_utf8(encoding: str) -> bool:
     return encoding.lower().replace("_", "-") in ("utf-8", "utf8")
 
 
-def resolve_sources(spec: str | Path) -> list[Path]:
-    """A file, a directory (every non-hidden file below it) or a glob pattern, in sorted order."""
+def resolve_sources(spec: str | Path, exclude: Path | None = None) -> list[Path]:
+    """A file, a directory (every non-hidden file below it) or a glob pattern, in sorted order.
+
+    Each real file is read once (a symbolic link to a file already listed adds nothing, and
+    ``**`` does not descend into linked directories, so a link loop can't repeat or hang the
+    listing). Checkpoint directories below the corpus, and ``exclude`` (the run's own ``--out``),
+    are left out: ``tinygpt train .`` must not read its own weights as text on the next run.
+    """
     text = str(spec)
     path = Path(spec)
     if path.is_dir():
-        files = sorted(
-            f
-            for f in path.rglob("*")
-            if f.is_file() and not any(part.startswith(".") for part in f.relative_to(path).parts)
-        )
+        files = _corpus_files(path, path.rglob("*"), exclude)
         if not files:
             raise UsageError(f"the directory {path} holds no files to train on")
         return files
     if not path.exists() and any(ch in text for ch in "*?["):
-        files = sorted(Path(f) for f in glob.glob(text, recursive=True) if Path(f).is_file())
+        files = _glob_files(text, exclude)
         if not files:
             raise UsageError(f"no files match {text!r}")
         return files
@@ -132,6 +133,62 @@ def resolve_sources(spec: str | Path) -> list[Path]:
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
     return [path]
+
+
+def _glob_files(pattern: str, exclude: Path | None) -> list[Path]:
+    """The files a glob pattern matches, through pathlib's glob (whose ``**`` does not follow
+    linked directories; ``glob.glob`` loops on ``dir/self -> .``) from the pattern's fixed
+    leading folders. Hidden names match only when the pattern spells a leading dot."""
+    parts = Path(pattern).parts
+    fixed = next(i for i, part in enumerate(parts) if any(ch in part for ch in "*?["))
+    root = Path(*parts[:fixed]) if fixed else Path(".")
+    rest = parts[fixed:]
+    if rest[-1] == "**":  # glob.glob's "dir/**" lists files too; pathlib's only folders
+        rest = (*rest, "*")
+    try:
+        matches = list(root.glob(str(Path(*rest))))
+    except (ValueError, OSError) as exc:
+        raise UsageError(f"bad glob pattern {pattern!r}: {exc}") from None
+    hidden_ok = any(part.startswith(".") for part in rest)
+    return _corpus_files(root, matches, exclude, hidden_ok)
+
+
+def _corpus_files(
+    root: Path, candidates: Iterable[Path], exclude: Path | None, hidden_ok: bool = False
+) -> list[Path]:
+    """The regular files among ``candidates`` (below ``root``), sorted, each real file once,
+    without hidden names, checkpoint directories or anything inside ``exclude``."""
+    skip = exclude.resolve() if exclude is not None else None
+    seen: set[tuple[int, int]] = set()
+    files = []
+    for f in sorted(candidates):
+        rel = f.relative_to(root).parts
+        if not hidden_ok and any(part.startswith(".") for part in rel):
+            continue
+        try:
+            if not f.is_file():
+                continue
+            info = f.stat()
+            real = f.resolve()
+        except (OSError, RuntimeError):  # vanished, unreadable, or a link loop
+            continue
+        if (info.st_dev, info.st_ino) in seen:
+            continue
+        if skip is not None and (real == skip or skip in real.parents):
+            continue
+        if any(_is_checkpoint_dir(root.joinpath(*rel[:i])) for i in range(1, len(rel))):
+            continue
+        seen.add((info.st_dev, info.st_ino))
+        files.append(f)
+    return files
+
+
+def _is_checkpoint_dir(directory: Path) -> bool:
+    """A tinygpt checkpoint (its weights are no text to train on)."""
+    has_manifest = (directory / "manifest.json").is_file() or (
+        directory / "manifest.pending.json"
+    ).is_file()
+    return has_manifest and (directory / "model.safetensors").exists()
 
 
 def iter_text(
@@ -278,15 +335,17 @@ def prepare_corpus(
     tokenizer: Tokenizer | str,
     encoding: str = "utf-8",
     cache_dir: Path | None = None,
+    exclude: Path | None = None,
 ) -> Corpus:
     """Tokenize a file, directory or glob once into a memory-mapped token file, streaming.
 
     ``tokenizer`` is a name (``char`` builds its vocabulary from the text in a first pass) or a
     tokenizer object (a resumed run keeps its checkpoint's). The ids are cached under the
     sources' content hash and the tokenizer, so an unchanged corpus is never tokenized twice.
+    ``exclude`` is a directory never read (the run's ``--out``).
     """
     codec = check_encoding(encoding)
-    sources = resolve_sources(spec)
+    sources = resolve_sources(spec, exclude)
     content = _sources_digest(sources, codec)
     cache = (cache_dir or default_cache_dir()) / "tokens"
     keys = _tokenizer_keys(tokenizer)

@@ -632,7 +632,7 @@ def _train_locked(
         if not dist.is_main:
             dist.barrier()  # rank 0 tokenizes into the shared cache first; the others reuse it
         tokenizer = source.tokenizer if source is not None else train_cfg.tokenizer
-        corpus = prepare_corpus(data, tokenizer, train_cfg.encoding, cache_dir)
+        corpus = prepare_corpus(data, tokenizer, train_cfg.encoding, cache_dir, exclude=out)
         if dist.is_main:
             dist.barrier()
         if model_cfg is None:
