@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -532,3 +533,51 @@ def test_train_dot_never_reads_its_own_checkpoints_as_text(tmp_path):
         "train", ".", "--out", "checkpoints/corpus", "--resume", "-q", cwd=corpus
     )
     assert code == 0, err  # the same corpus as the first run: resumes
+
+
+def test_a_corpus_changed_while_tokenized_is_never_cached(tmp_path, monkeypatch):
+    from tinygpt import data
+    from tinygpt.tokenizer import CharTokenizer
+
+    corpus = tmp_path / "corpus.txt"
+    pristine = ("a" * 99 + "\n") * 50
+    corpus.write_text(pristine)
+    tok = CharTokenizer(["\n", "a", "b"])
+    original = data.iter_text
+
+    def rewritten_midway(sources, encoding="utf-8", **kwargs):
+        for i, piece in enumerate(original(sources, encoding, **{**kwargs, "chunk_bytes": 1000})):
+            if i == 0:  # the first piece is read: another program rewrites the file in place
+                with open(corpus, "r+b") as fh:
+                    fh.write(b"b" * 5000)
+            yield piece
+
+    monkeypatch.setattr(data, "iter_text", rewritten_midway)
+    with pytest.raises(UsageError, match="changed while it was being read"):
+        data.prepare_corpus(corpus, tok, cache_dir=tmp_path / "cache")
+    monkeypatch.setattr(data, "iter_text", original)
+    corpus.write_text(pristine)  # back as it was: its tokens are its own, not the mixture
+    ids = data.prepare_corpus(corpus, tok, cache_dir=tmp_path / "cache").ids
+    assert tok.decode([int(i) for i in ids]) == pristine
+
+
+@pytest.mark.parametrize("damage", ["out-of-vocabulary", "float64", "uint32"])
+def test_a_damaged_token_cache_entry_is_rebuilt(small_text, tmp_path, damage):
+    from tinygpt.data import prepare_corpus
+
+    cache = tmp_path / "cache"
+    first = prepare_corpus(small_text, "char", cache_dir=cache)
+    expected = np.array(first.ids)
+    (bin_path,) = (cache / "tokens").glob("*.bin")
+    meta_path = bin_path.with_suffix(".json")
+    meta = json.loads(meta_path.read_text())
+    if damage == "out-of-vocabulary":
+        with open(bin_path, "r+b") as fh:
+            fh.write(np.array([60000], dtype=np.uint16).tobytes())
+    else:  # another width, with a token count that fits the file's size
+        meta["dtype"] = damage
+        meta["num_tokens"] = bin_path.stat().st_size // np.dtype(damage).itemsize
+    meta_path.write_text(json.dumps(meta))
+    again = prepare_corpus(small_text, "char", cache_dir=cache)
+    assert not again.from_cache and np.array_equal(np.array(again.ids), expected)
+    assert prepare_corpus(small_text, "char", cache_dir=cache).from_cache  # rebuilt, whole

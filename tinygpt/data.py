@@ -16,17 +16,19 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from tinygpt.errors import UsageError
+from tinygpt.errors import TinyGPTError, UsageError
 from tinygpt.fileio import (
     NotRegularFile,
     atomic_write,
     atomic_write_bytes,
     check_regular,
+    read_bounded,
     sha256,
 )
 from tinygpt.spelling import option
@@ -41,6 +43,7 @@ from tinygpt.tokenizer import (
 # Corpora are read in pieces of this size: memory stays flat however large the files are, and
 # tiktoken encodes several pieces at once on its own threads.
 _READ_CHUNK_BYTES = 1 << 23
+_META_LIMIT = 64 << 20  # a cache entry's JSON (a char vocabulary of every code point fits)
 
 
 def read_text(path: str | Path, encoding: str = "utf-8") -> str:
@@ -196,11 +199,13 @@ def iter_text(
     encoding: str = "utf-8",
     chunk_bytes: int = _READ_CHUNK_BYTES,
     on_bytes: Callable[[int], None] | None = None,
+    digest: Any = None,
 ) -> Iterator[str]:
     """Stream the sources' text in pieces that end at a newline, never holding a whole file.
 
     Files are joined with a newline when one does not end with it. Errors name the file and the
-    byte offset of the first byte that is not valid in ``encoding``.
+    byte offset of the first byte that is not valid in ``encoding``. ``digest`` (a hashlib
+    object, see :func:`_new_digest`) is fed exactly the bytes read, as ``_sources_digest`` is.
     """
     total = 0
     for path in sources:
@@ -213,12 +218,16 @@ def iter_text(
             fh = open(path, "rb")  # noqa: SIM115 (closed below, errors mapped to one line)
         except OSError as exc:
             raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+        if digest is not None:
+            digest.update(f"\0{path.name}\0".encode())
         with fh:
             while True:
                 try:
                     raw = fh.read(chunk_bytes)
                 except OSError as exc:
                     raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+                if digest is not None:
+                    digest.update(raw)
                 if first and _is_utf8(encoding) and raw.startswith(b"\xef\xbb\xbf"):
                     raw, consumed = raw[3:], 3  # a UTF-8 byte-order mark is not text
                 first = False
@@ -273,10 +282,26 @@ def encode_text(tokenizer: Tokenizer, text: str) -> np.ndarray:
     return np.asarray(tokenizer.encode(text), dtype=dtype)
 
 
+def _new_digest(encoding: str) -> Any:
+    return hashlib.sha256(f"encoding={encoding}".encode())
+
+
+def _check_unchanged(digest: Any, content: str, sources: list[Path]) -> None:
+    """Refuse text that is not what was hashed: a file rewritten while it was being read would
+    otherwise be cached under the old content's key, and every later run on the pristine
+    file would train on the mixture."""
+    if digest.hexdigest()[:24] != content:
+        names = ", ".join(str(p) for p in sources[:3]) + (", ..." if len(sources) > 3 else "")
+        raise UsageError(
+            f"the corpus changed while it was being read ({names}); run again once nothing "
+            f"writes to it"
+        )
+
+
 def _sources_digest(sources: list[Path], encoding: str) -> str:
     """Everything the ids depend on besides the tokenizer: the text encoding, the files' names
     and their bytes (a latin-1 reading of a file is another token stream than a UTF-8 one)."""
-    digest = hashlib.sha256(f"encoding={encoding}".encode())
+    digest = _new_digest(encoding)
     for path in sources:
         digest.update(f"\0{path.name}\0".encode())
         try:
@@ -305,28 +330,51 @@ def _tokenizer_keys(tokenizer: Tokenizer | str) -> list[str]:
     return [f"char-{sha256(json.dumps(spec, sort_keys=True).encode())[:12]}", "char"]
 
 
-def _cached(ids_path: Path, meta_path: Path, tokenizer: Tokenizer | str) -> Corpus | None:
-    """The cached corpus, when the entry is whole and holds this tokenizer's ids."""
+def _cached(ids_path: Path, meta_path: Path, tokenizer: Tokenizer | str, key: str) -> Corpus | None:
+    """The cached corpus, when the entry is whole and holds this tokenizer's ids.
+
+    Nothing in the entry is trusted: the ids must have the width this vocabulary is written
+    with, fill the file exactly, and all be in the vocabulary (an id beyond it fails every
+    later run deep inside the embedding; a wrong width trains on garbage). An entry that does
+    not hold up is rebuilt.
+    """
     if not (ids_path.exists() and meta_path.exists()):
         return None
     try:
-        meta = json.loads(meta_path.read_text())
+        meta = json.loads(read_bounded(meta_path, _META_LIMIT))
         if not isinstance(tokenizer, str) and meta["tokenizer"] != tokenizer.to_dict():
             return None
         tok = tokenizer_from_dict(meta["tokenizer"])
-        ids = np.memmap(ids_path, dtype=np.dtype(meta["dtype"]), mode="r")
-        if len(ids) == meta["num_tokens"]:
+        dtype = _dtype_for(tok.vocab_size)
+        num_tokens = meta["num_tokens"]
+        if (
+            key not in _tokenizer_keys(tok)
+            or meta["dtype"] != dtype.name
+            or type(num_tokens) is not int
+            or check_regular(ids_path) != num_tokens * dtype.itemsize
+        ):
+            return None
+        ids = np.memmap(ids_path, dtype=dtype, mode="r")
+        if _ids_in_vocabulary(ids, tok.vocab_size):
             return Corpus(tok, ids, from_cache=True)
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, RecursionError, TinyGPTError):
         pass  # a damaged cache entry is rebuilt
     return None
 
 
-def _char_vocabulary(sources: list[Path], encoding: str) -> CharTokenizer:
+def _ids_in_vocabulary(ids: np.ndarray, vocab_size: int) -> bool:
+    """Whether every id is below ``vocab_size`` (read in slices: memory stays flat)."""
+    step = 1 << 24
+    return all(int(ids[i : i + step].max()) < vocab_size for i in range(0, len(ids), step))
+
+
+def _char_vocabulary(sources: list[Path], encoding: str, content: str) -> CharTokenizer:
     seen: set[int] = set()
-    for piece in iter_text(sources, encoding):
+    digest = _new_digest(check_encoding(encoding))
+    for piece in iter_text(sources, encoding, digest=digest):
         codes = np.frombuffer(piece.encode("utf-32-le"), dtype=np.uint32)
         seen.update(np.flatnonzero(np.bincount(codes)).tolist())  # linear, unlike np.unique
+    _check_unchanged(digest, content, sources)
     return CharTokenizer([chr(c) for c in sorted(seen)])
 
 
@@ -350,13 +398,15 @@ def prepare_corpus(
     cache = (cache_dir or default_cache_dir()) / "tokens"
     keys = _tokenizer_keys(tokenizer)
     for key in keys:
-        found = _cached(cache / f"{content}-{key}.bin", cache / f"{content}-{key}.json", tokenizer)
+        found = _cached(
+            cache / f"{content}-{key}.bin", cache / f"{content}-{key}.json", tokenizer, key
+        )
         if found is not None:
             return found
     ids_path, meta_path = cache / f"{content}-{keys[0]}.bin", cache / f"{content}-{keys[0]}.json"
     if isinstance(tokenizer, str):
         tok = (
-            _char_vocabulary(sources, encoding)
+            _char_vocabulary(sources, encoding, content)
             if tokenizer == "char"
             else build_tokenizer(tokenizer)
         )
@@ -397,11 +447,13 @@ def prepare_corpus(
                     num_tokens += len(arr)
                 batch.clear()
 
-            for piece in iter_text(sources, encoding, on_bytes=bar.update):
+            digest = _new_digest(codec)
+            for piece in iter_text(sources, encoding, on_bytes=bar.update, digest=digest):
                 batch.append(piece)
                 if len(batch) >= threads:
                     flush()
             flush()
+            _check_unchanged(digest, content, sources)  # else no cache entry is kept
 
     atomic_write(ids_path, write)
     meta = {
