@@ -581,3 +581,30 @@ def test_a_damaged_token_cache_entry_is_rebuilt(small_text, tmp_path, damage):
     again = prepare_corpus(small_text, "char", cache_dir=cache)
     assert not again.from_cache and np.array_equal(np.array(again.ids), expected)
     assert prepare_corpus(small_text, "char", cache_dir=cache).from_cache  # rebuilt, whole
+
+
+@pytest.mark.parametrize("command", ["generate", "resume"])
+def test_a_crafted_config_never_builds_a_model_larger_than_its_weights(
+    ck, tmp_path, monkeypatch, command
+):
+    from tinygpt import checkpoint, trainer
+
+    config = json.loads((ck / ckpt.CONFIG_FILE).read_text())
+    config["model"]["vocab_size"] = 15_000_000  # ~2 GB of float32 embedding, in a 100 KB folder
+    rehash(ck, ckpt.CONFIG_FILE, json.dumps(config).encode())
+    rehash(ck, ckpt.TOKENIZER_FILE, json.dumps({"type": "tiktoken", "name": "gpt2"}).encode())
+    real_gpt = checkpoint.GPT
+
+    def spy(cfg, *args, **kwargs):  # building on the meta device is free; anywhere else is not
+        assert cfg.vocab_size < 1_000_000 or torch.empty(0).device.type == "meta", "allocated"
+        return real_gpt(cfg, *args, **kwargs)
+
+    monkeypatch.setattr(checkpoint, "GPT", spy)
+    monkeypatch.setattr(trainer, "GPT", spy)
+    args = {
+        "generate": ["generate", "-c", "ck", "--max-new-tokens", "2", "--device", "cpu"],
+        "resume": ["train", "small.txt", "--out", "ck", "--resume", "--max-steps", "11", "-q"],
+    }[command]
+    code, _, err = run_main(*args, cwd=tmp_path)
+    line = one_line_error(code, err, (1,))
+    assert "does not fit" in line and "wte.weight" in line

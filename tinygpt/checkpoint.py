@@ -42,7 +42,7 @@ from typing import Any
 import safetensors.torch
 import torch
 
-from tinygpt.config import RunConfig, parameter_bound
+from tinygpt.config import ModelConfig, RunConfig, parameter_bound
 from tinygpt.console import printable
 from tinygpt.errors import CheckpointError, TinyGPTError, UsageError
 from tinygpt.fileio import (
@@ -347,9 +347,18 @@ class Checkpoint:
     ) -> GPT:
         """Build the model and load its weights (``best`` for the best-validation weights)."""
         name = BEST_FILE if best and self.has(BEST_FILE) else MODEL_FILE
+        data = self.fitting_weights(name)
         model = GPT(self.config.model, attention=attention)
-        load_weights(model, self.read_verified(name), f"{self.directory / name}")
+        load_weights(model, data, f"{self.directory / name}")
         return model.to(device)
+
+    def fitting_weights(self, name: str = MODEL_FILE) -> bytes:
+        """The verified bytes of a weights file whose tensors have the shapes config.json
+        declares: checked before a model is built, so a config.json declaring billions of
+        parameters beside a small file can't allocate them."""
+        data = self.read_verified(name)
+        check_weight_shapes(self.config.model, safetensors_shapes(data, name), str(self.directory))
+        return data
 
     def load_state(self) -> dict[str, Any]:
         data = self.read_verified(STATE_FILE)
@@ -388,6 +397,51 @@ def _state_problem(state: Any) -> str | None:
         if key in state and (not isinstance(value, kinds) or isinstance(value, bool)):
             return f"has an invalid {key!r}"
     return None
+
+
+def safetensors_shapes(data: bytes, source: str) -> dict[str, tuple[int, ...]]:
+    """The tensor names and shapes a safetensors file's header declares (nothing allocated)."""
+    try:
+        length = int.from_bytes(data[:8], "little")
+        if len(data) < 8 + length:
+            raise ValueError("header longer than the file")
+        header = json.loads(data[8 : 8 + length])
+        shapes = {
+            str(key): tuple(int(n) for n in value["shape"])
+            for key, value in header.items()
+            if key != "__metadata__"
+        }
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
+        raise CheckpointError(f"{source} is corrupt: not a safetensors file") from None
+    return shapes
+
+
+def check_weight_shapes(
+    config: ModelConfig, shapes: dict[str, tuple[int, ...]], source: str
+) -> None:
+    """Raise CheckpointError unless ``shapes`` (a weights file's, wrapper prefixes and the
+    tied head allowed) are exactly those of a model built from ``config``."""
+    with torch.device("meta"):  # the shapes alone: no memory
+        model = GPT(config)
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    if config.tie_embeddings:
+        expected.pop(TIED_KEY, None)
+    found = {}
+    for key, shape in shapes.items():
+        for prefix in _WRAPPER_PREFIXES:
+            while key.startswith(prefix):
+                key = key[len(prefix) :]
+        if key != TIED_KEY or not config.tie_embeddings:
+            found[key] = shape
+    if found == expected:
+        return
+    wrong = sorted(k for k in expected if found.get(k) != expected[k]) or sorted(found)
+    name = wrong[0]
+    raise CheckpointError(
+        f"{source} does not fit the model in its config.json: {name} is "
+        f"{list(found[name]) if name in found else 'missing'}, the config declares "
+        f"{list(expected[name]) if name in expected else 'no such tensor'}"
+    )
 
 
 def load_weights(model: GPT, data: bytes, source: str) -> None:

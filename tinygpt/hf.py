@@ -25,13 +25,14 @@ from tinygpt.checkpoint import (
     TOKENIZER_FILE,
     Checkpoint,
     check_tokenizer_spec,
+    check_weight_shapes,
     check_writable_destination,
     is_checkpoint,
     weights_bytes,
     write_checkpoint,
 )
 from tinygpt.config import ARCHITECTURES, MODEL_SWITCHES, ModelConfig, RunConfig, TrainConfig
-from tinygpt.errors import UsageError
+from tinygpt.errors import CheckpointError, UsageError
 from tinygpt.fileio import atomic_write_bytes, describe_os_error, read_bounded
 from tinygpt.lock import directory_lock
 from tinygpt.model import GPT
@@ -271,6 +272,12 @@ def import_hf(src: Path, out: Path, tokenizer: str | None = None, overwrite: boo
             value = value.t().contiguous()
         state[key] = value
     state.setdefault("lm_head.weight", state.get("wte.weight", torch.empty(0)))
+    try:  # before building: a config.json may declare far more than the weights hold
+        check_weight_shapes(model_cfg, {k: tuple(v.shape) for k, v in state.items()}, str(src))
+    except CheckpointError as exc:
+        raise UsageError(
+            str(exc).replace("in its config.json", "its config.json declares")
+        ) from None
     model = GPT(model_cfg)
     try:
         model.load_state_dict(state, strict=True)

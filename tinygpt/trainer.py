@@ -600,6 +600,7 @@ def _train_locked(
                 f"to start"
             )
         source = ckpt.open_checkpoint(out)
+        source.fitting_weights()  # before a model of the declared size is built
         run = source.config
         for key, value in model_opts.items():
             if getattr(run.model, key) != value:
