@@ -608,3 +608,35 @@ def test_a_crafted_config_never_builds_a_model_larger_than_its_weights(
     code, _, err = run_main(*args, cwd=tmp_path)
     line = one_line_error(code, err, (1,))
     assert "does not fit" in line and "wte.weight" in line
+
+
+def test_a_stray_rank_does_not_turn_the_writer_lock_off(small_text, tmp_path, monkeypatch):
+    from tinygpt.lock import in_use
+    from tinygpt.trainer import TrainerCallback
+
+    held = []
+
+    class Watch(TrainerCallback):
+        def on_start(self, trainer):
+            held.append(in_use(trainer.out_dir))
+
+    monkeypatch.setenv("RANK", "1")  # left over from another job; no WORLD_SIZE: one process
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    result = tinygpt.train(
+        small_text, out_dir=tmp_path / "run", callbacks=[Watch()], **{**TINY, "max_steps": 2}
+    )
+    assert held == [True] and result.step == 2 and result.is_main
+
+
+@pytest.mark.parametrize(
+    "env,message",
+    [({"WORLD_SIZE": "abc"}, "WORLD_SIZE='abc'"), ({"WORLD_SIZE": "2"}, "RANK is not")],
+)
+def test_bad_torchrun_variables_are_one_line(tmp_path, monkeypatch, env, message):
+    (tmp_path / "small.txt").write_text(SMALL_TEXT)
+    monkeypatch.delenv("RANK", raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    code, _, err = _train_briefly(tmp_path, "run")
+    assert message in one_line_error(code, err, (2,))
+    assert not (tmp_path / "run").exists()
