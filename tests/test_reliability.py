@@ -640,3 +640,28 @@ def test_bad_torchrun_variables_are_one_line(tmp_path, monkeypatch, env, message
     code, _, err = _train_briefly(tmp_path, "run")
     assert message in one_line_error(code, err, (2,))
     assert not (tmp_path / "run").exists()
+
+
+TITLE_ATTACK = "\x1b]0;TITLE\x07\x1b[2J"
+
+
+def test_terminal_escapes_from_files_and_folder_names_are_shown_escaped(ck, tmp_path):
+    spec = json.loads((ck / ckpt.TOKENIZER_FILE).read_text())
+    rehash(ck, ckpt.TOKENIZER_FILE, json.dumps({**spec, "name": TITLE_ATTACK}).encode())
+    shutil.copytree(ck, tmp_path / f"run{TITLE_ATTACK}")
+    for args in (("info", "-c", "ck"), ("runs", "--root", ".")):
+        code, out, err = run_main(*args, cwd=tmp_path)
+        assert code == 0, err
+        assert "\x1b" not in out + err and "\x07" not in out + err
+        assert "\\x1b]0;TITLE\\x07" in out
+    code, _, err = run_main("info", "-c", f"missing{TITLE_ATTACK}", cwd=tmp_path)
+    assert "\x1b" not in one_line_error(code, err, (1,))
+
+
+def test_an_out_path_that_looks_like_markup_trains(tmp_path):
+    (tmp_path / "small.txt").write_text(SMALL_TEXT)
+    args = ("--tokenizer", "char", "--device", "cpu", "--max-steps", "2", *SMALL_MODEL)
+    code, _, err = run_main("train", "small.txt", "--out", "ck/a[/b]c", *args, cwd=tmp_path)
+    assert code == 0, err  # the progress display shows the path; it is not a style tag
+    assert "ck/a[/b]c" in err
+    assert ckpt.open_checkpoint(tmp_path / "ck" / "a[" / "b]c").step == 2

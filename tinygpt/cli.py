@@ -68,7 +68,10 @@ def _root(
 
 
 def _err(message: str) -> None:
-    typer.echo(f"error: {message}", err=True)
+    from tinygpt.console import printable
+
+    # Messages quote paths and file contents: never let them drive the terminal.
+    typer.echo(f"error: {printable(message)}", err=True)
 
 
 def _command(*args: Any, **kwargs: Any) -> Callable[[Callable[..., None]], Callable[..., None]]:
@@ -617,7 +620,7 @@ def info(
     from rich.table import Table
     from rich.text import Text
 
-    from tinygpt.console import stdout_console
+    from tinygpt.console import printable, stdout_console
 
     table = Table(show_header=False, box=None, pad_edge=False)
     shape = data["shape"]
@@ -651,7 +654,9 @@ def info(
         ("saved", data["saved"]),
     ]
     for key, value in rows:
-        table.add_row(key, Text(str(value)))  # Text: a path like a[/b] is not markup
+        # Text: a path like a[/b] is not markup; printable: a name from a file can't drive
+        # the terminal
+        table.add_row(key, Text(printable(str(value))))
     stdout_console().print(table)
 
 
@@ -681,7 +686,7 @@ def runs(
     from rich.table import Table
     from rich.text import Text
 
-    from tinygpt.console import stdout_console
+    from tinygpt.console import printable, stdout_console
 
     table = Table(pad_edge=False, box=box.SIMPLE_HEAD)
     for name in ("run", "params", "steps", "best val", "tokens", "tokenizer", "saved"):
@@ -695,16 +700,18 @@ def runs(
     for r in rows:
         # Text, not str: a run named ck[red]x is shown as it is, never as markup.
         if "error" in r:
-            table.add_row(Text(r["name"]), "", "", "", "", "", Text(r["error"][:40]))
+            table.add_row(
+                Text(printable(r["name"])), "", "", "", "", "", Text(printable(r["error"])[:40])
+            )
             continue
         best = "-" if r["best_val_loss"] is None else f"{r['best_val_loss']:.4f}"
         table.add_row(
-            Text(r["name"]),
+            Text(printable(r["name"])),
             _parameters(r).short(),
             f"{r['steps']:,}",
             best,
             f"{r['tokens_seen'] / 1e6:.1f}M",
-            Text(r["tokenizer"]),
+            Text(printable(r["tokenizer"])),
             r["saved"][5:],
         )
     stdout_console().print(table)

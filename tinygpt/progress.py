@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -22,7 +23,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from tinygpt.console import stderr_console
+from tinygpt.console import printable, stderr_console
 from tinygpt.optim import groups_line
 from tinygpt.schedule import describe as describe_schedule
 from tinygpt.speed import Slowdown
@@ -127,8 +128,9 @@ def describe_run(trainer: Trainer, console: Console) -> None:
         f" ({t.world_size} processes x {t.batch_size * t.grad_accum})" if t.world_size > 1 else ""
     )
     console.print(
-        f"data     {t.data}: {len(trainer.corpus.ids):,} tokens "
-        f"({'cached' if trainer.corpus.from_cache else 'tokenized'}), tokenizer {t.tokenizer} "
+        f"data     {_shown(t.data)}: {len(trainer.corpus.ids):,} tokens "
+        f"({'cached' if trainer.corpus.from_cache else 'tokenized'}), tokenizer "
+        f"{_shown(t.tokenizer)} "
         f"(vocab {trainer.corpus.tokenizer.vocab_size:,}); train {len(trainer.train_ids):,} / "
         f"val {len(trainer.val_ids):,}\n"
         f"model    {m.arch_description}: {m.n_layer} layers, {m.n_head} heads, {m.n_embd} wide, "
@@ -139,5 +141,11 @@ def describe_run(trainer: Trainer, console: Console) -> None:
         f"device {trainer.device.type}, "
         f"{str(trainer.dtype).removeprefix('torch.')}, attention {trainer.model.attention}"
         f"{', compiled' if trainer.compiled else ''}\n"
-        f"output   {t.out_dir}{resumed}"
+        f"output   {_shown(t.out_dir)}{resumed}"
     )
+
+
+def _shown(text: str) -> str:
+    """A path or name inside the markup above: shown as it is (``ck/a[/b]c`` is no style tag),
+    control characters escaped."""
+    return escape(printable(str(text)))
