@@ -524,3 +524,39 @@ def test_glob_and_directory_corpora_read_each_real_file_once(tmp_path):
         assert resolve_sources(f"{corp}/**") == expected
         assert resolve_sources(corp) == expected
         assert len(resolve_sources(f"{corp}/*/*.txt")) == 2
+
+
+def test_data_repeats_is_bounded_and_never_replaces_a_file(tmp_path):
+    code, _, err = run_main(
+        "data", "repeats", "--dir", "d", "--lines", "99999999999999999999999", cwd=tmp_path
+    )
+    assert "--lines" in one_line_error(code, err, (2,))
+    assert not (tmp_path / "d").exists()
+    code, _, err = run_main("data", "repeats", "--dir", "d", "--lines", "50", cwd=tmp_path)
+    assert code == 0, err
+    written = (tmp_path / "d" / "repeats.txt").read_bytes()
+    code, _, err = run_main("data", "repeats", "--dir", "d", "--lines", "50", cwd=tmp_path)
+    assert code == 0, err  # the same corpus: kept as it is
+    (tmp_path / "d" / "repeats.txt").write_text("my notes\n")
+    code, _, err = run_main("data", "repeats", "--dir", "d", "--lines", "50", cwd=tmp_path)
+    assert "exists" in one_line_error(code, err, (2,))
+    assert (tmp_path / "d" / "repeats.txt").read_text() == "my notes\n"
+    assert len(written.splitlines()) == 50
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--dir", "afile"),
+        ("--dir", "/dev/null"),
+        ("--dir", "/proc/self"),
+        ("--dir", "taken"),  # taken/repeats.txt is a directory
+        ("--alphabet", "\udcff\udcfe"),  # the bytes ff fe on a UTF-8 command line
+    ],
+)
+def test_data_repeats_bad_destinations_are_one_line(tmp_path, args):
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "taken" / "repeats.txt").mkdir(parents=True)
+    code, _, err = run_main("data", "repeats", "--lines", "10", *args, cwd=tmp_path)
+    one_line_error(code, err, (2,))
+    assert (tmp_path / "afile").read_text() == "x"
