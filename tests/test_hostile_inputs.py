@@ -560,3 +560,71 @@ def test_data_repeats_bad_destinations_are_one_line(tmp_path, args):
     code, _, err = run_main("data", "repeats", "--lines", "10", *args, cwd=tmp_path)
     one_line_error(code, err, (2,))
     assert (tmp_path / "afile").read_text() == "x"
+
+
+@contextlib.contextmanager
+def http_server(handler_body):
+    """A local HTTP server whose GET runs ``handler_body(handler)``; yields its URL."""
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            with contextlib.suppress(OSError):
+                handler_body(self)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/input.txt"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _trickle(handler):
+    import time
+
+    handler.send_response(200)
+    handler.end_headers()
+    for _ in range(200):  # a byte every 0.1 s: each read is quick, the whole never ends
+        handler.wfile.write(b"x")
+        handler.wfile.flush()
+        time.sleep(0.1)
+
+
+def _bad_length(handler):
+    handler.send_response(200)
+    handler.send_header("Content-Length", "abc")
+    handler.end_headers()
+    handler.wfile.write(b"not shakespeare\n")
+
+
+@pytest.mark.parametrize("url", ["file:///dev/zero", "notaurl", "http://[::1", "trickle", "abc"])
+def test_downloads_are_bounded_and_bad_urls_one_line(tmp_path, monkeypatch, url):
+    from tinygpt import datasets
+
+    monkeypatch.setattr(datasets, "DOWNLOAD_DEADLINE_S", 2.0)
+    body = {"trickle": _trickle, "abc": _bad_length}.get(url)
+    with contextlib.ExitStack() as stack:
+        if body is not None:
+            url = stack.enter_context(http_server(body))
+        with time_limit(60):
+            code, _, err = run_main("data", "shakespeare", "--dir", "d", "--url", url, cwd=tmp_path)
+    progress = "\n".join(line for line in err.splitlines() if line.startswith("download "))
+    one_line_error(code, err.replace(progress, ""))  # the progress bar, then one line
+    assert not (tmp_path / "d" / "tinyshakespeare.txt").exists()
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss < 4 * 1024 * 1024  # KB: 4 GB
+
+
+def test_an_existing_corpus_that_is_a_fifo_is_refused_at_once(tmp_path):
+    (tmp_path / "d").mkdir()
+    os.mkfifo(tmp_path / "d" / "tinyshakespeare.txt")
+    with time_limit(30):
+        code, _, err = run_main("data", "shakespeare", "--dir", "d", cwd=tmp_path)
+    assert "FIFO" in one_line_error(code, err, (2,))
