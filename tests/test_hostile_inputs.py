@@ -628,3 +628,69 @@ def test_an_existing_corpus_that_is_a_fifo_is_refused_at_once(tmp_path):
     with time_limit(30):
         code, _, err = run_main("data", "shakespeare", "--dir", "d", cwd=tmp_path)
     assert "FIFO" in one_line_error(code, err, (2,))
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero", "deep-json", "deep-toml"])
+def test_config_files_that_hang_or_never_end_are_one_line(tmp_path, kind):
+    (tmp_path / TEXT).write_text(SMALL_TEXT)
+    name = {"fifo": "c.toml", "dev-zero": "z.toml", "deep-json": "d.json", "deep-toml": "d.toml"}
+    path = tmp_path / name[kind]
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "dev-zero":
+        path.symlink_to("/dev/zero")
+    elif kind == "deep-json":
+        path.write_text("[" * 100_000)
+    else:
+        path.write_text("a = " + "[" * 100_000)
+    with time_limit(60):
+        code, _, err = run_main("train", TEXT, "--config", path.name, "-q", cwd=tmp_path)
+    one_line_error(code, err, (2,))
+
+
+def _hf_model(ck: Path, tmp_path: Path) -> Path:
+    code, _, err = run_main("export", "hfm", "-c", "ck", cwd=tmp_path)
+    assert code == 0, err
+    return tmp_path / "hfm"
+
+
+@pytest.mark.parametrize(
+    "file,content",
+    [
+        ("config.json", "fifo"),
+        ("model.safetensors", "fifo"),
+        ("model.safetensors", "dev-zero"),
+        ("model.safetensors", b"\x10\x00\x00\x00\x00\x00\x00\x00random bytes!!!!"),
+        ("config.json", [1, 2]),
+        ("config.json", "deep"),
+        ("config.json", {"drop": "n_embd"}),
+        ("config.json", {"layer_norm_epsilon": "abc"}),
+        ("config.json", {"activation_function": {"a": 1}}),
+        ("config.json", {"n_embd": "wide"}),
+    ],
+)
+def test_import_hf_bad_inputs_are_one_line(ck, tmp_path, file, content):
+    hfm = _hf_model(ck, tmp_path)
+    path = hfm / file
+    config = json.loads((hfm / "config.json").read_text())
+    path.unlink()
+    if content == "fifo":
+        os.mkfifo(path)
+    elif content == "dev-zero":
+        path.symlink_to("/dev/zero")
+    elif content == "deep":
+        path.write_text("[" * 100_000)
+    elif isinstance(content, bytes):
+        path.write_bytes(content)
+    elif isinstance(content, dict):
+        if "drop" in content:
+            del config[content["drop"]]
+        else:
+            config.update(content)
+        path.write_text(json.dumps(config))
+    else:
+        path.write_text(json.dumps(content))
+    with time_limit(60):
+        code, _, err = run_main("import-hf", "hfm", "--out", "imported", cwd=tmp_path)
+    one_line_error(code, err)
+    assert not (tmp_path / "imported").exists()
