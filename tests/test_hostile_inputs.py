@@ -694,3 +694,29 @@ def test_import_hf_bad_inputs_are_one_line(ck, tmp_path, file, content):
         code, _, err = run_main("import-hf", "hfm", "--out", "imported", cwd=tmp_path)
     one_line_error(code, err)
     assert not (tmp_path / "imported").exists()
+
+
+@pytest.mark.parametrize("budget", ["1e38", "100"])
+def test_a_huge_max_time_trains_and_max_steps_stays_a_cap(tmp_path, budget):
+    (tmp_path / TEXT).write_text(SMALL_TEXT)
+    args = ("--tokenizer", "char", "--n-layer", "1", "--n-embd", "16", "--block-size", "8")
+    code, _, err = run_main(  # the warmup (20 steps) outlasts --max-steps: still 3 steps
+        "train", TEXT, "--max-time", budget, "--max-steps", "3", *args, "-q", cwd=tmp_path
+    )
+    assert code == 0, err
+    assert ckpt.open_checkpoint(tmp_path / "checkpoints" / "small").step == 3
+
+
+@pytest.mark.parametrize("name", [os.fsdecode(b"ck\xff"), "ck\x1b[2J\x01"])
+def test_reports_of_oddly_named_folders_are_written_and_valid(ck, tmp_path, name):
+    import xml.dom.minidom
+
+    ck.rename(tmp_path / name)
+    code, _, err = run_main("plot", "-c", name, "--out", "loss.svg", cwd=tmp_path)
+    assert code == 0, err
+    xml.dom.minidom.parse(str(tmp_path / "loss.svg"))  # control characters are invalid XML
+    code, _, err = run_main(
+        "inspect-attention", "-c", name, "-p", "First", "--html", "a.html", cwd=tmp_path
+    )
+    assert code == 0, err
+    assert "\x1b" not in (tmp_path / "a.html").read_text()

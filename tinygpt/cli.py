@@ -732,7 +732,11 @@ def plot(
     ck, metrics = run_metrics(checkpoint)
     typer.echo(json.dumps(metrics) if json_out else terminal_plot(metrics))
     if out:
-        write_plot(out, metrics, f"{ck.directory.name}: loss by step")
+        from tinygpt.console import printable
+
+        # printable: a folder name's control characters are invalid XML, its non-UTF-8 bytes
+        # can't be written
+        write_plot(out, metrics, f"{printable(ck.directory.name)}: loss by step")
         typer.echo(f"wrote {out}", err=True)
 
 

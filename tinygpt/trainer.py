@@ -445,10 +445,12 @@ class Trainer:
             eval_seconds = 2 * cfg.eval_batches * per_step / (3 * cfg.grad_accum)
         left = cfg.max_time - session_seconds - eval_seconds  # the final evaluation included
         steps_left = left / (per_step + eval_seconds / cfg.eval_every)
-        estimate = self.step + int(max(0.0, steps_left))
+        # Capped first: a budget like 1e38 s must not overflow the float32 all ranks average.
+        estimate = self.step + int(min(max(0.0, steps_left), step_cap))
         # Every rank must plan the same total.
         estimate = round(float(self.dist.mean(torch.tensor(float(estimate)))))
-        cfg.max_steps = max(self.step + 1, min(step_cap, estimate))
+        # --max-steps stays a cap even while the warmup outlasts it (the horizon not reached)
+        cfg.max_steps = min(step_cap, max(self.step + 1, estimate))
 
     def fit(self) -> TrainResult:
         cfg = self.cfg
