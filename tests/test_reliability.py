@@ -665,3 +665,31 @@ def test_an_out_path_that_looks_like_markup_trains(tmp_path):
     assert code == 0, err  # the progress display shows the path; it is not a style tag
     assert "ck/a[/b]c" in err
     assert ckpt.open_checkpoint(tmp_path / "ck" / "a[" / "b]c").step == 2
+
+
+@pytest.mark.parametrize(
+    "extra,expected,unexpected",
+    [
+        (["--optimizer", "muon"], "can't change on --resume", "corrupt"),
+        (["--arch", "modern"], "drop the --arch", "--position"),
+        (["--max-steps", "4"], "already at step 10", "done"),
+    ],
+)
+def test_resume_refusals_say_what_is_wrong(ck, tmp_path, extra, expected, unexpected):
+    before = snapshot(ck)
+    args = ("train", "small.txt", "--out", "ck", "--resume", "-q", *extra)
+    code, _, err = run_main(*args, cwd=tmp_path)
+    line = one_line_error(code, err, (2,))
+    assert expected in line and unexpected not in line
+    assert snapshot(ck) == before
+
+
+def test_max_time_is_one_commands_budget(ck, tmp_path):
+    config = json.loads((ck / ckpt.CONFIG_FILE).read_text())
+    config["train"]["max_time"] = 600.0  # the first run had a budget
+    rehash(ck, ckpt.CONFIG_FILE, json.dumps(config).encode())
+    result = tinygpt.train(tmp_path / "small.txt", out_dir=ck, resume=True, max_steps=12)
+    assert result.step == 12 and not result.stopped_by_time
+    assert ckpt.open_checkpoint(ck).config.train.max_time is None  # not applied again
+    tinygpt.train(tmp_path / "small.txt", out_dir=ck, resume=True, max_steps=13, max_time=900.0)
+    assert ckpt.open_checkpoint(ck).config.train.max_time == 900.0  # given again: applies

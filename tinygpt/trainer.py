@@ -26,7 +26,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from tinygpt import checkpoint as ckpt
-from tinygpt.config import ModelConfig, RunConfig, TrainConfig
+from tinygpt.config import MODEL_SWITCHES, ModelConfig, RunConfig, TrainConfig
 from tinygpt.data import (
     BatchSampler,
     Corpus,
@@ -577,9 +577,49 @@ def train(
     # One writer per directory (rank 0 writes for a torchrun job); taking the lock also proves
     # that --out can be written, before any work is done.
     guard = directory_lock(out) if launch_rank() == 0 else nullcontext()
+    # Switches the user did not spell out came from a recipe (--arch, a preset, a config file):
+    # a message about them names the recipe, not a --position no command line has.
+    from_recipe = {k for k in model_opts if k in MODEL_SWITCHES and k not in options}
     with guard:
         return _train_locked(
-            data, out, resume, overwrite, callbacks, cache_dir, model_opts, train_opts
+            data, out, resume, overwrite, callbacks, cache_dir, model_opts, train_opts, from_recipe
+        )
+
+
+def _check_resume_options(
+    run: RunConfig,
+    step: int,
+    model_opts: dict[str, Any],
+    train_opts: dict[str, Any],
+    from_recipe: set[str],
+) -> None:
+    """Refuse options a resumed run can't honour, each with the reason (never "corrupt": the
+    checkpoint is sound)."""
+    for key, value in model_opts.items():
+        current = getattr(run.model, key)
+        if current == value:
+            continue
+        if key in from_recipe:
+            raise UsageError(
+                f"the recipe asked for sets {key} {value}, but the checkpoint is a "
+                f"{run.model.arch} model ({key} {current}); a resumed run keeps its model: drop "
+                f"the {option('arch')}, {option('preset')} or {option('config')} that sets it"
+            )
+        raise UsageError(
+            f"{option(key, value)} differs from the checkpoint's {current}; a resumed run "
+            f"keeps its model shape"
+        )
+    for key in ("tokenizer", "optimizer"):  # the ids, and the optimizer state, were made for it
+        if key in train_opts and train_opts[key] != getattr(run.train, key):
+            raise UsageError(
+                f"{option(key, train_opts[key])} can't change on {option('resume')}: the "
+                f"checkpoint was trained with {getattr(run.train, key)}; train elsewhere "
+                f"({option('out_dir', ANY)}) to start over with {train_opts[key]}"
+            )
+    if train_opts.get("max_steps", step) < step:
+        raise UsageError(
+            f"{option('max_steps', train_opts['max_steps'])}: the run is already at step {step}; "
+            f"on {option('resume')} it is the new total, so give more than {step}"
         )
 
 
@@ -592,6 +632,7 @@ def _train_locked(
     cache_dir: Path | None,
     model_opts: dict[str, Any],
     train_opts: dict[str, Any],
+    from_recipe: set[str],
 ) -> TrainResult:
     existing = ckpt.is_checkpoint(out)
     source = None
@@ -604,15 +645,10 @@ def _train_locked(
         source = ckpt.open_checkpoint(out)
         source.fitting_weights()  # before a model of the declared size is built
         run = source.config
-        for key, value in model_opts.items():
-            if getattr(run.model, key) != value:
-                raise UsageError(
-                    f"{option(key, value)} differs from the checkpoint's "
-                    f"{getattr(run.model, key)}; a resumed run keeps its model shape"
-                )
-        if "tokenizer" in train_opts and train_opts["tokenizer"] != run.train.tokenizer:
-            raise UsageError(f"{option('tokenizer')} can't change on {option('resume')}")
-        train_cfg = TrainConfig(**{**asdict(run.train), **train_opts})
+        _check_resume_options(run, source.step, model_opts, train_opts, from_recipe)
+        # --max-time is this invocation's budget: a stored one is not applied again (with a
+        # fresh budget, on every resume) unless given again. The total it planned is kept.
+        train_cfg = TrainConfig(**{**asdict(run.train), "max_time": None, **train_opts})
         model_cfg = run.model
     else:
         if existing and not overwrite:
