@@ -295,20 +295,25 @@ def test_outputs_into_missing_or_unwritable_directories(ck, tmp_path):
 
 
 def test_a_full_disk_while_writing_metrics(ck, tmp_path, monkeypatch):
-    from tinygpt import trainer as trainer_module
+    from tinygpt import fileio
 
-    def full(directory, records):
-        raise OSError(errno.ENOSPC, "No space left on device")
+    real = fileio.atomic_write_bytes
 
-    monkeypatch.setattr(trainer_module.ckpt, "write_metrics", full)
+    def full_at_the_log(path, data):  # the log is staged with the checkpoint's files
+        if Path(path).name.endswith(ckpt.METRICS_FILE):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(path, data)
+
+    monkeypatch.setattr(ckpt, "atomic_write_bytes", full_at_the_log)
     code, _, err = run_main(
         "train", TEXT, "--out", "ck", "--resume", "--max-steps", "15", "-q", cwd=tmp_path
     )
-    assert "No space left" in one_line_error(code, err, (1,))
+    line = one_line_error(code, err, (1,))
+    assert "No space left" in line and "previous checkpoint there is unchanged" in line
     monkeypatch.undo()
     code, out, err = run_main("info", "-c", "ck", "--json", cwd=tmp_path)
     assert code == 0, err
-    assert json.loads(out)["steps"] == 15
+    assert json.loads(out)["steps"] == 10
 
 
 def test_info_shows_no_metrics_of_a_failed_save(ck, tmp_path, monkeypatch):

@@ -693,3 +693,25 @@ def test_max_time_is_one_commands_budget(ck, tmp_path):
     assert ckpt.open_checkpoint(ck).config.train.max_time is None  # not applied again
     tinygpt.train(tmp_path / "small.txt", out_dir=ck, resume=True, max_steps=13, max_time=900.0)
     assert ckpt.open_checkpoint(ck).config.train.max_time == 900.0  # given again: applies
+
+
+def test_a_kill_right_after_the_commit_point_loses_no_evaluation(ck, tmp_path, monkeypatch):
+    from tinygpt import fileio
+
+    class Killed(BaseException):
+        """kill -9, as far as the directory can tell: nothing after this point runs."""
+
+    real = fileio.atomic_write_bytes
+
+    def die_after_commit(path, data):
+        real(path, data)
+        if Path(path).name == ckpt.PENDING_FILE:
+            raise Killed
+
+    monkeypatch.setattr(ckpt, "atomic_write_bytes", die_after_commit)
+    with pytest.raises(Killed):
+        tinygpt.train(tmp_path / "small.txt", out_dir=ck, resume=True, max_steps=15)
+    monkeypatch.undo()
+    assert [r["step"] for r in ckpt.open_checkpoint(ck).metrics()] == [5, 10, 15]
+    tinygpt.train(tmp_path / "small.txt", out_dir=ck, resume=True, max_steps=20)
+    assert [r["step"] for r in ckpt.read_metrics(ck)] == [5, 10, 15, 20]

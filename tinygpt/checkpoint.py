@@ -58,6 +58,7 @@ from tinygpt.lock import LOCK_FILE, in_use
 
 # The run's log lives beside the checkpoint; its reader and writer are re-exported here.
 from tinygpt.metrics import METRICS_FILE as METRICS_FILE
+from tinygpt.metrics import metrics_bytes as metrics_bytes
 from tinygpt.metrics import read_metrics as read_metrics
 from tinygpt.metrics import write_metrics as write_metrics
 from tinygpt.model import GPT
@@ -115,12 +116,16 @@ def state_bytes(state: dict[str, Any]) -> bytes:
     return buf.getvalue()
 
 
-def write_checkpoint(directory: Path, files: dict[str, bytes], step: int) -> None:
+def write_checkpoint(
+    directory: Path, files: dict[str, bytes], step: int, log: bytes | None = None
+) -> None:
     """Commit ``files`` into ``directory`` as one atomic checkpoint (see the module docstring).
 
     The new manifest lists exactly ``files``: a file of the previous checkpoint that is not
     among them is removed once the save is committed. Files whose content equals what the
-    current manifest already records are not rewritten.
+    current manifest already records are not rewritten. ``log``, the new metrics.jsonl, is
+    staged with them and moved into place by the same redo step: a crash right after the
+    commit point can't lose the evaluation that the committed weights come with.
     """
     unknown = sorted(set(files) - set(KNOWN_FILES))
     if unknown:
@@ -141,6 +146,9 @@ def write_checkpoint(directory: Path, files: dict[str, bytes], step: int) -> Non
             target = directory / (STAGED_PREFIX + name)
             atomic_write_bytes(target, data)
             staged.append(target)
+        if log is not None:
+            staged.append(directory / (STAGED_PREFIX + METRICS_FILE))
+            atomic_write_bytes(staged[-1], log)
         sizes = {name: len(data) for name, data in files.items()}
         manifest = {
             "format": FORMAT,
@@ -180,6 +188,8 @@ def recover(directory: Path) -> None:
             else:
                 with contextlib.suppress(FileNotFoundError):
                     (directory / name).unlink()
+        with contextlib.suppress(FileNotFoundError):  # the log staged with this save, if any
+            os.replace(directory / (STAGED_PREFIX + METRICS_FILE), directory / METRICS_FILE)
         fsync_dir(directory)
         with contextlib.suppress(FileNotFoundError):
             os.replace(pending, directory / MANIFEST_FILE)
@@ -331,7 +341,13 @@ class Checkpoint:
         return JSON_LIMIT
 
     def metrics(self) -> list[dict[str, Any]]:
-        """The evaluations this checkpoint's step includes, oldest first."""
+        """The evaluations this checkpoint's step includes, oldest first (from the log staged
+        with a save that passed its commit point but has not been finished yet, if any)."""
+        if self.manifest.get("pending"):
+            staged = STAGED_PREFIX + METRICS_FILE
+            with contextlib.suppress(FileNotFoundError):
+                (self.directory / staged).lstat()
+                return read_metrics(self.directory, up_to_step=self.step, name=staged)
         return read_metrics(self.directory, up_to_step=self.step)
 
     @property

@@ -43,7 +43,7 @@ from tinygpt.device import (
     resolve_dtype,
 )
 from tinygpt.distributed import DistContext, launch_rank, setup, teardown
-from tinygpt.errors import CheckpointError, Interrupted, TinyGPTError, TrainingDiverged, UsageError
+from tinygpt.errors import CheckpointError, Interrupted, TrainingDiverged, UsageError
 from tinygpt.lock import directory_lock
 from tinygpt.model import GPT, ParameterCount
 from tinygpt.optim import build_optimizers
@@ -326,16 +326,10 @@ class Trainer:
         if self.best_weights is not None:
             files[ckpt.BEST_FILE] = self.best_weights
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        ckpt.write_checkpoint(self.out_dir, files, self.step)
-        # The log follows the committed checkpoint: a save that fails leaves no record of an
-        # evaluation whose weights were never saved.
-        try:
-            ckpt.write_metrics(self.out_dir, self.metrics)
-        except OSError as exc:
-            raise TinyGPTError(
-                f"saved the checkpoint at step {self.step} in {self.out_dir}, but could not "
-                f"write {ckpt.METRICS_FILE} ({exc.strerror or exc}); free some space and resume"
-            ) from None
+        # The log commits with the checkpoint: a save that fails leaves no record of an
+        # evaluation whose weights were never saved, and one that succeeds never loses it.
+        log = ckpt.metrics_bytes(self.metrics)
+        ckpt.write_checkpoint(self.out_dir, files, self.step, log=log)
         self.emit("save")
         self.dist.barrier()
 
@@ -642,6 +636,9 @@ def _train_locked(
                 f"{option('resume')}: no checkpoint in {out} to resume; drop {option('resume')} "
                 f"to start"
             )
+        # This run is the writer (it holds the lock): finish a save a crash cut short after
+        # its commit point first, so the evaluations it logged are resumed with its weights.
+        ckpt.recover(out)
         source = ckpt.open_checkpoint(out)
         source.fitting_weights()  # before a model of the declared size is built
         run = source.config
