@@ -697,12 +697,14 @@ def runs(
             overflow="ellipsis" if name == "run" else "fold",
             min_width=15 if name == "run" else None,
         )
+    broken = []
     for r in rows:
         # Text, not str: a run named ck[red]x is shown as it is, never as markup.
         if "error" in r:
-            table.add_row(
-                Text(printable(r["name"])), "", "", "", "", "", Text(printable(r["error"])[:40])
-            )
+            # A short mark in the table, the reason below it: a long cell would squeeze the run
+            # names out of an 80-column terminal.
+            table.add_row(Text(printable(r["name"])), "", "", "", "", "", "broken")
+            broken.append(Text(f"{printable(r['name'])}: {printable(r['error'])}"))
             continue
         best = "-" if r["best_val_loss"] is None else f"{r['best_val_loss']:.4f}"
         table.add_row(
@@ -714,7 +716,10 @@ def runs(
             Text(printable(r["tokenizer"])),
             r["saved"][5:],
         )
-    stdout_console().print(table)
+    console = stdout_console()
+    console.print(table)
+    for line in broken:
+        console.print(line)
 
 
 @_command()
