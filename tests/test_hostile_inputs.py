@@ -725,3 +725,91 @@ def test_reports_of_oddly_named_folders_are_written_and_valid(ck, tmp_path, name
     )
     assert code == 0, err
     assert "\x1b" not in (tmp_path / "a.html").read_text()
+
+
+# -- fault injection over the lock file, the token cache and import-hf's inputs ---------------
+@pytest.fixture(scope="module")
+def pristine_inputs(trained, tmp_path_factory) -> Path:
+    """A token cache entry for TEXT and an exported Hugging Face folder, made once."""
+    from tinygpt.data import prepare_corpus
+    from tinygpt.hf import export_hf
+
+    root = tmp_path_factory.mktemp("inputs")
+    (root / TEXT).write_text(SMALL_TEXT)
+    prepare_corpus(root / TEXT, "char", cache_dir=root / "cache")
+    export_hf(ckpt.open_checkpoint(trained), root / "hfm")
+    return root
+
+
+OTHER_TARGETS = ("lock", "cache-bin", "cache-meta", "hf-config", "hf-weights", "hf-tokenizer")
+OTHER_KINDS = (*(k for k in KINDS if k != "pending"), "symlink", "hardlink")
+
+
+def _mutate_other(sandbox: Path, victim: Path, target: str, kind: str, data) -> Path:
+    """Damage one input; returns the damaged path."""
+    victim.write_bytes(b"the user's own file\n")
+    if target == "lock":
+        path = sandbox / "ck" / ".lock"
+        path.write_bytes(b"pid 1 on elsewhere\n")
+    elif target.startswith("cache"):
+        suffix = ".bin" if target == "cache-bin" else ".json"
+        (path,) = (sandbox / "cache" / "tokens").glob(f"*{suffix}")
+    else:
+        name = {"hf-config": "config.json", "hf-weights": "model.safetensors"}.get(
+            target, "tinygpt_tokenizer.json"
+        )
+        path = sandbox / "hfm" / name
+    if kind in ("symlink", "hardlink"):
+        path.unlink()
+        if kind == "symlink":
+            path.symlink_to(victim)
+        else:
+            os.link(victim, path)
+        return path
+    _mutate(path.parent, victim, path.name, kind, False, data)
+    return path
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(target=st.sampled_from(OTHER_TARGETS), kind=st.sampled_from(OTHER_KINDS), data=st.data())
+def test_fault_injection_over_the_lock_the_token_cache_and_import_hf(
+    trained, pristine_inputs, tmp_path_factory, target, kind, data
+):
+    from tinygpt.data import prepare_corpus
+
+    sandbox = tmp_path_factory.mktemp("fault-other")
+    shutil.copytree(pristine_inputs, sandbox, dirs_exist_ok=True)
+    shutil.copytree(trained, sandbox / "ck")
+    victim = sandbox.parent / f"{sandbox.name}-victim"
+    _mutate_other(sandbox, victim, target, kind, data)
+    if target.startswith("hf"):
+        command = ("import-hf", "hfm", "--out", "imported")
+    elif target == "lock":
+        command = ("train", TEXT, "--out", "ck", "--resume", "--max-steps", "11", "-q")
+    else:
+        os.environ["TINYGPT_CACHE_DIR"] = str(sandbox / "cache")  # restored by the fixture
+        small = ("--n-layer", "1", "--n-embd", "16", "--block-size", "8", "--max-steps", "2")
+        command = ("train", TEXT, "--out", "out", "--tokenizer", "char", *small, "-q")
+    with time_limit(120):
+        code, _, err = run_main(*command, cwd=sandbox)
+    if code != 0:
+        one_line_error(code, err)
+    assert victim.read_bytes() == b"the user's own file\n"  # never written through a link
+    if target == "lock":
+        assert code == 0, err  # a hostile .lock is replaced, never followed or refused
+        assert ckpt.open_checkpoint(sandbox / "ck").step == 11
+    if target.startswith("cache"):  # whatever the entry held, the run trained on the text
+        assert code == 0, err
+        ids = prepare_corpus(sandbox / TEXT, "char", cache_dir=sandbox / "cache").ids
+        tok = ckpt.open_checkpoint(sandbox / "out").tokenizer
+        assert tok.decode([int(i) for i in ids]) == SMALL_TEXT
+    if target.startswith("hf") and code == 0:
+        ckpt.open_checkpoint(sandbox / "imported").load_model()
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss < 6 * 1024 * 1024  # KB: 6 GB
+    shutil.rmtree(sandbox, ignore_errors=True)

@@ -561,7 +561,7 @@ def test_a_corpus_changed_while_tokenized_is_never_cached(tmp_path, monkeypatch)
     assert tok.decode([int(i) for i in ids]) == pristine
 
 
-@pytest.mark.parametrize("damage", ["out-of-vocabulary", "float64", "uint32"])
+@pytest.mark.parametrize("damage", ["out-of-vocabulary", "another-token", "float64", "uint32"])
 def test_a_damaged_token_cache_entry_is_rebuilt(small_text, tmp_path, damage):
     from tinygpt.data import prepare_corpus
 
@@ -571,9 +571,10 @@ def test_a_damaged_token_cache_entry_is_rebuilt(small_text, tmp_path, damage):
     (bin_path,) = (cache / "tokens").glob("*.bin")
     meta_path = bin_path.with_suffix(".json")
     meta = json.loads(meta_path.read_text())
-    if damage == "out-of-vocabulary":
+    if damage in ("out-of-vocabulary", "another-token"):  # a flipped bit, either way
+        new = 60000 if damage == "out-of-vocabulary" else (int(expected[0]) + 1) % 10
         with open(bin_path, "r+b") as fh:
-            fh.write(np.array([60000], dtype=np.uint16).tobytes())
+            fh.write(np.array([new], dtype=np.uint16).tobytes())
     else:  # another width, with a token count that fits the file's size
         meta["dtype"] = damage
         meta["num_tokens"] = bin_path.stat().st_size // np.dtype(damage).itemsize

@@ -334,9 +334,9 @@ def _cached(ids_path: Path, meta_path: Path, tokenizer: Tokenizer | str, key: st
     """The cached corpus, when the entry is whole and holds this tokenizer's ids.
 
     Nothing in the entry is trusted: the ids must have the width this vocabulary is written
-    with, fill the file exactly, and all be in the vocabulary (an id beyond it fails every
-    later run deep inside the embedding; a wrong width trains on garbage). An entry that does
-    not hold up is rebuilt.
+    with, fill the file exactly, all be in the vocabulary (an id beyond it fails every later
+    run deep inside the embedding; a wrong width trains on garbage) and match the sha256
+    recorded when they were written. An entry that does not hold up is rebuilt.
     """
     if not (ids_path.exists() and meta_path.exists()):
         return None
@@ -355,17 +355,25 @@ def _cached(ids_path: Path, meta_path: Path, tokenizer: Tokenizer | str, key: st
         ):
             return None
         ids = np.memmap(ids_path, dtype=dtype, mode="r")
-        if _ids_in_vocabulary(ids, tok.vocab_size):
+        if _ids_digest(ids, tok.vocab_size) == meta["sha256"]:
             return Corpus(tok, ids, from_cache=True)
     except (OSError, ValueError, KeyError, TypeError, RecursionError, TinyGPTError):
         pass  # a damaged cache entry is rebuilt
     return None
 
 
-def _ids_in_vocabulary(ids: np.ndarray, vocab_size: int) -> bool:
-    """Whether every id is below ``vocab_size`` (read in slices: memory stays flat)."""
+def _ids_digest(ids: np.ndarray, vocab_size: int) -> str | None:
+    """The sha256 of the ids' bytes (a flipped bit turns one token into another, which no
+    range check sees), or None when an id lies outside the vocabulary. Read in slices: memory
+    stays flat."""
+    digest = hashlib.sha256()
     step = 1 << 24
-    return all(int(ids[i : i + step].max()) < vocab_size for i in range(0, len(ids), step))
+    for i in range(0, len(ids), step):
+        part = np.ascontiguousarray(ids[i : i + step])
+        if int(part.max()) >= vocab_size:
+            return None
+        digest.update(part.tobytes())
+    return digest.hexdigest()
 
 
 def _char_vocabulary(sources: list[Path], encoding: str, content: str) -> CharTokenizer:
@@ -414,12 +422,16 @@ def prepare_corpus(
         tok = tokenizer
     try:
         cache.mkdir(parents=True, exist_ok=True)
-        workdir = cache
-    except OSError:  # caching is an optimisation: an unwritable cache dir must not stop training
+        # A folder where the entry goes can't be replaced by a file
+        usable = not any(p.is_dir() and not p.is_symlink() for p in (ids_path, meta_path))
+    except OSError:
+        usable = False
+    if not usable:  # caching is an optimisation: a broken cache dir must not stop training
         workdir = Path(tempfile.mkdtemp(prefix="tinygpt-tokens-"))
         ids_path, meta_path = workdir / ids_path.name, workdir / meta_path.name
     total_bytes = sum(p.stat().st_size for p in sources)
     num_tokens = 0
+    ids_digest = hashlib.sha256()  # checked on every later use of the entry
 
     def write(tmp: Path) -> None:
         nonlocal num_tokens
@@ -444,6 +456,7 @@ def prepare_corpus(
                     arrays = [encode_text(tok, piece) for piece in batch]
                 for arr in arrays:
                     arr.tofile(out)
+                    ids_digest.update(arr.tobytes())
                     num_tokens += len(arr)
                 batch.clear()
 
@@ -460,6 +473,7 @@ def prepare_corpus(
         "tokenizer": tok.to_dict(),
         "dtype": _dtype_for(tok.vocab_size).name,
         "num_tokens": num_tokens,
+        "sha256": ids_digest.hexdigest(),
     }
     atomic_write_bytes(meta_path, json.dumps(meta).encode())
     ids = np.memmap(ids_path, dtype=_dtype_for(tok.vocab_size), mode="r")

@@ -66,10 +66,15 @@ def _remove_foreign(path: Path) -> None:
     """Remove a ``.lock`` that no tinygpt run made (a link, a FIFO, a device)."""
     try:
         if path.is_dir() and not path.is_symlink():
-            raise UsageError(f"{path} is a directory; remove it (tinygpt keeps its lock there)")
-        path.unlink()
+            path.rmdir()  # only an empty one: a folder with files in it is the user's
+        else:
+            path.unlink()
     except FileNotFoundError:
         pass
+    except OSError as exc:
+        raise UsageError(
+            f"{path} is in the way of tinygpt's lock file ({exc.strerror or exc}); remove it"
+        ) from None
 
 
 def _open_locked(path: Path) -> int:
