@@ -729,3 +729,14 @@ def test_runs_keeps_the_run_names_at_80_columns_with_a_broken_run(ck, tmp_path, 
     assert "char-run" in out and "broken-run" in out
     assert "broken-run: checkpoint" in out and "corrupt" in out  # the reason, below the table
     assert max(len(line) for line in out.splitlines()) <= 80
+
+
+def test_head_names_from_metrics_jsonl_never_reach_the_terminal_raw(ck, tmp_path):
+    lines = (ck / ckpt.METRICS_FILE).read_text().splitlines()
+    record = json.loads(lines[-1])
+    record["heads"][TITLE_ATTACK + "[/b]"] = record["heads"].pop("L0H0")
+    lines[-1] = json.dumps(record)
+    (ck / ckpt.METRICS_FILE).write_text("\n".join(lines) + "\n")
+    code, out, err = run_main("inspect-attention", "--trajectory", "ck", cwd=tmp_path)
+    assert code == 0, err  # the hostile record is skipped, the others shown
+    assert "\x1b" not in out + err and "step" in out

@@ -9,6 +9,7 @@ record that does not have the shape the trainer writes is skipped, never passed 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ _NUMBERS = (
     "icl_score",
     "repeat_loss",
 )
+_HEAD = re.compile(r"L[0-9]{1,4}H[0-9]{1,4}")  # attention.labels.head_label's format
 _SNAPSHOT_NUMBERS = ("val_loss", "induction_loss", "icl_score")  # what the trajectory shows
 
 
@@ -57,8 +59,10 @@ def valid_record(record: Any) -> bool:
         return False
     if "heads" in record:
         heads = record["heads"]
+        # Head names are shown in tables: only the trainer's labels (``L1H0``), never a
+        # file's terminal escapes or rich markup.
         if not isinstance(heads, dict) or not all(
-            isinstance(k, str) and _scores(v) for k, v in heads.items()
+            isinstance(k, str) and _HEAD.fullmatch(k) and _scores(v) for k, v in heads.items()
         ):
             return False
         if not _scores(record.get("chance", {})) or not all(
