@@ -740,3 +740,46 @@ def test_head_names_from_metrics_jsonl_never_reach_the_terminal_raw(ck, tmp_path
     code, out, err = run_main("inspect-attention", "--trajectory", "ck", cwd=tmp_path)
     assert code == 0, err  # the hostile record is skipped, the others shown
     assert "\x1b" not in out + err and "step" in out
+
+
+def test_a_file_system_without_flock_still_trains_guarded_by_the_pid(
+    small_text, tmp_path, monkeypatch
+):
+    import errno
+    import socket
+
+    from tinygpt import lock
+    from tinygpt.trainer import TrainerCallback
+
+    def no_locks(fd, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(lock.fcntl, "flock", no_locks)
+    notes = []
+
+    class Notes(TrainerCallback):
+        def on_note(self, trainer, message):
+            notes.append(message)
+
+    out = tmp_path / "run"
+    result = tinygpt.train(small_text, out_dir=out, callbacks=[Notes()], **{**TINY, "max_steps": 2})
+    assert result.step == 2 and any("without file locks" in n for n in notes)
+    assert not (out / ".lock").exists()
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:  # a live run on this machine holds it: refused
+        (out / ".lock").write_text(f"pid {holder.pid} on {socket.gethostname()}\n")
+        with pytest.raises(UsageError, match=f"in use.*pid {holder.pid}"), lock.directory_lock(out):
+            pass
+    finally:
+        holder.kill()
+        holder.wait()
+    with lock.directory_lock(out) as note:  # that run is gone: its lock is stale, taken over
+        assert "without file locks" in note
+        assert (out / ".lock").read_text() == f"pid {os.getpid()} on {socket.gethostname()}\n"
+    (out / ".lock").write_text("pid 1 on another-machine\n")  # can't be checked from here
+    with (
+        pytest.raises(UsageError, match="remove .*lock if no run uses it"),
+        lock.directory_lock(out),
+    ):
+        pass
+    assert (out / ".lock").read_text() == "pid 1 on another-machine\n"

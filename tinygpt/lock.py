@@ -3,7 +3,9 @@
 ``train`` holds ``DIR/.lock`` for the whole run. The lock is an ``flock`` on that file, so the
 kernel drops it when the holder dies, even by ``kill -9``: a lock file left behind is stale by
 construction and the next run simply takes it over. The file holds the holder's PID and host,
-so a refused writer can say who has the directory.
+so a refused writer can say who has the directory. On a file system without ``flock`` (NFS
+without a lock daemon, some FUSE mounts) that PID is the guard: a run whose holder is alive on
+this host, or on another host (which can't be checked), is refused; a dead one's is taken over.
 """
 
 from __future__ import annotations
@@ -11,8 +13,10 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import socket
 import stat
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +25,8 @@ from tinygpt.errors import UsageError
 from tinygpt.spelling import option
 
 LOCK_FILE = ".lock"
+# What flock fails with on a file system that has no such locks (not: another process has it).
+_NO_FLOCK = frozenset({errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS, errno.EINVAL})
 
 try:
     import fcntl
@@ -28,13 +34,17 @@ except ImportError:  # pragma: no cover - Windows: no advisory locks, runs are n
     fcntl = None  # type: ignore[assignment]
 
 
-def _holder(fd: int) -> str:
+def _holder_text(fd: int) -> str:
     # Read through the descriptor already checked to be our regular file, never the path.
-    with contextlib.suppress(OSError, ValueError):
-        text = os.pread(fd, 200, 0).decode("utf-8", errors="replace").strip()
-        if text:
-            return printable(text[:100])
-    return "another process"
+    try:
+        return os.pread(fd, 400, 0).decode("utf-8", errors="replace").strip()
+    except OSError:
+        return ""
+
+
+def _holder(fd: int) -> str:
+    """Who holds the lock, for a message."""
+    return printable(_holder_text(fd)[:100]) or "another process"
 
 
 def _open_file(path: Path) -> int | None:
@@ -77,25 +87,66 @@ def _remove_foreign(path: Path) -> None:
         ) from None
 
 
-def _open_locked(path: Path) -> int:
-    """A descriptor of ``path`` holding its exclusive lock; UsageError when another has it."""
+def _in_use(path: Path, holder: str) -> UsageError:
+    return UsageError(
+        f"{path.parent} is in use by another tinygpt run ({holder}); wait for it to finish or "
+        f"use another {option('out_dir')}"
+    )
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    except (OSError, OverflowError):
+        return False
+    return True
+
+
+def _check_pid_holder(fd: int, path: Path) -> None:
+    """Without ``flock``: refuse when the holder the file names may still run (a live process
+    on this host, or any process on another host, which can't be checked from here)."""
+    text = _holder_text(fd)
+    match = re.fullmatch(r"pid ([0-9]{1,9}) on (.+)", text)
+    if match is None:  # empty, or not a holder tinygpt wrote: nobody holds it
+        return
+    pid, host = int(match.group(1)), match.group(2)
+    if host != socket.gethostname():
+        raise UsageError(
+            f"{path.parent} may be in use by a tinygpt run on {printable(host[:60])} (pid {pid}); "
+            f"its file system has no file locks to tell, so remove {path} if no run uses it"
+        )
+    if pid != os.getpid() and _alive(pid):
+        raise _in_use(path, _holder(fd))
+
+
+def _open_locked(path: Path) -> tuple[int, bool]:
+    """A descriptor of ``path`` holding its exclusive lock, and whether the kernel holds it
+    (False on a file system without ``flock``: the PID written in the file guards it then);
+    UsageError when another run has it."""
     while True:
         fd = _open_file(path)
         if fd is None:
             continue
         try:
+            locked = fcntl is not None
             if fcntl is not None:
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except BlockingIOError:
-                    raise UsageError(
-                        f"{path.parent} is in use by another tinygpt run ({_holder(fd)}); wait "
-                        f"for it to finish or use another {option('out_dir')}"
-                    ) from None
+                    raise _in_use(path, _holder(fd)) from None
+                except OSError as exc:
+                    if exc.errno not in _NO_FLOCK:
+                        raise
+                    _check_pid_holder(fd, path)
+                    locked = False
             # The previous holder may have removed the file between our open and our lock:
             # then we hold a lock on a file nobody else can see, so start over.
             if os.path.samestat(os.fstat(fd), os.lstat(path)):
-                return fd
+                return fd, locked
         except FileNotFoundError:
             pass
         except BaseException:
@@ -128,8 +179,10 @@ def in_use(directory: Path) -> bool:
 
 
 @contextlib.contextmanager
-def directory_lock(directory: Path) -> Iterator[None]:
-    """Hold ``directory``'s writer lock (creating the directory) for the ``with`` block.
+def directory_lock(directory: Path) -> Iterator[str | None]:
+    """Hold ``directory``'s writer lock (creating the directory) for the ``with`` block; the
+    block gets a note for the user when the file system has no ``flock`` (NFS without a lock
+    daemon, some FUSE mounts): the run then goes on, guarded by the PID the file names.
 
     Also proves the directory is writable before any work starts: a read-only ``--out`` or one
     that is a regular file fails here with one line, not at the first save.
@@ -143,9 +196,16 @@ def directory_lock(directory: Path) -> Iterator[None]:
     fd = None
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        fd = _open_locked(path)
+        fd, locked = _open_locked(path)
+        holder = f"pid {os.getpid()} on {socket.gethostname()}"
         os.ftruncate(fd, 0)
-        os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode())
+        os.write(fd, f"{holder}\n".encode())
+        if not locked:
+            time.sleep(0.05)  # a run starting at the same moment has written by now
+            if _holder_text(fd) != holder:  # it did, after us: it has the directory
+                os.close(fd)
+                fd = None
+                raise _in_use(path, "it started at the same moment")
     except (UsageError, OSError) as exc:
         # Nothing of a run that could not start stays behind: no .lock, no empty --out.
         _release(path, fd, created)
@@ -154,8 +214,14 @@ def directory_lock(directory: Path) -> Iterator[None]:
         raise UsageError(
             f"cannot write to {option('out_dir', directory)}: {exc.strerror or exc}"
         ) from None
+    note = None
+    if not locked and fcntl is not None:
+        note = (
+            f"{directory} is on a file system without file locks: the PID in {LOCK_FILE} "
+            f"guards it from other runs on this machine"
+        )
     try:
-        yield
+        yield note
     finally:
         _release(path, fd, created)
 

@@ -574,9 +574,19 @@ def train(
     # Switches the user did not spell out came from a recipe (--arch, a preset, a config file):
     # a message about them names the recipe, not a --position no command line has.
     from_recipe = {k for k in model_opts if k in MODEL_SWITCHES and k not in options}
-    with guard:
+    with guard as lock_note:
+        notes = [lock_note] if lock_note else []
         return _train_locked(
-            data, out, resume, overwrite, callbacks, cache_dir, model_opts, train_opts, from_recipe
+            data,
+            out,
+            resume,
+            overwrite,
+            callbacks,
+            cache_dir,
+            model_opts,
+            train_opts,
+            from_recipe,
+            notes,
         )
 
 
@@ -627,6 +637,7 @@ def _train_locked(
     model_opts: dict[str, Any],
     train_opts: dict[str, Any],
     from_recipe: set[str],
+    notes: list[str],
 ) -> TrainResult:
     existing = ckpt.is_checkpoint(out)
     source = None
@@ -676,6 +687,7 @@ def _train_locked(
         model_cfg.validate()
         run = RunConfig(model=model_cfg, train=train_cfg)
         trainer = Trainer(run, corpus, resume_from=source, callbacks=callbacks, dist=dist)
+        trainer.startup_notes += notes  # said once the run starts
         result = trainer.fit()
         # Leave together: a rank tearing down while its peer is still finishing can abort it.
         # (Only on success: after an error the other ranks may never arrive.)
