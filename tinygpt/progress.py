@@ -83,16 +83,19 @@ class ProgressDisplay(TrainerCallback):
             )
 
     def on_note(self, trainer: Trainer, message: str) -> None:
+        # A note may quote a path (--out 'ck/a[/b]c'): plain text, never markup.
+        self._print(_shown(message))
+
+    def _print(self, markup: str) -> None:
         if self.progress is not None:
-            self.progress.console.print(message)
+            self.progress.console.print(markup)
 
     def on_slowdown(self, trainer: Trainer, slowdown: Slowdown) -> None:
-        self.on_note(trainer, slowdown_note(slowdown, trainer.device.type))
+        self._print(slowdown_note(slowdown, trainer.device.type))
 
     def on_evaluate(self, trainer: Trainer, record: dict[str, Any]) -> None:
         best = "  [green]best[/green]" if record["best"] else ""
-        self.on_note(
-            trainer,
+        self._print(
             f"step {record['step']:>6}  train {record['train_loss']:.4f}  "
             f"val {record['val_loss']:.4f}  {record['tokens_per_sec']:,.0f} tok/s  "
             f"{record['elapsed_s']:.0f}s{best}",
