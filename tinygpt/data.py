@@ -163,6 +163,7 @@ def _corpus_files(
     without hidden names, checkpoint directories or anything inside ``exclude``."""
     skip = exclude.resolve() if exclude is not None else None
     seen: set[tuple[int, int]] = set()
+    checkpoints: dict[Path, bool] = {}  # each folder looked at once, however many files
     files = []
     for f in sorted(candidates):
         rel = f.relative_to(root).parts
@@ -179,7 +180,11 @@ def _corpus_files(
             continue
         if skip is not None and (real == skip or skip in real.parents):
             continue
-        if any(_is_checkpoint_dir(root.joinpath(*rel[:i])) for i in range(1, len(rel))):
+        folders = [root.joinpath(*rel[:i]) for i in range(1, len(rel))]
+        for d in folders:
+            if d not in checkpoints:
+                checkpoints[d] = _is_checkpoint_dir(d)
+        if any(checkpoints[d] for d in folders):
             continue
         seen.add((info.st_dev, info.st_ino))
         files.append(f)

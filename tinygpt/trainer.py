@@ -647,9 +647,10 @@ def _train_locked(
                 f"{option('resume')}: no checkpoint in {out} to resume; drop {option('resume')} "
                 f"to start"
             )
-        # This run is the writer (it holds the lock): finish a save a crash cut short after
-        # its commit point first, so the evaluations it logged are resumed with its weights.
-        ckpt.recover(out)
+        # The writer (it holds the lock) first finishes a save a crash cut short after its
+        # commit point, so the evaluations it logged are resumed with its weights.
+        if launch_rank() == 0:
+            ckpt.recover(out)
         source = ckpt.open_checkpoint(out)
         source.fitting_weights()  # before a model of the declared size is built
         run = source.config
