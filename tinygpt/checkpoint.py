@@ -373,7 +373,8 @@ class Checkpoint:
         declares: checked before a model is built, so a config.json declaring billions of
         parameters beside a small file can't allocate them."""
         data = self.read_verified(name)
-        check_weight_shapes(self.config.model, safetensors_shapes(data, name), str(self.directory))
+        shapes = safetensors_shapes(data, str(self.directory / name))
+        check_weight_shapes(self.config.model, shapes, str(self.directory))
         return data
 
     def load_state(self) -> dict[str, Any]:
