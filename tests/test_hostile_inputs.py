@@ -38,12 +38,17 @@ def ck(trained, tmp_path) -> Path:
     return Path(shutil.copytree(trained, tmp_path / "ck"))
 
 
+class Hung(Exception):
+    """Raised by ``time_limit``; not an OSError (as TimeoutError is), which code under test
+    may catch and turn into a message or, as ``glob.glob`` does, silently swallow."""
+
+
 @contextlib.contextmanager
 def time_limit(seconds: int):
     """Fail instead of hanging (a FIFO opened for reading waits for a writer forever)."""
 
     def expire(signum, frame):
-        raise TimeoutError(f"still running after {seconds}s")
+        raise Hung(f"still running after {seconds}s")
 
     previous = signal.signal(signal.SIGALRM, expire)
     signal.alarm(seconds)
@@ -290,20 +295,25 @@ def test_outputs_into_missing_or_unwritable_directories(ck, tmp_path):
 
 
 def test_a_full_disk_while_writing_metrics(ck, tmp_path, monkeypatch):
-    from tinygpt import trainer as trainer_module
+    from tinygpt import fileio
 
-    def full(directory, records):
-        raise OSError(errno.ENOSPC, "No space left on device")
+    real = fileio.atomic_write_bytes
 
-    monkeypatch.setattr(trainer_module.ckpt, "write_metrics", full)
+    def full_at_the_log(path, data):  # the log is staged with the checkpoint's files
+        if Path(path).name.endswith(ckpt.METRICS_FILE):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(path, data)
+
+    monkeypatch.setattr(ckpt, "atomic_write_bytes", full_at_the_log)
     code, _, err = run_main(
         "train", TEXT, "--out", "ck", "--resume", "--max-steps", "15", "-q", cwd=tmp_path
     )
-    assert "No space left" in one_line_error(code, err, (1,))
+    line = one_line_error(code, err, (1,))
+    assert "No space left" in line and "previous checkpoint there is unchanged" in line
     monkeypatch.undo()
     code, out, err = run_main("info", "-c", "ck", "--json", cwd=tmp_path)
     assert code == 0, err
-    assert json.loads(out)["steps"] == 15
+    assert json.loads(out)["steps"] == 10
 
 
 def test_info_shows_no_metrics_of_a_failed_save(ck, tmp_path, monkeypatch):
@@ -498,5 +508,308 @@ def test_fault_injection_over_checkpoint_files(
         raise AssertionError(f"{command} accepted a broken checkpoint ({name}, {kind})")
     assert _tree(sandbox, {"ck", "exported"}) == before
     assert not victim.exists() and not (sandbox.parent / "escaped").exists()
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss < 6 * 1024 * 1024  # KB: 6 GB
+    shutil.rmtree(sandbox, ignore_errors=True)
+
+
+# -- issue 24 ---------------------------------------------------------------------------------
+def test_glob_and_directory_corpora_read_each_real_file_once(tmp_path):
+    from tinygpt.data import resolve_sources
+
+    corp = tmp_path / "corp"
+    (corp / "sub").mkdir(parents=True)
+    (corp / "a.txt").write_text("train text\n")
+    (corp / "sub" / "b.txt").write_text("validation text\n")
+    (corp / "sub" / "up").symlink_to("..")  # a loop through the parent
+    (corp / "self").symlink_to(".")  # a loop through itself
+    (corp / "twice.txt").symlink_to("a.txt")  # the same file under a second name
+    expected = [corp / "a.txt", corp / "sub" / "b.txt"]
+    with time_limit(30):
+        assert resolve_sources(f"{corp}/**/*.txt") == expected
+        assert resolve_sources(f"{corp}/**") == expected
+        assert resolve_sources(corp) == expected
+        assert len(resolve_sources(f"{corp}/*/*.txt")) == 2
+
+
+def test_data_repeats_is_bounded_and_never_replaces_a_file(tmp_path):
+    code, _, err = run_main(
+        "data", "repeats", "--dir", "d", "--lines", "99999999999999999999999", cwd=tmp_path
+    )
+    assert "--lines" in one_line_error(code, err, (2,))
+    assert not (tmp_path / "d").exists()
+    code, _, err = run_main("data", "repeats", "--dir", "d", "--lines", "50", cwd=tmp_path)
+    assert code == 0, err
+    written = (tmp_path / "d" / "repeats.txt").read_bytes()
+    code, _, err = run_main("data", "repeats", "--dir", "d", "--lines", "50", cwd=tmp_path)
+    assert code == 0, err  # the same corpus: kept as it is
+    (tmp_path / "d" / "repeats.txt").write_text("my notes\n")
+    code, _, err = run_main("data", "repeats", "--dir", "d", "--lines", "50", cwd=tmp_path)
+    assert "exists" in one_line_error(code, err, (2,))
+    assert (tmp_path / "d" / "repeats.txt").read_text() == "my notes\n"
+    assert len(written.splitlines()) == 50
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--dir", "afile"),
+        ("--dir", "/dev/null"),
+        ("--dir", "/proc/self"),
+        ("--dir", "taken"),  # taken/repeats.txt is a directory
+        ("--alphabet", "\udcff\udcfe"),  # the bytes ff fe on a UTF-8 command line
+    ],
+)
+def test_data_repeats_bad_destinations_are_one_line(tmp_path, args):
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "taken" / "repeats.txt").mkdir(parents=True)
+    code, _, err = run_main("data", "repeats", "--lines", "10", *args, cwd=tmp_path)
+    one_line_error(code, err, (2,))
+    assert (tmp_path / "afile").read_text() == "x"
+
+
+@contextlib.contextmanager
+def http_server(handler_body):
+    """A local HTTP server whose GET runs ``handler_body(handler)``; yields its URL."""
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            with contextlib.suppress(OSError):
+                handler_body(self)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/input.txt"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _trickle(handler):
+    import time
+
+    handler.send_response(200)
+    handler.end_headers()
+    for _ in range(200):  # a byte every 0.1 s: each read is quick, the whole never ends
+        handler.wfile.write(b"x")
+        handler.wfile.flush()
+        time.sleep(0.1)
+
+
+def _bad_length(handler):
+    handler.send_response(200)
+    handler.send_header("Content-Length", "abc")
+    handler.end_headers()
+    handler.wfile.write(b"not shakespeare\n")
+
+
+@pytest.mark.parametrize("url", ["file:///dev/zero", "notaurl", "http://[::1", "trickle", "abc"])
+def test_downloads_are_bounded_and_bad_urls_one_line(tmp_path, monkeypatch, url):
+    from tinygpt import datasets
+
+    monkeypatch.setattr(datasets, "DOWNLOAD_DEADLINE_S", 2.0)
+    body = {"trickle": _trickle, "abc": _bad_length}.get(url)
+    with contextlib.ExitStack() as stack:
+        if body is not None:
+            url = stack.enter_context(http_server(body))
+        with time_limit(60):
+            code, _, err = run_main("data", "shakespeare", "--dir", "d", "--url", url, cwd=tmp_path)
+    progress = "\n".join(line for line in err.splitlines() if line.startswith("download "))
+    one_line_error(code, err.replace(progress, ""))  # the progress bar, then one line
+    assert not (tmp_path / "d" / "tinyshakespeare.txt").exists()
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss < 4 * 1024 * 1024  # KB: 4 GB
+
+
+def test_an_existing_corpus_that_is_a_fifo_is_refused_at_once(tmp_path):
+    (tmp_path / "d").mkdir()
+    os.mkfifo(tmp_path / "d" / "tinyshakespeare.txt")
+    with time_limit(30):
+        code, _, err = run_main("data", "shakespeare", "--dir", "d", cwd=tmp_path)
+    assert "FIFO" in one_line_error(code, err, (2,))
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero", "deep-json", "deep-toml"])
+def test_config_files_that_hang_or_never_end_are_one_line(tmp_path, kind):
+    (tmp_path / TEXT).write_text(SMALL_TEXT)
+    name = {"fifo": "c.toml", "dev-zero": "z.toml", "deep-json": "d.json", "deep-toml": "d.toml"}
+    path = tmp_path / name[kind]
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "dev-zero":
+        path.symlink_to("/dev/zero")
+    elif kind == "deep-json":
+        path.write_text("[" * 100_000)
+    else:
+        path.write_text("a = " + "[" * 100_000)
+    with time_limit(60):
+        code, _, err = run_main("train", TEXT, "--config", path.name, "-q", cwd=tmp_path)
+    one_line_error(code, err, (2,))
+
+
+def _hf_model(ck: Path, tmp_path: Path) -> Path:
+    code, _, err = run_main("export", "hfm", "-c", "ck", cwd=tmp_path)
+    assert code == 0, err
+    return tmp_path / "hfm"
+
+
+@pytest.mark.parametrize(
+    "file,content",
+    [
+        ("config.json", "fifo"),
+        ("model.safetensors", "fifo"),
+        ("model.safetensors", "dev-zero"),
+        ("model.safetensors", b"\x10\x00\x00\x00\x00\x00\x00\x00random bytes!!!!"),
+        ("config.json", [1, 2]),
+        ("config.json", "deep"),
+        ("config.json", {"drop": "n_embd"}),
+        ("config.json", {"layer_norm_epsilon": "abc"}),
+        ("config.json", {"activation_function": {"a": 1}}),
+        ("config.json", {"n_embd": "wide"}),
+    ],
+)
+def test_import_hf_bad_inputs_are_one_line(ck, tmp_path, file, content):
+    hfm = _hf_model(ck, tmp_path)
+    path = hfm / file
+    config = json.loads((hfm / "config.json").read_text())
+    path.unlink()
+    if content == "fifo":
+        os.mkfifo(path)
+    elif content == "dev-zero":
+        path.symlink_to("/dev/zero")
+    elif content == "deep":
+        path.write_text("[" * 100_000)
+    elif isinstance(content, bytes):
+        path.write_bytes(content)
+    elif isinstance(content, dict):
+        if "drop" in content:
+            del config[content["drop"]]
+        else:
+            config.update(content)
+        path.write_text(json.dumps(config))
+    else:
+        path.write_text(json.dumps(content))
+    with time_limit(60):
+        code, _, err = run_main("import-hf", "hfm", "--out", "imported", cwd=tmp_path)
+    one_line_error(code, err)
+    assert not (tmp_path / "imported").exists()
+
+
+@pytest.mark.parametrize("budget", ["1e38", "100"])
+def test_a_huge_max_time_trains_and_max_steps_stays_a_cap(tmp_path, budget):
+    (tmp_path / TEXT).write_text(SMALL_TEXT)
+    args = ("--tokenizer", "char", "--n-layer", "1", "--n-embd", "16", "--block-size", "8")
+    code, _, err = run_main(  # the warmup (20 steps) outlasts --max-steps: still 3 steps
+        "train", TEXT, "--max-time", budget, "--max-steps", "3", *args, "-q", cwd=tmp_path
+    )
+    assert code == 0, err
+    assert ckpt.open_checkpoint(tmp_path / "checkpoints" / "small").step == 3
+
+
+@pytest.mark.parametrize("name", [os.fsdecode(b"ck\xff"), "ck\x1b[2J\x01"])
+def test_reports_of_oddly_named_folders_are_written_and_valid(ck, tmp_path, name):
+    import xml.dom.minidom
+
+    ck.rename(tmp_path / name)
+    code, _, err = run_main("plot", "-c", name, "--out", "loss.svg", cwd=tmp_path)
+    assert code == 0, err
+    xml.dom.minidom.parse(str(tmp_path / "loss.svg"))  # control characters are invalid XML
+    code, _, err = run_main(
+        "inspect-attention", "-c", name, "-p", "First", "--html", "a.html", cwd=tmp_path
+    )
+    assert code == 0, err
+    assert "\x1b" not in (tmp_path / "a.html").read_text()
+
+
+# -- fault injection over the lock file, the token cache and import-hf's inputs ---------------
+@pytest.fixture(scope="module")
+def pristine_inputs(trained, tmp_path_factory) -> Path:
+    """A token cache entry for TEXT and an exported Hugging Face folder, made once."""
+    from tinygpt.data import prepare_corpus
+    from tinygpt.hf import export_hf
+
+    root = tmp_path_factory.mktemp("inputs")
+    (root / TEXT).write_text(SMALL_TEXT)
+    prepare_corpus(root / TEXT, "char", cache_dir=root / "cache")
+    export_hf(ckpt.open_checkpoint(trained), root / "hfm")
+    return root
+
+
+OTHER_TARGETS = ("lock", "cache-bin", "cache-meta", "hf-config", "hf-weights", "hf-tokenizer")
+OTHER_KINDS = (*(k for k in KINDS if k != "pending"), "symlink", "hardlink")
+
+
+def _mutate_other(sandbox: Path, victim: Path, target: str, kind: str, data) -> Path:
+    """Damage one input; returns the damaged path."""
+    victim.write_bytes(b"the user's own file\n")
+    if target == "lock":
+        path = sandbox / "ck" / ".lock"
+        path.write_bytes(b"pid 1 on elsewhere\n")
+    elif target.startswith("cache"):
+        suffix = ".bin" if target == "cache-bin" else ".json"
+        (path,) = (sandbox / "cache" / "tokens").glob(f"*{suffix}")
+    else:
+        name = {"hf-config": "config.json", "hf-weights": "model.safetensors"}.get(
+            target, "tinygpt_tokenizer.json"
+        )
+        path = sandbox / "hfm" / name
+    if kind in ("symlink", "hardlink"):
+        path.unlink()
+        if kind == "symlink":
+            path.symlink_to(victim)
+        else:
+            os.link(victim, path)
+        return path
+    _mutate(path.parent, victim, path.name, kind, False, data)
+    return path
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(target=st.sampled_from(OTHER_TARGETS), kind=st.sampled_from(OTHER_KINDS), data=st.data())
+def test_fault_injection_over_the_lock_the_token_cache_and_import_hf(
+    trained, pristine_inputs, tmp_path_factory, target, kind, data
+):
+    from tinygpt.data import prepare_corpus
+
+    sandbox = tmp_path_factory.mktemp("fault-other")
+    shutil.copytree(pristine_inputs, sandbox, dirs_exist_ok=True)
+    shutil.copytree(trained, sandbox / "ck")
+    victim = sandbox.parent / f"{sandbox.name}-victim"
+    _mutate_other(sandbox, victim, target, kind, data)
+    if target.startswith("hf"):
+        command = ("import-hf", "hfm", "--out", "imported")
+    elif target == "lock":
+        command = ("train", TEXT, "--out", "ck", "--resume", "--max-steps", "11", "-q")
+    else:
+        os.environ["TINYGPT_CACHE_DIR"] = str(sandbox / "cache")  # restored by the fixture
+        small = ("--n-layer", "1", "--n-embd", "16", "--block-size", "8", "--max-steps", "2")
+        command = ("train", TEXT, "--out", "out", "--tokenizer", "char", *small, "-q")
+    with time_limit(120):
+        code, _, err = run_main(*command, cwd=sandbox)
+    if code != 0:
+        one_line_error(code, err)
+    assert victim.read_bytes() == b"the user's own file\n"  # never written through a link
+    if target == "lock":
+        assert code == 0, err  # a hostile .lock is replaced, never followed or refused
+        assert ckpt.open_checkpoint(sandbox / "ck").step == 11
+    if target.startswith("cache"):  # whatever the entry held, the run trained on the text
+        assert code == 0, err
+        ids = prepare_corpus(sandbox / TEXT, "char", cache_dir=sandbox / "cache").ids
+        tok = ckpt.open_checkpoint(sandbox / "out").tokenizer
+        assert tok.decode([int(i) for i in ids]) == SMALL_TEXT
+    if target.startswith("hf") and code == 0:
+        ckpt.open_checkpoint(sandbox / "imported").load_model()
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss < 6 * 1024 * 1024  # KB: 6 GB
     shutil.rmtree(sandbox, ignore_errors=True)

@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -396,3 +397,399 @@ def test_the_default_checkpoint_is_not_one_still_training(tiny_run, tmp_path):
     assert latest_checkpoint(tmp_path) == newer
     with directory_lock(newer), directory_lock(older):  # every one training: still the newest
         assert latest_checkpoint(tmp_path) == newer
+
+
+# == Issue 24: no user file written through a link or over without --overwrite ===============
+def _lock_attack(ck: Path, victim: Path, kind: str) -> None:
+    """Put a hostile ``.lock`` in ``ck``, as a shared checkpoint could carry."""
+    lock = ck / ".lock"
+    if kind == "symlink":
+        victim.write_text("precious\n")
+        lock.symlink_to(victim)
+    elif kind == "dangling":
+        lock.symlink_to(victim)  # victim does not exist: following it would create it
+    elif kind == "hardlink":
+        victim.write_text("precious\n")
+        os.link(victim, lock)
+    else:
+        os.mkfifo(lock)
+
+
+@pytest.mark.parametrize("kind", ["symlink", "dangling", "hardlink", "fifo"])
+def test_the_lock_never_writes_through_a_hostile_lock_file(ck, tmp_path, kind):
+    from tinygpt.lock import directory_lock, in_use
+
+    victim = tmp_path / "victim.txt"
+    _lock_attack(ck, victim, kind)
+    before = victim.read_bytes() if victim.exists() else None
+    with directory_lock(ck):
+        assert in_use(ck)
+        lock = ck / ".lock"
+        assert lock.is_file() and not lock.is_symlink() and lock.stat().st_nlink == 1
+        assert "pid" in lock.read_text()
+    assert (victim.read_bytes() if victim.exists() else None) == before
+    assert not (ck / ".lock").exists()
+
+
+def test_resume_with_a_lock_linked_to_a_user_file_leaves_the_file_alone(ck, tmp_path):
+    victim = tmp_path / "victim.txt"
+    _lock_attack(ck, victim, "symlink")
+    code, _, err = run_main(
+        "train", "small.txt", "--out", "ck", "--resume", "--max-steps", "11", "-q", cwd=tmp_path
+    )
+    assert code == 0, err
+    assert victim.read_text() == "precious\n"
+    assert ckpt.open_checkpoint(ck).step == 11
+
+
+def test_a_failed_lock_write_leaves_no_out_directory(tmp_path, monkeypatch):
+    import errno
+
+    from tinygpt import lock
+
+    def full(fd, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(lock.os, "write", full)
+    with pytest.raises(UsageError, match="No space left"), lock.directory_lock(tmp_path / "new"):
+        pass
+    assert not (tmp_path / "new").exists()
+
+
+def test_train_refuses_a_non_empty_folder_that_is_not_a_checkpoint(tmp_path):
+    (tmp_path / "small.txt").write_text(SMALL_TEXT)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    for name in ("config.json", "metrics.jsonl", "state.pt"):
+        (mine / name).write_text(f"the user's own {name}\n")
+    before = snapshot(mine)
+    code, _, err = _train_briefly(tmp_path, "mine")
+    line = one_line_error(code, err, (2,))
+    assert "not empty" in line and "--overwrite" in line
+    assert snapshot(mine) == before and not (mine / ".lock").exists()
+    args = ("--tokenizer", "char", "--device", "cpu", "--max-steps", "3", *SMALL_MODEL, "-q")
+    code, _, err = run_main(
+        "train", "small.txt", "--out", "mine", "--overwrite", *args, cwd=tmp_path
+    )
+    assert code == 0, err  # asked for: the folder becomes a checkpoint
+    assert ckpt.open_checkpoint(mine).step == 3
+
+
+def test_import_hf_never_writes_over_its_source_or_a_foreign_folder(ck, tmp_path):
+    code, _, err = run_main("export", "hfm", "-c", "ck", cwd=tmp_path)
+    assert code == 0, err
+    before = snapshot(tmp_path / "hfm")
+    for extra in ([], ["--overwrite"]):
+        code, _, err = run_main("import-hf", "hfm", "--out", "hfm", *extra, cwd=tmp_path)
+        assert "destroy" in one_line_error(code, err, (2,))
+    assert snapshot(tmp_path / "hfm") == before
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "config.json").write_text("{}")
+    code, _, err = run_main("import-hf", "hfm", "--out", "other", cwd=tmp_path)
+    assert "not empty" in one_line_error(code, err, (2,))
+    assert (other / "config.json").read_text() == "{}"
+    code, _, err = run_main("import-hf", "hfm", "--out", "new", cwd=tmp_path)
+    assert code == 0, err
+    assert ckpt.open_checkpoint(tmp_path / "new").step == 0
+
+
+@pytest.mark.parametrize(
+    "flag,name",
+    [
+        ("--json-file", "config.json"),
+        ("--npz", "model.safetensors"),
+        ("--html", "manifest.json"),
+        ("--svg", "metrics.jsonl"),
+        ("--png", "best.safetensors"),
+    ],
+)
+def test_report_writers_never_overwrite_a_checkpoint_file(ck, tmp_path, flag, name):
+    before = snapshot(ck)
+    args = ("inspect-attention", "-c", "ck", "-p", "First", "--device", "cpu")
+    code, _, err = run_main(*args, flag, f"ck/{name}", cwd=tmp_path)
+    assert "part of the checkpoint" in one_line_error(code, err, (2,))
+    assert snapshot(ck) == before
+    code, _, err = run_main(*args, flag, f"ck/report-{name}", cwd=tmp_path)
+    assert code == 0, err  # any other name in the folder is fine
+
+
+def test_train_dot_never_reads_its_own_checkpoints_as_text(tmp_path):
+    from tinygpt.data import resolve_sources
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "small.txt").write_text(SMALL_TEXT)
+    args = ("--tokenizer", "char", "--device", "cpu", "--max-steps", "2", *SMALL_MODEL, "-q")
+    code, _, err = run_main("train", ".", *args, cwd=corpus)  # writes ./checkpoints/corpus
+    assert code == 0, err
+    assert (corpus / "checkpoints" / "corpus" / ckpt.MODEL_FILE).exists()
+    assert resolve_sources(corpus) == [corpus / "small.txt"]
+    code, _, err = run_main("train", ".", "--out", "again", *args, cwd=corpus)
+    assert code == 0, err
+    first = ckpt.open_checkpoint(corpus / "checkpoints" / "corpus").tokenizer_spec
+    assert ckpt.open_checkpoint(corpus / "again").tokenizer_spec == first
+    code, _, err = run_main(
+        "train", ".", "--out", "checkpoints/corpus", "--resume", "-q", cwd=corpus
+    )
+    assert code == 0, err  # the same corpus as the first run: resumes
+
+
+def test_a_corpus_changed_while_tokenized_is_never_cached(tmp_path, monkeypatch):
+    from tinygpt import data
+    from tinygpt.tokenizer import CharTokenizer
+
+    corpus = tmp_path / "corpus.txt"
+    pristine = ("a" * 99 + "\n") * 50
+    corpus.write_text(pristine)
+    tok = CharTokenizer(["\n", "a", "b"])
+    original = data.iter_text
+
+    def rewritten_midway(sources, encoding="utf-8", **kwargs):
+        for i, piece in enumerate(original(sources, encoding, **{**kwargs, "chunk_bytes": 1000})):
+            if i == 0:  # the first piece is read: another program rewrites the file in place
+                with open(corpus, "r+b") as fh:
+                    fh.write(b"b" * 5000)
+            yield piece
+
+    monkeypatch.setattr(data, "iter_text", rewritten_midway)
+    with pytest.raises(UsageError, match="changed while it was being read"):
+        data.prepare_corpus(corpus, tok, cache_dir=tmp_path / "cache")
+    monkeypatch.setattr(data, "iter_text", original)
+    corpus.write_text(pristine)  # back as it was: its tokens are its own, not the mixture
+    ids = data.prepare_corpus(corpus, tok, cache_dir=tmp_path / "cache").ids
+    assert tok.decode([int(i) for i in ids]) == pristine
+
+
+@pytest.mark.parametrize("damage", ["out-of-vocabulary", "another-token", "float64", "uint32"])
+def test_a_damaged_token_cache_entry_is_rebuilt(small_text, tmp_path, damage):
+    from tinygpt.data import prepare_corpus
+
+    cache = tmp_path / "cache"
+    first = prepare_corpus(small_text, "char", cache_dir=cache)
+    expected = np.array(first.ids)
+    (bin_path,) = (cache / "tokens").glob("*.bin")
+    meta_path = bin_path.with_suffix(".json")
+    meta = json.loads(meta_path.read_text())
+    if damage in ("out-of-vocabulary", "another-token"):  # a flipped bit, either way
+        new = 60000 if damage == "out-of-vocabulary" else (int(expected[0]) + 1) % 10
+        with open(bin_path, "r+b") as fh:
+            fh.write(np.array([new], dtype=np.uint16).tobytes())
+    else:  # another width, with a token count that fits the file's size
+        meta["dtype"] = damage
+        meta["num_tokens"] = bin_path.stat().st_size // np.dtype(damage).itemsize
+    meta_path.write_text(json.dumps(meta))
+    again = prepare_corpus(small_text, "char", cache_dir=cache)
+    assert not again.from_cache and np.array_equal(np.array(again.ids), expected)
+    assert prepare_corpus(small_text, "char", cache_dir=cache).from_cache  # rebuilt, whole
+
+
+@pytest.mark.parametrize("command", ["generate", "resume"])
+def test_a_crafted_config_never_builds_a_model_larger_than_its_weights(
+    ck, tmp_path, monkeypatch, command
+):
+    from tinygpt import checkpoint, trainer
+
+    config = json.loads((ck / ckpt.CONFIG_FILE).read_text())
+    config["model"]["vocab_size"] = 15_000_000  # ~2 GB of float32 embedding, in a 100 KB folder
+    rehash(ck, ckpt.CONFIG_FILE, json.dumps(config).encode())
+    rehash(ck, ckpt.TOKENIZER_FILE, json.dumps({"type": "tiktoken", "name": "gpt2"}).encode())
+    real_gpt = checkpoint.GPT
+
+    def spy(cfg, *args, **kwargs):  # building on the meta device is free; anywhere else is not
+        assert cfg.vocab_size < 1_000_000 or torch.empty(0).device.type == "meta", "allocated"
+        return real_gpt(cfg, *args, **kwargs)
+
+    monkeypatch.setattr(checkpoint, "GPT", spy)
+    monkeypatch.setattr(trainer, "GPT", spy)
+    args = {
+        "generate": ["generate", "-c", "ck", "--max-new-tokens", "2", "--device", "cpu"],
+        "resume": ["train", "small.txt", "--out", "ck", "--resume", "--max-steps", "11", "-q"],
+    }[command]
+    code, _, err = run_main(*args, cwd=tmp_path)
+    line = one_line_error(code, err, (1,))
+    assert "does not fit" in line and "wte.weight" in line
+
+
+def test_a_stray_rank_does_not_turn_the_writer_lock_off(small_text, tmp_path, monkeypatch):
+    from tinygpt.lock import in_use
+    from tinygpt.trainer import TrainerCallback
+
+    held = []
+
+    class Watch(TrainerCallback):
+        def on_start(self, trainer):
+            held.append(in_use(trainer.out_dir))
+
+    monkeypatch.setenv("RANK", "1")  # left over from another job; no WORLD_SIZE: one process
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    result = tinygpt.train(
+        small_text, out_dir=tmp_path / "run", callbacks=[Watch()], **{**TINY, "max_steps": 2}
+    )
+    assert held == [True] and result.step == 2 and result.is_main
+
+
+@pytest.mark.parametrize(
+    "env,message",
+    [({"WORLD_SIZE": "abc"}, "WORLD_SIZE='abc'"), ({"WORLD_SIZE": "2"}, "RANK is not")],
+)
+def test_bad_torchrun_variables_are_one_line(tmp_path, monkeypatch, env, message):
+    (tmp_path / "small.txt").write_text(SMALL_TEXT)
+    monkeypatch.delenv("RANK", raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    code, _, err = _train_briefly(tmp_path, "run")
+    assert message in one_line_error(code, err, (2,))
+    assert not (tmp_path / "run").exists()
+
+
+TITLE_ATTACK = "\x1b]0;TITLE\x07\x1b[2J"
+
+
+def test_terminal_escapes_from_files_and_folder_names_are_shown_escaped(ck, tmp_path):
+    spec = json.loads((ck / ckpt.TOKENIZER_FILE).read_text())
+    rehash(ck, ckpt.TOKENIZER_FILE, json.dumps({**spec, "name": TITLE_ATTACK}).encode())
+    shutil.copytree(ck, tmp_path / f"run{TITLE_ATTACK}")
+    for args in (("info", "-c", "ck"), ("runs", "--root", ".")):
+        code, out, err = run_main(*args, cwd=tmp_path)
+        assert code == 0, err
+        assert "\x1b" not in out + err and "\x07" not in out + err
+        assert "\\x1b]0;TITLE\\x07" in out
+    code, _, err = run_main("info", "-c", f"missing{TITLE_ATTACK}", cwd=tmp_path)
+    assert "\x1b" not in one_line_error(code, err, (1,))
+
+
+@pytest.mark.parametrize("locks", ["flock", "no-flock"])
+def test_an_out_path_that_looks_like_markup_trains(tmp_path, monkeypatch, locks):
+    import errno
+
+    from tinygpt import lock
+
+    def no_locks(fd, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    if locks == "no-flock":  # the lock's note quotes the path through the progress display
+        monkeypatch.setattr(lock.fcntl, "flock", no_locks)
+    (tmp_path / "small.txt").write_text(SMALL_TEXT)
+    args = ("--tokenizer", "char", "--device", "cpu", "--max-steps", "2", *SMALL_MODEL)
+    code, _, err = run_main("train", "small.txt", "--out", "ck/a[/b]c", *args, cwd=tmp_path)
+    assert code == 0, err  # the progress display shows the path; it is not a style tag
+    assert "ck/a[/b]c" in err
+    assert ckpt.open_checkpoint(tmp_path / "ck" / "a[" / "b]c").step == 2
+
+
+@pytest.mark.parametrize(
+    "extra,expected,unexpected",
+    [
+        (["--optimizer", "muon"], "can't change on --resume", "corrupt"),
+        (["--arch", "modern"], "drop the --arch", "--position"),
+        (["--max-steps", "4"], "already at step 10", "done"),
+    ],
+)
+def test_resume_refusals_say_what_is_wrong(ck, tmp_path, extra, expected, unexpected):
+    before = snapshot(ck)
+    args = ("train", "small.txt", "--out", "ck", "--resume", "-q", *extra)
+    code, _, err = run_main(*args, cwd=tmp_path)
+    line = one_line_error(code, err, (2,))
+    assert expected in line and unexpected not in line
+    assert snapshot(ck) == before
+
+
+def test_max_time_is_one_commands_budget(ck, tmp_path):
+    config = json.loads((ck / ckpt.CONFIG_FILE).read_text())
+    config["train"]["max_time"] = 600.0  # the first run had a budget
+    rehash(ck, ckpt.CONFIG_FILE, json.dumps(config).encode())
+    result = tinygpt.train(tmp_path / "small.txt", out_dir=ck, resume=True, max_steps=12)
+    assert result.step == 12 and not result.stopped_by_time
+    assert ckpt.open_checkpoint(ck).config.train.max_time is None  # not applied again
+    tinygpt.train(tmp_path / "small.txt", out_dir=ck, resume=True, max_steps=13, max_time=900.0)
+    assert ckpt.open_checkpoint(ck).config.train.max_time == 900.0  # given again: applies
+
+
+def test_a_kill_right_after_the_commit_point_loses_no_evaluation(ck, tmp_path, monkeypatch):
+    from tinygpt import fileio
+
+    class Killed(BaseException):
+        """kill -9, as far as the directory can tell: nothing after this point runs."""
+
+    real = fileio.atomic_write_bytes
+
+    def die_after_commit(path, data):
+        real(path, data)
+        if Path(path).name == ckpt.PENDING_FILE:
+            raise Killed
+
+    monkeypatch.setattr(ckpt, "atomic_write_bytes", die_after_commit)
+    with pytest.raises(Killed):
+        tinygpt.train(tmp_path / "small.txt", out_dir=ck, resume=True, max_steps=15)
+    monkeypatch.undo()
+    assert [r["step"] for r in ckpt.open_checkpoint(ck).metrics()] == [5, 10, 15]
+    tinygpt.train(tmp_path / "small.txt", out_dir=ck, resume=True, max_steps=20)
+    assert [r["step"] for r in ckpt.read_metrics(ck)] == [5, 10, 15, 20]
+
+
+def test_runs_keeps_the_run_names_at_80_columns_with_a_broken_run(ck, tmp_path, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    root = tmp_path / "runs"
+    shutil.copytree(ck, root / "char-run")
+    shutil.copytree(ck, root / "broken-run")
+    (root / "broken-run" / ckpt.CONFIG_FILE).write_text("junk")
+    code, out, err = run_main("runs", "--root", str(root), cwd=tmp_path)
+    assert code == 0, err
+    assert "char-run" in out and "broken-run" in out
+    assert "broken-run: checkpoint" in out and "corrupt" in out  # the reason, below the table
+    assert max(len(line) for line in out.splitlines()) <= 80
+
+
+def test_head_names_from_metrics_jsonl_never_reach_the_terminal_raw(ck, tmp_path):
+    lines = (ck / ckpt.METRICS_FILE).read_text().splitlines()
+    record = json.loads(lines[-1])
+    record["heads"][TITLE_ATTACK + "[/b]"] = record["heads"].pop("L0H0")
+    lines[-1] = json.dumps(record)
+    (ck / ckpt.METRICS_FILE).write_text("\n".join(lines) + "\n")
+    code, out, err = run_main("inspect-attention", "--trajectory", "ck", cwd=tmp_path)
+    assert code == 0, err  # the hostile record is skipped, the others shown
+    assert "\x1b" not in out + err and "step" in out
+
+
+def test_a_file_system_without_flock_still_trains_guarded_by_the_pid(
+    small_text, tmp_path, monkeypatch
+):
+    import errno
+    import socket
+
+    from tinygpt import lock
+    from tinygpt.trainer import TrainerCallback
+
+    def no_locks(fd, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(lock.fcntl, "flock", no_locks)
+    notes = []
+
+    class Notes(TrainerCallback):
+        def on_note(self, trainer, message):
+            notes.append(message)
+
+    out = tmp_path / "run"
+    result = tinygpt.train(small_text, out_dir=out, callbacks=[Notes()], **{**TINY, "max_steps": 2})
+    assert result.step == 2 and any("without file locks" in n for n in notes)
+    assert not (out / ".lock").exists()
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:  # a live run on this machine holds it: refused
+        (out / ".lock").write_text(f"pid {holder.pid} on {socket.gethostname()}\n")
+        with pytest.raises(UsageError, match=f"in use.*pid {holder.pid}"), lock.directory_lock(out):
+            pass
+    finally:
+        holder.kill()
+        holder.wait()
+    with lock.directory_lock(out) as note:  # that run is gone: its lock is stale, taken over
+        assert "without file locks" in note
+        assert (out / ".lock").read_text() == f"pid {os.getpid()} on {socket.gethostname()}\n"
+    (out / ".lock").write_text("pid 1 on another-machine\n")  # can't be checked from here
+    with (
+        pytest.raises(UsageError, match="remove .*lock if no run uses it"),
+        lock.directory_lock(out),
+    ):
+        pass
+    assert (out / ".lock").read_text() == "pid 1 on another-machine\n"

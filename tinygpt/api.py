@@ -21,6 +21,7 @@ from tinygpt.attention.scores import HEADLINE_SCORES
 from tinygpt.attention.snapshot import HeadSnapshots
 from tinygpt.checkpoint import Checkpoint, find_checkpoint, open_checkpoint
 from tinygpt.config import ATTENTION_CHOICES, SampleConfig, check_choice
+from tinygpt.console import printable
 from tinygpt.data import read_text
 from tinygpt.device import fit_cpu_threads, resolve_device
 from tinygpt.errors import UsageError
@@ -167,7 +168,9 @@ def attention_report(
         ids = induction_sequence(model.config.vocab_size, n, avoid=avoid)
     else:
         ids, notices = encode_prompt(tokenizer, prompt, model.config.block_size)
-    name = f"{ck.directory} (step {ck.step})"
+    # Shown in terminals, HTML and SVG: escaped, and writable as UTF-8 (a folder name's bytes
+    # need not be)
+    name = printable(f"{ck.directory} (step {ck.step})")
     report = AttentionReport.build(
         model, ids, tokenizer.token_strings(ids), name, notices, induction_length, avoid
     )

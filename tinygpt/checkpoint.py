@@ -42,10 +42,11 @@ from typing import Any
 import safetensors.torch
 import torch
 
-from tinygpt.config import RunConfig, parameter_bound
-from tinygpt.console import tell_picked
+from tinygpt.config import ModelConfig, RunConfig, parameter_bound
+from tinygpt.console import printable, tell_picked
 from tinygpt.errors import CheckpointError, TinyGPTError, UsageError
 from tinygpt.fileio import (
+    TEMP_PREFIX,
     atomic_write_bytes,
     describe_os_error,
     fsync_dir,
@@ -53,10 +54,11 @@ from tinygpt.fileio import (
     remove_stale_temps,
     sha256,
 )
-from tinygpt.lock import in_use
+from tinygpt.lock import LOCK_FILE, in_use
 
 # The run's log lives beside the checkpoint; its reader and writer are re-exported here.
 from tinygpt.metrics import METRICS_FILE as METRICS_FILE
+from tinygpt.metrics import metrics_bytes as metrics_bytes
 from tinygpt.metrics import read_metrics as read_metrics
 from tinygpt.metrics import write_metrics as write_metrics
 from tinygpt.model import GPT
@@ -114,12 +116,16 @@ def state_bytes(state: dict[str, Any]) -> bytes:
     return buf.getvalue()
 
 
-def write_checkpoint(directory: Path, files: dict[str, bytes], step: int) -> None:
+def write_checkpoint(
+    directory: Path, files: dict[str, bytes], step: int, log: bytes | None = None
+) -> None:
     """Commit ``files`` into ``directory`` as one atomic checkpoint (see the module docstring).
 
     The new manifest lists exactly ``files``: a file of the previous checkpoint that is not
     among them is removed once the save is committed. Files whose content equals what the
-    current manifest already records are not rewritten.
+    current manifest already records are not rewritten. ``log``, the new metrics.jsonl, is
+    staged with them and moved into place by the same redo step: a crash right after the
+    commit point can't lose the evaluation that the committed weights come with.
     """
     unknown = sorted(set(files) - set(KNOWN_FILES))
     if unknown:
@@ -140,6 +146,9 @@ def write_checkpoint(directory: Path, files: dict[str, bytes], step: int) -> Non
             target = directory / (STAGED_PREFIX + name)
             atomic_write_bytes(target, data)
             staged.append(target)
+        if log is not None:
+            staged.append(directory / (STAGED_PREFIX + METRICS_FILE))
+            atomic_write_bytes(staged[-1], log)
         sizes = {name: len(data) for name, data in files.items()}
         manifest = {
             "format": FORMAT,
@@ -179,6 +188,8 @@ def recover(directory: Path) -> None:
             else:
                 with contextlib.suppress(FileNotFoundError):
                     (directory / name).unlink()
+        with contextlib.suppress(FileNotFoundError):  # the log staged with this save, if any
+            os.replace(directory / (STAGED_PREFIX + METRICS_FILE), directory / METRICS_FILE)
         fsync_dir(directory)
         with contextlib.suppress(FileNotFoundError):
             os.replace(pending, directory / MANIFEST_FILE)
@@ -330,7 +341,13 @@ class Checkpoint:
         return JSON_LIMIT
 
     def metrics(self) -> list[dict[str, Any]]:
-        """The evaluations this checkpoint's step includes, oldest first."""
+        """The evaluations this checkpoint's step includes, oldest first (from the log staged
+        with a save that passed its commit point but has not been finished yet, if any)."""
+        if self.manifest.get("pending"):
+            staged = STAGED_PREFIX + METRICS_FILE
+            with contextlib.suppress(FileNotFoundError):
+                (self.directory / staged).lstat()
+                return read_metrics(self.directory, up_to_step=self.step, name=staged)
         return read_metrics(self.directory, up_to_step=self.step)
 
     @property
@@ -346,9 +363,19 @@ class Checkpoint:
     ) -> GPT:
         """Build the model and load its weights (``best`` for the best-validation weights)."""
         name = BEST_FILE if best and self.has(BEST_FILE) else MODEL_FILE
+        data = self.fitting_weights(name)
         model = GPT(self.config.model, attention=attention)
-        load_weights(model, self.read_verified(name), f"{self.directory / name}")
+        load_weights(model, data, f"{self.directory / name}")
         return model.to(device)
+
+    def fitting_weights(self, name: str = MODEL_FILE) -> bytes:
+        """The verified bytes of a weights file whose tensors have the shapes config.json
+        declares: checked before a model is built, so a config.json declaring billions of
+        parameters beside a small file can't allocate them."""
+        data = self.read_verified(name)
+        shapes = safetensors_shapes(data, str(self.directory / name))
+        check_weight_shapes(self.config.model, shapes, str(self.directory))
+        return data
 
     def load_state(self) -> dict[str, Any]:
         data = self.read_verified(STATE_FILE)
@@ -387,6 +414,51 @@ def _state_problem(state: Any) -> str | None:
         if key in state and (not isinstance(value, kinds) or isinstance(value, bool)):
             return f"has an invalid {key!r}"
     return None
+
+
+def safetensors_shapes(data: bytes, source: str) -> dict[str, tuple[int, ...]]:
+    """The tensor names and shapes a safetensors file's header declares (nothing allocated)."""
+    try:
+        length = int.from_bytes(data[:8], "little")
+        if len(data) < 8 + length:
+            raise ValueError("header longer than the file")
+        header = json.loads(data[8 : 8 + length])
+        shapes = {
+            str(key): tuple(int(n) for n in value["shape"])
+            for key, value in header.items()
+            if key != "__metadata__"
+        }
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
+        raise CheckpointError(f"{source} is corrupt: not a safetensors file") from None
+    return shapes
+
+
+def check_weight_shapes(
+    config: ModelConfig, shapes: dict[str, tuple[int, ...]], source: str
+) -> None:
+    """Raise CheckpointError unless ``shapes`` (a weights file's, wrapper prefixes and the
+    tied head allowed) are exactly those of a model built from ``config``."""
+    with torch.device("meta"):  # the shapes alone: no memory
+        model = GPT(config)
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    if config.tie_embeddings:
+        expected.pop(TIED_KEY, None)
+    found = {}
+    for key, shape in shapes.items():
+        for prefix in _WRAPPER_PREFIXES:
+            while key.startswith(prefix):
+                key = key[len(prefix) :]
+        if key != TIED_KEY or not config.tie_embeddings:
+            found[key] = shape
+    if found == expected:
+        return
+    wrong = sorted(k for k in expected if found.get(k) != expected[k]) or sorted(found)
+    name = wrong[0]
+    raise CheckpointError(
+        f"{source} does not fit the model in its config.json: {name} is "
+        f"{list(found[name]) if name in found else 'missing'}, the config declares "
+        f"{list(expected[name]) if name in expected else 'no such tensor'}"
+    )
 
 
 def load_weights(model: GPT, data: bytes, source: str) -> None:
@@ -519,6 +591,43 @@ def open_checkpoint(directory: str | Path) -> Checkpoint:
 
 def is_checkpoint(directory: Path) -> bool:
     return (directory / MANIFEST_FILE).exists() or (directory / PENDING_FILE).exists()
+
+
+def check_not_checkpoint_file(path: Path) -> None:
+    """Refuse to write a report (``--json-file``, ``--npz``, a plot) over a file a checkpoint
+    owns: ``inspect-attention --json-file ck/config.json`` would destroy the checkpoint."""
+    path = Path(path)
+    owned = (*KNOWN_FILES, MANIFEST_FILE, PENDING_FILE, METRICS_FILE)
+    if is_checkpoint(path.parent) and (path.name in owned or _own_leftover(path.name)):
+        raise UsageError(
+            f"{path} is part of the checkpoint in {path.parent}; writing there would destroy "
+            f"it. Give another file name"
+        )
+
+
+def _own_leftover(name: str) -> bool:
+    """A name only tinygpt writes in a directory it is saving to (the lock, the temp and
+    staged files of a save that died before its commit point)."""
+    return name == LOCK_FILE or name.startswith((TEMP_PREFIX, STAGED_PREFIX))
+
+
+def check_writable_destination(directory: Path, overwrite: bool, force: str) -> None:
+    """Refuse to write a new checkpoint into a non-empty directory that is not a checkpoint
+    unless ``overwrite``: its ``config.json`` or ``model.safetensors`` may be the user's own
+    (a Hugging Face model has files of those very names). ``force`` names the option."""
+    directory = Path(directory)
+    if overwrite or is_checkpoint(directory) or not directory.is_dir():
+        return
+    try:
+        foreign = sorted(p.name for p in directory.iterdir() if not _own_leftover(p.name))
+    except OSError as exc:
+        raise UsageError(f"cannot read {directory}: {describe_os_error(exc)}") from None
+    if foreign:
+        raise UsageError(
+            f"{directory} is not empty ({printable(foreign[0][:60])}"
+            f"{', ...' if len(foreign) > 1 else ''}) and holds no tinygpt checkpoint; "
+            f"write to a new directory, or pass {force} to replace checkpoint files in it"
+        )
 
 
 def latest_checkpoint(root: Path = Path("checkpoints")) -> Path:

@@ -70,7 +70,10 @@ def _root(
 
 
 def _err(message: str) -> None:
-    typer.echo(f"error: {message}", err=True)
+    from tinygpt.console import printable
+
+    # Messages quote paths and file contents: never let them drive the terminal.
+    typer.echo(f"error: {printable(message)}", err=True)
 
 
 def _command(*args: Any, **kwargs: Any) -> Callable[[Callable[..., None]], Callable[..., None]]:
@@ -740,7 +743,7 @@ def info(
     from rich.table import Table
     from rich.text import Text
 
-    from tinygpt.console import stdout_console
+    from tinygpt.console import printable, stdout_console
 
     table = Table(show_header=False, box=None, pad_edge=False)
     shape = data["shape"]
@@ -775,7 +778,9 @@ def info(
         ("saved", data["saved"]),
     ]
     for key, value in rows:
-        table.add_row(key, Text(str(value)))  # Text: a path like a[/b] is not markup
+        # Text: a path like a[/b] is not markup; printable: a name from a file can't drive
+        # the terminal
+        table.add_row(key, Text(printable(str(value))))
     stdout_console().print(table)
 
 
@@ -818,7 +823,7 @@ def runs(
     from rich.table import Table
     from rich.text import Text
 
-    from tinygpt.console import stdout_console
+    from tinygpt.console import printable, stdout_console
 
     table = Table(pad_edge=False, box=box.SIMPLE_HEAD)
     for name in ("run", "params", "steps", "best val", "tokens", "tokenizer", "saved"):
@@ -829,22 +834,29 @@ def runs(
             overflow="ellipsis" if name == "run" else "fold",
             min_width=15 if name == "run" else None,
         )
+    broken = []
     for r in rows:
         # Text, not str: a run named ck[red]x is shown as it is, never as markup.
         if "error" in r:
-            table.add_row(Text(r["name"]), "", "", "", "", "", Text(r["error"][:40]))
+            # A short mark in the table, the reason below it: a long cell would squeeze the run
+            # names out of an 80-column terminal.
+            table.add_row(Text(printable(r["name"])), "", "", "", "", "", "broken")
+            broken.append(Text(f"{printable(r['name'])}: {printable(r['error'])}"))
             continue
         best = "-" if r["best_val_loss"] is None else f"{r['best_val_loss']:.4f}"
         table.add_row(
-            Text(r["name"]),
+            Text(printable(r["name"])),
             _parameters(r).short(),
             f"{r['steps']:,}",
             best,
             f"{r['tokens_seen'] / 1e6:.1f}M",
-            Text(r["tokenizer"]),
+            Text(printable(r["tokenizer"])),
             r["saved"][5:],
         )
-    stdout_console().print(table)
+    console = stdout_console()
+    console.print(table)
+    for line in broken:
+        console.print(line)
 
 
 @_command()
@@ -862,7 +874,11 @@ def plot(
     ck, metrics = run_metrics(checkpoint)
     typer.echo(json.dumps(metrics) if json_out else terminal_plot(metrics))
     if out:
-        write_plot(out, metrics, f"{ck.directory.name}: loss by step")
+        from tinygpt.console import printable
+
+        # printable: a folder name's control characters are invalid XML, its non-UTF-8 bytes
+        # can't be written
+        write_plot(out, metrics, f"{printable(ck.directory.name)}: loss by step")
         typer.echo(f"wrote {out}", err=True)
 
 
@@ -905,13 +921,10 @@ def import_hf_command(
     ] = False,
 ) -> None:
     """Turn a local GPT-2 style Hugging Face model into a tinygpt checkpoint."""
-    from tinygpt.checkpoint import is_checkpoint
     from tinygpt.hf import import_hf
 
     target = out or Path("checkpoints") / source.resolve().name
-    if is_checkpoint(target) and not overwrite:
-        raise UsageError(f"{target} already holds a checkpoint; pass --overwrite or another --out")
-    import_hf(source, target, tokenizer)
+    import_hf(source, target, tokenizer, overwrite)
     typer.echo(f"wrote {target}; try: tinygpt generate --checkpoint {target}", err=True)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import sys
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
@@ -10,6 +11,22 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from rich.console import Console
+
+# C0 controls, DEL and the C1 controls: the bytes a terminal acts on instead of showing.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+# Lone surrogates: how Python spells a file name's bytes that are not UTF-8 (b"\xff").
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def printable(text: str) -> str:
+    """``text`` with every control character escaped (``\\x1b``, ``\\n``): a name or path read
+    from a file could otherwise retitle, clear or rewrite the user's terminal. Bytes of a file
+    name that are not UTF-8 become U+FFFD, so the text can be written to a terminal, an SVG or
+    an HTML page (as it is, encoding it fails)."""
+    text = _SURROGATE.sub("\ufffd", text)
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
 
 
 def stderr_console() -> Console:

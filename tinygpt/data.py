@@ -9,25 +9,26 @@ run skips tokenization, and batches are gathered with one vectorised index, no P
 from __future__ import annotations
 
 import codecs
-import glob
 import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from tinygpt.errors import UsageError
+from tinygpt.errors import TinyGPTError, UsageError
 from tinygpt.fileio import (
     NotRegularFile,
     atomic_write,
     atomic_write_bytes,
     check_regular,
+    read_bounded,
     sha256,
 )
 from tinygpt.spelling import option
@@ -42,6 +43,7 @@ from tinygpt.tokenizer import (
 # Corpora are read in pieces of this size: memory stays flat however large the files are, and
 # tiktoken encodes several pieces at once on its own threads.
 _READ_CHUNK_BYTES = 1 << 23
+_META_LIMIT = 64 << 20  # a cache entry's JSON (a char vocabulary of every code point fits)
 
 
 def read_text(path: str | Path, encoding: str = "utf-8") -> str:
@@ -102,21 +104,23 @@ def _is_utf8(encoding: str) -> bool:
     return encoding.lower().replace("_", "-") in ("utf-8", "utf8")
 
 
-def resolve_sources(spec: str | Path) -> list[Path]:
-    """A file, a directory (every non-hidden file below it) or a glob pattern, in sorted order."""
+def resolve_sources(spec: str | Path, exclude: Path | None = None) -> list[Path]:
+    """A file, a directory (every non-hidden file below it) or a glob pattern, in sorted order.
+
+    Each real file is read once (a symbolic link to a file already listed adds nothing, and
+    ``**`` does not descend into linked directories, so a link loop can't repeat or hang the
+    listing). Checkpoint directories below the corpus, and ``exclude`` (the run's own ``--out``),
+    are left out: ``tinygpt train .`` must not read its own weights as text on the next run.
+    """
     text = str(spec)
     path = Path(spec)
     if path.is_dir():
-        files = sorted(
-            f
-            for f in path.rglob("*")
-            if f.is_file() and not any(part.startswith(".") for part in f.relative_to(path).parts)
-        )
+        files = _corpus_files(path, path.rglob("*"), exclude)
         if not files:
             raise UsageError(f"the directory {path} holds no files to train on")
         return files
     if not path.exists() and any(ch in text for ch in "*?["):
-        files = sorted(Path(f) for f in glob.glob(text, recursive=True) if Path(f).is_file())
+        files = _glob_files(text, exclude)
         if not files:
             raise UsageError(f"no files match {text!r}")
         return files
@@ -134,16 +138,79 @@ def resolve_sources(spec: str | Path) -> list[Path]:
     return [path]
 
 
+def _glob_files(pattern: str, exclude: Path | None) -> list[Path]:
+    """The files a glob pattern matches, through pathlib's glob (whose ``**`` does not follow
+    linked directories; ``glob.glob`` loops on ``dir/self -> .``) from the pattern's fixed
+    leading folders. Hidden names match only when the pattern spells a leading dot."""
+    parts = Path(pattern).parts
+    fixed = next(i for i, part in enumerate(parts) if any(ch in part for ch in "*?["))
+    root = Path(*parts[:fixed]) if fixed else Path(".")
+    rest = parts[fixed:]
+    if rest[-1] == "**":  # glob.glob's "dir/**" lists files too; pathlib's only folders
+        rest = (*rest, "*")
+    try:
+        matches = list(root.glob(str(Path(*rest))))
+    except (ValueError, OSError) as exc:
+        raise UsageError(f"bad glob pattern {pattern!r}: {exc}") from None
+    hidden_ok = any(part.startswith(".") for part in rest)
+    return _corpus_files(root, matches, exclude, hidden_ok)
+
+
+def _corpus_files(
+    root: Path, candidates: Iterable[Path], exclude: Path | None, hidden_ok: bool = False
+) -> list[Path]:
+    """The regular files among ``candidates`` (below ``root``), sorted, each real file once,
+    without hidden names, checkpoint directories or anything inside ``exclude``."""
+    skip = exclude.resolve() if exclude is not None else None
+    seen: set[tuple[int, int]] = set()
+    checkpoints: dict[Path, bool] = {}  # each folder looked at once, however many files
+    files = []
+    for f in sorted(candidates):
+        rel = f.relative_to(root).parts
+        if not hidden_ok and any(part.startswith(".") for part in rel):
+            continue
+        try:
+            if not f.is_file():
+                continue
+            info = f.stat()
+            real = f.resolve()
+        except (OSError, RuntimeError):  # vanished, unreadable, or a link loop
+            continue
+        if (info.st_dev, info.st_ino) in seen:
+            continue
+        if skip is not None and (real == skip or skip in real.parents):
+            continue
+        folders = [root.joinpath(*rel[:i]) for i in range(1, len(rel))]
+        for d in folders:
+            if d not in checkpoints:
+                checkpoints[d] = _is_checkpoint_dir(d)
+        if any(checkpoints[d] for d in folders):
+            continue
+        seen.add((info.st_dev, info.st_ino))
+        files.append(f)
+    return files
+
+
+def _is_checkpoint_dir(directory: Path) -> bool:
+    """A tinygpt checkpoint (its weights are no text to train on)."""
+    has_manifest = (directory / "manifest.json").is_file() or (
+        directory / "manifest.pending.json"
+    ).is_file()
+    return has_manifest and (directory / "model.safetensors").exists()
+
+
 def iter_text(
     sources: list[Path],
     encoding: str = "utf-8",
     chunk_bytes: int = _READ_CHUNK_BYTES,
     on_bytes: Callable[[int], None] | None = None,
+    digest: Any = None,
 ) -> Iterator[str]:
     """Stream the sources' text in pieces that end at a newline, never holding a whole file.
 
     Files are joined with a newline when one does not end with it. Errors name the file and the
-    byte offset of the first byte that is not valid in ``encoding``.
+    byte offset of the first byte that is not valid in ``encoding``. ``digest`` (a hashlib
+    object, see :func:`_new_digest`) is fed exactly the bytes read, as ``_sources_digest`` is.
     """
     total = 0
     for path in sources:
@@ -156,12 +223,16 @@ def iter_text(
             fh = open(path, "rb")  # noqa: SIM115 (closed below, errors mapped to one line)
         except OSError as exc:
             raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+        if digest is not None:
+            digest.update(f"\0{path.name}\0".encode())
         with fh:
             while True:
                 try:
                     raw = fh.read(chunk_bytes)
                 except OSError as exc:
                     raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+                if digest is not None:
+                    digest.update(raw)
                 if first and _is_utf8(encoding) and raw.startswith(b"\xef\xbb\xbf"):
                     raw, consumed = raw[3:], 3  # a UTF-8 byte-order mark is not text
                 first = False
@@ -216,10 +287,26 @@ def encode_text(tokenizer: Tokenizer, text: str) -> np.ndarray:
     return np.asarray(tokenizer.encode(text), dtype=dtype)
 
 
+def _new_digest(encoding: str) -> Any:
+    return hashlib.sha256(f"encoding={encoding}".encode())
+
+
+def _check_unchanged(digest: Any, content: str, sources: list[Path]) -> None:
+    """Refuse text that is not what was hashed: a file rewritten while it was being read would
+    otherwise be cached under the old content's key, and every later run on the pristine
+    file would train on the mixture."""
+    if digest.hexdigest()[:24] != content:
+        names = ", ".join(str(p) for p in sources[:3]) + (", ..." if len(sources) > 3 else "")
+        raise UsageError(
+            f"the corpus changed while it was being read ({names}); run again once nothing "
+            f"writes to it"
+        )
+
+
 def _sources_digest(sources: list[Path], encoding: str) -> str:
     """Everything the ids depend on besides the tokenizer: the text encoding, the files' names
     and their bytes (a latin-1 reading of a file is another token stream than a UTF-8 one)."""
-    digest = hashlib.sha256(f"encoding={encoding}".encode())
+    digest = _new_digest(encoding)
     for path in sources:
         digest.update(f"\0{path.name}\0".encode())
         try:
@@ -248,28 +335,59 @@ def _tokenizer_keys(tokenizer: Tokenizer | str) -> list[str]:
     return [f"char-{sha256(json.dumps(spec, sort_keys=True).encode())[:12]}", "char"]
 
 
-def _cached(ids_path: Path, meta_path: Path, tokenizer: Tokenizer | str) -> Corpus | None:
-    """The cached corpus, when the entry is whole and holds this tokenizer's ids."""
+def _cached(ids_path: Path, meta_path: Path, tokenizer: Tokenizer | str, key: str) -> Corpus | None:
+    """The cached corpus, when the entry is whole and holds this tokenizer's ids.
+
+    Nothing in the entry is trusted: the ids must have the width this vocabulary is written
+    with, fill the file exactly, all be in the vocabulary (an id beyond it fails every later
+    run deep inside the embedding; a wrong width trains on garbage) and match the sha256
+    recorded when they were written. An entry that does not hold up is rebuilt.
+    """
     if not (ids_path.exists() and meta_path.exists()):
         return None
     try:
-        meta = json.loads(meta_path.read_text())
+        meta = json.loads(read_bounded(meta_path, _META_LIMIT))
         if not isinstance(tokenizer, str) and meta["tokenizer"] != tokenizer.to_dict():
             return None
         tok = tokenizer_from_dict(meta["tokenizer"])
-        ids = np.memmap(ids_path, dtype=np.dtype(meta["dtype"]), mode="r")
-        if len(ids) == meta["num_tokens"]:
+        dtype = _dtype_for(tok.vocab_size)
+        num_tokens = meta["num_tokens"]
+        if (
+            key not in _tokenizer_keys(tok)
+            or meta["dtype"] != dtype.name
+            or type(num_tokens) is not int
+            or check_regular(ids_path) != num_tokens * dtype.itemsize
+        ):
+            return None
+        ids = np.memmap(ids_path, dtype=dtype, mode="r")
+        if _ids_digest(ids, tok.vocab_size) == meta["sha256"]:
             return Corpus(tok, ids, from_cache=True)
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, RecursionError, TinyGPTError):
         pass  # a damaged cache entry is rebuilt
     return None
 
 
-def _char_vocabulary(sources: list[Path], encoding: str) -> CharTokenizer:
+def _ids_digest(ids: np.ndarray, vocab_size: int) -> str | None:
+    """The sha256 of the ids' bytes (a flipped bit turns one token into another, which no
+    range check sees), or None when an id lies outside the vocabulary. Read in slices: memory
+    stays flat."""
+    digest = hashlib.sha256()
+    step = 1 << 24
+    for i in range(0, len(ids), step):
+        part = np.ascontiguousarray(ids[i : i + step])
+        if int(part.max()) >= vocab_size:
+            return None
+        digest.update(part.tobytes())
+    return digest.hexdigest()
+
+
+def _char_vocabulary(sources: list[Path], encoding: str, content: str) -> CharTokenizer:
     seen: set[int] = set()
-    for piece in iter_text(sources, encoding):
+    digest = _new_digest(check_encoding(encoding))
+    for piece in iter_text(sources, encoding, digest=digest):
         codes = np.frombuffer(piece.encode("utf-32-le"), dtype=np.uint32)
         seen.update(np.flatnonzero(np.bincount(codes)).tolist())  # linear, unlike np.unique
+    _check_unchanged(digest, content, sources)
     return CharTokenizer([chr(c) for c in sorted(seen)])
 
 
@@ -278,26 +396,30 @@ def prepare_corpus(
     tokenizer: Tokenizer | str,
     encoding: str = "utf-8",
     cache_dir: Path | None = None,
+    exclude: Path | None = None,
 ) -> Corpus:
     """Tokenize a file, directory or glob once into a memory-mapped token file, streaming.
 
     ``tokenizer`` is a name (``char`` builds its vocabulary from the text in a first pass) or a
     tokenizer object (a resumed run keeps its checkpoint's). The ids are cached under the
     sources' content hash and the tokenizer, so an unchanged corpus is never tokenized twice.
+    ``exclude`` is a directory never read (the run's ``--out``).
     """
     codec = check_encoding(encoding)
-    sources = resolve_sources(spec)
+    sources = resolve_sources(spec, exclude)
     content = _sources_digest(sources, codec)
     cache = (cache_dir or default_cache_dir()) / "tokens"
     keys = _tokenizer_keys(tokenizer)
     for key in keys:
-        found = _cached(cache / f"{content}-{key}.bin", cache / f"{content}-{key}.json", tokenizer)
+        found = _cached(
+            cache / f"{content}-{key}.bin", cache / f"{content}-{key}.json", tokenizer, key
+        )
         if found is not None:
             return found
     ids_path, meta_path = cache / f"{content}-{keys[0]}.bin", cache / f"{content}-{keys[0]}.json"
     if isinstance(tokenizer, str):
         tok = (
-            _char_vocabulary(sources, encoding)
+            _char_vocabulary(sources, encoding, content)
             if tokenizer == "char"
             else build_tokenizer(tokenizer)
         )
@@ -305,12 +427,16 @@ def prepare_corpus(
         tok = tokenizer
     try:
         cache.mkdir(parents=True, exist_ok=True)
-        workdir = cache
-    except OSError:  # caching is an optimisation: an unwritable cache dir must not stop training
+        # A folder where the entry goes can't be replaced by a file
+        usable = not any(p.is_dir() and not p.is_symlink() for p in (ids_path, meta_path))
+    except OSError:
+        usable = False
+    if not usable:  # caching is an optimisation: a broken cache dir must not stop training
         workdir = Path(tempfile.mkdtemp(prefix="tinygpt-tokens-"))
         ids_path, meta_path = workdir / ids_path.name, workdir / meta_path.name
     total_bytes = sum(p.stat().st_size for p in sources)
     num_tokens = 0
+    ids_digest = hashlib.sha256()  # checked on every later use of the entry
 
     def write(tmp: Path) -> None:
         nonlocal num_tokens
@@ -335,20 +461,24 @@ def prepare_corpus(
                     arrays = [encode_text(tok, piece) for piece in batch]
                 for arr in arrays:
                     arr.tofile(out)
+                    ids_digest.update(arr.tobytes())
                     num_tokens += len(arr)
                 batch.clear()
 
-            for piece in iter_text(sources, encoding, on_bytes=bar.update):
+            digest = _new_digest(codec)
+            for piece in iter_text(sources, encoding, on_bytes=bar.update, digest=digest):
                 batch.append(piece)
                 if len(batch) >= threads:
                     flush()
             flush()
+            _check_unchanged(digest, content, sources)  # else no cache entry is kept
 
     atomic_write(ids_path, write)
     meta = {
         "tokenizer": tok.to_dict(),
         "dtype": _dtype_for(tok.vocab_size).name,
         "num_tokens": num_tokens,
+        "sha256": ids_digest.hexdigest(),
     }
     atomic_write_bytes(meta_path, json.dumps(meta).encode())
     ids = np.memmap(ids_path, dtype=_dtype_for(tok.vocab_size), mode="r")

@@ -6,6 +6,7 @@ char-rnn, in the public domain.
 
 from __future__ import annotations
 
+import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -13,9 +14,9 @@ from pathlib import Path
 
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
-from tinygpt.console import stderr_console
+from tinygpt.console import printable, stderr_console
 from tinygpt.errors import TinyGPTError, UsageError
-from tinygpt.fileio import atomic_write_bytes, sha256
+from tinygpt.fileio import TooLarge, atomic_write_bytes, describe_os_error, read_bounded, sha256
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ DATASETS = {
 }
 DATA_DIR = Path("data")
 _CHUNK = 1 << 16
+DOWNLOAD_DEADLINE_S = 300.0  # the whole download (about 1 MB)
 
 
 def default_corpus() -> Path:
@@ -54,7 +56,7 @@ def fetch(
     target = Path(directory) / ds.filename
     if target.exists():
         # Never replaced: a file there that is not the published one was put there by hand.
-        found = sha256(target.read_bytes())
+        found = _existing_digest(target, ds.size)
         if found == ds.sha256:
             return target
         raise TinyGPTError(
@@ -65,6 +67,8 @@ def fetch(
     source = url or ds.url
     try:
         data = _download(source, ds.size, quiet)
+    except ValueError as exc:  # urllib's word for a URL it can't parse
+        raise UsageError(f"--url {source!r} is not a URL ({exc})") from None
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
         reason = getattr(exc, "reason", None) or exc
         # Name the public source once: again only when a mirror (--url) was what failed.
@@ -84,14 +88,54 @@ def fetch(
     return target
 
 
+def _existing_digest(target: Path, size: int) -> str:
+    """The sha256 of the file already at ``target``: a FIFO there would hang the read and a
+    device never end it, and a file larger than the published one is not it."""
+    try:
+        return sha256(read_bounded(target, size))
+    except TooLarge:
+        return "of a larger file"
+    except OSError as exc:
+        raise UsageError(f"cannot read {target}: {describe_os_error(exc)}") from None
+
+
 def _download(url: str, expected_size: int, quiet: bool) -> bytes:
+    """The bytes at ``url``: never more than ``expected_size`` (more can't be the published
+    file: ``file:///dev/zero`` would fill the memory) and within ``DOWNLOAD_DEADLINE_S`` in all
+    (the socket timeout is per read: a server trickling a byte at a time would hang forever)."""
+    deadline = time.monotonic() + DOWNLOAD_DEADLINE_S
     chunks: list[bytes] = []
+    received = 0
     with urllib.request.urlopen(url, timeout=30) as response:
-        total = int(response.headers.get("Content-Length") or expected_size)
+        declared = _content_length(response.headers.get("Content-Length"))
+        if declared is not None and declared > expected_size:
+            raise _too_large(url, expected_size)
         columns = (TextColumn("download"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
         with Progress(*columns, console=stderr_console(), disable=quiet) as progress:
-            task = progress.add_task("download", total=total)
-            while chunk := response.read(_CHUNK):
+            task = progress.add_task("download", total=declared or expected_size)
+            while chunk := response.read(min(_CHUNK, expected_size + 1 - received)):
                 chunks.append(chunk)
+                received += len(chunk)
                 progress.advance(task, len(chunk))
+                if received > expected_size:
+                    raise _too_large(url, expected_size)
+                if time.monotonic() > deadline:
+                    raise TimeoutError(
+                        f"not complete after {DOWNLOAD_DEADLINE_S:.0f}s ({received:,} bytes)"
+                    )
     return b"".join(chunks)
+
+
+def _content_length(header: str | None) -> int | None:
+    """The declared size, or None when absent or not a number (``Content-Length: abc``)."""
+    try:
+        return int(header) if header is not None else None
+    except ValueError:
+        return None
+
+
+def _too_large(url: str, size: int) -> TinyGPTError:
+    return TinyGPTError(
+        f"{printable(url)} serves more than the {size:,} bytes of the published file; "
+        f"nothing was written"
+    )

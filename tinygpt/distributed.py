@@ -16,6 +16,7 @@ import torch
 import torch.distributed as dist
 
 from tinygpt.device import resolve_device
+from tinygpt.errors import UsageError
 
 # Long enough for rank 0 to tokenize a large corpus or write a checkpoint while the others wait.
 DEFAULT_TIMEOUT_S = 1800
@@ -74,21 +75,48 @@ class DistContext:
         return torch.device("cpu")
 
 
+def _env_int(name: str, default: int | None = None, low: int = 0) -> int:
+    """An integer torchrun sets, or one line naming the bad variable."""
+    text = os.environ.get(name)
+    if text is None:
+        if default is None:
+            raise UsageError(
+                f"WORLD_SIZE is set but {name} is not; start data-parallel runs with torchrun"
+            )
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        value = low - 1
+    if value < low:
+        raise UsageError(f"{name}={text[:40]!r} is not an integer of at least {low}")
+    return value
+
+
+def world_size() -> int:
+    """The number of processes torchrun started (1 without torchrun)."""
+    return _env_int("WORLD_SIZE", 1, low=1)
+
+
 def launch_rank() -> int:
     """This process's rank as torchrun announced it (0 when not started by torchrun), known
-    before the process group exists."""
-    try:
-        return int(os.environ.get("RANK", "0"))
-    except ValueError:
+    before the process group exists. A ``RANK`` left in the environment without a
+    ``WORLD_SIZE`` above 1 is no job of several processes: this one is the only writer, and
+    must take the writer lock."""
+    if world_size() <= 1:
         return 0
+    rank = _env_int("RANK")
+    if rank >= world_size():
+        raise UsageError(f"RANK={rank} is not below WORLD_SIZE={world_size()}")
+    return rank
 
 
 def setup(device: str) -> DistContext:
     """Join the process group torchrun describes, if any (``device`` picks NCCL or gloo)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    world = world_size()
     if world <= 1:
         return DistContext()
-    ctx = DistContext(int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0")), world)
+    ctx = DistContext(launch_rank(), _env_int("LOCAL_RANK", 0), world)
     use_cuda = resolve_device(device).type == "cuda"
     if use_cuda:
         torch.cuda.set_device(ctx.local_rank)

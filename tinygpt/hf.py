@@ -10,6 +10,8 @@ only loading the exported directory with it does.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -24,12 +26,21 @@ from tinygpt.checkpoint import (
     TOKENIZER_FILE,
     Checkpoint,
     check_tokenizer_spec,
+    check_weight_shapes,
+    check_writable_destination,
     is_checkpoint,
     weights_bytes,
     write_checkpoint,
 )
-from tinygpt.config import ARCHITECTURES, MODEL_SWITCHES, ModelConfig, RunConfig, TrainConfig
-from tinygpt.errors import UsageError
+from tinygpt.config import (
+    ARCHITECTURES,
+    MODEL_SWITCHES,
+    ModelConfig,
+    RunConfig,
+    TrainConfig,
+    parameter_bound,
+)
+from tinygpt.errors import CheckpointError, UsageError
 from tinygpt.fileio import atomic_write_bytes, describe_os_error, read_bounded
 from tinygpt.lock import directory_lock
 from tinygpt.model import GPT
@@ -160,16 +171,31 @@ def export_hf(ck: Checkpoint, out: Path, overwrite: bool = False) -> Path:
     return out
 
 
-def _read_hf_weights(src: Path) -> dict[str, torch.Tensor]:
-    if (src / "model.safetensors").exists():
-        return safetensors.torch.load((src / "model.safetensors").read_bytes())
-    if (src / "pytorch_model.bin").exists():
+def _read_hf_weights(src: Path, config: ModelConfig) -> dict[str, torch.Tensor]:
+    """The weights beside config.json, read bounded (float64 for every parameter at most) so
+    a FIFO or a device in their place fails at once."""
+    limit = 8 * parameter_bound(config) + (16 << 20)
+    for name in ("model.safetensors", "pytorch_model.bin"):
+        path = src / name
+        if not (path.exists() or path.is_symlink()):
+            continue
         try:
-            return torch.load(src / "pytorch_model.bin", map_location="cpu", weights_only=True)
+            data = read_bounded(path, limit)
+        except OSError as exc:
+            raise UsageError(f"cannot read {path}: {describe_os_error(exc)}") from None
+        try:
+            if name == "model.safetensors":
+                return safetensors.torch.load(data)
+            state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
         except Exception as exc:
             raise UsageError(
-                f"refusing {src / 'pytorch_model.bin'}: not plain tensors ({type(exc).__name__})"
+                f"refusing {path}: not a file of plain tensors ({type(exc).__name__})"
             ) from None
+        if not isinstance(state, dict) or not all(
+            isinstance(v, torch.Tensor) for v in state.values()
+        ):
+            raise UsageError(f"refusing {path}: not a dictionary of tensors")
+        return state
     raise UsageError(f"{src} has neither model.safetensors nor pytorch_model.bin")
 
 
@@ -206,44 +232,89 @@ def _import_tokenizer(src: Path, name: str | None, run: RunConfig) -> Tokenizer:
     return tok
 
 
-def import_hf(src: Path, out: Path, tokenizer: str | None = None) -> Path:
+def check_import_destination(src: Path, out: Path, overwrite: bool = False) -> None:
+    """Refuse to import over the model being read (its config.json and model.safetensors have a
+    checkpoint's names), over a checkpoint without ``overwrite``, or into a non-empty directory
+    that is not a checkpoint without it."""
+    with contextlib.suppress(OSError):
+        if Path(out).resolve() == Path(src).resolve():
+            raise UsageError(
+                f"--out {out} is the model being imported; writing there would destroy it. "
+                f"Give another --out"
+            )
+    if is_checkpoint(out) and not overwrite:
+        raise UsageError(f"{out} already holds a checkpoint; pass --overwrite or another --out")
+    check_writable_destination(out, overwrite, "--overwrite")
+
+
+def _read_hf_config(src: Path) -> dict[str, Any]:
+    """``src/config.json`` as a dictionary: read bounded (a FIFO can't hang it), one line for
+    anything that is not a JSON object."""
+    path = src / "config.json"
+    try:
+        cfg = json.loads(read_bounded(path, JSON_LIMIT))
+    except FileNotFoundError:
+        raise UsageError(f"{src} has no config.json; give a Hugging Face model directory") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {describe_os_error(exc)}") from None
+    except RecursionError:
+        raise UsageError(f"{path} is nested too deeply") from None
+    except ValueError as exc:
+        raise UsageError(f"{path} is not valid JSON: {exc}") from None
+    if not isinstance(cfg, dict):
+        raise UsageError(f"{path} must hold a JSON object, not {type(cfg).__name__}")
+    return cfg
+
+
+def _hf_model_config(cfg: dict[str, Any], path: Path) -> ModelConfig:
+    """The ModelConfig a GPT-2 config.json describes; UsageError naming the field otherwise."""
+    if cfg.get("model_type") != "gpt2":
+        raise UsageError(f"{path} is a {cfg.get('model_type')!r:.40} model; only gpt2 is supported")
+    function = cfg.get("activation_function", "gelu_new")
+    activation = _ACTIVATIONS.get(function) if isinstance(function, str) else None
+    if activation is None:
+        raise UsageError(f"unsupported activation_function {function!r:.60} in {path}")
+    try:
+        epsilon = cfg.get("layer_norm_epsilon", LAYER_NORM_EPS)
+        if isinstance(epsilon, bool) or abs(float(epsilon) - LAYER_NORM_EPS) > 1e-12:
+            raise UsageError(f"layer_norm_epsilon {epsilon!r:.40} in {path} is not 1e-5")
+        if cfg.get("n_inner") not in (None, 4 * cfg["n_embd"]):
+            raise UsageError(f"n_inner {cfg['n_inner']!r:.40} in {path} is not 4 x n_embd")
+        model_cfg = ModelConfig(
+            vocab_size=cfg["vocab_size"],
+            block_size=cfg["n_positions"],
+            n_layer=cfg["n_layer"],
+            n_head=cfg["n_head"],
+            n_embd=cfg["n_embd"],
+            dropout=0.0,
+            **{k: ARCHITECTURES["gpt2"][k] for k in MODEL_SWITCHES},
+        )
+        model_cfg.activation = activation
+        model_cfg.validate()
+    except KeyError as exc:
+        raise UsageError(f"{path} has no {exc.args[0]}; it is not a GPT-2 config") from None
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise UsageError(f"{path} is not a usable GPT-2 config: {exc}") from None
+    return model_cfg
+
+
+def import_hf(src: Path, out: Path, tokenizer: str | None = None, overwrite: bool = False) -> Path:
     """Turn a local GPT-2 style Hugging Face directory into a tinygpt checkpoint.
 
     The tokenizer is ``tokenizer`` when given, else the one ``tinygpt export`` wrote beside
-    the weights (so a char model comes back with its vocabulary), else GPT-2's encoding."""
-    try:
-        cfg = json.loads((src / "config.json").read_text())
-    except FileNotFoundError:
-        raise UsageError(f"{src} has no config.json; give a Hugging Face model directory") from None
-    except ValueError as exc:
-        raise UsageError(f"{src / 'config.json'} is not valid JSON: {exc}") from None
-    if cfg.get("model_type") != "gpt2":
-        raise UsageError(f"{src} holds a {cfg.get('model_type')!r} model; only gpt2 is supported")
-    activation = _ACTIVATIONS.get(cfg.get("activation_function", "gelu_new"))
-    if activation is None:
-        raise UsageError(f"unsupported activation_function {cfg['activation_function']!r}")
-    if abs(float(cfg.get("layer_norm_epsilon", LAYER_NORM_EPS)) - LAYER_NORM_EPS) > 1e-12:
-        raise UsageError(f"layer_norm_epsilon {cfg['layer_norm_epsilon']} is not 1e-5")
-    if cfg.get("n_inner") not in (None, 4 * cfg["n_embd"]):
-        raise UsageError(f"n_inner {cfg['n_inner']} is not 4 x n_embd")
-    model_cfg = ModelConfig(
-        vocab_size=cfg["vocab_size"],
-        block_size=cfg["n_positions"],
-        n_layer=cfg["n_layer"],
-        n_head=cfg["n_head"],
-        n_embd=cfg["n_embd"],
-        dropout=0.0,
-        **{k: ARCHITECTURES["gpt2"][k] for k in MODEL_SWITCHES},
-    )
-    model_cfg.activation = activation
-    model_cfg.validate()
+    the weights (so a char model comes back with its vocabulary), else GPT-2's encoding.
+    ``out`` may be a checkpoint or a non-empty directory only with ``overwrite``."""
+    check_import_destination(src, out, overwrite)
+    model_cfg = _hf_model_config(_read_hf_config(src), src / "config.json")
     recipe = {k: v for k, v in ARCHITECTURES["gpt2"].items() if k not in MODEL_SWITCHES}
     train = TrainConfig(data=str(src), out_dir=str(out), **recipe)
     run = RunConfig(model=model_cfg, train=train)
     tok = _import_tokenizer(src, tokenizer, run)
     train.tokenizer = tok.name
     state: dict[str, torch.Tensor] = {}
-    for key, value in _read_hf_weights(src).items():
+    for key, value in _read_hf_weights(src, model_cfg).items():
+        if not isinstance(key, str):
+            raise UsageError(f"{src}: a weight name that is not a string ({key!r:.40})")
         key = key.removeprefix("transformer.")
         if key.endswith((".attn.bias", ".attn.masked_bias")) and value.dim() > 1:
             continue  # old GPT-2 checkpoints store the causal mask as a buffer
@@ -252,6 +323,12 @@ def import_hf(src: Path, out: Path, tokenizer: str | None = None) -> Path:
             value = value.t().contiguous()
         state[key] = value
     state.setdefault("lm_head.weight", state.get("wte.weight", torch.empty(0)))
+    try:  # before building: a config.json may declare far more than the weights hold
+        check_weight_shapes(model_cfg, {k: tuple(v.shape) for k, v in state.items()}, str(src))
+    except CheckpointError as exc:
+        raise UsageError(
+            str(exc).replace("in its config.json", "its config.json declares")
+        ) from None
     model = GPT(model_cfg)
     try:
         model.load_state_dict(state, strict=True)
@@ -266,5 +343,6 @@ def import_hf(src: Path, out: Path, tokenizer: str | None = None) -> Path:
         MODEL_FILE: weights_bytes(model),
     }
     with directory_lock(out):  # the same one-writer rule as `train`
+        check_import_destination(src, out, overwrite)  # again, now that no one else writes
         write_checkpoint(out, files, step=0)
     return out

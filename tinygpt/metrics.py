@@ -1,13 +1,15 @@
 """A run's evaluation log, ``metrics.jsonl``: one JSON object per evaluation.
 
-The log is not covered by the checkpoint's manifest (it is rewritten after each committed
-save), so a reader takes nothing in it on trust: a record that does not have the shape the
-trainer writes is skipped, never passed on to the plot, ``info`` or the trajectory view.
+The log is not covered by the checkpoint's manifest (a save stages it beside the checkpoint's
+files and moves it into place once committed), so a reader takes nothing in it on trust: a
+record that does not have the shape the trainer writes is skipped, never passed on to the plot,
+``info`` or the trajectory view.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,7 @@ _NUMBERS = (
     "icl_score",
     "repeat_loss",
 )
+_HEAD = re.compile(r"L[0-9]{1,4}H[0-9]{1,4}")  # attention.labels.head_label's format
 _SNAPSHOT_NUMBERS = ("val_loss", "induction_loss", "icl_score")  # what the trajectory shows
 
 
@@ -56,8 +59,10 @@ def valid_record(record: Any) -> bool:
         return False
     if "heads" in record:
         heads = record["heads"]
+        # Head names are shown in tables: only the trainer's labels (``L1H0``), never a
+        # file's terminal escapes or rich markup.
         if not isinstance(heads, dict) or not all(
-            isinstance(k, str) and _scores(v) for k, v in heads.items()
+            isinstance(k, str) and _HEAD.fullmatch(k) and _scores(v) for k, v in heads.items()
         ):
             return False
         if not _scores(record.get("chance", {})) or not all(
@@ -67,17 +72,23 @@ def valid_record(record: Any) -> bool:
     return True
 
 
+def metrics_bytes(records: list[dict[str, Any]]) -> bytes:
+    """metrics.jsonl's content for ``records`` (small: one line per evaluation)."""
+    return "".join(json.dumps(r) + "\n" for r in records).encode()
+
+
 def write_metrics(directory: Path, records: list[dict[str, Any]]) -> None:
-    """Rewrite metrics.jsonl atomically with ``records`` (small: one line per evaluation)."""
-    text = "".join(json.dumps(r) + "\n" for r in records)
-    atomic_write_bytes(Path(directory) / METRICS_FILE, text.encode())
+    """Rewrite metrics.jsonl atomically with ``records``."""
+    atomic_write_bytes(Path(directory) / METRICS_FILE, metrics_bytes(records))
 
 
-def read_metrics(directory: Path, up_to_step: int | None = None) -> list[dict[str, Any]]:
-    """The well-formed records of metrics.jsonl, oldest first; with ``up_to_step``, only those
-    of evaluations the checkpoint's saved step includes (a save that failed after its
-    evaluation was logged must not show)."""
-    path = Path(directory) / METRICS_FILE
+def read_metrics(
+    directory: Path, up_to_step: int | None = None, name: str = METRICS_FILE
+) -> list[dict[str, Any]]:
+    """The well-formed records of metrics.jsonl (or ``name``, the staged log of a save not yet
+    finished), oldest first; with ``up_to_step``, only those of evaluations the checkpoint's
+    saved step includes (a save that failed after its evaluation was logged must not show)."""
+    path = Path(directory) / name
     try:
         data = read_bounded(path, METRICS_LIMIT)
     except FileNotFoundError:

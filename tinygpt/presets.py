@@ -15,6 +15,7 @@ from typing import Any
 
 from tinygpt.config import ModelConfig, TrainConfig, expand_arch
 from tinygpt.errors import UsageError
+from tinygpt.fileio import describe_os_error, read_bounded
 from tinygpt.spelling import option
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -96,20 +97,25 @@ def _option_names() -> set[str]:
     return names | {"arch"}
 
 
+CONFIG_LIMIT = 16 << 20  # an options file (a checkpoint's config.json is a few KB)
+
+
 def load_config_file(path: str | Path) -> dict[str, Any]:
     """Options from a TOML or JSON file (flat, or with model/train sections)."""
     p = Path(path)
-    try:
-        raw = p.read_bytes()
+    try:  # bounded: a FIFO would hang a plain read, /dev/zero fill the memory
+        raw = read_bounded(p, CONFIG_LIMIT)
     except FileNotFoundError:
         raise UsageError(f"{option('config')} file not found: {p}") from None
     except OSError as exc:
-        raise UsageError(f"cannot read {option('config', p)}: {exc.strerror or exc}") from None
+        raise UsageError(f"cannot read {option('config', p)}: {describe_os_error(exc)}") from None
     try:
         if p.suffix.lower() == ".json":
             data = json.loads(raw)
         else:
             data = tomllib.loads(raw.decode("utf-8"))
+    except RecursionError:
+        raise UsageError(f"{option('config', p)} is nested too deeply") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise UsageError(
             f"{option('config', p)} is not valid {p.suffix.lstrip('.') or 'TOML'}: {exc}"

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -24,7 +25,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from tinygpt.console import stderr_console
+from tinygpt.console import printable, stderr_console
 from tinygpt.optim import groups_line
 from tinygpt.schedule import describe as describe_schedule
 from tinygpt.speed import Slowdown
@@ -84,18 +85,21 @@ class ProgressDisplay(TrainerCallback):
             )
 
     def on_note(self, trainer: Trainer, message: str) -> None:
+        # A note may quote a path (--out 'ck/a[/b]c'): plain text, never markup.
+        self._print(_shown(message))
+
+    def _print(self, markup: str) -> None:
         if self.progress is not None:
             # soft_wrap: one line per note, whatever the width (a log or a pipe is not cut at
             # 80 columns; a terminal wraps it for display)
-            self.progress.console.print(message, soft_wrap=True)
+            self.progress.console.print(markup, soft_wrap=True)
 
     def on_slowdown(self, trainer: Trainer, slowdown: Slowdown) -> None:
-        self.on_note(trainer, slowdown_note(slowdown, trainer.device.type))
+        self._print(slowdown_note(slowdown, trainer.device.type))
 
     def on_evaluate(self, trainer: Trainer, record: dict[str, Any]) -> None:
         best = "  [green]best[/green]" if record["best"] else ""
-        self.on_note(
-            trainer,
+        self._print(
             f"step {record['step']:>6}  train {record['train_loss']:.4f}  "
             f"val {record['val_loss']:.4f}  {record['tokens_per_sec']:,.0f} tok/s  "
             f"{record['elapsed_s']:.0f}s{best}",
@@ -131,8 +135,9 @@ def describe_run(trainer: Trainer, console: Console) -> None:
         f" ({t.world_size} processes x {t.batch_size * t.grad_accum})" if t.world_size > 1 else ""
     )
     console.print(
-        f"data     {t.data}: {len(trainer.corpus.ids):,} tokens "
-        f"({'cached' if trainer.corpus.from_cache else 'tokenized'}), tokenizer {t.tokenizer} "
+        f"data     {_shown(t.data)}: {len(trainer.corpus.ids):,} tokens "
+        f"({'cached' if trainer.corpus.from_cache else 'tokenized'}), tokenizer "
+        f"{_shown(t.tokenizer)} "
         f"(vocab {trainer.corpus.tokenizer.vocab_size:,}); train {len(trainer.train_ids):,} / "
         f"val {len(trainer.val_ids):,}\n"
         f"model    {m.arch_description}: {m.n_layer} layers, {m.n_head} heads, {m.n_embd} wide, "
@@ -143,7 +148,7 @@ def describe_run(trainer: Trainer, console: Console) -> None:
         f"device {trainer.device.type}, "
         f"{str(trainer.dtype).removeprefix('torch.')}, attention {trainer.model.attention}"
         f"{', compiled' if trainer.compiled else ''}\n"
-        f"output   {t.out_dir}{resumed}",
+        f"output   {_shown(t.out_dir)}{resumed}",
         soft_wrap=True,  # a line per item, as on a wide terminal, in a pipe or a log too
     )
 
@@ -167,3 +172,9 @@ def eval_progress() -> Iterator[Callable[[int, int], None]]:
     task = progress.add_task("eval", total=None)
     with progress:
         yield lambda done, total: progress.update(task, completed=done, total=total)
+
+
+def _shown(text: str) -> str:
+    """A path or name inside the markup above: shown as it is (``ck/a[/b]c`` is no style tag),
+    control characters escaped."""
+    return escape(printable(str(text)))

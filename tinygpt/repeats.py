@@ -24,11 +24,15 @@ import string
 from dataclasses import dataclass
 from pathlib import Path
 
+from tinygpt.console import printable
 from tinygpt.errors import UsageError
-from tinygpt.fileio import atomic_write_bytes
+from tinygpt.fileio import TooLarge, atomic_write_bytes, describe_os_error, read_bounded
 
 REPEATS_FILE = "repeats.txt"  # what `tinygpt data repeats` writes into --dir
 MAX_RECORD = 10_000  # one line's characters: well above any block size tinygpt trains with
+# The whole file's characters at most (the longest records): the text is built in memory, and
+# --lines 99999999999999999999999 must be refused at once, not fill the disk.
+MAX_CHARS = 1 << 30
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,19 @@ class RepeatsConfig:
             raise UsageError(f"a record would be longer than {MAX_RECORD} characters")
         if self.lines < 1:
             raise UsageError(f"--lines must be at least 1, got {self.lines}")
+        record = 2 * self.max_length + self.max_gap + 1
+        if self.lines * record > MAX_CHARS:
+            raise UsageError(
+                f"--lines {self.lines} could write {self.lines * record:,} characters, more than "
+                f"the {MAX_CHARS:,} allowed; use --lines {MAX_CHARS // record} or fewer"
+            )
+        try:
+            self.alphabet.encode("utf-8")
+        except UnicodeEncodeError:  # bytes of the command line that are no text (surrogates)
+            raise UsageError(
+                f"--alphabet {printable(ascii(self.alphabet))} is not valid text in this "
+                f"terminal's encoding"
+            ) from None
         return self
 
 
@@ -77,9 +94,28 @@ def records(cfg: RepeatsConfig) -> list[str]:
 
 
 def write_repeats(path: str | Path, cfg: RepeatsConfig) -> Path:
-    """Write the corpus to ``path`` (atomically) and return it."""
+    """Write the corpus to ``path`` (atomically) and return it.
+
+    A file already there is kept when it holds exactly this corpus, and never replaced
+    otherwise (as ``data shakespeare`` never replaces a file): it may be the user's own.
+    """
     target = Path(path)
-    text = "".join(line + "\n" for line in records(cfg))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(target, text.encode("utf-8"))
+    data = "".join(line + "\n" for line in records(cfg)).encode("utf-8")
+    if target.parent.exists() and not target.parent.is_dir():
+        raise UsageError(f"--dir {target.parent} is not a directory")
+    try:
+        if target.exists() or target.is_symlink():
+            if read_bounded(target, len(data)) == data:
+                return target
+            raise UsageError(
+                f"{target} exists and holds something else; delete it, or write to another --dir"
+            )
+        target.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(target, data)
+    except TooLarge:
+        raise UsageError(
+            f"{target} exists and holds something else; delete it, or write to another --dir"
+        ) from None
+    except OSError as exc:
+        raise UsageError(f"cannot write {target}: {describe_os_error(exc)}") from None
     return target

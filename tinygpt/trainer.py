@@ -26,7 +26,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from tinygpt import checkpoint as ckpt
-from tinygpt.config import ModelConfig, RunConfig, TrainConfig, parameter_bound
+from tinygpt.config import MODEL_SWITCHES, ModelConfig, RunConfig, TrainConfig, parameter_bound
 from tinygpt.data import (
     BatchSampler,
     Corpus,
@@ -44,7 +44,7 @@ from tinygpt.device import (
     resolve_dtype,
 )
 from tinygpt.distributed import DistContext, launch_rank, setup, teardown
-from tinygpt.errors import CheckpointError, Interrupted, TinyGPTError, TrainingDiverged, UsageError
+from tinygpt.errors import CheckpointError, Interrupted, TrainingDiverged, UsageError
 from tinygpt.lock import directory_lock
 from tinygpt.model import GPT, ParameterCount
 from tinygpt.optim import build_optimizers
@@ -394,16 +394,10 @@ class Trainer:
         if self.best_weights is not None:
             files[ckpt.BEST_FILE] = self.best_weights
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        ckpt.write_checkpoint(self.out_dir, files, self.step)
-        # The log follows the committed checkpoint: a save that fails leaves no record of an
-        # evaluation whose weights were never saved.
-        try:
-            ckpt.write_metrics(self.out_dir, self.metrics)
-        except OSError as exc:
-            raise TinyGPTError(
-                f"saved the checkpoint at step {self.step} in {self.out_dir}, but could not "
-                f"write {ckpt.METRICS_FILE} ({exc.strerror or exc}); free some space and resume"
-            ) from None
+        # The log commits with the checkpoint: a save that fails leaves no record of an
+        # evaluation whose weights were never saved, and one that succeeds never loses it.
+        log = ckpt.metrics_bytes(self.metrics)
+        ckpt.write_checkpoint(self.out_dir, files, self.step, log=log)
         self.emit("save")
         self.dist.barrier()
 
@@ -496,9 +490,12 @@ class Trainer:
         left = planner.steps_left(session_seconds)
         if left is None:
             return
+        # Capped first: a budget like 1e38 s must not overflow the float32 all ranks average.
+        estimate = self.step + min(left, step_cap)
         # Every rank must plan the same total.
-        estimate = round(float(self.dist.mean(torch.tensor(float(self.step + left)))))
-        cfg.max_steps = max(self.step + 1, min(step_cap, estimate))
+        estimate = round(float(self.dist.mean(torch.tensor(float(estimate)))))
+        # --max-steps stays a cap even while the warmup outlasts it (the horizon not reached)
+        cfg.max_steps = min(step_cap, max(self.step + 1, estimate))
 
     def fit(self) -> TrainResult:
         cfg = self.cfg
@@ -629,9 +626,59 @@ def train(
     # One writer per directory (rank 0 writes for a torchrun job); taking the lock also proves
     # that --out can be written, before any work is done.
     guard = directory_lock(out) if launch_rank() == 0 else nullcontext()
-    with guard:
+    # Switches the user did not spell out came from a recipe (--arch, a preset, a config file):
+    # a message about them names the recipe, not a --position no command line has.
+    from_recipe = {k for k in model_opts if k in MODEL_SWITCHES and k not in options}
+    with guard as lock_note:
+        notes = [lock_note] if lock_note else []
         return _train_locked(
-            data, out, resume, overwrite, callbacks, cache_dir, model_opts, train_opts
+            data,
+            out,
+            resume,
+            overwrite,
+            callbacks,
+            cache_dir,
+            model_opts,
+            train_opts,
+            from_recipe,
+            notes,
+        )
+
+
+def _check_resume_options(
+    run: RunConfig,
+    step: int,
+    model_opts: dict[str, Any],
+    train_opts: dict[str, Any],
+    from_recipe: set[str],
+) -> None:
+    """Refuse options a resumed run can't honour, each with the reason (never "corrupt": the
+    checkpoint is sound)."""
+    for key, value in model_opts.items():
+        current = getattr(run.model, key)
+        if current == value:
+            continue
+        if key in from_recipe:
+            raise UsageError(
+                f"the recipe asked for sets {key} {value}, but the checkpoint is a "
+                f"{run.model.arch} model ({key} {current}); a resumed run keeps its model: drop "
+                f"the {option('arch')}, {option('preset')} or {option('config')} that sets it"
+            )
+        raise UsageError(
+            f"{option(key, value)} differs from the checkpoint's {current}; a resumed run "
+            f"keeps its model shape"
+        )
+    for key in ("tokenizer", "optimizer"):  # the ids, and the optimizer state, were made for it
+        if key in train_opts and train_opts[key] != getattr(run.train, key):
+            raise UsageError(
+                f"{option(key, train_opts[key])} can't change on {option('resume')}: the "
+                f"checkpoint was trained with {getattr(run.train, key)}; train elsewhere "
+                f"({option('out_dir', ANY)}) to start over with {train_opts[key]}"
+            )
+    if train_opts.get("max_steps", step) < step:
+        raise UsageError(
+            f"{option('max_steps', train_opts['max_steps'])}: the run is already at step {step}; "
+            f"on {option('resume')} it is the new total, so give more than {step}"
         )
 
 
@@ -644,6 +691,8 @@ def _train_locked(
     cache_dir: Path | None,
     model_opts: dict[str, Any],
     train_opts: dict[str, Any],
+    from_recipe: set[str],
+    notes: list[str],
 ) -> TrainResult:
     existing = ckpt.is_checkpoint(out)
     source = None
@@ -654,17 +703,17 @@ def _train_locked(
                 f"{option('resume')}: no checkpoint in {out} to resume; drop {option('resume')} "
                 f"to start"
             )
+        # The writer (it holds the lock) first finishes a save a crash cut short after its
+        # commit point, so the evaluations it logged are resumed with its weights.
+        if launch_rank() == 0:
+            ckpt.recover(out)
         source = ckpt.open_checkpoint(out)
+        source.fitting_weights()  # before a model of the declared size is built
         run = source.config
-        for key, value in model_opts.items():
-            if getattr(run.model, key) != value:
-                raise UsageError(
-                    f"{option(key, value)} differs from the checkpoint's "
-                    f"{getattr(run.model, key)}; a resumed run keeps its model shape"
-                )
-        if "tokenizer" in train_opts and train_opts["tokenizer"] != run.train.tokenizer:
-            raise UsageError(f"{option('tokenizer')} can't change on {option('resume')}")
-        train_cfg = TrainConfig(**{**asdict(run.train), **train_opts})
+        _check_resume_options(run, source.step, model_opts, train_opts, from_recipe)
+        # --max-time is this invocation's budget: a stored one is not applied again (with a
+        # fresh budget, on every resume) unless given again. The total it planned is kept.
+        train_cfg = TrainConfig(**{**asdict(run.train), "max_time": None, **train_opts})
         model_cfg = run.model
     else:
         if existing and not overwrite:
@@ -675,6 +724,7 @@ def _train_locked(
             )
         if existing:  # its first save would refuse a damaged manifest: say so now, not then
             ckpt.check_manifests(out)
+        ckpt.check_writable_destination(out, overwrite, option("overwrite"))
         if "tokenizer" not in train_opts:  # not named by a flag, a preset or a config file
             train_opts["tokenizer"], picked = default_tokenizer(data, model_opts)
             notes += [picked] if picked else []
@@ -689,7 +739,7 @@ def _train_locked(
         if not dist.is_main:
             dist.barrier()  # rank 0 tokenizes into the shared cache first; the others reuse it
         tokenizer = source.tokenizer if source is not None else train_cfg.tokenizer
-        corpus = prepare_corpus(data, tokenizer, train_cfg.encoding, cache_dir)
+        corpus = prepare_corpus(data, tokenizer, train_cfg.encoding, cache_dir, exclude=out)
         if dist.is_main:
             dist.barrier()
         if model_cfg is None:

@@ -8,6 +8,7 @@ from pathlib import Path
 from tinygpt.attention.figures import report_png, report_svg
 from tinygpt.attention.html import render_html
 from tinygpt.attention.report import AttentionReport
+from tinygpt.checkpoint import check_not_checkpoint_file
 from tinygpt.errors import UsageError
 from tinygpt.fileio import atomic_write_bytes
 
@@ -25,6 +26,7 @@ class ReportFiles:
 
 def write_bytes(path: Path, data: bytes) -> None:
     """Write a file atomically; an unwritable path is the user's to fix (one line, exit 2)."""
+    check_not_checkpoint_file(path)
     try:
         atomic_write_bytes(path, data)
     except OSError as exc:

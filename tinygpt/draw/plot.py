@@ -187,6 +187,7 @@ def png_plot(
 
 
 def write_plot(path: Path, metrics: list[dict[str, Any]], title: str) -> None:
+    from tinygpt.checkpoint import check_not_checkpoint_file
     from tinygpt.errors import UsageError
     from tinygpt.fileio import atomic_write_bytes
 
@@ -195,6 +196,7 @@ def write_plot(path: Path, metrics: list[dict[str, Any]], title: str) -> None:
         raise UsageError(f"--out must end in .svg or .png, got {path.name}")
     if not _series(metrics):
         raise UsageError("this checkpoint has no evaluations in metrics.jsonl yet")
+    check_not_checkpoint_file(path)
     data = svg_plot(metrics, title).encode() if suffix == ".svg" else png_plot(metrics, title)
     try:
         atomic_write_bytes(path, data)
