@@ -696,7 +696,6 @@ def _train_locked(
 ) -> TrainResult:
     existing = ckpt.is_checkpoint(out)
     source = None
-    notes: list[str] = []
     if resume:
         if not existing:
             raise UsageError(
