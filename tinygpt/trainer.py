@@ -26,7 +26,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from tinygpt import checkpoint as ckpt
-from tinygpt.config import MODEL_SWITCHES, ModelConfig, RunConfig, TrainConfig, parameter_bound
+from tinygpt.config import MODEL_SWITCHES, ModelConfig, RunConfig, TrainConfig
 from tinygpt.data import (
     BatchSampler,
     Corpus,
@@ -46,7 +46,7 @@ from tinygpt.device import (
 from tinygpt.distributed import DistContext, launch_rank, setup, teardown
 from tinygpt.errors import CheckpointError, Interrupted, TrainingDiverged, UsageError
 from tinygpt.lock import directory_lock
-from tinygpt.model import GPT, ParameterCount
+from tinygpt.model import GPT, ParameterCount, count_parameters
 from tinygpt.optim import build_optimizers
 from tinygpt.planner import DeadlinePlanner
 from tinygpt.presets import resolve_options
@@ -217,7 +217,7 @@ def default_tokenizer(data: str | Path, model_opts: dict[str, Any]) -> tuple[str
         bpe = ModelConfig(**{**model_opts, "vocab_size": GPT2_VOCAB}).validate()
     except (UsageError, TypeError, ValueError):
         return usual, None  # the shape's own error comes when the run's model is checked
-    params = parameter_bound(bpe)
+    params = count_parameters(bpe).total
     if usual != "gpt2" or params <= DWARFS_THE_DATA * tokens:
         return usual, None
     return "char", (

@@ -46,11 +46,17 @@ class Sample:
 
 @dataclass
 class GenerationResult:
-    samples: list[str]
-    new_tokens: int
+    details: list[Sample]
     seconds: float
     notices: list[str] = field(default_factory=list)
-    details: list[Sample] = field(default_factory=list)
+
+    @property
+    def samples(self) -> list[str]:
+        return [d.text for d in self.details]
+
+    @property
+    def new_tokens(self) -> int:
+        return sum(d.new_tokens for d in self.details)
 
     @property
     def tokens_per_sec(self) -> float:
@@ -74,6 +80,9 @@ class Row:
         self.utf8 = StreamDecoder(tokenizer)
         self.stops = StopMatcher(cfg.stop)
         self.sample = Sample(prompt_text, seed)
+        # The text as pieces, joined once at the end: appending to a string attribute copies
+        # it whole each time, quadratic over a long sample.
+        self.pieces = [prompt_text]
         self.done = False
 
     def feed(self, step: Step, row: int) -> str:
@@ -89,17 +98,21 @@ class Row:
         text = self._release(self.utf8.flush())
         if not self.done:
             held = self.stops.flush()
-            self.sample.text += held
+            self.pieces.append(held)
             text += held
         self.done = True
         return text
+
+    def result(self) -> Sample:
+        self.sample.text = "".join(self.pieces)
+        return self.sample
 
     def _release(self, piece: str) -> str:
         text = self.stops.feed(piece)
         if self.stops.found is not None:
             self.done = True
             self.sample.finish, self.sample.stop = "stop", self.stops.found
-        self.sample.text += text
+        self.pieces.append(text)
         return text
 
     def _record(self, token_id: int, step: Step, row: int) -> dict[str, Any]:
@@ -181,7 +194,4 @@ def generate_text(
         if not row.done:
             out.write(i, row.close())
             out.end(i)
-    samples = [row.sample for row in rows]
-    return GenerationResult(
-        [s.text for s in samples], sum(s.new_tokens for s in samples), seconds, notices, samples
-    )
+    return GenerationResult([row.result() for row in rows], seconds, notices)
