@@ -31,6 +31,8 @@ from pathlib import Path
 import torch
 from benchutil import machine
 
+from tinygpt.trainer import Trainer, TrainerCallback
+
 SHAPE = dict(n_layer=4, n_head=4, n_embd=128, block_size=64, batch_size=12, tokenizer="char")
 # The speedrun's set: tinygpt's default plus its two pieces that measured worse at this scale.
 SPEEDRUN = {"activation": "relu2", "zero_init_proj": True}
@@ -42,7 +44,7 @@ VARIANTS: dict[str, dict] = {
     "- RoPE (learned positions)": {"position": "learned"},
     "- QK-norm": {"qk_norm": False},
     "- ReLU² (GELU)": {"activation": "gelu"},
-    "- RMSNorm (LayerNorm)": {"norm": "layernorm"},
+    "- RMSNorm (LayerNorm)": {"norm": "layernorm", "embed_norm": False},
     "- untied head (tied)": {"tie_embeddings": True},
     "- logit soft-cap": {"logit_softcap": 0.0},
     "- zero-init projections": {"zero_init_proj": False},
@@ -53,10 +55,32 @@ VARIANTS: dict[str, dict] = {
 REFERENCE = "speedrun set (reference)"
 
 
-def variant_options(name: str) -> dict:
-    """The options of a variant; a whole recipe (``arch``) replaces the speedrun's switches."""
+def variant_options(name: str) -> tuple[dict, bool]:
+    """The options of a variant, and whether its projections start at zero (not a tinygpt
+    option: it did not pay, so the script applies it itself); a whole recipe (``arch``)
+    replaces the speedrun's switches."""
     change = VARIANTS[name]
-    return {**SHAPE, **change} if "arch" in change else {**SHAPE, **SPEEDRUN, **change}
+    options = {**SHAPE, **change} if "arch" in change else {**SHAPE, **SPEEDRUN, **change}
+    return options, bool(options.pop("zero_init_proj", False))
+
+
+def zero_init_projections(model: torch.nn.Module) -> None:
+    """The speedrun's init: each block starts as the identity on the residual stream (output
+    projections at zero) and an untied head predicts uniformly; Muon moves them off zero."""
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("c_proj.weight"):
+                p.zero_()
+        if model.lm_head.weight is not model.wte.weight:
+            model.lm_head.weight.zero_()
+
+
+class ZeroInit(TrainerCallback):
+    """Applies :func:`zero_init_projections` to a fresh run's model."""
+
+    def on_start(self, trainer: Trainer) -> None:
+        if trainer.step == 0:
+            zero_init_projections(trainer.model)
 
 
 def time_steps(repeats: int, warmup: int) -> dict[str, float]:
@@ -69,12 +93,15 @@ def time_steps(repeats: int, warmup: int) -> dict[str, float]:
     torch.set_num_threads(1)  # as each training worker runs
     setups = {}
     for name in VARIANTS:
-        opts = resolve_options(None, None, variant_options(name))
+        options, zero_init = variant_options(name)
+        opts = resolve_options(None, None, options)
         model_fields = ModelConfig.__dataclass_fields__
         mcfg = ModelConfig(vocab_size=65, **{k: v for k, v in opts.items() if k in model_fields})
         tcfg = TrainConfig(**{k: v for k, v in opts.items() if k not in model_fields})
         torch.manual_seed(0)
         model = GPT(mcfg)
+        if zero_init:
+            zero_init_projections(model)
         setups[name] = (model, build_optimizers(model, tcfg, torch.device("cpu")))
     x = torch.randint(0, 65, (SHAPE["batch_size"], SHAPE["block_size"]))
     y = torch.randint(0, 65, x.shape)
@@ -82,7 +109,7 @@ def time_steps(repeats: int, warmup: int) -> dict[str, float]:
     for i in range(warmup + repeats):
         for name, (model, opt) in setups.items():
             t0 = time.perf_counter()
-            _, loss, _ = model(x, y)
+            _, loss = model(x, y)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             for o in opt.optimizers:
@@ -98,11 +125,13 @@ def train_one(job: tuple[str, int, int, str, int, str]) -> tuple[str, int, int, 
     torch.set_num_threads(1)  # one process per core
     import tinygpt
 
-    options = {**variant_options(name), "seed": seed, "max_steps": steps}
+    options, zero_init = variant_options(name)
+    options.update(seed=seed, max_steps=steps)
     options.update(eval_every=steps, eval_batches=eval_batches, device="cpu")
     slug = "".join(ch if ch.isalnum() else "-" for ch in name.lower()).strip("-")
     out = Path(out_root) / f"{slug}-{seed}-{steps}"
-    result = tinygpt.train(data, out_dir=out, overwrite=True, **options)
+    callbacks = [ZeroInit()] if zero_init else []
+    result = tinygpt.train(data, out_dir=out, overwrite=True, callbacks=callbacks, **options)
     return name, seed, steps, result.metrics[-1]["val_loss"]
 
 

@@ -23,9 +23,10 @@ from pathlib import Path
 import torch
 from benchutil import machine, sync
 
-from tinygpt.config import ARCHITECTURES, MODEL_SWITCHES, ModelConfig, SampleConfig
+from tinygpt.config import ModelConfig, SampleConfig
 from tinygpt.device import resolve_device
 from tinygpt.model import GPT
+from tinygpt.recipe import RECIPES
 from tinygpt.sampling import generate_text, make_generator, stream_tokens
 from tinygpt.tokenizer import CharTokenizer
 
@@ -51,7 +52,7 @@ def side_by_side(runs: dict[str, Callable[[], object]], repeats: int, device: to
 def recipe_model(arch: str, shape: tuple[int, int, int], block: int, device: torch.device) -> GPT:
     torch.manual_seed(0)
     layers, heads, width = shape
-    switches = {k: ARCHITECTURES[arch][k] for k in MODEL_SWITCHES}
+    switches = RECIPES[arch].model_options()
     cfg = ModelConfig(
         vocab_size=VOCAB, block_size=block, n_layer=layers, n_head=heads, n_embd=width, **switches
     )

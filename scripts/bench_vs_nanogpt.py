@@ -45,10 +45,11 @@ import torch
 from benchutil import machine, median_seconds
 
 from tinygpt.checkpoint import clean_state_dict, open_checkpoint
-from tinygpt.config import ARCHITECTURES, MODEL_SWITCHES, ModelConfig, SampleConfig
+from tinygpt.config import ModelConfig, SampleConfig
 from tinygpt.device import resolve_device
 from tinygpt.evaluation import evaluate_text
 from tinygpt.model import GPT
+from tinygpt.recipe import RECIPES
 from tinygpt.sampling import make_generator, stream_tokens
 from tinygpt.tokenizer import CharTokenizer
 
@@ -208,7 +209,7 @@ def nanogpt_to_tinygpt(state: dict, vocab: int, cfg: dict) -> GPT:
         renamed[key] = value
     renamed["lm_head.weight"] = renamed["wte.weight"]
     shape = {k: cfg[k] for k in ("n_layer", "n_head", "n_embd", "block_size")}
-    gpt2 = {k: ARCHITECTURES["gpt2"][k] for k in MODEL_SWITCHES}
+    gpt2 = RECIPES["gpt2"].model_options()
     model = GPT(ModelConfig(vocab_size=vocab, **{**gpt2, "bias": False}, **shape))
     model.load_state_dict(renamed, strict=True)
     model.lm_head.weight = model.wte.weight

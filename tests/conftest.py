@@ -54,19 +54,19 @@ MICRO_ARGS = [
 ]
 
 # The 2019 recipe's switches, for tests that build GPT-2's exact structure by hand.
-from tinygpt.config import ARCHITECTURES, MODEL_SWITCHES  # noqa: E402
+from tinygpt.recipe import RECIPES  # noqa: E402
 
-GPT2 = {k: ARCHITECTURES["gpt2"][k] for k in MODEL_SWITCHES}
+GPT2 = RECIPES["gpt2"].model_options()
 
 
 def random_gpt(arch: str = "modern", seed: int = 0, attention: str = "sdpa", **shape):
-    """An untrained model with every weight random (the modern recipe starts its output
-    projections and head at zero, which would make every logit 0)."""
+    """An untrained model with every weight random (any all-zero matrix, should a recipe start
+    one at zero, gets random values: an all-zero projection would hide the computation)."""
     from tinygpt.config import ModelConfig
     from tinygpt.model import GPT
 
     torch.manual_seed(seed)
-    switches = {k: ARCHITECTURES[arch][k] for k in MODEL_SWITCHES}
+    switches = RECIPES[arch].model_options()
     model = GPT(ModelConfig(**{**switches, **shape}), attention=attention)
     with torch.no_grad():
         for p in model.parameters():
@@ -244,3 +244,16 @@ def one_line_error(code: int, err: str, expected: tuple[int, ...] = (1, 2)) -> s
     assert len(lines) == 1 and lines[0].startswith("error: "), err
     assert "error: unexpected" not in err and "Traceback" not in err
     return lines[0]
+
+
+def weights_from_scratch(q, k):
+    """softmax(Q Kᵀ / √d_k + causal mask) in float64, written out independently of the model:
+    what captured attention weights must equal."""
+    import math
+
+    import torch
+
+    t, d = q.size(-2), q.size(-1)
+    scores = torch.einsum("...id,...jd->...ij", q.double(), k.double()) / math.sqrt(d)
+    future = torch.ones(t, k.size(-2), dtype=torch.bool).triu(1 + k.size(-2) - t)
+    return torch.softmax(scores.masked_fill(future, float("-inf")), dim=-1)

@@ -8,9 +8,9 @@ import re
 import pytest
 import torch
 
-from tests.conftest import GPT2, run_cli
+from tests.conftest import GPT2, run_cli, weights_from_scratch
 from tests.conftest import TINY as TINY_OPTIONS
-from tinygpt.attention.capture import capture_attention, recompute_weights, rollout
+from tinygpt.attention.capture import capture_attention, rollout
 from tinygpt.attention.explain import explain
 from tinygpt.attention.html import render_html
 from tinygpt.attention.probes import (
@@ -105,7 +105,7 @@ def test_captured_weights_match_recomputation_from_q_and_k():
     model = random_model()
     run = capture_attention(model, torch.randint(0, 30, (T,)).tolist(), ["x"] * T)
     for cap in run.captures:
-        torch.testing.assert_close(cap.weights.double(), recompute_weights(cap.q, cap.k))
+        torch.testing.assert_close(cap.weights.double(), weights_from_scratch(cap.q, cap.k))
     w = run.weights
     torch.testing.assert_close(w.sum(-1), torch.ones(w.shape[:-1]))
     assert torch.all(w.triu(1) == 0)

@@ -26,7 +26,7 @@ def test_step_equals_forward(arch):
     m = model(arch, block=24, vocab=50)
     tokens = torch.randint(0, 50, (3, 24))
     with torch.inference_mode():
-        full, _, _ = m(tokens)
+        full, _ = m(tokens)
         cache = m.new_cache(3)
         m(tokens[:, :5], cache=cache)
         steps = []
@@ -55,7 +55,7 @@ def test_every_path_equals_the_full_forward_on_its_window_across_jumps(arch, how
         logits = decoder.start(rows)
         history, start = rows.tolist(), 0
         for step in range(45):  # 3 + 45 tokens > block 16: the window jumps several times
-            full, _, _ = m(torch.tensor([h[start:] for h in history]))
+            full, _ = m(torch.tensor([h[start:] for h in history]))
             torch.testing.assert_close(logits, full[:, -1], atol=1e-5, rtol=1e-5)
             ids = torch.tensor([(7 * step + 3) % 30, (11 * step + 1) % 30])
             for h, i in zip(history, ids.tolist(), strict=True):
@@ -96,5 +96,5 @@ def test_a_failed_capture_falls_back_to_the_eager_step():
         decoder = Decoder(m, 1, graph=True, capture=failing_capture)
         assert type(decoder.step).__name__ == "EagerStep"
         logits = decoder.start(torch.tensor([[1, 2, 3]]))
-        full, _, _ = m(torch.tensor([[1, 2, 3]]))
+        full, _ = m(torch.tensor([[1, 2, 3]]))
     torch.testing.assert_close(logits, full[:, -1])

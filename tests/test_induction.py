@@ -370,12 +370,12 @@ def test_the_preset_works_on_other_corpora_of_this_kind(
 
 
 def test_the_run_header_names_the_recipe_and_what_differs() -> None:
-    from tinygpt.config import GPT2_RECIPE, MODEL_SWITCHES
     from tinygpt.presets import PRESETS
+    from tinygpt.recipe import GPT2
 
     shape = {k: v for k, v in PRESETS["induction"].items() if k in ModelConfig.__annotations__}
     assert ModelConfig(**shape).arch_description == "modern, qk_norm=False, attention-only"
     assert ModelConfig().arch_description == "modern"
-    gpt2 = {k: GPT2_RECIPE[k] for k in MODEL_SWITCHES}
+    gpt2 = GPT2.model_options()
     assert ModelConfig(**gpt2).arch_description == "gpt2"
     assert ModelConfig(**{**gpt2, "position": "rope"}).arch_description == "gpt2, position=rope"

@@ -19,11 +19,11 @@ def make(mode="sdpa", dropout=0.0, seed=0, arch="modern"):
 def test_changing_a_future_token_never_changes_earlier_logits(mode, arch):
     model = make(mode, arch=arch)
     x = torch.randint(0, 40, (2, 24))
-    base, _, _ = model(x)
+    base, _ = model(x)
     for t in (0, 5, 23):
         y = x.clone()
         y[:, t] = (y[:, t] + 1) % 40
-        changed, _, _ = model(y)
+        changed, _ = model(y)
         assert torch.equal(changed[:, :t], base[:, :t])
         assert not torch.allclose(changed[:, t:], base[:, t:])
 
@@ -32,9 +32,9 @@ def test_changing_a_future_token_never_changes_earlier_logits(mode, arch):
 def test_manual_and_sdpa_agree(arch):
     model = make("sdpa", arch=arch)
     x = torch.randint(0, 40, (3, 24))
-    fused, _, _ = model(x)
+    fused, _ = model(x)
     model.attention = "manual"
-    manual, _, _ = model(x)
+    manual, _ = model(x)
     torch.testing.assert_close(fused, manual, rtol=1e-5, atol=1e-5)
 
 
@@ -43,7 +43,7 @@ def test_manual_and_sdpa_agree_on_loss_and_gradients():
     grads = []
     for mode in ("sdpa", "manual"):
         model = make(mode).train()
-        _, loss, _ = model(x[:, :-1], x[:, 1:])
+        _, loss = model(x[:, :-1], x[:, 1:])
         loss.backward()
         grads.append((loss.detach(), model.blocks[0].attn.c_attn.weight.grad.clone()))
     torch.testing.assert_close(grads[0][0], grads[1][0])
@@ -54,24 +54,21 @@ def test_manual_and_sdpa_agree_on_loss_and_gradients():
 def test_kv_cache_in_chunks_matches_full_forward(mode):
     model = make(mode)
     x = torch.randint(0, 40, (2, 20))
-    full, _, _ = model(x)
+    full, _ = model(x)
     cache = KVCache(model.config, 2, torch.device("cpu"), torch.float32)
     parts = [model(x[:, a:b], cache=cache)[0] for a, b in ((0, 7), (7, 8), (8, 15), (15, 20))]
     torch.testing.assert_close(torch.cat(parts, dim=1), full, rtol=1e-5, atol=1e-5)
     assert cache.length == 20
 
 
-def test_capture_returns_softmax_weights_that_are_causal():
+def test_forward_returns_logits_and_loss():
     model = make("sdpa")
-    x = torch.randint(0, 40, (1, 10))
-    logits, _, caps = model(x, capture=True)
-    assert len(caps) == CFG.n_layer
-    w = caps[0].weights
-    assert w.shape == (1, CFG.n_head, 10, 10)
-    torch.testing.assert_close(w.sum(-1), torch.ones(1, CFG.n_head, 10))
-    assert torch.all(w.triu(diagonal=1) == 0)
-    plain, _, _ = model(x)
-    torch.testing.assert_close(logits, plain, rtol=1e-5, atol=1e-5)
+    x, y = torch.randint(0, 40, (2, 10)), torch.randint(0, 40, (2, 10))
+    logits, loss = model(x, y)
+    assert logits.shape == (2, 10, 40) and loss.shape == ()
+    expected = torch.nn.functional.cross_entropy(logits.flatten(0, 1), y.flatten())
+    torch.testing.assert_close(loss, expected)
+    assert model(x)[1] is None
 
 
 def test_lm_head_is_tied_and_init_is_gpt2_style():

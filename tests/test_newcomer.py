@@ -488,15 +488,16 @@ def test_the_parameter_count_from_the_shape_is_the_models(arch: str) -> None:
 
     import torch
 
-    from tinygpt.config import ARCHITECTURES, MODEL_SWITCHES, ModelConfig
+    from tinygpt.config import ModelConfig
     from tinygpt.model import GPT, count_parameters
+    from tinygpt.recipe import RECIPES
 
-    recipe = {k: ARCHITECTURES[arch][k] for k in MODEL_SWITCHES}
-    for bias, mlp, tie, n_layer in itertools.product(
-        [False, True], [False, True], [False, True], [1, 3]
+    recipe = RECIPES[arch].model_options()
+    for bias, mlp, tie, embed_norm, n_layer in itertools.product(
+        [False, True], [False, True], [False, True], [False, True], [1, 3]
     ):
         config = ModelConfig(
-            **{**recipe, "bias": bias, "mlp": mlp, "tie_embeddings": tie},
+            **{**recipe, "bias": bias, "mlp": mlp, "tie_embeddings": tie, "embed_norm": embed_norm},
             n_layer=n_layer,
             n_head=2,
             n_embd=16,

@@ -11,18 +11,19 @@ import torch
 
 from tests.conftest import run_cli
 from tinygpt import checkpoint as ckpt
-from tinygpt.config import ARCHITECTURES, MODEL_SWITCHES, ModelConfig, RunConfig, TrainConfig
+from tinygpt.config import ModelConfig, RunConfig, TrainConfig
 from tinygpt.errors import UsageError
 from tinygpt.model import GPT, KVCache
 from tinygpt.muon import Muon
 from tinygpt.optim import Optimizers, build_optimizers
 from tinygpt.presets import resolve_options
+from tinygpt.recipe import RECIPES
 from tinygpt.schedule import horizon_free, lr_at
 from tinygpt.trainer import Trainer
 
 
 def model_config(arch: str, **change) -> ModelConfig:
-    switches = {k: ARCHITECTURES[arch][k] for k in MODEL_SWITCHES}
+    switches = RECIPES[arch].model_options()
     shape = dict(vocab_size=40, block_size=24, n_layer=2, n_head=4, n_embd=32)
     return ModelConfig(**{**shape, **switches, **change})
 
@@ -40,32 +41,42 @@ def make(arch: str = "modern", mode: str = "sdpa", seed: int = 0, **change) -> G
 
 # -- the architecture ----------------------------------------------------------------------------
 def test_modern_model_has_its_pieces_and_gpt2_keeps_its_own():
+    from torch import nn
+
+    from tinygpt.model.layers import NoRotation, ReLUSquared, Rotary
+
     modern, old = make("modern"), make("gpt2")
-    assert modern.wpe is None and modern.blocks[0].attn.rotary is not None
+    assert modern.wpe is None and isinstance(modern.blocks[0].attn.rotary, Rotary)
     assert modern.lm_head.weight is not modern.wte.weight
-    assert isinstance(modern.blocks[0].ln_1, torch.nn.RMSNorm)
-    assert old.wpe is not None and old.blocks[0].attn.rotary is None
+    assert isinstance(modern.blocks[0].ln_1, nn.RMSNorm) and isinstance(modern.ln_emb, nn.RMSNorm)
+    assert isinstance(modern.blocks[0].attn.qk_norm, nn.RMSNorm)
+    assert old.wpe is not None and isinstance(old.blocks[0].attn.rotary, NoRotation)
+    assert isinstance(old.ln_emb, nn.Identity) and isinstance(
+        old.blocks[0].attn.qk_norm, nn.Identity
+    )
     assert old.lm_head.weight is old.wte.weight
-    fresh = GPT(model_config("modern", zero_init_proj=True, activation="relu2"))
-    assert all(fresh.blocks[i].attn.c_proj.weight.abs().sum() == 0 for i in range(2))
-    assert fresh.lm_head.weight.abs().sum() == 0
-    mlp = fresh.blocks[0].mlp
-    torch.nn.init.normal_(mlp.c_proj.weight)
+    # Modules are picked once from the config: no recipe string is looked at in forward.
+    mlp = GPT(model_config("modern", activation="relu2")).blocks[0].mlp
+    assert isinstance(mlp.act, ReLUSquared)
     x = torch.randn(3, 32)
     relu2 = mlp.c_proj(torch.relu(mlp.c_fc(x)) ** 2)
     torch.testing.assert_close(mlp(x), relu2)
     default = GPT(model_config("modern"))  # GELU and GPT-2's init measured better here
     assert default.blocks[0].attn.c_proj.weight.abs().sum() > 0
-    assert default.config.activation == "gelu" and not default.config.zero_init_proj
+    assert isinstance(default.blocks[0].mlp.act, nn.GELU)
+    assert default.config.activation == "gelu" and not hasattr(default.config, "zero_init_proj")
     assert ModelConfig().arch == "modern" and model_config("gpt2").arch == "gpt2"
     assert model_config("modern", qk_norm=False).arch == "custom"
 
 
 def test_rotary_makes_scores_depend_on_distance_only():
     # The same two tokens at another absolute offset give the same q·k once rotated.
-    attn = make("modern").blocks[0].attn
-    x = torch.randn(1, 1, 32).expand(1, 24, 32).contiguous()
-    q, k, _ = attn.split_heads(x)
+    from tinygpt.model import run_with_cache
+
+    model = make("modern")
+    # The same token everywhere: before the rotation every position has the same q and k.
+    _, cache = run_with_cache(model, torch.full((1, 24), 7), lambda n: "hook_rot_" in n)
+    q, k = cache["blocks.0.attn.hook_rot_q"], cache["blocks.0.attn.hook_rot_k"]
     near = (q[0, :, 5] * k[0, :, 3]).sum(-1)
     far = (q[0, :, 20] * k[0, :, 18]).sum(-1)
     torch.testing.assert_close(near, far, rtol=1e-4, atol=1e-5)
@@ -76,7 +87,7 @@ def test_rotary_makes_scores_depend_on_distance_only():
 def test_rotary_kv_cache_in_chunks_matches_full_forward(mode):
     model = make("modern", mode)
     x = torch.randint(0, 40, (2, 24))
-    full, _, _ = model(x)
+    full, _ = model(x)
     cache = KVCache(model.config, 2, torch.device("cpu"), torch.float32)
     parts = [model(x[:, a:b], cache=cache)[0] for a, b in ((0, 5), (5, 6), (6, 17), (17, 24))]
     torch.testing.assert_close(torch.cat(parts, dim=1), full, rtol=1e-5, atol=1e-5)
@@ -101,7 +112,7 @@ def test_soft_capped_logits_stay_inside_the_cap():
     model = make("modern")
     with torch.no_grad():
         model.lm_head.weight.mul_(1000)
-    logits, _, _ = model(torch.randint(0, 40, (1, 24)))
+    logits, _ = model(torch.randint(0, 40, (1, 24)))
     assert logits.abs().max() <= model.config.logit_softcap  # tanh saturates, never exceeds
     assert logits.abs().max() > 0.9 * model.config.logit_softcap
 
@@ -316,7 +327,8 @@ def test_export_refuses_a_modern_model_in_one_line(tiny_run, tmp_path):
 def test_explain_walks_through_qk_norm_and_the_rotation():
     from rich.console import Console
 
-    from tinygpt.attention.capture import capture_attention, recompute_weights
+    from tests.conftest import weights_from_scratch
+    from tinygpt.attention.capture import capture_attention
     from tinygpt.attention.explain import explain
     from tinygpt.attention.view import explanation
 
@@ -324,7 +336,7 @@ def test_explain_walks_through_qk_norm_and_the_rotation():
     run = capture_attention(model, list(range(12)), [str(i) for i in range(12)])
     cap = run.captures[1]
     # The captured q, k are the normalised, rotated ones that attention used.
-    torch.testing.assert_close(recompute_weights(cap.q, cap.k).float(), cap.weights)
+    torch.testing.assert_close(weights_from_scratch(cap.q, cap.k).float(), cap.weights)
     e = explain(model, run, layer=1, head=2, query=9)
     assert e.weights_match_model and e.qk_norm and e.rotary
     assert e.q_norm == pytest.approx(8**0.5, rel=1e-3)  # unit RMS over head_dim 8
@@ -332,8 +344,8 @@ def test_explain_walks_through_qk_norm_and_the_rotation():
     # 'unrotated' is q·k from the normalised, unrotated vectors; the rotation changes scores
     # except for the key at the query's own position (distance 0: rotation by equal angles).
     attn = model.blocks[1].attn
-    qn = attn.q_norm(cap.q_projected[0, 2, 9])
-    kn = attn.k_norm(cap.k_projected[0, 2, :10])
+    qn = attn.qk_norm(cap.q_projected[0, 2, 9])
+    kn = attn.qk_norm(cap.k_projected[0, 2, :10])
     assert e.unrotated_scores == pytest.approx((kn @ qn).tolist(), abs=1e-4)
     assert e.unrotated_scores[9] == pytest.approx(e.raw_scores[9], abs=1e-4)
     assert e.unrotated_scores[0] != pytest.approx(e.raw_scores[0], abs=1e-3)

@@ -39,7 +39,7 @@ def test_uncached_path_sees_the_documented_window():
     for expected in out:
         if len(tokens) - start > 16:
             start = len(tokens) - keep_after_crop(16)
-        logits, _, _ = m(torch.tensor([tokens[start:]]))
+        logits, _ = m(torch.tensor([tokens[start:]]))
         assert int(logits[0, -1].argmax()) == expected
         tokens.append(expected)
 

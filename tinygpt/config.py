@@ -12,49 +12,13 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from tinygpt.errors import UsageError
+from tinygpt.recipe import GPT2, RECIPES
 from tinygpt.spelling import option
 
 ATTENTION_CHOICES = ("auto", "sdpa", "manual")
 OPTIMIZER_CHOICES = ("muon", "adamw")
 SCHEDULE_CHOICES = ("wsd", "cosine")
 
-# The 2019 recipe as the switches it sets (and what a checkpoint without them was trained with).
-# The modern recipe is the dataclass defaults; ARCHITECTURES, after the dataclasses, names both.
-GPT2_RECIPE: dict[str, Any] = dict(
-    position="learned",
-    norm="layernorm",
-    qk_norm=False,
-    activation="gelu",
-    tie_embeddings=True,
-    logit_softcap=0.0,
-    zero_init_proj=False,
-    bias=True,
-    optimizer="adamw",
-    lr=1e-3,
-    min_lr=1e-4,
-    warmup_steps=100,
-    schedule="cosine",
-)
-MODEL_SWITCHES = (
-    "position",
-    "norm",
-    "qk_norm",
-    "activation",
-    "tie_embeddings",
-    "logit_softcap",
-    "zero_init_proj",
-    "bias",
-)
-# The training options a recipe sets (the rest of TrainConfig is the run, not the recipe).
-RECIPE_TRAIN_OPTIONS = (
-    "optimizer",
-    "lr",
-    "matrix_lr",
-    "embed_lr",
-    "min_lr",
-    "warmup_steps",
-    "schedule",
-)
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 DTYPE_CHOICES = ("auto", "float32", "bfloat16", "float16")
 
@@ -178,19 +142,17 @@ class ModelConfig:
     # papers, where circuits form fastest and are easiest to read (docs/benchmarks.md)
     mlp: bool = True
     dropout: float = 0.0
-    # The recipe's switches (defaults: the modern set; ARCHITECTURES names both sets).
+    # The recipe's switches (defaults: the modern recipe; tinygpt/recipe.py names both sets).
     bias: bool = False
     position: str = "rope"  # "rope" (rotary, on queries and keys) or "learned" (GPT-2's table)
     norm: str = "rmsnorm"  # "rmsnorm" (no parameters) or "layernorm" (gain and bias)
+    embed_norm: bool = True  # normalise the token embedding before the first block (modern)
     qk_norm: bool = True  # RMSNorm each head's queries and keys before the dot product
     # "gelu" (exact, erf), "gelu_tanh" (GPT-2's approximation, for imported models) or "relu2"
     # (the speedrun's ReLU²; GELU measured better here: docs/benchmarks.md)
     activation: str = "gelu"
     tie_embeddings: bool = False  # share the LM head with the token embedding (GPT-2)
     logit_softcap: float = 15.0  # logits = c * tanh(logits / c); 0 disables
-    # output projections (and an untied head) start at zero, as in the speedrun; off: GPT-2's
-    # scaled normal init, which measured better at this scale (docs/benchmarks.md)
-    zero_init_proj: bool = False
 
     def validate(self) -> ModelConfig:
         _check_types(self)
@@ -223,14 +185,13 @@ class ModelConfig:
 
     def _differences(self) -> dict[str, list[str]]:
         """For each named recipe, the switches this config sets otherwise."""
-        default = ModelConfig.__dataclass_fields__
-        sets = {
-            "modern": {k: default[k].default for k in MODEL_SWITCHES},
-            "gpt2": {k: GPT2_RECIPE[k] for k in MODEL_SWITCHES},
-        }
         return {
-            name: [f"{k}={getattr(self, k)}" for k, v in switches.items() if getattr(self, k) != v]
-            for name, switches in sets.items()
+            name: [
+                f"{k}={getattr(self, k)}"
+                for k, v in r.model_options().items()
+                if getattr(self, k) != v
+            ]
+            for name, r in RECIPES.items()
         }
 
     @property
@@ -423,22 +384,12 @@ class RunConfig:
         model, train = dict(model), dict(train)
         if "position" not in model:
             # Written before the recipe had switches: every such run used the gpt2 recipe.
-            legacy = GPT2_RECIPE
-            model = {**{k: legacy[k] for k in MODEL_SWITCHES}, **model}
-            train = {**{k: v for k, v in legacy.items() if k not in MODEL_SWITCHES}, **train}
+            model = {**GPT2.model_options(), **model}
+            train = {**GPT2.train_options(), **train}
+        elif "embed_norm" not in model:
+            # Written before the embedding norm was its own switch: RMSNorm models had one.
+            model["embed_norm"] = model.get("norm") == "rmsnorm"
         return cls(model=_known_fields(ModelConfig, model), train=_known_fields(TrainConfig, train))
-
-
-def _modern_recipe() -> dict[str, Any]:
-    model, train = ModelConfig(), TrainConfig()
-    return {
-        **{k: getattr(model, k) for k in MODEL_SWITCHES},
-        **{k: getattr(train, k) for k in RECIPE_TRAIN_OPTIONS},
-    }
-
-
-# Model switches go to ModelConfig, the rest to TrainConfig; options given explicitly win.
-ARCHITECTURES: dict[str, dict[str, Any]] = {"modern": _modern_recipe(), "gpt2": GPT2_RECIPE}
 
 
 def expand_arch(options: dict[str, Any]) -> dict[str, Any]:
@@ -447,11 +398,9 @@ def expand_arch(options: dict[str, Any]) -> dict[str, Any]:
     name = options.pop("arch", None)
     if name is None:
         return options
-    if name not in ARCHITECTURES:
-        raise UsageError(
-            f"{_option('arch')} must be one of {', '.join(ARCHITECTURES)}; got {name!r}"
-        )
-    return {**ARCHITECTURES[name], **options}
+    if name not in RECIPES:
+        raise UsageError(f"{_option('arch')} must be one of {', '.join(RECIPES)}; got {name!r}")
+    return {**RECIPES[name].options(), **options}
 
 
 def _known_fields(cls: type, data: dict[str, Any]) -> Any:

@@ -76,7 +76,7 @@ def evaluate_text(
 
 def token_losses(model: GPT, rows: torch.Tensor) -> torch.Tensor:
     """(B, T) cross-entropy of each next token, for rows of T + 1 token ids."""
-    logits, _, _ = model(rows[:, :-1])
+    logits, _ = model(rows[:, :-1])
     losses = F.cross_entropy(logits.flatten(0, 1).float(), rows[:, 1:].flatten(), reduction="none")
     return losses.view(rows.size(0), -1)
 

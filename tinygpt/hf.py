@@ -33,8 +33,6 @@ from tinygpt.checkpoint import (
     write_checkpoint,
 )
 from tinygpt.config import (
-    ARCHITECTURES,
-    MODEL_SWITCHES,
     ModelConfig,
     RunConfig,
     TrainConfig,
@@ -44,6 +42,7 @@ from tinygpt.errors import CheckpointError, UsageError
 from tinygpt.fileio import atomic_write_bytes, describe_os_error, read_bounded
 from tinygpt.lock import directory_lock
 from tinygpt.model import GPT
+from tinygpt.recipe import GPT2
 from tinygpt.tokenizer import Tokenizer, build_tokenizer, tokenizer_from_dict
 
 _CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
@@ -55,10 +54,10 @@ def _to_hf_name(key: str) -> str:
     return "transformer." + key.replace("blocks.", "h.", 1)
 
 
-# What GPT-2 can represent: the gpt2 recipe's switches, except these two (init only, and zero
-# biases compute what no bias does), and either GELU.
-_FREE = {"zero_init_proj", "bias", "activation"}
-_GPT2_SWITCHES = {k: ARCHITECTURES["gpt2"][k] for k in MODEL_SWITCHES if k not in _FREE}
+# What GPT-2 can represent: the gpt2 recipe's switches, except the bias (zero biases compute what
+# no bias does), and either GELU.
+_FREE = {"bias", "activation"}
+_GPT2_SWITCHES = {k: v for k, v in GPT2.model_options().items() if k not in _FREE}
 
 
 def check_exportable(m: ModelConfig) -> None:
@@ -287,7 +286,7 @@ def _hf_model_config(cfg: dict[str, Any], path: Path) -> ModelConfig:
             n_head=cfg["n_head"],
             n_embd=cfg["n_embd"],
             dropout=0.0,
-            **{k: ARCHITECTURES["gpt2"][k] for k in MODEL_SWITCHES},
+            **GPT2.model_options(),
         )
         model_cfg.activation = activation
         model_cfg.validate()
@@ -306,8 +305,7 @@ def import_hf(src: Path, out: Path, tokenizer: str | None = None, overwrite: boo
     ``out`` may be a checkpoint or a non-empty directory only with ``overwrite``."""
     check_import_destination(src, out, overwrite)
     model_cfg = _hf_model_config(_read_hf_config(src), src / "config.json")
-    recipe = {k: v for k, v in ARCHITECTURES["gpt2"].items() if k not in MODEL_SWITCHES}
-    train = TrainConfig(data=str(src), out_dir=str(out), **recipe)
+    train = TrainConfig(data=str(src), out_dir=str(out), **GPT2.train_options())
     run = RunConfig(model=model_cfg, train=train)
     tok = _import_tokenizer(src, tokenizer, run)
     train.tokenizer = tok.name

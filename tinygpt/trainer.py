@@ -26,7 +26,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from tinygpt import checkpoint as ckpt
-from tinygpt.config import MODEL_SWITCHES, ModelConfig, RunConfig, TrainConfig
+from tinygpt.config import ModelConfig, RunConfig, TrainConfig
 from tinygpt.data import (
     BatchSampler,
     Corpus,
@@ -50,6 +50,7 @@ from tinygpt.model import GPT, ParameterCount, count_parameters
 from tinygpt.optim import build_optimizers
 from tinygpt.planner import DeadlinePlanner
 from tinygpt.presets import resolve_options
+from tinygpt.recipe import MODEL_SWITCHES
 from tinygpt.schedule import horizon_free, lr_at
 from tinygpt.speed import Slowdown, SpeedWatch
 from tinygpt.spelling import ANY, option
@@ -418,7 +419,7 @@ class Trainer:
         for _ in range(self.cfg.eval_batches):
             x, y = sampler.next(self.device)
             with autocast(self.device, self.dtype):
-                _, loss, _ = self.model(x, y)
+                _, loss = self.model(x, y)
             total += float(loss)
         self.model.train()
         return total / self.cfg.eval_batches
@@ -455,7 +456,7 @@ class Trainer:
             last = micro == cfg.grad_accum - 1
             sync = self.ddp.no_sync() if self.ddp is not None and not last else nullcontext()
             with sync, autocast(self.device, self.dtype):
-                _, loss, _ = self.forward_model(x, y)
+                _, loss = self.forward_model(x, y)
                 loss = loss / cfg.grad_accum
             loss_sum += loss.detach()
             with sync:

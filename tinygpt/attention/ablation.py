@@ -28,7 +28,7 @@ from tinygpt.attention.probes import induction_loss, line_break_ids, repeat_loss
 from tinygpt.data import BatchSampler, prepare_corpus
 from tinygpt.errors import TinyGPTError, UsageError
 from tinygpt.evaluation import token_losses
-from tinygpt.model import GPT
+from tinygpt.model import GPT, hooks, run_with_cache
 from tinygpt.sampling import encode_prompt
 from tinygpt.tokenizer import Tokenizer
 
@@ -56,59 +56,43 @@ def parse_heads(specs: list[str], n_layer: int, n_head: int) -> list[tuple[int, 
 def reference_statistics(model: GPT, rows: torch.Tensor) -> dict[int, dict[str, torch.Tensor]]:
     """Per layer: mean head outputs (n_head, hd) and position-wise mean values (n_head, T, hd),
     over the inputs of ``rows`` (B, T + 1) of reference text."""
-    stats: dict[int, dict[str, torch.Tensor]] = {}
-
-    def recorder(layer: int):
-        def hook(y: torch.Tensor, weights: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-            stats[layer] = {"out": y.mean(dim=(0, 2)), "values": v.mean(dim=0)}
-            return y
-
-        return hook
-
-    with _hooks(model, {i: recorder(i) for i in range(len(model.blocks))}):
-        model(rows[:, :-1])
-    return stats
-
-
-@contextmanager
-def _hooks(model: GPT, hooks: dict[int, object]) -> Iterator[None]:
-    try:
-        for layer, hook in hooks.items():
-            model.blocks[layer].attn.head_hook = hook
-        yield
-    finally:
-        for block in model.blocks:
-            block.attn.head_hook = None
+    _, cache = run_with_cache(model, rows[:, :-1], lambda name: name.endswith(("hook_z", "hook_v")))
+    return {
+        layer: {
+            "out": cache[f"blocks.{layer}.attn.hook_z"].mean(dim=(0, 2)),
+            "values": cache[f"blocks.{layer}.attn.hook_v"].mean(dim=0),
+        }
+        for layer in range(len(model.blocks))
+    }
 
 
 @contextmanager
 def ablated(
     model: GPT, heads: list[tuple[int, int]], mode: str, stats: dict[int, dict[str, torch.Tensor]]
 ) -> Iterator[None]:
-    """Within the block, the model runs with ``heads`` ablated in ``mode``."""
+    """Within the block, the model runs with ``heads`` ablated in ``mode``: ``zero`` and ``mean``
+    replace the head's output (``hook_z``); ``pattern`` replaces the values it reads
+    (``hook_v``) by their reference means, so its own weights average those instead."""
     if mode not in MODES:
         raise UsageError(f"--ablation must be one of {', '.join(MODES)}, got {mode!r}")
-    by_layer: dict[int, list[int]] = {}
-    for layer, head in heads:
-        by_layer.setdefault(layer, []).append(head)
+    point = "hook_v" if mode == "pattern" else "hook_z"
 
-    def make(layer: int, which: list[int]):
-        def hook(y: torch.Tensor, weights: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-            y = y.clone()
-            t = y.size(2)
-            for h in which:
-                if mode == "zero":
-                    y[:, h] = 0
-                elif mode == "mean":
-                    y[:, h] = stats[layer]["out"][h]
-                else:
-                    mean_values = stats[layer]["values"][h, :t]  # (T, hd), by key position
-                    y[:, h] = weights[:, h] @ mean_values
-            return y
+    def replace(x: torch.Tensor, name: str) -> torch.Tensor:
+        layer = int(name.split(".")[1])
+        x = x.clone()
+        for at, h in heads:
+            if at != layer:
+                continue
+            if mode == "zero":
+                x[:, h] = 0
+            elif mode == "mean":
+                x[:, h] = stats[layer]["out"][h]
+            else:
+                x[:, h] = stats[layer]["values"][h, : x.size(2)]  # by key position
+        return x
 
-        return hook
-
-    with _hooks(model, {layer: make(layer, hs) for layer, hs in by_layer.items()}):
+    layers = {layer for layer, _ in heads}
+    with hooks(model, [(f"blocks.{layer}.attn.{point}", replace) for layer in layers]):
         yield
 
 

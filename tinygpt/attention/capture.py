@@ -1,18 +1,42 @@
 """One prompt through the model with every layer's attention captured, and what is computed from
 whole patterns: the from-scratch check, attention rollout and the divergence of two patterns.
 
-Weights come from the model's own forward pass on the explicit (``manual``) attention path, the
-only one that materialises softmax(Q Kᵀ / √d_k + mask).
+Everything comes from the model's own forward pass, read at its named hook points; hooking the
+pattern runs attention on the explicit path, the only one that forms softmax(Q Kᵀ / √d_k + mask).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 
-from tinygpt.model import GPT, AttentionCapture
+from tinygpt.model import GPT, run_with_cache
+
+# AttentionCapture's fields -> the attention hook point each is read from
+CAPTURED = {
+    "q": "hook_rot_q",
+    "k": "hook_rot_k",
+    "v": "hook_v",
+    "weights": "hook_pattern",
+    "head_outputs": "hook_z",
+    "q_projected": "hook_q",
+    "k_projected": "hook_k",
+}
+
+
+@dataclass
+class AttentionCapture:
+    """What one attention layer computed for a prompt."""
+
+    q: torch.Tensor  # (B, n_head, T, head_dim), as attention compares them (after QK-norm, RoPE)
+    k: torch.Tensor  # (B, n_head, T_keys, head_dim), likewise
+    v: torch.Tensor  # (B, n_head, T_keys, head_dim)
+    weights: torch.Tensor  # (B, n_head, T, T_keys), after softmax, before dropout
+    head_outputs: torch.Tensor  # (B, n_head, T, head_dim): weights @ v per head
+    # q and k as projected, before QK-norm and the rotation (equal to q, k in the gpt2 recipe)
+    q_projected: torch.Tensor
+    k_projected: torch.Tensor
 
 
 @dataclass
@@ -41,8 +65,8 @@ class AttentionRun:
                     c.v[..., :end, :],
                     c.weights[..., :end, :end],
                     c.head_outputs[..., :end, :],
-                    None if c.q_projected is None else c.q_projected[..., :end, :],
-                    None if c.k_projected is None else c.k_projected[..., :end, :],
+                    c.q_projected[..., :end, :],
+                    c.k_projected[..., :end, :],
                 )
                 for c in self.captures
             ],
@@ -52,22 +76,19 @@ class AttentionRun:
 @torch.inference_mode()
 def capture_attention(model: GPT, ids: list[int], token_strings: list[str]) -> AttentionRun:
     model.eval()
-    device = model.wte.weight.device
-    _, _, captures = model(torch.tensor([ids], device=device), capture=True)
-    return AttentionRun(ids, token_strings, [_to_cpu_float(c) for c in captures])
-
-
-def _to_cpu_float(c: AttentionCapture) -> AttentionCapture:
-    tensors = (c.q, c.k, c.v, c.weights, c.head_outputs, c.q_projected, c.k_projected)
-    return AttentionCapture(*(None if t is None else t.detach().float().cpu() for t in tensors))
-
-
-def recompute_weights(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-    """softmax(Q Kᵀ / √d_k + causal mask) from scratch, for checking captured weights."""
-    t, d = q.size(-2), q.size(-1)
-    scores = torch.einsum("...id,...jd->...ij", q.double(), k.double()) / math.sqrt(d)
-    future = torch.ones(t, k.size(-2), dtype=torch.bool).triu(1 + k.size(-2) - t)
-    return torch.softmax(scores.masked_fill(future, float("-inf")), dim=-1)
+    idx = torch.tensor([ids], device=model.wte.weight.device)
+    points = set(CAPTURED.values())
+    _, cache = run_with_cache(model, idx, lambda name: name.rsplit(".", 1)[-1] in points)
+    captures = [
+        AttentionCapture(
+            **{
+                field: cache[f"blocks.{layer}.attn.{point}"].float().cpu()
+                for field, point in CAPTURED.items()
+            }
+        )
+        for layer in range(len(model.blocks))
+    ]
+    return AttentionRun(ids, token_strings, captures)
 
 
 def rollout(weights: torch.Tensor) -> torch.Tensor:

@@ -81,13 +81,13 @@ def explain(model: GPT, run: AttentionRun, layer: int, head: int, query: int) ->
     ]
     model_weights = cap.weights[0, head, query, : query + 1].double()
     attn = model.blocks[layer].attn
-    projected_q = cap.q_projected if cap.q_projected is not None else cap.q
+    qk_norm, rotary = model.config.qk_norm, model.config.position == "rope"
+    projected_q = cap.q_projected
     unrotated = None
-    if attn.rotary is not None and cap.q_projected is not None and cap.k_projected is not None:
+    if rotary:
         qp, kp = cap.q_projected[0, head, query], cap.k_projected[0, head, : query + 1]
-        if attn.q_norm is not None and attn.k_norm is not None:
-            with torch.no_grad():
-                qp, kp = attn.q_norm(qp), attn.k_norm(kp)
+        with torch.no_grad():
+            qp, kp = attn.qk_norm(qp), attn.qk_norm(kp)
         unrotated = (kp.double() @ qp.double()).tolist()
     return Explanation(
         layer=layer,
@@ -96,8 +96,8 @@ def explain(model: GPT, run: AttentionRun, layer: int, head: int, query: int) ->
         head_dim=d,
         q_norm=float(q.norm()),
         projected_q_norm=float(projected_q[0, head, query].double().norm()),
-        qk_norm=attn.q_norm is not None,
-        rotary=attn.rotary is not None,
+        qk_norm=qk_norm,
+        rotary=rotary,
         unrotated_scores=unrotated,
         raw_scores=raw.tolist(),
         scaled_scores=scaled.tolist(),

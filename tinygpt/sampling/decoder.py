@@ -139,5 +139,5 @@ class Decoder:
         return self._forward(self.cache)
 
     def _forward(self, cache: KVCache | None) -> torch.Tensor:
-        logits, _, _ = self.model(self.window[:, : self.filled], cache=cache, last_only=True)
+        logits, _ = self.model(self.window[:, : self.filled], cache=cache, last_only=True)
         return logits[:, -1]

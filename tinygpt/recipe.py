@@ -1,0 +1,111 @@
+"""The two recipes tinygpt trains with, each one closed object: an architecture and the
+optimisation that goes with it.
+
+* ``gpt2``: GPT-2 as published in 2019: learned position embeddings, LayerNorm with biases, GELU,
+  the LM head tied to the token embedding; AdamW with a cosine schedule. Kept bit-for-bit for old
+  checkpoints and Hugging Face interop.
+* ``modern``: what the NanoGPT speedrun and nanochat train with, where it pays at this scale
+  (docs/benchmarks.md): rotary position embeddings, parameter-free RMSNorm (also on the embedding
+  and on each head's queries and keys: QK-norm), no biases, an untied tanh soft-capped head; Muon
+  for the blocks' matrices and AdamW for the rest, on a warmup-stable-decay schedule.
+
+``--arch NAME`` (``arch=`` in Python, ``arch = ...`` in a config file) starts from a recipe; any
+option given explicitly wins over it. :class:`tinygpt.config.ModelConfig`'s defaults are the
+modern recipe's architecture (a test holds the two together).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+# The architecture a recipe fixes: these ModelConfig fields (the rest is the model's shape).
+MODEL_SWITCHES = (
+    "position",
+    "norm",
+    "embed_norm",
+    "qk_norm",
+    "activation",
+    "tie_embeddings",
+    "logit_softcap",
+    "bias",
+)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One recipe: the model's architecture switches and the optimisation settings with them.
+    A training setting left ``None`` is not part of the recipe (the run's default applies)."""
+
+    # architecture (ModelConfig fields)
+    position: str  # "rope" or "learned"
+    norm: str  # "rmsnorm" or "layernorm"
+    embed_norm: bool  # normalise the token embedding before the first block
+    qk_norm: bool
+    activation: str  # "gelu", "gelu_tanh" or "relu2"
+    tie_embeddings: bool
+    logit_softcap: float  # 0: no cap
+    bias: bool
+    # optimisation (TrainConfig fields)
+    optimizer: str
+    lr: float
+    min_lr: float
+    warmup_steps: int
+    schedule: str
+    matrix_lr: float | None = None
+    embed_lr: float | None = None
+
+    def model_options(self) -> dict[str, Any]:
+        """The ModelConfig fields this recipe sets."""
+        return {k: getattr(self, k) for k in MODEL_SWITCHES}
+
+    def train_options(self) -> dict[str, Any]:
+        """The TrainConfig fields this recipe sets."""
+        return {
+            f.name: getattr(self, f.name)
+            for f in fields(self)
+            if f.name not in MODEL_SWITCHES and getattr(self, f.name) is not None
+        }
+
+    def options(self) -> dict[str, Any]:
+        """Every option the recipe sets, model and training."""
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+MODERN = Recipe(
+    position="rope",
+    norm="rmsnorm",
+    embed_norm=True,
+    qk_norm=True,
+    # GELU and GPT-2's init measured better than the speedrun's ReLU² and zero-initialised
+    # projections at this scale (docs/benchmarks.md; scripts/ablate_recipe.py builds those).
+    activation="gelu",
+    tie_embeddings=False,
+    logit_softcap=15.0,
+    bias=False,
+    optimizer="muon",
+    lr=8e-3,
+    matrix_lr=0.02,
+    embed_lr=0.01,
+    min_lr=0.0,
+    warmup_steps=20,
+    schedule="wsd",
+)
+
+GPT2 = Recipe(
+    position="learned",
+    norm="layernorm",
+    embed_norm=False,
+    qk_norm=False,
+    activation="gelu",
+    tie_embeddings=True,
+    logit_softcap=0.0,
+    bias=True,
+    optimizer="adamw",
+    lr=1e-3,
+    min_lr=1e-4,
+    warmup_steps=100,
+    schedule="cosine",
+)
+
+RECIPES: dict[str, Recipe] = {"modern": MODERN, "gpt2": GPT2}
