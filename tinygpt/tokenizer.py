@@ -143,14 +143,17 @@ def _load_tiktoken(tiktoken: Any, name: str, saved: bool = False) -> Any:
         fetch = f"set TIKTOKEN_CACHE_DIR to a directory that holds {encoding}"
         # Training can switch to characters; a checkpoint's model reads only its own ids.
         advice = (
-            f"the checkpoint's model reads only these ids: connect to the internet once, or {fetch}"
+            (
+                "the checkpoint's model reads only these ids: connect to the internet once, "
+                f"or {fetch}",
+            )
             if saved
-            else f"connect to the internet once, {fetch}, or use ",
-            Opt("tokenizer", "char"),
+            else (f"connect to the internet once, {fetch}, or use ", Opt("tokenizer", "char"))
         )
         raise TinyGPTError(
             f"could not load the tiktoken encoding {what} from {where} nor download it "
-            f"({type(exc).__name__}); {advice}"
+            f"({type(exc).__name__}); ",
+            *advice,
         ) from exc
 
 

@@ -210,12 +210,12 @@ def _focus(layer: int | None, head: str | None) -> tuple[int | None, int | None]
 def _inspect_mode(ctx: typer.Context) -> str:
     """The mode the options select (--trajectory, --ablate, --compare, else the normal view);
     an option the mode does not read is refused rather than silently ignored."""
-    given = [p for p in ctx.command.params if p.name is not None and given(ctx, p.name)]
-    names = {p.name for p in given}
+    on_line = [p for p in ctx.command.params if p.name is not None and given(ctx, p.name)]
+    names = {p.name for p in on_line}
     # --ablate's parameter is "heads", as the library names it (messages name it so)
     flags = {"trajectory": "trajectory", "heads": "ablate", "compare": "compare"}
     mode = next((flags[m] for m in flags if m in names), "normal")
-    for p in given:
+    for p in on_line:
         if p.name in _MODE_OPTIONS[mode]:
             continue
         if mode in _MODE_FLAGS:
