@@ -108,9 +108,9 @@ def _suggested_shapes(message: str, n_embd: int, n_head: int) -> list[tuple[int,
 
 @pytest.mark.parametrize("position", ["rope", "learned"])
 def test_every_suggested_shape_is_accepted(position: str) -> None:
+    from tinygpt.cli.flags import command_spelling
     from tinygpt.config import ModelConfig
     from tinygpt.errors import UsageError
-    from tinygpt.cli.flags import command_spelling
 
     for n_embd in range(8, 200, 3):
         for n_head in range(1, 9):
@@ -378,8 +378,8 @@ def test_a_bpe_checkpoint_offline_names_its_encoding(offline_tiktoken, two_runs,
 
 
 def test_training_offline_still_offers_char(offline_tiktoken) -> None:
-    from tinygpt.errors import TinyGPTError
     from tinygpt.cli.flags import command_spelling
+    from tinygpt.errors import TinyGPTError
     from tinygpt.tokenizer import build_tokenizer
 
     with pytest.raises(TinyGPTError) as caught:
