@@ -108,19 +108,18 @@ def _suggested_shapes(message: str, n_embd: int, n_head: int) -> list[tuple[int,
 
 @pytest.mark.parametrize("position", ["rope", "learned"])
 def test_every_suggested_shape_is_accepted(position: str) -> None:
+    from tinygpt.cli.flags import command_spelling
     from tinygpt.config import ModelConfig
     from tinygpt.errors import UsageError
-    from tinygpt.spelling import cli_spelling
 
     for n_embd in range(8, 200, 3):
         for n_head in range(1, 9):
             config = ModelConfig(n_embd=n_embd, n_head=n_head, position=position)
             try:
-                with cli_spelling():
-                    config.validate()
+                config.validate()
                 continue
             except UsageError as exc:
-                message = str(exc)
+                message = exc.render(command_spelling(None))
             shapes = _suggested_shapes(message, n_embd, n_head)
             assert shapes, message
             for width, heads in shapes:
@@ -174,8 +173,10 @@ def test_head_takes_the_printed_label_and_a_number_needs_a_layer(two_runs: Path)
     from tinygpt import api
     from tinygpt.errors import UsageError
 
-    with pytest.raises(UsageError, match="needs --layer"):
+    # a Python caller is told its own argument names (issue 19), the CLI its flags (above)
+    with pytest.raises(UsageError, match=r"^head=1 needs layer \(") as caught:
         api.attention_report(two_runs / "checkpoints" / "new", "All", head=1, device="cpu")
+    assert caught.value.options == ("head", "layer")
 
 
 # -- item 7: eval shows a progress bar on stderr -------------------------------------------------
@@ -377,13 +378,15 @@ def test_a_bpe_checkpoint_offline_names_its_encoding(offline_tiktoken, two_runs,
 
 
 def test_training_offline_still_offers_char(offline_tiktoken) -> None:
+    from tinygpt.cli.flags import command_spelling
     from tinygpt.errors import TinyGPTError
-    from tinygpt.spelling import cli_spelling
     from tinygpt.tokenizer import build_tokenizer
 
-    with pytest.raises(TinyGPTError) as caught, cli_spelling():
+    with pytest.raises(TinyGPTError) as caught:
         build_tokenizer("cl100k_base")
-    assert "holds cl100k_base" in str(caught.value) and "--tokenizer char" in str(caught.value)
+    shown = caught.value.render(command_spelling(None))
+    assert "holds cl100k_base" in shown and "--tokenizer char" in shown
+    assert "tokenizer='char'" in str(caught.value)  # a Python caller's spelling
 
 
 def test_info_on_an_imported_model_shows_no_schedule_it_never_ran(tiny_run, tmp_path) -> None:

@@ -7,18 +7,40 @@ import pytest
 
 from tests.conftest import TINY, run_main
 from tinygpt.errors import UsageError
-from tinygpt.spelling import ANY, cli_spelling, option
+from tinygpt.messages import ANY, Message, Opt, python_spelling
 
 
-def test_one_table_spells_each_option_for_its_caller():
-    python = [option("out_dir", ANY), option("resume"), option("n_embd"), option("seed", 3)]
-    assert python == ["out_dir=...", "resume=True", "n_embd", "seed=3"]
-    assert option("tokenizer", "char") == "tokenizer='char'"
-    with cli_spelling():
-        cli = [option("out_dir", ANY), option("resume"), option("n_embd"), option("seed", 3)]
-        assert option("tokenizer", "char") == "--tokenizer char"
-    assert cli == ["--out DIR", "--resume", "--n-embd", "--seed 3"]
-    assert option("resume") == "resume=True"  # the CLI's spelling ends with its block
+def test_a_message_names_fields_and_each_caller_spells_them():
+    import typer.main
+
+    from tinygpt.cli import app
+    from tinygpt.cli.flags import command_spelling
+
+    opts = [Opt("out_dir", ANY), Opt("resume", True), Opt("n_embd"), Opt("seed", 3)]
+    assert [python_spelling(o) for o in opts] == ["out_dir=...", "resume=True", "n_embd", "seed=3"]
+    assert python_spelling(Opt("tokenizer", "char")) == "tokenizer='char'"
+    train = command_spelling(typer.main.get_command(app).commands["train"])
+    assert [train(o) for o in opts] == ["--out DIR", "--resume", "--n-embd", "--seed 3"]
+    assert train(Opt("tokenizer", "char")) == "--tokenizer char"
+    assert train(Opt("bias", False)) == "--no-bias"
+    # the command's own flag: --ablate is what inspect-attention calls the library's heads
+    inspect = command_spelling(typer.main.get_command(app).commands["inspect-attention"])
+    assert inspect(Opt("heads", "9.9")) == "--ablate 9.9"
+    message = Message(Opt("n_embd"), " must be positive")
+    assert message == "n_embd must be positive" and message.options == ("n_embd",)
+    assert message.render(train) == "--n-embd must be positive"
+
+
+def test_attention_errors_name_python_arguments(tmp_path):
+    import tinygpt.api as api
+    from tinygpt.attention.report import parse_query_range
+
+    with pytest.raises(UsageError) as caught:
+        parse_query_range("30:20", 20)
+    assert str(caught.value).startswith("queries='30:20'") and caught.value.options == ("queries",)
+    with pytest.raises(UsageError) as caught:
+        api.attention_report(tmp_path, "", induction=False)
+    assert str(caught.value).startswith("prompt is empty") and "--" not in str(caught.value)
 
 
 def _error(call) -> str:

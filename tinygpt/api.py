@@ -26,6 +26,7 @@ from tinygpt.data import read_text
 from tinygpt.device import fit_cpu_threads, resolve_device
 from tinygpt.errors import UsageError
 from tinygpt.evaluation import EvalResult, evaluate_text
+from tinygpt.messages import Opt, Spell, python_spelling
 from tinygpt.model import GPT
 from tinygpt.progress import ProgressDisplay, eval_progress
 from tinygpt.sampling import GenerationResult, encode_prompt, generate_text
@@ -55,6 +56,7 @@ def train(
     *,
     quiet: bool | None = None,
     callbacks: Sequence[TrainerCallback] = (),
+    spell: Spell = python_spelling,
     **options: Any,
 ) -> TrainResult:
     """Train a GPT on ``data``: :func:`tinygpt.trainer.train` with head snapshots recorded at
@@ -62,12 +64,12 @@ def train(
     (``quiet=None``) progress is shown when stderr is a terminal and not otherwise (a script,
     a test, a notebook's captured output). ``options`` are ``out_dir``, ``resume``,
     ``overwrite``, ``preset``, ``config``, ``cache_dir`` and any ModelConfig or TrainConfig
-    field."""
+    field. ``spell`` names options in the progress display's notes (the CLI: as flags)."""
     attached: list[TrainerCallback] = [HeadSnapshots(), *callbacks]
     if quiet is None:
         quiet = not sys.stderr.isatty()
     if not quiet:
-        attached.append(ProgressDisplay())
+        attached.append(ProgressDisplay(spell))
     return run_training(data, callbacks=attached, **options)
 
 
@@ -155,9 +157,17 @@ def attention_report(
     checked against it, and ``explain`` adds the step-by-step view of that query and head.
     """
     if induction and prompt:
-        raise UsageError("--induction looks at its own random tokens; drop --prompt or --induction")
+        raise UsageError(
+            Opt("induction", True),
+            " looks at its own random tokens; drop ",
+            Opt("prompt"),
+            " or ",
+            Opt("induction", True),
+        )
     if not induction and not prompt:
-        raise UsageError("--prompt is empty; give some text (or use --induction)")
+        raise UsageError(
+            Opt("prompt"), " is empty; give some text (or use ", Opt("induction", True), ")"
+        )
     model, tokenizer, ck = load(checkpoint, device, attention="manual", best=best)
     notices: list[str] = []
     avoid = line_break_ids(tokenizer, model.config.vocab_size)
@@ -191,10 +201,10 @@ def compare_attention(
     report_a = attention_report(checkpoint_a, prompt, device=device)
     report_b = attention_report(checkpoint_b, prompt, device=device)
     if report_a.run.ids != report_b.run.ids:
-        raise UsageError("--compare needs two checkpoints with the same tokenizer")
+        raise UsageError("comparing needs two checkpoints with the same tokenizer")
     if report_a.shape != report_b.shape:
         raise UsageError(
-            f"--compare needs the same layers x heads: {report_a.shape} vs {report_b.shape}"
+            f"comparing needs the same layers x heads: {report_a.shape} vs {report_b.shape}"
         )
     divergence = js_divergence(report_a.weights, report_b.weights).mean(-1)  # (layers, heads)
     deltas = []

@@ -55,6 +55,7 @@ from tinygpt.fileio import (
     sha256,
 )
 from tinygpt.lock import LOCK_FILE, in_use
+from tinygpt.messages import Opt
 
 # The run's log lives beside the checkpoint; its reader and writer are re-exported here.
 from tinygpt.metrics import METRICS_FILE as METRICS_FILE
@@ -62,7 +63,6 @@ from tinygpt.metrics import metrics_bytes as metrics_bytes
 from tinygpt.metrics import read_metrics as read_metrics
 from tinygpt.metrics import write_metrics as write_metrics
 from tinygpt.model import GPT
-from tinygpt.spelling import option
 from tinygpt.tokenizer import Tokenizer, tokenizer_from_dict
 
 FORMAT = "tinygpt-checkpoint"
@@ -230,8 +230,9 @@ def _load_manifest(directory: Path, file: str) -> dict[str, Any]:
         if file == PENDING_FILE:
             raise
         raise CheckpointError(
-            f"{directory} is not a tinygpt checkpoint (no {MANIFEST_FILE}); point "
-            f"{option('checkpoint')} at a directory written by `tinygpt train`"
+            f"{directory} is not a tinygpt checkpoint (no {MANIFEST_FILE}); point ",
+            Opt("checkpoint"),
+            " at a directory written by `tinygpt train`",
         ) from None
     except OSError as exc:
         raise CheckpointError(
@@ -537,11 +538,6 @@ def _current_manifest(directory: Path) -> dict[str, Any]:
     return _read_manifest(directory)
 
 
-def _option_to_field(message: str) -> str:
-    # Config checks name command-line options; inside a checkpoint they are config.json fields.
-    return re.sub(r"--([a-z0-9-]+)", lambda m: m.group(1).replace("-", "_"), message)
-
-
 def check_tokenizer_spec(spec: Any, config: RunConfig) -> None:
     """Raise ValueError unless ``spec`` is a tokenizer this model can use (a char vocabulary
     must be distinct single characters, one per row of the embedding)."""
@@ -568,7 +564,9 @@ def open_checkpoint(directory: str | Path) -> Checkpoint:
     if not d.exists():
         raise CheckpointError(f"no checkpoint at {d}; train one with `tinygpt train FILE`")
     if not d.is_dir():
-        raise CheckpointError(f"{d} is a file; {option('checkpoint')} takes a checkpoint directory")
+        raise CheckpointError(
+            f"{d} is a file; ", Opt("checkpoint"), " takes a checkpoint directory"
+        )
     manifest = _current_manifest(d)
     try:
         config = RunConfig.from_dict(json.loads(_read_verified(d, manifest, CONFIG_FILE)))
@@ -577,7 +575,8 @@ def open_checkpoint(directory: str | Path) -> Checkpoint:
     except CheckpointError:
         raise
     except (ValueError, TypeError, KeyError, RecursionError, UsageError) as exc:
-        detail = _option_to_field(str(exc))
+        # str(): the Python spelling, config.json's own field names (n_embd, not --n-embd)
+        detail = str(exc)
         raise CheckpointError(f"checkpoint {d} has an invalid {CONFIG_FILE}: {detail}") from None
     try:
         spec = json.loads(_read_verified(d, manifest, TOKENIZER_FILE))
@@ -611,7 +610,7 @@ def _own_leftover(name: str) -> bool:
     return name == LOCK_FILE or name.startswith((TEMP_PREFIX, STAGED_PREFIX))
 
 
-def check_writable_destination(directory: Path, overwrite: bool, force: str) -> None:
+def check_writable_destination(directory: Path, overwrite: bool, force: Opt) -> None:
     """Refuse to write a new checkpoint into a non-empty directory that is not a checkpoint
     unless ``overwrite``: its ``config.json`` or ``model.safetensors`` may be the user's own
     (a Hugging Face model has files of those very names). ``force`` names the option."""
@@ -626,7 +625,9 @@ def check_writable_destination(directory: Path, overwrite: bool, force: str) -> 
         raise UsageError(
             f"{directory} is not empty ({printable(foreign[0][:60])}"
             f"{', ...' if len(foreign) > 1 else ''}) and holds no tinygpt checkpoint; "
-            f"write to a new directory, or pass {force} to replace checkpoint files in it"
+            "write to a new directory, or pass ",
+            force,
+            " to replace checkpoint files in it",
         )
 
 
@@ -636,8 +637,8 @@ def latest_checkpoint(root: Path = Path("checkpoints")) -> Path:
     candidates = [p.parent for p in root.glob(f"*/{MANIFEST_FILE}")] if root.is_dir() else []
     if not candidates:
         raise CheckpointError(
-            f"no checkpoints under {root}/; train one with `tinygpt train FILE` "
-            f"or pass {option('checkpoint')}"
+            f"no checkpoints under {root}/; train one with `tinygpt train FILE` or pass ",
+            Opt("checkpoint"),
         )
     # A run still training saves every few minutes and would always look newest; prefer the
     # newest one that is finished (or interrupted), unless every one is still training.

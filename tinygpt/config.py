@@ -12,8 +12,8 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from tinygpt.errors import UsageError
+from tinygpt.messages import Opt, Piece
 from tinygpt.recipe import GPT2, RECIPES
-from tinygpt.spelling import option
 
 ATTENTION_CHOICES = ("auto", "sdpa", "manual")
 OPTIMIZER_CHOICES = ("muon", "adamw")
@@ -44,7 +44,14 @@ _TYPES: dict[str, tuple[tuple[type, ...], str]] = {
 }
 
 
-def _shape_suggestion(cfg: ModelConfig) -> str:
+def documented(default: Any, help: str, **more: Any) -> Any:
+    """A dataclass field with its help: the text the command line shows for its option
+    (generated from the field by :mod:`tinygpt.cli.options`). ``more``: ``default_text`` (the
+    default as ``--help`` names it), ``flag``, ``metavar``."""
+    return field(default=default, metadata={"help": help, **more})
+
+
+def _shape_suggestion(cfg: ModelConfig) -> tuple[Piece, ...]:
     """A width near ``n_embd`` that the head count divides, or a head count near ``n_head``
     that divides the width, either one giving a head size the position scheme accepts
     (RoPE rotates pairs of channels, so its head size must be even)."""
@@ -56,15 +63,11 @@ def _shape_suggestion(cfg: ModelConfig) -> str:
         for h in near
         if cfg.n_embd % h == 0 and (cfg.position != "rope" or (cfg.n_embd // h) % 2 == 0)
     ]
-    suggestion = _option("n_embd", width)
+    suggestion: tuple[Piece, ...] = (Opt("n_embd", width),)
     if heads:  # the nearest head count; on a tie the larger (smaller heads, as asked)
         nearest = min(heads, key=lambda h: (abs(h - cfg.n_head), -h))
-        suggestion += f" or {_option('n_head', nearest)}"
+        suggestion += (" or ", Opt("n_head", nearest))
     return suggestion
-
-
-def _option(name: str, value: object = None) -> str:
-    return option(name, value)  # --n-embd from the CLI, n_embd from Python
 
 
 def _check_types(obj: Any) -> None:
@@ -84,9 +87,9 @@ def _check_types(obj: Any) -> None:
         wrong = not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed)
         if wrong:
             kinds = " or ".join(_TYPES[d][1] for d in declared if d in _TYPES)
-            raise UsageError(f"{_option(f.name)} must be {kinds}, got {value!r:.40}")
+            raise UsageError(Opt(f.name), f" must be {kinds}, got {value!r:.40}")
         if isinstance(value, float) and not math.isfinite(value):
-            raise UsageError(f"{_option(f.name)} must be a finite number, got {value}")
+            raise UsageError(Opt(f.name), f" must be a finite number, got {value}")
 
 
 def parameter_bound(m: ModelConfig) -> int:
@@ -105,7 +108,7 @@ def _check_size(m: ModelConfig) -> None:
         ("block_size", MAX_BLOCK_SIZE),
     ):
         if getattr(m, name) > limit:
-            raise UsageError(f"{_option(name)} {getattr(m, name)} is above tinygpt's limit {limit}")
+            raise UsageError(Opt(name), f" {getattr(m, name)} is above tinygpt's limit {limit}")
     params = parameter_bound(m)
     if params > MAX_PARAMETERS:
         raise UsageError(
@@ -114,19 +117,21 @@ def _check_size(m: ModelConfig) -> None:
         )
     if 2 * m.n_layer * m.block_size * m.n_embd > MAX_KV_ELEMENTS:
         raise UsageError(
-            f"{_option('block_size', m.block_size)} with {m.n_layer} layers {m.n_embd} wide "
-            f"needs a key/value cache above tinygpt's limit; use a smaller {_option('block_size')}"
+            Opt("block_size", m.block_size),
+            f" with {m.n_layer} layers {m.n_embd} wide needs a key/value cache above tinygpt's "
+            "limit; use a smaller ",
+            Opt("block_size"),
         )
 
 
 def _positive(name: str, value: float) -> None:
     if not value > 0:
-        raise UsageError(f"{_option(name)} must be positive, got {value}")
+        raise UsageError(Opt(name), f" must be positive, got {value}")
 
 
 def check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
-        raise UsageError(f"{_option(name)} must be one of {', '.join(choices)}; got {value!r}")
+        raise UsageError(Opt(name), f" must be one of {', '.join(choices)}; got {value!r}")
 
 
 @dataclass
@@ -134,16 +139,16 @@ class ModelConfig:
     """Shape of the decoder-only transformer (defaults: a small char model that trains on a CPU)."""
 
     vocab_size: int = 65
-    block_size: int = 128
-    n_layer: int = 4
-    n_head: int = 4
-    n_embd: int = 128
+    block_size: int = documented(128, "Context length in tokens.")
+    n_layer: int = documented(4, "Transformer blocks.")
+    n_head: int = documented(4, "Attention heads per block.")
+    n_embd: int = documented(128, "Model width.")
     # False: attention-only blocks (no MLP, no second norm), the setting of the induction-head
     # papers, where circuits form fastest and are easiest to read (docs/benchmarks.md)
-    mlp: bool = True
-    dropout: float = 0.0
+    mlp: bool = documented(True, "--no-mlp: attention-only blocks.")
+    dropout: float = documented(0.0, "Dropout probability.")
     # The recipe's switches (defaults: the modern recipe; tinygpt/recipe.py names both sets).
-    bias: bool = False
+    bias: bool = documented(False, "Biases in Linear and LayerNorm.")
     position: str = "rope"  # "rope" (rotary, on queries and keys) or "learned" (GPT-2's table)
     norm: str = "rmsnorm"  # "rmsnorm" (no parameters) or "layernorm" (gain and bias)
     embed_norm: bool = True  # normalise the token embedding before the first block (modern)
@@ -159,26 +164,32 @@ class ModelConfig:
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:
-                raise UsageError(f"{_option(name)} must be a positive integer, got {value}")
+                raise UsageError(Opt(name), f" must be a positive integer, got {value}")
         if self.n_embd % self.n_head:
             raise UsageError(
-                f"{_option('n_embd')} ({self.n_embd}) must be divisible by {_option('n_head')} "
-                f"({self.n_head}); try {_shape_suggestion(self)}"
+                Opt("n_embd"),
+                f" ({self.n_embd}) must be divisible by ",
+                Opt("n_head"),
+                f" ({self.n_head}); try ",
+                *_shape_suggestion(self),
             )
         if not 0.0 <= self.dropout < 1.0:
-            raise UsageError(f"{_option('dropout')} must be in [0, 1), got {self.dropout}")
+            raise UsageError(Opt("dropout"), f" must be in [0, 1), got {self.dropout}")
         check_choice("activation", self.activation, ("relu2", "gelu", "gelu_tanh"))
         check_choice("position", self.position, ("rope", "learned"))
         check_choice("norm", self.norm, ("rmsnorm", "layernorm"))
         if self.position == "rope" and self.head_dim % 2:
             raise UsageError(
-                f"rotary embeddings need an even head size ({_option('n_embd')} / "
-                f"{_option('n_head')}), got {self.n_embd} / {self.n_head} = {self.head_dim}; "
-                f"try {_shape_suggestion(self)}"
+                "rotary embeddings need an even head size (",
+                Opt("n_embd"),
+                " / ",
+                Opt("n_head"),
+                f"), got {self.n_embd} / {self.n_head} = {self.head_dim}; try ",
+                *_shape_suggestion(self),
             )
         if not (self.logit_softcap >= 0 and math.isfinite(self.logit_softcap)):
             raise UsageError(
-                f"{_option('logit_softcap')} must be >= 0 (0 disables), got {self.logit_softcap}"
+                Opt("logit_softcap"), f" must be >= 0 (0 disables), got {self.logit_softcap}"
             )
         _check_size(self)
         return self
@@ -219,35 +230,49 @@ class TrainConfig:
 
     data: str = ""
     out_dir: str = ""
-    tokenizer: str = "gpt2"
-    encoding: str = "utf-8"
-    batch_size: int = 32
-    grad_accum: int = 1
-    # Muon for the blocks' matrices, AdamW for the rest; "adamw": AdamW for everything (gpt2).
-    optimizer: str = "muon"
-    lr: float = 8e-3  # AdamW: the head and scalars (with "adamw": every parameter)
-    matrix_lr: float = 0.02  # Muon: the blocks' weight matrices
-    embed_lr: float = 0.01  # AdamW: the embeddings (with "muon")
-    min_lr: float = 0.0  # where the schedule ends (each group in proportion to its own rate)
-    warmup_steps: int = 20
+    tokenizer: str = documented(
+        "gpt2",
+        "char, gpt2, or any tiktoken encoding.",
+        default_text="gpt2; char for a text too small for its model",
+    )
+    encoding: str = documented("utf-8", "Text encoding of FILE.")
+    batch_size: int = documented(32, "Sequences per micro-batch.")
+    grad_accum: int = documented(1, "Micro-batches per optimizer step.")
+    optimizer: str = documented(
+        "muon", "muon (Muon for the blocks' matrices, AdamW for the rest) or adamw."
+    )
+    lr: float = documented(8e-3, "Peak AdamW rate: head and scalars (adamw: everything).")
+    matrix_lr: float = documented(0.02, "Peak Muon rate for the matrices.")
+    embed_lr: float = documented(0.01, "Peak AdamW rate for the embeddings (muon).")
+    # each group ends in proportion to its own rate
+    min_lr: float = documented(0.0, "Learning rate at the end of the schedule.")
+    warmup_steps: int = documented(20, "Linear warmup steps.")
     # "wsd": warmup, stable, then a linear decay over the last decay_fraction of the steps;
     # "cosine": warmup then cosine decay over every remaining step (the gpt2 recipe)
-    schedule: str = "wsd"
-    decay_fraction: float = 0.4
-    max_steps: int = 2000
-    max_time: float | None = None
-    weight_decay: float = 0.1
+    schedule: str = documented("wsd", "wsd (warmup, stable, linear decay) or cosine (gpt2).")
+    decay_fraction: float = documented(0.4, "wsd: share of the steps spent decaying.")
+    max_steps: int = documented(2000, "Total optimizer steps (on --resume: the new total).")
+    max_time: float | None = documented(
+        None,
+        "Time budget in seconds: the schedule is planned to end at the deadline "
+        "(--max-steps caps it), then the run evaluates and saves.",
+    )
+    weight_decay: float = documented(0.1, "Weight decay (matrices only).")
     beta1: float = 0.9
     beta2: float = 0.99
     momentum: float = 0.95  # Muon's (Nesterov) momentum
-    grad_clip: float = 1.0
-    eval_every: int = 250
-    eval_batches: int = 20
-    device: str = "auto"
-    dtype: str = "auto"
-    attention: str = "auto"
-    compile: bool | None = None
-    seed: int = 1337
+    grad_clip: float = documented(1.0, "Clip the gradient norm; 0 disables.")
+    eval_every: int = documented(250, "Evaluate and save every N steps.")
+    eval_batches: int = documented(20, "Batches per loss estimate.")
+    device: str = documented("auto", "auto (CUDA, then MPS, then CPU), cpu, cuda, mps.")
+    dtype: str = documented(
+        "auto", "auto (bf16 autocast on capable CUDA, else fp32), float32, bfloat16, float16."
+    )
+    attention: str = documented("auto", "auto (= sdpa), sdpa (fused) or manual (explicit).")
+    compile: bool | None = documented(
+        None, "torch.compile the model.", default_text="on for CUDA only"
+    )
+    seed: int = documented(1337, "Random seed.")
     # Consecutive non-finite steps tolerated (each skipped) before the run stops with an error.
     max_bad_steps: int = 5
     val_fraction: float = 0.1
@@ -272,39 +297,41 @@ class TrainConfig:
         ):
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:
-                raise UsageError(f"{_option(name)} must be a positive integer, got {value}")
+                raise UsageError(Opt(name), f" must be a positive integer, got {value}")
         for name in ("lr", "matrix_lr", "embed_lr"):
             value = getattr(self, name)
             if not (value > 0 and math.isfinite(value)):
-                raise UsageError(f"{_option(name)} must be positive, got {value}")
+                raise UsageError(Opt(name), f" must be positive, got {value}")
         check_choice("optimizer", self.optimizer, OPTIMIZER_CHOICES)
         check_choice("schedule", self.schedule, SCHEDULE_CHOICES)
         if not 0 <= self.decay_fraction <= 1:
             raise UsageError(
-                f"{_option('decay_fraction')} must be in [0, 1], got {self.decay_fraction}"
+                Opt("decay_fraction"), f" must be in [0, 1], got {self.decay_fraction}"
             )
         if not 0 <= self.momentum < 1:
-            raise UsageError(f"{_option('momentum')} must be in [0, 1), got {self.momentum}")
+            raise UsageError(Opt("momentum"), f" must be in [0, 1), got {self.momentum}")
         if not (0 <= self.min_lr <= self.lr) or not math.isfinite(self.min_lr):
             raise UsageError(
-                f"{_option('min_lr')} must be between 0 and {_option('lr')} ({self.lr}), "
-                f"got {self.min_lr}"
+                Opt("min_lr"),
+                " must be between 0 and ",
+                Opt("lr"),
+                f" ({self.lr}), got {self.min_lr}",
             )
         if self.warmup_steps < 0:
-            raise UsageError(f"{_option('warmup_steps')} must be >= 0, got {self.warmup_steps}")
+            raise UsageError(Opt("warmup_steps"), f" must be >= 0, got {self.warmup_steps}")
         if self.weight_decay < 0 or not math.isfinite(self.weight_decay):
-            raise UsageError(f"{_option('weight_decay')} must be >= 0, got {self.weight_decay}")
+            raise UsageError(Opt("weight_decay"), f" must be >= 0, got {self.weight_decay}")
         if self.grad_clip < 0 or not math.isfinite(self.grad_clip):
             raise UsageError(
-                f"{_option('grad_clip')} must be >= 0 (0 disables clipping), got {self.grad_clip}"
+                Opt("grad_clip"), f" must be >= 0 (0 disables clipping), got {self.grad_clip}"
             )
         for name in ("beta1", "beta2"):
             if not 0 <= getattr(self, name) < 1:
-                raise UsageError(f"{_option(name)} must be in [0, 1), got {getattr(self, name)}")
+                raise UsageError(Opt(name), f" must be in [0, 1), got {getattr(self, name)}")
         if self.max_time is not None:
             _positive("max_time", self.max_time)
         if not 0 <= self.seed <= MAX_SEED:
-            raise UsageError(f"{_option('seed')} must be between 0 and {MAX_SEED}, got {self.seed}")
+            raise UsageError(Opt("seed"), f" must be between 0 and {MAX_SEED}, got {self.seed}")
         if not 0 < self.val_fraction < 1:
             raise UsageError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
         check_choice("device", self.device, DEVICE_CHOICES)
@@ -317,47 +344,62 @@ class TrainConfig:
 class SampleConfig:
     """Sampling controls for ``generate``."""
 
-    max_new_tokens: int = 500
-    temperature: float = 0.8
-    top_k: int | None = 200
-    top_p: float | None = None
-    seed: int | None = None
-    num_samples: int = 1
-    kv_cache: bool = True
+    max_new_tokens: int = documented(500, "Tokens to generate.")
+    temperature: float = documented(0.8, "Softmax temperature; 0 is greedy.")
+    top_k: int | None = documented(200, "Sample among the k most likely tokens.")
+    top_p: float | None = documented(
+        None, "Nucleus sampling: smallest set with this probability mass."
+    )
+    seed: int | None = documented(None, "Random seed (same seed, same sample; sample i: seed+i).")
+    num_samples: int = documented(1, "Independent samples, drawn as one batch.")
+    kv_cache: bool = documented(
+        True, "Reuse past keys/values (--no-kv-cache recomputes every step)."
+    )
     # A sample ends where one of these texts first appears (the text itself is not kept).
-    stop: tuple[str, ...] = ()
-    # With each generated token, the model's K most likely tokens and their probabilities.
-    alternatives: int = 0
+    stop: tuple[str, ...] = documented(
+        (),
+        "End a sample where this text first appears (not printed); repeatable; "
+        "\\n and \\t are a newline and a tab.",
+        default_text=None,
+        metavar="<str>",
+    )
+    alternatives: int = documented(
+        0,
+        "With --json: for each token, this many of the model's most likely tokens "
+        "with their probabilities.",
+    )
 
     def validate(self) -> SampleConfig:
         _check_types(self)
         if self.seed is not None and not 0 <= self.seed <= MAX_SEED:
-            raise UsageError(f"{_option('seed')} must be between 0 and {MAX_SEED}, got {self.seed}")
+            raise UsageError(Opt("seed"), f" must be between 0 and {MAX_SEED}, got {self.seed}")
         if self.max_new_tokens < 0:
-            raise UsageError(f"{_option('max_new_tokens')} must be >= 0, got {self.max_new_tokens}")
+            raise UsageError(Opt("max_new_tokens"), f" must be >= 0, got {self.max_new_tokens}")
         if not (self.temperature >= 0 and math.isfinite(self.temperature)):
             raise UsageError(
-                f"{_option('temperature')} must be >= 0 (0 means greedy), got {self.temperature}"
+                Opt("temperature"), f" must be >= 0 (0 means greedy), got {self.temperature}"
             )
         if self.top_k is not None and self.top_k <= 0:
-            raise UsageError(f"{_option('top_k')} must be a positive integer, got {self.top_k}")
+            raise UsageError(Opt("top_k"), f" must be a positive integer, got {self.top_k}")
         if self.top_p is not None and not 0 < self.top_p <= 1:
-            raise UsageError(f"{_option('top_p')} must be in (0, 1], got {self.top_p}")
+            raise UsageError(Opt("top_p"), f" must be in (0, 1], got {self.top_p}")
         if self.num_samples <= 0:
             raise UsageError(
-                f"{_option('num_samples')} must be a positive integer, got {self.num_samples}"
+                Opt("num_samples"), f" must be a positive integer, got {self.num_samples}"
             )
         if self.seed is not None and self.seed + self.num_samples - 1 > MAX_SEED:
             raise UsageError(
-                f"{_option('seed')} + {_option('num_samples')} must stay within {MAX_SEED}"
-                " (sample i uses seed + i)"
+                Opt("seed"),
+                " + ",
+                Opt("num_samples"),
+                f" must stay within {MAX_SEED} (sample i uses seed + i)",
             )
         if any(not isinstance(s, str) or not s for s in self.stop):
-            raise UsageError(f"{_option('stop')} needs a non-empty text")
+            raise UsageError(Opt("stop"), " needs a non-empty text")
         if not 0 <= self.alternatives <= MAX_ALTERNATIVES:
             raise UsageError(
-                f"{_option('alternatives')} must be between 0 and {MAX_ALTERNATIVES}, "
-                f"got {self.alternatives}"
+                Opt("alternatives"),
+                f" must be between 0 and {MAX_ALTERNATIVES}, got {self.alternatives}",
             )
         return self
 
@@ -399,7 +441,7 @@ def expand_arch(options: dict[str, Any]) -> dict[str, Any]:
     if name is None:
         return options
     if name not in RECIPES:
-        raise UsageError(f"{_option('arch')} must be one of {', '.join(RECIPES)}; got {name!r}")
+        raise UsageError(Opt("arch"), f" must be one of {', '.join(RECIPES)}; got {name!r}")
     return {**RECIPES[name].options(), **options}
 
 

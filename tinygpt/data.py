@@ -31,7 +31,7 @@ from tinygpt.fileio import (
     read_bounded,
     sha256,
 )
-from tinygpt.spelling import option
+from tinygpt.messages import Opt
 from tinygpt.tokenizer import (
     CharTokenizer,
     TiktokenTokenizer,
@@ -65,12 +65,10 @@ def check_encoding(encoding: str) -> str:
         info = codecs.lookup(encoding)
     except (LookupError, TypeError, ValueError):
         raise UsageError(
-            f"unknown {option('encoding')} {encoding!r}; try utf-8 or latin-1"
+            "unknown ", Opt("encoding"), f" {encoding!r}; try utf-8 or latin-1"
         ) from None
     if not getattr(info, "_is_text_encoding", True):
-        raise UsageError(
-            f"{option('encoding', encoding)} is not a text encoding; try utf-8 or latin-1"
-        )
+        raise UsageError(Opt("encoding", encoding), " is not a text encoding; try utf-8 or latin-1")
     return info.name
 
 
@@ -217,7 +215,7 @@ def iter_text(
         try:
             decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
         except LookupError:
-            raise UsageError(f"unknown {option('encoding')} {encoding!r}") from None
+            raise UsageError("unknown ", Opt("encoding"), f" {encoding!r}") from None
         carry, consumed, first, ends_newline = "", 0, True, True
         try:
             fh = open(path, "rb")  # noqa: SIM115 (closed below, errors mapped to one line)
@@ -243,9 +241,9 @@ def iter_text(
                     offset = consumed - pending + exc.start
                     raise UsageError(
                         f"{path} is not valid {encoding}: byte 0x{exc.object[exc.start]:02x} at "
-                        f"offset {offset}; pass {option('encoding')} (for example latin-1) if "
-                        f"the file "
-                        f"uses another encoding"
+                        f"offset {offset}; pass ",
+                        Opt("encoding"),
+                        " (for example latin-1) if the file uses another encoding",
                     ) from None
                 except UnicodeError as exc:  # e.g. utf-16 without a byte-order mark
                     raise UsageError(f"{path} is not valid {encoding}: {exc}") from None
@@ -492,9 +490,11 @@ def check_split_lengths(train: np.ndarray, val: np.ndarray, block_size: int) -> 
         # Both splits must hold one full window plus its shifted target.
         fit = max(1, shortest - 1)
         raise UsageError(
-            f"the text is too short for {option('block_size', block_size)}: the smaller split "
-            f"has {shortest} tokens and needs {need}; use {option('block_size', fit)} or less, "
-            f"or more text"
+            "the text is too short for ",
+            Opt("block_size", block_size),
+            f": the smaller split has {shortest} tokens and needs {need}; use ",
+            Opt("block_size", fit),
+            " or less, or more text",
         )
 
 

@@ -17,6 +17,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, Trans
 from tinygpt.console import printable, stderr_console
 from tinygpt.errors import TinyGPTError, UsageError
 from tinygpt.fileio import TooLarge, atomic_write_bytes, describe_os_error, read_bounded, sha256
+from tinygpt.messages import Opt
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,7 @@ def fetch(
     try:
         data = _download(source, ds.size, quiet)
     except ValueError as exc:  # urllib's word for a URL it can't parse
-        raise UsageError(f"--url {source!r} is not a URL ({exc})") from None
+        raise UsageError(Opt("url"), f" {source!r} is not a URL ({exc})") from None
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
         reason = getattr(exc, "reason", None) or exc
         # Name the public source once: again only when a mirror (--url) was what failed.

@@ -11,7 +11,7 @@ import torch
 
 from tinygpt.config import DEVICE_CHOICES, check_choice
 from tinygpt.errors import UsageError
-from tinygpt.spelling import option
+from tinygpt.messages import Opt
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -30,13 +30,15 @@ def resolve_device(name: str = "auto") -> torch.device:
         return torch.device("mps" if _mps_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
         raise UsageError(
-            f"{option('device', 'cuda')} was asked for, but no CUDA GPU is available; use "
-            f"{option('device', 'auto')}"
+            Opt("device", "cuda"),
+            " was asked for, but no CUDA GPU is available; use ",
+            Opt("device", "auto"),
         )
     if name == "mps" and not _mps_available():
         raise UsageError(
-            f"{option('device', 'mps')} was asked for, but MPS is not available; use "
-            f"{option('device', 'auto')}"
+            Opt("device", "mps"),
+            " was asked for, but MPS is not available; use ",
+            Opt("device", "auto"),
         )
     return torch.device(name)
 
@@ -48,12 +50,10 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
             return torch.bfloat16
         return torch.float32
     if name not in _DTYPES:
-        raise UsageError(
-            f"{option('dtype')} must be auto, float32, bfloat16 or float16; got {name!r}"
-        )
+        raise UsageError(Opt("dtype"), f" must be auto, float32, bfloat16 or float16; got {name!r}")
     if name == "float16" and device.type == "cpu":
         raise UsageError(
-            f"{option('dtype', 'float16')} needs a GPU; on the CPU use float32 or bfloat16"
+            Opt("dtype", "float16"), " needs a GPU; on the CPU use float32 or bfloat16"
         )
     return _DTYPES[name]
 

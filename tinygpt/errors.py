@@ -1,15 +1,33 @@
 """The exceptions tinygpt raises for problems a user can fix.
 
-The CLI turns each into one line on stderr and an exit code, with no traceback unless ``--debug``.
+Each carries its message as pieces (:class:`tinygpt.messages.Message`) naming the options it is
+about by their Python names; ``str(exc)`` spells them for Python (``n_embd``), and the CLI
+renders them as flags (``--n-embd``) in one line on stderr with an exit code, with no
+traceback unless ``--debug``.
 """
 
 from __future__ import annotations
+
+from tinygpt.messages import Message, Piece, Spell
 
 
 class TinyGPTError(Exception):
     """A failure with a message meant for the user (exit code 1)."""
 
     exit_code = 1
+
+    def __init__(self, *pieces: Piece) -> None:
+        self.message = Message(*pieces)
+        super().__init__(self.message)
+
+    @property
+    def options(self) -> tuple[str, ...]:
+        """The Python names of the options the message names (the fields to fix)."""
+        return self.message.options
+
+    def render(self, spell: Spell) -> str:
+        """The message with its options spelled by ``spell`` (the CLI's flags, say)."""
+        return self.message.render(spell)
 
 
 class UsageError(TinyGPTError):

@@ -41,6 +41,7 @@ from tinygpt.config import (
 from tinygpt.errors import CheckpointError, UsageError
 from tinygpt.fileio import atomic_write_bytes, describe_os_error, read_bounded
 from tinygpt.lock import directory_lock
+from tinygpt.messages import Opt
 from tinygpt.model import GPT
 from tinygpt.recipe import GPT2
 from tinygpt.tokenizer import Tokenizer, build_tokenizer, tokenizer_from_dict
@@ -70,7 +71,9 @@ def check_exportable(m: ModelConfig) -> None:
     if differ:
         raise UsageError(
             f"this model can't be exported as GPT-2: it is a {m.arch} model ({', '.join(differ)}); "
-            f"only models trained with --arch gpt2 can be"
+            "only models trained with ",
+            Opt("arch", "gpt2"),
+            " can be",
         )
 
 
@@ -100,8 +103,9 @@ def check_export_destination(out: Path, overwrite: bool = False) -> None:
         raise UsageError(f"{out} is a file; export writes a directory")
     if not overwrite and out.is_dir() and any(out.iterdir()):
         raise UsageError(
-            f"{out} is not empty; export to a new directory, or pass --overwrite to replace "
-            f"the exported files in it"
+            f"{out} is not empty; export to a new directory, or pass ",
+            Opt("overwrite", True),
+            " to replace the exported files in it",
         )
 
 
@@ -220,13 +224,14 @@ def _import_tokenizer(src: Path, name: str | None, run: RunConfig) -> Tokenizer:
     if name == "char" and (spec is None or spec["type"] != "char"):
         raise UsageError(
             f"a char vocabulary is not stored in Hugging Face files: {src} has no "
-            f"{TOKENIZER_EXPORT} (what `tinygpt export` writes); give a BPE --tokenizer"
+            f"{TOKENIZER_EXPORT} (what `tinygpt export` writes); give a BPE ",
+            Opt("tokenizer"),
         )
     tok = tokenizer_from_dict(spec) if spec is not None else build_tokenizer(name or "gpt2")
     if tok.vocab_size > run.model.vocab_size:
         raise UsageError(
-            f"--tokenizer {tok.name} has {tok.vocab_size} tokens, the model only "
-            f"{run.model.vocab_size}"
+            Opt("tokenizer", tok.name),
+            f" has {tok.vocab_size} tokens, the model only {run.model.vocab_size}",
         )
     return tok
 
@@ -243,7 +248,7 @@ def check_import_destination(src: Path, out: Path, overwrite: bool = False) -> N
             )
     if is_checkpoint(out) and not overwrite:
         raise UsageError(f"{out} already holds a checkpoint; pass --overwrite or another --out")
-    check_writable_destination(out, overwrite, "--overwrite")
+    check_writable_destination(out, overwrite, Opt("overwrite", True))
 
 
 def _read_hf_config(src: Path) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from tinygpt.console import printable
 from tinygpt.errors import UsageError
-from tinygpt.spelling import option
+from tinygpt.messages import Opt
 
 LOCK_FILE = ".lock"
 # What flock fails with on a file system that has no such locks (not: another process has it).
@@ -90,7 +90,8 @@ def _remove_foreign(path: Path) -> None:
 def _in_use(path: Path, holder: str) -> UsageError:
     return UsageError(
         f"{path.parent} is in use by another tinygpt run ({holder}); wait for it to finish or "
-        f"use another {option('out_dir')}"
+        f"use another ",
+        Opt("out_dir"),
     )
 
 
@@ -189,7 +190,7 @@ def directory_lock(directory: Path) -> Iterator[str | None]:
     """
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
-        raise UsageError(f"{option('out_dir', directory)} is a file, not a directory")
+        raise UsageError(Opt("out_dir", directory), " is a file, not a directory")
     # Directories this run creates (the leaf first), removed again if it ends before saving.
     created = [d for d in (directory, *directory.parents) if not d.exists()]
     path = directory / LOCK_FILE
@@ -212,7 +213,7 @@ def directory_lock(directory: Path) -> Iterator[str | None]:
         if isinstance(exc, UsageError):
             raise
         raise UsageError(
-            f"cannot write to {option('out_dir', directory)}: {exc.strerror or exc}"
+            "cannot write to ", Opt("out_dir", directory), f": {exc.strerror or exc}"
         ) from None
     note = None
     if not locked and fcntl is not None:

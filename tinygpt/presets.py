@@ -16,7 +16,7 @@ from typing import Any
 from tinygpt.config import ModelConfig, TrainConfig, expand_arch
 from tinygpt.errors import UsageError
 from tinygpt.fileio import describe_os_error, read_bounded
-from tinygpt.spelling import option
+from tinygpt.messages import Opt
 
 PRESETS: dict[str, dict[str, Any]] = {
     # Trains in about a minute on a laptop CPU; a quick check that everything works.
@@ -106,22 +106,22 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     try:  # bounded: a FIFO would hang a plain read, /dev/zero fill the memory
         raw = read_bounded(p, CONFIG_LIMIT)
     except FileNotFoundError:
-        raise UsageError(f"{option('config')} file not found: {p}") from None
+        raise UsageError(Opt("config"), f" file not found: {p}") from None
     except OSError as exc:
-        raise UsageError(f"cannot read {option('config', p)}: {describe_os_error(exc)}") from None
+        raise UsageError("cannot read ", Opt("config", p), f": {describe_os_error(exc)}") from None
     try:
         if p.suffix.lower() == ".json":
             data = json.loads(raw)
         else:
             data = tomllib.loads(raw.decode("utf-8"))
     except RecursionError:
-        raise UsageError(f"{option('config', p)} is nested too deeply") from None
+        raise UsageError(Opt("config", p), " is nested too deeply") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise UsageError(
-            f"{option('config', p)} is not valid {p.suffix.lstrip('.') or 'TOML'}: {exc}"
+            Opt("config", p), f" is not valid {p.suffix.lstrip('.') or 'TOML'}: {exc}"
         ) from None
     if not isinstance(data, dict):
-        raise UsageError(f"{option('config', p)} must hold a table of options")
+        raise UsageError(Opt("config", p), " must hold a table of options")
     flat: dict[str, Any] = {}
     for key, value in data.items():
         if key in ("model", "train") and isinstance(value, dict):
@@ -131,7 +131,7 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     flat = {k.replace("-", "_"): v for k, v in flat.items() if k not in _RECORDED_ONLY}
     unknown = sorted(set(flat) - _option_names())
     if unknown:
-        raise UsageError(f"{option('config', p)}: unknown option(s) {', '.join(unknown)}")
+        raise UsageError(Opt("config", p), f": unknown option(s) {', '.join(unknown)}")
     return flat
 
 
@@ -143,7 +143,7 @@ def resolve_options(
     if preset is not None:
         if preset not in PRESETS:
             raise UsageError(
-                f"unknown {option('preset')} {preset!r}; choose one of: {', '.join(PRESETS)}"
+                "unknown ", Opt("preset"), f" {preset!r}; choose one of: {', '.join(PRESETS)}"
             )
         merged.update(PRESETS[preset])
     if config is not None:

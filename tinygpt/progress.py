@@ -26,6 +26,7 @@ from rich.progress import (
 from rich.text import Text
 
 from tinygpt.console import printable, stderr_console
+from tinygpt.messages import Spell, python_spelling, spelled
 from tinygpt.optim import groups_line
 from tinygpt.schedule import describe as describe_schedule
 from tinygpt.speed import Slowdown
@@ -43,7 +44,8 @@ class TimeLeftColumn(TimeRemainingColumn):
 class ProgressDisplay(TrainerCallback):
     """The run summary at start, then a progress bar, evaluation lines and notes (rank 0)."""
 
-    def __init__(self) -> None:
+    def __init__(self, spell: Spell = python_spelling) -> None:
+        self.spell = spell  # how notes name options (the CLI passes its flags)
         self.console = stderr_console()
         self.progress: Progress | None = None
         self.task: Any = None
@@ -86,7 +88,7 @@ class ProgressDisplay(TrainerCallback):
 
     def on_note(self, trainer: Trainer, message: str) -> None:
         # A note may quote a path (--out 'ck/a[/b]c'): plain text, never markup.
-        self._print(_shown(message))
+        self._print(_shown(spelled(message, self.spell)))
 
     def _print(self, markup: str) -> None:
         if self.progress is not None:

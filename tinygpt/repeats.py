@@ -24,9 +24,11 @@ import string
 from dataclasses import dataclass
 from pathlib import Path
 
+from tinygpt.config import documented
 from tinygpt.console import printable
 from tinygpt.errors import UsageError
 from tinygpt.fileio import TooLarge, atomic_write_bytes, describe_os_error, read_bounded
+from tinygpt.messages import Opt
 
 REPEATS_FILE = "repeats.txt"  # what `tinygpt data repeats` writes into --dir
 MAX_RECORD = 10_000  # one line's characters: well above any block size tinygpt trains with
@@ -39,43 +41,56 @@ MAX_CHARS = 1 << 30
 class RepeatsConfig:
     """What ``tinygpt data repeats`` writes (defaults: the corpus of the README's section)."""
 
-    alphabet: str = string.ascii_lowercase
-    min_length: int = 6
-    max_length: int = 16
-    min_gap: int = 0
-    max_gap: int = 24
-    lines: int = 20_000
-    seed: int = 0
+    alphabet: str = documented(
+        string.ascii_lowercase, "repeats: the characters strings are drawn from."
+    )
+    min_length: int = documented(6, "repeats: shortest string.")
+    max_length: int = documented(16, "repeats: longest string.")
+    min_gap: int = documented(0, "repeats: fewest characters between the copies.")
+    max_gap: int = documented(24, "repeats: most characters between the copies.")
+    lines: int = documented(20_000, "repeats: records (lines) to write.")
+    seed: int = documented(0, "repeats: random seed.")
 
     def validate(self) -> RepeatsConfig:
         if len(set(self.alphabet)) < 2:
-            raise UsageError("--alphabet needs at least two different characters")
+            raise UsageError(Opt("alphabet"), " needs at least two different characters")
         if "\n" in self.alphabet or "\r" in self.alphabet:
-            raise UsageError("--alphabet must not hold a line break (it ends each record)")
+            raise UsageError(Opt("alphabet"), " must not hold a line break (it ends each record)")
         if not 1 <= self.min_length <= self.max_length:
             raise UsageError(
-                f"need 1 <= --min-length <= --max-length, got {self.min_length}..{self.max_length}"
+                "need 1 <= ",
+                Opt("min_length"),
+                " <= ",
+                Opt("max_length"),
+                f", got {self.min_length}..{self.max_length}",
             )
         if not 0 <= self.min_gap <= self.max_gap:
             raise UsageError(
-                f"need 0 <= --min-gap <= --max-gap, got {self.min_gap}..{self.max_gap}"
+                "need 0 <= ",
+                Opt("min_gap"),
+                " <= ",
+                Opt("max_gap"),
+                f", got {self.min_gap}..{self.max_gap}",
             )
         if 2 * self.max_length + self.max_gap + 1 > MAX_RECORD:
             raise UsageError(f"a record would be longer than {MAX_RECORD} characters")
         if self.lines < 1:
-            raise UsageError(f"--lines must be at least 1, got {self.lines}")
+            raise UsageError(Opt("lines"), f" must be at least 1, got {self.lines}")
         record = 2 * self.max_length + self.max_gap + 1
         if self.lines * record > MAX_CHARS:
             raise UsageError(
-                f"--lines {self.lines} could write {self.lines * record:,} characters, more than "
-                f"the {MAX_CHARS:,} allowed; use --lines {MAX_CHARS // record} or fewer"
+                Opt("lines", self.lines),
+                f" could write {self.lines * record:,} characters, more than the {MAX_CHARS:,} "
+                "allowed; use ",
+                Opt("lines", MAX_CHARS // record),
+                " or fewer",
             )
         try:
             self.alphabet.encode("utf-8")
         except UnicodeEncodeError:  # bytes of the command line that are no text (surrogates)
             raise UsageError(
-                f"--alphabet {printable(ascii(self.alphabet))} is not valid text in this "
-                f"terminal's encoding"
+                Opt("alphabet", printable(ascii(self.alphabet))),
+                " is not valid text in this terminal's encoding",
             ) from None
         return self
 

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from tinygpt.errors import TinyGPTError, UsageError
-from tinygpt.spelling import option
+from tinygpt.messages import Opt
 
 # tiktoken names its GPT-2 encoding "gpt2" but ships the identical ranks, pattern and special
 # token as "r50k_base"; accepting either lets a cache holding only r50k_base serve "gpt2".
@@ -61,8 +61,9 @@ class CharTokenizer:
             more = f" and {len(missing) - 20} more" if len(missing) > 20 else ""
             raise UsageError(
                 f"the text has {len(missing)} character(s) the model's vocabulary lacks: "
-                f"{shown}{more}; remove them or train with a BPE {option('tokenizer')} such as "
-                f"gpt2"
+                f"{shown}{more}; remove them or train with a BPE ",
+                Opt("tokenizer"),
+                " such as gpt2",
             ) from None
 
     def decode(self, ids: list[int]) -> str:
@@ -119,7 +120,8 @@ def _refuse_special(text: str) -> None:
     if ENDOFTEXT in text:
         raise UsageError(
             f"the text contains the literal special token {ENDOFTEXT!r} (at character "
-            f"{text.index(ENDOFTEXT)}); remove it or use {option('tokenizer', 'char')}"
+            f"{text.index(ENDOFTEXT)}); remove it or use ",
+            Opt("tokenizer", "char"),
         )
 
 
@@ -132,7 +134,7 @@ def _load_tiktoken(tiktoken: Any, name: str, saved: bool = False) -> Any:
         if "Unknown encoding" in str(exc):
             known = ", ".join(["char", *sorted({"gpt2", *tiktoken.list_encoding_names()})])
             raise UsageError(
-                f"unknown {option('tokenizer')} {name!r}; choose one of: {known}"
+                "unknown ", Opt("tokenizer"), f" {name!r}; choose one of: {known}"
             ) from None
         raise
     except Exception as exc:  # network errors come in many types (requests, urllib, OSError)
@@ -141,13 +143,17 @@ def _load_tiktoken(tiktoken: Any, name: str, saved: bool = False) -> Any:
         fetch = f"set TIKTOKEN_CACHE_DIR to a directory that holds {encoding}"
         # Training can switch to characters; a checkpoint's model reads only its own ids.
         advice = (
-            f"the checkpoint's model reads only these ids: connect to the internet once, or {fetch}"
+            (
+                "the checkpoint's model reads only these ids: connect to the internet once, "
+                f"or {fetch}",
+            )
             if saved
-            else f"connect to the internet once, {fetch}, or use {option('tokenizer', 'char')}"
+            else (f"connect to the internet once, {fetch}, or use ", Opt("tokenizer", "char"))
         )
         raise TinyGPTError(
             f"could not load the tiktoken encoding {what} from {where} nor download it "
-            f"({type(exc).__name__}); {advice}"
+            f"({type(exc).__name__}); ",
+            *advice,
         ) from exc
 
 

@@ -46,6 +46,7 @@ from tinygpt.device import (
 from tinygpt.distributed import DistContext, launch_rank, setup, teardown
 from tinygpt.errors import CheckpointError, Interrupted, TrainingDiverged, UsageError
 from tinygpt.lock import directory_lock
+from tinygpt.messages import ANY, Message, Opt
 from tinygpt.model import GPT, ParameterCount, count_parameters
 from tinygpt.optim import build_optimizers
 from tinygpt.planner import DeadlinePlanner
@@ -53,7 +54,6 @@ from tinygpt.presets import resolve_options
 from tinygpt.recipe import MODEL_SWITCHES
 from tinygpt.schedule import horizon_free, lr_at
 from tinygpt.speed import Slowdown, SpeedWatch
-from tinygpt.spelling import ANY, option
 from tinygpt.tokenizer import Tokenizer
 
 
@@ -183,17 +183,20 @@ def model_size_note(model: GPT, train_tokens: int, tokenizer: Tokenizer) -> str 
     # The token embedding, and the LM head when it is its own matrix: both grow with the vocabulary.
     embedding = model.wte.weight.numel() * (1 if model.config.tie_embeddings else 2)
     why = (
-        f", {embedding / total:.0%} of them in the embedding and head of the "
-        f"{tokenizer.vocab_size:,}-token "
-        f"{tokenizer.name} vocabulary; {option('tokenizer', 'char')} learns from the text's "
-        f"own characters"
+        (
+            f", {embedding / total:.0%} of them in the embedding and head of the "
+            f"{tokenizer.vocab_size:,}-token {tokenizer.name} vocabulary; ",
+            Opt("tokenizer", "char"),
+            " learns from the text's own characters",
+        )
         if tokenizer.name != "char" and embedding * 2 > total
-        else "; a smaller model (fewer layers, a narrower width) or more text fits better"
+        else ("; a smaller model (fewer layers, a narrower width) or more text fits better",)
     )
-    return (
+    return Message(
         f"note: the model has {total:,} parameters for {train_tokens:,} training tokens "
         f"({total // max(train_tokens, 1):,} per token): it will memorise the text rather than "
-        f"learn from it (the validation loss rises while the training loss falls){why}"
+        f"learn from it (the validation loss rises while the training loss falls)",
+        *why,
     )
 
 
@@ -221,11 +224,15 @@ def default_tokenizer(data: str | Path, model_opts: dict[str, Any]) -> tuple[str
     params = count_parameters(bpe).total
     if usual != "gpt2" or params <= DWARFS_THE_DATA * tokens:
         return usual, None
-    return "char", (
-        f"note: {option('tokenizer', 'char')} picked for this {size:,}-byte text: with "
-        f"{option('tokenizer', 'gpt2')} the model would have about {params / 1e6:.1f}M "
-        f"parameters for about {tokens:,} training tokens and memorise them; pass "
-        f"{option('tokenizer', 'gpt2')} to use it anyway"
+    return "char", Message(
+        "note: ",
+        Opt("tokenizer", "char"),
+        f" picked for this {size:,}-byte text: with ",
+        Opt("tokenizer", "gpt2"),
+        f" the model would have about {params / 1e6:.1f}M "
+        f"parameters for about {tokens:,} training tokens and memorise them; pass ",
+        Opt("tokenizer", "gpt2"),
+        " to use it anyway",
     )
 
 
@@ -539,9 +546,11 @@ class Trainer:
                 if bad_in_a_row >= cfg.max_bad_steps:
                     raise TrainingDiverged(
                         f"loss or gradients were non-finite for {bad_in_a_row} steps in a row "
-                        f"(at step {self.step}); lower {option('lr')} or use "
-                        f"{option('dtype', 'float32')}. The last "
-                        f"good checkpoint in {self.out_dir} is unchanged"
+                        f"(at step {self.step}); lower ",
+                        Opt("lr"),
+                        " or use ",
+                        Opt("dtype", "float32"),
+                        f". The last good checkpoint in {self.out_dir} is unchanged",
                     )
                 tok_s = window_tokens / max(1e-9, self.clock() - window_start)
                 if cfg.max_time is not None:
@@ -567,16 +576,24 @@ class Trainer:
                     planner.evaluation_done(window_start - eval_start)
                 if out_of_time:
                     stopped_by_time = True
-                    budget = f"{option('max_time')} {cfg.max_time:g}s"
-                    self.emit("note", f"{budget} reached at step {self.step} ({planner.summary()})")
+                    self.emit(
+                        "note",
+                        Message(
+                            Opt("max_time"),
+                            f" {cfg.max_time:g}s reached at step {self.step} ({planner.summary()})",
+                        ),
+                    )
                     break
                 if cfg.max_time is not None and self.step == cfg.max_steps < step_cap:
                     stopped_by_time = True  # the step planned for the deadline
                     self.emit(
                         "note",
-                        f"{option('max_time')} {cfg.max_time:g}s: the schedule planned for the "
-                        f"deadline ended at step {self.step} ({self.clock() - session_start:.0f}s; "
-                        f"{planner.summary()})",
+                        Message(
+                            Opt("max_time"),
+                            f" {cfg.max_time:g}s: the schedule planned for the deadline ended at "
+                            f"step {self.step} ({self.clock() - session_start:.0f}s; "
+                            f"{planner.summary()})",
+                        ),
                     )
             if interrupted:
                 self.save()
@@ -663,23 +680,34 @@ def _check_resume_options(
             raise UsageError(
                 f"the recipe asked for sets {key} {value}, but the checkpoint is a "
                 f"{run.model.arch} model ({key} {current}); a resumed run keeps its model: drop "
-                f"the {option('arch')}, {option('preset')} or {option('config')} that sets it"
+                f"the ",
+                Opt("arch"),
+                ", ",
+                Opt("preset"),
+                " or ",
+                Opt("config"),
+                " that sets it",
             )
         raise UsageError(
-            f"{option(key, value)} differs from the checkpoint's {current}; a resumed run "
-            f"keeps its model shape"
+            Opt(key, value),
+            f" differs from the checkpoint's {current}; a resumed run keeps its model shape",
         )
     for key in ("tokenizer", "optimizer"):  # the ids, and the optimizer state, were made for it
         if key in train_opts and train_opts[key] != getattr(run.train, key):
             raise UsageError(
-                f"{option(key, train_opts[key])} can't change on {option('resume')}: the "
-                f"checkpoint was trained with {getattr(run.train, key)}; train elsewhere "
-                f"({option('out_dir', ANY)}) to start over with {train_opts[key]}"
+                Opt(key, train_opts[key]),
+                " can't change on ",
+                Opt("resume", True),
+                f": the checkpoint was trained with {getattr(run.train, key)}; train elsewhere (",
+                Opt("out_dir", ANY),
+                f") to start over with {train_opts[key]}",
             )
     if train_opts.get("max_steps", step) < step:
         raise UsageError(
-            f"{option('max_steps', train_opts['max_steps'])}: the run is already at step {step}; "
-            f"on {option('resume')} it is the new total, so give more than {step}"
+            Opt("max_steps", train_opts["max_steps"]),
+            f": the run is already at step {step}; on ",
+            Opt("resume", True),
+            f" it is the new total, so give more than {step}",
         )
 
 
@@ -700,8 +728,10 @@ def _train_locked(
     if resume:
         if not existing:
             raise UsageError(
-                f"{option('resume')}: no checkpoint in {out} to resume; drop {option('resume')} "
-                f"to start"
+                Opt("resume", True),
+                f": no checkpoint in {out} to resume; drop ",
+                Opt("resume", True),
+                " to start",
             )
         # The writer (it holds the lock) first finishes a save a crash cut short after its
         # commit point, so the evaluations it logged are resumed with its weights.
@@ -718,13 +748,17 @@ def _train_locked(
     else:
         if existing and not overwrite:
             raise UsageError(
-                f"{out} already holds a checkpoint; pass {option('resume')} to continue it, "
-                f"{option('out_dir', ANY)} to train elsewhere, or {option('overwrite')} to "
-                f"replace it"
+                f"{out} already holds a checkpoint; pass ",
+                Opt("resume", True),
+                " to continue it, ",
+                Opt("out_dir", ANY),
+                " to train elsewhere, or ",
+                Opt("overwrite", True),
+                " to replace it",
             )
         if existing:  # its first save would refuse a damaged manifest: say so now, not then
             ckpt.check_manifests(out)
-        ckpt.check_writable_destination(out, overwrite, option("overwrite"))
+        ckpt.check_writable_destination(out, overwrite, Opt("overwrite", True))
         if "tokenizer" not in train_opts:  # not named by a flag, a preset or a config file
             train_opts["tokenizer"], picked = default_tokenizer(data, model_opts)
             notes += [picked] if picked else []

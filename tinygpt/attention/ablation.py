@@ -28,6 +28,7 @@ from tinygpt.attention.probes import induction_loss, line_break_ids, repeat_loss
 from tinygpt.data import BatchSampler, prepare_corpus
 from tinygpt.errors import TinyGPTError, UsageError
 from tinygpt.evaluation import token_losses
+from tinygpt.messages import Opt
 from tinygpt.model import GPT, hooks, run_with_cache
 from tinygpt.sampling import encode_prompt
 from tinygpt.tokenizer import Tokenizer
@@ -42,11 +43,13 @@ def parse_heads(specs: list[str], n_layer: int, n_head: int) -> list[tuple[int, 
             layer, head = parse_head_spec(spec)
         except ValueError:
             raise UsageError(
-                f"--ablate takes a head as the tables name it, such as L1H0 (or 1.0), got {spec!r}"
+                Opt("heads"),
+                f" takes a head as the tables name it, such as L1H0 (or 1.0), got {spec!r}",
             ) from None
         if not (0 <= layer < n_layer and 0 <= head < n_head):
             raise UsageError(
-                f"--ablate {spec}: the model has layers 0..{n_layer - 1} and heads 0..{n_head - 1}"
+                Opt("heads", spec),
+                f": the model has layers 0..{n_layer - 1} and heads 0..{n_head - 1}",
             )
         heads.append((layer, head))
     return heads
@@ -74,7 +77,7 @@ def ablated(
     replace the head's output (``hook_z``); ``pattern`` replaces the values it reads
     (``hook_v``) by their reference means, so its own weights average those instead."""
     if mode not in MODES:
-        raise UsageError(f"--ablation must be one of {', '.join(MODES)}, got {mode!r}")
+        raise UsageError(Opt("mode"), f" must be one of {', '.join(MODES)}, got {mode!r}")
     point = "hook_v" if mode == "pattern" else "hook_z"
 
     def replace(x: torch.Tensor, name: str) -> torch.Tensor:
@@ -114,7 +117,7 @@ def ablation_report(
     training text (``text``: its path and encoding, skipped when it is gone) and on the
     repeated-random-tokens probe."""
     if mode not in MODES:
-        raise UsageError(f"--ablation must be one of {', '.join(MODES)}, got {mode!r}")
+        raise UsageError(Opt("mode"), f" must be one of {', '.join(MODES)}, got {mode!r}")
     cfg = model.config
     chosen = parse_heads(heads, cfg.n_layer, cfg.n_head)
     dev = model.wte.weight.device
@@ -133,13 +136,16 @@ def ablation_report(
         prompt_rows = torch.tensor([ids], device=dev) if len(ids) > 1 else None
     reference = text_rows if text_rows is not None else prompt_rows
     if reference is None:
-        raise UsageError("--ablate needs a --prompt (or the run's training text) to measure on")
+        raise UsageError(
+            Opt("heads"), " needs a ", Opt("prompt"), " (or the run's training text) to measure on"
+        )
     if text_rows is None and mode == "pattern":
         # One sequence is its own position-wise mean: the ablation would change nothing.
         where = text[0] if text is not None else None
         raise UsageError(
-            f"--ablation pattern needs reference text other than the prompt, and the run's "
-            f"training text {where!r} was not found; use zero or mean"
+            Opt("mode", "pattern"),
+            " needs reference text other than the prompt, and the run's "
+            f"training text {where!r} was not found; use zero or mean",
         )
     stats = reference_statistics(model, reference)
     result: dict[str, Any] = {"heads": heads, "mode": mode, "text_source": text_source}

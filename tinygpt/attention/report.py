@@ -30,6 +30,7 @@ from tinygpt.attention.probes import (
 )
 from tinygpt.attention.scores import HeadScores, all_head_scores
 from tinygpt.errors import UsageError
+from tinygpt.messages import Opt
 from tinygpt.model import GPT
 
 
@@ -39,9 +40,9 @@ def parse_query_range(spec: str, t: int) -> tuple[int, int]:
         start_s, end_s = spec.split(":")
         start, end = int(start_s or 0), int(end_s or t)
     except ValueError:
-        raise UsageError(f"--queries takes A:B (positions), got {spec!r}") from None
+        raise UsageError(Opt("queries"), f" takes A:B (positions), got {spec!r}") from None
     if not 0 <= start < end <= t:
-        raise UsageError(f"--queries {spec}: need 0 <= A < B <= {t} (the prompt's tokens)")
+        raise UsageError(Opt("queries", spec), f": need 0 <= A < B <= {t} (the prompt's tokens)")
     return start, end
 
 
@@ -121,7 +122,9 @@ class AttentionReport:
     def cut(self, start: int, end: int) -> AttentionReport:
         """The report of queries ``start`` .. ``end - 1`` (positions in this report's prompt)."""
         if not 0 <= start < end <= len(self.tokens):
-            raise UsageError(f"--queries {start}:{end}: need 0 <= A < B <= {len(self.tokens)}")
+            raise UsageError(
+                Opt("queries", f"{start}:{end}"), f": need 0 <= A < B <= {len(self.tokens)}"
+            )
         return replace(
             self,
             run=self.run.prefix(end),
@@ -133,11 +136,13 @@ class AttentionReport:
     def check_focus(self, layer: int | None, head: int | None) -> None:
         n_layer, n_head = self.shape
         if head is not None and layer is None:  # a head number alone names no head
-            raise UsageError(f"--head {head} needs --layer (or name the head as L1H{head})")
+            raise UsageError(
+                Opt("head", head), " needs ", Opt("layer"), f" (or name the head as L1H{head})"
+            )
         if layer is not None and not 0 <= layer < n_layer:
-            raise UsageError(f"--layer must be in 0..{n_layer - 1}")
+            raise UsageError(Opt("layer"), f" must be in 0..{n_layer - 1}")
         if head is not None and not 0 <= head < n_head:
-            raise UsageError(f"--head must be in 0..{n_head - 1}")
+            raise UsageError(Opt("head"), f" must be in 0..{n_head - 1}")
 
     def query_position(self, query: str | None) -> int:
         """A position (negative counts from the end) or a token's text (its last occurrence),
@@ -155,13 +160,15 @@ class AttentionReport:
             ]
             if not matches:
                 raise UsageError(
-                    f"--query {query!r} is neither a position nor a token of the prompt"
+                    Opt("query"), f" {query!r} is neither a position nor a token of the prompt"
                 ) from None
             return matches[-1]
         if not -t <= pos < t:
-            raise UsageError(f"--query {pos} is outside the prompt's {t} tokens")
+            raise UsageError(Opt("query", pos), f" is outside the prompt's {t} tokens")
         if pos % t < first:
-            raise UsageError(f"--query {pos} is before the first query of --queries ({first})")
+            raise UsageError(
+                Opt("query", pos), " is before the first query of ", Opt("queries"), f" ({first})"
+            )
         return pos % t
 
     # -- serialising -------------------------------------------------------------------------

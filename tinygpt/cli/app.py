@@ -1,0 +1,142 @@
+"""The ``tinygpt`` Typer app: its root options, how a command is registered, and ``main``,
+which turns errors into one line and an exit code.
+
+Each command lives in a module of this package named for it (``train``, ``generate``,
+``inspect``, ...) and is registered with :func:`command`. Nothing heavy is imported here:
+``--help`` and ``--version`` answer without loading torch; each command imports what it uses.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from tinygpt import __version__
+from tinygpt.cli.flags import command_spelling
+from tinygpt.console import announce_picked
+from tinygpt.errors import Interrupted, TinyGPTError
+from tinygpt.messages import Spell
+
+app = typer.Typer(
+    name="tinygpt",
+    help="Train, sample and understand a small GPT.",
+    no_args_is_help=True,
+    add_completion=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"tinygpt {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show full tracebacks instead of one-line errors.")
+    ] = False,
+    version: Annotated[
+        bool | None,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = None,
+) -> None:
+    """Train, sample and understand a small GPT."""
+
+
+def err(message: str) -> None:
+    from tinygpt.console import printable
+
+    # Messages quote paths and file contents: never let them drive the terminal.
+    typer.echo(f"error: {printable(message)}", err=True)
+
+
+def command(*args: Any, **kwargs: Any) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """``app.command`` for a command that ends in one line and 128 + signal when interrupted.
+
+    Typer would turn Ctrl-C into a silent exit 130, and SIGTERM or SIGHUP (see ``main``) need
+    their own codes; the wrapper catches the interrupt inside the command instead.
+    """
+
+    def register(func: Callable[..., None]) -> Callable[..., None]:
+        @functools.wraps(func)
+        def run(*a: Any, **k: Any) -> None:
+            try:
+                with announce_picked(_say_picked):
+                    func(*a, **k)
+            except KeyboardInterrupt as exc:
+                signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+                err(f"interrupted ({signal.Signals(signum).name})")
+                raise typer.Exit(128 + signum) from None
+
+        return app.command(*args, **kwargs)(run)
+
+    return register
+
+
+def _say_picked(path: Path) -> None:
+    # On stderr, so stdout (a sample, a JSON document) stays the command's output alone.
+    typer.echo(
+        f"using {path}, the newest checkpoint under checkpoints/ (-c DIR for another)", err=True
+    )
+
+
+def _raise_interrupted(signum: int, frame: Any) -> None:
+    raise Interrupted(signum)
+
+
+def _stop_on_signals() -> None:
+    """SIGTERM and SIGHUP end a command the way Ctrl-C does: one line, 128 + signal (training
+    installs its own handlers, to finish the step and save first)."""
+    for name in ("SIGTERM", "SIGHUP"):
+        sig = getattr(signal, name, None)
+        if sig is not None and signal.getsignal(sig) is signal.SIG_DFL:
+            signal.signal(sig, _raise_interrupted)
+
+
+def _spelling(args: list[str]) -> Spell:
+    """Options named in a message, spelled as the flags of the command in ``args`` (the
+    library names them by their Python names: ``heads`` is ``--ablate`` to inspect-attention)."""
+    import typer.main
+
+    name = next((a for a in args if not a.startswith("-")), None)
+    commands = getattr(typer.main.get_command(app), "commands", {})
+    return command_spelling(commands.get(name))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry: one-line errors and exit codes instead of tracebacks."""
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args or os.environ.get("TINYGPT_DEBUG") == "1"
+    _stop_on_signals()
+    try:
+        app(args=args, prog_name="tinygpt")
+    except TinyGPTError as exc:
+        if debug:
+            raise
+        err(exc.render(_spelling(args)))
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt as exc:  # outside a command (they report their own)
+        if debug:
+            raise
+        signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+        err("interrupted")
+        sys.exit(128 + signum)
+    except BrokenPipeError:
+        # `tinygpt generate | head`: the reader left; nothing to report.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(0)
+    except Exception as exc:  # a bug: still one line unless asked for the traceback
+        if debug:
+            raise
+        err(f"unexpected {type(exc).__name__}: {exc} (rerun with --debug for the traceback)")
+        sys.exit(1)

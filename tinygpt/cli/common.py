@@ -1,0 +1,52 @@
+"""What several commands share: the checkpoint and device options, and small output helpers."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from tinygpt.cli.options import default_text, field_of
+from tinygpt.config import TrainConfig
+
+CheckpointOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--checkpoint",
+        "-c",
+        help="Checkpoint directory." + default_text("the newest under checkpoints/"),
+    ),
+]
+# Every command that runs a model picks its device the one way (TrainConfig's field: auto).
+DEVICE_DEFAULT: str = TrainConfig.device
+DeviceOpt = Annotated[str, typer.Option(help=field_of(TrainConfig, "device").metadata["help"])]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+def write_stdout(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def given(ctx: typer.Context, name: str) -> bool:
+    """Whether the option was on the command line (not its default)."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name == "COMMANDLINE"
+
+
+def show(
+    console: Any, json_out: bool, document: Callable[[], Any], render: Callable[[], Any]
+) -> None:
+    """With --json, one JSON document is all that goes to stdout; else the terminal view."""
+    if json_out:
+        typer.echo(json.dumps(document()))
+    else:
+        console.print(render())
+
+
+def wrote(path: Path) -> None:
+    typer.echo(f"wrote {path}", err=True)

@@ -1,0 +1,38 @@
+"""How the command line names an option in a message: as the flag of the command that raised it.
+
+Library errors carry the Python names of the options they are about
+(:class:`tinygpt.messages.Opt`); a command renders them with its own parameters, so
+``Opt("out_dir", ANY)`` reads ``--out DIR`` under ``train``, ``Opt("heads", "9.9")`` reads
+``--ablate 9.9`` under ``inspect-attention``. A name the command has no parameter for (a field
+from a config file, say) is spelled by the rule: ``n_embd`` -> ``--n-embd``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tinygpt.messages import ANY, Opt, Spell
+
+# The placeholder of an option shown without its value (``--out DIR``).
+_METAVARS = {"out_dir": "DIR"}
+
+
+def command_spelling(command: Any) -> Spell:
+    """The spelling of options as the flags of ``command`` (a Typer/click command, or None)."""
+    options = [p for p in getattr(command, "params", ()) if p.param_type_name == "option"]
+    params = {p.name: p for p in options}
+
+    def spell(opt: Opt) -> str:
+        param = params.get(opt.name)
+        flag = param.opts[0] if param else "--" + opt.name.replace("_", "-")
+        if isinstance(opt.value, bool):  # a switch: --resume, --bias / --no-bias
+            if opt.value or param is None or not param.secondary_opts:
+                return flag if opt.value else f"--no-{flag[2:]}"
+            return param.secondary_opts[0]
+        if opt.value is None:
+            return flag
+        if opt.value is ANY:
+            return f"{flag} {_METAVARS.get(opt.name, 'VALUE')}"
+        return f"{flag} {opt.value}"
+
+    return spell

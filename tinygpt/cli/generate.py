@@ -1,0 +1,146 @@
+"""``tinygpt generate`` (sampling, streamed or interactive) and ``tinygpt eval`` (scoring)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from tinygpt.cli.app import command
+from tinygpt.cli.common import DEVICE_DEFAULT, CheckpointOpt, DeviceOpt, JsonOpt, write_stdout
+from tinygpt.cli.options import with_field_options
+from tinygpt.config import SampleConfig, TrainConfig
+from tinygpt.errors import UsageError
+
+SAMPLE_OPTIONS = (
+    "max_new_tokens",
+    "temperature",
+    "top_k",
+    "top_p",
+    "seed",
+    "num_samples",
+    "stop",
+    "alternatives",
+)
+
+
+@command()
+@with_field_options((SampleConfig, SAMPLE_OPTIONS), (SampleConfig, ("kv_cache",)))
+def generate(
+    checkpoint: CheckpointOpt = None,
+    prompt: Annotated[
+        str, typer.Option("--prompt", "-p", help="Text to continue; '-' reads stdin.")
+    ] = "",
+    options: dict[str, Any] | None = None,  # SampleConfig's fields' options go here
+    interactive: Annotated[
+        bool,
+        typer.Option(
+            "--interactive",
+            "-i",
+            help="Prompt after prompt, the model loaded once (Ctrl-C stops a sample, "
+            "Ctrl-D leaves).",
+        ),
+    ] = False,
+    device: DeviceOpt = DEVICE_DEFAULT,
+    attention: Annotated[str, typer.Option(help="auto, sdpa or manual.")] = TrainConfig.attention,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print one JSON document instead of streaming.")
+    ] = False,
+) -> None:
+    """Sample text from a trained checkpoint, streaming it as it is produced."""
+    from tinygpt.api import generate as run_generate
+
+    options = dict(options or {})
+    if "stop" in options:
+        options["stop"] = tuple(_unescape(s) for s in options["stop"])
+    if options.get("alternatives") and not json_out:
+        raise UsageError("--alternatives goes with --json (the alternatives are listed there)")
+    if interactive:
+        _interactive(checkpoint, prompt, json_out, device, attention, options)
+        return
+    if prompt == "-":
+        prompt = sys.stdin.read()
+    on_text = None if json_out else write_stdout
+    result = run_generate(
+        checkpoint, prompt, device=device, attention=attention, on_text=on_text, **options
+    )
+    for notice in result.notices:
+        typer.echo(f"note: {notice}", err=True)
+    if json_out:
+        typer.echo(json.dumps(result.to_dict(), ensure_ascii=False))
+    else:
+        write_stdout("\n")
+
+
+def _unescape(text: str) -> str:
+    """``\\n``, ``\\t`` and ``\\\\`` as typed in a shell, so a stop at a blank line is
+    ``--stop '\\n\\n'``."""
+    escapes = {"n": "\n", "t": "\t", "\\": "\\"}
+    out, i = [], 0
+    while i < len(text):
+        if text[i] == "\\" and i + 1 < len(text) and text[i + 1] in escapes:
+            out.append(escapes[text[i + 1]])
+            i += 2
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out)
+
+
+def _interactive(
+    checkpoint: Path | None,
+    prompt: str,
+    json_out: bool,
+    device: str,
+    attention: str,
+    options: dict[str, Any],
+) -> None:
+    from tinygpt.api import interactive_session
+
+    if prompt or json_out:
+        flag = "--prompt" if prompt else "--json"
+        raise UsageError(f"--interactive reads its prompts from the terminal; drop {flag}")
+    tty = sys.stdin.isatty()
+    if tty:
+        with contextlib.suppress(ImportError):  # line editing and history for input()
+            import readline  # noqa: F401
+        typer.echo("Type a prompt and Enter; Ctrl-C stops a sample, Ctrl-D leaves.", err=True)
+
+    def read_line() -> str:
+        if tty:
+            return input("> ")
+        line = sys.stdin.readline()
+        if not line:
+            raise EOFError
+        return line.rstrip("\n")
+
+    interactive_session(
+        checkpoint, read_line, write_stdout, device=device, attention=attention, **options
+    )
+
+
+@command("eval")
+def eval_command(
+    file: Annotated[Path, typer.Argument(help="Text file to score.")],
+    checkpoint: CheckpointOpt = None,
+    best: Annotated[bool, typer.Option("--best", help="Use the best-validation weights.")] = False,
+    device: DeviceOpt = DEVICE_DEFAULT,
+    encoding: Annotated[str, typer.Option(help="Text encoding of FILE.")] = TrainConfig.encoding,
+    json_out: JsonOpt = False,
+) -> None:
+    """Cross-entropy, perplexity and bits per byte of a checkpoint on a whole text file."""
+    from tinygpt.api import evaluate
+
+    result = evaluate(checkpoint, file, device=device, encoding=encoding, best=best, progress=True)
+    if json_out:
+        typer.echo(json.dumps(result.to_dict()))
+    else:
+        typer.echo(
+            f"loss {result.loss:.4f} nats/token  perplexity {result.perplexity:.2f}  "
+            f"bits/byte {result.bits_per_byte:.4f}  "
+            f"({result.tokens:,} tokens, {result.bytes:,} bytes)"
+        )
