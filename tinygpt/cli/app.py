@@ -34,6 +34,15 @@ app = typer.Typer(
 )
 
 
+# `tinygpt inspect MODE`: each way of looking inside a trained model is a command of its own.
+inspect_app = typer.Typer(
+    help="Look inside a trained model: attention, predictions, attribution, lens, patching.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+)
+app.add_typer(inspect_app, name="inspect")
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"tinygpt {__version__}")
@@ -60,8 +69,11 @@ def err(message: str) -> None:
     typer.echo(f"error: {printable(message)}", err=True)
 
 
-def command(*args: Any, **kwargs: Any) -> Callable[[Callable[..., None]], Callable[..., None]]:
-    """``app.command`` for a command that ends in one line and 128 + signal when interrupted.
+def command(
+    *args: Any, group: typer.Typer = app, **kwargs: Any
+) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """``group.command`` (the app's by default) for a command that ends in one line and
+    128 + signal when interrupted.
 
     Typer would turn Ctrl-C into a silent exit 130, and SIGTERM or SIGHUP (see ``main``) need
     their own codes; the wrapper catches the interrupt inside the command instead.
@@ -78,7 +90,7 @@ def command(*args: Any, **kwargs: Any) -> Callable[[Callable[..., None]], Callab
                 err(f"interrupted ({signal.Signals(signum).name})")
                 raise typer.Exit(128 + signum) from None
 
-        return app.command(*args, **kwargs)(run)
+        return group.command(*args, **kwargs)(run)
 
     return register
 
@@ -108,9 +120,13 @@ def _spelling(args: list[str]) -> Spell:
     library names them by their Python names: ``heads`` is ``--ablate`` to inspect-attention)."""
     import typer.main
 
-    name = next((a for a in args if not a.startswith("-")), None)
-    commands = getattr(typer.main.get_command(app), "commands", {})
-    return command_spelling(commands.get(name))
+    found = typer.main.get_command(app)
+    for name in (a for a in args if not a.startswith("-")):  # down through groups (inspect)
+        commands = getattr(found, "commands", None)
+        if commands is None or name not in commands:
+            break
+        found = commands[name]
+    return command_spelling(found if not hasattr(found, "commands") else None)
 
 
 def main(argv: list[str] | None = None) -> None:
