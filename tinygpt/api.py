@@ -20,12 +20,18 @@ from tinygpt.attention.report import AttentionReport, parse_query_range
 from tinygpt.attention.scores import HEADLINE_SCORES
 from tinygpt.attention.snapshot import HeadSnapshots
 from tinygpt.checkpoint import Checkpoint, find_checkpoint, open_checkpoint
-from tinygpt.config import ATTENTION_CHOICES, SampleConfig, check_choice
+from tinygpt.config import ATTENTION_CHOICES, MAX_ALTERNATIVES, SampleConfig, check_choice
 from tinygpt.console import printable
-from tinygpt.data import read_text
+from tinygpt.data import encode_text, read_text
 from tinygpt.device import fit_cpu_threads, resolve_device
 from tinygpt.errors import UsageError
-from tinygpt.evaluation import EvalResult, evaluate_text
+from tinygpt.evaluation import EvalResult, evaluate_text, surprising_spans
+from tinygpt.interpret.attribution import direct_logit_attribution
+from tinygpt.interpret.inputs import resolve_position, resolve_target
+from tinygpt.interpret.lens import logit_lens
+from tinygpt.interpret.patching import patch_activations
+from tinygpt.interpret.predictions import predictions
+from tinygpt.interpret.reports import AttributionReport, PatchingReport, PredictionsReport
 from tinygpt.messages import Opt, Spell, python_spelling
 from tinygpt.model import GPT
 from tinygpt.progress import ProgressDisplay, eval_progress
@@ -124,15 +130,47 @@ def evaluate(
     encoding: str = "utf-8",
     best: bool = False,
     progress: bool = False,
+    token_losses: bool = False,
 ) -> EvalResult:
     """Loss, perplexity and bits per byte of a checkpoint on a whole text file; ``progress``
-    shows a bar on stderr when it is a terminal."""
+    shows a bar on stderr when it is a terminal; ``token_losses`` keeps each token's loss
+    (``result.token_losses``)."""
+    model, tokenizer, _ = load(checkpoint, device, best=best)
+    return _score(model, tokenizer, read_text(file, encoding), progress, token_losses)
+
+
+def _score(model: GPT, tokenizer: Tokenizer, text: str, progress: bool, keep: bool) -> EvalResult:
+    if not progress:
+        return evaluate_text(model, tokenizer, text, keep_token_losses=keep)
+    with eval_progress() as on_progress:
+        return evaluate_text(
+            model, tokenizer, text, on_progress=on_progress, keep_token_losses=keep
+        )
+
+
+def token_loss_report(
+    checkpoint: str | Path | None,
+    file: str | Path,
+    *,
+    device: str = "auto",
+    encoding: str = "utf-8",
+    best: bool = False,
+    spans: int = 10,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """:func:`evaluate` with every token's loss: the file's tokens, their losses (the first
+    token has none) and the ``spans`` most surprising runs of tokens, most surprising first."""
     model, tokenizer, _ = load(checkpoint, device, best=best)
     text = read_text(file, encoding)
-    if not progress:
-        return evaluate_text(model, tokenizer, text)
-    with eval_progress() as on_progress:
-        return evaluate_text(model, tokenizer, text, on_progress=on_progress)
+    result = _score(model, tokenizer, text, progress, keep=True)
+    ids = encode_text(tokenizer, text).tolist()
+    losses = result.token_losses
+    return {
+        **result.to_dict(),
+        "token_strings": tokenizer.token_strings(ids),
+        "token_losses": [None, *(round(float(x), 5) for x in losses)],
+        "surprising_spans": [vars(s) for s in surprising_spans(losses, ids, tokenizer, spans)],
+    }
 
 
 def attention_report(
@@ -244,3 +282,103 @@ def run_metrics(checkpoint: str | Path | None) -> tuple[Checkpoint, list[dict[st
 def trajectory(directory: str | Path) -> list[dict[str, Any]]:
     """The evaluations of the run in ``directory`` (head snapshots included)."""
     return open_checkpoint(directory).metrics()
+
+
+def _prompt_ids(tokenizer: Tokenizer, model: GPT, prompt: str, name: str = "prompt"):
+    if not prompt:
+        raise UsageError(Opt(name), " is empty; give some text")
+    return encode_prompt(tokenizer, prompt, model.config.block_size)
+
+
+def _names(tokenizer: Tokenizer, ids: Sequence[int]) -> dict[int, str]:
+    unique = sorted(set(ids))
+    return dict(zip(unique, tokenizer.token_strings(unique), strict=True))
+
+
+def predictions_report(
+    checkpoint: str | Path | None,
+    prompt: str,
+    *,
+    top: int = 5,
+    device: str = "auto",
+    best: bool = False,
+) -> PredictionsReport:
+    """At each position of ``prompt``: the model's ``top`` next tokens and the probability and
+    loss of the token that came next (see :mod:`tinygpt.interpret.predictions`)."""
+    if not 1 <= top <= MAX_ALTERNATIVES:
+        raise UsageError(Opt("top", top), f" must be between 1 and {MAX_ALTERNATIVES}")
+    model, tokenizer, ck = load(checkpoint, device, best=best)
+    ids, notices = _prompt_ids(tokenizer, model, prompt)
+    preds = predictions(model, ids, k=top)
+    shown = [i for p in preds for i, _ in p.top] + ids
+    name = printable(f"{ck.directory} (step {ck.step})")
+    return PredictionsReport(
+        name, tokenizer.token_strings(ids), preds, _names(tokenizer, shown), notices
+    )
+
+
+def logit_attribution(
+    checkpoint: str | Path | None,
+    prompt: str,
+    *,
+    position: str | int | None = None,
+    target: str | None = None,
+    device: str = "auto",
+    best: bool = False,
+) -> AttributionReport:
+    """Each component's direct share of the ``target`` token's logit at ``position`` and the
+    logit lens there. ``position``: an index (negative from the end) or a token's text, the last
+    by default; ``target``: a token's text or ``#ID``; by default the token that came next, or
+    at the last position the model's top prediction."""
+    model, tokenizer, ck = load(checkpoint, device, best=best)
+    ids, notices = _prompt_ids(tokenizer, model, prompt)
+    tokens = tokenizer.token_strings(ids)
+    at = resolve_position(tokens, position)
+    chosen = resolve_target(tokenizer, model.config.vocab_size, target)
+    is_next = chosen is None and at + 1 < len(ids)
+    if chosen is None:
+        chosen = ids[at + 1] if is_next else int(predictions(model, ids, k=1)[at].top[0][0])
+    attribution = direct_logit_attribution(model, ids, at, chosen)
+    rows = logit_lens(model, ids, at, chosen)
+    name = printable(f"{ck.directory} (step {ck.step})")
+    names = _names(tokenizer, [r.top_id for r in rows] + [chosen])
+    return AttributionReport(
+        name, tokens, at, chosen, names[chosen], is_next, attribution, rows, names, notices
+    )
+
+
+def activation_patching(
+    checkpoint: str | Path | None,
+    clean: str,
+    corrupted: str,
+    *,
+    position: str | int | None = None,
+    target: str | None = None,
+    device: str = "auto",
+    best: bool = False,
+) -> PatchingReport:
+    """Patch each head's output (at every position, and at each one) and each layer's residual
+    stream from the ``clean`` prompt into the ``corrupted`` one; how much of the gap in the
+    target's log-probability at ``position`` each restores. ``target`` defaults to the clean
+    run's top prediction there (see :mod:`tinygpt.interpret.patching`)."""
+    model, tokenizer, ck = load(checkpoint, device, best=best)
+    clean_ids, notices = _prompt_ids(tokenizer, model, clean, "clean")
+    bad_ids, more = _prompt_ids(tokenizer, model, corrupted, "corrupted")
+    tokens = tokenizer.token_strings(clean_ids)
+    at = resolve_position(tokens, position)
+    chosen = resolve_target(tokenizer, model.config.vocab_size, target)
+    if chosen is None:
+        chosen = int(predictions(model, clean_ids, k=1)[at].top[0][0])
+    result = patch_activations(model, clean_ids, bad_ids, at, chosen)
+    name = printable(f"{ck.directory} (step {ck.step})")
+    cfg = model.config
+    return PatchingReport(
+        name,
+        tokens,
+        tokenizer.token_strings(bad_ids),
+        tokenizer.token_strings([chosen])[0],
+        cfg.n_layer,
+        cfg.n_head,
+        result,
+        notices + more,
+    )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 import torch
@@ -20,6 +20,8 @@ from tinygpt.errors import UsageError
 from tinygpt.model import GPT
 from tinygpt.tokenizer import Tokenizer
 
+SPAN_TOKENS = 8  # tokens per surprising span
+
 
 @dataclass
 class EvalResult:
@@ -28,9 +30,42 @@ class EvalResult:
     bits_per_byte: float
     tokens: int
     bytes: int
+    # With keep_token_losses: the loss of predicting each token (ids[1:]; the first has none)
+    token_losses: np.ndarray | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "token_losses"}
+
+
+@dataclass
+class Span:
+    start: int  # token positions [start, end)
+    end: int
+    mean_loss: float
+    text: str
+
+
+def surprising_spans(
+    losses: np.ndarray, ids: list[int], tokenizer: Tokenizer, count: int = 10
+) -> list[Span]:
+    """The ``count`` non-overlapping runs of :data:`SPAN_TOKENS` tokens with the highest mean
+    loss, most surprising first. ``losses[i]`` is token ``i + 1``'s."""
+    width = min(SPAN_TOKENS, len(losses))
+    if width == 0:
+        return []
+    means = np.convolve(losses, np.ones(width) / width, mode="valid")  # mean of losses[i:i+w]
+    taken = np.zeros(len(losses), dtype=bool)
+    spans = []
+    for i in np.argsort(-means, kind="stable"):
+        if len(spans) == count:
+            break
+        if taken[i : i + width].any():
+            continue
+        taken[i : i + width] = True
+        start = int(i) + 1  # the tokens predicted
+        text = tokenizer.decode(ids[start : start + width])
+        spans.append(Span(start, start + width, float(means[i]), text))
+    return spans
 
 
 @torch.inference_mode()
@@ -40,9 +75,11 @@ def evaluate_text(
     text: str,
     batch_size: int = 16,
     on_progress: Callable[[int, int], None] | None = None,
+    keep_token_losses: bool = False,
 ) -> EvalResult:
     """Score the whole text; ``on_progress(windows done, windows in all)`` after each batch
-    (a megabyte takes most of a minute on a CPU: the CLI shows a bar)."""
+    (a megabyte takes most of a minute on a CPU: the CLI shows a bar). ``keep_token_losses``
+    keeps each token's loss in the result (4 bytes a token)."""
     model.eval()
     device = model.wte.weight.device
     ids = encode_text(tokenizer, text).astype(np.int64)
@@ -50,19 +87,19 @@ def evaluate_text(
         raise UsageError("the file is too short to evaluate: it needs at least 2 tokens")
     block = model.config.block_size
     starts = list(range(0, len(ids) - 1, block))
-    total_nats, counted = 0.0, 0
+    # Windows do not overlap: together they predict ids[1:], each token once, in order.
+    pieces: list[np.ndarray] = []
     full = [s for s in starts if s + block + 1 <= len(ids)]
     report = on_progress or (lambda done, total: None)
     for i in range(0, len(full), batch_size):
         rows = np.stack([ids[s : s + block + 1] for s in full[i : i + batch_size]])
-        total_nats += _sum_nll(model, torch.from_numpy(rows).to(device))
-        counted += rows.shape[0] * block
+        pieces.append(_losses(model, torch.from_numpy(rows).to(device)))
         report(i + rows.shape[0], len(starts))
     for s in starts[len(full) :]:  # the short window at the end
-        row = torch.from_numpy(ids[s:][None, :]).to(device)
-        total_nats += _sum_nll(model, row)
-        counted += row.size(1) - 1
+        pieces.append(_losses(model, torch.from_numpy(ids[s:][None, :]).to(device)))
         report(len(starts), len(starts))
+    losses = np.concatenate(pieces)
+    total_nats, counted = float(losses.sum(dtype=np.float64)), len(losses)
     loss = total_nats / counted
     num_bytes = len(text.encode("utf-8"))
     return EvalResult(
@@ -71,6 +108,7 @@ def evaluate_text(
         bits_per_byte=total_nats / math.log(2) / num_bytes,
         tokens=len(ids),
         bytes=num_bytes,
+        token_losses=losses if keep_token_losses else None,
     )
 
 
@@ -81,5 +119,5 @@ def token_losses(model: GPT, rows: torch.Tensor) -> torch.Tensor:
     return losses.view(rows.size(0), -1)
 
 
-def _sum_nll(model: GPT, rows: torch.Tensor) -> float:
-    return float(token_losses(model, rows).sum())
+def _losses(model: GPT, rows: torch.Tensor) -> np.ndarray:
+    return token_losses(model, rows).float().flatten().cpu().numpy()

@@ -13,10 +13,7 @@ when cells are smaller than a line of text); tests/test_browser.py checks this i
 from __future__ import annotations
 
 import base64
-import hashlib
 import html
-import json
-import math
 import re
 from typing import Any
 
@@ -24,6 +21,7 @@ import torch
 
 from tinygpt.attention.labels import head_label, visible
 from tinygpt.attention.scores import CHANCE_MULTIPLE, SCORES
+from tinygpt.draw.page import csp, json_for_script
 
 # The page's own style and script: the only ones its Content-Security-Policy allows (by hash).
 _STYLE = """
@@ -161,16 +159,9 @@ show();
 """
 
 
-def _sha256(text: str) -> str:
-    return base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode("ascii")
-
-
 # Only the page's own style and script may run, named by their hashes, and nothing may be
 # fetched: even a token that became markup could neither run nor phone home.
-_CSP = (
-    f"default-src 'none'; script-src 'sha256-{_sha256(_SCRIPT)}'; "
-    f"style-src 'sha256-{_sha256(_STYLE)}'"
-)
+_CSP = csp(_STYLE, _SCRIPT)
 
 _PAGE = (
     """<!doctype html>
@@ -199,23 +190,6 @@ _PAGE = (
     + """</script></body></html>
 """
 )
-
-
-def _finite(value: Any) -> Any:
-    """NaN and infinities as None (JSON.parse rejects them; a one-token prompt has no scores)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
-
-
-def _json_for_script(data: Any) -> str:
-    # Inside <script>, "</script>" or "<!--" in a token would end or confuse the block.
-    text = json.dumps(_finite(data), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
 
 
 def _pack(matrix: torch.Tensor, first_row: int = 0) -> str:
@@ -268,6 +242,6 @@ def render_html(
         "chance": report["scores"][0]["chance"] if report["scores"] else {},
         "chance_multiple": CHANCE_MULTIPLE,
     }
-    parts = {"CSP": _CSP, "TITLE": html.escape(title), "DATA": _json_for_script(data)}
+    parts = {"CSP": _CSP, "TITLE": html.escape(title), "DATA": json_for_script(data)}
     # One pass, so a title holding "__DATA__" stays text.
     return re.sub(r"__(CSP|TITLE|DATA)__", lambda m: parts[m.group(1)], _PAGE)

@@ -14,6 +14,7 @@ from tinygpt.cli.app import command
 from tinygpt.cli.common import DEVICE_DEFAULT, CheckpointOpt, DeviceOpt, JsonOpt, write_stdout
 from tinygpt.cli.options import with_field_options
 from tinygpt.config import SampleConfig, TrainConfig
+from tinygpt.console import printable
 from tinygpt.errors import UsageError
 
 SAMPLE_OPTIONS = (
@@ -131,16 +132,36 @@ def eval_command(
     device: DeviceOpt = DEVICE_DEFAULT,
     encoding: Annotated[str, typer.Option(help="Text encoding of FILE.")] = TrainConfig.encoding,
     json_out: JsonOpt = False,
+    token_losses: Annotated[
+        Path | None,
+        typer.Option(
+            "--token-losses",
+            help="Write every token's loss, and the most surprising spans, to this JSON file.",
+        ),
+    ] = None,
 ) -> None:
     """Cross-entropy, perplexity and bits per byte of a checkpoint on a whole text file."""
-    from tinygpt.api import evaluate
+    from tinygpt import api
 
-    result = evaluate(checkpoint, file, device=device, encoding=encoding, best=best, progress=True)
+    options = dict(device=device, encoding=encoding, best=best, progress=True)
+    if token_losses is None:
+        summary = api.evaluate(checkpoint, file, **options).to_dict()
+    else:
+        from tinygpt.attention.files import write_bytes
+
+        report = api.token_loss_report(checkpoint, file, **options)
+        write_bytes(token_losses, json.dumps(report).encode())
+        summary = {k: report[k] for k in ("loss", "perplexity", "bits_per_byte", "tokens", "bytes")}
     if json_out:
-        typer.echo(json.dumps(result.to_dict()))
+        typer.echo(json.dumps(summary))
     else:
         typer.echo(
-            f"loss {result.loss:.4f} nats/token  perplexity {result.perplexity:.2f}  "
-            f"bits/byte {result.bits_per_byte:.4f}  "
-            f"({result.tokens:,} tokens, {result.bytes:,} bytes)"
+            f"loss {summary['loss']:.4f} nats/token  perplexity {summary['perplexity']:.2f}  "
+            f"bits/byte {summary['bits_per_byte']:.4f}  "
+            f"({summary['tokens']:,} tokens, {summary['bytes']:,} bytes)"
         )
+    if token_losses is not None:
+        if not json_out:
+            for span in report["surprising_spans"][:5]:
+                typer.echo(f"  {span['mean_loss']:6.2f}  {printable(span['text'])!r}")
+        typer.echo(f"wrote {token_losses}", err=True)

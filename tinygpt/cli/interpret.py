@@ -1,0 +1,171 @@
+"""``tinygpt inspect predictions | attribution | lens | patch``: what the model predicted, which
+component wrote the prediction, when it appeared, and which activation carries it."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from tinygpt.cli.app import command, inspect_app
+from tinygpt.cli.common import DEVICE_DEFAULT, CheckpointOpt, DeviceOpt, JsonOpt, show, wrote
+
+PromptOpt = Annotated[str, typer.Option("--prompt", "-p", help="Text to look at; '-' reads stdin.")]
+PositionOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Position to explain: an index (negative from the end) or a token's text."
+        " [default: the last]"
+    ),
+]
+TargetOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Target token: its text (one token) or #ID. [default: the token that came next; at "
+        "the last position, the model's top prediction]"
+    ),
+]
+JsonFileOpt = Annotated[
+    Path | None, typer.Option("--json-file", help="Write the same JSON document to a file.")
+]
+HtmlOpt = Annotated[Path | None, typer.Option("--html", help="Write a self-contained HTML page.")]
+PngOpt = Annotated[Path | None, typer.Option("--png", help="Write a PNG figure.")]
+SvgOpt = Annotated[Path | None, typer.Option("--svg", help="Write the same figure as SVG.")]
+BestOpt = Annotated[bool, typer.Option("--best", help="Use the best-validation weights.")]
+
+
+def _read(prompt: str) -> str:
+    return sys.stdin.read() if prompt == "-" else prompt
+
+
+def _finish(report: Any, json_out: bool, render: Any, files: dict[str, Path | None]) -> None:
+    """Notices on stderr, the view (or JSON) on stdout, then the files asked for."""
+    from tinygpt.attention.files import write_bytes
+    from tinygpt.console import stdout_console
+    from tinygpt.interpret import figures, html
+
+    for notice in report.notices:
+        typer.echo(f"note: {notice}", err=True)
+    show(stdout_console(), json_out, report.to_dict, render)
+    writers = {
+        "json": lambda: json.dumps(report.to_dict()).encode(),
+        "html": lambda: html.render_page(report).encode(),
+        "png": lambda: figures.report_png(report),
+        "svg": lambda: figures.report_svg(report).encode(),
+    }
+    for kind, path in files.items():
+        if path is not None:
+            write_bytes(path, writers[kind]())
+            wrote(path)
+
+
+@command("predictions", group=inspect_app)
+def predictions(
+    checkpoint: CheckpointOpt = None,
+    prompt: PromptOpt = "",
+    top: Annotated[int, typer.Option(help="Next-token guesses shown per position.")] = 5,
+    json_out: JsonOpt = False,
+    json_file: JsonFileOpt = None,
+    html_file: HtmlOpt = None,
+    png_file: PngOpt = None,
+    svg_file: SvgOpt = None,
+    best: BestOpt = False,
+    device: DeviceOpt = DEVICE_DEFAULT,
+) -> None:
+    """What the model predicted at each position, and how surprised it was by what came next."""
+    from tinygpt import api
+    from tinygpt.console import stdout_console
+    from tinygpt.interpret.view import predictions_view
+
+    report = api.predictions_report(checkpoint, _read(prompt), top=top, device=device, best=best)
+    width = stdout_console().width
+    files = {"json": json_file, "html": html_file, "png": png_file, "svg": svg_file}
+    _finish(report, json_out, lambda: predictions_view(report, width), files)
+
+
+@command("attribution", group=inspect_app)
+def attribution(
+    checkpoint: CheckpointOpt = None,
+    prompt: PromptOpt = "",
+    position: PositionOpt = None,
+    target: TargetOpt = None,
+    rows: Annotated[int, typer.Option(help="Components shown, largest first.")] = 20,
+    json_out: JsonOpt = False,
+    json_file: JsonFileOpt = None,
+    html_file: HtmlOpt = None,
+    png_file: PngOpt = None,
+    svg_file: SvgOpt = None,
+    best: BestOpt = False,
+    device: DeviceOpt = DEVICE_DEFAULT,
+) -> None:
+    """Direct logit attribution: each head's, MLP's and the embedding's share of a token's logit."""
+    from tinygpt import api
+    from tinygpt.interpret.view import attribution_view
+
+    report = api.logit_attribution(
+        checkpoint, _read(prompt), position=position, target=target, device=device, best=best
+    )
+    files = {"json": json_file, "html": html_file, "png": png_file, "svg": svg_file}
+    _finish(report, json_out, lambda: attribution_view(report, rows), files)
+
+
+@command("lens", group=inspect_app)
+def lens(
+    checkpoint: CheckpointOpt = None,
+    prompt: PromptOpt = "",
+    position: PositionOpt = None,
+    target: TargetOpt = None,
+    json_out: JsonOpt = False,
+    json_file: JsonFileOpt = None,
+    html_file: HtmlOpt = None,
+    best: BestOpt = False,
+    device: DeviceOpt = DEVICE_DEFAULT,
+) -> None:
+    """The logit lens: the prediction read from the residual stream after each layer."""
+    from tinygpt import api
+    from tinygpt.interpret.view import lens_view
+
+    report = api.logit_attribution(
+        checkpoint, _read(prompt), position=position, target=target, device=device, best=best
+    )
+    files = {"json": json_file, "html": html_file}
+    _finish(report, json_out, lambda: lens_view(report), files)
+
+
+@command("patch", group=inspect_app)
+def patch(
+    checkpoint: CheckpointOpt = None,
+    clean: Annotated[str, typer.Option(help="The prompt whose prediction is restored.")] = "",
+    corrupted: Annotated[
+        str, typer.Option(help="The same number of tokens, changed where it matters.")
+    ] = "",
+    position: PositionOpt = None,
+    target: Annotated[
+        str | None,
+        typer.Option(
+            help="Target token: its text (one token) or #ID. [default: the clean run's top "
+            "prediction at --position]"
+        ),
+    ] = None,
+    json_out: JsonOpt = False,
+    json_file: JsonFileOpt = None,
+    html_file: HtmlOpt = None,
+    png_file: PngOpt = None,
+    svg_file: SvgOpt = None,
+    best: BestOpt = False,
+    device: DeviceOpt = DEVICE_DEFAULT,
+) -> None:
+    """Activation patching: which head or layer carries the difference between two prompts."""
+    from tinygpt import api
+    from tinygpt.console import stdout_console
+    from tinygpt.interpret.view import patching_view
+
+    report = api.activation_patching(
+        checkpoint, clean, corrupted, position=position, target=target, device=device, best=best
+    )
+    width = stdout_console().width
+    files = {"json": json_file, "html": html_file, "png": png_file, "svg": svg_file}
+    _finish(report, json_out, lambda: patching_view(report, width), files)
