@@ -96,7 +96,7 @@ def train(
         notes = [lock_note] if lock_note else []
         request = _Request(data, out, model_opts, train_opts, from_recipe, notes)
         if not resume:
-            _check_fresh(request, overwrite)
+            _prepare_fresh(request, overwrite)
         source = _resumed(request) if resume else None
         return _run(request, source, callbacks, cache_dir)
 
@@ -118,7 +118,7 @@ def _resumed(request: _Request) -> ckpt.Checkpoint:
     return source
 
 
-def _check_fresh(request: _Request, overwrite: bool) -> None:
+def _prepare_fresh(request: _Request, overwrite: bool) -> None:
     """A new run may write ``out``; picks its tokenizer when no option named one."""
     out, existing = request.out, ckpt.is_checkpoint(request.out)
     if existing and not overwrite:

@@ -164,6 +164,8 @@ class Trainer:
 
     # -- the loop ----------------------------------------------------------------------------
     def fit(self) -> TrainResult:
+        """Step to the schedule's total, evaluating and saving every ``eval_every`` steps and
+        at the end; a stop signal saves and stops, the ``--max-time`` deadline evaluates too."""
         session = self._session()
         with stopping.Interrupt().installed() as interrupt, self._events():
             while self.state.step < self.state.total_steps:
