@@ -87,7 +87,7 @@ def time_steps(repeats: int, warmup: int) -> dict[str, float]:
     """Median seconds per training step of every variant, timed round-robin in this process."""
     from tinygpt.config import ModelConfig, TrainConfig
     from tinygpt.model import GPT
-    from tinygpt.optim import build_optimizers
+    from tinygpt.optim import build_optimizer
     from tinygpt.presets import resolve_options
 
     torch.set_num_threads(1)  # as each training worker runs
@@ -102,7 +102,7 @@ def time_steps(repeats: int, warmup: int) -> dict[str, float]:
         model = GPT(mcfg)
         if zero_init:
             zero_init_projections(model)
-        setups[name] = (model, build_optimizers(model, tcfg, torch.device("cpu")))
+        setups[name] = (model, build_optimizer(model, tcfg, torch.device("cpu")))
     x = torch.randint(0, 65, (SHAPE["batch_size"], SHAPE["block_size"]))
     y = torch.randint(0, 65, x.shape)
     times: dict[str, list[float]] = {name: [] for name in VARIANTS}
@@ -112,8 +112,7 @@ def time_steps(repeats: int, warmup: int) -> dict[str, float]:
             _, loss = model(x, y)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            for o in opt.optimizers:
-                o.step()
+            opt.step()
             opt.zero_grad()
             if i >= warmup:
                 times[name].append(time.perf_counter() - t0)

@@ -117,7 +117,8 @@ def test_torchrun_cli_trains_and_resumes(tmp_path):
     from tinygpt.checkpoint import open_checkpoint, read_metrics
 
     ck = open_checkpoint(tmp_path / "checkpoints" / "small")
-    assert ck.step == 10 and ck.config.train.world_size == 2
+    assert ck.step == 10 and ck.load_state()["world_size"] == 2
+    assert json.loads((ck.directory / "config.json").read_text())["train"]["world_size"] == 2
     assert [m["step"] for m in read_metrics(ck.directory)] == [5, 10]
     bad = torchrun("--max-steps", "10", "--n-embd", "30")  # usage error on every rank
     assert bad.returncode != 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 
@@ -15,7 +16,7 @@ from tinygpt.config import ModelConfig, RunConfig, TrainConfig
 from tinygpt.errors import UsageError
 from tinygpt.model import GPT, KVCache
 from tinygpt.muon import Muon
-from tinygpt.optim import Optimizers, build_optimizers
+from tinygpt.optim import MuonAdamW, build_optimizer
 from tinygpt.presets import resolve_options
 from tinygpt.recipe import RECIPES
 from tinygpt.schedule import horizon_free, lr_at
@@ -180,16 +181,52 @@ def test_muon_resumes_from_torch_muon_state():
 def test_optimizer_groups_by_role_with_their_own_rates():
     model = make("modern")
     cfg = TrainConfig(lr=0.004, matrix_lr=0.03, embed_lr=0.5, weight_decay=0.1)
-    opts = build_optimizers(model, cfg, torch.device("cpu"))
+    opts = build_optimizer(model, cfg, torch.device("cpu"))
     roles = {g.role: g for g in opts.groups}
     assert set(roles) == {"matrices", "embeddings", "head"}
     assert (roles["matrices"].optimizer, roles["matrices"].peak_lr) == ("muon", 0.03)
     assert roles["embeddings"].peak_lr == 0.5 and roles["embeddings"].weight_decay == 0
     assert sum(g.parameters for g in opts.groups) == sum(p.numel() for p in model.parameters())
-    opts.set_lr(0.002, cfg)  # half way down the curve: every group at half its peak
+    # One optimizer, a kind per group: Muon's groups first, then AdamW's
+    assert [g["kind"] for g in opts.param_groups] == ["muon", "adamw", "adamw"]
+    opts.set_lr(0.002, cfg.lr)  # half way down the curve: every group at half its peak
     assert sorted(g["lr"] for g in opts.param_groups) == pytest.approx([0.002, 0.015, 0.25])
-    gpt2 = build_optimizers(make("gpt2"), TrainConfig(optimizer="adamw"), torch.device("cpu"))
-    assert [type(o) for o in gpt2.optimizers] == [torch.optim.AdamW]
+    gpt2 = build_optimizer(make("gpt2"), TrainConfig(optimizer="adamw"), torch.device("cpu"))
+    assert {g["kind"] for g in gpt2.param_groups} == {"adamw"}
+
+
+def test_a_grad_scaler_steps_every_kind_of_group_or_none():
+    # The scaler unscales and steps the one optimizer: an overflow in Muon's matrices skips
+    # AdamW's groups too (two optimizers stepped apart would let one of them move).
+    model = make("modern")
+    opt = build_optimizer(model, TrainConfig(), torch.device("cpu"))
+    scaler = torch.amp.GradScaler("cpu", init_scale=16.0)
+
+    def step(overflow: bool) -> list[bool]:
+        before = [p.detach().clone() for p in model.parameters()]
+        _, loss, _ = model(*[torch.randint(0, 40, (2, 24))] * 2)
+        scaler.scale(loss).backward()
+        if overflow:
+            opt.param_groups[0]["params"][0].grad.fill_(math.inf)
+        scaler.unscale_(opt)
+        scaler.step(opt)
+        scaler.update()
+        opt.zero_grad()
+        return [not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True)]
+
+    assert opt.param_groups[0]["kind"] == "muon"
+    assert not any(step(overflow=True)) and scaler.get_scale() == 8.0
+    assert all(step(overflow=False))
+
+
+def test_a_checkpoint_holds_one_optimizer_state(tiny_run):
+    # One torch-style state dict, a kind per group (older checkpoints' two shapes still load:
+    # tests/test_checkpoint_fixtures.py); Python's random is neither used nor saved.
+    state = ckpt.open_checkpoint(tiny_run(max_steps=2, eval_every=2).out_dir).load_state()
+    assert set(state["optimizer"]) == {"state", "param_groups"}
+    kinds = [g["kind"] for g in state["optimizer"]["param_groups"]]
+    assert kinds[0] == "muon" and set(kinds[1:]) == {"adamw"}
+    assert "python_rng" not in state
 
 
 def test_wsd_schedule_warms_up_holds_then_decays_linearly_to_min_lr():
@@ -271,13 +308,16 @@ def test_resume_with_muon_is_bitwise_exact(tiny_run, monkeypatch):
     monkeypatch.setattr(Trainer, "train_step", step_then_ctrl_c)
     tiny_run("lost", **options)
     monkeypatch.undo()
-    real_load = Optimizers.load_state_dict
+    real_load = MuonAdamW.load_state_dict
 
     def forget_muon(self, state):
         real_load(self, state)
-        self.optimizers[0].state.clear()  # Muon comes first: its momentum is gone
+        for group in self.param_groups:
+            if group["kind"] == "muon":  # its momentum is gone
+                for p in group["params"]:
+                    self.state.pop(p, None)
 
-    monkeypatch.setattr(Optimizers, "load_state_dict", forget_muon)
+    monkeypatch.setattr(MuonAdamW, "load_state_dict", forget_muon)
     lost = tiny_run("lost", resume=True, **options)
     c = ckpt.open_checkpoint(lost.out_dir).load_model("cpu").state_dict()
     assert not all(torch.equal(a[k], c[k]) for k in a)

@@ -588,7 +588,8 @@ def test_a_damaged_token_cache_entry_is_rebuilt(small_text, tmp_path, damage):
 def test_a_crafted_config_never_builds_a_model_larger_than_its_weights(
     ck, tmp_path, monkeypatch, command
 ):
-    from tinygpt import checkpoint, trainer
+    from tinygpt import checkpoint
+    from tinygpt.training import setup
 
     config = json.loads((ck / ckpt.CONFIG_FILE).read_text())
     config["model"]["vocab_size"] = 15_000_000  # ~2 GB of float32 embedding, in a 100 KB folder
@@ -601,7 +602,7 @@ def test_a_crafted_config_never_builds_a_model_larger_than_its_weights(
         return real_gpt(cfg, *args, **kwargs)
 
     monkeypatch.setattr(checkpoint, "GPT", spy)
-    monkeypatch.setattr(trainer, "GPT", spy)
+    monkeypatch.setattr(setup, "GPT", spy)
     args = {
         "generate": ["generate", "-c", "ck", "--max-new-tokens", "2", "--device", "cpu"],
         "resume": ["train", "small.txt", "--out", "ck", "--resume", "--max-steps", "11", "-q"],

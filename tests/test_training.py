@@ -10,7 +10,8 @@ from tests.conftest import TINY
 from tinygpt import checkpoint as ckpt
 from tinygpt.config import TrainConfig
 from tinygpt.errors import TrainingDiverged, UsageError
-from tinygpt.trainer import Trainer, lr_at
+from tinygpt.schedule import lr_at
+from tinygpt.trainer import Trainer
 
 
 def test_tiny_model_overfits_tiny_text(tmp_path):
@@ -120,6 +121,32 @@ def test_resume_is_bitwise_exact_with_dropout(tiny_run, monkeypatch):
     other = tiny_run("other", dropout=0.2, max_steps=30, eval_every=10, seed=99)
     c = _final_weights(other.out_dir)
     assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_a_run_never_changes_its_configuration(tiny_run, monkeypatch):
+    # What moves during a run (the total --max-time plans, the step, the processes) is its
+    # state: the configs it was given are the same after training, and TrainConfig is frozen.
+    import copy
+    import dataclasses
+
+    seen = []
+    real_init = Trainer.__init__
+    ticks = iter(range(10**9))
+
+    def watched(self, run, *args, **kwargs):
+        real_init(self, run, *args, **kwargs)
+        self.clock = lambda: next(ticks) * 0.01  # a steady machine: ~20 steps a second
+        seen.append((run, copy.deepcopy(run)))
+
+    monkeypatch.setattr(Trainer, "__init__", watched)
+    result = tiny_run(max_steps=100000, max_time=2.0, eval_every=1000)
+    ((run, before),) = seen
+    assert result.stopped_by_time and result.step < 100000  # the planner did plan a total
+    assert run == before and run.train.max_steps == 100000
+    saved = ckpt.open_checkpoint(result.out_dir).config.train
+    assert saved.max_steps == result.step  # the plan is recorded, from the run's state
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        run.train.max_steps = 5  # type: ignore[misc]
 
 
 def test_refuses_to_overwrite_and_resume_keeps_shape(tiny_run):

@@ -38,8 +38,8 @@ from tinygpt.progress import ProgressDisplay, eval_progress
 from tinygpt.sampling import GenerationResult, encode_prompt, generate_text
 from tinygpt.sampling.interactive import interactive
 from tinygpt.tokenizer import Tokenizer
-from tinygpt.trainer import TrainerCallback, TrainResult
-from tinygpt.trainer import train as run_training
+from tinygpt.training.run import train as run_training
+from tinygpt.training.trainer import TrainerCallback, TrainResult
 
 
 def load(
@@ -65,8 +65,8 @@ def train(
     spell: Spell = python_spelling,
     **options: Any,
 ) -> TrainResult:
-    """Train a GPT on ``data``: :func:`tinygpt.trainer.train` with head snapshots recorded at
-    every evaluation and, unless ``quiet``, the progress display on stderr. By default
+    """Train a GPT on ``data``: :func:`tinygpt.training.run.train` with head snapshots recorded
+    at every evaluation and, unless ``quiet``, the progress display on stderr. By default
     (``quiet=None``) progress is shown when stderr is a terminal and not otherwise (a script,
     a test, a notebook's captured output). ``options`` are ``out_dir``, ``resume``,
     ``overwrite``, ``preset``, ``config``, ``cache_dir`` and any ModelConfig or TrainConfig

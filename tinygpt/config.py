@@ -224,9 +224,13 @@ class ModelConfig:
         return self.n_embd // self.n_head
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig:
-    """One training run: data, optimiser, schedule, evaluation, hardware and bookkeeping."""
+    """One training run: data, optimiser, schedule, evaluation, hardware and bookkeeping.
+
+    Frozen: what changes as a run goes (its step, the total ``--max-time`` plans, the number
+    of processes) is the run's state (tinygpt/training/state.py), not its configuration.
+    """
 
     data: str = ""
     out_dir: str = ""
@@ -276,13 +280,10 @@ class TrainConfig:
     # Consecutive non-finite steps tolerated (each skipped) before the run stops with an error.
     max_bad_steps: int = 5
     val_fraction: float = 0.1
-    # Data-parallel processes (set by the trainer from torchrun's environment, not an option).
-    world_size: int = 1
 
-    @property
-    def effective_batch_size(self) -> int:
+    def effective_batch_size(self, world_size: int = 1) -> int:
         """Sequences per optimizer step: batch x accumulation x data-parallel processes."""
-        return self.batch_size * self.grad_accum * self.world_size
+        return self.batch_size * self.grad_accum * world_size
 
     def validate(self) -> TrainConfig:
         _check_types(self)
@@ -293,7 +294,6 @@ class TrainConfig:
             "eval_every",
             "eval_batches",
             "max_bad_steps",
-            "world_size",
         ):
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:
@@ -411,8 +411,14 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
-    def to_dict(self) -> dict[str, Any]:
-        train = {**asdict(self.train), "effective_batch_size": self.train.effective_batch_size}
+    def to_dict(self, world_size: int = 1) -> dict[str, Any]:
+        """config.json's contents; ``world_size``: the processes that trained it (recorded with
+        the batch they made, not read back)."""
+        train = {
+            **asdict(self.train),
+            "world_size": world_size,
+            "effective_batch_size": self.train.effective_batch_size(world_size),
+        }
         return {"model": {"arch": self.model.arch, **asdict(self.model)}, "train": train}
 
     @classmethod

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -313,7 +314,7 @@ def import_hf(src: Path, out: Path, tokenizer: str | None = None, overwrite: boo
     train = TrainConfig(data=str(src), out_dir=str(out), **GPT2.train_options())
     run = RunConfig(model=model_cfg, train=train)
     tok = _import_tokenizer(src, tokenizer, run)
-    train.tokenizer = tok.name
+    run = replace(run, train=replace(train, tokenizer=tok.name))
     state: dict[str, torch.Tensor] = {}
     for key, value in _read_hf_weights(src, model_cfg).items():
         if not isinstance(key, str):

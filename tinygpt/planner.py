@@ -1,4 +1,5 @@
-"""Planning a ``--max-time`` run: how many steps fit before the deadline.
+"""Planning a ``--max-time`` run: how many steps fit before the deadline, and the total the
+schedule is planned for (:class:`Deadline`, what the trainer asks).
 
 The speed is that of steady training steps. A session's first step (with ``torch.compile``,
 the compilation, and the second, which may recompile; without, the allocator and kernel
@@ -11,7 +12,12 @@ forward pass per evaluation batch, a third of a training step's work.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+
+from tinygpt.config import TrainConfig
+from tinygpt.messages import Message, Opt
+from tinygpt.schedule import horizon_free
 
 
 @dataclass
@@ -67,3 +73,64 @@ class DeadlinePlanner:
         if self.eval_seconds is not None:
             text += f"; an evaluation and save {self.eval_seconds:.1f}s"
         return text
+
+
+class Deadline:
+    """A session's ``--max-time`` budget: the schedule's total that ends at it, whether it has
+    passed, and what to say when it ends the run. The trainer reads its clock and asks.
+
+    The total is re-planned only while the rate does not depend on it yet (``horizon_free``):
+    re-planning then changes nothing already done, and the total settled on is saved, so a
+    resume continues the same schedule exactly. No plan before a steady step.
+    """
+
+    def __init__(self, cfg: TrainConfig, start: float, compiled: bool) -> None:
+        assert cfg.max_time is not None
+        self.cfg, self.start, self.max_time = cfg, start, cfg.max_time
+        self.cap = cfg.max_steps  # --max-steps stays a cap
+        self.planner = DeadlinePlanner(
+            self.max_time,
+            cfg.eval_every,
+            2 * cfg.eval_batches,
+            cfg.grad_accum,
+            warmup_steps=2 if compiled else 1,  # a compiled second step may recompile
+            compiled=compiled,
+        )
+
+    def plan(self, now: float, step: int, total: int, agree: Callable[[int], int]) -> int:
+        """The schedule's total once ``step`` steps are done at clock reading ``now``;
+        ``agree`` makes every data-parallel rank take the same one."""
+        elapsed = now - self.start
+        self.planner.step_done(elapsed)
+        if step >= horizon_free(self.cfg, total):
+            return total
+        left = self.planner.steps_left(elapsed)
+        if left is None:
+            return total
+        # Capped first: a budget like 1e38 s must not overflow the float32 all ranks average.
+        estimate = agree(step + min(left, self.cap))
+        # --max-steps stays a cap even while the warmup outlasts it (the horizon not reached)
+        return min(self.cap, max(step + 1, estimate))
+
+    def passed(self, now: float) -> bool:
+        return now - self.start >= self.max_time
+
+    def evaluation_done(self, seconds: float) -> None:
+        self.planner.evaluation_done(seconds)
+
+    def ends_early(self, step: int, total: int) -> bool:
+        """The run reached the total planned for the deadline, short of --max-steps."""
+        return step == total < self.cap
+
+    def reached_note(self, step: int) -> Message:
+        return Message(
+            Opt("max_time"),
+            f" {self.max_time:g}s reached at step {step} ({self.planner.summary()})",
+        )
+
+    def planned_end_note(self, step: int, now: float) -> Message:
+        return Message(
+            Opt("max_time"),
+            f" {self.max_time:g}s: the schedule planned for the deadline ended at step {step} "
+            f"({now - self.start:.0f}s; {self.planner.summary()})",
+        )

@@ -30,7 +30,7 @@ from tinygpt.messages import Spell, python_spelling, spelled
 from tinygpt.optim import groups_line
 from tinygpt.schedule import describe as describe_schedule
 from tinygpt.speed import Slowdown
-from tinygpt.trainer import Trainer, TrainerCallback
+from tinygpt.training.trainer import Trainer, TrainerCallback
 
 
 class TimeLeftColumn(TimeRemainingColumn):
@@ -66,7 +66,7 @@ class ProgressDisplay(TrainerCallback):
         )
         self.task = self.progress.add_task(
             "train",
-            total=trainer.cfg.max_steps,
+            total=trainer.state.total_steps,
             completed=trainer.step,
             loss=0.0,
             lr=0.0,
@@ -80,7 +80,7 @@ class ProgressDisplay(TrainerCallback):
             self.progress.update(
                 self.task,
                 completed=trainer.step,
-                total=trainer.cfg.max_steps,  # --max-time re-plans it while the rate allows
+                total=trainer.state.total_steps,  # --max-time re-plans it while the rate allows
                 loss=loss,
                 lr=lr,
                 tok_s=tokens_per_sec,
@@ -131,11 +131,9 @@ def slowdown_note(slowdown: Slowdown, device: str) -> str:
 
 def describe_run(trainer: Trainer, console: Console) -> None:
     """One block at start-up: data, model, hardware and where the checkpoint goes."""
-    m, t = trainer.run.model, trainer.cfg
+    m, t, world = trainer.run.model, trainer.cfg, trainer.state.world_size
     resumed = f" (resuming at step {trainer.step})" if trainer.step else ""
-    per_rank = (
-        f" ({t.world_size} processes x {t.batch_size * t.grad_accum})" if t.world_size > 1 else ""
-    )
+    per_rank = f" ({world} processes x {t.effective_batch_size()})" if world > 1 else ""
     console.print(
         f"data     {_shown(t.data)}: {len(trainer.corpus.ids):,} tokens "
         f"({'cached' if trainer.corpus.from_cache else 'tokenized'}), tokenizer "
@@ -146,7 +144,7 @@ def describe_run(trainer: Trainer, console: Console) -> None:
         f"block {m.block_size}: {trainer.model.parameter_count().describe()}\n"
         f"optim    {groups_line(trainer.optimizer.groups)}\n"
         f"schedule {describe_schedule(t)}\n"
-        f"run      {t.max_steps} steps x {t.effective_batch_size} sequences{per_rank}, "
+        f"run      {t.max_steps} steps x {t.effective_batch_size(world)} sequences{per_rank}, "
         f"device {trainer.device.type}, "
         f"{str(trainer.dtype).removeprefix('torch.')}, attention {trainer.model.attention}"
         f"{', compiled' if trainer.compiled else ''}\n"

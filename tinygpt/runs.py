@@ -45,7 +45,7 @@ def checkpoint_info(directory: str | Path | None = None, groups: bool = True) ->
         "training_seconds": round(float(state.get("elapsed", 0.0)), 1),
         "device": state.get("device"),
         "dtype": state.get("dtype"),
-        "effective_batch_size": t.effective_batch_size,
+        "effective_batch_size": t.effective_batch_size(int(state.get("world_size", 1))),
         "data": t.data,
         "saved": time.strftime("%Y-%m-%d %H:%M", time.localtime(ck.saved_at)),
     }

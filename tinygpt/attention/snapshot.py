@@ -27,7 +27,7 @@ from tinygpt.attention.scores import BY_ROLE, ROLE_SCORES, SNAPSHOT_KEYS, all_he
 from tinygpt.data import BatchSampler
 from tinygpt.device import autocast
 from tinygpt.model import GPT
-from tinygpt.trainer import Trainer, TrainerCallback
+from tinygpt.training.trainer import Trainer, TrainerCallback
 
 # The induction probe repeats this many random tokens twice; with fewer there is no second-copy
 # token left to predict (block size 1 or 2, or a one-character vocabulary).

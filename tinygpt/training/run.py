@@ -1,0 +1,233 @@
+"""From options to a trained checkpoint: ``train()``.
+
+The options are merged (preset, config file, keywords) and split into model and training
+configs; the output directory is locked; a resumed run's stored configs are checked against the
+new options; the process group is joined, the corpus tokenized (rank 0 first) and the
+:class:`~tinygpt.training.trainer.Trainer` run. The configs are final before the run starts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from tinygpt import checkpoint as ckpt
+from tinygpt.config import ModelConfig, RunConfig, TrainConfig
+from tinygpt.data import check_encoding, prepare_corpus
+from tinygpt.distributed import launch_rank, setup, teardown
+from tinygpt.errors import UsageError
+from tinygpt.lock import directory_lock
+from tinygpt.messages import ANY, Opt
+from tinygpt.presets import resolve_options
+from tinygpt.recipe import MODEL_SWITCHES
+from tinygpt.training.sizing import default_tokenizer
+from tinygpt.training.trainer import Trainer, TrainerCallback, TrainResult
+
+
+def split_options(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Sort keyword options into model-shape and training options; reject unknown names."""
+    model_names = {f.name for f in fields(ModelConfig)}
+    train_names = {f.name for f in fields(TrainConfig)}
+    model_opts, train_opts = {}, {}
+    for key, value in options.items():
+        if value is None:  # not given: the preset, config file or dataclass default stands
+            continue
+        if key in model_names:
+            model_opts[key] = value
+        elif key in train_names:
+            train_opts[key] = value
+        else:
+            raise UsageError(f"unknown training option {key!r}")
+    return model_opts, train_opts
+
+
+def default_out_dir(data: str | Path) -> Path:
+    """checkpoints/<file stem>; for a glob, the name of the folder it searches."""
+    path = Path(data)
+    while any(ch in path.name for ch in "*?[") and path.name != path.parent.name:
+        path = path.parent
+    return Path("checkpoints") / (path.stem or "corpus")
+
+
+@dataclass
+class _Request:
+    """What ``train()`` was asked for, once the options are merged and split."""
+
+    data: str | Path
+    out: Path
+    model_opts: dict[str, Any]
+    train_opts: dict[str, Any]
+    from_recipe: set[str]  # switches a recipe (not the caller) set
+    notes: list[str]
+
+
+def train(
+    data: str | Path,
+    *,
+    out_dir: str | Path | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    callbacks: Sequence[TrainerCallback] = (),
+    cache_dir: Path | None = None,
+    preset: str | None = None,
+    config: str | Path | None = None,
+    **options: Any,
+) -> TrainResult:
+    """Train a GPT on the text file ``data`` and write a checkpoint directory.
+
+    ``options`` are any :class:`ModelConfig` or :class:`TrainConfig` fields, e.g.
+    ``train("input.txt", tokenizer="char", n_layer=2, max_steps=200)``; they override a named
+    ``preset`` and a ``config`` file (TOML or JSON). With ``resume=True`` the
+    run in ``out_dir`` continues (``max_steps`` is then the new total); shape options must match.
+    ``callbacks`` listen to the run's events (nothing is shown without them; see
+    :func:`tinygpt.api.train`).
+    """
+    out = Path(out_dir) if out_dir else default_out_dir(data)
+    model_opts, train_opts = split_options(resolve_options(preset, config, options))
+    # One writer per directory (rank 0 writes for a torchrun job); taking the lock also proves
+    # that --out can be written, before any work is done.
+    guard = directory_lock(out) if launch_rank() == 0 else nullcontext()
+    # Switches the user did not spell out came from a recipe (--arch, a preset, a config file):
+    # a message about them names the recipe, not a --position no command line has.
+    from_recipe = {k for k in model_opts if k in MODEL_SWITCHES and k not in options}
+    with guard as lock_note:
+        notes = [lock_note] if lock_note else []
+        request = _Request(data, out, model_opts, train_opts, from_recipe, notes)
+        if not resume:
+            _prepare_fresh(request, overwrite)
+        source = _resumed(request) if resume else None
+        return _run(request, source, callbacks, cache_dir)
+
+
+def _resumed(request: _Request) -> ckpt.Checkpoint:
+    out = request.out
+    if not ckpt.is_checkpoint(out):
+        raise UsageError(
+            Opt("resume", True),
+            f": no checkpoint in {out} to resume; drop ",
+            Opt("resume", True),
+            " to start",
+        )
+    # The writer (it holds the lock) first finishes a save a crash cut short after its
+    # commit point, so the evaluations it logged are resumed with its weights.
+    if launch_rank() == 0:
+        ckpt.recover(out)
+    source = ckpt.open_checkpoint(out)
+    source.fitting_weights()  # before a model of the declared size is built
+    _check_resume_options(source.config, source.step, request)
+    return source
+
+
+def _prepare_fresh(request: _Request, overwrite: bool) -> None:
+    """A new run may write ``out``; picks its tokenizer when no option named one."""
+    out, existing = request.out, ckpt.is_checkpoint(request.out)
+    if existing and not overwrite:
+        raise UsageError(
+            f"{out} already holds a checkpoint; pass ",
+            Opt("resume", True),
+            " to continue it, ",
+            Opt("out_dir", ANY),
+            " to train elsewhere, or ",
+            Opt("overwrite", True),
+            " to replace it",
+        )
+    if existing:  # its first save would refuse a damaged manifest: say so now, not then
+        ckpt.check_manifests(out)
+    ckpt.check_writable_destination(out, overwrite, Opt("overwrite", True))
+    if "tokenizer" not in request.train_opts:  # not named by a flag, a preset or a config file
+        request.train_opts["tokenizer"], picked = default_tokenizer(
+            request.data, request.model_opts
+        )
+        request.notes += [picked] if picked else []
+
+
+def _check_resume_options(run: RunConfig, step: int, request: _Request) -> None:
+    """Refuse options a resumed run can't honour, each with the reason (never "corrupt": the
+    checkpoint is sound)."""
+    for key, value in request.model_opts.items():
+        current = getattr(run.model, key)
+        if current == value:
+            continue
+        if key in request.from_recipe:
+            raise UsageError(
+                f"the recipe asked for sets {key} {value}, but the checkpoint is a "
+                f"{run.model.arch} model ({key} {current}); a resumed run keeps its model: drop "
+                f"the ",
+                Opt("arch"),
+                ", ",
+                Opt("preset"),
+                " or ",
+                Opt("config"),
+                " that sets it",
+            )
+        raise UsageError(
+            Opt(key, value),
+            f" differs from the checkpoint's {current}; a resumed run keeps its model shape",
+        )
+    train_opts = request.train_opts
+    for key in ("tokenizer", "optimizer"):  # the ids, and the optimizer state, were made for it
+        if key in train_opts and train_opts[key] != getattr(run.train, key):
+            raise UsageError(
+                Opt(key, train_opts[key]),
+                " can't change on ",
+                Opt("resume", True),
+                f": the checkpoint was trained with {getattr(run.train, key)}; train elsewhere (",
+                Opt("out_dir", ANY),
+                f") to start over with {train_opts[key]}",
+            )
+    if train_opts.get("max_steps", step) < step:
+        raise UsageError(
+            Opt("max_steps", train_opts["max_steps"]),
+            f": the run is already at step {step}; on ",
+            Opt("resume", True),
+            f" it is the new total, so give more than {step}",
+        )
+
+
+def _train_config(request: _Request, source: ckpt.Checkpoint | None) -> TrainConfig:
+    where = {"data": str(request.data), "out_dir": str(request.out)}
+    if source is None:
+        return TrainConfig(**{**request.train_opts, **where}).validate()
+    # --max-time is this invocation's budget: a stored one is not applied again (with a
+    # fresh budget, on every resume) unless given again. The total it planned is kept.
+    stored = {**asdict(source.config.train), "max_time": None}
+    return TrainConfig(**{**stored, **request.train_opts, **where}).validate()
+
+
+def _run(
+    request: _Request,
+    source: ckpt.Checkpoint | None,
+    callbacks: Sequence[TrainerCallback],
+    cache_dir: Path | None,
+) -> TrainResult:
+    train_cfg = _train_config(request, source)
+    check_encoding(train_cfg.encoding)
+    dist = setup(train_cfg.device)  # a no-op unless started by torchrun with several processes
+    try:
+        if not dist.is_main:
+            dist.barrier()  # rank 0 tokenizes into the shared cache first; the others reuse it
+        tokenizer = source.tokenizer if source is not None else train_cfg.tokenizer
+        corpus = prepare_corpus(
+            request.data, tokenizer, train_cfg.encoding, cache_dir, exclude=request.out
+        )
+        if dist.is_main:
+            dist.barrier()
+        if source is not None:
+            model_cfg = source.config.model
+        else:
+            vocab = corpus.tokenizer.vocab_size
+            model_cfg = ModelConfig(**{**request.model_opts, "vocab_size": vocab})
+        run = RunConfig(model=model_cfg.validate(), train=train_cfg)
+        trainer = Trainer(
+            run, corpus, resume_from=source, callbacks=callbacks, dist=dist, notes=request.notes
+        )
+        result = trainer.fit()
+        # Leave together: a rank tearing down while its peer is still finishing can abort it.
+        # (Only on success: after an error the other ranks may never arrive.)
+        dist.barrier()
+        return result
+    finally:
+        teardown()

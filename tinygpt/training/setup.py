@@ -1,0 +1,91 @@
+"""Setting a run up: device and precision, seeds, the model and its optimizer, and the model
+the loop calls (wrapped for data parallelism and compiled where that pays).
+
+The order is part of the run's numbers: the model is initialised right after the seed, and a
+resumed run restores its state between :func:`build` and :func:`wrap` (DDP broadcasts rank 0's
+weights when it wraps them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.nn.parallel import DistributedDataParallel
+
+from tinygpt.config import RunConfig, TrainConfig
+from tinygpt.data import BatchSampler
+from tinygpt.device import (
+    configure_backends,
+    default_compile,
+    fit_cpu_threads,
+    resolve_device,
+    resolve_dtype,
+)
+from tinygpt.distributed import DistContext
+from tinygpt.model import GPT
+from tinygpt.optim import MuonAdamW, build_optimizer
+from tinygpt.tokenizer import Tokenizer
+from tinygpt.training.sizing import model_size_note
+
+
+@dataclass
+class Parts:
+    """What a run trains with."""
+
+    device: torch.device
+    dtype: torch.dtype
+    model: GPT
+    optimizer: MuonAdamW
+    scaler: torch.amp.GradScaler
+    sampler: BatchSampler  # the training batches, this rank's share
+    notes: list[str]  # for a person watching: threads lowered, a model too big for its text
+
+
+@dataclass
+class Wrapped:
+    """The model as the loop calls it."""
+
+    forward: torch.nn.Module  # DDP-wrapped and/or compiled, or the model itself
+    ddp: DistributedDataParallel | None
+    compiled: bool
+
+
+def pick_device(cfg: TrainConfig, dist: DistContext) -> torch.device:
+    device = resolve_device(cfg.device)
+    if device.type == "cuda" and dist.enabled:
+        return torch.device("cuda", dist.local_rank)
+    return device
+
+
+def build(run: RunConfig, train_ids: np.ndarray, tokenizer: Tokenizer, dist: DistContext) -> Parts:
+    cfg = run.train
+    device = pick_device(cfg, dist)
+    dtype = resolve_dtype(cfg.dtype, device)
+    configure_backends(device)
+    notes = [fit_cpu_threads(device)]
+    torch.manual_seed(cfg.seed)
+    model = GPT(run.model, attention=cfg.attention).to(device)
+    notes.append(model_size_note(model, len(train_ids), tokenizer))
+    optimizer = build_optimizer(model, cfg, device)
+    fp16 = dtype == torch.float16 and device.type == "cuda"
+    scaler = torch.amp.GradScaler(device.type, enabled=fp16)
+    if dist.enabled:
+        torch.manual_seed(cfg.seed + dist.rank)  # distinct dropout masks per rank
+    block = run.model.block_size
+    sampler = BatchSampler(train_ids, block, cfg.batch_size, cfg.seed, dist.rank, dist.world_size)
+    return Parts(device, dtype, model, optimizer, scaler, sampler, [n for n in notes if n])
+
+
+def wrap(model: GPT, device: torch.device, cfg: TrainConfig, dist: DistContext) -> Wrapped:
+    use_compile = cfg.compile if cfg.compile is not None else default_compile(device)
+    forward: torch.nn.Module = model
+    ddp = None
+    if dist.enabled:
+        # DDP broadcasts rank 0's weights now and averages gradients during backward.
+        ids = [device.index] if device.type == "cuda" else None
+        forward = ddp = DistributedDataParallel(model, device_ids=ids)
+    if use_compile:
+        forward = torch.compile(forward)
+    return Wrapped(forward, ddp, bool(use_compile))

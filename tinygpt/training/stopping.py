@@ -1,0 +1,67 @@
+"""The stop protocol: a stop signal or the deadline ends the run, on every rank at once.
+
+Ctrl-C, then what schedulers send on preemption (SLURM, Kubernetes, `docker stop`, `timeout`)
+and what a closing terminal sends: each means "stop soon", and none should lose the steps since
+the last save. The first one becomes a flag the loop checks after each step; a second one
+aborts at once.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from tinygpt.distributed import DistContext
+from tinygpt.errors import Interrupted
+
+STOP_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
+
+
+class Interrupt:
+    """The first stop signal received (0: none yet) while :meth:`installed`."""
+
+    def __init__(self) -> None:
+        self.signum = 0
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        if self.signum:
+            raise Interrupted(signum)
+        self.signum = signum
+
+    @contextmanager
+    def installed(self) -> Iterator[Interrupt]:
+        previous = {}
+        try:
+            for sig in STOP_SIGNALS:
+                previous[sig] = signal.signal(sig, self._handler)
+        except ValueError:  # not the main thread: leave signals alone
+            pass
+        try:
+            yield self
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+@dataclass(frozen=True)
+class Stop:
+    """What every rank agreed on after a step."""
+
+    signal: int = 0  # the stop signal some rank received, or 0
+    out_of_time: bool = False  # some rank's --max-time budget is spent
+
+    @property
+    def interrupted(self) -> bool:
+        return self.signal > 0
+
+
+def agree(dist: DistContext, signum: int, out_of_time: bool) -> Stop:
+    """All ranks must agree to stop, or the others would wait for it forever; the signal one
+    rank received (SIGTERM may reach only one) stops them all."""
+    signum_all, timed_out = dist.max(signum, out_of_time)
+    return Stop(int(signum_all), timed_out > 0)

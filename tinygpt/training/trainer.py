@@ -1,0 +1,339 @@
+"""The training loop: steps with gradient accumulation and clipping under the schedule, and
+an evaluation and a save every ``eval_every`` steps, until the planned total or a stop.
+
+The loop knows nothing about how a run is shown or analysed: it fires events (start, step,
+evaluate, save, note, slowdown, end) to the :class:`TrainerCallback` objects its caller attaches;
+:func:`tinygpt.api.train` attaches the progress display and the head snapshots. Setting up
+(``setup.py``), the run's state and checkpoints (``state.py``), the ``--max-time`` plan
+(tinygpt/planner.py) and the stop protocol (``stopping.py``) are pieces the loop asks.
+A checkpoint holds everything a run needs to continue, so ``resume=True`` is exact on CPU.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from tinygpt import checkpoint as ckpt
+from tinygpt.config import RunConfig
+from tinygpt.data import Corpus, check_split_lengths
+from tinygpt.device import autocast
+from tinygpt.distributed import DistContext
+from tinygpt.errors import TrainingDiverged
+from tinygpt.messages import Opt
+from tinygpt.model import GPT, ParameterCount
+from tinygpt.planner import Deadline
+from tinygpt.schedule import lr_at
+from tinygpt.speed import Slowdown, SpeedWatch
+from tinygpt.training import setup, stopping
+from tinygpt.training.state import RunState, restore, state_dict, write
+from tinygpt.training.validation import estimate_loss
+
+
+@dataclass
+class TrainResult:
+    out_dir: Path
+    step: int
+    best_val_loss: float
+    metrics: list[dict[str, Any]] = field(default_factory=list)
+    interrupted: bool = False
+    stopped_by_time: bool = False
+    is_main: bool = True  # False on data-parallel ranks other than 0 (they report nothing)
+    model: GPT | None = None  # the trained model, in memory
+    signal: int = 0  # the stop signal that interrupted the run (SIGINT, SIGTERM, SIGHUP), or 0
+
+    @property
+    def parameters(self) -> ParameterCount | None:
+        return self.model.parameter_count() if self.model is not None else None
+
+
+class TrainerCallback:
+    """Listens to a run's events; every method is a no-op until overridden.
+
+    ``on_evaluate`` runs on rank 0 before the record is logged, so it may add fields to it.
+    """
+
+    def on_start(self, trainer: Trainer) -> None:
+        """The loop is about to start (Ctrl-C and the stop signals are already handled)."""
+
+    def on_step(self, trainer: Trainer, loss: float, lr: float, tokens_per_sec: float) -> None:
+        """An optimizer step finished (``trainer.step`` counts it)."""
+
+    def on_evaluate(self, trainer: Trainer, record: dict[str, Any]) -> None:
+        """An evaluation's record, before it goes into metrics.jsonl."""
+
+    def on_save(self, trainer: Trainer) -> None:
+        """A checkpoint was written (rank 0)."""
+
+    def on_note(self, trainer: Trainer, message: str) -> None:
+        """Something a person watching the run should know."""
+
+    def on_slowdown(self, trainer: Trainer, slowdown: Slowdown) -> None:
+        """Steps became much slower than earlier in the run (fired at most once a session)."""
+
+    def on_end(self, trainer: Trainer) -> None:
+        """The loop ended, normally or not."""
+
+
+@dataclass
+class _Session:
+    """This invocation's timing: tokens/s since the last evaluation, the speed watch, the
+    deadline (with ``--max-time``) and how the loop ended."""
+
+    start: float
+    deadline: Deadline | None
+    window_start: float = 0.0
+    window_tokens: int = 0
+    first_step: bool = True
+    speed: SpeedWatch = field(default_factory=SpeedWatch)  # steps' own times only
+    stop: stopping.Stop = field(default_factory=stopping.Stop)
+    stopped_by_time: bool = False
+
+
+class Trainer:
+    """One run, fresh or resumed. Use :func:`tinygpt.training.run.train` unless you need the
+    pieces."""
+
+    def __init__(
+        self,
+        run: RunConfig,
+        corpus: Corpus,
+        resume_from: ckpt.Checkpoint | None = None,
+        callbacks: Sequence[TrainerCallback] = (),
+        dist: DistContext | None = None,
+        notes: Sequence[str] = (),
+    ) -> None:
+        """``notes``: said when the run starts, before the trainer's own."""
+        self.run, self.cfg, self.corpus = run, run.train, corpus
+        self.dist = dist or DistContext()
+        self.out_dir = Path(self.cfg.out_dir)
+        self.callbacks = list(callbacks)
+        self.train_ids, self.val_ids = corpus.split(self.cfg.val_fraction)
+        check_split_lengths(self.train_ids, self.val_ids, run.model.block_size)
+        self.parts = setup.build(run, self.train_ids, corpus.tokenizer, self.dist)
+        self.device, self.dtype = self.parts.device, self.parts.dtype
+        self.model, self.optimizer = self.parts.model, self.parts.optimizer
+        self.startup_notes = [*notes, *self.parts.notes]  # said once a display is listening
+        self.state = RunState(total_steps=self.cfg.max_steps, world_size=self.dist.world_size)
+        if resume_from is not None:
+            restore(resume_from, self.parts, self.state, self.dist, self.cfg.seed)
+        wrapped = setup.wrap(self.model, self.device, self.cfg, self.dist)
+        self.forward_model, self.ddp, self.compiled = wrapped.forward, wrapped.ddp, wrapped.compiled
+        # Wall clock for --max-time and tokens/s; tests substitute a fake one.
+        self.clock: Callable[[], float] = time.perf_counter
+
+    @property
+    def step(self) -> int:
+        return self.state.step
+
+    @property
+    def metrics(self) -> list[dict[str, Any]]:
+        return self.state.metrics
+
+    @property
+    def tokens_per_step(self) -> int:
+        """Tokens per optimizer step over all ranks (the effective batch x block size)."""
+        return self.cfg.effective_batch_size(self.state.world_size) * self.run.model.block_size
+
+    def lr(self, step: int) -> float:
+        """The ``lr`` group's rate at ``step`` of the schedule's current total."""
+        return lr_at(step, self.cfg, self.state.total_steps)
+
+    # -- events ------------------------------------------------------------------------------
+    def emit(self, event: str, *args: Any) -> None:
+        """Call ``on_<event>`` of every attached callback, in the order they were given."""
+        for callback in self.callbacks:
+            getattr(callback, f"on_{event}")(self, *args)
+
+    @contextmanager
+    def _events(self) -> Iterator[None]:
+        self.emit("start")
+        for message in self.startup_notes:
+            self.emit("note", message)
+        try:
+            yield
+        finally:
+            self.emit("end")
+
+    # -- the loop ----------------------------------------------------------------------------
+    def fit(self) -> TrainResult:
+        """Step to the schedule's total, evaluating and saving every ``eval_every`` steps and
+        at the end; a stop signal saves and stops, the ``--max-time`` deadline evaluates too."""
+        session = self._session()
+        with stopping.Interrupt().installed() as interrupt, self._events():
+            while self.state.step < self.state.total_steps:
+                loss, tokens_per_sec = self._timed_step(session)
+                if session.deadline is not None:
+                    self.state.total_steps = session.deadline.plan(
+                        self.clock(), self.step, self.state.total_steps, self._agree
+                    )
+                self.emit("step", loss, self.lr(self.step - 1), tokens_per_sec)
+                session.stop = self._stop_requested(session, interrupt.signum)
+                if session.stop.interrupted:
+                    self.save()
+                    break
+                if self._evaluation_due(session.stop):
+                    self._evaluate_and_save(session, loss, tokens_per_sec)
+                if self._deadline_ended(session):
+                    break
+        return self._result(session)
+
+    def _session(self) -> _Session:
+        start = self.clock()
+        deadline = None
+        if self.cfg.max_time is not None:
+            deadline = Deadline(self.cfg, start, self.compiled)
+        return _Session(start, deadline, window_start=self.clock())
+
+    def _timed_step(self, session: _Session) -> tuple[float, float]:
+        """One step, timed; returns its loss and the tokens/s since the last evaluation."""
+        t0 = self.clock()
+        loss, applied = self.train_step()
+        seconds = self.clock() - t0
+        if session.first_step and self.compiled:  # the first step carries the compilation
+            self.emit("note", f"torch.compile: first step took {seconds:.1f}s")
+        session.first_step = False
+        self.state.elapsed += seconds
+        slowdown = session.speed.add(self.step, self.tokens_per_step, seconds)
+        if slowdown is not None:
+            self.emit("slowdown", slowdown)
+        session.window_tokens += self.tokens_per_step
+        self._count_bad_step(applied)
+        return loss, session.window_tokens / max(1e-9, self.clock() - session.window_start)
+
+    def _count_bad_step(self, applied: bool) -> None:
+        """Skipped steps are noted; ``max_bad_steps`` of them in a row end the run."""
+        self.state.bad_steps = 0 if applied else self.state.bad_steps + 1
+        if not self.state.bad_steps:
+            return
+        self.emit("note", f"step {self.step}: non-finite loss or gradients, step skipped")
+        if self.state.bad_steps >= self.cfg.max_bad_steps:
+            raise TrainingDiverged(
+                f"loss or gradients were non-finite for {self.state.bad_steps} steps in a row "
+                f"(at step {self.step}); lower ",
+                Opt("lr"),
+                " or use ",
+                Opt("dtype", "float32"),
+                f". The last good checkpoint in {self.out_dir} is unchanged",
+            )
+
+    def _agree(self, steps: int) -> int:
+        """The mean of ``steps`` over all ranks, so that every rank plans the same total."""
+        return round(float(self.dist.mean(torch.tensor(float(steps)))))
+
+    def _stop_requested(self, session: _Session, signum: int) -> stopping.Stop:
+        late = session.deadline is not None and session.deadline.passed(self.clock())
+        return stopping.agree(self.dist, signum, late)
+
+    def _evaluation_due(self, stop: stopping.Stop) -> bool:
+        step = self.state.step
+        return step % self.cfg.eval_every == 0 or step == self.state.total_steps or stop.out_of_time
+
+    def _evaluate_and_save(self, session: _Session, loss: float, tokens_per_sec: float) -> None:
+        started = self.clock()
+        if self.dist.is_main:
+            self.evaluate(loss, tokens_per_sec)
+        self.save()
+        session.window_start, session.window_tokens = self.clock(), 0
+        if session.deadline is not None:
+            session.deadline.evaluation_done(session.window_start - started)
+
+    def _deadline_ended(self, session: _Session) -> bool:
+        """Whether --max-time ends the run now (out of time), with a note when it ends it."""
+        deadline = session.deadline
+        if deadline is None:
+            return False
+        if session.stop.out_of_time:
+            session.stopped_by_time = True
+            self.emit("note", deadline.reached_note(self.step))
+            return True
+        if deadline.ends_early(self.step, self.state.total_steps):
+            session.stopped_by_time = True  # the step planned for the deadline
+            self.emit("note", deadline.planned_end_note(self.step, self.clock()))
+        return False
+
+    def _result(self, session: _Session) -> TrainResult:
+        return TrainResult(
+            self.out_dir,
+            self.step,
+            self.state.best_val,
+            self.state.metrics,
+            session.stop.interrupted,
+            session.stopped_by_time,
+            self.dist.is_main,
+            self.model,
+            signal=session.stop.signal,
+        )
+
+    def train_step(self) -> tuple[float, bool]:
+        """One optimizer step over ``grad_accum`` micro-batches; returns (loss, applied)."""
+        self.optimizer.set_lr(self.lr(self.step), self.cfg.lr)
+        loss_sum = self._backward()
+        scaler = self.parts.scaler
+        scaler.unscale_(self.optimizer)
+        max_norm = self.cfg.grad_clip if self.cfg.grad_clip > 0 else math.inf
+        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm)
+        loss = float(loss_sum)
+        finite = math.isfinite(loss) and bool(torch.isfinite(norm))
+        if finite or scaler.is_enabled():
+            scaler.step(self.optimizer)  # GradScaler skips non-finite steps itself
+            scaler.update()
+        self.optimizer.zero_grad()
+        self.state.step += 1
+        self.state.tokens_seen += self.tokens_per_step
+        return loss, math.isfinite(loss) and (finite or scaler.is_enabled())
+
+    def _backward(self) -> torch.Tensor:
+        """Gradients of the mean loss over ``grad_accum`` micro-batches; returns that loss,
+        the same on every rank (so that all take the same skip decision)."""
+        accum = self.cfg.grad_accum
+        loss_sum = torch.zeros((), device=self.device)
+        for micro in range(accum):
+            x, y = self.parts.sampler.next(self.device)
+            # Under DDP, gradients are all-reduced only on the last micro-batch.
+            last = micro == accum - 1
+            sync = self.ddp.no_sync() if self.ddp is not None and not last else nullcontext()
+            with sync, autocast(self.device, self.dtype):
+                _, loss = self.forward_model(x, y)
+                loss = loss / accum
+            loss_sum += loss.detach()
+            with sync:
+                self.parts.scaler.scale(loss).backward()
+        return self.dist.mean(loss_sum)
+
+    # -- evaluation and saving ---------------------------------------------------------------
+    def evaluate(self, train_loss: float, tokens_per_sec: float) -> dict[str, Any]:
+        val = estimate_loss(self.model, self.val_ids, self.cfg, self.device, self.dtype)
+        train = estimate_loss(self.model, self.train_ids, self.cfg, self.device, self.dtype)
+        record = {
+            "step": self.step,
+            "train_loss": train,
+            "val_loss": val,
+            "last_batch_loss": train_loss,
+            "lr": self.lr(max(0, self.step - 1)),
+            "tokens_per_sec": tokens_per_sec,
+            "tokens_seen": self.state.tokens_seen,
+            "elapsed_s": round(self.state.elapsed, 3),
+            "best": val < self.state.best_val,
+        }
+        self.emit("evaluate", record)
+        if val < self.state.best_val:
+            self.state.best_val = val
+            self.state.best_weights = ckpt.weights_bytes(self.model)
+        self.state.metrics.append(record)
+        return record
+
+    def save(self) -> None:
+        """Rank 0 writes the checkpoint; the others contribute their RNG states and wait."""
+        saved = state_dict(self.parts, self.state, self.dist)  # collective: every rank calls it
+        if self.dist.is_main:
+            write(self.out_dir, self.run, self.state, self.corpus.tokenizer, self.model, saved)
+            self.emit("save")
+        self.dist.barrier()
