@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from tinygpt.errors import UsageError
+from tinygpt.messages import Opt
 from tinygpt.model import GPT, hooks, run_with_cache
 
 ROWS_PER_BATCH = 64  # patched copies of the prompt run together
@@ -86,8 +87,10 @@ def patch_activations(
     position) patched from ``clean`` into ``corrupted``; the share of the gap each restores."""
     if len(clean) != len(corrupted):
         raise UsageError(
-            f"the clean and corrupted prompts must have the same number of tokens "
-            f"({len(clean)} and {len(corrupted)})"
+            Opt("clean"),
+            " and ",
+            Opt("corrupted"),
+            f" must have the same number of tokens ({len(clean)} and {len(corrupted)})",
         )
     model.eval()
     device = model.wte.weight.device

@@ -141,7 +141,7 @@ def patching_view(report: PatchingReport, width: int = 100) -> RenderableType:
         f"{r.clean_logprob:.3f} clean, {r.corrupted_logprob:.3f} corrupted. Each cell: the share "
         "of that gap a patch from the clean run restores (1 all, 0 none).",
     )
-    by_head = Table(title="each head's output, patched at every position", box=None, padding=(0, 1))
+    by_head = Table(box=None, padding=(0, 1))
     by_head.add_column("layer")
     for h in range(report.heads):
         by_head.add_column(f"H{h}", justify="right")
@@ -152,11 +152,7 @@ def patching_view(report: PatchingReport, width: int = 100) -> RenderableType:
     strength = r.head_positions.abs().amax(dim=(0, 1)).maximum(r.residual.abs().amax(dim=0))
     fit = max(1, (width - 12) // 7)
     keep = sorted(sorted(range(t), key=lambda j: -float(strength[j]))[:fit])
-    grid = Table(
-        title="one position at a time: heads, then the residual stream into each layer",
-        box=None,
-        padding=(0, 1),
-    )
+    grid = Table(box=None, padding=(0, 1))
     grid.add_column("")
     for j in keep:
         grid.add_column(f"{j}\n{visible(report.clean[j])[:5]}", justify="right")
@@ -173,4 +169,16 @@ def patching_view(report: PatchingReport, width: int = 100) -> RenderableType:
         style="dim",
     )
     title = Text(f"Activation patching, {report.model}", style="bold")
-    return Group(title, head, Text(""), by_head, Text(""), grid, note)
+    return Group(
+        title,
+        head,
+        Text(""),
+        Text("each head's output, patched at every position", style="bold"),
+        by_head,
+        Text(""),
+        Text(
+            "one position at a time: heads, then the residual stream into each layer", style="bold"
+        ),
+        grid,
+        note,
+    )
