@@ -361,3 +361,88 @@ def test_ci_installs_chromium_and_the_readme_says_so():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert "python -m pytest -m browser" in readme and "apt-get install chromium" in readme
     assert '"browser: ' in (ROOT / "pyproject.toml").read_text()  # a registered marker
+
+
+def span_colours(browser: Browser, selector: str) -> list[tuple[str, list[int], str]]:
+    """Each span under ``selector``: its text, the colour painted at its centre, its title."""
+    spans = browser.js(
+        f"[...document.querySelectorAll({selector!r})].map(s => {{ "
+        "const b = s.getBoundingClientRect(); "
+        "return [s.textContent, b.left + b.width / 2, b.top + b.height / 2, s.title]; })"
+    )
+    shot = browser.screenshot()
+    return [(text, shot[int(y), int(x)].tolist(), title) for text, x, y, title in spans]
+
+
+def test_the_attention_page_shows_the_predictions_coloured_by_loss(
+    browser, hostile_checkpoint, tmp_path
+):
+    from tinygpt import api
+    from tinygpt.interpret.view import loss_rgb
+
+    page = tmp_path / "p.html"
+    code, _, err = run_main(
+        "inspect-attention",
+        "-c",
+        str(hostile_checkpoint),
+        "--prompt",
+        CLI_PROMPT,
+        "--html",
+        str(page),
+    )
+    assert code == 0, err
+    browser.open(page)
+    assert browser.problems() == [] and browser.js("window.pwned") is None
+    report = api.predictions_report(hostile_checkpoint, CLI_PROMPT, device="cpu")
+    spans = span_colours(browser, "#predicted span")
+    assert "".join(text for text, _, _ in spans) == CLI_PROMPT
+    for i, (text, colour, title) in enumerate(spans):
+        assert title.startswith(f"{i}: ")
+        if i == 0:
+            continue
+        loss = report.predictions[i - 1].loss
+        assert f"loss {loss:.2f}" in title and "expected:" in title
+        if text.strip():  # a glyph may cover the centre of a visible character: check blanks
+            continue
+        want = loss_rgb(min(10, round(10 * loss / 5.0)) / 10 * 5.0)
+        assert max(abs(a - b) for a, b in zip(colour, want, strict=True)) <= 2, i
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["predictions", "-p", CLI_PROMPT],
+        ["attribution", "-p", CLI_PROMPT],
+        ["patch", "--clean", CLI_PROMPT, "--corrupted", CLI_PROMPT[::-1]],
+    ],
+)
+def test_the_interpret_pages_show_hostile_text_as_text(
+    browser, hostile_checkpoint, tmp_path, command
+):
+    page, svg = tmp_path / "p.html", tmp_path / "f.svg"
+    code, _, err = run_main(
+        "inspect", *command, "-c", str(hostile_checkpoint), "--html", str(page), "--svg", str(svg)
+    )
+    assert code == 0, err
+    browser.open(page)
+    assert browser.requests() == [page.resolve().as_uri()]
+    assert browser.problems() == [] and browser.js("window.pwned") is None
+    assert browser.js("document.scripts.length") == 0  # the page has no script at all
+    assert browser.js("document.querySelectorAll('img, script, b b').length") == 0
+    csp = browser.js("document.querySelector('meta[http-equiv=Content-Security-Policy]').content")
+    assert "script-src 'none'" in csp and "unsafe" not in csp
+    text = browser.js("document.body.innerText")
+    if command[0] != "attribution":
+        assert "<script>window.pwned=1</script>" in text
+    shot = browser.screenshot()
+    assert (shot[..., 0] < 200).any()  # something coloured was painted
+    if command[0] == "predictions":
+        spans = span_colours(browser, ".text span")
+        assert "".join(t for t, _, _ in spans) == CLI_PROMPT
+    if command[0] == "patch":
+        cells = browser.js("document.querySelectorAll('.grid td[class]').length")
+        assert cells == (2 * 2 + 2) * len(CLI_PROMPT)  # heads and streams, every position
+    browser.open(svg)
+    assert browser.problems() == [] and browser.js("window.pwned") is None
+    assert browser.js("document.documentElement.localName") == "svg"
+    assert browser.js("document.querySelectorAll('script, img').length") == 0

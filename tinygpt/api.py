@@ -222,6 +222,9 @@ def attention_report(
     report = AttentionReport.build(
         model, ids, tokenizer.token_strings(ids), name, notices, induction_length, avoid
     )
+    preds = predictions(model, ids, k=5)
+    shown = [i for p in preds for i, _ in p.top] + ids
+    report.predictions = PredictionsReport(name, report.tokens, preds, _names(tokenizer, shown))
     if queries is not None:
         report = report.cut(*parse_query_range(queries, len(report.tokens)))
     report.check_focus(layer, head)

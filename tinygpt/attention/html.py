@@ -22,9 +22,13 @@ import torch
 from tinygpt.attention.labels import head_label, visible
 from tinygpt.attention.scores import CHANCE_MULTIPLE, SCORES
 from tinygpt.draw.page import csp, json_for_script
+from tinygpt.interpret.view import LOUD_LOSS, loss_rgb
+
+LOSS_LEVELS = 10  # colour steps of the loss scale
 
 # The page's own style and script: the only ones its Content-Security-Policy allows (by hash).
-_STYLE = """
+_STYLE = (
+    """
 body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5rem; color: #222; }
 h1 { font-size: 1.3rem; } h2 { font-size: 1.1rem; margin-top: 1.5rem; }
 .thumbs { display: flex; flex-wrap: wrap; gap: .6rem; }
@@ -47,7 +51,14 @@ table.scores tr.chance td { color: #777; font-style: italic; border-bottom: 2px 
 #tip { position: fixed; background: #333; color: #fff; padding: 3px 6px; border-radius: 3px;
   font: 12px monospace; pointer-events: none; display: none; white-space: pre; }
 .prompt { font-family: monospace; white-space: pre-wrap; background: #f6f6f6; padding: .5rem; }
+#predicted { font-family: monospace; white-space: pre-wrap; line-height: 1.8; }
 """
+    + "\n".join(
+        f".l{k} {{ background: rgb{loss_rgb(k / LOSS_LEVELS * LOUD_LOSS)}; }}"
+        for k in range(LOSS_LEVELS + 1)
+    )
+    + "\n"
+)
 
 _SCRIPT = r"""
 "use strict";
@@ -156,6 +167,24 @@ document.getElementById("chance-note").textContent = "chance: the score of a hea
   `its threshold and ${D.chance_multiple}\u00d7 chance.`;
 heat(ROLL, document.getElementById("rollout"));
 show();
+// What the model predicted: each token coloured by the loss of predicting it (class lK, K the
+// loss in tenths of LOUD nats), its guesses on hover. Text only ever through textContent.
+const P = D.predictions;
+if (P) {
+  const box = document.getElementById("predicted");
+  D.tokens.forEach((tok, i) => {
+    const span = document.createElement("span"), p = i > 0 ? P[i - 1] : null;
+    span.textContent = tok;
+    const loss = p ? p.loss : null;
+    span.className = "l" + (loss === null ? 0 : Math.min(D.loss_levels,
+      Math.max(0, Math.round(D.loss_levels * loss / D.loud_loss))));
+    span.title = `${i}: ${JSON.stringify(tok)}` + (p ? `\nloss ${loss.toFixed(2)} (p ` +
+      `${p.next_prob.toFixed(3)})\nexpected: ` + p.top.map(t =>
+        `${JSON.stringify(t.token)} ${t.prob.toFixed(2)}`).join(", ") : "");
+    box.appendChild(span); });
+} else {
+  document.getElementById("predictions").hidden = true;
+}
 """
 
 
@@ -174,6 +203,10 @@ _PAGE = (
     + """</style></head><body>
 <h1>Attention of <span id="model"></span></h1>
 <div class="prompt" id="prompt"></div>
+<section id="predictions"><h2>What the model predicted</h2>
+<p>Each token's colour is the loss of predicting it from the tokens before it (white: expected,
+red: 5 nats or more); hover a token for the model's guesses.</p>
+<div id="predicted"></div></section>
 <h2>All heads <small>(click one)</small></h2><div class="thumbs" id="thumbs"></div>
 <h2>Head <select id="layer"></select> <select id="head"></select></h2>
 <p>Rows are queries, columns keys; darker is more weight. Hover a cell to read it.</p>
@@ -241,6 +274,9 @@ def render_html(
         # The same for every head (it depends on the prompt only): one row of the table.
         "chance": report["scores"][0]["chance"] if report["scores"] else {},
         "chance_multiple": CHANCE_MULTIPLE,
+        "predictions": report.get("predictions"),
+        "loss_levels": LOSS_LEVELS,
+        "loud_loss": LOUD_LOSS,
     }
     parts = {"CSP": _CSP, "TITLE": html.escape(title), "DATA": json_for_script(data)}
     # One pass, so a title holding "__DATA__" stays text.

@@ -30,6 +30,7 @@ from tinygpt.attention.probes import (
 )
 from tinygpt.attention.scores import HeadScores, all_head_scores
 from tinygpt.errors import UsageError
+from tinygpt.interpret.reports import PredictionsReport
 from tinygpt.messages import Opt
 from tinygpt.model import GPT
 
@@ -58,6 +59,7 @@ class AttentionReport:
     notices: list[str] = field(default_factory=list)
     first_query: int = 0  # queries before this one are left out (--queries A:B)
     explanation: Explanation | None = None  # --explain: one query of one head, step by step
+    predictions: PredictionsReport | None = None  # what the model predicted at each position
 
     @classmethod
     def build(
@@ -131,6 +133,7 @@ class AttentionReport:
             direct=self.direct[..., :end],
             first_query=start,
             explanation=None,
+            predictions=self.predictions.prefix(end) if self.predictions else None,
         )
 
     def check_focus(self, layer: int | None, head: int | None) -> None:
@@ -180,6 +183,9 @@ class AttentionReport:
         def out(t: torch.Tensor) -> Any:
             return t if tensors else t.tolist()
 
+        predicted = (
+            {"predictions": self.predictions.to_dict()["predictions"]} if self.predictions else {}
+        )
         return {
             "model": self.model,
             "tokens": self.tokens,
@@ -190,6 +196,7 @@ class AttentionReport:
             "rollout": out(self.rollout),
             "induction": self.induction.to_dict(),
             "notices": self.notices,
+            **predicted,
         }
 
     def to_json(self) -> str:

@@ -3,7 +3,7 @@ and a checkpoint's name, so a report renders without the model."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from tinygpt.interpret.attribution import LogitAttribution
@@ -19,6 +19,13 @@ class PredictionsReport:
     predictions: list[Prediction]
     names: dict[int, str]  # token id -> its text, for every id shown
     notices: list[str] = field(default_factory=list)
+
+    def prefix(self, end: int) -> PredictionsReport:
+        """The report of the prompt's first ``end`` tokens (the last has no next token now)."""
+        kept = self.predictions[:end]
+        if kept:
+            kept[-1] = replace(kept[-1], next_id=None, next_prob=None, loss=None)
+        return replace(self, tokens=self.tokens[:end], predictions=kept)
 
     @property
     def mean_loss(self) -> float | None:
