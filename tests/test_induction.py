@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import string
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +22,7 @@ import pytest
 import torch
 
 from tests.browser import decode_png
-from tests.conftest import one_line_error, random_gpt, run_cli, run_main
+from tests.conftest import ROOT, one_line_error, random_gpt, run_cli, run_main
 from tinygpt.attention.explain import AFTER_COPY, PREVIOUS, SAME, SELF, key_relation
 from tinygpt.attention.labels import parse_head_label
 from tinygpt.attention.probes import (
@@ -326,6 +329,36 @@ def test_explain_on_the_induction_head_points_after_the_earlier_copy(induction_r
     )
     assert out.returncode == 0, out.stderr
     assert "the induction pattern" in out.stdout
+
+
+def test_the_circuit_attribution_lens_and_patching_agree(induction_run: Path) -> None:
+    """The causal chain on the README run's model, averaged over 8 random prompts S F S[:10]
+    (scripts/induction_circuit.py): the induction head writes the copied letter's logit and its
+    output carries it; the previous-token head's output, at the letter after the earlier copy,
+    tells the model where to look; the letter appears only after layer 1."""
+    metrics = _metrics(induction_run)
+    previous = phase_change(metrics).previous_token.head
+    # The strongest induction head at the end (several grow; the first announced may not be it)
+    final = metrics[-1]["heads"]
+    induction = max(final, key=lambda head: final[head].get("induction", 0.0))
+    script = ROOT / "scripts" / "induction_circuit.py"
+    run = induction_run / "checkpoints" / "repeats"
+    proc = subprocess.run(
+        [sys.executable, str(script), str(run), "--prompts", "8", "--json"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    figures = json.loads(proc.stdout)
+    heads, lens = figures["heads"], figures["lens"]
+    others = [h for h in heads if h != induction]
+    # the first copy replaced: the induction head's patch restores more than any other head's
+    assert all(heads[induction]["copy"] > heads[h]["copy"] for h in others), heads
+    assert all(heads[induction]["share"] > heads[h]["share"] for h in others), heads
+    # one letter changed: the previous-token head's output after it restores most of the gap
+    assert heads[previous]["at"] > 0.5 and heads[previous]["letter"] > 0.5, heads
+    assert lens["L0"] < 0.1 < lens["L1"], lens
 
 
 @pytest.mark.parametrize(

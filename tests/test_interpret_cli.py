@@ -82,7 +82,11 @@ def test_attribution_sums_to_the_logit_and_the_lens_ends_at_the_output(checkpoin
         "inspect", "attribution", "-c", str(checkpoint), "-p", PROMPT, "--position", "5", "--json"
     )
     a = doc["attribution"]
-    assert doc["position"] == 5 and doc["target"] == {"id": a["target"], "token": "C", "next": True}
+    assert doc["position"] == 5 and doc["target"] == {
+        "id": a["target"],
+        "token": "C",
+        "source": "next",
+    }
     assert sum(s["logit"] for s in a["shares"]) == pytest.approx(a["raw_logit"], abs=1e-4)
     assert a["logit"] == pytest.approx(15 * math.tanh(a["raw_logit"] / 15), abs=1e-4)
     lens = cli_json(
@@ -105,9 +109,11 @@ def test_attribution_sums_to_the_logit_and_the_lens_ends_at_the_output(checkpoin
         "-1",
         "--json",
     )
-    assert doc["target"]["token"] == "e" and doc["position"] == len(PROMPT) - 1
+    assert doc["target"]["token"] == "e" and doc["target"]["source"] == "given"
+    assert doc["position"] == len(PROMPT) - 1
     last = cli_json("inspect", "attribution", "-c", str(checkpoint), "-p", PROMPT, "--json")
     assert last["target"]["id"] == preds["predictions"][-1]["top"][0]["id"]
+    assert last["target"]["source"] == "top"
 
 
 def test_patching_grids_and_files(checkpoint: Path, tmp_path: Path):

@@ -338,16 +338,21 @@ def logit_attribution(
     tokens = tokenizer.token_strings(ids)
     at = resolve_position(tokens, position)
     chosen = resolve_target(tokenizer, model.config.vocab_size, target)
-    is_next = chosen is None and at + 1 < len(ids)
-    if chosen is None:
-        chosen = ids[at + 1] if is_next else int(predictions(model, ids, k=1)[at].top[0][0])
+    source = "given" if chosen is not None else "next" if at + 1 < len(ids) else "top"
+    if source == "next":
+        chosen = ids[at + 1]
+    elif source == "top":
+        chosen = int(predictions(model, ids, k=1)[at].top[0][0])
     attribution = direct_logit_attribution(model, ids, at, chosen)
     rows = logit_lens(model, ids, at, chosen)
     name = printable(f"{ck.directory} (step {ck.step})")
     names = _names(tokenizer, [r.top_id for r in rows] + [chosen])
     return AttributionReport(
-        name, tokens, at, chosen, names[chosen], is_next, attribution, rows, names, notices
+        name, tokens, at, chosen, names[chosen], source, attribution, rows, names, notices
     )
+
+
+SMALL_GAP = 0.5  # nats between the clean and corrupted runs' target log-probabilities
 
 
 def activation_patching(
@@ -373,6 +378,13 @@ def activation_patching(
     if chosen is None:
         chosen = int(predictions(model, clean_ids, k=1)[at].top[0][0])
     result = patch_activations(model, clean_ids, bad_ids, at, chosen)
+    gap = result.clean_logprob - result.corrupted_logprob
+    if abs(gap) < SMALL_GAP:
+        more.append(
+            f"the two prompts' log-probabilities of the target differ by only {gap:+.3f} nats: "
+            "each share restored is a ratio of small differences (choose a --target the "
+            "corruption matters to)"
+        )
     name = printable(f"{ck.directory} (step {ck.step})")
     cfg = model.config
     return PatchingReport(

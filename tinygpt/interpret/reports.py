@@ -58,7 +58,7 @@ class AttributionReport:
     position: int
     target: int
     target_text: str
-    target_is_next: bool  # the target is the token that came next in the prompt
+    target_source: str  # "next" (the token that came next), "top" (the model's guess), "given"
     attribution: LogitAttribution
     lens: list[LensRow]
     names: dict[int, str]  # token id -> its text (the lens's top tokens)
@@ -69,7 +69,7 @@ class AttributionReport:
             "model": self.model,
             "tokens": self.tokens,
             "position": self.position,
-            "target": {"id": self.target, "token": self.target_text, "next": self.target_is_next},
+            "target": {"id": self.target, "token": self.target_text, "source": self.target_source},
             "attribution": self.attribution.to_dict(),
             "lens": [{**r.to_dict(), "top_token": self.names[r.top_id]} for r in self.lens],
         }

@@ -72,12 +72,17 @@ def predictions_view(report: PredictionsReport, width: int = 100) -> RenderableT
     return Group(title, coloured_text(report.tokens, losses), legend, Text(""), table)
 
 
+TARGET_SOURCES = {
+    "next": "the token that came next",
+    "top": "the model's top prediction",
+    "given": "as asked",
+}
+
+
 def _target_line(report: AttributionReport) -> Text:
-    why = "the token that came next" if report.target_is_next else "the chosen target"
-    if not report.target_is_next and report.position == len(report.tokens) - 1:
-        why = "the model's top prediction"
+    why = TARGET_SOURCES[report.target_source]
     return Text(
-        f"position {report.position} ({visible(report.tokens[report.position])!s}), target "
+        f"position {report.position} ({visible(report.tokens[report.position])}), target "
         f"{visible(report.target_text)} (id {report.target}, {why})"
     )
 
