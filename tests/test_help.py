@@ -28,12 +28,18 @@ def flat(text: str) -> str:
     return " ".join(re.sub(r"[│╭╮╰╯─]", " ", text).split())
 
 
-@pytest.mark.parametrize("command", ["train", "generate", "inspect-attention", "runs"])
+@pytest.mark.parametrize(
+    "command",
+    ["train", "generate", "inspect-attention", "runs", "inspect attention", "inspect ablate"],
+)
 def test_help_shows_every_default(command):
-    proc = run_cli(command, "--help", env={"COLUMNS": "200"})
+    proc = run_cli(*command.split(), "--help", env={"COLUMNS": "200"})
     assert proc.returncode == 0, proc.stderr
     shown = flat(proc.stdout)
-    params = typer.main.get_command(app).commands[command].params
+    found = typer.main.get_command(app)
+    for name in command.split():  # down through the inspect group
+        found = found.commands[name]
+    params = found.params
     expected = {p.name: expected_default(p) for p in params}
     expected = {name: text for name, text in expected.items() if text is not None}
     assert expected, "every command checked here has options with defaults"

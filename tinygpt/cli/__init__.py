@@ -7,6 +7,7 @@ registers its commands on import, in the order ``--help`` lists them.
 # The import order is the commands' order in --help.
 from tinygpt.cli import train  # noqa: F401, I001
 from tinygpt.cli import generate  # noqa: F401
+from tinygpt.cli import inspect_attention  # noqa: F401
 from tinygpt.cli import inspect  # noqa: F401
 from tinygpt.cli import interpret  # noqa: F401
 from tinygpt.cli import runs  # noqa: F401

@@ -1,0 +1,156 @@
+"""`tinygpt inspect attention|compare|ablate|trajectory`: each mode of inspect-attention as a
+command of its own, with the same output as the front door and only its own options."""
+
+import json
+
+import pytest
+
+from tests.conftest import SMALL_TEXT, TINY, one_line_error, run_cli, run_main
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    import tinygpt
+
+    root = tmp_path_factory.mktemp("inspect")
+    (root / "t.txt").write_text(SMALL_TEXT)
+    return tinygpt.train(root / "t.txt", out_dir=root / "ck", **TINY).out_dir
+
+
+def same_output(old: list[str], new: list[str]) -> str:
+    """Run ``inspect-attention OLD`` and ``inspect NEW``: both succeed with the same stdout."""
+    code_old, out_old, err_old = run_main("inspect-attention", *old)
+    code_new, out_new, err_new = run_main("inspect", *new)
+    assert code_old == 0, err_old
+    assert code_new == 0, err_new
+    assert out_new == out_old
+    return out_new
+
+
+def test_inspect_help_lists_the_subcommands():
+    proc = run_cli("inspect", "--help")
+    assert proc.returncode == 0, proc.stderr
+    for name in ("attention", "compare", "ablate", "trajectory"):
+        assert f"│ {name} " in proc.stdout, proc.stdout
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        ["-p", "All: Speak, speak.", "--layer", "1", "--head", "0", "--explain", "--rollout"],
+        ["-p", "All: Speak, speak.", "--head", "L0H1", "--query", "-2", "--window", "6"],
+        ["--induction", "--layer", "0"],
+    ],
+)
+def test_attention_is_the_view_of_inspect_attention(run_dir, options):
+    args = ["-c", str(run_dir), *options]
+    view = same_output(args, ["attention", *args])
+    assert "L" in view and "Head roles" in view
+    document = json.loads(same_output([*args, "--json"], ["attention", *args, "--json"]))
+    assert document["tokens"] and document["attention"]
+
+
+def test_attention_writes_the_same_files(run_dir, tmp_path):
+    def files(where, *command):
+        where.mkdir()
+        outputs = ["--json-file", "a.json", "--html", "a.html", "--png", "a.png", "--svg", "a.svg"]
+        args = [*command, "-c", str(run_dir), "-p", "All: speak", "--layer", "0", *outputs]
+        code, _, err = run_main(*args, cwd=where)
+        assert code == 0, err
+        return {p.name: p.read_bytes() for p in where.iterdir()}
+
+    old = files(tmp_path / "old", "inspect-attention")
+    new = files(tmp_path / "new", "inspect", "attention")
+    assert sorted(new) == ["a.html", "a.json", "a.png", "a.svg"] and new == old
+
+
+def test_compare_is_inspect_attention_compare(run_dir):
+    pair = [str(run_dir), str(run_dir)]
+    view = same_output(["--compare", *pair, "-p", "All"], ["compare", *pair, "-p", "All"])
+    assert "JS div" in view
+    deltas = json.loads(same_output(["--compare", *pair, "--json"], ["compare", *pair, "--json"]))
+    assert len(deltas) == TINY["n_layer"] * TINY["n_head"]
+    assert all(d["js_divergence"] == pytest.approx(0, abs=1e-6) for d in deltas)
+
+
+def test_ablate_is_inspect_attention_ablate(run_dir, tmp_path):
+    common = ["-c", str(run_dir), "-p", "All: Speak, speak."]
+    old = [*common, "--ablate", "L1H0", "--ablate", "0.1", "--ablation", "zero"]
+    new = ["ablate", *common, "--heads", "L1H0", "--heads", "0.1", "--mode", "zero"]
+    assert "Ablating L1H0" in same_output(old, new)
+    result = json.loads(same_output([*old, "--json"], [*new, "--json"]))
+    assert result["mode"] == "zero" and result["heads"] == ["L1H0", "0.1"]
+    # the default mode, and the JSON file
+    code, _, err = run_main("inspect", "ablate", *common, "--heads", "1.1", "--json-file", "x.json",
+                            cwd=tmp_path)  # fmt: skip
+    assert code == 0, err
+    assert json.loads((tmp_path / "x.json").read_text())["mode"] == "mean"
+
+
+def test_trajectory_is_inspect_attention_trajectory(run_dir, tmp_path):
+    assert "Trajectory" in same_output(["--trajectory", str(run_dir)], ["trajectory", str(run_dir)])
+    records = json.loads(
+        same_output(
+            ["--trajectory", str(run_dir), "--json"], ["trajectory", str(run_dir), "--json"]
+        )
+    )
+    assert records and "heads" in records[-1]
+    old, new = tmp_path / "old.png", tmp_path / "new.png"
+    same_output(["--trajectory", str(run_dir), "--png", str(old)],
+                ["trajectory", str(run_dir), "--png", str(new)])  # fmt: skip
+    assert new.read_bytes() == old.read_bytes() and new.read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        # the library's Opt("heads", ...) and Opt("mode") read as this command's own flags
+        (["ablate", "--heads", "9.9"], "error: --heads 9.9: the model has layers 0..1"),
+        (["ablate", "--heads", "L1H0", "--mode", "off"], "error: --mode must be one of"),
+        (["ablate", "--heads", "x"], "error: --heads takes a head as the tables name it"),
+        (["attention", "-p", "All", "--queries", "5:3"], "error: --queries 5:3: need 0 <= A"),
+        (["attention", "-p", "All", "--induction"], "error: --induction looks at its own"),
+        (["attention", "-p", "All", "--head", "3"], "error: --head 3 needs --layer"),
+        (["attention", "-p", "All", "--window", "1"], "error: --window must be at least 2"),
+    ],
+)
+def test_errors_name_the_subcommands_flags(run_dir, args, message):
+    code, _, err = run_main("inspect", args[0], "-c", str(run_dir), *args[1:])
+    assert code == 2 and one_line_error(code, err).startswith(message), err
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["attention", "--ablation", "zero"],
+        ["attention", "--trajectory", "."],
+        ["attention", "--heads", "L1H0"],
+        ["ablate", "--heads", "L1H0", "--layer", "0"],
+        ["ablate", "--heads", "L1H0", "--best"],
+        ["compare", ".", ".", "--window", "5"],
+        ["compare", ".", ".", "--checkpoint", "."],
+        ["trajectory", ".", "--best"],
+        ["trajectory", ".", "--prompt", "All"],
+    ],
+)
+def test_an_option_of_another_mode_is_no_option_of_the_subcommand(args):
+    code, _, err = run_main("inspect", *args)
+    assert code == 2 and "No such option" in err, err
+
+
+def test_each_subcommand_shares_inspect_attention_options():
+    """The options the subcommands share with the front door are declared once: same flags,
+    same help; only the ablation's two are spelled for their command (--heads, --mode)."""
+    import typer.main
+
+    from tinygpt.cli import app
+
+    root = typer.main.get_command(app)
+    front = {p.name: p for p in root.commands["inspect-attention"].params}
+    # ablate's --heads and --mode; trajectory's --png says what it draws
+    own = {"ablate": {"heads", "mode"}, "trajectory": {"png_file"}}
+    for name, sub in root.commands["inspect"].commands.items():
+        for p in sub.params:
+            if p.param_type_name != "option" or p.name in {"help", *own.get(name, ())}:
+                continue
+            assert p.opts == front[p.name].opts and p.help == front[p.name].help, (name, p.name)

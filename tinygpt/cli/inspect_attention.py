@@ -1,0 +1,159 @@
+"""``tinygpt inspect-attention``: the front door users know, every mode behind one command.
+
+Its modes are picked by an option (``--trajectory``, ``--ablate``, ``--compare``, else the view
+of a prompt) and run the same code as ``tinygpt inspect trajectory|ablate|compare|attention``
+(:mod:`tinygpt.cli.inspect_modes`); a table says which options each mode reads, and any other
+option given is refused rather than ignored. The subcommands need no such table: each takes
+only its own options.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tinygpt.cli import inspect_modes
+from tinygpt.cli.app import command
+from tinygpt.cli.common import DEVICE_DEFAULT, CheckpointOpt, DeviceOpt, given
+from tinygpt.cli.inspect_options import (
+    ABLATION_MODE_HELP,
+    BestOpt,
+    ExplainOpt,
+    HeadOpt,
+    HtmlOpt,
+    InductionOpt,
+    JsonFileOpt,
+    JsonOutOpt,
+    LayerOpt,
+    NpzOpt,
+    PngOpt,
+    PromptOpt,
+    QueriesOpt,
+    QueryOpt,
+    RolloutOpt,
+    SvgOpt,
+    WindowOpt,
+)
+from tinygpt.errors import UsageError
+
+
+@command("inspect-attention")
+def inspect_attention(
+    ctx: typer.Context,
+    checkpoint: CheckpointOpt = None,
+    prompt: PromptOpt = "",
+    layer: LayerOpt = None,
+    head: HeadOpt = None,
+    query: QueryOpt = None,
+    explain: ExplainOpt = False,
+    induction: InductionOpt = False,
+    show_rollout: RolloutOpt = False,
+    window: WindowOpt = 24,
+    json_out: JsonOutOpt = False,
+    json_file: JsonFileOpt = None,
+    html_file: HtmlOpt = None,
+    queries: QueriesOpt = None,
+    png_file: PngOpt = None,
+    svg_file: SvgOpt = None,
+    npz_file: NpzOpt = None,
+    heads: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--ablate", help="Ablate a head, L1H2 (or 1.2), repeatable; report the loss change."
+        ),
+    ] = None,
+    mode: Annotated[str, typer.Option("--ablation", help=ABLATION_MODE_HELP)] = "mean",
+    trajectory: Annotated[
+        Path | None,
+        typer.Option(help="A run's head scores, losses and role changes by step (no prompt)."),
+    ] = None,
+    compare: Annotated[
+        tuple[Path, Path] | None,
+        typer.Option(help="Two checkpoints: per-head score changes and pattern divergence."),
+    ] = None,
+    best: BestOpt = False,
+    device: DeviceOpt = DEVICE_DEFAULT,
+) -> None:
+    """Show what each layer and head attends to, and why.
+
+    Its modes are also commands of their own: tinygpt inspect attention|compare|ablate|trajectory.
+    """
+    _check_mode(ctx)  # the mode's option is given: the value tells which mode
+    if trajectory is not None:
+        inspect_modes.show_trajectory(trajectory, json_out, png_file)
+    elif heads:
+        inspect_modes.show_ablation(checkpoint, heads, mode, prompt, json_out, json_file, device)
+    elif compare is not None:
+        inspect_modes.show_comparison(compare, prompt, json_out, json_file, device)
+    else:
+        inspect_modes.show_attention(
+            checkpoint,
+            prompt,
+            layer=layer,
+            head=head,
+            query=query,
+            explain=explain,
+            induction=induction,
+            show_rollout=show_rollout,
+            window=window,
+            queries=queries,
+            best=best,
+            device=device,
+            json_out=json_out,
+            files={
+                "json": json_file,
+                "html": html_file,
+                "png": png_file,
+                "svg": svg_file,
+                "npz": npz_file,
+            },
+        )
+
+
+# Which inspect-attention options each mode reads; any other option given is a usage error.
+_COMMON = {"device"}
+_MODE_OPTIONS = {
+    "trajectory": {"trajectory", "json_out", "png_file"},
+    "ablate": {"checkpoint", "prompt", "heads", "mode", "json_out", "json_file", *_COMMON},
+    "compare": {"compare", "prompt", "json_out", "json_file", *_COMMON},
+    "normal": {
+        "checkpoint",
+        "prompt",
+        "layer",
+        "head",
+        "query",
+        "explain",
+        "induction",
+        "show_rollout",
+        "window",
+        "json_out",
+        "json_file",
+        "html_file",
+        "queries",
+        "png_file",
+        "svg_file",
+        "npz_file",
+        "best",
+        *_COMMON,
+    },
+}
+_MODE_FLAGS = {"trajectory": "--trajectory", "ablate": "--ablate", "compare": "--compare"}
+
+
+def _check_mode(ctx: typer.Context) -> None:
+    """Refuse an option the mode does not read rather than silently ignore it; the mode is
+    picked by --trajectory, else --ablate, else --compare, else the view of a prompt."""
+    on_line = [p for p in ctx.command.params if p.name is not None and given(ctx, p.name)]
+    names = {p.name for p in on_line}
+    # --ablate's parameter is "heads", as the library names it (messages name it so)
+    flags = {"trajectory": "trajectory", "heads": "ablate", "compare": "compare"}
+    mode = next((flags[m] for m in flags if m in names), "normal")
+    for p in on_line:
+        if p.name in _MODE_OPTIONS[mode]:
+            continue
+        if mode in _MODE_FLAGS:
+            raise UsageError(f"{p.opts[0]} does not apply with {_MODE_FLAGS[mode]}")
+        modes = [_MODE_FLAGS[m] for m in _MODE_FLAGS if p.name in _MODE_OPTIONS[m]]
+        raise UsageError(f"{p.opts[0]} applies only with {' or '.join(modes)}")

@@ -1,0 +1,163 @@
+"""What each way of inspecting attention does, once: ``tinygpt inspect attention|compare|ablate|
+trajectory`` and the ``inspect-attention`` front door (``--compare``, ``--ablate``,
+``--trajectory``) both call these, so the two spellings give the same output."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import typer
+
+from tinygpt.cli.common import show, wrote
+from tinygpt.errors import UsageError
+
+
+def show_trajectory(directory: Path, json_out: bool, png_file: Path | None) -> None:
+    """A run's head scores, losses and role changes by step."""
+    from tinygpt import api
+    from tinygpt.attention import view
+    from tinygpt.attention.files import write_bytes
+    from tinygpt.console import stdout_console
+
+    records = api.trajectory(directory)
+    show(stdout_console(), json_out, lambda: records, lambda: view.trajectory(records))
+    if png_file:
+        from tinygpt.attention.trajectory_figure import trajectory_png
+
+        write_bytes(png_file, trajectory_png(records))
+        wrote(png_file)
+
+
+def show_ablation(
+    checkpoint: Path | None,
+    heads: list[str],
+    mode: str,
+    prompt: str,
+    json_out: bool,
+    json_file: Path | None,
+    device: str,
+) -> None:
+    """The loss with and without ``heads``, on the prompt, the training text and the probe."""
+    from tinygpt import api
+    from tinygpt.attention import view
+    from tinygpt.console import stdout_console
+
+    result = api.ablation_report(checkpoint, heads, mode, read_prompt(prompt), device=device)
+    show(stdout_console(), json_out, lambda: result, lambda: view.ablation_table(result))
+    _write_json(json_file, result)
+
+
+def show_comparison(
+    checkpoints: tuple[Path, Path],
+    prompt: str,
+    json_out: bool,
+    json_file: Path | None,
+    device: str,
+) -> None:
+    """Per-head score changes from the first checkpoint to the second, and how far apart the
+    patterns are."""
+    from tinygpt import api
+    from tinygpt.attention import view
+    from tinygpt.console import stdout_console
+
+    # No prompt: a newline, the one text every tokenizer encodes.
+    deltas = api.compare_attention(*checkpoints, read_prompt(prompt) or "\n", device=device)
+    names = (checkpoints[0].name, checkpoints[1].name)
+    show(stdout_console(), json_out, lambda: deltas, lambda: view.comparison(deltas, names))
+    _write_json(json_file, deltas)
+
+
+def show_attention(
+    checkpoint: Path | None,
+    prompt: str,
+    *,
+    layer: int | None,
+    head: str | None,
+    query: str | None,
+    explain: bool,
+    induction: bool,
+    show_rollout: bool,
+    window: int,
+    queries: str | None,
+    best: bool,
+    device: str,
+    json_out: bool,
+    files: dict[str, Path | None],
+) -> None:
+    """Each layer's and head's attention on the prompt (or the induction probe), the head
+    table, and with the focus options one head or query explained. ``files`` maps the
+    written formats (json, html, png, svg, npz) to their paths."""
+    layer, head_index = focus(layer, head)
+    prompt = read_prompt(prompt)
+    from tinygpt import api
+    from tinygpt.attention import view
+    from tinygpt.attention.files import ReportFiles, write_report
+    from tinygpt.console import stdout_console
+
+    console = stdout_console()
+    if window < 2:
+        raise UsageError("--window must be at least 2")
+    report = api.attention_report(
+        checkpoint,
+        prompt,
+        device=device,
+        best=best,
+        induction=induction,
+        queries=queries,
+        layer=layer,
+        head=head_index,
+        query=query,
+        explain=explain,
+    )
+    for notice in report.notices:
+        typer.echo(f"note: {notice}", err=True)
+    show(
+        console,
+        json_out,
+        report.to_dict,
+        lambda: view.report_view(
+            report, layer, head_index, query, window, console.width, show_rollout
+        ),
+    )
+    title = "".join(report.tokens)[:80]
+    written = write_report(
+        report, ReportFiles(**files), layer, head_index, title, rollout=show_rollout
+    )
+    for path in written:
+        wrote(path)
+
+
+def read_prompt(prompt: str) -> str:
+    """The prompt; ``-`` reads it from stdin."""
+    return sys.stdin.read() if prompt == "-" else prompt
+
+
+def focus(layer: int | None, head: str | None) -> tuple[int | None, int | None]:
+    """The layer and head index that --layer and --head name. --head takes the label the tables
+    print (L1H2, which names the layer too) or a number, which needs --layer: alone it would
+    name no head, and ignoring it would show something the user did not ask for."""
+    from tinygpt.attention.labels import parse_head_spec
+
+    if head is None:
+        return layer, None
+    if head.strip().isdigit():
+        if layer is None:
+            raise UsageError(f"--head {head} needs --layer (or name the head as L1H{head.strip()})")
+        return layer, int(head)
+    try:
+        named_layer, index = parse_head_spec(head)
+    except ValueError:
+        raise UsageError(f"--head takes a label such as L1H2 or a number, got {head!r}") from None
+    if layer is not None and layer != named_layer:
+        raise UsageError(f"--head {head} is in layer {named_layer}, not --layer {layer}")
+    return named_layer, index
+
+
+def _write_json(path: Path | None, document: object) -> None:
+    if path:
+        from tinygpt.attention.files import write_bytes
+
+        write_bytes(path, json.dumps(document).encode())
+        wrote(path)
