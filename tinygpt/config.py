@@ -277,6 +277,11 @@ class TrainConfig:
         None, "torch.compile the model.", default_text="on for CUDA only"
     )
     seed: int = documented(1337, "Random seed.")
+    head_snapshots: bool | None = documented(
+        None,
+        "Record head scores on a fixed probe at each evaluation (`inspect trajectory` reads them).",
+        default_text="on while one probe's attention weights stay small",
+    )
     # Consecutive non-finite steps tolerated (each skipped) before the run stops with an error.
     max_bad_steps: int = 5
     val_fraction: float = 0.1

@@ -24,6 +24,7 @@ from tinygpt.attention.probes import (
     repeat_loss,
 )
 from tinygpt.attention.scores import BY_ROLE, ROLE_SCORES, SNAPSHOT_KEYS, all_head_scores, clears
+from tinygpt.config import ModelConfig
 from tinygpt.data import BatchSampler
 from tinygpt.device import autocast
 from tinygpt.model import GPT
@@ -32,6 +33,8 @@ from tinygpt.training.trainer import Trainer, TrainerCallback
 # The induction probe repeats this many random tokens twice; with fewer there is no second-copy
 # token left to predict (block size 1 or 2, or a one-character vocabulary).
 MIN_PROBE_LENGTH = 2
+# Head snapshots are on by default while a probe's attention weights are at most this many.
+AUTO_SNAPSHOT_WEIGHTS = 4_000_000
 
 
 @torch.inference_mode()
@@ -79,6 +82,8 @@ class HeadSnapshots(TrainerCallback):
         self.avoid = line_break_ids(trainer.corpus.tokenizer, trainer.model.config.vocab_size)
 
     def on_evaluate(self, trainer: Trainer, record: dict[str, Any]) -> None:
+        if not wants_snapshots(trainer.cfg.head_snapshots, trainer.run.model):
+            return
         self._snapshot(trainer, record)
         for head, role, step, score in first_crossings([record]):
             if (head, role) in self.announced:
@@ -103,6 +108,15 @@ class HeadSnapshots(TrainerCallback):
         windows = sampler.rows(trainer.device)
         with autocast(trainer.device, trainer.dtype):
             record.update(probe_snapshot(trainer.model, probe, windows, self.avoid))
+
+
+def wants_snapshots(asked: bool | None, model: ModelConfig) -> bool:
+    """``--head-snapshots`` when given, else on while one probe's attention weights (every
+    layer's and head's, block x block) stay under :data:`AUTO_SNAPSHOT_WEIGHTS` numbers: the
+    induction preset's 2 x 4 x 128² is 131k, GPT-2 small's 12 x 12 x 1024² 151M."""
+    if asked is not None:
+        return asked
+    return model.n_layer * model.n_head * model.block_size**2 <= AUTO_SNAPSHOT_WEIGHTS
 
 
 def first_crossings(metrics: list[dict[str, Any]]) -> list[tuple[str, str, int, float]]:

@@ -30,6 +30,7 @@ TRAIN_OPTIONS = (
     "warmup_steps",
     "max_steps",
     "max_time",
+    "head_snapshots",
     "weight_decay",
     "grad_clip",
     "eval_every",

@@ -1,0 +1,32 @@
+"""Head snapshots: recorded at each evaluation of a small model, opt-in where the probe is big."""
+
+from __future__ import annotations
+
+import json
+
+from tests.conftest import TINY
+from tinygpt.attention.snapshot import AUTO_SNAPSHOT_WEIGHTS, wants_snapshots
+from tinygpt.config import ModelConfig
+
+
+def test_snapshots_are_on_for_small_models_and_opt_in_for_big_ones():
+    induction = ModelConfig(n_layer=2, n_head=4, n_embd=64, block_size=128)
+    gpt2_small = ModelConfig(n_layer=12, n_head=12, n_embd=768, block_size=1024)
+    assert wants_snapshots(None, induction) and not wants_snapshots(None, gpt2_small)
+    assert 12 * 12 * 1024**2 > AUTO_SNAPSHOT_WEIGHTS >= 2 * 4 * 128**2
+    assert wants_snapshots(True, gpt2_small) and not wants_snapshots(False, induction)
+
+
+def test_a_run_records_them_unless_told_not_to(tmp_path, small_text):
+    import tinygpt
+
+    def heads(**options) -> list[bool]:
+        out = tmp_path / f"run{len(options)}"
+        tinygpt.train(
+            small_text, out_dir=out, **{**TINY, "max_steps": 10, "eval_every": 5}, **options
+        )
+        records = (out / "metrics.jsonl").read_text().splitlines()
+        return ["heads" in json.loads(line) for line in records]
+
+    assert heads() == [True, True]
+    assert heads(head_snapshots=False) == [False, False]
