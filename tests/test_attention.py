@@ -10,7 +10,7 @@ import torch
 
 from tests.conftest import GPT2, run_cli
 from tests.conftest import TINY as TINY_OPTIONS
-from tinygpt.attention.capture import capture_attention, recompute_weights, rollout
+from tinygpt.attention.capture import capture_attention, rollout
 from tinygpt.attention.explain import explain
 from tinygpt.attention.html import render_html
 from tinygpt.attention.probes import (
@@ -104,8 +104,11 @@ def test_detectors_on_hand_built_weight_matrices():
 def test_captured_weights_match_recomputation_from_q_and_k():
     model = random_model()
     run = capture_attention(model, torch.randint(0, 30, (T,)).tolist(), ["x"] * T)
-    for cap in run.captures:
-        torch.testing.assert_close(cap.weights.double(), recompute_weights(cap.q, cap.k))
+    for layer, head, query in itertools.product(range(2), range(2), range(T)):
+        e = explain(model, run, layer, head, query)  # softmax(q·k/√d) over keys 0..query
+        assert e.weights_match_model, (layer, head, query)
+        row = run.captures[layer].weights[0, head, query, : query + 1].double()
+        torch.testing.assert_close(torch.tensor(e.weights, dtype=torch.float64), row)
     w = run.weights
     torch.testing.assert_close(w.sum(-1), torch.ones(w.shape[:-1]))
     assert torch.all(w.triu(1) == 0)
@@ -139,6 +142,9 @@ def test_resolve_query_by_position_and_text():
         report.query_position("dog")
     with pytest.raises(UsageError):
         report.query_position("9")
+    for start, end in ((2, 2), (0, 5)):  # the same check and words as --queries
+        with pytest.raises(UsageError, match=rf"--queries {start}:{end}: need 0 <= A < B <= 4"):
+            report.cut(start, end)
     cut = report.cut(2, 3)  # the query " sat" of the prompt cut after it
     assert cut.query_position(None) == 2 and cut.query_position("sat") == 2
     for before in ("0", "cat"):  # before the first query in range
@@ -407,6 +413,8 @@ def test_ablating_an_unused_head_changes_nothing_and_an_essential_one_a_lot(tmp_
             assert loss_on(other, rows) == pytest.approx(base, abs=1e-6)
         with ablated(other, [(0, 1)], mode, stats):
             assert loss_on(other, rows) != pytest.approx(base, abs=1e-6)
+    with pytest.raises(UsageError, match="--ablation must be one of zero, mean, pattern"):
+        ablated(other, [(0, 0)], "resample", stats).__enter__()
 
 
 def test_identical_checkpoints_have_zero_divergence(char_checkpoint):
@@ -742,7 +750,7 @@ def test_a_one_token_prompt_is_shown_not_a_key_error(char_checkpoint, args):
 
 
 def test_direct_copying_sign_follows_the_ov_circuit():
-    from tinygpt.attention.probes import direct_copying
+    from tinygpt.attention.probes import direct_copying_per_query
 
     model = random_model(n_layer=1, n_head=1)
     attn = model.blocks[0].attn
@@ -754,7 +762,7 @@ def test_direct_copying_sign_follows_the_ov_circuit():
             attn.c_attn.weight[2 * d :] = torch.eye(d)
             attn.c_proj.weight.copy_(sign * torch.eye(d))
         run = capture_attention(model, ids, [str(i) for i in ids])
-        results.append(float(direct_copying(model, run)[0, 0]))
+        results.append(float(direct_copying_per_query(model, run)[0, 0, 1:].mean()))
     assert results[0] > 0 > results[1]
 
 

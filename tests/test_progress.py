@@ -212,3 +212,17 @@ def test_training_says_it_lowered_the_threads_when_it_starts(two_threads, monkey
 
     tiny_run(max_steps=2, eval_every=2, callbacks=[Notes()])
     assert any("torch thread" in n for n in notes), notes
+
+
+def test_loading_a_model_leaves_the_threads_and_the_clock_alone(two_threads, monkeypatch):
+    """A library call changes nothing global: the thread count is the program's to choose
+    (loading once lowered it on a busy machine, after watching it for 0.25 s)."""
+    from tests.conftest import ROOT
+    from tinygpt import api, device
+
+    def watched() -> float:
+        raise AssertionError("loading a model watched the machine")
+
+    monkeypatch.setattr(device, "busy_cores", watched)
+    model, _, _ = api.load(ROOT / "tests" / "fixtures" / "legacy_gpt2" / "checkpoint", "cpu")
+    assert torch.get_num_threads() == 2 and not model.training

@@ -35,6 +35,11 @@ from tinygpt.tokenizer import Tokenizer
 MODES = ("zero", "mean", "pattern")
 
 
+def check_mode(mode: str) -> None:
+    if mode not in MODES:
+        raise UsageError(f"--ablation must be one of {', '.join(MODES)}, got {mode!r}")
+
+
 def parse_heads(specs: list[str], n_layer: int, n_head: int) -> list[tuple[int, int]]:
     heads = []
     for spec in specs:
@@ -86,8 +91,7 @@ def ablated(
     model: GPT, heads: list[tuple[int, int]], mode: str, stats: dict[int, dict[str, torch.Tensor]]
 ) -> Iterator[None]:
     """Within the block, the model runs with ``heads`` ablated in ``mode``."""
-    if mode not in MODES:
-        raise UsageError(f"--ablation must be one of {', '.join(MODES)}, got {mode!r}")
+    check_mode(mode)
     by_layer: dict[int, list[int]] = {}
     for layer, head in heads:
         by_layer.setdefault(layer, []).append(head)
@@ -129,8 +133,7 @@ def ablation_report(
     """Loss with and without ``heads`` (``"L.H"``) on the prompt, on ``samples`` windows of the
     training text (``text``: its path and encoding, skipped when it is gone) and on the
     repeated-random-tokens probe."""
-    if mode not in MODES:
-        raise UsageError(f"--ablation must be one of {', '.join(MODES)}, got {mode!r}")
+    check_mode(mode)
     cfg = model.config
     chosen = parse_heads(heads, cfg.n_layer, cfg.n_head)
     dev = model.wte.weight.device

@@ -1,5 +1,5 @@
 """One prompt through the model with every layer's attention captured, and what is computed from
-whole patterns: the from-scratch check, attention rollout and the divergence of two patterns.
+whole patterns: attention rollout and the divergence of two patterns.
 
 Weights come from the model's own forward pass on the explicit (``manual``) attention path, the
 only one that materialises softmax(Q Kᵀ / √d_k + mask).
@@ -7,7 +7,6 @@ only one that materialises softmax(Q Kᵀ / √d_k + mask).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -60,14 +59,6 @@ def capture_attention(model: GPT, ids: list[int], token_strings: list[str]) -> A
 def _to_cpu_float(c: AttentionCapture) -> AttentionCapture:
     tensors = (c.q, c.k, c.v, c.weights, c.head_outputs, c.q_projected, c.k_projected)
     return AttentionCapture(*(None if t is None else t.detach().float().cpu() for t in tensors))
-
-
-def recompute_weights(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-    """softmax(Q Kᵀ / √d_k + causal mask) from scratch, for checking captured weights."""
-    t, d = q.size(-2), q.size(-1)
-    scores = torch.einsum("...id,...jd->...ij", q.double(), k.double()) / math.sqrt(d)
-    future = torch.ones(t, k.size(-2), dtype=torch.bool).triu(1 + k.size(-2) - t)
-    return torch.softmax(scores.masked_fill(future, float("-inf")), dim=-1)
 
 
 def rollout(weights: torch.Tensor) -> torch.Tensor:
