@@ -8,7 +8,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 
 import pytest
@@ -47,6 +47,14 @@ TINY = dict(
     device="cpu",
 )
 
+
+def cli_flags(options: Mapping[str, object]) -> list[str]:
+    """Options as the CLI's flags: ``{"n_layer": 2}`` is ``["--n-layer=2"]``."""
+    return [f"--{k.replace('_', '-')}={v}" for k, v in options.items()]
+
+
+TINY_ARGS = cli_flags(TINY)  # the tiny run from the command line (a later flag overrides one)
+
 # The smallest model the CLI subprocess tests train (long runs they interrupt or resume).
 MICRO_ARGS = [
     *("--tokenizer", "char", "--n-layer", "1", "--n-head", "2"),
@@ -59,15 +67,20 @@ from tinygpt.config import ARCHITECTURES, MODEL_SWITCHES  # noqa: E402
 GPT2 = {k: ARCHITECTURES["gpt2"][k] for k in MODEL_SWITCHES}
 
 
-def random_gpt(arch: str = "modern", seed: int = 0, attention: str = "sdpa", **shape):
-    """An untrained model with every weight random (the modern recipe starts its output
-    projections and head at zero, which would make every logit 0)."""
+def model_config(arch: str = "modern", **fields):
+    """The ModelConfig of recipe ``arch`` ("modern" or "gpt2") with ``fields`` changed."""
     from tinygpt.config import ModelConfig
+
+    return ModelConfig(**{**{k: ARCHITECTURES[arch][k] for k in MODEL_SWITCHES}, **fields})
+
+
+def random_gpt(arch: str = "modern", seed: int = 0, attention: str = "sdpa", **fields):
+    """An untrained model in eval mode with every weight random: a weight matrix a recipe starts
+    at zero (``zero_init_proj``) is drawn too, which would otherwise make every logit 0."""
     from tinygpt.model import GPT
 
     torch.manual_seed(seed)
-    switches = {k: ARCHITECTURES[arch][k] for k in MODEL_SWITCHES}
-    model = GPT(ModelConfig(**{**switches, **shape}), attention=attention)
+    model = GPT(model_config(arch, **fields), attention=attention)
     with torch.no_grad():
         for p in model.parameters():
             if p.dim() == 2 and not p.any():

@@ -8,7 +8,7 @@ import re
 import pytest
 import torch
 
-from tests.conftest import GPT2, run_cli
+from tests.conftest import GPT2, random_gpt, run_cli
 from tests.conftest import TINY as TINY_OPTIONS
 from tinygpt.attention.capture import capture_attention, rollout
 from tinygpt.attention.explain import explain
@@ -28,11 +28,9 @@ T = 16
 
 
 def random_model(seed=0, n_layer=2, n_head=2):
-    torch.manual_seed(seed)
-    cfg = ModelConfig(
-        vocab_size=30, block_size=T, n_layer=n_layer, n_head=n_head, n_embd=32, **GPT2
+    return random_gpt(
+        "gpt2", seed, vocab_size=30, block_size=T, n_layer=n_layer, n_head=n_head, n_embd=32
     )
-    return GPT(cfg).eval()
 
 
 def hand_built(kind: str, scale: float = 12.0) -> GPT:
@@ -636,9 +634,10 @@ def test_readme_states_when_png_figures_are_labelled():
     from tinygpt.attention.figures import _layout
 
     readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
-    assert "up to 80 tokens for one panel across, 20 for four" in readme
-    assert _layout(80, 1)[1] and not _layout(81, 1)[1]
-    assert _layout(20, 4)[1] and not _layout(21, 4)[1]
+    stated = re.search(r"up to (\d+) tokens for one panel across, (\d+) for four", readme)
+    assert stated, "the README no longer says when PNG figures are labelled"
+    for limit, panels in ((int(stated[1]), 1), (int(stated[2]), 4)):
+        assert _layout(limit, panels)[1] and not _layout(limit + 1, panels)[1], (limit, panels)
 
 
 def _inspect(checkpoint, *args, **kw):

@@ -6,26 +6,7 @@ import time
 
 import pytest
 
-from tests.conftest import need_encoding, run_cli
-
-TINY_ARGS = [
-    "--tokenizer",
-    "char",
-    "--n-layer",
-    "2",
-    "--n-head",
-    "2",
-    "--n-embd",
-    "32",
-    "--block-size",
-    "16",
-    "--batch-size",
-    "8",
-    "--eval-batches",
-    "2",
-    "--device",
-    "cpu",
-]
+from tests.conftest import TINY_ARGS, need_encoding, run_cli
 
 
 def _has_cuda() -> bool:
@@ -54,7 +35,13 @@ def trained(tmp_path_factory):
 
 
 def test_train_writes_default_out_dir_and_reports(trained):
-    assert (trained / "checkpoints" / "small" / "manifest.json").exists()
+    from tinygpt.checkpoint import open_checkpoint
+
+    ck = open_checkpoint(trained / "checkpoints" / "small")  # named for the data file
+    assert ck.step == 40 and ck.config.model.n_embd == 32
+    records = [r for r in ck.metrics() if "val_loss" in r]
+    assert [r["step"] for r in records] == [20, 40]  # --eval-every 20
+    assert all(0 < r["val_loss"] < 10 for r in records)
 
 
 def test_generate_streams_prompt_first_and_is_seeded(trained):
@@ -128,7 +115,7 @@ def test_python_m_and_version():
         (["train", "emptydir"], 2, "holds no files"),
         (["train", "empty.txt", "--tokenizer", "char"], 2, "is empty"),
         (["train", "latin.txt", "--tokenizer", "char"], 2, "offset 5"),
-        (["train", "small.txt", *TINY_ARGS[:2], "--block-size", "5000"], 2, "--block-size"),
+        (["train", "small.txt", "--tokenizer", "char", "--block-size", "5000"], 2, "--block-size"),
         (
             ["train", "small.txt", "--tokenizer", "char", "--n-embd", "30", "--n-head", "4"],
             2,

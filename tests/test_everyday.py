@@ -7,7 +7,7 @@ import zlib
 
 import pytest
 
-from tests.conftest import SMALL_TEXT, TINY, run_cli
+from tests.conftest import SMALL_TEXT, TINY, TINY_ARGS, run_cli
 from tinygpt.config import ModelConfig
 from tinygpt.draw.plot import png_plot, svg_plot, terminal_plot
 from tinygpt.errors import UsageError
@@ -67,25 +67,29 @@ def workdir(tmp_path_factory):
     root = tmp_path_factory.mktemp("everyday")
     (root / "data").mkdir()
     (root / "data" / "tinyshakespeare.txt").write_text(SMALL_TEXT)  # stands in for the corpus
-    args = [f"--{k.replace('_', '-')}={v}" for k, v in TINY.items()]
-    proc = run_cli("train", *args, "--quiet", cwd=root)  # no FILE: data/tinyshakespeare.txt
+    proc = run_cli("train", *TINY_ARGS, "--quiet", cwd=root)  # no FILE: data/tinyshakespeare.txt
     assert proc.returncode == 0, proc.stderr
     return root
 
 
 def test_train_without_file_uses_the_downloaded_corpus(workdir, tmp_path):
-    assert (workdir / "checkpoints" / "tinyshakespeare" / "manifest.json").exists()
+    from pathlib import Path
+
+    from tinygpt.checkpoint import open_checkpoint
+
+    ck = open_checkpoint(workdir / "checkpoints" / "tinyshakespeare")
+    assert Path(ck.config.train.data) == Path("data/tinyshakespeare.txt")
+    assert ck.step == TINY["max_steps"]
     proc = run_cli("train", "--tokenizer", "char", cwd=tmp_path)
     assert proc.returncode == 2 and "tinygpt data shakespeare" in proc.stderr
 
 
 def test_json_on_train_and_plot(tmp_path):
     (tmp_path / "small.txt").write_text(SMALL_TEXT)
-    args = [f"--{k.replace('_', '-')}={v}" for k, v in TINY.items()]
     proc = run_cli(
         "train",
         "small.txt",
-        *args,
+        *TINY_ARGS,
         "--max-steps=4",
         "--eval-every=2",
         "--json",
@@ -201,7 +205,10 @@ def test_readme_plots_into_the_run_the_main_command_makes():
     from tinygpt.trainer import default_out_dir
 
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert "tinygpt train --tokenizer char --max-time 300 &&" in readme  # no FILE, no --out
+    main_job = re.search(r"```bash\n(pip install -e \. && .*)\n```", readme)[1].split(" && ")
+    train = next(c.split()[2:] for c in main_job if c.startswith("tinygpt train "))
+    # Only options with their values: no FILE (the default corpus) and no --out.
+    assert all(a.startswith("--") for a in train[::2]) and "--out" not in train, train
     run = default_out_dir(default_corpus())  # checkpoints/tinyshakespeare
     outs = re.findall(r"tinygpt plot [^\n`]*--out (\S+)", readme)
     assert outs and all(Path(out).parent == run for out in outs), outs

@@ -126,7 +126,7 @@ def test_ctrl_c_is_reported_as_a_clean_stop_not_an_error(tmp_path, monkeypatch):
     import os
     import signal
 
-    from tests.conftest import SMALL_TEXT, TINY, run_main
+    from tests.conftest import SMALL_TEXT, TINY_ARGS, run_main
 
     (tmp_path / "small.txt").write_text(SMALL_TEXT)
     real_step = Trainer.train_step
@@ -138,8 +138,7 @@ def test_ctrl_c_is_reported_as_a_clean_stop_not_an_error(tmp_path, monkeypatch):
         return out
 
     monkeypatch.setattr(Trainer, "train_step", step_then_ctrl_c)
-    flags = [f"--{k.replace('_', '-')}={v}" for k, v in TINY.items()]
-    code, _, err = run_main("train", "small.txt", "--out", "run", *flags, cwd=tmp_path)
+    code, _, err = run_main("train", "small.txt", "--out", "run", *TINY_ARGS, cwd=tmp_path)
     assert code == 130, err
     last = err.strip().splitlines()[-1]
     assert last.startswith("interrupted at step 3 (SIGINT); saved the checkpoint in run"), last

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from tests.conftest import TINY, run_main
+from tests.conftest import TINY, cli_flags, run_main
 from tinygpt.errors import UsageError
 from tinygpt.spelling import ANY, cli_spelling, option
 
@@ -41,7 +41,7 @@ def test_python_errors_name_python_arguments(tiny_run):
 
 
 def test_the_cli_still_names_flags(tmp_path, small_text):
-    args = [f"--{k.replace('_', '-')}={v}" for k, v in {**TINY, "max_steps": 2}.items()]
+    args = cli_flags({**TINY, "max_steps": 2})
     first = run_main("train", str(small_text), "--out", "ck", "-q", *args, cwd=tmp_path)
     assert first[0] == 0, first[2]
     code, _, err = run_main("train", str(small_text), "--out", "ck", "-q", *args, cwd=tmp_path)

@@ -10,9 +10,10 @@ import signal
 import pytest
 import torch
 
-from tests.conftest import run_cli
+from tests.conftest import model_config as recipe_config
+from tests.conftest import random_gpt, run_cli
 from tinygpt import checkpoint as ckpt
-from tinygpt.config import ARCHITECTURES, MODEL_SWITCHES, ModelConfig, RunConfig, TrainConfig
+from tinygpt.config import ModelConfig, RunConfig, TrainConfig
 from tinygpt.errors import UsageError
 from tinygpt.model import GPT, KVCache
 from tinygpt.muon import Muon
@@ -21,22 +22,15 @@ from tinygpt.presets import resolve_options
 from tinygpt.schedule import horizon_free, lr_at
 from tinygpt.trainer import Trainer
 
+SHAPE = dict(vocab_size=40, block_size=24, n_layer=2, n_head=4, n_embd=32)
+
 
 def model_config(arch: str, **change) -> ModelConfig:
-    switches = {k: ARCHITECTURES[arch][k] for k in MODEL_SWITCHES}
-    shape = dict(vocab_size=40, block_size=24, n_layer=2, n_head=4, n_embd=32)
-    return ModelConfig(**{**shape, **switches, **change})
+    return recipe_config(arch, **{**SHAPE, **change})
 
 
 def make(arch: str = "modern", mode: str = "sdpa", seed: int = 0, **change) -> GPT:
-    torch.manual_seed(seed)
-    model = GPT(model_config(arch, **change), attention=mode).eval()
-    if arch == "modern":  # zero-initialised projections would hide most of the computation
-        with torch.no_grad():
-            for name, p in model.named_parameters():
-                if name.endswith("c_proj.weight") or name == "lm_head.weight":
-                    p.normal_(0, 0.2)
-    return model
+    return random_gpt(arch, seed, mode, **{**SHAPE, **change})
 
 
 # -- the architecture ----------------------------------------------------------------------------
