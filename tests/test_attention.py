@@ -192,6 +192,7 @@ def char_checkpoint(tmp_path_factory):
     return tinygpt.train(root / "t.txt", out_dir=root / "ck", **options).out_dir
 
 
+@pytest.mark.slow
 def test_cli_json_file(char_checkpoint, tmp_path):
     out = tmp_path / "a.json"
     proc = run_cli(
@@ -212,6 +213,7 @@ def test_cli_json_file(char_checkpoint, tmp_path):
     assert {"previous_token", "sink", "induction", "entropy", "roles"} <= set(doc["scores"][0])
 
 
+@pytest.mark.slow
 def test_cli_renders_at_80_columns_without_colour(char_checkpoint, tmp_path):
     prompt = "First Citizen:\nBefore we proceed any further, hear me speak."
     proc = run_cli(
@@ -238,6 +240,7 @@ def test_cli_renders_at_80_columns_without_colour(char_checkpoint, tmp_path):
     assert "<script" in (tmp_path / "a.html").read_text()
 
 
+@pytest.mark.slow
 def test_cli_induction_probe_needs_no_prompt(char_checkpoint, tmp_path):
     from tinygpt.attention.probes import induction_sequence
     from tinygpt.checkpoint import open_checkpoint
@@ -283,6 +286,7 @@ def test_induction_view_uses_the_probe_ids_directly_and_loads_once(
     assert report.run.ids == induction_sequence(50257, n) and len(loads) == 1
 
 
+@pytest.mark.slow
 def test_cli_layer_focus_labels_the_right_layer(char_checkpoint):
     proc = run_cli(
         "inspect-attention",
@@ -298,6 +302,7 @@ def test_cli_layer_focus_labels_the_right_layer(char_checkpoint):
     assert "L1H0" in proc.stdout and "L0H0" not in proc.stdout
 
 
+@pytest.mark.slow
 def test_cli_bad_layer_is_a_usage_error(char_checkpoint):
     proc = run_cli(
         "inspect-attention", "-c", str(char_checkpoint), "--prompt", "All", "--layer", "7"
@@ -446,6 +451,7 @@ def test_trajectory_flags_first_crossings():
     ]
 
 
+@pytest.mark.slow
 def test_training_records_head_snapshots_and_cli_shows_the_trajectory(char_checkpoint):
     from tinygpt.checkpoint import read_metrics
 
@@ -489,6 +495,7 @@ def test_readme_trajectory_example_shows_the_run_it_reads():
     assert {a for a in args if a.startswith("--")} <= known  # a command that runs today
 
 
+@pytest.mark.slow
 def test_cli_ablation_and_compare(char_checkpoint, tmp_path):
     proc = run_cli(
         "inspect-attention",
@@ -548,6 +555,7 @@ def test_html_stores_the_causal_half_compactly():
     assert len(one_head) < len(page) / 4
 
 
+@pytest.mark.slow
 def test_figures_png_and_svg(char_checkpoint, tmp_path):
     import xml.etree.ElementTree as ET
 
@@ -576,6 +584,7 @@ def test_figures_png_and_svg(char_checkpoint, tmp_path):
         assert len(panels) == {0: 4, 2: 2, 4: 1}[len(focus)]
 
 
+@pytest.mark.slow
 def test_rollout_and_focused_heatmaps_label_their_keys(char_checkpoint, tmp_path):
     prompt = "All: speak, speak."
     svg = tmp_path / "r.svg"
@@ -644,6 +653,7 @@ def _inspect(checkpoint, *args, **kw):
     return run_cli("inspect-attention", "-c", str(checkpoint), *args, **kw)
 
 
+@pytest.mark.slow
 def test_query_range_cuts_the_prompt_exactly(char_checkpoint, tmp_path):
     # A char model: the prompt's first 20 characters are its first 20 tokens.
     prompt = "All: Speak, speak. First Citizen: hear me"
@@ -697,6 +707,7 @@ def test_query_range_cuts_the_prompt_exactly(char_checkpoint, tmp_path):
     assert bad.returncode == 2 and "--queries" in bad.stderr
 
 
+@pytest.mark.slow
 def test_query_range_cuts_the_terminal_view_and_the_json(char_checkpoint):
     # --queries 10:20 with a window wider than the prompt: only the queries 10..19 are shown.
     prompt = "All: Speak, speak. First Citizen: hear me"
@@ -718,6 +729,7 @@ def test_query_range_cuts_the_terminal_view_and_the_json(char_checkpoint):
     assert len(doc["rollout"]) == 10
 
 
+@pytest.mark.slow
 def test_json_flag_prints_one_document_on_stdout(char_checkpoint, tmp_path):
     base = ("--prompt", "All: Speak, speak.")
     proc = _inspect(char_checkpoint, *base, "--json", "--json-file", str(tmp_path / "a.json"))
@@ -742,6 +754,7 @@ def test_json_flag_prints_one_document_on_stdout(char_checkpoint, tmp_path):
 
 
 @pytest.mark.parametrize("args", [["-p", "A"], ["-p", "All: speak", "--queries", "0:1"]])
+@pytest.mark.slow
 def test_a_one_token_prompt_is_shown_not_a_key_error(char_checkpoint, args):
     proc = _inspect(char_checkpoint, *args, env={"COLUMNS": "80"})
     assert proc.returncode == 0, proc.stderr

@@ -48,6 +48,7 @@ def test_preset_sizes():
     assert 10.6e6 < size("shakespeare-char", 65) < 10.9e6
 
 
+@pytest.mark.slow
 def test_checkpoint_config_json_can_be_fed_back(tiny_run, tmp_path):
     first = tiny_run("first", n_embd=48, lr=2e-3)
     import tinygpt
@@ -72,6 +73,7 @@ def workdir(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_train_without_file_uses_the_downloaded_corpus(workdir, tmp_path):
     from pathlib import Path
 
@@ -84,6 +86,7 @@ def test_train_without_file_uses_the_downloaded_corpus(workdir, tmp_path):
     assert proc.returncode == 2 and "tinygpt data shakespeare" in proc.stderr
 
 
+@pytest.mark.slow
 def test_json_on_train_and_plot(tmp_path):
     (tmp_path / "small.txt").write_text(SMALL_TEXT)
     proc = run_cli(
@@ -102,6 +105,7 @@ def test_json_on_train_and_plot(tmp_path):
     assert [m["step"] for m in metrics] == [2, 4]
 
 
+@pytest.mark.slow
 def test_info_json_and_table(workdir):
     proc = run_cli("info", "--json", cwd=workdir)
     data = json.loads(proc.stdout)
@@ -115,6 +119,7 @@ def test_info_json_and_table(workdir):
     assert "best val loss" in table.stdout and "\x1b[" not in table.stdout
 
 
+@pytest.mark.slow
 def test_runs_lists_checkpoints(workdir):
     rows = json.loads(run_cli("runs", "--json", cwd=workdir).stdout)
     assert [r["name"] for r in rows] == ["tinyshakespeare"]
@@ -123,6 +128,7 @@ def test_runs_lists_checkpoints(workdir):
     assert "tinyshakespeare" in table.stdout
 
 
+@pytest.mark.slow
 def test_piped_output_has_no_trailing_spaces(workdir):
     prompt = ["--prompt", "All: speak, speak.", "--rollout"]
     for args in (
@@ -152,6 +158,7 @@ def test_trimmed_lines_keep_spaces_inside_a_line_split_over_writes():
 
 
 @pytest.mark.parametrize("arch", ["modern", "gpt2"])
+@pytest.mark.slow
 def test_train_runs_and_info_give_one_parameter_count(tmp_path, arch):
     (tmp_path / "small.txt").write_text(SMALL_TEXT)
     # A position table (128 x 128) big enough to change the count at two decimals (0.41M)
@@ -185,6 +192,7 @@ def test_train_runs_and_info_give_one_parameter_count(tmp_path, arch):
     assert row_text in table
 
 
+@pytest.mark.slow
 def test_plot_terminal_svg_png(workdir, tmp_path):
     proc = run_cli("plot", "--out", str(tmp_path / "loss.svg"), cwd=workdir)
     assert proc.returncode == 0, proc.stderr

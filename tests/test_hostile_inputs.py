@@ -491,6 +491,7 @@ def _tree(root: Path, skip: set[str]) -> set[str]:
     command=st.sampled_from(COMMANDS),
     data=st.data(),
 )
+@pytest.mark.slow
 def test_fault_injection_over_checkpoint_files(
     trained, tmp_path_factory, name, kind, rehash_it, command, data
 ):
@@ -612,7 +613,14 @@ def _bad_length(handler):
     handler.wfile.write(b"not shakespeare\n")
 
 
-@pytest.mark.parametrize("url", ["file:///dev/zero", "notaurl", "http://[::1", "trickle", "abc"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        *("file:///dev/zero", "notaurl", "http://[::1"),
+        pytest.param("trickle", marks=pytest.mark.slow),  # a server that sends a byte at a time
+        "abc",
+    ],
+)
 def test_downloads_are_bounded_and_bad_urls_one_line(tmp_path, monkeypatch, url):
     from tinygpt import datasets
 
@@ -780,6 +788,7 @@ def _mutate_other(sandbox: Path, victim: Path, target: str, kind: str, data) -> 
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(target=st.sampled_from(OTHER_TARGETS), kind=st.sampled_from(OTHER_KINDS), data=st.data())
+@pytest.mark.slow
 def test_fault_injection_over_the_lock_the_token_cache_and_import_hf(
     trained, pristine_inputs, tmp_path_factory, target, kind, data
 ):

@@ -78,6 +78,7 @@ def _timed_run(tiny_run, monkeypatch, step_seconds, **options):
     return seen
 
 
+@pytest.mark.slow
 def test_training_says_once_when_its_speed_collapses(tiny_run, monkeypatch, capsys):
     # 0.01 s a step, then 0.1 s from step 60 on: what another job on the cores does.
     seen = _timed_run(tiny_run, monkeypatch, lambda step: 0.01 if step < 60 else 0.1, max_steps=120)
@@ -89,6 +90,7 @@ def test_training_says_once_when_its_speed_collapses(tiny_run, monkeypatch, caps
     assert "other processes on the CPU cores, or more torch threads" in note, note
 
 
+@pytest.mark.slow
 def test_a_steady_run_with_slow_evaluations_says_nothing(tiny_run, monkeypatch, capsys):
     real_evaluate = Trainer.evaluate
 

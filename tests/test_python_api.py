@@ -27,6 +27,7 @@ def _error(call) -> str:
     return str(info.value)
 
 
+@pytest.mark.slow
 def test_python_errors_name_python_arguments(tiny_run):
     tiny_run("r", max_steps=2)
     again = _error(lambda: tiny_run("r", max_steps=2))

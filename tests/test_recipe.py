@@ -299,6 +299,7 @@ def test_config_json_without_switches_reads_as_gpt2():
     assert run.train.schedule == "cosine" and run.train.lr == 5e-4
 
 
+@pytest.mark.slow
 def test_export_refuses_a_modern_model_in_one_line(tiny_run, tmp_path):
     result = tiny_run()
     proc = run_cli("export", str(tmp_path / "hf"), "-c", str(result.out_dir))
@@ -344,6 +345,7 @@ def test_explain_walks_through_qk_norm_and_the_rotation():
     assert not plain.rotary and plain.unrotated_scores is None
 
 
+@pytest.mark.slow
 def test_inspect_attention_on_a_modern_checkpoint(tiny_run, tmp_path):
     result = tiny_run()
     proc = run_cli(

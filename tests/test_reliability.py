@@ -154,6 +154,7 @@ def _start_long_run(cwd: Path, out: Path) -> subprocess.Popen:
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+@pytest.mark.slow
 def test_sigterm_and_sighup_save_and_exit_128_plus_signal(tmp_path, sig):
     out = tmp_path / "out"
     proc = _start_long_run(tmp_path, out)
