@@ -124,6 +124,19 @@ def test_the_final_progress_line_shows_no_time_left(tiny_run, capsys):
     assert not re.search(r"\d+:\d\d:\d\d|-:--:--", bars[-1]), bars[-1]
 
 
+def test_paths_that_look_like_markup_are_shown_as_they_are(tmp_path):
+    """rich markup in a file or folder name: ``[/b]`` once ended the run in a MarkupError,
+    ``[bold]`` would vanish from the summary."""
+    from tests.conftest import SMALL_TEXT, TINY_ARGS, run_main
+
+    (tmp_path / "a[bold]b.txt").write_text(SMALL_TEXT)
+    out = "ck/a[/b]c"
+    args = ("train", "a[bold]b.txt", "--out", out, *TINY_ARGS, "--max-steps=2")
+    code, _, err = run_main(*args, cwd=tmp_path)
+    assert code == 0, err
+    assert "data     a[bold]b.txt:" in err and f"output   {out}" in err, err
+
+
 def test_ctrl_c_is_reported_as_a_clean_stop_not_an_error(tmp_path, monkeypatch):
     import os
     import signal
