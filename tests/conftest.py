@@ -8,7 +8,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 
 import pytest
@@ -47,6 +47,14 @@ TINY = dict(
     device="cpu",
 )
 
+
+def cli_flags(options: Mapping[str, object]) -> list[str]:
+    """Options as the CLI's flags: ``{"n_layer": 2}`` is ``["--n-layer=2"]``."""
+    return [f"--{k.replace('_', '-')}={v}" for k, v in options.items()]
+
+
+TINY_ARGS = cli_flags(TINY)  # the tiny run from the command line (a later flag overrides one)
+
 # The smallest model the CLI subprocess tests train (long runs they interrupt or resume).
 MICRO_ARGS = [
     *("--tokenizer", "char", "--n-layer", "1", "--n-head", "2"),
@@ -59,15 +67,20 @@ from tinygpt.recipe import RECIPES  # noqa: E402
 GPT2 = RECIPES["gpt2"].model_options()
 
 
-def random_gpt(arch: str = "modern", seed: int = 0, attention: str = "sdpa", **shape):
-    """An untrained model with every weight random (any all-zero matrix, should a recipe start
-    one at zero, gets random values: an all-zero projection would hide the computation)."""
+def model_config(arch: str = "modern", **fields):
+    """The ModelConfig of recipe ``arch`` ("modern" or "gpt2") with ``fields`` changed."""
     from tinygpt.config import ModelConfig
+
+    return ModelConfig(**{**RECIPES[arch].model_options(), **fields})
+
+
+def random_gpt(arch: str = "modern", seed: int = 0, attention: str = "sdpa", **fields):
+    """An untrained model in eval mode with every weight random (an all-zero matrix, should a
+    recipe start one at zero, is drawn too: it would hide the computation)."""
     from tinygpt.model import GPT
 
     torch.manual_seed(seed)
-    switches = RECIPES[arch].model_options()
-    model = GPT(ModelConfig(**{**switches, **shape}), attention=attention)
+    model = GPT(model_config(arch, **fields), attention=attention)
     with torch.no_grad():
         for p in model.parameters():
             if p.dim() == 2 and not p.any():
@@ -244,16 +257,3 @@ def one_line_error(code: int, err: str, expected: tuple[int, ...] = (1, 2)) -> s
     assert len(lines) == 1 and lines[0].startswith("error: "), err
     assert "error: unexpected" not in err and "Traceback" not in err
     return lines[0]
-
-
-def weights_from_scratch(q, k):
-    """softmax(Q Kᵀ / √d_k + causal mask) in float64, written out independently of the model:
-    what captured attention weights must equal."""
-    import math
-
-    import torch
-
-    t, d = q.size(-2), q.size(-1)
-    scores = torch.einsum("...id,...jd->...ij", q.double(), k.double()) / math.sqrt(d)
-    future = torch.ones(t, k.size(-2), dtype=torch.bool).triu(1 + k.size(-2) - t)
-    return torch.softmax(scores.masked_fill(future, float("-inf")), dim=-1)

@@ -8,7 +8,7 @@ import re
 import pytest
 import torch
 
-from tests.conftest import GPT2, run_cli, weights_from_scratch
+from tests.conftest import GPT2, random_gpt, run_cli
 from tests.conftest import TINY as TINY_OPTIONS
 from tinygpt.attention.capture import capture_attention, rollout
 from tinygpt.attention.explain import explain
@@ -28,11 +28,9 @@ T = 16
 
 
 def random_model(seed=0, n_layer=2, n_head=2):
-    torch.manual_seed(seed)
-    cfg = ModelConfig(
-        vocab_size=30, block_size=T, n_layer=n_layer, n_head=n_head, n_embd=32, **GPT2
+    return random_gpt(
+        "gpt2", seed, vocab_size=30, block_size=T, n_layer=n_layer, n_head=n_head, n_embd=32
     )
-    return GPT(cfg).eval()
 
 
 def hand_built(kind: str, scale: float = 12.0) -> GPT:
@@ -104,8 +102,11 @@ def test_detectors_on_hand_built_weight_matrices():
 def test_captured_weights_match_recomputation_from_q_and_k():
     model = random_model()
     run = capture_attention(model, torch.randint(0, 30, (T,)).tolist(), ["x"] * T)
-    for cap in run.captures:
-        torch.testing.assert_close(cap.weights.double(), weights_from_scratch(cap.q, cap.k))
+    for layer, head, query in itertools.product(range(2), range(2), range(T)):
+        e = explain(model, run, layer, head, query)  # softmax(q·k/√d) over keys 0..query
+        assert e.weights_match_model, (layer, head, query)
+        row = run.captures[layer].weights[0, head, query, : query + 1].double()
+        torch.testing.assert_close(torch.tensor(e.weights, dtype=torch.float64), row)
     w = run.weights
     torch.testing.assert_close(w.sum(-1), torch.ones(w.shape[:-1]))
     assert torch.all(w.triu(1) == 0)
@@ -139,6 +140,9 @@ def test_resolve_query_by_position_and_text():
         report.query_position("dog")
     with pytest.raises(UsageError):
         report.query_position("9")
+    for start, end in ((2, 2), (0, 5)):  # the same check and words as --queries
+        with pytest.raises(UsageError, match=rf"--queries {start}:{end}: need 0 <= A < B <= 4"):
+            report.cut(start, end)
     cut = report.cut(2, 3)  # the query " sat" of the prompt cut after it
     assert cut.query_position(None) == 2 and cut.query_position("sat") == 2
     for before in ("0", "cat"):  # before the first query in range
@@ -188,6 +192,7 @@ def char_checkpoint(tmp_path_factory):
     return tinygpt.train(root / "t.txt", out_dir=root / "ck", **options).out_dir
 
 
+@pytest.mark.slow
 def test_cli_json_file(char_checkpoint, tmp_path):
     out = tmp_path / "a.json"
     proc = run_cli(
@@ -208,6 +213,7 @@ def test_cli_json_file(char_checkpoint, tmp_path):
     assert {"previous_token", "sink", "induction", "entropy", "roles"} <= set(doc["scores"][0])
 
 
+@pytest.mark.slow
 def test_cli_renders_at_80_columns_without_colour(char_checkpoint, tmp_path):
     prompt = "First Citizen:\nBefore we proceed any further, hear me speak."
     proc = run_cli(
@@ -234,6 +240,7 @@ def test_cli_renders_at_80_columns_without_colour(char_checkpoint, tmp_path):
     assert "<script" in (tmp_path / "a.html").read_text()
 
 
+@pytest.mark.slow
 def test_cli_induction_probe_needs_no_prompt(char_checkpoint, tmp_path):
     from tinygpt.attention.probes import induction_sequence
     from tinygpt.checkpoint import open_checkpoint
@@ -279,6 +286,7 @@ def test_induction_view_uses_the_probe_ids_directly_and_loads_once(
     assert report.run.ids == induction_sequence(50257, n) and len(loads) == 1
 
 
+@pytest.mark.slow
 def test_cli_layer_focus_labels_the_right_layer(char_checkpoint):
     proc = run_cli(
         "inspect-attention",
@@ -294,6 +302,7 @@ def test_cli_layer_focus_labels_the_right_layer(char_checkpoint):
     assert "L1H0" in proc.stdout and "L0H0" not in proc.stdout
 
 
+@pytest.mark.slow
 def test_cli_bad_layer_is_a_usage_error(char_checkpoint):
     proc = run_cli(
         "inspect-attention", "-c", str(char_checkpoint), "--prompt", "All", "--layer", "7"
@@ -407,6 +416,8 @@ def test_ablating_an_unused_head_changes_nothing_and_an_essential_one_a_lot(tmp_
             assert loss_on(other, rows) == pytest.approx(base, abs=1e-6)
         with ablated(other, [(0, 1)], mode, stats):
             assert loss_on(other, rows) != pytest.approx(base, abs=1e-6)
+    with pytest.raises(UsageError, match="--ablation must be one of zero, mean, pattern"):
+        ablated(other, [(0, 0)], "resample", stats).__enter__()
 
 
 def test_identical_checkpoints_have_zero_divergence(char_checkpoint):
@@ -440,6 +451,7 @@ def test_trajectory_flags_first_crossings():
     ]
 
 
+@pytest.mark.slow
 def test_training_records_head_snapshots_and_cli_shows_the_trajectory(char_checkpoint):
     from tinygpt.checkpoint import read_metrics
 
@@ -483,6 +495,7 @@ def test_readme_trajectory_example_shows_the_run_it_reads():
     assert {a for a in args if a.startswith("--")} <= known  # a command that runs today
 
 
+@pytest.mark.slow
 def test_cli_ablation_and_compare(char_checkpoint, tmp_path):
     proc = run_cli(
         "inspect-attention",
@@ -542,6 +555,7 @@ def test_html_stores_the_causal_half_compactly():
     assert len(one_head) < len(page) / 4
 
 
+@pytest.mark.slow
 def test_figures_png_and_svg(char_checkpoint, tmp_path):
     import xml.etree.ElementTree as ET
 
@@ -570,6 +584,7 @@ def test_figures_png_and_svg(char_checkpoint, tmp_path):
         assert len(panels) == {0: 4, 2: 2, 4: 1}[len(focus)]
 
 
+@pytest.mark.slow
 def test_rollout_and_focused_heatmaps_label_their_keys(char_checkpoint, tmp_path):
     prompt = "All: speak, speak."
     svg = tmp_path / "r.svg"
@@ -628,15 +643,17 @@ def test_readme_states_when_png_figures_are_labelled():
     from tinygpt.attention.figures import _layout
 
     readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
-    assert "up to 80 tokens for one panel across, 20 for four" in readme
-    assert _layout(80, 1)[1] and not _layout(81, 1)[1]
-    assert _layout(20, 4)[1] and not _layout(21, 4)[1]
+    stated = re.search(r"up to (\d+) tokens for one panel across, (\d+) for four", readme)
+    assert stated, "the README no longer says when PNG figures are labelled"
+    for limit, panels in ((int(stated[1]), 1), (int(stated[2]), 4)):
+        assert _layout(limit, panels)[1] and not _layout(limit + 1, panels)[1], (limit, panels)
 
 
 def _inspect(checkpoint, *args, **kw):
     return run_cli("inspect-attention", "-c", str(checkpoint), *args, **kw)
 
 
+@pytest.mark.slow
 def test_query_range_cuts_the_prompt_exactly(char_checkpoint, tmp_path):
     # A char model: the prompt's first 20 characters are its first 20 tokens.
     prompt = "All: Speak, speak. First Citizen: hear me"
@@ -690,6 +707,7 @@ def test_query_range_cuts_the_prompt_exactly(char_checkpoint, tmp_path):
     assert bad.returncode == 2 and "--queries" in bad.stderr
 
 
+@pytest.mark.slow
 def test_query_range_cuts_the_terminal_view_and_the_json(char_checkpoint):
     # --queries 10:20 with a window wider than the prompt: only the queries 10..19 are shown.
     prompt = "All: Speak, speak. First Citizen: hear me"
@@ -711,6 +729,7 @@ def test_query_range_cuts_the_terminal_view_and_the_json(char_checkpoint):
     assert len(doc["rollout"]) == 10
 
 
+@pytest.mark.slow
 def test_json_flag_prints_one_document_on_stdout(char_checkpoint, tmp_path):
     base = ("--prompt", "All: Speak, speak.")
     proc = _inspect(char_checkpoint, *base, "--json", "--json-file", str(tmp_path / "a.json"))
@@ -735,6 +754,7 @@ def test_json_flag_prints_one_document_on_stdout(char_checkpoint, tmp_path):
 
 
 @pytest.mark.parametrize("args", [["-p", "A"], ["-p", "All: speak", "--queries", "0:1"]])
+@pytest.mark.slow
 def test_a_one_token_prompt_is_shown_not_a_key_error(char_checkpoint, args):
     proc = _inspect(char_checkpoint, *args, env={"COLUMNS": "80"})
     assert proc.returncode == 0, proc.stderr
@@ -742,7 +762,7 @@ def test_a_one_token_prompt_is_shown_not_a_key_error(char_checkpoint, args):
 
 
 def test_direct_copying_sign_follows_the_ov_circuit():
-    from tinygpt.attention.probes import direct_copying
+    from tinygpt.attention.probes import direct_copying_per_query
 
     model = random_model(n_layer=1, n_head=1)
     attn = model.blocks[0].attn
@@ -754,7 +774,7 @@ def test_direct_copying_sign_follows_the_ov_circuit():
             attn.c_attn.weight[2 * d :] = torch.eye(d)
             attn.c_proj.weight.copy_(sign * torch.eye(d))
         run = capture_attention(model, ids, [str(i) for i in ids])
-        results.append(float(direct_copying(model, run)[0, 0]))
+        results.append(float(direct_copying_per_query(model, run)[0, 0, 1:].mean()))
     assert results[0] > 0 > results[1]
 
 

@@ -158,6 +158,7 @@ tinygpt.train(sys.argv[1], out_dir=sys.argv[2], tokenizer="char", n_layer=1, n_h
 """
 
 
+@pytest.mark.slow
 def test_kill_9_at_any_moment_leaves_a_loadable_checkpoint(small_text, tmp_path):
     out = tmp_path / "killed"
     script = tmp_path / "run.py"

@@ -6,26 +6,7 @@ import time
 
 import pytest
 
-from tests.conftest import need_encoding, run_cli
-
-TINY_ARGS = [
-    "--tokenizer",
-    "char",
-    "--n-layer",
-    "2",
-    "--n-head",
-    "2",
-    "--n-embd",
-    "32",
-    "--block-size",
-    "16",
-    "--batch-size",
-    "8",
-    "--eval-batches",
-    "2",
-    "--device",
-    "cpu",
-]
+from tests.conftest import TINY_ARGS, need_encoding, run_cli
 
 
 def _has_cuda() -> bool:
@@ -53,10 +34,18 @@ def trained(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_train_writes_default_out_dir_and_reports(trained):
-    assert (trained / "checkpoints" / "small" / "manifest.json").exists()
+    from tinygpt.checkpoint import open_checkpoint
+
+    ck = open_checkpoint(trained / "checkpoints" / "small")  # named for the data file
+    assert ck.step == 40 and ck.config.model.n_embd == 32
+    records = [r for r in ck.metrics() if "val_loss" in r]
+    assert [r["step"] for r in records] == [20, 40]  # --eval-every 20
+    assert all(0 < r["val_loss"] < 10 for r in records)
 
 
+@pytest.mark.slow
 def test_generate_streams_prompt_first_and_is_seeded(trained):
     a = run_cli(
         "generate", "--prompt", "All:", "--max-new-tokens", "30", "--seed", "3", cwd=trained
@@ -69,6 +58,7 @@ def test_generate_streams_prompt_first_and_is_seeded(trained):
     assert len(a.stdout) >= len("All:") + 30
 
 
+@pytest.mark.slow
 def test_generate_json_and_stdin_prompt(trained):
     proc = run_cli(
         "generate",
@@ -107,6 +97,7 @@ def test_generate_json_and_stdin_prompt(trained):
     assert json.loads(no_cache.stdout)["samples"][0] == doc["samples"][0]
 
 
+@pytest.mark.slow
 def test_eval_json(trained):
     proc = run_cli("eval", "small.txt", "-c", "checkpoints/small", "--json", cwd=trained)
     doc = json.loads(proc.stdout)
@@ -128,7 +119,7 @@ def test_python_m_and_version():
         (["train", "emptydir"], 2, "holds no files"),
         (["train", "empty.txt", "--tokenizer", "char"], 2, "is empty"),
         (["train", "latin.txt", "--tokenizer", "char"], 2, "offset 5"),
-        (["train", "small.txt", *TINY_ARGS[:2], "--block-size", "5000"], 2, "--block-size"),
+        (["train", "small.txt", "--tokenizer", "char", "--block-size", "5000"], 2, "--block-size"),
         (
             ["train", "small.txt", "--tokenizer", "char", "--n-embd", "30", "--n-head", "4"],
             2,
@@ -157,6 +148,7 @@ def test_python_m_and_version():
         (["train", "small.txt", "--tokenizer", "char"], 2, "already holds a checkpoint"),
     ],
 )
+@pytest.mark.slow
 def test_bad_input_gives_one_line_and_exit_code(trained, args, code, message):
     if "gpt2" in args:
         need_encoding("gpt2")
@@ -173,11 +165,13 @@ def test_bad_input_gives_one_line_and_exit_code(trained, args, code, message):
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_debug_shows_the_traceback(trained):
     proc = run_cli("--debug", "generate", "-c", "nowhere", cwd=trained)
     assert proc.returncode != 0 and "Traceback" in proc.stderr
 
 
+@pytest.mark.slow
 def test_failed_run_never_modifies_existing_checkpoint(trained):
     ck = trained / "checkpoints" / "small"
     before = {p.name: p.read_bytes() for p in ck.iterdir()}
@@ -186,6 +180,7 @@ def test_failed_run_never_modifies_existing_checkpoint(trained):
     assert {p.name: p.read_bytes() for p in ck.iterdir()} == before
 
 
+@pytest.mark.slow
 def test_ctrl_c_saves_and_prints_how_to_resume(trained):
     out = trained / "checkpoints" / "sigint"
     proc = subprocess.Popen(

@@ -13,6 +13,7 @@ import torch.multiprocessing as mp
 from tests.conftest import MICRO_ARGS, SMALL_TEXT, TINY
 
 OPTIONS = {**TINY, "max_steps": 6, "eval_every": 3, "dropout": 0.0}
+pytestmark = pytest.mark.slow  # every test here starts processes that train
 
 
 def _worker(rank: int, world: int, root: str) -> None:

@@ -7,7 +7,7 @@ import zlib
 
 import pytest
 
-from tests.conftest import SMALL_TEXT, TINY, run_cli
+from tests.conftest import SMALL_TEXT, TINY, TINY_ARGS, run_cli
 from tinygpt.config import ModelConfig
 from tinygpt.draw.plot import png_plot, svg_plot, terminal_plot
 from tinygpt.errors import UsageError
@@ -48,6 +48,7 @@ def test_preset_sizes():
     assert 10.6e6 < size("shakespeare-char", 65) < 10.9e6
 
 
+@pytest.mark.slow
 def test_checkpoint_config_json_can_be_fed_back(tiny_run, tmp_path):
     first = tiny_run("first", n_embd=48, lr=2e-3)
     import tinygpt
@@ -67,25 +68,31 @@ def workdir(tmp_path_factory):
     root = tmp_path_factory.mktemp("everyday")
     (root / "data").mkdir()
     (root / "data" / "tinyshakespeare.txt").write_text(SMALL_TEXT)  # stands in for the corpus
-    args = [f"--{k.replace('_', '-')}={v}" for k, v in TINY.items()]
-    proc = run_cli("train", *args, "--quiet", cwd=root)  # no FILE: data/tinyshakespeare.txt
+    proc = run_cli("train", *TINY_ARGS, "--quiet", cwd=root)  # no FILE: data/tinyshakespeare.txt
     assert proc.returncode == 0, proc.stderr
     return root
 
 
+@pytest.mark.slow
 def test_train_without_file_uses_the_downloaded_corpus(workdir, tmp_path):
-    assert (workdir / "checkpoints" / "tinyshakespeare" / "manifest.json").exists()
+    from pathlib import Path
+
+    from tinygpt.checkpoint import open_checkpoint
+
+    ck = open_checkpoint(workdir / "checkpoints" / "tinyshakespeare")
+    assert Path(ck.config.train.data) == Path("data/tinyshakespeare.txt")
+    assert ck.step == TINY["max_steps"]
     proc = run_cli("train", "--tokenizer", "char", cwd=tmp_path)
     assert proc.returncode == 2 and "tinygpt data shakespeare" in proc.stderr
 
 
+@pytest.mark.slow
 def test_json_on_train_and_plot(tmp_path):
     (tmp_path / "small.txt").write_text(SMALL_TEXT)
-    args = [f"--{k.replace('_', '-')}={v}" for k, v in TINY.items()]
     proc = run_cli(
         "train",
         "small.txt",
-        *args,
+        *TINY_ARGS,
         "--max-steps=4",
         "--eval-every=2",
         "--json",
@@ -98,6 +105,7 @@ def test_json_on_train_and_plot(tmp_path):
     assert [m["step"] for m in metrics] == [2, 4]
 
 
+@pytest.mark.slow
 def test_info_json_and_table(workdir):
     proc = run_cli("info", "--json", cwd=workdir)
     data = json.loads(proc.stdout)
@@ -111,6 +119,7 @@ def test_info_json_and_table(workdir):
     assert "best val loss" in table.stdout and "\x1b[" not in table.stdout
 
 
+@pytest.mark.slow
 def test_runs_lists_checkpoints(workdir):
     rows = json.loads(run_cli("runs", "--json", cwd=workdir).stdout)
     assert [r["name"] for r in rows] == ["tinyshakespeare"]
@@ -119,6 +128,7 @@ def test_runs_lists_checkpoints(workdir):
     assert "tinyshakespeare" in table.stdout
 
 
+@pytest.mark.slow
 def test_piped_output_has_no_trailing_spaces(workdir):
     prompt = ["--prompt", "All: speak, speak.", "--rollout"]
     for args in (
@@ -148,6 +158,7 @@ def test_trimmed_lines_keep_spaces_inside_a_line_split_over_writes():
 
 
 @pytest.mark.parametrize("arch", ["modern", "gpt2"])
+@pytest.mark.slow
 def test_train_runs_and_info_give_one_parameter_count(tmp_path, arch):
     (tmp_path / "small.txt").write_text(SMALL_TEXT)
     # A position table (128 x 128) big enough to change the count at two decimals (0.41M)
@@ -181,6 +192,7 @@ def test_train_runs_and_info_give_one_parameter_count(tmp_path, arch):
     assert row_text in table
 
 
+@pytest.mark.slow
 def test_plot_terminal_svg_png(workdir, tmp_path):
     proc = run_cli("plot", "--out", str(tmp_path / "loss.svg"), cwd=workdir)
     assert proc.returncode == 0, proc.stderr
@@ -201,7 +213,10 @@ def test_readme_plots_into_the_run_the_main_command_makes():
     from tinygpt.trainer import default_out_dir
 
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert "tinygpt train --tokenizer char --max-time 300 &&" in readme  # no FILE, no --out
+    main_job = re.search(r"```bash\n(pip install -e \. && .*)\n```", readme)[1].split(" && ")
+    train = next(c.split()[2:] for c in main_job if c.startswith("tinygpt train "))
+    # Only options with their values: no FILE (the default corpus) and no --out.
+    assert all(a.startswith("--") for a in train[::2]) and "--out" not in train, train
     run = default_out_dir(default_corpus())  # checkpoints/tinyshakespeare
     outs = re.findall(r"tinygpt plot [^\n`]*--out (\S+)", readme)
     assert outs and all(Path(out).parent == run for out in outs), outs

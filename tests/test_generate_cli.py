@@ -63,6 +63,7 @@ def test_interactive_refuses_what_it_cannot_use(ck, extra):
     assert "--interactive" in one_line_error(code, err)
 
 
+@pytest.mark.slow
 def test_interactive_through_a_pipe_answers_every_line(ck):
     proc = run_cli(
         "generate", "-c", str(ck), "-i", "--max-new-tokens", "12", "--seed", "1",
@@ -97,6 +98,7 @@ def _read_until(fd: int, done, timeout: float = 120.0) -> bytes:
     return seen
 
 
+@pytest.mark.slow
 def test_interactive_under_a_terminal_ctrl_c_stops_a_sample_ctrl_d_leaves(ck):
     pid, fd = pty.fork()
     if pid == 0:  # the child: the CLI on the pseudo-terminal
@@ -128,6 +130,7 @@ def test_interactive_under_a_terminal_ctrl_c_stops_a_sample_ctrl_d_leaves(ck):
         os.close(fd)
 
 
+@pytest.mark.slow
 def test_sigterm_still_ends_an_interactive_session(ck):
     proc = subprocess.Popen(
         [sys.executable, "-m", "tinygpt", "generate", "-c", str(ck), "-i"],

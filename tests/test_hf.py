@@ -16,6 +16,7 @@ needs_transformers = pytest.mark.skipif(transformers is None, reason="needs the 
 
 @needs_transformers
 @pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.slow
 def test_export_loads_in_transformers_with_identical_logits(tiny_run, tmp_path, bias):
     result = tiny_run(bias=bias, arch="gpt2")
     out = tmp_path / "hf"
@@ -31,6 +32,7 @@ def test_export_loads_in_transformers_with_identical_logits(tiny_run, tmp_path, 
 
 
 @needs_transformers
+@pytest.mark.slow
 def test_import_of_a_gpt2_model_gives_identical_logits_and_samples(tmp_path, gpt2_encoding):
     torch.manual_seed(0)
     config = transformers.GPT2Config(
@@ -73,6 +75,7 @@ def test_import_of_a_gpt2_model_gives_identical_logits_and_samples(tmp_path, gpt
     assert info.returncode == 0, info.stderr
 
 
+@pytest.mark.slow
 def test_import_refuses_what_it_cannot_convert(tmp_path):
     (tmp_path / "bert").mkdir()
     (tmp_path / "bert" / "config.json").write_text('{"model_type": "bert"}')
@@ -80,6 +83,7 @@ def test_import_refuses_what_it_cannot_convert(tmp_path):
     assert proc.returncode == 2 and "only gpt2" in proc.stderr
 
 
+@pytest.mark.slow
 def test_a_char_model_exported_then_imported_is_the_same_model(tiny_run, tmp_path):
     result = tiny_run(arch="gpt2")
     out = tmp_path / "hf"
@@ -110,6 +114,7 @@ def test_a_char_model_exported_then_imported_is_the_same_model(tiny_run, tmp_pat
             torch.testing.assert_close(theirs(x).logits, expected, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_import_of_a_char_model_needs_its_vocabulary(tiny_run, tmp_path):
     result = tiny_run(arch="gpt2")
     out = tmp_path / "hf"

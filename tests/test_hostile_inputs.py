@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tinygpt
-from tests.conftest import SMALL_TEXT, TINY, one_line_error, rehash, run_main
+from tests.conftest import MICRO_ARGS, SMALL_TEXT, TINY, one_line_error, rehash, run_main
 from tinygpt import checkpoint as ckpt
 
 RUN = {**TINY, "arch": "gpt2", "max_steps": 10, "eval_every": 5}
@@ -243,7 +243,7 @@ def test_paths_and_names_with_rich_markup_are_shown_as_they_are(ck, tmp_path):
 
 def test_out_of_range_seed(tmp_path):
     (tmp_path / TEXT).write_text(SMALL_TEXT)
-    small = ["--tokenizer", "char", "-q", "--max-steps", "2", "--n-layer", "1", "--device", "cpu"]
+    small = [*MICRO_ARGS, "-q", "--max-steps", "2", "--device", "cpu"]
     for args in (
         ["train", TEXT, "--seed", str(10**23), *small],
         ["train", TEXT, "--seed", "-1", *small],
@@ -491,6 +491,7 @@ def _tree(root: Path, skip: set[str]) -> set[str]:
     command=st.sampled_from(COMMANDS),
     data=st.data(),
 )
+@pytest.mark.slow
 def test_fault_injection_over_checkpoint_files(
     trained, tmp_path_factory, name, kind, rehash_it, command, data
 ):
@@ -612,7 +613,14 @@ def _bad_length(handler):
     handler.wfile.write(b"not shakespeare\n")
 
 
-@pytest.mark.parametrize("url", ["file:///dev/zero", "notaurl", "http://[::1", "trickle", "abc"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        *("file:///dev/zero", "notaurl", "http://[::1"),
+        pytest.param("trickle", marks=pytest.mark.slow),  # a server that sends a byte at a time
+        "abc",
+    ],
+)
 def test_downloads_are_bounded_and_bad_urls_one_line(tmp_path, monkeypatch, url):
     from tinygpt import datasets
 
@@ -706,9 +714,8 @@ def test_import_hf_bad_inputs_are_one_line(ck, tmp_path, file, content):
 @pytest.mark.parametrize("budget", ["1e38", "100"])
 def test_a_huge_max_time_trains_and_max_steps_stays_a_cap(tmp_path, budget):
     (tmp_path / TEXT).write_text(SMALL_TEXT)
-    args = ("--tokenizer", "char", "--n-layer", "1", "--n-embd", "16", "--block-size", "8")
     code, _, err = run_main(  # the warmup (20 steps) outlasts --max-steps: still 3 steps
-        "train", TEXT, "--max-time", budget, "--max-steps", "3", *args, "-q", cwd=tmp_path
+        "train", TEXT, "--max-time", budget, "--max-steps", "3", *MICRO_ARGS, "-q", cwd=tmp_path
     )
     assert code == 0, err
     assert ckpt.open_checkpoint(tmp_path / "checkpoints" / "small").step == 3
@@ -780,6 +787,7 @@ def _mutate_other(sandbox: Path, victim: Path, target: str, kind: str, data) -> 
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(target=st.sampled_from(OTHER_TARGETS), kind=st.sampled_from(OTHER_KINDS), data=st.data())
+@pytest.mark.slow
 def test_fault_injection_over_the_lock_the_token_cache_and_import_hf(
     trained, pristine_inputs, tmp_path_factory, target, kind, data
 ):
@@ -796,8 +804,7 @@ def test_fault_injection_over_the_lock_the_token_cache_and_import_hf(
         command = ("train", TEXT, "--out", "ck", "--resume", "--max-steps", "11", "-q")
     else:
         os.environ["TINYGPT_CACHE_DIR"] = str(sandbox / "cache")  # restored by the fixture
-        small = ("--n-layer", "1", "--n-embd", "16", "--block-size", "8", "--max-steps", "2")
-        command = ("train", TEXT, "--out", "out", "--tokenizer", "char", *small, "-q")
+        command = ("train", TEXT, "--out", "out", *MICRO_ARGS, "--max-steps", "2", "-q")
     with time_limit(120):
         code, _, err = run_main(*command, cwd=sandbox)
     if code != 0:

@@ -232,6 +232,7 @@ def _metrics(work: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
+@pytest.mark.slow
 def test_the_preset_grows_a_previous_token_then_an_induction_head(induction_run: Path) -> None:
     change = phase_change(_metrics(induction_run))
     prev, ind = change.previous_token, change.induction
@@ -245,6 +246,7 @@ def test_the_preset_grows_a_previous_token_then_an_induction_head(induction_run:
     assert drop.first == pytest.approx(math.log(26), abs=0.15)  # uniform over the alphabet
 
 
+@pytest.mark.slow
 def test_trajectory_shows_the_phase_change_and_draws_it(induction_run: Path) -> None:
     png = induction_run / "trajectory.png"
     out = run_cli(
@@ -271,6 +273,7 @@ def test_trajectory_shows_the_phase_change_and_draws_it(induction_run: Path) -> 
     assert np.nonzero((pixels == (44, 160, 44)).all(-1))[0].min() > h / 2 - 20
 
 
+@pytest.mark.slow
 def test_ablating_the_induction_head_puts_the_repeat_loss_back_up(induction_run: Path) -> None:
     from tinygpt import api
 
@@ -296,6 +299,7 @@ def test_ablating_the_induction_head_puts_the_repeat_loss_back_up(induction_run:
     assert result["text"]["delta"] < result["repeat"]["delta"]
 
 
+@pytest.mark.slow
 def test_explain_on_the_induction_head_points_after_the_earlier_copy(induction_run: Path) -> None:
     from tinygpt import api
 
@@ -365,6 +369,7 @@ def test_the_circuit_attribution_lens_and_patching_agree(induction_run: Path) ->
     "alphabet, lengths, gaps",
     [("0123456789", (3, 8), (0, 10)), ("abcdefgh ,.;", (2, 5), (1, 20))],
 )
+@pytest.mark.slow
 def test_the_preset_works_on_other_corpora_of_this_kind(
     tmp_path: Path, alphabet: str, lengths: tuple[int, int], gaps: tuple[int, int]
 ) -> None:

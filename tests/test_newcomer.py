@@ -193,6 +193,7 @@ def test_eval_reports_progress_to_the_end(two_runs: Path) -> None:
     assert [done for done, _ in seen] == sorted(done for done, _ in seen)
 
 
+@pytest.mark.slow
 def test_eval_draws_a_bar_on_a_terminal_and_nothing_in_a_pipe(two_runs: Path) -> None:
     from tests.conftest import run_cli
 
@@ -296,6 +297,7 @@ def test_a_bpe_model_that_dwarfs_its_text_is_named_with_its_embedding() -> None:
     )
 
 
+@pytest.mark.slow
 def test_train_warns_at_start_when_the_model_dwarfs_the_text(tmp_path: Path) -> None:
     from tests.conftest import SMALL_TEXT, run_cli
 
@@ -308,6 +310,7 @@ def test_train_warns_at_start_when_the_model_dwarfs_the_text(tmp_path: Path) -> 
     assert proc.stderr.index("note: the model has") < proc.stderr.index("done:")
 
 
+@pytest.mark.slow
 def test_piped_train_output_is_not_cut_at_the_terminal_width(tmp_path: Path) -> None:
     """Smaller item: the run summary and the notes keep one line each in a pipe or a log."""
     from tests.conftest import SMALL_TEXT, run_cli
@@ -389,6 +392,7 @@ def test_training_offline_still_offers_char(offline_tiktoken) -> None:
     assert "tokenizer='char'" in str(caught.value)  # a Python caller's spelling
 
 
+@pytest.mark.slow
 def test_info_on_an_imported_model_shows_no_schedule_it_never_ran(tiny_run, tmp_path) -> None:
     """Smaller item: an imported checkpoint's info had a schedule and "0 of 0" steps."""
     from tests.conftest import run_cli
@@ -442,6 +446,7 @@ def test_the_readme_info_example_is_what_info_prints_today(two_runs: Path) -> No
     assert int(shown.group(1).replace(",", "")) == GPT(config).parameter_count().total
 
 
+@pytest.mark.slow
 def test_a_small_file_with_no_tokenizer_named_trains_on_characters(tmp_path: Path) -> None:
     """Item 2: the issue's trap (gpt2's embedding for a small file) is not the default."""
     from tests.conftest import SMALL_TEXT, run_cli
@@ -472,6 +477,7 @@ def test_the_default_stays_gpt2_where_its_model_fits(tmp_path: Path) -> None:
     assert default_tokenizer(small, {"n_embd": 8, "n_head": 2, "n_layer": 1})[0] == "gpt2"
 
 
+@pytest.mark.slow
 def test_a_named_tokenizer_is_kept_with_the_warning(tmp_path: Path, gpt2_encoding) -> None:
     from tests.conftest import SMALL_TEXT, run_cli
 

@@ -36,6 +36,7 @@ def test_evaluations_are_priced_at_their_measured_cost():
 
 
 @pytest.mark.parametrize("schedule", ["wsd", "cosine"])
+@pytest.mark.slow
 def test_a_compiling_first_step_does_not_end_the_run(tiny_run, monkeypatch, schedule):
     # The H100 report: a 20 s first step (compilation); the old planner took it as the speed
     # of every step, and stopped at step 20 of a 120 s budget.

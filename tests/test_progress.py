@@ -78,6 +78,7 @@ def _timed_run(tiny_run, monkeypatch, step_seconds, **options):
     return seen
 
 
+@pytest.mark.slow
 def test_training_says_once_when_its_speed_collapses(tiny_run, monkeypatch, capsys):
     # 0.01 s a step, then 0.1 s from step 60 on: what another job on the cores does.
     seen = _timed_run(tiny_run, monkeypatch, lambda step: 0.01 if step < 60 else 0.1, max_steps=120)
@@ -89,6 +90,7 @@ def test_training_says_once_when_its_speed_collapses(tiny_run, monkeypatch, caps
     assert "other processes on the CPU cores, or more torch threads" in note, note
 
 
+@pytest.mark.slow
 def test_a_steady_run_with_slow_evaluations_says_nothing(tiny_run, monkeypatch, capsys):
     real_evaluate = Trainer.evaluate
 
@@ -122,11 +124,24 @@ def test_the_final_progress_line_shows_no_time_left(tiny_run, capsys):
     assert not re.search(r"\d+:\d\d:\d\d|-:--:--", bars[-1]), bars[-1]
 
 
+def test_paths_that_look_like_markup_are_shown_as_they_are(tmp_path):
+    """rich markup in a file or folder name: ``[/b]`` once ended the run in a MarkupError,
+    ``[bold]`` would vanish from the summary."""
+    from tests.conftest import SMALL_TEXT, TINY_ARGS, run_main
+
+    (tmp_path / "a[bold]b.txt").write_text(SMALL_TEXT)
+    out = "ck/a[/b]c"
+    args = ("train", "a[bold]b.txt", "--out", out, *TINY_ARGS, "--max-steps=2")
+    code, _, err = run_main(*args, cwd=tmp_path)
+    assert code == 0, err
+    assert "data     a[bold]b.txt:" in err and f"output   {out}" in err, err
+
+
 def test_ctrl_c_is_reported_as_a_clean_stop_not_an_error(tmp_path, monkeypatch):
     import os
     import signal
 
-    from tests.conftest import SMALL_TEXT, TINY, run_main
+    from tests.conftest import SMALL_TEXT, TINY_ARGS, run_main
 
     (tmp_path / "small.txt").write_text(SMALL_TEXT)
     real_step = Trainer.train_step
@@ -138,8 +153,7 @@ def test_ctrl_c_is_reported_as_a_clean_stop_not_an_error(tmp_path, monkeypatch):
         return out
 
     monkeypatch.setattr(Trainer, "train_step", step_then_ctrl_c)
-    flags = [f"--{k.replace('_', '-')}={v}" for k, v in TINY.items()]
-    code, _, err = run_main("train", "small.txt", "--out", "run", *flags, cwd=tmp_path)
+    code, _, err = run_main("train", "small.txt", "--out", "run", *TINY_ARGS, cwd=tmp_path)
     assert code == 130, err
     last = err.strip().splitlines()[-1]
     assert last.startswith("interrupted at step 3 (SIGINT); saved the checkpoint in run"), last
@@ -212,3 +226,17 @@ def test_training_says_it_lowered_the_threads_when_it_starts(two_threads, monkey
 
     tiny_run(max_steps=2, eval_every=2, callbacks=[Notes()])
     assert any("torch thread" in n for n in notes), notes
+
+
+def test_loading_a_model_leaves_the_threads_and_the_clock_alone(two_threads, monkeypatch):
+    """A library call changes nothing global: the thread count is the program's to choose
+    (loading once lowered it on a busy machine, after watching it for 0.25 s)."""
+    from tests.conftest import ROOT
+    from tinygpt import api, device
+
+    def watched() -> float:
+        raise AssertionError("loading a model watched the machine")
+
+    monkeypatch.setattr(device, "busy_cores", watched)
+    model, _, _ = api.load(ROOT / "tests" / "fixtures" / "legacy_gpt2" / "checkpoint", "cpu")
+    assert torch.get_num_threads() == 2 and not model.training

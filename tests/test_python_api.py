@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from tests.conftest import TINY, run_main
+from tests.conftest import TINY, cli_flags, run_main
 from tinygpt.errors import UsageError
 from tinygpt.messages import ANY, Message, Opt, python_spelling
 
@@ -49,6 +49,7 @@ def _error(call) -> str:
     return str(info.value)
 
 
+@pytest.mark.slow
 def test_python_errors_name_python_arguments(tiny_run):
     tiny_run("r", max_steps=2)
     again = _error(lambda: tiny_run("r", max_steps=2))
@@ -63,7 +64,7 @@ def test_python_errors_name_python_arguments(tiny_run):
 
 
 def test_the_cli_still_names_flags(tmp_path, small_text):
-    args = [f"--{k.replace('_', '-')}={v}" for k, v in {**TINY, "max_steps": 2}.items()]
+    args = cli_flags({**TINY, "max_steps": 2})
     first = run_main("train", str(small_text), "--out", "ck", "-q", *args, cwd=tmp_path)
     assert first[0] == 0, first[2]
     code, _, err = run_main("train", str(small_text), "--out", "ck", "-q", *args, cwd=tmp_path)

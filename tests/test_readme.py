@@ -6,6 +6,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from tests.conftest import ROOT
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -17,6 +19,7 @@ def python_example() -> str:
     return re.search(r"```python\n(.*?)```", section, re.S).group(1)
 
 
+@pytest.mark.slow
 def test_readme_python_example_runs_beside_the_main_job(tmp_path, shakespeare):
     code = python_example()
     (tmp_path / "data").mkdir()
@@ -48,5 +51,17 @@ def test_readme_python_example_runs_beside_the_main_job(tmp_path, shakespeare):
 
 def test_readme_says_how_to_install_without_cuda():
     setup = README.split("\n## A short tour", 1)[0]
-    assert "pip install torch --index-url https://download.pytorch.org/whl/cpu" in setup
-    assert re.search(r"nvidia/.*\|.*3\.2 GB", setup, re.S)  # what the default route costs
+    block = next(b for b in re.findall(r"```bash\n(.*?)```", setup, re.S) if "/whl/cpu" in b)
+    commands = [line.split("#")[0].split() for line in block.splitlines() if line.strip()]
+    # The CPU wheel first, then the project, whose install keeps the torch already there.
+    assert commands[0] == ["pip", "install", "torch", "--index-url", CPU_INDEX]
+    assert commands[1][:3] == ["pip", "install", "-e"]
+    # The table of what each route installs: NVIDIA's libraries with the default one only.
+    rows = [r.strip("|").split("|") for r in re.findall(r"^\|.*\|$", setup, re.M)]
+    nvidia = [c.strip() for c in rows[0]].index("`nvidia/`")
+    routes = {r[0].strip(): r[nvidia].strip() for r in rows[2:]}
+    default = next(v for k, v in routes.items() if k.startswith("default"))
+    assert re.fullmatch(r"[\d.]+ GB", default) and routes["CPU wheel first"] == "none"
+
+
+CPU_INDEX = "https://download.pytorch.org/whl/cpu"  # PyTorch's CPU-only wheels

@@ -21,21 +21,6 @@ from tests.conftest import MICRO_ARGS, SMALL_TEXT, TINY, one_line_error, rehash,
 from tinygpt import checkpoint as ckpt
 from tinygpt.errors import CheckpointError, UsageError
 
-# Flags for a model that trains in a moment (tests must stay short on the old code too).
-SMALL_MODEL = [
-    "--n-layer",
-    "1",
-    "--n-head",
-    "2",
-    "--n-embd",
-    "16",
-    "--block-size",
-    "8",
-    "--batch-size",
-    "4",
-    "--eval-batches",
-    "1",
-]
 # A tiny run in the gpt2 recipe, so `export` works on it too.
 RUN = {**TINY, "arch": "gpt2", "max_steps": 10, "eval_every": 5}
 
@@ -91,12 +76,10 @@ def test_manifest_names_outside_the_checkpoint_are_corrupt(ck, tmp_path, attack,
             "--overwrite",
             "--max-steps",
             "1",
-            "--tokenizer",
-            "char",
             "--device",
             "cpu",
             "-q",
-            *SMALL_MODEL,
+            *MICRO_ARGS,
         ],
         "info": ["info", "-c", "ck"],
     }[command]
@@ -171,6 +154,7 @@ def _start_long_run(cwd: Path, out: Path) -> subprocess.Popen:
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+@pytest.mark.slow
 def test_sigterm_and_sighup_save_and_exit_128_plus_signal(tmp_path, sig):
     out = tmp_path / "out"
     proc = _start_long_run(tmp_path, out)
@@ -300,14 +284,12 @@ def test_non_finite_options_are_refused(tmp_path, source, text):
     args = [
         "train",
         "small.txt",
-        "--tokenizer",
-        "char",
         "--device",
         "cpu",
         "-q",
         "--max-steps",
         "3",
-        *SMALL_MODEL,
+        *MICRO_ARGS,
     ]
     if source == "cli":
         args += text.split()
@@ -341,7 +323,7 @@ def test_block_size_one_trains_and_saves(tmp_path, small_text):
 
 def _train_briefly(cwd, out: str) -> tuple[int, str, str]:
     """A 3-step train of small.txt into ``out``: what the --out checks below are run on."""
-    args = ("--tokenizer", "char", "--device", "cpu", "--max-steps", "3", *SMALL_MODEL, "-q")
+    args = ("--device", "cpu", "--max-steps", "3", *MICRO_ARGS, "-q")
     return run_main("train", "small.txt", "--out", out, *args, cwd=cwd)
 
 
@@ -467,7 +449,7 @@ def test_train_refuses_a_non_empty_folder_that_is_not_a_checkpoint(tmp_path):
     line = one_line_error(code, err, (2,))
     assert "not empty" in line and "--overwrite" in line
     assert snapshot(mine) == before and not (mine / ".lock").exists()
-    args = ("--tokenizer", "char", "--device", "cpu", "--max-steps", "3", *SMALL_MODEL, "-q")
+    args = ("--device", "cpu", "--max-steps", "3", *MICRO_ARGS, "-q")
     code, _, err = run_main(
         "train", "small.txt", "--out", "mine", "--overwrite", *args, cwd=tmp_path
     )
@@ -520,7 +502,7 @@ def test_train_dot_never_reads_its_own_checkpoints_as_text(tmp_path):
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     (corpus / "small.txt").write_text(SMALL_TEXT)
-    args = ("--tokenizer", "char", "--device", "cpu", "--max-steps", "2", *SMALL_MODEL, "-q")
+    args = ("--device", "cpu", "--max-steps", "2", *MICRO_ARGS, "-q")
     code, _, err = run_main("train", ".", *args, cwd=corpus)  # writes ./checkpoints/corpus
     assert code == 0, err
     assert (corpus / "checkpoints" / "corpus" / ckpt.MODEL_FILE).exists()
@@ -672,7 +654,7 @@ def test_an_out_path_that_looks_like_markup_trains(tmp_path, monkeypatch, locks)
     if locks == "no-flock":  # the lock's note quotes the path through the progress display
         monkeypatch.setattr(lock.fcntl, "flock", no_locks)
     (tmp_path / "small.txt").write_text(SMALL_TEXT)
-    args = ("--tokenizer", "char", "--device", "cpu", "--max-steps", "2", *SMALL_MODEL)
+    args = ("--device", "cpu", "--max-steps", "2", *MICRO_ARGS)
     code, _, err = run_main("train", "small.txt", "--out", "ck/a[/b]c", *args, cwd=tmp_path)
     assert code == 0, err  # the progress display shows the path; it is not a style tag
     assert "ck/a[/b]c" in err

@@ -14,6 +14,7 @@ from tinygpt.schedule import lr_at
 from tinygpt.trainer import Trainer
 
 
+@pytest.mark.slow
 def test_tiny_model_overfits_tiny_text(tmp_path):
     # A model that memorises this text predicts every character from a few before it; only the
     # first positions of a window (little context) stay uncertain, a floor of ~0.1 nats averaged

@@ -23,7 +23,7 @@ from tinygpt.checkpoint import Checkpoint, find_checkpoint, open_checkpoint
 from tinygpt.config import ATTENTION_CHOICES, MAX_ALTERNATIVES, SampleConfig, check_choice
 from tinygpt.console import printable
 from tinygpt.data import encode_text, read_text
-from tinygpt.device import fit_cpu_threads, resolve_device
+from tinygpt.device import resolve_device
 from tinygpt.errors import UsageError
 from tinygpt.evaluation import EvalResult, evaluate_text, surprising_spans
 from tinygpt.interpret.attribution import direct_logit_attribution
@@ -48,12 +48,14 @@ def load(
     attention: str = "auto",
     best: bool = False,
 ) -> tuple[GPT, Tokenizer, Checkpoint]:
-    """Open a checkpoint (default: the newest under ``checkpoints/``) and build its model."""
+    """Open a checkpoint (default: the newest under ``checkpoints/``) and build its model.
+
+    Nothing global changes: torch's thread count is the caller's (a program chooses it once,
+    e.g. with :func:`tinygpt.device.fit_cpu_threads`), and loading never waits to watch the
+    machine."""
     check_choice("attention", attention, ATTENTION_CHOICES)
     ck = find_checkpoint(checkpoint)
-    target = resolve_device(device)
-    fit_cpu_threads(target)  # sampling with more threads than free cores: 50x slower, seen here
-    model = ck.load_model(target, attention=attention, best=best)
+    model = ck.load_model(resolve_device(device), attention=attention, best=best)
     return model.eval(), ck.tokenizer, ck
 
 

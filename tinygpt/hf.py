@@ -1,11 +1,12 @@
 """Hugging Face interop: export to a ``GPT2LMHeadModel`` directory, import from one.
 
-tinygpt's blocks have GPT-2's layout (pre-norm, fused QKV, tied LM head), so the conversion is a
-renaming plus one transpose: GPT-2 stores its projections as ``Conv1D`` with weights shaped
-(in, out), where ``nn.Linear`` has (out, in). Exported models use ``activation_function="gelu"``
-(exact, as tinygpt trains); imported GPT-2 models keep their tanh approximation
-(``gelu_new``), so both directions give identical logits. Neither direction needs transformers;
-only loading the exported directory with it does.
+A model of the gpt2 recipe has GPT-2's layout (pre-norm, fused QKV, tied LM head), so the
+conversion is a renaming plus one transpose: GPT-2 stores its projections as ``Conv1D`` with
+weights shaped (in, out), where ``nn.Linear`` has (out, in). Other recipes are refused
+(:func:`check_exportable`). The activation travels as it is: exact GELU exports as ``gelu``, the
+tanh approximation as ``gelu_new``, and imported GPT-2 models keep theirs (``gelu_new``), so both
+directions give identical logits. Neither direction needs transformers; only loading the
+exported directory with it does.
 """
 
 from __future__ import annotations

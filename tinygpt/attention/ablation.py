@@ -36,6 +36,11 @@ from tinygpt.tokenizer import Tokenizer
 MODES = ("zero", "mean", "pattern")
 
 
+def check_mode(mode: str) -> None:
+    if mode not in MODES:
+        raise UsageError(Opt("mode"), f" must be one of {', '.join(MODES)}, got {mode!r}")
+
+
 def parse_heads(specs: list[str], n_layer: int, n_head: int) -> list[tuple[int, int]]:
     heads = []
     for spec in specs:
@@ -76,8 +81,7 @@ def ablated(
     """Within the block, the model runs with ``heads`` ablated in ``mode``: ``zero`` and ``mean``
     replace the head's output (``hook_z``); ``pattern`` replaces the values it reads
     (``hook_v``) by their reference means, so its own weights average those instead."""
-    if mode not in MODES:
-        raise UsageError(Opt("mode"), f" must be one of {', '.join(MODES)}, got {mode!r}")
+    check_mode(mode)
     point = "hook_v" if mode == "pattern" else "hook_z"
 
     def replace(x: torch.Tensor, name: str) -> torch.Tensor:
@@ -116,8 +120,7 @@ def ablation_report(
     """Loss with and without ``heads`` (``"L.H"``) on the prompt, on ``samples`` windows of the
     training text (``text``: its path and encoding, skipped when it is gone) and on the
     repeated-random-tokens probe."""
-    if mode not in MODES:
-        raise UsageError(Opt("mode"), f" must be one of {', '.join(MODES)}, got {mode!r}")
+    check_mode(mode)
     cfg = model.config
     chosen = parse_heads(heads, cfg.n_layer, cfg.n_head)
     dev = model.wte.weight.device

@@ -1,5 +1,5 @@
 """One prompt through the model with every layer's attention captured, and what is computed from
-whole patterns: the from-scratch check, attention rollout and the divergence of two patterns.
+whole patterns: attention rollout and the divergence of two patterns.
 
 Everything comes from the model's own forward pass, read at its named hook points; hooking the
 pattern runs attention on the explicit path, the only one that forms softmax(Q Kᵀ / √d_k + mask).

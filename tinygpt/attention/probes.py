@@ -157,12 +157,12 @@ def copying_scores(model: GPT) -> torch.Tensor:
     M = W_E W_V W_O W_U (vocab x vocab, row-vector convention) has mostly positive eigenvalues.
     M's non-zero eigenvalues are those of the small d_head x d_head product W_O W_U W_E W_V, so
     that is what is computed. The score is the share of eigenvalue magnitude with a positive
-    real part (Elhage et al. 2021; Olsson et al. 2022). It ignores LayerNorm and biases.
+    real part (Elhage et al. 2021; Olsson et al. 2022). It ignores the norms and biases.
     """
     cfg = model.config
     d, dh = cfg.n_embd, cfg.head_dim
     w_e = model.wte.weight.double()  # (vocab, d)
-    w_u = model.lm_head.weight.double()  # (vocab, d); tied to w_e
+    w_u = model.lm_head.weight.double()  # (vocab, d): w_e itself when tied (gpt2 recipe)
     embed_unembed = w_e.T @ w_u  # (d, d): W_E then W_U in the cyclic product
     out = torch.zeros(cfg.n_layer, cfg.n_head)
     for layer, block in enumerate(model.blocks):
@@ -205,9 +205,3 @@ def direct_copying_per_query(model: GPT, run: AttentionRun) -> torch.Tensor:
             on_keys = logits[:, ids]  # (T queries, T keys): logit of each key's token
             out[layer, h] = (cap.weights[0, h] * on_keys).sum(-1)
     return out
-
-
-def direct_copying(model: GPT, run: AttentionRun, first_query: int = 0) -> torch.Tensor:
-    """(n_layer, n_head) direct-path copying on the prompt: the mean over the scored queries
-    (``max(1, first_query)`` on, as for every prompt score)."""
-    return direct_copying_per_query(model, run)[..., max(1, first_query) :].mean(-1)

@@ -42,9 +42,15 @@ def parse_query_range(spec: str, t: int) -> tuple[int, int]:
         start, end = int(start_s or 0), int(end_s or t)
     except ValueError:
         raise UsageError(Opt("queries"), f" takes A:B (positions), got {spec!r}") from None
-    if not 0 <= start < end <= t:
-        raise UsageError(Opt("queries", spec), f": need 0 <= A < B <= {t} (the prompt's tokens)")
+    check_query_range(start, end, t, spec)
     return start, end
+
+
+def check_query_range(start: int, end: int, t: int, spec: str | None = None) -> None:
+    """Queries ``start`` .. ``end - 1`` of a ``t``-token prompt; ``spec``: as the user wrote it."""
+    if not 0 <= start < end <= t:
+        shown = f"{start}:{end}" if spec is None else spec
+        raise UsageError(Opt("queries", shown), f": need 0 <= A < B <= {t} (the prompt's tokens)")
 
 
 @dataclass
@@ -123,10 +129,7 @@ class AttentionReport:
     # -- cutting and checking ----------------------------------------------------------------
     def cut(self, start: int, end: int) -> AttentionReport:
         """The report of queries ``start`` .. ``end - 1`` (positions in this report's prompt)."""
-        if not 0 <= start < end <= len(self.tokens):
-            raise UsageError(
-                Opt("queries", f"{start}:{end}"), f": need 0 <= A < B <= {len(self.tokens)}"
-            )
+        check_query_range(start, end, len(self.tokens))
         return replace(
             self,
             run=self.run.prefix(end),
