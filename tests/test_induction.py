@@ -335,6 +335,7 @@ def test_explain_on_the_induction_head_points_after_the_earlier_copy(induction_r
     assert "the induction pattern" in out.stdout
 
 
+@pytest.mark.slow
 def test_the_circuit_attribution_lens_and_patching_agree(induction_run: Path) -> None:
     """The causal chain on the README run's model, averaged over 8 random prompts S F S[:10]
     (scripts/induction_circuit.py): the induction head writes the copied letter's logit and its

@@ -13,6 +13,9 @@ import pytest
 from tests.browser import decode_png
 from tests.conftest import SMALL_TEXT, TINY, one_line_error, run_cli
 
+# Each test starts CLI subprocesses over a model trained for the module.
+pytestmark = pytest.mark.slow
+
 PROMPT = "First Citizen:\nBefore we proceed"
 CORRUPT = "Farst Cetazen:\nBefore we proceed"
 

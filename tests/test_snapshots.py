@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.conftest import TINY
 from tinygpt.attention.snapshot import AUTO_SNAPSHOT_WEIGHTS, wants_snapshots
 from tinygpt.config import ModelConfig
@@ -17,6 +19,7 @@ def test_snapshots_are_on_for_small_models_and_opt_in_for_big_ones():
     assert wants_snapshots(True, gpt2_small) and not wants_snapshots(False, induction)
 
 
+@pytest.mark.slow
 def test_a_run_records_them_unless_told_not_to(tmp_path, small_text):
     import tinygpt
 
