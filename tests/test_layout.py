@@ -60,3 +60,42 @@ def test_help_and_version_answer_without_importing_torch(args):
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert "torch imported: False" in proc.stderr
+
+
+ANALYSIS = [
+    "tinygpt.attention.capture",
+    "tinygpt.attention.scores",
+    "tinygpt.attention.probes",
+    "tinygpt.attention.explain",
+    "tinygpt.attention.ablation",
+    "tinygpt.attention.report",
+    "tinygpt.interpret.predictions",
+    "tinygpt.interpret.attribution",
+    "tinygpt.interpret.lens",
+    "tinygpt.interpret.patching",
+    "tinygpt.interpret.reports",
+]
+RENDERING = (
+    "rich",
+    "tinygpt.attention.view",
+    "tinygpt.attention.html",
+    "tinygpt.attention.figures",
+    "tinygpt.interpret.view",
+    "tinygpt.interpret.html",
+    "tinygpt.interpret.figures",
+    "tinygpt.draw",
+)
+
+
+def test_analysis_is_tensors_in_dataclasses_out_and_renders_nothing():
+    """The analysis modules (attention and interpret) load none of the rendering ones, nor rich:
+    a notebook or a script gets numbers without a terminal library."""
+    code = (
+        "import sys\n"
+        f"for name in {ANALYSIS!r}:\n"
+        "    __import__(name)\n"
+        f"print(sorted(m for m in sys.modules if m.startswith({RENDERING!r})))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
