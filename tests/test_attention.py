@@ -141,7 +141,7 @@ def test_resolve_query_by_position_and_text():
     with pytest.raises(UsageError):
         report.query_position("9")
     for start, end in ((2, 2), (0, 5)):  # the same check and words as --queries
-        with pytest.raises(UsageError, match=rf"--queries {start}:{end}: need 0 <= A < B <= 4"):
+        with pytest.raises(UsageError, match=rf"queries='{start}:{end}': need 0 <= A < B <= 4"):
             report.cut(start, end)
     cut = report.cut(2, 3)  # the query " sat" of the prompt cut after it
     assert cut.query_position(None) == 2 and cut.query_position("sat") == 2

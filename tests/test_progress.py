@@ -240,3 +240,16 @@ def test_loading_a_model_leaves_the_threads_and_the_clock_alone(two_threads, mon
     monkeypatch.setattr(device, "busy_cores", watched)
     model, _, _ = api.load(ROOT / "tests" / "fixtures" / "legacy_gpt2" / "checkpoint", "cpu")
     assert torch.get_num_threads() == 2 and not model.training
+
+
+def test_a_command_that_runs_a_model_fits_the_threads_once(two_threads, monkeypatch, capsys):
+    """The command line chooses the thread count (the library does not): on a busy CPU,
+    generate runs with the free cores and says so on stderr."""
+    from tests.conftest import ROOT, run_main
+    from tinygpt import device
+
+    monkeypatch.setattr(device, "busy_cores", lambda: 1.0)
+    ck = ROOT / "tests" / "fixtures" / "legacy_gpt2" / "checkpoint"
+    code, out, err = run_main("generate", "-c", str(ck), "--max-new-tokens", "3", "--seed", "1")
+    assert code == 0, err
+    assert torch.get_num_threads() == 1 and "running with 1 torch thread" in err

@@ -83,6 +83,8 @@ def command(
         @functools.wraps(func)
         def run(*a: Any, **k: Any) -> None:
             try:
+                if isinstance(k.get("device"), str):  # a command that runs a model
+                    _use_free_cores(k["device"])
                 with announce_picked(_say_picked):
                     func(*a, **k)
             except KeyboardInterrupt as exc:
@@ -93,6 +95,20 @@ def command(
         return group.command(*args, **kwargs)(run)
 
     return register
+
+
+def _use_free_cores(device: str) -> None:
+    """On a CPU another job is using, run with the free cores only: more threads than free cores
+    made sampling 50x slower here. The library never changes torch's thread count by itself;
+    the command line does, once, before the command runs (training does it for its run)."""
+    from tinygpt.device import fit_cpu_threads, resolve_device
+
+    try:
+        note = fit_cpu_threads(resolve_device(device))
+    except TinyGPTError:
+        return  # a bad --device: the command itself says so, in its words
+    if note:
+        typer.echo(f"note: {note}", err=True)
 
 
 def _say_picked(path: Path) -> None:
