@@ -250,6 +250,6 @@ def test_a_command_that_runs_a_model_fits_the_threads_once(two_threads, monkeypa
 
     monkeypatch.setattr(device, "busy_cores", lambda: 1.0)
     ck = ROOT / "tests" / "fixtures" / "legacy_gpt2" / "checkpoint"
-    code, out, err = run_main("generate", "-c", str(ck), "--max-new-tokens", "3", "--seed", "1")
+    code, _, err = run_main("generate", "-c", str(ck), "--max-new-tokens", "3", "--seed", "1")
     assert code == 0, err
     assert torch.get_num_threads() == 1 and "running with 1 torch thread" in err
