@@ -416,7 +416,7 @@ def test_ablating_an_unused_head_changes_nothing_and_an_essential_one_a_lot(tmp_
             assert loss_on(other, rows) == pytest.approx(base, abs=1e-6)
         with ablated(other, [(0, 1)], mode, stats):
             assert loss_on(other, rows) != pytest.approx(base, abs=1e-6)
-    with pytest.raises(UsageError, match="--ablation must be one of zero, mean, pattern"):
+    with pytest.raises(UsageError, match="mode must be one of zero, mean, pattern"):
         ablated(other, [(0, 0)], "resample", stats).__enter__()
 
 

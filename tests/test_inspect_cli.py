@@ -147,10 +147,13 @@ def test_each_subcommand_shares_inspect_attention_options():
 
     root = typer.main.get_command(app)
     front = {p.name: p for p in root.commands["inspect-attention"].params}
-    # ablate's --heads and --mode; trajectory's --png says what it draws
+    # ablate's --heads and --mode; trajectory's and the interpret commands' --png say what they
+    # draw; options the front door lacks (--top, --target, ...) are the subcommand's own
     own = {"ablate": {"heads", "mode"}, "trajectory": {"png_file"}}
+    own |= {name: {"png_file"} for name in ("predictions", "attribution", "patch")}
     for name, sub in root.commands["inspect"].commands.items():
         for p in sub.params:
-            if p.param_type_name != "option" or p.name in {"help", *own.get(name, ())}:
+            skip = {"help", *own.get(name, ())}
+            if p.param_type_name != "option" or p.name in skip or p.name not in front:
                 continue
             assert p.opts == front[p.name].opts and p.help == front[p.name].help, (name, p.name)

@@ -11,9 +11,16 @@ from typing import Annotated, Any
 import typer
 
 from tinygpt.cli.app import command, inspect_app
-from tinygpt.cli.common import DEVICE_DEFAULT, CheckpointOpt, DeviceOpt, JsonOpt, show, wrote
+from tinygpt.cli.common import DEVICE_DEFAULT, CheckpointOpt, DeviceOpt, show, wrote
+from tinygpt.cli.inspect_options import (
+    BestOpt,
+    HtmlOpt,
+    JsonFileOpt,
+    JsonOutOpt,
+    PromptOpt,
+    SvgOpt,
+)
 
-PromptOpt = Annotated[str, typer.Option("--prompt", "-p", help="Text to look at; '-' reads stdin.")]
 PositionOpt = Annotated[
     str | None,
     typer.Option(
@@ -28,13 +35,7 @@ TargetOpt = Annotated[
         "the last position, the model's top prediction]"
     ),
 ]
-JsonFileOpt = Annotated[
-    Path | None, typer.Option("--json-file", help="Write the same JSON document to a file.")
-]
-HtmlOpt = Annotated[Path | None, typer.Option("--html", help="Write a self-contained HTML page.")]
 PngOpt = Annotated[Path | None, typer.Option("--png", help="Write a PNG figure.")]
-SvgOpt = Annotated[Path | None, typer.Option("--svg", help="Write the same figure as SVG.")]
-BestOpt = Annotated[bool, typer.Option("--best", help="Use the best-validation weights.")]
 
 
 def _read(prompt: str) -> str:
@@ -67,7 +68,7 @@ def predictions(
     checkpoint: CheckpointOpt = None,
     prompt: PromptOpt = "",
     top: Annotated[int, typer.Option(help="Next-token guesses shown per position.")] = 5,
-    json_out: JsonOpt = False,
+    json_out: JsonOutOpt = False,
     json_file: JsonFileOpt = None,
     html_file: HtmlOpt = None,
     png_file: PngOpt = None,
@@ -93,7 +94,7 @@ def attribution(
     position: PositionOpt = None,
     target: TargetOpt = None,
     rows: Annotated[int, typer.Option(help="Components shown, largest first.")] = 20,
-    json_out: JsonOpt = False,
+    json_out: JsonOutOpt = False,
     json_file: JsonFileOpt = None,
     html_file: HtmlOpt = None,
     png_file: PngOpt = None,
@@ -118,7 +119,7 @@ def lens(
     prompt: PromptOpt = "",
     position: PositionOpt = None,
     target: TargetOpt = None,
-    json_out: JsonOpt = False,
+    json_out: JsonOutOpt = False,
     json_file: JsonFileOpt = None,
     html_file: HtmlOpt = None,
     best: BestOpt = False,
@@ -150,7 +151,7 @@ def patch(
             "prediction at --position]"
         ),
     ] = None,
-    json_out: JsonOpt = False,
+    json_out: JsonOutOpt = False,
     json_file: JsonFileOpt = None,
     html_file: HtmlOpt = None,
     png_file: PngOpt = None,
