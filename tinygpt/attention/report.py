@@ -30,6 +30,7 @@ from tinygpt.attention.probes import (
 )
 from tinygpt.attention.scores import HeadScores, all_head_scores
 from tinygpt.errors import UsageError
+from tinygpt.interpret.inputs import resolve_position
 from tinygpt.interpret.reports import PredictionsReport
 from tinygpt.messages import Opt
 from tinygpt.model import GPT
@@ -153,29 +154,7 @@ class AttentionReport:
     def query_position(self, query: str | None) -> int:
         """A position (negative counts from the end) or a token's text (its last occurrence),
         among the queries in range; the last query when ``query`` is None."""
-        t, first = len(self.tokens), self.first_query
-        if query is None:
-            return t - 1
-        try:
-            pos = int(query)
-        except ValueError:
-            matches = [
-                i
-                for i, tok in enumerate(self.tokens)
-                if i >= first and (tok == query or tok.strip() == query)
-            ]
-            if not matches:
-                raise UsageError(
-                    Opt("query"), f" {query!r} is neither a position nor a token of the prompt"
-                ) from None
-            return matches[-1]
-        if not -t <= pos < t:
-            raise UsageError(Opt("query", pos), f" is outside the prompt's {t} tokens")
-        if pos % t < first:
-            raise UsageError(
-                Opt("query", pos), " is before the first query of ", Opt("queries"), f" ({first})"
-            )
-        return pos % t
+        return resolve_position(self.tokens, query, "query", first=self.first_query)
 
     # -- serialising -------------------------------------------------------------------------
     def to_dict(self, tensors: bool = False) -> dict[str, Any]:

@@ -7,23 +7,30 @@ from tinygpt.messages import Opt
 from tinygpt.tokenizer import Tokenizer
 
 
-def resolve_position(tokens: list[str], spec: str | int | None) -> int:
-    """A position (negative counts from the end) or a token's text (its last occurrence); the
-    last position when ``spec`` is None."""
+def resolve_position(
+    tokens: list[str], spec: str | int | None, option: str = "position", first: int = 0
+) -> int:
+    """A position (negative counts from the end) or a token's text (its last occurrence) among
+    the positions from ``first``; the last position when ``spec`` is None. ``option`` names the
+    option in messages (``position``, ``query``)."""
     t = len(tokens)
     if spec is None:
         return t - 1
     try:
         pos = int(spec)
     except ValueError:
-        matches = [i for i, tok in enumerate(tokens) if spec in (tok, tok.strip())]
+        matches = [i for i, tok in enumerate(tokens) if i >= first and spec in (tok, tok.strip())]
         if not matches:
             raise UsageError(
-                Opt("position"), f" {spec!r} is neither a position nor a token of the prompt"
+                Opt(option), f" {spec!r} is neither a position nor a token of the prompt"
             ) from None
         return matches[-1]
     if not -t <= pos < t:
-        raise UsageError(Opt("position", pos), f" is outside the prompt's {t} tokens")
+        raise UsageError(Opt(option, pos), f" is outside the prompt's {t} tokens")
+    if pos % t < first:
+        raise UsageError(
+            Opt(option, pos), " is before the first query of ", Opt("queries"), f" ({first})"
+        )
     return pos % t
 
 
