@@ -30,7 +30,16 @@ def flat(text: str) -> str:
 
 @pytest.mark.parametrize(
     "command",
-    ["train", "generate", "inspect-attention", "runs", "inspect attention", "inspect ablate"],
+    [
+        "train",
+        "generate",
+        "inspect-attention",
+        "runs",
+        "inspect attention",
+        "inspect ablate",
+        "inspect predictions",
+        "inspect patch",
+    ],
 )
 def test_help_shows_every_default(command):
     proc = run_cli(*command.split(), "--help", env={"COLUMNS": "200"})

@@ -20,19 +20,20 @@ from tinygpt.cli.inspect_options import (
     PromptOpt,
     SvgOpt,
 )
+from tinygpt.cli.options import default_text
 
 PositionOpt = Annotated[
     str | None,
     typer.Option(
         help="Position to explain: an index (negative from the end) or a token's text."
-        " [default: the last]"
+        + default_text("the last")
     ),
 ]
 TargetOpt = Annotated[
     str | None,
     typer.Option(
-        help="Target token: its text (one token) or #ID. [default: the token that came next; at "
-        "the last position, the model's top prediction]"
+        help="Target token: its text (one token) or #ID."
+        + default_text("the token that came next; at the last position, the model's top guess")
     ),
 ]
 PngOpt = Annotated[Path | None, typer.Option("--png", help="Write a PNG figure.")]
@@ -147,8 +148,8 @@ def patch(
     target: Annotated[
         str | None,
         typer.Option(
-            help="Target token: its text (one token) or #ID. [default: the clean run's top "
-            "prediction at --position]"
+            help="Target token: its text (one token) or #ID."
+            + default_text("the clean run's top prediction at --position")
         ),
     ] = None,
     json_out: JsonOutOpt = False,
