@@ -107,7 +107,7 @@ def gpt2_case(work: Path, pre: Path, tune: Path, held: Path, steps: int, pre_ste
     model.save_pretrained(hf_dir)
     source = import_hf(hf_dir, work / "gpt2-imported", overwrite=True)
     return {
-        "pretrain_last_loss": round(float(loss), 4),
+        "pretrain_last_loss": round(loss.item(), 4),
         **compare(work / "gpt2", source, tune, held, steps, batch_size=batch),
     }
 
