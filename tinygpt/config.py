@@ -285,6 +285,27 @@ class TrainConfig:
     # Consecutive non-finite steps tolerated (each skipped) before the run stops with an error.
     max_bad_steps: int = 5
     val_fraction: float = 0.1
+    # Fine-tuning and watching a run (tinygpt/training/finetune.py, monitors.py).
+    init_from: str | None = documented(
+        None,
+        "Start from this checkpoint's weights (its shape and tokenizer; a fresh optimizer "
+        "and schedule); it is only read.",
+        metavar="CHECKPOINT",
+    )
+    val_file: str | None = documented(
+        None,
+        "Validation loss on this text file instead of FILE's last 10% (all of FILE trains).",
+        metavar="PATH",
+    )
+    eval_samples: bool = documented(
+        True, "A short sample at each evaluation: in the progress display and metrics.jsonl."
+    )
+    early_stop: int | None = documented(
+        None,
+        "End the run after K evaluations without a new best validation loss (the best "
+        "weights stay in best.safetensors: generate --best).",
+        metavar="K",
+    )
 
     def effective_batch_size(self, world_size: int = 1) -> int:
         """Sequences per optimizer step: batch x accumulation x data-parallel processes."""
@@ -335,6 +356,10 @@ class TrainConfig:
                 raise UsageError(Opt(name), f" must be in [0, 1), got {getattr(self, name)}")
         if self.max_time is not None:
             _positive("max_time", self.max_time)
+        if self.early_stop is not None and self.early_stop <= 0:
+            raise UsageError(
+                Opt("early_stop"), f" must be a positive integer, got {self.early_stop}"
+            )
         if not 0 <= self.seed <= MAX_SEED:
             raise UsageError(Opt("seed"), f" must be between 0 and {MAX_SEED}, got {self.seed}")
         if not 0 < self.val_fraction < 1:

@@ -57,6 +57,8 @@ def valid_record(record: Any) -> bool:
         return False
     if "best" in record and not isinstance(record["best"], bool):
         return False
+    if "sample" in record and not isinstance(record["sample"], str):
+        return False
     if "heads" in record:
         heads = record["heads"]
         # Head names are shown in tables: only the trainer's labels (``L1H0``), never a

@@ -106,12 +106,20 @@ class ProgressDisplay(TrainerCallback):
             f"val {record['val_loss']:.4f}  {record['tokens_per_sec']:,.0f} tok/s  "
             f"{record['elapsed_s']:.0f}s{best}",
         )
+        if isinstance(record.get("sample"), str):  # EvalSample's (tinygpt/training/monitors.py)
+            self._print(f"[dim]sample[/dim]  {_shown(sample_line(record['sample']))}")
 
     def on_end(self, trainer: Trainer) -> None:
         if self.progress is not None:
             self.progress.update(self.task, done=True)  # the final line: no time left
             self.progress.stop()
             self.progress = None
+
+
+def sample_line(text: str, width: int = 120) -> str:
+    """A sample on one line: line breaks shown as ⏎, cut at ``width`` characters."""
+    line = text.replace("\r\n", "\n").replace("\n", "⏎")
+    return line if len(line) <= width else line[: width - 1] + "…"
 
 
 def slowdown_note(slowdown: Slowdown, device: str) -> str:

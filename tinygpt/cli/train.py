@@ -40,6 +40,10 @@ TRAIN_OPTIONS = (
     "attention",
     "compile",
     "seed",
+    "init_from",
+    "val_file",
+    "eval_samples",
+    "early_stop",
 )
 
 

@@ -16,15 +16,18 @@ from typing import Any
 
 from tinygpt import checkpoint as ckpt
 from tinygpt.config import ModelConfig, RunConfig, TrainConfig
-from tinygpt.data import check_encoding, prepare_corpus
+from tinygpt.data import Corpus, check_encoding, prepare_corpus
 from tinygpt.distributed import launch_rank, setup, teardown
 from tinygpt.errors import UsageError
 from tinygpt.lock import directory_lock
 from tinygpt.messages import ANY, Opt
 from tinygpt.presets import resolve_options
 from tinygpt.recipe import MODEL_SWITCHES
+from tinygpt.training import finetune
+from tinygpt.training.monitors import monitors
 from tinygpt.training.sizing import default_tokenizer
 from tinygpt.training.trainer import Trainer, TrainerCallback, TrainResult
+from tinygpt.training.validation import val_file_ids
 
 
 def split_options(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -62,6 +65,7 @@ class _Request:
     train_opts: dict[str, Any]
     from_recipe: set[str]  # switches a recipe (not the caller) set
     notes: list[str]
+    init: ckpt.Checkpoint | None = None  # --init-from's source, for a new run
 
 
 def train(
@@ -96,10 +100,34 @@ def train(
     with guard as lock_note:
         notes = [lock_note] if lock_note else []
         request = _Request(data, out, model_opts, train_opts, from_recipe, notes)
+        _open_init_source(request, resume)
         if not resume:
             _prepare_fresh(request, overwrite)
         source = _resumed(request) if resume else None
         return _run(request, source, callbacks, cache_dir)
+
+
+def _open_init_source(request: _Request, resume: bool) -> None:
+    """With ``init_from``: the source checkpoint, checked against the options; its tokenizer
+    becomes the run's."""
+    path = request.train_opts.get("init_from")
+    if path is None:
+        return
+    if resume:
+        raise UsageError(
+            Opt("init_from"),
+            " starts a new run; drop it to continue one with ",
+            Opt("resume", True),
+        )
+    source = finetune.open_source(path, request.out)
+    finetune.check_options(source, request.model_opts, request.train_opts)
+    request.train_opts["tokenizer"] = source.tokenizer_name
+    request.train_opts["init_from"] = str(path)
+    request.init = source
+    request.notes.append(
+        f"starting from the weights of {path} (step {source.step}, "
+        f"tokenizer {source.tokenizer_name}); a fresh optimizer and schedule"
+    )
 
 
 def _resumed(request: _Request) -> ckpt.Checkpoint:
@@ -209,20 +237,30 @@ def _run(
     try:
         if not dist.is_main:
             dist.barrier()  # rank 0 tokenizes into the shared cache first; the others reuse it
-        tokenizer = source.tokenizer if source is not None else train_cfg.tokenizer
-        corpus = prepare_corpus(
-            request.data, tokenizer, train_cfg.encoding, cache_dir, exclude=request.out
-        )
+        corpus = _corpus(request, source, train_cfg, cache_dir)
+        val_ids = None
+        if train_cfg.val_file is not None:
+            val_ids = val_file_ids(train_cfg, corpus.tokenizer, cache_dir, request.init)
         if dist.is_main:
             dist.barrier()
         if source is not None:
             model_cfg = source.config.model
+        elif request.init is not None:
+            model_cfg = finetune.model_config(request.init, request.model_opts)
         else:
             vocab = corpus.tokenizer.vocab_size
             model_cfg = ModelConfig(**{**request.model_opts, "vocab_size": vocab})
         run = RunConfig(model=model_cfg.validate(), train=train_cfg)
+        before, after = monitors(train_cfg)  # the sample before the display shows the record
         trainer = Trainer(
-            run, corpus, resume_from=source, callbacks=callbacks, dist=dist, notes=request.notes
+            run,
+            corpus,
+            resume_from=source,
+            callbacks=[*before, *callbacks, *after],
+            dist=dist,
+            notes=request.notes,
+            init_from=request.init,
+            val_ids=val_ids,
         )
         result = trainer.fit()
         # Leave together: a rank tearing down while its peer is still finishing can abort it.
@@ -231,3 +269,18 @@ def _run(
         return result
     finally:
         teardown()
+
+
+def _corpus(
+    request: _Request, source: ckpt.Checkpoint | None, cfg: TrainConfig, cache_dir: Path | None
+) -> Corpus:
+    """The training corpus, in a resumed run's or an ``init_from`` source's tokenizer if any."""
+    init = request.init
+    origin = source if source is not None else init
+    tokenizer = origin.tokenizer if origin is not None else cfg.tokenizer
+    try:
+        return prepare_corpus(request.data, tokenizer, cfg.encoding, cache_dir, exclude=request.out)
+    except UsageError as exc:
+        if init is None or "tokenizer" not in exc.options:
+            raise
+        raise finetune.tokenizer_refusal(init, str(request.data), exc) from None

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from tinygpt import checkpoint as ckpt
@@ -33,6 +34,7 @@ from tinygpt.planner import Deadline
 from tinygpt.schedule import lr_at
 from tinygpt.speed import Slowdown, SpeedWatch
 from tinygpt.training import setup, stopping
+from tinygpt.training.finetune import load_initial_weights
 from tinygpt.training.state import RunState, restore, state_dict, write
 from tinygpt.training.validation import estimate_loss
 
@@ -109,19 +111,27 @@ class Trainer:
         callbacks: Sequence[TrainerCallback] = (),
         dist: DistContext | None = None,
         notes: Sequence[str] = (),
+        init_from: ckpt.Checkpoint | None = None,
+        val_ids: np.ndarray | None = None,
     ) -> None:
-        """``notes``: said when the run starts, before the trainer's own."""
+        """``notes``: said when the run starts, before the trainer's own; ``init_from``: a
+        checkpoint whose weights a new run starts from; ``val_ids``: the validation tokens
+        (default: the corpus's last ``val_fraction``, then the rest trains)."""
         self.run, self.cfg, self.corpus = run, run.train, corpus
         self.dist = dist or DistContext()
         self.out_dir = Path(self.cfg.out_dir)
         self.callbacks = list(callbacks)
         self.train_ids, self.val_ids = corpus.split(self.cfg.val_fraction)
+        if val_ids is not None:
+            self.train_ids, self.val_ids = corpus.ids, val_ids
         check_split_lengths(self.train_ids, self.val_ids, run.model.block_size)
         self.parts = setup.build(run, self.train_ids, corpus.tokenizer, self.dist)
         self.device, self.dtype = self.parts.device, self.parts.dtype
         self.model, self.optimizer = self.parts.model, self.parts.optimizer
         self.startup_notes = [*notes, *self.parts.notes]  # said once a display is listening
         self.state = RunState(total_steps=self.cfg.max_steps, world_size=self.dist.world_size)
+        if init_from is not None:
+            load_initial_weights(init_from, self.model)
         if resume_from is not None:
             restore(resume_from, self.parts, self.state, self.dist, self.cfg.seed)
         wrapped = setup.wrap(self.model, self.device, self.cfg, self.dist)

@@ -1,14 +1,21 @@
-"""The loss a run reports at each evaluation: the mean over fixed random batches."""
+"""The loss a run reports at each evaluation: the mean over fixed random batches, of the
+training file's last tenth or of ``--val-file``."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import torch
 
+from tinygpt import checkpoint as ckpt
 from tinygpt.config import TrainConfig
-from tinygpt.data import BatchSampler
+from tinygpt.data import BatchSampler, prepare_corpus
 from tinygpt.device import autocast
+from tinygpt.errors import UsageError
+from tinygpt.messages import Opt
 from tinygpt.model import GPT
+from tinygpt.tokenizer import Tokenizer
 
 
 @torch.inference_mode()
@@ -26,3 +33,25 @@ def estimate_loss(
         total += float(loss)
     model.train()
     return total / cfg.eval_batches
+
+
+def val_file_ids(
+    cfg: TrainConfig,
+    tokenizer: Tokenizer,
+    cache_dir: Path | None,
+    init: ckpt.Checkpoint | None = None,
+) -> np.ndarray:
+    """``cfg.val_file``'s ids in the run's tokenizer (cached as a corpus is), or one line
+    naming the option when that tokenizer cannot encode it."""
+    assert cfg.val_file is not None
+    try:
+        return prepare_corpus(cfg.val_file, tokenizer, cfg.encoding, cache_dir).ids
+    except UsageError as exc:
+        if "tokenizer" not in exc.options:  # not found, not text: the message names the file
+            raise
+        whose = f"{init.directory}'s" if init is not None else "the training file's"
+        reason = str(exc).split("; ")[0]
+        raise UsageError(
+            Opt("val_file", cfg.val_file),
+            f": {whose} {tokenizer.name} tokenizer cannot encode it: {reason}",
+        ) from None

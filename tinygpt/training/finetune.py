@@ -1,0 +1,85 @@
+"""``train --init-from CHECKPOINT``: a new run that starts from another checkpoint's weights.
+
+The source fixes what its weights were made for: the model's shape and the tokenizer. The
+optimizer, the schedule and the step start fresh, as in any new run. The source is only read
+(never recovered, locked or written), and a run may not write into it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields, replace
+from pathlib import Path
+from typing import Any
+
+from tinygpt import checkpoint as ckpt
+from tinygpt.config import ModelConfig
+from tinygpt.errors import UsageError
+from tinygpt.messages import ANY, Opt
+
+# Model options that change how the weights are trained, not what they are.
+TRAINING_ONLY = ("dropout",)
+
+
+def open_source(path: str | Path, out: Path) -> ckpt.Checkpoint:
+    """The verified source checkpoint, refused in one line when it is the run's own ``--out``
+    or its weights do not fit its config."""
+    source = Path(path)
+    if source.resolve() == out.resolve():
+        raise UsageError(
+            Opt("init_from", source),
+            " is the run's own ",
+            Opt("out_dir", ANY),
+            "; the source checkpoint is only read: train elsewhere",
+        )
+    if not ckpt.is_checkpoint(source):
+        raise UsageError(Opt("init_from", source), ": no tinygpt checkpoint there")
+    opened = ckpt.open_checkpoint(source)
+    opened.fitting_weights()  # before a model of the declared size is built
+    return opened
+
+
+def check_options(
+    source: ckpt.Checkpoint, model_opts: dict[str, Any], train_opts: dict[str, Any]
+) -> None:
+    """Refuse a shape or tokenizer option that contradicts the source's."""
+    model = source.config.model
+    for key, value in model_opts.items():
+        if key in TRAINING_ONLY or getattr(model, key) == value:
+            continue
+        raise UsageError(
+            Opt(key, value),
+            f" differs from {source.directory}'s {getattr(model, key)}; ",
+            Opt("init_from"),
+            " keeps the source's model shape",
+        )
+    asked = train_opts.get("tokenizer")
+    if asked is not None and asked != source.tokenizer_name:
+        raise UsageError(
+            Opt("tokenizer", asked),
+            f" differs from {source.directory}'s {source.tokenizer_name}; ",
+            Opt("init_from"),
+            " keeps the source's tokenizer (its weights were trained on those ids)",
+        )
+
+
+def model_config(source: ckpt.Checkpoint, model_opts: dict[str, Any]) -> ModelConfig:
+    """The source's model, with the training-only options given."""
+    known = {f.name for f in fields(ModelConfig)}
+    changes = {k: v for k, v in model_opts.items() if k in TRAINING_ONLY and k in known}
+    return replace(source.config.model, **changes)
+
+
+def tokenizer_refusal(source: ckpt.Checkpoint, what: str, exc: UsageError) -> UsageError:
+    """One line for a corpus the source's tokenizer cannot encode (its own advice, to pick
+    another tokenizer, does not apply: the weights need this one)."""
+    reason = str(exc).split("; ")[0]
+    return UsageError(
+        Opt("init_from", source.directory),
+        f": its {source.tokenizer_name} tokenizer cannot encode {what}: {reason}",
+    )
+
+
+def load_initial_weights(source: ckpt.Checkpoint, model: Any) -> None:
+    """The source's weights (model.safetensors, its latest) into ``model``."""
+    data = source.fitting_weights()
+    ckpt.load_weights(model, data, str(source.directory / ckpt.MODEL_FILE))
