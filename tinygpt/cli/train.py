@@ -45,7 +45,7 @@ TRAIN_OPTIONS = (
 
 @command()
 @with_field_options(
-    (TrainConfig, ("tokenizer", "encoding")),
+    (TrainConfig, ("tokenizer", "encoding", "records", "separator")),
     (ModelConfig, MODEL_OPTIONS),
     (TrainConfig, TRAIN_OPTIONS),
 )

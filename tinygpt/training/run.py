@@ -211,7 +211,13 @@ def _run(
             dist.barrier()  # rank 0 tokenizes into the shared cache first; the others reuse it
         tokenizer = source.tokenizer if source is not None else train_cfg.tokenizer
         corpus = prepare_corpus(
-            request.data, tokenizer, train_cfg.encoding, cache_dir, exclude=request.out
+            request.data,
+            tokenizer,
+            train_cfg.encoding,
+            cache_dir,
+            exclude=request.out,
+            records=train_cfg.record_spec,
+            val_fraction=train_cfg.val_fraction,
         )
         if dist.is_main:
             dist.barrier()
