@@ -18,7 +18,7 @@ from tinygpt.tokenizer import CharTokenizer, tokenizer_from_dict
 sys.path.insert(0, str(ROOT / "scripts"))
 from make_names import make_names
 
-RECORDS = ["The first record,\nover two lines.", "Second ### is not", "third <|endoftext|>"]
+RECORDS = ["The first record,\nover two lines.", "Second ### is not", "third <|end|>"]
 
 
 def _examples(tok: RecordsTokenizer, ids: list[int]) -> list[str]:
