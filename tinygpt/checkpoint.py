@@ -289,7 +289,10 @@ class Checkpoint:
 
     @property
     def tokenizer_name(self) -> str:
-        return str(self.tokenizer_spec.get("name", self.tokenizer_spec.get("type")))
+        spec = self.tokenizer_spec
+        if spec.get("type") == "records" and isinstance(spec.get("inner"), dict):
+            spec = spec["inner"]  # "char", "gpt2", "bpe:512": the records show elsewhere
+        return str(spec.get("name", spec.get("type")))
 
     @cached_property
     def tokenizer(self) -> Tokenizer:
