@@ -289,7 +289,10 @@ class Checkpoint:
 
     @property
     def tokenizer_name(self) -> str:
-        return str(self.tokenizer_spec.get("name", self.tokenizer_spec.get("type")))
+        spec = self.tokenizer_spec
+        if spec.get("type") == "records" and isinstance(spec.get("inner"), dict):
+            spec = spec["inner"]  # "char", "gpt2", "bpe:512": the records show elsewhere
+        return str(spec.get("name", spec.get("type")))
 
     @cached_property
     def tokenizer(self) -> Tokenizer:
@@ -541,21 +544,36 @@ def _current_manifest(directory: Path) -> dict[str, Any]:
 def check_tokenizer_spec(spec: Any, config: RunConfig) -> None:
     """Raise ValueError unless ``spec`` is a tokenizer this model can use (a char vocabulary
     must be distinct single characters, one per row of the embedding)."""
-    if not isinstance(spec, dict) or spec.get("type") not in ("char", "tiktoken"):
+    _check_spec(spec, config.model.vocab_size)
+
+
+def _check_spec(spec: Any, vocab_size: int) -> None:
+    kinds = ("char", "tiktoken", "bpe", "records")
+    if not isinstance(spec, dict) or spec.get("type") not in kinds:
         raise ValueError(f"unknown tokenizer {spec!r:.60}")
     if spec["type"] == "tiktoken":
         if not isinstance(spec.get("name"), str):
             raise ValueError("tiktoken tokenizer without an encoding name")
+        return
+    if spec["type"] == "records":
+        inner = spec.get("inner")
+        if not isinstance(inner, dict) or inner.get("type") == "records":
+            raise ValueError("records tokenizer without a tokenizer inside")
+        # char and bpe vocabularies gain one id for the end-of-record token; tiktoken has its own
+        _check_spec(inner, vocab_size - (inner.get("type") in ("char", "bpe")))
+        return
+    if spec["type"] == "bpe":
+        tokens = spec.get("tokens")
+        if not isinstance(tokens, list) or not 256 <= len(tokens) <= vocab_size:
+            raise ValueError(f"bpe tokenizer without 256 to {vocab_size} tokens")
         return
     chars = spec.get("chars")
     if not isinstance(chars, list) or not all(isinstance(c, str) and len(c) == 1 for c in chars):
         raise ValueError("char tokenizer without a list of single characters")
     if len(set(chars)) != len(chars):
         raise ValueError("char tokenizer lists a character twice")
-    if len(chars) != config.model.vocab_size:
-        raise ValueError(
-            f"char tokenizer has {len(chars)} characters, the model {config.model.vocab_size}"
-        )
+    if len(chars) != vocab_size:
+        raise ValueError(f"char tokenizer has {len(chars)} characters, the model {vocab_size}")
 
 
 def open_checkpoint(directory: str | Path) -> Checkpoint:

@@ -11,9 +11,11 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from tinygpt.bpe import is_bpe_spec, parse_bpe_spec
 from tinygpt.errors import UsageError
 from tinygpt.messages import Opt, Piece
 from tinygpt.recipe import GPT2, RECIPES
+from tinygpt.records import record_spec
 
 ATTENTION_CHOICES = ("auto", "sdpa", "manual")
 OPTIMIZER_CHOICES = ("muon", "adamw")
@@ -236,10 +238,22 @@ class TrainConfig:
     out_dir: str = ""
     tokenizer: str = documented(
         "gpt2",
-        "char, gpt2, or any tiktoken encoding.",
+        "char, gpt2, any tiktoken encoding, or bpe:N (an N-token BPE learned from the "
+        "training split).",
         default_text="gpt2; char for a text too small for its model",
     )
     encoding: str = documented("utf-8", "Text encoding of FILE.")
+    records: str | None = documented(
+        None,
+        "line or paragraph: one record a line, or records between blank lines; an "
+        "end-of-record token goes between records.",
+        default_text=None,
+    )
+    separator: str | None = documented(
+        None,
+        "Records are separated by this literal text (e.g. '<|endoftext|>').",
+        default_text=None,
+    )
     batch_size: int = documented(32, "Sequences per micro-batch.")
     grad_accum: int = documented(1, "Micro-batches per optimizer step.")
     optimizer: str = documented(
@@ -367,7 +381,15 @@ class TrainConfig:
         check_choice("device", self.device, DEVICE_CHOICES)
         check_choice("dtype", self.dtype, DTYPE_CHOICES)
         check_choice("attention", self.attention, ATTENTION_CHOICES)
+        if is_bpe_spec(self.tokenizer):
+            parse_bpe_spec(self.tokenizer)
+        record_spec(self.records, self.separator)
         return self
+
+    @property
+    def record_spec(self) -> dict[str, str] | None:
+        """The records setting as the tokenizer stores it (None: plain text)."""
+        return record_spec(self.records, self.separator)
 
 
 @dataclass
@@ -392,6 +414,12 @@ class SampleConfig:
         "\\n and \\t are a newline and a tab.",
         default_text=None,
         metavar="<str>",
+    )
+    # On a model trained with --records/--separator, a sample is one record.
+    stop_at_record: bool = documented(
+        True,
+        "On a records model, end a sample at its end-of-record token "
+        "(--no-stop-at-record: go on to the next record).",
     )
     alternatives: int = documented(
         0,

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from tinygpt.bpe import is_bpe_spec, learn_bpe, parse_bpe_spec
 from tinygpt.errors import TinyGPTError, UsageError
 from tinygpt.fileio import (
     NotRegularFile,
@@ -32,6 +33,7 @@ from tinygpt.fileio import (
     sha256,
 )
 from tinygpt.messages import Opt
+from tinygpt.records import RecordsTokenizer, record_chunks, split_records
 from tinygpt.tokenizer import (
     CharTokenizer,
     TiktokenTokenizer,
@@ -330,7 +332,9 @@ def _tokenizer_keys(tokenizer: Tokenizer | str) -> list[str]:
     spec = tokenizer.to_dict()
     if spec.get("type") == "tiktoken":
         return [f"tiktoken-{spec['name']}"]
-    return [f"char-{sha256(json.dumps(spec, sort_keys=True).encode())[:12]}", "char"]
+    own = f"{spec.get('type')}-{sha256(json.dumps(spec, sort_keys=True).encode())[:12]}"
+    # A learned BPE or a records tokenizer is built before the cache is looked at: its own key.
+    return [own, "char"] if spec.get("type") == "char" else [own]
 
 
 def _cached(ids_path: Path, meta_path: Path, tokenizer: Tokenizer | str, key: str) -> Corpus | None:
@@ -389,23 +393,63 @@ def _char_vocabulary(sources: list[Path], encoding: str, content: str) -> CharTo
     return CharTokenizer([chr(c) for c in sorted(seen)])
 
 
+def _training_text(
+    sources: list[Path], encoding: str, val_fraction: float, records: dict[str, str] | None
+) -> Iterator[str]:
+    """The text of the training split (the first 1 - val_fraction of the characters) in pieces,
+    without separators when the corpus holds records: what a BPE may learn from."""
+    total = sum(len(piece) for piece in iter_text(sources, encoding))
+    left = int(total * (1 - val_fraction))
+    for piece in iter_text(sources, encoding):
+        if left <= 0:
+            return
+        piece, left = piece[:left], left - len(piece)
+        yield from (split_records(records, piece) if records else [piece])
+
+
+def _new_tokenizer(
+    name: str,
+    sources: list[Path],
+    encoding: str,
+    content: str,
+    records: dict[str, str] | None,
+    val_fraction: float,
+) -> Tokenizer:
+    """A tokenizer that must exist before its cache key does: a BPE learned from the training
+    split (never the validation split), or any tokenizer with an end-of-record token."""
+    if name == "char":
+        tok: Tokenizer = _char_vocabulary(sources, encoding, content)
+    elif is_bpe_spec(name):
+        size = parse_bpe_spec(name)
+        tok = learn_bpe(_training_text(sources, encoding, val_fraction, records), size)
+    else:
+        tok = build_tokenizer(name)
+    return RecordsTokenizer(tok, records) if records else tok
+
+
 def prepare_corpus(
     spec: str | Path,
     tokenizer: Tokenizer | str,
     encoding: str = "utf-8",
     cache_dir: Path | None = None,
     exclude: Path | None = None,
+    records: dict[str, str] | None = None,
+    val_fraction: float = 0.1,
 ) -> Corpus:
     """Tokenize a file, directory or glob once into a memory-mapped token file, streaming.
 
     ``tokenizer`` is a name (``char`` builds its vocabulary from the text in a first pass) or a
     tokenizer object (a resumed run keeps its checkpoint's). The ids are cached under the
     sources' content hash and the tokenizer, so an unchanged corpus is never tokenized twice.
-    ``exclude`` is a directory never read (the run's ``--out``).
+    ``exclude`` is a directory never read (the run's ``--out``). ``records`` (see
+    tinygpt/records.py) puts an end-of-record token between records; ``bpe:N`` learns its merges
+    from the first ``1 - val_fraction`` of the text.
     """
     codec = check_encoding(encoding)
     sources = resolve_sources(spec, exclude)
     content = _sources_digest(sources, codec)
+    if isinstance(tokenizer, str) and (records or is_bpe_spec(tokenizer)):
+        tokenizer = _new_tokenizer(tokenizer, sources, encoding, content, records, val_fraction)
     cache = (cache_dir or default_cache_dir()) / "tokens"
     keys = _tokenizer_keys(tokenizer)
     for key in keys:
@@ -464,7 +508,10 @@ def prepare_corpus(
                 batch.clear()
 
             digest = _new_digest(codec)
-            for piece in iter_text(sources, encoding, on_bytes=bar.update, digest=digest):
+            pieces = iter_text(sources, encoding, on_bytes=bar.update, digest=digest)
+            if isinstance(tok, RecordsTokenizer):
+                pieces = record_chunks(pieces, tok)
+            for piece in pieces:
                 batch.append(piece)
                 if len(batch) >= threads:
                     flush()

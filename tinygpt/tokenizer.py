@@ -1,4 +1,5 @@
-"""Tokenizers: a character vocabulary built from the text, or any tiktoken BPE encoding.
+"""Tokenizers: a character vocabulary built from the text, any tiktoken BPE encoding, or a BPE
+learned from the text (tinygpt/bpe.py); any of them with an end-of-record token (records.py).
 
 Both turn text into a list of ids and ids back into bytes (a BPE token can hold part of a
 UTF-8 character, so streaming decodes bytes incrementally). A tokenizer serialises to a small
@@ -12,8 +13,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from tinygpt.bpe import BPETokenizer, is_bpe_spec
 from tinygpt.errors import TinyGPTError, UsageError
 from tinygpt.messages import Opt
+from tinygpt.records import MODES, RecordsTokenizer
 
 # tiktoken names its GPT-2 encoding "gpt2" but ships the identical ranks, pattern and special
 # token as "r50k_base"; accepting either lets a cache holding only r50k_base serve "gpt2".
@@ -163,6 +166,8 @@ def build_tokenizer(name: str, text: str | None = None) -> Tokenizer:
         if text is None:
             raise ValueError("a char tokenizer is built from the training text")
         return CharTokenizer.from_text(text)
+    if is_bpe_spec(name):
+        raise ValueError("a bpe tokenizer is learned from the training text (tinygpt.data)")
     return TiktokenTokenizer(name)
 
 
@@ -175,4 +180,14 @@ def tokenizer_from_dict(data: dict[str, Any]) -> Tokenizer:
         return CharTokenizer(chars)
     if kind == "tiktoken":
         return TiktokenTokenizer(str(data["name"]), saved=True)
+    if kind == "bpe":
+        return BPETokenizer.from_dict(data)
+    if kind == "records":
+        inner = data.get("inner")
+        if not isinstance(inner, dict) or inner.get("type") == "records":
+            raise ValueError("records tokenizer without a tokenizer inside")
+        mode, separator = data.get("mode"), data.get("separator")
+        if mode not in (*MODES, "separator") or not isinstance(separator, str) or not separator:
+            raise ValueError("records tokenizer without a mode and separator")
+        return RecordsTokenizer(tokenizer_from_dict(inner), {"mode": mode, "separator": separator})
     raise ValueError(f"unknown tokenizer type {kind!r}")

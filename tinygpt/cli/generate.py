@@ -30,7 +30,7 @@ SAMPLE_OPTIONS = (
 
 
 @command()
-@with_field_options((SampleConfig, SAMPLE_OPTIONS), (SampleConfig, ("kv_cache",)))
+@with_field_options((SampleConfig, SAMPLE_OPTIONS), (SampleConfig, ("kv_cache", "stop_at_record")))
 def generate(
     checkpoint: CheckpointOpt = None,
     prompt: Annotated[

@@ -49,7 +49,7 @@ TRAIN_OPTIONS = (
 
 @command()
 @with_field_options(
-    (TrainConfig, ("tokenizer", "encoding")),
+    (TrainConfig, ("tokenizer", "encoding", "records", "separator")),
     (ModelConfig, MODEL_OPTIONS),
     (TrainConfig, TRAIN_OPTIONS),
 )

@@ -23,7 +23,8 @@ SEPARATOR = "\n" + "-" * 40 + "\n"  # between samples in the streamed text
 @dataclass
 class Sample:
     """One sample: its text (the prompt, then what was generated up to any stop text) and how
-    it ended: ``"stop"`` (``stop`` says which text) or ``"length"`` (the token limit)."""
+    it ended: ``"stop"`` (``stop`` says which text), ``"record"`` (a records model's
+    end-of-record token) or ``"length"`` (the token limit)."""
 
     text: str
     seed: int
@@ -79,6 +80,8 @@ class Row:
         self.tokenizer = tokenizer
         self.utf8 = StreamDecoder(tokenizer)
         self.stops = StopMatcher(cfg.stop)
+        # a records model's end-of-record token ends the sample, unless told to go on
+        self.eor = getattr(tokenizer, "eor", None) if cfg.stop_at_record else None
         self.sample = Sample(prompt_text, seed)
         # The text as pieces, joined once at the end: appending to a string attribute copies
         # it whole each time, quadratic over a long sample.
@@ -91,6 +94,10 @@ class Row:
         self.sample.new_tokens += 1
         if step.alternatives is not None:
             self.sample.tokens.append(self._record(token_id, step, row))
+        if token_id == self.eor:
+            text = self.close()  # the record is whole: what the stop texts held back is kept
+            self.sample.finish = "record"
+            return text
         return self._release(self.utf8.feed(token_id))
 
     def close(self) -> str:
@@ -172,6 +179,10 @@ def generate_text(
     device = model.wte.weight.device
     prompt_ids, notices = encode_prompt(tokenizer, prompt, model.config.block_size)
     prompt_text = tokenizer.decode(prompt_ids) if prompt else ""
+    eor = getattr(tokenizer, "eor", None)
+    if prompt and eor is not None and prompt_ids[0] != eor:
+        # a prompt is the start of a record, as every record in training followed an eor
+        prompt_ids = [eor, *prompt_ids][-model.config.block_size :]
     seeds = row_seeds(cfg.seed, cfg.num_samples)
     rows = [Row(tokenizer, cfg, prompt_text, seed) for seed in seeds]
     out = InOrder(on_text, len(rows))

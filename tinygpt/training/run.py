@@ -279,7 +279,15 @@ def _corpus(
     origin = source if source is not None else init
     tokenizer = origin.tokenizer if origin is not None else cfg.tokenizer
     try:
-        return prepare_corpus(request.data, tokenizer, cfg.encoding, cache_dir, exclude=request.out)
+        return prepare_corpus(
+            request.data,
+            tokenizer,
+            cfg.encoding,
+            cache_dir,
+            exclude=request.out,
+            records=cfg.record_spec,
+            val_fraction=cfg.val_fraction,
+        )
     except UsageError as exc:
         if init is None or "tokenizer" not in exc.options:
             raise

@@ -45,7 +45,9 @@ def val_file_ids(
     naming the option when that tokenizer cannot encode it."""
     assert cfg.val_file is not None
     try:
-        return prepare_corpus(cfg.val_file, tokenizer, cfg.encoding, cache_dir).ids
+        return prepare_corpus(
+            cfg.val_file, tokenizer, cfg.encoding, cache_dir, records=cfg.record_spec
+        ).ids
     except UsageError as exc:
         if "tokenizer" not in exc.options:  # not found, not text: the message names the file
             raise

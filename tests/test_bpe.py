@@ -1,0 +1,114 @@
+"""--tokenizer bpe:N: learned from the training split only, deterministic, byte-complete,
+stored in the checkpoint and read back offline."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.conftest import SMALL_TEXT, TINY, one_line_error, run_cli, run_main
+from tinygpt.bpe import BPETokenizer, learn_bpe
+from tinygpt.data import prepare_corpus
+from tinygpt.tokenizer import tokenizer_from_dict
+
+CORPUS = (SMALL_TEXT + "Ünïcödé ✓ 東京 émigré naïve\n") * 20
+BPE = learn_bpe([CORPUS], 330)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text())
+def test_round_trips_every_text(text):
+    assert BPE.decode(BPE.encode(text)) == text
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary())
+def test_round_trips_every_byte_string(data):
+    # byte-level: any bytes, valid UTF-8 or not, have tokens (through tiktoken's byte encoder)
+    assert BPE.decode_bytes(BPE._enc._encode_bytes(data)) == data
+
+
+def test_learns_merges_and_survives_serialisation():
+    assert BPE.vocab_size == 330 and BPE.name == "bpe:330"
+    assert len(BPE.encode(SMALL_TEXT)) < len(SMALL_TEXT.encode()) / 2
+    back = tokenizer_from_dict(json.loads(json.dumps(BPE.to_dict())))
+    assert isinstance(back, BPETokenizer) and back.to_dict() == BPE.to_dict()
+    assert back.encode(CORPUS) == BPE.encode(CORPUS)
+
+
+def test_deterministic_for_the_same_corpus_and_size(tmp_path):
+    path = tmp_path / "c.txt"
+    path.write_text(CORPUS, encoding="utf-8")
+    first = prepare_corpus(path, "bpe:350", cache_dir=tmp_path / "a")
+    second = prepare_corpus(path, "bpe:350", cache_dir=tmp_path / "b")
+    assert first.tokenizer.to_dict() == second.tokenizer.to_dict()
+    assert list(first.ids) == list(second.ids)
+    assert prepare_corpus(path, "bpe:350", cache_dir=tmp_path / "a").from_cache
+    other = prepare_corpus(path, "bpe:300", cache_dir=tmp_path / "a")  # the cache keys on it
+    assert not other.from_cache and other.tokenizer.vocab_size == 300
+
+
+def test_never_learns_from_the_validation_split(tmp_path):
+    # The last 10% is a word the training part never holds: no merge may join its letters.
+    train = SMALL_TEXT * 12
+    val = "zyxwq " * (len(train) // 54)
+    path = tmp_path / "c.txt"
+    path.write_text(train + val, encoding="utf-8")
+    corpus = prepare_corpus(path, "bpe:600", cache_dir=tmp_path / "cache", val_fraction=0.1)
+    tok = corpus.tokenizer
+    tokens = [tok.decode_bytes([i]) for i in range(tok.vocab_size)]
+    assert not [t for t in tokens if any(pair in t for pair in (b"zy", b"yx", b"xw", b"wq"))]
+    # the validation tokens are text the BPE never saw
+    train_ids, _ = corpus.split(0.1)
+    cut = int(len(train + val) * 0.9)
+    assert len(tok.decode(list(train_ids))) >= cut
+
+
+@pytest.mark.parametrize(
+    ("spec", "says"),
+    [
+        ("bpe:100", "between 256"),
+        ("bpe:255", "between 256"),
+        ("bpe:1000000", "65,536"),
+        ("bpe:x", "whole number"),
+        ("bpe:", "whole number"),
+    ],
+)
+def test_refuses_bad_sizes_in_one_line(tmp_path, small_text, spec, says):
+    code, _, err = run_main(
+        "train", str(small_text), "--tokenizer", spec, "--out", str(tmp_path / "o")
+    )
+    line = one_line_error(code, err, expected=(2,))
+    assert "--tokenizer" in line and says in line
+
+
+def test_saves_and_loads_through_a_checkpoint_offline(tmp_path, small_text):
+    import tinygpt
+
+    result = tinygpt.train(small_text, out_dir=tmp_path / "run", **{**TINY, "tokenizer": "bpe:300"})
+    spec = json.loads((tmp_path / "run" / "tokenizer.json").read_text())
+    assert spec["type"] == "bpe" and spec["name"] == "bpe:300" and len(spec["tokens"]) == 300
+    model, tok, _ = tinygpt.load(tmp_path / "run", device="cpu")
+    assert model.config.vocab_size == 300 and tok.to_dict() == spec
+    # tiktoken needs nothing from the network or its cache to use the stored ranks
+    offline = {"TIKTOKEN_CACHE_DIR": str(tmp_path / "empty"), "HTTPS_PROXY": "http://0.0.0.0:9"}
+    checkpoint = str(tmp_path / "run")
+    gen = run_cli(
+        "generate",
+        "-c",
+        checkpoint,
+        "--prompt",
+        "All:",
+        "--max-new-tokens",
+        "20",
+        "--seed",
+        "1",
+        env=offline,
+    )
+    assert gen.returncode == 0 and gen.stdout.startswith("All:"), gen.stderr
+    ev = run_cli("eval", str(small_text), "-c", checkpoint, env=offline)
+    assert ev.returncode == 0 and "bits/byte" in ev.stdout + ev.stderr, ev.stderr
+    assert result is not None
