@@ -61,10 +61,13 @@ def test_never_learns_from_the_validation_split(tmp_path):
     tok = corpus.tokenizer
     tokens = [tok.decode_bytes([i]) for i in range(tok.vocab_size)]
     assert not [t for t in tokens if any(pair in t for pair in (b"zy", b"yx", b"xw", b"wq"))]
-    # the validation tokens are text the BPE never saw
-    train_ids, _ = corpus.split(0.1)
+    # the split falls exactly where the text the BPE learned from ends, cached or not
     cut = int(len(train + val) * 0.9)
-    assert len(tok.decode(list(train_ids))) >= cut
+    for c in (corpus, prepare_corpus(path, "bpe:600", cache_dir=tmp_path / "cache")):
+        train_ids, val_ids = c.split(0.1)
+        assert tok.decode(list(train_ids)) == (train + val)[:cut]
+        assert tok.decode(list(val_ids)) == (train + val)[cut:]
+    assert c.from_cache
 
 
 @pytest.mark.parametrize(
@@ -112,3 +115,17 @@ def test_saves_and_loads_through_a_checkpoint_offline(tmp_path, small_text):
     ev = run_cli("eval", str(small_text), "-c", checkpoint, env=offline)
     assert ev.returncode == 0 and "bits/byte" in ev.stdout + ev.stderr, ev.stderr
     assert result is not None
+
+
+def test_a_resumed_run_keeps_the_tokenizer_and_split(tmp_path, small_text, monkeypatch):
+    import tinygpt
+
+    options = {**TINY, "tokenizer": "bpe:300", "max_steps": 10, "eval_every": 10}
+    tinygpt.train(small_text, out_dir=tmp_path / "run", **options)
+    before = (tmp_path / "run" / "tokenizer.json").read_text()
+    for cache in (tmp_path / "other-cache", None):  # the split does not depend on the cache
+        if cache is not None:
+            monkeypatch.setenv("TINYGPT_CACHE_DIR", str(cache))
+        more = {**options, "max_steps": 20 if cache is not None else 30}
+        tinygpt.train(small_text, out_dir=tmp_path / "run", resume=True, **more)
+    assert (tmp_path / "run" / "tokenizer.json").read_text() == before

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from tinygpt.bpe import is_bpe_spec, learn_bpe, parse_bpe_spec
+from tinygpt.bpe import BPETokenizer, is_bpe_spec, learn_bpe, parse_bpe_spec
 from tinygpt.errors import TinyGPTError, UsageError
 from tinygpt.fileio import (
     NotRegularFile,
@@ -89,10 +89,15 @@ class Corpus:
     tokenizer: Tokenizer
     ids: np.ndarray
     from_cache: bool = False
+    # A learned BPE's corpus: the tokens of exactly the text it learned from (see _train_chars)
+    train_tokens: int | None = None
 
     def split(self, val_fraction: float) -> tuple[np.ndarray, np.ndarray]:
-        """First (1 - val_fraction) of the tokens for training, the rest for validation."""
+        """First (1 - val_fraction) of the tokens for training, the rest for validation; with a
+        learned BPE, the tokens of the text it learned from, so validation is text it never saw."""
         n_train = int(len(self.ids) * (1 - val_fraction))
+        if self.train_tokens is not None:
+            n_train = self.train_tokens
         return self.ids[:n_train], self.ids[n_train:]
 
 
@@ -363,7 +368,12 @@ def _cached(ids_path: Path, meta_path: Path, tokenizer: Tokenizer | str, key: st
             return None
         ids = np.memmap(ids_path, dtype=dtype, mode="r")
         if _ids_digest(ids, tok.vocab_size) == meta["sha256"]:
-            return Corpus(tok, ids, from_cache=True)
+            train_tokens = meta.get("train_tokens")
+            if train_tokens is not None and not (
+                type(train_tokens) is int and 0 < train_tokens < num_tokens
+            ):
+                return None
+            return Corpus(tok, ids, from_cache=True, train_tokens=train_tokens)
     except (OSError, ValueError, KeyError, TypeError, RecursionError, TinyGPTError):
         pass  # a damaged cache entry is rebuilt
     return None
@@ -393,13 +403,35 @@ def _char_vocabulary(sources: list[Path], encoding: str, content: str) -> CharTo
     return CharTokenizer([chr(c) for c in sorted(seen)])
 
 
+def _train_chars(sources: list[Path], encoding: str, val_fraction: float) -> int:
+    """Where a learned BPE's training split ends: after the first 1 - val_fraction of the
+    characters. The token split lands exactly there (Corpus.train_tokens)."""
+    return int(sum(len(piece) for piece in iter_text(sources, encoding)) * (1 - val_fraction))
+
+
+def _is_learned(tokenizer: Tokenizer | str) -> bool:
+    if isinstance(tokenizer, str):
+        return is_bpe_spec(tokenizer)
+    return isinstance(getattr(tokenizer, "inner", tokenizer), BPETokenizer)
+
+
+def _cut_at(pieces: Iterable[str], cut: int | None) -> Iterator[str | None]:
+    """The pieces, split at character ``cut`` with a None between the two halves."""
+    seen = 0
+    for piece in pieces:
+        if cut is not None and seen <= cut < seen + len(piece):
+            yield from (piece[: cut - seen], None, piece[cut - seen :])
+        else:
+            yield piece
+        seen += len(piece)
+
+
 def _training_text(
-    sources: list[Path], encoding: str, val_fraction: float, records: dict[str, str] | None
+    sources: list[Path], encoding: str, cut: int, records: dict[str, str] | None
 ) -> Iterator[str]:
-    """The text of the training split (the first 1 - val_fraction of the characters) in pieces,
-    without separators when the corpus holds records: what a BPE may learn from."""
-    total = sum(len(piece) for piece in iter_text(sources, encoding))
-    left = int(total * (1 - val_fraction))
+    """The text of the training split (the first ``cut`` characters) in pieces, without
+    separators when the corpus holds records: what a BPE may learn from."""
+    left = cut
     for piece in iter_text(sources, encoding):
         if left <= 0:
             return
@@ -421,7 +453,8 @@ def _new_tokenizer(
         tok: Tokenizer = _char_vocabulary(sources, encoding, content)
     elif is_bpe_spec(name):
         size = parse_bpe_spec(name)
-        tok = learn_bpe(_training_text(sources, encoding, val_fraction, records), size)
+        cut = _train_chars(sources, encoding, val_fraction)
+        tok = learn_bpe(_training_text(sources, encoding, cut, records), size)
     else:
         tok = build_tokenizer(name)
     return RecordsTokenizer(tok, records) if records else tok
@@ -480,8 +513,11 @@ def prepare_corpus(
     num_tokens = 0
     ids_digest = hashlib.sha256()  # checked on every later use of the entry
 
+    cut = _train_chars(sources, encoding, val_fraction) if _is_learned(tok) else None
+    train_tokens = None
+
     def write(tmp: Path) -> None:
-        nonlocal num_tokens
+        nonlocal num_tokens, train_tokens
         threads = max(1, os.cpu_count() or 1)
         batch: list[str] = []
         # tqdm draws only on a terminal (disable=None), so logs and tests stay clean.
@@ -511,7 +547,11 @@ def prepare_corpus(
             pieces = iter_text(sources, encoding, on_bytes=bar.update, digest=digest)
             if isinstance(tok, RecordsTokenizer):
                 pieces = record_chunks(pieces, tok)
-            for piece in pieces:
+            for piece in _cut_at(pieces, cut):
+                if piece is None:  # the end of a learned BPE's training text
+                    flush()
+                    train_tokens = num_tokens
+                    continue
                 batch.append(piece)
                 if len(batch) >= threads:
                     flush()
@@ -524,10 +564,11 @@ def prepare_corpus(
         "dtype": _dtype_for(tok.vocab_size).name,
         "num_tokens": num_tokens,
         "sha256": ids_digest.hexdigest(),
+        **({"train_tokens": train_tokens} if train_tokens is not None else {}),
     }
     atomic_write_bytes(meta_path, json.dumps(meta).encode())
     ids = np.memmap(ids_path, dtype=_dtype_for(tok.vocab_size), mode="r")
-    return Corpus(tok, ids)
+    return Corpus(tok, ids, train_tokens=train_tokens)
 
 
 def check_split_lengths(train: np.ndarray, val: np.ndarray, block_size: int) -> None:
