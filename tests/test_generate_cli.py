@@ -141,3 +141,23 @@ def test_sigterm_still_ends_an_interactive_session(ck):
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 128 + signal.SIGTERM, err
+
+
+def test_generate_best_samples_from_the_best_weights(monkeypatch):
+    """``generate --best`` (what --early-stop's note points to) loads best.safetensors."""
+    from tests.conftest import ROOT, run_main
+    from tinygpt.checkpoint import Checkpoint
+
+    asked = []
+    real = Checkpoint.load_model
+
+    def load_model(self, *args, **kwargs):
+        asked.append(kwargs.get("best", False))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Checkpoint, "load_model", load_model)
+    ck = ROOT / "tests" / "fixtures" / "modern_2026_11" / "checkpoint"
+    for flags in ([], ["--best"]):
+        code, _, err = run_main("generate", "-c", str(ck), "--max-new-tokens", "4", *flags)
+        assert code == 0, err
+    assert asked == [False, True]

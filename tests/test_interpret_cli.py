@@ -196,4 +196,4 @@ def test_eval_writes_every_token_loss_and_the_most_surprising_spans(checkpoint, 
         assert s["mean_loss"] == pytest.approx(
             sum(losses[s["start"] : s["end"]]) / (s["end"] - s["start"]), rel=1e-4
         )
-    assert repr(spans[0]["text"]) in out.stdout
+    assert "most surprising spans" in out.stdout and spans[0]["text"][:4] in out.stdout

@@ -87,13 +87,14 @@ def generate(
     *,
     device: str = "auto",
     attention: str = "auto",
+    best: bool = False,
     on_text: Callable[[str], None] | None = None,
     **sample_options: object,
 ) -> GenerationResult:
-    """Sample from a checkpoint; ``sample_options`` are :class:`SampleConfig` fields
-    (``num_samples=4, stop=["\\n\\n"], alternatives=5``, ...)."""
+    """Sample from a checkpoint (``best``: its best-validation weights); ``sample_options`` are
+    :class:`SampleConfig` fields (``num_samples=4, stop=["\\n\\n"], alternatives=5``, ...)."""
     cfg = sample_config(sample_options)
-    model, tokenizer, _ = load(checkpoint, device, attention)
+    model, tokenizer, _ = load(checkpoint, device, attention, best=best)
     return generate_text(model, tokenizer, prompt, cfg, on_text=on_text)
 
 
@@ -104,13 +105,14 @@ def interactive_session(
     *,
     device: str = "auto",
     attention: str = "auto",
+    best: bool = False,
     **sample_options: object,
 ) -> int:
     """Load a checkpoint once, then continue each prompt ``read_line`` returns, streaming the
     sample to ``write``, until ``read_line`` raises EOFError; see
     :func:`tinygpt.sampling.interactive.interactive`. Returns the number of samples."""
     cfg = sample_config(sample_options)
-    model, tokenizer, _ = load(checkpoint, device, attention)
+    model, tokenizer, _ = load(checkpoint, device, attention, best=best)
     return interactive(model, tokenizer, cfg, read_line, write)
 
 
@@ -240,9 +242,11 @@ def compare_attention(
     checkpoint_a: str | Path, checkpoint_b: str | Path, prompt: str, *, device: str = "cpu"
 ) -> list[dict[str, Any]]:
     """Per-head score changes from A to B on ``prompt``, and the Jensen-Shannon divergence of
-    their patterns (mean over queries, nats; 0 for identical heads)."""
-    report_a = attention_report(checkpoint_a, prompt, device=device)
-    report_b = attention_report(checkpoint_b, prompt, device=device)
+    their patterns (mean over queries, nats; 0 for identical heads). Without a prompt, on the
+    repeated-random-tokens probe (the same tokens for two models of one shape and vocabulary)."""
+    probe = not prompt
+    report_a = attention_report(checkpoint_a, prompt, device=device, induction=probe)
+    report_b = attention_report(checkpoint_b, prompt, device=device, induction=probe)
     if report_a.run.ids != report_b.run.ids:
         raise UsageError("comparing needs two checkpoints with the same tokenizer")
     if report_a.shape != report_b.shape:

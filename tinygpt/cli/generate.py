@@ -46,6 +46,7 @@ def generate(
             "Ctrl-D leaves).",
         ),
     ] = False,
+    best: Annotated[bool, typer.Option("--best", help="Use the best-validation weights.")] = False,
     device: DeviceOpt = DEVICE_DEFAULT,
     attention: Annotated[str, typer.Option(help="auto, sdpa or manual.")] = TrainConfig.attention,
     json_out: Annotated[
@@ -61,13 +62,19 @@ def generate(
     if options.get("alternatives") and not json_out:
         raise UsageError("--alternatives goes with --json (the alternatives are listed there)")
     if interactive:
-        _interactive(checkpoint, prompt, json_out, device, attention, options)
+        _interactive(checkpoint, prompt, json_out, device, attention, {**options, "best": best})
         return
     if prompt == "-":
         prompt = sys.stdin.read()
     on_text = None if json_out else write_stdout
     result = run_generate(
-        checkpoint, prompt, device=device, attention=attention, on_text=on_text, **options
+        checkpoint,
+        prompt,
+        device=device,
+        attention=attention,
+        best=best,
+        on_text=on_text,
+        **options,
     )
     for notice in result.notices:
         typer.echo(f"note: {notice}", err=True)
@@ -162,6 +169,9 @@ def eval_command(
         )
     if token_losses is not None:
         if not json_out:
+            from tinygpt.attention.labels import visible
+
+            typer.echo("most surprising spans (mean loss, nats/token):")
             for span in report["surprising_spans"][:5]:
-                typer.echo(f"  {span['mean_loss']:6.2f}  {printable(span['text'])!r}")
+                typer.echo(f"  {span['mean_loss']:6.2f}  {visible(printable(span['text']))}")
         typer.echo(f"wrote {token_losses}", err=True)

@@ -62,8 +62,8 @@ def show_comparison(
     from tinygpt.attention import view
     from tinygpt.console import stdout_console
 
-    # No prompt: a newline, the one text every tokenizer encodes.
-    deltas = api.compare_attention(*checkpoints, read_prompt(prompt) or "\n", device=device)
+    # No prompt: the repeated-random-tokens probe (a one-token prompt would score nothing).
+    deltas = api.compare_attention(*checkpoints, read_prompt(prompt), device=device)
     names = (checkpoints[0].name, checkpoints[1].name)
     show(stdout_console(), json_out, lambda: deltas, lambda: view.comparison(deltas, names))
     _write_json(json_file, deltas)
