@@ -88,6 +88,7 @@ def test_refuses_bad_sizes_in_one_line(tmp_path, small_text, spec, says):
     assert "--tokenizer" in line and says in line
 
 
+@pytest.mark.slow
 def test_saves_and_loads_through_a_checkpoint_offline(tmp_path, small_text):
     import tinygpt
 

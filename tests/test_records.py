@@ -103,6 +103,7 @@ def test_the_checkpoint_keeps_the_record_setting(names_model):
     assert config["train"]["records"] == "line"
 
 
+@pytest.mark.slow
 def test_generate_stops_at_the_end_of_a_record(names_model):
     args = ("generate", "-c", str(names_model), "--num-samples", "12", "--seed", "3", "--json")
     done = run_cli(*args, "--max-new-tokens", "40")
