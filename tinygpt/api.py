@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from tinygpt.attention.snapshot import HeadSnapshots
 from tinygpt.checkpoint import Checkpoint, find_checkpoint, open_checkpoint
 from tinygpt.config import ATTENTION_CHOICES, MAX_ALTERNATIVES, SampleConfig, check_choice
 from tinygpt.console import printable
-from tinygpt.data import encode_text, read_text
+from tinygpt.data import read_text
 from tinygpt.device import resolve_device
 from tinygpt.errors import UsageError
 from tinygpt.evaluation import EvalResult, evaluate_text, surprising_spans
@@ -144,9 +145,7 @@ def evaluate(
 
 
 def _score(model: GPT, tokenizer: Tokenizer, text: str, progress: bool, keep: bool) -> EvalResult:
-    if not progress:
-        return evaluate_text(model, tokenizer, text, keep_token_losses=keep)
-    with eval_progress() as on_progress:
+    with eval_progress() if progress else nullcontext() as on_progress:
         return evaluate_text(
             model, tokenizer, text, on_progress=on_progress, keep_token_losses=keep
         )
@@ -165,10 +164,8 @@ def token_loss_report(
     """:func:`evaluate` with every token's loss: the file's tokens, their losses (the first
     token has none) and the ``spans`` most surprising runs of tokens, most surprising first."""
     model, tokenizer, _ = load(checkpoint, device, best=best)
-    text = read_text(file, encoding)
-    result = _score(model, tokenizer, text, progress, keep=True)
-    ids = encode_text(tokenizer, text).tolist()
-    losses = result.token_losses
+    result = _score(model, tokenizer, read_text(file, encoding), progress, keep=True)
+    ids, losses = result.token_ids.tolist(), result.token_losses
     return {
         **result.to_dict(),
         "token_strings": tokenizer.token_strings(ids),

@@ -30,11 +30,14 @@ class EvalResult:
     bits_per_byte: float
     tokens: int
     bytes: int
-    # With keep_token_losses: the loss of predicting each token (ids[1:]; the first has none)
+    # With keep_token_losses: the text's ids, and the loss of predicting each (ids[1:]; the
+    # first has none)
+    token_ids: np.ndarray | None = field(default=None, repr=False)
     token_losses: np.ndarray | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict:
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "token_losses"}
+        kept = ("token_ids", "token_losses")
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in kept}
 
 
 @dataclass
@@ -108,6 +111,7 @@ def evaluate_text(
         bits_per_byte=total_nats / math.log(2) / num_bytes,
         tokens=len(ids),
         bytes=num_bytes,
+        token_ids=ids if keep_token_losses else None,
         token_losses=losses if keep_token_losses else None,
     )
 

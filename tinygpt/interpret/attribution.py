@@ -75,12 +75,13 @@ def components(
     model.eval()
     idx = torch.tensor([ids], device=model.wte.weight.device)
     last = len(model.blocks) - 1
-    _, cache = run_with_cache(model, idx)
-    at = {
-        k: v[0, ..., position, :].double().cpu()
-        for k, v in cache.items()
-        if "pattern" not in k and "scores" not in k
-    }
+    # Only what the sum needs: hooking the pattern too would force the explicit attention path
+    # and keep every head's T x T weights for one position's numbers.
+    wanted = {"blocks.0.hook_resid_pre", f"blocks.{last}.hook_resid_post"}
+    wanted |= {f"blocks.{i}.attn.hook_z" for i in range(last + 1)}
+    wanted |= {f"blocks.{i}.hook_mlp_out" for i, b in enumerate(model.blocks) if b.mlp is not None}
+    _, cache = run_with_cache(model, idx, lambda name: name in wanted)
+    at = {k: v[0, ..., position, :].double().cpu() for k, v in cache.items()}
     parts = {"embed": at["blocks.0.hook_resid_pre"]}
     for layer, block in enumerate(model.blocks):
         proj = block.attn.c_proj
@@ -108,6 +109,6 @@ def direct_logit_attribution(
         shares.append(Share("final norm bias", float(bias @ direction)))
     shares.sort(key=lambda s: -abs(s.logit))
     with torch.inference_mode():
-        raw = model.lm_head(model.ln_f(final.to(model.wte.weight))).double()[target]
-        capped = model.head(model.ln_f(final.to(model.wte.weight)))[target]
+        normed = model.ln_f(final.to(model.wte.weight))
+        raw, capped = model.lm_head(normed)[target], model.head(normed)[target]
     return LogitAttribution(position, target, float(capped), float(raw), shares)
