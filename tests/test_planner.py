@@ -68,3 +68,17 @@ def test_a_compiling_first_step_does_not_end_the_run(tiny_run, monkeypatch, sche
     assert result.step > 300 and result.stopped_by_time
     assert abs(clock.now - 60.0) <= 6.0  # within 10% of the deadline
     assert ckpt.open_checkpoint(result.out_dir).config.train.max_steps == result.step
+
+
+def test_only_the_total_the_deadline_planned_is_called_its_end():
+    """An early stop shortens the schedule too; ending there is not the deadline's doing."""
+    from tinygpt.config import TrainConfig
+    from tinygpt.planner import Deadline
+
+    deadline = Deadline(TrainConfig(max_time=60, max_steps=1000), start=0.0, compiled=False)
+    total = deadline.plan(1.0, 1, 1000, agree=lambda n: n)  # no steady step yet: unchanged
+    assert deadline.planned == total == 1000
+    assert not deadline.ends_early(1000, 1000)  # --max-steps itself, not a planned end
+    deadline.planned = 400  # as a plan that settled on 400
+    assert deadline.ends_early(400, 400)
+    assert not deadline.ends_early(250, 250)  # a total set elsewhere (an early stop)

@@ -31,7 +31,7 @@ from tinygpt.interpret.attribution import direct_logit_attribution
 from tinygpt.interpret.inputs import resolve_position, resolve_target
 from tinygpt.interpret.lens import logit_lens
 from tinygpt.interpret.patching import patch_activations
-from tinygpt.interpret.predictions import predictions
+from tinygpt.interpret.predictions import log_probs, predictions
 from tinygpt.interpret.reports import AttributionReport, PatchingReport, PredictionsReport
 from tinygpt.messages import Opt, Spell, python_spelling
 from tinygpt.model import GPT
@@ -217,9 +217,7 @@ def attention_report(
         ids = induction_sequence(model.config.vocab_size, n, avoid=avoid)
     else:
         ids, notices = encode_prompt(tokenizer, prompt, model.config.block_size)
-    # Shown in terminals, HTML and SVG: escaped, and writable as UTF-8 (a folder name's bytes
-    # need not be)
-    name = printable(f"{ck.directory} (step {ck.step})")
+    name = _shown_name(ck)
     report = AttentionReport.build(
         model, ids, tokenizer.token_strings(ids), name, notices, induction_length, avoid
     )
@@ -296,6 +294,17 @@ def _prompt_ids(tokenizer: Tokenizer, model: GPT, prompt: str, name: str = "prom
     return encode_prompt(tokenizer, prompt, model.config.block_size)
 
 
+def _shown_name(ck: Checkpoint) -> str:
+    """How reports name a model: escaped for terminals, HTML and SVG, and writable as UTF-8 (a
+    folder name's bytes need not be)."""
+    return printable(f"{ck.directory} (step {ck.step})")
+
+
+def _top_guess(model: GPT, ids: list[int], position: int) -> int:
+    """The model's most likely next token at ``position``."""
+    return int(log_probs(model, ids)[position].argmax())
+
+
 def _names(tokenizer: Tokenizer, ids: Sequence[int]) -> dict[int, str]:
     unique = sorted(set(ids))
     return dict(zip(unique, tokenizer.token_strings(unique), strict=True))
@@ -317,7 +326,7 @@ def predictions_report(
     ids, notices = _prompt_ids(tokenizer, model, prompt)
     preds = predictions(model, ids, k=top)
     shown = [i for p in preds for i, _ in p.top] + ids
-    name = printable(f"{ck.directory} (step {ck.step})")
+    name = _shown_name(ck)
     return PredictionsReport(
         name, tokenizer.token_strings(ids), preds, _names(tokenizer, shown), notices
     )
@@ -345,10 +354,10 @@ def logit_attribution(
     if source == "next":
         chosen = ids[at + 1]
     elif source == "top":
-        chosen = int(predictions(model, ids, k=1)[at].top[0][0])
+        chosen = _top_guess(model, ids, at)
     attribution = direct_logit_attribution(model, ids, at, chosen)
     rows = logit_lens(model, ids, at, chosen)
-    name = printable(f"{ck.directory} (step {ck.step})")
+    name = _shown_name(ck)
     names = _names(tokenizer, [r.top_id for r in rows] + [chosen])
     return AttributionReport(
         name, tokens, at, chosen, names[chosen], source, attribution, rows, names, notices
@@ -379,7 +388,7 @@ def activation_patching(
     at = resolve_position(tokens, position)
     chosen = resolve_target(tokenizer, model.config.vocab_size, target)
     if chosen is None:
-        chosen = int(predictions(model, clean_ids, k=1)[at].top[0][0])
+        chosen = _top_guess(model, clean_ids, at)
     result = patch_activations(model, clean_ids, bad_ids, at, chosen)
     gap = result.clean_logprob - result.corrupted_logprob
     if abs(gap) < SMALL_GAP:
@@ -388,7 +397,7 @@ def activation_patching(
             "each share restored is a ratio of small differences (choose a --target the "
             "corruption matters to)"
         )
-    name = printable(f"{ck.directory} (step {ck.step})")
+    name = _shown_name(ck)
     cfg = model.config
     return PatchingReport(
         name,

@@ -96,11 +96,15 @@ class Deadline:
             warmup_steps=2 if compiled else 1,  # a compiled second step may recompile
             compiled=compiled,
         )
+        self.planned: int | None = None  # the total the last plan settled on
 
     def plan(self, now: float, step: int, total: int, agree: Callable[[int], int]) -> int:
         """The schedule's total once ``step`` steps are done at clock reading ``now``;
         ``agree`` makes every data-parallel rank take the same one."""
-        elapsed = now - self.start
+        self.planned = self._plan(now - self.start, step, total, agree)
+        return self.planned
+
+    def _plan(self, elapsed: float, step: int, total: int, agree: Callable[[int], int]) -> int:
         self.planner.step_done(elapsed)
         if step >= horizon_free(self.cfg, total):
             return total
@@ -119,8 +123,9 @@ class Deadline:
         self.planner.evaluation_done(seconds)
 
     def ends_early(self, step: int, total: int) -> bool:
-        """The run reached the total planned for the deadline, short of --max-steps."""
-        return step == total < self.cap
+        """The run reached the total planned for the deadline, short of --max-steps (a total
+        something else set, such as an early stop, is not the deadline's)."""
+        return step == total == self.planned and total < self.cap
 
     def reached_note(self, step: int) -> Message:
         return Message(
