@@ -13,6 +13,7 @@ from typing import Any
 
 from tinygpt.errors import UsageError
 from tinygpt.messages import Opt
+from tinygpt.tiktoken_codec import TiktokenCodec
 
 PREFIX = "bpe:"
 MIN_VOCAB = 256  # one token per byte: below that some bytes could not be written at all
@@ -44,7 +45,7 @@ def parse_bpe_spec(name: str) -> int:
     return size
 
 
-class BPETokenizer:
+class BPETokenizer(TiktokenCodec):
     """A learned byte-level BPE: its merge ranks and split pattern, encoded by tiktoken."""
 
     def __init__(self, name: str, pattern: str, ranks: dict[bytes, int]) -> None:
@@ -57,18 +58,6 @@ class BPETokenizer:
             name="tinygpt-bpe", pat_str=pattern, mergeable_ranks=ranks, special_tokens={}
         )
         self.vocab_size = len(ranks)
-
-    def encode(self, text: str) -> list[int]:
-        return self._enc.encode_ordinary(text)
-
-    def decode(self, ids: list[int]) -> str:
-        return self._enc.decode(ids)
-
-    def decode_bytes(self, ids: list[int]) -> bytes:
-        return self._enc.decode_bytes(ids)
-
-    def token_strings(self, ids: list[int]) -> list[str]:
-        return [self._enc.decode_single_token_bytes(i).decode("utf-8", "replace") for i in ids]
 
     def to_dict(self) -> dict[str, Any]:
         by_rank = sorted(self.ranks, key=self.ranks.__getitem__)

@@ -34,9 +34,9 @@ from tinygpt.fileio import (
 )
 from tinygpt.messages import Opt
 from tinygpt.records import RecordsTokenizer, record_chunks, split_records
+from tinygpt.tiktoken_codec import TiktokenCodec
 from tinygpt.tokenizer import (
     CharTokenizer,
-    TiktokenTokenizer,
     Tokenizer,
     build_tokenizer,
     tokenizer_from_dict,
@@ -530,7 +530,7 @@ def prepare_corpus(
 
             def flush() -> None:
                 nonlocal num_tokens
-                if isinstance(tok, TiktokenTokenizer):
+                if isinstance(tok, TiktokenCodec):  # gpt2 and a learned bpe: batched
                     arrays = [
                         np.asarray(ids, dtype=_dtype_for(tok.vocab_size))
                         for ids in tok.encode_batch(batch, num_threads=threads)

@@ -17,6 +17,7 @@ from tinygpt.bpe import BPETokenizer, is_bpe_spec
 from tinygpt.errors import TinyGPTError, UsageError
 from tinygpt.messages import Opt
 from tinygpt.records import MODES, RecordsTokenizer
+from tinygpt.tiktoken_codec import TiktokenCodec
 
 # tiktoken names its GPT-2 encoding "gpt2" but ships the identical ranks, pattern and special
 # token as "r50k_base"; accepting either lets a cache holding only r50k_base serve "gpt2".
@@ -82,7 +83,7 @@ class CharTokenizer:
         return {"type": "char", "chars": self.chars}
 
 
-class TiktokenTokenizer:
+class TiktokenTokenizer(TiktokenCodec):
     """A tiktoken encoding such as ``gpt2`` (r50k_base) or ``cl100k_base``."""
 
     def __init__(self, name: str, saved: bool = False) -> None:
@@ -97,21 +98,12 @@ class TiktokenTokenizer:
 
     def encode(self, text: str) -> list[int]:
         _refuse_special(text)
-        return self._enc.encode_ordinary(text)
+        return super().encode(text)
 
     def encode_batch(self, texts: list[str], num_threads: int = 4) -> list[list[int]]:
         for text in texts:
             _refuse_special(text)
-        return self._enc.encode_ordinary_batch(texts, num_threads=num_threads)
-
-    def decode(self, ids: list[int]) -> str:
-        return self._enc.decode(ids)
-
-    def decode_bytes(self, ids: list[int]) -> bytes:
-        return self._enc.decode_bytes(ids)
-
-    def token_strings(self, ids: list[int]) -> list[str]:
-        return [self._enc.decode_single_token_bytes(i).decode("utf-8", "replace") for i in ids]
+        return super().encode_batch(texts, num_threads)
 
     def to_dict(self) -> dict[str, Any]:
         return {"type": "tiktoken", "name": self.name}
