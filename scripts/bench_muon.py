@@ -3,7 +3,8 @@ float32 or bfloat16, for the block matrices of a model shape. Side by side, medi
 
     python scripts/bench_muon.py [--device auto] [--shape 4x128] [--threads 1] [--rounds 7]
 
-What tinygpt picks (tinygpt/muon.py): batched bfloat16 on CUDA, per matrix float32 on the CPU.
+What tinygpt picks (tinygpt/muon.py): batched bfloat16 on CUDA and on CPUs with native bfloat16
+(AVX-512 BF16 or AMX), per matrix float32 on other CPUs.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import torch
 from benchutil import machine, sync
 
 from tinygpt.device import resolve_device
-from tinygpt.muon import Muon
+from tinygpt.muon import Muon, newton_schulz_for
 
 
 def block_matrices(layers: int, width: int, device: torch.device) -> list[torch.nn.Parameter]:
@@ -75,6 +76,9 @@ def main() -> None:
     for name, t in times.items():
         ms = statistics.median(t) * 1e3
         print(f"  {name:<38} {ms:9.2f} ms   {base * 1e3 / ms:5.2f}x torch's speed")
+    batched, dtype = newton_schulz_for(device)
+    pick = f"tinygpt {'batched' if batched else 'per matrix'}, {str(dtype).split('.')[-1]}"
+    print(f"tinygpt trains with: {pick.replace('bfloat16', 'bf16')} on this {device.type}")
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ import torch
 
 import tinygpt
 from tinygpt import checkpoint as ckpt
+from tinygpt import muon
 
 CORPUS = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "legacy_gpt2" / "corpus.txt"
 
@@ -28,6 +29,9 @@ def main() -> None:
     parser.add_argument("out", type=Path)
     parser.add_argument("--arch", default="modern")
     args = parser.parse_args()
+    # Muon's Newton-Schulz per matrix in float32 on any CPU (what the fixture test expects; a
+    # CPU with native bfloat16 would otherwise batch it in bfloat16).
+    muon.newton_schulz_for = lambda device: (False, torch.float32)
     shape = dict(n_layer=2, n_head=2, n_embd=16, block_size=16, batch_size=4, eval_batches=1)
     options = dict(arch=args.arch, tokenizer="char", device="cpu", seed=1337, **shape)
     with tempfile.TemporaryDirectory() as tmp:

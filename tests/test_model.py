@@ -1,10 +1,11 @@
 import pytest
 import torch
 
-from tests.conftest import GPT2, random_gpt
+from tests.conftest import GPT2, model_config, random_gpt
 from tinygpt.config import ModelConfig
 from tinygpt.errors import UsageError
 from tinygpt.model import GPT, KVCache, causal_mask
+from tinygpt.model.meta import meta_model
 
 SHAPE = dict(vocab_size=40, block_size=24, n_layer=2, n_head=4, n_embd=32)
 CFG = ModelConfig(**SHAPE)
@@ -102,3 +103,16 @@ def test_sequence_longer_than_block_is_refused():
 def test_invalid_shapes_are_usage_errors(change, message):
     with pytest.raises(UsageError, match=message):
         ModelConfig(**{**CFG.__dict__, **change}).validate()
+
+
+@pytest.mark.parametrize("arch", ["modern", "gpt2"])
+def test_a_shapes_only_model_has_the_built_models_shapes_and_no_storage(arch):
+    # What a weights file is checked against before a model is built; RoPE's tables (not
+    # saved) are computed on the CPU there, everything saved lives on the meta device.
+    config = model_config(arch, vocab_size=50, block_size=32, n_layer=2, n_head=2, n_embd=16)
+    shapes = meta_model(config).state_dict()
+    built = GPT(config).state_dict()
+    assert {k: v.shape for k, v in shapes.items()} == {k: v.shape for k, v in built.items()}
+    assert all(v.is_meta for v in shapes.values())
+    fresh = GPT(config)  # the meta device's skipped initialisers leave later models alone
+    assert fresh.wte.weight.std() > 0.01 and not fresh.wte.weight.is_meta

@@ -7,6 +7,9 @@ import json
 import math
 import os
 import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -18,11 +21,12 @@ from tinygpt.config import ModelConfig, RunConfig, TrainConfig
 from tinygpt.errors import UsageError
 from tinygpt.model import GPT, KVCache
 from tinygpt.muon import Muon
-from tinygpt.optim import MuonAdamW, build_optimizer
+from tinygpt.optim import MuonAdamW, build_optimizer, plan_groups
 from tinygpt.presets import resolve_options
 from tinygpt.schedule import horizon_free, lr_at
 from tinygpt.trainer import Trainer
 
+ROOT = Path(__file__).resolve().parents[1]
 SHAPE = dict(vocab_size=40, block_size=24, n_layer=2, n_head=4, n_embd=32)
 
 
@@ -187,6 +191,67 @@ def test_optimizer_groups_by_role_with_their_own_rates():
     assert sorted(g["lr"] for g in opts.param_groups) == pytest.approx([0.002, 0.015, 0.25])
     gpt2 = build_optimizer(make("gpt2"), TrainConfig(optimizer="adamw"), torch.device("cpu"))
     assert {g["kind"] for g in gpt2.param_groups} == {"adamw"}
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_one_optimizer_steps_as_torchs_adamw_and_tinygpts_muon_would(fused):
+    # The one object runs the functional AdamW on its own state: bit for bit what
+    # torch.optim.AdamW does over those groups, as Muon's groups do what tinygpt's Muon class
+    # does; its groups and state hold what the two optimizers' would.
+    cfg = TrainConfig()
+    model, reference = make("modern", seed=3), make("modern", seed=3)
+    opt = build_optimizer(model, cfg, torch.device("cpu"))
+    for group in opt.param_groups:
+        if group["kind"] == "adamw":
+            group["fused"] = fused
+
+    def groups(kind: str) -> list[dict]:
+        plan = plan_groups(reference, cfg)
+        return [
+            {"params": ps, "lr": i.peak_lr, "weight_decay": i.weight_decay}
+            for i, ps in plan
+            if i.optimizer == kind
+        ]
+
+    theirs = [
+        Muon(groups("muon"), batched=opt.batched, ns_dtype=opt.ns_dtype, momentum=cfg.momentum),
+        torch.optim.AdamW(groups("adamw"), betas=(cfg.beta1, cfg.beta2), fused=fused),
+    ]
+    for step in range(3):
+        x = torch.randint(0, 40, (2, 24), generator=torch.Generator().manual_seed(step))
+        for net, steppers in ((model, [opt]), (reference, theirs)):
+            net(x, x)[1].backward()
+            for stepper in steppers:
+                stepper.step()
+                stepper.zero_grad()
+    for a, b in zip(model.parameters(), reference.parameters(), strict=True):
+        assert torch.equal(a, b)
+    tinygpts = ("params", "kind", "peak_lr")
+    mine = [{k: v for k, v in g.items() if k not in tinygpts} for g in opt.param_groups]
+    assert mine == [
+        {k: v for k, v in g.items() if k != "params"} for t in theirs for g in t.param_groups
+    ]
+    their_states = [s for t in theirs for s in t.state_dict()["state"].values()]
+    for a, b in zip(opt.state_dict()["state"].values(), their_states, strict=True):
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.slow
+def test_training_without_compile_never_imports_the_compiler_stack(small_text, tmp_path):
+    # torch's Optimizer methods import torch._dynamo when first called (1-4 s of a run's
+    # start-up); a run that compiles nothing builds, steps, saves and resumes without it.
+    code = (
+        "import sys, tinygpt; from tests.conftest import TINY; "
+        f"run = dict(TINY, out_dir={str(tmp_path / 'run')!r}, compile=False); "
+        f"tinygpt.train({str(small_text)!r}, **dict(run, max_steps=2, eval_every=2)); "
+        f"tinygpt.train({str(small_text)!r}, **dict(run, max_steps=4, resume=True)); "
+        "print(sorted(m for m in sys.modules if m.startswith('torch._dynamo'))[:1])"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"
 
 
 def test_a_grad_scaler_steps_every_kind_of_group_or_none():

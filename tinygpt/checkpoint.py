@@ -63,6 +63,7 @@ from tinygpt.metrics import metrics_bytes as metrics_bytes
 from tinygpt.metrics import read_metrics as read_metrics
 from tinygpt.metrics import write_metrics as write_metrics
 from tinygpt.model import GPT
+from tinygpt.model.meta import meta_model
 from tinygpt.tokenizer import Tokenizer, tokenizer_from_dict
 
 FORMAT = "tinygpt-checkpoint"
@@ -442,8 +443,7 @@ def check_weight_shapes(
 ) -> None:
     """Raise CheckpointError unless ``shapes`` (a weights file's, wrapper prefixes and the
     tied head allowed) are exactly those of a model built from ``config``."""
-    with torch.device("meta"):  # the shapes alone: no memory
-        model = GPT(config)
+    model = meta_model(config)  # the shapes alone: no memory
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     if config.tie_embeddings:
         expected.pop(TIED_KEY, None)

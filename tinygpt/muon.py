@@ -4,12 +4,12 @@ torch's Muon orthogonalises each matrix's momentum with a Newton-Schulz iteratio
 after another: a dozen small kernels per matrix per step. A GPU pays for the launches (58% of an
 H100 step at the shakespeare-char preset), a CPU for the arithmetic. So the iteration runs:
 
-* batched (CUDA): once per matrix shape over the stacked same-shape matrices, in bfloat16 as
-  torch's does, and the momentum and weight updates as one foreach kernel each;
-* per matrix, in float32 (CPU), as tinygpt's CPU runs always have: CPUs without bfloat16 units
-  emulate it. On this project's CPU, which has them, batched bfloat16 measured 1.2-1.6x faster
-  for the optimizer step alone (``scripts/bench_muon.py``), but that is a few percent of a
-  training step, and float32 keeps every CPU figure published so far reproducible.
+* batched, in bfloat16 as torch's does, on CUDA and on CPUs that multiply bfloat16 natively
+  (AVX-512 BF16 or AMX): once per matrix shape over the stacked same-shape matrices, the
+  momentum and weight updates as one foreach kernel each. On this project's CPU that is 1.8x
+  faster than per matrix in float32 for the optimizer step (``scripts/bench_muon.py``), with the
+  same loss at equal steps (docs/benchmarks.md);
+* per matrix, in float32, on other CPUs, which emulate bfloat16 many times slower.
 
 Everything else is torch's Muon: its groups and state (a checkpoint of either resumes with
 the other), Nesterov momentum, the shape-dependent rate (tall matrices move a bit more) and the
@@ -25,6 +25,9 @@ import torch
 
 
 class Muon(torch.optim.Muon):
+    """torch's Muon with :func:`update` as its step (tinygpt's one optimizer calls the update
+    directly; this class is for using it on its own and for comparing it with torch's)."""
+
     def __init__(self, params: Any, *, batched: bool, ns_dtype: torch.dtype, **kwargs: Any) -> None:
         super().__init__(params, **kwargs)
         self.batched = batched
@@ -39,37 +42,55 @@ class Muon(torch.optim.Muon):
         for group in self.param_groups:
             params = [p for p in group["params"] if p.grad is not None]
             if params:
-                self._update(group, params)
+                update(group, params, self.state, self.batched, self.ns_dtype)
         return loss
 
-    def _update(self, group: dict[str, Any], params: list[torch.Tensor]) -> None:
-        momentum, lr, decay = group["momentum"], group["lr"], group["weight_decay"]
-        grads = [p.grad for p in params]
-        buffers = [self._buffer(p) for p in params]
-        torch._foreach_lerp_(buffers, grads, 1 - momentum)
-        directions = torch._foreach_lerp(grads, buffers, momentum) if group["nesterov"] else buffers
-        if decay:
-            torch._foreach_mul_(params, 1 - lr * decay)
-        for shape, index in _by_shape(params).items():
-            rows, cols = shape
-            ortho = self._orthogonalise([directions[i] for i in index], group)
-            scale = lr * math.sqrt(max(1.0, rows / cols))  # Keller Jordan's (torch's default)
-            torch._foreach_add_([params[i] for i in index], ortho, alpha=-scale)
 
-    def _buffer(self, p: torch.Tensor) -> torch.Tensor:
-        state = self.state[p]
-        if "momentum_buffer" not in state:
-            state["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-        return state["momentum_buffer"]
+def update(
+    group: dict[str, Any],
+    params: list[torch.Tensor],
+    state: dict[torch.Tensor, dict[str, Any]],
+    batched: bool,
+    ns_dtype: torch.dtype,
+) -> None:
+    """One Muon step of ``params`` (those of ``group`` with a gradient), keeping each one's
+    momentum in ``state`` under torch's key."""
+    momentum, lr, decay = group["momentum"], group["lr"], group["weight_decay"]
+    grads = [p.grad for p in params]
+    buffers = [_buffer(state[p], p) for p in params]
+    torch._foreach_lerp_(buffers, grads, 1 - momentum)
+    directions = torch._foreach_lerp(grads, buffers, momentum) if group["nesterov"] else buffers
+    if decay:
+        torch._foreach_mul_(params, 1 - lr * decay)
+    args = (group["ns_coefficients"], group["ns_steps"], group["eps"], ns_dtype)
+    for (rows, cols), index in _by_shape(params).items():
+        matrices = [directions[i] for i in index]
+        if batched:
+            ortho = list(orthogonalise(torch.stack(matrices), *args).to(params[0].dtype).unbind())
+        else:
+            ortho = [orthogonalise(m, *args).to(m.dtype) for m in matrices]
+        scale = lr * math.sqrt(max(1.0, rows / cols))  # Keller Jordan's (torch's default)
+        torch._foreach_add_([params[i] for i in index], ortho, alpha=-scale)
 
-    def _orthogonalise(
-        self, matrices: list[torch.Tensor], group: dict[str, Any]
-    ) -> list[torch.Tensor]:
-        args = (group["ns_coefficients"], group["ns_steps"], group["eps"], self.ns_dtype)
-        if self.batched:
-            out = orthogonalise(torch.stack(matrices), *args)
-            return list(out.to(matrices[0].dtype).unbind())
-        return [orthogonalise(m, *args).to(m.dtype) for m in matrices]
+
+def _buffer(state: dict[str, Any], p: torch.Tensor) -> torch.Tensor:
+    if "momentum_buffer" not in state:
+        state["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+    return state["momentum_buffer"]
+
+
+def newton_schulz_for(device: torch.device) -> tuple[bool, torch.dtype]:
+    """(batched, dtype) of the iteration on ``device``: what measured fastest there."""
+    if device.type == "cuda" or (device.type == "cpu" and _cpu_has_bfloat16()):
+        return True, torch.bfloat16
+    return False, torch.float32
+
+
+def _cpu_has_bfloat16() -> bool:
+    """Whether this CPU multiplies bfloat16 matrices natively (AVX-512 BF16 or AMX); others
+    emulate it, 20x slower than float32."""
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
 
 
 def _by_shape(params: list[torch.Tensor]) -> dict[tuple[int, int], list[int]]:

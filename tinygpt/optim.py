@@ -12,14 +12,17 @@ would any torch optimizer, and a checkpoint holds one torch-style state dict.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
+from torch.optim.adamw import adamw
 
+from tinygpt import muon
 from tinygpt.config import ModelConfig, TrainConfig
 from tinygpt.model import GPT
-from tinygpt.muon import Muon
+from tinygpt.model.meta import meta_model
 
 # role -> (kind, which TrainConfig field holds its peak rate, weight decay applies)
 MUON_ROLES: dict[str, tuple[str, str, bool]] = {
@@ -47,36 +50,52 @@ class GroupInfo:
         return asdict(self)
 
 
+def _undecorated(method: Any) -> Any:
+    """One of ``torch.optim.Optimizer``'s bookkeeping methods without the wrapper that tells
+    torch.compile to skip it: the wrapper imports the compiler stack (``torch._dynamo``, 1-4 s
+    of a run's start-up) the first time it runs, compiled or not. Nothing here is compiled, and
+    the function inside is the same code."""
+    return getattr(method, "__wrapped__", method)
+
+
+def _defaults(cls: type[torch.optim.Optimizer], **overrides: Any) -> dict[str, Any]:
+    """The group entries a torch optimizer gives its groups: its constructor's defaults."""
+    parameters = inspect.signature(cls.__init__).parameters.values()
+    found = {p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty}
+    return {**found, **overrides}
+
+
 class MuonAdamW(torch.optim.Optimizer):
     """Every parameter group in one optimizer; a group's ``kind`` names its update.
 
-    The arithmetic is torch's fused AdamW and tinygpt's Muon, each run over this object's
-    groups of its kind and on this object's state, so the numbers are theirs exactly.
-    ``groups`` describes each group (role, kind, peak rate) for the run header.
+    The arithmetic is torch's (the functional AdamW, fused) and tinygpt's Muon
+    (:func:`tinygpt.muon.update`), each over this object's groups of its kind and its state,
+    and the groups hold the entries torch's ``AdamW`` and ``Muon`` give theirs, so a checkpoint
+    is what either would save. ``groups`` describes each group (role, kind, peak rate) for the
+    run header.
     """
+
+    add_param_group = _undecorated(torch.optim.Optimizer.add_param_group)
+    zero_grad = _undecorated(torch.optim.Optimizer.zero_grad)
+    state_dict = _undecorated(torch.optim.Optimizer.state_dict)
 
     def __init__(
         self,
         groups: list[dict[str, Any]],
         described: list[GroupInfo],
         options: dict[str, dict[str, Any]],
+        newton_schulz: tuple[bool, torch.dtype] = (False, torch.float32),
     ) -> None:
+        """``options``: per kind, the group entries this run sets (rates, betas, fused);
+        ``newton_schulz``: (batched, dtype) of Muon's iteration on this run's device."""
         self.groups = described
-        self._options = options  # per kind: the keyword arguments of its torch optimizer
-        super().__init__(groups, defaults={})
-        self._bind()
-
-    def _bind(self) -> None:
-        """Point one update per kind at this object's groups of that kind and at its state
-        (again after a load, which replaces both)."""
-        makers = {"muon": Muon, "adamw": torch.optim.AdamW}
-        self._updates: list[torch.optim.Optimizer] = []
-        for kind in KINDS:
-            mine = [g for g in self.param_groups if g["kind"] == kind]
-            if mine:
-                update = makers[kind](mine, **self._options[kind])
-                update.state = self.state
-                self._updates.append(update)
+        self.batched, self.ns_dtype = newton_schulz
+        kind_defaults = {
+            "muon": _defaults(torch.optim.Muon),
+            "adamw": _defaults(torch.optim.AdamW, decoupled_weight_decay=True),
+        }
+        filled = [{**kind_defaults[g["kind"]], **options[g["kind"]], **g} for g in groups]
+        super().__init__(filled, defaults={})
 
     @torch.no_grad()
     def step(self, closure: Any = None) -> Any:  # type: ignore[override]
@@ -84,8 +103,14 @@ class MuonAdamW(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        for update in self._updates:
-            update.step()
+        for group in self.param_groups:
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
+            if group["kind"] == "muon":
+                muon.update(group, params, self.state, self.batched, self.ns_dtype)
+            else:
+                adamw_update(group, params, self.state)
         return loss
 
     def set_lr(self, lr: float, reference: float) -> None:
@@ -102,10 +127,42 @@ class MuonAdamW(torch.optim.Optimizer):
         if kinds != [g["kind"] for g in self.param_groups]:
             raise ValueError("the checkpoint's optimizer state was made for another optimizer")
         decided = [{k: g[k] for k in RUN_DECIDES} for g in self.param_groups]
-        super().load_state_dict(state)
+        _undecorated(torch.optim.Optimizer.load_state_dict)(self, state)
         for group, keys in zip(self.param_groups, decided, strict=True):
             group.update(keys)
-        self._bind()
+
+
+def adamw_update(
+    group: dict[str, Any], params: list[torch.Tensor], state: dict[torch.Tensor, dict[str, Any]]
+) -> None:
+    """One AdamW step of ``params`` (those of ``group`` with a gradient): torch's functional
+    AdamW on state kept as torch's ``AdamW`` keeps it (its step count on the parameter's device
+    when fused)."""
+    for p in params:
+        if not state[p]:
+            on = p.device if group["fused"] or group["capturable"] else "cpu"
+            state[p]["step"] = torch.zeros((), dtype=torch.float32, device=on)
+            state[p]["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            state[p]["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+    beta1, beta2 = group["betas"]
+    adamw(
+        params,
+        [p.grad for p in params],
+        [state[p]["exp_avg"] for p in params],
+        [state[p]["exp_avg_sq"] for p in params],
+        [],
+        [state[p]["step"] for p in params],
+        foreach=group["foreach"],
+        capturable=group["capturable"],
+        fused=group["fused"],
+        amsgrad=False,
+        beta1=beta1,
+        beta2=beta2,
+        lr=group["lr"],
+        weight_decay=group["weight_decay"],
+        eps=group["eps"],
+        maximize=False,
+    )
 
 
 def one_shape(state: dict[str, Any]) -> dict[str, Any]:
@@ -149,8 +206,7 @@ def plan_groups(model: GPT, cfg: TrainConfig) -> list[tuple[GroupInfo, list[torc
 
 def describe_groups(model_cfg: ModelConfig, cfg: TrainConfig) -> list[GroupInfo]:
     """The groups a run of these configs has, from a model on the meta device (no memory)."""
-    with torch.device("meta"):
-        model = GPT(model_cfg)
+    model = meta_model(model_cfg)
     return [info for info, _ in plan_groups(model, cfg)]
 
 
@@ -166,18 +222,14 @@ def build_optimizer(model: GPT, cfg: TrainConfig, device: torch.device) -> MuonA
         }
         for info, params in plan
     ]
-    # A GPU pays per kernel launch, a CPU per operation's arithmetic (tinygpt/muon.py).
-    gpu = device.type == "cuda"
-    muon = dict(
-        batched=gpu,
-        ns_dtype=torch.bfloat16 if gpu else torch.float32,
-        lr=cfg.matrix_lr,
-        momentum=cfg.momentum,
-    )
     # One fused kernel for all AdamW parameters: ~3x faster optimizer steps than foreach on CPU.
     fused = device.type in ("cuda", "cpu")
-    adamw = dict(lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=fused)
-    return MuonAdamW(groups, [info for info, _ in plan], {"muon": muon, "adamw": adamw})
+    options = {
+        "muon": {"momentum": cfg.momentum},
+        "adamw": {"betas": (cfg.beta1, cfg.beta2), "fused": fused},
+    }
+    described = [info for info, _ in plan]
+    return MuonAdamW(groups, described, options, muon.newton_schulz_for(device))
 
 
 def groups_line(groups: list[GroupInfo]) -> str:

@@ -1,0 +1,34 @@
+"""A model with its shapes and no memory (the meta device): for checking a weights file
+against a configuration, or describing a run's parameter groups, before anything is built."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch.overrides import TorchFunctionMode
+
+from tinygpt.config import ModelConfig
+from tinygpt.model.gpt import GPT
+
+
+class _NoRandomInit(TorchFunctionMode):
+    """Skips ``normal_`` on meta tensors. They have no values to draw, and torch runs that
+    initialiser on the meta device through its Python reference, whose first call imports the
+    compiler stack (``torch._dynamo``: seconds of every command's start-up)."""
+
+    def __torch_function__(
+        self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None
+    ) -> Any:
+        kwargs = kwargs or {}
+        if func in (torch.nn.init.normal_, torch.Tensor.normal_):
+            tensor = args[0] if args else kwargs["tensor"]
+            if tensor.is_meta:
+                return tensor
+        return func(*args, **kwargs)
+
+
+def meta_model(config: ModelConfig) -> GPT:
+    """``GPT(config)`` on the meta device: every parameter's shape, no storage."""
+    with torch.device("meta"), _NoRandomInit():
+        return GPT(config)
