@@ -39,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -165,24 +166,37 @@ def tinygpt_default_cmd(
     ]  # fmt: skip
 
 
-def time_to_loss(
-    cfg: dict, data: Path, work: Path, device: str, target: float, val_text: str, start: float
-) -> tuple[float, float, int, list[tuple[float, float]]]:
-    """The smallest --max-time budget (grown by 1.25x from ``start``) whose run reaches
-    ``target``: (process seconds, val loss, steps, every budget tried with its loss)."""
-    tried = []
-    budget = start
-    while budget < 20 * start:
-        out = work / f"tiny_ttl_{budget:.0f}"
-        wall = run(tinygpt_default_cmd(cfg, data, out, device, budget), work, work / "ttl.log")
+def time_to_loss(b: Bench, target: float, start: float, refine: int) -> tuple[float, float, int]:
+    """The smallest --max-time budget whose run reaches ``target``: budgets grow by 1.25x from
+    ``start`` until one does, then ``refine`` halvings of the interval between the last budget
+    that fell short and the first that reached it. Returns (process seconds, val loss, steps)
+    of the smallest budget that reached it."""
+
+    def attempt(budget: float) -> tuple[float, float, int]:
+        out = b.work / f"tiny_ttl_{budget:.1f}"
+        cmd = tinygpt_default_cmd(b.cfg, b.args.data, out, b.device, budget)
+        wall = run(cmd, b.work, b.work / "ttl.log")
         ck = open_checkpoint(out)
-        loss = evaluate_text(ck.load_model(), ck.tokenizer, val_text).loss
-        tried.append((budget, loss))
+        loss = evaluate_text(ck.load_model(), b.tok, b.val_text).loss
         print(f"    --max-time {budget:.1f}: val {loss:.4f} at step {ck.step} ({wall:.1f}s)")
-        if loss <= target:
-            return wall, loss, ck.step, tried
-        budget *= 1.25
-    return math.inf, math.nan, 0, tried
+        return wall, loss, ck.step
+
+    short, budget = 0.0, start
+    while budget < 20 * start:
+        reached = attempt(budget)
+        if reached[1] <= target:
+            break
+        short, budget = budget, budget * 1.25
+    else:
+        return math.inf, math.nan, 0
+    for _ in range(refine if short else 0):
+        middle = (short + budget) / 2
+        tried = attempt(middle)
+        if tried[1] <= target:
+            budget, reached = middle, tried
+        else:
+            short = middle
+    return reached
 
 
 def nanogpt_tok_s(log: Path, tokens_per_iter: int) -> float:
@@ -258,7 +272,144 @@ def compare_sampling(
     return tiny_gen / nano_gen
 
 
-def main() -> None:
+@dataclass
+class Bench:
+    """What every part shares: the options, the model shape, the working copy of nanoGPT."""
+
+    args: argparse.Namespace
+    cfg: dict
+    device: str
+    how: str  # "[device, precision, compiled]", on every figure
+    work: Path
+    nano: Path
+    val_text: str
+    tok: CharTokenizer
+    nano_speed: float | None = None  # nanoGPT's tokens/s, once (a) or (b) measured it
+
+    @property
+    def tokens_per_iter(self) -> int:
+        return self.cfg["batch_size"] * self.cfg["block_size"]
+
+    @property
+    def nanogpt_checkpoint(self) -> Path:
+        return self.nano / "out-shakespeare-char" / "ckpt.pt"
+
+    def nanogpt_state(self) -> dict:
+        """The last nanoGPT run's weights, as nanoGPT names them."""
+        state = torch.load(self.nanogpt_checkpoint, map_location="cpu", weights_only=True)
+        return clean_state_dict(state["model"])
+
+    def nanogpt_model(self) -> GPT:
+        """The last nanoGPT run's weights in tinygpt's model."""
+        return nanogpt_to_tinygpt(self.nanogpt_state(), self.tok.vocab_size, self.cfg)
+
+
+def part_a(b: Bench) -> bool:
+    """(a) training tokens/s, the same model in both tools and tinygpt's default recipe."""
+    args, cfg = b.args, b.cfg
+    nano_log = b.work / "nano_speed.log"
+    run(nanogpt_cmd(cfg, args.speed_steps, b.device, 10**6), b.nano, nano_log)
+    nano_speed = nanogpt_tok_s(nano_log, b.tokens_per_iter)
+    tiny_out = b.work / "tiny_speed"
+    cmd = tinygpt_cmd(cfg, args.data, tiny_out, args.speed_steps, b.device, None)
+    run(cmd, b.work, b.work / "tiny_speed.log")
+    tiny_speed = tinygpt_tok_s(tiny_out)
+    default_out = b.work / "tiny_speed_default"
+    cmd = tinygpt_default_cmd(cfg, args.data, default_out, b.device, 1e9, args.speed_steps)
+    cmd += [f"--batch-size={cfg['batch_size']}", f"--eval-every={min(args.speed_steps, 50)}"]
+    run(cmd, b.work, b.work / "tiny_speed_default.log")
+    default_speed = tinygpt_tok_s(default_out)
+    print(
+        f"(a) training tokens/s {b.how}, same model: nanoGPT {nano_speed:,.0f}, tinygpt --arch "
+        f"gpt2 {tiny_speed:,.0f}, ratio {tiny_speed / nano_speed:.2f}; tinygpt's default recipe "
+        f"{default_speed:,.0f} ({default_speed / nano_speed:.2f}x nanoGPT: RoPE, QK-norm and "
+        f"Muon cost time per step)",
+        flush=True,
+    )
+    b.nano_speed = nano_speed
+    return tiny_speed / nano_speed >= 1.0
+
+
+def part_b(b: Bench) -> bool:
+    """(b) validation loss after the same wall-clock training budget."""
+    speed = b.nano_speed
+    if speed is None:  # (a) not run: nanoGPT's speed over a short run
+        log = b.work / "nano_speed.log"
+        run(nanogpt_cmd(b.cfg, b.args.speed_steps, b.device, 10**6), b.nano, log)
+        speed = nanogpt_tok_s(log, b.tokens_per_iter)
+    nano_steps = max(1, int(b.args.budget * speed / b.tokens_per_iter))
+    nano_wall = run(
+        nanogpt_cmd(b.cfg, nano_steps, b.device, nano_steps), b.nano, b.work / "nano_b.log"
+    )
+    tiny_out = b.work / "tiny_b"
+    cmd = tinygpt_default_cmd(b.cfg, b.args.data, tiny_out, b.device, b.args.budget)
+    tiny_wall = run(cmd, b.work, b.work / "tiny_b.log")
+    tiny_ck = open_checkpoint(tiny_out)
+    nano_val = evaluate_text(b.nanogpt_model(), b.tok, b.val_text).loss
+    tiny_val = evaluate_text(tiny_ck.load_model(), b.tok, b.val_text).loss
+    print(
+        f"(b) val loss after a {b.args.budget:.0f}s budget {b.how} (tinygpt: default recipe): "
+        f"nanoGPT {nano_val:.4f} ({nano_steps} steps, process {nano_wall:.0f}s), tinygpt "
+        f"{tiny_val:.4f} ({tiny_ck.step} steps, process {tiny_wall:.0f}s): "
+        f"{'tinygpt lower' if tiny_val < nano_val else 'tinygpt NOT lower'}",
+        flush=True,
+    )
+    return tiny_val < nano_val
+
+
+def part_c(b: Bench) -> bool:
+    """(c) sampling speed on identical weights: a nanoGPT model of the benchmark's shape (as
+    (b) trained it, or untrained) and one of nanoGPT's char-Shakespeare shape."""
+    sys.path.insert(0, str(b.nano))
+    from model import GPT as NanoGPT  # nanoGPT's own model.py, from the checkout
+    from model import GPTConfig as NanoConfig
+
+    ratios = {}
+    for label, shape in (("trained", b.cfg), ("full", CONFIGS["full"])):
+        torch.manual_seed(0)
+        sizes = {k: shape[k] for k in ("n_layer", "n_head", "n_embd", "block_size")}
+        theirs = NanoGPT(NanoConfig(vocab_size=b.tok.vocab_size, bias=False, dropout=0.0, **sizes))
+        if label == "trained" and b.nanogpt_checkpoint.exists():  # (b)'s model
+            theirs.load_state_dict(b.nanogpt_state())
+        theirs.eval()
+        ours = nanogpt_to_tinygpt(theirs.state_dict(), b.tok.vocab_size, shape)
+        device = torch.device(b.device)
+        ratios[label] = compare_sampling(
+            theirs, ours, b.tok, shape["block_size"], b.args.repeats, device
+        )
+    print(f"    (at the CPU shape: {ratios['trained']:.1f}x)")
+    return ratios["full"] >= 5
+
+
+def part_d(b: Bench) -> bool:
+    """(d) time to the loss of nanoGPT's README CPU run."""
+    iters = b.args.readme_iters
+    readme_wall = run(nanogpt_cmd(b.cfg, iters, b.device, iters), b.nano, b.work / "readme.log")
+    target = evaluate_text(b.nanogpt_model(), b.tok, b.val_text).loss
+    print(
+        f"(d) nanoGPT's README CPU run {b.how}: {iters} iterations, val {target:.4f}, "
+        f"process {readme_wall:.1f}s; tinygpt's default recipe, growing --max-time:",
+        flush=True,
+    )
+    wall, loss, steps = time_to_loss(b, target, b.args.ttl_start, b.args.ttl_refine)
+    ratio = wall / readme_wall
+    print(
+        f"(d) time to nanoGPT's loss {target:.4f}: tinygpt {wall:.1f}s ({steps} steps, "
+        f"val {loss:.4f}) vs nanoGPT {readme_wall:.1f}s: {ratio:.2f} of nanoGPT's time",
+        flush=True,
+    )
+    return ratio <= 0.25
+
+
+PARTS = {
+    "a": (part_a, ">= 1.0"),
+    "b": (part_b, "tinygpt lower"),
+    "c": (part_c, ">= 5x at nanoGPT's char-Shakespeare shape"),
+    "d": (part_d, "<= 0.25 of nanoGPT's time"),
+}
+
+
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nanogpt", required=True, type=Path, help="a nanoGPT checkout")
     parser.add_argument(
@@ -266,6 +417,7 @@ def main() -> None:
         type=Path,
         default=Path(__file__).resolve().parents[2] / "shared/data/tinyshakespeare.txt",
     )
+    parser.add_argument("--parts", default="abcd", help="which figures, e.g. d (default abcd)")
     parser.add_argument("--config", choices=sorted(CONFIGS), default=None)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--budget", type=float, default=120.0, help="training seconds for (b)")
@@ -285,15 +437,25 @@ def main() -> None:
     parser.add_argument(
         "--ttl-start", type=float, default=12.0, help="first tinygpt budget tried in (d)"
     )
+    parser.add_argument(
+        "--ttl-refine", type=int, default=2, help="(d): halvings between the last two budgets"
+    )
     args = parser.parse_args()
+    if not set(args.parts) <= set(PARTS):
+        parser.error(f"--parts takes letters of {''.join(PARTS)}, got {args.parts!r}")
+    if not (args.nanogpt / "train.py").exists():
+        parser.error(f"{args.nanogpt} does not look like a nanoGPT checkout (no train.py)")
+    return args
+
+
+def setup(args: argparse.Namespace) -> Bench:
+    """nanoGPT copied to a temporary directory with its char data prepared by its own script."""
     device = resolve_device(args.device).type
     cfg = CONFIGS[args.config or ("full" if device == "cuda" else "cpu")]
     COMPILE[0] = args.compile if args.compile is not None else device == "cuda"
     args.speed_steps = args.speed_steps or (300 if device == "cuda" else 40)
     precision = "bf16 autocast" if device == "cuda" else "float32"
     how = f"[{device}, {precision}, {'compiled' if COMPILE[0] else 'not compiled'}]"
-    if not (args.nanogpt / "train.py").exists():
-        sys.exit(f"{args.nanogpt} does not look like a nanoGPT checkout (no train.py)")
     work = Path(tempfile.mkdtemp(prefix="bench-nanogpt-"))
     nano = work / "nanoGPT"
     shutil.copytree(args.nanogpt, nano, ignore=shutil.ignore_patterns(".git"))
@@ -302,116 +464,19 @@ def main() -> None:
     subprocess.run([sys.executable, "prepare.py"], cwd=prep, check=True, capture_output=True)
     text = args.data.read_text(encoding="utf-8")
     val_text = text[int(len(text) * 0.9) :]
-    tokens_per_iter = cfg["batch_size"] * cfg["block_size"]
+    return Bench(args, cfg, device, how, work, nano, val_text, CharTokenizer.from_text(text))
+
+
+def main() -> None:
+    bench = setup(parse_args())
     print(f"machine: {machine()}")
-    print(f"config: {cfg}, hyper-parameters {SHARED}\n")
-
-    # (a) training speed
-    nano_log = work / "nano_speed.log"
-    run(nanogpt_cmd(cfg, args.speed_steps, device, 10**6), nano, nano_log)
-    nano_speed = nanogpt_tok_s(nano_log, tokens_per_iter)
-    tiny_out = work / "tiny_speed"
-    run(
-        tinygpt_cmd(cfg, args.data, tiny_out, args.speed_steps, device, None),
-        work,
-        work / "tiny_speed.log",
-    )
-    tiny_speed = tinygpt_tok_s(tiny_out)
-    default_out = work / "tiny_speed_default"
-    speed_cmd = tinygpt_default_cmd(cfg, args.data, default_out, device, 1e9, args.speed_steps)
-    speed_cmd += [f"--batch-size={cfg['batch_size']}", f"--eval-every={min(args.speed_steps, 50)}"]
-    run(speed_cmd, work, work / "tiny_speed_default.log")
-    default_speed = tinygpt_tok_s(default_out)
-    print(
-        f"(a) training tokens/s {how}, same model: nanoGPT {nano_speed:,.0f}, tinygpt --arch gpt2 "
-        f"{tiny_speed:,.0f}, ratio {tiny_speed / nano_speed:.2f}; tinygpt's default recipe "
-        f"{default_speed:,.0f} ({default_speed / nano_speed:.2f}x nanoGPT: RoPE, QK-norm and "
-        f"Muon cost time per step)",
-        flush=True,
-    )
-
-    # (b) validation loss after the same training budget
-    nano_steps = max(1, int(args.budget * nano_speed / tokens_per_iter))
-    nano_wall = run(nanogpt_cmd(cfg, nano_steps, device, nano_steps), nano, work / "nano_b.log")
-    tiny_out = work / "tiny_b"
-    tiny_wall = run(
-        tinygpt_default_cmd(cfg, args.data, tiny_out, device, args.budget),
-        work,
-        work / "tiny_b.log",
-    )
-    tok = open_checkpoint(tiny_out).tokenizer
-    assert isinstance(tok, CharTokenizer)
-    nano_ck = torch.load(
-        nano / "out-shakespeare-char" / "ckpt.pt", map_location="cpu", weights_only=True
-    )
-    nano_model = nanogpt_to_tinygpt(nano_ck["model"], tok.vocab_size, cfg)
-    tiny_ck = open_checkpoint(tiny_out)
-    nano_val = evaluate_text(nano_model, tok, val_text).loss
-    tiny_val = evaluate_text(tiny_ck.load_model(), tok, val_text).loss
-    print(
-        f"(b) val loss after a {args.budget:.0f}s budget {how} (tinygpt: default recipe): "
-        f"nanoGPT {nano_val:.4f} "
-        f"({nano_steps} steps, process {nano_wall:.0f}s), tinygpt {tiny_val:.4f} "
-        f"({tiny_ck.step} steps, process {tiny_wall:.0f}s): "
-        f"{'tinygpt lower' if tiny_val < nano_val else 'tinygpt NOT lower'}",
-        flush=True,
-    )
-
-    # (c) sampling speed on identical weights: the trained model, and the full-config shape
-    sys.path.insert(0, str(nano))
-    from model import GPT as NanoGPT  # nanoGPT's own model.py, from the checkout
-    from model import GPTConfig as NanoConfig
-
-    theirs = NanoGPT(NanoConfig(**nano_ck["model_args"]))
-    theirs.load_state_dict({k.removeprefix("_orig_mod."): v for k, v in nano_ck["model"].items()})
-    ratios = {}
-    for label, shape in (("trained", cfg), ("full", CONFIGS["full"])):
-        if label == "full":  # nanoGPT's char-Shakespeare shape, untrained: speed needs no training
-            torch.manual_seed(0)
-            sizes = {k: shape[k] for k in ("n_layer", "n_head", "n_embd", "block_size")}
-            theirs = NanoGPT(NanoConfig(**{**nano_ck["model_args"], **sizes, "dropout": 0.0}))
-        theirs.eval()
-        ours = nanogpt_to_tinygpt(theirs.state_dict(), tok.vocab_size, shape)
-        ratios[label] = compare_sampling(
-            theirs, ours, tok, shape["block_size"], args.repeats, torch.device(device)
-        )
-    gen_ratio = ratios["full"]
-
-    # (d) time to the loss of nanoGPT's README CPU run
-    readme_log = work / "nano_readme.log"
-    readme_wall = run(
-        nanogpt_cmd(cfg, args.readme_iters, device, args.readme_iters), nano, readme_log
-    )
-    readme_ck = torch.load(
-        nano / "out-shakespeare-char" / "ckpt.pt", map_location="cpu", weights_only=True
-    )
-    target = evaluate_text(
-        nanogpt_to_tinygpt(readme_ck["model"], tok.vocab_size, cfg), tok, val_text
-    ).loss
-    print(
-        f"(d) nanoGPT's README CPU run {how}: {args.readme_iters} iterations, val {target:.4f}, "
-        f"process {readme_wall:.1f}s; tinygpt's default recipe, growing --max-time:",
-        flush=True,
-    )
-    ttl_wall, ttl_loss, ttl_steps, _ = time_to_loss(
-        cfg, args.data, work, device, target, val_text, args.ttl_start
-    )
-    ttl_ratio = ttl_wall / readme_wall
-    print(
-        f"(d) time to nanoGPT's loss {target:.4f}: tinygpt {ttl_wall:.1f}s ({ttl_steps} steps, "
-        f"val {ttl_loss:.4f}) vs nanoGPT {readme_wall:.1f}s: {ttl_ratio:.2f} of nanoGPT's time",
-        flush=True,
-    )
-    ok = (tiny_speed / nano_speed >= 1.0, tiny_val < nano_val, gen_ratio >= 5, ttl_ratio <= 0.25)
-    print(
-        f"\ntargets: (a) >= 1.0: {'met' if ok[0] else 'NOT met'}; (b) tinygpt lower: "
-        f"{'met' if ok[1] else 'NOT met'}; (c) >= 5x at nanoGPT's char-Shakespeare shape: "
-        f"{'met' if ok[2] else 'NOT met'} (at the CPU shape: {ratios['trained']:.1f}x); "
-        f"(d) <= 0.25 of nanoGPT's time: {'met' if ok[3] else 'NOT met'}"
-    )
-    print(f"logs and checkpoints in {work}")
-    if not math.isfinite(nano_val + tiny_val):
-        sys.exit(1)
+    print(f"config: {bench.cfg}, hyper-parameters {SHARED}\n")
+    met = {part: PARTS[part][0](bench) for part in bench.args.parts}
+    verdicts = [
+        f"({part}) {PARTS[part][1]}: {'met' if ok else 'NOT met'}" for part, ok in met.items()
+    ]
+    print("\ntargets: " + "; ".join(verdicts))
+    print(f"logs and checkpoints in {bench.work}")
 
 
 if __name__ == "__main__":
