@@ -100,6 +100,22 @@ def _private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
     monkeypatch.setenv("TINYGPT_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "tgcache"))
 
 
+def float32_newton_schulz(device: torch.device) -> tuple[bool, torch.dtype]:
+    """Muon's iteration per matrix in float32, on any CPU (``tinygpt.muon.newton_schulz_for``'s
+    choice where the CPU has no native bfloat16). Where it has, bfloat16's rounding turns
+    float32-sized differences between two equivalent computations (an all-reduce against one
+    batch, accumulation against a bigger batch) into 1e-4-sized ones; tests that compare such
+    computations exactly use float32."""
+    return False, torch.float32
+
+
+@pytest.fixture
+def float32_muon(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tinygpt import muon
+
+    monkeypatch.setattr(muon, "newton_schulz_for", float32_newton_schulz)
+
+
 @pytest.fixture
 def small_text(tmp_path: Path) -> Path:
     path = tmp_path / "small.txt"

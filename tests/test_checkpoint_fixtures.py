@@ -17,7 +17,6 @@ import torch
 
 import tinygpt
 from tinygpt import checkpoint as ckpt
-from tinygpt import muon
 
 FIXTURES = Path(__file__).parent / "fixtures"
 # (fixture, recipe, optimizer) as config.json records them
@@ -40,11 +39,10 @@ def test_saved_runs_load_with_identical_logits(name: str, arch: str, optimizer: 
 
 @pytest.mark.parametrize(("name", "arch", "optimizer"), CASES)
 def test_saved_runs_resume_exactly(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, arch: str, optimizer: str
+    tmp_path: Path, float32_muon: None, name: str, arch: str, optimizer: str
 ):
-    # The fixtures were resumed on a CPU that ran Muon's Newton-Schulz per matrix in float32
-    # (a CPU with native bfloat16 now runs it batched in bfloat16: other roundings).
-    monkeypatch.setattr(muon, "newton_schulz_for", lambda device: (False, torch.float32))
+    # float32_muon: the fixtures were resumed with Muon's Newton-Schulz per matrix in float32
+    # (a CPU with native bfloat16 runs it batched in bfloat16: other roundings).
     work = tmp_path / name
     shutil.copytree(FIXTURES / name / "checkpoint", work)
     corpus = FIXTURES / "legacy_gpt2" / "corpus.txt"

@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from tests.conftest import MICRO_ARGS, SMALL_TEXT, TINY
+from tests.conftest import MICRO_ARGS, SMALL_TEXT, TINY, float32_newton_schulz
 
 OPTIONS = {**TINY, "max_steps": 6, "eval_every": 3, "dropout": 0.0}
 pytestmark = pytest.mark.slow  # every test here starts processes that train
@@ -26,6 +26,9 @@ def _worker(rank: int, world: int, root: str) -> None:
     )
     torch.set_num_threads(1)
     import tinygpt
+    from tinygpt import muon
+
+    muon.newton_schulz_for = float32_newton_schulz  # as the single process's float32_muon
 
     # Rank 1 is given a directory of its own: it must never write into it.
     out = f"{root}/out" if rank == 0 else f"{root}/out-rank1"
@@ -50,7 +53,8 @@ def test_replicas_hold_identical_weights(ddp_run):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_two_ranks_equal_one_process_on_the_combined_batch(ddp_run, tmp_path):
+def test_two_ranks_equal_one_process_on_the_combined_batch(ddp_run, tmp_path, float32_muon):
+    # float32_muon: both sides run Muon's iteration in float32 (the workers set it themselves)
     import tinygpt
 
     single = tinygpt.train(
