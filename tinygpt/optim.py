@@ -53,8 +53,8 @@ class GroupInfo:
 def _undecorated(method: Any) -> Any:
     """One of ``torch.optim.Optimizer``'s bookkeeping methods without the wrapper that tells
     torch.compile to skip it: the wrapper imports the compiler stack (``torch._dynamo``, 1-4 s
-    of a run's start-up) the first time it runs, compiled or not. Nothing here is compiled, and
-    the function inside is the same code."""
+    of a run's start-up) the first time it runs, compiled or not. The optimizer is never compiled
+    (``--compile`` compiles the model), and the function inside is the same code."""
     return getattr(method, "__wrapped__", method)
 
 
