@@ -78,13 +78,11 @@ def attention(
         best=best,
         device=device,
         json_out=json_out,
-        files={
-            "json": json_file,
-            "html": html_file,
-            "png": png_file,
-            "svg": svg_file,
-            "npz": npz_file,
-        },
+        json_file=json_file,
+        html_file=html_file,
+        png_file=png_file,
+        svg_file=svg_file,
+        npz_file=npz_file,
     )
 
 

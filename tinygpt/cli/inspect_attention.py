@@ -87,32 +87,13 @@ def inspect_attention(
         inspect_modes.show_ablation(checkpoint, heads, mode, prompt, json_out, json_file, device)
     elif compare is not None:
         inspect_modes.show_comparison(compare, prompt, json_out, json_file, device)
-    else:
-        inspect_modes.show_attention(
-            checkpoint,
-            prompt,
-            layer=layer,
-            head=head,
-            query=query,
-            explain=explain,
-            induction=induction,
-            show_rollout=show_rollout,
-            window=window,
-            queries=queries,
-            best=best,
-            device=device,
-            json_out=json_out,
-            files={
-                "json": json_file,
-                "html": html_file,
-                "png": png_file,
-                "svg": svg_file,
-                "npz": npz_file,
-            },
-        )
+    else:  # the view of a prompt reads exactly the options its row of the table names
+        view = {name: ctx.params[name] for name in _MODE_OPTIONS["normal"]}
+        inspect_modes.show_attention(**view)
 
 
 # Which inspect-attention options each mode reads; any other option given is a usage error.
+# The normal mode's are show_attention's parameters, by name.
 _COMMON = {"device"}
 _MODE_OPTIONS = {
     "trajectory": {"trajectory", "json_out", "png_file"},

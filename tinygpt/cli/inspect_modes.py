@@ -84,11 +84,15 @@ def show_attention(
     best: bool,
     device: str,
     json_out: bool,
-    files: dict[str, Path | None],
+    json_file: Path | None,
+    html_file: Path | None,
+    png_file: Path | None,
+    svg_file: Path | None,
+    npz_file: Path | None,
 ) -> None:
     """Each layer's and head's attention on the prompt (or the induction probe), the head
-    table, and with the focus options one head or query explained. ``files`` maps the
-    written formats (json, html, png, svg, npz) to their paths."""
+    table, and with the focus options one head or query explained; the ``*_file`` paths are
+    the formats to write. Parameters are named as the commands' options are."""
     layer, head_index = focus(layer, head)
     prompt = read_prompt(prompt)
     from tinygpt import api
@@ -122,9 +126,8 @@ def show_attention(
         ),
     )
     title = "".join(report.tokens)[:80]
-    written = write_report(
-        report, ReportFiles(**files), layer, head_index, title, rollout=show_rollout
-    )
+    files = ReportFiles(json_file, html_file, png_file, svg_file, npz_file)
+    written = write_report(report, files, layer, head_index, title, rollout=show_rollout)
     for path in written:
         wrote(path)
 
