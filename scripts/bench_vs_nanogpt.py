@@ -284,7 +284,7 @@ class Bench:
     nano: Path
     val_text: str
     tok: CharTokenizer
-    nano_speed: float | None = None  # nanoGPT's tokens/s, once (a) or (b) measured it
+    measured_speed: float | None = None  # nanoGPT's tokens/s, once a part measured it
 
     @property
     def tokens_per_iter(self) -> int:
@@ -297,7 +297,15 @@ class Bench:
     def nanogpt_state(self) -> dict:
         """The last nanoGPT run's weights, as nanoGPT names them."""
         state = torch.load(self.nanogpt_checkpoint, map_location="cpu", weights_only=True)
-        return clean_state_dict(state["model"])
+        return {k.removeprefix("_orig_mod."): v for k, v in state["model"].items()}
+
+    def nanogpt_speed(self) -> float:
+        """nanoGPT's training tokens/s over ``--speed-steps`` iterations, measured once."""
+        if self.measured_speed is None:
+            log = self.work / "nano_speed.log"
+            run(nanogpt_cmd(self.cfg, self.args.speed_steps, self.device, 10**6), self.nano, log)
+            self.measured_speed = nanogpt_tok_s(log, self.tokens_per_iter)
+        return self.measured_speed
 
     def nanogpt_model(self) -> GPT:
         """The last nanoGPT run's weights in tinygpt's model."""
@@ -307,9 +315,7 @@ class Bench:
 def part_a(b: Bench) -> bool:
     """(a) training tokens/s, the same model in both tools and tinygpt's default recipe."""
     args, cfg = b.args, b.cfg
-    nano_log = b.work / "nano_speed.log"
-    run(nanogpt_cmd(cfg, args.speed_steps, b.device, 10**6), b.nano, nano_log)
-    nano_speed = nanogpt_tok_s(nano_log, b.tokens_per_iter)
+    nano_speed = b.nanogpt_speed()
     tiny_out = b.work / "tiny_speed"
     cmd = tinygpt_cmd(cfg, args.data, tiny_out, args.speed_steps, b.device, None)
     run(cmd, b.work, b.work / "tiny_speed.log")
@@ -326,18 +332,12 @@ def part_a(b: Bench) -> bool:
         f"Muon cost time per step)",
         flush=True,
     )
-    b.nano_speed = nano_speed
     return tiny_speed / nano_speed >= 1.0
 
 
 def part_b(b: Bench) -> bool:
     """(b) validation loss after the same wall-clock training budget."""
-    speed = b.nano_speed
-    if speed is None:  # (a) not run: nanoGPT's speed over a short run
-        log = b.work / "nano_speed.log"
-        run(nanogpt_cmd(b.cfg, b.args.speed_steps, b.device, 10**6), b.nano, log)
-        speed = nanogpt_tok_s(log, b.tokens_per_iter)
-    nano_steps = max(1, int(b.args.budget * speed / b.tokens_per_iter))
+    nano_steps = max(1, int(b.args.budget * b.nanogpt_speed() / b.tokens_per_iter))
     nano_wall = run(
         nanogpt_cmd(b.cfg, nano_steps, b.device, nano_steps), b.nano, b.work / "nano_b.log"
     )
