@@ -51,52 +51,36 @@ def learn(corpus: Path, sizes: list[int]) -> None:
         )
 
 
+def tinygpt(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """``python -m tinygpt ARGS`` in a fresh process; a failure stops the benchmark."""
+    command = [sys.executable, "-m", "tinygpt", *args]
+    return subprocess.run(command, capture_output=True, text=True, env=env, check=True)
+
+
+def one_thread(workdir: Path) -> dict[str, str]:
+    """The environment of every run: one torch thread, a token cache of the benchmark's own."""
+    return {**os.environ, "OMP_NUM_THREADS": "1", "TINYGPT_CACHE_DIR": str(workdir / "cache")}
+
+
 def runs(corpus: Path, tokenizers: list[str], max_time: float, workdir: Path) -> None:
     text = corpus.read_text(encoding="utf-8")
     held = workdir / "held_out.txt"
     held.write_text(text[int(len(text) * 0.95) :], encoding="utf-8")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "TINYGPT_CACHE_DIR": str(workdir / "cache")}
+    env = one_thread(workdir)
     for name in tokenizers:
         out = workdir / name.replace(":", "")
         t0 = time.perf_counter()
-        train = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "tinygpt",
-                "train",
-                str(corpus),
-                "--tokenizer",
-                name,
-                "--max-time",
-                str(max_time),
-                "--out",
-                str(out),
-                "--overwrite",
-            ],
-            capture_output=True,
-            text=True,
-            env=env,
-            check=True,
-        )
+        train_args = ["--tokenizer", name, "--max-time", str(max_time), "--overwrite"]
+        tinygpt("train", str(corpus), *train_args, "--out", str(out), env=env)
         wall = time.perf_counter() - t0
         last = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()][-1]
-        ev = subprocess.run(
-            [sys.executable, "-m", "tinygpt", "eval", str(held), "-c", str(out), "--json"],
-            capture_output=True,
-            text=True,
-            env=env,
-            check=True,
-        )
-        result = json.loads(ev.stdout)
+        result = json.loads(tinygpt("eval", str(held), "-c", str(out), "--json", env=env).stdout)
         print(
             f"{name:<9} steps {last['step']:<5} val loss {last['val_loss']:.4f}  "
             f"held-out {result['bits_per_byte']:.4f} bits/byte  wall {wall:.0f} s  "
             f"load {os.getloadavg()[0]:.1f}",
             flush=True,
         )
-        if train.returncode:
-            print(train.stderr)
 
 
 def records(tokenizers: list[str], max_time: float, workdir: Path) -> None:
@@ -104,56 +88,15 @@ def records(tokenizers: list[str], max_time: float, workdir: Path) -> None:
 
     names = workdir / "names.txt"
     names.write_text("\n".join(make_names(2000)) + "\n", encoding="utf-8")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "TINYGPT_CACHE_DIR": str(workdir / "cache")}
+    env = one_thread(workdir)
     for name in tokenizers:
         out = workdir / f"names-{name.replace(':', '')}"
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "tinygpt",
-                "train",
-                str(names),
-                "--records",
-                "line",
-                "--tokenizer",
-                name,
-                "--max-time",
-                str(max_time),
-                "--block-size",
-                "64",
-                "--out",
-                str(out),
-                "--overwrite",
-            ],
-            capture_output=True,
-            text=True,
-            env=env,
-            check=True,
-        )
+        train_args = ["--records", "line", "--tokenizer", name, "--max-time", str(max_time)]
+        shape = ["--block-size", "64", "--out", str(out), "--overwrite"]
+        tinygpt("train", str(names), *train_args, *shape, env=env)
         for extra in ([], ["--no-stop-at-record"]):
-            gen = subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "tinygpt",
-                    "generate",
-                    "-c",
-                    str(out),
-                    "--num-samples",
-                    "200",
-                    "--seed",
-                    "0",
-                    "--max-new-tokens",
-                    "40",
-                    "--json",
-                    *extra,
-                ],
-                capture_output=True,
-                text=True,
-                env=env,
-                check=True,
-            )
+            sample = ["--num-samples", "200", "--seed", "0", "--max-new-tokens", "40", "--json"]
+            gen = tinygpt("generate", "-c", str(out), *sample, *extra, env=env)
             result = json.loads(gen.stdout)
             ends = [d["finish"] for d in result["sample_details"]]
             across = sum("\n" in s.strip("\n") for s in result["samples"])
