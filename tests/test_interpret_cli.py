@@ -121,36 +121,13 @@ def test_attribution_sums_to_the_logit_and_the_lens_ends_at_the_output(checkpoin
 
 def test_patching_grids_and_files(checkpoint: Path, tmp_path: Path):
     png, svg = tmp_path / "g.png", tmp_path / "g.svg"
-    doc = cli_json(
-        "inspect",
-        "patch",
-        "-c",
-        str(checkpoint),
-        "--clean",
-        PROMPT,
-        "--corrupted",
-        CORRUPT,
-        "--json",
-    )
+    patch = ("inspect", "patch", "-c", str(checkpoint), "--clean", PROMPT, "--corrupted", CORRUPT)
+    doc = cli_json(*patch, "--json")
     t = len(PROMPT)
     assert np.array(doc["heads"]).shape == (2, 2) and np.array(doc["residual"]).shape == (2, t)
     assert np.array(doc["head_positions"]).shape == (2, 2, t)
     assert doc["clean_logprob"] != doc["corrupted_logprob"]
-    out = run_cli(
-        "inspect",
-        "patch",
-        "-c",
-        str(checkpoint),
-        "--clean",
-        PROMPT,
-        "--corrupted",
-        CORRUPT,
-        "--png",
-        str(png),
-        "--svg",
-        str(svg),
-        env={"COLUMNS": "100"},
-    )
+    out = run_cli(*patch, "--png", str(png), "--svg", str(svg), env={"COLUMNS": "100"})
     assert out.returncode == 0, out.stderr
     assert "each head's output, patched at every position" in out.stdout
     assert decode_png(png.read_bytes()).shape[1] > t * 10
