@@ -59,12 +59,8 @@ class Rotary(nn.Module):
 
     def __init__(self, head_dim: int, max_positions: int, base: float = ROPE_BASE) -> None:
         super().__init__()
-        # A shapes-only model (tinygpt/model/meta.py) computes these few numbers on the CPU:
-        # torch computes arange on the meta device through a path that imports its compiler.
-        on = "cpu" if torch.get_default_device().type == "meta" else None
-        positions = torch.arange(max_positions, dtype=torch.float32, device=on)
-        freqs = base ** (-torch.arange(0, head_dim, 2, dtype=torch.float32, device=on) / head_dim)
-        angles = torch.outer(positions, freqs)
+        freqs = base ** (-torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)
+        angles = torch.outer(torch.arange(max_positions, dtype=torch.float32), freqs)
         # Not part of the weights: recomputed from the shape, so never saved.
         self.register_buffer("cos", angles.cos(), persistent=False)
         self.register_buffer("sin", angles.sin(), persistent=False)

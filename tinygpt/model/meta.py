@@ -12,10 +12,11 @@ from tinygpt.config import ModelConfig
 from tinygpt.model.gpt import GPT
 
 
-class _NoRandomInit(TorchFunctionMode):
-    """Skips ``normal_`` on meta tensors. They have no values to draw, and torch runs that
-    initialiser on the meta device through its Python reference, whose first call imports the
-    compiler stack (``torch._dynamo``: seconds of every command's start-up)."""
+class _ShapesOnly(TorchFunctionMode):
+    """What the meta device computes through torch's Python references, whose first call imports
+    the compiler stack (``torch._dynamo``: seconds of every command's start-up), done otherwise:
+    ``normal_`` is skipped (a meta tensor has no values to draw) and ``arange`` runs on the CPU
+    (RoPE's tables, a few numbers, are computed from it and never saved)."""
 
     def __torch_function__(
         self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None
@@ -25,10 +26,12 @@ class _NoRandomInit(TorchFunctionMode):
             tensor = args[0] if args else kwargs["tensor"]
             if tensor.is_meta:
                 return tensor
+        if func is torch.arange and kwargs.get("device") is None:
+            kwargs = {**kwargs, "device": "cpu"}
         return func(*args, **kwargs)
 
 
 def meta_model(config: ModelConfig) -> GPT:
     """``GPT(config)`` on the meta device: every parameter's shape, no storage."""
-    with torch.device("meta"), _NoRandomInit():
+    with torch.device("meta"), _ShapesOnly():
         return GPT(config)
