@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import random
 import subprocess
 import sys
 from collections.abc import Mapping, MutableMapping
@@ -29,6 +30,16 @@ def use_shared_tiktoken_cache(environ: MutableMapping[str, str], cache: Path) ->
 
 
 use_shared_tiktoken_cache(os.environ, TIKTOKEN_CACHE)
+
+# The sampled fault-injection searches draw from this seed, a new one each run unless given;
+# the header prints it, so any failure reruns with TINYGPT_FUZZ_SEED=N. The systematic tests
+# beside them (every byte, every field) find the same things on every hypothesis version.
+FUZZ_SEED = int(os.environ.get("TINYGPT_FUZZ_SEED") or random.SystemRandom().randrange(1 << 32))
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"fault-injection searches: TINYGPT_FUZZ_SEED={FUZZ_SEED} reruns their cases"
+
 
 # Tiny models: one thread avoids oversubscribing a shared 2-core machine.
 torch.set_num_threads(1)

@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 
@@ -140,3 +142,42 @@ def test_vectorised_char_encoding_lists_missing_characters():
     assert encode_text(tok, "cab").tolist() == [2, 0, 1]
     with pytest.raises(UsageError, match="'z'"):
         encode_text(tok, "abz")
+
+
+CACHE_TEXT = "First Citizen:\nBefore we proceed any further, hear me speak.\n"
+
+
+def _pristine_entry(tmp_path, tokenizer: str):
+    path = tmp_path / "t.txt"
+    path.write_text(CACHE_TEXT)
+    cache = tmp_path / "c"
+    good = prepare_corpus(path, tokenizer, cache_dir=cache)
+    files = sorted((cache / "tokens").iterdir())
+    return path, cache, good, {f: f.read_bytes() for f in files}
+
+
+def _check_entry_serves_the_text(path, cache, tokenizer, good, damaged: str) -> None:
+    corpus = prepare_corpus(path, tokenizer, cache_dir=cache)
+    assert corpus.tokenizer.decode([int(i) for i in corpus.ids]) == CACHE_TEXT, damaged
+    assert corpus.tokenizer.to_dict() == good.tokenizer.to_dict(), damaged
+    assert corpus.train_tokens == good.train_tokens, damaged
+
+
+@pytest.mark.parametrize("tokenizer", ["char", pytest.param("bpe:260", marks=pytest.mark.slow)])
+def test_every_byte_of_a_token_cache_entry_is_checked(tmp_path, tokenizer):
+    # Systematic, not sampled: each byte of the ids and of the entry's JSON flipped in turn (the
+    # vocabulary inside the JSON too), then each JSON field given a wrong value. Whatever the
+    # damage, the corpus served is the text's own tokens under the text's own vocabulary.
+    path, cache, good, pristine = _pristine_entry(tmp_path, tokenizer)
+    for file, original in pristine.items():
+        for i in range(len(original)):
+            file.write_bytes(original[:i] + bytes([original[i] ^ 0x01]) + original[i + 1 :])
+            _check_entry_serves_the_text(path, cache, tokenizer, good, f"{file.name}[{i}]")
+            for f, content in pristine.items():  # the rebuilt entry is byte for byte the same
+                assert f.read_bytes() == content, f"{file.name}[{i}] rebuilt differently"
+    (meta_file,) = (f for f in pristine if f.suffix == ".json")
+    meta = json.loads(pristine[meta_file])
+    for field in meta:
+        for wrong in (None, 0, -1, "x", [], {}, meta[field] if field == "sha256" else 1):
+            meta_file.write_text(json.dumps({**meta, field: wrong}))
+            _check_entry_serves_the_text(path, cache, tokenizer, good, f"{field}={wrong!r}")

@@ -347,8 +347,10 @@ def _cached(ids_path: Path, meta_path: Path, tokenizer: Tokenizer | str, key: st
 
     Nothing in the entry is trusted: the ids must have the width this vocabulary is written
     with, fill the file exactly, all be in the vocabulary (an id beyond it fails every later
-    run deep inside the embedding; a wrong width trains on garbage) and match the sha256
-    recorded when they were written. An entry that does not hold up is rebuilt.
+    run deep inside the embedding; a wrong width trains on garbage), and the sha256 recorded
+    when the entry was written must cover both the ids and every other field (a flipped byte in
+    the vocabulary would train under the wrong characters). An entry that does not hold up is
+    rebuilt.
     """
     if not (ids_path.exists() and meta_path.exists()):
         return None
@@ -367,7 +369,7 @@ def _cached(ids_path: Path, meta_path: Path, tokenizer: Tokenizer | str, key: st
         ):
             return None
         ids = np.memmap(ids_path, dtype=dtype, mode="r")
-        if _ids_digest(ids, tok.vocab_size) == meta["sha256"]:
+        if _entry_digest(meta, _ids_digest(ids, tok.vocab_size)) == meta["sha256"]:
             train_tokens = meta.get("train_tokens")
             if train_tokens is not None and not (
                 type(train_tokens) is int and 0 < train_tokens < num_tokens
@@ -391,6 +393,16 @@ def _ids_digest(ids: np.ndarray, vocab_size: int) -> str | None:
             return None
         digest.update(part.tobytes())
     return digest.hexdigest()
+
+
+def _entry_digest(meta: dict[str, Any], ids_digest: str | None) -> str | None:
+    """The checksum of a whole cache entry: every field of its JSON but the checksum itself,
+    and the ids' digest. None when the ids fail their range check."""
+    if ids_digest is None:
+        return None
+    fields = {k: v for k, v in meta.items() if k != "sha256"}
+    text = json.dumps(fields, sort_keys=True, ensure_ascii=True) + "\0" + ids_digest
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _char_vocabulary(sources: list[Path], encoding: str, content: str) -> CharTokenizer:
@@ -563,9 +575,9 @@ def prepare_corpus(
         "tokenizer": tok.to_dict(),
         "dtype": _dtype_for(tok.vocab_size).name,
         "num_tokens": num_tokens,
-        "sha256": ids_digest.hexdigest(),
         **({"train_tokens": train_tokens} if train_tokens is not None else {}),
     }
+    meta["sha256"] = _entry_digest(meta, ids_digest.hexdigest())
     atomic_write_bytes(meta_path, json.dumps(meta).encode())
     ids = np.memmap(ids_path, dtype=_dtype_for(tok.vocab_size), mode="r")
     return Corpus(tok, ids, train_tokens=train_tokens)

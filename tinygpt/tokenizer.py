@@ -164,6 +164,8 @@ def build_tokenizer(name: str, text: str | None = None) -> Tokenizer:
 
 
 def tokenizer_from_dict(data: dict[str, Any]) -> Tokenizer:
+    if not isinstance(data, dict):
+        raise ValueError("a tokenizer is described by a JSON object")
     kind = data.get("type")
     if kind == "char":
         chars = data.get("chars")
