@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 from benchutil import machine
 
-from tinygpt.trainer import Trainer, TrainerCallback
+from tinygpt.training.trainer import Trainer, TrainerCallback
 
 SHAPE = dict(n_layer=4, n_head=4, n_embd=128, block_size=64, batch_size=12, tokenizer="char")
 # The speedrun's set: tinygpt's default plus its two pieces that measured worse at this scale.
@@ -87,8 +87,8 @@ def time_steps(repeats: int, warmup: int) -> dict[str, float]:
     """Median seconds per training step of every variant, timed round-robin in this process."""
     from tinygpt.config import ModelConfig, TrainConfig
     from tinygpt.model import GPT
-    from tinygpt.optim import build_optimizer
-    from tinygpt.presets import resolve_options
+    from tinygpt.training.optim import build_optimizer
+    from tinygpt.training.presets import resolve_options
 
     torch.set_num_threads(1)  # as each training worker runs
     setups = {}

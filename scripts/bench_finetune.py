@@ -22,9 +22,9 @@ from pathlib import Path
 import torch
 
 import tinygpt
-from tinygpt.checkpoint import open_checkpoint
-from tinygpt.hf import import_hf
-from tinygpt.tokenizer import build_tokenizer
+from tinygpt.checkpoint.hf import import_hf
+from tinygpt.checkpoint.store import open_checkpoint
+from tinygpt.data.tokenizer import build_tokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
 SHAKESPEARE = ROOT.parent / "shared" / "data" / "tinyshakespeare.txt"

@@ -24,11 +24,11 @@ import torch
 from benchutil import machine, sync
 
 from tinygpt.config import ModelConfig, SampleConfig
-from tinygpt.device import resolve_device
+from tinygpt.data.tokenizer import CharTokenizer
 from tinygpt.model import GPT
+from tinygpt.model.device import resolve_device
 from tinygpt.recipe import RECIPES
 from tinygpt.sampling import generate_text, make_generator, stream_tokens
-from tinygpt.tokenizer import CharTokenizer
 
 VOCAB = 65  # Shakespeare's characters
 SAMPLING = dict(temperature=0.8, top_k=200)  # nanoGPT's sample.py defaults
@@ -204,7 +204,7 @@ def main() -> None:
     args.new_tokens = args.new_tokens or (1000 if gpu else 500)
     print(f"machine: {machine()}")
     if args.checkpoint:
-        from tinygpt.checkpoint import open_checkpoint
+        from tinygpt.checkpoint.store import open_checkpoint
 
         models = {"checkpoint": open_checkpoint(args.checkpoint).load_model(device).eval()}
     else:

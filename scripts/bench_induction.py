@@ -36,13 +36,13 @@ from pathlib import Path
 import torch
 
 from tinygpt import api
-from tinygpt.attention.labels import head_label, parse_head_label
-from tinygpt.attention.snapshot import first_crossings, phase_change
+from tinygpt.analysis.labels import head_label, parse_head_label
+from tinygpt.analysis.snapshot import first_crossings, phase_change
 from tinygpt.config import ModelConfig
+from tinygpt.data.repeats import RepeatsConfig, write_repeats
 from tinygpt.model import GPT
-from tinygpt.presets import PRESETS
-from tinygpt.repeats import RepeatsConfig, write_repeats
-from tinygpt.trainer import Trainer, TrainerCallback
+from tinygpt.training.presets import PRESETS
+from tinygpt.training.trainer import Trainer, TrainerCallback
 
 NOTE = re.compile(r"^(L(\d+)H\d+) became an induction head at step (\d+)")
 

@@ -3,7 +3,8 @@ float32 or bfloat16, for the block matrices of a model shape. Side by side, medi
 
     python scripts/bench_muon.py [--device auto] [--shape 4x128] [--threads 1] [--rounds 7]
 
-What tinygpt picks (tinygpt/muon.py): batched bfloat16 on CUDA and on CPUs with native bfloat16
+What tinygpt picks (tinygpt/training/muon.py): batched
+bfloat16 on CUDA and on CPUs with native bfloat16
 (AVX-512 BF16 or AMX), per matrix float32 on other CPUs.
 """
 
@@ -17,8 +18,8 @@ from collections.abc import Callable
 import torch
 from benchutil import machine, sync
 
-from tinygpt.device import resolve_device
-from tinygpt.muon import Muon, newton_schulz_for
+from tinygpt.model.device import resolve_device
+from tinygpt.training.muon import Muon, newton_schulz_for
 
 
 def block_matrices(layers: int, width: int, device: torch.device) -> list[torch.nn.Parameter]:

@@ -24,7 +24,7 @@ from benchutil import machine
 CHILD = """
 import sys, time, resource
 from pathlib import Path
-from tinygpt.data import prepare_corpus
+from tinygpt.data.corpus import prepare_corpus
 if sys.argv[2] == "none":  # the cost of the imports alone, for reference
     print(0, 0.0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     raise SystemExit
@@ -74,7 +74,7 @@ def main() -> None:
 
     print(f"machine: {machine()}\nworkdir: {work}")
     print(
-        f"peak RSS of a process that only imports tinygpt.data: "
+        f"peak RSS of a process that only imports tinygpt.data.corpus: "
         f"{float(child('-', 'none', '-')[2]):.0f}MB\n"
     )
     print(

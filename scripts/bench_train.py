@@ -18,9 +18,9 @@ import torch
 from benchutil import machine, sync
 
 from tinygpt.config import ModelConfig, RunConfig, TrainConfig
-from tinygpt.data import Corpus
-from tinygpt.tokenizer import CharTokenizer
-from tinygpt.trainer import Trainer
+from tinygpt.data.corpus import Corpus
+from tinygpt.data.tokenizer import CharTokenizer
+from tinygpt.training.trainer import Trainer
 
 SIZES = {
     "tiny": dict(n_layer=2, n_head=2, n_embd=64),

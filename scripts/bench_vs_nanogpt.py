@@ -45,14 +45,14 @@ from pathlib import Path
 import torch
 from benchutil import machine, median_seconds
 
-from tinygpt.checkpoint import clean_state_dict, open_checkpoint
+from tinygpt.analysis.evaluation import evaluate_text
+from tinygpt.checkpoint.store import clean_state_dict, open_checkpoint
 from tinygpt.config import ModelConfig, SampleConfig
-from tinygpt.device import resolve_device
-from tinygpt.evaluation import evaluate_text
+from tinygpt.data.tokenizer import CharTokenizer
 from tinygpt.model import GPT
+from tinygpt.model.device import resolve_device
 from tinygpt.recipe import RECIPES
 from tinygpt.sampling import make_generator, stream_tokens
-from tinygpt.tokenizer import CharTokenizer
 
 CONFIGS = {
     "cpu": dict(n_layer=4, n_head=4, n_embd=128, block_size=64, batch_size=12, dropout=0.0),

@@ -25,11 +25,11 @@ import statistics
 
 import torch
 
+from tinygpt.analysis.attribution import direct_logit_attribution
+from tinygpt.analysis.labels import head_label
+from tinygpt.analysis.lens import logit_lens
+from tinygpt.analysis.patching import patch_activations
 from tinygpt.api import load
-from tinygpt.attention.labels import head_label
-from tinygpt.interpret.attribution import direct_logit_attribution
-from tinygpt.interpret.lens import logit_lens
-from tinygpt.interpret.patching import patch_activations
 
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
 LENGTH, GAP, SHOWN = 14, 6, 10  # the corpus's strings are 6-16 letters

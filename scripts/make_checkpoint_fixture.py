@@ -18,8 +18,8 @@ import safetensors.torch
 import torch
 
 import tinygpt
-from tinygpt import checkpoint as ckpt
-from tinygpt import muon
+from tinygpt.checkpoint import store as ckpt
+from tinygpt.training import muon
 
 CORPUS = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "legacy_gpt2" / "corpus.txt"
 

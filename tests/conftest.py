@@ -11,6 +11,7 @@ import subprocess
 import sys
 from collections.abc import Mapping, MutableMapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -74,6 +75,7 @@ MICRO_ARGS = [
 
 # The 2019 recipe's switches, for tests that build GPT-2's exact structure by hand.
 from tinygpt.recipe import RECIPES  # noqa: E402
+from tinygpt.training.muon import update as muon_update  # noqa: E402
 
 GPT2 = RECIPES["gpt2"].model_options()
 
@@ -112,7 +114,7 @@ def _private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
 
 
 def float32_newton_schulz(device: torch.device) -> tuple[bool, torch.dtype]:
-    """Muon's iteration per matrix in float32, on any CPU (``tinygpt.muon.newton_schulz_for``'s
+    """Muon's iteration per matrix in float32, on any CPU (``newton_schulz_for``'s
     choice where the CPU has no native bfloat16). Where it has, bfloat16's rounding turns
     float32-sized differences between two equivalent computations (an all-reduce against one
     batch, accumulation against a bigger batch) into 1e-4-sized ones; tests that compare such
@@ -122,7 +124,7 @@ def float32_newton_schulz(device: torch.device) -> tuple[bool, torch.dtype]:
 
 @pytest.fixture
 def float32_muon(monkeypatch: pytest.MonkeyPatch) -> None:
-    from tinygpt import muon
+    from tinygpt.training import muon
 
     monkeypatch.setattr(muon, "newton_schulz_for", float32_newton_schulz)
 
@@ -169,8 +171,8 @@ _ENCODINGS: dict[str, str | None] = {}  # encoding -> why it cannot load (None: 
 def encoding_skip_reason(name: str) -> str | None:
     """Why tiktoken's encoding ``name`` cannot be had here (neither cached nor downloadable),
     or None; asked once per session so an offline run does not retry the network per test."""
+    from tinygpt.data.tokenizer import build_tokenizer
     from tinygpt.errors import TinyGPTError
-    from tinygpt.tokenizer import build_tokenizer
 
     if name not in _ENCODINGS:
         try:
@@ -284,3 +286,25 @@ def one_line_error(code: int, err: str, expected: tuple[int, ...] = (1, 2)) -> s
     assert len(lines) == 1 and lines[0].startswith("error: "), err
     assert "error: unexpected" not in err and "Traceback" not in err
     return lines[0]
+
+
+class Muon(torch.optim.Muon):
+    """torch's Muon with tinygpt's update as its step, to compare the two (tinygpt's one
+    optimizer calls the update directly)."""
+
+    def __init__(self, params: Any, *, batched: bool, ns_dtype: torch.dtype, **kwargs: Any) -> None:
+        super().__init__(params, **kwargs)
+        self.batched = batched
+        self.ns_dtype = ns_dtype
+
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> Any:  # type: ignore[override]
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            params = [p for p in group["params"] if p.grad is not None]
+            if params:
+                muon_update(group, params, self.state, self.batched, self.ns_dtype)
+        return loss

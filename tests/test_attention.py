@@ -10,19 +10,19 @@ import torch
 
 from tests.conftest import GPT2, random_gpt, run_cli
 from tests.conftest import TINY as TINY_OPTIONS
-from tinygpt.attention.capture import capture_attention, rollout
-from tinygpt.attention.explain import explain
-from tinygpt.attention.html import render_html
-from tinygpt.attention.probes import (
+from tinygpt.analysis.attention_report import AttentionReport
+from tinygpt.analysis.capture import capture_attention, rollout
+from tinygpt.analysis.explain import explain
+from tinygpt.analysis.probes import (
     copying_scores,
     induction_chance,
     induction_scores_from_weights,
 )
-from tinygpt.attention.report import AttentionReport
-from tinygpt.attention.scores import all_head_scores, head_scores
+from tinygpt.analysis.scores import all_head_scores, head_scores
 from tinygpt.config import ModelConfig
 from tinygpt.errors import UsageError
 from tinygpt.model import GPT
+from tinygpt.views.attention_html import render_html
 
 T = 16
 
@@ -242,8 +242,8 @@ def test_cli_renders_at_80_columns_without_colour(char_checkpoint, tmp_path):
 
 @pytest.mark.slow
 def test_cli_induction_probe_needs_no_prompt(char_checkpoint, tmp_path):
-    from tinygpt.attention.probes import induction_sequence
-    from tinygpt.checkpoint import open_checkpoint
+    from tinygpt.analysis.probes import induction_sequence
+    from tinygpt.checkpoint.store import open_checkpoint
 
     out = tmp_path / "ind.json"
     proc = _inspect(
@@ -272,8 +272,8 @@ def test_induction_view_uses_the_probe_ids_directly_and_loads_once(
 ):
     # BPE: decoding random ids to text and encoding it again is not the identity.
     from tinygpt import api
-    from tinygpt.attention.probes import induction_sequence
-    from tinygpt.checkpoint import Checkpoint
+    from tinygpt.analysis.probes import induction_sequence
+    from tinygpt.checkpoint.store import Checkpoint
 
     out = tiny_run("bpe", tokenizer="gpt2", max_steps=1, eval_every=1).out_dir
     loads = []
@@ -376,8 +376,8 @@ def test_copying_score_of_constructed_ov_circuits():
 
 def test_ablating_an_unused_head_changes_nothing_and_an_essential_one_a_lot(tmp_path):
     import tinygpt
-    from tinygpt.attention.ablation import MODES, ablated, loss_on, reference_statistics
-    from tinygpt.checkpoint import open_checkpoint
+    from tinygpt.analysis.ablation import MODES, ablated, loss_on, reference_statistics
+    from tinygpt.checkpoint.store import open_checkpoint
 
     path = tmp_path / "fox.txt"
     path.write_text("the quick brown fox jumps over the lazy dog. " * 40)
@@ -425,7 +425,7 @@ def test_identical_checkpoints_have_zero_divergence(char_checkpoint):
 
     deltas = compare_attention(char_checkpoint, char_checkpoint, "All: Speak, speak.")
     assert all(d["js_divergence"] == 0 and d["previous_token"] == 0 for d in deltas)
-    from tinygpt.attention.capture import js_divergence
+    from tinygpt.analysis.capture import js_divergence
 
     p = torch.tensor([[1.0, 0.0], [0.5, 0.5]])
     q = torch.tensor([[0.0, 1.0], [0.5, 0.5]])
@@ -433,7 +433,7 @@ def test_identical_checkpoints_have_zero_divergence(char_checkpoint):
 
 
 def test_trajectory_flags_first_crossings():
-    from tinygpt.attention.snapshot import first_crossings
+    from tinygpt.analysis.snapshot import first_crossings
 
     chance = {"previous_token": 0.1, "induction": 0.02, "sink": 0.1}
     metrics = [
@@ -453,7 +453,7 @@ def test_trajectory_flags_first_crossings():
 
 @pytest.mark.slow
 def test_training_records_head_snapshots_and_cli_shows_the_trajectory(char_checkpoint):
-    from tinygpt.checkpoint import read_metrics
+    from tinygpt.checkpoint.metrics import read_metrics
 
     record = read_metrics(char_checkpoint)[-1]
     assert set(record["heads"]) == {"L0H0", "L0H1", "L1H0", "L1H1"}
@@ -531,7 +531,7 @@ def test_cli_ablation_and_compare(char_checkpoint, tmp_path):
 
 
 def test_html_stores_the_causal_half_compactly():
-    from tinygpt.attention.html import _pack
+    from tinygpt.views.attention_html import _pack
 
     torch.manual_seed(0)
     t = 256
@@ -607,7 +607,7 @@ def test_rollout_and_focused_heatmaps_label_their_keys(char_checkpoint, tmp_path
 
 def _png_texts(monkeypatch) -> list[tuple[int, int, str]]:
     """Record what a PNG figure writes: (x, y, text) of every label."""
-    from tinygpt.draw.png import Canvas
+    from tinygpt.views.png import Canvas
 
     drawn: list[tuple[int, int, str]] = []
     real = Canvas.text
@@ -622,8 +622,8 @@ def _png_texts(monkeypatch) -> list[tuple[int, int, str]]:
 
 @pytest.mark.parametrize("t", [12, 50, 80])
 def test_png_figures_label_every_row_and_key(monkeypatch, t):
-    from tinygpt.attention.figures import attention_png
-    from tinygpt.draw.font import HEIGHT
+    from tinygpt.views.attention_figures import attention_png
+    from tinygpt.views.font import HEIGHT
 
     tokens = [chr(ord("a") + i % 26) for i in range(t)]
     weights = torch.tril(torch.ones(t, t)) / torch.arange(1, t + 1)[:, None]
@@ -640,7 +640,7 @@ def test_png_figures_label_every_row_and_key(monkeypatch, t):
 
 def test_readme_states_when_png_figures_are_labelled():
     from tests.conftest import ROOT
-    from tinygpt.attention.figures import _layout
+    from tinygpt.views.attention_figures import _layout
 
     readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
     stated = re.search(r"up to (\d+) tokens for one panel across, (\d+) for four", readme)
@@ -762,7 +762,7 @@ def test_a_one_token_prompt_is_shown_not_a_key_error(char_checkpoint, args):
 
 
 def test_direct_copying_sign_follows_the_ov_circuit():
-    from tinygpt.attention.probes import direct_copying_per_query
+    from tinygpt.analysis.probes import direct_copying_per_query
 
     model = random_model(n_layer=1, n_head=1)
     attn = model.blocks[0].attn
@@ -796,7 +796,7 @@ def test_options_a_mode_does_not_read_are_usage_errors(args, message):
 def test_one_table_names_every_score():
     from dataclasses import fields
 
-    from tinygpt.attention.scores import SCORES, HeadScores
+    from tinygpt.analysis.scores import SCORES, HeadScores
 
     names = {f.name for f in fields(HeadScores)}
     assert {s.key for s in SCORES} <= names

@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import SMALL_TEXT, TINY, one_line_error, run_cli, run_main
-from tinygpt.bpe import BPETokenizer, learn_bpe
-from tinygpt.data import prepare_corpus
-from tinygpt.tokenizer import tokenizer_from_dict
+from tinygpt.data.bpe import BPETokenizer, learn_bpe
+from tinygpt.data.corpus import prepare_corpus
+from tinygpt.data.tokenizer import tokenizer_from_dict
 
 CORPUS = (SMALL_TEXT + "Ünïcödé ✓ 東京 émigré naïve\n") * 20
 BPE = learn_bpe([CORPUS], 330)

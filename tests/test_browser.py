@@ -23,10 +23,10 @@ import torch
 
 from tests.browser import Browser, find_chromium
 from tests.conftest import ROOT, SMALL_TEXT, TINY, random_gpt, run_main
-from tinygpt.attention.files import ReportFiles, write_report
-from tinygpt.attention.html import _pack
-from tinygpt.attention.labels import visible
-from tinygpt.attention.report import AttentionReport
+from tinygpt.analysis.attention_report import AttentionReport
+from tinygpt.analysis.labels import visible
+from tinygpt.views.attention_files import ReportFiles, write_report
+from tinygpt.views.attention_html import _pack
 
 pytestmark = pytest.mark.browser
 
@@ -377,7 +377,7 @@ def test_the_attention_page_shows_the_predictions_coloured_by_loss(
     browser, hostile_checkpoint, tmp_path
 ):
     from tinygpt import api
-    from tinygpt.interpret.view import loss_rgb
+    from tinygpt.views.interpret_text import loss_rgb
 
     page = tmp_path / "p.html"
     code, _, err = run_main(

@@ -9,7 +9,7 @@ import time
 import pytest
 import torch
 
-from tinygpt import checkpoint as ckpt
+from tinygpt.checkpoint import store as ckpt
 from tinygpt.errors import CheckpointError, TinyGPTError
 
 
@@ -56,7 +56,7 @@ def test_full_disk_during_save_leaves_old_checkpoint_loadable(tiny_run, monkeypa
     result = tiny_run(max_steps=15, eval_every=15)
     out = result.out_dir
     before = {p.name: p.read_bytes() for p in out.iterdir()}
-    from tinygpt import fileio
+    from tinygpt.io import files as fileio
 
     real = fileio.atomic_write_bytes
     calls = {"n": 0}

@@ -16,7 +16,7 @@ import safetensors.torch
 import torch
 
 import tinygpt
-from tinygpt import checkpoint as ckpt
+from tinygpt.checkpoint import store as ckpt
 
 FIXTURES = Path(__file__).parent / "fixtures"
 # (fixture, recipe, optimizer) as config.json records them

@@ -36,7 +36,7 @@ def trained(tmp_path_factory):
 
 @pytest.mark.slow
 def test_train_writes_default_out_dir_and_reports(trained):
-    from tinygpt.checkpoint import open_checkpoint
+    from tinygpt.checkpoint.store import open_checkpoint
 
     ck = open_checkpoint(trained / "checkpoints" / "small")  # named for the data file
     assert ck.step == 40 and ck.config.model.n_embd == 32
@@ -216,6 +216,6 @@ def test_ctrl_c_saves_and_prints_how_to_resume(trained):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "--resume" in err and "interrupted at step" in err
-    from tinygpt.checkpoint import open_checkpoint
+    from tinygpt.checkpoint.store import open_checkpoint
 
     assert open_checkpoint(out).step > 0

@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from tinygpt.data import (
+from tinygpt.data.corpus import (
     BatchSampler,
     check_split_lengths,
     encode_text,
@@ -11,8 +11,8 @@ from tinygpt.data import (
     prepare_corpus,
     read_text,
 )
+from tinygpt.data.tokenizer import CharTokenizer
 from tinygpt.errors import UsageError
-from tinygpt.tokenizer import CharTokenizer
 
 
 def test_read_text_errors(tmp_path):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tinygpt import datasets
+from tinygpt.data import datasets
 from tinygpt.errors import TinyGPTError
 
 

@@ -26,7 +26,7 @@ def _worker(rank: int, world: int, root: str) -> None:
     )
     torch.set_num_threads(1)
     import tinygpt
-    from tinygpt import muon
+    from tinygpt.training import muon
 
     muon.newton_schulz_for = float32_newton_schulz  # as the single process's float32_muon
 
@@ -119,7 +119,8 @@ def test_torchrun_cli_trains_and_resumes(tmp_path):
     assert first.returncode == 0, first.stderr[-6000:]
     again = torchrun("--max-steps", "10", "--resume")
     assert again.returncode == 0, again.stderr[-6000:]
-    from tinygpt.checkpoint import open_checkpoint, read_metrics
+    from tinygpt.checkpoint.metrics import read_metrics
+    from tinygpt.checkpoint.store import open_checkpoint
 
     ck = open_checkpoint(tmp_path / "checkpoints" / "small")
     assert ck.step == 10 and ck.load_state()["world_size"] == 2
@@ -195,7 +196,7 @@ def test_sigterm_to_one_rank_stops_every_rank_at_one_step_and_saves(tmp_path):
     _, err = proc.communicate(timeout=180)
     assert "interrupted at step" in err and "(SIGTERM)" in err, err[-4000:]
     assert "SIGABRT" not in err and "Aborted" not in err, err[-4000:]
-    from tinygpt.checkpoint import open_checkpoint
+    from tinygpt.checkpoint.store import open_checkpoint
 
     ck = open_checkpoint(tmp_path / "out")
     step = int(err.split("interrupted at step ")[1].split(" ")[0])

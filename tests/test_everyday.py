@@ -9,10 +9,10 @@ import pytest
 
 from tests.conftest import SMALL_TEXT, TINY, TINY_ARGS, run_cli
 from tinygpt.config import ModelConfig
-from tinygpt.draw.plot import png_plot, svg_plot, terminal_plot
 from tinygpt.errors import UsageError
 from tinygpt.model import count_parameters
-from tinygpt.presets import PRESETS, load_config_file, resolve_options
+from tinygpt.training.presets import PRESETS, load_config_file, resolve_options
+from tinygpt.views.plot import png_plot, svg_plot, terminal_plot
 
 
 def test_flags_override_config_file_which_overrides_preset(tmp_path):
@@ -77,7 +77,7 @@ def workdir(tmp_path_factory):
 def test_train_without_file_uses_the_downloaded_corpus(workdir, tmp_path):
     from pathlib import Path
 
-    from tinygpt.checkpoint import open_checkpoint
+    from tinygpt.checkpoint.store import open_checkpoint
 
     ck = open_checkpoint(workdir / "checkpoints" / "tinyshakespeare")
     assert Path(ck.config.train.data) == Path("data/tinyshakespeare.txt")
@@ -148,7 +148,7 @@ def test_piped_output_has_no_trailing_spaces(workdir):
 def test_trimmed_lines_keep_spaces_inside_a_line_split_over_writes():
     import io
 
-    from tinygpt.console import TrimmedLines
+    from tinygpt.io.console import TrimmedLines
 
     out = io.StringIO()
     stream = TrimmedLines(out)
@@ -209,8 +209,8 @@ def test_readme_plots_into_the_run_the_main_command_makes():
     from pathlib import Path
 
     from tests.conftest import ROOT
-    from tinygpt.datasets import default_corpus
-    from tinygpt.trainer import default_out_dir
+    from tinygpt.data.datasets import default_corpus
+    from tinygpt.training.run import default_out_dir
 
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     main_job = re.search(r"```bash\n(pip install -e \. && .*)\n```", readme)[1].split(" && ")
@@ -240,7 +240,7 @@ def _check_png(data: bytes) -> None:
 
 
 def test_png_plot_has_axes_ticks_names_and_a_legend(monkeypatch):
-    from tinygpt.draw.png import Canvas
+    from tinygpt.views.png import Canvas
 
     drawn = []
     real = Canvas.text

@@ -12,7 +12,7 @@ import torch
 
 import tinygpt
 from tests.conftest import TINY, run_cli, run_main
-from tinygpt.checkpoint import open_checkpoint
+from tinygpt.checkpoint.store import open_checkpoint
 from tinygpt.errors import UsageError
 from tinygpt.training.trainer import TrainerCallback
 

@@ -9,8 +9,8 @@ import pytest
 
 from tests import conftest
 from tests.conftest import corpus_or_reason, encoding_skip_reason, use_shared_tiktoken_cache
-from tinygpt import datasets
-from tinygpt.fileio import sha256
+from tinygpt.data import datasets
+from tinygpt.io.files import sha256
 
 
 def test_the_shared_tiktoken_cache_wins_over_the_environment(tmp_path: Path) -> None:

@@ -146,7 +146,7 @@ def test_sigterm_still_ends_an_interactive_session(ck):
 def test_generate_best_samples_from_the_best_weights(monkeypatch):
     """``generate --best`` (what --early-stop's note points to) loads best.safetensors."""
     from tests.conftest import ROOT, run_main
-    from tinygpt.checkpoint import Checkpoint
+    from tinygpt.checkpoint.store import Checkpoint
 
     asked = []
     real = Checkpoint.load_model

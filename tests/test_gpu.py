@@ -12,8 +12,8 @@ import torch
 
 from tests.conftest import random_gpt
 from tinygpt.config import SampleConfig
+from tinygpt.data.tokenizer import CharTokenizer
 from tinygpt.sampling import generate_text, make_generator, sample_tokens
-from tinygpt.tokenizer import CharTokenizer
 
 pytestmark = [
     pytest.mark.gpu,
@@ -70,7 +70,7 @@ def test_bench_generate_runs_on_cuda():
 
 
 def test_batched_bfloat16_muon_on_the_gpu_matches_torch_muon():
-    from tinygpt.muon import Muon
+    from tests.conftest import Muon
 
     torch.manual_seed(0)
     shapes = [(96, 32), (32, 32), (32, 128), (96, 32), (32, 32)]
@@ -105,7 +105,7 @@ def _train_cli(tmp_path, *args, launcher=()):
 
 
 def test_compiled_max_time_run_plans_past_its_compiling_first_step(tmp_path):
-    from tinygpt.checkpoint import open_checkpoint
+    from tinygpt.checkpoint.store import open_checkpoint
 
     proc = _train_cli(tmp_path, "--compile", "--max-time", "40", "--eval-every", "100")
     assert proc.returncode == 0, proc.stderr[-4000:]
@@ -115,7 +115,7 @@ def test_compiled_max_time_run_plans_past_its_compiling_first_step(tmp_path):
 
 
 def test_bf16_autocast_trains_to_a_finite_loss(tmp_path):
-    from tinygpt.checkpoint import read_metrics
+    from tinygpt.checkpoint.metrics import read_metrics
 
     proc = _train_cli(tmp_path, "--dtype", "bfloat16", "--max-steps", "30", "--eval-every", "15")
     assert proc.returncode == 0, proc.stderr[-4000:]

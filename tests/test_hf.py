@@ -48,7 +48,7 @@ def test_import_of_a_gpt2_model_gives_identical_logits_and_samples(tmp_path, gpt
     out = tmp_path / "imported"
     proc = run_cli("import-hf", str(tmp_path / "gpt2-tiny"), "--out", str(out))
     assert proc.returncode == 0, proc.stderr
-    from tinygpt.checkpoint import open_checkpoint
+    from tinygpt.checkpoint.store import open_checkpoint
 
     ck = open_checkpoint(out)
     ours = ck.load_model().eval()
@@ -96,7 +96,7 @@ def test_a_char_model_exported_then_imported_is_the_same_model(tiny_run, tmp_pat
     back = tmp_path / "back"
     proc = run_cli("import-hf", str(out), "--out", str(back))
     assert proc.returncode == 0, proc.stderr
-    from tinygpt.checkpoint import open_checkpoint
+    from tinygpt.checkpoint.store import open_checkpoint
 
     before, after = open_checkpoint(result.out_dir), open_checkpoint(back)
     assert after.tokenizer_spec == before.tokenizer_spec

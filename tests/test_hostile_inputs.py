@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 
 import tinygpt
 from tests.conftest import FUZZ_SEED, MICRO_ARGS, SMALL_TEXT, TINY, one_line_error, rehash, run_main
-from tinygpt import checkpoint as ckpt
+from tinygpt.checkpoint import store as ckpt
+from tinygpt.checkpoint.metrics import read_metrics
 
 RUN = {**TINY, "arch": "gpt2", "max_steps": 10, "eval_every": 5}
 TEXT = "small.txt"
@@ -225,7 +226,7 @@ def test_malformed_metrics_lines_are_skipped(ck, tmp_path):
     ):
         code, _, err = run_main(*args, cwd=tmp_path)
         assert code == 0, (args, err)
-    assert [m["step"] for m in ckpt.read_metrics(ck)] == [5, 10, 11]
+    assert [m["step"] for m in read_metrics(ck)] == [5, 10, 11]
 
 
 def test_paths_and_names_with_rich_markup_are_shown_as_they_are(ck, tmp_path):
@@ -297,7 +298,7 @@ def test_outputs_into_missing_or_unwritable_directories(ck, tmp_path):
 
 
 def test_a_full_disk_while_writing_metrics(ck, tmp_path, monkeypatch):
-    from tinygpt import fileio
+    from tinygpt.io import files as fileio
 
     real = fileio.atomic_write_bytes
 
@@ -319,7 +320,7 @@ def test_a_full_disk_while_writing_metrics(ck, tmp_path, monkeypatch):
 
 
 def test_info_shows_no_metrics_of_a_failed_save(ck, tmp_path, monkeypatch):
-    from tinygpt import fileio
+    from tinygpt.io import files as fileio
 
     before = {p.name: p.read_bytes() for p in ck.iterdir()}
     last_before = json.loads(run_main("info", "-c", "ck", "--json", cwd=tmp_path)[1])
@@ -553,7 +554,7 @@ def test_every_byte_of_a_checkpoints_json_files_is_checked(trained, tmp_path, na
 def test_every_byte_of_an_exported_folders_json_files_is_checked(pristine_inputs, tmp_path, name):
     # import-hf's systematic twin of the sampled search: a clean import of exactly what the
     # files say, or one line; what it imported then opens as a checkpoint.
-    from tinygpt.hf import import_hf
+    from tinygpt.checkpoint.hf import import_hf
 
     pristine = (pristine_inputs / "hfm" / name).read_bytes()
     for i in range(len(pristine)):
@@ -572,7 +573,7 @@ def test_every_byte_of_an_exported_folders_json_files_is_checked(pristine_inputs
 
 # -- issue 24 ---------------------------------------------------------------------------------
 def test_glob_and_directory_corpora_read_each_real_file_once(tmp_path):
-    from tinygpt.data import resolve_sources
+    from tinygpt.data.corpus import resolve_sources
 
     corp = tmp_path / "corp"
     (corp / "sub").mkdir(parents=True)
@@ -677,7 +678,7 @@ def _bad_length(handler):
     ],
 )
 def test_downloads_are_bounded_and_bad_urls_one_line(tmp_path, monkeypatch, url):
-    from tinygpt import datasets
+    from tinygpt.data import datasets
 
     monkeypatch.setattr(datasets, "DOWNLOAD_DEADLINE_S", 2.0)
     body = {"trickle": _trickle, "abc": _bad_length}.get(url)
@@ -795,8 +796,8 @@ def test_reports_of_oddly_named_folders_are_written_and_valid(ck, tmp_path, name
 @pytest.fixture(scope="module")
 def pristine_inputs(trained, tmp_path_factory) -> Path:
     """A token cache entry for TEXT and an exported Hugging Face folder, made once."""
-    from tinygpt.data import prepare_corpus
-    from tinygpt.hf import export_hf
+    from tinygpt.checkpoint.hf import export_hf
+    from tinygpt.data.corpus import prepare_corpus
 
     root = tmp_path_factory.mktemp("inputs")
     (root / TEXT).write_text(SMALL_TEXT)
@@ -846,7 +847,7 @@ def _mutate_other(sandbox: Path, victim: Path, target: str, kind: str, data) -> 
 def test_fault_injection_over_the_lock_the_token_cache_and_import_hf(
     trained, pristine_inputs, tmp_path_factory, target, kind, data
 ):
-    from tinygpt.data import prepare_corpus
+    from tinygpt.data.corpus import prepare_corpus
 
     sandbox = tmp_path_factory.mktemp("fault-other")
     shutil.copytree(pristine_inputs, sandbox, dirs_exist_ok=True)

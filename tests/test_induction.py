@@ -23,21 +23,21 @@ import torch
 
 from tests.browser import decode_png
 from tests.conftest import ROOT, one_line_error, random_gpt, run_cli, run_main
-from tinygpt.attention.explain import AFTER_COPY, PREVIOUS, SAME, SELF, key_relation
-from tinygpt.attention.labels import parse_head_label
-from tinygpt.attention.probes import (
+from tinygpt.analysis.explain import AFTER_COPY, PREVIOUS, SAME, SELF, key_relation
+from tinygpt.analysis.labels import parse_head_label
+from tinygpt.analysis.probes import (
     default_probe_length,
     induction_sequence,
     line_break_ids,
     repeat_loss,
     repeat_positions,
 )
-from tinygpt.attention.snapshot import phase_change, steepest_drop
+from tinygpt.analysis.snapshot import phase_change, steepest_drop
 from tinygpt.config import ModelConfig
+from tinygpt.data.repeats import RepeatsConfig, records, write_repeats
+from tinygpt.data.tokenizer import CharTokenizer
 from tinygpt.model import GPT
-from tinygpt.repeats import RepeatsConfig, records, write_repeats
-from tinygpt.tokenizer import CharTokenizer
-from tinygpt.trainer import Trainer, TrainerCallback
+from tinygpt.training.trainer import Trainer, TrainerCallback
 
 
 # -- the corpus ------------------------------------------------------------------------------
@@ -118,7 +118,7 @@ def test_repeat_positions_mark_the_end_of_a_run_seen_before() -> None:
 def test_repeat_loss_is_the_loss_after_repeated_runs_only() -> None:
     model = random_gpt(vocab_size=12, block_size=16, n_layer=1, n_head=2, n_embd=16)
     rows = torch.tensor([[1, 2, 3, 9, 1, 2, 3, 4, 2, 3, 7]])
-    from tinygpt.evaluation import token_losses
+    from tinygpt.analysis.evaluation import token_losses
 
     with torch.no_grad():
         expected = float(token_losses(model, rows)[0, 6])
@@ -184,7 +184,7 @@ def test_phase_change_finds_the_drop_and_the_two_heads() -> None:
 
 
 def test_nice_ticks_are_round_and_inside_the_range() -> None:
-    from tinygpt.draw.plot import nice_ticks
+    from tinygpt.views.plot import nice_ticks
 
     assert nice_ticks(50, 1500) == [500, 1000, 1500]
     assert nice_ticks(0, 1) == [0, 0.25, 0.5, 0.75, 1]
@@ -198,7 +198,8 @@ def test_attention_only_blocks_have_no_mlp(tmp_path: Path) -> None:
     full, attn_only = GPT(ModelConfig(**cfg)), GPT(ModelConfig(**cfg, mlp=False))
     assert not any("mlp" in n or "ln_2" in n for n, _ in attn_only.named_parameters())
     per_mlp = sum(p.numel() for p in full.blocks[0].mlp.parameters())
-    assert full.parameter_count().total - attn_only.parameter_count().total == 2 * per_mlp
+    sizes = [sum(p.numel() for p in m.parameters()) for m in (full, attn_only)]
+    assert sizes[0] - sizes[1] == 2 * per_mlp
     x = torch.randint(0, 20, (2, 16))
     assert attn_only(x)[0].shape == (2, 16, 20)
 
@@ -409,8 +410,8 @@ def test_the_preset_works_on_other_corpora_of_this_kind(
 
 
 def test_the_run_header_names_the_recipe_and_what_differs() -> None:
-    from tinygpt.presets import PRESETS
     from tinygpt.recipe import GPT2
+    from tinygpt.training.presets import PRESETS
 
     shape = {k: v for k, v in PRESETS["induction"].items() if k in ModelConfig.__annotations__}
     assert ModelConfig(**shape).arch_description == "modern, qk_norm=False, attention-only"

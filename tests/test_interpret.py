@@ -9,10 +9,10 @@ import torch
 import torch.nn.functional as F
 
 from tests.conftest import random_gpt
-from tinygpt.interpret.attribution import direct_logit_attribution
-from tinygpt.interpret.lens import logit_lens
-from tinygpt.interpret.patching import patch_activations, patched_logprobs
-from tinygpt.interpret.predictions import predictions
+from tinygpt.analysis.attribution import direct_logit_attribution
+from tinygpt.analysis.lens import logit_lens
+from tinygpt.analysis.patching import patch_activations, patched_logprobs
+from tinygpt.analysis.predictions import predictions
 from tinygpt.model import run_with_cache
 
 SHAPE = dict(vocab_size=30, block_size=16, n_layer=2, n_head=4, n_embd=32)
@@ -169,8 +169,8 @@ def test_predictions_give_the_top_tokens_and_the_loss_of_the_next(arch: str):
 
 
 def test_per_token_losses_average_to_evals_loss():
-    from tinygpt.evaluation import evaluate_text
-    from tinygpt.tokenizer import build_tokenizer
+    from tinygpt.analysis.evaluation import evaluate_text
+    from tinygpt.data.tokenizer import build_tokenizer
 
     text = "to be or not to be, that is the question"
     tok = build_tokenizer("char", text)

@@ -1,38 +1,89 @@
 """The package's shape: documented modules, no import cycles, a CLI that starts without torch."""
 
+import ast
 import importlib
 import pkgutil
-import re
 import subprocess
 import sys
 import types
+from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, SHARED
+from tests.conftest import ROOT
+
+# The floors of the package, lowest first (tinygpt/__init__.py argues the cut): a module imports
+# only from its own floor or the ones below it.
+FLOORS = [
+    "errors", "recipe", "config", "io", "data", "model", "sampling", "checkpoint", "training",
+    "analysis", "views", "api", "cli",
+]  # fmt: skip
 
 
-def test_readme_layout_lists_every_module():
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = readme.split("\n## Layout", 1)[1].split("\n## ", 1)[0]
-    listed = set(re.findall(r"tinygpt/[\w/]+\.py", section))
-    modules = {
-        p.relative_to(ROOT).as_posix()
-        for p in (ROOT / "tinygpt").rglob("*.py")
-        if p.name != "__init__.py" or p.parent == ROOT / "tinygpt"  # packages: their folder line
+def _imports(path: Path) -> list[tuple[str, int]]:
+    """Every tinygpt module ``path`` imports (at the top or inside a function), with its line."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("tinygpt"):
+            if node.module == "tinygpt":
+                found += [(f"tinygpt.{a.name}", node.lineno) for a in node.names]
+            else:
+                found.append((node.module, node.lineno))
+        elif isinstance(node, ast.Import):
+            found += [(a.name, node.lineno) for a in node.names if a.name.startswith("tinygpt.")]
+    return found
+
+
+def _module(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {_module(p): p for p in sorted((ROOT / "tinygpt").rglob("*.py"))}
+
+
+def test_every_floor_is_listed_and_the_top_holds_at_most_six_modules():
+    entries = {
+        p.relative_to(ROOT / "tinygpt").parts[0].removesuffix(".py") for p in MODULES.values()
     }
-    assert not modules - listed, f"missing from the README's layout: {sorted(modules - listed)}"
-    assert not listed - modules, f"listed but gone: {sorted(listed - modules)}"
+    assert entries - {"__init__", "__main__"} == set(FLOORS)
+    top = list((ROOT / "tinygpt").glob("*.py"))
+    assert len(top) <= 6, sorted(p.name for p in top)
 
 
-def test_no_import_cycles():
-    tool = SHARED / "tools" / "import_cycles.py"
-    if not tool.exists():
-        pytest.skip(f"{tool} is not there")
-    proc = subprocess.run(
-        [sys.executable, str(tool), "tinygpt"], cwd=ROOT, capture_output=True, text=True
-    )
-    assert proc.returncode == 0 and not proc.stdout, proc.stdout
+def test_imports_never_climb_a_floor():
+    climbs = []
+    for name, path in MODULES.items():
+        floor = name.split(".")[1] if "." in name else None
+        if floor not in FLOORS:  # tinygpt/__init__.py and __main__.py: the doors
+            continue
+        for target, line in _imports(path):
+            to = target.split(".")[1] if target.count(".") else None
+            if to in FLOORS and FLOORS.index(to) > FLOORS.index(floor):
+                climbs.append(f"{path.relative_to(ROOT)}:{line} imports {target}")
+    assert not climbs, "\n".join(climbs)
+
+
+def test_no_import_cycles_between_modules():
+    graph = {
+        name: {t for t, _ in _imports(path) if t in MODULES and t != name}
+        for name, path in MODULES.items()
+    }
+    done: set[str] = set()
+
+    def visit(name: str, trail: list[str]) -> None:
+        if name in trail:
+            cycle = [*trail[trail.index(name) :], name]
+            raise AssertionError("import cycle: " + " -> ".join(cycle))
+        if name in done:
+            return
+        for target in sorted(graph[name]):
+            if not target.startswith(name + "."):  # a package may import its own modules
+                visit(target, [*trail, name])
+        done.add(name)
+
+    for name in graph:
+        visit(name, [])
 
 
 def test_no_public_name_shadows_a_module():
@@ -40,9 +91,11 @@ def test_no_public_name_shadows_a_module():
 
     submodules = {m.name for m in pkgutil.iter_modules(tinygpt.__path__)}
     assert not submodules & set(tinygpt.__all__)
-    import tinygpt.evaluation as ev
+    import tinygpt.analysis.evaluation as ev
 
-    assert isinstance(ev, types.ModuleType) and ev is importlib.import_module("tinygpt.evaluation")
+    assert isinstance(ev, types.ModuleType) and ev is importlib.import_module(
+        "tinygpt.analysis.evaluation"
+    )
     assert callable(tinygpt.evaluate) and tinygpt.evaluate.__module__ == "tinygpt.api"
 
 
@@ -63,27 +116,27 @@ def test_help_and_version_answer_without_importing_torch(args):
 
 
 ANALYSIS = [
-    "tinygpt.attention.capture",
-    "tinygpt.attention.scores",
-    "tinygpt.attention.probes",
-    "tinygpt.attention.explain",
-    "tinygpt.attention.ablation",
-    "tinygpt.attention.report",
-    "tinygpt.interpret.predictions",
-    "tinygpt.interpret.attribution",
-    "tinygpt.interpret.lens",
-    "tinygpt.interpret.patching",
-    "tinygpt.interpret.reports",
+    "tinygpt.analysis.capture",
+    "tinygpt.analysis.scores",
+    "tinygpt.analysis.probes",
+    "tinygpt.analysis.explain",
+    "tinygpt.analysis.ablation",
+    "tinygpt.analysis.attention_report",
+    "tinygpt.analysis.predictions",
+    "tinygpt.analysis.attribution",
+    "tinygpt.analysis.lens",
+    "tinygpt.analysis.patching",
+    "tinygpt.analysis.interpret_report",
 ]
 RENDERING = (
     "rich",
-    "tinygpt.attention.view",
-    "tinygpt.attention.html",
-    "tinygpt.attention.figures",
-    "tinygpt.interpret.view",
-    "tinygpt.interpret.html",
-    "tinygpt.interpret.figures",
-    "tinygpt.draw",
+    "tinygpt.views.attention_text",
+    "tinygpt.views.attention_html",
+    "tinygpt.views.attention_figures",
+    "tinygpt.views.interpret_text",
+    "tinygpt.views.interpret_html",
+    "tinygpt.views.interpret_figures",
+    "tinygpt.views",
 )
 
 

@@ -10,15 +10,16 @@ import pytest
 
 import tinygpt
 from tests.conftest import TINY, run_main
-from tinygpt.checkpoint import open_checkpoint, read_metrics
+from tinygpt.checkpoint.metrics import read_metrics
+from tinygpt.checkpoint.store import open_checkpoint
 from tinygpt.errors import UsageError
-from tinygpt.progress import sample_line
 from tinygpt.training.monitors import (
     EarlyStop,
     OverfitWatch,
     evals_since_best,
     overfitting,
 )
+from tinygpt.training.progress import sample_line
 
 
 def records(*pairs: tuple[float, float]) -> list[dict]:

@@ -182,7 +182,7 @@ def test_head_takes_the_printed_label_and_a_number_needs_a_layer(two_runs: Path)
 # -- item 7: eval shows a progress bar on stderr -------------------------------------------------
 def test_eval_reports_progress_to_the_end(two_runs: Path) -> None:
     import tinygpt
-    from tinygpt.evaluation import evaluate_text
+    from tinygpt.analysis.evaluation import evaluate_text
 
     model, tokenizer, _ = tinygpt.load(two_runs / "checkpoints" / "new", device="cpu")
     seen: list[tuple[int, int]] = []
@@ -246,7 +246,7 @@ def test_an_editable_install_puts_the_checkout_on_sys_path(tmp_path: Path) -> No
 def test_the_window_reaches_back_to_the_keys_the_queries_attend_to() -> None:
     import torch
 
-    from tinygpt.attention.view import first_key, heatmap
+    from tinygpt.views.attention_text import first_key, heatmap
 
     # The README's induction head: queries 21..44 of the second copy look at keys 0..19.
     t = 45
@@ -276,13 +276,13 @@ def test_a_bpe_model_that_dwarfs_its_text_is_named_with_its_embedding() -> None:
 
     from tinygpt.config import ModelConfig
     from tinygpt.model import GPT
-    from tinygpt.trainer import model_size_note
+    from tinygpt.training.sizing import model_size_note
 
     # The issue's run: the default shape with GPT-2's vocabulary, for 8,075 tokens of text.
     model = GPT(ModelConfig(vocab_size=50257))
     gpt2 = SimpleNamespace(name="gpt2", vocab_size=50257)
     note = model_size_note(model, 8075 * 9 // 10, gpt2)
-    total = model.parameter_count().total
+    total = sum(p.numel() for p in model.parameters())
     assert note is not None and "\n" not in note
     assert note.startswith(f"note: the model has {total:,} parameters for 7,267 training tokens")
     assert (
@@ -382,8 +382,8 @@ def test_a_bpe_checkpoint_offline_names_its_encoding(offline_tiktoken, two_runs,
 
 def test_training_offline_still_offers_char(offline_tiktoken) -> None:
     from tinygpt.cli.flags import command_spelling
+    from tinygpt.data.tokenizer import build_tokenizer
     from tinygpt.errors import TinyGPTError
-    from tinygpt.tokenizer import build_tokenizer
 
     with pytest.raises(TinyGPTError) as caught:
         build_tokenizer("cl100k_base")
@@ -465,7 +465,7 @@ def test_a_small_file_with_no_tokenizer_named_trains_on_characters(tmp_path: Pat
 
 
 def test_the_default_stays_gpt2_where_its_model_fits(tmp_path: Path) -> None:
-    from tinygpt.trainer import default_tokenizer
+    from tinygpt.training.sizing import default_tokenizer
 
     big = tmp_path / "big.txt"
     big.write_text("To be, or not to be, that is the question.\n" * 30_000)  # 1.3 MB
@@ -498,7 +498,7 @@ def test_the_parameter_count_from_the_shape_is_the_models(arch: str) -> None:
     import torch
 
     from tinygpt.config import ModelConfig
-    from tinygpt.model import GPT, count_parameters
+    from tinygpt.model import GPT, ParameterCount, count_parameters
     from tinygpt.recipe import RECIPES
 
     recipe = RECIPES[arch].model_options()
@@ -514,8 +514,10 @@ def test_the_parameter_count_from_the_shape_is_the_models(arch: str) -> None:
             vocab_size=37,
         )
         with torch.device("meta"):
-            built = GPT(config).parameter_count()
-        assert count_parameters(config) == built, config
+            built = GPT(config)
+        position = built.wpe.weight.numel() if built.wpe is not None else 0
+        total = sum(p.numel() for p in built.parameters())  # each parameter once, tied or not
+        assert count_parameters(config) == ParameterCount(total, position), config
 
 
 def test_runs_builds_no_model(two_runs: Path, monkeypatch: pytest.MonkeyPatch) -> None:

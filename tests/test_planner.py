@@ -1,12 +1,13 @@
-"""The --max-time planner (tinygpt/planner.py): steady steps set the pace; a compiling first
+"""The --max-time planner (tinygpt/training/planner.py): steady steps set the pace; a
+compiling first
 step or evaluation is time spent, never a rate; no plan before a steady step."""
 
 import pytest
 
 from tests.test_recipe import FakeClock
-from tinygpt import checkpoint as ckpt
-from tinygpt.planner import DeadlinePlanner
-from tinygpt.trainer import Trainer
+from tinygpt.checkpoint import store as ckpt
+from tinygpt.training.planner import DeadlinePlanner
+from tinygpt.training.trainer import Trainer
 
 
 def test_no_plan_before_a_steady_step_and_warm_up_is_not_a_rate():
@@ -73,7 +74,7 @@ def test_a_compiling_first_step_does_not_end_the_run(tiny_run, monkeypatch, sche
 def test_only_the_total_the_deadline_planned_is_called_its_end():
     """An early stop shortens the schedule too; ending there is not the deadline's doing."""
     from tinygpt.config import TrainConfig
-    from tinygpt.planner import Deadline
+    from tinygpt.training.planner import Deadline
 
     deadline = Deadline(TrainConfig(max_time=60, max_steps=1000), start=0.0, compiled=False)
     total = deadline.plan(1.0, 1, 1000, agree=lambda n: n)  # no steady step yet: unchanged

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tinygpt.speed import SpeedRule, SpeedWatch
-from tinygpt.trainer import Trainer, TrainerCallback
+from tinygpt.training.speed import SpeedRule, SpeedWatch
+from tinygpt.training.trainer import Trainer, TrainerCallback
 
 RULE = SpeedRule(warmup_steps=5, window=4, ratio=1 / 3)
 TOKENS = 1000  # per step
@@ -166,7 +166,7 @@ def test_ctrl_c_is_reported_as_a_clean_stop_not_an_error(tmp_path, monkeypatch):
     [(2, 0.0, 2, 2), (2, 0.4, 2, 2), (2, 1.0, 2, 1), (2, 3.0, 2, 1), (16, 3.4, 8, 8), (8, 5, 8, 3)],
 )
 def test_threads_for_leaves_the_busy_cores_alone(cores, busy, current, expected):
-    from tinygpt.device import threads_for
+    from tinygpt.model.device import threads_for
 
     assert threads_for(cores, busy, current) == expected
 
@@ -186,7 +186,7 @@ def two_threads(monkeypatch):
 
 
 def test_a_busy_core_lowers_the_threads_and_says_so(two_threads, monkeypatch):
-    from tinygpt import device
+    from tinygpt.model import device
 
     monkeypatch.setattr(device, "busy_cores", lambda: 1.0)
     note = device.fit_cpu_threads(torch.device("cpu"))
@@ -195,7 +195,7 @@ def test_a_busy_core_lowers_the_threads_and_says_so(two_threads, monkeypatch):
 
 
 def test_a_quiet_machine_or_a_chosen_count_is_left_alone(two_threads, monkeypatch):
-    from tinygpt import device
+    from tinygpt.model import device
 
     monkeypatch.setattr(device, "busy_cores", lambda: 0.1)
     assert device.fit_cpu_threads(torch.device("cpu")) is None
@@ -207,15 +207,15 @@ def test_a_quiet_machine_or_a_chosen_count_is_left_alone(two_threads, monkeypatc
 
 
 def test_busy_cores_reads_the_machine():
-    from tinygpt.device import busy_cores
+    from tinygpt.model.device import busy_cores
 
     busy = busy_cores(0.05)
     assert busy is None or 0.0 <= busy <= (__import__("os").cpu_count() or 1) + 0.5
 
 
 def test_training_says_it_lowered_the_threads_when_it_starts(two_threads, monkeypatch, tiny_run):
-    from tinygpt import device
-    from tinygpt.trainer import TrainerCallback
+    from tinygpt.model import device
+    from tinygpt.training.trainer import TrainerCallback
 
     monkeypatch.setattr(device, "busy_cores", lambda: 1.0)
     notes = []
@@ -232,7 +232,8 @@ def test_loading_a_model_leaves_the_threads_and_the_clock_alone(two_threads, mon
     """A library call changes nothing global: the thread count is the program's to choose
     (loading once lowered it on a busy machine, after watching it for 0.25 s)."""
     from tests.conftest import ROOT
-    from tinygpt import api, device
+    from tinygpt import api
+    from tinygpt.model import device
 
     def watched() -> float:
         raise AssertionError("loading a model watched the machine")
@@ -246,7 +247,7 @@ def test_a_command_that_runs_a_model_fits_the_threads_once(two_threads, monkeypa
     """The command line chooses the thread count (the library does not): on a busy CPU,
     generate runs with the free cores and says so on stderr."""
     from tests.conftest import ROOT, run_main
-    from tinygpt import device
+    from tinygpt.model import device
 
     monkeypatch.setattr(device, "busy_cores", lambda: 1.0)
     ck = ROOT / "tests" / "fixtures" / "legacy_gpt2" / "checkpoint"

@@ -6,8 +6,7 @@ import re
 import pytest
 
 from tests.conftest import TINY, cli_flags, run_main
-from tinygpt.errors import UsageError
-from tinygpt.messages import ANY, Message, Opt, python_spelling
+from tinygpt.errors import ANY, Message, Opt, UsageError, python_spelling
 
 
 def test_a_message_names_fields_and_each_caller_spells_them():
@@ -33,7 +32,7 @@ def test_a_message_names_fields_and_each_caller_spells_them():
 
 def test_attention_errors_name_python_arguments(tmp_path):
     import tinygpt.api as api
-    from tinygpt.attention.report import parse_query_range
+    from tinygpt.analysis.attention_report import parse_query_range
 
     with pytest.raises(UsageError) as caught:
         parse_query_range("30:20", 20)

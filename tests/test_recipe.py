@@ -14,17 +14,16 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.conftest import Muon, random_gpt, run_cli
 from tests.conftest import model_config as recipe_config
-from tests.conftest import random_gpt, run_cli
-from tinygpt import checkpoint as ckpt
+from tinygpt.checkpoint import store as ckpt
 from tinygpt.config import ModelConfig, RunConfig, TrainConfig
 from tinygpt.errors import UsageError
 from tinygpt.model import GPT, KVCache
-from tinygpt.muon import Muon
-from tinygpt.optim import MuonAdamW, build_optimizer, plan_groups
-from tinygpt.presets import resolve_options
-from tinygpt.schedule import horizon_free, lr_at
-from tinygpt.trainer import Trainer
+from tinygpt.training.optim import MuonAdamW, build_optimizer, plan_groups
+from tinygpt.training.presets import resolve_options
+from tinygpt.training.schedule import horizon_free, lr_at
+from tinygpt.training.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 SHAPE = dict(vocab_size=40, block_size=24, n_layer=2, n_head=4, n_embd=32)
@@ -427,9 +426,9 @@ def test_export_refuses_a_modern_model_in_one_line(tiny_run, tmp_path):
 def test_explain_walks_through_qk_norm_and_the_rotation():
     from rich.console import Console
 
-    from tinygpt.attention.capture import capture_attention
-    from tinygpt.attention.explain import explain
-    from tinygpt.attention.view import explanation
+    from tinygpt.analysis.capture import capture_attention
+    from tinygpt.analysis.explain import explain
+    from tinygpt.views.attention_text import explanation
 
     model = make("modern", "manual")
     run = capture_attention(model, list(range(12)), [str(i) for i in range(12)])

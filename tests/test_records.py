@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, TINY, need_encoding, one_line_error, run_cli, run_main
-from tinygpt.bpe import learn_bpe
-from tinygpt.data import prepare_corpus
-from tinygpt.records import RecordsTokenizer, record_chunks, record_spec
-from tinygpt.tokenizer import CharTokenizer, tokenizer_from_dict
+from tinygpt.config import record_spec
+from tinygpt.data.bpe import learn_bpe
+from tinygpt.data.corpus import prepare_corpus
+from tinygpt.data.records import RecordsTokenizer, record_chunks
+from tinygpt.data.tokenizer import CharTokenizer, tokenizer_from_dict
 
 sys.path.insert(0, str(ROOT / "scripts"))
 from make_names import make_names

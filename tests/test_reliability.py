@@ -18,7 +18,8 @@ import torch
 
 import tinygpt
 from tests.conftest import MICRO_ARGS, SMALL_TEXT, TINY, one_line_error, rehash, run_main
-from tinygpt import checkpoint as ckpt
+from tinygpt.checkpoint import store as ckpt
+from tinygpt.checkpoint.metrics import read_metrics
 from tinygpt.errors import CheckpointError, UsageError
 
 # A tiny run in the gpt2 recipe, so `export` works on it too.
@@ -190,7 +191,7 @@ def test_token_cache_is_keyed_on_the_encoding(tmp_path):
 
 # -- 5. --overwrite keeps nothing of the old run ---------------------------------------------
 def test_overwrite_leaves_no_file_of_the_replaced_run(ck, tmp_path):
-    from tinygpt.trainer import TrainerCallback
+    from tinygpt.training.trainer import TrainerCallback
 
     class StopAtOnce(TrainerCallback):
         def on_step(self, trainer, loss, lr, tokens_per_sec):
@@ -207,7 +208,7 @@ def test_overwrite_leaves_no_file_of_the_replaced_run(ck, tmp_path):
     assert result.interrupted and result.step == 1
     opened = ckpt.open_checkpoint(ck)
     assert not opened.has(ckpt.BEST_FILE) and not (ck / ckpt.BEST_FILE).exists()
-    assert ckpt.read_metrics(ck) == []
+    assert read_metrics(ck) == []
     # eval --best falls back to the new run's weights, not the old run's best
     code, best, err = run_main("eval", "small.txt", "-c", str(ck), "--best", "--json", cwd=tmp_path)
     code2, latest, _ = run_main("eval", "small.txt", "-c", str(ck), "--json", cwd=tmp_path)
@@ -366,8 +367,8 @@ def test_the_default_checkpoint_is_not_one_still_training(tiny_run, tmp_path):
     still going (it saves every few minutes and would always look newest)."""
     import time
 
-    from tinygpt.checkpoint import latest_checkpoint
-    from tinygpt.lock import directory_lock, in_use
+    from tinygpt.checkpoint.lock import directory_lock, in_use
+    from tinygpt.checkpoint.store import latest_checkpoint
 
     older = tiny_run("older", max_steps=2, eval_every=2).out_dir
     time.sleep(0.05)
@@ -399,7 +400,7 @@ def _lock_attack(ck: Path, victim: Path, kind: str) -> None:
 
 @pytest.mark.parametrize("kind", ["symlink", "dangling", "hardlink", "fifo"])
 def test_the_lock_never_writes_through_a_hostile_lock_file(ck, tmp_path, kind):
-    from tinygpt.lock import directory_lock, in_use
+    from tinygpt.checkpoint.lock import directory_lock, in_use
 
     victim = tmp_path / "victim.txt"
     _lock_attack(ck, victim, kind)
@@ -427,7 +428,7 @@ def test_resume_with_a_lock_linked_to_a_user_file_leaves_the_file_alone(ck, tmp_
 def test_a_failed_lock_write_leaves_no_out_directory(tmp_path, monkeypatch):
     import errno
 
-    from tinygpt import lock
+    from tinygpt.checkpoint import lock
 
     def full(fd, data):
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -497,7 +498,7 @@ def test_report_writers_never_overwrite_a_checkpoint_file(ck, tmp_path, flag, na
 
 
 def test_train_dot_never_reads_its_own_checkpoints_as_text(tmp_path):
-    from tinygpt.data import resolve_sources
+    from tinygpt.data.corpus import resolve_sources
 
     corpus = tmp_path / "corpus"
     corpus.mkdir()
@@ -518,8 +519,8 @@ def test_train_dot_never_reads_its_own_checkpoints_as_text(tmp_path):
 
 
 def test_a_corpus_changed_while_tokenized_is_never_cached(tmp_path, monkeypatch):
-    from tinygpt import data
-    from tinygpt.tokenizer import CharTokenizer
+    from tinygpt.data import corpus as data
+    from tinygpt.data.tokenizer import CharTokenizer
 
     corpus = tmp_path / "corpus.txt"
     pristine = ("a" * 99 + "\n") * 50
@@ -545,7 +546,7 @@ def test_a_corpus_changed_while_tokenized_is_never_cached(tmp_path, monkeypatch)
 
 @pytest.mark.parametrize("damage", ["out-of-vocabulary", "another-token", "float64", "uint32"])
 def test_a_damaged_token_cache_entry_is_rebuilt(small_text, tmp_path, damage):
-    from tinygpt.data import prepare_corpus
+    from tinygpt.data.corpus import prepare_corpus
 
     cache = tmp_path / "cache"
     first = prepare_corpus(small_text, "char", cache_dir=cache)
@@ -570,7 +571,7 @@ def test_a_damaged_token_cache_entry_is_rebuilt(small_text, tmp_path, damage):
 def test_a_crafted_config_never_builds_a_model_larger_than_its_weights(
     ck, tmp_path, monkeypatch, command
 ):
-    from tinygpt import checkpoint
+    from tinygpt.checkpoint import store as checkpoint
     from tinygpt.training import setup
 
     config = json.loads((ck / ckpt.CONFIG_FILE).read_text())
@@ -595,8 +596,8 @@ def test_a_crafted_config_never_builds_a_model_larger_than_its_weights(
 
 
 def test_a_stray_rank_does_not_turn_the_writer_lock_off(small_text, tmp_path, monkeypatch):
-    from tinygpt.lock import in_use
-    from tinygpt.trainer import TrainerCallback
+    from tinygpt.checkpoint.lock import in_use
+    from tinygpt.training.trainer import TrainerCallback
 
     held = []
 
@@ -646,7 +647,7 @@ def test_terminal_escapes_from_files_and_folder_names_are_shown_escaped(ck, tmp_
 def test_an_out_path_that_looks_like_markup_trains(tmp_path, monkeypatch, locks):
     import errno
 
-    from tinygpt import lock
+    from tinygpt.checkpoint import lock
 
     def no_locks(fd, operation):
         raise OSError(errno.ENOLCK, "No locks available")
@@ -690,7 +691,7 @@ def test_max_time_is_one_commands_budget(ck, tmp_path):
 
 
 def test_a_kill_right_after_the_commit_point_loses_no_evaluation(ck, tmp_path, monkeypatch):
-    from tinygpt import fileio
+    from tinygpt.io import files as fileio
 
     class Killed(BaseException):
         """kill -9, as far as the directory can tell: nothing after this point runs."""
@@ -708,7 +709,7 @@ def test_a_kill_right_after_the_commit_point_loses_no_evaluation(ck, tmp_path, m
     monkeypatch.undo()
     assert [r["step"] for r in ckpt.open_checkpoint(ck).metrics()] == [5, 10, 15]
     tinygpt.train(tmp_path / "small.txt", out_dir=ck, resume=True, max_steps=20)
-    assert [r["step"] for r in ckpt.read_metrics(ck)] == [5, 10, 15, 20]
+    assert [r["step"] for r in read_metrics(ck)] == [5, 10, 15, 20]
 
 
 def test_runs_keeps_the_run_names_at_80_columns_with_a_broken_run(ck, tmp_path, monkeypatch):
@@ -741,8 +742,8 @@ def test_a_file_system_without_flock_still_trains_guarded_by_the_pid(
     import errno
     import socket
 
-    from tinygpt import lock
-    from tinygpt.trainer import TrainerCallback
+    from tinygpt.checkpoint import lock
+    from tinygpt.training.trainer import TrainerCallback
 
     def no_locks(fd, operation):
         raise OSError(errno.ENOLCK, "No locks available")

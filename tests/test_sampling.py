@@ -3,6 +3,7 @@ import torch
 
 from tests.conftest import random_gpt
 from tinygpt.config import SampleConfig
+from tinygpt.data.tokenizer import CharTokenizer, build_tokenizer
 from tinygpt.errors import UsageError
 from tinygpt.sampling import (
     StreamDecoder,
@@ -11,7 +12,6 @@ from tinygpt.sampling import (
     keep_after_crop,
     stream_tokens,
 )
-from tinygpt.tokenizer import CharTokenizer, build_tokenizer
 
 
 def model(block=16, seed=0):

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from tests.conftest import TINY
-from tinygpt.attention.snapshot import AUTO_SNAPSHOT_WEIGHTS, wants_snapshots
+from tinygpt.analysis.snapshot import AUTO_SNAPSHOT_WEIGHTS, wants_snapshots
 from tinygpt.config import ModelConfig
 
 

@@ -4,8 +4,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tinygpt.data.tokenizer import build_tokenizer
 from tinygpt.sampling import StopMatcher, StreamDecoder
-from tinygpt.tokenizer import build_tokenizer
 
 
 def run(pieces, stops):

@@ -1,8 +1,8 @@
 import pytest
 
 from tests.conftest import need_encoding
+from tinygpt.data.tokenizer import CharTokenizer, build_tokenizer, tokenizer_from_dict
 from tinygpt.errors import TinyGPTError, UsageError
-from tinygpt.tokenizer import CharTokenizer, build_tokenizer, tokenizer_from_dict
 
 
 def test_char_round_trip_and_serialisation():

@@ -7,11 +7,12 @@ import torch
 
 import tinygpt
 from tests.conftest import TINY
-from tinygpt import checkpoint as ckpt
+from tinygpt.checkpoint import store as ckpt
+from tinygpt.checkpoint.metrics import read_metrics
 from tinygpt.config import TrainConfig
 from tinygpt.errors import TrainingDiverged, UsageError
-from tinygpt.schedule import lr_at
-from tinygpt.trainer import Trainer
+from tinygpt.training.schedule import lr_at
+from tinygpt.training.trainer import Trainer
 
 
 @pytest.mark.slow
@@ -39,7 +40,7 @@ def test_checkpoint_layout_and_metrics(tiny_run):
         "manifest.json",
         "metrics.jsonl",
     } <= names
-    metrics = ckpt.read_metrics(result.out_dir)
+    metrics = read_metrics(result.out_dir)
     assert [m["step"] for m in metrics] == [15, 30]
     for key in ("step", "train_loss", "val_loss", "lr", "tokens_per_sec", "elapsed_s"):
         assert key in metrics[0]
@@ -73,7 +74,7 @@ def test_grad_accum_matches_a_bigger_batch(small_text, tmp_path, float32_muon):
     from dataclasses import fields
 
     from tinygpt.config import ModelConfig, RunConfig
-    from tinygpt.data import prepare_corpus
+    from tinygpt.data.corpus import prepare_corpus
 
     corpus = prepare_corpus(small_text, "char")
     shape = {k: v for k, v in TINY.items() if k in {f.name for f in fields(ModelConfig)}}

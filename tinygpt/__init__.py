@@ -9,6 +9,20 @@ Python use mirrors the command line::
 
 The names below are imported on first use (PEP 562), so ``import tinygpt`` and the CLI's
 ``--help`` and ``--version`` do not pay for importing torch.
+
+The folders are the architecture, cut by the job a reader comes to do, and each imports only
+from the ones above it in this list (tests/test_layout.py holds the code to it):
+
+- ``errors.py``, ``recipe.py``, ``config.py``: what everything shares: the errors (with the
+  options they name), the table of model recipes, and the one typed config of a run.
+- ``io/``: the terminals and crash-safe files.
+- ``data/``: text to tokens (tokenizers, records, the cached corpus, batches, datasets).
+- ``model/``: the GPT in one sitting, its layers, hook points, KV cache, and the device it runs on.
+- ``checkpoint/``: a run on disk (the verified format, the lock, the metrics log, Hugging Face).
+- ``training/``: the loop and everything it asks (optimizer, schedule, planner, distributed).
+- ``sampling/`` and ``analysis/``: what a trained model writes, and what it does inside.
+- ``views/``: terminal tables, pages and figures of an analysis.
+- ``api.py``: the Python entry points; ``cli/``: the command line, a thin layer over them.
 """
 
 from __future__ import annotations

@@ -12,33 +12,32 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
-from tinygpt.attention.ablation import ablation_report as measure_ablation
-from tinygpt.attention.capture import js_divergence
-from tinygpt.attention.explain import explain as explain_query
-from tinygpt.attention.labels import head_label
-from tinygpt.attention.probes import default_probe_length, induction_sequence, line_break_ids
-from tinygpt.attention.report import AttentionReport, parse_query_range
-from tinygpt.attention.scores import HEADLINE_SCORES
-from tinygpt.attention.snapshot import HeadSnapshots
-from tinygpt.checkpoint import Checkpoint, find_checkpoint, open_checkpoint
+from tinygpt.analysis.ablation import ablation_report as measure_ablation
+from tinygpt.analysis.attention_report import AttentionReport, parse_query_range
+from tinygpt.analysis.attribution import direct_logit_attribution
+from tinygpt.analysis.capture import js_divergence
+from tinygpt.analysis.evaluation import EvalResult, evaluate_text, surprising_spans
+from tinygpt.analysis.explain import explain as explain_query
+from tinygpt.analysis.inputs import resolve_position, resolve_target
+from tinygpt.analysis.interpret_report import AttributionReport, PatchingReport, PredictionsReport
+from tinygpt.analysis.labels import head_label
+from tinygpt.analysis.lens import logit_lens
+from tinygpt.analysis.patching import patch_activations
+from tinygpt.analysis.predictions import log_probs, predictions
+from tinygpt.analysis.probes import default_probe_length, induction_sequence, line_break_ids
+from tinygpt.analysis.scores import HEADLINE_SCORES
+from tinygpt.analysis.snapshot import HeadSnapshots
+from tinygpt.checkpoint.store import Checkpoint, find_checkpoint, open_checkpoint
 from tinygpt.config import ATTENTION_CHOICES, MAX_ALTERNATIVES, SampleConfig, check_choice
-from tinygpt.console import printable
-from tinygpt.data import read_text
-from tinygpt.device import resolve_device
-from tinygpt.errors import UsageError
-from tinygpt.evaluation import EvalResult, evaluate_text, surprising_spans
-from tinygpt.interpret.attribution import direct_logit_attribution
-from tinygpt.interpret.inputs import resolve_position, resolve_target
-from tinygpt.interpret.lens import logit_lens
-from tinygpt.interpret.patching import patch_activations
-from tinygpt.interpret.predictions import log_probs, predictions
-from tinygpt.interpret.reports import AttributionReport, PatchingReport, PredictionsReport
-from tinygpt.messages import Opt, Spell, python_spelling
+from tinygpt.data.corpus import read_text
+from tinygpt.data.tokenizer import Tokenizer
+from tinygpt.errors import Opt, Spell, UsageError, python_spelling
+from tinygpt.io.console import printable
 from tinygpt.model import GPT
-from tinygpt.progress import ProgressDisplay, eval_progress
+from tinygpt.model.device import resolve_device
 from tinygpt.sampling import GenerationResult, encode_prompt, generate_text
 from tinygpt.sampling.interactive import interactive
-from tinygpt.tokenizer import Tokenizer
+from tinygpt.training.progress import ProgressDisplay, eval_progress
 from tinygpt.training.run import train as run_training
 from tinygpt.training.trainer import TrainerCallback, TrainResult
 
@@ -52,7 +51,7 @@ def load(
     """Open a checkpoint (default: the newest under ``checkpoints/``) and build its model.
 
     Nothing global changes: torch's thread count is the caller's (a program chooses it once,
-    e.g. with :func:`tinygpt.device.fit_cpu_threads`), and loading never waits to watch the
+    e.g. with :func:`tinygpt.model.device.fit_cpu_threads`), and loading never waits to watch the
     machine."""
     check_choice("attention", attention, ATTENTION_CHOICES)
     ck = find_checkpoint(checkpoint)
@@ -190,7 +189,7 @@ def attention_report(
 ) -> AttentionReport:
     """Every layer's and head's attention on ``prompt`` (or, with ``induction``, on random
     tokens repeated twice), with head scores, rollout and probes; see
-    :class:`~tinygpt.attention.report.AttentionReport`.
+    :class:`~tinygpt.analysis.attention_report.AttentionReport`.
 
     ``queries`` ("A:B") cuts the report to those queries; ``layer``/``head``/``query`` are
     checked against it, and ``explain`` adds the step-by-step view of that query and head.
@@ -271,7 +270,7 @@ def ablation_report(
     samples: int = 8,
 ) -> dict[str, Any]:
     """Loss with and without the given heads (``"L.H"``) on the prompt, a sample of the
-    training text and the repeated-random-tokens probe. See :mod:`tinygpt.attention.ablation`."""
+    training text and the repeated-random-tokens probe. See :mod:`tinygpt.analysis.ablation`."""
     model, tokenizer, ck = load(checkpoint, device, attention="manual")
     text = (ck.config.train.data, ck.config.train.encoding) if ck.config.train.data else None
     return measure_ablation(model, tokenizer, heads, mode, prompt, text, samples)
@@ -319,7 +318,7 @@ def predictions_report(
     best: bool = False,
 ) -> PredictionsReport:
     """At each position of ``prompt``: the model's ``top`` next tokens and the probability and
-    loss of the token that came next (see :mod:`tinygpt.interpret.predictions`)."""
+    loss of the token that came next (see :mod:`tinygpt.analysis.predictions`)."""
     if not 1 <= top <= MAX_ALTERNATIVES:
         raise UsageError(Opt("top", top), f" must be between 1 and {MAX_ALTERNATIVES}")
     model, tokenizer, ck = load(checkpoint, device, best=best)
@@ -380,7 +379,7 @@ def activation_patching(
     """Patch each head's output (at every position, and at each one) and each layer's residual
     stream from the ``clean`` prompt into the ``corrupted`` one; how much of the gap in the
     target's log-probability at ``position`` each restores. ``target`` defaults to the clean
-    run's top prediction there (see :mod:`tinygpt.interpret.patching`)."""
+    run's top prediction there (see :mod:`tinygpt.analysis.patching`)."""
     model, tokenizer, ck = load(checkpoint, device, best=best)
     clean_ids, notices = _prompt_ids(tokenizer, model, clean, "clean")
     bad_ids, more = _prompt_ids(tokenizer, model, corrupted, "corrupted")

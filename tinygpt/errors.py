@@ -1,14 +1,79 @@
 """The exceptions tinygpt raises for problems a user can fix.
 
-Each carries its message as pieces (:class:`tinygpt.messages.Message`) naming the options it is
+Each carries its message as pieces (:class:`Message`) naming the options it is
 about by their Python names; ``str(exc)`` spells them for Python (``n_embd``), and the CLI
 renders them as flags (``--n-embd``) in one line on stderr with an exit code, with no
 traceback unless ``--debug``.
+
+The library raises the same errors for the command line and for Python callers, so a message
+does not spell its options itself: it is a sequence of text and :class:`Opt` pieces (the
+option's Python name, and a value when the message shows one). ``str()`` of a message is the
+Python spelling (``n_embd``, ``block_size=9``, ``resume=True``); the CLI renders the same
+pieces as flags (``--n-embd``, ``--block-size 9``, ``--resume``) where it prints them. Python
+3.14's template strings would write these as t-strings; on 3.11 a message is built from pieces.
 """
 
 from __future__ import annotations
 
-from tinygpt.messages import Message, Piece, Spell
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import PurePath
+
+ANY = ...  # ``Opt("out_dir", ANY)``: a placeholder value, ``--out DIR`` / ``out_dir=...``
+_NO_VALUE = None
+
+
+@dataclass(frozen=True)
+class Opt:
+    """An option named in a message: its Python name (a config field or an argument) and the
+    value shown with it, if any. A switch that is on is ``Opt("resume", True)``."""
+
+    name: str
+    value: object = _NO_VALUE
+
+
+Piece = str | Opt
+Spell = Callable[[Opt], str]
+
+
+def python_spelling(opt: Opt) -> str:
+    """``n_embd``, ``block_size=9``, ``tokenizer='char'``, ``resume=True``, ``out_dir=...``."""
+    if opt.value is _NO_VALUE:
+        return opt.name
+    if opt.value is ANY:
+        return f"{opt.name}=..."
+    value = str(opt.value) if isinstance(opt.value, PurePath) else opt.value  # not PosixPath(..)
+    return f"{opt.name}={value!r}"
+
+
+class Message(str):
+    """Text naming options: a ``str`` in Python's spelling that keeps its pieces, so another
+    reader (the CLI) can :meth:`render` it in its own. Joining it to other text gives plain
+    text in Python's spelling."""
+
+    pieces: tuple[Piece, ...]
+
+    def __new__(cls, *pieces: Piece) -> Message:
+        text = super().__new__(cls, render(pieces, python_spelling))
+        text.pieces = pieces
+        return text
+
+    @property
+    def options(self) -> tuple[str, ...]:
+        """The Python names of the options the message names, in order."""
+        return tuple(p.name for p in self.pieces if isinstance(p, Opt))
+
+    def render(self, spell: Spell) -> str:
+        return render(self.pieces, spell)
+
+
+def render(pieces: tuple[Piece, ...], spell: Spell) -> str:
+    return "".join(spell(p) if isinstance(p, Opt) else p for p in pieces)
+
+
+def spelled(text: str, spell: Spell) -> str:
+    """``text`` in ``spell``'s spelling when it is a :class:`Message`, else as it is."""
+    return text.render(spell) if isinstance(text, Message) else text
 
 
 class TinyGPTError(Exception):

@@ -20,9 +20,8 @@ import typer
 
 from tinygpt import __version__
 from tinygpt.cli.flags import command_spelling
-from tinygpt.console import announce_picked
-from tinygpt.errors import Interrupted, TinyGPTError
-from tinygpt.messages import Spell
+from tinygpt.errors import Interrupted, Spell, TinyGPTError
+from tinygpt.io.console import announce_picked
 
 app = typer.Typer(
     name="tinygpt",
@@ -63,7 +62,7 @@ def _root(
 
 
 def err(message: str) -> None:
-    from tinygpt.console import printable
+    from tinygpt.io.console import printable
 
     # Messages quote paths and file contents: never let them drive the terminal.
     typer.echo(f"error: {printable(message)}", err=True)
@@ -101,7 +100,7 @@ def _use_free_cores(device: str) -> None:
     """On a CPU another job is using, run with the free cores only: more threads than free cores
     made sampling 50x slower here. The library never changes torch's thread count by itself;
     the command line does, once, before the command runs (training does it for its run)."""
-    from tinygpt.device import fit_cpu_threads, resolve_device
+    from tinygpt.model.device import fit_cpu_threads, resolve_device
 
     try:
         note = fit_cpu_threads(resolve_device(device))

@@ -12,8 +12,8 @@ import typer
 from tinygpt.cli.app import command
 from tinygpt.cli.common import JsonOpt, given
 from tinygpt.cli.options import flag_name, with_field_options
+from tinygpt.data.repeats import RepeatsConfig
 from tinygpt.errors import UsageError
-from tinygpt.repeats import RepeatsConfig
 
 
 @command()
@@ -35,12 +35,12 @@ def data(
 ) -> None:
     """Download a standard small corpus into data/ (checked against its sha256), or write the
     repeated-strings corpus for watching an induction head form (`tinygpt data repeats`)."""
-    from tinygpt.datasets import fetch
+    from tinygpt.data.datasets import fetch
 
     if name == "repeats":
         if given(ctx, "url"):
             raise UsageError("--url applies only to downloads; repeats is written here")
-        from tinygpt.repeats import REPEATS_FILE, write_repeats
+        from tinygpt.data.repeats import REPEATS_FILE, write_repeats
 
         cfg = RepeatsConfig(**(options or {}))
         path = write_repeats(directory / REPEATS_FILE, cfg)

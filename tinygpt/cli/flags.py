@@ -1,7 +1,7 @@
 """How the command line names an option in a message: as the flag of the command that raised it.
 
 Library errors carry the Python names of the options they are about
-(:class:`tinygpt.messages.Opt`); a command renders them with its own parameters, so
+(:class:`tinygpt.errors.Opt`); a command renders them with its own parameters, so
 ``Opt("out_dir", ANY)`` reads ``--out DIR`` under ``train``, ``Opt("heads", "9.9")`` reads
 ``--ablate 9.9`` under ``inspect-attention``. A name the command has no parameter for (a field
 from a config file, say) is spelled by the rule: ``n_embd`` -> ``--n-embd``.
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tinygpt.messages import ANY, Opt, Spell
+from tinygpt.errors import ANY, Opt, Spell
 
 # The placeholder of an option shown without its value (``--out DIR``).
 _METAVARS = {"out_dir": "DIR"}

@@ -14,8 +14,8 @@ from tinygpt.cli.app import command
 from tinygpt.cli.common import DEVICE_DEFAULT, CheckpointOpt, DeviceOpt, JsonOpt, write_stdout
 from tinygpt.cli.options import with_field_options
 from tinygpt.config import SampleConfig, TrainConfig
-from tinygpt.console import printable
 from tinygpt.errors import UsageError
+from tinygpt.io.console import printable
 
 SAMPLE_OPTIONS = (
     "max_new_tokens",
@@ -154,7 +154,7 @@ def eval_command(
     if token_losses is None:
         summary = api.evaluate(checkpoint, file, **options).to_dict()
     else:
-        from tinygpt.attention.files import write_bytes
+        from tinygpt.views.attention_files import write_bytes
 
         report = api.token_loss_report(checkpoint, file, **options)
         write_bytes(token_losses, json.dumps(report).encode())
@@ -169,7 +169,7 @@ def eval_command(
         )
     if token_losses is not None:
         if not json_out:
-            from tinygpt.attention.labels import visible
+            from tinygpt.analysis.labels import visible
 
             typer.echo("most surprising spans (mean loss, nats/token):")
             for span in report["surprising_spans"][:5]:

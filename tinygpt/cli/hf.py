@@ -24,8 +24,8 @@ def export(
     ] = False,
 ) -> None:
     """Write a checkpoint as a Hugging Face GPT2LMHeadModel directory (identical logits)."""
-    from tinygpt.checkpoint import find_checkpoint
-    from tinygpt.hf import check_export_destination, export_hf
+    from tinygpt.checkpoint.hf import check_export_destination, export_hf
+    from tinygpt.checkpoint.store import find_checkpoint
 
     if fmt != "hf":
         raise UsageError(f"--format must be hf, got {fmt!r}")
@@ -52,7 +52,7 @@ def import_hf_command(
     ] = False,
 ) -> None:
     """Turn a local GPT-2 style Hugging Face model into a tinygpt checkpoint."""
-    from tinygpt.hf import import_hf
+    from tinygpt.checkpoint.hf import import_hf
 
     target = out or Path("checkpoints") / source.resolve().name
     import_hf(source, target, tokenizer, overwrite)

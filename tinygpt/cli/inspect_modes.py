@@ -17,14 +17,14 @@ from tinygpt.errors import UsageError
 def show_trajectory(directory: Path, json_out: bool, png_file: Path | None) -> None:
     """A run's head scores, losses and role changes by step."""
     from tinygpt import api
-    from tinygpt.attention import view
-    from tinygpt.attention.files import write_bytes
-    from tinygpt.console import stdout_console
+    from tinygpt.io.console import stdout_console
+    from tinygpt.views import attention_text as view
+    from tinygpt.views.attention_files import write_bytes
 
     records = api.trajectory(directory)
     show(stdout_console(), json_out, lambda: records, lambda: view.trajectory(records))
     if png_file:
-        from tinygpt.attention.trajectory_figure import trajectory_png
+        from tinygpt.views.trajectory_figure import trajectory_png
 
         write_bytes(png_file, trajectory_png(records))
         wrote(png_file)
@@ -41,8 +41,8 @@ def show_ablation(
 ) -> None:
     """The loss with and without ``heads``, on the prompt, the training text and the probe."""
     from tinygpt import api
-    from tinygpt.attention import view
-    from tinygpt.console import stdout_console
+    from tinygpt.io.console import stdout_console
+    from tinygpt.views import attention_text as view
 
     result = api.ablation_report(checkpoint, heads, mode, read_prompt(prompt), device=device)
     show(stdout_console(), json_out, lambda: result, lambda: view.ablation_table(result))
@@ -59,8 +59,8 @@ def show_comparison(
     """Per-head score changes from the first checkpoint to the second, and how far apart the
     patterns are."""
     from tinygpt import api
-    from tinygpt.attention import view
-    from tinygpt.console import stdout_console
+    from tinygpt.io.console import stdout_console
+    from tinygpt.views import attention_text as view
 
     # No prompt: the repeated-random-tokens probe (a one-token prompt would score nothing).
     deltas = api.compare_attention(*checkpoints, read_prompt(prompt), device=device)
@@ -96,9 +96,9 @@ def show_attention(
     layer, head_index = focus(layer, head)
     prompt = read_prompt(prompt)
     from tinygpt import api
-    from tinygpt.attention import view
-    from tinygpt.attention.files import ReportFiles, write_report
-    from tinygpt.console import stdout_console
+    from tinygpt.io.console import stdout_console
+    from tinygpt.views import attention_text as view
+    from tinygpt.views.attention_files import ReportFiles, write_report
 
     console = stdout_console()
     if window < 2:
@@ -141,7 +141,7 @@ def focus(layer: int | None, head: str | None) -> tuple[int | None, int | None]:
     """The layer and head index that --layer and --head name. --head takes the label the tables
     print (L1H2, which names the layer too) or a number, which needs --layer: alone it would
     name no head, and ignoring it would show something the user did not ask for."""
-    from tinygpt.attention.labels import parse_head_spec
+    from tinygpt.analysis.labels import parse_head_spec
 
     if head is None:
         return layer, None
@@ -160,7 +160,7 @@ def focus(layer: int | None, head: str | None) -> tuple[int | None, int | None]:
 
 def _write_json(path: Path | None, document: object) -> None:
     if path:
-        from tinygpt.attention.files import write_bytes
+        from tinygpt.views.attention_files import write_bytes
 
         write_bytes(path, json.dumps(document).encode())
         wrote(path)

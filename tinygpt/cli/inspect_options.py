@@ -1,7 +1,7 @@
 """The options of the inspect commands, declared once: ``inspect-attention`` and the
 ``tinygpt inspect`` subcommands that take an option share its flag and help.
 
-Each parameter is named as the library's messages name it (:class:`tinygpt.messages.Opt`), so an
+Each parameter is named as the library's messages name it (:class:`tinygpt.errors.Opt`), so an
 error about ``head`` or ``queries`` reads as the flag of whichever command raised it.
 """
 

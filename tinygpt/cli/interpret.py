@@ -45,9 +45,10 @@ def _read(prompt: str) -> str:
 
 def _finish(report: Any, json_out: bool, render: Any, files: dict[str, Path | None]) -> None:
     """Notices on stderr, the view (or JSON) on stdout, then the files asked for."""
-    from tinygpt.attention.files import write_bytes
-    from tinygpt.console import stdout_console
-    from tinygpt.interpret import figures, html
+    from tinygpt.io.console import stdout_console
+    from tinygpt.views import interpret_figures as figures
+    from tinygpt.views import interpret_html as html
+    from tinygpt.views.attention_files import write_bytes
 
     for notice in report.notices:
         typer.echo(f"note: {notice}", err=True)
@@ -79,8 +80,8 @@ def predictions(
 ) -> None:
     """What the model predicted at each position, and how surprised it was by what came next."""
     from tinygpt import api
-    from tinygpt.console import stdout_console
-    from tinygpt.interpret.view import predictions_view
+    from tinygpt.io.console import stdout_console
+    from tinygpt.views.interpret_text import predictions_view
 
     report = api.predictions_report(checkpoint, _read(prompt), top=top, device=device, best=best)
     width = stdout_console().width
@@ -105,7 +106,7 @@ def attribution(
 ) -> None:
     """Direct logit attribution: each head's, MLP's and the embedding's share of a token's logit."""
     from tinygpt import api
-    from tinygpt.interpret.view import attribution_view
+    from tinygpt.views.interpret_text import attribution_view
 
     report = api.logit_attribution(
         checkpoint, _read(prompt), position=position, target=target, device=device, best=best
@@ -128,7 +129,7 @@ def lens(
 ) -> None:
     """The logit lens: the prediction read from the residual stream after each layer."""
     from tinygpt import api
-    from tinygpt.interpret.view import lens_view
+    from tinygpt.views.interpret_text import lens_view
 
     report = api.logit_attribution(
         checkpoint, _read(prompt), position=position, target=target, device=device, best=best
@@ -162,8 +163,8 @@ def patch(
 ) -> None:
     """Activation patching: which head or layer carries the difference between two prompts."""
     from tinygpt import api
-    from tinygpt.console import stdout_console
-    from tinygpt.interpret.view import patching_view
+    from tinygpt.io.console import stdout_console
+    from tinygpt.views.interpret_text import patching_view
 
     report = api.activation_patching(
         checkpoint, clean, corrupted, position=position, target=target, device=device, best=best

@@ -18,7 +18,7 @@ def info(
     json_out: JsonOpt = False,
 ) -> None:
     """What a checkpoint holds: size, shape, tokenizer, steps, losses, tokens, time, device."""
-    from tinygpt.runs import checkpoint_info
+    from tinygpt.training.runs import checkpoint_info
 
     data = checkpoint_info(checkpoint)
     if json_out:
@@ -27,7 +27,7 @@ def info(
     from rich.table import Table
     from rich.text import Text
 
-    from tinygpt.console import printable, stdout_console
+    from tinygpt.io.console import printable, stdout_console
 
     table = Table(show_header=False, box=None, pad_edge=False)
     shape = data["shape"]
@@ -71,7 +71,7 @@ def info(
 def _training_rows(data: dict[str, Any]) -> list[tuple[str, str]]:
     """``info``'s optimizer and schedule; none for an imported model, which was not trained
     here (its "steps" row says so instead of "0 of 0")."""
-    from tinygpt.optim import GroupInfo, groups_line
+    from tinygpt.training.optim import GroupInfo, groups_line
 
     if not data["trained_here"]:
         return []
@@ -94,7 +94,7 @@ def runs(
     json_out: JsonOpt = False,
 ) -> None:
     """The runs under checkpoints/ as a table, newest first."""
-    from tinygpt.runs import list_runs
+    from tinygpt.training.runs import list_runs
 
     rows = list_runs(root)
     if json_out:
@@ -107,7 +107,7 @@ def runs(
     from rich.table import Table
     from rich.text import Text
 
-    from tinygpt.console import printable, stdout_console
+    from tinygpt.io.console import printable, stdout_console
 
     table = Table(pad_edge=False, box=box.SIMPLE_HEAD)
     for name in ("run", "params", "steps", "best val", "tokens", "tokenizer", "saved"):
@@ -153,12 +153,12 @@ def plot(
 ) -> None:
     """Train and validation loss by step, in the terminal (and as SVG or PNG with --out)."""
     from tinygpt.api import run_metrics
-    from tinygpt.draw.plot import terminal_plot, write_plot
+    from tinygpt.views.plot import terminal_plot, write_plot
 
     ck, metrics = run_metrics(checkpoint)
     typer.echo(json.dumps(metrics) if json_out else terminal_plot(metrics))
     if out:
-        from tinygpt.console import printable
+        from tinygpt.io.console import printable
 
         # printable: a folder name's control characters are invalid XML, its non-UTF-8 bytes
         # can't be written

@@ -98,7 +98,7 @@ def train(
 ) -> None:
     """Train a GPT on a text file and write a checkpoint directory."""
     from tinygpt.api import train as run_training
-    from tinygpt.datasets import default_corpus
+    from tinygpt.data.datasets import default_corpus
 
     if file is None:
         file = default_corpus()

@@ -40,7 +40,6 @@ from tinygpt.model.layers import (
     make_norm,
     step_norm,
 )
-from tinygpt.model.size import ParameterCount
 
 PARAMETER_ROLES = ("matrices", "embeddings", "head", "scalars")
 ATTENTION_MODES = ("sdpa", "manual")
@@ -245,11 +244,6 @@ class GPT(nn.Module):
                 nn.init.zeros_(module.bias)
         elif isinstance(module, nn.Embedding):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
-
-    def parameter_count(self) -> ParameterCount:
-        """The one count every command shows (train, runs, info): each parameter once."""
-        position = self.wpe.weight.numel() if self.wpe is not None else 0
-        return ParameterCount(sum(p.numel() for p in self.parameters()), position)
 
     def forward(
         self,

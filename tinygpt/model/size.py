@@ -34,9 +34,9 @@ class ParameterCount:
 
 
 def count_parameters(config: ModelConfig) -> ParameterCount:
-    """What ``GPT(config).parameter_count()`` gives, from the shape alone: ``runs`` lists many
-    checkpoints, and building each model (even on the meta device) cost it seconds.
-    ``tests/test_newcomer.py`` checks the two agree for every recipe switch."""
+    """The one count every command shows (train, runs, info), from the shape alone: ``runs``
+    lists many checkpoints, and building each model (even on the meta device) cost it seconds.
+    ``tests/test_newcomer.py`` checks it against a built model for every recipe switch."""
     c, bias = config.n_embd, int(config.bias)
     norm = 0 if config.norm == "rmsnorm" else c + c * bias  # RMSNorm here has no parameters
     attention = 3 * c * c + 3 * c * bias + c * c + c * bias  # c_attn, c_proj (QK-norm: none)

@@ -11,11 +11,11 @@ from typing import Any
 import torch
 
 from tinygpt.config import SampleConfig
+from tinygpt.data.tokenizer import Tokenizer
 from tinygpt.model import GPT
 from tinygpt.sampling.stops import StopMatcher
 from tinygpt.sampling.text import StreamDecoder, encode_prompt, token_text
 from tinygpt.sampling.tokens import Step, make_generator, row_seeds, sample_tokens
-from tinygpt.tokenizer import Tokenizer
 
 SEPARATOR = "\n" + "-" * 40 + "\n"  # between samples in the streamed text
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from tinygpt.config import SampleConfig
+from tinygpt.data.tokenizer import Tokenizer
 from tinygpt.errors import Interrupted
 from tinygpt.model import GPT
 from tinygpt.sampling.generate import generate_text
-from tinygpt.tokenizer import Tokenizer
 
 
 def interactive(

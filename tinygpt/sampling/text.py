@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import codecs
 
-from tinygpt.tokenizer import Tokenizer
+from tinygpt.data.tokenizer import Tokenizer
 
 
 class StreamDecoder:

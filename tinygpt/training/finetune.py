@@ -11,10 +11,9 @@ from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
-from tinygpt import checkpoint as ckpt
+from tinygpt.checkpoint import store as ckpt
 from tinygpt.config import ModelConfig
-from tinygpt.errors import UsageError
-from tinygpt.messages import ANY, Opt
+from tinygpt.errors import ANY, Opt, UsageError
 
 # Model options that change how the weights are trained, not what they are.
 TRAINING_ONLY = ("dropout",)

@@ -12,8 +12,7 @@ from typing import Any
 import torch
 
 from tinygpt.config import SampleConfig, TrainConfig
-from tinygpt.errors import UsageError
-from tinygpt.messages import Message, Opt
+from tinygpt.errors import Message, Opt, UsageError
 from tinygpt.sampling import generate_text
 from tinygpt.training.trainer import Trainer, TrainerCallback
 

@@ -14,17 +14,16 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from tinygpt import checkpoint as ckpt
+from tinygpt.checkpoint import store as ckpt
+from tinygpt.checkpoint.lock import directory_lock
 from tinygpt.config import ModelConfig, RunConfig, TrainConfig
-from tinygpt.data import Corpus, check_encoding, prepare_corpus
-from tinygpt.distributed import launch_rank, setup, teardown
-from tinygpt.errors import UsageError
-from tinygpt.lock import directory_lock
-from tinygpt.messages import ANY, Opt
-from tinygpt.presets import resolve_options
+from tinygpt.data.corpus import Corpus, check_encoding, prepare_corpus
+from tinygpt.errors import ANY, Opt, UsageError
 from tinygpt.recipe import MODEL_SWITCHES
 from tinygpt.training import finetune
+from tinygpt.training.distributed import launch_rank, setup, teardown
 from tinygpt.training.monitors import monitors
+from tinygpt.training.presets import resolve_options
 from tinygpt.training.sizing import default_tokenizer
 from tinygpt.training.trainer import Trainer, TrainerCallback, TrainResult
 from tinygpt.training.validation import val_file_ids

@@ -15,18 +15,18 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from tinygpt.config import RunConfig, TrainConfig
-from tinygpt.data import BatchSampler
-from tinygpt.device import (
+from tinygpt.data.corpus import BatchSampler
+from tinygpt.data.tokenizer import Tokenizer
+from tinygpt.model import GPT
+from tinygpt.model.device import (
     configure_backends,
     default_compile,
     fit_cpu_threads,
     resolve_device,
     resolve_dtype,
 )
-from tinygpt.distributed import DistContext
-from tinygpt.model import GPT
-from tinygpt.optim import MuonAdamW, build_optimizer
-from tinygpt.tokenizer import Tokenizer
+from tinygpt.training.distributed import DistContext
+from tinygpt.training.optim import MuonAdamW, build_optimizer
 from tinygpt.training.sizing import model_size_note
 
 

@@ -6,11 +6,10 @@ from pathlib import Path
 from typing import Any
 
 from tinygpt.config import ModelConfig, TrainConfig
-from tinygpt.data import resolve_sources
-from tinygpt.errors import UsageError
-from tinygpt.messages import Message, Opt
+from tinygpt.data.corpus import resolve_sources
+from tinygpt.data.tokenizer import Tokenizer
+from tinygpt.errors import Message, Opt, UsageError
 from tinygpt.model import GPT, count_parameters
-from tinygpt.tokenizer import Tokenizer
 
 # Parameters per training token above which a run memorises its text: train loss falls while
 # the validation loss climbs. Tiny Shakespeare's default char model has 0.8 per token; the
@@ -21,7 +20,7 @@ DWARFS_THE_DATA = 100
 def model_size_note(model: GPT, train_tokens: int, tokenizer: Tokenizer) -> str | None:
     """A warning, said when the run starts, when the model dwarfs its training text; None
     when it fits."""
-    total = model.parameter_count().total
+    total = count_parameters(model.config).total
     if total <= DWARFS_THE_DATA * max(train_tokens, 1):
         return None
     # The token embedding, and the LM head when it is its own matrix: both grow with the vocabulary.

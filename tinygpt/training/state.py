@@ -17,12 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from tinygpt import checkpoint as ckpt
+from tinygpt.checkpoint import store as ckpt
+from tinygpt.checkpoint.metrics import metrics_bytes
 from tinygpt.config import RunConfig
-from tinygpt.distributed import DistContext
+from tinygpt.data.tokenizer import Tokenizer
 from tinygpt.errors import CheckpointError
 from tinygpt.model import GPT
-from tinygpt.tokenizer import Tokenizer
+from tinygpt.training.distributed import DistContext
 
 if TYPE_CHECKING:
     from tinygpt.training.setup import Parts
@@ -94,7 +95,7 @@ def write(
     out_dir.mkdir(parents=True, exist_ok=True)
     # The log commits with the checkpoint: a save that fails leaves no record of an
     # evaluation whose weights were never saved, and one that succeeds never loses it.
-    log = ckpt.metrics_bytes(state.metrics)
+    log = metrics_bytes(state.metrics)
     ckpt.write_checkpoint(out_dir, files, state.step, log=log)
 
 

@@ -5,7 +5,7 @@ The loop knows nothing about how a run is shown or analysed: it fires events (st
 evaluate, save, note, slowdown, end) to the :class:`TrainerCallback` objects its caller attaches;
 :func:`tinygpt.api.train` attaches the progress display and the head snapshots. Setting up
 (``setup.py``), the run's state and checkpoints (``state.py``), the ``--max-time`` plan
-(tinygpt/planner.py) and the stop protocol (``stopping.py``) are pieces the loop asks.
+(tinygpt/training/planner.py) and the stop protocol (``stopping.py``) are pieces the loop asks.
 A checkpoint holds everything a run needs to continue, so ``resume=True`` is exact on CPU.
 """
 
@@ -22,19 +22,18 @@ from typing import Any
 import numpy as np
 import torch
 
-from tinygpt import checkpoint as ckpt
+from tinygpt.checkpoint import store as ckpt
 from tinygpt.config import RunConfig
-from tinygpt.data import Corpus, check_split_lengths
-from tinygpt.device import autocast
-from tinygpt.distributed import DistContext
-from tinygpt.errors import TrainingDiverged
-from tinygpt.messages import Opt
-from tinygpt.model import GPT, ParameterCount
-from tinygpt.planner import Deadline
-from tinygpt.schedule import lr_at
-from tinygpt.speed import Slowdown, SpeedWatch
+from tinygpt.data.corpus import Corpus, check_split_lengths
+from tinygpt.errors import Opt, TrainingDiverged
+from tinygpt.model import GPT, ParameterCount, count_parameters
+from tinygpt.model.device import autocast
 from tinygpt.training import setup, stopping
+from tinygpt.training.distributed import DistContext
 from tinygpt.training.finetune import load_initial_weights
+from tinygpt.training.planner import Deadline
+from tinygpt.training.schedule import lr_at
+from tinygpt.training.speed import Slowdown, SpeedWatch
 from tinygpt.training.state import RunState, restore, state_dict, write
 from tinygpt.training.validation import estimate_loss
 
@@ -53,7 +52,7 @@ class TrainResult:
 
     @property
     def parameters(self) -> ParameterCount | None:
-        return self.model.parameter_count() if self.model is not None else None
+        return count_parameters(self.model.config) if self.model is not None else None
 
 
 class TrainerCallback:

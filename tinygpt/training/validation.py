@@ -8,14 +8,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tinygpt import checkpoint as ckpt
+from tinygpt.checkpoint import store as ckpt
 from tinygpt.config import TrainConfig
-from tinygpt.data import BatchSampler, prepare_corpus
-from tinygpt.device import autocast
-from tinygpt.errors import UsageError
-from tinygpt.messages import Opt
+from tinygpt.data.corpus import BatchSampler, prepare_corpus
+from tinygpt.data.tokenizer import Tokenizer
+from tinygpt.errors import Opt, UsageError
 from tinygpt.model import GPT
-from tinygpt.tokenizer import Tokenizer
+from tinygpt.model.device import autocast
 
 
 @torch.inference_mode()

@@ -1,0 +1,170 @@
+"""Does a head matter? Ablate it and measure how much the loss changes.
+
+Three ways to take a head out, each replacing only that head's output before the heads are
+concatenated and projected:
+
+* ``zero``: the head's output becomes 0.
+* ``mean``: its output becomes its mean output over reference text (every position), which
+  removes what the head computes on this input but keeps its average contribution.
+* ``pattern``: pattern-preserving: the head keeps its own attention weights but reads, at every
+  key position, the mean value vector of that position over the reference text. It still looks
+  where it looked, yet carries no information about this input's tokens.
+
+The loss change is reported on the prompt, on a sample of the training text, on the repeats in
+that sample (the predictions right after a repeated run of tokens) and on the
+repeated-random-tokens probe (the induction loss).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+
+from tinygpt.analysis.evaluation import token_losses
+from tinygpt.analysis.labels import parse_head_spec
+from tinygpt.analysis.probes import induction_loss, line_break_ids, repeat_loss
+from tinygpt.data.corpus import BatchSampler, prepare_corpus
+from tinygpt.data.tokenizer import Tokenizer
+from tinygpt.errors import Opt, TinyGPTError, UsageError
+from tinygpt.model import GPT, hooks, run_with_cache
+from tinygpt.sampling import encode_prompt
+
+MODES = ("zero", "mean", "pattern")
+
+
+def check_mode(mode: str) -> None:
+    if mode not in MODES:
+        raise UsageError(Opt("mode"), f" must be one of {', '.join(MODES)}, got {mode!r}")
+
+
+def parse_heads(specs: list[str], n_layer: int, n_head: int) -> list[tuple[int, int]]:
+    heads = []
+    for spec in specs:
+        try:
+            layer, head = parse_head_spec(spec)
+        except ValueError:
+            raise UsageError(
+                Opt("heads"),
+                f" takes a head as the tables name it, such as L1H0 (or 1.0), got {spec!r}",
+            ) from None
+        if not (0 <= layer < n_layer and 0 <= head < n_head):
+            raise UsageError(
+                Opt("heads", spec),
+                f": the model has layers 0..{n_layer - 1} and heads 0..{n_head - 1}",
+            )
+        heads.append((layer, head))
+    return heads
+
+
+@torch.inference_mode()
+def reference_statistics(model: GPT, rows: torch.Tensor) -> dict[int, dict[str, torch.Tensor]]:
+    """Per layer: mean head outputs (n_head, hd) and position-wise mean values (n_head, T, hd),
+    over the inputs of ``rows`` (B, T + 1) of reference text."""
+    _, cache = run_with_cache(model, rows[:, :-1], lambda name: name.endswith(("hook_z", "hook_v")))
+    return {
+        layer: {
+            "out": cache[f"blocks.{layer}.attn.hook_z"].mean(dim=(0, 2)),
+            "values": cache[f"blocks.{layer}.attn.hook_v"].mean(dim=0),
+        }
+        for layer in range(len(model.blocks))
+    }
+
+
+@contextmanager
+def ablated(
+    model: GPT, heads: list[tuple[int, int]], mode: str, stats: dict[int, dict[str, torch.Tensor]]
+) -> Iterator[None]:
+    """Within the block, the model runs with ``heads`` ablated in ``mode``: ``zero`` and ``mean``
+    replace the head's output (``hook_z``); ``pattern`` replaces the values it reads
+    (``hook_v``) by their reference means, so its own weights average those instead."""
+    check_mode(mode)
+    point = "hook_v" if mode == "pattern" else "hook_z"
+
+    def replace(x: torch.Tensor, name: str) -> torch.Tensor:
+        layer = int(name.split(".")[1])
+        x = x.clone()
+        for at, h in heads:
+            if at != layer:
+                continue
+            if mode == "zero":
+                x[:, h] = 0
+            elif mode == "mean":
+                x[:, h] = stats[layer]["out"][h]
+            else:
+                x[:, h] = stats[layer]["values"][h, : x.size(2)]  # by key position
+        return x
+
+    layers = {layer for layer, _ in heads}
+    with hooks(model, [(f"blocks.{layer}.attn.{point}", replace) for layer in layers]):
+        yield
+
+
+@torch.inference_mode()
+def loss_on(model: GPT, rows: torch.Tensor) -> float:
+    return float(token_losses(model, rows).mean())
+
+
+def ablation_report(
+    model: GPT,
+    tokenizer: Tokenizer,
+    heads: list[str],
+    mode: str = "mean",
+    prompt: str = "",
+    text: tuple[str, str] | None = None,
+    samples: int = 8,
+) -> dict[str, Any]:
+    """Loss with and without ``heads`` (``"L.H"``) on the prompt, on ``samples`` windows of the
+    training text (``text``: its path and encoding, skipped when it is gone) and on the
+    repeated-random-tokens probe."""
+    check_mode(mode)
+    cfg = model.config
+    chosen = parse_heads(heads, cfg.n_layer, cfg.n_head)
+    dev = model.wte.weight.device
+    text_rows, text_source = None, None
+    if text is not None:
+        try:  # the training text, when it is still where the run read it
+            corpus = prepare_corpus(text[0], tokenizer, text[1])
+            if len(corpus.ids) > cfg.block_size + 1:
+                text_rows = BatchSampler(corpus.ids, cfg.block_size, samples, seed=0).rows(dev)
+                text_source = text[0]
+        except TinyGPTError:
+            pass
+    prompt_rows = None
+    if prompt:
+        ids, _ = encode_prompt(tokenizer, prompt, cfg.block_size)
+        prompt_rows = torch.tensor([ids], device=dev) if len(ids) > 1 else None
+    reference = text_rows if text_rows is not None else prompt_rows
+    if reference is None:
+        raise UsageError(
+            Opt("heads"), " needs a ", Opt("prompt"), " (or the run's training text) to measure on"
+        )
+    if text_rows is None and mode == "pattern":
+        # One sequence is its own position-wise mean: the ablation would change nothing.
+        where = text[0] if text is not None else None
+        raise UsageError(
+            Opt("mode", "pattern"),
+            " needs reference text other than the prompt, and the run's "
+            f"training text {where!r} was not found; use zero or mean",
+        )
+    stats = reference_statistics(model, reference)
+    result: dict[str, Any] = {"heads": heads, "mode": mode, "text_source": text_source}
+    for name, rows in (("prompt", prompt_rows), ("text", text_rows)):
+        if rows is None:
+            continue
+        base = loss_on(model, rows)
+        with ablated(model, chosen, mode, stats):
+            after = loss_on(model, rows)
+        result[name] = {"loss": base, "ablated": after, "delta": after - base}
+    if text_rows is not None and (base := repeat_loss(model, text_rows)) is not None:
+        with ablated(model, chosen, mode, stats):
+            after = repeat_loss(model, text_rows)
+        result["repeat"] = {"loss": base, "ablated": after, "delta": after - base}
+    avoid = line_break_ids(tokenizer, cfg.vocab_size)
+    base = induction_loss(model, avoid=avoid)
+    with ablated(model, chosen, mode, stats):
+        after = induction_loss(model, avoid=avoid)
+    result["probe"] = {"loss": base, "ablated": after, "delta": after - base}
+    return result

@@ -1,0 +1,135 @@
+"""Activation patching: which activation carries the difference between two prompts.
+
+Run the corrupted prompt with one activation taken from the clean run (one head's output at one
+position, that head's output at every position, one layer's residual stream at one position) and
+measure how much of the gap in the target token's log-probability it restores:
+
+    restored = (patched - corrupted) / (clean - corrupted)
+
+1 means the patch alone brings the clean prediction back, 0 that it does nothing. Patches go in
+through the named hook points, a batch of corrupted rows at a time, each row with its own patch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from tinygpt.errors import Opt, UsageError
+from tinygpt.model import GPT, hooks, run_with_cache
+
+ROWS_PER_BATCH = 64  # patched copies of the prompt run together
+
+
+@dataclass
+class PatchingResult:
+    position: int
+    target: int
+    clean_logprob: float
+    corrupted_logprob: float
+    heads: torch.Tensor  # (n_layer, n_head): the head's output at every position patched
+    head_positions: torch.Tensor  # (n_layer, n_head, T): at one position
+    residual: torch.Tensor  # (n_layer, T): the stream into each layer at one position
+
+    def to_dict(self) -> dict:
+        return {
+            "position": self.position,
+            "target": self.target,
+            "clean_logprob": self.clean_logprob,
+            "corrupted_logprob": self.corrupted_logprob,
+            "heads": self.heads.tolist(),
+            "head_positions": self.head_positions.tolist(),
+            "residual": self.residual.tolist(),
+        }
+
+
+@torch.inference_mode()
+def patched_logprobs(
+    model: GPT,
+    corrupted: torch.Tensor,
+    point: str,
+    source: torch.Tensor,
+    masks: torch.Tensor,
+    position: int,
+    target: int,
+) -> torch.Tensor:
+    """Run ``corrupted`` (1, T) once per mask, each time with the activation at hook point
+    ``point`` taken from ``source`` where the mask (broadcast to the activation) is True; return
+    the target's log-probability at ``position`` for each (len(masks),)."""
+    out = []
+    for chunk in masks.split(ROWS_PER_BATCH):
+        with hooks(model, [(point, _replacing(chunk.to(source.device), source))]):
+            logits, _ = model(corrupted.expand(len(chunk), -1))
+        out.append(F.log_softmax(logits[:, position].float(), dim=-1)[:, target].cpu())
+    return torch.cat(out)
+
+
+def _replacing(selected: torch.Tensor, source: torch.Tensor):
+    def patch(x: torch.Tensor, name: str) -> torch.Tensor:
+        return torch.where(selected, source.expand_as(x), x)
+
+    return patch
+
+
+def _target_logprob(model: GPT, idx: torch.Tensor, position: int, target: int) -> float:
+    with torch.inference_mode():
+        logits, _ = model(idx)
+    return float(F.log_softmax(logits[0, position].float(), dim=-1)[target])
+
+
+def patch_activations(
+    model: GPT, clean: list[int], corrupted: list[int], position: int, target: int
+) -> PatchingResult:
+    """Every head (at all positions and at each one) and every layer's residual stream (at each
+    position) patched from ``clean`` into ``corrupted``; the share of the gap each restores."""
+    if len(clean) != len(corrupted):
+        raise UsageError(
+            Opt("clean"),
+            " and ",
+            Opt("corrupted"),
+            f" must have the same number of tokens ({len(clean)} and {len(corrupted)})",
+        )
+    model.eval()
+    device = model.wte.weight.device
+    clean_idx = torch.tensor([clean], device=device)
+    bad_idx = torch.tensor([corrupted], device=device)
+    hi = _target_logprob(model, clean_idx, position, target)
+    lo = _target_logprob(model, bad_idx, position, target)
+    if abs(hi - lo) < 1e-6:
+        raise UsageError(
+            "the two prompts give the target the same log-probability: there is nothing to restore"
+        )
+    with torch.inference_mode():
+        _, cache = run_with_cache(model, clean_idx, lambda n: n.endswith(("hook_z", "resid_pre")))
+    n_layer, n_head, t = len(model.blocks), model.config.n_head, len(clean)
+    eye_h, eye_t = torch.eye(n_head, dtype=torch.bool), torch.eye(t, dtype=torch.bool)
+    # head h at every position: (H, H, T, 1); head h at position j: (H*T, H, T, 1)
+    every = eye_h[:, :, None, None].expand(n_head, n_head, t, 1)
+    one = (eye_h[:, None, :, None, None] & eye_t[None, :, None, :, None]).reshape(-1, n_head, t, 1)
+    # the stream at position j: (T, T, 1)
+    stream = eye_t[:, :, None]
+    heads, head_positions, residual = [], [], []
+    for layer in range(n_layer):
+        z = cache[f"blocks.{layer}.attn.hook_z"]
+        point = f"blocks.{layer}.attn.hook_z"
+        heads.append(patched_logprobs(model, bad_idx, point, z, every, position, target))
+        grid = patched_logprobs(model, bad_idx, point, z, one, position, target)
+        head_positions.append(grid.view(n_head, t))
+        point = f"blocks.{layer}.hook_resid_pre"
+        src = cache[point]
+        residual.append(patched_logprobs(model, bad_idx, point, src, stream, position, target))
+
+    def restored(lp: torch.Tensor) -> torch.Tensor:
+        return (lp - lo) / (hi - lo)
+
+    return PatchingResult(
+        position,
+        target,
+        hi,
+        lo,
+        restored(torch.stack(heads)),
+        restored(torch.stack(head_positions)),
+        restored(torch.stack(residual)),
+    )

@@ -1,0 +1,207 @@
+"""Model-level probes of what heads do: induction on repeated random tokens, the in-context
+learning score, and copying (from the weights alone, and along the direct path on a prompt).
+
+* induction (prefix matching, Olsson et al. 2022): on a sequence of random distinct tokens
+  r_0..r_{n-1} repeated twice, the mean over positions i of the second copy of A[i, i - n + 1]:
+  the weight on the token right after the earlier occurrence of the current token. A perfect
+  induction head scores 1. The random tokens are never line breaks: many corpora start a new,
+  unrelated record on each line, and a model that learned not to copy across one is right.
+* repeat loss: on real text, the loss of the predictions made right after a run of
+  REPEAT_MATCH tokens that already occurred earlier in the window, where copying what followed
+  the earlier run can help (on ``tinygpt data repeats`` text: the second copy of each string).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from tinygpt.analysis.capture import AttentionRun, capture_attention
+from tinygpt.analysis.evaluation import token_losses
+from tinygpt.data.tokenizer import Tokenizer
+from tinygpt.model import GPT
+
+REPEAT_MATCH = 3  # tokens that must repeat before a prediction counts as a repeat's
+# Vocabularies up to this size are searched for every token holding a line break; larger (BPE)
+# ones avoid just the encoding of "\n" (a random probe rarely draws the rest).
+_SCAN_VOCAB = 1 << 12
+
+
+def line_break_ids(tokenizer: Tokenizer, vocab_size: int) -> tuple[int, ...]:
+    """Ids of the tokens that hold a line break, which the induction probe never draws."""
+    if vocab_size <= _SCAN_VOCAB:
+        strings = tokenizer.token_strings(list(range(vocab_size)))
+        return tuple(i for i, s in enumerate(strings) if "\n" in s or "\r" in s)
+    return tuple(tokenizer.encode("\n"))
+
+
+def default_probe_length(model: GPT, avoid: Sequence[int] = ()) -> int:
+    cfg = model.config
+    return min(cfg.block_size // 2, cfg.vocab_size - len(set(avoid)), 64)
+
+
+def induction_sequence(
+    vocab_size: int, n: int, seed: int = 0, avoid: Sequence[int] = ()
+) -> list[int]:
+    """n random tokens without repeats (so 'the earlier occurrence' is unique), none of them in
+    ``avoid``, twice."""
+    g = torch.Generator().manual_seed(seed)
+    skip = set(avoid)
+    first = [i for i in torch.randperm(vocab_size, generator=g).tolist() if i not in skip][:n]
+    return first + first
+
+
+def induction_scores_from_weights(weights: torch.Tensor, n: int) -> torch.Tensor:
+    """Mean A[i, i - n + 1] over the second copy, for (..., 2n, 2n) weights."""
+    i = torch.arange(n, 2 * n)
+    return weights[..., i, i - n + 1].double().mean(-1)
+
+
+def induction_chance(n: int) -> float:
+    """The induction score of uniform attention: mean 1/(i+1) over the second copy."""
+    return float((1.0 / torch.arange(n + 1, 2 * n + 1, dtype=torch.float64)).mean())
+
+
+@dataclass
+class InductionProbe:
+    """(n_layer, n_head) induction scores on ``length`` random tokens repeated twice."""
+
+    scores: torch.Tensor
+    length: int
+
+    @property
+    def chance(self) -> float:
+        return induction_chance(self.length)
+
+    def to_dict(self) -> dict:
+        return {
+            "repeated_length": self.length,
+            "scores": self.scores.tolist(),
+            "chance": self.chance,
+            # A perfect induction head puts all of a second-copy query's weight on the token
+            # after the earlier occurrence: it scores 1 per scored query here. Tools that
+            # average over both copies (the first cannot be predicted) report about half.
+            "convention": "mean over second-copy queries; perfect head = 1",
+        }
+
+
+@torch.inference_mode()
+def induction_probe(
+    model: GPT, n: int | None = None, seed: int = 0, avoid: Sequence[int] = ()
+) -> InductionProbe:
+    """Induction scores of every head on random tokens (none in ``avoid``) repeated twice."""
+    n = n or default_probe_length(model, avoid)
+    ids = induction_sequence(model.config.vocab_size, n, seed, avoid)
+    run = capture_attention(model, ids, [str(i) for i in ids])
+    return InductionProbe(induction_scores_from_weights(run.weights, n).float(), n)
+
+
+@torch.inference_mode()
+def induction_loss(
+    model: GPT, n: int | None = None, seed: int = 0, avoid: Sequence[int] = ()
+) -> float:
+    """Mean loss on the second copy of repeated random tokens (predictable only by copying)."""
+    n = n or default_probe_length(model, avoid)
+    ids = torch.tensor(
+        [induction_sequence(model.config.vocab_size, n, seed, avoid)],
+        device=model.wte.weight.device,
+    )
+    # position p predicts token p + 1; the second copy's tokens n + 1 .. 2n - 1 are predictable
+    return float(token_losses(model, ids)[0, n:].mean())
+
+
+def repeat_positions(x: torch.Tensor, match: int = REPEAT_MATCH) -> torch.Tensor:
+    """(B, T) bool: position i ends a run of ``match`` tokens that occurs earlier in its row
+    (ending at some j < i), so the token after the earlier run is a guess at token i + 1."""
+    b, t = x.shape
+    found = torch.zeros(b, t, dtype=torch.bool, device=x.device)
+    if t <= match:
+        return found
+    runs = x.unfold(1, match, 1)  # (B, T - match + 1, match): the run ending at match - 1 + k
+    same = (runs[:, :, None, :] == runs[:, None, :, :]).all(-1)  # (B, K, K)
+    earlier = torch.ones(same.size(1), same.size(1), dtype=torch.bool, device=x.device).tril(-1)
+    found[:, match - 1 :] = (same & earlier).any(-1)
+    return found
+
+
+@torch.inference_mode()
+def repeat_loss(model: GPT, windows: torch.Tensor) -> float | None:
+    """Mean loss of the predictions right after a repeated run (see the module docstring) over
+    ``windows`` (B, T + 1) of text; None when the windows hold no repeated run."""
+    where = repeat_positions(windows[:, :-1])
+    if not bool(where.any()):
+        return None
+    return float(token_losses(model, windows)[where].mean())
+
+
+@torch.inference_mode()
+def in_context_score(model: GPT, windows: torch.Tensor) -> float:
+    """Loss late in the context minus loss early in it (negative: later tokens gain from context).
+
+    ``windows`` is (B, T + 1) real text; late = the last quarter of positions, early = the
+    positions from T/16 to T/8 (Olsson et al. 2022 compare token 500 with token 50).
+    """
+    losses = token_losses(model, windows).mean(0)
+    t = losses.numel()
+    early = losses[max(1, t // 16) : max(2, t // 8)].mean()
+    return float(losses[(3 * t) // 4 :].mean() - early)
+
+
+@torch.no_grad()
+def copying_scores(model: GPT) -> torch.Tensor:
+    """(n_layer, n_head) weights-only copying scores of the OV circuits, in [0, 1].
+
+    A head that copies raises the logit of the token it attends to: its full OV circuit
+    M = W_E W_V W_O W_U (vocab x vocab, row-vector convention) has mostly positive eigenvalues.
+    M's non-zero eigenvalues are those of the small d_head x d_head product W_O W_U W_E W_V, so
+    that is what is computed. The score is the share of eigenvalue magnitude with a positive
+    real part (Elhage et al. 2021; Olsson et al. 2022). It ignores the norms and biases.
+    """
+    cfg = model.config
+    d, dh = cfg.n_embd, cfg.head_dim
+    w_e = model.wte.weight.double()  # (vocab, d)
+    w_u = model.lm_head.weight.double()  # (vocab, d): w_e itself when tied (gpt2 recipe)
+    embed_unembed = w_e.T @ w_u  # (d, d): W_E then W_U in the cyclic product
+    out = torch.zeros(cfg.n_layer, cfg.n_head)
+    for layer, block in enumerate(model.blocks):
+        w_v = block.attn.c_attn.weight.double()[2 * d :]  # (d, d): rows are value outputs
+        w_o = block.attn.c_proj.weight.double()  # (d, d)
+        for h in range(cfg.n_head):
+            v_h = w_v[h * dh : (h + 1) * dh]  # x -> v: v = v_h @ x
+            o_h = w_o[:, h * dh : (h + 1) * dh]  # v -> residual: o_h @ v
+            # M[t, s] = w_u[t] . o_h v_h w_e[s]: logit of t when the head attends to s.
+            small = v_h @ embed_unembed @ o_h  # (dh, dh), same non-zero spectrum as M
+            eig = torch.linalg.eigvals(small)
+            mag = eig.abs()
+            out[layer, h] = float(mag[eig.real > 0].sum() / mag.sum().clamp_min(1e-30))
+    return out
+
+
+@torch.no_grad()
+def direct_copying_per_query(model: GPT, run: AttentionRun) -> torch.Tensor:
+    """(n_layer, n_head, T) direct-path copying of each query, in logits (Olsson et al. 2022).
+
+    For each query, the head's update to the residual stream is read straight out through the
+    unembedding (the final LayerNorm's gain applied as a linear scale; later layers ignored).
+    The value is the weight-averaged rise of the logits of the tokens the head attends to,
+    relative to the mean logit: > 0 means the head promotes the tokens it looks at. Query i
+    depends only on tokens up to i, so a prompt cut after B keeps the first B values.
+    """
+    cfg = model.config
+    dh = cfg.head_dim
+    ids = torch.tensor(run.ids)
+    w_u = model.lm_head.weight.detach().float().cpu()
+    if getattr(model.ln_f, "weight", None) is not None:  # RMSNorm (modern) has no gain
+        w_u = w_u * model.ln_f.weight.detach().float().cpu()
+    out = torch.zeros(cfg.n_layer, cfg.n_head, len(run.ids))
+    for layer, cap in enumerate(run.captures):
+        w_o = model.blocks[layer].attn.c_proj.weight.detach().float().cpu()
+        for h in range(cfg.n_head):
+            update = cap.head_outputs[0, h] @ w_o[:, h * dh : (h + 1) * dh].T  # (T, d)
+            logits = update @ w_u.T  # (T, vocab)
+            logits = logits - logits.mean(-1, keepdim=True)
+            on_keys = logits[:, ids]  # (T queries, T keys): logit of each key's token
+            out[layer, h] = (cap.weights[0, h] * on_keys).sum(-1)
+    return out

@@ -1,0 +1,5 @@
+"""A run on disk: the crash-safe, verified checkpoint format (store.py), one writer at a time
+(lock.py), the evaluation log (metrics.py), and Hugging Face export and import (hf.py).
+
+It sits between the model and training: training writes checkpoints, and sampling, analysis and
+the views only read them."""

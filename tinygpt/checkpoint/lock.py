@@ -1,0 +1,238 @@
+"""One writer per checkpoint directory: an advisory lock file that names its holder.
+
+``train`` holds ``DIR/.lock`` for the whole run. The lock is an ``flock`` on that file, so the
+kernel drops it when the holder dies, even by ``kill -9``: a lock file left behind is stale by
+construction and the next run simply takes it over. The file holds the holder's PID and host,
+so a refused writer can say who has the directory. On a file system without ``flock`` (NFS
+without a lock daemon, some FUSE mounts) that PID is the guard: a run whose holder is alive on
+this host, or on another host (which can't be checked), is refused; a dead one's is taken over.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import re
+import socket
+import stat
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from tinygpt.errors import Opt, UsageError
+from tinygpt.io.console import printable
+
+LOCK_FILE = ".lock"
+# What flock fails with on a file system that has no such locks (not: another process has it).
+_NO_FLOCK = frozenset({errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS, errno.EINVAL})
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no advisory locks, runs are not guarded
+    fcntl = None  # type: ignore[assignment]
+
+
+def _holder_text(fd: int) -> str:
+    # Read through the descriptor already checked to be our regular file, never the path.
+    try:
+        return os.pread(fd, 400, 0).decode("utf-8", errors="replace").strip()
+    except OSError:
+        return ""
+
+
+def _holder(fd: int) -> str:
+    """Who holds the lock, for a message."""
+    return printable(_holder_text(fd)[:100]) or "another process"
+
+
+def _open_file(path: Path) -> int | None:
+    """A descriptor of the lock file ``path``: a regular file with one name, inside the folder.
+
+    A checkpoint may come from someone else, and its ``.lock`` may be a symbolic link (even a
+    dangling one), a hard link to one of the user's files, a FIFO or a device: writing the
+    holder's name through it would overwrite that file. Such a ``.lock`` is never opened or
+    written; its name is removed (which leaves what it points to alone) and None is returned
+    so the caller tries again on a fresh file.
+    """
+    flags = os.O_RDWR | os.O_CREAT | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0), 0o644)
+    except OSError as exc:
+        if exc.errno not in (errno.ELOOP, errno.EISDIR, errno.ENXIO, errno.EMLINK):
+            raise
+        _remove_foreign(path)
+        return None
+    info = os.fstat(fd)
+    if stat.S_ISREG(info.st_mode) and info.st_nlink == 1:
+        return fd
+    os.close(fd)
+    _remove_foreign(path)
+    return None
+
+
+def _remove_foreign(path: Path) -> None:
+    """Remove a ``.lock`` that no tinygpt run made (a link, a FIFO, a device)."""
+    try:
+        if path.is_dir() and not path.is_symlink():
+            path.rmdir()  # only an empty one: a folder with files in it is the user's
+        else:
+            path.unlink()
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise UsageError(
+            f"{path} is in the way of tinygpt's lock file ({exc.strerror or exc}); remove it"
+        ) from None
+
+
+def _in_use(path: Path, holder: str) -> UsageError:
+    return UsageError(
+        f"{path.parent} is in use by another tinygpt run ({holder}); wait for it to finish or "
+        f"use another ",
+        Opt("out_dir"),
+    )
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    except (OSError, OverflowError):
+        return False
+    return True
+
+
+def _check_pid_holder(fd: int, path: Path) -> None:
+    """Without ``flock``: refuse when the holder the file names may still run (a live process
+    on this host, or any process on another host, which can't be checked from here)."""
+    text = _holder_text(fd)
+    match = re.fullmatch(r"pid ([0-9]{1,9}) on (.+)", text)
+    if match is None:  # empty, or not a holder tinygpt wrote: nobody holds it
+        return
+    pid, host = int(match.group(1)), match.group(2)
+    if host != socket.gethostname():
+        raise UsageError(
+            f"{path.parent} may be in use by a tinygpt run on {printable(host[:60])} (pid {pid}); "
+            f"its file system has no file locks to tell, so remove {path} if no run uses it"
+        )
+    if pid != os.getpid() and _alive(pid):
+        raise _in_use(path, _holder(fd))
+
+
+def _open_locked(path: Path) -> tuple[int, bool]:
+    """A descriptor of ``path`` holding its exclusive lock, and whether the kernel holds it
+    (False on a file system without ``flock``: the PID written in the file guards it then);
+    UsageError when another run has it."""
+    while True:
+        fd = _open_file(path)
+        if fd is None:
+            continue
+        try:
+            locked = fcntl is not None
+            if fcntl is not None:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    raise _in_use(path, _holder(fd)) from None
+                except OSError as exc:
+                    if exc.errno not in _NO_FLOCK:
+                        raise
+                    _check_pid_holder(fd, path)
+                    locked = False
+            # The previous holder may have removed the file between our open and our lock:
+            # then we hold a lock on a file nobody else can see, so start over.
+            if os.path.samestat(os.fstat(fd), os.lstat(path)):
+                return fd, locked
+        except FileNotFoundError:
+            pass
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
+
+
+def in_use(directory: Path) -> bool:
+    """Whether a tinygpt run holds ``directory``'s writer lock right now (False where locks
+    don't exist)."""
+    path = Path(directory) / LOCK_FILE
+    if fcntl is None or not path.is_file():
+        return False
+    try:  # never through a link, never blocking on a FIFO put in its place
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return False
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)  # closing drops the shared lock at once, if it was taken
+    return False
+
+
+@contextlib.contextmanager
+def directory_lock(directory: Path) -> Iterator[str | None]:
+    """Hold ``directory``'s writer lock (creating the directory) for the ``with`` block; the
+    block gets a note for the user when the file system has no ``flock`` (NFS without a lock
+    daemon, some FUSE mounts): the run then goes on, guarded by the PID the file names.
+
+    Also proves the directory is writable before any work starts: a read-only ``--out`` or one
+    that is a regular file fails here with one line, not at the first save.
+    """
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise UsageError(Opt("out_dir", directory), " is a file, not a directory")
+    # Directories this run creates (the leaf first), removed again if it ends before saving.
+    created = [d for d in (directory, *directory.parents) if not d.exists()]
+    path = directory / LOCK_FILE
+    fd = None
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, locked = _open_locked(path)
+        holder = f"pid {os.getpid()} on {socket.gethostname()}"
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{holder}\n".encode())
+        if not locked:
+            time.sleep(0.05)  # a run starting at the same moment has written by now
+            if _holder_text(fd) != holder:  # it did, after us: it has the directory
+                os.close(fd)
+                fd = None
+                raise _in_use(path, "it started at the same moment")
+    except (UsageError, OSError) as exc:
+        # Nothing of a run that could not start stays behind: no .lock, no empty --out.
+        _release(path, fd, created)
+        if isinstance(exc, UsageError):
+            raise
+        raise UsageError(
+            "cannot write to ", Opt("out_dir", directory), f": {exc.strerror or exc}"
+        ) from None
+    note = None
+    if not locked and fcntl is not None:
+        note = (
+            f"{directory} is on a file system without file locks: the PID in {LOCK_FILE} "
+            f"guards it from other runs on this machine"
+        )
+    try:
+        yield note
+    finally:
+        _release(path, fd, created)
+
+
+def _release(path: Path, fd: int | None, created: list[Path]) -> None:
+    if fd is not None:
+        # Remove the file while still holding the lock (a waiting run then starts over on a
+        # fresh file, see _open_locked); closing releases the lock.
+        with contextlib.suppress(OSError):
+            path.unlink()
+        os.close(fd)
+    for d in created:  # a run that failed before its first save leaves no empty directory
+        with contextlib.suppress(OSError):  # not empty (a checkpoint is in it): kept
+            d.rmdir()

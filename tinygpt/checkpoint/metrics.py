@@ -1,0 +1,108 @@
+"""A run's evaluation log, ``metrics.jsonl``: one JSON object per evaluation.
+
+The log is not covered by the checkpoint's manifest (a save stages it beside the checkpoint's
+files and moves it into place once committed), so a reader takes nothing in it on trust: a
+record that does not have the shape the trainer writes is skipped, never passed on to the plot,
+``info`` or the trajectory view.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from tinygpt.errors import CheckpointError
+from tinygpt.io.files import atomic_write_bytes, describe_os_error, read_bounded
+
+METRICS_FILE = "metrics.jsonl"
+METRICS_LIMIT = 256 << 20  # about 100,000 evaluations with head snapshots
+_NUMBERS = (
+    "train_loss",
+    "val_loss",
+    "last_batch_loss",
+    "lr",
+    "tokens_per_sec",
+    "tokens_seen",
+    "elapsed_s",
+    "induction_loss",
+    "icl_score",
+    "repeat_loss",
+)
+_HEAD = re.compile(r"L[0-9]{1,4}H[0-9]{1,4}")  # attention.labels.head_label's format
+_SNAPSHOT_NUMBERS = ("val_loss", "induction_loss", "icl_score")  # what the trajectory shows
+
+
+def _number(value: Any) -> bool:
+    # NaN and infinity are numbers here: a diverging run logs them, and every reader copes.
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _scores(value: Any) -> bool:
+    """A mapping of names to finite numbers (a head's scores, the chance levels)."""
+    return isinstance(value, dict) and all(
+        isinstance(k, str) and _number(v) for k, v in value.items()
+    )
+
+
+def valid_record(record: Any) -> bool:
+    """Whether ``record`` has the shape of an evaluation the trainer logs."""
+    if not isinstance(record, dict):
+        return False
+    step = record.get("step")
+    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+        return False
+    if any(key in record and not _number(record[key]) for key in _NUMBERS):
+        return False
+    if "best" in record and not isinstance(record["best"], bool):
+        return False
+    if "sample" in record and not isinstance(record["sample"], str):
+        return False
+    if "heads" in record:
+        heads = record["heads"]
+        # Head names are shown in tables: only the trainer's labels (``L1H0``), never a
+        # file's terminal escapes or rich markup.
+        if not isinstance(heads, dict) or not all(
+            isinstance(k, str) and _HEAD.fullmatch(k) and _scores(v) for k, v in heads.items()
+        ):
+            return False
+        if not _scores(record.get("chance", {})) or not all(
+            key in record for key in _SNAPSHOT_NUMBERS
+        ):
+            return False
+    return True
+
+
+def metrics_bytes(records: list[dict[str, Any]]) -> bytes:
+    """metrics.jsonl's content for ``records`` (small: one line per evaluation)."""
+    return "".join(json.dumps(r) + "\n" for r in records).encode()
+
+
+def write_metrics(directory: Path, records: list[dict[str, Any]]) -> None:
+    """Rewrite metrics.jsonl atomically with ``records``."""
+    atomic_write_bytes(Path(directory) / METRICS_FILE, metrics_bytes(records))
+
+
+def read_metrics(
+    directory: Path, up_to_step: int | None = None, name: str = METRICS_FILE
+) -> list[dict[str, Any]]:
+    """The well-formed records of metrics.jsonl (or ``name``, the staged log of a save not yet
+    finished), oldest first; with ``up_to_step``, only those of evaluations the checkpoint's
+    saved step includes (a save that failed after its evaluation was logged must not show)."""
+    path = Path(directory) / name
+    try:
+        data = read_bounded(path, METRICS_LIMIT)
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise CheckpointError(f"cannot read {path}: {describe_os_error(exc)}") from None
+    records = []
+    for line in data.decode("utf-8", errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
+            continue
+        if valid_record(record) and (up_to_step is None or record["step"] <= up_to_step):
+            records.append(record)
+    return records

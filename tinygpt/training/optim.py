@@ -1,0 +1,241 @@
+"""The optimizer: one object over every parameter group, each group of a kind.
+
+``muon`` (the default) gives the blocks' weight matrices the Muon kind (training/muon.py), which
+orthogonalises each matrix's momentum (Newton-Schulz) so every direction moves at a similar rate,
+and the embeddings, head and scalars the AdamW kind, for which Muon is not meant. ``adamw`` is
+the gpt2 recipe: every group AdamW, decay on matrices only.
+
+Each group keeps its own peak rate; the schedule moves every group by the same factor. The one
+object steps, clears, saves and loads all groups, so a GradScaler unscales and steps it as it
+would any torch optimizer, and a checkpoint holds one torch-style state dict.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from torch.optim.adamw import adamw
+
+from tinygpt.config import ModelConfig, TrainConfig
+from tinygpt.model import GPT
+from tinygpt.model.meta import meta_model
+from tinygpt.training import muon
+
+# role -> (kind, which TrainConfig field holds its peak rate, weight decay applies)
+MUON_ROLES: dict[str, tuple[str, str, bool]] = {
+    "matrices": ("muon", "matrix_lr", True),
+    "embeddings": ("adamw", "embed_lr", False),
+    "head": ("adamw", "lr", False),
+    "scalars": ("adamw", "lr", False),
+}
+KINDS = ("muon", "adamw")  # the order groups are kept in (and old checkpoints saved them in)
+# Group entries this run's configuration decides, whatever a loaded state says.
+RUN_DECIDES = ("kind", "peak_lr")
+
+
+@dataclass
+class GroupInfo:
+    """One parameter group as the run header and ``tinygpt info`` show it."""
+
+    role: str
+    optimizer: str
+    peak_lr: float
+    weight_decay: float
+    parameters: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _undecorated(method: Any) -> Any:
+    """One of ``torch.optim.Optimizer``'s bookkeeping methods without the wrapper that tells
+    torch.compile to skip it: the wrapper imports the compiler stack (``torch._dynamo``, 1-4 s
+    of a run's start-up) the first time it runs, compiled or not. The optimizer is never compiled
+    (``--compile`` compiles the model), and the function inside is the same code."""
+    return getattr(method, "__wrapped__", method)
+
+
+def _defaults(cls: type[torch.optim.Optimizer], **overrides: Any) -> dict[str, Any]:
+    """The group entries a torch optimizer gives its groups: its constructor's defaults."""
+    parameters = inspect.signature(cls.__init__).parameters.values()
+    found = {p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty}
+    return {**found, **overrides}
+
+
+class MuonAdamW(torch.optim.Optimizer):
+    """Every parameter group in one optimizer; a group's ``kind`` names its update.
+
+    The arithmetic is torch's (the functional AdamW, fused) and tinygpt's Muon
+    (:func:`~tinygpt.training.muon.update`), each over this object's groups of its kind and its
+    state, and the groups hold the entries torch's ``AdamW`` and ``Muon`` give theirs, so a
+    checkpoint is what either would save. ``groups`` describes each group (role, kind, peak rate)
+    for the run header.
+    """
+
+    add_param_group = _undecorated(torch.optim.Optimizer.add_param_group)
+    zero_grad = _undecorated(torch.optim.Optimizer.zero_grad)
+    state_dict = _undecorated(torch.optim.Optimizer.state_dict)
+
+    def __init__(
+        self,
+        groups: list[dict[str, Any]],
+        described: list[GroupInfo],
+        options: dict[str, dict[str, Any]],
+        newton_schulz: tuple[bool, torch.dtype] = (False, torch.float32),
+    ) -> None:
+        """``options``: per kind, the group entries this run sets (rates, betas, fused);
+        ``newton_schulz``: (batched, dtype) of Muon's iteration on this run's device."""
+        self.groups = described
+        self.batched, self.ns_dtype = newton_schulz
+        kind_defaults = {
+            "muon": _defaults(torch.optim.Muon),
+            "adamw": _defaults(torch.optim.AdamW, decoupled_weight_decay=True),
+        }
+        filled = [{**kind_defaults[g["kind"]], **options[g["kind"]], **g} for g in groups]
+        super().__init__(filled, defaults={})
+
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> Any:  # type: ignore[override]
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
+            if group["kind"] == "muon":
+                muon.update(group, params, self.state, self.batched, self.ns_dtype)
+            else:
+                adamw_update(group, params, self.state)
+        return loss
+
+    def set_lr(self, lr: float, reference: float) -> None:
+        """Put every group on the schedule: ``lr`` is the rate of a group whose peak is
+        ``reference``, and every group runs at its own peak times the same factor (computed
+        as ``lr * (peak / reference)``, the rounding saved runs were trained with)."""
+        for group in self.param_groups:
+            group["lr"] = lr * (group["peak_lr"] / reference)
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Load a state of this shape or of the two older ones (see :func:`one_shape`)."""
+        state = one_shape(state_dict)
+        kinds = [g.get("kind") for g in state.get("param_groups", [])]
+        if kinds != [g["kind"] for g in self.param_groups]:
+            raise ValueError("the checkpoint's optimizer state was made for another optimizer")
+        decided = [{k: g[k] for k in RUN_DECIDES} for g in self.param_groups]
+        _undecorated(torch.optim.Optimizer.load_state_dict)(self, state)
+        for group, keys in zip(self.param_groups, decided, strict=True):
+            group.update(keys)
+
+
+def adamw_update(
+    group: dict[str, Any], params: list[torch.Tensor], state: dict[torch.Tensor, dict[str, Any]]
+) -> None:
+    """One AdamW step of ``params`` (those of ``group`` with a gradient): torch's functional
+    AdamW on state kept as torch's ``AdamW`` keeps it (its step count on the parameter's device
+    when fused)."""
+    for p in params:
+        if not state[p]:
+            on = p.device if group["fused"] or group["capturable"] else "cpu"
+            state[p]["step"] = torch.zeros((), dtype=torch.float32, device=on)
+            state[p]["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            state[p]["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+    beta1, beta2 = group["betas"]
+    adamw(
+        params,
+        [p.grad for p in params],
+        [state[p]["exp_avg"] for p in params],
+        [state[p]["exp_avg_sq"] for p in params],
+        [],
+        [state[p]["step"] for p in params],
+        foreach=group["foreach"],
+        capturable=group["capturable"],
+        fused=group["fused"],
+        amsgrad=False,
+        beta1=beta1,
+        beta2=beta2,
+        lr=group["lr"],
+        weight_decay=group["weight_decay"],
+        eps=group["eps"],
+        maximize=False,
+    )
+
+
+def one_shape(state: dict[str, Any]) -> dict[str, Any]:
+    """A saved optimizer state as one torch-style state dict whose groups name their kind.
+
+    Checkpoints written before the one optimizer hold either a single AdamW's state (the gpt2
+    recipe) or ``{"optimizers": [muon, adamw]}``, each numbering its parameters from 0."""
+    if "optimizers" not in state and all("kind" in g for g in state.get("param_groups", [])):
+        return state
+    merged: dict[str, Any] = {"state": {}, "param_groups": []}
+    offset = 0
+    for part in state.get("optimizers", [state]):
+        merged["state"].update({offset + i: s for i, s in part["state"].items()})
+        for group in part["param_groups"]:
+            kind = "muon" if "ns_steps" in group else "adamw"
+            ids = [offset + i for i in group["params"]]
+            merged["param_groups"].append({**group, "kind": kind, "params": ids})
+        offset += sum(len(g["params"]) for g in part["param_groups"])
+    return merged
+
+
+def plan_groups(model: GPT, cfg: TrainConfig) -> list[tuple[GroupInfo, list[torch.Tensor]]]:
+    """Each parameter group with what it is (role, kind, peak rate, decay) and its tensors,
+    Muon's first."""
+    if cfg.optimizer == "adamw":
+        plan = []
+        for g in model.optimizer_groups(cfg.weight_decay):
+            role = "decayed" if g["weight_decay"] else "not decayed"
+            size = sum(p.numel() for p in g["params"])
+            plan.append((GroupInfo(role, "adamw", cfg.lr, g["weight_decay"], size), g["params"]))
+        return plan
+    plan = []
+    for role, params in model.parameter_roles().items():
+        if params:
+            kind, lr_field, decays = MUON_ROLES[role]
+            wd = cfg.weight_decay if decays else 0.0
+            size = sum(p.numel() for p in params)
+            plan.append((GroupInfo(role, kind, getattr(cfg, lr_field), wd, size), params))
+    return sorted(plan, key=lambda item: KINDS.index(item[0].optimizer))
+
+
+def describe_groups(model_cfg: ModelConfig, cfg: TrainConfig) -> list[GroupInfo]:
+    """The groups a run of these configs has, from a model on the meta device (no memory)."""
+    model = meta_model(model_cfg)
+    return [info for info, _ in plan_groups(model, cfg)]
+
+
+def build_optimizer(model: GPT, cfg: TrainConfig, device: torch.device) -> MuonAdamW:
+    plan = plan_groups(model, cfg)
+    groups = [
+        {
+            "params": params,
+            "kind": info.optimizer,
+            "lr": info.peak_lr,
+            "peak_lr": info.peak_lr,
+            "weight_decay": info.weight_decay,
+        }
+        for info, params in plan
+    ]
+    # One fused kernel for all AdamW parameters: ~3x faster optimizer steps than foreach on CPU.
+    fused = device.type in ("cuda", "cpu")
+    options = {
+        "muon": {"momentum": cfg.momentum},
+        "adamw": {"betas": (cfg.beta1, cfg.beta2), "fused": fused},
+    }
+    described = [info for info, _ in plan]
+    return MuonAdamW(groups, described, options, muon.newton_schulz_for(device))
+
+
+def groups_line(groups: list[GroupInfo]) -> str:
+    """One line for the run header and ``tinygpt info``: each group's optimizer, rate, decay."""
+    parts = []
+    for g in groups:
+        decay = f", decay {g.weight_decay:g}" if g.weight_decay else ""
+        parts.append(f"{g.role} {g.optimizer} lr {g.peak_lr:g}{decay} ({g.parameters:,})")
+    return "; ".join(parts)

@@ -1,0 +1,141 @@
+"""Planning a ``--max-time`` run: how many steps fit before the deadline, and the total the
+schedule is planned for (:class:`Deadline`, what the trainer asks).
+
+The speed is that of steady training steps. A session's first step (with ``torch.compile``,
+the compilation, and the second, which may recompile; without, the allocator and kernel
+warm-up) is time spent, not a rate: counted against the budget, never multiplied by the steps
+left (evaluation runs the uncompiled model, so it compiles nothing). Until a steady step has
+been timed there is no plan, so a slow start cannot freeze the schedule on an estimate that
+says no time is left. Evaluations are priced at their last measurement; before one, at a
+forward pass per evaluation batch, a third of a training step's work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from tinygpt.config import TrainConfig
+from tinygpt.errors import Message, Opt
+from tinygpt.training.schedule import horizon_free
+
+
+@dataclass
+class DeadlinePlanner:
+    """Steps left before ``max_time`` seconds, from the times the trainer reports."""
+
+    max_time: float
+    eval_every: int
+    eval_forward_passes: int  # train and val estimates: 2 x eval_batches
+    grad_accum: int = 1
+    warmup_steps: int = 1  # the session's first steps, timed as warm-up
+    compiled: bool = False  # the warm-up is then mostly compilation (for the end note)
+    warmup_seconds: float = 0.0  # what the warm-up steps took
+    evaluating_seconds: float = 0.0  # the evaluations and saves
+    eval_seconds: float | None = None  # the last evaluation and save
+    steps_seen: int = 0
+    step_seconds: float | None = None  # the last estimate of a steady step
+
+    def step_done(self, elapsed: float) -> None:
+        """A step ended ``elapsed`` seconds into the session (read at the same point of every
+        step, so that steady steps are timed from the end of the warm-up on)."""
+        self.steps_seen += 1
+        if self.steps_seen <= self.warmup_steps:
+            self.warmup_seconds = elapsed - self.evaluating_seconds
+
+    def evaluation_done(self, seconds: float) -> None:
+        self.evaluating_seconds += seconds
+        self.eval_seconds = seconds
+
+    def steps_left(self, elapsed: float) -> int | None:
+        """Steps that still fit after ``elapsed`` seconds of the session, paying for an
+        evaluation every ``eval_every`` steps and the final one; None without a steady step.
+
+        A steady step costs the session's time less warm-up and evaluations, over the steady
+        steps: everything else the loop does between steps is part of a step's price."""
+        steady = self.steps_seen - self.warmup_steps
+        if steady < 1:
+            return None
+        per_step = (elapsed - self.warmup_seconds - self.evaluating_seconds) / steady
+        self.step_seconds = per_step = max(per_step, 1e-9)
+        evaluation = self.eval_seconds
+        if evaluation is None:
+            evaluation = self.eval_forward_passes * per_step / (3 * self.grad_accum)
+        left = self.max_time - elapsed - evaluation
+        return int(max(0.0, left / (per_step + evaluation / self.eval_every)))
+
+    def summary(self) -> str:
+        """What the warm-up cost and a step costs, for the end note."""
+        warm = "compiling" if self.compiled else "warm-up"
+        text = f"{warm} took {self.warmup_seconds:.1f}s"
+        if self.step_seconds is not None:
+            text += f", then {self.step_seconds * 1e3:.0f} ms a step"
+        if self.eval_seconds is not None:
+            text += f"; an evaluation and save {self.eval_seconds:.1f}s"
+        return text
+
+
+class Deadline:
+    """A session's ``--max-time`` budget: the schedule's total that ends at it, whether it has
+    passed, and what to say when it ends the run. The trainer reads its clock and asks.
+
+    The total is re-planned only while the rate does not depend on it yet (``horizon_free``):
+    re-planning then changes nothing already done, and the total settled on is saved, so a
+    resume continues the same schedule exactly. No plan before a steady step.
+    """
+
+    def __init__(self, cfg: TrainConfig, start: float, compiled: bool) -> None:
+        assert cfg.max_time is not None
+        self.cfg, self.start, self.max_time = cfg, start, cfg.max_time
+        self.cap = cfg.max_steps  # --max-steps stays a cap
+        self.planner = DeadlinePlanner(
+            self.max_time,
+            cfg.eval_every,
+            2 * cfg.eval_batches,
+            cfg.grad_accum,
+            warmup_steps=2 if compiled else 1,  # a compiled second step may recompile
+            compiled=compiled,
+        )
+        self.planned: int | None = None  # the total the last plan settled on
+
+    def plan(self, now: float, step: int, total: int, agree: Callable[[int], int]) -> int:
+        """The schedule's total once ``step`` steps are done at clock reading ``now``;
+        ``agree`` makes every data-parallel rank take the same one."""
+        self.planned = self._plan(now - self.start, step, total, agree)
+        return self.planned
+
+    def _plan(self, elapsed: float, step: int, total: int, agree: Callable[[int], int]) -> int:
+        self.planner.step_done(elapsed)
+        if step >= horizon_free(self.cfg, total):
+            return total
+        left = self.planner.steps_left(elapsed)
+        if left is None:
+            return total
+        # Capped first: a budget like 1e38 s must not overflow the float32 all ranks average.
+        estimate = agree(step + min(left, self.cap))
+        # --max-steps stays a cap even while the warmup outlasts it (the horizon not reached)
+        return min(self.cap, max(step + 1, estimate))
+
+    def passed(self, now: float) -> bool:
+        return now - self.start >= self.max_time
+
+    def evaluation_done(self, seconds: float) -> None:
+        self.planner.evaluation_done(seconds)
+
+    def ends_early(self, step: int, total: int) -> bool:
+        """The run reached the total planned for the deadline, short of --max-steps (a total
+        something else set, such as an early stop, is not the deadline's)."""
+        return step == total == self.planned and total < self.cap
+
+    def reached_note(self, step: int) -> Message:
+        return Message(
+            Opt("max_time"),
+            f" {self.max_time:g}s reached at step {step} ({self.planner.summary()})",
+        )
+
+    def planned_end_note(self, step: int, now: float) -> Message:
+        return Message(
+            Opt("max_time"),
+            f" {self.max_time:g}s: the schedule planned for the deadline ended at step {step} "
+            f"({now - self.start:.0f}s; {self.planner.summary()})",
+        )

@@ -1,0 +1,67 @@
+"""Writing an attention report to files: JSON, the HTML page, PNG and SVG figures, raw npz."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from tinygpt.analysis.attention_report import AttentionReport
+from tinygpt.checkpoint.store import check_not_checkpoint_file
+from tinygpt.errors import UsageError
+from tinygpt.io.files import atomic_write_bytes
+from tinygpt.views.attention_figures import report_png, report_svg
+from tinygpt.views.attention_html import render_html
+
+
+@dataclass
+class ReportFiles:
+    """Where to write each output; None skips it."""
+
+    json: Path | None = None
+    html: Path | None = None
+    png: Path | None = None
+    svg: Path | None = None
+    npz: Path | None = None
+
+
+def write_bytes(path: Path, data: bytes) -> None:
+    """Write a file atomically; an unwritable path is the user's to fix (one line, exit 2)."""
+    check_not_checkpoint_file(path)
+    try:
+        atomic_write_bytes(path, data)
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def write_report(
+    report: AttentionReport,
+    files: ReportFiles,
+    layer: int | None = None,
+    head: int | None = None,
+    title: str = "",
+    rollout: bool = False,
+) -> list[Path]:
+    """Write the files asked for, each showing the focused layer/head (all when None), the
+    figures with the rollout too when ``rollout``; returns the paths written."""
+    written = []
+    outputs = [
+        (files.json, lambda: report.to_json().encode("utf-8")),
+        (
+            files.html,
+            lambda: render_html(
+                report.to_dict(tensors=True),
+                title,
+                (layer or 0, head or 0),
+                layers=None if layer is None else [layer],
+                heads=None if head is None else [head],
+            ).encode("utf-8"),
+        ),
+        (files.png, lambda: report_png(report, layer, head, rollout)),
+        (files.svg, lambda: report_svg(report, layer, head, rollout).encode("utf-8")),
+        (files.npz, report.to_npz),
+    ]
+    for path, render in outputs:
+        if path is not None:
+            write_bytes(path, render())
+            written.append(path)
+    return written
