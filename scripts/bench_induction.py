@@ -1,6 +1,6 @@
-"""How long the README's induction run takes to grow its circuit, over several seeds.
+"""How long the induction run of docs/induction.md takes to grow its circuit, over several seeds.
 
-For each seed, in a fresh directory, runs the README section's two commands as a user would
+For each seed, in a fresh directory, runs that page's two commands as a user would
 (`tinygpt data repeats --seed S`, then `tinygpt train data/repeats.txt --preset induction
 --seed S`) and timestamps the progress note that says a layer-1+ head became an induction head:
 the wall time from typing the first command to seeing that line. After the run it reports, from

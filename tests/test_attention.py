@@ -476,16 +476,18 @@ def test_training_records_head_snapshots_and_cli_shows_the_trajectory(char_check
 def test_readme_trajectory_example_shows_the_run_it_reads():
     import typer.main
 
-    from tests.conftest import ROOT
+    from tests.docs import pages
     from tinygpt.cli import app
 
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    shown = re.search(r"\$ tinygpt inspect-attention --trajectory (\S+)\n(.*?)```", readme, re.S)
-    assert shown, "the README's --trajectory example is gone"
+    # The first page (README.md, then docs/ as it links them) with a --trajectory example.
+    example = r"\$ tinygpt inspect-attention --trajectory (\S+)\n(.*?)```"
+    found = ((path, re.search(example, text, re.S), text) for path, text in pages())
+    path, shown, readme = next((f for f in found if f[1]), (None, None, ""))
+    assert shown, "the docs' --trajectory example is gone"
     run_dir, table = shown[1], shown[2]
     before = readme[: shown.start()]
     made = re.findall(rf"\$ tinygpt train ([^\n]*--out {re.escape(run_dir)})\n", before)
-    assert made, f"the README never shows the command that made {run_dir}"
+    assert made, f"{path.name} never shows the command that made {run_dir} before it"
     args = made[-1].split()
     steps = [int(m) for m in re.findall(r"^\s+(\d+)\s+\d\.\d{3}\s", table, re.M)]
     assert int(args[args.index("--max-steps") + 1]) == steps[-1]  # the table's last row
@@ -639,12 +641,12 @@ def test_png_figures_label_every_row_and_key(monkeypatch, t):
 
 
 def test_readme_states_when_png_figures_are_labelled():
-    from tests.conftest import ROOT
+    from tests.docs import documentation
     from tinygpt.views.attention_figures import _layout
 
-    readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    readme = " ".join(documentation().split())  # docs/inspect.md says it
     stated = re.search(r"up to (\d+) tokens for one panel across, (\d+) for four", readme)
-    assert stated, "the README no longer says when PNG figures are labelled"
+    assert stated, "the docs no longer say when PNG figures are labelled"
     for limit, panels in ((int(stated[1]), 1), (int(stated[2]), 4)):
         assert _layout(limit, panels)[1] and not _layout(limit + 1, panels)[1], (limit, panels)
 

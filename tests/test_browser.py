@@ -358,7 +358,9 @@ def test_ci_installs_chromium_and_the_readme_says_so():
     ci = (ROOT / ".ci" / "run").read_text()
     install = ci.index("apt-get install -y --no-install-recommends chromium")
     assert install < ci.index("pip install") and 'export CI="${CI:-1}"' in ci
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    from tests.docs import documentation  # README.md and docs/ (docs/install.md says it)
+
+    readme = documentation()
     assert "python -m pytest -m browser" in readme and "apt-get install chromium" in readme
 
 

@@ -209,6 +209,7 @@ def test_readme_plots_into_the_run_the_main_command_makes():
     from pathlib import Path
 
     from tests.conftest import ROOT
+    from tests.docs import documentation
     from tinygpt.data.datasets import default_corpus
     from tinygpt.training.run import default_out_dir
 
@@ -218,7 +219,7 @@ def test_readme_plots_into_the_run_the_main_command_makes():
     # Only options with their values: no FILE (the default corpus) and no --out.
     assert all(a.startswith("--") for a in train[::2]) and "--out" not in train, train
     run = default_out_dir(default_corpus())  # checkpoints/tinyshakespeare
-    outs = re.findall(r"tinygpt plot [^\n`]*--out (\S+)", readme)
+    outs = re.findall(r"tinygpt plot [^\n`]*--out ([^\s`]+)", documentation())  # docs/ too
     assert outs and all(Path(out).parent == run for out in outs), outs
 
 

@@ -50,13 +50,14 @@ def test_a_picked_checkpoint_is_named_on_stderr(two_runs: Path, args: list[str])
 
 
 def _readme_commands() -> list[str]:
-    """Every tinygpt command the README shows, in order: the console blocks' ``$ tinygpt``
-    lines (joined with the next line while a quote is open) and inline `tinygpt ...` spans."""
+    """Every tinygpt command the README and its docs pages show, in reading order (tests/docs.py):
+    the console blocks' ``$ tinygpt`` lines (joined with the next line while a quote is open)
+    and inline `tinygpt ...` spans."""
     import re
 
-    from tests.conftest import ROOT
+    from tests.docs import documentation
 
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    readme = documentation()
     found: list[tuple[int, str]] = []
     lines = readme.splitlines(keepends=True)
     offset = 0
@@ -86,7 +87,7 @@ def test_the_readme_names_the_checkpoint_once_another_run_is_newer() -> None:
         if any(w.isupper() or "FILE" in w for w in words):
             continue  # a syntax summary (FILE, DIR), not a command to run
         named = {"-c", "--checkpoint", "--trajectory", "--compare"} & set(words)
-        assert named or "--checkpoint=" in command, f"the README's {command!r} names no -c"
+        assert named or "--checkpoint=" in command, f"the docs' {command!r} name no -c"
 
 
 def test_the_readme_writes_no_file_into_the_checkout() -> None:
@@ -95,7 +96,7 @@ def test_the_readme_writes_no_file_into_the_checkout() -> None:
         for flag in ("--html", "--png", "--svg", "--json-file", "--npz"):
             if flag in words and words.index(flag) + 1 < len(words):
                 target = words[words.index(flag) + 1]
-                assert "/" in target, f"the README's {command!r} writes {target} into the checkout"
+                assert "/" in target, f"the docs' {command!r} write {target} into the checkout"
 
 
 # -- item 9: a shape suggestion that works ------------------------------------------------------
@@ -325,25 +326,28 @@ def test_piped_train_output_is_not_cut_at_the_terminal_width(tmp_path: Path) -> 
     assert any(line.startswith("run ") and "attention" in line for line in lines)
 
 
-# -- item 5: every training command in the README says how long it takes, as a range ----------
+# -- item 5: every training command in the docs says how long it takes, as a range ------------
 def test_every_training_command_in_the_readme_gives_a_duration_range() -> None:
+    """In README.md and in every docs page, each one read on its own, but docs/benchmarks.md: a
+    record of measured runs, each with the time it took, not commands to follow."""
     import re
 
-    from tests.conftest import ROOT
+    from tests.docs import pages
 
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
     duration = re.compile(r"\d+(?:\.\d+)?[–-]\d+(?:\.\d+)? ?(?:s|seconds|minutes|hours)\b")
-    commands = [
-        m.start()
-        for m in re.finditer(
-            r"^(?:\$ |pip .*&& )?(?:torchrun .*)?tinygpt train |tinygpt\.train\($", readme, re.M
-        )
-    ]
-    assert len(commands) >= 5
-    for at in commands:
-        near = readme[max(0, at - 900) : at + 1200]
-        line = readme[at : readme.index("\n", at)]
-        assert duration.search(near) or "not measured" in near, f"no duration range near {line!r}"
+    train = re.compile(r"^(?:\$ |pip .*&& )?(?:torchrun .*)?tinygpt train |tinygpt\.train\($", re.M)
+    found = 0
+    for path, text in pages():
+        if path.name == "benchmarks.md":
+            continue
+        for at in (m.start() for m in train.finditer(text)):
+            found += 1
+            near = text[max(0, at - 900) : at + 1200]
+            line = text[at : text.index("\n", at)]
+            assert duration.search(near) or "not measured" in near, (
+                f"{path.name}: no duration range near {line!r}"
+            )
+    assert found >= 5
 
 
 # -- item 6: offline, a BPE checkpoint names what it needs, not an option it lacks -------------
@@ -414,14 +418,14 @@ def test_info_on_an_imported_model_shows_no_schedule_it_never_ran(tiny_run, tmp_
 
 def test_the_readme_info_example_is_what_info_prints_today(two_runs: Path) -> None:
     """Smaller item: the README's `info` lacked the recipe, optimizer and schedule rows and gave
-    another model's parameter count."""
+    another model's parameter count. The example now lives in docs/everyday.md."""
     import re
 
-    from tests.conftest import ROOT
+    from tests.docs import documentation
     from tinygpt.config import ModelConfig
     from tinygpt.model import GPT
 
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    readme = documentation()
     block = readme.split("$ tinygpt info --checkpoint checkpoints/tinyshakespeare\n", 1)[1]
     block = block.split("\n\n", 1)[0].split("\n```", 1)[0]
 

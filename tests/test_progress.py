@@ -104,9 +104,9 @@ def test_a_steady_run_with_slow_evaluations_says_nothing(tiny_run, monkeypatch, 
 
 
 def test_readme_states_the_rule_the_code_uses():
-    from tests.conftest import ROOT
+    from tests.docs import documentation  # README.md and docs/ (docs/training.md says it)
 
-    readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    readme = " ".join(documentation().split())
     rule = SpeedRule()
     assert rule.ratio == pytest.approx(1 / 3)
     assert (

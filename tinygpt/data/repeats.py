@@ -38,7 +38,7 @@ MAX_CHARS = 1 << 30
 
 @dataclass(frozen=True)
 class RepeatsConfig:
-    """What ``tinygpt data repeats`` writes (defaults: the corpus of the README's section)."""
+    """What ``tinygpt data repeats`` writes (defaults: the corpus of docs/induction.md)."""
 
     alphabet: str = documented(
         string.ascii_lowercase, "repeats: the characters strings are drawn from."
