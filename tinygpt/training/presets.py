@@ -45,8 +45,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         eval_every=250,
         eval_batches=200,
     ),
-    # Watch an induction head form (`tinygpt data repeats`; docs/induction.md "Watch an induction head
-    # form"): two attention-only layers, as in the induction-head papers. Measured on four
+    # Watch an induction head form (`tinygpt data repeats`; docs/induction.md:
+    # two attention-only layers, as in the induction-head papers. Measured on four
     # corpora of this kind, two seeds each (docs/benchmarks.md): the first induction head comes
     # at steps 350-650 in all 8 runs; QK-norm (it caps |q·k|, so no head attends sharply)
     # delays it past 1,500 steps in 7 of 8, MLPs in 2 of 8 (and cost 1.8x per step), a 64-token
