@@ -136,11 +136,22 @@ def small_text(tmp_path: Path) -> Path:
     return path
 
 
-def corpus_or_reason(shared: Path, cache: Path) -> Path | str:
-    """Tiny Shakespeare from ../shared, else downloaded into ``cache`` the way a user gets it
+LOCAL_SHAKESPEARE = (
+    ROOT / "data" / "tinyshakespeare.txt"
+)  # where the README's offline advice puts it
+
+
+def corpus_or_reason(shared: Path, cache: Path, local: Path = LOCAL_SHAKESPEARE) -> Path | str:
+    """Tiny Shakespeare from ../shared, else ``local`` (the checkout's data/tinyshakespeare.txt)
+    when its sha256 is the corpus's, else downloaded into ``cache`` the way a user gets it
     (``tinygpt data shakespeare``, checked against its sha256); offline, why not (one line)."""
+    from tinygpt.data.datasets import DATASETS
+
     if shared.exists():
         return shared
+    expected = DATASETS["shakespeare"].sha256
+    if local.is_file() and hashlib.sha256(local.read_bytes()).hexdigest() == expected:
+        return local
     code, out, err = run_main("data", "shakespeare", "--dir", str(cache), "--json")
     if code == 0:
         return Path(json.loads(out)["path"])

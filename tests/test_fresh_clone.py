@@ -32,6 +32,23 @@ def test_the_shared_corpus_is_used_first(tmp_path: Path, monkeypatch) -> None:
     assert corpus_or_reason(shared, tmp_path / "cache") == shared
 
 
+def test_without_shared_a_verified_copy_in_the_checkout_serves(tmp_path, monkeypatch) -> None:
+    # The README's offline advice: copy the corpus to data/tinyshakespeare.txt. A copy whose
+    # sha256 is the corpus's serves the tests; any other file there does not.
+    text = b"First Citizen:\nSpeak.\n"
+    public = replace(
+        datasets.DATASETS["shakespeare"], sha256=sha256(text), url="http://127.0.0.1:9/x"
+    )
+    monkeypatch.setattr(datasets, "DATASETS", {"shakespeare": public})
+    local = tmp_path / "data" / "tinyshakespeare.txt"
+    local.parent.mkdir()
+    local.write_bytes(text)
+    missing = tmp_path / "no-shared" / "tinyshakespeare.txt"
+    assert corpus_or_reason(missing, tmp_path / "cache", local=local) == local
+    local.write_bytes(b"something else")
+    assert isinstance(corpus_or_reason(missing, tmp_path / "cache", local=local), str)
+
+
 def test_without_shared_the_corpus_is_downloaded_into_the_cache(tmp_path, monkeypatch) -> None:
     # A file:// source stands in for the network: the same fetch, checksum and write.
     source = tmp_path / "input.txt"
@@ -44,7 +61,8 @@ def test_without_shared_the_corpus_is_downloaded_into_the_cache(tmp_path, monkey
         size=len(data),
     )
     monkeypatch.setattr(datasets, "DATASETS", {"shakespeare": public})
-    got = corpus_or_reason(tmp_path / "no-shared" / "tinyshakespeare.txt", tmp_path / "cache")
+    missing = tmp_path / "no-shared" / "tinyshakespeare.txt"
+    got = corpus_or_reason(missing, tmp_path / "cache", local=missing)
     assert got == tmp_path / "cache" / "tinyshakespeare.txt" and got.read_bytes() == data
 
 
@@ -52,7 +70,7 @@ def test_offline_without_shared_the_corpus_is_a_one_line_skip(tmp_path, monkeypa
     public = replace(datasets.DATASETS["shakespeare"], url="http://127.0.0.1:9/input.txt")
     monkeypatch.setattr(datasets, "DATASETS", {"shakespeare": public})
     shared = tmp_path / "shared" / "data" / "tinyshakespeare.txt"
-    reason = corpus_or_reason(shared, tmp_path / "cache")
+    reason = corpus_or_reason(shared, tmp_path / "cache", local=shared)
     assert isinstance(reason, str) and "\n" not in reason
     assert reason.startswith(f"needs tiny Shakespeare: no {shared}, and could not download")
     assert not (tmp_path / "cache" / "tinyshakespeare.txt").exists()

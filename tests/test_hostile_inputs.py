@@ -878,3 +878,65 @@ def test_fault_injection_over_the_lock_the_token_cache_and_import_hf(
         ckpt.open_checkpoint(sandbox / "imported").load_model()
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss < 6 * 1024 * 1024  # KB: 6 GB
     shutil.rmtree(sandbox, ignore_errors=True)
+
+
+# -- issue 33, item 7: what a run writes never replaces what the user did not hand it ---------
+def test_report_files_never_rename_over_a_device_a_link_a_fifo_or_the_input(ck, tmp_path):
+    import stat
+    import threading
+
+    predictions = ("inspect", "predictions", "-c", "ck", "-p", "First", "--json-file")
+    code, _, err = run_main(*predictions, "/dev/null", cwd=tmp_path)
+    assert code == 0, err
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)  # still the device, not a regular file
+    (tmp_path / "real.json").write_text("old")
+    (tmp_path / "link.json").symlink_to("real.json")
+    code, _, err = run_main(*predictions, "link.json", cwd=tmp_path)
+    assert code == 0, err
+    assert (tmp_path / "link.json").is_symlink()  # the link stays; its target is written
+    assert json.loads((tmp_path / "real.json").read_text())["predictions"]
+    os.mkfifo(tmp_path / "pipe")
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append((tmp_path / "pipe").read_bytes()))
+    reader.start()
+    code, _, err = run_main(*predictions, "pipe", cwd=tmp_path)
+    reader.join(30)
+    assert code == 0, err
+    assert stat.S_ISFIFO(os.lstat(tmp_path / "pipe").st_mode) and json.loads(received[0])
+    code, _, err = run_main("eval", TEXT, "-c", "ck", "--token-losses", TEXT, cwd=tmp_path)
+    assert "is the file being read" in one_line_error(code, err, (2,))
+    assert (tmp_path / TEXT).read_text() == SMALL_TEXT
+    code, _, err = run_main("eval", TEXT, "-c", "ck", "--token-losses", "", cwd=tmp_path)
+    assert "is a directory" in one_line_error(code, err, (2,))
+
+
+def test_train_out_never_takes_a_users_dot_files_for_its_own(tmp_path):
+    (tmp_path / TEXT).write_text(SMALL_TEXT)
+    mine = {".tmp-thesis.tex": "x", ".staged-notes.txt": "y", ".lock": "z"}
+    for name, text in mine.items():
+        folder = tmp_path / f"ud{name}"
+        folder.mkdir()
+        (folder / name).write_text(text)
+        args = ("train", TEXT, "--out", folder.name, *MICRO_ARGS, "--max-steps", "2", "-q")
+        code, _, err = run_main(*args, cwd=tmp_path)
+        assert "is not empty" in one_line_error(code, err, (2,)), name
+        assert [p.name for p in folder.iterdir()] == [name] and (folder / name).read_text() == text
+    # What a killed save of tinygpt's own leaves is recognised, and swept by the next run.
+    left = tmp_path / "left"
+    left.mkdir()
+    leftovers = [".tmp-model.safetensors.k2x_9abc", f"{ckpt.STAGED_PREFIX}config.json"]
+    for name in leftovers:
+        (left / name).write_bytes(b"half a save")
+    (left / ".lock").write_text("pid 1 on elsewhere\n")
+    code, _, err = run_main(
+        "train", TEXT, "--out", "left", *MICRO_ARGS, "--max-steps", "2", "-q", cwd=tmp_path
+    )
+    assert code == 0, err
+    assert not any((left / name).exists() for name in leftovers)
+    # ... and in a checkpoint, a user's file that only looks like a leftover stays.
+    (left / ".tmp-notes.txt").write_text("mine")
+    code, _, err = run_main(
+        "train", TEXT, "--out", "left", "--resume", "--max-steps", "3", "-q", cwd=tmp_path
+    )
+    assert code == 0, err
+    assert (left / ".tmp-notes.txt").read_text() == "mine"

@@ -33,6 +33,22 @@ except ImportError:  # pragma: no cover - Windows: no advisory locks, runs are n
     fcntl = None  # type: ignore[assignment]
 
 
+_HOLDER = re.compile(r"pid ([0-9]{1,9}) on (.+)")
+
+
+def is_lock_file(path: Path) -> bool:
+    """Whether ``path`` is a lock file tinygpt wrote (a regular file naming its holder as
+    ``pid N on HOST``): a user's own ``.lock`` is never taken for one, and never removed."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return False
+    try:
+        return stat.S_ISREG(os.fstat(fd).st_mode) and bool(_HOLDER.fullmatch(_holder_text(fd)))
+    finally:
+        os.close(fd)
+
+
 def _holder_text(fd: int) -> str:
     # Read through the descriptor already checked to be our regular file, never the path.
     try:
@@ -110,7 +126,7 @@ def _check_pid_holder(fd: int, path: Path) -> None:
     """Without ``flock``: refuse when the holder the file names may still run (a live process
     on this host, or any process on another host, which can't be checked from here)."""
     text = _holder_text(fd)
-    match = re.fullmatch(r"pid ([0-9]{1,9}) on (.+)", text)
+    match = _HOLDER.fullmatch(text)
     if match is None:  # empty, or not a holder tinygpt wrote: nobody holds it
         return
     pid, host = int(match.group(1)), match.group(2)

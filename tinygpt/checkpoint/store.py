@@ -42,7 +42,7 @@ from typing import Any
 import safetensors.torch
 import torch
 
-from tinygpt.checkpoint.lock import LOCK_FILE, in_use
+from tinygpt.checkpoint.lock import LOCK_FILE, in_use, is_lock_file
 from tinygpt.checkpoint.metrics import METRICS_FILE, read_metrics
 from tinygpt.config import ModelConfig, RunConfig, parameter_bound
 from tinygpt.data.tokenizer import Tokenizer, tokenizer_from_dict
@@ -54,7 +54,6 @@ from tinygpt.io.files import (
     describe_os_error,
     fsync_dir,
     read_bounded,
-    remove_stale_temps,
     sha256,
 )
 from tinygpt.model import GPT
@@ -204,11 +203,12 @@ def check_manifests(directory: Path) -> None:
 
 
 def sweep(directory: Path) -> None:
-    """Remove leftovers of saves that died before their commit point."""
-    remove_stale_temps(directory)
-    for stale in directory.glob(STAGED_PREFIX + "*"):
-        with contextlib.suppress(OSError):
-            stale.unlink()
+    """Remove leftovers of saves that died before their commit point: only the temp and staged
+    files a save names (a user's ``.tmp-notes.txt`` beside them stays)."""
+    for stale in directory.iterdir():
+        if _save_leftover(stale.name):
+            with contextlib.suppress(OSError):
+                stale.unlink()
 
 
 def _read_manifest(directory: Path) -> dict[str, Any]:
@@ -608,18 +608,31 @@ def check_not_checkpoint_file(path: Path) -> None:
     """Refuse to write a report (``--json-file``, ``--npz``, a plot) over a file a checkpoint
     owns: ``inspect-attention --json-file ck/config.json`` would destroy the checkpoint."""
     path = Path(path)
-    owned = (*KNOWN_FILES, MANIFEST_FILE, PENDING_FILE, METRICS_FILE)
-    if is_checkpoint(path.parent) and (path.name in owned or _own_leftover(path.name)):
+    owned = path.name in (*_SAVED, LOCK_FILE) or _save_leftover(path.name)
+    if owned and is_checkpoint(path.parent):
         raise UsageError(
             f"{path} is part of the checkpoint in {path.parent}; writing there would destroy "
             f"it. Give another file name"
         )
 
 
-def _own_leftover(name: str) -> bool:
-    """A name only tinygpt writes in a directory it is saving to (the lock, the temp and
-    staged files of a save that died before its commit point)."""
-    return name == LOCK_FILE or name.startswith((TEMP_PREFIX, STAGED_PREFIX))
+# Every name a save writes: its files, staged under STAGED_PREFIX until the commit point, each
+# written through a temp file ``.tmp-NAME.XXXXXXXX`` (tempfile's eight characters).
+_SAVED = (*KNOWN_FILES, MANIFEST_FILE, PENDING_FILE, METRICS_FILE)
+_STAGED = frozenset(STAGED_PREFIX + name for name in _SAVED)
+_TEMP = re.compile(re.escape(TEMP_PREFIX) + r"(.+)\.[a-z0-9_]{8}")
+
+
+def _save_leftover(name: str) -> bool:
+    """A temp or staged file of a save that died before its commit point."""
+    temp = _TEMP.fullmatch(name)
+    return name in _STAGED or (temp is not None and (temp[1] in _SAVED or temp[1] in _STAGED))
+
+
+def _own_leftover(directory: Path, name: str) -> bool:
+    """A name only tinygpt writes in a directory it is saving to: a save's leftovers, or the
+    lock holding a tinygpt run's ``pid N on HOST``. Anything else is the user's."""
+    return _save_leftover(name) or (name == LOCK_FILE and is_lock_file(directory / name))
 
 
 def check_writable_destination(directory: Path, overwrite: bool, force: Opt) -> None:
@@ -630,7 +643,9 @@ def check_writable_destination(directory: Path, overwrite: bool, force: Opt) -> 
     if overwrite or is_checkpoint(directory) or not directory.is_dir():
         return
     try:
-        foreign = sorted(p.name for p in directory.iterdir() if not _own_leftover(p.name))
+        foreign = sorted(
+            p.name for p in directory.iterdir() if not _own_leftover(directory, p.name)
+        )
     except OSError as exc:
         raise UsageError(f"cannot read {directory}: {describe_os_error(exc)}") from None
     if foreign:

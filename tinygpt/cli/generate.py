@@ -154,10 +154,10 @@ def eval_command(
     if token_losses is None:
         summary = api.evaluate(checkpoint, file, **options).to_dict()
     else:
-        from tinygpt.views.attention_files import write_bytes
+        from tinygpt.views.output import write_output
 
         report = api.token_loss_report(checkpoint, file, **options)
-        write_bytes(token_losses, json.dumps(report).encode())
+        write_output(token_losses, json.dumps(report).encode(), inputs=[file])
         summary = {k: report[k] for k in ("loss", "perplexity", "bits_per_byte", "tokens", "bytes")}
     if json_out:
         typer.echo(json.dumps(summary))

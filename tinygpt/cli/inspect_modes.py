@@ -19,14 +19,14 @@ def show_trajectory(directory: Path, json_out: bool, png_file: Path | None) -> N
     from tinygpt import api
     from tinygpt.io.console import stdout_console
     from tinygpt.views import attention_text as view
-    from tinygpt.views.attention_files import write_bytes
+    from tinygpt.views.output import write_output
 
     records = api.trajectory(directory)
     show(stdout_console(), json_out, lambda: records, lambda: view.trajectory(records))
     if png_file:
         from tinygpt.views.trajectory_figure import trajectory_png
 
-        write_bytes(png_file, trajectory_png(records))
+        write_output(png_file, trajectory_png(records))
         wrote(png_file)
 
 
@@ -160,7 +160,7 @@ def focus(layer: int | None, head: str | None) -> tuple[int | None, int | None]:
 
 def _write_json(path: Path | None, document: object) -> None:
     if path:
-        from tinygpt.views.attention_files import write_bytes
+        from tinygpt.views.output import write_output
 
-        write_bytes(path, json.dumps(document).encode())
+        write_output(path, json.dumps(document).encode())
         wrote(path)

@@ -48,7 +48,7 @@ def _finish(report: Any, json_out: bool, render: Any, files: dict[str, Path | No
     from tinygpt.io.console import stdout_console
     from tinygpt.views import interpret_figures as figures
     from tinygpt.views import interpret_html as html
-    from tinygpt.views.attention_files import write_bytes
+    from tinygpt.views.output import write_output
 
     for notice in report.notices:
         typer.echo(f"note: {notice}", err=True)
@@ -61,7 +61,7 @@ def _finish(report: Any, json_out: bool, render: Any, files: dict[str, Path | No
     }
     for kind, path in files.items():
         if path is not None:
-            write_bytes(path, writers[kind]())
+            write_output(path, writers[kind]())
             wrote(path)
 
 

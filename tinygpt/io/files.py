@@ -7,6 +7,7 @@ A reader never sees a half-written file: after a crash or a full disk the old fi
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import stat
@@ -124,8 +125,19 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     atomic_write(Path(path), lambda tmp: tmp.write_bytes(data))
 
 
-def remove_stale_temps(directory: Path) -> None:
-    """Delete temp files a killed process left behind (they were never renamed into place)."""
-    for stale in Path(directory).glob(TEMP_PREFIX + "*"):
-        with contextlib.suppress(OSError):
-            stale.unlink()
+def write_named(path: Path, data: bytes) -> None:
+    """Write ``data`` to a file a user named. A regular file (or a new name) is replaced
+    atomically, through a symbolic link its target (the link stays a link); a device, FIFO or
+    socket is written to as it is, never renamed over (``/dev/null`` stays a device)."""
+    path = Path(path)
+    try:
+        mode: int | None = os.stat(path).st_mode
+    except FileNotFoundError:
+        mode = None
+    if mode is not None and stat.S_ISDIR(mode):
+        raise IsADirectoryError(errno.EISDIR, f"{path} is a directory; give a file name")
+    if mode is not None and not stat.S_ISREG(mode):
+        with open(path, "wb") as fh:
+            fh.write(data)
+        return
+    atomic_write_bytes(Path(os.path.realpath(path)), data)

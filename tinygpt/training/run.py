@@ -90,6 +90,8 @@ def train(
     """
     out = Path(out_dir) if out_dir else default_out_dir(data)
     model_opts, train_opts = split_options(resolve_options(preset, config, options))
+    if not resume:  # before the lock writes its file: a user's own .lock there stays theirs
+        ckpt.check_writable_destination(out, overwrite, Opt("overwrite", True))
     # One writer per directory (rank 0 writes for a torchrun job); taking the lock also proves
     # that --out can be written, before any work is done.
     guard = directory_lock(out) if launch_rank() == 0 else nullcontext()

@@ -6,11 +6,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tinygpt.analysis.attention_report import AttentionReport
-from tinygpt.checkpoint.store import check_not_checkpoint_file
-from tinygpt.errors import UsageError
-from tinygpt.io.files import atomic_write_bytes
 from tinygpt.views.attention_figures import report_png, report_svg
 from tinygpt.views.attention_html import render_html
+from tinygpt.views.output import write_output
 
 
 @dataclass
@@ -22,15 +20,6 @@ class ReportFiles:
     png: Path | None = None
     svg: Path | None = None
     npz: Path | None = None
-
-
-def write_bytes(path: Path, data: bytes) -> None:
-    """Write a file atomically; an unwritable path is the user's to fix (one line, exit 2)."""
-    check_not_checkpoint_file(path)
-    try:
-        atomic_write_bytes(path, data)
-    except OSError as exc:
-        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 def write_report(
@@ -62,6 +51,6 @@ def write_report(
     ]
     for path, render in outputs:
         if path is not None:
-            write_bytes(path, render())
+            write_output(path, render())
             written.append(path)
     return written

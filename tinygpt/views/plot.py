@@ -187,18 +187,13 @@ def png_plot(
 
 
 def write_plot(path: Path, metrics: list[dict[str, Any]], title: str) -> None:
-    from tinygpt.checkpoint.store import check_not_checkpoint_file
     from tinygpt.errors import UsageError
-    from tinygpt.io.files import atomic_write_bytes
+    from tinygpt.views.output import write_output
 
     suffix = path.suffix.lower()
     if suffix not in (".svg", ".png"):
         raise UsageError(f"--out must end in .svg or .png, got {path.name}")
     if not _series(metrics):
         raise UsageError("this checkpoint has no evaluations in metrics.jsonl yet")
-    check_not_checkpoint_file(path)
     data = svg_plot(metrics, title).encode() if suffix == ".svg" else png_plot(metrics, title)
-    try:
-        atomic_write_bytes(path, data)
-    except OSError as exc:
-        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+    write_output(path, data)

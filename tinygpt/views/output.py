@@ -1,0 +1,26 @@
+"""Writing a file the user named: ``--json-file``, ``--html``, ``--png``, ``--svg``, ``--npz``,
+``plot --out``, ``eval --token-losses``. Never over a checkpoint's own files or the text being
+read, never renaming over a device, FIFO or link (tinygpt.io.files.write_named)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from tinygpt.checkpoint.store import check_not_checkpoint_file
+from tinygpt.errors import UsageError
+from tinygpt.io.files import describe_os_error, write_named
+
+
+def write_output(path: Path, data: bytes, inputs: Sequence[Path] = ()) -> None:
+    """Write ``data`` to ``path``; a path that can't or must not be written is one line (exit 2).
+    ``inputs``: files the command reads, which an output must not replace."""
+    check_not_checkpoint_file(path)
+    for source in inputs:
+        if path.exists() and Path(source).exists() and os.path.samefile(path, source):
+            raise UsageError(f"{path} is the file being read; write to another file")
+    try:
+        write_named(path, data)
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {describe_os_error(exc)}") from None
