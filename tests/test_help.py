@@ -59,3 +59,13 @@ def test_help_shows_every_default(command):
 def test_generate_help_shows_the_top_k_default():
     proc = run_cli("generate", "--help", env={"COLUMNS": "200"})
     assert "[default: 200]" in flat(proc.stdout)
+
+
+@pytest.mark.parametrize("command", ["", "train", "generate", "inspect", "inspect attention"])
+def test_help_shows_no_value_after_a_plain_flag(command):
+    from tests.conftest import run_main
+
+    code, out, err = run_main(*command.split(), "--help")
+    assert code == 0, err
+    assert "--debug" in out or command  # the root's help lists the root's flags
+    assert "<bool>" not in out  # `--debug <bool>` read as if the flag took a value

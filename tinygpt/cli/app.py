@@ -17,13 +17,36 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+import typer.core
 
 from tinygpt import __version__
 from tinygpt.cli.flags import command_spelling
 from tinygpt.errors import Interrupted, Spell, TinyGPTError
 from tinygpt.io.console import announce_picked
 
+
+class _PlainFlags:
+    """Help that shows no value after an on/off flag: Typer's rich help names each option's
+    type, which for a flag is ``--debug <bool>``, as if it took a value."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        params = super().get_params(ctx)  # type: ignore[misc]
+        for param in params:  # --help and the completion flags included
+            if getattr(param, "is_flag", False) and param.metavar is None:
+                param.metavar = ""
+        return params
+
+
+class _Command(_PlainFlags, typer.core.TyperCommand):
+    pass
+
+
+class _Group(_PlainFlags, typer.core.TyperGroup):
+    pass
+
+
 app = typer.Typer(
+    cls=_Group,
     name="tinygpt",
     help="Train, sample and understand a small GPT.",
     no_args_is_help=True,
@@ -35,6 +58,7 @@ app = typer.Typer(
 
 # `tinygpt inspect MODE`: each way of looking inside a trained model is a command of its own.
 inspect_app = typer.Typer(
+    cls=_Group,
     help="Look inside a trained model: attention, predictions, attribution, lens, patching.",
     no_args_is_help=True,
     rich_markup_mode="rich",
@@ -91,7 +115,7 @@ def command(
                 err(f"interrupted ({signal.Signals(signum).name})")
                 raise typer.Exit(128 + signum) from None
 
-        return group.command(*args, **kwargs)(run)
+        return group.command(*args, cls=_Command, **kwargs)(run)
 
     return register
 
