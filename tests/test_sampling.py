@@ -67,6 +67,19 @@ def test_top_k_and_top_p_filtering():
     assert kept.tolist() == [[True, False, False, False]]
 
 
+@pytest.mark.parametrize(
+    "options", [{"temperature": 1e-45}, {"top_p": 1e-300}, {"temperature": 1e-45, "top_p": 1e-300}]
+)
+def test_extreme_but_valid_controls_sample_the_top_token(options):
+    # 1e-45 divided into logits overflowed to inf (NaN in the softmax); 1e-300 rounds to 0 in
+    # float32, which dropped even the top token.
+    m = model()
+    tok = CharTokenizer([chr(ord("a") + i) for i in range(30)])
+    greedy = generate_text(m, tok, "ab", SampleConfig(max_new_tokens=8, temperature=0))
+    extreme = generate_text(m, tok, "ab", SampleConfig(max_new_tokens=8, seed=3, **options))
+    assert extreme.samples == greedy.samples
+
+
 def test_top_k_one_is_greedy():
     m = model()
     tok = CharTokenizer([chr(ord("a") + i) for i in range(30)])

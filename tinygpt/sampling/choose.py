@@ -20,6 +20,7 @@ def filter_logits(logits: torch.Tensor, top_k: int | None, top_p: float | None) 
         probs = torch.softmax(sorted_logits, dim=-1)
         # Drop a token when the mass before it already reaches top_p (the first always stays).
         drop_sorted = (probs.cumsum(dim=-1) - probs) >= top_p
+        drop_sorted[..., 0] = False  # a top_p below float32's range (1e-300) rounds to 0
         drop = drop_sorted.scatter(-1, order, drop_sorted)
         logits = logits.masked_fill(drop, float("-inf"))
     return logits
@@ -34,7 +35,11 @@ def choose(
     not on the batch it was drawn in."""
     if cfg.temperature == 0:
         return logits.argmax(dim=-1)
-    logits = filter_logits(logits.float() / cfg.temperature, cfg.top_k, cfg.top_p)
+    # Shifted so the largest logit is 0 before dividing: a tiny temperature (1e-45) then sends
+    # the rest to -inf, not the top to inf (inf - inf is NaN in the softmax).
+    logits = logits.float()
+    logits = (logits - logits.amax(dim=-1, keepdim=True)) / cfg.temperature
+    logits = filter_logits(logits, cfg.top_k, cfg.top_p)
     probs = torch.softmax(logits, dim=-1)
     draws = [
         torch.multinomial(probs[i : i + 1], 1, generator=generator)
