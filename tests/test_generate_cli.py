@@ -63,6 +63,34 @@ def test_interactive_refuses_what_it_cannot_use(ck, extra):
     assert "--interactive" in one_line_error(code, err)
 
 
+def test_a_prompt_the_model_cannot_take_is_one_line_and_the_session_goes_on(ck):
+    import tinygpt
+
+    lines, written, warned = iter(["€uro", "All:"]), [], []
+
+    def read_line() -> str:
+        return next(lines, None) or (_ for _ in ()).throw(EOFError)
+
+    turns = tinygpt.interactive_session(
+        ck, read_line, written.append, warn=warned.append, max_new_tokens=5, device="cpu"
+    )
+    assert turns == 1 and "".join(written).startswith("All:")
+    assert len(warned) == 1 and "€" in str(warned[0])
+
+
+def test_a_prompt_of_no_tokens_is_refused_in_one_line():
+    from tinygpt.config import record_spec
+    from tinygpt.data.records import RecordsTokenizer
+    from tinygpt.data.tokenizer import CharTokenizer
+    from tinygpt.errors import UsageError
+    from tinygpt.sampling import encode_prompt
+
+    records = RecordsTokenizer(CharTokenizer(list("ab\n")), record_spec("line", None))
+    for prompt in (" ", "\n"):
+        with pytest.raises(UsageError, match="no tokens"):
+            encode_prompt(records, prompt, 16)
+
+
 @pytest.mark.slow
 def test_interactive_through_a_pipe_answers_every_line(ck):
     proc = run_cli(

@@ -31,7 +31,7 @@ from tinygpt.checkpoint.store import Checkpoint, find_checkpoint, open_checkpoin
 from tinygpt.config import ATTENTION_CHOICES, MAX_ALTERNATIVES, SampleConfig, check_choice
 from tinygpt.data.corpus import read_text
 from tinygpt.data.tokenizer import Tokenizer
-from tinygpt.errors import Opt, Spell, UsageError, python_spelling
+from tinygpt.errors import Opt, Spell, TinyGPTError, UsageError, python_spelling
 from tinygpt.io.console import printable
 from tinygpt.model import GPT
 from tinygpt.model.device import resolve_device
@@ -103,6 +103,7 @@ def interactive_session(
     read_line: Callable[[], str],
     write: Callable[[str], None],
     *,
+    warn: Callable[[TinyGPTError], None] | None = None,
     device: str = "auto",
     attention: str = "auto",
     best: bool = False,
@@ -113,7 +114,7 @@ def interactive_session(
     :func:`tinygpt.sampling.interactive.interactive`. Returns the number of samples."""
     cfg = sample_config(sample_options)
     model, tokenizer, _ = load(checkpoint, device, attention, best=best)
-    return interactive(model, tokenizer, cfg, read_line, write)
+    return interactive(model, tokenizer, cfg, read_line, write, warn)
 
 
 def sample_config(options: dict[str, object]) -> SampleConfig:

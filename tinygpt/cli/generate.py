@@ -10,11 +10,12 @@ from typing import Annotated, Any
 
 import typer
 
-from tinygpt.cli.app import command
+from tinygpt.cli.app import command, err
 from tinygpt.cli.common import DEVICE_DEFAULT, CheckpointOpt, DeviceOpt, JsonOpt, write_stdout
+from tinygpt.cli.flags import command_spelling
 from tinygpt.cli.options import with_field_options
 from tinygpt.config import SampleConfig, TrainConfig
-from tinygpt.errors import UsageError
+from tinygpt.errors import TinyGPTError, UsageError
 from tinygpt.io.console import printable
 
 SAMPLE_OPTIONS = (
@@ -126,8 +127,17 @@ def _interactive(
             raise EOFError
         return line.rstrip("\n")
 
+    def warn(exc: TinyGPTError) -> None:  # one line, and the next prompt
+        err(exc.render(command_spelling(None)))
+
     interactive_session(
-        checkpoint, read_line, write_stdout, device=device, attention=attention, **options
+        checkpoint,
+        read_line,
+        write_stdout,
+        warn=warn,
+        device=device,
+        attention=attention,
+        **options,
     )
 
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from tinygpt.config import SampleConfig
 from tinygpt.data.tokenizer import Tokenizer
-from tinygpt.errors import Interrupted
+from tinygpt.errors import Interrupted, TinyGPTError
 from tinygpt.model import GPT
 from tinygpt.sampling.generate import generate_text
 
@@ -22,10 +22,13 @@ def interactive(
     cfg: SampleConfig,
     read_line: Callable[[], str],
     write: Callable[[str], None],
+    warn: Callable[[TinyGPTError], None] | None = None,
 ) -> int:
     """Answer prompts from ``read_line`` (EOFError ends the session) until end of input;
-    returns the number of samples written. A stop signal other than Ctrl-C (SIGTERM, SIGHUP)
-    ends the session as it ends any command."""
+    returns the number of samples written. A prompt the model can't take (a character outside
+    its vocabulary, no tokens at all) is told to ``warn`` (else written) and the session goes
+    on. A stop signal other than Ctrl-C (SIGTERM, SIGHUP) ends the session as it ends any
+    command."""
     turns = 0
     while True:
         try:
@@ -44,5 +47,8 @@ def interactive(
             raise
         except KeyboardInterrupt:
             write(" [stopped]")
+        except TinyGPTError as exc:
+            (warn or (lambda e: write(f"error: {e}")))(exc)
+            continue
         write("\n")
         turns += 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import codecs
 
 from tinygpt.data.tokenizer import Tokenizer
+from tinygpt.errors import UsageError
 
 
 class StreamDecoder:
@@ -33,6 +34,11 @@ def encode_prompt(
     notices = []
     if prompt:
         ids = tokenizer.encode(prompt)
+        if not ids:  # a records model drops blank text and its separator
+            raise UsageError(
+                f"the prompt {prompt[:40]!r} is no tokens for this model (blank, or only its "
+                "record separator); give some text"
+            )
     else:
         # Something must start the sequence: GPT-2's document separator, or a newline.
         eot = getattr(tokenizer, "eot_token", None)
