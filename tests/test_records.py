@@ -15,6 +15,7 @@ from tinygpt.data.bpe import learn_bpe
 from tinygpt.data.corpus import prepare_corpus
 from tinygpt.data.records import RecordsTokenizer, record_chunks
 from tinygpt.data.tokenizer import CharTokenizer, tokenizer_from_dict
+from tinygpt.errors import UsageError
 
 sys.path.insert(0, str(ROOT / "scripts"))
 from make_names import make_names
@@ -74,6 +75,22 @@ def test_both_options_or_a_bad_mode_are_refused_in_one_line(tmp_path, small_text
     for extra in (["--records", "line", "--separator", "#"], ["--records", "word"]):
         code, _, err = run_main("train", str(small_text), "--out", out, *extra)
         assert "--records" in one_line_error(code, err, expected=(2,))
+
+
+@pytest.mark.parametrize(
+    "text, records, separator", [("\n" * 5000, "line", None), ("ABCDEF" * 3, None, "ABCDEF")]
+)
+def test_a_corpus_of_only_blank_records_is_one_line_and_caches_nothing(
+    tmp_path, text, records, separator
+):
+    (tmp_path / "blank.txt").write_text(text)
+    flags = ("--records", records) if records else ("--separator", separator)
+    code, _, err = run_main("train", "blank.txt", *flags, "--max-steps", "2", cwd=tmp_path)
+    assert "no text to train on" in one_line_error(code, err, (2,))
+    spec, cache = record_spec(records, separator), tmp_path / "cache"
+    with pytest.raises(UsageError, match="no text to train on"):
+        prepare_corpus(tmp_path / "blank.txt", "char", cache_dir=cache, records=spec)
+    assert not list((cache / "tokens").glob("*"))  # no empty .bin left behind
 
 
 def test_literal_endoftext_is_a_separator_for_gpt2(tmp_path):

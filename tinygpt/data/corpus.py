@@ -569,6 +569,8 @@ def prepare_corpus(
                     flush()
             flush()
             _check_unchanged(digest, content, sources)  # else no cache entry is kept
+            if num_tokens == 0:  # records that are all blank: nothing to learn, nothing cached
+                raise UsageError(f"{spec} holds no text to train on: every record is blank")
 
     atomic_write(ids_path, write)
     meta = {
