@@ -91,6 +91,28 @@ def test_a_prompt_of_no_tokens_is_refused_in_one_line():
             encode_prompt(records, prompt, 16)
 
 
+def test_a_models_text_is_escaped_on_a_terminal_and_kept_in_a_pipe():
+    import io
+
+    from tinygpt.io.console import for_terminal
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    hostile = "ok\x1b]0;PWNED\x07\x1b[2J\tend\n"
+    assert for_terminal(hostile, Terminal()) == "ok\\x1b]0;PWNED\\x07\\x1b[2J\tend\n"
+    assert for_terminal(hostile, io.StringIO()) == hostile  # a pipe or file: the text as it is
+
+
+@pytest.mark.slow
+def test_an_ascii_stdout_gets_escapes_not_a_crash(ck):
+    for args in (["inspect-attention", "-p", "First"], ["generate", "--max-new-tokens", "5"]):
+        proc = run_cli(*args, "-c", str(ck), env={"PYTHONIOENCODING": "ascii"})
+        assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+        proc.stdout.encode("ascii")
+
+
 @pytest.mark.slow
 def test_interactive_through_a_pipe_answers_every_line(ck):
     proc = run_cli(

@@ -8,6 +8,7 @@ Each command lives in a module of this package named for it (``train``, ``genera
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import signal
@@ -22,7 +23,7 @@ import typer.core
 from tinygpt import __version__
 from tinygpt.cli.flags import command_spelling
 from tinygpt.errors import Interrupted, Spell, TinyGPTError
-from tinygpt.io.console import announce_picked
+from tinygpt.io.console import announce_picked, printable
 
 
 class _PlainFlags:
@@ -86,8 +87,6 @@ def _root(
 
 
 def err(message: str) -> None:
-    from tinygpt.io.console import printable
-
     # Messages quote paths and file contents: never let them drive the terminal.
     typer.echo(f"error: {printable(message)}", err=True)
 
@@ -137,7 +136,9 @@ def _use_free_cores(device: str) -> None:
 def _say_picked(path: Path) -> None:
     # On stderr, so stdout (a sample, a JSON document) stays the command's output alone.
     typer.echo(
-        f"using {path}, the newest checkpoint under checkpoints/ (-c DIR for another)", err=True
+        f"using {printable(str(path))}, the newest checkpoint under checkpoints/ (-c DIR for "
+        "another)",
+        err=True,
     )
 
 
@@ -172,6 +173,9 @@ def main(argv: list[str] | None = None) -> None:
     """Console-script entry: one-line errors and exit codes instead of tracebacks."""
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args or os.environ.get("TINYGPT_DEBUG") == "1"
+    for stream in (sys.stdout, sys.stderr):  # an ASCII or C-locale terminal: \u escapes, no crash
+        with contextlib.suppress(AttributeError, ValueError):
+            stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
     _stop_on_signals()
     try:
         app(args=args, prog_name="tinygpt")

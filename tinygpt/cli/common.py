@@ -12,6 +12,7 @@ import typer
 
 from tinygpt.cli.options import default_text, field_of
 from tinygpt.config import TrainConfig
+from tinygpt.io.console import for_terminal
 
 CheckpointOpt = Annotated[
     Path | None,
@@ -28,7 +29,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
 def write_stdout(text: str) -> None:
-    sys.stdout.write(text)
+    sys.stdout.write(for_terminal(text, sys.stdout))
     sys.stdout.flush()
 
 

@@ -29,6 +29,19 @@ def printable(text: str) -> str:
     return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
 
 
+# The same, but a model's text keeps its line breaks and tabs.
+_CONTROL_IN_TEXT = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def for_terminal(text: str, stream: TextIO) -> str:
+    """A model's text as it goes to ``stream``: on a terminal, every control character but the
+    newline and tab escaped (a token ``\x1b]0;...`` would retitle or clear the screen); to a
+    pipe or a file, the text as it is."""
+    if not stream.isatty():
+        return text
+    return _CONTROL_IN_TEXT.sub(lambda m: repr(m.group())[1:-1], _SURROGATE.sub("\ufffd", text))
+
+
 def stderr_console() -> Console:
     return Console(stderr=True, highlight=False)
 
