@@ -130,3 +130,41 @@ def test_a_resumed_run_keeps_the_tokenizer_and_split(tmp_path, small_text, monke
         more = {**options, "max_steps": 20 if cache is not None else 30}
         tinygpt.train(small_text, out_dir=tmp_path / "run", resume=True, **more)
     assert (tmp_path / "run" / "tokenizer.json").read_text() == before
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        {"pattern": "a*"},  # matches the empty string: a Rust panic in tiktoken
+        {"pattern": ""},
+        {"pattern": "(a+)+$"},  # backtracks
+        {"pattern": "[a-z]+"},  # covers letters only: the rest of the text silently dropped
+        {"tokens": -11},  # fewer tokens than the model's vocabulary: KeyError mid-sample
+    ],
+)
+def test_a_crafted_tokenizer_file_is_one_line_in_every_command(tmp_path, small_text, damage):
+    import shutil
+
+    import tinygpt
+    from tests.conftest import rehash
+
+    run = tmp_path / "run"
+    if not run.exists():
+        tinygpt.train(small_text, out_dir=run, **{**TINY, "tokenizer": "bpe:300", "max_steps": 2})
+    spec = json.loads((run / "tokenizer.json").read_text())
+    if "tokens" in damage:
+        spec["tokens"] = spec["tokens"][: damage["tokens"]]
+    else:
+        spec.update(damage)
+    ck = tmp_path / "ck"
+    shutil.copytree(run, ck)
+    rehash(ck, "tokenizer.json", json.dumps(spec).encode())
+    for command in (
+        ("generate", "-c", "ck", "--max-new-tokens", "5"),
+        ("eval", small_text.name, "-c", "ck"),
+        ("inspect", "predictions", "-c", "ck", "-p", "All"),
+        ("train", small_text.name, "--out", "ck", "--resume", "--max-steps", "3"),
+        ("train", small_text.name, "--out", "new", "--init-from", "ck", "--max-steps", "3"),
+    ):
+        code, _, err = run_main(*command, cwd=tmp_path)
+        assert "tokenizer" in one_line_error(code, err), command

@@ -558,8 +558,8 @@ def _check_spec(spec: Any, vocab_size: int) -> None:
         return
     if spec["type"] == "bpe":
         tokens = spec.get("tokens")
-        if not isinstance(tokens, list) or not 256 <= len(tokens) <= vocab_size:
-            raise ValueError(f"bpe tokenizer without 256 to {vocab_size} tokens")
+        if not isinstance(tokens, list) or len(tokens) != vocab_size:
+            raise ValueError(f"bpe tokenizer without the model's {vocab_size} tokens")
         return
     chars = spec.get("chars")
     if not isinstance(chars, list) or not all(isinstance(c, str) and len(c) == 1 for c in chars):

@@ -14,6 +14,15 @@ from typing import Any
 from tinygpt.config import BPE_PREFIX
 from tinygpt.data.tiktoken_codec import TiktokenCodec
 
+# How text is split before merging (GPT-4's pattern, as rustbpe learns by default). Named here
+# and checked on load: tiktoken runs a saved pattern in Rust, where one that matches the empty
+# string ("a*") panics past Python's error handling and one that backtracks hits a limit, and
+# a pattern that does not cover the text drops what it skips.
+SPLIT_PATTERN = (
+    r"'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]++[\r\n]*"
+    r"|\s*[\r\n]|\s+(?!\S)|\s+"
+)
+
 
 class BPETokenizer(TiktokenCodec):
     """A learned byte-level BPE: its merge ranks and split pattern, encoded by tiktoken."""
@@ -43,8 +52,10 @@ class BPETokenizer(TiktokenCodec):
         tokens = data.get("tokens")
         if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
             raise ValueError("bpe tokenizer without a list of tokens")
-        if not isinstance(data.get("pattern"), str) or not isinstance(data.get("name"), str):
-            raise ValueError("bpe tokenizer without a name or split pattern")
+        if not isinstance(data.get("name"), str):
+            raise ValueError("bpe tokenizer without a name")
+        if data.get("pattern") != SPLIT_PATTERN:
+            raise ValueError("bpe tokenizer's split pattern is not the one tinygpt learns with")
         ranks = {base64.b64decode(t, validate=True): i for i, t in enumerate(tokens)}
         if len(ranks) != len(tokens) or any(bytes([b]) not in ranks for b in range(256)):
             raise ValueError("bpe tokenizer's tokens are repeated or lack a byte")
@@ -57,6 +68,6 @@ def learn_bpe(texts: Iterable[str], size: int) -> BPETokenizer:
     import rustbpe
 
     trainer = rustbpe.Tokenizer()
-    trainer.train_from_iterator(iter(texts), size)
+    trainer.train_from_iterator(iter(texts), size, pattern=SPLIT_PATTERN)
     ranks = {bytes(token): rank for token, rank in trainer.get_mergeable_ranks()}
-    return BPETokenizer(f"{BPE_PREFIX}{size}", trainer.get_pattern(), ranks)
+    return BPETokenizer(f"{BPE_PREFIX}{size}", SPLIT_PATTERN, ranks)
