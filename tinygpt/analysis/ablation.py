@@ -107,6 +107,21 @@ def loss_on(model: GPT, rows: torch.Tensor) -> float:
     return float(token_losses(model, rows).mean())
 
 
+def reference_rows(
+    model: GPT, tokenizer: Tokenizer, text: tuple[str, str], samples: int = 8
+) -> torch.Tensor | None:
+    """``samples`` fixed windows (seed 0) of the training text (its path and encoding), the
+    reference a mean ablation averages over; None when the text is gone or too short."""
+    cfg = model.config
+    try:  # the training text, when it is still where the run read it
+        corpus = prepare_corpus(text[0], tokenizer, text[1])
+    except TinyGPTError:
+        return None
+    if len(corpus.ids) <= cfg.block_size + 1:
+        return None
+    return BatchSampler(corpus.ids, cfg.block_size, samples, seed=0).rows(model.wte.weight.device)
+
+
 def ablation_report(
     model: GPT,
     tokenizer: Tokenizer,
@@ -123,15 +138,8 @@ def ablation_report(
     cfg = model.config
     chosen = parse_heads(heads, cfg.n_layer, cfg.n_head)
     dev = model.wte.weight.device
-    text_rows, text_source = None, None
-    if text is not None:
-        try:  # the training text, when it is still where the run read it
-            corpus = prepare_corpus(text[0], tokenizer, text[1])
-            if len(corpus.ids) > cfg.block_size + 1:
-                text_rows = BatchSampler(corpus.ids, cfg.block_size, samples, seed=0).rows(dev)
-                text_source = text[0]
-        except TinyGPTError:
-            pass
+    text_rows = reference_rows(model, tokenizer, text, samples) if text is not None else None
+    text_source = text[0] if text_rows is not None and text is not None else None
     prompt_rows = None
     if prompt:
         ids, _ = encode_prompt(tokenizer, prompt, cfg.block_size)

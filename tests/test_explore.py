@@ -1,0 +1,340 @@
+"""``tinygpt explore``: the page's API against the commands it mirrors (inspect attention,
+inspect ablate, generate), its guards (token, Host, CSP, no file names), its lifecycle, and the
+page itself in Chromium driven by Playwright."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, SMALL_TEXT, TINY, one_line_error, run_main
+
+TOKEN = "test-token"
+
+
+@pytest.fixture(scope="module")
+def ck(tmp_path_factory) -> Path:
+    import tinygpt
+
+    root = tmp_path_factory.mktemp("explore")
+    (root / "small.txt").write_text(SMALL_TEXT)
+    return tinygpt.train(root / "small.txt", out_dir=root / "ck", **TINY).out_dir
+
+
+@pytest.fixture(scope="module")
+def explorer(ck):
+    from tinygpt.api import load
+    from tinygpt.explore.session import Explorer
+
+    model, tokenizer, checkpoint = load(ck, "cpu", attention="manual")
+    return Explorer(model, tokenizer, checkpoint)
+
+
+@pytest.fixture(scope="module")
+def client(explorer):
+    from starlette.testclient import TestClient
+
+    from tinygpt.explore.server import create_app
+
+    app = create_app(explorer, TOKEN)
+    with TestClient(app, base_url="http://127.0.0.1:8000") as c:
+        c.get(f"/?token={TOKEN}")  # the page view sets the cookie, as in a browser
+        yield c
+
+
+def test_every_request_needs_the_token_and_a_local_host(explorer):
+    from starlette.testclient import TestClient
+
+    from tinygpt.explore.server import create_app
+
+    app = create_app(explorer, TOKEN)
+    fresh = TestClient(app, base_url="http://127.0.0.1:8000")
+    for path in ("/", "/api/info", "/static/explore.js", "/api/generate?prompt=a"):
+        assert fresh.get(path).status_code == 403, path
+        assert fresh.get(path + ("&" if "?" in path else "?") + "token=wrong").status_code == 403
+    assert fresh.post("/api/analyse", json={"ids": [1], "position": 0}).status_code == 403
+    page = fresh.get(f"/?token={TOKEN}")
+    assert page.status_code == 200 and "httponly" in page.headers["set-cookie"].lower()
+    assert fresh.get("/api/info").status_code == 200  # the cookie now carries the token
+    rebound = TestClient(app, base_url="http://attacker.example:8000")  # DNS rebinding
+    assert rebound.get(f"/api/info?token={TOKEN}").status_code == 400
+
+
+def test_every_response_carries_the_csp_and_no_request_names_a_file(client):
+    for path in ("/", "/api/info", "/static/explore.css", "/static/nothing.js"):
+        response = client.get(path)
+        csp = response.headers["content-security-policy"]
+        assert "default-src 'none'" in csp and "script-src 'self'" in csp, path
+    for name in ("../server.py", "..%2f..%2fpyproject.toml", "index.html", "__init__.py"):
+        assert client.get(f"/static/{name}").status_code == 404, name
+    html = client.get("/").text
+    assert '<script src="/static/explore.js"' in html and "http" not in html.split("<body>")[1]
+
+
+def _attention_json(ck: Path, text: str) -> dict:
+    code, out, err = run_main("inspect", "attention", "-c", str(ck), "-p", text, "--json")
+    assert code == 0, err
+    return json.loads(out)
+
+
+def test_a_click_shows_the_attention_inspect_attention_prints(client, ck):
+    text = "First Citizen"
+    ids = client.post("/api/tokens", json={"text": text}).json()["ids"]
+    report = _attention_json(ck, text)
+    for position in (0, 5, len(ids) - 1):
+        answer = client.post("/api/analyse", json={"ids": ids, "position": position}).json()
+        assert answer["chance"] == pytest.approx(1 / (position + 1))
+        for head in answer["heads"]:
+            layer, h = (int(x) for x in head["label"][1:].split("H"))
+            expected = report["attention"][layer][h][position][: position + 1]
+            assert [round(w, 4) for w in head["row"]] == [round(w, 4) for w in expected]
+        assert answer["tokens"] == report["tokens"]
+        assert answer["lens"][-1]["target_prob"] == pytest.approx(
+            answer["predictions"]["next_prob"] or answer["lens"][-1]["target_prob"], rel=1e-4
+        )
+
+
+def test_a_text_longer_than_the_block_is_seen_through_the_models_window(client, explorer):
+    block = explorer.model.config.block_size
+    ids = client.post("/api/tokens", json={"text": SMALL_TEXT[:block]}).json()["ids"] * 3
+    last = len(ids) - 1
+    answer = client.post("/api/analyse", json={"ids": ids, "position": last}).json()
+    assert answer["offset"] == len(ids) - block and answer["position"] == block - 1
+    alone = client.post("/api/analyse", json={"ids": ids[-block:], "position": block - 1}).json()
+    assert answer["heads"] == alone["heads"] and len(answer["heads"][0]["row"]) == block
+    steps = client.post("/api/explain", json={"ids": ids, "position": last, "head": "L0H0"})
+    assert steps.json()["offset"] == answer["offset"] and len(steps.json()["weights"]) == block
+
+
+@pytest.mark.parametrize("mode", ["zero", "mean"])
+def test_turning_a_head_off_changes_the_loss_as_inspect_ablate_says(client, ck, mode):
+    text = "First Citizen:\nBefore we proceed"
+    ids = client.post("/api/tokens", json={"text": text}).json()["ids"]
+    ask = {"ids": ids, "position": 3, "mode": mode}
+    before = client.post("/api/analyse", json={**ask, "off": []}).json()["predictions"]
+    after = client.post("/api/analyse", json={**ask, "off": ["L1H0"]}).json()["predictions"]
+    code, out, err = run_main(
+        "inspect", "ablate", "-c", str(ck), "--heads", "L1H0", "--mode", mode, "-p", text, "--json"
+    )
+    assert code == 0, err
+    said = json.loads(out)["prompt"]
+    assert before["prompt_loss"] == pytest.approx(said["loss"], abs=1e-5)
+    assert after["prompt_loss"] == pytest.approx(said["ablated"], abs=1e-5)
+    assert after["top"] != before["top"] or after["prompt_loss"] != before["prompt_loss"]
+
+
+def _events(client, **params) -> list[dict]:
+    with client.stream("GET", "/api/generate", params=params) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        body = "".join(response.iter_text())
+    events = [block for block in body.split("\n\n") if block.strip()]
+    assert events[-1].startswith("event: done")
+    return [json.loads(block.removeprefix("data: ")) for block in events[:-1]]
+
+
+def test_the_stream_is_what_generate_writes(client, ck):
+    options = {"prompt": "All:", "seed": "7", "max_new_tokens": "30", "temperature": "0.9"}
+    items = _events(client, **options)
+    code, out, err = run_main(
+        "generate", "-c", str(ck), "-p", "All:", "--seed", "7", "--max-new-tokens", "30",
+        "--temperature", "0.9", "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    assert "".join(i["text"] for i in items) == json.loads(out)["samples"][0]
+    sampled = [i for i in items if i["kind"] == "sample"]
+    assert len(sampled) == 30 and all(0 < i["prob"] <= 1 and len(i["top"]) == 5 for i in sampled)
+    stopped = _events(client, **{**options, "stop": "e"})
+    assert "e" not in "".join(i["text"] for i in stopped if i["kind"] == "sample")[:-1]
+
+
+@pytest.mark.parametrize(
+    "path, body",
+    [
+        ("/api/analyse", {"ids": [999999], "position": 0}),
+        ("/api/analyse", {"ids": [1] * 70_000, "position": 0}),
+        ("/api/analyse", {"ids": [1, 2], "position": 5}),
+        ("/api/analyse", {"ids": "1,2", "position": 0}),
+        ("/api/analyse", {"ids": [1, 2], "position": 0, "off": ["L9H9"]}),
+        ("/api/explain", {"ids": [1, 2], "position": 1, "head": "nope"}),
+        ("/api/tokens", {"text": ""}),
+        ("/api/tokens", {"text": "ünknown ☃"}),
+    ],
+)
+def test_a_bad_request_is_a_400_with_a_sentence(client, path, body):
+    response = client.post(path, json=body)
+    assert response.status_code == 400 and response.json()["error"], response.text
+    assert "Traceback" not in response.text
+
+
+def test_bad_sampling_controls_are_a_400_before_the_stream(client):
+    for params in (
+        {"prompt": "A", "temperature": "-1"},
+        {"prompt": ""},
+        {"prompt": "A", "top_k": "x"},
+    ):
+        assert client.get("/api/generate", params=params).status_code == 400, params
+
+
+# -- the command: start, address, Ctrl-C, ports, a checkpoint that can't load --------------
+def _start(ck: Path, *args: str) -> tuple[subprocess.Popen, str]:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tinygpt", "explore", "-c", str(ck), "--no-browser", *args],
+        stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT,
+    )  # fmt: skip
+    assert proc.stderr is not None
+    for line in proc.stderr:  # the address line says the server is listening
+        if " at http://" in line:
+            return proc, line.split(" at ", 1)[1].strip()
+    raise AssertionError(f"no address printed (exit {proc.wait()})")
+
+
+@pytest.mark.slow
+def test_the_command_serves_until_ctrl_c_and_a_second_one_takes_another_port(ck):
+    from urllib.request import urlopen
+
+    first, url = _start(ck)
+    second, other = _start(ck)
+    try:
+        assert url.split("/?")[0] != other.split("/?")[0]
+        assert url.startswith("http://127.0.0.1:")
+        with urlopen(url.replace("/?", "/api/info?"), timeout=30) as response:
+            assert json.loads(response.read())["n_layer"] == TINY["n_layer"]
+        port = int(url.split(":")[2].split("/")[0])
+        code, _, err = run_main("explore", "-c", str(ck), "--no-browser", "--port", str(port))
+        assert "cannot listen" in one_line_error(code, err)
+    finally:
+        for proc in (first, second):
+            proc.send_signal(signal.SIGINT)
+    for proc in (first, second):
+        assert proc.wait(timeout=60) == 0
+        rest = proc.stderr.read() if proc.stderr else ""
+        assert "Traceback" not in rest and "stopped" in rest, rest
+
+
+def test_a_checkpoint_that_cannot_load_is_generates_one_line(tmp_path):
+    explore = run_main("explore", "-c", "nowhere", "--no-browser", cwd=tmp_path)
+    generate = run_main("generate", "-c", "nowhere", cwd=tmp_path)
+    assert one_line_error(explore[0], explore[2]) == one_line_error(generate[0], generate[2])
+
+
+# -- the page in Chromium ----------------------------------------------------------------
+@pytest.fixture(scope="module")
+def served(explorer):
+    """The app on a free port of 127.0.0.1, served by uvicorn on a thread."""
+    import uvicorn
+
+    from tinygpt.explore.server import create_app
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(explorer, TOKEN), log_level="warning", lifespan="off")
+    )
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}/?token={TOKEN}"
+    server.should_exit = True
+    thread.join(30)
+
+
+@pytest.fixture(scope="module")
+def page(served):
+    from tests.browser import find_chromium
+
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=find_chromium())
+        context = browser.new_page(viewport={"width": 1200, "height": 900}, accept_downloads=True)
+        context.goto(served)
+        context.wait_for_selector("body[data-ready='1']")
+        yield context
+        browser.close()
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_in_the_page_write_click_toggle_and_save(page, ck, explorer, tmp_path):
+    page.fill("#prompt", "All:")
+    page.fill("#seed", "3")
+    page.fill("#max_new_tokens", "12")
+    page.click("#go")
+    page.wait_for_selector("body[data-written='12']", timeout=60_000)
+    spans = page.query_selector_all("#text .tok")
+    text = "".join(s.text_content() or "" for s in spans)
+    assert len(spans) == 16 and text.startswith("All:")
+    # A click shows every head's row for that query, as `inspect attention --json` has it
+    report = _attention_json(ck, text)
+    spans[9].click()
+    page.wait_for_selector("#heads .head")
+    for panel in page.query_selector_all("#heads .head"):
+        label = panel.get_attribute("data-head") or ""
+        layer, h = (int(x) for x in label[1:].split("H"))
+        shown = [
+            float(c.get_attribute("data-weight") or "nan")
+            for c in panel.query_selector_all(".cell")
+        ]
+        expected = [round(w, 4) for w in report["attention"][layer][h][9][:10]]
+        assert shown == pytest.approx(expected, abs=5e-5), label
+    # Turning a head off changes the prompt's loss to what inspect ablate says
+    before = float(page.get_attribute("#loss", "data-prompt-loss") or "nan")
+    page.check("#toggles input[value='L1H0']")
+    # (selectors, not script: the page's CSP allows no eval, Playwright's included)
+    page.wait_for_selector(f"#loss:not([data-prompt-loss='{before:.6f}'])")
+    after = float(page.get_attribute("#loss", "data-prompt-loss") or "nan")
+    code, out, err = run_main(
+        "inspect",
+        "ablate",
+        "-c",
+        str(ck),
+        "--heads",
+        "L1H0",
+        "--mode",
+        "zero",
+        "-p",
+        text,
+        "--json",
+    )
+    assert code == 0, err
+    assert after == pytest.approx(json.loads(out)["prompt"]["ablated"], abs=1e-5)
+    page.uncheck("#toggles input[value='L1H0']")
+    # A head's step-by-step computation opens on a click
+    page.click("#heads .head[data-head='L0H1']")
+    page.wait_for_selector("#explain table")
+    assert len(page.query_selector_all("#explain table tr")) == 11  # header + 10 keys
+    # Save as page: one file, no script, the text in it, readable with no server
+    with page.expect_download() as download:
+        page.click("#save")
+    saved = tmp_path / "saved.html"
+    download.value.save_as(saved)
+    html = saved.read_text()
+    assert "<script" not in html and "L0H1" in html and "http" not in html.split("<body>")[1]
+    offline = page.context.browser.new_page()
+    offline.goto(saved.as_uri())
+    assert "What it predicted next" in offline.inner_text("body")
+    assert offline.inner_text("#text") == text
+    offline.close()
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_a_hostile_prompt_stays_text_in_the_page(page):
+    hostile = "<img src=x onerror=alert(1)>"
+    page.fill("#prompt", hostile)
+    page.click("#read")
+    page.wait_for_selector("#status:not(:empty)")
+    assert page.query_selector("#text img") is None

@@ -1,0 +1,72 @@
+"""``tinygpt explore``: the user's own model, live in a local page (tinygpt/explore/)."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import webbrowser
+from typing import Annotated
+
+import typer
+
+from tinygpt.cli.app import command
+from tinygpt.cli.common import DEVICE_DEFAULT, CheckpointOpt, DeviceOpt
+from tinygpt.errors import UsageError
+from tinygpt.io.console import printable
+
+
+@command("explore")
+def explore(
+    checkpoint: CheckpointOpt = None,
+    port: Annotated[int, typer.Option(help="Port to serve on; 0 picks a free one.")] = 0,
+    host: Annotated[
+        str,
+        typer.Option(help="Address to listen on. Anything but 127.0.0.1 lets other machines in."),
+    ] = "127.0.0.1",
+    no_browser: Annotated[
+        bool, typer.Option("--no-browser", help="Print the address; don't open a browser.")
+    ] = False,
+    best: Annotated[bool, typer.Option("--best", help="Use the best-validation weights.")] = False,
+    device: DeviceOpt = DEVICE_DEFAULT,
+) -> None:
+    """Explore a trained model in a local web page: write, click a token, see every head."""
+    import uvicorn
+
+    from tinygpt.api import load
+    from tinygpt.explore.server import LOCAL_HOSTS, create_app, new_token
+    from tinygpt.explore.session import Explorer
+
+    model, tokenizer, ck = load(checkpoint, device, attention="manual", best=best)
+    sock = _listen(host, port)
+    token = new_token()
+    hosts = LOCAL_HOSTS if host in LOCAL_HOSTS else (*LOCAL_HOSTS, host)
+    app = create_app(Explorer(model, tokenizer, ck), token, hosts)
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    url = f"http://{shown}:{sock.getsockname()[1]}/?token={token}"
+    if host not in LOCAL_HOSTS:
+        typer.echo(f"warning: listening on {host}: other machines can reach this page", err=True)
+    typer.echo(f"exploring {printable(str(ck.directory))} at {url}", err=True)
+    typer.echo("Ctrl-C stops the server.", err=True)
+    if not no_browser:
+        with contextlib.suppress(Exception):  # no browser here: the address is printed
+            webbrowser.open(url)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    # uvicorn shuts down on Ctrl-C, then raises the signal again for the caller: here that is
+    # the end the user asked for, so the command ends with 0 (SIGTERM and SIGHUP too).
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run(sockets=[sock])
+    typer.echo("stopped", err=True)
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening socket on ``host:port`` (0: a free port), or one line saying why not."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a port just freed is free
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    sock.listen(64)
+    return sock

@@ -1,0 +1,249 @@
+// tinygpt explore: the page's only script. Every string from the model or the prompt is set
+// with textContent (never innerHTML), so a token can't become markup.
+"use strict";
+
+const state = { ids: [], items: [], selected: null, info: null, source: null };
+const $ = (id) => document.getElementById(id);
+
+function el(tag, attrs = {}, text) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+function shown(token) {  // whitespace made visible where a token stands alone
+  return token.replace(/ /g, "␣").replace(/\n/g, "↵").replace(/\t/g, "⇥") || "∅";
+}
+
+async function post(path, body) {
+  const response = await fetch(path, {
+    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+  });
+  const answer = await response.json();
+  if (!response.ok) throw new Error(answer.error || response.statusText);
+  return answer;
+}
+
+function say(text, error = false) {
+  $("status").textContent = text;
+  $("status").className = error ? "error" : "";
+}
+
+function addToken(item) {
+  const index = state.ids.length;
+  state.ids.push(item.id);
+  state.items.push(item);
+  const span = el("span", { class: "tok " + item.kind, "data-index": String(index) }, item.text);
+  if (item.kind === "sample") {
+    span.style.background = `rgba(255, 140, 0, ${(1 - item.prob).toFixed(3)})`;
+    const top = item.top.map((t) => `${shown(t.text)} ${t.prob.toFixed(3)}`).join("   ");
+    span.title = `p = ${item.prob.toFixed(3)}; the model weighed: ${top}`;
+  }
+  span.addEventListener("click", () => select(index));
+  $("text").append(span);
+}
+
+function reset() {
+  if (state.source) state.source.close();
+  state.ids = []; state.items = []; state.selected = null;
+  $("text").replaceChildren();
+  $("inspect").hidden = true;
+}
+
+async function write() {
+  reset();
+  const params = new URLSearchParams({ prompt: $("prompt").value });
+  for (const name of ["temperature", "top_k", "top_p", "seed", "max_new_tokens", "stop"]) {
+    const value = $(name).value.trim();
+    if (value) params.append(name, value);
+  }
+  try {  // a prompt the model can't take is a sentence here, not a stream that never starts
+    await post("/api/tokens", { text: $("prompt").value });
+  } catch (error) { say(error.message, true); return; }
+  say("writing…");
+  const started = performance.now();
+  const source = new EventSource("/api/generate?" + params);
+  state.source = source;
+  let written = 0;
+  source.onmessage = (event) => {
+    const item = JSON.parse(event.data);
+    addToken(item);
+    if (item.kind === "sample") written += 1;
+  };
+  source.addEventListener("done", () => {
+    source.close();
+    const seconds = (performance.now() - started) / 1000;
+    say(`${written} tokens in ${seconds.toFixed(2)} s; click one`);
+    document.body.dataset.written = String(written);
+  });
+  source.onerror = () => {
+    source.close();
+    if (!written) say("the sampling controls were refused: check their values", true);
+  };
+}
+
+async function readPrompt() {
+  reset();
+  try {
+    const answer = await post("/api/tokens", { text: $("prompt").value });
+    answer.ids.forEach((id, i) => addToken({ kind: "prompt", id, text: answer.tokens[i] }));
+    say(`${answer.ids.length} tokens; click one`);
+  } catch (error) { say(error.message, true); }
+}
+
+function offHeads() {
+  return [...document.querySelectorAll("#toggles input:checked")].map((box) => box.value);
+}
+
+async function select(index) {
+  state.selected = index;
+  for (const span of document.querySelectorAll("#text .tok")) {
+    span.classList.toggle("selected", Number(span.dataset.index) === index);
+  }
+  const started = performance.now();
+  try {
+    const answer = await post("/api/analyse", {
+      ids: state.ids, position: index, off: offHeads(), mode: $("mode").value,
+    });
+    render(answer);
+    document.body.dataset.clickMs = (performance.now() - started).toFixed(1);
+  } catch (error) { say(error.message, true); }
+}
+
+function render(a) {
+  $("inspect").hidden = false;
+  $("position").textContent = String(a.position + a.offset);
+  $("query").textContent = shown(a.tokens[a.position]);
+  $("chance").textContent = `chance (even spread over ${a.position + 1} keys): ${a.chance.toFixed(4)}`;
+  renderPredictions(a.predictions, a);
+  renderLens(a);
+  renderAttribution(a.attribution);
+  renderHeads(a);
+  $("explain").replaceChildren();
+}
+
+function renderPredictions(p, a) {
+  const rows = p.top.map((t) => {
+    const row = el("tr");
+    row.append(el("td", { class: "tok" }, shown(t.text)), el("td", { class: "num" }, t.prob.toFixed(4)));
+    return row;
+  });
+  $("predictions").replaceChildren(...rows);
+  const next = a.target_is_next && p.loss !== null
+    ? `the actual next token ${shown(a.target)}: p ${p.next_prob.toFixed(4)}, loss ${p.loss.toFixed(3)} nats. `
+    : "";
+  const mean = p.prompt_loss === null ? "" : `Mean loss over the text: ${p.prompt_loss.toFixed(4)} nats`;
+  $("loss").textContent = next + mean;
+  $("loss").dataset.promptLoss = p.prompt_loss === null ? "" : p.prompt_loss.toFixed(6);
+}
+
+function renderLens(a) {
+  $("lens-target").textContent = shown(a.target);
+  const head = el("tr");
+  head.append(el("th", {}, "after"), el("th", {}, "p(target)"), el("th", {}, "rank"));
+  const rows = a.lens.map((r) => {
+    const row = el("tr");
+    row.append(el("td", {}, r.after), el("td", { class: "num" }, r.target_prob.toFixed(4)),
+      el("td", { class: "num" }, String(r.target_rank + 1)));
+    return row;
+  });
+  $("lens").replaceChildren(head, ...rows);
+}
+
+function renderAttribution(att) {
+  const largest = Math.max(...att.shares.map((s) => Math.abs(s.logit)), 1e-9);
+  const rows = att.shares.slice(0, 12).map((s) => {
+    const row = el("tr");
+    const bar = el("span", { class: "bar" + (s.logit < 0 ? " neg" : "") });
+    bar.style.width = `${(80 * Math.abs(s.logit)) / largest}px`;
+    const cell = el("td");
+    cell.append(bar);
+    row.append(el("td", {}, s.component), el("td", { class: "num" }, s.logit.toFixed(3)), cell);
+    return row;
+  });
+  $("attribution").replaceChildren(...rows);
+}
+
+function renderHeads(a) {
+  const off = new Set(offHeads());
+  const panels = a.heads.map((h) => {
+    const panel = el("div", { class: "head" + (off.has(h.label) ? " off" : ""), "data-head": h.label });
+    const title = el("h4", {}, h.label + " ");
+    title.append(el("span", { class: "roles" }, h.roles.join(", ")));
+    const cells = el("div", { class: "cells" });
+    h.row.forEach((w, key) => {
+      const cell = el("span", { class: "cell" + (w > a.chance ? " above" : ""),
+        "data-key": String(key), "data-weight": w.toFixed(4) });
+      cell.style.background = `rgba(30, 70, 170, ${w.toFixed(4)})`;
+      cell.title = `key ${key + a.offset} ${shown(a.tokens[key])}: ${w.toFixed(4)}`;
+      cells.append(cell);
+    });
+    panel.append(title, cells);
+    panel.addEventListener("click", () => explain(h.label));
+    return panel;
+  });
+  $("heads").replaceChildren(...panels);
+}
+
+async function explain(label) {
+  try {
+    const e = await post("/api/explain", { ids: state.ids, position: state.selected, head: label });
+    const head = el("tr");
+    for (const name of ["key", "token", "relation", "q·k", "÷√d", "weight"]) head.append(el("th", {}, name));
+    const rows = e.weights.map((w, key) => {
+      const row = el("tr");
+      row.append(el("td", { class: "num" }, String(key + e.offset)), el("td", { class: "tok" }, shown(e.tokens[key])),
+        el("td", {}, e.relations[key] || ""), el("td", { class: "num" }, e.raw_scores[key].toFixed(3)),
+        el("td", { class: "num" }, e.scaled_scores[key].toFixed(3)), el("td", { class: "num" }, w.toFixed(4)));
+      return row;
+    });
+    const table = el("table");
+    table.append(head, ...rows);
+    const caption = el("h3", {}, `${label} step by step: q·k over the ${e.weights.length} keys the query ` +
+      `sees (${e.masked} future keys masked), scaled by √${e.head_dim}, then the softmax`);
+    $("explain").replaceChildren(caption, table);
+  } catch (error) { say(error.message, true); }
+}
+
+async function savePage() {
+  const css = await (await fetch("/static/explore.css")).text();
+  const report = $("report").cloneNode(true);
+  report.querySelectorAll(".controls, .hint, #toggles, textarea").forEach((node) => node.remove());
+  const page = "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">" +
+    `<title>tinygpt explore: ${escapeText(state.info.name)}</title><style>${css}</style></head>` +
+    `<body><header><h1>tinygpt explore</h1><span>${escapeText(state.info.name)}</span></header>` +
+    report.outerHTML + "</body></html>\n";
+  const link = el("a", { download: "tinygpt-explore.html" });
+  link.href = URL.createObjectURL(new Blob([page], { type: "text/html" }));
+  link.click();
+}
+
+function escapeText(text) {
+  const span = document.createElement("span");
+  span.textContent = text;
+  return span.innerHTML;
+}
+
+async function start() {
+  state.info = await (await fetch("/api/info")).json();
+  $("model").textContent = `${state.info.name}: ${state.info.n_layer} layers × ${state.info.n_head} heads`;
+  for (const mode of state.info.modes) $("mode").append(el("option", { value: mode }, mode));
+  for (let l = 0; l < state.info.n_layer; l++) {
+    for (let h = 0; h < state.info.n_head; h++) {
+      const label = `L${l}H${h}`;
+      const box = el("input", { type: "checkbox", value: label });
+      box.addEventListener("change", () => { if (state.selected !== null) select(state.selected); });
+      const wrap = el("label", {}, label + " ");
+      wrap.prepend(box);
+      $("toggles").append(wrap);
+    }
+  }
+  $("mode").addEventListener("change", () => { if (state.selected !== null) select(state.selected); });
+  $("go").addEventListener("click", write);
+  $("read").addEventListener("click", readPrompt);
+  $("save").addEventListener("click", savePage);
+  document.body.dataset.ready = "1";
+}
+
+start();

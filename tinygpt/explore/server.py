@@ -1,0 +1,227 @@
+"""The local web server of ``tinygpt explore``: an ASGI app (Starlette) served by uvicorn.
+
+Why these: Starlette is a small, well-kept ASGI toolkit (routing, streaming responses, a test
+client) and uvicorn its standard server; nothing here is hand-written HTTP. The sampled tokens
+stream as server-sent events: one direction (model to page) is all that streaming needs, the
+browser's EventSource reconnects and parses them itself, and a plain GET keeps every request
+under the same token check, where a WebSocket would need a second protocol.
+
+Safe by default, as Jupyter is: bound to 127.0.0.1; a random token in the address, required on
+every request (the first page view turns it into a same-site cookie, so the page's own requests
+carry it); the Host header must name this machine (no DNS rebinding); no request can name a
+file; a Content-Security-Policy that runs only the page's own script and loads nothing from
+elsewhere; every string from the model or the prompt is set as text, never as HTML.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+from collections.abc import Iterator
+from importlib import resources
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from tinygpt.api import sample_config
+from tinygpt.errors import TinyGPTError, python_spelling
+from tinygpt.explore.session import Explorer
+
+COOKIE = "tinygpt_explore"
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+ASSETS = {"explore.js": "text/javascript", "explore.css": "text/css"}
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "[::1]", "::1")
+# The sampling controls a page may send, each as the type SampleConfig takes.
+SAMPLE_FIELDS = {"temperature": float, "top_k": int, "top_p": float, "seed": int}
+MAX_NEW_TOKENS = 1024
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+class Guard:
+    """Every request carries the run's token (in the address or the cookie the page set) and
+    every response the CSP; anything else is refused before it reaches a route."""
+
+    def __init__(self, app: ASGIApp, token: str) -> None:
+        self.app, self.token = app, token
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        given = request.query_params.get("token") or request.cookies.get(COOKIE) or ""
+        if not secrets.compare_digest(given.encode(), self.token.encode()):
+            response: ASGIApp = PlainTextResponse(
+                "this page needs the address tinygpt explore printed (with its token)", 403
+            )
+            await _with_csp(response)(scope, receive, send)
+            return
+        await _with_csp(self.app)(scope, receive, send)
+
+
+def _with_csp(app: ASGIApp) -> ASGIApp:
+    async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
+        async def send_with_headers(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers += [
+                    (b"content-security-policy", CSP.encode()),
+                    (b"x-content-type-options", b"nosniff"),
+                    (b"referrer-policy", b"no-referrer"),
+                    (b"cache-control", b"no-store"),
+                ]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await app(scope, receive, send_with_headers)
+
+    return wrapped
+
+
+def create_app(explorer: Explorer, token: str, hosts: tuple[str, ...] = LOCAL_HOSTS) -> Starlette:
+    """The page and its API over ``explorer``; ``hosts``: the names the Host header may give."""
+    lock = threading.Lock()  # one model: a request's hooks (ablation) never meet another's
+
+    def page(request: Request) -> Response:
+        html = resources.files("tinygpt.explore.page").joinpath("index.html").read_text()
+        response = Response(html, media_type="text/html")
+        response.set_cookie(COOKIE, token, httponly=True, samesite="strict")
+        return response
+
+    def asset(request: Request) -> Response:
+        name = request.path_params["name"]
+        if name not in ASSETS:  # a fixed list: no request names a file
+            return PlainTextResponse("not found", 404)
+        text = resources.files("tinygpt.explore.page").joinpath(name).read_text()
+        return Response(text, media_type=ASSETS[name])
+
+    def info(request: Request) -> Response:
+        return JSONResponse(explorer.info())
+
+    def generate(request: Request) -> Response:
+        params = request.query_params
+        try:
+            options: dict[str, Any] = {
+                k: cast(params[k]) for k, cast in SAMPLE_FIELDS.items() if params.get(k)
+            }
+            options["max_new_tokens"] = min(
+                int(params.get("max_new_tokens") or 200), MAX_NEW_TOKENS
+            )
+            options["stop"] = [s for s in params.getlist("stop") if s]
+            cfg = sample_config(options)
+            with lock:
+                first = explorer.tokens(params.get("prompt", ""))
+        except (TinyGPTError, ValueError) as exc:
+            return _refused(exc)
+        del first  # checked before streaming starts: a bad prompt is a 400, not a broken stream
+        return StreamingResponse(
+            _events(explorer, params.get("prompt", ""), cfg, lock), media_type="text/event-stream"
+        )
+
+    async def analyse(request: Request) -> Response:
+        body = await _json(request)
+        return await _answer(
+            lock,
+            lambda: explorer.analyse(
+                _ids(body),
+                int(body.get("position", 0)),
+                list(body.get("off", [])),
+                str(body.get("mode", "zero")),
+            ),
+        )
+
+    async def tokens(request: Request) -> Response:
+        body = await _json(request)
+
+        def run() -> dict[str, Any]:
+            ids = explorer.tokens(str(body.get("text", "")))
+            return {"ids": ids, "tokens": explorer.token_texts(ids)}
+
+        return await _answer(lock, run)
+
+    async def explain(request: Request) -> Response:
+        body = await _json(request)
+        return await _answer(
+            lock,
+            lambda: explorer.explanation(
+                _ids(body), int(body.get("position", 0)), str(body.get("head", ""))
+            ),
+        )
+
+    routes = [
+        Route("/", page),
+        Route("/static/{name}", asset),
+        Route("/api/info", info),
+        Route("/api/generate", generate),
+        Route("/api/analyse", analyse, methods=["POST"]),
+        Route("/api/tokens", tokens, methods=["POST"]),
+        Route("/api/explain", explain, methods=["POST"]),
+    ]
+    app = Starlette(
+        routes=routes,
+        middleware=[
+            Middleware(TrustedHostMiddleware, allowed_hosts=list(hosts)),
+            Middleware(Guard, token=token),
+        ],
+    )
+    return app
+
+
+def _events(explorer: Explorer, prompt: str, cfg: Any, lock: threading.Lock) -> Iterator[str]:
+    """Server-sent events: one ``data:`` line of JSON per token, then ``event: done``. The lock
+    is held per step, so a click on a token answers while a sample streams."""
+    stream = explorer.stream(prompt, cfg)
+    while True:
+        with lock:
+            item = next(stream, None)
+        if item is None:
+            break
+        yield f"data: {json.dumps(item)}\n\n"
+    yield "event: done\ndata: {}\n\n"
+
+
+async def _json(request: Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except ValueError:
+        body = None
+    return body if isinstance(body, dict) else {}
+
+
+def _ids(body: dict[str, Any]) -> list[int]:
+    ids = body.get("ids")
+    if not isinstance(ids, list) or not all(type(i) is int for i in ids):
+        raise ValueError("ids must be a list of token ids")
+    return ids
+
+
+async def _answer(lock: threading.Lock, work: Any) -> Response:
+    """``work()``'s answer as JSON, computed on a worker thread (the server keeps serving)."""
+
+    def locked() -> Response:
+        try:
+            with lock:
+                return JSONResponse(work())
+        except (TinyGPTError, ValueError) as exc:
+            return _refused(exc)
+
+    return await run_in_threadpool(locked)
+
+
+def _refused(exc: Exception) -> Response:
+    text = exc.render(python_spelling) if isinstance(exc, TinyGPTError) else str(exc)
+    return JSONResponse({"error": text}, status_code=400)

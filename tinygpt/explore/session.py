@@ -1,0 +1,174 @@
+"""One loaded model and everything the page asks of it, each answer a plain dict for JSON.
+
+Every number comes from the analysis package through the model's hook points (capture,
+scores, explain, predictions, lens, attribution, ablation) and from the sampler that
+``tinygpt generate`` runs: the page is a view of those, not a second implementation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Iterator
+from typing import Any
+
+from tinygpt.analysis.ablation import ablated, parse_heads, reference_rows, reference_statistics
+from tinygpt.analysis.attribution import direct_logit_attribution
+from tinygpt.analysis.capture import capture_attention
+from tinygpt.analysis.explain import explain
+from tinygpt.analysis.labels import head_label
+from tinygpt.analysis.lens import logit_lens
+from tinygpt.analysis.predictions import predictions
+from tinygpt.analysis.scores import all_head_scores
+from tinygpt.checkpoint.store import Checkpoint
+from tinygpt.config import SampleConfig
+from tinygpt.data.tokenizer import Tokenizer
+from tinygpt.errors import Opt, UsageError
+from tinygpt.model import GPT
+from tinygpt.sampling import encode_prompt
+from tinygpt.sampling.tokens import make_generator, sample_tokens
+
+MAX_TEXT = 1 << 16  # tokens a page may send (its text; the model sees one block of it)
+TOP_K = 5  # next-token candidates shown per position and per streamed token
+ABLATION_MODES = ("zero", "mean")
+
+
+class Explorer:
+    """The model a page explores; built once when ``tinygpt explore`` starts."""
+
+    def __init__(self, model: GPT, tokenizer: Tokenizer, checkpoint: Checkpoint) -> None:
+        self.model, self.tokenizer, self.checkpoint = model.eval(), tokenizer, checkpoint
+        cfg = checkpoint.config.train
+        rows = reference_rows(model, tokenizer, (cfg.data, cfg.encoding)) if cfg.data else None
+        # Mean ablation replaces a head's output by its mean over the training text, as
+        # `inspect ablate` does (8 windows, seed 0); without the text only zero ablation.
+        self.stats = reference_statistics(model, rows) if rows is not None else None
+
+    def info(self) -> dict[str, Any]:
+        m = self.model.config
+        return {
+            "name": f"{self.checkpoint.directory} (step {self.checkpoint.step})",
+            "n_layer": m.n_layer,
+            "n_head": m.n_head,
+            "block_size": m.block_size,
+            "vocab_size": m.vocab_size,
+            "modes": [mode for mode in ABLATION_MODES if mode == "zero" or self.stats],
+        }
+
+    def tokens(self, text: str) -> list[int]:
+        if not text:
+            raise UsageError(Opt("prompt"), " is empty; give some text")
+        return encode_prompt(self.tokenizer, text, self.model.config.block_size)[0]
+
+    def stream(self, prompt: str, cfg: SampleConfig) -> Iterator[dict[str, Any]]:
+        """The prompt's tokens, then each sampled token with its probability and the model's
+        top alternatives at that step: the sampler `generate` runs, one row."""
+        ids = self.tokens(prompt)
+        for i in ids:
+            yield {"kind": "prompt", "id": i, "text": self._text(i)}
+        cfg = dataclasses.replace(cfg, alternatives=TOP_K, num_samples=1).validate()
+        generator = make_generator(self.model.wte.weight.device, cfg.seed)
+        stops = set(cfg.stop)
+        written = ""
+        for step in sample_tokens(self.model, ids, cfg, [generator]):
+            token = step.ids[0]
+            alt = step.alternatives
+            assert alt is not None
+            text = self._text(token)
+            yield {
+                "kind": "sample",
+                "id": token,
+                "text": text,
+                "prob": math.exp(alt.taken_logprob[0]),
+                "top": [
+                    {"text": self._text(i), "prob": p}
+                    for i, p in zip(alt.ids[0], alt.probs[0], strict=True)
+                ],
+            }
+            written += text
+            if any(stop in written for stop in stops):
+                return
+
+    def analyse(self, ids: list[int], position: int, off: list[str], mode: str) -> dict[str, Any]:
+        """Everything the page shows for the token at ``position``, with the heads in ``off``
+        ablated (``mode``) for the predictions. A text longer than the block is seen through
+        the window the model had when it wrote that token (``offset``: where it starts)."""
+        offset, ids, position = self._window(ids, position)
+        run = capture_attention(self.model, ids, [self._text(i) for i in ids])
+        weights = run.weights  # (L, H, T, T)
+        scores = all_head_scores(weights, ids)
+        heads = [
+            {
+                "label": head_label(s.layer, s.head),
+                "roles": s.roles,
+                "row": [
+                    round(float(w), 6) for w in weights[s.layer, s.head, position, : position + 1]
+                ],
+            }
+            for s in scores
+        ]
+        target = ids[position + 1] if position + 1 < len(ids) else None
+        shown = target if target is not None else self._top(ids, position)
+        return {
+            "offset": offset,
+            "position": position,
+            "tokens": [self._text(i) for i in ids],
+            "chance": 1 / (position + 1),
+            "heads": heads,
+            "predictions": self.predictions(ids, position, off, mode),
+            "target": self._text(shown),
+            "target_is_next": target is not None,
+            "lens": [r.to_dict() for r in logit_lens(self.model, ids, position, shown)],
+            "attribution": direct_logit_attribution(self.model, ids, position, shown).to_dict(),
+        }
+
+    def explanation(self, ids: list[int], position: int, label: str) -> dict[str, Any]:
+        """One head's step-by-step computation for the query at ``position`` (as --explain)."""
+        offset, ids, position = self._window(ids, position)
+        ((layer, head),) = parse_heads([label], self.model.config.n_layer, self.model.config.n_head)
+        tokens = self.token_texts(ids)
+        run = capture_attention(self.model, ids, tokens)
+        steps = dataclasses.asdict(explain(self.model, run, layer, head, position))
+        return {**steps, "offset": offset, "tokens": tokens}
+
+    def predictions(self, ids: list[int], position: int, off: list[str], mode: str) -> dict:
+        """The top next tokens at ``position`` and the mean loss over the prompt, as the
+        model is and with ``off`` ablated."""
+        chosen = parse_heads(off, self.model.config.n_layer, self.model.config.n_head)
+        if chosen and mode not in self.info()["modes"]:
+            raise UsageError(Opt("mode", mode), " needs the run's training text; use zero")
+        if not chosen:
+            return self._predictions(ids, position)
+        with ablated(self.model, chosen, mode, self.stats or {}):
+            return self._predictions(ids, position)
+
+    def _predictions(self, ids: list[int], position: int) -> dict[str, Any]:
+        preds = predictions(self.model, ids, k=TOP_K)
+        here = preds[position]
+        losses = [p.loss for p in preds if p.loss is not None]
+        return {
+            "top": [{"text": self._text(i), "prob": p} for i, p in here.top],
+            "next_prob": here.next_prob,
+            "loss": here.loss,
+            "prompt_loss": sum(losses) / len(losses) if losses else None,
+        }
+
+    def _top(self, ids: list[int], position: int) -> int:
+        return predictions(self.model, ids, k=1)[position].top[0][0]
+
+    def _window(self, ids: list[int], position: int) -> tuple[int, list[int], int]:
+        """The block of ``ids`` that ends at ``position`` (or starts the text), its offset in
+        ``ids`` and the position within it."""
+        vocab, block = self.model.config.vocab_size, self.model.config.block_size
+        if not ids or len(ids) > MAX_TEXT or any(not 0 <= i < vocab for i in ids):
+            raise UsageError(f"the page sent {len(ids)} tokens; 1 to {MAX_TEXT} ids below {vocab}")
+        if not 0 <= position < len(ids):
+            raise UsageError(f"position {position} is outside the {len(ids)} tokens")
+        start = max(0, position + 1 - block)
+        return start, ids[start : start + block], position - start
+
+    def token_texts(self, ids: list[int]) -> list[str]:
+        return self.tokenizer.token_strings(ids)
+
+    def _text(self, token: int) -> str:
+        return self.tokenizer.token_strings([token])[0]
