@@ -58,7 +58,9 @@ def train(
     file: Annotated[
         Path | None,
         typer.Argument(
-            help="Text file to train on (UTF-8)." + default_text("data/tinyshakespeare.txt")
+            help="Text to train on: a file, a folder (every file below it but hidden ones) or "
+            "a quoted glob ('notes/**/*.md'); UTF-8 unless --encoding."
+            + default_text("data/tinyshakespeare.txt")
         ),
     ] = None,
     out_dir: Annotated[
