@@ -117,7 +117,7 @@ def test_a_text_longer_than_the_block_is_seen_through_the_models_window(client, 
 
 @pytest.mark.parametrize("mode", ["zero", "mean"])
 def test_turning_a_head_off_changes_the_loss_as_inspect_ablate_says(client, ck, mode):
-    text = "First Citizen:\nBefore we proceed"
+    text = SMALL_TEXT[: TINY["block_size"]]  # one block: the text inspect ablate scores
     ids = client.post("/api/tokens", json={"text": text}).json()["ids"]
     ask = {"ids": ids, "position": 3, "mode": mode}
     before = client.post("/api/analyse", json={**ask, "off": []}).json()["predictions"]
@@ -139,7 +139,8 @@ def _events(client, **params) -> list[dict]:
         body = "".join(response.iter_text())
     events = [block for block in body.split("\n\n") if block.strip()]
     assert events[-1].startswith("event: done")
-    return [json.loads(block.removeprefix("data: ")) for block in events[:-1]]
+    lines = [line for block in events[:-1] for line in block.split("\n")]
+    return [json.loads(line.removeprefix("data: ")) for line in lines]
 
 
 def test_the_stream_is_what_generate_writes(client, ck):

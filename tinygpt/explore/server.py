@@ -16,9 +16,10 @@ elsewhere; every string from the model or the prompt is set as text, never as HT
 from __future__ import annotations
 
 import json
+import queue
 import secrets
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from importlib import resources
 from typing import Any
 
@@ -181,17 +182,42 @@ def create_app(explorer: Explorer, token: str, hosts: tuple[str, ...] = LOCAL_HO
     return app
 
 
-def _events(explorer: Explorer, prompt: str, cfg: Any, lock: threading.Lock) -> Iterator[str]:
-    """Server-sent events: one ``data:`` line of JSON per token, then ``event: done``. The lock
-    is held per step, so a click on a token answers while a sample streams."""
-    stream = explorer.stream(prompt, cfg)
-    while True:
-        with lock:
-            item = next(stream, None)
-        if item is None:
-            break
-        yield f"data: {json.dumps(item)}\n\n"
-    yield "event: done\ndata: {}\n\n"
+async def _events(
+    explorer: Explorer, prompt: str, cfg: Any, lock: threading.Lock
+) -> AsyncIterator[str]:
+    """Server-sent events: each message the tokens sampled since the last one (a JSON object a
+    line), then ``event: done``. The sampler runs on its own thread at its own pace, taking
+    the lock per step, so a click on a token answers while a sample streams; a page that reads
+    slower gets several tokens a message instead of slowing the sampler down."""
+    ready: queue.SimpleQueue[dict[str, Any] | None] = queue.SimpleQueue()
+    stop = threading.Event()
+
+    def sample() -> None:
+        stream = explorer.stream(prompt, cfg)
+        try:
+            while not stop.is_set():
+                with lock:
+                    item = next(stream, None)
+                if item is None:
+                    break
+                ready.put(item)
+        finally:
+            ready.put(None)
+
+    threading.Thread(target=sample, daemon=True).start()
+    try:
+        done = False
+        while not done:
+            items = [await run_in_threadpool(ready.get)]
+            while not ready.empty():
+                items.append(ready.get())
+            if items[-1] is None:
+                done, items = True, items[:-1]
+            if items:
+                yield "data: " + "\ndata: ".join(json.dumps(i) for i in items) + "\n\n"
+        yield "event: done\ndata: {}\n\n"
+    finally:  # the page went away: the sampler stops at its next step
+        stop.set()
 
 
 async def _json(request: Request) -> dict[str, Any]:

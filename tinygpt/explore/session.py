@@ -56,9 +56,11 @@ class Explorer:
         }
 
     def tokens(self, text: str) -> list[int]:
+        """The ids of a text the page shows: all of it (the model reads one block of it at a
+        time; the sampler continues from the last block)."""
         if not text:
             raise UsageError(Opt("prompt"), " is empty; give some text")
-        return encode_prompt(self.tokenizer, text, self.model.config.block_size)[0]
+        return encode_prompt(self.tokenizer, text, MAX_TEXT)[0]
 
     def stream(self, prompt: str, cfg: SampleConfig) -> Iterator[dict[str, Any]]:
         """The prompt's tokens, then each sampled token with its probability and the model's

@@ -34,7 +34,8 @@ function addToken(item) {
   const index = state.ids.length;
   state.ids.push(item.id);
   state.items.push(item);
-  const span = el("span", { class: "tok " + item.kind, "data-index": String(index) }, item.text);
+  const kind = item.kind + (item.text.includes("\n") ? " nl" : "");  // nl: drawn with a ↵ to click
+  const span = el("span", { class: "tok " + kind, "data-index": String(index) }, item.text);
   if (item.kind === "sample") {
     span.style.background = `rgba(255, 140, 0, ${(1 - item.prob).toFixed(3)})`;
     const top = item.top.map((t) => `${shown(t.text)} ${t.prob.toFixed(3)}`).join("   ");
@@ -53,6 +54,7 @@ function reset() {
 
 async function write() {
   reset();
+  delete document.body.dataset.written;  // set again when this text is written
   const params = new URLSearchParams({ prompt: $("prompt").value });
   for (const name of ["temperature", "top_k", "top_p", "seed", "max_new_tokens", "stop"]) {
     const value = $(name).value.trim();
@@ -65,16 +67,24 @@ async function write() {
   const started = performance.now();
   const source = new EventSource("/api/generate?" + params);
   state.source = source;
-  let written = 0;
+  let written = 0, first = 0;
   source.onmessage = (event) => {
-    const item = JSON.parse(event.data);
-    addToken(item);
-    if (item.kind === "sample") written += 1;
+    for (const line of event.data.split("\n")) {  // the server sends what is ready at once
+      const item = JSON.parse(line);
+      addToken(item);
+      if (item.kind !== "sample") continue;
+      written += 1;
+      if (written === 1) first = performance.now();
+    }
   };
   source.addEventListener("done", () => {
     source.close();
-    const seconds = (performance.now() - started) / 1000;
-    say(`${written} tokens in ${seconds.toFixed(2)} s; click one`);
+    const now = performance.now();
+    const seconds = (now - started) / 1000;
+    // The streaming rate: from the first written token to the last, as generate counts its loop
+    const rate = written > 1 ? (written - 1) / ((now - first) / 1000) : 0;
+    say(`${written} tokens in ${seconds.toFixed(2)} s (${rate.toFixed(0)} tokens/s); click one`);
+    document.body.dataset.rate = rate.toFixed(1);
     document.body.dataset.written = String(written);
   });
   source.onerror = () => {
@@ -173,8 +183,9 @@ function renderHeads(a) {
     title.append(el("span", { class: "roles" }, h.roles.join(", ")));
     const cells = el("div", { class: "cells" });
     h.row.forEach((w, key) => {
-      const cell = el("span", { class: "cell" + (w > a.chance ? " above" : ""),
-        "data-key": String(key), "data-weight": w.toFixed(4) });
+      // Each key is its own text, shaded by the weight the query gives it
+      const cell = el("span", { class: "cell" + (w > a.chance ? " above" : "") + (w > 0.5 ? " dark" : ""),
+        "data-key": String(key), "data-weight": w.toFixed(4) }, shown(a.tokens[key]));
       cell.style.background = `rgba(30, 70, 170, ${w.toFixed(4)})`;
       cell.title = `key ${key + a.offset} ${shown(a.tokens[key])}: ${w.toFixed(4)}`;
       cells.append(cell);
