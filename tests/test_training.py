@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import tinygpt
-from tests.conftest import TINY
+from tests.conftest import SMALL_TEXT, TINY
 from tinygpt.checkpoint import store as ckpt
 from tinygpt.checkpoint.metrics import read_metrics
 from tinygpt.config import TrainConfig
@@ -217,3 +217,39 @@ def test_bpe_training_works(tiny_run, gpt2_encoding):
     result = tiny_run(tokenizer="gpt2", n_embd=16, max_steps=3, eval_every=3, block_size=8)
     ck = ckpt.open_checkpoint(result.out_dir)
     assert ck.config.model.vocab_size == 50257 and ck.tokenizer.name == "gpt2"
+
+
+def test_where_compile_cannot_work_training_goes_on_with_one_note(tmp_path, monkeypatch):
+    import tinygpt
+    from tinygpt.training import setup
+    from tinygpt.training.trainer import TrainerCallback
+
+    said: list[str] = []
+
+    class Notes(TrainerCallback):
+        def on_note(self, trainer, message):
+            said.append(message)
+
+    monkeypatch.setattr(setup, "compile_problem", lambda device: "torch.compile needs Triton")
+    monkeypatch.setattr(torch, "compile", lambda *a, **k: pytest.fail("compiled anyway"))
+    (tmp_path / "t.txt").write_text(SMALL_TEXT)
+    run = tinygpt.train(
+        tmp_path / "t.txt", out_dir=tmp_path / "ck", callbacks=[Notes()],
+        **{**TINY, "max_steps": 2, "compile": True},
+    )  # fmt: skip
+    assert run.step == 2
+    assert said.count("torch.compile needs Triton: training without it") == 1
+
+
+def test_compile_problem_names_what_is_missing(monkeypatch):
+    import importlib.util
+    import shutil
+
+    from tinygpt.model import device
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    assert "Triton" in device.compile_problem(torch.device("cuda"))
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    assert "C++ compiler" in device.compile_problem(torch.device("cpu"))
+    monkeypatch.setattr(shutil, "which", lambda name: "/usr/bin/" + name)
+    assert device.compile_problem(torch.device("cpu")) is None

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -69,6 +71,17 @@ def configure_backends(device: torch.device) -> None:
         # TF32 matmuls: ~free speed on Ampere and newer for fp32 work.
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
+
+
+def compile_problem(device: torch.device) -> str | None:
+    """Why ``torch.compile`` can't work on ``device`` here, or None: on a GPU it generates
+    Triton kernels (Triton is not in every torch build, Windows' among them); on the CPU it
+    compiles C++ (a compiler must be on PATH)."""
+    if device.type == "cuda" and importlib.util.find_spec("triton") is None:
+        return "torch.compile needs Triton for the GPU, and this torch build has none"
+    if device.type == "cpu" and not any(shutil.which(c) for c in ("c++", "g++", "clang++", "cl")):
+        return "torch.compile needs a C++ compiler for the CPU, and none is on PATH"
+    return None
 
 
 def default_compile(device: torch.device) -> bool:

@@ -19,6 +19,7 @@ from tinygpt.data.corpus import BatchSampler
 from tinygpt.data.tokenizer import Tokenizer
 from tinygpt.model import GPT
 from tinygpt.model.device import (
+    compile_problem,
     configure_backends,
     default_compile,
     fit_cpu_threads,
@@ -50,6 +51,7 @@ class Wrapped:
     forward: torch.nn.Module  # DDP-wrapped and/or compiled, or the model itself
     ddp: DistributedDataParallel | None
     compiled: bool
+    note: str | None = None  # why it is not compiled though compiling was asked for
 
 
 def pick_device(cfg: TrainConfig, dist: DistContext) -> torch.device:
@@ -80,6 +82,9 @@ def build(run: RunConfig, train_ids: np.ndarray, tokenizer: Tokenizer, dist: Dis
 
 def wrap(model: GPT, device: torch.device, cfg: TrainConfig, dist: DistContext) -> Wrapped:
     use_compile = cfg.compile if cfg.compile is not None else default_compile(device)
+    problem = compile_problem(device) if use_compile else None
+    if problem:  # the run goes on uncompiled, with one note, rather than failing at step 1
+        use_compile = False
     forward: torch.nn.Module = model
     ddp = None
     if dist.enabled:
@@ -88,4 +93,5 @@ def wrap(model: GPT, device: torch.device, cfg: TrainConfig, dist: DistContext) 
         forward = ddp = DistributedDataParallel(model, device_ids=ids)
     if use_compile:
         forward = torch.compile(forward)
-    return Wrapped(forward, ddp, bool(use_compile))
+    note = f"{problem}: training without it" if problem else None
+    return Wrapped(forward, ddp, bool(use_compile), note)

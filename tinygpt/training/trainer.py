@@ -135,6 +135,7 @@ class Trainer:
             restore(resume_from, self.parts, self.state, self.dist, self.cfg.seed)
         wrapped = setup.wrap(self.model, self.device, self.cfg, self.dist)
         self.forward_model, self.ddp, self.compiled = wrapped.forward, wrapped.ddp, wrapped.compiled
+        self.startup_notes += [wrapped.note] if wrapped.note else []
         # Wall clock for --max-time and tokens/s; tests substitute a fake one.
         self.clock: Callable[[], float] = time.perf_counter
 
