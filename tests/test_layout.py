@@ -16,7 +16,7 @@ from tests.conftest import ROOT
 # only from its own floor or the ones below it.
 FLOORS = [
     "errors", "recipe", "config", "io", "data", "model", "sampling", "checkpoint", "training",
-    "analysis", "views", "api", "explore", "cli",
+    "analysis", "doctor", "views", "api", "explore", "cli",
 ]  # fmt: skip
 
 

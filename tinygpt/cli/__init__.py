@@ -14,6 +14,7 @@ from tinygpt.cli import runs  # noqa: F401
 from tinygpt.cli import hf  # noqa: F401
 from tinygpt.cli import data  # noqa: F401
 from tinygpt.cli import explore  # noqa: F401
+from tinygpt.cli import doctor  # noqa: F401
 from tinygpt.cli.app import app, main
 
 __all__ = ["app", "main"]

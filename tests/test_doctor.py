@@ -1,0 +1,39 @@
+"""``tinygpt doctor``: the machine's facts, and a device comparison that can fail."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+
+from tests.conftest import one_line_error, run_main
+
+
+def test_doctor_says_what_it_uses_and_proves_the_cpu():
+    code, out, err = run_main("doctor", "--device", "cpu", "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    names = {f["name"] for f in report["facts"]}
+    assert {"torch", "device", "precision", "attention", "compile", "threads"} <= names
+    assert {"tiktoken cache", "token cache", "checkpoints", "chromium"} <= names
+    assert report["ok"] and len(report["checks"]) == 4 and all(c["ok"] for c in report["checks"])
+    assert report["tokens_per_sec"]["train"] > 0 and report["tokens_per_sec"]["sample"] > 0
+
+
+def test_a_device_that_computes_other_numbers_is_caught():
+    # CPU against CPU with the device copy's weights nudged: what a wrong backend looks like.
+    from tinygpt.doctor.proof import prove
+
+    assert all(c.ok for c in prove(torch.device("cpu"), torch.float32))
+    wrong = [c.name for c in prove(torch.device("cpu"), torch.float32, perturb=0.01) if not c.ok]
+    assert {"logits", "attention weights", "one training step"} <= set(wrong)
+
+
+def test_a_wrong_device_is_one_line_naming_what_to_pass(monkeypatch):
+    from tinygpt.doctor import proof
+
+    real = proof.prove
+    monkeypatch.setattr(proof, "prove", lambda d, t, **k: real(d, t, perturb=0.01))
+    code, _, err = run_main("doctor", "--device", "cpu")
+    line = one_line_error(code, err, (1,))
+    assert "cpu computes different numbers from the CPU" in line and "--device cpu" in line

@@ -1,0 +1,69 @@
+"""What tinygpt will use here: the torch build, the device and why, precision, the attention
+path, compilation, threads, caches and folders; each a name, a value and a note."""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from tinygpt import __version__
+from tinygpt.data.corpus import default_cache_dir
+from tinygpt.model.device import compile_problem, default_compile, resolve_dtype
+
+BROWSERS = ("chromium", "chromium-browser", "google-chrome")
+
+
+@dataclass(frozen=True)
+class Fact:
+    name: str
+    value: str
+    note: str = ""
+
+
+def device_and_why(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"CUDA is available: {torch.cuda.get_device_name(device)}"
+    if device.type == "mps":
+        return "no CUDA; Apple's MPS is available"
+    return "no CUDA GPU or MPS here: the CPU"
+
+
+def facts(device: torch.device, dtype: str = "auto") -> list[Fact]:
+    cuda = torch.version.cuda
+    build = f"CUDA {cuda}" if cuda else "CPU only" if not torch.backends.mps.is_built() else "MPS"
+    compiling = default_compile(device)
+    problem = compile_problem(device)
+    tiktoken_dir = os.environ.get("TIKTOKEN_CACHE_DIR")
+    runs = Path("checkpoints")
+    browser = next((shutil.which(b) for b in BROWSERS if shutil.which(b)), None)
+    return [
+        Fact("tinygpt", __version__, f"Python {platform.python_version()} on {sys.platform}"),
+        Fact("torch", torch.__version__, build),
+        Fact("device", device.type, device_and_why(device)),
+        Fact("precision", str(resolve_dtype(dtype, device)).removeprefix("torch.")),
+        Fact("attention", "sdpa", "torch's fused kernel; inspect commands use the explicit one"),
+        Fact(
+            "compile",
+            "on" if compiling and not problem else "off",
+            problem or ("pays on CUDA" if compiling else "the default off this device (--compile)"),
+        ),
+        Fact("threads", str(torch.get_num_threads()), f"{os.cpu_count()} cores"),
+        Fact(
+            "tiktoken cache",
+            tiktoken_dir or "tiktoken's default",
+            "TIKTOKEN_CACHE_DIR" if tiktoken_dir else "downloads gpt2 on first use",
+        ),
+        Fact("token cache", str(default_cache_dir()), "TINYGPT_CACHE_DIR moves it"),
+        Fact(
+            "checkpoints",
+            str(runs.resolve()),
+            f"{len(list(runs.glob('*/manifest.json')))} runs" if runs.is_dir() else "none yet",
+        ),
+        Fact("chromium", browser or "not found", "only the browser tests need it"),
+    ]
