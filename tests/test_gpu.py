@@ -127,3 +127,11 @@ def test_torchrun_with_nccl_on_one_rank(tmp_path):
     launcher = ("-m", "torch.distributed.run", "--standalone", "--nproc_per_node=1")
     proc = _train_cli(tmp_path, "--max-steps", "10", "--eval-every", "5", launcher=launcher)
     assert proc.returncode == 0, proc.stderr[-4000:]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_doctor_proves_the_gpu_against_the_cpu(dtype):
+    from tinygpt.doctor.proof import prove
+
+    checks = prove(torch.device("cuda"), dtype)
+    assert all(c.ok for c in checks), checks
