@@ -85,8 +85,8 @@ def main() -> None:
     parser.add_argument("--screenshot", type=Path, default=None)
     args = parser.parse_args()
 
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     model, tokenizer, ck = load(args.checkpoint, "cpu", attention="manual")
+    generate_threads = torch.get_num_threads()  # what `tinygpt generate` runs with here
     explorer = Explorer(model, tokenizer, ck)
     m = model.config
     print(
@@ -102,12 +102,16 @@ def main() -> None:
         page.wait_for_selector("body[data-ready='1']")
         page_tps, cli_tps = [], []
         for seed in (1, 2, 3):  # taking turns: the page, then generate_text
+            torch.set_num_threads(1)  # as `tinygpt explore` serves on a CPU
             page_tps.append(write_in_page(page, args.prompt, args.tokens, seed))
+            torch.set_num_threads(generate_threads)
             cli_tps.append(generate_text(model, tokenizer, args.prompt, cfg).tokens_per_sec)
+        torch.set_num_threads(1)
         page_rate, cli_rate = statistics.median(page_tps), statistics.median(cli_tps)
         print(
-            f"streaming: page {page_rate:.1f} tokens/s, generate {cli_rate:.1f} tokens/s "
-            f"(page/generate {page_rate / cli_rate:.2f}; medians of 3)"
+            f"streaming: page {page_rate:.1f} tokens/s (1 thread, as explore serves), generate "
+            f"{cli_rate:.1f} tokens/s ({generate_threads} threads, as generate runs here); "
+            f"page/generate {page_rate / cli_rate:.2f}, medians of 3"
         )
         count = len(page.query_selector_all("#text .tok"))
         picks = [round(i * (count - 1) / max(1, args.clicks - 1)) for i in range(args.clicks)]

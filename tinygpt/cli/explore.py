@@ -30,6 +30,7 @@ def explore(
     device: DeviceOpt = DEVICE_DEFAULT,
 ) -> None:
     """Explore a trained model in a local web page: write, click a token, see every head."""
+    import torch
     import uvicorn
 
     from tinygpt.api import load
@@ -37,6 +38,11 @@ def explore(
     from tinygpt.explore.session import Explorer
 
     model, tokenizer, ck = load(checkpoint, device, attention="manual", best=best)
+    if model.wte.weight.device.type == "cpu":
+        # One token (a sample) or one block (a click) at a time: a second torch thread costs
+        # more in hand-offs than it computes, and the server's own thread needs the core
+        # (measured: 780 streamed tokens/s with one thread, 330 with two; docs/benchmarks.md).
+        torch.set_num_threads(1)
     sock = _listen(host, port)
     token = new_token()
     hosts = LOCAL_HOSTS if host in LOCAL_HOSTS else (*LOCAL_HOSTS, host)

@@ -15,6 +15,7 @@ elsewhere; every string from the model or the prompt is set as text, never as HT
 
 from __future__ import annotations
 
+import asyncio
 import json
 import queue
 import secrets
@@ -46,6 +47,7 @@ LOCAL_HOSTS = ("127.0.0.1", "localhost", "[::1]", "::1")
 # The sampling controls a page may send, each as the type SampleConfig takes.
 SAMPLE_FIELDS = {"temperature": float, "top_k": int, "top_p": float, "seed": int}
 MAX_NEW_TOKENS = 1024
+POLL_S = 0.005  # how often a stream looks for new tokens: 200 messages/s at most
 
 
 def new_token() -> str:
@@ -208,9 +210,12 @@ async def _events(
     try:
         done = False
         while not done:
-            items = [await run_in_threadpool(ready.get)]
+            items = []
             while not ready.empty():
                 items.append(ready.get())
+            if not items:  # polled, not awaited on a worker thread: no thread hop per token
+                await asyncio.sleep(POLL_S)
+                continue
             if items[-1] is None:
                 done, items = True, items[:-1]
             if items:
