@@ -97,74 +97,6 @@ def _with_csp(app: ASGIApp) -> ASGIApp:
 
 def create_app(explorer: Explorer, token: str, hosts: tuple[str, ...] = LOCAL_HOSTS) -> Starlette:
     """The page and its API over ``explorer``; ``hosts``: the names the Host header may give."""
-    lock = threading.Lock()  # one model: a request's hooks (ablation) never meet another's
-
-    def page(request: Request) -> Response:
-        html = resources.files("tinygpt.explore.page").joinpath("index.html").read_text()
-        response = Response(html, media_type="text/html")
-        response.set_cookie(COOKIE, token, httponly=True, samesite="strict")
-        return response
-
-    def asset(request: Request) -> Response:
-        name = request.path_params["name"]
-        if name not in ASSETS:  # a fixed list: no request names a file
-            return PlainTextResponse("not found", 404)
-        text = resources.files("tinygpt.explore.page").joinpath(name).read_text()
-        return Response(text, media_type=ASSETS[name])
-
-    def info(request: Request) -> Response:
-        return JSONResponse(explorer.info())
-
-    def generate(request: Request) -> Response:
-        params = request.query_params
-        try:
-            options: dict[str, Any] = {
-                k: cast(params[k]) for k, cast in SAMPLE_FIELDS.items() if params.get(k)
-            }
-            options["max_new_tokens"] = min(
-                int(params.get("max_new_tokens") or 200), MAX_NEW_TOKENS
-            )
-            options["stop"] = [s for s in params.getlist("stop") if s]
-            cfg = sample_config(options)
-            with lock:
-                first = explorer.tokens(params.get("prompt", ""))
-        except (TinyGPTError, ValueError) as exc:
-            return _refused(exc)
-        del first  # checked before streaming starts: a bad prompt is a 400, not a broken stream
-        return StreamingResponse(
-            _events(explorer, params.get("prompt", ""), cfg, lock), media_type="text/event-stream"
-        )
-
-    async def analyse(request: Request) -> Response:
-        body = await _json(request)
-        return await _answer(
-            lock,
-            lambda: explorer.analyse(
-                _ids(body),
-                int(body.get("position", 0)),
-                list(body.get("off", [])),
-                str(body.get("mode", "zero")),
-            ),
-        )
-
-    async def tokens(request: Request) -> Response:
-        body = await _json(request)
-
-        def run() -> dict[str, Any]:
-            ids = explorer.tokens(str(body.get("text", "")))
-            return {"ids": ids, "tokens": explorer.token_texts(ids)}
-
-        return await _answer(lock, run)
-
-    async def explain(request: Request) -> Response:
-        body = await _json(request)
-        return await _answer(
-            lock,
-            lambda: explorer.explanation(
-                _ids(body), int(body.get("position", 0)), str(body.get("head", ""))
-            ),
-        )
-
     routes = [
         Route("/", page),
         Route("/static/{name}", asset),
@@ -174,14 +106,82 @@ def create_app(explorer: Explorer, token: str, hosts: tuple[str, ...] = LOCAL_HO
         Route("/api/tokens", tokens, methods=["POST"]),
         Route("/api/explain", explain, methods=["POST"]),
     ]
-    app = Starlette(
-        routes=routes,
-        middleware=[
-            Middleware(TrustedHostMiddleware, allowed_hosts=list(hosts)),
-            Middleware(Guard, token=token),
-        ],
-    )
+    guards = [
+        Middleware(TrustedHostMiddleware, allowed_hosts=list(hosts)),
+        Middleware(Guard, token=token),
+    ]
+    app = Starlette(routes=routes, middleware=guards)
+    app.state.explorer, app.state.token = explorer, token
+    app.state.lock = threading.Lock()  # one model: a request's hooks never meet another's
     return app
+
+
+def page(request: Request) -> Response:
+    html = resources.files("tinygpt.explore.page").joinpath("index.html").read_text()
+    response = Response(html, media_type="text/html")
+    response.set_cookie(COOKIE, request.app.state.token, httponly=True, samesite="strict")
+    return response
+
+
+def asset(request: Request) -> Response:
+    name = request.path_params["name"]
+    if name not in ASSETS:  # a fixed list: no request names a file
+        return PlainTextResponse("not found", 404)
+    text = resources.files("tinygpt.explore.page").joinpath(name).read_text()
+    return Response(text, media_type=ASSETS[name])
+
+
+def info(request: Request) -> Response:
+    return JSONResponse(request.app.state.explorer.info())
+
+
+def generate(request: Request) -> Response:
+    """The stream of a sample; its options and prompt are checked first, so a bad one is a
+    400 with a sentence rather than a stream that breaks."""
+    params, state = request.query_params, request.app.state
+    try:
+        options: dict[str, Any] = {
+            k: cast(params[k]) for k, cast in SAMPLE_FIELDS.items() if params.get(k)
+        }
+        options["max_new_tokens"] = min(int(params.get("max_new_tokens") or 200), MAX_NEW_TOKENS)
+        options["stop"] = [s for s in params.getlist("stop") if s]
+        cfg = sample_config(options)
+        with state.lock:
+            state.explorer.tokens(params.get("prompt", ""))
+    except (TinyGPTError, ValueError, TypeError) as exc:
+        return _refused(exc)
+    events = _events(state.explorer, params.get("prompt", ""), cfg, state.lock)
+    return StreamingResponse(events, media_type="text/event-stream")
+
+
+async def analyse(request: Request) -> Response:
+    body, explorer = await _json(request), request.app.state.explorer
+
+    def answer() -> dict[str, Any]:  # parsed on the worker: a bad field is a 400, not a 500
+        off, mode = list(body.get("off", [])), str(body.get("mode") or "zero")
+        return explorer.analyse(_ids(body), int(body.get("position", 0)), off, mode)
+
+    return await _answer(request, answer)
+
+
+async def tokens(request: Request) -> Response:
+    body, explorer = await _json(request), request.app.state.explorer
+
+    def answer() -> dict[str, Any]:
+        ids = explorer.tokens(str(body.get("text", "")))
+        return {"ids": ids, "tokens": explorer.token_texts(ids)}
+
+    return await _answer(request, answer)
+
+
+async def explain(request: Request) -> Response:
+    body, explorer = await _json(request), request.app.state.explorer
+
+    def answer() -> dict[str, Any]:
+        position, head = int(body.get("position", 0)), str(body.get("head", ""))
+        return explorer.explanation(_ids(body), position, head)
+
+    return await _answer(request, answer)
 
 
 async def _events(
@@ -240,14 +240,14 @@ def _ids(body: dict[str, Any]) -> list[int]:
     return ids
 
 
-async def _answer(lock: threading.Lock, work: Any) -> Response:
+async def _answer(request: Request, work: Any) -> Response:
     """``work()``'s answer as JSON, computed on a worker thread (the server keeps serving)."""
 
     def locked() -> Response:
         try:
-            with lock:
+            with request.app.state.lock:
                 return JSONResponse(work())
-        except (TinyGPTError, ValueError) as exc:
+        except (TinyGPTError, ValueError, TypeError) as exc:
             return _refused(exc)
 
     return await run_in_threadpool(locked)
