@@ -211,3 +211,27 @@ def test_generate_best_samples_from_the_best_weights(monkeypatch):
         code, _, err = run_main("generate", "-c", str(ck), "--max-new-tokens", "4", *flags)
         assert code == 0, err
     assert asked == [False, True]
+
+
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (("--num-samples", "100000000"), "--num-samples"),
+        (("--json", "--alternatives", "100", "--num-samples", "100", "--max-new-tokens", "500"),
+         "--alternatives"),
+    ],
+)  # fmt: skip
+def test_a_request_too_large_to_hold_is_one_line_up_front(ck, args, says):
+    code, _, err = run_main("generate", "-c", str(ck), *args)
+    assert says in one_line_error(code, err)
+
+
+def test_a_prompt_on_stdin_is_read_up_to_a_bound(ck, monkeypatch):
+    import io
+
+    from tinygpt.cli import common
+
+    monkeypatch.setattr(common, "MAX_PROMPT_CHARS", 1000)
+    monkeypatch.setattr("sys.stdin", io.StringIO("\0" * 5000))  # /dev/zero, in short
+    code, _, err = run_main("generate", "-c", str(ck), "-p", "-")
+    assert "longer than 1,000 characters" in one_line_error(code, err)

@@ -12,6 +12,7 @@ import typer
 
 from tinygpt.cli.options import default_text, field_of
 from tinygpt.config import TrainConfig
+from tinygpt.errors import UsageError
 from tinygpt.io.console import for_terminal
 
 CheckpointOpt = Annotated[
@@ -26,6 +27,22 @@ CheckpointOpt = Annotated[
 DEVICE_DEFAULT: str = TrainConfig.device
 DeviceOpt = Annotated[str, typer.Option(help=field_of(TrainConfig, "device").metadata["help"])]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+MAX_PROMPT_CHARS = 1 << 24  # a prompt from stdin: a page of text, not a corpus or /dev/zero
+
+
+def read_prompt(prompt: str) -> str:
+    """The prompt; ``-`` reads it from stdin, at most MAX_PROMPT_CHARS characters."""
+    if prompt != "-":
+        return prompt
+    text = sys.stdin.read(MAX_PROMPT_CHARS + 1)
+    if len(text) > MAX_PROMPT_CHARS:
+        raise UsageError(
+            f"the prompt on stdin is longer than {MAX_PROMPT_CHARS:,} characters; a prompt "
+            "is what the model continues, not a corpus (eval FILE scores a whole file)"
+        )
+    return text
 
 
 def write_stdout(text: str) -> None:

@@ -11,7 +11,14 @@ from typing import Annotated, Any
 import typer
 
 from tinygpt.cli.app import command, err
-from tinygpt.cli.common import DEVICE_DEFAULT, CheckpointOpt, DeviceOpt, JsonOpt, write_stdout
+from tinygpt.cli.common import (
+    DEVICE_DEFAULT,
+    CheckpointOpt,
+    DeviceOpt,
+    JsonOpt,
+    read_prompt,
+    write_stdout,
+)
 from tinygpt.cli.flags import command_spelling
 from tinygpt.cli.options import with_field_options
 from tinygpt.config import SampleConfig, TrainConfig
@@ -65,8 +72,7 @@ def generate(
     if interactive:
         _interactive(checkpoint, prompt, json_out, device, attention, {**options, "best": best})
         return
-    if prompt == "-":
-        prompt = sys.stdin.read()
+    prompt = read_prompt(prompt)
     on_text = None if json_out else write_stdout
     result = run_generate(
         checkpoint,

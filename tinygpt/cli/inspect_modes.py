@@ -5,12 +5,11 @@ trajectory`` and the ``inspect-attention`` front door (``--compare``, ``--ablate
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import typer
 
-from tinygpt.cli.common import show, wrote
+from tinygpt.cli.common import read_prompt, show, wrote
 from tinygpt.errors import UsageError
 
 
@@ -130,11 +129,6 @@ def show_attention(
     written = write_report(report, files, layer, head_index, title, rollout=show_rollout)
     for path in written:
         wrote(path)
-
-
-def read_prompt(prompt: str) -> str:
-    """The prompt; ``-`` reads it from stdin."""
-    return sys.stdin.read() if prompt == "-" else prompt
 
 
 def focus(layer: int | None, head: str | None) -> tuple[int | None, int | None]:

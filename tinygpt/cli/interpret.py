@@ -4,14 +4,13 @@ component wrote the prediction, when it appeared, and which activation carries i
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from tinygpt.cli.app import command, inspect_app
-from tinygpt.cli.common import DEVICE_DEFAULT, CheckpointOpt, DeviceOpt, show, wrote
+from tinygpt.cli.common import DEVICE_DEFAULT, CheckpointOpt, DeviceOpt, read_prompt, show, wrote
 from tinygpt.cli.inspect_options import (
     BestOpt,
     HtmlOpt,
@@ -37,10 +36,6 @@ TargetOpt = Annotated[
     ),
 ]
 PngOpt = Annotated[Path | None, typer.Option("--png", help="Write a PNG figure.")]
-
-
-def _read(prompt: str) -> str:
-    return sys.stdin.read() if prompt == "-" else prompt
 
 
 def _finish(report: Any, json_out: bool, render: Any, files: dict[str, Path | None]) -> None:
@@ -83,7 +78,9 @@ def predictions(
     from tinygpt.io.console import stdout_console
     from tinygpt.views.interpret_text import predictions_view
 
-    report = api.predictions_report(checkpoint, _read(prompt), top=top, device=device, best=best)
+    report = api.predictions_report(
+        checkpoint, read_prompt(prompt), top=top, device=device, best=best
+    )
     width = stdout_console().width
     files = {"json": json_file, "html": html_file, "png": png_file, "svg": svg_file}
     _finish(report, json_out, lambda: predictions_view(report, width), files)
@@ -109,7 +106,7 @@ def attribution(
     from tinygpt.views.interpret_text import attribution_view
 
     report = api.logit_attribution(
-        checkpoint, _read(prompt), position=position, target=target, device=device, best=best
+        checkpoint, read_prompt(prompt), position=position, target=target, device=device, best=best
     )
     files = {"json": json_file, "html": html_file, "png": png_file, "svg": svg_file}
     _finish(report, json_out, lambda: attribution_view(report, rows), files)
@@ -132,7 +129,7 @@ def lens(
     from tinygpt.views.interpret_text import lens_view
 
     report = api.logit_attribution(
-        checkpoint, _read(prompt), position=position, target=target, device=device, best=best
+        checkpoint, read_prompt(prompt), position=position, target=target, device=device, best=best
     )
     files = {"json": json_file, "html": html_file}
     _finish(report, json_out, lambda: lens_view(report), files)

@@ -12,12 +12,40 @@ import torch
 
 from tinygpt.config import SampleConfig
 from tinygpt.data.tokenizer import Tokenizer
+from tinygpt.errors import Opt, UsageError
 from tinygpt.model import GPT
 from tinygpt.sampling.stops import StopMatcher
 from tinygpt.sampling.text import StreamDecoder, encode_prompt, token_text
 from tinygpt.sampling.tokens import Step, make_generator, row_seeds, sample_tokens
 
 SEPARATOR = "\n" + "-" * 40 + "\n"  # between samples in the streamed text
+# What one call may hold: the batch's logits (and their softmax and sort) with its keys and
+# values, and the per-token records --alternatives keeps for --json. Asked for beyond these,
+# the answer is one line up front, not an allocation the machine can't make.
+MAX_BATCH_BYTES = 8 << 30
+MAX_RECORDS = 2_000_000
+
+
+def check_size(model: GPT, cfg: SampleConfig) -> None:
+    """Refuse a batch whose tensors or whose kept records would not fit."""
+    m = model.config
+    per_row = 4 * (4 * m.vocab_size + 2 * m.n_layer * m.block_size * m.n_embd)
+    if cfg.num_samples * per_row > MAX_BATCH_BYTES:
+        most = max(1, MAX_BATCH_BYTES // per_row)
+        raise UsageError(
+            Opt("num_samples", cfg.num_samples),
+            f" would need about {cfg.num_samples * per_row / 2**30:,.0f} GiB for one batch of "
+            f"this model; at most {most:,} at once",
+        )
+    records = (
+        cfg.num_samples * cfg.max_new_tokens * (cfg.alternatives + 1) if cfg.alternatives else 0
+    )
+    if records > MAX_RECORDS:
+        raise UsageError(
+            Opt("alternatives", cfg.alternatives),
+            f" for {cfg.num_samples:,} samples of {cfg.max_new_tokens:,} tokens would keep "
+            f"{records:,} records; at most {MAX_RECORDS:,} (ask for fewer samples or tokens)",
+        )
 
 
 @dataclass
@@ -176,6 +204,7 @@ def generate_text(
 
     The reported time covers the sampling loop only (not model loading or tokenization)."""
     cfg.validate()
+    check_size(model, cfg)
     device = model.wte.weight.device
     prompt_ids, notices = encode_prompt(tokenizer, prompt, model.config.block_size)
     prompt_text = tokenizer.decode(prompt_ids) if prompt else ""
