@@ -235,3 +235,40 @@ def test_a_prompt_on_stdin_is_read_up_to_a_bound(ck, monkeypatch):
     monkeypatch.setattr("sys.stdin", io.StringIO("\0" * 5000))  # /dev/zero, in short
     code, _, err = run_main("generate", "-c", str(ck), "-p", "-")
     assert "longer than 1,000 characters" in one_line_error(code, err)
+
+
+def test_generate_and_eval_say_when_the_best_weights_beat_the_final_ones(ck, tmp_path):
+    import shutil
+
+    from tinygpt.checkpoint.metrics import METRICS_FILE
+
+    copy = tmp_path / "ck"
+    shutil.copytree(ck, copy)
+    records = [json.loads(line) for line in (copy / METRICS_FILE).read_text().splitlines()]
+    records[0]["val_loss"] = records[-1]["val_loss"] - 0.5  # an overfitted run's log
+    (copy / METRICS_FILE).write_text("".join(json.dumps(r) + "\n" for r in records))
+    (tmp_path / "t.txt").write_text(SMALL_TEXT)
+    for command in (("generate", "--max-new-tokens", "3"), ("eval", "t.txt")):
+        code, _, err = run_main(*command, "-c", "ck", cwd=tmp_path)
+        assert code == 0 and err.count("add --best") == 1, err
+        assert f"step {records[0]['step']}" in err
+        code, _, err = run_main(*command, "-c", "ck", "--best", cwd=tmp_path)
+        assert code == 0 and "add --best" not in err, err
+    code, _, err = run_main("generate", "-c", str(ck), "--max-new-tokens", "3")
+    assert "add --best" not in err  # the run as it was: its final weights are its best
+
+
+def test_the_done_lines_count_passes_and_point_at_better_weights(tmp_path):
+    from tinygpt.cli.train import done_lines
+    from tinygpt.training.trainer import TrainResult
+
+    metrics = [
+        {"step": 100, "val_loss": 3.09, "tokens_seen": 800},
+        {"step": 300, "val_loss": 3.15, "tokens_seen": 2400},
+    ]
+    lines = done_lines(TrainResult(tmp_path, 300, 3.09, metrics, train_tokens=1000))
+    assert "(2.4 passes over the training text)" in lines[0]
+    assert len(lines) == 2 and "3.1500" in lines[1] and "step 100 (3.0900)" in lines[1]
+    assert lines[1].endswith(f"tinygpt generate --checkpoint {tmp_path} --best")
+    metrics[1]["val_loss"] = 3.095  # within noise of the best: nothing to add
+    assert len(done_lines(TrainResult(tmp_path, 300, 3.09, metrics, train_tokens=1000))) == 1

@@ -80,6 +80,8 @@ MAX_VOCAB = 1 << 24
 MAX_BLOCK_SIZE = 1 << 20
 MAX_KV_ELEMENTS = 1 << 32  # keys and values of one full-length sequence, all layers
 MAX_ALTERNATIVES = 100  # per token in --json; more is a dump of the vocabulary, not a view
+# A final validation loss worse than the run's best by more than this (nats) is said, with --best.
+WORSE_THAN_BEST = 0.01
 MAX_SEED = (1 << 63) - (1 << 20)  # torch takes 64-bit seeds; the run adds small offsets to it
 
 # Declared field types -> (accepted Python types, how a message names them).

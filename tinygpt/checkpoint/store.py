@@ -44,7 +44,7 @@ import torch
 
 from tinygpt.checkpoint.lock import LOCK_FILE, in_use, is_lock_file
 from tinygpt.checkpoint.metrics import METRICS_FILE, read_metrics
-from tinygpt.config import ModelConfig, RunConfig, parameter_bound
+from tinygpt.config import WORSE_THAN_BEST, ModelConfig, RunConfig, parameter_bound
 from tinygpt.data.tokenizer import Tokenizer, tokenizer_from_dict
 from tinygpt.errors import CheckpointError, Opt, TinyGPTError, UsageError
 from tinygpt.io.console import printable, tell_picked
@@ -348,6 +348,18 @@ class Checkpoint:
                 (self.directory / staged).lstat()
                 return read_metrics(self.directory, up_to_step=self.step, name=staged)
         return read_metrics(self.directory, up_to_step=self.step)
+
+    def better_weights(self) -> tuple[float, int, float] | None:
+        """(best val loss, its step, the last val loss) when the best-validation weights it
+        keeps beat its final ones (an overfitted run), else None."""
+        records = [r for r in self.metrics() if isinstance(r.get("val_loss"), (int, float))]
+        if not self.has(BEST_FILE) or not records:
+            return None
+        best = min(records, key=lambda r: r["val_loss"])
+        last = records[-1]
+        if last["val_loss"] <= best["val_loss"] + WORSE_THAN_BEST or best is last:
+            return None
+        return float(best["val_loss"]), int(best["step"]), float(last["val_loss"])
 
     @property
     def saved_at(self) -> float:

@@ -45,6 +45,23 @@ def read_prompt(prompt: str) -> str:
     return text
 
 
+def checkpoint_with_note(checkpoint: Path | None, best: bool) -> Path:
+    """The checkpoint a command reads (picked once), after one line on stderr when it keeps
+    better weights than its final ones and ``--best`` was not given."""
+    from tinygpt.checkpoint.store import find_checkpoint
+
+    ck = find_checkpoint(checkpoint)
+    better = None if best else ck.better_weights()
+    if better:
+        val, step, last = better
+        typer.echo(
+            f"note: this run's best weights (val {val:.4f} at step {step}) beat its final ones "
+            f"(val {last:.4f}); add --best to use them",
+            err=True,
+        )
+    return ck.directory
+
+
 def write_stdout(text: str) -> None:
     sys.stdout.write(for_terminal(text, sys.stdout))
     sys.stdout.flush()

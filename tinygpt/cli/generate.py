@@ -16,6 +16,7 @@ from tinygpt.cli.common import (
     CheckpointOpt,
     DeviceOpt,
     JsonOpt,
+    checkpoint_with_note,
     read_prompt,
     write_stdout,
 )
@@ -73,6 +74,7 @@ def generate(
         _interactive(checkpoint, prompt, json_out, device, attention, {**options, "best": best})
         return
     prompt = read_prompt(prompt)
+    checkpoint = checkpoint_with_note(checkpoint, best)
     on_text = None if json_out else write_stdout
     result = run_generate(
         checkpoint,
@@ -167,6 +169,7 @@ def eval_command(
     from tinygpt import api
 
     options = dict(device=device, encoding=encoding, best=best, progress=True)
+    checkpoint = checkpoint_with_note(checkpoint, best)
     if token_losses is None:
         summary = api.evaluate(checkpoint, file, **options).to_dict()
     else:

@@ -6,15 +6,19 @@ import json
 import math
 import signal
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from tinygpt.cli.app import command
 from tinygpt.cli.flags import command_spelling
 from tinygpt.cli.options import default_text, with_field_options
-from tinygpt.config import ModelConfig, TrainConfig
+from tinygpt.config import WORSE_THAN_BEST, ModelConfig, TrainConfig
 from tinygpt.errors import UsageError
+from tinygpt.io.console import printable
+
+if TYPE_CHECKING:  # torch is imported when a run starts, not for --help
+    from tinygpt.training.trainer import TrainResult
 
 MODEL_OPTIONS = ("n_layer", "n_head", "n_embd", "block_size", "dropout", "bias", "mlp")
 TRAIN_OPTIONS = (
@@ -149,8 +153,25 @@ def _report(result: Any, file: Path, quiet: bool, json_out: bool) -> None:
         )
         raise typer.Exit(interrupted_code)
     if not quiet:
-        typer.echo(
-            f"done: step {result.step}, best val loss {result.best_val_loss:.4f}; checkpoint in "
-            f"{result.out_dir}. Sample with: tinygpt generate --checkpoint {result.out_dir}",
-            err=True,
+        for line in done_lines(result):
+            typer.echo(line, err=True)
+
+
+def done_lines(result: TrainResult) -> list[str]:
+    """The run's last words: where it got, how often it read its text, and which weights to
+    sample (the best ones, when the final weights are worse on validation)."""
+    out = printable(str(result.out_dir))
+    lines = [
+        f"done: step {result.step} ({result.passes:.1f} passes over the training text), best "
+        f"val loss {result.best_val_loss:.4f}; checkpoint in {out}. Sample with: tinygpt "
+        f"generate --checkpoint {out}"
+    ]
+    records = [r for r in result.metrics if "val_loss" in r]
+    if records and records[-1]["val_loss"] > result.best_val_loss + WORSE_THAN_BEST:
+        best = min(records, key=lambda r: r["val_loss"])
+        lines.append(
+            f"the final weights are worse on validation ({records[-1]['val_loss']:.4f}) than "
+            f"at step {best['step']} ({best['val_loss']:.4f}), which the checkpoint keeps: "
+            f"tinygpt generate --checkpoint {out} --best"
         )
+    return lines

@@ -49,6 +49,13 @@ class TrainResult:
     is_main: bool = True  # False on data-parallel ranks other than 0 (they report nothing)
     model: GPT | None = None  # the trained model, in memory
     signal: int = 0  # the stop signal that interrupted the run (SIGINT, SIGTERM, SIGHUP), or 0
+    train_tokens: int = 0  # the training split's length
+
+    @property
+    def passes(self) -> float:
+        """How many times over the training split the run read, in tokens."""
+        seen = self.metrics[-1].get("tokens_seen", 0) if self.metrics else 0
+        return seen / self.train_tokens if self.train_tokens else 0.0
 
     @property
     def parameters(self) -> ParameterCount | None:
@@ -280,6 +287,7 @@ class Trainer:
             self.dist.is_main,
             self.model,
             signal=session.stop.signal,
+            train_tokens=len(self.train_ids),
         )
 
     def train_step(self) -> tuple[float, bool]:
