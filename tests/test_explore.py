@@ -132,6 +132,25 @@ def test_turning_a_head_off_changes_the_loss_as_inspect_ablate_says(client, ck, 
     assert after["top"] != before["top"] or after["prompt_loss"] != before["prompt_loss"]
 
 
+def test_patching_from_a_second_text_is_what_inspect_patch_says(client, ck):
+    clean, corrupted = "First Citizen:\nB", "First Senator:\nB"  # one block, same length
+    ids = client.post("/api/tokens", json={"text": clean}).json()["ids"]
+    answer = client.post(
+        "/api/patch", json={"ids": ids, "position": len(ids) - 1, "corrupted": corrupted}
+    ).json()
+    code, out, err = run_main(
+        "inspect", "patch", "-c", str(ck), "--clean", clean, "--corrupted", corrupted, "--json"
+    )
+    assert code == 0, err
+    said = json.loads(out)
+    assert answer["clean_logprob"] == pytest.approx(said["clean_logprob"], abs=1e-5)
+    for head in answer["heads"]:  # to the page's 3 decimals (inspect patch runs SDPA)
+        layer, h = (int(x) for x in head["label"][1:].split("H"))
+        assert head["restored"] == pytest.approx(said["heads"][layer][h], abs=1e-3)
+    longer = client.post("/api/patch", json={"ids": ids, "position": 3, "corrupted": clean + "e"})
+    assert longer.status_code == 400 and "as many as" in longer.json()["error"]
+
+
 def _events(client, **params) -> list[dict]:
     with client.stream("GET", "/api/generate", params=params) as response:
         assert response.status_code == 200
@@ -327,6 +346,16 @@ def test_in_the_page_write_click_toggle_and_save(page, ck, explorer, tmp_path):
     download.value.save_as(saved)
     html = saved.read_text()
     assert "<script" not in html and "L0H1" in html and "http" not in html.split("<body>")[1]
+    # Patching from a second text fills the table of heads
+    spans[15].click()
+    page.wait_for_selector("#position:text-is('15')")  # the panels of this click, not the last
+    seen = page.input_value("#corrupted")  # the text the model sees there, to change
+    swap = "e" if seen[-1] != "e" else "a"  # the token just before the prediction, changed
+    page.fill("#corrupted", seen[:-1] + swap)
+    page.click("#patch")
+    page.wait_for_selector("#patch-gap:not(:empty)")
+    assert "share of the gap" in page.inner_text("#patch-gap"), page.inner_text("#patch-gap")
+    assert page.query_selector_all("#patched tr")
     offline = page.context.browser.new_page()
     offline.goto(saved.as_uri())
     assert "What it predicted next" in offline.inner_text("body")

@@ -105,6 +105,7 @@ def create_app(explorer: Explorer, token: str, hosts: tuple[str, ...] = LOCAL_HO
         Route("/api/analyse", analyse, methods=["POST"]),
         Route("/api/tokens", tokens, methods=["POST"]),
         Route("/api/explain", explain, methods=["POST"]),
+        Route("/api/patch", patch, methods=["POST"]),
     ]
     guards = [
         Middleware(TrustedHostMiddleware, allowed_hosts=list(hosts)),
@@ -180,6 +181,16 @@ async def explain(request: Request) -> Response:
     def answer() -> dict[str, Any]:
         position, head = int(body.get("position", 0)), str(body.get("head", ""))
         return explorer.explanation(_ids(body), position, head)
+
+    return await _answer(request, answer)
+
+
+async def patch(request: Request) -> Response:
+    body, explorer = await _json(request), request.app.state.explorer
+
+    def answer() -> dict[str, Any]:
+        position, corrupted = int(body.get("position", 0)), str(body.get("corrupted", ""))
+        return explorer.patch(_ids(body), position, corrupted)
 
     return await _answer(request, answer)
 

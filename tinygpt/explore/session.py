@@ -18,6 +18,7 @@ from tinygpt.analysis.capture import capture_attention
 from tinygpt.analysis.explain import explain
 from tinygpt.analysis.labels import head_label
 from tinygpt.analysis.lens import logit_lens
+from tinygpt.analysis.patching import patch_activations
 from tinygpt.analysis.predictions import predictions
 from tinygpt.analysis.scores import all_head_scores
 from tinygpt.checkpoint.store import Checkpoint
@@ -132,6 +133,33 @@ class Explorer:
         run = capture_attention(self.model, ids, tokens)
         steps = dataclasses.asdict(explain(self.model, run, layer, head, position))
         return {**steps, "offset": offset, "tokens": tokens}
+
+    def patch(self, ids: list[int], position: int, corrupted: str) -> dict[str, Any]:
+        """Each head's output patched from the text the model sees at ``position`` into
+        ``corrupted`` (as many tokens): the share of the gap in the target's log-probability it
+        restores, as ``inspect patch``; the target is the model's top guess there."""
+        _, clean, at = self._window(ids, position)
+        bad = self.tokens(corrupted)
+        if len(bad) != len(clean):
+            raise UsageError(
+                f"the second text is {len(bad)} tokens; it must be {len(clean)}, as many as the "
+                "text the model sees at this token (change it, don't add or remove)"
+            )
+        target = self._top(clean, at)
+        result = patch_activations(self.model, clean, bad, at, target)
+        m = self.model.config
+        heads = [
+            {"label": head_label(layer, head), "restored": float(result.heads[layer, head])}
+            for layer in range(m.n_layer)
+            for head in range(m.n_head)
+        ]
+        return {
+            "target": self._text(target),
+            "clean_logprob": result.clean_logprob,
+            "corrupted_logprob": result.corrupted_logprob,
+            "heads": heads,
+            "residual": [float(r) for r in result.residual[:, at]],
+        }
 
     def predictions(self, ids: list[int], position: int, off: list[str], mode: str) -> dict:
         """The top next tokens at ``position`` and the mean loss over the prompt, as the

@@ -131,6 +131,30 @@ function render(a) {
   renderAttribution(a.attribution);
   renderHeads(a);
   $("explain").replaceChildren();
+  $("patched").replaceChildren();
+  $("patch-gap").textContent = "";
+  $("corrupted").value = a.tokens.join("");  // the text the model sees here, to change
+}
+
+async function patch() {
+  try {
+    const p = await post("/api/patch", {
+      ids: state.ids, position: state.selected, corrupted: $("corrupted").value,
+    });
+    $("patch-gap").textContent = `log p(${shown(p.target)}): ${p.clean_logprob.toFixed(3)} in ` +
+      `this text, ${p.corrupted_logprob.toFixed(3)} in yours; share of the gap each head restores:`;
+    const rows = [...p.heads].sort((x, y) => Math.abs(y.restored) - Math.abs(x.restored)).slice(0, 12)
+      .map((h) => {
+        const row = el("tr", { "data-head": h.label });
+        const bar = el("span", { class: "bar" + (h.restored < 0 ? " neg" : "") });
+        bar.style.width = `${Math.min(80, 80 * Math.abs(h.restored))}px`;
+        const cell = el("td");
+        cell.append(bar);
+        row.append(el("td", {}, h.label), el("td", { class: "num" }, h.restored.toFixed(3)), cell);
+        return row;
+      });
+    $("patched").replaceChildren(...rows);
+  } catch (error) { $("patch-gap").textContent = error.message; }
 }
 
 function renderPredictions(p, a) {
@@ -220,7 +244,7 @@ async function explain(label) {
 async function savePage() {
   const css = await (await fetch("/static/explore.css")).text();
   const report = $("report").cloneNode(true);
-  report.querySelectorAll(".controls, .hint, #toggles, textarea").forEach((node) => node.remove());
+  report.querySelectorAll(".controls, .hint, #toggles, textarea, button").forEach((node) => node.remove());
   const page = "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">" +
     `<title>tinygpt explore: ${escapeText(state.info.name)}</title><style>${css}</style></head>` +
     `<body><header><h1>tinygpt explore</h1><span>${escapeText(state.info.name)}</span></header>` +
@@ -254,6 +278,7 @@ async function start() {
   $("go").addEventListener("click", write);
   $("read").addEventListener("click", readPrompt);
   $("save").addEventListener("click", savePage);
+  $("patch").addEventListener("click", patch);
   document.body.dataset.ready = "1";
 }
 
