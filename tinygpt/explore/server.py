@@ -20,7 +20,7 @@ import json
 import queue
 import secrets
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from importlib import resources
 from typing import Any
 
@@ -155,44 +155,34 @@ def generate(request: Request) -> Response:
     return StreamingResponse(events, media_type="text/event-stream")
 
 
-async def analyse(request: Request) -> Response:
-    body, explorer = await _json(request), request.app.state.explorer
+def _posted(work: Callable[[Explorer, dict[str, Any]], dict[str, Any]]) -> Callable:
+    """A POST route answering ``work(explorer, body)`` as JSON; the body's fields are read
+    inside ``work``, on the worker thread, so a field of the wrong type is a 400, not a 500."""
 
-    def answer() -> dict[str, Any]:  # parsed on the worker: a bad field is a 400, not a 500
-        off, mode = list(body.get("off", [])), str(body.get("mode") or "zero")
-        return explorer.analyse(_ids(body), int(body.get("position", 0)), off, mode)
+    async def route(request: Request) -> Response:
+        body, explorer = await _json(request), request.app.state.explorer
+        return await _answer(request, lambda: work(explorer, body))
 
-    return await _answer(request, answer)
-
-
-async def tokens(request: Request) -> Response:
-    body, explorer = await _json(request), request.app.state.explorer
-
-    def answer() -> dict[str, Any]:
-        ids = explorer.tokens(str(body.get("text", "")))
-        return {"ids": ids, "tokens": explorer.token_texts(ids)}
-
-    return await _answer(request, answer)
+    return route
 
 
-async def explain(request: Request) -> Response:
-    body, explorer = await _json(request), request.app.state.explorer
-
-    def answer() -> dict[str, Any]:
-        position, head = int(body.get("position", 0)), str(body.get("head", ""))
-        return explorer.explanation(_ids(body), position, head)
-
-    return await _answer(request, answer)
+def _token_ids(explorer: Explorer, body: dict[str, Any]) -> dict[str, Any]:
+    ids = explorer.tokens(str(body.get("text", "")))
+    return {"ids": ids, "tokens": explorer.token_texts(ids)}
 
 
-async def patch(request: Request) -> Response:
-    body, explorer = await _json(request), request.app.state.explorer
-
-    def answer() -> dict[str, Any]:
-        position, corrupted = int(body.get("position", 0)), str(body.get("corrupted", ""))
-        return explorer.patch(_ids(body), position, corrupted)
-
-    return await _answer(request, answer)
+analyse = _posted(
+    lambda ex, b: ex.analyse(
+        _ids(b), int(b.get("position", 0)), list(b.get("off", [])), str(b.get("mode") or "zero")
+    )
+)
+tokens = _posted(_token_ids)
+explain = _posted(
+    lambda ex, b: ex.explanation(_ids(b), int(b.get("position", 0)), str(b.get("head", "")))
+)
+patch = _posted(
+    lambda ex, b: ex.patch(_ids(b), int(b.get("position", 0)), str(b.get("corrupted", "")))
+)
 
 
 async def _events(
