@@ -90,18 +90,22 @@ def evaluate_text(
         raise UsageError("the file is too short to evaluate: it needs at least 2 tokens")
     block = model.config.block_size
     starts = list(range(0, len(ids) - 1, block))
-    # Windows do not overlap: together they predict ids[1:], each token once, in order.
-    pieces: list[np.ndarray] = []
+    # Windows do not overlap: together they predict ids[1:], each token once, in order. Each
+    # batch's losses are copied into one array made up front: thousands of small arrays kept
+    # between the batches' large temporaries fragmented the heap (4.9 GB for a 5.5 MB text).
+    losses = np.empty(len(ids) - 1, dtype=np.float32)
+    written = 0
     full = [s for s in starts if s + block + 1 <= len(ids)]
     report = on_progress or (lambda done, total: None)
     for i in range(0, len(full), batch_size):
         rows = np.stack([ids[s : s + block + 1] for s in full[i : i + batch_size]])
-        pieces.append(_losses(model, torch.from_numpy(rows).to(device)))
+        written = _write_losses(model, torch.from_numpy(rows).to(device), losses, written)
         report(i + rows.shape[0], len(starts))
     for s in starts[len(full) :]:  # the short window at the end
-        pieces.append(_losses(model, torch.from_numpy(ids[s:][None, :]).to(device)))
+        written = _write_losses(
+            model, torch.from_numpy(ids[s:][None, :]).to(device), losses, written
+        )
         report(len(starts), len(starts))
-    losses = np.concatenate(pieces)
     total_nats, counted = float(losses.sum(dtype=np.float64)), len(losses)
     loss = total_nats / counted
     num_bytes = len(text.encode("utf-8"))
@@ -123,5 +127,8 @@ def token_losses(model: GPT, rows: torch.Tensor) -> torch.Tensor:
     return losses.view(rows.size(0), -1)
 
 
-def _losses(model: GPT, rows: torch.Tensor) -> np.ndarray:
-    return token_losses(model, rows).float().flatten().cpu().numpy()
+def _write_losses(model: GPT, rows: torch.Tensor, out: np.ndarray, at: int) -> int:
+    """Copy the losses of ``rows`` into ``out`` from index ``at``; returns where they end."""
+    part = token_losses(model, rows).float().flatten().cpu().numpy()
+    out[at : at + len(part)] = part
+    return at + len(part)
