@@ -177,6 +177,16 @@ def test_the_stream_is_what_generate_writes(client, ck):
     assert "e" not in "".join(i["text"] for i in stopped if i["kind"] == "sample")[:-1]
 
 
+def test_a_sampler_that_fails_midway_ends_the_stream_with_a_line(client, explorer, monkeypatch):
+    def failing(prompt, cfg):
+        yield {"kind": "prompt", "id": 1, "text": "A"}
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(explorer, "stream", failing)
+    items = _events(client, prompt="All:")
+    assert items[-1] == {"kind": "error", "text": "sampling stopped: RuntimeError: out of memory"}
+
+
 @pytest.mark.parametrize(
     "path, body",
     [

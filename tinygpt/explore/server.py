@@ -204,6 +204,8 @@ async def _events(
                 if item is None:
                     break
                 ready.put(item)
+        except Exception as exc:  # the page says it in a line; the server's console stays clean
+            ready.put({"kind": "error", "text": f"sampling stopped: {type(exc).__name__}: {exc}"})
         finally:
             ready.put(None)
 

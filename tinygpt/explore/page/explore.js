@@ -71,6 +71,7 @@ async function write() {
   source.onmessage = (event) => {
     for (const line of event.data.split("\n")) {  // the server sends what is ready at once
       const item = JSON.parse(line);
+      if (item.kind === "error") { say(item.text, true); continue; }
       addToken(item);
       if (item.kind !== "sample") continue;
       written += 1;
