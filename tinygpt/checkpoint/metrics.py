@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from tinygpt.config import WORSE_THAN_BEST
 from tinygpt.errors import CheckpointError
 from tinygpt.io.files import atomic_write_bytes, describe_os_error, read_bounded
 
@@ -106,3 +107,15 @@ def read_metrics(
         if valid_record(record) and (up_to_step is None or record["step"] <= up_to_step):
             records.append(record)
     return records
+
+
+def better_earlier(records: list[dict[str, Any]]) -> tuple[float, int, float] | None:
+    """(best val loss, its step, the last val loss) when an earlier evaluation beat the last
+    one on validation by more than WORSE_THAN_BEST (an overfitted run), else None."""
+    scored = [r for r in records if isinstance(r.get("val_loss"), (int, float))]
+    if not scored:
+        return None
+    best, last = min(scored, key=lambda r: r["val_loss"]), scored[-1]
+    if best is last or last["val_loss"] <= best["val_loss"] + WORSE_THAN_BEST:
+        return None
+    return float(best["val_loss"]), int(best["step"]), float(last["val_loss"])

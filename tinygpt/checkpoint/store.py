@@ -43,8 +43,8 @@ import safetensors.torch
 import torch
 
 from tinygpt.checkpoint.lock import LOCK_FILE, in_use, is_lock_file
-from tinygpt.checkpoint.metrics import METRICS_FILE, read_metrics
-from tinygpt.config import WORSE_THAN_BEST, ModelConfig, RunConfig, parameter_bound
+from tinygpt.checkpoint.metrics import METRICS_FILE, better_earlier, read_metrics
+from tinygpt.config import ModelConfig, RunConfig, parameter_bound
 from tinygpt.data.tokenizer import Tokenizer, tokenizer_from_dict
 from tinygpt.errors import CheckpointError, Opt, TinyGPTError, UsageError
 from tinygpt.io.console import printable, tell_picked
@@ -352,14 +352,7 @@ class Checkpoint:
     def better_weights(self) -> tuple[float, int, float] | None:
         """(best val loss, its step, the last val loss) when the best-validation weights it
         keeps beat its final ones (an overfitted run), else None."""
-        records = [r for r in self.metrics() if isinstance(r.get("val_loss"), (int, float))]
-        if not self.has(BEST_FILE) or not records:
-            return None
-        best = min(records, key=lambda r: r["val_loss"])
-        last = records[-1]
-        if last["val_loss"] <= best["val_loss"] + WORSE_THAN_BEST or best is last:
-            return None
-        return float(best["val_loss"]), int(best["step"]), float(last["val_loss"])
+        return better_earlier(self.metrics()) if self.has(BEST_FILE) else None
 
     @property
     def saved_at(self) -> float:

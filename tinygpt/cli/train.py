@@ -10,10 +10,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from tinygpt.checkpoint.metrics import better_earlier
 from tinygpt.cli.app import command
 from tinygpt.cli.flags import command_spelling
 from tinygpt.cli.options import default_text, with_field_options
-from tinygpt.config import WORSE_THAN_BEST, ModelConfig, TrainConfig
+from tinygpt.config import ModelConfig, TrainConfig
 from tinygpt.errors import UsageError
 from tinygpt.io.console import printable
 
@@ -166,12 +167,11 @@ def done_lines(result: TrainResult) -> list[str]:
         f"val loss {result.best_val_loss:.4f}; checkpoint in {out}. Sample with: tinygpt "
         f"generate --checkpoint {out}"
     ]
-    records = [r for r in result.metrics if "val_loss" in r]
-    if records and records[-1]["val_loss"] > result.best_val_loss + WORSE_THAN_BEST:
-        best = min(records, key=lambda r: r["val_loss"])
+    better = better_earlier(result.metrics)
+    if better:
+        val, step, last = better
         lines.append(
-            f"the final weights are worse on validation ({records[-1]['val_loss']:.4f}) than "
-            f"at step {best['step']} ({best['val_loss']:.4f}), which the checkpoint keeps: "
-            f"tinygpt generate --checkpoint {out} --best"
+            f"the final weights are worse on validation ({last:.4f}) than at step {step} "
+            f"({val:.4f}), which the checkpoint keeps: tinygpt generate --checkpoint {out} --best"
         )
     return lines

@@ -19,7 +19,7 @@ from tinygpt.analysis.explain import explain
 from tinygpt.analysis.labels import head_label
 from tinygpt.analysis.lens import logit_lens
 from tinygpt.analysis.patching import patch_activations
-from tinygpt.analysis.predictions import predictions
+from tinygpt.analysis.predictions import Prediction, predictions
 from tinygpt.analysis.scores import all_head_scores
 from tinygpt.checkpoint.store import Checkpoint
 from tinygpt.config import SampleConfig
@@ -27,6 +27,7 @@ from tinygpt.data.tokenizer import Tokenizer
 from tinygpt.errors import Opt, UsageError
 from tinygpt.model import GPT
 from tinygpt.sampling import encode_prompt
+from tinygpt.sampling.stops import StopMatcher
 from tinygpt.sampling.tokens import make_generator, sample_tokens
 
 MAX_TEXT = 1 << 16  # tokens a page may send (its text; the model sees one block of it)
@@ -53,8 +54,12 @@ class Explorer:
             "n_head": m.n_head,
             "block_size": m.block_size,
             "vocab_size": m.vocab_size,
-            "modes": [mode for mode in ABLATION_MODES if mode == "zero" or self.stats],
+            "modes": self._modes(),
         }
+
+    def _modes(self) -> list[str]:
+        """Zero ablation always; mean ablation where the training text gave its means."""
+        return [mode for mode in ABLATION_MODES if mode == "zero" or self.stats is not None]
 
     def tokens(self, text: str) -> list[int]:
         """The ids of a text the page shows: all of it (the model reads one block of it at a
@@ -71,25 +76,20 @@ class Explorer:
             yield {"kind": "prompt", "id": i, "text": self._text(i)}
         cfg = dataclasses.replace(cfg, alternatives=TOP_K, num_samples=1).validate()
         generator = make_generator(self.model.wte.weight.device, cfg.seed)
-        stops = set(cfg.stop)
-        written = ""
+        stops = StopMatcher(cfg.stop)  # generate's: a stop text found across tokens, no rescans
         for step in sample_tokens(self.model, ids, cfg, [generator]):
-            token = step.ids[0]
-            alt = step.alternatives
+            token, alt = step.ids[0], step.alternatives
             assert alt is not None
-            text = self._text(token)
+            text, *top = self.token_texts([token, *alt.ids[0]])
             yield {
                 "kind": "sample",
                 "id": token,
                 "text": text,
                 "prob": math.exp(alt.taken_logprob[0]),
-                "top": [
-                    {"text": self._text(i), "prob": p}
-                    for i, p in zip(alt.ids[0], alt.probs[0], strict=True)
-                ],
+                "top": [{"text": t, "prob": p} for t, p in zip(top, alt.probs[0], strict=True)],
             }
-            written += text
-            if any(stop in written for stop in stops):
+            stops.feed(text)
+            if stops.found is not None:
                 return
 
     def analyse(self, ids: list[int], position: int, off: list[str], mode: str) -> dict[str, Any]:
@@ -97,7 +97,8 @@ class Explorer:
         ablated (``mode``) for the predictions. A text longer than the block is seen through
         the window the model had when it wrote that token (``offset``: where it starts)."""
         offset, ids, position = self._window(ids, position)
-        run = capture_attention(self.model, ids, [self._text(i) for i in ids])
+        tokens = self.token_texts(ids)
+        run = capture_attention(self.model, ids, tokens)
         weights = run.weights  # (L, H, T, T)
         scores = all_head_scores(weights, ids)
         heads = [
@@ -111,14 +112,15 @@ class Explorer:
             for s in scores
         ]
         target = ids[position + 1] if position + 1 < len(ids) else None
-        shown = target if target is not None else self._top(ids, position)
+        base = predictions(self.model, ids, k=TOP_K)  # the model as it is: one forward pass
+        shown = target if target is not None else base[position].top[0][0]
         return {
             "offset": offset,
             "position": position,
-            "tokens": [self._text(i) for i in ids],
+            "tokens": tokens,
             "chance": 1 / (position + 1),
             "heads": heads,
-            "predictions": self.predictions(ids, position, off, mode),
+            "predictions": self._predicted(ids, position, off, mode, base),
             "target": self._text(shown),
             "target_is_next": target is not None,
             "lens": [r.to_dict() for r in logit_lens(self.model, ids, position, shown)],
@@ -161,19 +163,20 @@ class Explorer:
             "residual": [float(r) for r in result.residual[:, at]],
         }
 
-    def predictions(self, ids: list[int], position: int, off: list[str], mode: str) -> dict:
-        """The top next tokens at ``position`` and the mean loss over the prompt, as the
-        model is and with ``off`` ablated."""
+    def _predicted(
+        self, ids: list[int], position: int, off: list[str], mode: str, base: list[Prediction]
+    ) -> dict[str, Any]:
+        """The top next tokens at ``position`` and the mean loss over the prompt: ``base``
+        (the model as it is) when no head is off, else with ``off`` ablated in ``mode``."""
         chosen = parse_heads(off, self.model.config.n_layer, self.model.config.n_head)
-        if chosen and mode not in self.info()["modes"]:
+        if chosen and mode not in self._modes():
             raise UsageError(Opt("mode", mode), " needs the run's training text; use zero")
         if not chosen:
-            return self._predictions(ids, position)
+            return self._summary(base, position)
         with ablated(self.model, chosen, mode, self.stats or {}):
-            return self._predictions(ids, position)
+            return self._summary(predictions(self.model, ids, k=TOP_K), position)
 
-    def _predictions(self, ids: list[int], position: int) -> dict[str, Any]:
-        preds = predictions(self.model, ids, k=TOP_K)
+    def _summary(self, preds: list[Prediction], position: int) -> dict[str, Any]:
         here = preds[position]
         losses = [p.loss for p in preds if p.loss is not None]
         return {

@@ -25,12 +25,17 @@ def printable(text: str) -> str:
     from a file could otherwise retitle, clear or rewrite the user's terminal. Bytes of a file
     name that are not UTF-8 become U+FFFD, so the text can be written to a terminal, an SVG or
     an HTML page (as it is, encoding it fails)."""
-    text = _SURROGATE.sub("\ufffd", text)
-    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
+    return _escaped(text, _CONTROL)
 
 
 # The same, but a model's text keeps its line breaks and tabs.
 _CONTROL_IN_TEXT = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _escaped(text: str, control: re.Pattern[str]) -> str:
+    """``text`` with what ``control`` matches written as Python escapes, lone surrogates as
+    U+FFFD."""
+    return control.sub(lambda m: repr(m.group())[1:-1], _SURROGATE.sub("\ufffd", text))
 
 
 def for_terminal(text: str, stream: TextIO) -> str:
@@ -39,7 +44,7 @@ def for_terminal(text: str, stream: TextIO) -> str:
     pipe or a file, the text as it is."""
     if not stream.isatty():
         return text
-    return _CONTROL_IN_TEXT.sub(lambda m: repr(m.group())[1:-1], _SURROGATE.sub("\ufffd", text))
+    return _escaped(text, _CONTROL_IN_TEXT)
 
 
 def stderr_console() -> Console:
