@@ -46,7 +46,8 @@ import torch
 from benchutil import machine, median_seconds
 
 from tinygpt.analysis.evaluation import evaluate_text
-from tinygpt.checkpoint.store import clean_state_dict, open_checkpoint
+from tinygpt.checkpoint.store import open_checkpoint
+from tinygpt.checkpoint.weights import clean_state_dict
 from tinygpt.config import ModelConfig, SampleConfig
 from tinygpt.data.tokenizer import CharTokenizer
 from tinygpt.model import GPT

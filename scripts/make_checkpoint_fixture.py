@@ -18,7 +18,7 @@ import safetensors.torch
 import torch
 
 import tinygpt
-from tinygpt.checkpoint import store as ckpt
+from tinygpt.checkpoint.store import open_checkpoint
 from tinygpt.training import muon
 
 CORPUS = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "legacy_gpt2" / "corpus.txt"
@@ -41,9 +41,9 @@ def main() -> None:
             shutil.rmtree(args.out)
         shutil.copytree(half, args.out / "checkpoint")
         idx = torch.arange(16).remainder(20)[None]
-        logits = ckpt.open_checkpoint(half).load_model("cpu").eval()(idx)[0]
+        logits = open_checkpoint(half).load_model("cpu").eval()(idx)[0]
         tinygpt.train(CORPUS, out_dir=half, resume=True, max_steps=6)
-        resumed = ckpt.open_checkpoint(half).load_model("cpu").state_dict()
+        resumed = open_checkpoint(half).load_model("cpu").state_dict()
     expected = {"idx": idx, "logits": logits.detach()}
     expected |= {f"resumed.{k}": v.contiguous() for k, v in resumed.items()}
     safetensors.torch.save_file(expected, str(args.out / "expected.safetensors"))

@@ -9,8 +9,13 @@ import time
 import pytest
 import torch
 
-from tinygpt.checkpoint import store as ckpt
+from tinygpt.checkpoint import save as saving
+from tinygpt.checkpoint.manifest import CONFIG_FILE, PENDING_FILE, STAGED_PREFIX
+from tinygpt.checkpoint.save import recover, sweep, write_checkpoint
+from tinygpt.checkpoint.store import open_checkpoint
+from tinygpt.checkpoint.weights import weights_bytes
 from tinygpt.errors import CheckpointError, TinyGPTError
+from tinygpt.io.files import sha256
 
 
 def test_tampered_files_are_reported_corrupt(tiny_run):
@@ -25,9 +30,9 @@ def test_tampered_files_are_reported_corrupt(tiny_run):
     for data in damages.values():
         (out / "model.safetensors").write_bytes(data)
         with pytest.raises(CheckpointError, match="corrupt"):
-            ckpt.open_checkpoint(out).load_model()
+            open_checkpoint(out).load_model()
     (out / "model.safetensors").write_bytes(original)
-    ckpt.open_checkpoint(out).load_model()
+    open_checkpoint(out).load_model()
 
 
 class _Trojan:
@@ -44,11 +49,11 @@ def test_pickle_payload_in_state_file_is_refused_and_never_runs(tiny_run, tmp_pa
     payload = pickle.dumps({"step": _Trojan(str(marker))})
     (out / "state.pt").write_bytes(payload)
     manifest = json.loads((out / "manifest.json").read_text())
-    manifest["files"]["state.pt"] = ckpt.sha256(payload)  # an attacker can fix the hash too
+    manifest["files"]["state.pt"] = sha256(payload)  # an attacker can fix the hash too
     (out / "manifest.json").write_text(json.dumps(manifest))
     monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
     with pytest.raises(CheckpointError, match="could run code"):
-        ckpt.open_checkpoint(out).load_state()
+        open_checkpoint(out).load_state()
     assert not marker.exists()
 
 
@@ -68,15 +73,15 @@ def test_full_disk_during_save_leaves_old_checkpoint_loadable(tiny_run, monkeypa
             raise OSError(28, "No space left on device")
         return real(path, data)
 
-    monkeypatch.setattr(ckpt, "atomic_write_bytes", disk_full)
+    monkeypatch.setattr(saving, "atomic_write_bytes", disk_full)
     with pytest.raises(TinyGPTError, match="No space left on device.*unchanged"):
         tiny_run(max_steps=30, eval_every=15, resume=True)
     monkeypatch.undo()
     after = {p.name: p.read_bytes() for p in out.iterdir() if not p.name.startswith(".")}
     for name in ("model.safetensors", "state.pt", "manifest.json", "config.json"):
         assert after[name] == before[name]
-    assert ckpt.open_checkpoint(out).load_model() is not None
-    ckpt.sweep(out)
+    assert open_checkpoint(out).load_model() is not None
+    sweep(out)
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
 
 
@@ -84,27 +89,27 @@ def test_torch_save_runtime_error_is_caught(tmp_path, monkeypatch):
     def boom(path, data):
         raise RuntimeError("PytorchStreamWriter failed writing file data/0: file write failed")
 
-    monkeypatch.setattr(ckpt, "atomic_write_bytes", boom)
+    monkeypatch.setattr(saving, "atomic_write_bytes", boom)
     with pytest.raises(TinyGPTError, match="could not write the checkpoint"):
-        ckpt.write_checkpoint(tmp_path / "c", {ckpt.CONFIG_FILE: b"{}"}, step=1)
+        write_checkpoint(tmp_path / "c", {CONFIG_FILE: b"{}"}, step=1)
 
 
 def test_crash_after_commit_point_is_rolled_forward(tiny_run):
     out = tiny_run().out_dir
     # Simulate dying right after the pending manifest was written: staged file present.
     new_model = (out / "best.safetensors").read_bytes()
-    (out / (ckpt.STAGED_PREFIX + "model.safetensors")).write_bytes(new_model)
+    (out / (STAGED_PREFIX + "model.safetensors")).write_bytes(new_model)
     manifest = json.loads((out / "manifest.json").read_text())
-    manifest["files"]["model.safetensors"] = ckpt.sha256(new_model)
-    (out / ckpt.PENDING_FILE).write_text(json.dumps(manifest))
-    ck = ckpt.open_checkpoint(out)  # readers see the committed save without touching files
+    manifest["files"]["model.safetensors"] = sha256(new_model)
+    (out / PENDING_FILE).write_text(json.dumps(manifest))
+    ck = open_checkpoint(out)  # readers see the committed save without touching files
     assert ck.read_verified("model.safetensors") == new_model
-    assert (out / ckpt.PENDING_FILE).exists()
+    assert (out / PENDING_FILE).exists()
     ck.load_model()
-    ckpt.recover(out)  # what the next save does first
+    recover(out)  # what the next save does first
     assert (out / "model.safetensors").read_bytes() == new_model
-    assert not (out / ckpt.PENDING_FILE).exists()
-    assert ckpt.open_checkpoint(out).load_model() is not None
+    assert not (out / PENDING_FILE).exists()
+    assert open_checkpoint(out).load_model() is not None
 
 
 def test_prefixes_stripped_and_tied_weight_saved_once():
@@ -116,11 +121,11 @@ def test_prefixes_stripped_and_tied_weight_saved_once():
 
     shape = dict(vocab_size=10, block_size=4, n_layer=1, n_head=1, n_embd=8)
     untied = GPT(ModelConfig(**shape))  # the modern recipe: the head is its own tensor
-    assert "lm_head.weight" in load(ckpt.weights_bytes(untied))
+    assert "lm_head.weight" in load(weights_bytes(untied))
     model = GPT(ModelConfig(**shape, **GPT2))
     wrapped = torch.nn.Module()
     wrapped.module = model  # what DistributedDataParallel looks like to state_dict()
-    keys = set(load(ckpt.weights_bytes(wrapped)).keys())
+    keys = set(load(weights_bytes(wrapped)).keys())
     assert "wte.weight" in keys and "lm_head.weight" not in keys
     assert not any(k.startswith(("module.", "_orig_mod.")) for k in keys)
 
@@ -133,21 +138,21 @@ def test_non_finite_weights_are_never_written():
     with torch.no_grad():
         model.wte.weight[0, 0] = float("nan")
     with pytest.raises(TinyGPTError, match="non-finite"):
-        ckpt.weights_bytes(model)
+        weights_bytes(model)
 
 
 def test_missing_incompatible_and_foreign_checkpoints(tiny_run, tmp_path):
     with pytest.raises(CheckpointError, match="no checkpoint at"):
-        ckpt.open_checkpoint(tmp_path / "nope")
+        open_checkpoint(tmp_path / "nope")
     (tmp_path / "empty").mkdir()
     with pytest.raises(CheckpointError, match="not a tinygpt checkpoint"):
-        ckpt.open_checkpoint(tmp_path / "empty")
+        open_checkpoint(tmp_path / "empty")
     out = tiny_run().out_dir
     manifest = json.loads((out / "manifest.json").read_text())
     manifest["version"] = 99
     (out / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(CheckpointError, match="format version 99"):
-        ckpt.open_checkpoint(out)
+        open_checkpoint(out)
 
 
 KILL_SCRIPT = """
@@ -167,20 +172,20 @@ def test_kill_9_at_any_moment_leaves_a_loadable_checkpoint(small_text, tmp_path)
         args = [sys.executable, str(script), str(small_text), str(out)]
         if (out / "manifest.json").exists():
             args.append("resume")
-        before = ckpt.open_checkpoint(out).step if (out / "manifest.json").exists() else -1
+        before = open_checkpoint(out).step if (out / "manifest.json").exists() else -1
         proc = subprocess.Popen(args, env={**os.environ, "OMP_NUM_THREADS": "1"})
         # Wait until this process is saving checkpoints (start-up time varies with load), then
         # kill it at an arbitrary moment of its save-every-step loop.
         deadline = time.time() + 120
         while time.time() < deadline and proc.poll() is None:
-            if (out / "manifest.json").exists() and ckpt.open_checkpoint(out).step > before:
+            if (out / "manifest.json").exists() and open_checkpoint(out).step > before:
                 break
             time.sleep(0.05)
         time.sleep(delay)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        if (out / "manifest.json").exists() or (out / ckpt.PENDING_FILE).exists():
-            ck = ckpt.open_checkpoint(out)
+        if (out / "manifest.json").exists() or (out / PENDING_FILE).exists():
+            ck = open_checkpoint(out)
             ck.load_model()
             ck.load_state()
-    assert ckpt.open_checkpoint(out).step > 0
+    assert open_checkpoint(out).step > 0

@@ -16,7 +16,7 @@ import safetensors.torch
 import torch
 
 import tinygpt
-from tinygpt.checkpoint import store as ckpt
+from tinygpt.checkpoint.store import open_checkpoint
 
 FIXTURES = Path(__file__).parent / "fixtures"
 # (fixture, recipe, optimizer) as config.json records them
@@ -27,7 +27,7 @@ FIXTURE_ATOL = 1e-6
 
 @pytest.mark.parametrize(("name", "arch", "optimizer"), CASES)
 def test_saved_runs_load_with_identical_logits(name: str, arch: str, optimizer: str):
-    ck = ckpt.open_checkpoint(FIXTURES / name / "checkpoint")
+    ck = open_checkpoint(FIXTURES / name / "checkpoint")
     assert ck.config.model.arch == arch and ck.config.train.optimizer == optimizer
     expected = safetensors.torch.load_file(str(FIXTURES / name / "expected.safetensors"))
     model = ck.load_model("cpu").eval()
@@ -48,7 +48,7 @@ def test_saved_runs_resume_exactly(
     corpus = FIXTURES / "legacy_gpt2" / "corpus.txt"
     tinygpt.train(corpus, out_dir=work, resume=True, max_steps=6)
     expected = safetensors.torch.load_file(str(FIXTURES / name / "expected.safetensors"))
-    got = ckpt.open_checkpoint(work).load_model("cpu").state_dict()
+    got = open_checkpoint(work).load_model("cpu").state_dict()
     resumed = {k.removeprefix("resumed."): v for k, v in expected.items() if "resumed." in k}
     assert resumed and resumed.keys() <= got.keys()  # a tied head is saved once
     for key, value in resumed.items():

@@ -18,8 +18,20 @@ from hypothesis import strategies as st
 
 import tinygpt
 from tests.conftest import FUZZ_SEED, MICRO_ARGS, SMALL_TEXT, TINY, one_line_error, rehash, run_main
-from tinygpt.checkpoint import store as ckpt
-from tinygpt.checkpoint.metrics import read_metrics
+from tinygpt.checkpoint import save as saving
+from tinygpt.checkpoint.manifest import (
+    CONFIG_FILE,
+    MANIFEST_FILE,
+    MODEL_FILE,
+    PENDING_FILE,
+    STAGED_PREFIX,
+    STATE_FILE,
+    TOKENIZER_FILE,
+)
+from tinygpt.checkpoint.metrics import METRICS_FILE, read_metrics
+from tinygpt.checkpoint.store import open_checkpoint
+from tinygpt.errors import CheckpointError
+from tinygpt.io.files import sha256
 
 RUN = {**TINY, "arch": "gpt2", "max_steps": 10, "eval_every": 5}
 TEXT = "small.txt"
@@ -95,7 +107,7 @@ def test_devices_fifos_and_pipes_are_refused_at_once(ck, tmp_path, command):
         os.close(write_end)
 
 
-@pytest.mark.parametrize("name", [ckpt.MODEL_FILE, ckpt.CONFIG_FILE, ckpt.STATE_FILE])
+@pytest.mark.parametrize("name", [MODEL_FILE, CONFIG_FILE, STATE_FILE])
 @pytest.mark.parametrize("kind", ["dev-zero", "fifo"])
 def test_checkpoint_files_that_are_devices_or_fifos(ck, tmp_path, name, kind):
     (ck / name).unlink()
@@ -114,8 +126,8 @@ def test_checkpoint_files_that_are_devices_or_fifos(ck, tmp_path, name, kind):
             assert code == 0 and "ck" in out, err
             continue
         reads = {
-            "info": (ckpt.CONFIG_FILE, ckpt.STATE_FILE),
-            "generate": (ckpt.CONFIG_FILE, ckpt.MODEL_FILE),
+            "info": (CONFIG_FILE, STATE_FILE),
+            "generate": (CONFIG_FILE, MODEL_FILE),
         }[args[0]]
         if name not in reads:
             assert code == 0, err  # e.g. info does not read the weights
@@ -134,9 +146,9 @@ def test_checkpoint_files_that_are_devices_or_fifos(ck, tmp_path, name, kind):
     ],
 )
 def test_huge_model_configs_are_refused_before_allocating(ck, tmp_path, change):
-    config = json.loads((ck / ckpt.CONFIG_FILE).read_text())
+    config = json.loads((ck / CONFIG_FILE).read_text())
     config["model"].update(change)
-    rehash(ck, ckpt.CONFIG_FILE, json.dumps(config).encode())
+    rehash(ck, CONFIG_FILE, json.dumps(config).encode())
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     for args in (["info", "-c", "ck"], ["generate", "-c", "ck", "--max-new-tokens", "2"]):
         with time_limit(60):
@@ -147,17 +159,17 @@ def test_huge_model_configs_are_refused_before_allocating(ck, tmp_path, change):
 
 
 def test_a_file_larger_than_the_manifest_declares_is_not_read(ck):
-    with open(ck / ckpt.MODEL_FILE, "ab") as fh:
+    with open(ck / MODEL_FILE, "ab") as fh:
         fh.truncate(8 << 30)  # sparse: 8 GB that a reader must not load
-    with pytest.raises(ckpt.CheckpointError, match="more than"):
-        ckpt.open_checkpoint(ck).load_model()
+    with pytest.raises(CheckpointError, match="more than"):
+        open_checkpoint(ck).load_model()
 
 
 # -- 10. no "unexpected" errors --------------------------------------------------------------
 def _config_with(ck: Path, section: str, key: str, value) -> None:
-    config = json.loads((ck / ckpt.CONFIG_FILE).read_text())
+    config = json.loads((ck / CONFIG_FILE).read_text())
     config[section][key] = value
-    rehash(ck, ckpt.CONFIG_FILE, json.dumps(config).encode())
+    rehash(ck, CONFIG_FILE, json.dumps(config).encode())
 
 
 @pytest.mark.parametrize(
@@ -186,14 +198,14 @@ def test_bad_config_json_fields_are_checkpoint_errors(trained, ck, tmp_path, sec
 
 def test_config_json_that_is_not_an_object(ck, tmp_path):
     for data in (b"[1, 2]", b'{"model": [1], "train": {}}', b'"text"'):
-        rehash(ck, ckpt.CONFIG_FILE, data)
+        rehash(ck, CONFIG_FILE, data)
         code, _, err = run_main("info", "-c", "ck", cwd=tmp_path)
         assert "config.json" in one_line_error(code, err, (1,))
 
 
 @pytest.mark.parametrize("chars", [[], ["a", "b"], ["ab", "c"], ["a", "a"], "abc", [1, 2]])
 def test_bad_tokenizer_json(ck, tmp_path, chars):
-    rehash(ck, ckpt.TOKENIZER_FILE, json.dumps({"type": "char", "chars": chars}).encode())
+    rehash(ck, TOKENIZER_FILE, json.dumps({"type": "char", "chars": chars}).encode())
     for args in (
         ["generate", "-c", "ck", "--max-new-tokens", "5", "--seed", "1"],
         ["inspect-attention", "-c", "ck", "-p", "First"],
@@ -203,7 +215,7 @@ def test_bad_tokenizer_json(ck, tmp_path, chars):
 
 
 def test_malformed_metrics_lines_are_skipped(ck, tmp_path):
-    good = (ck / ckpt.METRICS_FILE).read_text()
+    good = (ck / METRICS_FILE).read_text()
     junk = [
         "1",
         "[]",
@@ -216,7 +228,7 @@ def test_malformed_metrics_lines_are_skipped(ck, tmp_path):
         "not json",
         '{"step": true}',
     ]
-    (ck / ckpt.METRICS_FILE).write_text("\n".join(junk) + "\n" + good + "\n".join(junk))
+    (ck / METRICS_FILE).write_text("\n".join(junk) + "\n" + good + "\n".join(junk))
     for args in (
         ["plot", "-c", "ck"],
         ["info", "-c", "ck"],
@@ -303,11 +315,11 @@ def test_a_full_disk_while_writing_metrics(ck, tmp_path, monkeypatch):
     real = fileio.atomic_write_bytes
 
     def full_at_the_log(path, data):  # the log is staged with the checkpoint's files
-        if Path(path).name.endswith(ckpt.METRICS_FILE):
+        if Path(path).name.endswith(METRICS_FILE):
             raise OSError(errno.ENOSPC, "No space left on device")
         real(path, data)
 
-    monkeypatch.setattr(ckpt, "atomic_write_bytes", full_at_the_log)
+    monkeypatch.setattr(saving, "atomic_write_bytes", full_at_the_log)
     code, _, err = run_main(
         "train", TEXT, "--out", "ck", "--resume", "--max-steps", "15", "-q", cwd=tmp_path
     )
@@ -328,11 +340,11 @@ def test_info_shows_no_metrics_of_a_failed_save(ck, tmp_path, monkeypatch):
     real = fileio.atomic_write_bytes
 
     def fail_on_pending(path, data):
-        if Path(path).name == ckpt.PENDING_FILE:
+        if Path(path).name == PENDING_FILE:
             raise OSError(errno.ENOSPC, "No space left on device")
         real(path, data)
 
-    monkeypatch.setattr(ckpt, "atomic_write_bytes", fail_on_pending)
+    monkeypatch.setattr(saving, "atomic_write_bytes", fail_on_pending)
     code, _, err = run_main(
         "train", TEXT, "--out", "ck", "--resume", "--max-steps", "15", "-q", cwd=tmp_path
     )
@@ -441,13 +453,13 @@ def _mutate(ck: Path, victim: Path, name: str, kind: str, rehash_it: bool, data)
         new = json.dumps(_set_json_path(parsed, path_, data.draw(JSON_VALUES))).encode()
     elif kind == "pending":  # a pending manifest that names a file outside the checkpoint
         hostile = data.draw(st.sampled_from(HOSTILE_NAMES)).format(victim=victim)
-        manifest = json.loads((ck / ckpt.MANIFEST_FILE).read_text())
-        manifest["files"][hostile] = ckpt.sha256(b"owned")
-        staged = Path(str(ck / ckpt.STAGED_PREFIX) + hostile)
+        manifest = json.loads((ck / MANIFEST_FILE).read_text())
+        manifest["files"][hostile] = sha256(b"owned")
+        staged = Path(str(ck / STAGED_PREFIX) + hostile)
         with contextlib.suppress(OSError):
             staged.parent.mkdir(parents=True, exist_ok=True)
             staged.write_bytes(b"owned")
-        (ck / ckpt.PENDING_FILE).write_text(json.dumps(manifest))
+        (ck / PENDING_FILE).write_text(json.dumps(manifest))
         return True
     else:
         path.unlink()
@@ -458,16 +470,16 @@ def _mutate(ck: Path, victim: Path, name: str, kind: str, rehash_it: bool, data)
         elif kind == "dev-zero":
             path.symlink_to("/dev/zero")
         # A missing or unreadable config.json, tokenizer.json or manifest stops every reader.
-        return name in (ckpt.CONFIG_FILE, ckpt.TOKENIZER_FILE, ckpt.MANIFEST_FILE)
+        return name in (CONFIG_FILE, TOKENIZER_FILE, MANIFEST_FILE)
     path.write_bytes(new)
     if rehash_it and name in KNOWN_FILES:
-        manifest = json.loads((ck / ckpt.MANIFEST_FILE).read_text())
-        manifest["files"][name] = ckpt.sha256(new)
+        manifest = json.loads((ck / MANIFEST_FILE).read_text())
+        manifest["files"][name] = sha256(new)
         manifest["sizes"][name] = len(new)
-        (ck / ckpt.MANIFEST_FILE).write_text(json.dumps(manifest))
+        (ck / MANIFEST_FILE).write_text(json.dumps(manifest))
         return False
     changed = new != original
-    return changed and name in (ckpt.CONFIG_FILE, ckpt.TOKENIZER_FILE)
+    return changed and name in (CONFIG_FILE, TOKENIZER_FILE)
 
 
 def _tree(root: Path, skip: set[str]) -> set[str]:
@@ -518,23 +530,23 @@ def test_fault_injection_over_checkpoint_files(
 
 def _read_everything(directory: Path) -> None:
     """What every command reads of a checkpoint; a TinyGPTError (one line) is the only way out."""
-    opened = ckpt.open_checkpoint(directory)
+    opened = open_checkpoint(directory)
     opened.tokenizer.decode(list(range(opened.tokenizer.vocab_size)))
     opened.load_model()
-    if opened.has(ckpt.STATE_FILE):  # an imported model has no training state
+    if opened.has(STATE_FILE):  # an imported model has no training state
         opened.load_state()
     opened.metrics()
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", [ckpt.CONFIG_FILE, ckpt.TOKENIZER_FILE, ckpt.MANIFEST_FILE])
+@pytest.mark.parametrize("name", [CONFIG_FILE, TOKENIZER_FILE, MANIFEST_FILE])
 def test_every_byte_of_a_checkpoints_json_files_is_checked(trained, tmp_path, name):
     # Systematic, not sampled (the search above draws what its hypothesis version draws): each
     # byte flipped in turn, as it lies and with the manifest's digest fixed as an attacker would.
     pristine = (trained / name).read_bytes()
     for i in range(len(pristine)):
         damaged = pristine[:i] + bytes([pristine[i] ^ 0x01]) + pristine[i + 1 :]
-        for fixed in (False, True) if name != ckpt.MANIFEST_FILE else (False,):
+        for fixed in (False, True) if name != MANIFEST_FILE else (False,):
             ck = Path(shutil.copytree(trained, tmp_path / f"{i}-{fixed}"))
             if fixed:
                 rehash(ck, name, damaged)
@@ -545,7 +557,7 @@ def test_every_byte_of_a_checkpoints_json_files_is_checked(trained, tmp_path, na
             except tinygpt.TinyGPTError as exc:
                 assert "\n" not in str(exc), (i, fixed, exc)
             else:
-                assert fixed or name == ckpt.MANIFEST_FILE, f"{name}[{i}] accepted unverified"
+                assert fixed or name == MANIFEST_FILE, f"{name}[{i}] accepted unverified"
             shutil.rmtree(ck)
 
 
@@ -774,7 +786,7 @@ def test_a_huge_max_time_trains_and_max_steps_stays_a_cap(tmp_path, budget):
         "train", TEXT, "--max-time", budget, "--max-steps", "3", *MICRO_ARGS, "-q", cwd=tmp_path
     )
     assert code == 0, err
-    assert ckpt.open_checkpoint(tmp_path / "checkpoints" / "small").step == 3
+    assert open_checkpoint(tmp_path / "checkpoints" / "small").step == 3
 
 
 @pytest.mark.parametrize("name", [os.fsdecode(b"ck\xff"), "ck\x1b[2J\x01"])
@@ -802,7 +814,7 @@ def pristine_inputs(trained, tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("inputs")
     (root / TEXT).write_text(SMALL_TEXT)
     prepare_corpus(root / TEXT, "char", cache_dir=root / "cache")
-    export_hf(ckpt.open_checkpoint(trained), root / "hfm")
+    export_hf(open_checkpoint(trained), root / "hfm")
     return root
 
 
@@ -868,14 +880,14 @@ def test_fault_injection_over_the_lock_the_token_cache_and_import_hf(
     assert victim.read_bytes() == b"the user's own file\n"  # never written through a link
     if target == "lock":
         assert code == 0, err  # a hostile .lock is replaced, never followed or refused
-        assert ckpt.open_checkpoint(sandbox / "ck").step == 11
+        assert open_checkpoint(sandbox / "ck").step == 11
     if target.startswith("cache"):  # whatever the entry held, the run trained on the text
         assert code == 0, err
         ids = prepare_corpus(sandbox / TEXT, "char", cache_dir=sandbox / "cache").ids
-        tok = ckpt.open_checkpoint(sandbox / "out").tokenizer
+        tok = open_checkpoint(sandbox / "out").tokenizer
         assert tok.decode([int(i) for i in ids]) == SMALL_TEXT
     if target.startswith("hf") and code == 0:
-        ckpt.open_checkpoint(sandbox / "imported").load_model()
+        open_checkpoint(sandbox / "imported").load_model()
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss < 6 * 1024 * 1024  # KB: 6 GB
     shutil.rmtree(sandbox, ignore_errors=True)
 
@@ -924,7 +936,7 @@ def test_train_out_never_takes_a_users_dot_files_for_its_own(tmp_path):
     # What a killed save of tinygpt's own leaves is recognised, and swept by the next run.
     left = tmp_path / "left"
     left.mkdir()
-    leftovers = [".tmp-model.safetensors.k2x_9abc", f"{ckpt.STAGED_PREFIX}config.json"]
+    leftovers = [".tmp-model.safetensors.k2x_9abc", f"{STAGED_PREFIX}config.json"]
     for name in leftovers:
         (left / name).write_bytes(b"half a save")
     (left / ".lock").write_text("pid 1 on elsewhere\n")

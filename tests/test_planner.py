@@ -5,7 +5,7 @@ step or evaluation is time spent, never a rate; no plan before a steady step."""
 import pytest
 
 from tests.test_recipe import FakeClock
-from tinygpt.checkpoint import store as ckpt
+from tinygpt.checkpoint.store import open_checkpoint
 from tinygpt.training.planner import DeadlinePlanner
 from tinygpt.training.trainer import Trainer
 
@@ -68,7 +68,7 @@ def test_a_compiling_first_step_does_not_end_the_run(tiny_run, monkeypatch, sche
     )  # fmt: skip
     assert result.step > 300 and result.stopped_by_time
     assert abs(clock.now - 60.0) <= 6.0  # within 10% of the deadline
-    assert ckpt.open_checkpoint(result.out_dir).config.train.max_steps == result.step
+    assert open_checkpoint(result.out_dir).config.train.max_steps == result.step
 
 
 def test_only_the_total_the_deadline_planned_is_called_its_end():

@@ -16,7 +16,7 @@ import torch
 
 from tests.conftest import Muon, random_gpt, run_cli
 from tests.conftest import model_config as recipe_config
-from tinygpt.checkpoint import store as ckpt
+from tinygpt.checkpoint.store import open_checkpoint
 from tinygpt.config import ModelConfig, RunConfig, TrainConfig
 from tinygpt.errors import UsageError
 from tinygpt.model import GPT, KVCache
@@ -280,7 +280,7 @@ def test_a_grad_scaler_steps_every_kind_of_group_or_none():
 def test_a_checkpoint_holds_one_optimizer_state(tiny_run):
     # One torch-style state dict, a kind per group (older checkpoints' two shapes still load:
     # tests/test_checkpoint_fixtures.py); Python's random is neither used nor saved.
-    state = ckpt.open_checkpoint(tiny_run(max_steps=2, eval_every=2).out_dir).load_state()
+    state = open_checkpoint(tiny_run(max_steps=2, eval_every=2).out_dir).load_state()
     assert set(state["optimizer"]) == {"state", "param_groups"}
     kinds = [g["kind"] for g in state["optimizer"]["param_groups"]]
     assert kinds[0] == "muon" and set(kinds[1:]) == {"adamw"}
@@ -325,7 +325,7 @@ def test_max_time_plans_the_schedule_to_end_at_min_lr(tiny_run, monkeypatch, sch
         max_steps=100000, max_time=3.0, eval_every=1000, min_lr=1e-4, schedule=schedule
     )
     assert 20 < result.step < 100000 and result.stopped_by_time  # the budget ended the run
-    cfg = ckpt.open_checkpoint(result.out_dir).config.train
+    cfg = open_checkpoint(result.out_dir).config.train
     assert cfg.max_steps == result.step  # the plan is recorded: a resume follows it
     last = result.metrics[-1]["lr"]  # the rate of the last step taken
     if schedule == "wsd":
@@ -344,7 +344,7 @@ def test_max_time_never_plans_past_max_steps(tiny_run):
 def test_resume_with_muon_is_bitwise_exact(tiny_run, monkeypatch):
     options = dict(dropout=0.1, max_steps=24, eval_every=8)
     full = tiny_run("full", **options)
-    assert full.metrics and ckpt.open_checkpoint(full.out_dir).config.train.optimizer == "muon"
+    assert full.metrics and open_checkpoint(full.out_dir).config.train.optimizer == "muon"
     real_step = Trainer.train_step
 
     def step_then_ctrl_c(self):
@@ -359,8 +359,8 @@ def test_resume_with_muon_is_bitwise_exact(tiny_run, monkeypatch):
     assert cut.interrupted and cut.step == 11
     resumed = tiny_run("split", resume=True, **options)
     assert [m["train_loss"] for m in full.metrics] == [m["train_loss"] for m in resumed.metrics]
-    a = ckpt.open_checkpoint(full.out_dir).load_model("cpu").state_dict()
-    b = ckpt.open_checkpoint(resumed.out_dir).load_model("cpu").state_dict()
+    a = open_checkpoint(full.out_dir).load_model("cpu").state_dict()
+    b = open_checkpoint(resumed.out_dir).load_model("cpu").state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     # Negative control: the same resume without Muon's momentum buffers ends elsewhere.
     monkeypatch.setattr(Trainer, "train_step", step_then_ctrl_c)
@@ -377,7 +377,7 @@ def test_resume_with_muon_is_bitwise_exact(tiny_run, monkeypatch):
 
     monkeypatch.setattr(MuonAdamW, "load_state_dict", forget_muon)
     lost = tiny_run("lost", resume=True, **options)
-    c = ckpt.open_checkpoint(lost.out_dir).load_model("cpu").state_dict()
+    c = open_checkpoint(lost.out_dir).load_model("cpu").state_dict()
     assert not all(torch.equal(a[k], c[k]) for k in a)
 
 
@@ -490,4 +490,4 @@ def test_max_time_plan_pays_for_the_evaluations(tiny_run, monkeypatch):
     result = tiny_run(max_steps=100000, max_time=8.0, eval_every=20, min_lr=1e-4)
     assert result.metrics[-1]["lr"] == pytest.approx(1e-4)  # annealed, not cut off
     assert clock.now <= 8.0 + 1.0  # the deadline, give or take the last reading
-    assert ckpt.open_checkpoint(result.out_dir).config.train.max_steps == result.step
+    assert open_checkpoint(result.out_dir).config.train.max_steps == result.step

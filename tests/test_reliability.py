@@ -18,9 +18,23 @@ import torch
 
 import tinygpt
 from tests.conftest import MICRO_ARGS, SMALL_TEXT, TINY, one_line_error, rehash, run_main
-from tinygpt.checkpoint import store as ckpt
-from tinygpt.checkpoint.metrics import read_metrics
+from tinygpt.checkpoint import save as saving
+from tinygpt.checkpoint.manifest import (
+    BEST_FILE,
+    CONFIG_FILE,
+    MANIFEST_FILE,
+    MODEL_FILE,
+    PENDING_FILE,
+    STAGED_PREFIX,
+    STATE_FILE,
+    TOKENIZER_FILE,
+)
+from tinygpt.checkpoint.metrics import METRICS_FILE, read_metrics
+from tinygpt.checkpoint.save import write_checkpoint
+from tinygpt.checkpoint.store import open_checkpoint
+from tinygpt.checkpoint.weights import weights_bytes
 from tinygpt.errors import CheckpointError, UsageError
+from tinygpt.io.files import sha256
 
 # A tiny run in the gpt2 recipe, so `export` works on it too.
 RUN = {**TINY, "arch": "gpt2", "max_steps": 10, "eval_every": 5}
@@ -48,9 +62,9 @@ def snapshot(directory: Path) -> dict[str, bytes]:
 
 # -- 1. manifest names -----------------------------------------------------------------------
 def _pending_with(directory: Path, name: str) -> None:
-    manifest = json.loads((directory / ckpt.MANIFEST_FILE).read_text())
-    manifest["files"][name] = ckpt.sha256(b"owned\n")
-    (directory / ckpt.PENDING_FILE).write_text(json.dumps(manifest))
+    manifest = json.loads((directory / MANIFEST_FILE).read_text())
+    manifest["files"][name] = sha256(b"owned\n")
+    (directory / PENDING_FILE).write_text(json.dumps(manifest))
 
 
 @pytest.mark.parametrize("attack", ["absolute", "parent"])
@@ -60,10 +74,10 @@ def test_manifest_names_outside_the_checkpoint_are_corrupt(ck, tmp_path, attack,
     if attack == "absolute":
         name = str(victim)
         # ".staged-" + "/abs/path" is the path ".staged-/abs/path" inside the checkpoint
-        staged = Path(str(ck / ckpt.STAGED_PREFIX) + name)
+        staged = Path(str(ck / STAGED_PREFIX) + name)
     else:
         name = "../victim.txt"
-        staged = ck / (ckpt.STAGED_PREFIX + name)
+        staged = ck / (STAGED_PREFIX + name)
     staged.parent.mkdir(parents=True, exist_ok=True)
     staged.write_bytes(b"owned\n")
     _pending_with(ck, name)
@@ -91,11 +105,11 @@ def test_manifest_names_outside_the_checkpoint_are_corrupt(ck, tmp_path, attack,
 
 
 def test_manifest_json_with_an_unknown_name_is_corrupt(ck):
-    manifest = json.loads((ck / ckpt.MANIFEST_FILE).read_text())
-    manifest["files"]["notes.txt"] = ckpt.sha256(b"")
-    (ck / ckpt.MANIFEST_FILE).write_text(json.dumps(manifest))
+    manifest = json.loads((ck / MANIFEST_FILE).read_text())
+    manifest["files"]["notes.txt"] = sha256(b"")
+    (ck / MANIFEST_FILE).write_text(json.dumps(manifest))
     with pytest.raises(CheckpointError, match="corrupt.*not a checkpoint file"):
-        ckpt.open_checkpoint(ck)
+        open_checkpoint(ck)
 
 
 # -- 2. export never into a checkpoint -------------------------------------------------------
@@ -106,7 +120,7 @@ def test_export_refuses_a_checkpoint_and_non_empty_directories(ck, trained, tmp_
             code, _, err = run_main("export", str(target), "-c", str(trained), *extra)
             assert "checkpoint" in one_line_error(code, err, (2,))
     assert snapshot(ck) == before
-    ckpt.open_checkpoint(ck).load_model()
+    open_checkpoint(ck).load_model()
     other = tmp_path / "notes"
     other.mkdir()
     (other / "keep.txt").write_text("mine")
@@ -165,7 +179,7 @@ def test_sigterm_and_sighup_save_and_exit_128_plus_signal(tmp_path, sig):
     assert proc.returncode == 128 + sig, err
     assert "--resume" in err and "interrupted at step" in err
     assert f"({signal.Signals(sig).name})" in err
-    assert ckpt.open_checkpoint(out).step > 0
+    assert open_checkpoint(out).step > 0
 
 
 # -- 4. the token cache is keyed on the encoding ---------------------------------------------
@@ -184,8 +198,8 @@ def test_token_cache_is_keyed_on_the_encoding(tmp_path):
     utf8.write_text(SMALL_TEXT + "caf\u00e9\n", encoding="utf-8")
     a = tinygpt.train(utf8, out_dir=tmp_path / "d", **options)
     b = tinygpt.train(utf8, out_dir=tmp_path / "e", encoding="latin-1", **options)
-    vocab_a = ckpt.open_checkpoint(a.out_dir).tokenizer.vocab_size
-    vocab_b = ckpt.open_checkpoint(b.out_dir).tokenizer.vocab_size
+    vocab_a = open_checkpoint(a.out_dir).tokenizer.vocab_size
+    vocab_b = open_checkpoint(b.out_dir).tokenizer.vocab_size
     assert vocab_b == vocab_a + 1  # "é" is one character in UTF-8, two in latin-1
 
 
@@ -197,7 +211,7 @@ def test_overwrite_leaves_no_file_of_the_replaced_run(ck, tmp_path):
         def on_step(self, trainer, loss, lr, tokens_per_sec):
             os.kill(os.getpid(), signal.SIGINT)  # stop before the first evaluation
 
-    assert (ck / ckpt.BEST_FILE).exists()
+    assert (ck / BEST_FILE).exists()
     result = tinygpt.train(
         tmp_path / "small.txt",
         out_dir=ck,
@@ -206,8 +220,8 @@ def test_overwrite_leaves_no_file_of_the_replaced_run(ck, tmp_path):
         **{**RUN, "max_steps": 50, "eval_every": 50},
     )
     assert result.interrupted and result.step == 1
-    opened = ckpt.open_checkpoint(ck)
-    assert not opened.has(ckpt.BEST_FILE) and not (ck / ckpt.BEST_FILE).exists()
+    opened = open_checkpoint(ck)
+    assert not opened.has(BEST_FILE) and not (ck / BEST_FILE).exists()
     assert read_metrics(ck) == []
     # eval --best falls back to the new run's weights, not the old run's best
     code, best, err = run_main("eval", "small.txt", "-c", str(ck), "--best", "--json", cwd=tmp_path)
@@ -262,7 +276,7 @@ def test_a_second_writer_is_refused_and_a_stale_lock_taken_over(ck, tmp_path):
         "train", "small.txt", "--out", "ck", "--resume", "--max-steps", "11", "-q", cwd=tmp_path
     )
     assert code == 0, err
-    assert ckpt.open_checkpoint(ck).step == 11 and not (ck / ".lock").exists()
+    assert open_checkpoint(ck).step == 11 and not (ck / ".lock").exists()
 
 
 # -- 8. finite numbers everywhere ------------------------------------------------------------
@@ -304,9 +318,9 @@ def test_non_finite_options_are_refused(tmp_path, source, text):
 
 
 def test_non_finite_config_json_in_a_checkpoint_is_a_checkpoint_error(ck):
-    config = json.loads((ck / ckpt.CONFIG_FILE).read_text())
+    config = json.loads((ck / CONFIG_FILE).read_text())
     config["train"]["warmup_steps"] = float("inf")
-    rehash(ck, ckpt.CONFIG_FILE, json.dumps(config).encode())
+    rehash(ck, CONFIG_FILE, json.dumps(config).encode())
     code, _, err = run_main("info", "-c", str(ck))
     line = one_line_error(code, err, (1,))
     assert "config.json" in line and "warmup_steps" in line and "--" not in line
@@ -319,7 +333,7 @@ def test_block_size_one_trains_and_saves(tmp_path, small_text):
         out_dir=tmp_path / "b1",
         **{**TINY, "block_size": 1, "max_steps": 4, "eval_every": 2},
     )
-    assert result.step == 4 and ckpt.open_checkpoint(tmp_path / "b1").step == 4
+    assert result.step == 4 and open_checkpoint(tmp_path / "b1").step == 4
 
 
 def _train_briefly(cwd, out: str) -> tuple[int, str, str]:
@@ -345,17 +359,17 @@ def test_a_read_only_out_fails_before_training(tmp_path):
 
 
 def test_a_reader_opened_before_a_save_reads_the_saved_checkpoint(ck):
-    opened = ckpt.open_checkpoint(ck)  # holds the old manifest
+    opened = open_checkpoint(ck)  # holds the old manifest
     model = opened.load_model()
     with torch.no_grad():
         for p in model.parameters():
             p.add_(0.5)
-    names = (ckpt.CONFIG_FILE, ckpt.TOKENIZER_FILE, ckpt.STATE_FILE, ckpt.BEST_FILE)
+    names = (CONFIG_FILE, TOKENIZER_FILE, STATE_FILE, BEST_FILE)
     files = {n: (ck / n).read_bytes() for n in names}
-    files[ckpt.MODEL_FILE] = ckpt.weights_bytes(model)
-    ckpt.write_checkpoint(ck, files, step=opened.step + 1)
+    files[MODEL_FILE] = weights_bytes(model)
+    write_checkpoint(ck, files, step=opened.step + 1)
     reloaded = opened.load_model()  # the new weights, not "corrupt"
-    assert opened.step == ckpt.open_checkpoint(ck).step
+    assert opened.step == open_checkpoint(ck).step
     assert all(
         torch.equal(a, b)
         for a, b in zip(reloaded.state_dict().values(), model.state_dict().values(), strict=True)
@@ -422,7 +436,7 @@ def test_resume_with_a_lock_linked_to_a_user_file_leaves_the_file_alone(ck, tmp_
     )
     assert code == 0, err
     assert victim.read_text() == "precious\n"
-    assert ckpt.open_checkpoint(ck).step == 11
+    assert open_checkpoint(ck).step == 11
 
 
 def test_a_failed_lock_write_leaves_no_out_directory(tmp_path, monkeypatch):
@@ -455,7 +469,7 @@ def test_train_refuses_a_non_empty_folder_that_is_not_a_checkpoint(tmp_path):
         "train", "small.txt", "--out", "mine", "--overwrite", *args, cwd=tmp_path
     )
     assert code == 0, err  # asked for: the folder becomes a checkpoint
-    assert ckpt.open_checkpoint(mine).step == 3
+    assert open_checkpoint(mine).step == 3
 
 
 def test_import_hf_never_writes_over_its_source_or_a_foreign_folder(ck, tmp_path):
@@ -474,7 +488,7 @@ def test_import_hf_never_writes_over_its_source_or_a_foreign_folder(ck, tmp_path
     assert (other / "config.json").read_text() == "{}"
     code, _, err = run_main("import-hf", "hfm", "--out", "new", cwd=tmp_path)
     assert code == 0, err
-    assert ckpt.open_checkpoint(tmp_path / "new").step == 0
+    assert open_checkpoint(tmp_path / "new").step == 0
 
 
 @pytest.mark.parametrize(
@@ -506,12 +520,12 @@ def test_train_dot_never_reads_its_own_checkpoints_as_text(tmp_path):
     args = ("--device", "cpu", "--max-steps", "2", *MICRO_ARGS, "-q")
     code, _, err = run_main("train", ".", *args, cwd=corpus)  # writes ./checkpoints/corpus
     assert code == 0, err
-    assert (corpus / "checkpoints" / "corpus" / ckpt.MODEL_FILE).exists()
+    assert (corpus / "checkpoints" / "corpus" / MODEL_FILE).exists()
     assert resolve_sources(corpus) == [corpus / "small.txt"]
     code, _, err = run_main("train", ".", "--out", "again", *args, cwd=corpus)
     assert code == 0, err
-    first = ckpt.open_checkpoint(corpus / "checkpoints" / "corpus").tokenizer_spec
-    assert ckpt.open_checkpoint(corpus / "again").tokenizer_spec == first
+    first = open_checkpoint(corpus / "checkpoints" / "corpus").tokenizer_spec
+    assert open_checkpoint(corpus / "again").tokenizer_spec == first
     code, _, err = run_main(
         "train", ".", "--out", "checkpoints/corpus", "--resume", "-q", cwd=corpus
     )
@@ -574,10 +588,10 @@ def test_a_crafted_config_never_builds_a_model_larger_than_its_weights(
     from tinygpt.checkpoint import store as checkpoint
     from tinygpt.training import setup
 
-    config = json.loads((ck / ckpt.CONFIG_FILE).read_text())
+    config = json.loads((ck / CONFIG_FILE).read_text())
     config["model"]["vocab_size"] = 15_000_000  # ~2 GB of float32 embedding, in a 100 KB folder
-    rehash(ck, ckpt.CONFIG_FILE, json.dumps(config).encode())
-    rehash(ck, ckpt.TOKENIZER_FILE, json.dumps({"type": "tiktoken", "name": "gpt2"}).encode())
+    rehash(ck, CONFIG_FILE, json.dumps(config).encode())
+    rehash(ck, TOKENIZER_FILE, json.dumps({"type": "tiktoken", "name": "gpt2"}).encode())
     real_gpt = checkpoint.GPT
 
     def spy(cfg, *args, **kwargs):  # building on the meta device is free; anywhere else is not
@@ -631,8 +645,8 @@ TITLE_ATTACK = "\x1b]0;TITLE\x07\x1b[2J"
 
 
 def test_terminal_escapes_from_files_and_folder_names_are_shown_escaped(ck, tmp_path):
-    spec = json.loads((ck / ckpt.TOKENIZER_FILE).read_text())
-    rehash(ck, ckpt.TOKENIZER_FILE, json.dumps({**spec, "name": TITLE_ATTACK}).encode())
+    spec = json.loads((ck / TOKENIZER_FILE).read_text())
+    rehash(ck, TOKENIZER_FILE, json.dumps({**spec, "name": TITLE_ATTACK}).encode())
     shutil.copytree(ck, tmp_path / f"run{TITLE_ATTACK}")
     for args in (("info", "-c", "ck"), ("runs", "--root", ".")):
         code, out, err = run_main(*args, cwd=tmp_path)
@@ -659,7 +673,7 @@ def test_an_out_path_that_looks_like_markup_trains(tmp_path, monkeypatch, locks)
     code, _, err = run_main("train", "small.txt", "--out", "ck/a[/b]c", *args, cwd=tmp_path)
     assert code == 0, err  # the progress display shows the path; it is not a style tag
     assert "ck/a[/b]c" in err
-    assert ckpt.open_checkpoint(tmp_path / "ck" / "a[" / "b]c").step == 2
+    assert open_checkpoint(tmp_path / "ck" / "a[" / "b]c").step == 2
 
 
 @pytest.mark.parametrize(
@@ -680,14 +694,14 @@ def test_resume_refusals_say_what_is_wrong(ck, tmp_path, extra, expected, unexpe
 
 
 def test_max_time_is_one_commands_budget(ck, tmp_path):
-    config = json.loads((ck / ckpt.CONFIG_FILE).read_text())
+    config = json.loads((ck / CONFIG_FILE).read_text())
     config["train"]["max_time"] = 600.0  # the first run had a budget
-    rehash(ck, ckpt.CONFIG_FILE, json.dumps(config).encode())
+    rehash(ck, CONFIG_FILE, json.dumps(config).encode())
     result = tinygpt.train(tmp_path / "small.txt", out_dir=ck, resume=True, max_steps=12)
     assert result.step == 12 and not result.stopped_by_time
-    assert ckpt.open_checkpoint(ck).config.train.max_time is None  # not applied again
+    assert open_checkpoint(ck).config.train.max_time is None  # not applied again
     tinygpt.train(tmp_path / "small.txt", out_dir=ck, resume=True, max_steps=13, max_time=900.0)
-    assert ckpt.open_checkpoint(ck).config.train.max_time == 900.0  # given again: applies
+    assert open_checkpoint(ck).config.train.max_time == 900.0  # given again: applies
 
 
 def test_a_kill_right_after_the_commit_point_loses_no_evaluation(ck, tmp_path, monkeypatch):
@@ -700,14 +714,14 @@ def test_a_kill_right_after_the_commit_point_loses_no_evaluation(ck, tmp_path, m
 
     def die_after_commit(path, data):
         real(path, data)
-        if Path(path).name == ckpt.PENDING_FILE:
+        if Path(path).name == PENDING_FILE:
             raise Killed
 
-    monkeypatch.setattr(ckpt, "atomic_write_bytes", die_after_commit)
+    monkeypatch.setattr(saving, "atomic_write_bytes", die_after_commit)
     with pytest.raises(Killed):
         tinygpt.train(tmp_path / "small.txt", out_dir=ck, resume=True, max_steps=15)
     monkeypatch.undo()
-    assert [r["step"] for r in ckpt.open_checkpoint(ck).metrics()] == [5, 10, 15]
+    assert [r["step"] for r in open_checkpoint(ck).metrics()] == [5, 10, 15]
     tinygpt.train(tmp_path / "small.txt", out_dir=ck, resume=True, max_steps=20)
     assert [r["step"] for r in read_metrics(ck)] == [5, 10, 15, 20]
 
@@ -717,7 +731,7 @@ def test_runs_keeps_the_run_names_at_80_columns_with_a_broken_run(ck, tmp_path, 
     root = tmp_path / "runs"
     shutil.copytree(ck, root / "char-run")
     shutil.copytree(ck, root / "broken-run")
-    (root / "broken-run" / ckpt.CONFIG_FILE).write_text("junk")
+    (root / "broken-run" / CONFIG_FILE).write_text("junk")
     code, out, err = run_main("runs", "--root", str(root), cwd=tmp_path)
     assert code == 0, err
     assert "char-run" in out and "broken-run" in out
@@ -726,11 +740,11 @@ def test_runs_keeps_the_run_names_at_80_columns_with_a_broken_run(ck, tmp_path, 
 
 
 def test_head_names_from_metrics_jsonl_never_reach_the_terminal_raw(ck, tmp_path):
-    lines = (ck / ckpt.METRICS_FILE).read_text().splitlines()
+    lines = (ck / METRICS_FILE).read_text().splitlines()
     record = json.loads(lines[-1])
     record["heads"][TITLE_ATTACK + "[/b]"] = record["heads"].pop("L0H0")
     lines[-1] = json.dumps(record)
-    (ck / ckpt.METRICS_FILE).write_text("\n".join(lines) + "\n")
+    (ck / METRICS_FILE).write_text("\n".join(lines) + "\n")
     code, out, err = run_main("inspect-attention", "--trajectory", "ck", cwd=tmp_path)
     assert code == 0, err  # the hostile record is skipped, the others shown
     assert "\x1b" not in out + err and "step" in out

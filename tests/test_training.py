@@ -7,8 +7,8 @@ import torch
 
 import tinygpt
 from tests.conftest import SMALL_TEXT, TINY
-from tinygpt.checkpoint import store as ckpt
 from tinygpt.checkpoint.metrics import read_metrics
+from tinygpt.checkpoint.store import open_checkpoint
 from tinygpt.config import TrainConfig
 from tinygpt.errors import TrainingDiverged, UsageError
 from tinygpt.training.schedule import lr_at
@@ -99,7 +99,7 @@ def test_grad_accum_matches_a_bigger_batch(small_text, tmp_path, float32_muon):
 
 
 def _final_weights(out_dir):
-    return ckpt.open_checkpoint(out_dir).load_model("cpu").state_dict()
+    return open_checkpoint(out_dir).load_model("cpu").state_dict()
 
 
 def test_resume_is_bitwise_exact_with_dropout(tiny_run, monkeypatch):
@@ -146,7 +146,7 @@ def test_a_run_never_changes_its_configuration(tiny_run, monkeypatch):
     ((run, before),) = seen
     assert result.stopped_by_time and result.step < 100000  # the planner did plan a total
     assert run == before and run.train.max_steps == 100000
-    saved = ckpt.open_checkpoint(result.out_dir).config.train
+    saved = open_checkpoint(result.out_dir).config.train
     assert saved.max_steps == result.step  # the plan is recorded, from the run's state
     with pytest.raises(dataclasses.FrozenInstanceError):
         run.train.max_steps = 5  # type: ignore[misc]
@@ -165,7 +165,7 @@ def test_refuses_to_overwrite_and_resume_keeps_shape(tiny_run):
 def test_max_time_stops_cleanly_and_saves(tiny_run):
     result = tiny_run(max_steps=100000, max_time=1.0, eval_every=100000)
     assert result.stopped_by_time and 0 < result.step < 100000
-    assert ckpt.open_checkpoint(result.out_dir).step == result.step
+    assert open_checkpoint(result.out_dir).step == result.step
 
 
 def test_non_finite_loss_skips_steps_then_stops_without_saving_nan(tiny_run, monkeypatch):
@@ -178,7 +178,7 @@ def test_non_finite_loss_skips_steps_then_stops_without_saving_nan(tiny_run, mon
     with pytest.raises(TrainingDiverged, match="non-finite for 5 steps"):
         tiny_run("nan", max_steps=40, eval_every=1, resume=True)
     assert (before.out_dir / "model.safetensors").read_bytes() == digest
-    model = ckpt.open_checkpoint(before.out_dir).load_model()
+    model = open_checkpoint(before.out_dir).load_model()
     assert all(torch.isfinite(p).all() for p in model.parameters())
 
 
@@ -215,7 +215,7 @@ def test_invalid_optimiser_values(tiny_run, change, message):
 
 def test_bpe_training_works(tiny_run, gpt2_encoding):
     result = tiny_run(tokenizer="gpt2", n_embd=16, max_steps=3, eval_every=3, block_size=8)
-    ck = ckpt.open_checkpoint(result.out_dir)
+    ck = open_checkpoint(result.out_dir)
     assert ck.config.model.vocab_size == 50257 and ck.tokenizer.name == "gpt2"
 
 

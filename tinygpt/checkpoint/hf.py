@@ -22,19 +22,16 @@ import safetensors.torch
 import torch
 
 from tinygpt.checkpoint.lock import directory_lock
-from tinygpt.checkpoint.store import (
+from tinygpt.checkpoint.manifest import (
     CONFIG_FILE,
     JSON_LIMIT,
     MODEL_FILE,
     TOKENIZER_FILE,
-    Checkpoint,
-    check_tokenizer_spec,
-    check_weight_shapes,
-    check_writable_destination,
     is_checkpoint,
-    weights_bytes,
-    write_checkpoint,
 )
+from tinygpt.checkpoint.save import check_writable_destination, write_checkpoint
+from tinygpt.checkpoint.store import Checkpoint, check_tokenizer_spec
+from tinygpt.checkpoint.weights import check_weight_shapes, weights_bytes
 from tinygpt.config import (
     ModelConfig,
     RunConfig,

@@ -11,7 +11,9 @@ from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
-from tinygpt.checkpoint import store as ckpt
+from tinygpt.checkpoint.manifest import MODEL_FILE, is_checkpoint
+from tinygpt.checkpoint.store import Checkpoint, open_checkpoint
+from tinygpt.checkpoint.weights import load_weights
 from tinygpt.config import ModelConfig
 from tinygpt.errors import ANY, Opt, UsageError
 
@@ -19,7 +21,7 @@ from tinygpt.errors import ANY, Opt, UsageError
 TRAINING_ONLY = ("dropout",)
 
 
-def open_source(path: str | Path, out: Path) -> ckpt.Checkpoint:
+def open_source(path: str | Path, out: Path) -> Checkpoint:
     """The verified source checkpoint, refused in one line when it is the run's own ``--out``
     or its weights do not fit its config."""
     source = Path(path)
@@ -30,15 +32,15 @@ def open_source(path: str | Path, out: Path) -> ckpt.Checkpoint:
             Opt("out_dir", ANY),
             "; the source checkpoint is only read: train elsewhere",
         )
-    if not ckpt.is_checkpoint(source):
+    if not is_checkpoint(source):
         raise UsageError(Opt("init_from", source), ": no tinygpt checkpoint there")
-    opened = ckpt.open_checkpoint(source)
+    opened = open_checkpoint(source)
     opened.fitting_weights()  # before a model of the declared size is built
     return opened
 
 
 def check_options(
-    source: ckpt.Checkpoint, model_opts: dict[str, Any], train_opts: dict[str, Any]
+    source: Checkpoint, model_opts: dict[str, Any], train_opts: dict[str, Any]
 ) -> None:
     """Refuse a shape or tokenizer option that contradicts the source's."""
     model = source.config.model
@@ -61,14 +63,14 @@ def check_options(
         )
 
 
-def model_config(source: ckpt.Checkpoint, model_opts: dict[str, Any]) -> ModelConfig:
+def model_config(source: Checkpoint, model_opts: dict[str, Any]) -> ModelConfig:
     """The source's model, with the training-only options given."""
     known = {f.name for f in fields(ModelConfig)}
     changes = {k: v for k, v in model_opts.items() if k in TRAINING_ONLY and k in known}
     return replace(source.config.model, **changes)
 
 
-def tokenizer_refusal(source: ckpt.Checkpoint, what: str, exc: UsageError) -> UsageError:
+def tokenizer_refusal(source: Checkpoint, what: str, exc: UsageError) -> UsageError:
     """One line for a corpus the source's tokenizer cannot encode (its own advice, to pick
     another tokenizer, does not apply: the weights need this one)."""
     reason = str(exc).split("; ")[0]
@@ -78,7 +80,7 @@ def tokenizer_refusal(source: ckpt.Checkpoint, what: str, exc: UsageError) -> Us
     )
 
 
-def load_initial_weights(source: ckpt.Checkpoint, model: Any) -> None:
+def load_initial_weights(source: Checkpoint, model: Any) -> None:
     """The source's weights (model.safetensors, its latest) into ``model``."""
     data = source.fitting_weights()
-    ckpt.load_weights(model, data, str(source.directory / ckpt.MODEL_FILE))
+    load_weights(model, data, str(source.directory / MODEL_FILE))

@@ -14,8 +14,10 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from tinygpt.checkpoint import store as ckpt
 from tinygpt.checkpoint.lock import directory_lock
+from tinygpt.checkpoint.manifest import is_checkpoint
+from tinygpt.checkpoint.save import check_manifests, check_writable_destination, recover
+from tinygpt.checkpoint.store import Checkpoint, open_checkpoint
 from tinygpt.config import ModelConfig, RunConfig, TrainConfig
 from tinygpt.data.corpus import Corpus, check_encoding, prepare_corpus
 from tinygpt.errors import ANY, Opt, UsageError
@@ -64,7 +66,7 @@ class _Request:
     train_opts: dict[str, Any]
     from_recipe: set[str]  # switches a recipe (not the caller) set
     notes: list[str]
-    init: ckpt.Checkpoint | None = None  # --init-from's source, for a new run
+    init: Checkpoint | None = None  # --init-from's source, for a new run
 
 
 def train(
@@ -91,7 +93,7 @@ def train(
     out = Path(out_dir) if out_dir else default_out_dir(data)
     model_opts, train_opts = split_options(resolve_options(preset, config, options))
     if not resume:  # before the lock writes its file: a user's own .lock there stays theirs
-        ckpt.check_writable_destination(out, overwrite, Opt("overwrite", True))
+        check_writable_destination(out, overwrite, Opt("overwrite", True))
     # One writer per directory (rank 0 writes for a torchrun job); taking the lock also proves
     # that --out can be written, before any work is done.
     guard = directory_lock(out) if launch_rank() == 0 else nullcontext()
@@ -131,9 +133,9 @@ def _open_init_source(request: _Request, resume: bool) -> None:
     )
 
 
-def _resumed(request: _Request) -> ckpt.Checkpoint:
+def _resumed(request: _Request) -> Checkpoint:
     out = request.out
-    if not ckpt.is_checkpoint(out):
+    if not is_checkpoint(out):
         raise UsageError(
             Opt("resume", True),
             f": no checkpoint in {out} to resume; drop ",
@@ -143,8 +145,8 @@ def _resumed(request: _Request) -> ckpt.Checkpoint:
     # The writer (it holds the lock) first finishes a save a crash cut short after its
     # commit point, so the evaluations it logged are resumed with its weights.
     if launch_rank() == 0:
-        ckpt.recover(out)
-    source = ckpt.open_checkpoint(out)
+        recover(out)
+    source = open_checkpoint(out)
     source.fitting_weights()  # before a model of the declared size is built
     _check_resume_options(source.config, source.step, request)
     return source
@@ -152,7 +154,7 @@ def _resumed(request: _Request) -> ckpt.Checkpoint:
 
 def _prepare_fresh(request: _Request, overwrite: bool) -> None:
     """A new run may write ``out``; picks its tokenizer when no option named one."""
-    out, existing = request.out, ckpt.is_checkpoint(request.out)
+    out, existing = request.out, is_checkpoint(request.out)
     if existing and not overwrite:
         raise UsageError(
             f"{out} already holds a checkpoint; pass ",
@@ -164,8 +166,8 @@ def _prepare_fresh(request: _Request, overwrite: bool) -> None:
             " to replace it",
         )
     if existing:  # its first save would refuse a damaged manifest: say so now, not then
-        ckpt.check_manifests(out)
-    ckpt.check_writable_destination(out, overwrite, Opt("overwrite", True))
+        check_manifests(out)
+    check_writable_destination(out, overwrite, Opt("overwrite", True))
     if "tokenizer" not in request.train_opts:  # not named by a flag, a preset or a config file
         request.train_opts["tokenizer"], picked = default_tokenizer(
             request.data, request.model_opts
@@ -216,7 +218,7 @@ def _check_resume_options(run: RunConfig, step: int, request: _Request) -> None:
         )
 
 
-def _train_config(request: _Request, source: ckpt.Checkpoint | None) -> TrainConfig:
+def _train_config(request: _Request, source: Checkpoint | None) -> TrainConfig:
     where = {"data": str(request.data), "out_dir": str(request.out)}
     if source is None:
         return TrainConfig(**{**request.train_opts, **where}).validate()
@@ -228,7 +230,7 @@ def _train_config(request: _Request, source: ckpt.Checkpoint | None) -> TrainCon
 
 def _run(
     request: _Request,
-    source: ckpt.Checkpoint | None,
+    source: Checkpoint | None,
     callbacks: Sequence[TrainerCallback],
     cache_dir: Path | None,
 ) -> TrainResult:
@@ -273,7 +275,7 @@ def _run(
 
 
 def _corpus(
-    request: _Request, source: ckpt.Checkpoint | None, cfg: TrainConfig, cache_dir: Path | None
+    request: _Request, source: Checkpoint | None, cfg: TrainConfig, cache_dir: Path | None
 ) -> Corpus:
     """The training corpus, in a resumed run's or an ``init_from`` source's tokenizer if any."""
     init = request.init

@@ -7,7 +7,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tinygpt.checkpoint.store import MANIFEST_FILE, STATE_FILE, find_checkpoint
+from tinygpt.checkpoint.manifest import MANIFEST_FILE, STATE_FILE
+from tinygpt.checkpoint.store import find_checkpoint
 from tinygpt.errors import TinyGPTError
 from tinygpt.model import count_parameters
 from tinygpt.training.optim import describe_groups

@@ -17,8 +17,17 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from tinygpt.checkpoint import store as ckpt
+from tinygpt.checkpoint.manifest import (
+    BEST_FILE,
+    CONFIG_FILE,
+    MODEL_FILE,
+    STATE_FILE,
+    TOKENIZER_FILE,
+)
 from tinygpt.checkpoint.metrics import metrics_bytes
+from tinygpt.checkpoint.save import write_checkpoint
+from tinygpt.checkpoint.store import Checkpoint
+from tinygpt.checkpoint.weights import load_weights, state_bytes, weights_bytes
 from tinygpt.config import RunConfig
 from tinygpt.data.tokenizer import Tokenizer
 from tinygpt.errors import CheckpointError
@@ -85,25 +94,25 @@ def write(
 ) -> None:
     """Commit one checkpoint (rank 0's job): configs, tokenizer, weights, ``saved`` state."""
     files = {
-        ckpt.CONFIG_FILE: json.dumps(saved_config(run, state), indent=2).encode(),
-        ckpt.TOKENIZER_FILE: json.dumps(tokenizer.to_dict()).encode(),
-        ckpt.MODEL_FILE: ckpt.weights_bytes(model),
-        ckpt.STATE_FILE: ckpt.state_bytes(saved),
+        CONFIG_FILE: json.dumps(saved_config(run, state), indent=2).encode(),
+        TOKENIZER_FILE: json.dumps(tokenizer.to_dict()).encode(),
+        MODEL_FILE: weights_bytes(model),
+        STATE_FILE: state_bytes(saved),
     }
     if state.best_weights is not None:
-        files[ckpt.BEST_FILE] = state.best_weights
+        files[BEST_FILE] = state.best_weights
     out_dir.mkdir(parents=True, exist_ok=True)
     # The log commits with the checkpoint: a save that fails leaves no record of an
     # evaluation whose weights were never saved, and one that succeeds never loses it.
     log = metrics_bytes(state.metrics)
-    ckpt.write_checkpoint(out_dir, files, state.step, log=log)
+    write_checkpoint(out_dir, files, state.step, log=log)
 
 
 def restore(
-    source: ckpt.Checkpoint, parts: Parts, state: RunState, dist: DistContext, seed: int
+    source: Checkpoint, parts: Parts, state: RunState, dist: DistContext, seed: int
 ) -> None:
     """Continue ``source``: its weights, optimizer, RNGs and counters into this run."""
-    ckpt.load_weights(parts.model, source.read_verified(ckpt.MODEL_FILE), str(source.directory))
+    load_weights(parts.model, source.read_verified(MODEL_FILE), str(source.directory))
     saved = source.load_state()
     try:
         _restore_objects(saved, parts, dist, seed)
@@ -115,11 +124,11 @@ def restore(
         # A state.pt that loads (plain tensors and values) but not the ones a run saves.
         detail = (str(exc).strip().splitlines() or [""])[-1][:120]
         raise CheckpointError(
-            f"checkpoint {source.directory} is corrupt: {ckpt.STATE_FILE} does not fit "
+            f"checkpoint {source.directory} is corrupt: {STATE_FILE} does not fit "
             f"this run ({type(exc).__name__}: {detail})"
         ) from None
-    if source.has(ckpt.BEST_FILE):
-        state.best_weights = source.read_verified(ckpt.BEST_FILE)
+    if source.has(BEST_FILE):
+        state.best_weights = source.read_verified(BEST_FILE)
     # Evaluations logged after the checkpoint's step belong to the lost part of the run.
     state.metrics = source.metrics()
 

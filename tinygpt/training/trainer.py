@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from tinygpt.checkpoint import store as ckpt
+from tinygpt.checkpoint.store import Checkpoint
+from tinygpt.checkpoint.weights import weights_bytes
 from tinygpt.config import RunConfig
 from tinygpt.data.corpus import Corpus, check_split_lengths
 from tinygpt.errors import Opt, TrainingDiverged
@@ -113,11 +114,11 @@ class Trainer:
         self,
         run: RunConfig,
         corpus: Corpus,
-        resume_from: ckpt.Checkpoint | None = None,
+        resume_from: Checkpoint | None = None,
         callbacks: Sequence[TrainerCallback] = (),
         dist: DistContext | None = None,
         notes: Sequence[str] = (),
-        init_from: ckpt.Checkpoint | None = None,
+        init_from: Checkpoint | None = None,
         val_ids: np.ndarray | None = None,
     ) -> None:
         """``notes``: said when the run starts, before the trainer's own; ``init_from``: a
@@ -344,7 +345,7 @@ class Trainer:
         self.emit("evaluate", record)
         if val < self.state.best_val:
             self.state.best_val = val
-            self.state.best_weights = ckpt.weights_bytes(self.model)
+            self.state.best_weights = weights_bytes(self.model)
         self.state.metrics.append(record)
         return record
 

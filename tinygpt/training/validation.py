@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tinygpt.checkpoint import store as ckpt
+from tinygpt.checkpoint.store import Checkpoint
 from tinygpt.config import TrainConfig
 from tinygpt.data.corpus import BatchSampler, prepare_corpus
 from tinygpt.data.tokenizer import Tokenizer
@@ -38,7 +38,7 @@ def val_file_ids(
     cfg: TrainConfig,
     tokenizer: Tokenizer,
     cache_dir: Path | None,
-    init: ckpt.Checkpoint | None = None,
+    init: Checkpoint | None = None,
 ) -> np.ndarray:
     """``cfg.val_file``'s ids in the run's tokenizer (cached as a corpus is), or one line
     naming the option when that tokenizer cannot encode it."""

@@ -8,7 +8,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from tinygpt.checkpoint.store import check_not_checkpoint_file
+from tinygpt.checkpoint.save import check_not_checkpoint_file
 from tinygpt.errors import UsageError
 from tinygpt.io.files import describe_os_error, write_named
 
