@@ -33,7 +33,8 @@ DEFAULT_CORPUS = ROOT.parent / "shared" / "data" / "tinyshakespeare.txt"
 
 def learn(corpus: Path, sizes: list[int]) -> None:
     from tinygpt.data.bpe import learn_bpe
-    from tinygpt.data.corpus import _training_text, resolve_sources
+    from tinygpt.data.corpus import _training_text
+    from tinygpt.data.sources import resolve_sources
 
     text = corpus.read_text(encoding="utf-8")
     held_out = text[int(len(text) * 0.9) :].encode()

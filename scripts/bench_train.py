@@ -18,7 +18,7 @@ import torch
 from benchutil import machine, sync
 
 from tinygpt.config import ModelConfig, RunConfig, TrainConfig
-from tinygpt.data.corpus import Corpus
+from tinygpt.data.token_cache import Corpus
 from tinygpt.data.tokenizer import CharTokenizer
 from tinygpt.training.trainer import Trainer
 

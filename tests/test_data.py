@@ -3,14 +3,9 @@ import json
 import numpy as np
 import pytest
 
-from tinygpt.data.corpus import (
-    BatchSampler,
-    check_split_lengths,
-    encode_text,
-    iter_text,
-    prepare_corpus,
-    read_text,
-)
+from tinygpt.data.batches import BatchSampler, check_split_lengths
+from tinygpt.data.corpus import encode_text, prepare_corpus
+from tinygpt.data.sources import iter_text, read_text
 from tinygpt.data.tokenizer import CharTokenizer
 from tinygpt.errors import UsageError
 

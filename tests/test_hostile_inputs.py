@@ -585,7 +585,7 @@ def test_every_byte_of_an_exported_folders_json_files_is_checked(pristine_inputs
 
 # -- issue 24 ---------------------------------------------------------------------------------
 def test_glob_and_directory_corpora_read_each_real_file_once(tmp_path):
-    from tinygpt.data.corpus import resolve_sources
+    from tinygpt.data.sources import resolve_sources
 
     corp = tmp_path / "corp"
     (corp / "sub").mkdir(parents=True)

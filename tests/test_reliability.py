@@ -512,7 +512,7 @@ def test_report_writers_never_overwrite_a_checkpoint_file(ck, tmp_path, flag, na
 
 
 def test_train_dot_never_reads_its_own_checkpoints_as_text(tmp_path):
-    from tinygpt.data.corpus import resolve_sources
+    from tinygpt.data.sources import resolve_sources
 
     corpus = tmp_path / "corpus"
     corpus.mkdir()

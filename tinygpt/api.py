@@ -29,7 +29,7 @@ from tinygpt.analysis.scores import HEADLINE_SCORES
 from tinygpt.analysis.snapshot import HeadSnapshots
 from tinygpt.checkpoint.store import Checkpoint, find_checkpoint, open_checkpoint
 from tinygpt.config import ATTENTION_CHOICES, MAX_ALTERNATIVES, SampleConfig, check_choice
-from tinygpt.data.corpus import read_text
+from tinygpt.data.sources import read_text
 from tinygpt.data.tokenizer import Tokenizer
 from tinygpt.errors import Opt, Spell, TinyGPTError, UsageError, python_spelling
 from tinygpt.io.console import printable

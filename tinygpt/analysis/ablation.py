@@ -26,7 +26,8 @@ import torch
 from tinygpt.analysis.evaluation import token_losses
 from tinygpt.analysis.labels import parse_head_spec
 from tinygpt.analysis.probes import induction_loss, line_break_ids, repeat_loss
-from tinygpt.data.corpus import BatchSampler, prepare_corpus
+from tinygpt.data.batches import BatchSampler
+from tinygpt.data.corpus import prepare_corpus
 from tinygpt.data.tokenizer import Tokenizer
 from tinygpt.errors import Opt, TinyGPTError, UsageError
 from tinygpt.model import GPT, hooks, run_with_cache

@@ -25,7 +25,7 @@ from tinygpt.analysis.probes import (
 )
 from tinygpt.analysis.scores import BY_ROLE, ROLE_SCORES, SNAPSHOT_KEYS, all_head_scores, clears
 from tinygpt.config import ModelConfig
-from tinygpt.data.corpus import BatchSampler
+from tinygpt.data.batches import BatchSampler
 from tinygpt.model import GPT
 from tinygpt.model.device import autocast
 from tinygpt.training.trainer import Trainer, TrainerCallback

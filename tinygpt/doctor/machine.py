@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from tinygpt import __version__
-from tinygpt.data.corpus import default_cache_dir
+from tinygpt.data.token_cache import default_cache_dir
 from tinygpt.model.device import compile_problem, default_compile, resolve_dtype
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")

@@ -19,7 +19,9 @@ from tinygpt.checkpoint.manifest import is_checkpoint
 from tinygpt.checkpoint.save import check_manifests, check_writable_destination, recover
 from tinygpt.checkpoint.store import Checkpoint, open_checkpoint
 from tinygpt.config import ModelConfig, RunConfig, TrainConfig
-from tinygpt.data.corpus import Corpus, check_encoding, prepare_corpus
+from tinygpt.data.corpus import prepare_corpus
+from tinygpt.data.sources import check_encoding
+from tinygpt.data.token_cache import Corpus
 from tinygpt.errors import ANY, Opt, UsageError
 from tinygpt.recipe import MODEL_SWITCHES
 from tinygpt.training import finetune

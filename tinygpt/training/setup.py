@@ -15,7 +15,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from tinygpt.config import RunConfig, TrainConfig
-from tinygpt.data.corpus import BatchSampler
+from tinygpt.data.batches import BatchSampler
 from tinygpt.data.tokenizer import Tokenizer
 from tinygpt.model import GPT
 from tinygpt.model.device import (

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from tinygpt.config import ModelConfig, TrainConfig
-from tinygpt.data.corpus import resolve_sources
+from tinygpt.data.sources import resolve_sources
 from tinygpt.data.tokenizer import Tokenizer
 from tinygpt.errors import Message, Opt, UsageError
 from tinygpt.model import GPT, count_parameters

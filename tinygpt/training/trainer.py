@@ -25,7 +25,8 @@ import torch
 from tinygpt.checkpoint.store import Checkpoint
 from tinygpt.checkpoint.weights import weights_bytes
 from tinygpt.config import RunConfig
-from tinygpt.data.corpus import Corpus, check_split_lengths
+from tinygpt.data.batches import check_split_lengths
+from tinygpt.data.token_cache import Corpus
 from tinygpt.errors import Opt, TrainingDiverged
 from tinygpt.model import GPT, ParameterCount, count_parameters
 from tinygpt.model.device import autocast

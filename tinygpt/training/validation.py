@@ -10,7 +10,8 @@ import torch
 
 from tinygpt.checkpoint.store import Checkpoint
 from tinygpt.config import TrainConfig
-from tinygpt.data.corpus import BatchSampler, prepare_corpus
+from tinygpt.data.batches import BatchSampler
+from tinygpt.data.corpus import prepare_corpus
 from tinygpt.data.tokenizer import Tokenizer
 from tinygpt.errors import Opt, UsageError
 from tinygpt.model import GPT
