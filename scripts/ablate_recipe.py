@@ -85,7 +85,8 @@ class ZeroInit(TrainerCallback):
 
 def time_steps(repeats: int, warmup: int) -> dict[str, float]:
     """Median seconds per training step of every variant, timed round-robin in this process."""
-    from tinygpt.config import ModelConfig, TrainConfig
+    from tinygpt.config.model import ModelConfig
+    from tinygpt.config.train import TrainConfig
     from tinygpt.model import GPT
     from tinygpt.training.optim import build_optimizer
     from tinygpt.training.presets import resolve_options

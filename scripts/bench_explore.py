@@ -32,7 +32,7 @@ from benchutil import machine
 from playwright.sync_api import sync_playwright
 
 from tinygpt.api import load
-from tinygpt.config import SampleConfig
+from tinygpt.config.sample import SampleConfig
 from tinygpt.explore.server import create_app, new_token
 from tinygpt.explore.session import Explorer
 from tinygpt.sampling import generate_text

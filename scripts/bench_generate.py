@@ -23,7 +23,8 @@ from pathlib import Path
 import torch
 from benchutil import machine, sync
 
-from tinygpt.config import ModelConfig, SampleConfig
+from tinygpt.config.model import ModelConfig
+from tinygpt.config.sample import SampleConfig
 from tinygpt.data.tokenizer import CharTokenizer
 from tinygpt.model import GPT
 from tinygpt.model.device import resolve_device

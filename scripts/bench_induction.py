@@ -38,7 +38,7 @@ import torch
 from tinygpt import api
 from tinygpt.analysis.labels import head_label, parse_head_label
 from tinygpt.analysis.snapshot import first_crossings, phase_change
-from tinygpt.config import ModelConfig
+from tinygpt.config.model import ModelConfig
 from tinygpt.data.repeats import RepeatsConfig, write_repeats
 from tinygpt.model import GPT
 from tinygpt.training.presets import PRESETS

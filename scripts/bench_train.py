@@ -17,7 +17,9 @@ import numpy as np
 import torch
 from benchutil import machine, sync
 
-from tinygpt.config import ModelConfig, RunConfig, TrainConfig
+from tinygpt.config.model import ModelConfig
+from tinygpt.config.run import RunConfig
+from tinygpt.config.train import TrainConfig
 from tinygpt.data.token_cache import Corpus
 from tinygpt.data.tokenizer import CharTokenizer
 from tinygpt.training.trainer import Trainer

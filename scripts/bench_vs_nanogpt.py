@@ -48,7 +48,8 @@ from benchutil import machine, median_seconds
 from tinygpt.analysis.evaluation import evaluate_text
 from tinygpt.checkpoint.store import open_checkpoint
 from tinygpt.checkpoint.weights import clean_state_dict
-from tinygpt.config import ModelConfig, SampleConfig
+from tinygpt.config.model import ModelConfig
+from tinygpt.config.sample import SampleConfig
 from tinygpt.data.tokenizer import CharTokenizer
 from tinygpt.model import GPT
 from tinygpt.model.device import resolve_device

@@ -82,7 +82,7 @@ GPT2 = RECIPES["gpt2"].model_options()
 
 def model_config(arch: str = "modern", **fields):
     """The ModelConfig of recipe ``arch`` ("modern" or "gpt2") with ``fields`` changed."""
-    from tinygpt.config import ModelConfig
+    from tinygpt.config.model import ModelConfig
 
     return ModelConfig(**{**RECIPES[arch].model_options(), **fields})
 

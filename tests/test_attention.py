@@ -19,7 +19,7 @@ from tinygpt.analysis.probes import (
     induction_scores_from_weights,
 )
 from tinygpt.analysis.scores import all_head_scores, head_scores
-from tinygpt.config import ModelConfig
+from tinygpt.config.model import ModelConfig
 from tinygpt.errors import UsageError
 from tinygpt.model import GPT
 from tinygpt.views.attention_html import render_html

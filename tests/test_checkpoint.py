@@ -116,7 +116,7 @@ def test_prefixes_stripped_and_tied_weight_saved_once():
     from safetensors.torch import load
 
     from tests.conftest import GPT2
-    from tinygpt.config import ModelConfig
+    from tinygpt.config.model import ModelConfig
     from tinygpt.model import GPT
 
     shape = dict(vocab_size=10, block_size=4, n_layer=1, n_head=1, n_embd=8)
@@ -131,7 +131,7 @@ def test_prefixes_stripped_and_tied_weight_saved_once():
 
 
 def test_non_finite_weights_are_never_written():
-    from tinygpt.config import ModelConfig
+    from tinygpt.config.model import ModelConfig
     from tinygpt.model import GPT
 
     model = GPT(ModelConfig(vocab_size=10, block_size=4, n_layer=1, n_head=1, n_embd=8))

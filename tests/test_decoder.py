@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from tests.conftest import random_gpt
-from tinygpt.config import SampleConfig
+from tinygpt.config.sample import SampleConfig
 from tinygpt.sampling import Decoder, keep_after_crop, make_generator, sample_tokens
 
 

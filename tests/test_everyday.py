@@ -8,7 +8,7 @@ import zlib
 import pytest
 
 from tests.conftest import SMALL_TEXT, TINY, TINY_ARGS, run_cli
-from tinygpt.config import ModelConfig
+from tinygpt.config.model import ModelConfig
 from tinygpt.errors import UsageError
 from tinygpt.model import count_parameters
 from tinygpt.training.presets import PRESETS, load_config_file, resolve_options

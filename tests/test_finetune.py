@@ -169,7 +169,7 @@ def test_a_fine_tuned_config_json_loads_with_older_rules(tiny_run, small_text, t
     for key in ("init_from", "val_file", "eval_samples", "early_stop"):
         assert key in data["train"]
         del data["train"][key]
-    from tinygpt.config import RunConfig
+    from tinygpt.config.run import RunConfig
 
     assert RunConfig.from_dict(data).train.eval_samples is True
     assert TINY["tokenizer"] == data["train"]["tokenizer"]

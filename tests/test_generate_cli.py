@@ -79,7 +79,7 @@ def test_a_prompt_the_model_cannot_take_is_one_line_and_the_session_goes_on(ck):
 
 
 def test_a_prompt_of_no_tokens_is_refused_in_one_line():
-    from tinygpt.config import record_spec
+    from tinygpt.config.specs import record_spec
     from tinygpt.data.records import RecordsTokenizer
     from tinygpt.data.tokenizer import CharTokenizer
     from tinygpt.errors import UsageError

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from tests.conftest import random_gpt
-from tinygpt.config import SampleConfig
+from tinygpt.config.sample import SampleConfig
 from tinygpt.data.tokenizer import CharTokenizer
 from tinygpt.sampling import generate_text, make_generator, sample_tokens
 

@@ -33,7 +33,7 @@ from tinygpt.analysis.probes import (
     repeat_positions,
 )
 from tinygpt.analysis.snapshot import phase_change, steepest_drop
-from tinygpt.config import ModelConfig
+from tinygpt.config.model import ModelConfig
 from tinygpt.data.repeats import RepeatsConfig, records, write_repeats
 from tinygpt.data.tokenizer import CharTokenizer
 from tinygpt.model import GPT

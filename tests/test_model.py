@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from tests.conftest import GPT2, model_config, random_gpt
-from tinygpt.config import ModelConfig
+from tinygpt.config.model import ModelConfig
 from tinygpt.errors import UsageError
 from tinygpt.model import GPT, KVCache, causal_mask
 from tinygpt.model.meta import meta_model

@@ -110,7 +110,7 @@ def _suggested_shapes(message: str, n_embd: int, n_head: int) -> list[tuple[int,
 @pytest.mark.parametrize("position", ["rope", "learned"])
 def test_every_suggested_shape_is_accepted(position: str) -> None:
     from tinygpt.cli.flags import command_spelling
-    from tinygpt.config import ModelConfig
+    from tinygpt.config.model import ModelConfig
     from tinygpt.errors import UsageError
 
     for n_embd in range(8, 200, 3):
@@ -275,7 +275,7 @@ def test_queries_keep_the_earlier_keys(two_runs: Path, focus: list[str]) -> None
 def test_a_bpe_model_that_dwarfs_its_text_is_named_with_its_embedding() -> None:
     from types import SimpleNamespace
 
-    from tinygpt.config import ModelConfig
+    from tinygpt.config.model import ModelConfig
     from tinygpt.model import GPT
     from tinygpt.training.sizing import model_size_note
 
@@ -422,7 +422,7 @@ def test_the_readme_info_example_is_what_info_prints_today(two_runs: Path) -> No
     import re
 
     from tests.docs import documentation
-    from tinygpt.config import ModelConfig
+    from tinygpt.config.model import ModelConfig
     from tinygpt.model import GPT
 
     readme = documentation()
@@ -501,7 +501,7 @@ def test_the_parameter_count_from_the_shape_is_the_models(arch: str) -> None:
 
     import torch
 
-    from tinygpt.config import ModelConfig
+    from tinygpt.config.model import ModelConfig
     from tinygpt.model import GPT, ParameterCount, count_parameters
     from tinygpt.recipe import RECIPES
 

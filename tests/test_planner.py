@@ -73,7 +73,7 @@ def test_a_compiling_first_step_does_not_end_the_run(tiny_run, monkeypatch, sche
 
 def test_only_the_total_the_deadline_planned_is_called_its_end():
     """An early stop shortens the schedule too; ending there is not the deadline's doing."""
-    from tinygpt.config import TrainConfig
+    from tinygpt.config.train import TrainConfig
     from tinygpt.training.planner import Deadline
 
     deadline = Deadline(TrainConfig(max_time=60, max_steps=1000), start=0.0, compiled=False)

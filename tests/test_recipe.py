@@ -17,7 +17,9 @@ import torch
 from tests.conftest import Muon, random_gpt, run_cli
 from tests.conftest import model_config as recipe_config
 from tinygpt.checkpoint.store import open_checkpoint
-from tinygpt.config import ModelConfig, RunConfig, TrainConfig
+from tinygpt.config.model import ModelConfig
+from tinygpt.config.run import RunConfig
+from tinygpt.config.train import TrainConfig
 from tinygpt.errors import UsageError
 from tinygpt.model import GPT, KVCache
 from tinygpt.training.optim import MuonAdamW, build_optimizer, plan_groups
@@ -93,7 +95,7 @@ def test_rotary_kv_cache_in_chunks_matches_full_forward(mode):
 
 @pytest.mark.parametrize("attention", ["sdpa", "manual"])
 def test_rotary_greedy_cached_equals_uncached_across_window_jumps(attention):
-    from tinygpt.config import SampleConfig
+    from tinygpt.config.sample import SampleConfig
     from tinygpt.sampling import stream_tokens
 
     model = make("modern", attention, block_size=12)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, TINY, need_encoding, one_line_error, run_cli, run_main
-from tinygpt.config import record_spec
+from tinygpt.config.specs import record_spec
 from tinygpt.data.bpe import learn_bpe
 from tinygpt.data.corpus import prepare_corpus
 from tinygpt.data.records import RecordsTokenizer, record_chunks

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from tests.conftest import random_gpt
-from tinygpt.config import SampleConfig
+from tinygpt.config.sample import SampleConfig
 from tinygpt.data.tokenizer import CharTokenizer, build_tokenizer
 from tinygpt.errors import UsageError
 from tinygpt.sampling import (

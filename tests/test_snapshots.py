@@ -8,7 +8,7 @@ import pytest
 
 from tests.conftest import TINY
 from tinygpt.analysis.snapshot import AUTO_SNAPSHOT_WEIGHTS, wants_snapshots
-from tinygpt.config import ModelConfig
+from tinygpt.config.model import ModelConfig
 
 
 def test_snapshots_are_on_for_small_models_and_opt_in_for_big_ones():

@@ -9,7 +9,7 @@ import tinygpt
 from tests.conftest import SMALL_TEXT, TINY
 from tinygpt.checkpoint.metrics import read_metrics
 from tinygpt.checkpoint.store import open_checkpoint
-from tinygpt.config import TrainConfig
+from tinygpt.config.train import TrainConfig
 from tinygpt.errors import TrainingDiverged, UsageError
 from tinygpt.training.schedule import lr_at
 from tinygpt.training.trainer import Trainer
@@ -73,7 +73,8 @@ def test_grad_accum_matches_a_bigger_batch(small_text, tmp_path, float32_muon):
     # Muon's iteration in float32, whose rounding keeps float32-sized differences that size).
     from dataclasses import fields
 
-    from tinygpt.config import ModelConfig, RunConfig
+    from tinygpt.config.model import ModelConfig
+    from tinygpt.config.run import RunConfig
     from tinygpt.data.corpus import prepare_corpus
 
     corpus = prepare_corpus(small_text, "char")

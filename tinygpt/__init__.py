@@ -13,7 +13,7 @@ The names below are imported on first use (PEP 562), so ``import tinygpt`` and t
 The folders are the architecture, cut by the job a reader comes to do, and each imports only
 from the ones above it in this list (tests/test_layout.py holds the code to it):
 
-- ``errors.py``, ``recipe.py``, ``config.py``: what everything shares: the errors (with the
+- ``errors.py``, ``recipe.py``, ``config/``: what everything shares: the errors (with the
   options they name), the table of model recipes, and the one typed config of a run.
 - ``io/``: the terminals and crash-safe files.
 - ``data/``: text to tokens (tokenizers, records, the cached corpus, batches, datasets).
@@ -36,11 +36,11 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "GPT": "tinygpt.model",
     "CheckpointError": "tinygpt.errors",
-    "ModelConfig": "tinygpt.config",
-    "RunConfig": "tinygpt.config",
-    "SampleConfig": "tinygpt.config",
+    "ModelConfig": "tinygpt.config.model",
+    "RunConfig": "tinygpt.config.run",
+    "SampleConfig": "tinygpt.config.sample",
     "TinyGPTError": "tinygpt.errors",
-    "TrainConfig": "tinygpt.config",
+    "TrainConfig": "tinygpt.config.train",
     "UsageError": "tinygpt.errors",
     "evaluate": "tinygpt.api",
     "generate": "tinygpt.api",

@@ -28,7 +28,8 @@ from tinygpt.analysis.probes import default_probe_length, induction_sequence, li
 from tinygpt.analysis.scores import HEADLINE_SCORES
 from tinygpt.analysis.snapshot import HeadSnapshots
 from tinygpt.checkpoint.store import Checkpoint, find_checkpoint, open_checkpoint
-from tinygpt.config import ATTENTION_CHOICES, MAX_ALTERNATIVES, SampleConfig, check_choice
+from tinygpt.config.fields import ATTENTION_CHOICES, MAX_ALTERNATIVES, check_choice
+from tinygpt.config.sample import SampleConfig
 from tinygpt.data.sources import read_text
 from tinygpt.data.tokenizer import Tokenizer
 from tinygpt.errors import Opt, Spell, TinyGPTError, UsageError, python_spelling

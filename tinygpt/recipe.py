@@ -10,7 +10,7 @@ optimisation that goes with it.
   for the blocks' matrices and AdamW for the rest, on a warmup-stable-decay schedule.
 
 ``--arch NAME`` (``arch=`` in Python, ``arch = ...`` in a config file) starts from a recipe; any
-option given explicitly wins over it. :class:`tinygpt.config.ModelConfig`'s defaults are the
+option given explicitly wins over it. :class:`tinygpt.config.model.ModelConfig`'s defaults are the
 modern recipe's architecture (a test holds the two together).
 """
 

@@ -24,7 +24,7 @@ from tinygpt.analysis.probes import (
     repeat_loss,
 )
 from tinygpt.analysis.scores import BY_ROLE, ROLE_SCORES, SNAPSHOT_KEYS, all_head_scores, clears
-from tinygpt.config import ModelConfig
+from tinygpt.config.model import ModelConfig
 from tinygpt.data.batches import BatchSampler
 from tinygpt.model import GPT
 from tinygpt.model.device import autocast

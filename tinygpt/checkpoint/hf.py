@@ -32,12 +32,9 @@ from tinygpt.checkpoint.manifest import (
 from tinygpt.checkpoint.save import check_writable_destination, write_checkpoint
 from tinygpt.checkpoint.store import Checkpoint, check_tokenizer_spec
 from tinygpt.checkpoint.weights import check_weight_shapes, weights_bytes
-from tinygpt.config import (
-    ModelConfig,
-    RunConfig,
-    TrainConfig,
-    parameter_bound,
-)
+from tinygpt.config.model import ModelConfig, parameter_bound
+from tinygpt.config.run import RunConfig
+from tinygpt.config.train import TrainConfig
 from tinygpt.data.tokenizer import Tokenizer, build_tokenizer, tokenizer_from_dict
 from tinygpt.errors import CheckpointError, Opt, UsageError
 from tinygpt.io.files import atomic_write_bytes, describe_os_error, read_bounded

@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from tinygpt.config import WORSE_THAN_BEST
+from tinygpt.config.fields import WORSE_THAN_BEST
 from tinygpt.errors import CheckpointError
 from tinygpt.io.files import atomic_write_bytes, describe_os_error, read_bounded
 

@@ -29,7 +29,8 @@ from tinygpt.checkpoint.manifest import (
 )
 from tinygpt.checkpoint.metrics import METRICS_FILE, better_earlier, read_metrics
 from tinygpt.checkpoint.weights import check_weight_shapes, load_weights, safetensors_shapes
-from tinygpt.config import RunConfig, parameter_bound
+from tinygpt.config.model import parameter_bound
+from tinygpt.config.run import RunConfig
 from tinygpt.data.tokenizer import Tokenizer, tokenizer_from_dict
 from tinygpt.errors import CheckpointError, Opt, UsageError
 from tinygpt.io.console import tell_picked

@@ -10,7 +10,7 @@ from typing import Any
 import safetensors.torch
 import torch
 
-from tinygpt.config import ModelConfig
+from tinygpt.config.model import ModelConfig
 from tinygpt.errors import CheckpointError, TinyGPTError
 from tinygpt.model import GPT
 from tinygpt.model.meta import meta_model

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from tinygpt.cli.options import default_text, field_of
-from tinygpt.config import TrainConfig
+from tinygpt.config.train import TrainConfig
 from tinygpt.errors import UsageError
 from tinygpt.io.console import for_terminal
 

@@ -9,7 +9,7 @@ import typer
 
 from tinygpt.cli.app import command
 from tinygpt.cli.common import DEVICE_DEFAULT, DeviceOpt, JsonOpt
-from tinygpt.config import TrainConfig
+from tinygpt.config.train import TrainConfig
 from tinygpt.errors import TinyGPTError
 
 

@@ -22,7 +22,8 @@ from tinygpt.cli.common import (
 )
 from tinygpt.cli.flags import command_spelling
 from tinygpt.cli.options import with_field_options
-from tinygpt.config import SampleConfig, TrainConfig
+from tinygpt.config.sample import SampleConfig
+from tinygpt.config.train import TrainConfig
 from tinygpt.errors import TinyGPTError, UsageError
 from tinygpt.io.console import printable
 

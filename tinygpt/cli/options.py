@@ -1,6 +1,6 @@
 """Typer options generated from config fields, so each option is declared once, where its field
 lives: its help and default are the field's (``field(metadata={"help": ...})``, see
-:func:`tinygpt.config.documented`).
+:func:`tinygpt.config.fields.documented`).
 
 A generated option defaults to ``None`` (``--resume`` can then tell which options were given;
 the dataclass default applies otherwise) and its help names the field's default, which Typer

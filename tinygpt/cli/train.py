@@ -14,7 +14,8 @@ from tinygpt.checkpoint.metrics import better_earlier
 from tinygpt.cli.app import command
 from tinygpt.cli.flags import command_spelling
 from tinygpt.cli.options import default_text, with_field_options
-from tinygpt.config import ModelConfig, TrainConfig
+from tinygpt.config.model import ModelConfig
+from tinygpt.config.train import TrainConfig
 from tinygpt.errors import UsageError
 from tinygpt.io.console import printable
 

@@ -11,7 +11,7 @@ import base64
 from collections.abc import Iterable
 from typing import Any
 
-from tinygpt.config import BPE_PREFIX
+from tinygpt.config.specs import BPE_PREFIX
 from tinygpt.data.tiktoken_codec import TiktokenCodec
 
 # How text is split before merging (GPT-4's pattern, as rustbpe learns by default). Named here

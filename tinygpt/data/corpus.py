@@ -15,7 +15,7 @@ from typing import BinaryIO
 import numpy as np
 from tqdm import tqdm
 
-from tinygpt.config import is_bpe_spec, parse_bpe_spec
+from tinygpt.config.specs import is_bpe_spec, parse_bpe_spec
 from tinygpt.data.bpe import BPETokenizer, learn_bpe
 from tinygpt.data.records import RecordsTokenizer, record_chunks, split_records
 from tinygpt.data.sources import (

@@ -24,7 +24,7 @@ import string
 from dataclasses import dataclass
 from pathlib import Path
 
-from tinygpt.config import documented
+from tinygpt.config.fields import documented
 from tinygpt.errors import Opt, UsageError
 from tinygpt.io.console import printable
 from tinygpt.io.files import TooLarge, atomic_write_bytes, describe_os_error, read_bounded

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from tinygpt.config import RECORD_MODES, is_bpe_spec
+from tinygpt.config.specs import RECORD_MODES, is_bpe_spec
 from tinygpt.data.bpe import BPETokenizer
 from tinygpt.data.records import RecordsTokenizer
 from tinygpt.data.tiktoken_codec import TiktokenCodec

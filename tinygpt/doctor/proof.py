@@ -11,7 +11,8 @@ from dataclasses import dataclass
 import torch
 
 from tinygpt.analysis.capture import capture_attention
-from tinygpt.config import ModelConfig, SampleConfig
+from tinygpt.config.model import ModelConfig
+from tinygpt.config.sample import SampleConfig
 from tinygpt.model import GPT
 from tinygpt.model.device import autocast
 from tinygpt.sampling.tokens import make_generator, sample_tokens

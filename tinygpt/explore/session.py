@@ -22,7 +22,7 @@ from tinygpt.analysis.patching import patch_activations
 from tinygpt.analysis.predictions import Prediction, predictions
 from tinygpt.analysis.scores import all_head_scores
 from tinygpt.checkpoint.store import Checkpoint
-from tinygpt.config import SampleConfig
+from tinygpt.config.sample import SampleConfig
 from tinygpt.data.tokenizer import Tokenizer
 from tinygpt.errors import Opt, UsageError
 from tinygpt.model import GPT

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from tinygpt.config import ModelConfig
+from tinygpt.config.model import ModelConfig
 
 
 class KVCache:

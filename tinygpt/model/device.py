@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from tinygpt.config import DEVICE_CHOICES, check_choice
+from tinygpt.config.fields import DEVICE_CHOICES, check_choice
 from tinygpt.errors import Opt, UsageError
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}

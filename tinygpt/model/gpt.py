@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tinygpt.config import ModelConfig
+from tinygpt.config.model import ModelConfig
 from tinygpt.model.cache import KVCache
 from tinygpt.model.hooks import HookPoint
 from tinygpt.model.layers import (

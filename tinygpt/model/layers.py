@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tinygpt.config import ModelConfig
+from tinygpt.config.model import ModelConfig
 
 NORM_EPS = 1e-6  # RMSNorm's epsilon (LayerNorm keeps torch's 1e-5, as GPT-2 had)
 ROPE_BASE = 10000.0  # RoPE's wavelength base, as in the paper and most models since

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tinygpt.config import ModelConfig
+from tinygpt.config.model import ModelConfig
 
 
 @dataclass(frozen=True)

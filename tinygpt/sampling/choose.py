@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
-from tinygpt.config import SampleConfig
+from tinygpt.config.sample import SampleConfig
 
 
 def filter_logits(logits: torch.Tensor, top_k: int | None, top_p: float | None) -> torch.Tensor:

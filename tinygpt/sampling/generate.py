@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from tinygpt.config import SampleConfig
+from tinygpt.config.sample import SampleConfig
 from tinygpt.data.tokenizer import Tokenizer
 from tinygpt.errors import Opt, UsageError
 from tinygpt.model import GPT

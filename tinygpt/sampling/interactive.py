@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from tinygpt.config import SampleConfig
+from tinygpt.config.sample import SampleConfig
 from tinygpt.data.tokenizer import Tokenizer
 from tinygpt.errors import Interrupted, TinyGPTError
 from tinygpt.model import GPT

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 import torch
 
-from tinygpt.config import MAX_SEED, SampleConfig
+from tinygpt.config.fields import MAX_SEED
+from tinygpt.config.sample import SampleConfig
 from tinygpt.model import GPT
 from tinygpt.sampling.choose import Alternatives, alternatives, choose
 from tinygpt.sampling.decoder import Decoder

@@ -14,7 +14,7 @@ from typing import Any
 from tinygpt.checkpoint.manifest import MODEL_FILE, is_checkpoint
 from tinygpt.checkpoint.store import Checkpoint, open_checkpoint
 from tinygpt.checkpoint.weights import load_weights
-from tinygpt.config import ModelConfig
+from tinygpt.config.model import ModelConfig
 from tinygpt.errors import ANY, Opt, UsageError
 
 # Model options that change how the weights are trained, not what they are.

@@ -11,7 +11,8 @@ from typing import Any
 
 import torch
 
-from tinygpt.config import SampleConfig, TrainConfig
+from tinygpt.config.sample import SampleConfig
+from tinygpt.config.train import TrainConfig
 from tinygpt.errors import Message, Opt, UsageError
 from tinygpt.sampling import generate_text
 from tinygpt.training.trainer import Trainer, TrainerCallback

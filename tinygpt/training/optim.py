@@ -19,7 +19,8 @@ from typing import Any
 import torch
 from torch.optim.adamw import adamw
 
-from tinygpt.config import ModelConfig, TrainConfig
+from tinygpt.config.model import ModelConfig
+from tinygpt.config.train import TrainConfig
 from tinygpt.model import GPT
 from tinygpt.model.meta import meta_model
 from tinygpt.training import muon

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from tinygpt.config import TrainConfig
+from tinygpt.config.train import TrainConfig
 from tinygpt.errors import Message, Opt
 from tinygpt.training.schedule import horizon_free
 

@@ -13,7 +13,9 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from tinygpt.config import ModelConfig, TrainConfig, expand_arch
+from tinygpt.config.model import ModelConfig
+from tinygpt.config.run import expand_arch
+from tinygpt.config.train import TrainConfig
 from tinygpt.errors import Opt, UsageError
 from tinygpt.io.files import describe_os_error, read_bounded
 

@@ -18,7 +18,9 @@ from tinygpt.checkpoint.lock import directory_lock
 from tinygpt.checkpoint.manifest import is_checkpoint
 from tinygpt.checkpoint.save import check_manifests, check_writable_destination, recover
 from tinygpt.checkpoint.store import Checkpoint, open_checkpoint
-from tinygpt.config import ModelConfig, RunConfig, TrainConfig
+from tinygpt.config.model import ModelConfig
+from tinygpt.config.run import RunConfig
+from tinygpt.config.train import TrainConfig
 from tinygpt.data.corpus import prepare_corpus
 from tinygpt.data.sources import check_encoding
 from tinygpt.data.token_cache import Corpus

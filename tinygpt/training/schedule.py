@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 
-from tinygpt.config import TrainConfig
+from tinygpt.config.train import TrainConfig
 
 
 def lr_at(step: int, cfg: TrainConfig, total: int | None = None) -> float:

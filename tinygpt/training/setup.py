@@ -14,7 +14,8 @@ import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from tinygpt.config import RunConfig, TrainConfig
+from tinygpt.config.run import RunConfig
+from tinygpt.config.train import TrainConfig
 from tinygpt.data.batches import BatchSampler
 from tinygpt.data.tokenizer import Tokenizer
 from tinygpt.model import GPT

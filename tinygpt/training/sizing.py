@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tinygpt.config import ModelConfig, TrainConfig
+from tinygpt.config.model import ModelConfig
+from tinygpt.config.train import TrainConfig
 from tinygpt.data.sources import resolve_sources
 from tinygpt.data.tokenizer import Tokenizer
 from tinygpt.errors import Message, Opt, UsageError

@@ -28,7 +28,7 @@ from tinygpt.checkpoint.metrics import metrics_bytes
 from tinygpt.checkpoint.save import write_checkpoint
 from tinygpt.checkpoint.store import Checkpoint
 from tinygpt.checkpoint.weights import load_weights, state_bytes, weights_bytes
-from tinygpt.config import RunConfig
+from tinygpt.config.run import RunConfig
 from tinygpt.data.tokenizer import Tokenizer
 from tinygpt.errors import CheckpointError
 from tinygpt.model import GPT

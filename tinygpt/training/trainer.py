@@ -24,7 +24,7 @@ import torch
 
 from tinygpt.checkpoint.store import Checkpoint
 from tinygpt.checkpoint.weights import weights_bytes
-from tinygpt.config import RunConfig
+from tinygpt.config.run import RunConfig
 from tinygpt.data.batches import check_split_lengths
 from tinygpt.data.token_cache import Corpus
 from tinygpt.errors import Opt, TrainingDiverged

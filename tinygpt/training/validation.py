@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from tinygpt.checkpoint.store import Checkpoint
-from tinygpt.config import TrainConfig
+from tinygpt.config.train import TrainConfig
 from tinygpt.data.batches import BatchSampler
 from tinygpt.data.corpus import prepare_corpus
 from tinygpt.data.tokenizer import Tokenizer

@@ -1,0 +1,187 @@
+"""One training run's settings: data, optimiser, schedule, evaluation, hardware, bookkeeping."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from tinygpt.config.fields import (
+    ATTENTION_CHOICES,
+    DEVICE_CHOICES,
+    DTYPE_CHOICES,
+    MAX_SEED,
+    OPTIMIZER_CHOICES,
+    SCHEDULE_CHOICES,
+    check_choice,
+    check_positive,
+    check_types,
+    documented,
+)
+from tinygpt.config.specs import is_bpe_spec, parse_bpe_spec, record_spec
+from tinygpt.errors import Opt, UsageError
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run: data, optimiser, schedule, evaluation, hardware and bookkeeping.
+
+    Frozen: what changes as a run goes (its step, the total ``--max-time`` plans, the number
+    of processes) is the run's state (tinygpt/training/state.py), not its configuration.
+    """
+
+    data: str = ""
+    out_dir: str = ""
+    tokenizer: str = documented(
+        "gpt2",
+        "char, gpt2, any tiktoken encoding, or bpe:N (an N-token BPE learned from the "
+        "training split).",
+        default_text="gpt2; char for a text too small for its model",
+    )
+    encoding: str = documented("utf-8", "Text encoding of FILE.")
+    records: str | None = documented(
+        None,
+        "line or paragraph: one record a line, or records between blank lines; an "
+        "end-of-record token goes between records.",
+        default_text=None,
+    )
+    separator: str | None = documented(
+        None,
+        "Records are separated by this literal text (e.g. '<|endoftext|>').",
+        default_text=None,
+    )
+    batch_size: int = documented(32, "Sequences per micro-batch.")
+    grad_accum: int = documented(1, "Micro-batches per optimizer step.")
+    optimizer: str = documented(
+        "muon", "muon (Muon for the blocks' matrices, AdamW for the rest) or adamw."
+    )
+    lr: float = documented(8e-3, "Peak AdamW rate: head and scalars (adamw: everything).")
+    matrix_lr: float = documented(0.02, "Peak Muon rate for the matrices.")
+    embed_lr: float = documented(0.01, "Peak AdamW rate for the embeddings (muon).")
+    # each group ends in proportion to its own rate
+    min_lr: float = documented(0.0, "Learning rate at the end of the schedule.")
+    warmup_steps: int = documented(20, "Linear warmup steps.")
+    # "wsd": warmup, stable, then a linear decay over the last decay_fraction of the steps;
+    # "cosine": warmup then cosine decay over every remaining step (the gpt2 recipe)
+    schedule: str = documented("wsd", "wsd (warmup, stable, linear decay) or cosine (gpt2).")
+    decay_fraction: float = documented(0.4, "wsd: share of the steps spent decaying.")
+    max_steps: int = documented(2000, "Total optimizer steps (on --resume: the new total).")
+    max_time: float | None = documented(
+        None,
+        "Time budget in seconds: the schedule is planned to end at the deadline "
+        "(--max-steps caps it), then the run evaluates and saves.",
+    )
+    weight_decay: float = documented(0.1, "Weight decay (matrices only).")
+    beta1: float = 0.9
+    beta2: float = 0.99
+    momentum: float = 0.95  # Muon's (Nesterov) momentum
+    grad_clip: float = documented(1.0, "Clip the gradient norm; 0 disables.")
+    eval_every: int = documented(250, "Evaluate and save every N steps.")
+    eval_batches: int = documented(20, "Batches per loss estimate.")
+    device: str = documented("auto", "auto (CUDA, then MPS, then CPU), cpu, cuda, mps.")
+    dtype: str = documented(
+        "auto", "auto (bf16 autocast on capable CUDA, else fp32), float32, bfloat16, float16."
+    )
+    attention: str = documented("auto", "auto (= sdpa), sdpa (fused) or manual (explicit).")
+    compile: bool | None = documented(
+        None, "torch.compile the model.", default_text="on for CUDA only"
+    )
+    seed: int = documented(1337, "Random seed.")
+    head_snapshots: bool | None = documented(
+        None,
+        "Record head scores on a fixed probe at each evaluation (`inspect trajectory` reads them).",
+        default_text="on while one probe's attention weights stay small",
+    )
+    # Consecutive non-finite steps tolerated (each skipped) before the run stops with an error.
+    max_bad_steps: int = 5
+    val_fraction: float = 0.1
+    # Fine-tuning and watching a run (tinygpt/training/finetune.py, monitors.py).
+    init_from: str | None = documented(
+        None,
+        "Start from this checkpoint's weights (its shape and tokenizer; a fresh optimizer "
+        "and schedule); it is only read.",
+        metavar="CHECKPOINT",
+    )
+    val_file: str | None = documented(
+        None,
+        "Validation loss on this text file instead of FILE's last 10% (all of FILE trains).",
+        metavar="PATH",
+    )
+    eval_samples: bool = documented(
+        True, "A short sample at each evaluation: in the progress display and metrics.jsonl."
+    )
+    early_stop: int | None = documented(
+        None,
+        "End the run after K evaluations without a new best validation loss (the best "
+        "weights stay in best.safetensors: generate --best).",
+        metavar="K",
+    )
+
+    def effective_batch_size(self, world_size: int = 1) -> int:
+        """Sequences per optimizer step: batch x accumulation x data-parallel processes."""
+        return self.batch_size * self.grad_accum * world_size
+
+    def validate(self) -> TrainConfig:
+        check_types(self)
+        for name in (
+            "batch_size",
+            "grad_accum",
+            "max_steps",
+            "eval_every",
+            "eval_batches",
+            "max_bad_steps",
+        ):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value <= 0:
+                raise UsageError(Opt(name), f" must be a positive integer, got {value}")
+        for name in ("lr", "matrix_lr", "embed_lr"):
+            value = getattr(self, name)
+            if not (value > 0 and math.isfinite(value)):
+                raise UsageError(Opt(name), f" must be positive, got {value}")
+        check_choice("optimizer", self.optimizer, OPTIMIZER_CHOICES)
+        check_choice("schedule", self.schedule, SCHEDULE_CHOICES)
+        if not 0 <= self.decay_fraction <= 1:
+            raise UsageError(
+                Opt("decay_fraction"), f" must be in [0, 1], got {self.decay_fraction}"
+            )
+        if not 0 <= self.momentum < 1:
+            raise UsageError(Opt("momentum"), f" must be in [0, 1), got {self.momentum}")
+        if not (0 <= self.min_lr <= self.lr) or not math.isfinite(self.min_lr):
+            raise UsageError(
+                Opt("min_lr"),
+                " must be between 0 and ",
+                Opt("lr"),
+                f" ({self.lr}), got {self.min_lr}",
+            )
+        if self.warmup_steps < 0:
+            raise UsageError(Opt("warmup_steps"), f" must be >= 0, got {self.warmup_steps}")
+        if self.weight_decay < 0 or not math.isfinite(self.weight_decay):
+            raise UsageError(Opt("weight_decay"), f" must be >= 0, got {self.weight_decay}")
+        if self.grad_clip < 0 or not math.isfinite(self.grad_clip):
+            raise UsageError(
+                Opt("grad_clip"), f" must be >= 0 (0 disables clipping), got {self.grad_clip}"
+            )
+        for name in ("beta1", "beta2"):
+            if not 0 <= getattr(self, name) < 1:
+                raise UsageError(Opt(name), f" must be in [0, 1), got {getattr(self, name)}")
+        if self.max_time is not None:
+            check_positive("max_time", self.max_time)
+        if self.early_stop is not None and self.early_stop <= 0:
+            raise UsageError(
+                Opt("early_stop"), f" must be a positive integer, got {self.early_stop}"
+            )
+        if not 0 <= self.seed <= MAX_SEED:
+            raise UsageError(Opt("seed"), f" must be between 0 and {MAX_SEED}, got {self.seed}")
+        if not 0 < self.val_fraction < 1:
+            raise UsageError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
+        check_choice("device", self.device, DEVICE_CHOICES)
+        check_choice("dtype", self.dtype, DTYPE_CHOICES)
+        check_choice("attention", self.attention, ATTENTION_CHOICES)
+        if is_bpe_spec(self.tokenizer):
+            parse_bpe_spec(self.tokenizer)
+        record_spec(self.records, self.separator)
+        return self
+
+    @property
+    def record_spec(self) -> dict[str, str] | None:
+        """The records setting as the tokenizer stores it (None: plain text)."""
+        return record_spec(self.records, self.separator)
