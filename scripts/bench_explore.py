@@ -31,7 +31,7 @@ import uvicorn
 from benchutil import machine
 from playwright.sync_api import sync_playwright
 
-from tinygpt.api import load
+from tinygpt.checkpoint.store import load
 from tinygpt.config.sample import SampleConfig
 from tinygpt.explore.server import create_app, new_token
 from tinygpt.explore.session import Explorer

@@ -36,6 +36,7 @@ from pathlib import Path
 import torch
 
 from tinygpt import api
+from tinygpt.analysis import commands
 from tinygpt.analysis.labels import head_label, parse_head_label
 from tinygpt.analysis.snapshot import first_crossings, phase_change
 from tinygpt.config.model import ModelConfig
@@ -85,7 +86,7 @@ def run_seed(seed: int, extra: list[str]) -> dict:
         layer, head = parse_head_label(best_head)
         os.chdir(work)  # the run recorded its training text as data/repeats.txt
         try:
-            ablation = api.ablation_report(run, [f"{layer}.{head}"], device="cpu")
+            ablation = commands.ablation_report(run, [f"{layer}.{head}"], device="cpu")
         finally:
             os.chdir(Path(__file__).resolve().parents[1])
     return {

@@ -29,7 +29,7 @@ from tinygpt.analysis.attribution import direct_logit_attribution
 from tinygpt.analysis.labels import head_label
 from tinygpt.analysis.lens import logit_lens
 from tinygpt.analysis.patching import patch_activations
-from tinygpt.api import load
+from tinygpt.checkpoint.store import load
 
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
 LENGTH, GAP, SHOWN = 14, 6, 10  # the corpus's strings are 6-16 letters

@@ -271,7 +271,7 @@ def test_induction_view_uses_the_probe_ids_directly_and_loads_once(
     tiny_run, monkeypatch, gpt2_encoding
 ):
     # BPE: decoding random ids to text and encoding it again is not the identity.
-    from tinygpt import api
+    from tinygpt.analysis import commands
     from tinygpt.analysis.probes import induction_sequence
     from tinygpt.checkpoint.store import Checkpoint
 
@@ -281,7 +281,7 @@ def test_induction_view_uses_the_probe_ids_directly_and_loads_once(
     monkeypatch.setattr(
         Checkpoint, "load_model", lambda self, *a, **k: loads.append(1) or real(self, *a, **k)
     )
-    report = api.attention_report(out, induction=True, device="cpu")
+    report = commands.attention_report(out, induction=True, device="cpu")
     n = report.induction.length
     assert report.run.ids == induction_sequence(50257, n) and len(loads) == 1
 
@@ -421,7 +421,7 @@ def test_ablating_an_unused_head_changes_nothing_and_an_essential_one_a_lot(tmp_
 
 
 def test_identical_checkpoints_have_zero_divergence(char_checkpoint):
-    from tinygpt.api import compare_attention
+    from tinygpt.analysis.commands import compare_attention
 
     deltas = compare_attention(char_checkpoint, char_checkpoint, "All: Speak, speak.")
     assert all(d["js_divergence"] == 0 and d["previous_token"] == 0 for d in deltas)

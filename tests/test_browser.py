@@ -378,7 +378,7 @@ def span_colours(browser: Browser, selector: str) -> list[tuple[str, list[int], 
 def test_the_attention_page_shows_the_predictions_coloured_by_loss(
     browser, hostile_checkpoint, tmp_path
 ):
-    from tinygpt import api
+    from tinygpt.analysis import commands
     from tinygpt.views.interpret_text import loss_rgb
 
     page = tmp_path / "p.html"
@@ -394,7 +394,7 @@ def test_the_attention_page_shows_the_predictions_coloured_by_loss(
     assert code == 0, err
     browser.open(page)
     assert browser.problems() == [] and browser.js("window.pwned") is None
-    report = api.predictions_report(hostile_checkpoint, CLI_PROMPT, device="cpu")
+    report = commands.predictions_report(hostile_checkpoint, CLI_PROMPT, device="cpu")
     spans = span_colours(browser, "#predicted span")
     assert "".join(text for text, _, _ in spans) == CLI_PROMPT
     for i, (text, colour, title) in enumerate(spans):

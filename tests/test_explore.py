@@ -32,7 +32,7 @@ def ck(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def explorer(ck):
-    from tinygpt.api import load
+    from tinygpt.checkpoint.store import load
     from tinygpt.explore.session import Explorer
 
     model, tokenizer, checkpoint = load(ck, "cpu", attention="manual")

@@ -276,7 +276,7 @@ def test_trajectory_shows_the_phase_change_and_draws_it(induction_run: Path) -> 
 
 @pytest.mark.slow
 def test_ablating_the_induction_head_puts_the_repeat_loss_back_up(induction_run: Path) -> None:
-    from tinygpt import api
+    from tinygpt.analysis import commands
 
     ind = phase_change(_metrics(induction_run)).induction
     layer, head = parse_head_label(ind.head)
@@ -293,7 +293,7 @@ def test_ablating_the_induction_head_puts_the_repeat_loss_back_up(induction_run:
     run = induction_run / "checkpoints" / "repeats"
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(induction_run)  # the run's training text is data/repeats.txt, relative
-        result = api.ablation_report(run, [f"{layer}.{head}"], device="cpu")
+        result = commands.ablation_report(run, [f"{layer}.{head}"], device="cpu")
     assert result["repeat"]["delta"] > 0.3
     assert result["probe"]["delta"] > 0.3
     # the rest of the text, unpredictable either way, moves much less than its repeats
@@ -302,11 +302,11 @@ def test_ablating_the_induction_head_puts_the_repeat_loss_back_up(induction_run:
 
 @pytest.mark.slow
 def test_explain_on_the_induction_head_points_after_the_earlier_copy(induction_run: Path) -> None:
-    from tinygpt import api
+    from tinygpt.analysis import commands
 
     ind = phase_change(_metrics(induction_run)).induction
     layer, head = parse_head_label(ind.head)
-    report = api.attention_report(
+    report = commands.attention_report(
         induction_run / "checkpoints" / "repeats",
         induction=True,
         layer=layer,

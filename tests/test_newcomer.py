@@ -171,12 +171,12 @@ def test_head_takes_the_printed_label_and_a_number_needs_a_layer(two_runs: Path)
     assert by_label == by_numbers and "Layer 1, head 1" in by_label
     code, _, err = run_main(*base, "--head", "L1H1", "--layer", "0", cwd=two_runs)
     assert "in layer 1, not --layer 0" in one_line_error(code, err, (2,))
-    from tinygpt import api
+    from tinygpt.analysis import commands
     from tinygpt.errors import UsageError
 
     # a Python caller is told its own argument names (issue 19), the CLI its flags (above)
     with pytest.raises(UsageError, match=r"^head=1 needs layer \(") as caught:
-        api.attention_report(two_runs / "checkpoints" / "new", "All", head=1, device="cpu")
+        commands.attention_report(two_runs / "checkpoints" / "new", "All", head=1, device="cpu")
     assert caught.value.options == ("head", "layer")
 
 

@@ -232,14 +232,14 @@ def test_loading_a_model_leaves_the_threads_and_the_clock_alone(two_threads, mon
     """A library call changes nothing global: the thread count is the program's to choose
     (loading once lowered it on a busy machine, after watching it for 0.25 s)."""
     from tests.conftest import ROOT
-    from tinygpt import api
+    from tinygpt.checkpoint.store import load
     from tinygpt.model import device
 
     def watched() -> float:
         raise AssertionError("loading a model watched the machine")
 
     monkeypatch.setattr(device, "busy_cores", watched)
-    model, _, _ = api.load(ROOT / "tests" / "fixtures" / "legacy_gpt2" / "checkpoint", "cpu")
+    model, _, _ = load(ROOT / "tests" / "fixtures" / "legacy_gpt2" / "checkpoint", "cpu")
     assert torch.get_num_threads() == 2 and not model.training
 
 

@@ -31,14 +31,14 @@ def test_a_message_names_fields_and_each_caller_spells_them():
 
 
 def test_attention_errors_name_python_arguments(tmp_path):
-    import tinygpt.api as api
+    from tinygpt.analysis import commands
     from tinygpt.analysis.attention_report import parse_query_range
 
     with pytest.raises(UsageError) as caught:
         parse_query_range("30:20", 20)
     assert str(caught.value).startswith("queries='30:20'") and caught.value.options == ("queries",)
     with pytest.raises(UsageError) as caught:
-        api.attention_report(tmp_path, "", induction=False)
+        commands.attention_report(tmp_path, "", induction=False)
     assert str(caught.value).startswith("prompt is empty") and "--" not in str(caught.value)
 
 

@@ -45,7 +45,7 @@ _EXPORTS = {
     "evaluate": "tinygpt.api",
     "generate": "tinygpt.api",
     "interactive_session": "tinygpt.api",
-    "load": "tinygpt.api",
+    "load": "tinygpt.checkpoint.store",
     "train": "tinygpt.api",
 }
 

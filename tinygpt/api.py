@@ -12,52 +12,19 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
-from tinygpt.analysis.ablation import ablation_report as measure_ablation
-from tinygpt.analysis.attention_report import AttentionReport, parse_query_range
-from tinygpt.analysis.attribution import direct_logit_attribution
-from tinygpt.analysis.capture import js_divergence
 from tinygpt.analysis.evaluation import EvalResult, evaluate_text, surprising_spans
-from tinygpt.analysis.explain import explain as explain_query
-from tinygpt.analysis.inputs import resolve_position, resolve_target
-from tinygpt.analysis.interpret_report import AttributionReport, PatchingReport, PredictionsReport
-from tinygpt.analysis.labels import head_label
-from tinygpt.analysis.lens import logit_lens
-from tinygpt.analysis.patching import patch_activations
-from tinygpt.analysis.predictions import log_probs, predictions
-from tinygpt.analysis.probes import default_probe_length, induction_sequence, line_break_ids
-from tinygpt.analysis.scores import HEADLINE_SCORES
 from tinygpt.analysis.snapshot import HeadSnapshots
-from tinygpt.checkpoint.store import Checkpoint, find_checkpoint, open_checkpoint
-from tinygpt.config.fields import ATTENTION_CHOICES, MAX_ALTERNATIVES, check_choice
+from tinygpt.checkpoint.store import Checkpoint, find_checkpoint, load, open_checkpoint
 from tinygpt.config.sample import SampleConfig
 from tinygpt.data.sources import read_text
 from tinygpt.data.tokenizer import Tokenizer
-from tinygpt.errors import Opt, Spell, TinyGPTError, UsageError, python_spelling
-from tinygpt.io.console import printable
+from tinygpt.errors import Spell, TinyGPTError, python_spelling
 from tinygpt.model import GPT
-from tinygpt.model.device import resolve_device
-from tinygpt.sampling import GenerationResult, encode_prompt, generate_text
+from tinygpt.sampling import GenerationResult, generate_text
 from tinygpt.sampling.interactive import interactive
 from tinygpt.training.progress import ProgressDisplay, eval_progress
 from tinygpt.training.run import train as run_training
 from tinygpt.training.trainer import TrainerCallback, TrainResult
-
-
-def load(
-    checkpoint: str | Path | None = None,
-    device: str = "auto",
-    attention: str = "auto",
-    best: bool = False,
-) -> tuple[GPT, Tokenizer, Checkpoint]:
-    """Open a checkpoint (default: the newest under ``checkpoints/``) and build its model.
-
-    Nothing global changes: torch's thread count is the caller's (a program chooses it once,
-    e.g. with :func:`tinygpt.model.device.fit_cpu_threads`), and loading never waits to watch the
-    machine."""
-    check_choice("attention", attention, ATTENTION_CHOICES)
-    ck = find_checkpoint(checkpoint)
-    model = ck.load_model(resolve_device(device), attention=attention, best=best)
-    return model.eval(), ck.tokenizer, ck
 
 
 def train(
@@ -175,109 +142,6 @@ def token_loss_report(
     }
 
 
-def attention_report(
-    checkpoint: str | Path | None,
-    prompt: str = "",
-    *,
-    device: str = "auto",
-    best: bool = False,
-    induction: bool = False,
-    queries: str | None = None,
-    layer: int | None = None,
-    head: int | None = None,
-    query: str | None = None,
-    explain: bool = False,
-    induction_length: int | None = None,
-) -> AttentionReport:
-    """Every layer's and head's attention on ``prompt`` (or, with ``induction``, on random
-    tokens repeated twice), with head scores, rollout and probes; see
-    :class:`~tinygpt.analysis.attention_report.AttentionReport`.
-
-    ``queries`` ("A:B") cuts the report to those queries; ``layer``/``head``/``query`` are
-    checked against it, and ``explain`` adds the step-by-step view of that query and head.
-    """
-    if induction and prompt:
-        raise UsageError(
-            Opt("induction", True),
-            " looks at its own random tokens; drop ",
-            Opt("prompt"),
-            " or ",
-            Opt("induction", True),
-        )
-    if not induction and not prompt:
-        raise UsageError(
-            Opt("prompt"), " is empty; give some text (or use ", Opt("induction", True), ")"
-        )
-    model, tokenizer, ck = load(checkpoint, device, attention="manual", best=best)
-    notices: list[str] = []
-    avoid = line_break_ids(tokenizer, model.config.vocab_size)
-    if induction:
-        # The probe's ids go in directly: decoding them to text and encoding it again is not
-        # the identity for BPE (merges across tokens, partial characters, <|endoftext|>).
-        n = default_probe_length(model, avoid)
-        ids = induction_sequence(model.config.vocab_size, n, avoid=avoid)
-    else:
-        ids, notices = encode_prompt(tokenizer, prompt, model.config.block_size)
-    name = _shown_name(ck)
-    report = AttentionReport.build(
-        model, ids, tokenizer.token_strings(ids), name, notices, induction_length, avoid
-    )
-    preds = predictions(model, ids, k=5)
-    shown = [i for p in preds for i, _ in p.top] + ids
-    report.predictions = PredictionsReport(name, report.tokens, preds, _names(tokenizer, shown))
-    if queries is not None:
-        report = report.cut(*parse_query_range(queries, len(report.tokens)))
-    report.check_focus(layer, head)
-    position = report.query_position(query)
-    if explain:
-        report.explanation = explain_query(model, report.run, layer or 0, head or 0, position)
-    return report
-
-
-def compare_attention(
-    checkpoint_a: str | Path, checkpoint_b: str | Path, prompt: str, *, device: str = "cpu"
-) -> list[dict[str, Any]]:
-    """Per-head score changes from A to B on ``prompt``, and the Jensen-Shannon divergence of
-    their patterns (mean over queries, nats; 0 for identical heads). Without a prompt, on the
-    repeated-random-tokens probe (the same tokens for two models of one shape and vocabulary)."""
-    probe = not prompt
-    report_a = attention_report(checkpoint_a, prompt, device=device, induction=probe)
-    report_b = attention_report(checkpoint_b, prompt, device=device, induction=probe)
-    if report_a.run.ids != report_b.run.ids:
-        raise UsageError("comparing needs two checkpoints with the same tokenizer")
-    if report_a.shape != report_b.shape:
-        raise UsageError(
-            f"comparing needs the same layers x heads: {report_a.shape} vs {report_b.shape}"
-        )
-    divergence = js_divergence(report_a.weights, report_b.weights).mean(-1)  # (layers, heads)
-    deltas = []
-    for sa, sb in zip(report_a.scores, report_b.scores, strict=True):
-        deltas.append(
-            {
-                "head": head_label(sa.layer, sa.head),
-                **{s.key: getattr(sb, s.key) - getattr(sa, s.key) for s in HEADLINE_SCORES},
-                "js_divergence": float(divergence[sa.layer, sa.head]),
-            }
-        )
-    return deltas
-
-
-def ablation_report(
-    checkpoint: str | Path | None,
-    heads: list[str],
-    mode: str = "mean",
-    prompt: str = "",
-    *,
-    device: str = "cpu",
-    samples: int = 8,
-) -> dict[str, Any]:
-    """Loss with and without the given heads (``"L.H"``) on the prompt, a sample of the
-    training text and the repeated-random-tokens probe. See :mod:`tinygpt.analysis.ablation`."""
-    model, tokenizer, ck = load(checkpoint, device, attention="manual")
-    text = (ck.config.train.data, ck.config.train.encoding) if ck.config.train.data else None
-    return measure_ablation(model, tokenizer, heads, mode, prompt, text, samples)
-
-
 def run_metrics(checkpoint: str | Path | None) -> tuple[Checkpoint, list[dict[str, Any]]]:
     """A checkpoint (default: the newest) and its metrics.jsonl records, oldest first."""
     ck = find_checkpoint(checkpoint)
@@ -287,126 +151,3 @@ def run_metrics(checkpoint: str | Path | None) -> tuple[Checkpoint, list[dict[st
 def trajectory(directory: str | Path) -> list[dict[str, Any]]:
     """The evaluations of the run in ``directory`` (head snapshots included)."""
     return open_checkpoint(directory).metrics()
-
-
-def _prompt_ids(tokenizer: Tokenizer, model: GPT, prompt: str, name: str = "prompt"):
-    if not prompt:
-        raise UsageError(Opt(name), " is empty; give some text")
-    return encode_prompt(tokenizer, prompt, model.config.block_size)
-
-
-def _shown_name(ck: Checkpoint) -> str:
-    """How reports name a model: escaped for terminals, HTML and SVG, and writable as UTF-8 (a
-    folder name's bytes need not be)."""
-    return printable(f"{ck.directory} (step {ck.step})")
-
-
-def _top_guess(model: GPT, ids: list[int], position: int) -> int:
-    """The model's most likely next token at ``position``."""
-    return int(log_probs(model, ids)[position].argmax())
-
-
-def _names(tokenizer: Tokenizer, ids: Sequence[int]) -> dict[int, str]:
-    unique = sorted(set(ids))
-    return dict(zip(unique, tokenizer.token_strings(unique), strict=True))
-
-
-def predictions_report(
-    checkpoint: str | Path | None,
-    prompt: str,
-    *,
-    top: int = 5,
-    device: str = "auto",
-    best: bool = False,
-) -> PredictionsReport:
-    """At each position of ``prompt``: the model's ``top`` next tokens and the probability and
-    loss of the token that came next (see :mod:`tinygpt.analysis.predictions`)."""
-    if not 1 <= top <= MAX_ALTERNATIVES:
-        raise UsageError(Opt("top", top), f" must be between 1 and {MAX_ALTERNATIVES}")
-    model, tokenizer, ck = load(checkpoint, device, best=best)
-    ids, notices = _prompt_ids(tokenizer, model, prompt)
-    preds = predictions(model, ids, k=top)
-    shown = [i for p in preds for i, _ in p.top] + ids
-    name = _shown_name(ck)
-    return PredictionsReport(
-        name, tokenizer.token_strings(ids), preds, _names(tokenizer, shown), notices
-    )
-
-
-def logit_attribution(
-    checkpoint: str | Path | None,
-    prompt: str,
-    *,
-    position: str | int | None = None,
-    target: str | None = None,
-    device: str = "auto",
-    best: bool = False,
-) -> AttributionReport:
-    """Each component's direct share of the ``target`` token's logit at ``position`` and the
-    logit lens there. ``position``: an index (negative from the end) or a token's text, the last
-    by default; ``target``: a token's text or ``#ID``; by default the token that came next, or
-    at the last position the model's top prediction."""
-    model, tokenizer, ck = load(checkpoint, device, best=best)
-    ids, notices = _prompt_ids(tokenizer, model, prompt)
-    tokens = tokenizer.token_strings(ids)
-    at = resolve_position(tokens, position)
-    chosen = resolve_target(tokenizer, model.config.vocab_size, target)
-    source = "given" if chosen is not None else "next" if at + 1 < len(ids) else "top"
-    if source == "next":
-        chosen = ids[at + 1]
-    elif source == "top":
-        chosen = _top_guess(model, ids, at)
-    attribution = direct_logit_attribution(model, ids, at, chosen)
-    rows = logit_lens(model, ids, at, chosen)
-    name = _shown_name(ck)
-    names = _names(tokenizer, [r.top_id for r in rows] + [chosen])
-    return AttributionReport(
-        name, tokens, at, chosen, names[chosen], source, attribution, rows, names, notices
-    )
-
-
-SMALL_GAP = 0.5  # nats between the clean and corrupted runs' target log-probabilities
-
-
-def activation_patching(
-    checkpoint: str | Path | None,
-    clean: str,
-    corrupted: str,
-    *,
-    position: str | int | None = None,
-    target: str | None = None,
-    device: str = "auto",
-    best: bool = False,
-) -> PatchingReport:
-    """Patch each head's output (at every position, and at each one) and each layer's residual
-    stream from the ``clean`` prompt into the ``corrupted`` one; how much of the gap in the
-    target's log-probability at ``position`` each restores. ``target`` defaults to the clean
-    run's top prediction there (see :mod:`tinygpt.analysis.patching`)."""
-    model, tokenizer, ck = load(checkpoint, device, best=best)
-    clean_ids, notices = _prompt_ids(tokenizer, model, clean, "clean")
-    bad_ids, more = _prompt_ids(tokenizer, model, corrupted, "corrupted")
-    tokens = tokenizer.token_strings(clean_ids)
-    at = resolve_position(tokens, position)
-    chosen = resolve_target(tokenizer, model.config.vocab_size, target)
-    if chosen is None:
-        chosen = _top_guess(model, clean_ids, at)
-    result = patch_activations(model, clean_ids, bad_ids, at, chosen)
-    gap = result.clean_logprob - result.corrupted_logprob
-    if abs(gap) < SMALL_GAP:
-        more.append(
-            f"the two prompts' log-probabilities of the target differ by only {gap:+.3f} nats: "
-            "each share restored is a ratio of small differences (choose a --target the "
-            "corruption matters to)"
-        )
-    name = _shown_name(ck)
-    cfg = model.config
-    return PatchingReport(
-        name,
-        tokens,
-        tokenizer.token_strings(bad_ids),
-        tokenizer.token_strings([chosen])[0],
-        cfg.n_layer,
-        cfg.n_head,
-        result,
-        notices + more,
-    )

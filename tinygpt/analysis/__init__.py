@@ -8,4 +8,5 @@ tensors in, dataclasses out, nothing drawn here.
 - The prediction: predictions.py, attribution.py (which head wrote the logit), lens.py (layer by
   layer), patching.py (which activation carries a difference), inputs.py (the position and target
   a user names), interpret_report.py (what those views show), evaluation.py (loss on a file).
+- commands.py: each inspect command as one call, from a checkpoint and a prompt to a report.
 """

@@ -29,12 +29,14 @@ from tinygpt.checkpoint.manifest import (
 )
 from tinygpt.checkpoint.metrics import METRICS_FILE, better_earlier, read_metrics
 from tinygpt.checkpoint.weights import check_weight_shapes, load_weights, safetensors_shapes
+from tinygpt.config.fields import ATTENTION_CHOICES, check_choice
 from tinygpt.config.model import parameter_bound
 from tinygpt.config.run import RunConfig
 from tinygpt.data.tokenizer import Tokenizer, tokenizer_from_dict
 from tinygpt.errors import CheckpointError, Opt, UsageError
 from tinygpt.io.console import tell_picked
 from tinygpt.model import GPT
+from tinygpt.model.device import resolve_device
 
 
 @dataclass
@@ -271,3 +273,20 @@ def find_checkpoint(directory: str | Path | None = None) -> Checkpoint:
     picked = latest_checkpoint()
     tell_picked(picked)
     return open_checkpoint(picked)
+
+
+def load(
+    checkpoint: str | Path | None = None,
+    device: str = "auto",
+    attention: str = "auto",
+    best: bool = False,
+) -> tuple[GPT, Tokenizer, Checkpoint]:
+    """Open a checkpoint (default: the newest under ``checkpoints/``) and build its model.
+
+    Nothing global changes: torch's thread count is the caller's (a program chooses it once,
+    e.g. with :func:`tinygpt.model.device.fit_cpu_threads`), and loading never waits to watch the
+    machine."""
+    check_choice("attention", attention, ATTENTION_CHOICES)
+    ck = find_checkpoint(checkpoint)
+    model = ck.load_model(resolve_device(device), attention=attention, best=best)
+    return model.eval(), ck.tokenizer, ck

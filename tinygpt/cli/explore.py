@@ -33,7 +33,7 @@ def explore(
     import torch
     import uvicorn
 
-    from tinygpt.api import load
+    from tinygpt.checkpoint.store import load
     from tinygpt.explore.server import LOCAL_HOSTS, create_app, new_token
     from tinygpt.explore.session import Explorer
 

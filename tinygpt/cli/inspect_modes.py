@@ -39,11 +39,11 @@ def show_ablation(
     device: str,
 ) -> None:
     """The loss with and without ``heads``, on the prompt, the training text and the probe."""
-    from tinygpt import api
+    from tinygpt.analysis import commands
     from tinygpt.io.console import stdout_console
     from tinygpt.views import attention_text as view
 
-    result = api.ablation_report(checkpoint, heads, mode, read_prompt(prompt), device=device)
+    result = commands.ablation_report(checkpoint, heads, mode, read_prompt(prompt), device=device)
     show(stdout_console(), json_out, lambda: result, lambda: view.ablation_table(result))
     _write_json(json_file, result)
 
@@ -57,12 +57,12 @@ def show_comparison(
 ) -> None:
     """Per-head score changes from the first checkpoint to the second, and how far apart the
     patterns are."""
-    from tinygpt import api
+    from tinygpt.analysis import commands
     from tinygpt.io.console import stdout_console
     from tinygpt.views import attention_text as view
 
     # No prompt: the repeated-random-tokens probe (a one-token prompt would score nothing).
-    deltas = api.compare_attention(*checkpoints, read_prompt(prompt), device=device)
+    deltas = commands.compare_attention(*checkpoints, read_prompt(prompt), device=device)
     names = (checkpoints[0].name, checkpoints[1].name)
     show(stdout_console(), json_out, lambda: deltas, lambda: view.comparison(deltas, names))
     _write_json(json_file, deltas)
@@ -94,7 +94,7 @@ def show_attention(
     the formats to write. Parameters are named as the commands' options are."""
     layer, head_index = focus(layer, head)
     prompt = read_prompt(prompt)
-    from tinygpt import api
+    from tinygpt.analysis import commands
     from tinygpt.io.console import stdout_console
     from tinygpt.views import attention_text as view
     from tinygpt.views.attention_files import ReportFiles, write_report
@@ -102,7 +102,7 @@ def show_attention(
     console = stdout_console()
     if window < 2:
         raise UsageError("--window must be at least 2")
-    report = api.attention_report(
+    report = commands.attention_report(
         checkpoint,
         prompt,
         device=device,

@@ -74,11 +74,11 @@ def predictions(
     device: DeviceOpt = DEVICE_DEFAULT,
 ) -> None:
     """What the model predicted at each position, and how surprised it was by what came next."""
-    from tinygpt import api
+    from tinygpt.analysis import commands
     from tinygpt.io.console import stdout_console
     from tinygpt.views.interpret_text import predictions_view
 
-    report = api.predictions_report(
+    report = commands.predictions_report(
         checkpoint, read_prompt(prompt), top=top, device=device, best=best
     )
     width = stdout_console().width
@@ -102,10 +102,10 @@ def attribution(
     device: DeviceOpt = DEVICE_DEFAULT,
 ) -> None:
     """Direct logit attribution: each head's, MLP's and the embedding's share of a token's logit."""
-    from tinygpt import api
+    from tinygpt.analysis import commands
     from tinygpt.views.interpret_text import attribution_view
 
-    report = api.logit_attribution(
+    report = commands.logit_attribution(
         checkpoint, read_prompt(prompt), position=position, target=target, device=device, best=best
     )
     files = {"json": json_file, "html": html_file, "png": png_file, "svg": svg_file}
@@ -125,10 +125,10 @@ def lens(
     device: DeviceOpt = DEVICE_DEFAULT,
 ) -> None:
     """The logit lens: the prediction read from the residual stream after each layer."""
-    from tinygpt import api
+    from tinygpt.analysis import commands
     from tinygpt.views.interpret_text import lens_view
 
-    report = api.logit_attribution(
+    report = commands.logit_attribution(
         checkpoint, read_prompt(prompt), position=position, target=target, device=device, best=best
     )
     files = {"json": json_file, "html": html_file}
@@ -159,11 +159,11 @@ def patch(
     device: DeviceOpt = DEVICE_DEFAULT,
 ) -> None:
     """Activation patching: which head or layer carries the difference between two prompts."""
-    from tinygpt import api
+    from tinygpt.analysis import commands
     from tinygpt.io.console import stdout_console
     from tinygpt.views.interpret_text import patching_view
 
-    report = api.activation_patching(
+    report = commands.activation_patching(
         checkpoint, clean, corrupted, position=position, target=target, device=device, best=best
     )
     width = stdout_console().width
