@@ -189,3 +189,54 @@ def test_kill_9_at_any_moment_leaves_a_loadable_checkpoint(small_text, tmp_path)
             ck.load_model()
             ck.load_state()
     assert open_checkpoint(out).step > 0
+
+
+def test_the_weight_history_keeps_each_evaluation_and_resumes_like_one_run(tiny_run):
+    from tinygpt.checkpoint.manifest import HISTORY_FILE
+
+    whole = open_checkpoint(tiny_run("whole", max_steps=45).out_dir)
+    history = whole.history()
+    assert history.steps == [15, 30, 45]
+    final = whole.load_model("cpu").state_dict()
+    for name, tensor in history.by_step[45].items():
+        assert tensor.dtype == torch.float16  # half the bytes: a display's precision
+        torch.testing.assert_close(tensor.float(), final[name], rtol=1e-3, atol=1e-4)
+    first = open_checkpoint(tiny_run("split", max_steps=30).out_dir).history()
+    resumed = open_checkpoint(tiny_run("split", max_steps=45, resume=True).out_dir)
+    again = resumed.history()
+    assert again.steps == [15, 30, 45]  # a resume keeps the steps saved before it
+    for step, source in ((15, history), (30, first)):  # (a 30-step schedule decays sooner)
+        for name, tensor in source.by_step[step].items():
+            assert torch.equal(again.by_step[step][name], tensor), (step, name)
+    final = resumed.load_model("cpu").state_dict()
+    for name, tensor in again.by_step[45].items():
+        torch.testing.assert_close(tensor.float(), final[name], rtol=1e-3, atol=1e-4)
+    off = open_checkpoint(tiny_run("off", weight_history=False).out_dir)
+    assert not off.has(HISTORY_FILE) and off.history().steps == []
+
+
+def test_a_long_history_is_thinned_evenly_and_keeps_the_newest_step():
+    from tinygpt.checkpoint.history import MAX_KEPT, WeightHistory, wants_history
+    from tinygpt.config.model import ModelConfig
+    from tinygpt.model import GPT
+
+    model = GPT(ModelConfig(vocab_size=8, block_size=4, n_layer=1, n_head=1, n_embd=8))
+    history = WeightHistory()
+    for step in range(1, 200):
+        history.add(model, step)
+        assert len(history.steps) <= MAX_KEPT and history.steps[-1] == step
+    gaps = [b - a for a, b in zip(history.steps, history.steps[1:], strict=False)]
+    assert history.steps[0] == 1 and max(gaps) <= 2 * min(gaps)  # even over the whole run
+    assert wants_history(None, ModelConfig()) and not wants_history(None, ModelConfig(n_embd=768))
+    assert wants_history(True, ModelConfig(n_embd=768)) and not wants_history(False, ModelConfig())
+
+
+def test_a_tampered_history_is_refused(tiny_run):
+    from tinygpt.checkpoint.manifest import HISTORY_FILE
+
+    out = tiny_run().out_dir
+    data = bytearray((out / HISTORY_FILE).read_bytes())
+    data[-5] ^= 0x01
+    (out / HISTORY_FILE).write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="sha256"):
+        open_checkpoint(out).history()

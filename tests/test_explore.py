@@ -103,6 +103,34 @@ def test_a_click_shows_the_attention_inspect_attention_prints(client, ck):
         )
 
 
+def test_the_step_slider_shows_the_weights_the_run_kept_at_that_step(client, ck):
+    from tinygpt.analysis.capture import capture_attention
+    from tinygpt.checkpoint.store import open_checkpoint
+    from tinygpt.checkpoint.weights import load_weights
+
+    info = client.get("/api/info").json()
+    assert info["steps"] == [15, 30] and info["step"] == 30  # TINY evaluates every 15 steps
+    ids = client.post("/api/tokens", json={"text": "First Citizen"}).json()["ids"]
+    now = client.post("/api/analyse", json={"ids": ids, "position": 7}).json()
+    then = client.post("/api/analyse", json={"ids": ids, "position": 7, "step": 15}).json()
+    checkpoint = open_checkpoint(ck)
+    past = checkpoint.load_model("cpu", attention="manual")
+    load_weights(past, checkpoint.history().weights(15), "step 15")
+    weights = capture_attention(past.eval(), ids, [str(i) for i in ids]).weights
+    for head in then["heads"]:
+        layer, h = (int(x) for x in head["label"][1:].split("H"))
+        assert head["row"] == pytest.approx(weights[layer, h, 7, :8].tolist(), abs=1e-6)
+    assert then["heads"] != now["heads"] and then["lens"] != now["lens"]
+    # The model the page explores is the saved one again after an answer at another step.
+    assert client.post("/api/analyse", json={"ids": ids, "position": 7}).json() == now
+    explained = client.post(
+        "/api/explain", json={"ids": ids, "position": 7, "head": "L0H0", "step": 15}
+    )
+    assert explained.json()["weights"] == pytest.approx(weights[0, 0, 7, :8].tolist(), abs=1e-6)
+    refused = client.post("/api/analyse", json={"ids": ids, "position": 7, "step": 16})
+    assert refused.status_code == 400 and "no weights of step 16" in refused.json()["error"]
+
+
 def test_a_text_longer_than_the_block_is_seen_through_the_models_window(client, explorer):
     block = explorer.model.config.block_size
     ids = client.post("/api/tokens", json={"text": SMALL_TEXT[:block]}).json()["ids"] * 3

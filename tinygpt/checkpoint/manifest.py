@@ -9,12 +9,13 @@ A checkpoint is a directory:
     best.safetensors     the weights with the best validation loss so far
     state.pt             optimizer, scaler, RNG and data-stream state for --resume: only tensors
                          and plain values, read with torch.load(weights_only=True)
+    history.safetensors  (optional) the weights at earlier evaluations, in float16
     manifest.json        format version and the sha256 of every file above, written last
     metrics.jsonl        one JSON object per evaluation (a log, not part of the manifest)
 
 Every load checks each file against the manifest's sha256, because torch and safetensors both
 accept a flipped bit without complaint. A checkpoint may come from someone else, so nothing in
-it is trusted: a manifest may only name the five files above (no path is ever built from a name
+it is trusted: a manifest may only name the six files above (no path is ever built from a name
 it holds), and files must be regular files of the size the manifest declares (or a bound
 derived from the model's size, for manifests that declare none). How saves commit: save.py.
 """
@@ -37,11 +38,12 @@ TOKENIZER_FILE = "tokenizer.json"
 MODEL_FILE = "model.safetensors"
 BEST_FILE = "best.safetensors"
 STATE_FILE = "state.pt"
+HISTORY_FILE = "history.safetensors"  # the weights at earlier evaluations (history.py)
 MANIFEST_FILE = "manifest.json"
 PENDING_FILE = "manifest.pending.json"
 STAGED_PREFIX = ".staged-"
 # The only names a manifest may list; anything else makes the checkpoint corrupt.
-KNOWN_FILES = (CONFIG_FILE, TOKENIZER_FILE, MODEL_FILE, BEST_FILE, STATE_FILE)
+KNOWN_FILES = (CONFIG_FILE, TOKENIZER_FILE, MODEL_FILE, BEST_FILE, STATE_FILE, HISTORY_FILE)
 MANIFEST_LIMIT = 1 << 20
 JSON_LIMIT = 64 << 20  # config.json, tokenizer.json (a char vocabulary of every code point fits)
 _SHA256 = re.compile(r"[0-9a-f]{64}")

@@ -13,10 +13,12 @@ from typing import Any
 
 import torch
 
+from tinygpt.checkpoint.history import MAX_KEPT, WeightHistory
 from tinygpt.checkpoint.lock import in_use
 from tinygpt.checkpoint.manifest import (
     BEST_FILE,
     CONFIG_FILE,
+    HISTORY_FILE,
     JSON_LIMIT,
     MANIFEST_FILE,
     MODEL_FILE,
@@ -103,6 +105,8 @@ class Checkpoint:
             return 8 * params + (16 << 20)
         if name == STATE_FILE:
             return 32 * params + (64 << 20)
+        if name == HISTORY_FILE:
+            return 2 * params * MAX_KEPT + (16 << 20)
         return JSON_LIMIT
 
     def metrics(self) -> list[dict[str, Any]]:
@@ -146,6 +150,13 @@ class Checkpoint:
         shapes = safetensors_shapes(data, str(self.directory / name))
         check_weight_shapes(self.config.model, shapes, str(self.directory))
         return data
+
+    def history(self) -> WeightHistory:
+        """The weights it kept at earlier evaluations (none when the run kept none)."""
+        if not self.has(HISTORY_FILE):
+            return WeightHistory()
+        source = str(self.directory / HISTORY_FILE)
+        return WeightHistory.from_bytes(self.read_verified(HISTORY_FILE), source)
 
     def load_state(self) -> dict[str, Any]:
         data = self.read_verified(STATE_FILE)

@@ -37,6 +37,7 @@ TRAIN_OPTIONS = (
     "max_steps",
     "max_time",
     "head_snapshots",
+    "weight_history",
     "weight_decay",
     "grad_clip",
     "eval_every",

@@ -91,6 +91,12 @@ class TrainConfig:
         "Record head scores on a fixed probe at each evaluation (`inspect trajectory` reads them).",
         default_text="on while one probe's attention weights stay small",
     )
+    weight_history: bool | None = documented(
+        None,
+        "Keep the weights of every evaluation in the checkpoint (float16; `tinygpt explore` "
+        "shows a token's attention at each kept step).",
+        default_text="on for models up to 2M parameters",
+    )
     # Consecutive non-finite steps tolerated (each skipped) before the run stops with an error.
     max_bad_steps: int = 5
     val_fraction: float = 0.1

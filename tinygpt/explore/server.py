@@ -171,18 +171,34 @@ def _token_ids(explorer: Explorer, body: dict[str, Any]) -> dict[str, Any]:
     return {"ids": ids, "tokens": explorer.token_texts(ids)}
 
 
-analyse = _posted(
-    lambda ex, b: ex.analyse(
-        _ids(b), int(b.get("position", 0)), list(b.get("off", [])), str(b.get("mode") or "zero")
-    )
-)
+def _analysis(explorer: Explorer, body: dict[str, Any]) -> dict[str, Any]:
+    ids, position = _ids(body), int(body.get("position", 0))
+    with explorer.at_step(_step(body)):
+        off, mode = list(body.get("off", [])), str(body.get("mode") or "zero")
+        return explorer.analyse(ids, position, off, mode)
+
+
+def _explanation(explorer: Explorer, body: dict[str, Any]) -> dict[str, Any]:
+    with explorer.at_step(_step(body)):
+        head = str(body.get("head", ""))
+        return explorer.explanation(_ids(body), int(body.get("position", 0)), head)
+
+
+def _patched(explorer: Explorer, body: dict[str, Any]) -> dict[str, Any]:
+    with explorer.at_step(_step(body)):
+        corrupted = str(body.get("corrupted", ""))
+        return explorer.patch(_ids(body), int(body.get("position", 0)), corrupted)
+
+
+def _step(body: dict[str, Any]) -> int | None:
+    step = body.get("step")
+    return None if step is None else int(step)
+
+
+analyse = _posted(_analysis)
 tokens = _posted(_token_ids)
-explain = _posted(
-    lambda ex, b: ex.explanation(_ids(b), int(b.get("position", 0)), str(b.get("head", "")))
-)
-patch = _posted(
-    lambda ex, b: ex.patch(_ids(b), int(b.get("position", 0)), str(b.get("corrupted", "")))
-)
+explain = _posted(_explanation)
+patch = _posted(_patched)
 
 
 async def _events(

@@ -7,6 +7,7 @@ scores, explain, predictions, lens, attribution, ablation) and from the sampler 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ from tinygpt.analysis.patching import patch_activations
 from tinygpt.analysis.predictions import Prediction, predictions
 from tinygpt.analysis.scores import all_head_scores
 from tinygpt.checkpoint.store import Checkpoint
+from tinygpt.checkpoint.weights import load_weights
 from tinygpt.config.sample import SampleConfig
 from tinygpt.data.tokenizer import Tokenizer
 from tinygpt.errors import Opt, UsageError
@@ -42,9 +44,35 @@ class Explorer:
         self.model, self.tokenizer, self.checkpoint = model.eval(), tokenizer, checkpoint
         cfg = checkpoint.config.train
         rows = reference_rows(model, tokenizer, (cfg.data, cfg.encoding)) if cfg.data else None
+        self.rows = rows
         # Mean ablation replaces a head's output by its mean over the training text, as
         # `inspect ablate` does (8 windows, seed 0); without the text only zero ablation.
         self.stats = reference_statistics(model, rows) if rows is not None else None
+        self.history = checkpoint.history()  # the weights at earlier evaluations, if kept
+        self._now = {k: v.clone() for k, v in model.state_dict().items()}
+        self._past_stats: dict[int, dict[str, Any]] = {}
+
+    @contextlib.contextmanager
+    def at_step(self, step: int | None) -> Iterator[None]:
+        """The model as it was at ``step`` (a step the run kept; None: as saved), for one
+        answer: the server holds one lock around each answer and each sampled token."""
+        if step is None or step == self.checkpoint.step:
+            yield
+            return
+        if step not in self.history.by_step:
+            raise UsageError(f"the run kept no weights of step {step}")
+        source = f"{self.checkpoint.directory} (step {step})"
+        now_stats = self.stats
+        try:
+            load_weights(self.model, self.history.weights(step), source)
+            if self.rows is not None:
+                if step not in self._past_stats:
+                    self._past_stats[step] = reference_statistics(self.model, self.rows)
+                self.stats = self._past_stats[step]
+            yield
+        finally:
+            self.model.load_state_dict(self._now)
+            self.stats = now_stats
 
     def info(self) -> dict[str, Any]:
         m = self.model.config
@@ -55,6 +83,8 @@ class Explorer:
             "block_size": m.block_size,
             "vocab_size": m.vocab_size,
             "modes": self._modes(),
+            "steps": sorted({*self.history.steps, self.checkpoint.step}),
+            "step": self.checkpoint.step,
         }
 
     def _modes(self) -> list[str]:

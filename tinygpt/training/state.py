@@ -17,9 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from tinygpt.checkpoint.history import WeightHistory
 from tinygpt.checkpoint.manifest import (
     BEST_FILE,
     CONFIG_FILE,
+    HISTORY_FILE,
     MODEL_FILE,
     STATE_FILE,
     TOKENIZER_FILE,
@@ -51,6 +53,7 @@ class RunState:
     bad_steps: int = 0  # non-finite steps in a row (a session's, not saved)
     best_weights: bytes | None = None  # best.safetensors, once an evaluation improved
     metrics: list[dict[str, Any]] = field(default_factory=list)  # metrics.jsonl's records
+    history: WeightHistory | None = None  # history.safetensors, when the run keeps one
 
 
 def saved_config(run: RunConfig, state: RunState) -> dict[str, Any]:
@@ -101,6 +104,8 @@ def write(
     }
     if state.best_weights is not None:
         files[BEST_FILE] = state.best_weights
+    if state.history is not None:
+        files[HISTORY_FILE] = state.history.to_bytes()
     out_dir.mkdir(parents=True, exist_ok=True)
     # The log commits with the checkpoint: a save that fails leaves no record of an
     # evaluation whose weights were never saved, and one that succeeds never loses it.
@@ -129,6 +134,8 @@ def restore(
         ) from None
     if source.has(BEST_FILE):
         state.best_weights = source.read_verified(BEST_FILE)
+    if state.history is not None:
+        state.history = source.history()
     # Evaluations logged after the checkpoint's step belong to the lost part of the run.
     state.metrics = source.metrics()
 

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from tinygpt.checkpoint.history import WeightHistory, wants_history
 from tinygpt.checkpoint.store import Checkpoint
 from tinygpt.checkpoint.weights import weights_bytes
 from tinygpt.config.run import RunConfig
@@ -138,6 +139,8 @@ class Trainer:
         self.model, self.optimizer = self.parts.model, self.parts.optimizer
         self.startup_notes = [*notes, *self.parts.notes]  # said once a display is listening
         self.state = RunState(total_steps=self.cfg.max_steps, world_size=self.dist.world_size)
+        if wants_history(self.cfg.weight_history, self.run.model):
+            self.state.history = WeightHistory()
         if init_from is not None:
             load_initial_weights(init_from, self.model)
         if resume_from is not None:
@@ -347,6 +350,8 @@ class Trainer:
         if val < self.state.best_val:
             self.state.best_val = val
             self.state.best_weights = weights_bytes(self.model)
+        if self.state.history is not None:
+            self.state.history.add(self.model, self.step)
         self.state.metrics.append(record)
         return record
 

@@ -2,7 +2,7 @@
 // with textContent (never innerHTML), so a token can't become markup.
 "use strict";
 
-const state = { ids: [], items: [], selected: null, info: null, source: null };
+const state = { ids: [], items: [], selected: null, info: null, source: null, ticket: 0 };
 const $ = (id) => document.getElementById(id);
 
 function el(tag, attrs = {}, text) {
@@ -103,6 +103,18 @@ async function readPrompt() {
   } catch (error) { say(error.message, true); }
 }
 
+function chosenStep() {  // null: the weights as saved
+  const steps = state.info.steps;
+  const step = steps[Number($("step").value)];
+  return step === state.info.step ? null : step;
+}
+
+function showStep() {
+  const step = state.info.steps[Number($("step").value)];
+  $("step-shown").textContent = step === state.info.step ? `${step} (as saved)` : String(step);
+  document.body.dataset.step = String(step);
+}
+
 function offHeads() {
   return [...document.querySelectorAll("#toggles input:checked")].map((box) => box.value);
 }
@@ -113,10 +125,12 @@ async function select(index) {
     span.classList.toggle("selected", Number(span.dataset.index) === index);
   }
   const started = performance.now();
+  const ticket = ++state.ticket;  // a slider dragged fast: only the latest answer is drawn
   try {
     const answer = await post("/api/analyse", {
-      ids: state.ids, position: index, off: offHeads(), mode: $("mode").value,
+      ids: state.ids, position: index, off: offHeads(), mode: $("mode").value, step: chosenStep(),
     });
+    if (ticket !== state.ticket) return;
     render(answer);
     document.body.dataset.clickMs = (performance.now() - started).toFixed(1);
   } catch (error) { say(error.message, true); }
@@ -140,7 +154,7 @@ function render(a) {
 async function patch() {
   try {
     const p = await post("/api/patch", {
-      ids: state.ids, position: state.selected, corrupted: $("corrupted").value,
+      ids: state.ids, position: state.selected, corrupted: $("corrupted").value, step: chosenStep(),
     });
     $("patch-gap").textContent = `log p(${shown(p.target)}): ${p.clean_logprob.toFixed(3)} in ` +
       `this text, ${p.corrupted_logprob.toFixed(3)} in yours; share of the gap each head restores:`;
@@ -224,7 +238,9 @@ function renderHeads(a) {
 
 async function explain(label) {
   try {
-    const e = await post("/api/explain", { ids: state.ids, position: state.selected, head: label });
+    const e = await post("/api/explain", {
+      ids: state.ids, position: state.selected, head: label, step: chosenStep(),
+    });
     const head = el("tr");
     for (const name of ["key", "token", "relation", "q·k", "÷√d", "weight"]) head.append(el("th", {}, name));
     const rows = e.weights.map((w, key) => {
@@ -245,7 +261,7 @@ async function explain(label) {
 async function savePage() {
   const css = await (await fetch("/static/explore.css")).text();
   const report = $("report").cloneNode(true);
-  report.querySelectorAll(".controls, .hint, #toggles, textarea, button").forEach((node) => node.remove());
+  report.querySelectorAll(".controls, .hint, #toggles, #step, textarea, button").forEach((node) => node.remove());
   const page = "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">" +
     `<title>tinygpt explore: ${escapeText(state.info.name)}</title><style>${css}</style></head>` +
     `<body><header><h1>tinygpt explore</h1><span>${escapeText(state.info.name)}</span></header>` +
@@ -276,6 +292,16 @@ async function start() {
     }
   }
   $("mode").addEventListener("change", () => { if (state.selected !== null) select(state.selected); });
+  if (state.info.steps.length > 1) {
+    $("history").hidden = false;
+    $("step").max = String(state.info.steps.length - 1);
+    $("step").value = $("step").max;
+    showStep();
+    $("step").addEventListener("input", () => {
+      showStep();
+      if (state.selected !== null) select(state.selected);
+    });
+  }
   $("go").addEventListener("click", write);
   $("read").addEventListener("click", readPrompt);
   $("save").addEventListener("click", savePage);
