@@ -130,7 +130,11 @@ ANALYSIS = [
 ]
 RENDERING = (
     "rich",
-    "tinygpt.views.attention_text",
+    "tinygpt.views.attention_map",
+    "tinygpt.views.attention_view",
+    "tinygpt.views.head_explanation",
+    "tinygpt.views.head_tables",
+    "tinygpt.views.trajectory_text",
     "tinygpt.views.attention_html",
     "tinygpt.views.attention_figures",
     "tinygpt.views.interpret_text",

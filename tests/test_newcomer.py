@@ -247,7 +247,7 @@ def test_an_editable_install_puts_the_checkout_on_sys_path(tmp_path: Path) -> No
 def test_the_window_reaches_back_to_the_keys_the_queries_attend_to() -> None:
     import torch
 
-    from tinygpt.views.attention_text import first_key, heatmap
+    from tinygpt.views.attention_map import first_key, heatmap
 
     # The README's induction head: queries 21..44 of the second copy look at keys 0..19.
     t = 45

@@ -430,7 +430,7 @@ def test_explain_walks_through_qk_norm_and_the_rotation():
 
     from tinygpt.analysis.capture import capture_attention
     from tinygpt.analysis.explain import explain
-    from tinygpt.views.attention_text import explanation
+    from tinygpt.views.head_explanation import explanation
 
     model = make("modern", "manual")
     run = capture_attention(model, list(range(12)), [str(i) for i in range(12)])

@@ -110,7 +110,25 @@ def export_hf(ck: Checkpoint, out: Path, overwrite: bool = False) -> Path:
     check_export_destination(out, overwrite)
     m = ck.config.model
     check_exportable(m)
-    model = ck.load_model("cpu")
+    tensors = _hf_tensors(ck.load_model("cpu"), m)
+    contents = (
+        json.dumps(_hf_config(ck), indent=2).encode(),
+        safetensors.torch.save(tensors, metadata={"format": "pt"}),
+        # Keep the tokenizer with the weights (tinygpt's own format; GPT-2 BPE models can use
+        # transformers' GPT2TokenizerFast, which has the same ranks).
+        json.dumps(ck.tokenizer_spec).encode(),
+    )
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for name, data in zip(EXPORT_FILES, contents, strict=True):
+            atomic_write_bytes(out / name, data)
+    except OSError as exc:
+        raise UsageError(f"cannot write to {out}: {exc.strerror or exc}") from None
+    return out
+
+
+def _hf_tensors(model: GPT, m: ModelConfig) -> dict[str, torch.Tensor]:
+    """``model``'s weights under GPT2LMHeadModel's names and in its Conv1D layout."""
     tensors: dict[str, torch.Tensor] = {}
     for key, value in model.state_dict().items():
         if key == "lm_head.weight":
@@ -132,7 +150,13 @@ def export_hf(ck: Checkpoint, out: Path, overwrite: bool = False) -> Path:
             ):
                 tensors[p + name + ".bias"] = torch.zeros(size)
         tensors["transformer.ln_f.bias"] = torch.zeros(m.n_embd)
-    config = {
+    return tensors
+
+
+def _hf_config(ck: Checkpoint) -> dict[str, Any]:
+    """The config.json GPT2LMHeadModel reads for ``ck``'s model."""
+    m = ck.config.model
+    return {
         "architectures": ["GPT2LMHeadModel"],
         "model_type": "gpt2",
         "vocab_size": m.vocab_size,
@@ -153,20 +177,6 @@ def export_hf(ck: Checkpoint, out: Path, overwrite: bool = False) -> Path:
         "bos_token_id": _end_of_text(ck),
         "eos_token_id": _end_of_text(ck),
     }
-    contents = (
-        json.dumps(config, indent=2).encode(),
-        safetensors.torch.save(tensors, metadata={"format": "pt"}),
-        # Keep the tokenizer with the weights (tinygpt's own format; GPT-2 BPE models can use
-        # transformers' GPT2TokenizerFast, which has the same ranks).
-        json.dumps(ck.tokenizer_spec).encode(),
-    )
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        for name, data in zip(EXPORT_FILES, contents, strict=True):
-            atomic_write_bytes(out / name, data)
-    except OSError as exc:
-        raise UsageError(f"cannot write to {out}: {exc.strerror or exc}") from None
-    return out
 
 
 def _read_hf_weights(src: Path, config: ModelConfig) -> dict[str, torch.Tensor]:

@@ -6,22 +6,27 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from tinygpt.cli.common import read_prompt, show, wrote
 from tinygpt.errors import UsageError
 
+if TYPE_CHECKING:  # torch and the views load when a command runs, not for --help
+    from tinygpt.analysis.attention_report import AttentionReport
+    from tinygpt.views.attention_files import ReportFiles
+
 
 def show_trajectory(directory: Path, json_out: bool, png_file: Path | None) -> None:
     """A run's head scores, losses and role changes by step."""
     from tinygpt import api
     from tinygpt.io.console import stdout_console
-    from tinygpt.views import attention_text as view
     from tinygpt.views.output import write_output
+    from tinygpt.views.trajectory_text import trajectory
 
     records = api.trajectory(directory)
-    show(stdout_console(), json_out, lambda: records, lambda: view.trajectory(records))
+    show(stdout_console(), json_out, lambda: records, lambda: trajectory(records))
     if png_file:
         from tinygpt.views.trajectory_figure import trajectory_png
 
@@ -41,10 +46,10 @@ def show_ablation(
     """The loss with and without ``heads``, on the prompt, the training text and the probe."""
     from tinygpt.analysis import commands
     from tinygpt.io.console import stdout_console
-    from tinygpt.views import attention_text as view
+    from tinygpt.views.head_tables import ablation_table
 
     result = commands.ablation_report(checkpoint, heads, mode, read_prompt(prompt), device=device)
-    show(stdout_console(), json_out, lambda: result, lambda: view.ablation_table(result))
+    show(stdout_console(), json_out, lambda: result, lambda: ablation_table(result))
     _write_json(json_file, result)
 
 
@@ -59,12 +64,12 @@ def show_comparison(
     patterns are."""
     from tinygpt.analysis import commands
     from tinygpt.io.console import stdout_console
-    from tinygpt.views import attention_text as view
+    from tinygpt.views.head_tables import comparison
 
     # No prompt: the repeated-random-tokens probe (a one-token prompt would score nothing).
     deltas = commands.compare_attention(*checkpoints, read_prompt(prompt), device=device)
     names = (checkpoints[0].name, checkpoints[1].name)
-    show(stdout_console(), json_out, lambda: deltas, lambda: view.comparison(deltas, names))
+    show(stdout_console(), json_out, lambda: deltas, lambda: comparison(deltas, names))
     _write_json(json_file, deltas)
 
 
@@ -96,8 +101,8 @@ def show_attention(
     prompt = read_prompt(prompt)
     from tinygpt.analysis import commands
     from tinygpt.io.console import stdout_console
-    from tinygpt.views import attention_text as view
-    from tinygpt.views.attention_files import ReportFiles, write_report
+    from tinygpt.views.attention_files import ReportFiles
+    from tinygpt.views.attention_view import report_view
 
     console = stdout_console()
     if window < 2:
@@ -120,14 +125,25 @@ def show_attention(
         console,
         json_out,
         report.to_dict,
-        lambda: view.report_view(
-            report, layer, head_index, query, window, console.width, show_rollout
-        ),
+        lambda: report_view(report, layer, head_index, query, window, console.width, show_rollout),
     )
-    title = "".join(report.tokens)[:80]
     files = ReportFiles(json_file, html_file, png_file, svg_file, npz_file)
-    written = write_report(report, files, layer, head_index, title, rollout=show_rollout)
-    for path in written:
+    _write_report_files(report, files, layer, head_index, show_rollout)
+
+
+def _write_report_files(
+    report: AttentionReport,
+    files: ReportFiles,
+    layer: int | None,
+    head: int | None,
+    rollout: bool,
+) -> None:
+    """Write the report in each format ``files`` names, titled with the prompt's first 80
+    characters, and say where."""
+    from tinygpt.views.attention_files import write_report
+
+    title = "".join(report.tokens)[:80]
+    for path in write_report(report, files, layer, head, title, rollout=rollout):
         wrote(path)
 
 

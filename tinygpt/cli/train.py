@@ -16,7 +16,7 @@ from tinygpt.cli.flags import command_spelling
 from tinygpt.cli.options import default_text, with_field_options
 from tinygpt.config.model import ModelConfig
 from tinygpt.config.train import TrainConfig
-from tinygpt.errors import UsageError
+from tinygpt.errors import Spell, UsageError
 from tinygpt.io.console import printable
 
 if TYPE_CHECKING:  # torch is imported when a run starts, not for --help
@@ -106,6 +106,25 @@ def train(
     ] = False,
 ) -> None:
     """Train a GPT on a text file and write a checkpoint directory."""
+    # Typer builds the command from the signature above; the run itself is _run's.
+    _run(
+        file,
+        command_spelling(ctx.command),
+        quiet=quiet,
+        json_out=json_out,
+        out_dir=out_dir,
+        resume=resume,
+        overwrite=overwrite,
+        preset=preset,
+        config=config,
+        **({"arch": arch} if arch is not None else {}),
+        **(options or {}),
+    )
+
+
+def _run(file: Path | None, spell: Spell, *, quiet: bool, json_out: bool, **settings: Any) -> None:
+    """Train on ``file`` (the default corpus when None) with ``settings``, the rest of
+    api.train's keyword arguments, then report how the run ended."""
     from tinygpt.api import train as run_training
     from tinygpt.data.datasets import default_corpus
 
@@ -115,18 +134,7 @@ def train(
             raise UsageError(
                 "give a text FILE to train on, or run `tinygpt data shakespeare` first"
             )
-    result = run_training(
-        file,
-        out_dir=out_dir,
-        resume=resume,
-        overwrite=overwrite,
-        quiet=quiet,
-        preset=preset,
-        config=config,
-        spell=command_spelling(ctx.command),
-        **({"arch": arch} if arch is not None else {}),
-        **(options or {}),
-    )
+    result = run_training(file, quiet=quiet, spell=spell, **settings)
     _report(result, file, quiet, json_out)
 
 
