@@ -1,56 +1,42 @@
-"""Headless Chromium for the browser tests, driven over the DevTools protocol with the standard
-library only.
+"""Headless Chromium for the browser tests, driven by Playwright's sync API.
 
-Chromium is started with ``--remote-debugging-pipe``: it reads protocol commands (JSON, each
-ended by a NUL byte) from file descriptor 3 and writes replies and events to descriptor 4. That
-needs no port, no websocket and no package: a shell puts the two pipe ends on 3 and 4 and execs
-the browser. Tests then do what a person would: load the file, click, read the rendered text,
-and take a screenshot, decoded here (:func:`decode_png`) to check pixels.
+Playwright cannot download its own browsers here, so :func:`chromium_page` launches Debian's
+Chromium (:func:`find_chromium`, by ``executable_path``) and yields one page, 1200x900 at device
+scale 1, with no network: every host resolves nowhere, the proxy is a closed port, and a route
+aborts any request that is neither a ``file:`` URL nor the one local server a test names. A
+:class:`PageLog` records every URL a page asks for and every problem (console errors, CSP
+violations among them, and uncaught exceptions). Tests then do what a person would: load the
+file, click, read the rendered text, and take a screenshot (:func:`screenshot`), decoded here
+(:func:`decode_png`, also used for the PNG files the CLI writes) to check pixels.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import fcntl
-import json
 import os
-import select
 import shutil
-import subprocess
-import sys
-import tempfile
-import time
 import zlib
-from pathlib import Path
-from typing import Any
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import numpy as np
 import pytest
 
+if TYPE_CHECKING:
+    from playwright.sync_api import ConsoleMessage, FloatRect, Page, Route, ViewportSize
+
 BINARIES = ("chromium", "chromium-browser")
-TIMEOUT_S = 20.0  # for any one protocol reply; a page here loads in well under a second
-WINDOW = (1200, 900)
+VIEWPORT: ViewportSize = {"width": 1200, "height": 900}
 # Anything that tries the network fails fast: every host resolves nowhere and the proxy is a
-# closed port. The tests also record every request the page makes.
+# closed port (loopback bypasses it). Playwright adds the rest (headless, no sandbox, hidden
+# scrollbars, no background networking, a fresh profile); it passes the colour profile too, named
+# here because the pixel checks rely on it.
 FLAGS = (
-    "--headless=new",
-    "--no-sandbox",  # tests often run as root, where the sandbox refuses to start
     "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--no-first-run",
-    "--no-default-browser-check",
-    "--disable-extensions",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--mute-audio",
-    "--hide-scrollbars",
     "--force-color-profile=srgb",  # screenshot pixels are the page's colours, unconverted
     "--proxy-server=http://127.0.0.1:9",
-    "--host-resolver-rules=MAP * ~NOTFOUND",
-    f"--window-size={WINDOW[0]},{WINDOW[1]}",
 )
+NO_HOSTS = "--host-resolver-rules=MAP * ~NOTFOUND"
 
 
 def find_chromium() -> str:
@@ -59,190 +45,71 @@ def find_chromium() -> str:
         path = shutil.which(name)
         if path:
             return path
-    reason = "chromium not found: apt-get install chromium"
+    _missing("chromium not found: apt-get install chromium")
+
+
+def _missing(reason: str) -> NoReturn:
     if os.environ.get("CI"):
         pytest.fail(f"{reason} (CI is set, so the browser tests must run)")
     pytest.skip(reason)
 
 
-# Run by the child: put the two pipe ends on descriptors 3 and 4, then become the browser.
-_ON_FDS_3_AND_4 = (
-    "import os, sys; os.dup2(int(sys.argv[1]), 3); os.dup2(int(sys.argv[2]), 4); "
-    "os.execvp(sys.argv[3], sys.argv[3:])"
-)
+@contextlib.contextmanager
+def chromium_page(server: str | None = None, **options: Any) -> Iterator[Page]:
+    """One page in a fresh headless Chromium with no network.
 
+    Only ``file:`` URLs load, and those of ``server`` (an origin on 127.0.0.1, such as the
+    explore page's) when given; any other request is aborted (and still seen by a
+    :class:`PageLog`). ``options`` go to Playwright's ``new_context`` (``accept_downloads``...).
+    """
+    binary = find_chromium()
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _missing("playwright not installed: pip install -e '.[dev]'")
+    allowed = ("file:", *([server.rstrip("/") + "/"] if server else []))
+    hosts = f"{NO_HOSTS}, EXCLUDE 127.0.0.1" if server else NO_HOSTS
 
-class ProtocolError(RuntimeError):
-    pass
+    def local_only(route: Route) -> None:
+        if route.request.url.startswith(allowed):
+            route.continue_()
+        else:
+            route.abort("blockedbyclient")
 
-
-class Browser:
-    """One Chromium process and one page (tab) in it."""
-
-    def __init__(self, binary: str) -> None:
-        self.profile = tempfile.mkdtemp(prefix="tinygpt-chromium-")
-        to_browser, self._write = os.pipe()
-        self._read, from_browser = os.pipe()
-        # The browser's ends, moved to 10 and up so that putting them on 3 and 4 in the child
-        # cannot overwrite one with the other.
-        ends = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10) for fd in (to_browser, from_browser)]
-        os.close(to_browser)
-        os.close(from_browser)
-        self.log = Path(self.profile) / "stderr.txt"
-        with open(self.log, "wb") as err:
-            self.proc = subprocess.Popen(
-                [
-                    *(sys.executable, "-c", _ON_FDS_3_AND_4, *map(str, ends), binary, *FLAGS),
-                    *(f"--user-data-dir={self.profile}", "--remote-debugging-pipe", "about:blank"),
-                ],
-                pass_fds=ends,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=err,
-            )
-        for fd in ends:
-            os.close(fd)
-        self._buffer = b""
-        self._next_id = 0
-        self.events: list[dict[str, Any]] = []
-        self.session: str | None = None
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=binary, args=[*FLAGS, hosts])
         try:
-            self._start_page()
-        except BaseException:
-            self.close()  # no stray browser or profile when it fails to start
-            raise
+            context = browser.new_context(viewport=VIEWPORT, device_scale_factor=1, **options)
+            context.route("**/*", local_only)
+            yield context.new_page()
+        finally:
+            browser.close()
 
-    def _start_page(self) -> None:
-        target = self.call("Target.createTarget", url="about:blank", session=False)["targetId"]
-        self.session = self.call(
-            "Target.attachToTarget", targetId=target, flatten=True, session=False
-        )["sessionId"]
-        for domain in ("Page", "Runtime", "Network", "Log"):
-            self.call(f"{domain}.enable")
-        self.call(
-            "Emulation.setDeviceMetricsOverride",
-            width=WINDOW[0],
-            height=WINDOW[1],
-            deviceScaleFactor=1,
-            mobile=False,
-        )
 
-    # -- the protocol ------------------------------------------------------------------------
-    def call(self, method: str, session: bool = True, **params: Any) -> dict[str, Any]:
-        """Send one command and wait for its reply; events that arrive meanwhile are kept."""
-        self._next_id += 1
-        message: dict[str, Any] = {"id": self._next_id, "method": method, "params": params}
-        if session and self.session:
-            message["sessionId"] = self.session
-        os.write(self._write, json.dumps(message).encode() + b"\0")
-        while True:
-            reply = self._receive()
-            if reply.get("id") == self._next_id:
-                if "error" in reply:
-                    raise ProtocolError(f"{method}: {reply['error']}")
-                return reply["result"]
-            self.events.append(reply)
+class PageLog:
+    """What a page did since :meth:`clear`: every URL it asked for (navigations included), and
+    its problems (console errors, CSP violations among them, and uncaught exceptions)."""
 
-    def _receive(self) -> dict[str, Any]:
-        deadline = time.monotonic() + TIMEOUT_S
-        while b"\0" not in self._buffer:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([self._read], [], [], left)[0]:
-                raise TimeoutError(f"chromium did not answer in {TIMEOUT_S}s; see {self.log}")
-            chunk = os.read(self._read, 1 << 20)
-            if not chunk:
-                raise ProtocolError(f"chromium exited: {self.log.read_text()[-2000:]}")
-            self._buffer += chunk
-        message, self._buffer = self._buffer.split(b"\0", 1)
-        return json.loads(message)
+    def __init__(self, page: Page) -> None:
+        self.requests: list[str] = []
+        self.problems: list[str] = []
+        page.on("request", lambda request: self.requests.append(request.url))
+        page.on("console", self._console)
+        page.on("pageerror", lambda error: self.problems.append(f"uncaught: {error}"[:500]))
 
-    def wait_for(self, method: str) -> dict[str, Any]:
-        """The next event ``method`` (already received or still to come)."""
-        while True:
-            for i, event in enumerate(self.events):
-                if event.get("method") == method:
-                    return self.events.pop(i)
-            self.events.append(self._receive())
+    def clear(self) -> None:
+        self.requests.clear()
+        self.problems.clear()
 
-    # -- what a person does ------------------------------------------------------------------
-    def open(self, path: Path) -> None:
-        """Load a file and wait until it has loaded (its scripts have run by then)."""
-        self.events.clear()
-        self.call("Page.navigate", url=path.resolve().as_uri())
-        self.wait_for("Page.loadEventFired")
+    def _console(self, message: ConsoleMessage) -> None:
+        if message.type == "error":
+            self.problems.append(message.text[:500])
 
-    def js(self, expression: str) -> Any:
-        """The value of a JavaScript expression evaluated in the page."""
-        result = self.call(
-            "Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True
-        )
-        if "exceptionDetails" in result:
-            raise ProtocolError(f"{expression!r} threw: {result['exceptionDetails']}")
-        return result["result"].get("value")
 
-    def click(self, x: float, y: float) -> None:
-        """A real mouse click at page coordinates (CSS pixels)."""
-        view_y = self._scroll_to(y)
-        for kind in ("mousePressed", "mouseReleased"):
-            self.call(
-                "Input.dispatchMouseEvent", type=kind, x=x, y=view_y, button="left", clickCount=1
-            )
-
-    def hover(self, x: float, y: float) -> None:
-        """The mouse moved to page coordinates (CSS pixels)."""
-        self.call("Input.dispatchMouseEvent", type="mouseMoved", x=x, y=self._scroll_to(y))
-
-    def _scroll_to(self, y: float) -> float:
-        """Scroll so page coordinate ``y`` is in view; returns it in viewport coordinates."""
-        self.js(f"window.scrollTo(0, {max(0.0, y - 100)})")
-        return y - self.js("window.scrollY")
-
-    def screenshot(self, clip: dict[str, float] | None = None) -> np.ndarray:
-        """What is on screen (the whole page, or the ``clip`` rectangle in page coordinates)
-        as a (height, width, 3) uint8 array."""
-        # optimizeForSpeed: Chromium then writes every row with the "Up" filter, which decodes
-        # fast here (other filters decode too, byte by byte).
-        params: dict[str, Any] = {
-            "format": "png",
-            "captureBeyondViewport": True,
-            "optimizeForSpeed": True,
-        }
-        if clip is not None:
-            params["clip"] = {**clip, "scale": 1}
-        data = base64.b64decode(self.call("Page.captureScreenshot", **params)["data"])
-        return decode_png(data)
-
-    def requests(self) -> list[str]:
-        """Every URL the page asked for since it was opened."""
-        return [
-            e["params"]["request"]["url"]
-            for e in self.events
-            if e.get("method") == "Network.requestWillBeSent"
-        ]
-
-    def problems(self) -> list[str]:
-        """Uncaught exceptions and console errors (CSP violations among them)."""
-        out = []
-        for e in self.events:
-            if e.get("method") == "Runtime.exceptionThrown":
-                out.append(json.dumps(e["params"]["exceptionDetails"])[:500])
-            elif e.get("method") == "Log.entryAdded" and e["params"]["entry"]["level"] == "error":
-                out.append(e["params"]["entry"]["text"])
-            elif e.get("method") == "Runtime.consoleAPICalled" and e["params"]["type"] == "error":
-                out.append(json.dumps(e["params"]["args"])[:500])
-        return out
-
-    def close(self) -> None:
-        with contextlib.suppress(ProtocolError, TimeoutError, OSError):
-            self.call("Browser.close", session=False)
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        os.close(self._read)
-        os.close(self._write)
-        shutil.rmtree(self.profile, ignore_errors=True)
+def screenshot(page: Page, clip: FloatRect | None = None) -> np.ndarray:
+    """What is on screen (the viewport, or the ``clip`` rectangle in page coordinates, scrolled
+    into view or not) as a (height, width, 3) uint8 array."""
+    return decode_png(page.screenshot(clip=clip, full_page=clip is not None))
 
 
 def decode_png(data: bytes) -> np.ndarray:
@@ -263,27 +130,38 @@ def decode_png(data: bytes) -> np.ndarray:
     stride = width * bpp
     raw = np.frombuffer(zlib.decompress(idat), np.uint8).reshape(height, stride + 1)
     out = np.zeros((height, stride), np.uint8)
-    prev = [0] * stride
+    prev = np.zeros(stride, np.uint8)
     for y in range(height):
         kind, line = raw[y, 0], raw[y, 1:]
         if kind == 0:
-            row = line.tolist()
-        elif kind == 1:  # Sub: a running sum per channel
-            row = (np.cumsum(line.reshape(width, bpp), axis=0, dtype=np.int64) & 255).tolist()
-            row = [v for pixel in row for v in pixel]
+            out[y] = line
+        elif kind == 1:  # Sub: a running sum per channel (uint8 wraps around, as PNG's does)
+            out[y] = np.cumsum(line.reshape(width, bpp), axis=0, dtype=np.uint8).reshape(-1)
         elif kind == 2:  # Up
-            row = ((line.astype(np.int32) + prev) & 255).tolist()
-        else:  # Average or Paeth depend on the byte just decoded: one at a time
-            row, line = [0] * stride, line.tolist()
-            for x in range(stride):
-                a, b = (row[x - bpp], prev[x]) if x >= bpp else (0, prev[x])
-                if kind == 3:
-                    row[x] = (line[x] + (a + b) // 2) & 255
-                    continue
-                c = prev[x - bpp] if x >= bpp else 0
-                pa, pb, pc = abs(b - c), abs(a - c), abs(a + b - 2 * c)
-                pred = a if pa <= pb and pa <= pc else (b if pb <= pc else c)
-                row[x] = (line[x] + pred) & 255
-        out[y] = row
-        prev = row
+            out[y] = line + prev
+        elif kind == 3:
+            out[y] = _average(line.tolist(), prev.tolist(), bpp)
+        else:
+            out[y] = _paeth(line.tolist(), prev.tolist(), bpp)
+        prev = out[y]
     return out.reshape(height, width, bpp)[:, :, :3]
+
+
+# Average and Paeth depend on the byte just decoded, so they go one byte at a time, in plain
+# Python lists (much faster than numpy element by element).
+def _average(line: list[int], prev: list[int], bpp: int) -> list[int]:
+    row = [(f + (b >> 1)) & 255 for f, b in zip(line[:bpp], prev[:bpp], strict=True)]
+    for i, (f, b) in enumerate(zip(line[bpp:], prev[bpp:], strict=True)):
+        row.append((f + ((row[i] + b) >> 1)) & 255)  # row[i]: the byte bpp to the left
+    return row
+
+
+def _paeth(line: list[int], prev: list[int], bpp: int) -> list[int]:
+    row = [(f + b) & 255 for f, b in zip(line[:bpp], prev[:bpp], strict=True)]
+    for i, (f, b, c) in enumerate(zip(line[bpp:], prev[bpp:], prev, strict=False)):
+        a = row[i]  # left, up, up-left: a, b, c; the predictor is the one nearest a + b - c
+        pa, pb = b - c, a - c
+        pc = abs(pa + pb)
+        pa, pb = abs(pa), abs(pb)
+        row.append((f + (a if pa <= pb and pa <= pc else (b if pb <= pc else c))) & 255)
+    return row

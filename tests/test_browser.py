@@ -1,32 +1,39 @@
 """The attention page (``--html``) and figure (``--svg``) as a person sees them, in Chromium.
 
-How: one headless Chromium per module, driven over the DevTools protocol on a pipe with the
-standard library (tests/browser.py). A test writes the files exactly as ``inspect-attention``
-does, opens them, reads the rendered page (text, element positions) with JavaScript, clicks
-like a user, and takes screenshots whose pixels are compared with the attention weights. The
-browser has no network (every host resolves nowhere, the proxy is a closed port) and every
-request the page makes is recorded.
+How: one headless Chromium page per module, driven by Playwright's sync API (tests/browser.py:
+Debian's Chromium, launched by ``executable_path``). A test writes the files exactly as
+``inspect-attention`` does, opens them, reads the rendered page (text, element positions) with
+``page.evaluate``, clicks and hovers with the mouse like a user, and takes screenshots whose
+pixels are compared with the attention weights. The browser has no network (every host resolves
+nowhere, the proxy is a closed port, a route aborts anything but ``file:`` URLs) and every request
+the page makes is recorded, as are console errors and uncaught exceptions (tests.browser.PageLog).
 
-Without a chromium binary these tests skip (apt-get install chromium); with CI set, that is a
-failure. Run only them with ``python -m pytest -m browser``; each takes about a second.
+Without a chromium binary (or Playwright) these tests skip (apt-get install chromium); with CI
+set, that is a failure. Run only them with ``python -m pytest -m browser``; each takes about a
+second.
 """
 
 from __future__ import annotations
 
 import base64
 import math
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
 import torch
 
-from tests.browser import Browser, find_chromium
+from tests.browser import PageLog, chromium_page, find_chromium, screenshot
 from tests.conftest import ROOT, SMALL_TEXT, TINY, random_gpt, run_main
 from tinygpt.analysis.attention_report import AttentionReport
 from tinygpt.analysis.labels import visible
 from tinygpt.views.attention_files import ReportFiles, write_report
 from tinygpt.views.attention_html import _pack
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
 
 pytestmark = pytest.mark.browser
 
@@ -45,10 +52,30 @@ WORDS = ["ROMEO:", "\n", "Is", " this", " the", " way", " to", " Mantua", "?", "
 
 
 @pytest.fixture(scope="module")
-def browser():
-    b = Browser(find_chromium())
-    yield b
-    b.close()
+def chromium() -> Iterator[tuple[Page, PageLog]]:
+    with chromium_page() as page:
+        yield page, PageLog(page)
+
+
+@pytest.fixture
+def page(chromium: tuple[Page, PageLog]) -> Page:
+    """The one page, loaded anew by each test (``open_file``)."""
+    return chromium[0]
+
+
+@pytest.fixture
+def log(chromium: tuple[Page, PageLog]) -> PageLog:
+    """What the page asked for and what went wrong since it was last opened."""
+    return chromium[1]
+
+
+def open_file(page: Page, log: PageLog, path: Path) -> str:
+    """Load a file and wait until it has loaded (its scripts have run by then), the log
+    emptied first; its URL."""
+    log.clear()
+    url = path.resolve().as_uri()
+    page.goto(url)
+    return url
 
 
 def build_report(tokens: list[str], seed: int = 0) -> AttentionReport:
@@ -72,7 +99,7 @@ def short_label(token: str, chars: int) -> str:
 
 
 # A heatmap on the page: its canvas (content box, page coordinates) and its labels.
-FIGURE_JS = """(sel => { const f = document.querySelector(sel), c = f.querySelector("canvas");
+FIGURE_JS = """sel => { const f = document.querySelector(sel), c = f.querySelector("canvas");
   const r = c.getBoundingClientRect(), y = window.scrollY;
   const box = e => { const b = e.getBoundingClientRect();
     return {x: b.left, y: b.top + y, w: b.width, h: b.height}; };
@@ -81,11 +108,11 @@ FIGURE_JS = """(sel => { const f = document.querySelector(sel), c = f.querySelec
                    h: c.clientHeight, width: c.width, height: c.height},
           strip: box(f.querySelector(".keys")), column: box(f.querySelector(".queries")),
           keys: [...f.querySelectorAll(".keys span")].map(label),
-          queries: [...f.querySelectorAll(".queries span")].map(label)}; })"""
+          queries: [...f.querySelectorAll(".queries span")].map(label)}; }"""
 
 
-def figure(browser: Browser, selector: str = "#focus .fig") -> dict:
-    return browser.js(f"{FIGURE_JS}({selector!r})")
+def figure(page: Page, selector: str = "#focus .fig") -> dict:
+    return page.evaluate(FIGURE_JS, selector)
 
 
 def expected_shades(report: AttentionReport, layer: int, head: int) -> np.ndarray:
@@ -101,50 +128,45 @@ def expected_shades(report: AttentionReport, layer: int, head: int) -> np.ndarra
     return shades
 
 
-def cell_colours(browser: Browser, fig: dict, rows: int, cols: int) -> np.ndarray:
+def cell_colours(page: Page, fig: dict, rows: int, cols: int) -> np.ndarray:
     """A screenshot of the canvas, sampled at the centre of every cell: (rows, cols, 3)."""
     c = fig["canvas"]
-    shot = browser.screenshot({"x": c["x"], "y": c["y"], "width": c["w"], "height": c["h"]})
+    shot = screenshot(page, {"x": c["x"], "y": c["y"], "width": c["w"], "height": c["h"]})
     ys = ((np.arange(rows) + 0.5) * c["h"] / rows).astype(int)
     xs = ((np.arange(cols) + 0.5) * c["w"] / cols).astype(int)
     return shot[ys][:, xs].astype(np.int32)
 
 
-def assert_shows_head(browser, report, layer, head) -> np.ndarray:
+def assert_shows_head(page: Page, report: AttentionReport, layer: int, head: int) -> np.ndarray:
     t, a = len(report.tokens), report.first_query
-    colours = cell_colours(browser, figure(browser), t - a, t)
+    colours = cell_colours(page, figure(page), t - a, t)
     want = expected_shades(report, layer, head)
     assert np.abs(colours[..., 0] - want).max() <= 1, f"picture is not L{layer}H{head}"
     assert np.abs(colours[..., 1] - want).max() <= 1 and (colours[..., 2] == 255).all()
     return colours
 
 
-def test_heatmap_pixels_are_the_weights_and_switching_head_redraws(browser, tmp_path):
+def test_heatmap_pixels_are_the_weights_and_switching_head_redraws(page, log, tmp_path):
     report = build_report(WORDS * 2)
-    page, _ = write_page(report, tmp_path)
-    browser.open(page)
-    assert browser.problems() == []
-    before = assert_shows_head(browser, report, 0, 0)  # the page opens on the selected head
+    html, _ = write_page(report, tmp_path)
+    open_file(page, log, html)
+    assert log.problems == []
+    before = assert_shows_head(page, report, 0, 0)  # the page opens on the selected head
     weights = report.query_weights[0, 0]
     large = (weights >= 0.25).numpy()
     assert large.any() and (before[large][:, 0] <= 128).all()  # large weights: clearly blue
     future = np.triu(np.ones_like(large), 1).astype(bool)
     assert (before[future] == 255).all()  # the masked future stays white
-    # A real mouse click on another head's thumbnail.
-    box = browser.js(
-        "(() => { const b = document.querySelector('.thumb[data-key=\"1.1\"] canvas')"
-        ".getBoundingClientRect(); return [b.left + b.width / 2, b.top + scrollY + b.height / 2];"
-        " })()"
-    )
-    browser.click(*box)
-    after = assert_shows_head(browser, report, 1, 1)
+    # A real mouse click at the middle of another head's thumbnail (scrolled into view).
+    page.click('.thumb[data-key="1.1"] canvas')
+    after = assert_shows_head(page, report, 1, 1)
     assert (np.abs(after - before).max(-1) > 8).sum() > len(report.tokens)  # a new picture
-    assert browser.js("document.querySelector('.thumb.sel').dataset.key") == "1.1"
-    assert browser.js("document.getElementById('layer').value") == "1"
+    assert page.evaluate("document.querySelector('.thumb.sel').dataset.key") == "1.1"
+    assert page.evaluate("document.getElementById('layer').value") == "1"
     # The head picker, operated as a user does: choose an option, which fires "change".
-    browser.js("(h => { h.value = '0'; h.dispatchEvent(new Event('change')); })(head)")
-    assert_shows_head(browser, report, 1, 0)
-    assert browser.problems() == []
+    page.select_option("#head", "0")
+    assert_shows_head(page, report, 1, 0)
+    assert log.problems == []
 
 
 @pytest.mark.parametrize(
@@ -152,15 +174,15 @@ def test_heatmap_pixels_are_the_weights_and_switching_head_redraws(browser, tmp_
     [(WORDS * 2, None), (WORDS * 2, (6, 20)), ([c for c in SMALL_TEXT[:150]], None)],
     ids=["words", "queries-6:20", "150-chars"],
 )
-def test_labels_sit_on_their_columns_and_rows(browser, tmp_path, tokens, queries):
+def test_labels_sit_on_their_columns_and_rows(page, log, tmp_path, tokens, queries):
     report = build_report(tokens)
     if queries:
         report = report.cut(*queries)
     t, a = len(report.tokens), report.first_query
-    page, _ = write_page(report, tmp_path)
-    browser.open(page)
+    html, _ = write_page(report, tmp_path)
+    open_file(page, log, html)
     for where in ("#focus .fig", "#rollout .fig"):
-        fig = figure(browser, where)
+        fig = figure(page, where)
         c = fig["canvas"]
         assert c["w"] == c["width"] and c["h"] == c["height"] == (t - a) * c["height"] // (t - a)
         cell_w, cell_h = c["w"] / t, c["h"] / (t - a)
@@ -186,30 +208,30 @@ def test_labels_sit_on_their_columns_and_rows(browser, tmp_path, tokens, queries
         for q in fig["queries"]:
             assert q["text"] == short_label(report.tokens[q["index"]], 10)
     # The labels are painted: dark text above each labelled column, left of each labelled row.
-    fig = figure(browser)
+    fig = figure(page)
     c, strip, column = fig["canvas"], fig["strip"], fig["column"]
-    # Hovering the last query's first key names that cell.
-    browser.hover(c["x"] + 0.5 * c["w"] / t, c["y"] + c["h"] - 0.5 * c["h"] / (t - a))
-    tip = browser.js("document.getElementById('tip').innerText").splitlines()
+    # Hovering the last query's first key names that cell (the mouse at that point of the
+    # canvas, scrolled into view).
+    cell = {"x": 0.5 * c["w"] / t, "y": c["h"] - 0.5 * c["h"] / (t - a)}
+    page.hover("#focus .fig canvas", position=cell)
+    tip = page.evaluate("document.getElementById('tip').innerText").splitlines()
     assert tip[0].startswith(f"query {t - 1} ") and tip[1].startswith("key   0 ")
-    top = browser.screenshot({"x": c["x"], "y": strip["y"], "width": c["w"], "height": strip["h"]})
+    top = screenshot(page, {"x": c["x"], "y": strip["y"], "width": c["w"], "height": strip["h"]})
     for k in fig["keys"]:
         x0 = max(0, round(k["x"] - c["x"]))
         assert (top[:, x0 : x0 + round(k["w"])] < 160).all(-1).any(), f"key {k} not drawn"
-    left = browser.screenshot(
-        {"x": column["x"], "y": c["y"], "width": column["w"], "height": c["h"]}
-    )
+    left = screenshot(page, {"x": column["x"], "y": c["y"], "width": column["w"], "height": c["h"]})
     for q in fig["queries"]:
         y0 = max(0, round(q["y"] - c["y"]))
         assert (left[y0 : y0 + round(q["h"])] < 160).all(-1).any(), f"query {q} not drawn"
-    assert browser.problems() == []
+    assert log.problems == []
 
 
-def test_head_table_has_a_chance_row(browser, tmp_path):
+def test_head_table_has_a_chance_row(page, log, tmp_path):
     report = build_report(WORDS * 2)
-    page, _ = write_page(report, tmp_path)
-    browser.open(page)
-    rows = browser.js(
+    html, _ = write_page(report, tmp_path)
+    open_file(page, log, html)
+    rows = page.evaluate(
         "[...document.querySelectorAll('table.scores tr')].map(r => "
         "[...r.cells].map(c => c.innerText))"
     )
@@ -220,64 +242,66 @@ def test_head_table_has_a_chance_row(browser, tmp_path):
         assert chance[header.index(key)] == f"{levels[key]:.3f}", key
     assert chance[header.index("entropy_normalised")] == "1.000"
     assert chance[header.index("copying")] == ""  # no chance level for a weights-only score
-    assert "3\u00d7 chance" in browser.js("document.getElementById('chance-note').innerText")
+    assert "3\u00d7 chance" in page.evaluate("document.getElementById('chance-note').innerText")
 
 
-def test_the_page_fetches_nothing_and_allows_nothing_else(browser, tmp_path):
-    page, _ = write_page(build_report(WORDS), tmp_path)
-    browser.open(page)
-    assert browser.requests() == [page.resolve().as_uri()]  # the page itself, nothing more
+def test_the_page_fetches_nothing_and_allows_nothing_else(page, log, tmp_path):
+    html, _ = write_page(build_report(WORDS), tmp_path)
+    url = open_file(page, log, html)
+    assert log.requests == [url]  # the page itself, nothing more
     # It rendered regardless: every thumbnail and both heatmaps drawn, with some blue in them.
-    shot = browser.screenshot()
-    assert browser.js("document.querySelectorAll('canvas').length") == 4 + 2
+    shot = screenshot(page)
+    assert page.evaluate("document.querySelectorAll('canvas').length") == 4 + 2
     assert ((shot[..., 2] == 255) & (shot[..., 0] < 128)).sum() > 100
-    assert browser.problems() == []
-    csp = browser.js("document.querySelector('meta[http-equiv=Content-Security-Policy]').content")
+    assert log.problems == []
+    csp = page.evaluate(
+        "document.querySelector('meta[http-equiv=Content-Security-Policy]').content"
+    )
     assert "default-src 'none'" in csp and "unsafe" not in csp
     # Anything a script might try is refused by the page's own policy.
-    refused = browser.js("fetch('http://example.com/x').then(() => 'fetched', () => 'refused')")
+    refused = page.evaluate("fetch('http://example.com/x').then(() => 'fetched', () => 'refused')")
     assert refused == "refused"
 
 
-def test_a_hostile_prompt_shows_as_text_and_runs_nothing(browser, tmp_path):
+def test_a_hostile_prompt_shows_as_text_and_runs_nothing(page, log, tmp_path):
     tokens = [*WORDS[:3], *HOSTILE, *WORDS[3:]]
     report = build_report(tokens)
     title = "".join(tokens)[:80]
-    page, svg = write_page(report, tmp_path, title=title)
-    browser.open(page)
-    assert browser.js("window.pwned") is None and browser.problems() == []
-    assert browser.js("document.scripts.length") == 2  # the data block and the page's script
-    assert browser.js("document.querySelectorAll('img, b').length") == 0
+    html, svg = write_page(report, tmp_path, title=title)
+    open_file(page, log, html)
+    assert page.evaluate("window.pwned") is None and log.problems == []
+    assert page.evaluate("document.scripts.length") == 2  # the data block and the page's script
+    assert page.evaluate("document.querySelectorAll('img, b').length") == 0
     title_text = " ".join(f"tinygpt attention: {title}".split())  # as a browser collapses it
-    assert browser.js("document.title") == title_text
-    assert browser.js("document.getElementById('model').innerText") == report.model
-    shown = browser.js("document.getElementById('prompt').innerText")
+    assert page.evaluate("document.title") == title_text
+    assert page.evaluate("document.getElementById('model').innerText") == report.model
+    shown = page.evaluate("document.getElementById('prompt').innerText")
     assert shown == "".join(tokens)
     for token in HOSTILE:
         assert token in shown
-    keys = figure(browser)["keys"]
+    keys = figure(page)["keys"]
     assert [k["text"] for k in keys] == [short_label(t, 8) for t in tokens]
     assert short_label("\u202eevil", 8) == "·evil"  # the override is shown, not obeyed
     # The SVG figure, opened on its own: drawn, and every label exactly its token's text.
-    browser.open(svg)
-    assert browser.js("window.pwned") is None and browser.problems() == []
-    assert browser.js("document.documentElement.localName") == "svg"  # parsed, no error page
-    assert browser.js("document.querySelectorAll('script, img, b').length") == 0
-    texts = browser.js("[...document.querySelectorAll('text')].map(t => t.textContent)")
+    open_file(page, log, svg)
+    assert page.evaluate("window.pwned") is None and log.problems == []
+    assert page.evaluate("document.documentElement.localName") == "svg"  # parsed, no error page
+    assert page.evaluate("document.querySelectorAll('script, img, b').length") == 0
+    texts = page.evaluate("[...document.querySelectorAll('text')].map(t => t.textContent)")
     for token in tokens:
         assert visible(token)[:8] in texts
     assert "<script>" in texts and "&amp;␣&l" in texts and '"double"' in texts
-    assert_svg_drawn(browser)
+    assert_svg_drawn(page)
 
 
-def assert_svg_drawn(browser: Browser) -> None:
+def assert_svg_drawn(page: Page) -> None:
     """Every weight rectangle of the figure is on screen in its own colour."""
-    cells = browser.js(
+    cells = page.evaluate(
         "[...document.querySelectorAll('rect[fill^=\"rgb(\"]')].map(r => { "
         "const b = r.getBoundingClientRect(); "
         "return [b.left + b.width / 2, b.top + b.height / 2, r.getAttribute('fill')]; })"
     )
-    shot = browser.screenshot()
+    shot = screenshot(page)
     assert cells and (shot < 250).any()
     for x, y, fill in cells:
         want = [int(v) for v in fill[4:-1].split(",")]
@@ -295,9 +319,9 @@ def hostile_checkpoint(tmp_path_factory):
     return tinygpt.train(root / "t.txt", out_dir=root / "ck", **options).out_dir
 
 
-def test_cli_page_and_figure_in_the_browser(browser, hostile_checkpoint, tmp_path):
+def test_cli_page_and_figure_in_the_browser(page, log, hostile_checkpoint, tmp_path):
     prompt = CLI_PROMPT
-    page, svg = tmp_path / "p.html", tmp_path / "f.svg"
+    html, svg = tmp_path / "p.html", tmp_path / "f.svg"
     code, _, err = run_main(
         "inspect-attention",
         "-c",
@@ -307,36 +331,36 @@ def test_cli_page_and_figure_in_the_browser(browser, hostile_checkpoint, tmp_pat
         "--layer",
         "1",
         "--html",
-        str(page),
+        str(html),
         "--svg",
         str(svg),
     )
     assert code == 0, err
-    browser.open(page)
-    assert browser.problems() == [] and browser.js("window.pwned") is None
-    assert browser.js("document.getElementById('prompt').innerText") == prompt
-    assert browser.js("document.getElementById('layer').selectedOptions[0].text") == "layer 1"
-    fig, t = figure(browser), len(prompt)  # a char model: a token per character
+    open_file(page, log, html)
+    assert log.problems == [] and page.evaluate("window.pwned") is None
+    assert page.evaluate("document.getElementById('prompt').innerText") == prompt
+    assert page.evaluate("document.getElementById('layer').selectedOptions[0].text") == "layer 1"
+    fig, t = figure(page), len(prompt)  # a char model: a token per character
     assert [k["text"] for k in fig["keys"]] == [visible(c) for c in prompt]
     assert [q["text"] for q in fig["queries"]] == [visible(c) for c in prompt]
-    colours = cell_colours(browser, fig, t, t)
+    colours = cell_colours(page, fig, t, t)
     assert (colours[..., 0] < 250).sum() >= t  # at least each row's largest weight
-    browser.open(svg)
-    assert browser.problems() == [] and browser.js("window.pwned") is None
-    texts = browser.js("[...document.querySelectorAll('text')].map(t => t.textContent)")
+    open_file(page, log, svg)
+    assert log.problems == [] and page.evaluate("window.pwned") is None
+    texts = page.evaluate("[...document.querySelectorAll('text')].map(t => t.textContent)")
     assert {"<", ">", "&", '"', "'", "·", "↵"} <= set(texts)  # one character a label here
-    assert_svg_drawn(browser)
+    assert_svg_drawn(page)
 
 
-def test_a_one_token_prompt_renders(browser, tmp_path):
+def test_a_one_token_prompt_renders(page, log, tmp_path):
     # Its scores are NaN (nothing to score); NaN is not JSON and used to stop the page's script.
     report = build_report(["ROMEO"])
     assert math.isnan(report.scores[0].previous_token)
-    page, _ = write_page(report, tmp_path)
-    browser.open(page)
-    assert browser.problems() == []
-    assert browser.js("document.querySelectorAll('table.scores tr').length") == 1 + 1 + 4
-    assert_shows_head(browser, report, 0, 0)
+    html, _ = write_page(report, tmp_path)
+    open_file(page, log, html)
+    assert log.problems == []
+    assert page.evaluate("document.querySelectorAll('table.scores tr').length") == 1 + 1 + 4
+    assert_shows_head(page, report, 0, 0)
     assert torch.equal(report.query_weights[0, 0], torch.ones(1, 1))
 
 
@@ -364,24 +388,24 @@ def test_ci_installs_chromium_and_the_readme_says_so():
     assert "python -m pytest -m browser" in readme and "apt-get install chromium" in readme
 
 
-def span_colours(browser: Browser, selector: str) -> list[tuple[str, list[int], str]]:
+def span_colours(page: Page, selector: str) -> list[tuple[str, list[int], str]]:
     """Each span under ``selector``: its text, the colour painted at its centre, its title."""
-    spans = browser.js(
+    spans = page.evaluate(
         f"[...document.querySelectorAll({selector!r})].map(s => {{ "
         "const b = s.getBoundingClientRect(); "
         "return [s.textContent, b.left + b.width / 2, b.top + b.height / 2, s.title]; })"
     )
-    shot = browser.screenshot()
+    shot = screenshot(page)
     return [(text, shot[int(y), int(x)].tolist(), title) for text, x, y, title in spans]
 
 
 def test_the_attention_page_shows_the_predictions_coloured_by_loss(
-    browser, hostile_checkpoint, tmp_path
+    page, log, hostile_checkpoint, tmp_path
 ):
     from tinygpt.analysis import commands
     from tinygpt.views.interpret_text import loss_rgb
 
-    page = tmp_path / "p.html"
+    html = tmp_path / "p.html"
     code, _, err = run_main(
         "inspect-attention",
         "-c",
@@ -389,13 +413,13 @@ def test_the_attention_page_shows_the_predictions_coloured_by_loss(
         "--prompt",
         CLI_PROMPT,
         "--html",
-        str(page),
+        str(html),
     )
     assert code == 0, err
-    browser.open(page)
-    assert browser.problems() == [] and browser.js("window.pwned") is None
+    open_file(page, log, html)
+    assert log.problems == [] and page.evaluate("window.pwned") is None
     report = commands.predictions_report(hostile_checkpoint, CLI_PROMPT, device="cpu")
-    spans = span_colours(browser, "#predicted span")
+    spans = span_colours(page, "#predicted span")
     assert "".join(text for text, _, _ in spans) == CLI_PROMPT
     for i, (text, colour, title) in enumerate(spans):
         assert title.startswith(f"{i}: ")
@@ -418,32 +442,34 @@ def test_the_attention_page_shows_the_predictions_coloured_by_loss(
     ],
 )
 def test_the_interpret_pages_show_hostile_text_as_text(
-    browser, hostile_checkpoint, tmp_path, command
+    page, log, hostile_checkpoint, tmp_path, command
 ):
-    page, svg = tmp_path / "p.html", tmp_path / "f.svg"
+    html, svg = tmp_path / "p.html", tmp_path / "f.svg"
     code, _, err = run_main(
-        "inspect", *command, "-c", str(hostile_checkpoint), "--html", str(page), "--svg", str(svg)
+        "inspect", *command, "-c", str(hostile_checkpoint), "--html", str(html), "--svg", str(svg)
     )
     assert code == 0, err
-    browser.open(page)
-    assert browser.requests() == [page.resolve().as_uri()]
-    assert browser.problems() == [] and browser.js("window.pwned") is None
-    assert browser.js("document.scripts.length") == 0  # the page has no script at all
-    assert browser.js("document.querySelectorAll('img, script, b b').length") == 0
-    csp = browser.js("document.querySelector('meta[http-equiv=Content-Security-Policy]').content")
+    url = open_file(page, log, html)
+    assert log.requests == [url]
+    assert log.problems == [] and page.evaluate("window.pwned") is None
+    assert page.evaluate("document.scripts.length") == 0  # the page has no script at all
+    assert page.evaluate("document.querySelectorAll('img, script, b b').length") == 0
+    csp = page.evaluate(
+        "document.querySelector('meta[http-equiv=Content-Security-Policy]').content"
+    )
     assert "script-src 'none'" in csp and "unsafe" not in csp
-    text = browser.js("document.body.innerText")
+    text = page.evaluate("document.body.innerText")
     if command[0] != "attribution":
         assert "<script>window.pwned=1</script>" in text
-    shot = browser.screenshot()
+    shot = screenshot(page)
     assert (shot[..., 0] < 200).any()  # something coloured was painted
     if command[0] == "predictions":
-        spans = span_colours(browser, ".text span")
+        spans = span_colours(page, ".text span")
         assert "".join(t for t, _, _ in spans) == CLI_PROMPT
     if command[0] == "patch":
-        cells = browser.js("document.querySelectorAll('.grid td[class]').length")
+        cells = page.evaluate("document.querySelectorAll('.grid td[class]').length")
         assert cells == (2 * 2 + 2) * len(CLI_PROMPT)  # heads and streams, every position
-    browser.open(svg)
-    assert browser.problems() == [] and browser.js("window.pwned") is None
-    assert browser.js("document.documentElement.localName") == "svg"
-    assert browser.js("document.querySelectorAll('script, img').length") == 0
+    open_file(page, log, svg)
+    assert log.problems == [] and page.evaluate("window.pwned") is None
+    assert page.evaluate("document.documentElement.localName") == "svg"
+    assert page.evaluate("document.querySelectorAll('script, img').length") == 0

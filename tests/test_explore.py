@@ -315,16 +315,16 @@ def served(explorer):
 
 @pytest.fixture(scope="module")
 def page(served):
-    from tests.browser import find_chromium
+    """The explore page in headless Chromium (tests/browser.py), which reaches only this server."""
+    from urllib.parse import urlsplit
 
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=find_chromium())
-        context = browser.new_page(viewport={"width": 1200, "height": 900}, accept_downloads=True)
-        context.goto(served)
-        context.wait_for_selector("body[data-ready='1']")
-        yield context
-        browser.close()
+    from tests.browser import chromium_page
+
+    url = urlsplit(served)
+    with chromium_page(f"{url.scheme}://{url.netloc}", accept_downloads=True) as page:
+        page.goto(served)
+        page.wait_for_selector("body[data-ready='1']")
+        yield page
 
 
 @pytest.mark.browser
