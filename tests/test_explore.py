@@ -289,6 +289,24 @@ def test_a_checkpoint_that_cannot_load_is_generates_one_line(tmp_path):
     assert one_line_error(explore[0], explore[2]) == one_line_error(generate[0], generate[2])
 
 
+def test_a_model_too_large_for_the_device_is_one_line_before_the_page(ck, monkeypatch):
+    from tinygpt.config.model import ModelConfig
+    from tinygpt.explore.session import memory_needed
+    from tinygpt.model import device
+
+    served = []
+    monkeypatch.setattr("uvicorn.Server.run", lambda *a, **k: served.append(a))
+    monkeypatch.setattr(device, "free_memory", lambda where: 10_000)
+    code, _, err = run_main("explore", "-c", str(ck), "--no-browser")
+    line = one_line_error(code, err)
+    assert "needs about" in line and "GiB is free" in line and "--checkpoint" in line, line
+    assert not served  # nothing was served
+    monkeypatch.setattr(device, "free_memory", lambda where: None)  # unknown: no refusal
+    assert run_main("explore", "-c", str(ck), "--no-browser")[0] == 0 and served
+    small, big = ModelConfig(), ModelConfig(n_layer=48, n_embd=1600, block_size=1024)
+    assert memory_needed(small, 0) < 2**26 < 2**33 < memory_needed(big, 0)  # 64 MB, 8 GB
+
+
 # -- the page in Chromium ----------------------------------------------------------------
 @pytest.fixture(scope="module")
 def served(explorer):
@@ -373,6 +391,28 @@ def test_in_the_page_write_click_toggle_and_save(page, ck, explorer, tmp_path):
     assert code == 0, err
     assert after == pytest.approx(json.loads(out)["prompt"]["ablated"], abs=1e-5)
     page.uncheck("#toggles input[value='L1H0']")
+    # The step slider: the same query's rows with the weights the run kept at step 15
+    from tinygpt.analysis.capture import capture_attention
+    from tinygpt.checkpoint.store import open_checkpoint
+    from tinygpt.checkpoint.weights import load_weights
+
+    checkpoint = open_checkpoint(ck)
+    past = checkpoint.load_model("cpu", attention="manual").eval()
+    load_weights(past, checkpoint.history().weights(15), "step 15")
+    ids = explorer.tokens(text)
+    weights = capture_attention(past, ids, [str(i) for i in ids]).weights
+    assert page.is_visible("#history") and page.inner_text("#step-shown") == "30 (as saved)"
+    page.fill("#step", "0")
+    page.wait_for_selector("body[data-shown-step='15']")
+    for panel in page.query_selector_all("#heads .head"):
+        layer, h = (int(x) for x in (panel.get_attribute("data-head") or "")[1:].split("H"))
+        shown = [
+            float(c.get_attribute("data-weight") or "nan")
+            for c in panel.query_selector_all(".cell")
+        ]
+        assert shown == pytest.approx(weights[layer, h, 9, :10].tolist(), abs=5e-5)
+    page.fill("#step", "1")
+    page.wait_for_selector("body[data-shown-step='30']")
     # A head's step-by-step computation opens on a click
     page.click("#heads .head[data-head='L0H1']")
     page.wait_for_selector("#explain table")

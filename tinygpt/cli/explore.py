@@ -5,14 +5,19 @@ from __future__ import annotations
 import contextlib
 import socket
 import webbrowser
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from tinygpt.cli.app import command
 from tinygpt.cli.common import DEVICE_DEFAULT, CheckpointOpt, DeviceOpt
-from tinygpt.errors import UsageError
+from tinygpt.errors import Opt, UsageError
 from tinygpt.io.console import printable
+
+if TYPE_CHECKING:  # torch is imported when the command runs, not for --help
+    import torch
+
+    from tinygpt.checkpoint.store import Checkpoint
 
 
 @command("explore")
@@ -33,11 +38,15 @@ def explore(
     import torch
     import uvicorn
 
-    from tinygpt.checkpoint.store import load
+    from tinygpt.checkpoint.store import find_checkpoint
     from tinygpt.explore.server import LOCAL_HOSTS, create_app, new_token
     from tinygpt.explore.session import Explorer
+    from tinygpt.model.device import resolve_device
 
-    model, tokenizer, ck = load(checkpoint, device, attention="manual", best=best)
+    ck, where = find_checkpoint(checkpoint), resolve_device(device)
+    _check_fits(ck, where)
+    model = ck.load_model(where, attention="manual", best=best).eval()
+    tokenizer = ck.tokenizer
     if model.wte.weight.device.type == "cpu":
         # One token (a sample) or one block (a click) at a time: a second torch thread costs
         # more in hand-offs than it computes, and the server's own thread needs the core
@@ -62,6 +71,23 @@ def explore(
     with contextlib.suppress(KeyboardInterrupt):
         server.run(sockets=[sock])
     typer.echo("stopped", err=True)
+
+
+def _check_fits(ck: Checkpoint, device: torch.device) -> None:
+    """One line before anything is loaded, rather than a page whose first click runs out."""
+    from tinygpt.checkpoint.manifest import HISTORY_FILE
+    from tinygpt.explore.session import memory_needed
+    from tinygpt.model.device import free_memory
+
+    history = ck.manifest.get("sizes", {}).get(HISTORY_FILE, 0)
+    need, free = memory_needed(ck.config.model, history), free_memory(device)
+    if free is not None and need > free:
+        raise UsageError(
+            f"{printable(str(ck.directory))} needs about {need / 2**30:.1f} GiB to explore on "
+            f"{device.type} and {free / 2**30:.1f} GiB is free; free some memory or pass ",
+            Opt("device", "cpu") if device.type != "cpu" else Opt("checkpoint"),
+            " (another model)" if device.type == "cpu" else "",
+        )
 
 
 def _listen(host: str, port: int) -> socket.socket:

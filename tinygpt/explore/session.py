@@ -24,6 +24,7 @@ from tinygpt.analysis.predictions import Prediction, predictions
 from tinygpt.analysis.scores import all_head_scores
 from tinygpt.checkpoint.store import Checkpoint
 from tinygpt.checkpoint.weights import load_weights
+from tinygpt.config.model import ModelConfig, parameter_bound
 from tinygpt.config.sample import SampleConfig
 from tinygpt.data.tokenizer import Tokenizer
 from tinygpt.errors import Opt, UsageError
@@ -35,6 +36,15 @@ from tinygpt.sampling.tokens import make_generator, sample_tokens
 MAX_TEXT = 1 << 16  # tokens a page may send (its text; the model sees one block of it)
 TOP_K = 5  # next-token candidates shown per position and per streamed token
 ABLATION_MODES = ("zero", "mean")
+
+
+def memory_needed(config: ModelConfig, history_bytes: int) -> int:
+    """About the bytes a page's model takes at most: its float32 weights twice (the saved ones
+    are kept aside while a slider shows a past step), the kept steps, and one click's
+    activations (every head's block x block attention, a few copies, and the residuals)."""
+    layers, heads, block, width = config.n_layer, config.n_head, config.block_size, config.n_embd
+    activations = 4 * (4 * layers * heads * block * block + 16 * layers * block * width)
+    return 8 * parameter_bound(config) + history_bytes + activations
 
 
 class Explorer:

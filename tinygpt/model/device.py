@@ -44,6 +44,17 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def free_memory(device: torch.device) -> int | None:
+    """Bytes that ``device`` can still hand out (None where that can't be known)."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    if device.type == "mps":
+        return torch.mps.recommended_max_memory() - torch.mps.driver_allocated_memory()
+    with contextlib.suppress(ValueError, OSError, AttributeError):  # Linux and most Unixes
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    return None
+
+
 def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
     """``auto``: bf16 autocast on CUDA GPUs that support it natively, else full fp32."""
     if name == "auto":

@@ -126,12 +126,14 @@ async function select(index) {
   }
   const started = performance.now();
   const ticket = ++state.ticket;  // a slider dragged fast: only the latest answer is drawn
+  const step = chosenStep();
   try {
     const answer = await post("/api/analyse", {
-      ids: state.ids, position: index, off: offHeads(), mode: $("mode").value, step: chosenStep(),
+      ids: state.ids, position: index, off: offHeads(), mode: $("mode").value, step,
     });
     if (ticket !== state.ticket) return;
     render(answer);
+    document.body.dataset.shownStep = String(step ?? state.info.step);
     document.body.dataset.clickMs = (performance.now() - started).toFixed(1);
   } catch (error) { say(error.message, true); }
 }
