@@ -187,6 +187,7 @@ function renderPredictions(p, a) {
   const mean = p.prompt_loss === null ? "" : `Mean loss over the text: ${p.prompt_loss.toFixed(4)} nats`;
   $("loss").textContent = next + mean;
   $("loss").dataset.promptLoss = p.prompt_loss === null ? "" : p.prompt_loss.toFixed(6);
+  $("loss").dataset.nextProb = p.next_prob === null ? "" : p.next_prob.toFixed(6);
 }
 
 function renderLens(a) {
