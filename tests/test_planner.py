@@ -31,7 +31,7 @@ def test_evaluations_are_priced_at_their_measured_cost():
     planner.step_done(2.0)
     planner.step_done(3.0)
     planner.evaluation_done(4.0)
-    assert planner.eval_seconds == 4.0
+    assert planner.last_eval_seconds == 4.0
     # 10 s in: 2 steady steps cost (10 - 1 warm-up - 4 evaluating) / 2 = 2.5 s
     assert planner.steps_left(10.0) == int((100 - 10 - 4) / (2.5 + 4 / 10))
 
@@ -83,3 +83,33 @@ def test_only_the_total_the_deadline_planned_is_called_its_end():
     deadline.planned = 400  # as a plan that settled on 400
     assert deadline.ends_early(400, 400)
     assert not deadline.ends_early(250, 250)  # a total set elsewhere (an early stop)
+
+
+def test_evaluations_by_time_are_priced_as_the_ones_still_due():
+    planner = DeadlinePlanner(max_time=100, eval_every=None, eval_forward_passes=2, eval_seconds=20)
+    for t in (1.0, 2.0, 3.0):
+        planner.step_done(t)
+    planner.evaluation_done(4.0)
+    # 10 s in, 2.5 s a step; 86 s left after the final evaluation hold 4.3 evaluations due
+    left = 100 - 10 - 4
+    assert planner.steps_left(10.0) == int((left - left / 20 * 4) / 2.5)
+
+
+def test_once_the_decay_began_a_slower_machine_shrinks_the_plan_and_it_is_said_once():
+    from tinygpt.config.train import TrainConfig
+    from tinygpt.training.planner import Deadline
+
+    cfg = TrainConfig(max_time=100, max_steps=10_000, warmup_steps=10, eval_every=10_000)
+    deadline = Deadline(cfg, start=0.0, compiled=False)
+    now, step, total, notes, totals = 0.0, 0, 10_000, [], []
+    while step < total and now < 100:
+        now += 0.1 if now < 50 else 0.2  # the machine slows to half speed midway
+        step += 1
+        total = deadline.plan(now, step, total, agree=lambda n: n)
+        notes += [note] if (note := deadline.take_note()) is not None else []
+        if deadline.first_plan is not None:  # the decay has begun: the plan only shrinks
+            assert total <= (totals or [total])[-1]
+            totals.append(total)
+    assert step == total and 97 <= now <= 100  # the decay ends at the deadline, not after it
+    assert deadline.first_plan is not None and total < 0.9 * deadline.first_plan
+    assert len(notes) == 1 and "training slowed" in str(notes[0])

@@ -337,6 +337,29 @@ def test_max_time_plans_the_schedule_to_end_at_min_lr(tiny_run, monkeypatch, sch
         assert lr_at(result.step, cfg) == pytest.approx(1e-4)
 
 
+def test_max_time_evaluates_by_the_clock_and_anneals_at_the_deadline_on_a_slowing_machine(
+    tiny_run, monkeypatch
+):
+    clock, real_init, real_step = FakeClock(0.01), Trainer.__init__, Trainer.train_step
+
+    def with_fake_clock(self, *args, **kwargs):
+        real_init(self, *args, **kwargs)
+        self.clock = clock
+
+    def slower_after_a_while(self):
+        if clock.now > 2.0:  # halfway: the machine slows to a third of its speed
+            clock.now += 0.1
+        return real_step(self)
+
+    monkeypatch.setattr(Trainer, "__init__", with_fake_clock)
+    monkeypatch.setattr(Trainer, "train_step", slower_after_a_while)
+    result = tiny_run(max_steps=100000, max_time=4.0, eval_every=None, min_lr=1e-4)
+    assert result.stopped_by_time and result.metrics[-1]["lr"] == pytest.approx(1e-4)
+    # 8 evaluations spread over the budget (one every 0.5 s), then the final one
+    assert 8 <= len(result.metrics) <= 9, [r["step"] for r in result.metrics]
+    assert clock.now <= 4.0 + 0.5
+
+
 def test_max_time_never_plans_past_max_steps(tiny_run):
     result = tiny_run(max_steps=12, max_time=600.0, eval_every=6, min_lr=0.0)
     assert result.step == 12 and not result.stopped_by_time

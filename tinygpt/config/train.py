@@ -20,6 +20,9 @@ from tinygpt.config.fields import (
 from tinygpt.config.specs import is_bpe_spec, parse_bpe_spec, record_spec
 from tinygpt.errors import Opt, UsageError
 
+EVAL_EVERY = 250  # steps between evaluations, without --max-time
+EVALS_PER_BUDGET = 8  # evaluations over a --max-time budget (the last at the deadline)
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -75,7 +78,12 @@ class TrainConfig:
     beta2: float = 0.99
     momentum: float = 0.95  # Muon's (Nesterov) momentum
     grad_clip: float = documented(1.0, "Clip the gradient norm; 0 disables.")
-    eval_every: int = documented(250, "Evaluate and save every N steps.")
+    eval_every: int | None = documented(
+        None,
+        "Evaluate and save every N steps.",
+        default_text=f"{EVAL_EVERY}; with --max-time, {EVALS_PER_BUDGET} evaluations spread "
+        "over the time",
+    )
     eval_batches: int = documented(20, "Batches per loss estimate.")
     device: str = documented("auto", "auto (CUDA, then MPS, then CPU), cpu, cuda, mps.")
     dtype: str = documented(
@@ -132,7 +140,6 @@ class TrainConfig:
             "batch_size",
             "grad_accum",
             "max_steps",
-            "eval_every",
             "eval_batches",
             "max_bad_steps",
         ):
@@ -171,6 +178,10 @@ class TrainConfig:
                 raise UsageError(Opt(name), f" must be in [0, 1), got {getattr(self, name)}")
         if self.max_time is not None:
             check_positive("max_time", self.max_time)
+        if self.eval_every is not None and self.eval_every <= 0:
+            raise UsageError(
+                Opt("eval_every"), f" must be a positive integer, got {self.eval_every}"
+            )
         if self.early_stop is not None and self.early_stop <= 0:
             raise UsageError(
                 Opt("early_stop"), f" must be a positive integer, got {self.early_stop}"
@@ -186,6 +197,21 @@ class TrainConfig:
             parse_bpe_spec(self.tokenizer)
         record_spec(self.records, self.separator)
         return self
+
+    @property
+    def eval_steps(self) -> int | None:
+        """Steps between evaluations; None: by time (``eval_seconds``)."""
+        if self.eval_every is not None:
+            return self.eval_every
+        return None if self.max_time is not None else EVAL_EVERY
+
+    @property
+    def eval_seconds(self) -> float | None:
+        """Seconds between evaluations of a ``--max-time`` run without ``--eval-every``: a
+        line every 30-60 s of a 5-minute run, as people expect of a run that talks."""
+        if self.eval_steps is not None or self.max_time is None:
+            return None
+        return self.max_time / EVALS_PER_BUDGET
 
     @property
     def record_spec(self) -> dict[str, str] | None:

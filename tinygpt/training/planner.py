@@ -12,12 +12,16 @@ forward pass per evaluation batch, a third of a training step's work.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tinygpt.config.train import TrainConfig
 from tinygpt.errors import Message, Opt
 from tinygpt.training.schedule import horizon_free
+
+RECENT_STEPS = 20  # the latest steps whose pace can shorten a plan after its decay began
+SLOWED_NOTE = 0.95  # a plan shrunk below this share of the one the decay began with is said
 
 
 @dataclass
@@ -25,16 +29,19 @@ class DeadlinePlanner:
     """Steps left before ``max_time`` seconds, from the times the trainer reports."""
 
     max_time: float
-    eval_every: int
+    eval_every: int | None  # steps between evaluations; None: every eval_seconds
     eval_forward_passes: int  # train and val estimates: 2 x eval_batches
     grad_accum: int = 1
     warmup_steps: int = 1  # the session's first steps, timed as warm-up
     compiled: bool = False  # the warm-up is then mostly compilation (for the end note)
     warmup_seconds: float = 0.0  # what the warm-up steps took
     evaluating_seconds: float = 0.0  # the evaluations and saves
-    eval_seconds: float | None = None  # the last evaluation and save
+    last_eval_seconds: float | None = None  # the last evaluation and save
+    eval_seconds: float | None = None  # seconds between evaluations (eval_every None)
     steps_seen: int = 0
     step_seconds: float | None = None  # the last estimate of a steady step
+    # The training clock (session time less evaluations) at the latest steady steps.
+    recent: deque[float] = field(default_factory=lambda: deque(maxlen=RECENT_STEPS))
 
     def step_done(self, elapsed: float) -> None:
         """A step ended ``elapsed`` seconds into the session (read at the same point of every
@@ -42,27 +49,37 @@ class DeadlinePlanner:
         self.steps_seen += 1
         if self.steps_seen <= self.warmup_steps:
             self.warmup_seconds = elapsed - self.evaluating_seconds
+        else:
+            self.recent.append(elapsed - self.evaluating_seconds)
 
     def evaluation_done(self, seconds: float) -> None:
         self.evaluating_seconds += seconds
-        self.eval_seconds = seconds
+        self.last_eval_seconds = seconds
 
-    def steps_left(self, elapsed: float) -> int | None:
-        """Steps that still fit after ``elapsed`` seconds of the session, paying for an
-        evaluation every ``eval_every`` steps and the final one; None without a steady step.
+    def steps_left(self, elapsed: float, recent: bool = False) -> int | None:
+        """Steps that still fit after ``elapsed`` seconds of the session, paying for the
+        evaluations still due and the final one; None without a steady step.
 
         A steady step costs the session's time less warm-up and evaluations, over the steady
-        steps: everything else the loop does between steps is part of a step's price."""
+        steps: everything else the loop does between steps is part of a step's price.
+        ``recent``: the slower of that and the latest steps' pace (a machine that slowed)."""
         steady = self.steps_seen - self.warmup_steps
         if steady < 1:
             return None
         per_step = (elapsed - self.warmup_seconds - self.evaluating_seconds) / steady
+        if recent and len(self.recent) > 1:
+            pace = (self.recent[-1] - self.recent[0]) / (len(self.recent) - 1)
+            per_step = max(per_step, pace)
         self.step_seconds = per_step = max(per_step, 1e-9)
-        evaluation = self.eval_seconds
+        evaluation = self.last_eval_seconds
         if evaluation is None:
             evaluation = self.eval_forward_passes * per_step / (3 * self.grad_accum)
         left = self.max_time - elapsed - evaluation
-        return int(max(0.0, left / (per_step + evaluation / self.eval_every)))
+        if self.eval_every is not None:
+            return int(max(0.0, left / (per_step + evaluation / self.eval_every)))
+        assert self.eval_seconds is not None
+        evaluations = max(0.0, left) / self.eval_seconds  # those still due on the clock
+        return int(max(0.0, (left - evaluations * evaluation) / per_step))
 
     def summary(self) -> str:
         """What the warm-up cost and a step costs, for the end note."""
@@ -70,8 +87,8 @@ class DeadlinePlanner:
         text = f"{warm} took {self.warmup_seconds:.1f}s"
         if self.step_seconds is not None:
             text += f", then {self.step_seconds * 1e3:.0f} ms a step"
-        if self.eval_seconds is not None:
-            text += f"; an evaluation and save {self.eval_seconds:.1f}s"
+        if self.last_eval_seconds is not None:
+            text += f"; an evaluation and save {self.last_eval_seconds:.1f}s"
         return text
 
 
@@ -79,9 +96,12 @@ class Deadline:
     """A session's ``--max-time`` budget: the schedule's total that ends at it, whether it has
     passed, and what to say when it ends the run. The trainer reads its clock and asks.
 
-    The total is re-planned only while the rate does not depend on it yet (``horizon_free``):
+    The total is re-planned freely while the rate does not depend on it yet (``horizon_free``):
     re-planning then changes nothing already done, and the total settled on is saved, so a
-    resume continues the same schedule exactly. No plan before a steady step.
+    resume continues the same schedule exactly. Once the decay has begun the total only ever
+    shrinks, when the latest steps' pace says it would not fit any more (the machine slowed):
+    the rate then falls faster, but the decay still ends at the deadline. No plan before a
+    steady step.
     """
 
     def __init__(self, cfg: TrainConfig, start: float, compiled: bool) -> None:
@@ -90,13 +110,17 @@ class Deadline:
         self.cap = cfg.max_steps  # --max-steps stays a cap
         self.planner = DeadlinePlanner(
             self.max_time,
-            cfg.eval_every,
+            cfg.eval_steps,
             2 * cfg.eval_batches,
             cfg.grad_accum,
             warmup_steps=2 if compiled else 1,  # a compiled second step may recompile
             compiled=compiled,
+            eval_seconds=cfg.eval_seconds,
         )
         self.planned: int | None = None  # the total the last plan settled on
+        self.first_plan: int | None = None  # the total when the decay began
+        self.slowed = False  # the plan shrank once its decay had begun (said once)
+        self.pending_note: Message | None = None
 
     def plan(self, now: float, step: int, total: int, agree: Callable[[int], int]) -> int:
         """The schedule's total once ``step`` steps are done at clock reading ``now``;
@@ -107,7 +131,7 @@ class Deadline:
     def _plan(self, elapsed: float, step: int, total: int, agree: Callable[[int], int]) -> int:
         self.planner.step_done(elapsed)
         if step >= horizon_free(self.cfg, total):
-            return total
+            return self._shrink(elapsed, step, total, agree)
         left = self.planner.steps_left(elapsed)
         if left is None:
             return total
@@ -115,6 +139,30 @@ class Deadline:
         estimate = agree(step + min(left, self.cap))
         # --max-steps stays a cap even while the warmup outlasts it (the horizon not reached)
         return min(self.cap, max(step + 1, estimate))
+
+    def _shrink(self, elapsed: float, step: int, total: int, agree: Callable[[int], int]) -> int:
+        """The total, or fewer steps when the latest pace says it no longer fits."""
+        if self.first_plan is None:
+            self.first_plan = total
+        left = self.planner.steps_left(elapsed, recent=True)
+        if left is None:
+            return total
+        fits = max(step + 1, agree(step + min(left, self.cap)))
+        if fits >= total:
+            return total
+        if not self.slowed and fits < SLOWED_NOTE * self.first_plan:
+            self.slowed = True
+            self.pending_note = Message(
+                Opt("max_time"),
+                f" {self.max_time:g}s: training slowed, so the schedule now ends at step "
+                f"{fits} instead of {self.first_plan}, its decay still finished by the deadline",
+            )
+        return fits
+
+    def take_note(self) -> Message | None:
+        """The note about a shrunk plan, the first time it shrinks; then None."""
+        note, self.pending_note = self.pending_note, None
+        return note
 
     def passed(self, now: float) -> bool:
         return now - self.start >= self.max_time

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -25,6 +26,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from tinygpt.config.train import TrainConfig
 from tinygpt.errors import Spell, python_spelling, spelled
 from tinygpt.io.console import printable, stderr_console
 from tinygpt.model import count_parameters
@@ -42,6 +44,10 @@ class TimeLeftColumn(TimeRemainingColumn):
         return Text("") if task.fields.get("done") else super().render(task)
 
 
+_FIELDS = {"loss": 0.0, "lr": 0.0, "tok_s": 0.0, "done": False}
+_TIME_COUNT = "{task.completed:.0f}/{task.total:g}s  step {task.fields[step]}"
+
+
 class ProgressDisplay(TrainerCallback):
     """The run summary at start, then a progress bar, evaluation lines and notes (rank 0)."""
 
@@ -55,37 +61,43 @@ class ProgressDisplay(TrainerCallback):
         if not trainer.dist.is_main:
             return
         describe_run(trainer, self.console)
+        # Under --max-time the bar is the budget's seconds, which is what the run promises
+        # (the step total is re-planned from the measured speed; the step is shown beside it).
+        self.budget, self.started = trainer.cfg.max_time, time.monotonic()
+        count = MofNCompleteColumn() if self.budget is None else TextColumn(_TIME_COUNT)
         self.progress = Progress(
             TextColumn("[bold]train"),
             BarColumn(),
-            MofNCompleteColumn(),
+            count,
             TextColumn("loss {task.fields[loss]:.4f}  lr {task.fields[lr]:.2e}"),
             TextColumn("{task.fields[tok_s]:,.0f} tok/s"),
             TimeLeftColumn(),
             console=self.console,
             transient=False,
         )
+        total = trainer.state.total_steps if self.budget is None else self.budget
+        completed = trainer.step if self.budget is None else 0
         self.task = self.progress.add_task(
-            "train",
-            total=trainer.state.total_steps,
-            completed=trainer.step,
-            loss=0.0,
-            lr=0.0,
-            tok_s=0.0,
-            done=False,
+            "train", total=total, completed=completed, step=trainer.step, **_FIELDS
         )
         self.progress.start()
 
     def on_step(self, trainer: Trainer, loss: float, lr: float, tokens_per_sec: float) -> None:
-        if self.progress is not None:
-            self.progress.update(
-                self.task,
-                completed=trainer.step,
-                total=trainer.state.total_steps,  # --max-time re-plans it while the rate allows
-                loss=loss,
-                lr=lr,
-                tok_s=tokens_per_sec,
-            )
+        if self.progress is None:
+            return
+        if self.budget is None:
+            done, total = trainer.step, trainer.state.total_steps
+        else:
+            done, total = min(self.budget, time.monotonic() - self.started), self.budget
+        self.progress.update(
+            self.task,
+            completed=done,
+            total=total,
+            step=trainer.step,
+            loss=loss,
+            lr=lr,
+            tok_s=tokens_per_sec,
+        )
 
     def on_note(self, trainer: Trainer, message: str) -> None:
         # A note may quote a path (--out 'ck/a[/b]c'): plain text, never markup.
@@ -153,13 +165,21 @@ def describe_run(trainer: Trainer, console: Console) -> None:
         f"block {m.block_size}: {count_parameters(m).describe()}\n"
         f"optim    {groups_line(trainer.optimizer.groups)}\n"
         f"schedule {describe_schedule(t)}\n"
-        f"run      {t.max_steps} steps x {t.effective_batch_size(world)} sequences{per_rank}, "
+        f"run      {_length(t)} x {t.effective_batch_size(world)} sequences{per_rank}, "
         f"device {trainer.device.type}, "
         f"{str(trainer.dtype).removeprefix('torch.')}, attention {trainer.model.attention}"
         f"{', compiled' if trainer.compiled else ''}\n"
         f"output   {_shown(t.out_dir)}{resumed}",
         soft_wrap=True,  # a line per item, as on a wide terminal, in a pipe or a log too
     )
+
+
+def _length(t: TrainConfig) -> str:
+    """How long the run goes and how often it evaluates, as the header promises it."""
+    if t.max_time is None:
+        return f"{t.max_steps} steps (an evaluation every {t.eval_steps})"
+    every = f"{t.eval_seconds:.0f}s" if t.eval_seconds is not None else f"{t.eval_steps} steps"
+    return f"{t.max_time:g}s (at most {t.max_steps} steps; an evaluation every {every})"
 
 
 @contextlib.contextmanager

@@ -106,6 +106,7 @@ class _Session:
     speed: SpeedWatch = field(default_factory=SpeedWatch)  # steps' own times only
     stop: stopping.Stop = field(default_factory=stopping.Stop)
     stopped_by_time: bool = False
+    next_evaluation: float = math.inf  # clock reading of the next evaluation by time
 
 
 class Trainer:
@@ -193,26 +194,36 @@ class Trainer:
             while self.state.step < self.state.total_steps:
                 loss, tokens_per_sec = self._timed_step(session)
                 if session.deadline is not None:
-                    self.state.total_steps = session.deadline.plan(
-                        self.clock(), self.step, self.state.total_steps, self._agree
-                    )
+                    self._plan(session.deadline)
                 self.emit("step", loss, self.lr(self.step - 1), tokens_per_sec)
                 session.stop = self._stop_requested(session, interrupt.signum)
                 if session.stop.interrupted:
                     self.save()
                     break
-                if self._evaluation_due(session.stop):
+                if self._evaluation_due(session):
                     self._evaluate_and_save(session, loss, tokens_per_sec)
                 if self._deadline_ended(session):
                     break
         return self._result(session)
+
+    def _plan(self, deadline: Deadline) -> None:
+        """The schedule's total for the deadline, from the speed so far."""
+        self.state.total_steps = deadline.plan(
+            self.clock(), self.step, self.state.total_steps, self._agree
+        )
+        note = deadline.take_note()
+        if note is not None:
+            self.emit("note", note)
 
     def _session(self) -> _Session:
         start = self.clock()
         deadline = None
         if self.cfg.max_time is not None:
             deadline = Deadline(self.cfg, start, self.compiled)
-        return _Session(start, deadline, window_start=self.clock())
+        session = _Session(start, deadline, window_start=self.clock())
+        if self.cfg.eval_seconds is not None:
+            session.next_evaluation = start + self.cfg.eval_seconds
+        return session
 
     def _timed_step(self, session: _Session) -> tuple[float, float]:
         """One step, timed; returns its loss and the tokens/s since the last evaluation."""
@@ -254,9 +265,14 @@ class Trainer:
         late = session.deadline is not None and session.deadline.passed(self.clock())
         return stopping.agree(self.dist, signum, late)
 
-    def _evaluation_due(self, stop: stopping.Stop) -> bool:
-        step = self.state.step
-        return step % self.cfg.eval_every == 0 or step == self.state.total_steps or stop.out_of_time
+    def _evaluation_due(self, session: _Session) -> bool:
+        step, every = self.state.step, self.cfg.eval_steps
+        if step == self.state.total_steps or session.stop.out_of_time:
+            return True
+        if every is not None:
+            return step % every == 0
+        # --max-time without --eval-every: by the clock, evenly over the budget
+        return self.clock() >= session.next_evaluation
 
     def _evaluate_and_save(self, session: _Session, loss: float, tokens_per_sec: float) -> None:
         started = self.clock()
@@ -264,6 +280,9 @@ class Trainer:
             self.evaluate(loss, tokens_per_sec)
         self.save()
         session.window_start, session.window_tokens = self.clock(), 0
+        interval = self.cfg.eval_seconds
+        while interval is not None and session.next_evaluation <= session.window_start:
+            session.next_evaluation += interval
         if session.deadline is not None:
             session.deadline.evaluation_done(session.window_start - started)
 
