@@ -803,3 +803,39 @@ def test_one_table_names_every_score():
     names = {f.name for f in fields(HeadScores)}
     assert {s.key for s in SCORES} <= names
     assert len({s.key for s in SCORES}) == len(SCORES)
+
+
+def test_bpe_key_columns_are_numbered_with_a_legend_and_char_columns_read_as_text():
+    from tinygpt.analysis.labels import visible
+    from tinygpt.views.attention_map import key_axis
+
+    char = key_axis(list("All: hi"), 0, 7).plain
+    assert char.endswith("All:␣hi  ← keys") and "\n" not in char
+    tokens = ["ROMEO", ":", "\n", "Is", " this", " the", " way", " to", " Mant", "ua", "?"] * 2
+    text = key_axis(tokens, 5, 20, width=60).plain
+    lines = text.split("\n")
+    assert lines[0].split()[0] == "567890123456789"  # one digit a column, the position's last
+    legend = " ".join(lines[1:])
+    assert all(f"{i}:{visible(tokens[i])[:8]}" in legend for i in range(5, 20)), text
+    assert all(len(line) <= 60 for line in lines[1:])
+
+
+def test_the_page_names_score_columns_as_the_terminal_table_does():
+    from tinygpt.analysis.scores import SCORES, TABLE_SCORES, all_head_scores
+    from tinygpt.views.attention_html import render_html
+
+    w = torch.softmax(
+        torch.randn(1, 2, 4, 4).masked_fill(torch.ones(4, 4).triu(1).bool(), -1e9), -1
+    )
+    scores = [s.to_dict() for s in all_head_scores(w)]
+    report = {
+        "model": "m",
+        "tokens": list("abcd"),
+        "attention": w,
+        "rollout": w[0, 0],
+        "scores": scores,
+    }
+    html = render_html(report, "t")
+    names = json.loads(html.split('id="data">')[1].split("</script>")[0])
+    assert {s.key: s.column for s in TABLE_SCORES}.items() <= names["names"].items()
+    assert names["names"]["previous_token"] == "prev" and len(names["names"]) == len(SCORES)

@@ -164,3 +164,34 @@ def test_each_subcommand_shares_inspect_attention_options():
             if p.param_type_name != "option" or p.name in skip or p.name not in front:
                 continue
             assert p.opts == front[p.name].opts and p.help == front[p.name].help, (name, p.name)
+
+
+def test_a_head_named_by_its_role_is_the_strongest_on_the_probe(run_dir):
+    from tinygpt.analysis.probes import induction_probe, line_break_ids
+    from tinygpt.checkpoint.store import load
+
+    model, tokenizer, _ = load(run_dir, "cpu", attention="manual")
+    scores = induction_probe(model, avoid=line_break_ids(tokenizer, model.config.vocab_size))
+    flat = int(scores.scores.argmax())
+    label = f"L{flat // model.config.n_head}H{flat % model.config.n_head}"
+    in_layer_0 = f"L0H{int(scores.scores[0].argmax())}"
+    code, out, err = run_main(
+        "inspect", "attention", "-c", str(run_dir), "-p", "All: Speak, speak.",
+        "--head", "induction", "--explain",
+    )  # fmt: skip
+    assert code == 0 and f"--head induction: {label}, the strongest" in err, err
+    same = run_main(
+        "inspect", "attention", "-c", str(run_dir), "-p", "All: Speak, speak.",
+        "--head", label, "--explain",
+    )  # fmt: skip
+    assert same[1] == out  # the same view as naming the head
+    code, _, err = run_main(
+        "inspect", "attention", "-c", str(run_dir), "-p", "hi", "--head", "induction",
+        "--layer", "0",
+    )  # fmt: skip
+    assert code == 0 and f"--head induction: {in_layer_0}," in err, err
+    by_role = run_main("inspect", "ablate", "-c", str(run_dir), "--heads", "induction", "--json")
+    by_label = run_main("inspect", "ablate", "-c", str(run_dir), "--heads", label, "--json")
+    assert by_role[0] == 0 and json.loads(by_role[1]) == json.loads(by_label[1])
+    code, _, err = run_main("inspect", "attention", "-c", str(run_dir), "-p", "hi", "--head", "x")
+    assert "a role (induction, previous-token" in one_line_error(code, err)

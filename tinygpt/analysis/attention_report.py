@@ -66,6 +66,7 @@ class AttentionReport:
     first_query: int = 0  # queries before this one are left out (--queries A:B)
     explanation: Explanation | None = None  # --explain: one query of one head, step by step
     predictions: PredictionsReport | None = None  # what the model predicted at each position
+    focus: tuple[int | None, int | None] = (None, None)  # the layer and head looked at
 
     @classmethod
     def build(

@@ -20,6 +20,7 @@ from tinygpt.analysis.lens import logit_lens
 from tinygpt.analysis.patching import patch_activations
 from tinygpt.analysis.predictions import log_probs, predictions
 from tinygpt.analysis.probes import default_probe_length, induction_sequence, line_break_ids
+from tinygpt.analysis.roles import is_role, role_notice, strongest
 from tinygpt.analysis.scores import HEADLINE_SCORES
 from tinygpt.checkpoint.store import Checkpoint, load
 from tinygpt.config.fields import MAX_ALTERNATIVES
@@ -39,7 +40,7 @@ def attention_report(
     induction: bool = False,
     queries: str | None = None,
     layer: int | None = None,
-    head: int | None = None,
+    head: int | str | None = None,
     query: str | None = None,
     explain: bool = False,
     induction_length: int | None = None,
@@ -50,6 +51,8 @@ def attention_report(
 
     ``queries`` ("A:B") cuts the report to those queries; ``layer``/``head``/``query`` are
     checked against it, and ``explain`` adds the step-by-step view of that query and head.
+    ``head`` may name a role (``"induction"``): the strongest such head (in ``layer`` if
+    given); ``report.focus`` is the head the report looked at.
     """
     if induction and prompt:
         raise UsageError(
@@ -82,7 +85,12 @@ def attention_report(
     report.predictions = PredictionsReport(name, report.tokens, preds, _names(tokenizer, shown))
     if queries is not None:
         report = report.cut(*parse_query_range(queries, len(report.tokens)))
+    if isinstance(head, str):
+        role = head
+        layer, head, score = strongest(model, tokenizer, role, layer)
+        report.notices.append(role_notice(role, layer, head, score))
     report.check_focus(layer, head)
+    report.focus = (layer, head)
     position = report.query_position(query)
     if explain:
         report.explanation = explain_query(model, report.run, layer or 0, head or 0, position)
@@ -130,7 +138,8 @@ def ablation_report(
     training text and the repeated-random-tokens probe. See :mod:`tinygpt.analysis.ablation`."""
     model, tokenizer, ck = load(checkpoint, device, attention="manual")
     text = (ck.config.train.data, ck.config.train.encoding) if ck.config.train.data else None
-    return measure_ablation(model, tokenizer, heads, mode, prompt, text, samples)
+    named = [head_label(*strongest(model, tokenizer, h)[:2]) if is_role(h) else h for h in heads]
+    return measure_ablation(model, tokenizer, named, mode, prompt, text, samples)
 
 
 def _prompt_ids(tokenizer: Tokenizer, model: GPT, prompt: str, name: str = "prompt"):

@@ -104,7 +104,9 @@ def ablate(
     heads: Annotated[
         list[str],
         typer.Option(
-            "--heads", help="A head to ablate, L1H2 (or 1.2); repeatable for several at once."
+            "--heads",
+            help="A head to ablate, L1H2 (or 1.2) or a role (induction, previous-token: "
+            "the strongest such head); repeatable for several at once.",
         ),
     ],
     checkpoint: CheckpointOpt = None,

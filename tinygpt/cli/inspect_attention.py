@@ -61,7 +61,9 @@ def inspect_attention(
     heads: Annotated[
         list[str] | None,
         typer.Option(
-            "--ablate", help="Ablate a head, L1H2 (or 1.2), repeatable; report the loss change."
+            "--ablate",
+            help="Ablate a head, L1H2 (or 1.2) or a role (induction: the strongest), "
+            "repeatable; report the loss change.",
         ),
     ] = None,
     mode: Annotated[str, typer.Option("--ablation", help=ABLATION_MODE_HELP)] = "mean",

@@ -121,6 +121,7 @@ def show_attention(
     )
     for notice in report.notices:
         typer.echo(f"note: {notice}", err=True)
+    layer, head_index = report.focus  # a role (--head induction) names a head now
     show(
         console,
         json_out,
@@ -147,14 +148,18 @@ def _write_report_files(
         wrote(path)
 
 
-def focus(layer: int | None, head: str | None) -> tuple[int | None, int | None]:
+def focus(layer: int | None, head: str | None) -> tuple[int | None, int | str | None]:
     """The layer and head index that --layer and --head name. --head takes the label the tables
-    print (L1H2, which names the layer too) or a number, which needs --layer: alone it would
-    name no head, and ignoring it would show something the user did not ask for."""
+    print (L1H2, which names the layer too), a number, which needs --layer (alone it would
+    name no head, and ignoring it would show something the user did not ask for), or a role
+    (induction, previous-token, ...: the strongest such head, found once the model is loaded)."""
     from tinygpt.analysis.labels import parse_head_spec
+    from tinygpt.analysis.roles import is_role
 
     if head is None:
         return layer, None
+    if is_role(head):
+        return layer, head.strip().lower()
     if head.strip().isdigit():
         if layer is None:
             raise UsageError(f"--head {head} needs --layer (or name the head as L1H{head.strip()})")
@@ -162,7 +167,10 @@ def focus(layer: int | None, head: str | None) -> tuple[int | None, int | None]:
     try:
         named_layer, index = parse_head_spec(head)
     except ValueError:
-        raise UsageError(f"--head takes a label such as L1H2 or a number, got {head!r}") from None
+        raise UsageError(
+            f"--head takes a label such as L1H2, a number or a role (induction, "
+            f"previous-token, ...), got {head!r}"
+        ) from None
     if layer is not None and layer != named_layer:
         raise UsageError(f"--head {head} is in layer {named_layer}, not --layer {layer}")
     return named_layer, index

@@ -16,7 +16,10 @@ PromptOpt = Annotated[str, typer.Option("--prompt", "-p", help="Text to look at;
 LayerOpt = Annotated[int | None, typer.Option(help="Focus on one layer.")]
 HeadOpt = Annotated[
     str | None,
-    typer.Option(help="Focus on one head: L1H2 as the tables print it, or a number with --layer."),
+    typer.Option(
+        help="Focus on one head: L1H2 as the tables print it, a number with --layer, or a "
+        "role (induction, previous-token, ...: the strongest such head)."
+    ),
 ]
 QueryOpt = Annotated[
     str | None, typer.Option(help="Query position (negative from the end) or token text.")

@@ -151,8 +151,8 @@ ATT.forEach((heads, li) => heads.forEach((w, hi) => {
   el.dataset.key = li + "." + hi; thumbs.appendChild(el); }));
 const cols = D.columns, tbl = document.createElement("table"); tbl.className = "scores";
 const hr = tbl.createTHead().insertRow();
-cols.forEach(c => { const th = document.createElement("th"); th.textContent = c;
-  hr.appendChild(th); });
+cols.forEach(c => { const th = document.createElement("th"); th.textContent = D.names[c] || c;
+  th.title = c; hr.appendChild(th); });
 const cell = v => Array.isArray(v) ? v.join(", ") : (typeof v === "number" ? v.toFixed(3) :
   (v === null || v === undefined ? "-" : String(v)));
 // Chance first: what each score would be for a head spreading its attention evenly.
@@ -264,6 +264,8 @@ def render_html(
         "rollout": _pack(torch.as_tensor(report["rollout"]), first_query),
         "labels": [[head_label(lay, h) for h in heads] for lay in layers],
         "columns": ["head", *(s.key for s in SCORES), "roles"],
+        # Headers as the terminal's head table names them (prev, ent); the key on hover.
+        "names": {s.key: s.column or s.key for s in SCORES},
         "scores": [
             {**s, "head": head_label(s["layer"], s["head"])}
             for s in report["scores"]

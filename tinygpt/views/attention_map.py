@@ -65,11 +65,25 @@ def window_note(start: int, end: int, t: int, keys_from: int | None = None) -> T
     return Text(f"(showing {shown} of {t}; --window and --query to move)", style="dim")
 
 
-def key_axis(tokens: list[str], start: int, end: int) -> Text:
-    """The keys under a heatmap's columns, one character each: a BPE token's first visible
-    character (not its leading space)."""
-    axis = "".join(visible(tok.strip() or tok)[0] for tok in tokens[start:end])
-    return Text(" " * (LABEL + 1) + axis + "  ← keys", style="dim")
+def key_axis(tokens: list[str], start: int, end: int, width: int = 80) -> Text:
+    """The keys under a heatmap's columns. One character a token (a char model's text reads
+    as it is); where a token is longer (BPE), each column shows the last digit of its position
+    and a legend below gives every position's token."""
+    shown = [visible(tok) for tok in tokens[start:end]]
+    pad = " " * (LABEL + 1)
+    if all(len(tok) == 1 for tok in shown):
+        return Text(pad + "".join(shown) + "  ← keys", style="dim")
+    digits = "".join(str(i % 10) for i in range(start, end))
+    text = Text(pad + digits + "  ← keys (position; tokens below)\n", style="dim")
+    line = pad
+    for i, tok in zip(range(start, end), shown, strict=True):
+        entry = f"{i}:{tok[:LABEL]}  "
+        if len(line) + len(entry) > width and line != pad:
+            text.append(line.rstrip() + "\n", style="dim")
+            line = pad
+        line += entry
+    text.append(line.rstrip(), style="dim")
+    return text
 
 
 def heatmap(
@@ -136,7 +150,7 @@ def overview(
                 )
             grid.add_row(*cells)
             blocks.append(grid)
-        blocks.append(key_axis(tokens, keys_from, end))
+        blocks.append(key_axis(tokens, keys_from, end, width))
     return Group(*blocks)
 
 
