@@ -117,7 +117,8 @@ class TrainConfig:
     )
     val_file: str | None = documented(
         None,
-        "Validation loss on this text file instead of FILE's last 10% (all of FILE trains).",
+        "Validation loss on this text file instead of FILE's last 10% (of each file's, for a "
+        "folder); all of FILE trains.",
         metavar="PATH",
     )
     eval_samples: bool = documented(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -17,6 +18,7 @@ from tqdm import tqdm
 
 from tinygpt.config.specs import is_bpe_spec, parse_bpe_spec
 from tinygpt.data.bpe import BPETokenizer, learn_bpe
+from tinygpt.data.holdout import file_cuts, halves, joined, training_pieces
 from tinygpt.data.records import RecordsTokenizer, record_chunks, split_records
 from tinygpt.data.sources import (
     check_encoding,
@@ -38,7 +40,7 @@ from tinygpt.data.token_cache import (
 )
 from tinygpt.data.tokenizer import CharTokenizer, Tokenizer, build_tokenizer
 from tinygpt.errors import UsageError
-from tinygpt.io.files import atomic_write
+from tinygpt.io.files import atomic_write, sha256
 
 
 def encode_text(tokenizer: Tokenizer, text: str) -> np.ndarray:
@@ -89,16 +91,26 @@ def _cut_at(pieces: Iterable[str], cut: int | None) -> Iterator[str | None]:
 
 
 def _training_text(
-    sources: list[Path], encoding: str, cut: int, records: dict[str, str] | None
+    sources: list[Path], encoding: str, val_fraction: float, records: dict[str, str] | None
 ) -> Iterator[str]:
-    """The text of the training split (the first ``cut`` characters) in pieces, without
-    separators when the corpus holds records: what a BPE may learn from."""
+    """The text of the training split in pieces, without separators when the corpus holds
+    records: what a BPE may learn from (one file: its first ``1 - val_fraction``; several:
+    each file's, see holdout.py)."""
+    if len(sources) > 1:
+        pieces = training_pieces(sources, encoding, val_fraction)
+    else:
+        pieces = _first_chars(sources, encoding, _train_chars(sources, encoding, val_fraction))
+    for piece in pieces:
+        yield from (split_records(records, piece) if records else [piece])
+
+
+def _first_chars(sources: list[Path], encoding: str, cut: int) -> Iterator[str]:
     left = cut
     for piece in iter_text(sources, encoding):
         if left <= 0:
             return
         piece, left = piece[:left], left - len(piece)
-        yield from (split_records(records, piece) if records else [piece])
+        yield piece
 
 
 def _new_tokenizer(
@@ -115,8 +127,7 @@ def _new_tokenizer(
         tok: Tokenizer = _char_vocabulary(sources, encoding, content)
     elif is_bpe_spec(name):
         size = parse_bpe_spec(name)
-        cut = _train_chars(sources, encoding, val_fraction)
-        tok = learn_bpe(_training_text(sources, encoding, cut, records), size)
+        tok = learn_bpe(_training_text(sources, encoding, val_fraction, records), size)
     else:
         tok = build_tokenizer(name)
     return RecordsTokenizer(tok, records) if records else tok
@@ -143,13 +154,16 @@ def prepare_corpus(
     codec = check_encoding(encoding)
     sources = resolve_sources(spec, exclude)
     content = sources_digest(sources, codec)
+    entry = content  # the cache entry's name; several files hold out their ends: it depends
+    if len(sources) > 1:  # on the share held out
+        entry = sha256(f"{content}\0held out {val_fraction!r}".encode())[:24]
     if isinstance(tokenizer, str) and (records or is_bpe_spec(tokenizer)):
         tokenizer = _new_tokenizer(tokenizer, sources, encoding, content, records, val_fraction)
     cache = (cache_dir or default_cache_dir()) / "tokens"
     keys = tokenizer_keys(tokenizer)
     for key in keys:
         found = read_entry(
-            cache / f"{content}-{key}.bin", cache / f"{content}-{key}.json", tokenizer, key
+            cache / f"{entry}-{key}.bin", cache / f"{entry}-{key}.json", tokenizer, key
         )
         if found is not None:
             return found
@@ -160,13 +174,16 @@ def prepare_corpus(
         )
     else:
         tok = tokenizer
-    ids_path, meta_path = entry_paths(cache, content, keys[0])
-    cut = _train_chars(sources, encoding, val_fraction) if _is_learned(tok) else None
+    ids_path, meta_path = entry_paths(cache, entry, keys[0])
     writer = _TokenWriter(tok, codec)
 
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as out:
-            writer.write(out, sources, encoding, cut)
+            if len(sources) > 1:
+                writer.write_held_out(out, sources, encoding, val_fraction)
+            else:
+                cut = _train_chars(sources, encoding, val_fraction) if _is_learned(tok) else None
+                writer.write(out, sources, encoding, cut)
         check_unchanged(writer.digest, content, sources)  # else no cache entry is kept
         if writer.num_tokens == 0:  # records that are all blank: nothing to learn, nothing cached
             raise UsageError(f"{spec} holds no text to train on: every record is blank")
@@ -175,6 +192,12 @@ def prepare_corpus(
     write_meta(meta_path, tok, writer.num_tokens, writer.train_tokens, writer.ids.hexdigest())
     ids = np.memmap(ids_path, dtype=dtype_for(tok.vocab_size), mode="r")
     return Corpus(tok, ids, train_tokens=writer.train_tokens)
+
+
+def _bar(sources: list[Path]) -> tqdm:
+    # tqdm draws only on a terminal (disable=None), so logs and tests stay clean.
+    total = sum(p.stat().st_size for p in sources)
+    return tqdm(total=total, unit="B", unit_scale=True, desc="tokenize", disable=None)
 
 
 class _TokenWriter:
@@ -191,20 +214,50 @@ class _TokenWriter:
         self.digest = new_digest(codec)  # of the bytes read: the text must be what was hashed
 
     def write(self, out: BinaryIO, sources: list[Path], encoding: str, cut: int | None) -> None:
-        total = sum(p.stat().st_size for p in sources)
-        # tqdm draws only on a terminal (disable=None), so logs and tests stay clean.
-        with tqdm(total=total, unit="B", unit_scale=True, desc="tokenize", disable=None) as bar:
+        """One file (or a learned BPE's): the text in order; ``cut`` marks where the BPE's
+        training text ends (Corpus.train_tokens)."""
+        with _bar(sources) as bar:
             pieces = iter_text(sources, encoding, on_bytes=bar.update, digest=self.digest)
-            if isinstance(self.tok, RecordsTokenizer):
-                pieces = record_chunks(pieces, self.tok)
-            for piece in _cut_at(pieces, cut):
+            for piece in _cut_at(self._chunks(pieces), cut):
                 if piece is None:  # the end of a learned BPE's training text
                     self.flush(out)
                     self.train_tokens = self.num_tokens
                     continue
-                self.batch.append(piece)
-                if len(self.batch) >= self.threads:
-                    self.flush(out)
+                self.add(out, piece)
+            self.flush(out)
+
+    def write_held_out(
+        self, out: BinaryIO, sources: list[Path], encoding: str, val_fraction: float
+    ) -> None:
+        """Several files: every file's training part, then every file's held-out end
+        (holdout.py), written beside them first and appended."""
+        cuts = file_cuts(sources, encoding, val_fraction)
+        held = _TokenWriter(self.tok, "utf-8")
+        with _bar(sources) as bar, tempfile.TemporaryFile() as spare:
+            for path, cut in zip(sources, cuts, strict=True):
+                training, held_out = halves(path, encoding, cut, bar.update, self.digest)
+                for piece in self._chunks(joined(training)):
+                    self.add(out, piece)
+                for piece in self._chunks(joined(held_out)):
+                    held.add(spare, piece)
+            self.flush(out)
+            held.flush(spare)
+            self.train_tokens = self.num_tokens
+            spare.seek(0)
+            while block := spare.read(1 << 24):
+                out.write(block)
+                self.ids.update(block)
+            self.num_tokens += held.num_tokens
+
+    def _chunks(self, pieces: Iterator[str]) -> Iterator[str]:
+        """Records re-cut so a separator never straddles two pieces."""
+        if isinstance(self.tok, RecordsTokenizer):
+            return record_chunks(pieces, self.tok)
+        return pieces
+
+    def add(self, out: BinaryIO, piece: str) -> None:
+        self.batch.append(piece)
+        if len(self.batch) >= self.threads:
             self.flush(out)
 
     def flush(self, out: BinaryIO) -> None:

@@ -168,6 +168,17 @@ def iter_text(
         raise UsageError(f"{what}; give a file with some text")
 
 
+def file_pieces(
+    path: Path,
+    encoding: str,
+    on_bytes: Callable[[int], None] | None = None,
+    digest: Any = None,
+) -> Iterator[str]:
+    """One file's text in pieces ending at a newline, as :func:`iter_text` reads it (an empty
+    file yields nothing)."""
+    return _file_pieces(path, encoding, _READ_CHUNK_BYTES, on_bytes, digest)
+
+
 def _file_pieces(
     path: Path,
     encoding: str,
