@@ -181,6 +181,28 @@ def test_interactive_under_a_terminal_ctrl_c_stops_a_sample_ctrl_d_leaves(ck):
 
 
 @pytest.mark.slow
+def test_a_keystroke_that_crashes_readline_does_not_end_the_session(ck):
+    """GNU readline 8.2 segfaults on Ctrl-R followed by these bytes (`python3 -c "import
+    readline; input()"` does); the session must go on and end on Ctrl-D with 0."""
+    pid, fd = pty.fork()
+    if pid == 0:
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "NO_COLOR": "1"}
+        args = [sys.executable, "-m", "tinygpt", "generate", "-c", str(ck), "-i"]
+        os.execve(sys.executable, [*args, "--max-new-tokens", "5"], env)
+    try:
+        _read_until(fd, b"> ")
+        os.write(fd, b"\x12\xc5\xea\x18 3 \xf1\r")  # Ctrl-R, the bytes, Enter
+        _read_until(fd, lambda seen: seen.count(b"> ") >= 1 and seen.rstrip().endswith(b">"))
+        os.write(fd, b"\x04")  # Ctrl-D
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        os.close(fd)
+
+
+@pytest.mark.slow
 def test_sigterm_still_ends_an_interactive_session(ck):
     proc = subprocess.Popen(
         [sys.executable, "-m", "tinygpt", "generate", "-c", str(ck), "-i"],

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sys
 from pathlib import Path
@@ -109,6 +108,19 @@ def _unescape(text: str) -> str:
     return "".join(out)
 
 
+def _line_editing() -> None:
+    """Line editing and history for input(), without incremental search: GNU readline 8.2
+    crashes the process (SIGSEGV) on Ctrl-R followed by some invalid multibyte input, and a
+    keystroke must not end a session. The arrows still walk the history."""
+    try:
+        import readline
+    except ImportError:  # no readline here: plain input()
+        return
+    if "libedit" not in (readline.__doc__ or ""):  # GNU readline's syntax
+        for key in ("\\C-r", "\\C-s"):
+            readline.parse_and_bind(f'"{key}": ""')
+
+
 def _interactive(
     checkpoint: Path | None,
     prompt: str,
@@ -124,8 +136,7 @@ def _interactive(
         raise UsageError(f"--interactive reads its prompts from the terminal; drop {flag}")
     tty = sys.stdin.isatty()
     if tty:
-        with contextlib.suppress(ImportError):  # line editing and history for input()
-            import readline  # noqa: F401
+        _line_editing()
         typer.echo("Type a prompt and Enter; Ctrl-C stops a sample, Ctrl-D leaves.", err=True)
 
     def read_line() -> str:
