@@ -72,6 +72,8 @@ def test_a_run_starts_from_the_source_weights_and_leaves_the_source_alone(
         (["--n-layer", "3"], "--n-layer 3 differs from"),
         (["--n-embd", "64"], "--n-embd 64 differs from"),
         (["--tokenizer", "gpt2"], "--tokenizer gpt2 differs from"),
+        (["--records", "line"], "--records line differs from"),
+        (["--separator", "@@"], "--separator @@ differs from"),
     ],
 )
 def test_a_shape_or_tokenizer_option_against_the_source_is_refused_in_one_line(
@@ -173,3 +175,16 @@ def test_a_fine_tuned_config_json_loads_with_older_rules(tiny_run, small_text, t
 
     assert RunConfig.from_dict(data).train.eval_samples is True
     assert TINY["tokenizer"] == data["train"]["tokenizer"]
+
+
+def test_a_records_source_gives_its_records_to_the_new_run(tiny_run, small_text, tmp_path):
+    source = tiny_run("source", records="paragraph").out_dir
+    out = tmp_path / "tuned"
+    code, _, err = run_main(
+        "train", str(small_text), "--out", str(out), "--init-from", str(source),
+        "--max-steps", "2", "--eval-every", "2", "-q",
+    )  # fmt: skip
+    assert code == 0, err
+    tuned = open_checkpoint(out)
+    assert tuned.config.train.records == "paragraph" and tuned.config.train.separator is None
+    assert tuned.tokenizer_spec == open_checkpoint(source).tokenizer_spec

@@ -195,3 +195,16 @@ def test_a_head_named_by_its_role_is_the_strongest_on_the_probe(run_dir):
     assert by_role[0] == 0 and json.loads(by_role[1]) == json.loads(by_label[1])
     code, _, err = run_main("inspect", "attention", "-c", str(run_dir), "-p", "hi", "--head", "x")
     assert "a role (induction, previous-token" in one_line_error(code, err)
+
+
+def test_a_target_outside_the_vocabulary_and_zero_rows_are_one_line(run_dir):
+    code, _, err = run_main(
+        "inspect", "attribution", "-c", str(run_dir), "-p", "All:", "--target", "É"
+    )
+    line = one_line_error(code, err)
+    assert "'É' is not in the model's vocabulary" in line, line
+    for rows in ("0", "-1"):
+        code, _, err = run_main(
+            "inspect", "attribution", "-c", str(run_dir), "-p", "All:", "--rows", rows
+        )
+        assert code == 2 and "--rows" in err, err

@@ -44,8 +44,11 @@ def resolve_target(tokenizer: Tokenizer, vocab_size: int, spec: str | None) -> i
         return target
     try:
         ids = tokenizer.encode(spec)
-    except UsageError:
-        ids = []
+    except UsageError:  # text a char vocabulary cannot write
+        raise UsageError(
+            Opt("target", repr(spec)),
+            " is not in the model's vocabulary; give one token's text or its id as #ID",
+        ) from None
     if len(ids) != 1:
         raise UsageError(
             Opt("target", repr(spec)),

@@ -92,7 +92,7 @@ def attribution(
     prompt: PromptOpt = "",
     position: PositionOpt = None,
     target: TargetOpt = None,
-    rows: Annotated[int, typer.Option(help="Components shown, largest first.")] = 20,
+    rows: Annotated[int, typer.Option(help="Components shown, largest first.", min=1)] = 20,
     json_out: JsonOutOpt = False,
     json_file: JsonFileOpt = None,
     html_file: HtmlOpt = None,

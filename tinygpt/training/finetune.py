@@ -53,6 +53,7 @@ def check_options(
             Opt("init_from"),
             " keeps the source's model shape",
         )
+    _check_records(source, train_opts)
     asked = train_opts.get("tokenizer")
     if asked is not None and asked != source.tokenizer_name:
         raise UsageError(
@@ -61,6 +62,30 @@ def check_options(
             Opt("init_from"),
             " keeps the source's tokenizer (its weights were trained on those ids)",
         )
+
+
+def source_records(source: Checkpoint) -> dict[str, str | None]:
+    """The source's --records / --separator: its tokenizer puts an end-of-record token there."""
+    spec = source.tokenizer_spec
+    if spec.get("type") != "records":
+        return {"records": None, "separator": None}
+    if spec.get("mode") == "separator":
+        return {"records": None, "separator": str(spec.get("separator"))}
+    return {"records": str(spec.get("mode")), "separator": None}
+
+
+def _check_records(source: Checkpoint, train_opts: dict[str, Any]) -> None:
+    """Refuse records options other than the source's (its tokenizer decides them)."""
+    own = source_records(source)
+    for key in ("records", "separator"):
+        asked = train_opts.get(key)
+        if asked is not None and asked != own[key]:
+            raise UsageError(
+                Opt(key, asked),
+                f" differs from {source.directory}'s {own[key] or 'plain text'}; ",
+                Opt("init_from"),
+                " keeps the source's records (its tokenizer has the end-of-record token)",
+            )
 
 
 def model_config(source: Checkpoint, model_opts: dict[str, Any]) -> ModelConfig:
