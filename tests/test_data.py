@@ -202,3 +202,16 @@ def test_a_folder_holds_out_the_end_of_every_file(tmp_path):
     other = prepare_corpus(corpus, "char", cache_dir=tmp_path / "cache", val_fraction=0.5)
     assert not other.from_cache and other.train_tokens is not None
     assert other.train_tokens == (19 * 200 + 24 * 100) // 2  # half of each file
+
+
+def test_a_home_that_does_not_exist_is_never_created(tmp_path, monkeypatch):
+    from tinygpt.data.token_cache import default_cache_dir
+
+    missing = tmp_path / "nowhere" / "home"
+    monkeypatch.delenv("TINYGPT_CACHE_DIR", raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(missing))
+    cache = default_cache_dir()
+    assert not cache.is_relative_to(missing) and cache.name.startswith("tinygpt-cache-")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert default_cache_dir() == tmp_path / ".cache" / "tinygpt"

@@ -49,7 +49,13 @@ def default_cache_dir() -> Path:
     if env:
         return Path(env)
     xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "tinygpt"
+    if xdg:
+        return Path(xdg) / "tinygpt"
+    home = Path.home()
+    if not home.is_dir():  # HOME names nothing (a service account): never create it
+        user = getattr(os, "getuid", lambda: "user")()  # (Windows has no uid)
+        return Path(tempfile.gettempdir()) / f"tinygpt-cache-{user}"
+    return home / ".cache" / "tinygpt"
 
 
 def dtype_for(vocab_size: int) -> np.dtype:
