@@ -235,8 +235,13 @@ def test_head_table_has_a_chance_row(page, log, tmp_path):
         "[...document.querySelectorAll('table.scores tr')].map(r => "
         "[...r.cells].map(c => c.innerText))"
     )
-    header, chance, heads = rows[0], rows[1], rows[2:]
+    _, chance, heads = rows[0], rows[1], rows[2:]
     assert chance[0] == "chance" and [h[0] for h in heads] == ["L0H0", "L0H1", "L1H0", "L1H1"]
+    # Headers as the terminal's head table names them; each score's key on hover.
+    names = page.evaluate("[...document.querySelectorAll('table.scores th')].map(c => c.innerText)")
+    header = page.evaluate("[...document.querySelectorAll('table.scores th')].map(c => c.title)")
+    assert names[header.index("previous_token")] == "prev"
+    assert names[header.index("entropy_normalised")] == "ent"
     levels = report.scores[0].chance
     for key in ("previous_token", "sink", "self_attention", "induction", "duplicate_token"):
         assert chance[header.index(key)] == f"{levels[key]:.3f}", key
