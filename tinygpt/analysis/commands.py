@@ -54,28 +54,10 @@ def attention_report(
     ``head`` may name a role (``"induction"``): the strongest such head (in ``layer`` if
     given); ``report.focus`` is the head the report looked at.
     """
-    if induction and prompt:
-        raise UsageError(
-            Opt("induction", True),
-            " looks at its own random tokens; drop ",
-            Opt("prompt"),
-            " or ",
-            Opt("induction", True),
-        )
-    if not induction and not prompt:
-        raise UsageError(
-            Opt("prompt"), " is empty; give some text (or use ", Opt("induction", True), ")"
-        )
+    _check_text(prompt, induction)
     model, tokenizer, ck = load(checkpoint, device, attention="manual", best=best)
-    notices: list[str] = []
     avoid = line_break_ids(tokenizer, model.config.vocab_size)
-    if induction:
-        # The probe's ids go in directly: decoding them to text and encoding it again is not
-        # the identity for BPE (merges across tokens, partial characters, <|endoftext|>).
-        n = default_probe_length(model, avoid)
-        ids = induction_sequence(model.config.vocab_size, n, avoid=avoid)
-    else:
-        ids, notices = encode_prompt(tokenizer, prompt, model.config.block_size)
+    ids, notices = _report_ids(model, tokenizer, prompt if not induction else None, avoid)
     name = _shown_name(ck)
     report = AttentionReport.build(
         model, ids, tokenizer.token_strings(ids), name, notices, induction_length, avoid
@@ -95,6 +77,33 @@ def attention_report(
     if explain:
         report.explanation = explain_query(model, report.run, layer or 0, head or 0, position)
     return report
+
+
+def _check_text(prompt: str, induction: bool) -> None:
+    if induction and prompt:
+        raise UsageError(
+            Opt("induction", True),
+            " looks at its own random tokens; drop ",
+            Opt("prompt"),
+            " or ",
+            Opt("induction", True),
+        )
+    if not induction and not prompt:
+        raise UsageError(
+            Opt("prompt"), " is empty; give some text (or use ", Opt("induction", True), ")"
+        )
+
+
+def _report_ids(
+    model: GPT, tokenizer: Tokenizer, prompt: str | None, avoid: Sequence[int]
+) -> tuple[list[int], list[str]]:
+    """The prompt's ids (and notes on them), or the induction probe's (``prompt`` None). The
+    probe's ids go in directly: decoding them to text and encoding it again is not the identity
+    for BPE (merges across tokens, partial characters, <|endoftext|>)."""
+    if prompt is not None:
+        return encode_prompt(tokenizer, prompt, model.config.block_size)
+    n = default_probe_length(model, avoid)
+    return induction_sequence(model.config.vocab_size, n, avoid=avoid), []
 
 
 def compare_attention(

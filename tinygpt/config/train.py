@@ -137,16 +137,28 @@ class TrainConfig:
 
     def validate(self) -> TrainConfig:
         check_types(self)
-        for name in (
-            "batch_size",
-            "grad_accum",
-            "max_steps",
-            "eval_batches",
-            "max_bad_steps",
-        ):
+        counts = ("batch_size", "grad_accum", "max_steps", "eval_batches", "max_bad_steps")
+        for name in (*counts, "eval_every", "early_stop"):  # (the last two may be None)
             value = getattr(self, name)
-            if not isinstance(value, int) or value <= 0:
+            if value is not None and value <= 0:
                 raise UsageError(Opt(name), f" must be a positive integer, got {value}")
+        self._check_optimizer()
+        if self.max_time is not None:
+            check_positive("max_time", self.max_time)
+        if not 0 <= self.seed <= MAX_SEED:
+            raise UsageError(Opt("seed"), f" must be between 0 and {MAX_SEED}, got {self.seed}")
+        if not 0 < self.val_fraction < 1:
+            raise UsageError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
+        check_choice("device", self.device, DEVICE_CHOICES)
+        check_choice("dtype", self.dtype, DTYPE_CHOICES)
+        check_choice("attention", self.attention, ATTENTION_CHOICES)
+        if is_bpe_spec(self.tokenizer):
+            parse_bpe_spec(self.tokenizer)
+        record_spec(self.records, self.separator)
+        return self
+
+    def _check_optimizer(self) -> None:
+        """The rates, the schedule's shape and the optimizer's constants."""
         for name in ("lr", "matrix_lr", "embed_lr"):
             value = getattr(self, name)
             if not (value > 0 and math.isfinite(value)):
@@ -157,8 +169,6 @@ class TrainConfig:
             raise UsageError(
                 Opt("decay_fraction"), f" must be in [0, 1], got {self.decay_fraction}"
             )
-        if not 0 <= self.momentum < 1:
-            raise UsageError(Opt("momentum"), f" must be in [0, 1), got {self.momentum}")
         if not (0 <= self.min_lr <= self.lr) or not math.isfinite(self.min_lr):
             raise UsageError(
                 Opt("min_lr"),
@@ -174,30 +184,9 @@ class TrainConfig:
             raise UsageError(
                 Opt("grad_clip"), f" must be >= 0 (0 disables clipping), got {self.grad_clip}"
             )
-        for name in ("beta1", "beta2"):
+        for name in ("momentum", "beta1", "beta2"):
             if not 0 <= getattr(self, name) < 1:
                 raise UsageError(Opt(name), f" must be in [0, 1), got {getattr(self, name)}")
-        if self.max_time is not None:
-            check_positive("max_time", self.max_time)
-        if self.eval_every is not None and self.eval_every <= 0:
-            raise UsageError(
-                Opt("eval_every"), f" must be a positive integer, got {self.eval_every}"
-            )
-        if self.early_stop is not None and self.early_stop <= 0:
-            raise UsageError(
-                Opt("early_stop"), f" must be a positive integer, got {self.early_stop}"
-            )
-        if not 0 <= self.seed <= MAX_SEED:
-            raise UsageError(Opt("seed"), f" must be between 0 and {MAX_SEED}, got {self.seed}")
-        if not 0 < self.val_fraction < 1:
-            raise UsageError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
-        check_choice("device", self.device, DEVICE_CHOICES)
-        check_choice("dtype", self.dtype, DTYPE_CHOICES)
-        check_choice("attention", self.attention, ATTENTION_CHOICES)
-        if is_bpe_spec(self.tokenizer):
-            parse_bpe_spec(self.tokenizer)
-        record_spec(self.records, self.separator)
-        return self
 
     @property
     def eval_steps(self) -> int | None:
