@@ -141,6 +141,24 @@ def test_non_finite_weights_are_never_written():
         weights_bytes(model)
 
 
+def test_weights_stored_twice_or_as_integers_are_refused():
+    import safetensors.torch
+
+    from tinygpt.checkpoint.weights import load_weights
+    from tinygpt.config.model import ModelConfig
+    from tinygpt.model import GPT
+
+    model = GPT(ModelConfig(vocab_size=10, block_size=4, n_layer=1, n_head=1, n_embd=8))
+    state = safetensors.torch.load(weights_bytes(model))
+    twice = {**state, "_orig_mod.wte.weight": state["wte.weight"] + 1}
+    with pytest.raises(CheckpointError, match="holds wte.weight twice"):
+        load_weights(model, safetensors.torch.save(twice), "w")
+    integers = {**state, "wte.weight": state["wte.weight"].long()}
+    with pytest.raises(CheckpointError, match="wte.weight holds integers"):
+        load_weights(model, safetensors.torch.save(integers), "w")
+    load_weights(model, safetensors.torch.save(state), "w")  # the file as saved loads
+
+
 def test_missing_incompatible_and_foreign_checkpoints(tiny_run, tmp_path):
     with pytest.raises(CheckpointError, match="no checkpoint at"):
         open_checkpoint(tmp_path / "nope")

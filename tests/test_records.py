@@ -135,3 +135,11 @@ def test_generate_stops_at_the_end_of_a_record(names_model):
     assert on.returncode == 0, on.stderr
     assert all(d["finish"] == "length" for d in json.loads(on.stdout)["sample_details"])
     assert any("\n" in s for s in json.loads(on.stdout)["samples"])
+
+
+def test_a_separator_longer_than_a_thousand_characters_is_one_line():
+    from tinygpt.config.specs import MAX_SEPARATOR, record_spec
+
+    with pytest.raises(UsageError, match="separator is 20,000,000 characters; at most 1,000"):
+        record_spec(None, "x" * 20_000_000)
+    assert record_spec(None, "x" * MAX_SEPARATOR) is not None

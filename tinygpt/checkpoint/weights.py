@@ -104,6 +104,13 @@ def load_weights(model: GPT, data: bytes, source: str) -> None:
         state = safetensors.torch.load(data)
     except Exception as exc:
         raise CheckpointError(f"{source} is corrupt: not a safetensors file ({exc})") from None
+    names = [plain_name(k) for k in state]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:  # "k" and "_orig_mod.k": which one would load is an accident of order
+        raise CheckpointError(f"{source} is corrupt: it holds {twice[0]} twice")
+    integers = [k for k, v in state.items() if not v.is_floating_point()]
+    if integers:  # every weight tinygpt saves is floating point
+        raise CheckpointError(f"{source} is corrupt: {integers[0]} holds integers, not weights")
     tied = model.config.tie_embeddings
     state = clean_state_dict(state, tied)
     if tied:

@@ -36,6 +36,7 @@ def parse_bpe_spec(name: str) -> int:
 
 
 RECORD_MODES = ("line", "paragraph")
+MAX_SEPARATOR = 1000
 
 
 def record_spec(records: str | None, separator: str | None) -> dict[str, str] | None:
@@ -45,6 +46,10 @@ def record_spec(records: str | None, separator: str | None) -> dict[str, str] | 
     if separator is not None:
         if not separator.strip():
             raise UsageError(Opt("separator"), " needs a text that is not only whitespace")
+        if len(separator) > MAX_SEPARATOR:  # it is printed at the end of every record
+            raise UsageError(
+                Opt("separator"), f" is {len(separator):,} characters; at most {MAX_SEPARATOR:,}"
+            )
         return {"mode": "separator", "separator": separator}
     if records is not None:
         if records not in RECORD_MODES:
