@@ -188,3 +188,15 @@ def test_a_records_source_gives_its_records_to_the_new_run(tiny_run, small_text,
     tuned = open_checkpoint(out)
     assert tuned.config.train.records == "paragraph" and tuned.config.train.separator is None
     assert tuned.tokenizer_spec == open_checkpoint(source).tokenizer_spec
+
+
+def test_info_shows_how_a_run_cut_its_records(tiny_run):
+    paragraphs = tiny_run("paragraphs", records="paragraph", max_steps=2, eval_every=2).out_dir
+    separated = tiny_run("separated", separator="All:", max_steps=2, eval_every=2).out_dir
+    plain = tiny_run("plain", max_steps=2, eval_every=2).out_dir
+    shown = {p: run_main("info", "-c", str(p)) for p in (paragraphs, separated, plain)}
+    assert "char (vocab" in shown[plain][1] and "record" not in shown[plain][1]
+    assert ", one record a paragraph" in shown[paragraphs][1], shown[paragraphs]
+    assert ", records separated by 'All:'" in shown[separated][1], shown[separated]
+    data = json.loads(run_main("info", "-c", str(separated), "--json")[1])
+    assert data["separator"] == "All:" and data["records"] is None

@@ -143,3 +143,17 @@ def test_a_separator_longer_than_a_thousand_characters_is_one_line():
     with pytest.raises(UsageError, match="separator is 20,000,000 characters; at most 1,000"):
         record_spec(None, "x" * 20_000_000)
     assert record_spec(None, "x" * MAX_SEPARATOR) is not None
+
+
+def test_a_token_of_text_spelling_the_end_of_record_name_is_shown_as_text():
+    from tinygpt.data.records import EOR_NAME
+
+    class Spelled:  # a BPE whose tokens.json lists those bytes as a token (a crafted one)
+        name, vocab_size = "bpe:3", 3
+
+        def token_strings(self, ids: list[int]) -> list[str]:
+            return [["a", EOR_NAME, "b"][i] for i in ids]
+
+    tok = RecordsTokenizer(Spelled(), {"mode": "line", "separator": "\n"})
+    assert tok.eor == 3
+    assert tok.token_strings([0, 1, 3]) == ["a", f"{EOR_NAME} (text)", EOR_NAME]

@@ -43,7 +43,7 @@ def info(
         ),
         ("recipe", data["arch"]),
         *_training_rows(data),
-        ("tokenizer", f"{data['tokenizer']} (vocab {shape['vocab_size']:,})"),
+        ("tokenizer", f"{data['tokenizer']} (vocab {shape['vocab_size']:,}){_records(data)}"),
         (
             "steps",
             f"{data['steps']:,} of {data['max_steps']:,}"
@@ -79,6 +79,15 @@ def _training_rows(data: dict[str, Any]) -> list[tuple[str, str]]:
         ("optimizer", groups_line([GroupInfo(**g) for g in data["optimizer_groups"]])),
         ("schedule", data["schedule"]),
     ]
+
+
+def _records(data: dict[str, Any]) -> str:
+    """How the run's text was cut into records (nothing for plain text)."""
+    if data.get("separator") is not None:
+        return f", records separated by {repr(data['separator'])[:60]}"
+    if data.get("records") is not None:
+        return f", one record a {'line' if data['records'] == 'line' else 'paragraph'}"
+    return ""
 
 
 def _parameters(record: dict[str, Any]) -> Any:

@@ -74,7 +74,14 @@ class RecordsTokenizer:
         return self.decode_bytes(ids).decode("utf-8", errors="replace")
 
     def token_strings(self, ids: list[int]) -> list[str]:
-        return [EOR_NAME if i == self.eor else self.inner.token_strings([i])[0] for i in ids]
+        """Token texts; the end-of-record token as EOR_NAME, and a token of ordinary text that
+        spells the same (a crafted BPE may hold it) marked as text, so the two never look
+        alike."""
+        shown = [EOR_NAME if i == self.eor else self.inner.token_strings([i])[0] for i in ids]
+        return [
+            f"{EOR_NAME} (text)" if s == EOR_NAME and i != self.eor else s
+            for i, s in zip(ids, shown, strict=True)
+        ]
 
     def to_dict(self) -> dict[str, Any]:
         return {"type": "records", **self.spec, "inner": self.inner.to_dict()}
