@@ -9,6 +9,7 @@ import os
 import random
 import subprocess
 import sys
+import warnings
 from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
@@ -225,17 +226,15 @@ def tiny_run(tmp_path: Path, small_text: Path):
     return make
 
 
+# The environment run_cli's subprocess gets on top of this one: no colour, a 100-column
+# terminal, and one torch thread, as in this process: on a shared 2-core machine a subprocess
+# with more threads than free cores can run many times slower (a 25 s run took over 300 s).
+CLI_ENV = {"NO_COLOR": "1", "COLUMNS": "100", "OMP_NUM_THREADS": "1"}
+
+
 def run_cli(*args: str, cwd: Path | None = None, input: str | None = None, env=None):
     """Run ``python -m tinygpt ARGS`` in a subprocess and return the CompletedProcess."""
-    # One torch thread, as in this process: on a shared 2-core machine a subprocess with more
-    # threads than free cores can run many times slower (a 25 s run took over 300 s).
-    full_env = {
-        **os.environ,
-        "NO_COLOR": "1",
-        "COLUMNS": "100",
-        "OMP_NUM_THREADS": "1",
-        **(env or {}),
-    }
+    full_env = {**os.environ, **CLI_ENV, **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "tinygpt", *args],
         cwd=cwd,
@@ -278,6 +277,43 @@ def run_main(*args: str, cwd: Path | None = None) -> tuple[int, str, str]:
         for sig, handler in saved.items():
             signal.signal(sig, handler)
     return code, out.getvalue(), err.getvalue()
+
+
+# A fresh interpreter's warning filters (no -W, no PYTHONWARNINGS): these are not shown.
+_HIDDEN_WARNINGS = (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning)
+
+
+def _warning_on_stderr(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: Any = None,
+    line: str | None = None,
+) -> None:
+    sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
+def run_in_process(
+    *args: str, cwd: Path | None = None, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """What ``run_cli`` answers, without its subprocess and the 2-4 s of imports it pays: the
+    CLI's ``main`` in this process (``run_main``) under run_cli's environment (``CLI_ENV``, then
+    ``env``), with warnings written to stderr as a fresh interpreter shows them (not recorded
+    by pytest, which would hide them from a test of stderr).
+
+    Not for what only a process has: signals, stdin, the console script's exit or start-up (what
+    it imports), or variables read once at import (PYTHONIOENCODING, LC_ALL).
+    """
+    with pytest.MonkeyPatch.context() as patch, warnings.catch_warnings():
+        for name, value in {**CLI_ENV, **(env or {})}.items():
+            patch.setenv(name, value)
+        warnings.resetwarnings()
+        for category in _HIDDEN_WARNINGS:
+            warnings.simplefilter("ignore", category)
+        warnings.showwarning = _warning_on_stderr
+        code, out, err = run_main(*args, cwd=cwd)
+    return subprocess.CompletedProcess(["tinygpt", *args], code, out, err)
 
 
 def rehash(directory: Path, name: str, data: bytes, manifest: str = "manifest.json") -> None:

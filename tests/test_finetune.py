@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import tinygpt
-from tests.conftest import TINY, run_cli, run_main
+from tests.conftest import TINY, run_in_process, run_main
 from tinygpt.checkpoint.store import open_checkpoint
 from tinygpt.errors import UsageError
 from tinygpt.training.trainer import TrainerCallback
@@ -140,7 +140,7 @@ def test_fine_tuning_an_imported_gpt2_model(tmp_path, small_text, gpt2_encoding)
     )
     transformers.GPT2LMHeadModel(config).save_pretrained(tmp_path / "hf")
     imported = tmp_path / "imported"
-    assert run_cli("import-hf", str(tmp_path / "hf"), "--out", str(imported)).returncode == 0
+    assert run_in_process("import-hf", str(tmp_path / "hf"), "--out", str(imported)).returncode == 0
     before = fingerprint(imported)
     seen = StartWeights()
     result = tinygpt.train(
@@ -155,7 +155,7 @@ def test_fine_tuning_an_imported_gpt2_model(tmp_path, small_text, gpt2_encoding)
     assert fingerprint(imported) == before
     tuned = open_checkpoint(result.out_dir)
     assert tuned.config.train.tokenizer == "gpt2" and tuned.config.model.tie_embeddings
-    proc = run_cli("inspect", "compare", str(imported), str(result.out_dir), "--json")
+    proc = run_in_process("inspect", "compare", str(imported), str(result.out_dir), "--json")
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)
 

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from tests.conftest import SMALL_TEXT, TINY, one_line_error, run_cli, run_main
+from tests.conftest import SMALL_TEXT, TINY, one_line_error, run_cli, run_in_process, run_main
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +120,9 @@ def test_interactive_through_a_pipe_answers_every_line(ck):
         input="All:\nFirst\n",
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    one = run_cli("generate", "-c", str(ck), "-p", "First", "--max-new-tokens", "12", "--seed", "1")
+    one = run_in_process(
+        "generate", "-c", str(ck), "-p", "First", "--max-new-tokens", "12", "--seed", "1"
+    )
     lines = proc.stdout.split("\n")
     assert proc.stdout.startswith("All:")
     assert one.stdout.strip() in proc.stdout  # the same options, the same sample
