@@ -7,10 +7,11 @@ import hashlib
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import warnings
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -314,6 +315,37 @@ def run_in_process(
         warnings.showwarning = _warning_on_stderr
         code, out, err = run_main(*args, cwd=cwd)
     return subprocess.CompletedProcess(["tinygpt", *args], code, out, err)
+
+
+def tree_digest(directory: Path) -> dict[str, str]:
+    """Every file under ``directory`` (relative path) and its sha256."""
+    return {
+        str(path.relative_to(directory)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(directory.rglob("*"))
+        if path.is_file()
+    }
+
+
+@pytest.fixture(scope="session")
+def trained_tiny(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """TINY trained on SMALL_TEXT once for the whole session (``small.txt`` beside it): the
+    checkpoint directory, for tests that only read it. A test that writes into it, resumes it or
+    changes it works on a copy (``shutil.copytree``, or the ``tiny_copy`` fixture); the teardown
+    fails if any test changed it."""
+    import tinygpt
+
+    root = tmp_path_factory.mktemp("trained-tiny")
+    (root / "small.txt").write_text(SMALL_TEXT)
+    out = tinygpt.train(root / "small.txt", out_dir=root / "ck", cache_dir=root / "cache", **TINY)
+    before = tree_digest(out.out_dir)
+    yield out.out_dir
+    assert tree_digest(out.out_dir) == before, "a test changed the shared trained_tiny checkpoint"
+
+
+@pytest.fixture
+def tiny_copy(trained_tiny: Path, tmp_path: Path) -> Path:
+    """A private copy of ``trained_tiny`` in tmp_path (``tmp_path / "ck"``), to change."""
+    return Path(shutil.copytree(trained_tiny, tmp_path / "ck"))
 
 
 def rehash(directory: Path, name: str, data: bytes, manifest: str = "manifest.json") -> None:

@@ -10,19 +10,17 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
-from tests.conftest import SMALL_TEXT, TINY, one_line_error, run_cli, run_in_process, run_main
+from tests.conftest import SMALL_TEXT, one_line_error, run_cli, run_in_process, run_main
 
 
-@pytest.fixture(scope="module")
-def ck(tmp_path_factory):
-    import tinygpt
-
-    root = tmp_path_factory.mktemp("gen")
-    (root / "small.txt").write_text(SMALL_TEXT)
-    return tinygpt.train(root / "small.txt", out_dir=root / "ck", **TINY).out_dir
+@pytest.fixture
+def ck(trained_tiny: Path) -> Path:
+    """The session's tiny run (TINY on SMALL_TEXT): these tests only read it."""
+    return trained_tiny
 
 
 def test_stop_ends_each_sample_and_json_says_which(ck):
