@@ -183,11 +183,15 @@ def test_interactive_under_a_terminal_ctrl_c_stops_a_sample_ctrl_d_leaves(ck):
 @pytest.mark.slow
 def test_sigterm_still_ends_an_interactive_session(ck):
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tinygpt", "generate", "-c", str(ck), "-i"],
+        [sys.executable, "-m", "tinygpt", "generate", "-c", str(ck), "-i", "--max-new-tokens", "5"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         env={**os.environ, "OMP_NUM_THREADS": "1"},
     )  # fmt: skip
-    time.sleep(3)
+    # In the session, not after a fixed wait a loaded machine can outlast: a first prompt is
+    # answered ("All:", 5 characters, a newline) and the next one awaited.
+    proc.stdin.write(b"All:\n")
+    proc.stdin.flush()
+    _read_until(proc.stdout.fileno(), lambda seen: len(seen) >= len("All:") + 5 + 1)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 128 + signal.SIGTERM, err
