@@ -35,9 +35,9 @@ def test_download_checks_sha256_and_writes(local_server, tmp_path):
 
 
 def test_data_command_json(local_server, tmp_path):
-    from tests.conftest import run_cli
+    from tests.conftest import run_in_process
 
-    proc = run_cli(
+    proc = run_in_process(
         "data",
         "shakespeare",
         "--dir",
