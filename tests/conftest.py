@@ -326,20 +326,41 @@ def tree_digest(directory: Path) -> dict[str, str]:
     }
 
 
-@pytest.fixture(scope="session")
-def trained_tiny(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """TINY trained on SMALL_TEXT once for the whole session (``small.txt`` beside it): the
-    checkpoint directory, for tests that only read it. A test that writes into it, resumes it or
-    changes it works on a copy (``shutil.copytree``, or the ``tiny_copy`` fixture); the teardown
-    fails if any test changed it."""
+# A tiny run in the gpt2 recipe (a position table, biases, a tied head), so `export` works on it.
+TINY_GPT2 = {**TINY, "arch": "gpt2", "max_steps": 10, "eval_every": 5}
+
+
+def _shared_run(
+    tmp_path_factory: pytest.TempPathFactory, name: str, options: Mapping[str, Any]
+) -> Iterator[Path]:
+    """``options`` trained on SMALL_TEXT (``small.txt`` beside the checkpoint ``ck``, its token
+    cache in ``cache``) once for the session; fails at teardown if a test changed it."""
     import tinygpt
 
-    root = tmp_path_factory.mktemp("trained-tiny")
+    root = tmp_path_factory.mktemp(name)
     (root / "small.txt").write_text(SMALL_TEXT)
-    out = tinygpt.train(root / "small.txt", out_dir=root / "ck", cache_dir=root / "cache", **TINY)
-    before = tree_digest(out.out_dir)
-    yield out.out_dir
-    assert tree_digest(out.out_dir) == before, "a test changed the shared trained_tiny checkpoint"
+    out = tinygpt.train(
+        root / "small.txt", out_dir=root / "ck", cache_dir=root / "cache", **options
+    ).out_dir
+    before = tree_digest(out)
+    yield out
+    assert tree_digest(out) == before, f"a test changed the shared {name} checkpoint"
+
+
+@pytest.fixture(scope="session")
+def trained_tiny(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """TINY trained on SMALL_TEXT once for the whole session: the checkpoint directory, for
+    tests that only read it. A test that writes into it, resumes it or changes it works on a
+    copy (``shutil.copytree``, or the ``tiny_copy`` fixture); the teardown fails if any test
+    changed it."""
+    yield from _shared_run(tmp_path_factory, "trained-tiny", TINY)
+
+
+@pytest.fixture(scope="session")
+def trained_tiny_gpt2(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """TINY_GPT2 trained on SMALL_TEXT once for the session, as ``trained_tiny``: only read
+    (test_hostile_inputs and test_reliability copy it for each test that damages it)."""
+    yield from _shared_run(tmp_path_factory, "trained-tiny-gpt2", TINY_GPT2)
 
 
 @pytest.fixture
