@@ -7,9 +7,11 @@ import hashlib
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
-from collections.abc import Mapping, MutableMapping
+import warnings
+from collections.abc import Iterator, Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -225,17 +227,15 @@ def tiny_run(tmp_path: Path, small_text: Path):
     return make
 
 
+# The environment run_cli's subprocess gets on top of this one: no colour, a 100-column
+# terminal, and one torch thread, as in this process: on a shared 2-core machine a subprocess
+# with more threads than free cores can run many times slower (a 25 s run took over 300 s).
+CLI_ENV = {"NO_COLOR": "1", "COLUMNS": "100", "OMP_NUM_THREADS": "1"}
+
+
 def run_cli(*args: str, cwd: Path | None = None, input: str | None = None, env=None):
     """Run ``python -m tinygpt ARGS`` in a subprocess and return the CompletedProcess."""
-    # One torch thread, as in this process: on a shared 2-core machine a subprocess with more
-    # threads than free cores can run many times slower (a 25 s run took over 300 s).
-    full_env = {
-        **os.environ,
-        "NO_COLOR": "1",
-        "COLUMNS": "100",
-        "OMP_NUM_THREADS": "1",
-        **(env or {}),
-    }
+    full_env = {**os.environ, **CLI_ENV, **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "tinygpt", *args],
         cwd=cwd,
@@ -278,6 +278,95 @@ def run_main(*args: str, cwd: Path | None = None) -> tuple[int, str, str]:
         for sig, handler in saved.items():
             signal.signal(sig, handler)
     return code, out.getvalue(), err.getvalue()
+
+
+# A fresh interpreter's warning filters (no -W, no PYTHONWARNINGS): these are not shown.
+_HIDDEN_WARNINGS = (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning)
+
+
+def _warning_on_stderr(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: Any = None,
+    line: str | None = None,
+) -> None:
+    sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
+def run_in_process(
+    *args: str, cwd: Path | None = None, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """What ``run_cli`` answers, without its subprocess and the 2-4 s of imports it pays: the
+    CLI's ``main`` in this process (``run_main``) under run_cli's environment (``CLI_ENV``, then
+    ``env``), with warnings written to stderr as a fresh interpreter shows them (not recorded
+    by pytest, which would hide them from a test of stderr).
+
+    Not for what only a process has: signals, stdin, the console script's exit or start-up (what
+    it imports), or variables read once at import (PYTHONIOENCODING, LC_ALL).
+    """
+    with pytest.MonkeyPatch.context() as patch, warnings.catch_warnings():
+        for name, value in {**CLI_ENV, **(env or {})}.items():
+            patch.setenv(name, value)
+        warnings.resetwarnings()
+        for category in _HIDDEN_WARNINGS:
+            warnings.simplefilter("ignore", category)
+        warnings.showwarning = _warning_on_stderr
+        code, out, err = run_main(*args, cwd=cwd)
+    return subprocess.CompletedProcess(["tinygpt", *args], code, out, err)
+
+
+def tree_digest(directory: Path) -> dict[str, str]:
+    """Every file under ``directory`` (relative path) and its sha256."""
+    return {
+        str(path.relative_to(directory)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(directory.rglob("*"))
+        if path.is_file()
+    }
+
+
+# A tiny run in the gpt2 recipe (a position table, biases, a tied head), so `export` works on it.
+TINY_GPT2 = {**TINY, "arch": "gpt2", "max_steps": 10, "eval_every": 5}
+
+
+def _shared_run(
+    tmp_path_factory: pytest.TempPathFactory, name: str, options: Mapping[str, Any]
+) -> Iterator[Path]:
+    """``options`` trained on SMALL_TEXT (``small.txt`` beside the checkpoint ``ck``, its token
+    cache in ``cache``) once for the session; fails at teardown if a test changed it."""
+    import tinygpt
+
+    root = tmp_path_factory.mktemp(name)
+    (root / "small.txt").write_text(SMALL_TEXT)
+    out = tinygpt.train(
+        root / "small.txt", out_dir=root / "ck", cache_dir=root / "cache", **options
+    ).out_dir
+    before = tree_digest(out)
+    yield out
+    assert tree_digest(out) == before, f"a test changed the shared {name} checkpoint"
+
+
+@pytest.fixture(scope="session")
+def trained_tiny(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """TINY trained on SMALL_TEXT once for the whole session: the checkpoint directory, for
+    tests that only read it. A test that writes into it, resumes it or changes it works on a
+    copy (``shutil.copytree``, or the ``tiny_copy`` fixture); the teardown fails if any test
+    changed it."""
+    yield from _shared_run(tmp_path_factory, "trained-tiny", TINY)
+
+
+@pytest.fixture(scope="session")
+def trained_tiny_gpt2(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """TINY_GPT2 trained on SMALL_TEXT once for the session, as ``trained_tiny``: only read
+    (test_hostile_inputs and test_reliability copy it for each test that damages it)."""
+    yield from _shared_run(tmp_path_factory, "trained-tiny-gpt2", TINY_GPT2)
+
+
+@pytest.fixture
+def tiny_copy(trained_tiny: Path, tmp_path: Path) -> Path:
+    """A private copy of ``trained_tiny`` in tmp_path (``tmp_path / "ck"``), to change."""
+    return Path(shutil.copytree(trained_tiny, tmp_path / "ck"))
 
 
 def rehash(directory: Path, name: str, data: bytes, manifest: str = "manifest.json") -> None:

@@ -4,6 +4,7 @@ stored in the checkpoint and read back offline."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -132,6 +133,17 @@ def test_a_resumed_run_keeps_the_tokenizer_and_split(tmp_path, small_text, monke
     assert (tmp_path / "run" / "tokenizer.json").read_text() == before
 
 
+@pytest.fixture(scope="module")
+def bpe_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-step bpe:300 run on SMALL_TEXT, trained once for the module: tests copy it."""
+    import tinygpt
+
+    root = tmp_path_factory.mktemp("bpe-run")
+    (root / "small.txt").write_text(SMALL_TEXT)
+    options = {**TINY, "tokenizer": "bpe:300", "max_steps": 2}
+    return tinygpt.train(root / "small.txt", out_dir=root / "run", **options).out_dir
+
+
 @pytest.mark.parametrize(
     "damage",
     [
@@ -142,22 +154,20 @@ def test_a_resumed_run_keeps_the_tokenizer_and_split(tmp_path, small_text, monke
         {"tokens": -11},  # fewer tokens than the model's vocabulary: KeyError mid-sample
     ],
 )
-def test_a_crafted_tokenizer_file_is_one_line_in_every_command(tmp_path, small_text, damage):
+def test_a_crafted_tokenizer_file_is_one_line_in_every_command(
+    bpe_run, tmp_path, small_text, damage
+):
     import shutil
 
-    import tinygpt
     from tests.conftest import rehash
 
-    run = tmp_path / "run"
-    if not run.exists():
-        tinygpt.train(small_text, out_dir=run, **{**TINY, "tokenizer": "bpe:300", "max_steps": 2})
-    spec = json.loads((run / "tokenizer.json").read_text())
+    spec = json.loads((bpe_run / "tokenizer.json").read_text())
     if "tokens" in damage:
         spec["tokens"] = spec["tokens"][: damage["tokens"]]
     else:
         spec.update(damage)
     ck = tmp_path / "ck"
-    shutil.copytree(run, ck)
+    shutil.copytree(bpe_run, ck)
     rehash(ck, "tokenizer.json", json.dumps(spec).encode())
     for command in (
         ("generate", "-c", "ck", "--max-new-tokens", "5"),

@@ -18,8 +18,8 @@ from tinygpt.errors import CheckpointError, TinyGPTError
 from tinygpt.io.files import sha256
 
 
-def test_tampered_files_are_reported_corrupt(tiny_run):
-    out = tiny_run().out_dir
+def test_tampered_files_are_reported_corrupt(tiny_copy):
+    out = tiny_copy
     original = (out / "model.safetensors").read_bytes()
     damages = {
         "truncated": original[: len(original) // 2],
@@ -43,8 +43,8 @@ class _Trojan:
         return (open, (self.marker, "w"))
 
 
-def test_pickle_payload_in_state_file_is_refused_and_never_runs(tiny_run, tmp_path, monkeypatch):
-    out = tiny_run().out_dir
+def test_pickle_payload_in_state_file_is_refused_and_never_runs(tiny_copy, tmp_path, monkeypatch):
+    out = tiny_copy
     marker = tmp_path / "pwned"
     payload = pickle.dumps({"step": _Trojan(str(marker))})
     (out / "state.pt").write_bytes(payload)
@@ -94,8 +94,8 @@ def test_torch_save_runtime_error_is_caught(tmp_path, monkeypatch):
         write_checkpoint(tmp_path / "c", {CONFIG_FILE: b"{}"}, step=1)
 
 
-def test_crash_after_commit_point_is_rolled_forward(tiny_run):
-    out = tiny_run().out_dir
+def test_crash_after_commit_point_is_rolled_forward(tiny_copy):
+    out = tiny_copy
     # Simulate dying right after the pending manifest was written: staged file present.
     new_model = (out / "best.safetensors").read_bytes()
     (out / (STAGED_PREFIX + "model.safetensors")).write_bytes(new_model)
@@ -159,13 +159,13 @@ def test_weights_stored_twice_or_as_integers_are_refused():
     load_weights(model, safetensors.torch.save(state), "w")  # the file as saved loads
 
 
-def test_missing_incompatible_and_foreign_checkpoints(tiny_run, tmp_path):
+def test_missing_incompatible_and_foreign_checkpoints(tiny_copy, tmp_path):
     with pytest.raises(CheckpointError, match="no checkpoint at"):
         open_checkpoint(tmp_path / "nope")
     (tmp_path / "empty").mkdir()
     with pytest.raises(CheckpointError, match="not a tinygpt checkpoint"):
         open_checkpoint(tmp_path / "empty")
-    out = tiny_run().out_dir
+    out = tiny_copy
     manifest = json.loads((out / "manifest.json").read_text())
     manifest["version"] = 99
     (out / "manifest.json").write_text(json.dumps(manifest))
@@ -209,7 +209,11 @@ def test_kill_9_at_any_moment_leaves_a_loadable_checkpoint(small_text, tmp_path)
     assert open_checkpoint(out).step > 0
 
 
-def test_the_weight_history_keeps_each_evaluation_and_resumes_like_one_run(tiny_run):
+def test_the_weight_history_keeps_each_evaluation_and_resumes_like_one_run(
+    tiny_run, trained_tiny, tmp_path
+):
+    import shutil
+
     from tinygpt.checkpoint.manifest import HISTORY_FILE
 
     whole = open_checkpoint(tiny_run("whole", max_steps=45).out_dir)
@@ -219,7 +223,9 @@ def test_the_weight_history_keeps_each_evaluation_and_resumes_like_one_run(tiny_
     for name, tensor in history.by_step[45].items():
         assert tensor.dtype == torch.float16  # half the bytes: a display's precision
         torch.testing.assert_close(tensor.float(), final[name], rtol=1e-3, atol=1e-4)
-    first = open_checkpoint(tiny_run("split", max_steps=30).out_dir).history()
+    split = shutil.copytree(trained_tiny, tmp_path / "split")  # TINY: 30 steps
+    assert open_checkpoint(split).step == 30
+    first = open_checkpoint(split).history()
     resumed = open_checkpoint(tiny_run("split", max_steps=45, resume=True).out_dir)
     again = resumed.history()
     assert again.steps == [15, 30, 45]  # a resume keeps the steps saved before it
@@ -249,10 +255,10 @@ def test_a_long_history_is_thinned_evenly_and_keeps_the_newest_step():
     assert wants_history(True, ModelConfig(n_embd=768)) and not wants_history(False, ModelConfig())
 
 
-def test_a_tampered_history_is_refused(tiny_run):
+def test_a_tampered_history_is_refused(tiny_copy):
     from tinygpt.checkpoint.manifest import HISTORY_FILE
 
-    out = tiny_run().out_dir
+    out = tiny_copy
     data = bytearray((out / HISTORY_FILE).read_bytes())
     data[-5] ^= 0x01
     (out / HISTORY_FILE).write_bytes(bytes(data))

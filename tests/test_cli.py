@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tests.conftest import TINY_ARGS, need_encoding, run_cli
+from tests.conftest import TINY_ARGS, need_encoding, run_cli, run_in_process
 
 
 def _has_cuda() -> bool:
@@ -27,7 +27,7 @@ def trained(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("cli")
     (root / "small.txt").write_text(SMALL_TEXT)
-    proc = run_cli(
+    proc = run_in_process(
         "train", "small.txt", *TINY_ARGS, "--max-steps", "40", "--eval-every", "20", cwd=root
     )
     assert proc.returncode == 0, proc.stderr
@@ -47,10 +47,10 @@ def test_train_writes_default_out_dir_and_reports(trained):
 
 @pytest.mark.slow
 def test_generate_streams_prompt_first_and_is_seeded(trained):
-    a = run_cli(
+    a = run_in_process(
         "generate", "--prompt", "All:", "--max-new-tokens", "30", "--seed", "3", cwd=trained
     )
-    b = run_cli(
+    b = run_in_process(
         "generate", "--prompt", "All:", "--max-new-tokens", "30", "--seed", "3", cwd=trained
     )
     assert a.returncode == 0, a.stderr
@@ -80,7 +80,7 @@ def test_generate_json_and_stdin_prompt(trained):
     assert set(doc) == {"samples", "new_tokens", "seconds", "tokens_per_sec", "sample_details"}
     assert doc["new_tokens"] == 24 and len(doc["samples"]) == 2
     assert doc["samples"][0] == doc["samples"][1] and doc["samples"][0].startswith("First")
-    no_cache = run_cli(
+    no_cache = run_in_process(
         "generate",
         "-c",
         "checkpoints/small",
@@ -99,7 +99,7 @@ def test_generate_json_and_stdin_prompt(trained):
 
 @pytest.mark.slow
 def test_eval_json(trained):
-    proc = run_cli("eval", "small.txt", "-c", "checkpoints/small", "--json", cwd=trained)
+    proc = run_in_process("eval", "small.txt", "-c", "checkpoints/small", "--json", cwd=trained)
     doc = json.loads(proc.stdout)
     assert set(doc) >= {"loss", "perplexity", "bits_per_byte", "tokens"}
     assert doc["perplexity"] == pytest.approx(2.718281828 ** doc["loss"], rel=1e-6)
@@ -158,7 +158,7 @@ def test_bad_input_gives_one_line_and_exit_code(trained, args, code, message):
     (trained / "eot.txt").write_text("a<|endoftext|>b" * 50)
     if args[0] == "train" and "already" not in message:
         args = [*args, "--out", "checkpoints/fresh"]  # not the existing run
-    proc = run_cli(*args, cwd=trained)
+    proc = run_in_process(*args, cwd=trained)
     assert proc.returncode == code, (proc.returncode, proc.stderr)
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert lines[-1].startswith("error: ") and message in lines[-1], proc.stderr
@@ -175,7 +175,7 @@ def test_debug_shows_the_traceback(trained):
 def test_failed_run_never_modifies_existing_checkpoint(trained):
     ck = trained / "checkpoints" / "small"
     before = {p.name: p.read_bytes() for p in ck.iterdir()}
-    proc = run_cli("train", "small.txt", "--resume", "--n-layer", "5", cwd=trained)
+    proc = run_in_process("train", "small.txt", "--resume", "--n-layer", "5", cwd=trained)
     assert proc.returncode == 2
     assert {p.name: p.read_bytes() for p in ck.iterdir()} == before
 

@@ -20,7 +20,8 @@ def local_server(tmp_path, shakespeare):
     handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
     handler.log_message = lambda *a: None
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # A short poll: shutdown() waits up to one interval (0.5 s by default) for the loop.
+    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
@@ -35,9 +36,9 @@ def test_download_checks_sha256_and_writes(local_server, tmp_path):
 
 
 def test_data_command_json(local_server, tmp_path):
-    from tests.conftest import run_cli
+    from tests.conftest import run_in_process
 
-    proc = run_cli(
+    proc = run_in_process(
         "data",
         "shakespeare",
         "--dir",

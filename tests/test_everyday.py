@@ -7,7 +7,7 @@ import zlib
 
 import pytest
 
-from tests.conftest import SMALL_TEXT, TINY, TINY_ARGS, run_cli
+from tests.conftest import SMALL_TEXT, TINY, TINY_ARGS, run_in_process
 from tinygpt.config.model import ModelConfig
 from tinygpt.errors import UsageError
 from tinygpt.model import count_parameters
@@ -68,7 +68,9 @@ def workdir(tmp_path_factory):
     root = tmp_path_factory.mktemp("everyday")
     (root / "data").mkdir()
     (root / "data" / "tinyshakespeare.txt").write_text(SMALL_TEXT)  # stands in for the corpus
-    proc = run_cli("train", *TINY_ARGS, "--quiet", cwd=root)  # no FILE: data/tinyshakespeare.txt
+    proc = run_in_process(
+        "train", *TINY_ARGS, "--quiet", cwd=root
+    )  # no FILE: data/tinyshakespeare.txt
     assert proc.returncode == 0, proc.stderr
     return root
 
@@ -82,14 +84,14 @@ def test_train_without_file_uses_the_downloaded_corpus(workdir, tmp_path):
     ck = open_checkpoint(workdir / "checkpoints" / "tinyshakespeare")
     assert Path(ck.config.train.data) == Path("data/tinyshakespeare.txt")
     assert ck.step == TINY["max_steps"]
-    proc = run_cli("train", "--tokenizer", "char", cwd=tmp_path)
+    proc = run_in_process("train", "--tokenizer", "char", cwd=tmp_path)
     assert proc.returncode == 2 and "tinygpt data shakespeare" in proc.stderr
 
 
 @pytest.mark.slow
 def test_json_on_train_and_plot(tmp_path):
     (tmp_path / "small.txt").write_text(SMALL_TEXT)
-    proc = run_cli(
+    proc = run_in_process(
         "train",
         "small.txt",
         *TINY_ARGS,
@@ -101,13 +103,13 @@ def test_json_on_train_and_plot(tmp_path):
     )
     summary = json.loads(proc.stdout)
     assert summary["step"] == 4 and summary["best_val_loss"] > 0 and not summary["interrupted"]
-    metrics = json.loads(run_cli("plot", "--json", cwd=tmp_path).stdout)
+    metrics = json.loads(run_in_process("plot", "--json", cwd=tmp_path).stdout)
     assert [m["step"] for m in metrics] == [2, 4]
 
 
 @pytest.mark.slow
 def test_info_json_and_table(workdir):
-    proc = run_cli("info", "--json", cwd=workdir)
+    proc = run_in_process("info", "--json", cwd=workdir)
     data = json.loads(proc.stdout)
     assert data["steps"] == TINY["max_steps"] and data["tokenizer"] == "char"
     assert data["device"] == "cpu" and data["dtype"] == "float32"
@@ -115,16 +117,16 @@ def test_info_json_and_table(workdir):
     # The default recipe has no position table.
     assert data["parameters"] > 0 and data["position_embedding_parameters"] == 0
     assert data["arch"] == "modern" and data["optimizer_groups"][0]["optimizer"] == "muon"
-    table = run_cli("info", cwd=workdir, env={"NO_COLOR": "1"})
+    table = run_in_process("info", cwd=workdir, env={"NO_COLOR": "1"})
     assert "best val loss" in table.stdout and "\x1b[" not in table.stdout
 
 
 @pytest.mark.slow
 def test_runs_lists_checkpoints(workdir):
-    rows = json.loads(run_cli("runs", "--json", cwd=workdir).stdout)
+    rows = json.loads(run_in_process("runs", "--json", cwd=workdir).stdout)
     assert [r["name"] for r in rows] == ["tinyshakespeare"]
     assert rows[0]["steps"] == TINY["max_steps"]
-    table = run_cli("runs", cwd=workdir, env={"COLUMNS": "80"})
+    table = run_in_process("runs", cwd=workdir, env={"COLUMNS": "80"})
     assert "tinyshakespeare" in table.stdout
 
 
@@ -138,7 +140,7 @@ def test_piped_output_has_no_trailing_spaces(workdir):
         ["inspect-attention", *prompt],
         ["inspect-attention", *prompt, "--layer", "1", "--head", "0", "--explain"],
     ):
-        proc = run_cli(*args, cwd=workdir)  # stdout is a pipe here
+        proc = run_in_process(*args, cwd=workdir)  # stdout is no terminal here, as in a pipe
         assert proc.returncode == 0, proc.stderr
         padded = [line for line in proc.stdout.splitlines() if line.endswith(" ")]
         assert not padded, (args, padded[:3])
@@ -165,10 +167,12 @@ def test_train_runs_and_info_give_one_parameter_count(tmp_path, arch):
     shape = {**TINY, "max_steps": 2, "block_size": 128, "n_embd": 128}
     args = [f"--{k.replace('_', '-')}={v}" for k, v in shape.items()]
     wide = {"COLUMNS": "300"}  # no wrapped lines
-    train = run_cli("train", "small.txt", *args, f"--arch={arch}", "--json", cwd=tmp_path, env=wide)
+    train = run_in_process(
+        "train", "small.txt", *args, f"--arch={arch}", "--json", cwd=tmp_path, env=wide
+    )
     assert train.returncode == 0, train.stderr
-    info = json.loads(run_cli("info", "--json", cwd=tmp_path).stdout)
-    (row,) = json.loads(run_cli("runs", "--json", cwd=tmp_path).stdout)
+    info = json.loads(run_in_process("info", "--json", cwd=tmp_path).stdout)
+    (row,) = json.loads(run_in_process("runs", "--json", cwd=tmp_path).stdout)
     fields = ("parameters", "position_embedding_parameters")
     summary = json.loads(train.stdout)
     assert [summary[k] for k in fields] == [info[k] for k in fields] == [row[k] for k in fields]
@@ -184,8 +188,8 @@ def test_train_runs_and_info_give_one_parameter_count(tmp_path, arch):
     if position:
         header += f" ({(total - position) / 1e6:.2f}M without position embeddings)"
     assert header in train.stderr
-    assert f"{total / 1e6:.2f}M" in run_cli("runs", cwd=tmp_path).stdout
-    table = run_cli("info", cwd=tmp_path, env=wide).stdout
+    assert f"{total / 1e6:.2f}M" in run_in_process("runs", cwd=tmp_path).stdout
+    table = run_in_process("info", cwd=tmp_path, env=wide).stdout
     row_text = f"{total:,} parameters"
     if position:
         row_text += f" ({total - position:,} without position embeddings)"
@@ -194,13 +198,13 @@ def test_train_runs_and_info_give_one_parameter_count(tmp_path, arch):
 
 @pytest.mark.slow
 def test_plot_terminal_svg_png(workdir, tmp_path):
-    proc = run_cli("plot", "--out", str(tmp_path / "loss.svg"), cwd=workdir)
+    proc = run_in_process("plot", "--out", str(tmp_path / "loss.svg"), cwd=workdir)
     assert proc.returncode == 0, proc.stderr
     assert "• train" in proc.stdout and "step" in proc.stdout
     ET.fromstring((tmp_path / "loss.svg").read_text())  # parses as XML
-    assert run_cli("plot", "--out", str(tmp_path / "loss.png"), cwd=workdir).returncode == 0
+    assert run_in_process("plot", "--out", str(tmp_path / "loss.png"), cwd=workdir).returncode == 0
     _check_png((tmp_path / "loss.png").read_bytes())
-    bad = run_cli("plot", "--out", str(tmp_path / "loss.jpg"), cwd=workdir)
+    bad = run_in_process("plot", "--out", str(tmp_path / "loss.jpg"), cwd=workdir)
     assert bad.returncode == 2 and ".svg or .png" in bad.stderr
 
 

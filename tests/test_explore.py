@@ -22,12 +22,9 @@ TOKEN = "test-token"
 
 
 @pytest.fixture(scope="module")
-def ck(tmp_path_factory) -> Path:
-    import tinygpt
-
-    root = tmp_path_factory.mktemp("explore")
-    (root / "small.txt").write_text(SMALL_TEXT)
-    return tinygpt.train(root / "small.txt", out_dir=root / "ck", **TINY).out_dir
+def ck(trained_tiny: Path) -> Path:
+    """The session's tiny run (TINY on SMALL_TEXT): these tests only read it."""
+    return trained_tiny
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import tinygpt
-from tests.conftest import TINY, run_cli, run_main
+from tests.conftest import TINY, run_in_process, run_main
 from tinygpt.checkpoint.store import open_checkpoint
 from tinygpt.errors import UsageError
 from tinygpt.training.trainer import TrainerCallback
@@ -46,9 +46,9 @@ def assert_same_weights(got: dict, source: Path) -> None:
 
 
 def test_a_run_starts_from_the_source_weights_and_leaves_the_source_alone(
-    tiny_run, small_text, tmp_path
+    tiny_copy, small_text, tmp_path
 ):
-    source = tiny_run("source").out_dir
+    source = tiny_copy
     before = fingerprint(source)
     seen = StartWeights()
     result = tinygpt.train(
@@ -77,9 +77,9 @@ def test_a_run_starts_from_the_source_weights_and_leaves_the_source_alone(
     ],
 )
 def test_a_shape_or_tokenizer_option_against_the_source_is_refused_in_one_line(
-    tiny_run, small_text, tmp_path, args, expected
+    tiny_copy, small_text, tmp_path, args, expected
 ):
-    source = tiny_run("source").out_dir
+    source = tiny_copy
     before = fingerprint(source)
     out = tmp_path / "tuned"
     code, _, err = run_main(
@@ -92,9 +92,9 @@ def test_a_shape_or_tokenizer_option_against_the_source_is_refused_in_one_line(
 
 
 def test_a_corpus_the_source_tokenizer_cannot_encode_is_refused_in_one_line(
-    tiny_run, tmp_path, small_text
+    tiny_copy, tmp_path, small_text
 ):
-    source = tiny_run("source").out_dir
+    source = tiny_copy
     other = tmp_path / "other.txt"
     other.write_text(small_text.read_text() + "Zürich\n", encoding="utf-8")
     for extra in ([], ["--val-file", str(other)]):
@@ -107,8 +107,8 @@ def test_a_corpus_the_source_tokenizer_cannot_encode_is_refused_in_one_line(
         assert ("--val-file" in err) == bool(extra), err
 
 
-def test_the_source_is_never_the_destination(tiny_run, small_text):
-    source = tiny_run("source").out_dir
+def test_the_source_is_never_the_destination(tiny_copy, small_text):
+    source = tiny_copy
     before = fingerprint(source)
     code, _, err = run_main(
         "train", str(small_text), "--out", str(source), "--init-from", str(source), "--overwrite"
@@ -117,14 +117,14 @@ def test_the_source_is_never_the_destination(tiny_run, small_text):
     assert fingerprint(source) == before
 
 
-def test_init_from_starts_a_new_run_not_a_resumed_one(tiny_run, small_text):
-    source = tiny_run("source").out_dir
+def test_init_from_starts_a_new_run_not_a_resumed_one(tiny_copy, small_text):
+    source = tiny_copy
     with pytest.raises(UsageError, match="starts a new run"):
         tinygpt.train(small_text, out_dir=source, resume=True, init_from=str(source), **SHORT)
 
 
-def test_dropout_may_change_when_fine_tuning(tiny_run, small_text, tmp_path):
-    source = tiny_run("source").out_dir
+def test_dropout_may_change_when_fine_tuning(tiny_copy, small_text, tmp_path):
+    source = tiny_copy
     result = tinygpt.train(
         small_text, out_dir=tmp_path / "t", init_from=str(source), dropout=0.1, **SHORT
     )
@@ -142,7 +142,7 @@ def test_fine_tuning_an_imported_gpt2_model(tmp_path, small_text, gpt2_encoding)
     )
     transformers.GPT2LMHeadModel(config).save_pretrained(tmp_path / "hf")
     imported = tmp_path / "imported"
-    assert run_cli("import-hf", str(tmp_path / "hf"), "--out", str(imported)).returncode == 0
+    assert run_in_process("import-hf", str(tmp_path / "hf"), "--out", str(imported)).returncode == 0
     before = fingerprint(imported)
     seen = StartWeights()
     result = tinygpt.train(
@@ -157,15 +157,15 @@ def test_fine_tuning_an_imported_gpt2_model(tmp_path, small_text, gpt2_encoding)
     assert fingerprint(imported) == before
     tuned = open_checkpoint(result.out_dir)
     assert tuned.config.train.tokenizer == "gpt2" and tuned.config.model.tie_embeddings
-    proc = run_cli("inspect", "compare", str(imported), str(result.out_dir), "--json")
+    proc = run_in_process("inspect", "compare", str(imported), str(result.out_dir), "--json")
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)
 
 
-def test_a_fine_tuned_config_json_loads_with_older_rules(tiny_run, small_text, tmp_path):
+def test_a_fine_tuned_config_json_loads_with_older_rules(tiny_copy, small_text, tmp_path):
     """config.json gains keys (init_from, val_file, ...); a reader that ignores unknown keys
     (this version's rule) still loads it, and without them the defaults stand."""
-    source = tiny_run("source").out_dir
+    source = tiny_copy
     result = tinygpt.train(small_text, out_dir=tmp_path / "t", init_from=str(source), **SHORT)
     data = json.loads((result.out_dir / "config.json").read_text())
     for key in ("init_from", "val_file", "eval_samples", "early_stop"):

@@ -10,19 +10,17 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
-from tests.conftest import SMALL_TEXT, TINY, one_line_error, run_cli, run_main
+from tests.conftest import SMALL_TEXT, one_line_error, run_cli, run_in_process, run_main
 
 
-@pytest.fixture(scope="module")
-def ck(tmp_path_factory):
-    import tinygpt
-
-    root = tmp_path_factory.mktemp("gen")
-    (root / "small.txt").write_text(SMALL_TEXT)
-    return tinygpt.train(root / "small.txt", out_dir=root / "ck", **TINY).out_dir
+@pytest.fixture
+def ck(trained_tiny: Path) -> Path:
+    """The session's tiny run (TINY on SMALL_TEXT): these tests only read it."""
+    return trained_tiny
 
 
 def test_stop_ends_each_sample_and_json_says_which(ck):
@@ -120,7 +118,9 @@ def test_interactive_through_a_pipe_answers_every_line(ck):
         input="All:\nFirst\n",
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    one = run_cli("generate", "-c", str(ck), "-p", "First", "--max-new-tokens", "12", "--seed", "1")
+    one = run_in_process(
+        "generate", "-c", str(ck), "-p", "First", "--max-new-tokens", "12", "--seed", "1"
+    )
     lines = proc.stdout.split("\n")
     assert proc.stdout.startswith("All:")
     assert one.stdout.strip() in proc.stdout  # the same options, the same sample
@@ -205,11 +205,15 @@ def test_a_keystroke_that_crashes_readline_does_not_end_the_session(ck):
 @pytest.mark.slow
 def test_sigterm_still_ends_an_interactive_session(ck):
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tinygpt", "generate", "-c", str(ck), "-i"],
+        [sys.executable, "-m", "tinygpt", "generate", "-c", str(ck), "-i", "--max-new-tokens", "5"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         env={**os.environ, "OMP_NUM_THREADS": "1"},
     )  # fmt: skip
-    time.sleep(3)
+    # In the session, not after a fixed wait a loaded machine can outlast: a first prompt is
+    # answered ("All:", 5 characters, a newline) and the next one awaited.
+    proc.stdin.write(b"All:\n")
+    proc.stdin.flush()
+    _read_until(proc.stdout.fileno(), lambda seen: len(seen) >= len("All:") + 5 + 1)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 128 + signal.SIGTERM, err

@@ -5,7 +5,7 @@ import re
 import pytest
 import typer.main
 
-from tests.conftest import run_cli
+from tests.conftest import run_in_process
 from tinygpt.cli import app
 
 
@@ -42,7 +42,7 @@ def flat(text: str) -> str:
     ],
 )
 def test_help_shows_every_default(command):
-    proc = run_cli(*command.split(), "--help", env={"COLUMNS": "200"})
+    proc = run_in_process(*command.split(), "--help", env={"COLUMNS": "200"})
     assert proc.returncode == 0, proc.stderr
     shown = flat(proc.stdout)
     found = typer.main.get_command(app)
@@ -57,7 +57,7 @@ def test_help_shows_every_default(command):
 
 
 def test_generate_help_shows_the_top_k_default():
-    proc = run_cli("generate", "--help", env={"COLUMNS": "200"})
+    proc = run_in_process("generate", "--help", env={"COLUMNS": "200"})
     assert "[default: 200]" in flat(proc.stdout)
 
 

@@ -1,26 +1,39 @@
 """Hugging Face interop, both directions, with tiny random models and identical logits."""
 
+import importlib.util
 import json
+from types import ModuleType
 
 import pytest
 import torch
 
-from tests.conftest import run_cli
+from tests.conftest import run_in_process
 
-try:  # the `hf` extra: the tests that load models with transformers need it, the rest do not
-    import transformers
-except ImportError:
-    transformers = None
-needs_transformers = pytest.mark.skipif(transformers is None, reason="needs the hf extra")
+# The `hf` extra: the tests that load models with transformers need it, the rest do not. It is
+# imported by the tests that use it, not here: its import (1-2 s) would slow every collection.
+needs_transformers = pytest.mark.skipif(
+    importlib.util.find_spec("transformers") is None, reason="needs the hf extra"
+)
+
+
+def hf_transformers() -> ModuleType | None:
+    """The transformers package, or None without the `hf` extra."""
+    try:
+        import transformers
+    except ImportError:
+        return None
+    return transformers
 
 
 @needs_transformers
 @pytest.mark.parametrize("bias", [True, False])
 @pytest.mark.slow
 def test_export_loads_in_transformers_with_identical_logits(tiny_run, tmp_path, bias):
+    import transformers
+
     result = tiny_run(bias=bias, arch="gpt2")
     out = tmp_path / "hf"
-    proc = run_cli("export", "--format", "hf", str(out), "-c", str(result.out_dir))
+    proc = run_in_process("export", "--format", "hf", str(out), "-c", str(result.out_dir))
     assert proc.returncode == 0, proc.stderr
     theirs = transformers.GPT2LMHeadModel.from_pretrained(out).eval()
     ours = result.model.eval()
@@ -34,6 +47,8 @@ def test_export_loads_in_transformers_with_identical_logits(tiny_run, tmp_path, 
 @needs_transformers
 @pytest.mark.slow
 def test_import_of_a_gpt2_model_gives_identical_logits_and_samples(tmp_path, gpt2_encoding):
+    import transformers
+
     torch.manual_seed(0)
     config = transformers.GPT2Config(
         vocab_size=50257,
@@ -46,7 +61,7 @@ def test_import_of_a_gpt2_model_gives_identical_logits_and_samples(tmp_path, gpt
     theirs = transformers.GPT2LMHeadModel(config).eval()
     theirs.save_pretrained(tmp_path / "gpt2-tiny")
     out = tmp_path / "imported"
-    proc = run_cli("import-hf", str(tmp_path / "gpt2-tiny"), "--out", str(out))
+    proc = run_in_process("import-hf", str(tmp_path / "gpt2-tiny"), "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     from tinygpt.checkpoint.store import open_checkpoint
 
@@ -56,7 +71,7 @@ def test_import_of_a_gpt2_model_gives_identical_logits_and_samples(tmp_path, gpt
     x = torch.randint(0, 50257, (2, 32))
     with torch.no_grad():
         torch.testing.assert_close(ours(x)[0], theirs(x).logits, rtol=1e-5, atol=1e-5)
-    gen = run_cli(
+    gen = run_in_process(
         "generate",
         "-c",
         str(out),
@@ -69,9 +84,9 @@ def test_import_of_a_gpt2_model_gives_identical_logits_and_samples(tmp_path, gpt
         "1",
     )
     assert gen.returncode == 0, gen.stderr
-    insp = run_cli("inspect-attention", "-c", str(out), "--prompt", "Hello world, hello")
+    insp = run_in_process("inspect-attention", "-c", str(out), "--prompt", "Hello world, hello")
     assert insp.returncode == 0 and "Head roles" in insp.stdout
-    info = run_cli("info", "-c", str(out), "--json")
+    info = run_in_process("info", "-c", str(out), "--json")
     assert info.returncode == 0, info.stderr
 
 
@@ -79,7 +94,7 @@ def test_import_of_a_gpt2_model_gives_identical_logits_and_samples(tmp_path, gpt
 def test_import_refuses_what_it_cannot_convert(tmp_path):
     (tmp_path / "bert").mkdir()
     (tmp_path / "bert" / "config.json").write_text('{"model_type": "bert"}')
-    proc = run_cli("import-hf", str(tmp_path / "bert"), "--out", str(tmp_path / "x"))
+    proc = run_in_process("import-hf", str(tmp_path / "bert"), "--out", str(tmp_path / "x"))
     assert proc.returncode == 2 and "only gpt2" in proc.stderr
 
 
@@ -87,14 +102,14 @@ def test_import_refuses_what_it_cannot_convert(tmp_path):
 def test_a_char_model_exported_then_imported_is_the_same_model(tiny_run, tmp_path):
     result = tiny_run(arch="gpt2")
     out = tmp_path / "hf"
-    proc = run_cli("export", str(out), "-c", str(result.out_dir))
+    proc = run_in_process("export", str(out), "-c", str(result.out_dir))
     assert proc.returncode == 0, proc.stderr
     config = json.loads((out / "config.json").read_text())
     vocab = config["vocab_size"]  # 34 characters: GPT-2's default ids (50256) would not fit
     for key in ("bos_token_id", "eos_token_id"):
         assert config[key] is None or 0 <= config[key] < vocab, config
     back = tmp_path / "back"
-    proc = run_cli("import-hf", str(out), "--out", str(back))
+    proc = run_in_process("import-hf", str(out), "--out", str(back))
     assert proc.returncode == 0, proc.stderr
     from tinygpt.checkpoint.store import open_checkpoint
 
@@ -106,8 +121,9 @@ def test_a_char_model_exported_then_imported_is_the_same_model(tiny_run, tmp_pat
         expected = before.load_model("cpu").eval()(x)[0]
         got = after.load_model("cpu").eval()(x)[0]
     torch.testing.assert_close(got, expected, rtol=0, atol=0)
-    gen = run_cli("generate", "-c", str(back), "--prompt", "All:", "--max-new-tokens", "5")
+    gen = run_in_process("generate", "-c", str(back), "--prompt", "All:", "--max-new-tokens", "5")
     assert gen.returncode == 0 and gen.stdout.startswith("All:"), gen.stderr
+    transformers = hf_transformers()
     if transformers is not None:  # and transformers loads it with the same logits
         theirs = transformers.GPT2LMHeadModel.from_pretrained(out).eval()
         with torch.no_grad():
@@ -118,7 +134,9 @@ def test_a_char_model_exported_then_imported_is_the_same_model(tiny_run, tmp_pat
 def test_import_of_a_char_model_needs_its_vocabulary(tiny_run, tmp_path):
     result = tiny_run(arch="gpt2")
     out = tmp_path / "hf"
-    assert run_cli("export", str(out), "-c", str(result.out_dir)).returncode == 0
+    assert run_in_process("export", str(out), "-c", str(result.out_dir)).returncode == 0
     (out / "tinygpt_tokenizer.json").unlink()
-    proc = run_cli("import-hf", str(out), "--out", str(tmp_path / "x"), "--tokenizer", "char")
+    proc = run_in_process(
+        "import-hf", str(out), "--out", str(tmp_path / "x"), "--tokenizer", "char"
+    )
     assert proc.returncode == 2 and "tinygpt_tokenizer.json" in proc.stderr, proc.stderr

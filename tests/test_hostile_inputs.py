@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
 import tinygpt
-from tests.conftest import FUZZ_SEED, MICRO_ARGS, SMALL_TEXT, TINY, one_line_error, rehash, run_main
+from tests.conftest import FUZZ_SEED, MICRO_ARGS, SMALL_TEXT, one_line_error, rehash, run_main
 from tinygpt.checkpoint import save as saving
 from tinygpt.checkpoint.manifest import (
     CONFIG_FILE,
@@ -33,16 +33,13 @@ from tinygpt.checkpoint.store import open_checkpoint
 from tinygpt.errors import CheckpointError
 from tinygpt.io.files import sha256
 
-RUN = {**TINY, "arch": "gpt2", "max_steps": 10, "eval_every": 5}
 TEXT = "small.txt"
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("hostile")
-    (root / TEXT).write_text(SMALL_TEXT)
-    tinygpt.train(root / TEXT, out_dir=root / "ck", cache_dir=root / "cache", **RUN)
-    return root / "ck"
+def trained(trained_tiny_gpt2: Path) -> Path:
+    """The session's tiny gpt2-recipe run (conftest's TINY_GPT2): only read; ``ck`` copies it."""
+    return trained_tiny_gpt2
 
 
 @pytest.fixture
@@ -654,7 +651,8 @@ def http_server(handler_body):
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # A short poll: shutdown() waits up to one interval (0.5 s by default) for the loop.
+    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}/input.txt"

@@ -22,7 +22,7 @@ import pytest
 import torch
 
 from tests.browser import decode_png
-from tests.conftest import ROOT, one_line_error, random_gpt, run_cli, run_main
+from tests.conftest import ROOT, one_line_error, random_gpt, run_in_process, run_main
 from tinygpt.analysis.explain import AFTER_COPY, PREVIOUS, SAME, SELF, key_relation
 from tinygpt.analysis.labels import parse_head_label
 from tinygpt.analysis.probes import (
@@ -219,9 +219,9 @@ def test_an_attention_only_model_is_saved_loaded_and_not_exported(tiny_run, tmp_
 def induction_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The README section's commands (fewer steps): a repeats corpus, then the preset."""
     work = tmp_path_factory.mktemp("induction")
-    made = run_cli("data", "repeats", cwd=work)
+    made = run_in_process("data", "repeats", cwd=work)
     assert made.returncode == 0, made.stderr
-    trained = run_cli(
+    trained = run_in_process(
         "train", "data/repeats.txt", "--preset", "induction", "--max-steps", "600", "-q", cwd=work
     )
     assert trained.returncode == 0, trained.stderr
@@ -250,7 +250,7 @@ def test_the_preset_grows_a_previous_token_then_an_induction_head(induction_run:
 @pytest.mark.slow
 def test_trajectory_shows_the_phase_change_and_draws_it(induction_run: Path) -> None:
     png = induction_run / "trajectory.png"
-    out = run_cli(
+    out = run_in_process(
         "inspect-attention",
         "--trajectory",
         "checkpoints/repeats",
@@ -280,7 +280,7 @@ def test_ablating_the_induction_head_puts_the_repeat_loss_back_up(induction_run:
 
     ind = phase_change(_metrics(induction_run)).induction
     layer, head = parse_head_label(ind.head)
-    out = run_cli(
+    out = run_in_process(
         "inspect-attention",
         "-c",
         "checkpoints/repeats",
@@ -317,7 +317,7 @@ def test_explain_on_the_induction_head_points_after_the_earlier_copy(induction_r
     )
     e = report.explanation
     assert e.relations[e.top_key] == AFTER_COPY
-    out = run_cli(
+    out = run_in_process(
         "inspect-attention",
         "-c",
         "checkpoints/repeats",

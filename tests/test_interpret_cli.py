@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from tests.browser import decode_png
-from tests.conftest import SMALL_TEXT, TINY, one_line_error, run_cli
+from tests.conftest import SMALL_TEXT, TINY, one_line_error, run_in_process
 
-# Each test starts CLI subprocesses over a model trained for the module.
+# Each test runs the CLI (in this process) over a model trained for the module.
 pytestmark = pytest.mark.slow
 
 PROMPT = "First Citizen:\nBefore we proceed"
@@ -31,7 +31,7 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def cli_json(*args: str) -> dict:
-    out = run_cli(*args)
+    out = run_in_process(*args)
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)
 
@@ -58,7 +58,7 @@ def test_predictions_json_and_the_losses_of_the_next_tokens(checkpoint: Path, tm
 
 def test_predictions_view_and_files(checkpoint: Path, tmp_path: Path):
     png, svg, page = tmp_path / "p.png", tmp_path / "p.svg", tmp_path / "p.html"
-    out = run_cli(
+    out = run_in_process(
         "inspect",
         "predictions",
         "-c",
@@ -127,7 +127,7 @@ def test_patching_grids_and_files(checkpoint: Path, tmp_path: Path):
     assert np.array(doc["heads"]).shape == (2, 2) and np.array(doc["residual"]).shape == (2, t)
     assert np.array(doc["head_positions"]).shape == (2, 2, t)
     assert doc["clean_logprob"] != doc["corrupted_logprob"]
-    out = run_cli(*patch, "--png", str(png), "--svg", str(svg), env={"COLUMNS": "100"})
+    out = run_in_process(*patch, "--png", str(png), "--svg", str(svg), env={"COLUMNS": "100"})
     assert out.returncode == 0, out.stderr
     assert "each head's output, patched at every position" in out.stdout
     assert decode_png(png.read_bytes()).shape[1] > t * 10
@@ -150,7 +150,7 @@ def test_patching_grids_and_files(checkpoint: Path, tmp_path: Path):
     ],
 )
 def test_bad_input_is_one_line(checkpoint: Path, args: list[str], words: str):
-    out = run_cli("inspect", args[0], "-c", str(checkpoint), *args[1:])
+    out = run_in_process("inspect", args[0], "-c", str(checkpoint), *args[1:])
     assert words in one_line_error(out.returncode, out.stderr)
 
 
@@ -158,7 +158,9 @@ def test_eval_writes_every_token_loss_and_the_most_surprising_spans(checkpoint, 
     text = tmp_path / "t.txt"
     text.write_text(SMALL_TEXT[:500] + "z:?z,:z?zFz::?z" + SMALL_TEXT[:300], encoding="utf-8")
     losses_file = tmp_path / "losses.json"
-    out = run_cli("eval", str(text), "-c", str(checkpoint), "--token-losses", str(losses_file))
+    out = run_in_process(
+        "eval", str(text), "-c", str(checkpoint), "--token-losses", str(losses_file)
+    )
     assert out.returncode == 0, out.stderr
     doc = json.loads(losses_file.read_text())
     losses = doc["token_losses"]

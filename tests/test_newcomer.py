@@ -196,14 +196,14 @@ def test_eval_reports_progress_to_the_end(two_runs: Path) -> None:
 
 @pytest.mark.slow
 def test_eval_draws_a_bar_on_a_terminal_and_nothing_in_a_pipe(two_runs: Path) -> None:
-    from tests.conftest import run_cli
+    from tests.conftest import run_in_process
 
     args = ("eval", "small.txt", "-c", "checkpoints/new", "--device", "cpu")
     terminal = {"TTY_COMPATIBLE": "1", "TTY_INTERACTIVE": "1"}  # rich: draw as on a terminal
-    shown = run_cli(*args, cwd=two_runs, env=terminal)
+    shown = run_in_process(*args, cwd=two_runs, env=terminal)
     assert shown.returncode == 0 and "eval" in shown.stderr and "windows" in shown.stderr
     assert shown.stdout.startswith("loss ")  # stdout: the result alone
-    piped = run_cli(*args, cwd=two_runs)
+    piped = run_in_process(*args, cwd=two_runs)
     assert piped.returncode == 0 and piped.stderr == ""
 
 
@@ -300,11 +300,11 @@ def test_a_bpe_model_that_dwarfs_its_text_is_named_with_its_embedding() -> None:
 
 @pytest.mark.slow
 def test_train_warns_at_start_when_the_model_dwarfs_the_text(tmp_path: Path) -> None:
-    from tests.conftest import SMALL_TEXT, run_cli
+    from tests.conftest import SMALL_TEXT, run_in_process
 
     (tmp_path / "short.txt").write_text(SMALL_TEXT[:600])
     args = ("--tokenizer", "char", "--block-size", "16", "--batch-size", "2", "--max-steps", "1")
-    proc = run_cli("train", "short.txt", *args, "--device", "cpu", cwd=tmp_path)
+    proc = run_in_process("train", "short.txt", *args, "--device", "cpu", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     notes = [line for line in proc.stderr.splitlines() if line.startswith("note: the model has")]
     assert len(notes) == 1 and "training tokens" in notes[0] and "smaller model" in notes[0]
@@ -314,11 +314,11 @@ def test_train_warns_at_start_when_the_model_dwarfs_the_text(tmp_path: Path) -> 
 @pytest.mark.slow
 def test_piped_train_output_is_not_cut_at_the_terminal_width(tmp_path: Path) -> None:
     """Smaller item: the run summary and the notes keep one line each in a pipe or a log."""
-    from tests.conftest import SMALL_TEXT, run_cli
+    from tests.conftest import SMALL_TEXT, run_in_process
 
     (tmp_path / "t.txt").write_text(SMALL_TEXT)
     args = ("--tokenizer", "char", "--block-size", "16", "--max-steps", "1", "--device", "cpu")
-    proc = run_cli("train", "t.txt", *args, cwd=tmp_path, env={"COLUMNS": "60"})
+    proc = run_in_process("train", "t.txt", *args, cwd=tmp_path, env={"COLUMNS": "60"})
     assert proc.returncode == 0, proc.stderr
     lines = proc.stderr.splitlines()
     optim = next(line for line in lines if line.startswith("optim "))
@@ -399,12 +399,12 @@ def test_training_offline_still_offers_char(offline_tiktoken) -> None:
 @pytest.mark.slow
 def test_info_on_an_imported_model_shows_no_schedule_it_never_ran(tiny_run, tmp_path) -> None:
     """Smaller item: an imported checkpoint's info had a schedule and "0 of 0" steps."""
-    from tests.conftest import run_cli
+    from tests.conftest import run_in_process
 
     result = tiny_run(arch="gpt2", max_steps=2)
-    assert run_cli("export", str(tmp_path / "hf"), "-c", str(result.out_dir)).returncode == 0
+    assert run_in_process("export", str(tmp_path / "hf"), "-c", str(result.out_dir)).returncode == 0
     back = tmp_path / "back"
-    assert run_cli("import-hf", str(tmp_path / "hf"), "--out", str(back)).returncode == 0
+    assert run_in_process("import-hf", str(tmp_path / "hf"), "--out", str(back)).returncode == 0
     code, out, err = run_main("info", "-c", str(back))
     assert code == 0, err
     rows = {line.split()[0]: line for line in out.splitlines() if line.strip()}
@@ -453,12 +453,12 @@ def test_the_readme_info_example_is_what_info_prints_today(two_runs: Path) -> No
 @pytest.mark.slow
 def test_a_small_file_with_no_tokenizer_named_trains_on_characters(tmp_path: Path) -> None:
     """Item 2: the issue's trap (gpt2's embedding for a small file) is not the default."""
-    from tests.conftest import SMALL_TEXT, run_cli
+    from tests.conftest import SMALL_TEXT, run_in_process
 
     text = SMALL_TEXT * 10  # 35 KB, the size of the issue's file
     (tmp_path / "mine.txt").write_text(text)
     args = ("--block-size", "16", "--batch-size", "2", "--max-steps", "1", "--device", "cpu")
-    proc = run_cli("train", "mine.txt", *args, cwd=tmp_path)
+    proc = run_in_process("train", "mine.txt", *args, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     config = json.loads((tmp_path / "checkpoints" / "mine" / "config.json").read_text())
     assert config["train"]["tokenizer"] == "char"
@@ -483,11 +483,11 @@ def test_the_default_stays_gpt2_where_its_model_fits(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_a_named_tokenizer_is_kept_with_the_warning(tmp_path: Path, gpt2_encoding) -> None:
-    from tests.conftest import SMALL_TEXT, run_cli
+    from tests.conftest import SMALL_TEXT, run_in_process
 
     (tmp_path / "mine.txt").write_text(SMALL_TEXT)
     args = ("--block-size", "8", "--batch-size", "1", "--max-steps", "1", "--device", "cpu")
-    proc = run_cli("train", "mine.txt", "--tokenizer", "gpt2", *args, cwd=tmp_path)
+    proc = run_in_process("train", "mine.txt", "--tokenizer", "gpt2", *args, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     config = json.loads((tmp_path / "checkpoints" / "mine" / "config.json").read_text())
     assert config["train"]["tokenizer"] == "gpt2" and "picked" not in proc.stderr

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, TINY, need_encoding, one_line_error, run_cli, run_main
+from tests.conftest import ROOT, TINY, need_encoding, one_line_error, run_in_process, run_main
 from tinygpt.config.specs import record_spec
 from tinygpt.data.bpe import learn_bpe
 from tinygpt.data.corpus import prepare_corpus
@@ -124,14 +124,14 @@ def test_the_checkpoint_keeps_the_record_setting(names_model):
 @pytest.mark.slow
 def test_generate_stops_at_the_end_of_a_record(names_model):
     args = ("generate", "-c", str(names_model), "--num-samples", "12", "--seed", "3", "--json")
-    done = run_cli(*args, "--max-new-tokens", "40")
+    done = run_in_process(*args, "--max-new-tokens", "40")
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     finished = [d["finish"] for d in result["sample_details"]]
     assert finished.count("record") >= 10, finished
     assert not any("\n" in s for s in result["samples"])
     # --no-stop-at-record runs on into the next records
-    on = run_cli(*args, "--max-new-tokens", "40", "--no-stop-at-record")
+    on = run_in_process(*args, "--max-new-tokens", "40", "--no-stop-at-record")
     assert on.returncode == 0, on.stderr
     assert all(d["finish"] == "length" for d in json.loads(on.stdout)["sample_details"])
     assert any("\n" in s for s in json.loads(on.stdout)["samples"])

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 import tinygpt
-from tests.conftest import MICRO_ARGS, SMALL_TEXT, TINY, one_line_error, rehash, run_main
+from tests.conftest import MICRO_ARGS, SMALL_TEXT, TINY, TINY_GPT2, one_line_error, rehash, run_main
 from tinygpt.checkpoint import save as saving
 from tinygpt.checkpoint.manifest import (
     BEST_FILE,
@@ -36,17 +36,14 @@ from tinygpt.checkpoint.weights import weights_bytes
 from tinygpt.errors import CheckpointError, UsageError
 from tinygpt.io.files import sha256
 
-# A tiny run in the gpt2 recipe, so `export` works on it too.
-RUN = {**TINY, "arch": "gpt2", "max_steps": 10, "eval_every": 5}
+# A tiny run in the gpt2 recipe, so `export` works on it too (the shared one).
+RUN = TINY_GPT2
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("trained")
-    text = root / "small.txt"
-    text.write_text(SMALL_TEXT)
-    tinygpt.train(text, out_dir=root / "ck", cache_dir=root / "cache", **RUN)
-    return root / "ck"
+def trained(trained_tiny_gpt2: Path) -> Path:
+    """The session's tiny gpt2-recipe run (conftest's TINY_GPT2): only read; ``ck`` copies it."""
+    return trained_tiny_gpt2
 
 
 @pytest.fixture
@@ -172,8 +169,9 @@ def _start_long_run(cwd: Path, out: Path) -> subprocess.Popen:
 @pytest.mark.slow
 def test_sigterm_and_sighup_save_and_exit_128_plus_signal(tmp_path, sig):
     out = tmp_path / "out"
+    # Started: the handlers are in (a signal before the first step still finishes that step,
+    # as test_cli's Ctrl-C test shows, so no wait is needed for a step > 0).
     proc = _start_long_run(tmp_path, out)
-    time.sleep(0.5)
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 128 + sig, err
