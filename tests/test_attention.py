@@ -8,7 +8,7 @@ import re
 import pytest
 import torch
 
-from tests.conftest import GPT2, random_gpt, run_cli
+from tests.conftest import GPT2, random_gpt, run_cli, run_in_process
 from tests.conftest import TINY as TINY_OPTIONS
 from tinygpt.analysis.attention_report import AttentionReport
 from tinygpt.analysis.capture import capture_attention, rollout
@@ -791,7 +791,7 @@ def test_direct_copying_sign_follows_the_ov_circuit():
     ],
 )
 def test_options_a_mode_does_not_read_are_usage_errors(args, message):
-    proc = run_cli("inspect-attention", *args)
+    proc = run_in_process("inspect-attention", *args)
     assert proc.returncode == 2 and proc.stderr.strip() == f"error: {message}"
 
 

@@ -5,16 +5,12 @@ import json
 
 import pytest
 
-from tests.conftest import SMALL_TEXT, TINY, one_line_error, run_cli, run_main
+from tests.conftest import TINY, one_line_error, run_cli, run_main
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    import tinygpt
-
-    root = tmp_path_factory.mktemp("inspect")
-    (root / "t.txt").write_text(SMALL_TEXT)
-    return tinygpt.train(root / "t.txt", out_dir=root / "ck", **TINY).out_dir
+def run_dir(trained_tiny):
+    return trained_tiny  # only read
 
 
 def same_output(old: list[str], new: list[str]) -> str:
