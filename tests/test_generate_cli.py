@@ -148,6 +148,19 @@ def _read_until(fd: int, done, timeout: float = 120.0) -> bytes:
     return seen
 
 
+def _leave_with_ctrl_d(pid: int, fd: int) -> None:
+    """Ctrl-D at the prompt: the session ends with exit status 0."""
+    os.write(fd, b"\x04")
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
+def _reap(pid: int, fd: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    os.close(fd)
+
+
 @pytest.mark.slow
 def test_interactive_under_a_terminal_ctrl_c_stops_a_sample_ctrl_d_leaves(ck):
     pid, fd = pty.fork()
@@ -171,13 +184,9 @@ def test_interactive_under_a_terminal_ctrl_c_stops_a_sample_ctrl_d_leaves(ck):
         os.write(fd, b"\x03")  # Ctrl-C: the 100,000-token sample is still being written
         _read_until(fd, b"[stopped]")
         _read_until(fd, b"> ")
-        os.write(fd, b"\x04")  # Ctrl-D
-        _, status = os.waitpid(pid, 0)
-        assert os.waitstatus_to_exitcode(status) == 0
+        _leave_with_ctrl_d(pid, fd)
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-        os.close(fd)
+        _reap(pid, fd)
 
 
 @pytest.mark.slow
@@ -193,13 +202,9 @@ def test_a_keystroke_that_crashes_readline_does_not_end_the_session(ck):
         _read_until(fd, b"> ")
         os.write(fd, b"\x12\xc5\xea\x18 3 \xf1\r")  # Ctrl-R, the bytes, Enter
         _read_until(fd, lambda seen: seen.count(b"> ") >= 1 and seen.rstrip().endswith(b">"))
-        os.write(fd, b"\x04")  # Ctrl-D
-        _, status = os.waitpid(pid, 0)
-        assert os.waitstatus_to_exitcode(status) == 0
+        _leave_with_ctrl_d(pid, fd)
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-        os.close(fd)
+        _reap(pid, fd)
 
 
 @pytest.mark.slow
