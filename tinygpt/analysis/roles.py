@@ -16,7 +16,7 @@ from tinygpt.analysis.capture import capture_attention
 from tinygpt.analysis.labels import head_label
 from tinygpt.analysis.probes import (
     default_probe_length,
-    induction_scores_from_weights,
+    induction_probe,
     induction_sequence,
     line_break_ids,
 )
@@ -40,12 +40,13 @@ def strongest(
     ``layer`` when given)."""
     role = role.strip().lower()
     avoid = line_break_ids(tokenizer, model.config.vocab_size)
-    n = default_probe_length(model, avoid)
-    ids = induction_sequence(model.config.vocab_size, n, avoid=avoid)
-    weights = capture_attention(model, ids, [str(i) for i in ids]).weights
-    if role == "induction":
-        table = induction_scores_from_weights(weights, n)
+    if role == "induction":  # the probe every report and snapshot scores induction on
+        table = induction_probe(model, avoid=avoid).scores
     else:
+        ids = induction_sequence(
+            model.config.vocab_size, default_probe_length(model, avoid), avoid=avoid
+        )
+        weights = capture_attention(model, ids, [str(i) for i in ids]).weights
         key = BY_ROLE[role].key
         scores = all_head_scores(weights, ids)
         table = torch.tensor([getattr(s, key) or 0.0 for s in scores]).view(weights.shape[:2])

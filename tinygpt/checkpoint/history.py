@@ -13,7 +13,7 @@ import re
 import safetensors.torch
 import torch
 
-from tinygpt.checkpoint.weights import clean_state_dict
+from tinygpt.checkpoint.weights import clean_state_dict, is_tied
 from tinygpt.config.model import ModelConfig, parameter_bound
 from tinygpt.errors import CheckpointError
 
@@ -38,9 +38,7 @@ class WeightHistory:
         return sorted(self.by_step)
 
     def add(self, model: torch.nn.Module, step: int) -> None:
-        inner = getattr(model, "_orig_mod", getattr(model, "module", model))
-        tied = inner.lm_head.weight is inner.wte.weight
-        state = clean_state_dict(model.state_dict(), tied)
+        state = clean_state_dict(model.state_dict(), is_tied(model))
         self.by_step[step] = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
         while len(self.by_step) > MAX_KEPT:
             # Drop the inner step whose neighbours lie closest: the least coverage lost.

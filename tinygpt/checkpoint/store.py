@@ -57,6 +57,17 @@ class Checkpoint:
             spec = spec["inner"]  # "char", "gpt2", "bpe:512": the records show elsewhere
         return str(spec.get("name", spec.get("type")))
 
+    @property
+    def record_options(self) -> dict[str, str | None]:
+        """The run's ``records`` and ``separator`` as its tokenizer keeps them (an end-of-record
+        token goes there); both None for plain text."""
+        spec = self.tokenizer_spec
+        if spec.get("type") != "records":
+            return {"records": None, "separator": None}
+        if spec.get("mode") == "separator":
+            return {"records": None, "separator": str(spec.get("separator"))}
+        return {"records": str(spec.get("mode")), "separator": None}
+
     @cached_property
     def tokenizer(self) -> Tokenizer:
         """Built on first use: a BPE encoding may need loading, which listing never should."""

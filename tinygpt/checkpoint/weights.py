@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections import Counter
 from typing import Any
 
 import safetensors.torch
@@ -37,14 +38,14 @@ def clean_state_dict(state: dict[str, torch.Tensor], tied: bool = True) -> dict[
     return out
 
 
-def _is_tied(model: torch.nn.Module) -> bool:
+def is_tied(model: torch.nn.Module) -> bool:
     inner = getattr(model, "_orig_mod", getattr(model, "module", model))
     return inner.lm_head.weight is inner.wte.weight
 
 
 def weights_bytes(model: torch.nn.Module) -> bytes:
     """The model's weights as safetensors bytes; refuses non-finite values."""
-    state = clean_state_dict(model.state_dict(), _is_tied(model))
+    state = clean_state_dict(model.state_dict(), is_tied(model))
     bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
     if bad:
         raise TinyGPTError(f"refusing to save non-finite weights (in {', '.join(bad[:3])})")
@@ -104,8 +105,7 @@ def load_weights(model: GPT, data: bytes, source: str) -> None:
         state = safetensors.torch.load(data)
     except Exception as exc:
         raise CheckpointError(f"{source} is corrupt: not a safetensors file ({exc})") from None
-    names = [plain_name(k) for k in state]
-    twice = sorted({n for n in names if names.count(n) > 1})
+    twice = sorted(n for n, count in Counter(map(plain_name, state)).items() if count > 1)
     if twice:  # "k" and "_orig_mod.k": which one would load is an accident of order
         raise CheckpointError(f"{source} is corrupt: it holds {twice[0]} twice")
     integers = [k for k, v in state.items() if not v.is_floating_point()]

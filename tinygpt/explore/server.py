@@ -171,34 +171,35 @@ def _token_ids(explorer: Explorer, body: dict[str, Any]) -> dict[str, Any]:
     return {"ids": ids, "tokens": explorer.token_texts(ids)}
 
 
-def _analysis(explorer: Explorer, body: dict[str, Any]) -> dict[str, Any]:
-    ids, position = _ids(body), int(body.get("position", 0))
-    with explorer.at_step(_step(body)):
-        off, mode = list(body.get("off", [])), str(body.get("mode") or "zero")
-        return explorer.analyse(ids, position, off, mode)
+def _at_step(work: Callable[[Explorer, dict[str, Any]], dict[str, Any]]) -> Callable:
+    """``work`` answered with the weights of the body's ``step`` (the slider; none: as saved)."""
+
+    def answer(explorer: Explorer, body: dict[str, Any]) -> dict[str, Any]:
+        step = body.get("step")
+        with explorer.at_step(None if step is None else int(step)):
+            return work(explorer, body)
+
+    return answer
 
 
-def _explanation(explorer: Explorer, body: dict[str, Any]) -> dict[str, Any]:
-    with explorer.at_step(_step(body)):
-        head = str(body.get("head", ""))
-        return explorer.explanation(_ids(body), int(body.get("position", 0)), head)
-
-
-def _patched(explorer: Explorer, body: dict[str, Any]) -> dict[str, Any]:
-    with explorer.at_step(_step(body)):
-        corrupted = str(body.get("corrupted", ""))
-        return explorer.patch(_ids(body), int(body.get("position", 0)), corrupted)
-
-
-def _step(body: dict[str, Any]) -> int | None:
-    step = body.get("step")
-    return None if step is None else int(step)
-
-
-analyse = _posted(_analysis)
+analyse = _posted(
+    _at_step(
+        lambda ex, b: ex.analyse(
+            _ids(b), int(b.get("position", 0)), list(b.get("off", [])), str(b.get("mode") or "zero")
+        )
+    )
+)
 tokens = _posted(_token_ids)
-explain = _posted(_explanation)
-patch = _posted(_patched)
+explain = _posted(
+    _at_step(
+        lambda ex, b: ex.explanation(_ids(b), int(b.get("position", 0)), str(b.get("head", "")))
+    )
+)
+patch = _posted(
+    _at_step(
+        lambda ex, b: ex.patch(_ids(b), int(b.get("position", 0)), str(b.get("corrupted", "")))
+    )
+)
 
 
 async def _events(

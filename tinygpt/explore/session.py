@@ -59,7 +59,9 @@ class Explorer:
         # `inspect ablate` does (8 windows, seed 0); without the text only zero ablation.
         self.stats = reference_statistics(model, rows) if rows is not None else None
         self.history = checkpoint.history()  # the weights at earlier evaluations, if kept
-        self._now = {k: v.clone() for k, v in model.state_dict().items()}
+        # The saved weights, put back after an answer at a past step (none kept: never needed).
+        now = model.state_dict() if self.history.steps else {}
+        self._now = {k: v.clone() for k, v in now.items()}
         self._past_stats: dict[int, dict[str, Any]] = {}
 
     @contextlib.contextmanager

@@ -64,19 +64,9 @@ def check_options(
         )
 
 
-def source_records(source: Checkpoint) -> dict[str, str | None]:
-    """The source's --records / --separator: its tokenizer puts an end-of-record token there."""
-    spec = source.tokenizer_spec
-    if spec.get("type") != "records":
-        return {"records": None, "separator": None}
-    if spec.get("mode") == "separator":
-        return {"records": None, "separator": str(spec.get("separator"))}
-    return {"records": str(spec.get("mode")), "separator": None}
-
-
 def _check_records(source: Checkpoint, train_opts: dict[str, Any]) -> None:
     """Refuse records options other than the source's (its tokenizer decides them)."""
-    own = source_records(source)
+    own = source.record_options
     for key in ("records", "separator"):
         asked = train_opts.get(key)
         if asked is not None and asked != own[key]:

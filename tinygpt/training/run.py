@@ -129,7 +129,7 @@ def _open_init_source(request: _Request, resume: bool) -> None:
     source = finetune.open_source(path, request.out)
     finetune.check_options(source, request.model_opts, request.train_opts)
     request.train_opts["tokenizer"] = source.tokenizer_name
-    request.train_opts.update(finetune.source_records(source))  # config.json says what it uses
+    request.train_opts.update(source.record_options)  # config.json says what it uses
     request.train_opts["init_from"] = str(path)
     request.init = source
     request.notes.append(

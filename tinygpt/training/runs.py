@@ -11,7 +11,6 @@ from tinygpt.checkpoint.manifest import MANIFEST_FILE, STATE_FILE
 from tinygpt.checkpoint.store import find_checkpoint
 from tinygpt.errors import TinyGPTError
 from tinygpt.model import count_parameters
-from tinygpt.training.finetune import source_records
 from tinygpt.training.optim import describe_groups
 from tinygpt.training.schedule import describe as describe_schedule
 
@@ -36,7 +35,7 @@ def checkpoint_info(directory: str | Path | None = None, groups: bool = True) ->
         "optimizer_groups": [g.to_dict() for g in describe_groups(m, t)] if groups else [],
         "schedule": describe_schedule(t),
         "tokenizer": ck.tokenizer_name,
-        **source_records(ck),  # records/separator: where the end-of-record token goes
+        **ck.record_options,  # records/separator: where the end-of-record token goes
         # An imported model (no training state) was not trained here: its schedule and step
         # counts are placeholders, which `info` says rather than shows.
         "trained_here": ck.has(STATE_FILE),
