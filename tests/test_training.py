@@ -12,7 +12,7 @@ from tinygpt.checkpoint.store import open_checkpoint
 from tinygpt.config.train import TrainConfig
 from tinygpt.errors import TrainingDiverged, UsageError
 from tinygpt.training.schedule import lr_at
-from tinygpt.training.trainer import Trainer
+from tinygpt.training.trainer import TRAIN_WINDOW, Trainer, TrainerCallback
 
 
 @pytest.mark.slow
@@ -46,6 +46,26 @@ def test_checkpoint_layout_and_metrics(tiny_run):
         assert key in metrics[0]
 
 
+def test_training_loss_is_the_mean_of_the_last_steps(tmp_path, small_text):
+    """An evaluation's train_loss costs no forward pass: it is the mean batch loss of the last
+    TRAIN_WINDOW steps (fewer at the start)."""
+
+    class Losses(TrainerCallback):
+        def __init__(self) -> None:
+            self.losses: list[float] = []
+
+        def on_step(self, trainer, loss, lr, tokens_per_sec) -> None:
+            self.losses.append(loss)
+
+    seen = Losses()
+    options = {**TINY, "max_steps": 70, "eval_every": 10}
+    result = tinygpt.train(small_text, out_dir=tmp_path / "a", callbacks=[seen], **options)
+    for record in result.metrics:
+        last = seen.losses[max(0, record["step"] - TRAIN_WINDOW) : record["step"]]
+        assert record["train_loss"] == pytest.approx(sum(last) / len(last), rel=1e-12)
+    assert len(seen.losses) > TRAIN_WINDOW  # the window slid (the resume test checks it is saved)
+
+
 def test_save_load_gives_identical_logits(tiny_run):
     result = tiny_run()
     model, tok, ck = tinygpt.load(result.out_dir, device="cpu")
@@ -67,7 +87,7 @@ def test_lr_schedule_warmup_then_cosine_to_min():
     assert all(lr_at(s, cfg) >= lr_at(s + 1, cfg) for s in range(10, 110))
 
 
-def test_grad_accum_matches_a_bigger_batch(small_text, tmp_path, float32_muon):
+def test_grad_accum_matches_a_bigger_batch(small_text, tmp_path, float32_cpu):
     # One step of 2 x 8 accumulated must move the weights exactly as one step of 16: the sampler
     # draws the same 16 windows either way, and the accumulated loss is the same mean (with
     # Muon's iteration in float32, whose rounding keeps float32-sized differences that size).

@@ -51,6 +51,8 @@ class RunState:
     tokens_seen: int = 0
     elapsed: float = 0.0  # training seconds, summed over resumed sessions
     bad_steps: int = 0  # non-finite steps in a row (a session's, not saved)
+    # The last TRAIN_WINDOW steps' batch losses: an evaluation's training loss is their mean.
+    recent_losses: list[float] = field(default_factory=list)
     best_weights: bytes | None = None  # best.safetensors, once an evaluation improved
     metrics: list[dict[str, Any]] = field(default_factory=list)  # metrics.jsonl's records
     history: WeightHistory | None = None  # history.safetensors, when the run keeps one
@@ -70,6 +72,7 @@ def state_dict(parts: Parts, state: RunState, dist: DistContext) -> dict[str, An
         "best_val": state.best_val,
         "tokens_seen": state.tokens_seen,
         "elapsed": state.elapsed,
+        "recent_losses": list(state.recent_losses),
         "optimizer": parts.optimizer.state_dict(),
         "scaler": parts.scaler.state_dict(),
         "torch_rng": torch.get_rng_state(),
@@ -125,6 +128,7 @@ def restore(
         state.best_val = float(saved["best_val"])
         state.tokens_seen = int(saved["tokens_seen"])
         state.elapsed = float(saved["elapsed"])
+        state.recent_losses = [float(x) for x in saved.get("recent_losses", [])]
     except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as exc:
         # A state.pt that loads (plain tensors and values) but not the ones a run saves.
         detail = (str(exc).strip().splitlines() or [""])[-1][:120]
