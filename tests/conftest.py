@@ -125,10 +125,14 @@ def float32_newton_schulz(device: torch.device) -> tuple[bool, torch.dtype]:
 
 
 @pytest.fixture
-def float32_muon(monkeypatch: pytest.MonkeyPatch) -> None:
+def float32_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Float32 arithmetic on any CPU: Muon's iteration, and ``--dtype auto`` (bf16 autocast on
+    a CPU with AMX)."""
+    from tinygpt.model import device
     from tinygpt.training import muon
 
     monkeypatch.setattr(muon, "newton_schulz_for", float32_newton_schulz)
+    monkeypatch.setattr(device, "cpu_has_amx", lambda: False)
 
 
 @pytest.fixture

@@ -39,10 +39,10 @@ def test_saved_runs_load_with_identical_logits(name: str, arch: str, optimizer: 
 
 @pytest.mark.parametrize(("name", "arch", "optimizer"), CASES)
 def test_saved_runs_resume_exactly(
-    tmp_path: Path, float32_muon: None, name: str, arch: str, optimizer: str
+    tmp_path: Path, float32_cpu: None, name: str, arch: str, optimizer: str
 ):
-    # float32_muon: the fixtures were resumed with Muon's Newton-Schulz per matrix in float32
-    # (a CPU with native bfloat16 runs it batched in bfloat16: other roundings).
+    # float32_cpu: the fixtures were resumed in float32, Muon's Newton-Schulz per matrix too
+    # (a CPU with native bfloat16 runs both in bfloat16: other roundings).
     work = tmp_path / name
     shutil.copytree(FIXTURES / name / "checkpoint", work)
     corpus = FIXTURES / "legacy_gpt2" / "corpus.txt"

@@ -26,9 +26,11 @@ def _worker(rank: int, world: int, root: str) -> None:
     )
     torch.set_num_threads(1)
     import tinygpt
+    from tinygpt.model import device
     from tinygpt.training import muon
 
-    muon.newton_schulz_for = float32_newton_schulz  # as the single process's float32_muon
+    muon.newton_schulz_for = float32_newton_schulz  # as the single process's float32_cpu
+    device.cpu_has_amx = lambda: False
 
     # Rank 1 is given a directory of its own: it must never write into it.
     out = f"{root}/out" if rank == 0 else f"{root}/out-rank1"
@@ -53,8 +55,9 @@ def test_replicas_hold_identical_weights(ddp_run):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_two_ranks_equal_one_process_on_the_combined_batch(ddp_run, tmp_path, float32_muon):
-    # float32_muon: both sides run Muon's iteration in float32 (the workers set it themselves)
+def test_two_ranks_equal_one_process_on_the_combined_batch(ddp_run, tmp_path, float32_cpu):
+    # float32_cpu: both sides compute in float32, Muon's iteration too (the workers set it
+    # themselves)
     import tinygpt
 
     single = tinygpt.train(

@@ -93,7 +93,7 @@ def test_a_click_shows_the_attention_inspect_attention_prints(client, ck):
         for head in answer["heads"]:
             layer, h = (int(x) for x in head["label"][1:].split("H"))
             expected = report["attention"][layer][h][position][: position + 1]
-            assert [round(w, 4) for w in head["row"]] == [round(w, 4) for w in expected]
+            assert head["row"] == pytest.approx(expected, abs=1e-6)  # the answer's 6 decimals
         assert answer["tokens"] == report["tokens"]
         assert answer["lens"][-1]["target_prob"] == pytest.approx(
             answer["predictions"]["next_prob"] or answer["lens"][-1]["target_prob"], rel=1e-4

@@ -116,3 +116,62 @@ def test_a_shapes_only_model_has_the_built_models_shapes_and_no_storage(arch):
     assert all(v.is_meta for v in shapes.values())
     fresh = GPT(config)  # the meta device's skipped initialisers leave later models alone
     assert fresh.wte.weight.std() > 0.01 and not fresh.wte.weight.is_meta
+
+
+def test_bf16_autocast_on_cpu_runs_the_attention_in_float32(monkeypatch):
+    """Under CPU bf16 autocast the fused attention gets float32 queries, keys and values (its
+    bf16 backward is 4x slower there), the matmuls around it stay bf16, and the gradients
+    match the float32 model's to bf16's precision."""
+    import torch.nn.functional as F
+
+    from tinygpt.model.device import autocast
+
+    seen: list[torch.dtype] = []
+    sdpa = F.scaled_dot_product_attention
+
+    def spy(q, *args, **kwargs):
+        seen.append(q.dtype)
+        return sdpa(q, *args, **kwargs)
+
+    monkeypatch.setattr(F, "scaled_dot_product_attention", spy)
+    x = torch.randint(0, 40, (2, 24))
+    grads, outputs = [], []
+    for dtype in (torch.float32, torch.bfloat16):
+        model = make().train()
+        projections: list[torch.dtype] = []
+        model.blocks[0].attn.c_attn.register_forward_hook(
+            lambda module, args, out, projections=projections: projections.append(out.dtype)
+        )
+        with autocast(torch.device("cpu"), dtype):
+            _, loss = model(x[:, :-1], x[:, 1:])
+        loss.backward()
+        outputs.append((loss.detach(), projections[0]))
+        grads.append(model.blocks[0].attn.c_attn.weight.grad)
+    assert seen == [torch.float32] * 4  # two layers, each model
+    assert outputs[1][1] == torch.bfloat16  # the Q, K, V projection ran in bf16
+    torch.testing.assert_close(outputs[1][0], outputs[0][0], rtol=2e-2, atol=0)
+    torch.testing.assert_close(grads[1], grads[0], rtol=0.1, atol=2e-3)
+
+
+def test_auto_precision_is_bf16_where_the_matmuls_are_native(monkeypatch):
+    from tinygpt.model import device
+
+    cpu = torch.device("cpu")
+    for amx, want in ((True, torch.bfloat16), (False, torch.float32)):
+        monkeypatch.setattr(device, "cpu_has_amx", lambda amx=amx: amx)
+        assert device.resolve_dtype("auto", cpu) == want
+        assert device.resolve_dtype("float32", cpu) == torch.float32  # asked for: kept
+
+
+def test_the_kv_cache_keeps_its_dtype_under_autocast():
+    from tinygpt.model.device import autocast
+
+    model = make().eval()
+    x = torch.randint(0, 40, (1, 6))
+    full, _ = model(x)
+    cache = model.new_cache(1)
+    with torch.no_grad(), autocast(torch.device("cpu"), torch.bfloat16):
+        for t in range(6):
+            last = model.step(x[:, t : t + 1], cache)
+    assert cache.k[0].dtype == torch.float32
+    torch.testing.assert_close(last.float().squeeze(), full[0, -1], rtol=0, atol=0.1)

@@ -87,7 +87,9 @@ class TrainConfig:
     eval_batches: int = documented(20, "Batches per loss estimate.")
     device: str = documented("auto", "auto (CUDA, then MPS, then CPU), cpu, cuda, mps.")
     dtype: str = documented(
-        "auto", "auto (bf16 autocast on capable CUDA, else fp32), float32, bfloat16, float16."
+        "auto",
+        "auto (bf16 autocast on capable CUDA and on CPUs with AMX, else fp32), float32, bfloat16, "
+        "float16.",
     )
     attention: str = documented("auto", "auto (= sdpa), sdpa (fused) or manual (explicit).")
     compile: bool | None = documented(

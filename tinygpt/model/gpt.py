@@ -124,13 +124,28 @@ class CausalSelfAttention(nn.Module):
         # at the same position; with cached keys an explicit mask (or none, for one query).
         t, t_key = q.size(2), k.size(2)
         mask = None if t in (1, t_key) else causal_mask(t, t_key, q.device)
+        if q.device.type == "cpu" and q.dtype == torch.bfloat16:
+            # The CPU's fused attention is 4x slower backwards in bfloat16 than in float32
+            # (docs/benchmarks.md): under autocast only the matmuls around it run in bfloat16.
+            with torch.autocast("cpu", enabled=False):
+                return self._sdpa(q.float(), k.float(), v.float(), mask, t == t_key)
+        return self._sdpa(q, k, v, mask, t == t_key)
+
+    def _sdpa(
+        self,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        mask: torch.Tensor | None,
+        causal: bool,
+    ) -> torch.Tensor:
         return F.scaled_dot_product_attention(
             q,
             k,
             v,
             attn_mask=mask,
             dropout_p=self.dropout if self.training else 0.0,
-            is_causal=t == t_key,
+            is_causal=causal,
         )
 
     def step(
@@ -154,8 +169,9 @@ class CausalSelfAttention(nn.Module):
             qk = qk @ rotation
         q, k = qk.split(self.n_head, dim=1)
         keys, values = cache.k[layer], cache.v[layer]
-        keys.index_copy_(2, cache.position, k)
-        values.index_copy_(2, cache.position, v)
+        # (under autocast the projections come out in bf16; the cache keeps the model's dtype)
+        keys.index_copy_(2, cache.position, k.to(keys.dtype))
+        values.index_copy_(2, cache.position, v.to(values.dtype))
         y = F.scaled_dot_product_attention(q, keys, values, attn_mask=visible)
         return self.c_proj(y.reshape(b, 1, -1))
 
