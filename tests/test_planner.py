@@ -113,3 +113,22 @@ def test_once_the_decay_began_a_slower_machine_shrinks_the_plan_and_it_is_said_o
     assert step == total and 97 <= now <= 100  # the decay ends at the deadline, not after it
     assert deadline.first_plan is not None and total < 0.9 * deadline.first_plan
     assert len(notes) == 1 and "training slowed" in str(notes[0])
+
+
+def test_a_deadline_without_a_step_count_is_not_capped():
+    """--max-time alone runs to its deadline: the default 2,000 steps would end a 5-minute run
+    early on a machine faster than this project's. A step count from the command line, a
+    preset or a config file stays a cap, and the header says which."""
+    from tinygpt.config.train import NO_STEP_CAP, TrainConfig
+    from tinygpt.training.presets import resolve_options
+    from tinygpt.training.progress import _length
+    from tinygpt.training.schedule import describe
+
+    assert resolve_options(None, None, {"max_time": 300.0})["max_steps"] == NO_STEP_CAP
+    assert resolve_options(None, None, {"max_time": 300.0, "max_steps": 500})["max_steps"] == 500
+    assert resolve_options("tiny", None, {"max_time": 60.0})["max_steps"] == 300
+    assert "max_steps" not in resolve_options(None, None, {})  # no deadline: the default 2,000
+    free = TrainConfig(max_time=300.0, max_steps=NO_STEP_CAP)
+    assert "at most" not in _length(free) and "at most" not in describe(free)
+    capped = TrainConfig(max_time=300.0, max_steps=500)
+    assert "at most 500 steps" in _length(capped) and "at most 500 steps" in describe(capped)

@@ -22,6 +22,9 @@ from tinygpt.errors import Opt, UsageError
 
 EVAL_EVERY = 250  # steps between evaluations, without --max-time
 EVALS_PER_BUDGET = 8  # evaluations over a --max-time budget (the last at the deadline)
+# --max-time with no --max-steps from anywhere: the deadline alone ends the run (the default
+# 2,000 steps would end a 5-minute run early on a machine faster than this project's).
+NO_STEP_CAP = 1_000_000_000
 
 
 @dataclass(frozen=True)
@@ -67,7 +70,11 @@ class TrainConfig:
     # "cosine": warmup then cosine decay over every remaining step (the gpt2 recipe)
     schedule: str = documented("wsd", "wsd (warmup, stable, linear decay) or cosine (gpt2).")
     decay_fraction: float = documented(0.4, "wsd: share of the steps spent decaying.")
-    max_steps: int = documented(2000, "Total optimizer steps (on --resume: the new total).")
+    max_steps: int = documented(
+        2000,
+        "Total optimizer steps (on --resume: the new total); with --max-time, a cap.",
+        default_text="2000; with --max-time, none",
+    )
     max_time: float | None = documented(
         None,
         "Time budget in seconds: the schedule is planned to end at the deadline "

@@ -30,7 +30,7 @@ class DeadlinePlanner:
 
     max_time: float
     eval_every: int | None  # steps between evaluations; None: every eval_seconds
-    eval_forward_passes: int  # train and val estimates: 2 x eval_batches
+    eval_forward_passes: int  # the val estimate: eval_batches
     grad_accum: int = 1
     warmup_steps: int = 1  # the session's first steps, timed as warm-up
     compiled: bool = False  # the warm-up is then mostly compilation (for the end note)
@@ -111,7 +111,7 @@ class Deadline:
         self.planner = DeadlinePlanner(
             self.max_time,
             cfg.eval_steps,
-            2 * cfg.eval_batches,
+            cfg.eval_batches,
             cfg.grad_accum,
             warmup_steps=2 if compiled else 1,  # a compiled second step may recompile
             compiled=compiled,

@@ -15,7 +15,7 @@ from typing import Any
 
 from tinygpt.config.model import ModelConfig
 from tinygpt.config.run import expand_arch
-from tinygpt.config.train import TrainConfig
+from tinygpt.config.train import NO_STEP_CAP, TrainConfig
 from tinygpt.errors import Opt, UsageError
 from tinygpt.io.files import describe_os_error, read_bounded
 
@@ -155,4 +155,6 @@ def resolve_options(
             merged.pop(key, None)
         merged.pop("arch", None)
     merged.update(explicit)
+    if merged.get("max_time") is not None and "max_steps" not in merged:
+        merged["max_steps"] = NO_STEP_CAP
     return expand_arch(merged)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 
-from tinygpt.config.train import TrainConfig
+from tinygpt.config.train import NO_STEP_CAP, TrainConfig
 
 
 def lr_at(step: int, cfg: TrainConfig, total: int | None = None) -> float:
@@ -58,7 +58,5 @@ def describe(cfg: TrainConfig) -> str:
         )
     if cfg.max_time is None:
         return f"{shape} at step {cfg.max_steps}"
-    return (
-        f"{shape}, planned from the measured speed to end at the {cfg.max_time:g}s deadline "
-        f"(at most {cfg.max_steps} steps)"
-    )
+    cap = f" (at most {cfg.max_steps} steps)" if cfg.max_steps < NO_STEP_CAP else ""
+    return f"{shape}, planned from the measured speed to end at the {cfg.max_time:g}s deadline{cap}"
