@@ -170,9 +170,10 @@ def tinygpt_default_cmd(
 
 def time_to_loss(b: Bench, target: float, start: float, refine: int) -> tuple[float, float, int]:
     """The smallest --max-time budget whose run reaches ``target``: budgets grow by 1.25x from
-    ``start`` until one does, then ``refine`` halvings of the interval between the last budget
-    that fell short and the first that reached it. Returns (process seconds, val loss, steps)
-    of the smallest budget that reached it."""
+    ``start`` until one does (or, when ``start`` already does, shrink by 1.25x until one falls
+    short), then ``refine`` halvings of the interval between the last budget that fell short and
+    the first that reached it. Returns (process seconds, val loss, steps) of the smallest budget
+    that reached it."""
 
     def attempt(budget: float) -> tuple[float, float, int]:
         out = b.work / f"tiny_ttl_{budget:.1f}"
@@ -184,13 +185,18 @@ def time_to_loss(b: Bench, target: float, start: float, refine: int) -> tuple[fl
         return wall, loss, ck.step
 
     short, budget = 0.0, start
-    while budget < 20 * start:
-        reached = attempt(budget)
-        if reached[1] <= target:
+    reached = attempt(budget)
+    while reached[1] <= target and budget > start / 4:  # reached at once: the time is shorter
+        tried = attempt(budget / 1.25)
+        if tried[1] > target:
+            short = budget / 1.25
             break
+        budget, reached = budget / 1.25, tried
+    while reached[1] > target:
+        if budget >= 20 * start:
+            return math.inf, math.nan, 0
         short, budget = budget, budget * 1.25
-    else:
-        return math.inf, math.nan, 0
+        reached = attempt(budget)
     for _ in range(refine if short else 0):
         middle = (short + budget) / 2
         tried = attempt(middle)
