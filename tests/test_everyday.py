@@ -112,7 +112,12 @@ def test_info_json_and_table(workdir):
     proc = run_in_process("info", "--json", cwd=workdir)
     data = json.loads(proc.stdout)
     assert data["steps"] == TINY["max_steps"] and data["tokenizer"] == "char"
-    assert data["device"] == "cpu" and data["dtype"] == "float32"
+    import torch
+
+    from tinygpt.model.device import resolve_dtype
+
+    picked = str(resolve_dtype("auto", torch.device("cpu"))).removeprefix("torch.")
+    assert data["device"] == "cpu" and data["dtype"] == picked  # bfloat16 on a CPU with AMX
     assert data["tokens_seen"] == TINY["max_steps"] * TINY["batch_size"] * TINY["block_size"]
     # The default recipe has no position table.
     assert data["parameters"] > 0 and data["position_embedding_parameters"] == 0
