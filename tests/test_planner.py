@@ -132,3 +132,39 @@ def test_a_deadline_without_a_step_count_is_not_capped():
     assert "at most" not in _length(free) and "at most" not in describe(free)
     capped = TrainConfig(max_time=300.0, max_steps=500)
     assert "at most 500 steps" in _length(capped) and "at most 500 steps" in describe(capped)
+
+
+def test_a_deadline_run_stopped_before_its_plan_resumes_to_the_default_total(
+    small_text, tmp_path, monkeypatch
+):
+    """Stopped at its first step (a warm-up step: no total planned yet), a --max-time run's
+    saved total is 'no cap'; a resume without --max-time takes the default total, not that."""
+    import os
+    import signal
+
+    import tinygpt
+    from tests.conftest import TINY
+    from tinygpt.config.train import NO_STEP_CAP, TrainConfig
+
+    options = {k: v for k, v in TINY.items() if k != "max_steps"}
+    real_step = Trainer.train_step
+
+    def step_then_ctrl_c(self):
+        out = real_step(self)
+        os.kill(os.getpid(), signal.SIGINT)
+        return out
+
+    monkeypatch.setattr(Trainer, "train_step", step_then_ctrl_c)
+    cut = tinygpt.train(small_text, out_dir=tmp_path / "run", max_time=60.0, **options)
+    monkeypatch.undo()
+    assert cut.interrupted and open_checkpoint(cut.out_dir).config.train.max_steps == NO_STEP_CAP
+    seen: list[int] = []
+
+    def record_total(self):
+        seen.append(self.cfg.max_steps)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Trainer, "fit", record_total)
+    with pytest.raises(KeyboardInterrupt):
+        tinygpt.train(small_text, out_dir=cut.out_dir, resume=True, **options)
+    assert seen == [TrainConfig().max_steps]
