@@ -140,6 +140,11 @@ class TrainConfig:
         metavar="K",
     )
 
+    @property
+    def step_cap(self) -> int | None:
+        """With --max-time, the steps the deadline's plan may not exceed (None: no cap)."""
+        return self.max_steps if self.max_steps < NO_STEP_CAP else None
+
     def effective_batch_size(self, world_size: int = 1) -> int:
         """Sequences per optimizer step: batch x accumulation x data-parallel processes."""
         return self.batch_size * self.grad_accum * world_size

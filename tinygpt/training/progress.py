@@ -26,7 +26,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from tinygpt.config.train import NO_STEP_CAP, TrainConfig
+from tinygpt.config.train import TrainConfig
 from tinygpt.errors import Spell, python_spelling, spelled
 from tinygpt.io.console import printable, stderr_console
 from tinygpt.model import count_parameters
@@ -179,7 +179,7 @@ def _length(t: TrainConfig) -> str:
     if t.max_time is None:
         return f"{t.max_steps} steps (an evaluation every {t.eval_steps})"
     every = f"{t.eval_seconds:.0f}s" if t.eval_seconds is not None else f"{t.eval_steps} steps"
-    cap = f"at most {t.max_steps} steps; " if t.max_steps < NO_STEP_CAP else ""
+    cap = f"at most {t.step_cap} steps; " if t.step_cap is not None else ""
     return f"{t.max_time:g}s ({cap}an evaluation every {every})"
 
 

@@ -20,7 +20,7 @@ from tinygpt.checkpoint.save import check_manifests, check_writable_destination,
 from tinygpt.checkpoint.store import Checkpoint, open_checkpoint
 from tinygpt.config.model import ModelConfig
 from tinygpt.config.run import RunConfig
-from tinygpt.config.train import NO_STEP_CAP, TrainConfig
+from tinygpt.config.train import TrainConfig
 from tinygpt.data.corpus import prepare_corpus
 from tinygpt.data.sources import check_encoding
 from tinygpt.data.token_cache import Corpus
@@ -230,7 +230,7 @@ def _train_config(request: _Request, source: Checkpoint | None) -> TrainConfig:
     # --max-time is this invocation's budget: a stored one is not applied again (with a
     # fresh budget, on every resume) unless given again. The total it planned is kept.
     stored = {**asdict(source.config.train), "max_time": None}
-    if stored["max_steps"] >= NO_STEP_CAP:  # stopped before its deadline planned a total
+    if source.config.train.step_cap is None:  # stopped before its deadline planned a total
         del stored["max_steps"]  # so the default, not a billion steps
     return TrainConfig(**{**stored, **request.train_opts, **where}).validate()
 

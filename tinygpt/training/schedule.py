@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 
-from tinygpt.config.train import NO_STEP_CAP, TrainConfig
+from tinygpt.config.train import TrainConfig
 
 
 def lr_at(step: int, cfg: TrainConfig, total: int | None = None) -> float:
@@ -58,5 +58,5 @@ def describe(cfg: TrainConfig) -> str:
         )
     if cfg.max_time is None:
         return f"{shape} at step {cfg.max_steps}"
-    cap = f" (at most {cfg.max_steps} steps)" if cfg.max_steps < NO_STEP_CAP else ""
+    cap = f" (at most {cfg.step_cap} steps)" if cfg.step_cap is not None else ""
     return f"{shape}, planned from the measured speed to end at the {cfg.max_time:g}s deadline{cap}"
