@@ -86,6 +86,7 @@ BUDGET: dict[str, dict] = {
     "embeddings and head lr x0.5": {"embed_lr": 0.005, "lr": 0.004},
     "weight decay 0.2": {"weight_decay": 0.2},
     "dropout 0.05": {"dropout": 0.05},
+    "weight decay 0.05": {"weight_decay": 0.05},
 }
 # Options that change the numbers but not the work of a step.
 SAME_COST = {"lr", "matrix_lr", "embed_lr", "min_lr", "warmup_steps", "decay_fraction", "schedule"}
