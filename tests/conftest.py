@@ -11,7 +11,7 @@ import shutil
 import subprocess
 import sys
 import warnings
-from collections.abc import Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -124,15 +124,19 @@ def float32_newton_schulz(device: torch.device) -> tuple[bool, torch.dtype]:
     return False, torch.float32
 
 
-@pytest.fixture
-def float32_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+def pin_float32(set_attribute: Callable[[object, str, object], None]) -> None:
     """Float32 arithmetic on any CPU: Muon's iteration, and ``--dtype auto`` (bf16 autocast on
-    a CPU with AMX)."""
+    a CPU with AMX). ``set_attribute``: ``monkeypatch.setattr``, or ``setattr`` in a worker."""
     from tinygpt.model import device
     from tinygpt.training import muon
 
-    monkeypatch.setattr(muon, "newton_schulz_for", float32_newton_schulz)
-    monkeypatch.setattr(device, "cpu_has_amx", lambda: False)
+    set_attribute(muon, "newton_schulz_for", float32_newton_schulz)
+    set_attribute(device, "cpu_has_amx", lambda: False)
+
+
+@pytest.fixture
+def float32_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    pin_float32(monkeypatch.setattr)
 
 
 @pytest.fixture

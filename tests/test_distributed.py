@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from tests.conftest import MICRO_ARGS, SMALL_TEXT, TINY, float32_newton_schulz
+from tests.conftest import MICRO_ARGS, SMALL_TEXT, TINY, pin_float32
 
 OPTIONS = {**TINY, "max_steps": 6, "eval_every": 3, "dropout": 0.0}
 pytestmark = pytest.mark.slow  # every test here starts processes that train
@@ -26,11 +26,8 @@ def _worker(rank: int, world: int, root: str) -> None:
     )
     torch.set_num_threads(1)
     import tinygpt
-    from tinygpt.model import device
-    from tinygpt.training import muon
 
-    muon.newton_schulz_for = float32_newton_schulz  # as the single process's float32_cpu
-    device.cpu_has_amx = lambda: False
+    pin_float32(setattr)  # as the single process's float32_cpu
 
     # Rank 1 is given a directory of its own: it must never write into it.
     out = f"{root}/out" if rank == 0 else f"{root}/out-rank1"

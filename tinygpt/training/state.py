@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import deque
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -51,8 +52,8 @@ class RunState:
     tokens_seen: int = 0
     elapsed: float = 0.0  # training seconds, summed over resumed sessions
     bad_steps: int = 0  # non-finite steps in a row (a session's, not saved)
-    # The last TRAIN_WINDOW steps' batch losses: an evaluation's training loss is their mean.
-    recent_losses: list[float] = field(default_factory=list)
+    # The last steps' batch losses (the trainer's window): an evaluation's training loss.
+    recent_losses: deque[float] = field(default_factory=deque)
     best_weights: bytes | None = None  # best.safetensors, once an evaluation improved
     metrics: list[dict[str, Any]] = field(default_factory=list)  # metrics.jsonl's records
     history: WeightHistory | None = None  # history.safetensors, when the run keeps one
@@ -128,7 +129,8 @@ def restore(
         state.best_val = float(saved["best_val"])
         state.tokens_seen = int(saved["tokens_seen"])
         state.elapsed = float(saved["elapsed"])
-        state.recent_losses = [float(x) for x in saved.get("recent_losses", [])]
+        recent = [float(x) for x in saved.get("recent_losses", [])]
+        state.recent_losses = deque(recent, maxlen=state.recent_losses.maxlen)
     except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as exc:
         # A state.pt that loads (plain tensors and values) but not the ones a run saves.
         detail = (str(exc).strip().splitlines() or [""])[-1][:120]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -143,7 +144,11 @@ class Trainer:
         self.device, self.dtype = self.parts.device, self.parts.dtype
         self.model, self.optimizer = self.parts.model, self.parts.optimizer
         self.startup_notes = [*notes, *self.parts.notes]  # said once a display is listening
-        self.state = RunState(total_steps=self.cfg.max_steps, world_size=self.dist.world_size)
+        self.state = RunState(
+            total_steps=self.cfg.max_steps,
+            world_size=self.dist.world_size,
+            recent_losses=deque(maxlen=TRAIN_WINDOW),
+        )
         if wants_history(self.cfg.weight_history, self.run.model):
             self.state.history = WeightHistory()
         if init_from is not None:
@@ -244,7 +249,7 @@ class Trainer:
         session.window_tokens += self.tokens_per_step
         self._count_bad_step(applied)
         if math.isfinite(loss):
-            self.state.recent_losses = [*self.state.recent_losses, loss][-TRAIN_WINDOW:]
+            self.state.recent_losses.append(loss)
         return loss, session.window_tokens / max(1e-9, self.clock() - session.window_start)
 
     def _count_bad_step(self, applied: bool) -> None:
