@@ -147,9 +147,9 @@ class Explorer:
             {
                 "label": head_label(s.layer, s.head),
                 "roles": s.roles,
-                "row": [
-                    round(float(w), 6) for w in weights[s.layer, s.head, position, : position + 1]
-                ],
+                # Unrounded: the page rounds once, as `inspect attention` shows (rounding here
+                # too turned 0.1212505 into 0.12125 and then 0.1212).
+                "row": weights[s.layer, s.head, position, : position + 1].tolist(),
             }
             for s in scores
         ]
