@@ -7,8 +7,8 @@ server, side by side with ``tinygpt generate`` in the same run:
   lens and the attribution (the page times it, fetch and drawing included); median over
   ``--clicks`` clicks on different tokens of a written text;
 - streaming: tokens/s the page shows while writing ``--tokens`` tokens, against
-  ``generate_text``'s tokens/s for the same model, prompt and options (median of 3 each,
-  taking turns);
+  ``generate_text``'s tokens/s for the same model, prompt and options (median of ``--rounds``
+  each, taking turns);
 - a text as long as the block (the longest context the page ever analyses): one click there.
 
 Without ``-c``, the newest checkpoint under checkpoints/. ``--screenshot`` saves the page after
@@ -80,7 +80,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("-c", "--checkpoint", default=None)
     parser.add_argument("--clicks", type=int, default=15)
-    parser.add_argument("--tokens", type=int, default=200)
+    parser.add_argument("--tokens", type=int, default=500)
+    parser.add_argument("--rounds", type=int, default=5, help="streaming: each side this often")
     parser.add_argument("--prompt", default="ROMEO:")
     parser.add_argument("--screenshot", type=Path, default=None)
     args = parser.parse_args()
@@ -101,7 +102,7 @@ def main() -> None:
         page.goto(url)
         page.wait_for_selector("body[data-ready='1']")
         page_tps, cli_tps = [], []
-        for seed in (1, 2, 3):  # taking turns: the page, then generate_text
+        for seed in range(1, args.rounds + 1):  # taking turns: the page, then generate_text
             torch.set_num_threads(1)  # as `tinygpt explore` serves on a CPU
             page_tps.append(write_in_page(page, args.prompt, args.tokens, seed))
             torch.set_num_threads(generate_threads)
@@ -111,7 +112,8 @@ def main() -> None:
         print(
             f"streaming: page {page_rate:.1f} tokens/s (1 thread, as explore serves), generate "
             f"{cli_rate:.1f} tokens/s ({generate_threads} threads, as generate runs here); "
-            f"page/generate {page_rate / cli_rate:.2f}, medians of 3"
+            f"page/generate {page_rate / cli_rate:.2f}, medians of {args.rounds}, "
+            f"{args.tokens} tokens each"
         )
         count = len(page.query_selector_all("#text .tok"))
         picks = [round(i * (count - 1) / max(1, args.clicks - 1)) for i in range(args.clicks)]
