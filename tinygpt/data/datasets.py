@@ -102,7 +102,9 @@ def _existing_digest(target: Path, size: int) -> str:
 def _download(url: str, expected_size: int, quiet: bool) -> bytes:
     """The bytes at ``url``: never more than ``expected_size`` (more can't be the published
     file: ``file:///dev/zero`` would fill the memory) and within ``DOWNLOAD_DEADLINE_S`` in all
-    (the socket timeout is per read: a server trickling a byte at a time would hang forever)."""
+    (the socket timeout is per read: a server trickling a byte at a time would hang forever).
+    ``read1`` returns what one read brings, so the deadline is checked as the bytes come; a
+    ``read`` of 64 KiB waited for all of them, past the deadline."""
     deadline = time.monotonic() + DOWNLOAD_DEADLINE_S
     chunks: list[bytes] = []
     received = 0
@@ -113,7 +115,7 @@ def _download(url: str, expected_size: int, quiet: bool) -> bytes:
         columns = (TextColumn("download"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
         with Progress(*columns, console=stderr_console(), disable=quiet) as progress:
             task = progress.add_task("download", total=declared or expected_size)
-            while chunk := response.read(min(_CHUNK, expected_size + 1 - received)):
+            while chunk := response.read1(min(_CHUNK, expected_size + 1 - received)):
                 chunks.append(chunk)
                 received += len(chunk)
                 progress.advance(task, len(chunk))
