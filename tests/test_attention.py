@@ -8,7 +8,7 @@ import re
 import pytest
 import torch
 
-from tests.conftest import GPT2, random_gpt, run_cli, run_in_process
+from tests.conftest import GPT2, random_gpt, run_in_process
 from tests.conftest import TINY as TINY_OPTIONS
 from tinygpt.analysis.attention_report import AttentionReport
 from tinygpt.analysis.capture import capture_attention, rollout
@@ -195,7 +195,7 @@ def char_checkpoint(tmp_path_factory):
 @pytest.mark.slow
 def test_cli_json_file(char_checkpoint, tmp_path):
     out = tmp_path / "a.json"
-    proc = run_cli(
+    proc = run_in_process(
         "inspect-attention",
         "-c",
         str(char_checkpoint),
@@ -216,7 +216,7 @@ def test_cli_json_file(char_checkpoint, tmp_path):
 @pytest.mark.slow
 def test_cli_renders_at_80_columns_without_colour(char_checkpoint, tmp_path):
     prompt = "First Citizen:\nBefore we proceed any further, hear me speak."
-    proc = run_cli(
+    proc = run_in_process(
         "inspect-attention",
         "-c",
         str(char_checkpoint),
@@ -288,7 +288,7 @@ def test_induction_view_uses_the_probe_ids_directly_and_loads_once(
 
 @pytest.mark.slow
 def test_cli_layer_focus_labels_the_right_layer(char_checkpoint):
-    proc = run_cli(
+    proc = run_in_process(
         "inspect-attention",
         "-c",
         str(char_checkpoint),
@@ -304,7 +304,7 @@ def test_cli_layer_focus_labels_the_right_layer(char_checkpoint):
 
 @pytest.mark.slow
 def test_cli_bad_layer_is_a_usage_error(char_checkpoint):
-    proc = run_cli(
+    proc = run_in_process(
         "inspect-attention", "-c", str(char_checkpoint), "--prompt", "All", "--layer", "7"
     )
     assert proc.returncode == 2 and "--layer must be in 0..1" in proc.stderr
@@ -458,7 +458,7 @@ def test_training_records_head_snapshots_and_cli_shows_the_trajectory(char_check
     record = read_metrics(char_checkpoint)[-1]
     assert set(record["heads"]) == {"L0H0", "L0H1", "L1H0", "L1H1"}
     assert {"induction_loss", "icl_score", "chance"} <= set(record)
-    proc = run_cli(
+    proc = run_in_process(
         "inspect-attention",
         "--trajectory",
         str(char_checkpoint),
@@ -499,7 +499,7 @@ def test_readme_trajectory_example_shows_the_run_it_reads():
 
 @pytest.mark.slow
 def test_cli_ablation_and_compare(char_checkpoint, tmp_path):
-    proc = run_cli(
+    proc = run_in_process(
         "inspect-attention",
         "-c",
         str(char_checkpoint),
@@ -516,11 +516,11 @@ def test_cli_ablation_and_compare(char_checkpoint, tmp_path):
     assert proc.returncode == 0, proc.stderr
     result = json.loads((tmp_path / "ab.json").read_text())
     assert result["mode"] == "pattern" and "probe" in result and "prompt" in result
-    bad = run_cli(
+    bad = run_in_process(
         "inspect-attention", "-c", str(char_checkpoint), "--prompt", "All", "--ablate", "9.9"
     )
     assert bad.returncode == 2 and "--ablate 9.9" in bad.stderr
-    cmp_ = run_cli(
+    cmp_ = run_in_process(
         "inspect-attention",
         "--compare",
         str(char_checkpoint),
@@ -565,7 +565,7 @@ def test_figures_png_and_svg(char_checkpoint, tmp_path):
 
     for focus in ([], ["--layer", "1"], ["--layer", "1", "--head", "0"]):
         png, svg = tmp_path / "f.png", tmp_path / "f.svg"
-        proc = run_cli(
+        proc = run_in_process(
             "inspect-attention",
             "-c",
             str(char_checkpoint),
@@ -652,7 +652,7 @@ def test_readme_states_when_png_figures_are_labelled():
 
 
 def _inspect(checkpoint, *args, **kw):
-    return run_cli("inspect-attention", "-c", str(checkpoint), *args, **kw)
+    return run_in_process("inspect-attention", "-c", str(checkpoint), *args, **kw)
 
 
 @pytest.mark.slow
@@ -742,7 +742,7 @@ def test_json_flag_prints_one_document_on_stdout(char_checkpoint, tmp_path):
     ablated = _inspect(char_checkpoint, *base, "--ablate", "1.0", "--ablation", "zero", "--json")
     assert ablated.returncode == 0, ablated.stderr
     assert json.loads(ablated.stdout)["heads"] == ["1.0"]
-    compared = run_cli(
+    compared = run_in_process(
         "inspect-attention", "--compare", str(char_checkpoint), str(char_checkpoint), *base,
         "--json",
     )  # fmt: skip

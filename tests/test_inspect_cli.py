@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from tests.conftest import TINY, one_line_error, run_cli, run_main
+from tests.conftest import TINY, one_line_error, run_in_process, run_main
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +24,7 @@ def same_output(old: list[str], new: list[str]) -> str:
 
 
 def test_inspect_help_lists_the_subcommands():
-    proc = run_cli("inspect", "--help")
+    proc = run_in_process("inspect", "--help")
     assert proc.returncode == 0, proc.stderr
     for name in ("attention", "compare", "ablate", "trajectory"):
         assert f"│ {name} " in proc.stdout, proc.stdout

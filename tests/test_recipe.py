@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import Muon, random_gpt, run_cli
+from tests.conftest import Muon, random_gpt, run_in_process
 from tests.conftest import model_config as recipe_config
 from tinygpt.checkpoint.store import open_checkpoint
 from tinygpt.config.model import ModelConfig
@@ -441,7 +441,7 @@ def test_config_json_without_switches_reads_as_gpt2():
 @pytest.mark.slow
 def test_export_refuses_a_modern_model_in_one_line(tiny_run, tmp_path):
     result = tiny_run()
-    proc = run_cli("export", str(tmp_path / "hf"), "-c", str(result.out_dir))
+    proc = run_in_process("export", str(tmp_path / "hf"), "-c", str(result.out_dir))
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "can't be exported as GPT-2" in proc.stderr
     assert "--arch gpt2" in proc.stderr and not (tmp_path / "hf").exists()
@@ -487,7 +487,7 @@ def test_explain_walks_through_qk_norm_and_the_rotation():
 @pytest.mark.slow
 def test_inspect_attention_on_a_modern_checkpoint(tiny_run, tmp_path):
     result = tiny_run()
-    proc = run_cli(
+    proc = run_in_process(
         "inspect-attention", "-c", str(result.out_dir), "-p", "First Citizen:",
         "--layer", "1", "--head", "0", "--explain", "--json-file", str(tmp_path / "a.json"),
     )  # fmt: skip
