@@ -37,7 +37,9 @@ use_shared_tiktoken_cache(os.environ, TIKTOKEN_CACHE)
 # The sampled fault-injection searches draw from this seed, a new one each run unless given;
 # the header prints it, so any failure reruns with TINYGPT_FUZZ_SEED=N. The systematic tests
 # beside them (every byte, every field) find the same things on every hypothesis version.
-FUZZ_SEED = int(os.environ.get("TINYGPT_FUZZ_SEED") or random.SystemRandom().randrange(1 << 32))
+if not os.environ.get("TINYGPT_FUZZ_SEED"):  # set here, so pytest-xdist's workers share it
+    os.environ["TINYGPT_FUZZ_SEED"] = str(random.SystemRandom().randrange(1 << 32))
+FUZZ_SEED = int(os.environ["TINYGPT_FUZZ_SEED"])
 
 
 def pytest_report_header(config: pytest.Config) -> str:
