@@ -212,6 +212,31 @@ def test_a_sampler_that_fails_midway_ends_the_stream_with_a_line(client, explore
     assert items[-1] == {"kind": "error", "text": "sampling stopped: RuntimeError: out of memory"}
 
 
+def test_a_click_answers_while_a_long_sample_streams(client, explorer, monkeypatch):
+    """The stream samples on the event loop in turns; a click waiting for the model goes next,
+    so it answers before the sample ends, not after."""
+    sampled: list[int] = []
+    real = explorer.stream
+
+    def counted(prompt, cfg):
+        for item in real(prompt, cfg):
+            sampled.append(1)
+            yield item
+
+    monkeypatch.setattr(explorer, "stream", counted)
+    params = {"prompt": "All:", "max_new_tokens": "1024", "seed": "1"}
+    with client.stream("GET", "/api/generate", params=params) as events:
+        lines = events.iter_lines()
+        next(line for line in lines if line.startswith("data: "))  # the stream has begun
+        ids = client.post("/api/tokens", json={"text": "All:"}).json()["ids"]
+        answer = client.post("/api/analyse", json={"ids": ids, "position": 1})
+        at_answer = len(sampled)
+        rest = [line for line in lines if line.startswith("data: ")]
+    assert answer.status_code == 200 and answer.json()["heads"]
+    assert 0 < at_answer < len(sampled) and rest  # answered mid-sample; the sample went on
+    assert len(sampled) == len(ids) + 1024
+
+
 @pytest.mark.parametrize(
     "path, body",
     [

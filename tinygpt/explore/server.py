@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import queue
 import secrets
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from importlib import resources
 from typing import Any
@@ -47,7 +47,8 @@ LOCAL_HOSTS = ("127.0.0.1", "localhost", "[::1]", "::1")
 # The sampling controls a page may send, each as the type SampleConfig takes.
 SAMPLE_FIELDS = {"temperature": float, "top_k": int, "top_p": float, "seed": int}
 MAX_NEW_TOKENS = 1024
-POLL_S = 0.005  # how often a stream looks for new tokens: 200 messages/s at most
+TURN_S = 0.01  # a stream's turn on the event loop: the tokens it samples make one message
+WAIT_S = 0.005  # how long a stream waits for the model while an answer has it
 
 
 def new_token() -> str:
@@ -205,44 +206,38 @@ patch = _posted(
 async def _events(
     explorer: Explorer, prompt: str, cfg: Any, lock: threading.Lock
 ) -> AsyncIterator[str]:
-    """Server-sent events: each message the tokens sampled since the last one (a JSON object a
-    line), then ``event: done``. The sampler runs on its own thread at its own pace, taking
-    the lock per step, so a click on a token answers while a sample streams; a page that reads
-    slower gets several tokens a message instead of slowing the sampler down."""
-    ready: queue.SimpleQueue[dict[str, Any] | None] = queue.SimpleQueue()
-    stop = threading.Event()
-
-    def sample() -> None:
-        stream = explorer.stream(prompt, cfg)
-        try:
-            while not stop.is_set():
-                with lock:
-                    item = next(stream, None)
-                if item is None:
-                    break
-                ready.put(item)
-        except Exception as exc:  # the page says it in a line; the server's console stays clean
-            ready.put({"kind": "error", "text": f"sampling stopped: {type(exc).__name__}: {exc}"})
-        finally:
-            ready.put(None)
-
-    threading.Thread(target=sample, daemon=True).start()
+    """Server-sent events: the tokens sampled in each turn (a JSON object a line), then
+    ``event: done``. The sampler runs on the event loop's own thread, ``TURN_S`` at a time, and
+    the loop serves other requests between turns: a click's answer takes the model then, on
+    a worker thread. On a worker thread of its own, the sampler contended for the GIL with the
+    loop at every torch call. A page that goes away ends the sample."""
+    stream = explorer.stream(prompt, cfg)
+    done = False
     try:
-        done = False
         while not done:
-            items = []
-            while not ready.empty():
-                items.append(ready.get())
-            if not items:  # polled, not awaited on a worker thread: no thread hop per token
-                await asyncio.sleep(POLL_S)
+            if not lock.acquire(blocking=False):
+                await asyncio.sleep(WAIT_S)
                 continue
-            if items[-1] is None:
-                done, items = True, items[:-1]
+            items: list[dict[str, Any]] = []
+            try:
+                end = time.perf_counter() + TURN_S
+                while not done and time.perf_counter() < end:
+                    item = next(stream, None)
+                    done = item is None
+                    if item is not None:
+                        items.append(item)
+            except Exception as exc:  # the page says it in a line; the server's console stays
+                text = f"sampling stopped: {type(exc).__name__}: {exc}"
+                items.append({"kind": "error", "text": text})
+                done = True
+            finally:
+                lock.release()
             if items:
                 yield "data: " + "\ndata: ".join(json.dumps(i) for i in items) + "\n\n"
+            await asyncio.sleep(0)  # the loop's other work: sending, requests, a disconnect
         yield "event: done\ndata: {}\n\n"
-    finally:  # the page went away: the sampler stops at its next step
-        stop.set()
+    finally:
+        stream.close()
 
 
 async def _json(request: Request) -> dict[str, Any]:
