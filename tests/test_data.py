@@ -2,6 +2,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from tinygpt.data.batches import BatchSampler, check_split_lengths
 from tinygpt.data.corpus import encode_text, prepare_corpus
@@ -94,6 +95,64 @@ def test_batches_are_shifted_windows_and_reproducible():
     x, y = a
     assert x.shape == (4, 8) and torch.equal(x[:, 1:], y[:, :-1])
     assert torch.equal(y - x, torch.ones_like(x))
+
+
+def _batches(sampler: BatchSampler, count: int) -> list[torch.Tensor]:
+    return [sampler.rows(torch.device("cpu")) for _ in range(count)]
+
+
+def test_a_pass_makes_every_token_a_target_once():
+    """passes: a pass's windows tile the text from a random phase, in a shuffled order; a batch
+    that ends a pass takes the rest from the next. 1,000 tokens in windows of 9 (block 8)."""
+    ids = np.arange(1000, dtype=np.uint16)
+    sampler = BatchSampler(ids, 8, 5, seed=3, order="passes")
+    windows = [w for batch in _batches(sampler, 30) for w in batch.tolist()]  # 150 windows
+    per_pass = len(sampler.starts)
+    assert per_pass in (123, 124) and all(w == list(range(w[0], w[0] + 9)) for w in windows)
+    first = windows[:per_pass]
+    starts = sorted(w[0] for w in first)
+    assert starts == list(range(starts[0], 991, 8)) and starts[0] < 8  # the tiling, once
+    targets = [t for w in first for t in w[1:]]
+    assert len(targets) == len(set(targets))  # every target once
+    assert [w[0] for w in first] != starts  # shuffled
+    second = [w[0] for w in windows[per_pass:]]
+    assert len(set(second)) == len(second)  # the next pass began, its own tiling
+
+
+def test_passes_resume_mid_pass_at_the_same_batch():
+    ids = np.arange(1000, dtype=np.uint16)
+    whole = BatchSampler(ids, 8, 5, seed=3, order="passes")
+    first = _batches(whole, 40)
+    rest = _batches(whole, 40)
+    cut = BatchSampler(ids, 8, 5, seed=3, order="passes")
+    _batches(cut, 40)
+    again = BatchSampler(ids, 8, 5, seed=3, order="passes")
+    again.load_state(cut.generator.get_state(), cut.pass_state())
+    assert all(a.equal(b) for a, b in zip(rest, _batches(again, 40), strict=True))
+    assert not first[-1].equal(rest[0])
+
+
+def test_ranks_share_a_pass_and_together_see_one_processs_batches():
+    ids = np.arange(1000, dtype=np.uint16)
+    one = _batches(BatchSampler(ids, 8, 6, seed=3, order="passes"), 30)
+    ranks = [_batches(BatchSampler(ids, 8, 3, 3, r, 2, order="passes"), 30) for r in (0, 1)]
+    for whole, a, b in zip(one, *ranks, strict=True):
+        assert whole.equal(torch.cat([a, b]))
+
+
+def test_a_text_just_longer_than_the_block_still_makes_passes():
+    ids = np.arange(10, dtype=np.uint16)  # one window of 9 fits, from 0 or 1
+    batches = _batches(BatchSampler(ids, 8, 4, seed=0, order="passes"), 3)
+    assert all(w[0] in (0, 1) for batch in batches for w in batch.tolist())
+
+
+def test_runs_saved_before_the_data_order_setting_resume_with_random_windows():
+    from tinygpt.config.run import RunConfig
+
+    assert RunConfig.from_dict({"model": {"position": "rope"}, "train": {}}).train.data_order == (
+        "random"
+    )
+    assert RunConfig().train.data_order == "passes"  # the default recipe's
 
 
 def test_streaming_matches_whole_file_encoding(tmp_path, gpt2_encoding):

@@ -274,3 +274,23 @@ def test_compile_problem_names_what_is_missing(monkeypatch):
     assert "C++ compiler" in device.compile_problem(torch.device("cpu"))
     monkeypatch.setattr(shutil, "which", lambda name: "/usr/bin/" + name)
     assert device.compile_problem(torch.device("cpu")) is None
+
+
+@pytest.mark.parametrize("order, words", [(None, "shuffled passes"), ("random", "random windows")])
+def test_the_data_order_is_a_flag_the_header_names_and_the_run_records(tmp_path, order, words):
+    import json
+
+    from tests.conftest import run_in_process
+
+    (tmp_path / "t.txt").write_text(SMALL_TEXT)
+    args = ["--tokenizer", "char", "--block-size", "16", "--max-steps", "2", "--device", "cpu"]
+    args += ["--n-layer", "1", "--n-embd", "16", "--n-head", "2", "--out", "ck"]
+    proc = run_in_process("train", "t.txt", *args, *(["--data-order", order] if order else []),
+                          cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    run_line = next(line for line in proc.stderr.splitlines() if line.startswith("run "))
+    assert words in run_line
+    saved = json.loads((tmp_path / "ck" / "config.json").read_text())
+    assert saved["train"]["data_order"] == (order or "passes")
+    bad = run_in_process("train", "t.txt", *args[:-2], "--data-order", "sorted", cwd=tmp_path)
+    assert bad.returncode == 2 and "--data-order" in bad.stderr and "passes" in bad.stderr

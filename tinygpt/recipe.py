@@ -7,7 +7,8 @@ optimisation that goes with it.
 * ``modern``: what the NanoGPT speedrun and nanochat train with, where it pays at this scale
   (docs/benchmarks.md): rotary position embeddings, parameter-free RMSNorm (also on the embedding
   and on each head's queries and keys: QK-norm), no biases, an untied tanh soft-capped head; Muon
-  for the blocks' matrices and AdamW for the rest, on a warmup-stable-decay schedule.
+  for the blocks' matrices and AdamW for the rest, on a warmup-stable-decay schedule; the text
+  read pass by pass, every token a target once a pass.
 
 ``--arch NAME`` (``arch=`` in Python, ``arch = ...`` in a config file) starts from a recipe; any
 option given explicitly wins over it. :class:`tinygpt.config.model.ModelConfig`'s defaults are the
@@ -54,6 +55,7 @@ class Recipe:
     schedule: str
     matrix_lr: float | None = None
     embed_lr: float | None = None
+    data_order: str | None = None  # "passes" or "random" (docs/benchmarks.md)
 
     def model_options(self) -> dict[str, Any]:
         """The ModelConfig fields this recipe sets."""
@@ -90,6 +92,7 @@ MODERN = Recipe(
     min_lr=0.0,
     warmup_steps=20,
     schedule="wsd",
+    data_order="passes",
 )
 
 GPT2 = Recipe(
@@ -106,6 +109,7 @@ GPT2 = Recipe(
     min_lr=1e-4,
     warmup_steps=100,
     schedule="cosine",
+    data_order="random",  # nanoGPT's: every window drawn anywhere
 )
 
 RECIPES: dict[str, Recipe] = {"modern": MODERN, "gpt2": GPT2}

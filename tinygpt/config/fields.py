@@ -12,6 +12,7 @@ from tinygpt.errors import Opt, UsageError
 ATTENTION_CHOICES = ("auto", "sdpa", "manual")
 OPTIMIZER_CHOICES = ("muon", "adamw")
 SCHEDULE_CHOICES = ("wsd", "cosine")
+DATA_ORDER_CHOICES = ("passes", "random")
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 DTYPE_CHOICES = ("auto", "float32", "bfloat16", "float16")

@@ -44,6 +44,8 @@ class RunConfig:
         elif "embed_norm" not in model:
             # Written before the embedding norm was its own switch: RMSNorm models had one.
             model["embed_norm"] = model.get("norm") == "rmsnorm"
+        # Written before the data order was a setting: every such run drew random windows.
+        train.setdefault("data_order", "random")
         return cls(model=_known_fields(ModelConfig, model), train=_known_fields(TrainConfig, train))
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from tinygpt.config.fields import (
     ATTENTION_CHOICES,
+    DATA_ORDER_CHOICES,
     DEVICE_CHOICES,
     DTYPE_CHOICES,
     MAX_SEED,
@@ -57,6 +58,11 @@ class TrainConfig:
     )
     batch_size: int = documented(32, "Sequences per micro-batch.")
     grad_accum: int = documented(1, "Micro-batches per optimizer step.")
+    data_order: str = documented(
+        "passes",
+        "passes (each pass over the text a shuffled set of windows tiling it: every token a "
+        "target once a pass) or random (each window drawn anywhere; the gpt2 recipe).",
+    )
     optimizer: str = documented(
         "muon", "muon (Muon for the blocks' matrices, AdamW for the rest) or adamw."
     )
@@ -179,6 +185,7 @@ class TrainConfig:
                 raise UsageError(Opt(name), f" must be positive, got {value}")
         check_choice("optimizer", self.optimizer, OPTIMIZER_CHOICES)
         check_choice("schedule", self.schedule, SCHEDULE_CHOICES)
+        check_choice("data_order", self.data_order, DATA_ORDER_CHOICES)
         if not 0 <= self.decay_fraction <= 1:
             raise UsageError(
                 Opt("decay_fraction"), f" must be in [0, 1], got {self.decay_fraction}"

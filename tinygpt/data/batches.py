@@ -1,6 +1,9 @@
-"""Training batches: random windows of a token array, and the check that each split holds one."""
+"""Training batches: windows of a token array, pass by pass or drawn independently, and the
+check that each split holds one."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import torch
@@ -24,11 +27,16 @@ def check_split_lengths(train: np.ndarray, val: np.ndarray, block_size: int) -> 
 
 
 class BatchSampler:
-    """Random windows of ``block_size + 1`` tokens, drawn with a dedicated ``torch.Generator``.
+    """Windows of ``block_size + 1`` tokens, drawn with a dedicated ``torch.Generator``.
+
+    ``order``: ``passes`` (the default recipe's) goes over the text pass after pass, each pass
+    a random phase and a shuffled list of the windows that tile the text from there, so every
+    token is a target once a pass (a batch that ends a pass takes the rest from the next);
+    ``random`` draws every window's start independently, as nanoGPT does (the gpt2 recipe's).
 
     Owning the generator (instead of the global RNG) makes the data stream's position part of
-    the checkpoint: restoring its state resumes at exactly the batch an uninterrupted run would
-    have drawn next.
+    the checkpoint: its state, :meth:`pass_state` and :meth:`load_state` resume at exactly the
+    batch an uninterrupted run would have drawn next.
 
     With several data-parallel ranks, every rank draws the same global batch of
     ``batch_size * world_size`` windows and keeps its own slice: the ranks see distinct data,
@@ -43,13 +51,18 @@ class BatchSampler:
         seed: int,
         rank: int = 0,
         world_size: int = 1,
+        order: str = "random",
     ) -> None:
         self.ids = ids
         self.block_size = block_size
         self.batch_size = batch_size
         self.rank, self.world_size = rank, world_size
+        self.order = order
         self.generator = torch.Generator().manual_seed(seed)
         self._offsets = np.arange(block_size + 1)
+        self.pass_rng: torch.Tensor | None = None  # the generator's state the pass was drawn at
+        self.starts = np.empty(0, dtype=np.int64)  # this pass's windows, in its order
+        self.taken = 0  # of them
 
     def next(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         """Inputs and targets (B, T): the rows below, and the same shifted by one."""
@@ -58,9 +71,7 @@ class BatchSampler:
 
     def rows(self, device: torch.device) -> torch.Tensor:
         """The next batch as (B, T + 1) windows of token ids."""
-        high = len(self.ids) - self.block_size
-        global_batch = self.batch_size * self.world_size
-        starts = torch.randint(high, (global_batch,), generator=self.generator).numpy()
+        starts = self._starts(self.batch_size * self.world_size)
         starts = starts[self.rank * self.batch_size : (self.rank + 1) * self.batch_size]
         window = torch.from_numpy(self.ids[starts[:, None] + self._offsets].astype(np.int64))
         if device.type == "cuda":
@@ -68,3 +79,37 @@ class BatchSampler:
         else:
             window = window.to(device)
         return window
+
+    def _starts(self, count: int) -> np.ndarray:
+        high = len(self.ids) - self.block_size  # a window starting at high would overrun
+        if self.order == "random":
+            return torch.randint(high, (count,), generator=self.generator).numpy()
+        parts = []
+        while count > 0:
+            if self.taken >= len(self.starts):
+                self.pass_rng, self.taken = self.generator.get_state(), 0
+                self._draw_pass()
+            part = self.starts[self.taken : self.taken + count]
+            self.taken += len(part)
+            count -= len(part)
+            parts.append(part)
+        return np.concatenate(parts)
+
+    def _draw_pass(self) -> None:
+        high = len(self.ids) - self.block_size
+        phase = int(torch.randint(min(self.block_size, high), (1,), generator=self.generator))
+        tiling = torch.arange(phase, high, self.block_size)
+        self.starts = tiling[torch.randperm(len(tiling), generator=self.generator)].numpy()
+
+    def pass_state(self) -> dict[str, Any] | None:
+        """Where the pass stands (with :attr:`generator`'s state, what resumes the stream)."""
+        if self.pass_rng is None:
+            return None
+        return {"rng": self.pass_rng, "taken": self.taken}
+
+    def load_state(self, rng: torch.Tensor, pass_state: dict[str, Any] | None = None) -> None:
+        if self.order == "passes" and pass_state is not None:
+            self.generator.set_state(pass_state["rng"])
+            self._draw_pass()  # the same pass again, from the state it was drawn at
+            self.pass_rng, self.taken = pass_state["rng"], int(pass_state["taken"])
+        self.generator.set_state(rng)

@@ -150,6 +150,9 @@ def slowdown_note(slowdown: Slowdown, device: str) -> str:
     )
 
 
+ORDER_WORDS = {"passes": "in shuffled passes over the text", "random": "random windows"}
+
+
 def describe_run(trainer: Trainer, console: Console) -> None:
     """One block at start-up: data, model, hardware and where the checkpoint goes."""
     m, t, world = trainer.run.model, trainer.cfg, trainer.state.world_size
@@ -165,7 +168,8 @@ def describe_run(trainer: Trainer, console: Console) -> None:
         f"block {m.block_size}: {count_parameters(m).describe()}\n"
         f"optim    {groups_line(trainer.optimizer.groups)}\n"
         f"schedule {describe_schedule(t)}\n"
-        f"run      {_length(t)} x {t.effective_batch_size(world)} sequences{per_rank}, "
+        f"run      {_length(t)} x {t.effective_batch_size(world)} sequences{per_rank} "
+        f"({ORDER_WORDS[t.data_order]}), "
         f"device {trainer.device.type}, "
         f"{str(trainer.dtype).removeprefix('torch.')}, attention {trainer.model.attention}"
         f"{', compiled' if trainer.compiled else ''}\n"

@@ -77,7 +77,9 @@ def build(run: RunConfig, train_ids: np.ndarray, tokenizer: Tokenizer, dist: Dis
     if dist.enabled:
         torch.manual_seed(cfg.seed + dist.rank)  # distinct dropout masks per rank
     block = run.model.block_size
-    sampler = BatchSampler(train_ids, block, cfg.batch_size, cfg.seed, dist.rank, dist.world_size)
+    sampler = BatchSampler(
+        train_ids, block, cfg.batch_size, cfg.seed, dist.rank, dist.world_size, cfg.data_order
+    )
     return Parts(device, dtype, model, optimizer, scaler, sampler, [n for n in notes if n])
 
 

@@ -78,6 +78,7 @@ def state_dict(parts: Parts, state: RunState, dist: DistContext) -> dict[str, An
         "scaler": parts.scaler.state_dict(),
         "torch_rng": torch.get_rng_state(),
         "sampler_rng": parts.sampler.generator.get_state(),
+        "sampler_pass": parts.sampler.pass_state(),  # None: random windows, or no pass yet
         "world_size": dist.world_size,
         "device": parts.device.type,
         "dtype": str(parts.dtype).removeprefix("torch."),
@@ -151,7 +152,7 @@ def _restore_objects(saved: dict[str, Any], parts: Parts, dist: DistContext, see
     parts.optimizer.load_state_dict(saved["optimizer"])
     parts.scaler.load_state_dict(saved["scaler"])
     torch.set_rng_state(saved["torch_rng"])
-    parts.sampler.generator.set_state(saved["sampler_rng"])
+    parts.sampler.load_state(saved["sampler_rng"], saved.get("sampler_pass"))
     if "cuda_rng" in saved and torch.cuda.is_available() and not dist.enabled:
         torch.cuda.set_rng_state_all(saved["cuda_rng"])
     if not dist.enabled:

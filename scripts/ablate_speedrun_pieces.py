@@ -1,0 +1,162 @@
+"""Speedrun pieces tried at equal steps on tinygpt's default model as it was before them
+(random training windows): each is patched onto the model for one run, so the table in
+docs/benchmarks.md can be rebuilt without the pieces living in the package; ``order`` is the
+one kept, ``--data-order passes``.
+
+    python scripts/ablate_speedrun_pieces.py [--variants base x0 unet ve order] [--steps 400]
+        [--seeds 1337 1338] [--dtype float32]
+
+- ``x0``: every block's input is ``a_i * x + b_i * x0``, x0 the normalised embedding (a = 1,
+  b = 0 at the start; learned scalars), as modded-nanogpt mixes the embedding back in;
+- ``unet``: the first half's block outputs are added, with learned weights (1 at the start), to
+  the inputs of the second half in reverse order (U-net skips);
+- ``ve``: value embeddings: a second token table (AdamW, as the embeddings) added, times a
+  learned scalar, to the values of the first and last layers;
+- ``order``: ``--data-order passes``: each pass over the text is a random phase and a shuffled
+  list of the windows that tile it, so every token is a target once a pass.
+
+Each run is its own process (one torch thread) and prints its validation loss on 50 batches.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+from torch import nn
+
+VARIANTS = ("base", "x0", "unet", "ve", "order")
+
+
+def patch_model(variant: str) -> None:
+    """Give tinygpt's GPT the variant's parameters and forward (before the run builds it)."""
+    import tinygpt.model.gpt as gpt
+
+    init, roles = gpt.GPT.__init__, gpt.GPT.parameter_roles
+
+    def new_init(self: gpt.GPT, config, attention: str = "auto") -> None:
+        init(self, config, attention)
+        layers = config.n_layer
+        if variant == "x0":
+            self.x_lambdas = nn.Parameter(torch.ones(layers))
+            self.x0_lambdas = nn.Parameter(torch.zeros(layers))
+        if variant == "unet":
+            self.skip_weights = nn.Parameter(torch.ones(layers // 2))
+        if variant == "ve":
+            self.ve = nn.Embedding(config.vocab_size, config.n_embd)
+            nn.init.normal_(self.ve.weight, std=0.02)
+            self.ve_lambda = nn.Parameter(torch.full((1,), 0.5))
+
+    def new_roles(self: gpt.GPT) -> dict[str, list[nn.Parameter]]:
+        found = roles(self)
+        if variant == "ve":  # a token table: AdamW with the embeddings, not Muon
+            found["matrices"] = [p for p in found["matrices"] if p is not self.ve.weight]
+            found["embeddings"].append(self.ve.weight)
+        return found
+
+    def new_forward(self: gpt.GPT, idx, targets=None, cache=None, last_only=False):
+        x = x0 = self.ln_emb(self.drop(self.hook_embed(self.wte(idx))))
+        layers, skips = len(self.blocks), []
+        for i, block in enumerate(self.blocks):
+            if variant == "unet" and i >= layers - layers // 2 and skips:
+                x = x + self.skip_weights[i - (layers - layers // 2)] * skips.pop()
+            if variant == "x0":
+                x = self.x_lambdas[i] * x + self.x0_lambdas[i] * x0
+            if variant == "ve" and i in (0, layers - 1):
+                x = _with_value_embedding(self, block, x, self.ve(idx), i, cache)
+            else:
+                x = block(x, self.attention, cache, i)
+            if variant == "unet" and i < layers // 2:
+                skips.append(x)
+        x = self.ln_f(x)
+        logits = self.head(x[:, -1:] if last_only else x)
+        loss = None
+        if targets is not None:
+            loss = nn.functional.cross_entropy(logits.flatten(0, 1).float(), targets.flatten())
+        return logits, loss
+
+    gpt.GPT.__init__, gpt.GPT.parameter_roles, gpt.GPT.forward = new_init, new_roles, new_forward
+
+
+def _with_value_embedding(model, block, x, ve, layer, cache):
+    attn, project = block.attn, block.attn.project
+
+    def with_ve(h):
+        q, k, v = project(h)
+        b, t, _ = h.shape
+        return q, k, v + model.ve_lambda * ve.view(b, t, attn.n_head, attn.head_dim).transpose(1, 2)
+
+    attn.project = with_ve
+    try:
+        return block(x, model.attention, cache, layer)
+    finally:
+        del attn.project
+
+
+def run_one(args: argparse.Namespace) -> None:
+    import tinygpt
+
+    torch.set_num_threads(1)
+    if args.variant not in ("base", "order"):
+        patch_model(args.variant)
+    result = tinygpt.train(
+        args.data,
+        out_dir=Path(args.out) / f"{args.variant}-{args.seed}-{args.steps}",
+        overwrite=True,
+        tokenizer="char",
+        dtype=args.dtype,
+        # the default before this table: random windows; "order" is --data-order passes
+        data_order="passes" if args.variant == "order" else "random",
+        seed=args.seed,
+        max_steps=args.steps,
+        eval_every=args.steps,
+        eval_batches=50,
+        device="cpu",
+        head_snapshots=False,
+        weight_history=False,
+        eval_samples=False,
+    )
+    print(f"{result.metrics[-1]['val_loss']:.4f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    here = Path(__file__).resolve()
+    parser.add_argument("--data", default=str(here.parents[2] / "shared/data/tinyshakespeare.txt"))
+    parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1337, 1338])
+    parser.add_argument("--steps", type=int, default=400)
+    parser.add_argument("--dtype", default="float32", help="float32: as on a CPU without AMX")
+    parser.add_argument("--out", default="/tmp/tinygpt-speedrun-pieces")
+    parser.add_argument("--variant", help=argparse.SUPPRESS)  # one run, in a child process
+    parser.add_argument("--seed", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.variant:
+        run_one(args)
+        return
+    print(f"| variant | val @ {args.steps} steps ({' '.join(map(str, args.seeds))}) | Δ |")
+    print("|---|---|---:|")
+    base = None
+    for variant in ["base", *(v for v in args.variants if v != "base")]:
+        losses = [_child(args, variant, seed) for seed in args.seeds]
+        mean = statistics.mean(losses)
+        base = mean if base is None else base
+        each = " ".join(f"{v:.4f}" for v in losses)
+        print(f"| {variant} | {mean:.4f} ({each}) | {mean - base:+.4f} |", flush=True)
+
+
+def _child(args: argparse.Namespace, variant: str, seed: int) -> float:
+    command = [sys.executable, __file__, "--variant", variant, "--seed", str(seed)]
+    command += ["--steps", str(args.steps), "--dtype", args.dtype, "--data", args.data]
+    done = subprocess.run([*command, "--out", args.out], capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"{variant} seed {seed} failed:\n{done.stderr}")
+    return float(done.stdout.split()[-1])
+
+
+if __name__ == "__main__":
+    main()
