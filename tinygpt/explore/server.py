@@ -226,7 +226,7 @@ async def _events(
                     done = item is None
                     if item is not None:
                         items.append(item)
-            except Exception as exc:  # the page says it in a line; the server's console stays
+            except Exception as exc:  # said in the page; the server's console stays clean
                 text = f"sampling stopped: {type(exc).__name__}: {exc}"
                 items.append({"kind": "error", "text": text})
                 done = True
