@@ -60,6 +60,7 @@ class BatchSampler:
         self.order = order
         self.generator = torch.Generator().manual_seed(seed)
         self._offsets = np.arange(block_size + 1)
+        self._high = len(ids) - block_size  # a window starting here or later would overrun
         self.pass_rng: torch.Tensor | None = None  # the generator's state the pass was drawn at
         self.starts = np.empty(0, dtype=np.int64)  # this pass's windows, in its order
         self.taken = 0  # of them
@@ -81,9 +82,8 @@ class BatchSampler:
         return window
 
     def _starts(self, count: int) -> np.ndarray:
-        high = len(self.ids) - self.block_size  # a window starting at high would overrun
         if self.order == "random":
-            return torch.randint(high, (count,), generator=self.generator).numpy()
+            return torch.randint(self._high, (count,), generator=self.generator).numpy()
         parts = []
         while count > 0:
             if self.taken >= len(self.starts):
@@ -96,9 +96,8 @@ class BatchSampler:
         return np.concatenate(parts)
 
     def _draw_pass(self) -> None:
-        high = len(self.ids) - self.block_size
-        phase = int(torch.randint(min(self.block_size, high), (1,), generator=self.generator))
-        tiling = torch.arange(phase, high, self.block_size)
+        phase = int(torch.randint(min(self.block_size, self._high), (1,), generator=self.generator))
+        tiling = torch.arange(phase, self._high, self.block_size)
         self.starts = tiling[torch.randperm(len(tiling), generator=self.generator)].numpy()
 
     def pass_state(self) -> dict[str, Any] | None:
