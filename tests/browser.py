@@ -7,20 +7,21 @@ aborts any request that is neither a ``file:`` URL nor the one local server a te
 :class:`PageLog` records every URL a page asks for and every problem (console errors, CSP
 violations among them, and uncaught exceptions). Tests then do what a person would: load the
 file, click, read the rendered text, and take a screenshot (:func:`screenshot`), decoded here
-(:func:`decode_png`, also used for the PNG files the CLI writes) to check pixels.
+(:func:`decode_png`, by Pillow, also used for the PNG files the CLI writes) to check pixels.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import shutil
-import zlib
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import numpy as np
 import pytest
+from PIL import Image
 
 if TYPE_CHECKING:
     from playwright.sync_api import ConsoleMessage, FloatRect, Page, Route, ViewportSize
@@ -113,55 +114,7 @@ def screenshot(page: Page, clip: FloatRect | None = None) -> np.ndarray:
 
 
 def decode_png(data: bytes) -> np.ndarray:
-    """An 8-bit RGB or RGBA PNG (what Chromium writes) as a (height, width, 3) uint8 array."""
+    """A PNG (a screenshot, or a file the CLI wrote) as a (height, width, 3) uint8 array."""
     assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
-    pos, idat = 8, b""
-    while pos < len(data):
-        length = int.from_bytes(data[pos : pos + 4], "big")
-        kind, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + length]
-        if kind == b"IHDR":
-            width, height = int.from_bytes(body[:4], "big"), int.from_bytes(body[4:8], "big")
-            depth, colour, interlace = body[8], body[9], body[12]
-            assert depth == 8 and colour in (2, 6) and interlace == 0, "unexpected PNG format"
-        elif kind == b"IDAT":
-            idat += body
-        pos += 12 + length
-    bpp = 3 if colour == 2 else 4
-    stride = width * bpp
-    raw = np.frombuffer(zlib.decompress(idat), np.uint8).reshape(height, stride + 1)
-    out = np.zeros((height, stride), np.uint8)
-    prev = np.zeros(stride, np.uint8)
-    for y in range(height):
-        kind, line = raw[y, 0], raw[y, 1:]
-        if kind == 0:
-            out[y] = line
-        elif kind == 1:  # Sub: a running sum per channel (uint8 wraps around, as PNG's does)
-            out[y] = np.cumsum(line.reshape(width, bpp), axis=0, dtype=np.uint8).reshape(-1)
-        elif kind == 2:  # Up
-            out[y] = line + prev
-        elif kind == 3:
-            out[y] = _average(line.tolist(), prev.tolist(), bpp)
-        else:
-            out[y] = _paeth(line.tolist(), prev.tolist(), bpp)
-        prev = out[y]
-    return out.reshape(height, width, bpp)[:, :, :3]
-
-
-# Average and Paeth depend on the byte just decoded, so they go one byte at a time, in plain
-# Python lists (much faster than numpy element by element).
-def _average(line: list[int], prev: list[int], bpp: int) -> list[int]:
-    row = [(f + (b >> 1)) & 255 for f, b in zip(line[:bpp], prev[:bpp], strict=True)]
-    for i, (f, b) in enumerate(zip(line[bpp:], prev[bpp:], strict=True)):
-        row.append((f + ((row[i] + b) >> 1)) & 255)  # row[i]: the byte bpp to the left
-    return row
-
-
-def _paeth(line: list[int], prev: list[int], bpp: int) -> list[int]:
-    row = [(f + b) & 255 for f, b in zip(line[:bpp], prev[:bpp], strict=True)]
-    for i, (f, b, c) in enumerate(zip(line[bpp:], prev[bpp:], prev, strict=False)):
-        a = row[i]  # left, up, up-left: a, b, c; the predictor is the one nearest a + b - c
-        pa, pb = b - c, a - c
-        pc = abs(pa + pb)
-        pa, pb = abs(pa), abs(pb)
-        row.append((f + (a if pa <= pb and pa <= pc else (b if pb <= pc else c))) & 255)
-    return row
+    with Image.open(io.BytesIO(data)) as image:
+        return np.asarray(image.convert("RGB"))

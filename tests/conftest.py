@@ -61,12 +61,23 @@ TINY = dict(
     eval_batches=2,
     warmup_steps=5,
     device="cpu",
+    # A sample at each evaluation costs more than the tiny run's steps; the tests of samples
+    # (test_monitoring) ask for them.
+    eval_samples=False,
 )
 
 
 def cli_flags(options: Mapping[str, object]) -> list[str]:
-    """Options as the CLI's flags: ``{"n_layer": 2}`` is ``["--n-layer=2"]``."""
-    return [f"--{k.replace('_', '-')}={v}" for k, v in options.items()]
+    """Options as the CLI's flags: ``{"n_layer": 2}`` is ``["--n-layer=2"]``, a switch
+    ``{"eval_samples": False}`` is ``["--no-eval-samples"]``."""
+    flags = []
+    for key, value in options.items():
+        name = key.replace("_", "-")
+        if isinstance(value, bool):
+            flags.append(f"--{name}" if value else f"--no-{name}")
+        else:
+            flags.append(f"--{name}={value}")
+    return flags
 
 
 TINY_ARGS = cli_flags(TINY)  # the tiny run from the command line (a later flag overrides one)

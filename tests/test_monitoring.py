@@ -161,7 +161,7 @@ def test_the_eval_sample_leaves_the_run_unchanged(small_text, tmp_path):
     and without it."""
     opts = {**TINY, "dropout": 0.1, "max_steps": 6, "eval_every": 2}
     runs = [
-        tinygpt.train(small_text, out_dir=tmp_path / str(on), eval_samples=on, **opts)
+        tinygpt.train(small_text, out_dir=tmp_path / str(on), **{**opts, "eval_samples": on})
         for on in (True, False)
     ]
     a, b = (open_checkpoint(r.out_dir).load_model() for r in runs)

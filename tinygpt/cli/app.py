@@ -155,12 +155,19 @@ def _stop_on_signals() -> None:
             signal.signal(sig, _raise_interrupted)
 
 
+@functools.cache
+def click_app() -> Any:
+    """The click command Typer builds from the app, built once a process: building it reads
+    every command's signature and type hints (70 ms here), which ``app()`` does at each call."""
+    import typer.main
+
+    return typer.main.get_command(app)
+
+
 def _spelling(args: list[str]) -> Spell:
     """Options named in a message, spelled as the flags of the command in ``args`` (the
     library names them by their Python names: ``heads`` is ``--ablate`` to inspect-attention)."""
-    import typer.main
-
-    found = typer.main.get_command(app)
+    found = click_app()
     for name in (a for a in args if not a.startswith("-")):  # down through groups (inspect)
         commands = getattr(found, "commands", None)
         if commands is None or name not in commands:
@@ -178,7 +185,7 @@ def main(argv: list[str] | None = None) -> None:
             stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
     _stop_on_signals()
     try:
-        app(args=args, prog_name="tinygpt")
+        click_app()(args=args, prog_name="tinygpt")
     except TinyGPTError as exc:
         if debug:
             raise
