@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import functools
 import json
 
+import pytest
 import torch
 
 from tests.conftest import one_line_error, run_main
+
+
+@pytest.fixture(autouse=True)
+def short_speed_measurement(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The speed figure's second of training, cut to a twentieth: these tests check that it is
+    measured and shown, not what it is."""
+    from tinygpt.doctor import proof
+
+    monkeypatch.setattr(proof, "speed", functools.partial(proof.speed, seconds=0.05))
 
 
 def test_doctor_says_what_it_uses_and_proves_the_cpu():
