@@ -7,7 +7,7 @@ import zlib
 
 import pytest
 
-from tests.conftest import SMALL_TEXT, TINY, TINY_ARGS, run_in_process
+from tests.conftest import SMALL_TEXT, TINY, TINY_ARGS, cli_flags, run_in_process
 from tinygpt.config.model import ModelConfig
 from tinygpt.errors import UsageError
 from tinygpt.model import count_parameters
@@ -170,7 +170,7 @@ def test_train_runs_and_info_give_one_parameter_count(tmp_path, arch):
     (tmp_path / "small.txt").write_text(SMALL_TEXT)
     # A position table (128 x 128) big enough to change the count at two decimals (0.41M)
     shape = {**TINY, "max_steps": 2, "block_size": 128, "n_embd": 128}
-    args = [f"--{k.replace('_', '-')}={v}" for k, v in shape.items()]
+    args = cli_flags(shape)
     wide = {"COLUMNS": "300"}  # no wrapped lines
     train = run_in_process(
         "train", "small.txt", *args, f"--arch={arch}", "--json", cwd=tmp_path, env=wide
