@@ -251,6 +251,15 @@ def test_paths_and_names_with_rich_markup_are_shown_as_they_are(ck, tmp_path):
     assert "ck[red]x" in out
 
 
+def test_text_given_where_a_file_name_goes_is_one_line(tmp_path):
+    """A corpus pasted as the argument: a name longer than the system allows is one line that
+    shows its start, not an unexpected OSError."""
+    code, _, err = run_main("train", SMALL_TEXT * 2, "--out", str(tmp_path / "out"))
+    line = one_line_error(code, err)
+    assert "cannot read 'First Citizen:" in line and "too long" in line and len(line) < 200
+    assert not (tmp_path / "out").exists()
+
+
 def test_out_of_range_seed(tmp_path):
     (tmp_path / TEXT).write_text(SMALL_TEXT)
     small = [*MICRO_ARGS, "-q", "--max-steps", "2", "--device", "cpu"]

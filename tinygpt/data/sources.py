@@ -57,6 +57,11 @@ def resolve_sources(spec: str | Path, exclude: Path | None = None) -> list[Path]
     """
     text = str(spec)
     path = Path(spec)
+    try:
+        path.exists()
+    except OSError as exc:  # a name longer than the system allows (text given as a file name?)
+        shown = text if len(text) <= 60 else f"{text[:60]}..."
+        raise UsageError(f"cannot read {shown!r}: {exc.strerror or exc}") from None
     if path.is_dir():
         files = _corpus_files(path, path.rglob("*"), exclude)
         if not files:
