@@ -147,6 +147,49 @@ def test_resume_is_bitwise_exact_with_dropout(tiny_run, monkeypatch):
     assert not all(torch.equal(a[k], c[k]) for k in a)
 
 
+class _WeightsEachStep(TrainerCallback):
+    def __init__(self) -> None:
+        self.steps: list[dict[str, torch.Tensor]] = []
+
+    def on_step(self, trainer, loss, lr, tokens_per_sec) -> None:
+        self.steps.append({k: v.clone() for k, v in trainer.model.state_dict().items()})
+
+
+def test_ema_saves_the_average_of_the_trained_weights_and_trains_on_the_weights(tiny_run):
+    """--ema: the checkpoint's model is the moving average of the weights after each step
+    (decay ramping up as (1 + n) / (10 + n)), computed here by hand from a run without it; the
+    training itself is that run's, bit for bit, and its weights are what state.pt keeps."""
+    plain, averaged = _WeightsEachStep(), _WeightsEachStep()
+    tiny_run("plain", ema=0.0, max_steps=12, eval_every=12, callbacks=[plain])
+    result = tiny_run("ema", ema=0.9, max_steps=12, eval_every=12, callbacks=[averaged])
+    for a, b in zip(plain.steps, averaged.steps, strict=True):
+        assert all(torch.equal(a[k], b[k]) for k in a)
+    want = {k: v.clone() for k, v in plain.steps[0].items()}
+    for n, weights in enumerate(plain.steps[1:], start=1):
+        decay = min(0.9, (1 + n) / (10 + n))
+        for k in want:
+            want[k] = torch.lerp(want[k], weights[k], 1 - decay)
+    saved = _final_weights(result.out_dir)
+    assert all(torch.allclose(saved[k], want[k], rtol=1e-5, atol=1e-7) for k in want)
+    assert not all(torch.allclose(saved[k], plain.steps[-1][k]) for k in want)
+    state = open_checkpoint(result.out_dir).load_state()
+    trained = state["trained_weights"]
+    assert all(torch.equal(trained[k], plain.steps[-1][k]) for k in want)
+    assert state["average_updates"] == 12
+    assert result.model is not None and torch.equal(
+        result.model.state_dict()["wte.weight"], saved["wte.weight"]
+    )
+
+
+@pytest.mark.parametrize("value", ["1", "-0.1", "nan"])
+def test_ema_outside_zero_to_one_is_one_line_naming_the_flag(small_text, value):
+    from tests.conftest import one_line_error, run_main
+
+    code, _, err = run_main("train", str(small_text), "--ema", value)
+    line = one_line_error(code, err)
+    assert "--ema" in line and ("[0, 1)" in line or "finite" in line)
+
+
 def test_a_run_never_changes_its_configuration(tiny_run, monkeypatch):
     # What moves during a run (the total --max-time plans, the step, the processes) is its
     # state: the configs it was given are the same after training, and TrainConfig is frozen.

@@ -56,6 +56,7 @@ class Recipe:
     matrix_lr: float | None = None
     embed_lr: float | None = None
     data_order: str | None = None  # "passes" or "random" (docs/benchmarks.md)
+    ema: float | None = None  # the weights' average evaluated and saved; 0: none
 
     def model_options(self) -> dict[str, Any]:
         """The ModelConfig fields this recipe sets."""
@@ -93,6 +94,7 @@ MODERN = Recipe(
     warmup_steps=20,
     schedule="wsd",
     data_order="passes",
+    ema=0.99,
 )
 
 GPT2 = Recipe(
@@ -110,6 +112,7 @@ GPT2 = Recipe(
     warmup_steps=100,
     schedule="cosine",
     data_order="random",  # nanoGPT's: every window drawn anywhere
+    ema=0.0,
 )
 
 RECIPES: dict[str, Recipe] = {"modern": MODERN, "gpt2": GPT2}

@@ -79,7 +79,7 @@ class HeadSnapshots(TrainerCallback):
     def on_start(self, trainer: Trainer) -> None:
         # A resumed run has its earlier evaluations: a role earned then is not news now.
         self.announced = {(head, role) for head, role, *_ in first_crossings(trainer.metrics)}
-        self.avoid = line_break_ids(trainer.corpus.tokenizer, trainer.model.config.vocab_size)
+        self.avoid = line_break_ids(trainer.corpus.tokenizer, trainer.eval_model.config.vocab_size)
 
     def on_evaluate(self, trainer: Trainer, record: dict[str, Any]) -> None:
         if not wants_snapshots(trainer.cfg.head_snapshots, trainer.run.model):
@@ -98,7 +98,7 @@ class HeadSnapshots(TrainerCallback):
             )
 
     def _snapshot(self, trainer: Trainer, record: dict[str, Any]) -> None:
-        if default_probe_length(trainer.model, self.avoid) < MIN_PROBE_LENGTH:
+        if default_probe_length(trainer.eval_model, self.avoid) < MIN_PROBE_LENGTH:
             return  # a context (or vocabulary) too small for the probes: no snapshot
         block = trainer.run.model.block_size
         probe = [int(i) for i in trainer.val_ids[:block]]
@@ -107,7 +107,7 @@ class HeadSnapshots(TrainerCallback):
         )
         windows = sampler.rows(trainer.device)
         with autocast(trainer.device, trainer.dtype):
-            record.update(probe_snapshot(trainer.model, probe, windows, self.avoid))
+            record.update(probe_snapshot(trainer.eval_model, probe, windows, self.avoid))
 
 
 def wants_snapshots(asked: bool | None, model: ModelConfig) -> bool:

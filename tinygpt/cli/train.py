@@ -41,6 +41,7 @@ TRAIN_OPTIONS = (
     "weight_history",
     "weight_decay",
     "grad_clip",
+    "ema",
     "eval_every",
     "eval_batches",
     "device",

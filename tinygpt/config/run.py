@@ -46,6 +46,8 @@ class RunConfig:
             model["embed_norm"] = model.get("norm") == "rmsnorm"
         # Written before the data order was a setting: every such run drew random windows.
         train.setdefault("data_order", "random")
+        # Written before --ema: every such run saved the weights as trained.
+        train.setdefault("ema", 0.0)
         return cls(model=_known_fields(ModelConfig, model), train=_known_fields(TrainConfig, train))
 
 

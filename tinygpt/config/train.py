@@ -91,6 +91,11 @@ class TrainConfig:
     beta2: float = 0.99
     momentum: float = 0.95  # Muon's (Nesterov) momentum
     grad_clip: float = documented(1.0, "Clip the gradient norm; 0 disables.")
+    ema: float = documented(
+        0.99,
+        "Evaluate, save and sample an average of the weights, each step's weighing this much "
+        "less (an exponential moving average); 0: the weights as trained (the gpt2 recipe).",
+    )
     eval_every: int | None = documented(
         None,
         "Evaluate and save every N steps.",
@@ -186,6 +191,8 @@ class TrainConfig:
         check_choice("optimizer", self.optimizer, OPTIMIZER_CHOICES)
         check_choice("schedule", self.schedule, SCHEDULE_CHOICES)
         check_choice("data_order", self.data_order, DATA_ORDER_CHOICES)
+        if not 0 <= self.ema < 1:
+            raise UsageError(Opt("ema"), f" must be in [0, 1), got {self.ema}")
         if not 0 <= self.decay_fraction <= 1:
             raise UsageError(
                 Opt("decay_fraction"), f" must be in [0, 1], got {self.decay_fraction}"

@@ -43,7 +43,7 @@ def eval_sample(trainer: Trainer, tokens: int = SAMPLE_TOKENS) -> str:
     """A sample from the model as it is now. It draws from its own seeded generator, so the
     run's random streams (and a resumed run's numbers) are the same with or without it."""
     cfg = SampleConfig(max_new_tokens=tokens, seed=SAMPLE_SEED, temperature=0.8, top_k=200)
-    model = trainer.model
+    model = trainer.eval_model
     model.eval()
     try:
         with torch.inference_mode():

@@ -61,6 +61,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         block_size=128,
         mlp=False,
         qk_norm=False,
+        ema=0.0,  # the snapshots show the weights as trained: an average blurs the change
         batch_size=32,
         max_steps=1500,
         eval_every=50,

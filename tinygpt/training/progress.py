@@ -167,7 +167,7 @@ def describe_run(trainer: Trainer, console: Console) -> None:
         f"model    {m.arch_description}: {m.n_layer} layers, {m.n_head} heads, {m.n_embd} wide, "
         f"block {m.block_size}: {count_parameters(m).describe()}\n"
         f"optim    {groups_line(trainer.optimizer.groups)}\n"
-        f"schedule {describe_schedule(t)}\n"
+        f"schedule {describe_schedule(t)}{_averaged(t)}\n"
         f"run      {_length(t)} x {t.effective_batch_size(world)} sequences{per_rank} "
         f"({ORDER_WORDS[t.data_order]}), "
         f"device {trainer.device.type}, "
@@ -176,6 +176,12 @@ def describe_run(trainer: Trainer, console: Console) -> None:
         f"output   {_shown(t.out_dir)}{resumed}",
         soft_wrap=True,  # a line per item, as on a wide terminal, in a pipe or a log too
     )
+
+
+def _averaged(t: TrainConfig) -> str:
+    if not t.ema:
+        return ""
+    return f"; evaluated and saved: the weights' moving average (--ema {t.ema:g})"
 
 
 def _length(t: TrainConfig) -> str:

@@ -35,6 +35,7 @@ from tinygpt.config.run import RunConfig
 from tinygpt.data.tokenizer import Tokenizer
 from tinygpt.errors import CheckpointError
 from tinygpt.model import GPT
+from tinygpt.training.averaging import WeightAverage
 from tinygpt.training.distributed import DistContext
 
 if TYPE_CHECKING:
@@ -57,6 +58,7 @@ class RunState:
     best_weights: bytes | None = None  # best.safetensors, once an evaluation improved
     metrics: list[dict[str, Any]] = field(default_factory=list)  # metrics.jsonl's records
     history: WeightHistory | None = None  # history.safetensors, when the run keeps one
+    average: WeightAverage | None = None  # --ema: the weights evaluated, saved and sampled
 
 
 def saved_config(run: RunConfig, state: RunState) -> dict[str, Any]:
@@ -83,6 +85,9 @@ def state_dict(parts: Parts, state: RunState, dist: DistContext) -> dict[str, An
         "device": parts.device.type,
         "dtype": str(parts.dtype).removeprefix("torch."),
     }
+    if state.average is not None:  # model.safetensors holds the average: these train on
+        saved["trained_weights"] = parts.model.state_dict()
+        saved["average_updates"] = state.average.updates
     if dist.enabled:  # every rank's dropout stream, for an exact distributed resume
         saved["rank_torch_rng"] = dist.gather(torch.get_rng_state())
     if torch.cuda.is_available():
@@ -132,6 +137,9 @@ def restore(
         state.elapsed = float(saved["elapsed"])
         recent = [float(x) for x in saved.get("recent_losses", [])]
         state.recent_losses = deque(recent, maxlen=state.recent_losses.maxlen)
+        if state.average is not None:  # the saved model is the average; train on from these
+            state.average.restore(parts.model.state_dict(), int(saved["average_updates"]))
+            parts.model.load_state_dict(saved["trained_weights"])
     except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as exc:
         # A state.pt that loads (plain tensors and values) but not the ones a run saves.
         detail = (str(exc).strip().splitlines() or [""])[-1][:120]

@@ -33,6 +33,7 @@ from tinygpt.errors import Opt, TrainingDiverged
 from tinygpt.model import GPT, ParameterCount, count_parameters
 from tinygpt.model.device import autocast
 from tinygpt.training import setup, stopping
+from tinygpt.training.averaging import WeightAverage
 from tinygpt.training.distributed import DistContext
 from tinygpt.training.finetune import load_initial_weights
 from tinygpt.training.planner import Deadline
@@ -153,6 +154,8 @@ class Trainer:
             self.state.history = WeightHistory()
         if init_from is not None:
             load_initial_weights(init_from, self.model)
+        if self.cfg.ema:
+            self.state.average = WeightAverage(self.model, self.cfg.ema)
         if resume_from is not None:
             restore(resume_from, self.parts, self.state, self.dist, self.cfg.seed)
         wrapped = setup.wrap(self.model, self.device, self.cfg, self.dist)
@@ -168,6 +171,13 @@ class Trainer:
     @property
     def metrics(self) -> list[dict[str, Any]]:
         return self.state.metrics
+
+    @property
+    def eval_model(self) -> GPT:
+        """The model evaluations measure and checkpoints save: the weights' average with
+        ``--ema``, else the weights as trained."""
+        average = self.state.average
+        return average.model if average is not None else self.model
 
     @property
     def tokens_per_step(self) -> int:
@@ -320,7 +330,7 @@ class Trainer:
             session.stop.interrupted,
             session.stopped_by_time,
             self.dist.is_main,
-            self.model,
+            self.eval_model,
             signal=session.stop.signal,
             train_tokens=len(self.train_ids),
         )
@@ -341,7 +351,10 @@ class Trainer:
         self.optimizer.zero_grad()
         self.state.step += 1
         self.state.tokens_seen += self.tokens_per_step
-        return loss, math.isfinite(loss) and (finite or scaler.is_enabled())
+        applied = math.isfinite(loss) and (finite or scaler.is_enabled())
+        if applied and self.state.average is not None:
+            self.state.average.update(self.model)
+        return loss, applied
 
     def _backward(self) -> torch.Tensor:
         """Gradients of the mean loss over ``grad_accum`` micro-batches; returns that loss,
@@ -363,7 +376,7 @@ class Trainer:
 
     # -- evaluation and saving ---------------------------------------------------------------
     def evaluate(self, train_loss: float, tokens_per_sec: float) -> dict[str, Any]:
-        val = estimate_loss(self.model, self.val_ids, self.cfg, self.device, self.dtype)
+        val = estimate_loss(self.eval_model, self.val_ids, self.cfg, self.device, self.dtype)
         recent = self.state.recent_losses
         train = sum(recent) / len(recent) if recent else train_loss
         record = {
@@ -380,9 +393,9 @@ class Trainer:
         self.emit("evaluate", record)
         if val < self.state.best_val:
             self.state.best_val = val
-            self.state.best_weights = weights_bytes(self.model)
+            self.state.best_weights = weights_bytes(self.eval_model)
         if self.state.history is not None:
-            self.state.history.add(self.model, self.step)
+            self.state.history.add(self.eval_model, self.step)
         self.state.metrics.append(record)
         return record
 
@@ -390,6 +403,6 @@ class Trainer:
         """Rank 0 writes the checkpoint; the others contribute their RNG states and wait."""
         saved = state_dict(self.parts, self.state, self.dist)  # collective: every rank calls it
         if self.dist.is_main:
-            write(self.out_dir, self.run, self.state, self.corpus.tokenizer, self.model, saved)
+            write(self.out_dir, self.run, self.state, self.corpus.tokenizer, self.eval_model, saved)
             self.emit("save")
         self.dist.barrier()
