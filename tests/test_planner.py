@@ -2,6 +2,8 @@
 compiling first
 step or evaluation is time spent, never a rate; no plan before a steady step."""
 
+import itertools
+
 import pytest
 
 from tests.test_recipe import FakeClock
@@ -113,6 +115,29 @@ def test_once_the_decay_began_a_slower_machine_shrinks_the_plan_and_it_is_said_o
     assert step == total and 97 <= now <= 100  # the decay ends at the deadline, not after it
     assert deadline.first_plan is not None and total < 0.9 * deadline.first_plan
     assert len(notes) == 1 and "training slowed" in str(notes[0])
+
+
+def test_a_slow_spell_in_the_decay_does_not_end_the_run_early_nor_raise_the_rate():
+    """The machine slows to a third of its speed for 6 s early in the decay, then recovers: the
+    plan shrinks, then grows back as the pace allows, the rate never rising, and the run ends
+    at the deadline (without growing back it ended at 78 s of 100)."""
+    from tinygpt.config.train import TrainConfig
+    from tinygpt.training.planner import Deadline
+    from tinygpt.training.schedule import lr_at
+
+    cfg = TrainConfig(max_time=100, max_steps=10_000, warmup_steps=10, eval_every=10_000)
+    deadline = Deadline(cfg, start=0.0, compiled=False)
+    now, step, total, rates, totals = 0.0, 0, 10_000, [], []
+    while step < total and now < 100:
+        now += 0.3 if 62 <= now < 68 else 0.1
+        step += 1
+        total = deadline.plan(now, step, total, agree=lambda n: n)
+        totals.append(total)
+        if deadline.first_plan is not None:
+            rates.append(lr_at(step, cfg, total))
+    assert all(b <= a for a, b in itertools.pairwise(rates)), "the rate rose in the decay"
+    assert min(totals[-300:]) < max(totals[-50:])  # it shrank, then grew back
+    assert step == total and 98 <= now <= 100
 
 
 def test_a_deadline_without_a_step_count_is_not_capped():

@@ -18,10 +18,14 @@ from dataclasses import dataclass, field
 
 from tinygpt.config.train import TrainConfig
 from tinygpt.errors import Message, Opt
-from tinygpt.training.schedule import horizon_free
+from tinygpt.training.schedule import horizon_free, lr_at
 
 RECENT_STEPS = 20  # the latest steps whose pace can shorten a plan after its decay began
 SLOWED_NOTE = 0.95  # a plan shrunk below this share of the one the decay began with is said
+# A plan in its decay grows back only to this share of its total short of what the pace says
+# fits: the estimate moves by a step or two from one step to the next, and a plan that grew on
+# that noise would end past the deadline, its decay unfinished.
+GROW_SLACK = 0.01
 
 
 @dataclass
@@ -98,10 +102,12 @@ class Deadline:
 
     The total is re-planned freely while the rate does not depend on it yet (``horizon_free``):
     re-planning then changes nothing already done, and the total settled on is saved, so a
-    resume continues the same schedule exactly. Once the decay has begun the total only ever
-    shrinks, when the latest steps' pace says it would not fit any more (the machine slowed):
-    the rate then falls faster, but the decay still ends at the deadline. No plan before a
-    steady step.
+    resume continues the same schedule exactly. Once the decay has begun the rate never rises
+    again: the total shrinks when the latest steps' pace says it would not fit any more (the
+    machine slowed; the rate then falls faster, and the decay still ends at the deadline), and
+    grows back when the machine is faster again, but only as far as keeps the rate from rising
+    (it holds level while the plan catches up), so a slow spell does not end the run early.
+    No plan before a steady step.
     """
 
     def __init__(self, cfg: TrainConfig, start: float, compiled: bool) -> None:
@@ -131,7 +137,7 @@ class Deadline:
     def _plan(self, elapsed: float, step: int, total: int, agree: Callable[[int], int]) -> int:
         self.planner.step_done(elapsed)
         if step >= horizon_free(self.cfg, total):
-            return self._shrink(elapsed, step, total, agree)
+            return self._replan_decay(elapsed, step, total, agree)
         left = self.planner.steps_left(elapsed)
         if left is None:
             return total
@@ -140,16 +146,19 @@ class Deadline:
         # --max-steps stays a cap even while the warmup outlasts it (the horizon not reached)
         return min(self.cap, max(step + 1, estimate))
 
-    def _shrink(self, elapsed: float, step: int, total: int, agree: Callable[[int], int]) -> int:
-        """The total, or fewer steps when the latest pace says it no longer fits."""
+    def _replan_decay(
+        self, elapsed: float, step: int, total: int, agree: Callable[[int], int]
+    ) -> int:
+        """The total once the decay has begun: fewer steps when the latest pace says it no
+        longer fits, more (up to a level rate) when the pace says more fit again."""
         if self.first_plan is None:
             self.first_plan = total
         left = self.planner.steps_left(elapsed, recent=True)
         if left is None:
             return total
-        fits = max(step + 1, agree(step + min(left, self.cap)))
+        fits = min(self.cap, max(step + 1, agree(step + min(left, self.cap))))
         if fits >= total:
-            return total
+            return self._grow(step, total, fits - max(2, round(GROW_SLACK * total)))
         if not self.slowed and fits < SLOWED_NOTE * self.first_plan:
             self.slowed = True
             self.pending_note = Message(
@@ -158,6 +167,15 @@ class Deadline:
                 f"{fits} instead of {self.first_plan}, its decay still finished by the deadline",
             )
         return fits
+
+    def _grow(self, step: int, total: int, limit: int) -> int:
+        """The largest total up to ``limit`` whose rate for the next step is no higher than the
+        last step's (each step of the decay can take back about one step of the plan)."""
+        ceiling = lr_at(step - 1, self.cfg, total)
+        grown = total
+        while grown < limit and lr_at(step, self.cfg, grown + 1) <= ceiling:
+            grown += 1
+        return grown
 
     def take_note(self) -> Message | None:
         """The note about a shrunk plan, the first time it shrinks; then None."""
