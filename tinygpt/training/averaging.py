@@ -22,20 +22,23 @@ class WeightAverage:
 
     def __init__(self, model: GPT, decay: float) -> None:
         self.decay = decay
-        self.updates = 0
         self._averaged = AveragedModel(model, multi_avg_fn=self._lerp, use_buffers=False)
         self.model: GPT = self._averaged.module  # a GPT of its own, the average's weights
 
+    @property
+    def updates(self) -> int:
+        """How many steps the average has taken in (a CPU counter: reading it waits for no
+        device)."""
+        return int(self._averaged.n_averaged)
+
     def update(self, model: GPT) -> None:
         self._averaged.update_parameters(model)
-        self.updates += 1
 
     def _lerp(self, averaged: Any, current: Any, count: torch.Tensor) -> None:
-        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
-        get_ema_multi_avg_fn(decay)(averaged, current, count)
+        n = self.updates  # the updates before this one (AveragedModel counts it afterwards)
+        get_ema_multi_avg_fn(min(self.decay, (1 + n) / (10 + n)))(averaged, current, count)
 
     def restore(self, averaged: dict[str, torch.Tensor], updates: int) -> None:
         """Continue a saved average: its weights and how many updates made it."""
         self.model.load_state_dict(averaged)
-        self.updates = updates
         self._averaged.n_averaged.fill_(updates)
