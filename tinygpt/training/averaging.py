@@ -2,17 +2,18 @@
 and samples from, while the optimizer steps the weights it trains.
 
 Late in a run each step still moves the weights along its batch's noise; their average over the
-last hundred-odd steps lies nearer the bottom of the valley (docs/benchmarks.md). torch's
-``AveragedModel`` keeps the copy; the decay ramps up as (1 + n) / (10 + n) after n updates, so
+last hundred-odd steps lies nearer the bottom of the valley (docs/benchmarks.md). The average is
+a copy of the model updated after each step by torch's EMA update (``swa_utils``, one fused
+lerp over all the parameters); the decay ramps up as (1 + n) / (10 + n) after n updates, so
 that a short run's average is not mostly its initial weights.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import copy
 
 import torch
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import get_ema_multi_avg_fn
 
 from tinygpt.model import GPT
 
@@ -22,23 +23,25 @@ class WeightAverage:
 
     def __init__(self, model: GPT, decay: float) -> None:
         self.decay = decay
-        self._averaged = AveragedModel(model, multi_avg_fn=self._lerp, use_buffers=False)
-        self.model: GPT = self._averaged.module  # a GPT of its own, the average's weights
+        self.updates = 0  # steps taken in
+        self.model: GPT = copy.deepcopy(model)  # a GPT of its own, the average's weights
+        # The parameter lists once, not per step: the step's only cost is the lerp itself.
+        self._averaged = [p.detach() for p in self.model.parameters()]
+        self._trained = [p.detach() for p in model.parameters()]
 
-    @property
-    def updates(self) -> int:
-        """How many steps the average has taken in (a CPU counter: reading it waits for no
-        device)."""
-        return int(self._averaged.n_averaged)
-
-    def update(self, model: GPT) -> None:
-        self._averaged.update_parameters(model)
-
-    def _lerp(self, averaged: Any, current: Any, count: torch.Tensor) -> None:
-        n = self.updates  # the updates before this one (AveragedModel counts it afterwards)
-        get_ema_multi_avg_fn(min(self.decay, (1 + n) / (10 + n)))(averaged, current, count)
+    @torch.no_grad()
+    def update(self) -> None:
+        """Take in the trained weights as they are after a step (the first step's are copied)."""
+        n = self.updates
+        if n == 0:
+            for averaged, trained in zip(self._averaged, self._trained, strict=True):
+                averaged.copy_(trained)
+        else:
+            decay = min(self.decay, (1 + n) / (10 + n))
+            get_ema_multi_avg_fn(decay)(self._averaged, self._trained, None)
+        self.updates += 1
 
     def restore(self, averaged: dict[str, torch.Tensor], updates: int) -> None:
         """Continue a saved average: its weights and how many updates made it."""
         self.model.load_state_dict(averaged)
-        self._averaged.n_averaged.fill_(updates)
+        self.updates = updates

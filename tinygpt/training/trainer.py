@@ -353,7 +353,7 @@ class Trainer:
         self.state.tokens_seen += self.tokens_per_step
         applied = math.isfinite(loss) and (finite or scaler.is_enabled())
         if applied and self.state.average is not None:
-            self.state.average.update(self.model)
+            self.state.average.update()
         return loss, applied
 
     def _backward(self) -> torch.Tensor:
