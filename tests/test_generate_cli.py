@@ -291,7 +291,7 @@ def test_generate_and_eval_say_when_the_best_weights_beat_the_final_ones(ck, tmp
 
 def test_the_done_lines_count_passes_and_point_at_better_weights(tmp_path):
     from tinygpt.cli.train import done_lines
-    from tinygpt.training.trainer import TrainResult
+    from tinygpt.training.result import TrainResult
 
     metrics = [
         {"step": 100, "val_loss": 3.09, "tokens_seen": 800},

@@ -23,8 +23,9 @@ from tinygpt.model import GPT
 from tinygpt.sampling import GenerationResult, generate_text
 from tinygpt.sampling.interactive import interactive
 from tinygpt.training.progress import ProgressDisplay, eval_progress
+from tinygpt.training.result import TrainResult
 from tinygpt.training.run import train as run_training
-from tinygpt.training.trainer import TrainerCallback, TrainResult
+from tinygpt.training.trainer import TrainerCallback
 
 
 def train(

@@ -20,7 +20,7 @@ from tinygpt.errors import Spell, UsageError
 from tinygpt.io.console import printable
 
 if TYPE_CHECKING:  # torch is imported when a run starts, not for --help
-    from tinygpt.training.trainer import TrainResult
+    from tinygpt.training.result import TrainResult
 
 MODEL_OPTIONS = ("n_layer", "n_head", "n_embd", "block_size", "dropout", "bias", "mlp")
 TRAIN_OPTIONS = (

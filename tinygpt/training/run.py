@@ -30,8 +30,9 @@ from tinygpt.training import finetune
 from tinygpt.training.distributed import launch_rank, setup, teardown
 from tinygpt.training.monitors import monitors
 from tinygpt.training.presets import resolve_options
+from tinygpt.training.result import TrainResult
 from tinygpt.training.sizing import default_tokenizer
-from tinygpt.training.trainer import Trainer, TrainerCallback, TrainResult
+from tinygpt.training.trainer import Trainer, TrainerCallback
 from tinygpt.training.validation import val_file_ids
 
 

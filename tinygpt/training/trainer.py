@@ -30,13 +30,14 @@ from tinygpt.config.run import RunConfig
 from tinygpt.data.batches import check_split_lengths
 from tinygpt.data.token_cache import Corpus
 from tinygpt.errors import Opt, TrainingDiverged
-from tinygpt.model import GPT, ParameterCount, count_parameters
+from tinygpt.model import GPT
 from tinygpt.model.device import autocast
 from tinygpt.training import setup, stopping
 from tinygpt.training.averaging import WeightAverage
 from tinygpt.training.distributed import DistContext
 from tinygpt.training.finetune import load_initial_weights
 from tinygpt.training.planner import Deadline
+from tinygpt.training.result import TrainResult
 from tinygpt.training.schedule import lr_at
 from tinygpt.training.speed import Slowdown, SpeedWatch
 from tinygpt.training.state import RunState, restore, state_dict, write
@@ -45,30 +46,6 @@ from tinygpt.training.validation import estimate_loss
 # An evaluation's training loss is the mean batch loss of the last this many steps: free, where
 # a second estimate on fixed training batches cost as much as the validation one (5% of a run).
 TRAIN_WINDOW = 50
-
-
-@dataclass
-class TrainResult:
-    out_dir: Path
-    step: int
-    best_val_loss: float
-    metrics: list[dict[str, Any]] = field(default_factory=list)
-    interrupted: bool = False
-    stopped_by_time: bool = False
-    is_main: bool = True  # False on data-parallel ranks other than 0 (they report nothing)
-    model: GPT | None = None  # the trained model, in memory
-    signal: int = 0  # the stop signal that interrupted the run (SIGINT, SIGTERM, SIGHUP), or 0
-    train_tokens: int = 0  # the training split's length
-
-    @property
-    def passes(self) -> float:
-        """How many times over the training split the run read, in tokens."""
-        seen = self.metrics[-1].get("tokens_seen", 0) if self.metrics else 0
-        return seen / self.train_tokens if self.train_tokens else 0.0
-
-    @property
-    def parameters(self) -> ParameterCount | None:
-        return count_parameters(self.model.config) if self.model is not None else None
 
 
 class TrainerCallback:
