@@ -51,6 +51,20 @@ def test_every_floor_is_listed_and_the_top_holds_at_most_six_modules():
     assert len(top) <= 6, sorted(p.name for p in top)
 
 
+def test_modules_and_functions_stay_short_enough_to_read():
+    """At most 400 lines a module and 60 a function (issue 30's budget for the re-cut)."""
+    long_modules, long_functions = [], []
+    for name, path in MODULES.items():
+        text = path.read_text(encoding="utf-8")
+        if text.count("\n") > 400:
+            long_modules.append(name)
+        for node in ast.walk(ast.parse(text)):
+            is_function = isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+            if is_function and node.end_lineno - node.lineno + 1 > 60:
+                long_functions.append(f"{name}.{node.name}")
+    assert long_modules == [] and long_functions == []
+
+
 def test_imports_never_climb_a_floor():
     climbs = []
     for name, path in MODULES.items():
