@@ -18,7 +18,15 @@ one kept, ``--data-order passes``.
 - ``ema``: ``order`` evaluating the moving average of its weights (``--ema``, the decay
   ``--ema-decay``): now the default (every other variant runs with ``--ema 0``, as before it);
 - ``rdrop``: ``order`` with dropout on the residual branches only (``--rdrop``), not on the
-  attention weights (whose dropout makes a step 1.7-2x dearer on this CPU).
+  attention weights (whose dropout makes a step 1.7-2x dearer on this CPU);
+- ``polar``: ``ema`` with Polar Express's orthogonalisation (a tuned polynomial for each of the
+  five Newton-Schulz steps instead of one for all; arXiv 2505.16932), as modded-nanogpt runs it;
+- ``normuon``: ``ema`` with NorMuon's per-neuron step sizes: each row of a matrix's orthogonal
+  update divided by the root of a running mean (beta 0.95) of its squared entries, then the
+  whole rescaled to the norm it had (arXiv 2510.05491);
+- ``cwd``: ``ema`` with cautious weight decay on the matrices: decay only the entries whose
+  update pulls them towards zero anyway (arXiv 2510.12402);
+- ``muon3``: ``ema`` with all three, as nanochat's optimizer combines them.
 
 The first variant named is the reference of the table's last column. Each run is its own
 process (one torch thread) and prints its validation loss on 50 batches.
@@ -27,6 +35,7 @@ process (one torch thread) and prints its validation loss on 50 batches.
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import subprocess
 import sys
@@ -35,7 +44,18 @@ from pathlib import Path
 import torch
 from torch import nn
 
-VARIANTS = ("base", "x0", "unet", "ve", "order", "ema", "rdrop")
+VARIANTS = ("base", "x0", "unet", "ve", "order", "ema", "rdrop", "polar", "normuon", "cwd", "muon3")
+OPTIMIZER_VARIANTS = {"polar": {"polar"}, "normuon": {"normuon"}, "cwd": {"cwd"}}
+OPTIMIZER_VARIANTS["muon3"] = {"polar", "normuon", "cwd"}
+# Polar Express's five steps' (a, b, c) for a * X + b * (X X^T) X + c * (X X^T)^2 X, with its
+# safety factor (the input is scaled by 1.02 of its norm); the values the paper publishes.
+POLAR_EXPRESS = (
+    (8.156554524902461, -22.48329292557795, 15.878769915207462),
+    (4.042929935166739, -2.808917465908714, 0.5000178451051316),
+    (3.8916678022926607, -2.772484153217685, 0.5060648178503393),
+    (3.285753657755655, -2.3681294933425376, 0.46449024233003106),
+    (2.3465413258596377, -1.7097828382687081, 0.42323551169305323),
+)
 
 
 def patch_model(variant: str) -> None:
@@ -116,6 +136,45 @@ def patch_residual_dropout() -> None:
     gpt.CausalSelfAttention.__init__ = new_init
 
 
+def patch_muon(pieces: set[str]) -> None:
+    """Swap tinygpt's Muon step for one with the named pieces (per matrix, as on this CPU)."""
+    import tinygpt.training.muon as muon
+
+    def polar(m: torch.Tensor, steps: int, eps: float, dtype: torch.dtype) -> torch.Tensor:
+        tall = m.size(-2) > m.size(-1)
+        x = (m.mT if tall else m).to(dtype)
+        x = x / (x.norm(dim=(-2, -1), keepdim=True) * 1.02 + eps)
+        for a, b, c in POLAR_EXPRESS[:steps]:
+            gram = x @ x.mT
+            x = a * x + (b * gram + c * gram @ gram) @ x
+        return x.mT if tall else x
+
+    def update(group, params, state, batched, ns_dtype) -> None:
+        momentum, lr, decay = group["momentum"], group["lr"], group["weight_decay"]
+        grads = [p.grad for p in params]
+        buffers = [muon._buffer(state[p], p) for p in params]
+        torch._foreach_lerp_(buffers, grads, 1 - momentum)
+        directions = torch._foreach_lerp(grads, buffers, momentum) if group["nesterov"] else buffers
+        for p, d in zip(params, directions, strict=True):
+            if "polar" in pieces:
+                o = polar(d, group["ns_steps"], group["eps"], ns_dtype).to(p.dtype)
+            else:
+                args = (group["ns_coefficients"], group["ns_steps"], group["eps"], ns_dtype)
+                o = muon.orthogonalise(d, *args).to(p.dtype)
+            if "normuon" in pieces:
+                v = state[p].setdefault("row_second_moment", torch.zeros_like(p[:, :1]))
+                v.lerp_(o.square().mean(dim=1, keepdim=True), 0.05)
+                norm = o.norm()
+                o = o / (v.sqrt() + 1e-10)
+                o = o * (norm / o.norm().clamp(min=1e-10))
+            if decay:
+                keep = (o * p > 0).to(p.dtype) if "cwd" in pieces else 1.0
+                p.sub_(lr * decay * p * keep)
+            p.add_(o, alpha=-lr * math.sqrt(max(1.0, p.size(0) / p.size(1))))
+
+    muon.update = update
+
+
 def run_one(args: argparse.Namespace) -> None:
     import tinygpt
 
@@ -124,6 +183,8 @@ def run_one(args: argparse.Namespace) -> None:
         patch_model(args.variant)
     if args.variant == "rdrop":
         patch_residual_dropout()
+    if args.variant in OPTIMIZER_VARIANTS:
+        patch_muon(OPTIMIZER_VARIANTS[args.variant])
     result = tinygpt.train(
         args.data,
         out_dir=Path(args.out) / f"{args.variant}-{args.seed}-{args.steps}",
@@ -133,7 +194,8 @@ def run_one(args: argparse.Namespace) -> None:
         # the default before this table: random windows; "order" is --data-order passes
         data_order="random" if args.variant in VARIANTS[:4] else "passes",
         dropout=args.rdrop if args.variant == "rdrop" else 0.0,
-        ema=args.ema_decay if args.variant == "ema" else 0.0,  # 0: the default before it
+        # 0: the default before the average; the optimizer pieces go on from it
+        ema=args.ema_decay if args.variant in ("ema", *OPTIMIZER_VARIANTS) else 0.0,
         seed=args.seed,
         max_steps=args.steps,
         eval_every=args.steps,
