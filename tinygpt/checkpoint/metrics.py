@@ -15,7 +15,7 @@ from typing import Any
 
 from tinygpt.config.fields import WORSE_THAN_BEST
 from tinygpt.errors import CheckpointError
-from tinygpt.io.files import atomic_write_bytes, describe_os_error, read_bounded
+from tinygpt.io.files import describe_os_error, read_bounded
 
 METRICS_FILE = "metrics.jsonl"
 METRICS_LIMIT = 256 << 20  # about 100,000 evaluations with head snapshots
@@ -78,11 +78,6 @@ def valid_record(record: Any) -> bool:
 def metrics_bytes(records: list[dict[str, Any]]) -> bytes:
     """metrics.jsonl's content for ``records`` (small: one line per evaluation)."""
     return "".join(json.dumps(r) + "\n" for r in records).encode()
-
-
-def write_metrics(directory: Path, records: list[dict[str, Any]]) -> None:
-    """Rewrite metrics.jsonl atomically with ``records``."""
-    atomic_write_bytes(Path(directory) / METRICS_FILE, metrics_bytes(records))
 
 
 def read_metrics(
