@@ -1,7 +1,8 @@
 """Speedrun pieces tried at equal steps on tinygpt's default model as it was before them
-(random training windows): each is patched onto the model for one run, so the table in
-docs/benchmarks.md can be rebuilt without the pieces living in the package; ``order`` is the
-one kept, ``--data-order passes``.
+(random training windows): each is patched onto the model or the Muon step for one run, so the
+tables in docs/benchmarks.md can be rebuilt without the pieces living in the package; those kept
+are flags: ``order`` (``--data-order passes``), ``ema`` (``--ema``), ``normuon``
+(``--normuon``).
 
     python scripts/ablate_speedrun_pieces.py [--variants base x0 unet ve order] [--steps 400]
         [--ema-decay 0.99] [--rdrop 0.1]
@@ -21,9 +22,8 @@ one kept, ``--data-order passes``.
   attention weights (whose dropout makes a step 1.7-2x dearer on this CPU);
 - ``polar``: ``ema`` with Polar Express's orthogonalisation (a tuned polynomial for each of the
   five Newton-Schulz steps instead of one for all; arXiv 2505.16932), as modded-nanogpt runs it;
-- ``normuon``: ``ema`` with NorMuon's per-neuron step sizes: each row of a matrix's orthogonal
-  update divided by the root of a running mean (beta 0.95) of its squared entries, then the
-  whole rescaled to the norm it had (arXiv 2510.05491);
+- ``normuon``: ``ema`` with NorMuon's per-neuron step sizes (``--normuon``, now the default;
+  every other variant runs with ``--no-normuon``, as before it);
 - ``cwd``: ``ema`` with cautious weight decay on the matrices: decay only the entries whose
   update pulls them towards zero anyway (arXiv 2510.12402);
 - ``muon3``: ``ema`` with all three, as nanochat's optimizer combines them.
@@ -45,8 +45,7 @@ import torch
 from torch import nn
 
 VARIANTS = ("base", "x0", "unet", "ve", "order", "ema", "rdrop", "polar", "normuon", "cwd", "muon3")
-OPTIMIZER_VARIANTS = {"polar": {"polar"}, "normuon": {"normuon"}, "cwd": {"cwd"}}
-OPTIMIZER_VARIANTS["muon3"] = {"polar", "normuon", "cwd"}
+OPTIMIZER_VARIANTS = {"polar": {"polar"}, "cwd": {"cwd"}, "muon3": {"polar", "normuon", "cwd"}}
 # Polar Express's five steps' (a, b, c) for a * X + b * (X X^T) X + c * (X X^T)^2 X, with its
 # safety factor (the input is scaled by 1.02 of its norm); the values the paper publishes.
 POLAR_EXPRESS = (
@@ -162,11 +161,7 @@ def patch_muon(pieces: set[str]) -> None:
                 args = (group["ns_coefficients"], group["ns_steps"], group["eps"], ns_dtype)
                 o = muon.orthogonalise(d, *args).to(p.dtype)
             if "normuon" in pieces:
-                v = state[p].setdefault("row_second_moment", torch.zeros_like(p[:, :1]))
-                v.lerp_(o.square().mean(dim=1, keepdim=True), 0.05)
-                norm = o.norm()
-                o = o / (v.sqrt() + 1e-10)
-                o = o * (norm / o.norm().clamp(min=1e-10))
+                o = muon._per_neuron(o, state[p], 0.95)
             if decay:
                 keep = (o * p > 0).to(p.dtype) if "cwd" in pieces else 1.0
                 p.sub_(lr * decay * p * keep)
@@ -195,7 +190,8 @@ def run_one(args: argparse.Namespace) -> None:
         data_order="random" if args.variant in VARIANTS[:4] else "passes",
         dropout=args.rdrop if args.variant == "rdrop" else 0.0,
         # 0: the default before the average; the optimizer pieces go on from it
-        ema=args.ema_decay if args.variant in ("ema", *OPTIMIZER_VARIANTS) else 0.0,
+        ema=args.ema_decay if args.variant in ("ema", "normuon", *OPTIMIZER_VARIANTS) else 0.0,
+        normuon=args.variant == "normuon",
         seed=args.seed,
         max_steps=args.steps,
         eval_every=args.steps,

@@ -413,10 +413,20 @@ class Muon(torch.optim.Muon):
     """torch's Muon with tinygpt's update as its step, to compare the two (tinygpt's one
     optimizer calls the update directly)."""
 
-    def __init__(self, params: Any, *, batched: bool, ns_dtype: torch.dtype, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        params: Any,
+        *,
+        batched: bool,
+        ns_dtype: torch.dtype,
+        normuon_beta2: float = 0.0,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(params, **kwargs)
         self.batched = batched
         self.ns_dtype = ns_dtype
+        for group in self.param_groups:  # tinygpt's one group entry beyond torch's
+            group["normuon_beta2"] = normuon_beta2
 
     @torch.no_grad()
     def step(self, closure: Any = None) -> Any:  # type: ignore[override]

@@ -22,7 +22,7 @@ from tinygpt.config.run import RunConfig
 from tinygpt.config.train import TrainConfig
 from tinygpt.errors import UsageError
 from tinygpt.model import GPT, KVCache
-from tinygpt.training.optim import MuonAdamW, build_optimizer, plan_groups
+from tinygpt.training.optim import NORMUON_BETA2, MuonAdamW, build_optimizer, plan_groups
 from tinygpt.training.presets import resolve_options
 from tinygpt.training.schedule import horizon_free, lr_at
 from tinygpt.training.trainer import Trainer
@@ -177,6 +177,41 @@ def test_muon_resumes_from_torch_muon_state():
         assert torch.equal(ours.state[p]["momentum_buffer"], buf["momentum_buffer"])
 
 
+def test_normuon_evens_out_each_neurons_step_at_muons_norm():
+    torch.manual_seed(3)
+    weights = [torch.randn(s) for s in MUON_SHAPES]
+    grads = [torch.randn_like(w) for w in weights]
+
+    def first_step(**extra):
+        moved, opt = muon_steps(
+            lambda p: Muon(
+                p, batched=False, ns_dtype=torch.float32, lr=0.05, weight_decay=0, **extra
+            ),
+            weights,
+            grads,
+            steps=1,
+        )
+        return [m - w for m, w in zip(moved, weights, strict=True)], opt
+
+    plain, _ = first_step()
+    evened, opt = first_step(normuon_beta2=0.95)
+    for muon_step, step in zip(plain, evened, strict=True):
+        # The same size of step as Muon's, spread evenly over the neurons (rows): on the first
+        # step each row's running mean square is its own, so every row ends the same length.
+        torch.testing.assert_close(step.norm(), muon_step.norm())
+        rows = step.norm(dim=1)
+        torch.testing.assert_close(rows, rows.mean().expand_as(rows))
+        assert muon_step.norm(dim=1).std() > 0.01 * rows.mean()  # Muon's rows were not even
+    second = opt.state_dict()["state"][0]["neuron_second_moment"]
+    assert second.shape == (MUON_SHAPES[0][0], 1)  # one number a neuron
+
+
+def test_runs_saved_before_normuon_resume_with_torchs_muon():
+    assert RunConfig.from_dict({"model": {"position": "rope"}, "train": {}}).train.normuon is False
+    assert RunConfig().train.normuon is True  # the modern recipe's
+    assert RunConfig.from_dict({"model": {}, "train": {}}).train.normuon is False  # gpt2 recipe
+
+
 def test_optimizer_groups_by_role_with_their_own_rates():
     model = make("modern")
     cfg = TrainConfig(lr=0.004, matrix_lr=0.03, embed_lr=0.5, weight_decay=0.1)
@@ -215,7 +250,13 @@ def test_one_optimizer_steps_as_torchs_adamw_and_tinygpts_muon_would(fused):
         ]
 
     theirs = [
-        Muon(groups("muon"), batched=opt.batched, ns_dtype=opt.ns_dtype, momentum=cfg.momentum),
+        Muon(
+            groups("muon"),
+            batched=opt.batched,
+            ns_dtype=opt.ns_dtype,
+            momentum=cfg.momentum,
+            normuon_beta2=NORMUON_BETA2,  # the default recipe's NorMuon
+        ),
         torch.optim.AdamW(groups("adamw"), betas=(cfg.beta1, cfg.beta2), fused=fused),
     ]
     for step in range(3):

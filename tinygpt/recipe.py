@@ -57,6 +57,7 @@ class Recipe:
     embed_lr: float | None = None
     data_order: str | None = None  # "passes" or "random" (docs/benchmarks.md)
     ema: float | None = None  # the weights' average evaluated and saved; 0: none
+    normuon: bool | None = None  # Muon's per-neuron step sizes (tinygpt/training/muon.py)
 
     def model_options(self) -> dict[str, Any]:
         """The ModelConfig fields this recipe sets."""
@@ -95,6 +96,7 @@ MODERN = Recipe(
     schedule="wsd",
     data_order="passes",
     ema=0.99,
+    normuon=True,
 )
 
 GPT2 = Recipe(
@@ -113,6 +115,7 @@ GPT2 = Recipe(
     schedule="cosine",
     data_order="random",  # nanoGPT's: every window drawn anywhere
     ema=0.0,
+    normuon=False,  # no Muon in this recipe: recorded as off
 )
 
 RECIPES: dict[str, Recipe] = {"modern": MODERN, "gpt2": GPT2}

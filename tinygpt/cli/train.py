@@ -42,6 +42,7 @@ TRAIN_OPTIONS = (
     "weight_decay",
     "grad_clip",
     "ema",
+    "normuon",
     "eval_every",
     "eval_batches",
     "device",

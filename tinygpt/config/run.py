@@ -48,6 +48,8 @@ class RunConfig:
         train.setdefault("data_order", "random")
         # Written before --ema: every such run saved the weights as trained.
         train.setdefault("ema", 0.0)
+        # Written before --normuon: every such run stepped with torch's Muon.
+        train.setdefault("normuon", False)
         return cls(model=_known_fields(ModelConfig, model), train=_known_fields(TrainConfig, train))
 
 

@@ -90,6 +90,11 @@ class TrainConfig:
     beta1: float = 0.9
     beta2: float = 0.99
     momentum: float = 0.95  # Muon's (Nesterov) momentum
+    normuon: bool = documented(
+        True,
+        "NorMuon: even out Muon's step across each matrix's neurons (a running mean square a "
+        "row); off: torch's Muon.",
+    )
     grad_clip: float = documented(1.0, "Clip the gradient norm; 0 disables.")
     ema: float = documented(
         0.99,

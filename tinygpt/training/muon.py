@@ -14,6 +14,12 @@ H100 step at the shakespeare-char preset), a CPU for the arithmetic. So the iter
 Everything else is torch's Muon: its groups and state (a checkpoint of either resumes with
 the other), Nesterov momentum, the shape-dependent rate (tall matrices move a bit more) and the
 decoupled weight decay. Tests check a step against ``torch.optim.Muon``.
+
+A group with ``normuon_beta2`` (``--normuon``, the modern recipe's) adds NorMuon's per-neuron
+step sizes (arXiv 2510.05491): orthogonalising evens out a matrix's directions but not its
+rows, and a neuron whose row keeps a large update moves faster than the rest; each row is
+divided by the root of a running mean of its squares, then the whole update is scaled back to
+the norm it had, so the rate means what it did. It adds one number per neuron to the state.
 """
 
 from __future__ import annotations
@@ -47,6 +53,9 @@ def update(
             ortho = list(orthogonalise(torch.stack(matrices), *args).to(params[0].dtype).unbind())
         else:
             ortho = [orthogonalise(m, *args).to(m.dtype) for m in matrices]
+        if beta2 := group.get("normuon_beta2"):
+            states = [state[params[i]] for i in index]
+            ortho = [_per_neuron(o, s, beta2) for o, s in zip(ortho, states, strict=True)]
         scale = lr * math.sqrt(max(1.0, rows / cols))  # Keller Jordan's (torch's default)
         torch._foreach_add_([params[i] for i in index], ortho, alpha=-scale)
 
@@ -55,6 +64,17 @@ def _buffer(state: dict[str, Any], p: torch.Tensor) -> torch.Tensor:
     if "momentum_buffer" not in state:
         state["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
     return state["momentum_buffer"]
+
+
+def _per_neuron(update: torch.Tensor, state: dict[str, Any], beta2: float) -> torch.Tensor:
+    """NorMuon: ``update``'s rows (a neuron's weights each) evened out by their running mean
+    square, at ``update``'s own norm."""
+    if "neuron_second_moment" not in state:
+        state["neuron_second_moment"] = torch.zeros_like(update[:, :1])
+    second = state["neuron_second_moment"]
+    second.lerp_(update.square().mean(dim=1, keepdim=True), 1 - beta2)
+    evened = update / (second.sqrt() + 1e-10)
+    return evened * (update.norm() / evened.norm().clamp(min=1e-10))
 
 
 def newton_schulz_for(device: torch.device) -> tuple[bool, torch.dtype]:

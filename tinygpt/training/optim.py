@@ -33,6 +33,7 @@ MUON_ROLES: dict[str, tuple[str, str, bool]] = {
     "scalars": ("adamw", "lr", False),
 }
 KINDS = ("muon", "adamw")  # the order groups are kept in (and old checkpoints saved them in)
+NORMUON_BETA2 = 0.95  # the NorMuon paper's decay for the running mean square of a neuron's step
 # Group entries this run's configuration decides, whatever a loaded state says.
 RUN_DECIDES = ("kind", "peak_lr")
 
@@ -226,7 +227,7 @@ def build_optimizer(model: GPT, cfg: TrainConfig, device: torch.device) -> MuonA
     # One fused kernel for all AdamW parameters: ~3x faster optimizer steps than foreach on CPU.
     fused = device.type in ("cuda", "cpu")
     options = {
-        "muon": {"momentum": cfg.momentum},
+        "muon": {"momentum": cfg.momentum, "normuon_beta2": NORMUON_BETA2 if cfg.normuon else 0.0},
         "adamw": {"betas": (cfg.beta1, cfg.beta2), "fused": fused},
     }
     described = [info for info, _ in plan]
