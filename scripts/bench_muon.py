@@ -1,5 +1,6 @@
 """Muon's step cost on this device: torch's, and tinygpt's per matrix or batched per shape, in
-float32 or bfloat16, for the block matrices of a model shape. Side by side, medians of rounds.
+float32 or bfloat16, with and without NorMuon, for the block matrices of a model shape. Side by
+side, medians of rounds.
 
     python scripts/bench_muon.py [--device auto] [--shape 4x128] [--threads 1] [--rounds 7]
 
@@ -19,7 +20,8 @@ import torch
 from benchutil import machine, sync
 
 from tinygpt.model.device import resolve_device
-from tinygpt.training.muon import Muon, newton_schulz_for
+from tinygpt.training.muon import newton_schulz_for
+from tinygpt.training.optim import NORMUON_BETA2, MuonAdamW
 
 
 def block_matrices(layers: int, width: int, device: torch.device) -> list[torch.nn.Parameter]:
@@ -32,6 +34,17 @@ def block_matrices(layers: int, width: int, device: torch.device) -> list[torch.
             p.grad = torch.randn_like(p) * 1e-3
             params.append(p)
     return params
+
+
+def tinygpts(batched: bool, dtype: torch.dtype, normuon: bool = False) -> Callable:
+    """tinygpt's one optimizer over the matrices as one Muon group, as a run builds it."""
+
+    def make(params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
+        group = {"params": params, "kind": "muon", "lr": 0.02, "peak_lr": 0.02}
+        options = {"muon": {"normuon_beta2": NORMUON_BETA2 if normuon else 0.0}, "adamw": {}}
+        return MuonAdamW([group], [], options, (batched, dtype))
+
+    return make
 
 
 def main() -> None:
@@ -48,13 +61,11 @@ def main() -> None:
     print(f"machine: {machine()}")
     variants: dict[str, Callable[[list], torch.optim.Optimizer]] = {
         "torch.optim.Muon (bf16, per matrix)": lambda p: torch.optim.Muon(p, lr=0.02),
-        "tinygpt per matrix, float32": lambda p: Muon(
-            p, batched=False, ns_dtype=torch.float32, lr=0.02
-        ),
-        "tinygpt batched, float32": lambda p: Muon(
-            p, batched=True, ns_dtype=torch.float32, lr=0.02
-        ),
-        "tinygpt batched, bf16": lambda p: Muon(p, batched=True, ns_dtype=torch.bfloat16, lr=0.02),
+        "tinygpt per matrix, float32": tinygpts(False, torch.float32),
+        "tinygpt per matrix, float32, NorMuon": tinygpts(False, torch.float32, normuon=True),
+        "tinygpt batched, float32": tinygpts(True, torch.float32),
+        "tinygpt batched, bf16": tinygpts(True, torch.bfloat16),
+        "tinygpt batched, bf16, NorMuon": tinygpts(True, torch.bfloat16, normuon=True),
     }
     steps = {name: make(block_matrices(layers, width, device)) for name, make in variants.items()}
     times: dict[str, list[float]] = {name: [] for name in steps}
@@ -76,7 +87,7 @@ def main() -> None:
     base = statistics.median(times["torch.optim.Muon (bf16, per matrix)"])
     for name, t in times.items():
         ms = statistics.median(t) * 1e3
-        print(f"  {name:<38} {ms:9.2f} ms   {base * 1e3 / ms:5.2f}x torch's speed")
+        print(f"  {name:<40} {ms:9.2f} ms   {base * 1e3 / ms:5.2f}x torch's speed")
     batched, dtype = newton_schulz_for(device)
     pick = f"tinygpt {'batched' if batched else 'per matrix'}, {str(dtype).split('.')[-1]}"
     print(f"tinygpt trains with: {pick.replace('bfloat16', 'bf16')} on this {device.type}")

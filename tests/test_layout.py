@@ -2,6 +2,7 @@
 
 import ast
 import importlib
+import importlib.util
 import pkgutil
 import subprocess
 import sys
@@ -98,6 +99,23 @@ def test_no_import_cycles_between_modules():
 
     for name in graph:
         visit(name, [])
+
+
+def test_every_script_imports_names_the_package_has():
+    """A rename in the package breaks no script in scripts/ unnoticed (one broke bench_muon.py)."""
+    missing = []
+    for path in sorted((ROOT / "scripts").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not (isinstance(node, ast.ImportFrom) and (node.module or "").startswith("tinygpt")):
+                continue
+            module = importlib.import_module(node.module)
+            for alias in node.names:
+                submodule = f"{node.module}.{alias.name}"
+                found = hasattr(module, alias.name) or (
+                    hasattr(module, "__path__") and importlib.util.find_spec(submodule) is not None
+                )
+                missing += [] if found else [f"{path.name}: {node.module}.{alias.name}"]
+    assert missing == []
 
 
 def test_no_public_name_shadows_a_module():
