@@ -4,6 +4,7 @@ import itertools
 import json
 import math
 import re
+from collections import Counter
 
 import pytest
 import torch
@@ -379,8 +380,9 @@ def test_ablating_an_unused_head_changes_nothing_and_an_essential_one_a_lot(tmp_
     from tinygpt.analysis.ablation import MODES, ablated, loss_on, reference_statistics
     from tinygpt.checkpoint.store import open_checkpoint
 
+    sentence = "the quick brown fox jumps over the lazy dog. "
     path = tmp_path / "fox.txt"
-    path.write_text("the quick brown fox jumps over the lazy dog. " * 40)
+    path.write_text(sentence * 40)
     # One layer with one head: by construction the head is the model's only way to see past
     # the current token, so without it only a bigram guess is left.
     options = {
@@ -394,15 +396,21 @@ def test_ablating_an_unused_head_changes_nothing_and_an_essential_one_a_lot(tmp_
     }
     model = tinygpt.train(path, out_dir=tmp_path / "fox", **options).model.eval()
     tok = open_checkpoint(tmp_path / "fox").tokenizer
-    text = tok.encode("the quick brown fox jumps over the lazy dog. " * 2)
-    ids = torch.tensor([text[:17]])
+    text = tok.encode(sentence * 2)
+    n = len(sentence)
+    # A window from every offset: each (token, next token) pair of the cycle equally often.
+    rows = torch.tensor([text[s : s + 17] for s in range(n)])
+    # The least loss any guess from the current token (and its place) alone can have: the
+    # text's entropy of the next token given the current one.
+    pairs, current = Counter(itertools.pairwise(text[: n + 1])), Counter(text[:n])
+    bigram_floor = -sum(k * math.log(k / current[a]) for (a, _), k in pairs.items()) / n
     # Reference text: other windows of the same text (for "pattern", a sequence is its own
     # position-wise mean, so it cannot serve as its own reference).
     stats = reference_statistics(model, torch.tensor([text[s : s + 17] for s in range(3, 40, 4)]))
-    base = loss_on(model, ids)
+    assert loss_on(model, rows) < bigram_floor / 2  # the head carries the context
     for mode in MODES:
         with ablated(model, [(0, 0)], mode, stats):
-            assert loss_on(model, ids) - base > 0.5, mode
+            assert loss_on(model, rows) > bigram_floor, mode
     # An unused head: its slice of the output projection is zero, so no ablation can matter.
     other = random_model(n_layer=1, n_head=2)
     d = other.config.head_dim
