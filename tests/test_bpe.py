@@ -3,6 +3,7 @@ stored in the checkpoint and read back offline."""
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -16,28 +17,37 @@ from tinygpt.data.corpus import prepare_corpus
 from tinygpt.data.tokenizer import tokenizer_from_dict
 
 CORPUS = (SMALL_TEXT + "Ünïcödé ✓ 東京 émigré naïve\n") * 20
-BPE = learn_bpe([CORPUS], 330)
+
+
+@functools.cache
+def learned() -> BPETokenizer:
+    """The BPE of CORPUS, learned when a test first asks (a second at import cost every pytest
+    worker that collects this file, whether or not it runs it)."""
+    return learn_bpe([CORPUS], 330)
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.text())
 def test_round_trips_every_text(text):
-    assert BPE.decode(BPE.encode(text)) == text
+    bpe = learned()
+    assert bpe.decode(bpe.encode(text)) == text
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.binary())
 def test_round_trips_every_byte_string(data):
     # byte-level: any bytes, valid UTF-8 or not, have tokens (through tiktoken's byte encoder)
-    assert BPE.decode_bytes(BPE._enc._encode_bytes(data)) == data
+    bpe = learned()
+    assert bpe.decode_bytes(bpe._enc._encode_bytes(data)) == data
 
 
 def test_learns_merges_and_survives_serialisation():
-    assert BPE.vocab_size == 330 and BPE.name == "bpe:330"
-    assert len(BPE.encode(SMALL_TEXT)) < len(SMALL_TEXT.encode()) / 2
-    back = tokenizer_from_dict(json.loads(json.dumps(BPE.to_dict())))
-    assert isinstance(back, BPETokenizer) and back.to_dict() == BPE.to_dict()
-    assert back.encode(CORPUS) == BPE.encode(CORPUS)
+    bpe = learned()
+    assert bpe.vocab_size == 330 and bpe.name == "bpe:330"
+    assert len(bpe.encode(SMALL_TEXT)) < len(SMALL_TEXT.encode()) / 2
+    back = tokenizer_from_dict(json.loads(json.dumps(bpe.to_dict())))
+    assert isinstance(back, BPETokenizer) and back.to_dict() == bpe.to_dict()
+    assert back.encode(CORPUS) == bpe.encode(CORPUS)
 
 
 def test_deterministic_for_the_same_corpus_and_size(tmp_path):
