@@ -319,6 +319,22 @@ def test_compile_problem_names_what_is_missing(monkeypatch):
     assert device.compile_problem(torch.device("cpu")) is None
 
 
+@pytest.mark.parametrize("flags, on", [([], True), (["--no-normuon"], False)])
+def test_normuon_is_a_flag_the_header_names_and_the_run_records(tmp_path, flags, on):
+    import json
+
+    from tests.conftest import MICRO_ARGS, run_in_process
+
+    (tmp_path / "t.txt").write_text(SMALL_TEXT)
+    args = [*MICRO_ARGS, "--max-steps", "2", "--device", "cpu", "--out", "ck", *flags]
+    proc = run_in_process("train", "t.txt", *args, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    optim_line = next(line for line in proc.stderr.splitlines() if line.startswith("optim "))
+    assert ("evened out per neuron (--normuon)" in optim_line) is on
+    saved = json.loads((tmp_path / "ck" / "config.json").read_text())
+    assert saved["train"]["normuon"] is on
+
+
 @pytest.mark.parametrize("order, words", [(None, "shuffled passes"), ("random", "random windows")])
 def test_the_data_order_is_a_flag_the_header_names_and_the_run_records(tmp_path, order, words):
     import json

@@ -166,7 +166,7 @@ def describe_run(trainer: Trainer, console: Console) -> None:
         f"val {len(trainer.val_ids):,}\n"
         f"model    {m.arch_description}: {m.n_layer} layers, {m.n_head} heads, {m.n_embd} wide, "
         f"block {m.block_size}: {count_parameters(m).describe()}\n"
-        f"optim    {groups_line(trainer.optimizer.groups)}\n"
+        f"optim    {groups_line(trainer.optimizer.groups)}{_normuon(t)}\n"
         f"schedule {describe_schedule(t)}{_averaged(t)}\n"
         f"run      {_length(t)} x {t.effective_batch_size(world)} sequences{per_rank} "
         f"({ORDER_WORDS[t.data_order]}), "
@@ -182,6 +182,14 @@ def _averaged(t: TrainConfig) -> str:
     if not t.ema:
         return ""
     return f"; evaluated and saved: the weights' moving average (--ema {t.ema:g})"
+
+
+def _normuon(t: TrainConfig) -> str:
+    return (
+        "; Muon's steps evened out per neuron (--normuon)"
+        if t.optimizer == "muon" and t.normuon
+        else ""
+    )
 
 
 def _length(t: TrainConfig) -> str:
