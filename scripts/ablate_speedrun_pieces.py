@@ -26,7 +26,9 @@ are flags: ``order`` (``--data-order passes``), ``ema`` (``--ema``), ``normuon``
   every other variant runs with ``--no-normuon``, as before it);
 - ``cwd``: ``ema`` with cautious weight decay on the matrices: decay only the entries whose
   update pulls them towards zero anyway (arXiv 2510.12402);
-- ``muon3``: ``ema`` with all three, as nanochat's optimizer combines them.
+- ``muon3``: ``ema`` with all three, as nanochat's optimizer combines them;
+- ``smooth``: ``normuon`` (the default now) trained with label smoothing (``--smoothing``: that
+  share of each target's probability spread over the vocabulary); evaluated without.
 
 The first variant named is the reference of the table's last column. Each run is its own
 process (one torch thread) and prints its validation loss on 50 batches.
@@ -44,7 +46,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-VARIANTS = ("base", "x0", "unet", "ve", "order", "ema", "rdrop", "polar", "normuon", "cwd", "muon3")
+VARIANTS = (
+    *("base", "x0", "unet", "ve", "order", "ema", "rdrop"),
+    *("polar", "normuon", "cwd", "muon3", "smooth"),
+)
 OPTIMIZER_VARIANTS = {"polar": {"polar"}, "cwd": {"cwd"}, "muon3": {"polar", "normuon", "cwd"}}
 # Polar Express's five steps' (a, b, c) for a * X + b * (X X^T) X + c * (X X^T)^2 X, with its
 # safety factor (the input is scaled by 1.02 of its norm); the values the paper publishes.
@@ -170,6 +175,22 @@ def patch_muon(pieces: set[str]) -> None:
     muon.update = update
 
 
+def patch_label_smoothing(share: float) -> None:
+    """Train on targets smoothed by ``share``; evaluation (the model in eval mode) unchanged."""
+    import tinygpt.model.gpt as gpt
+
+    forward = gpt.GPT.forward
+
+    def new_forward(self: gpt.GPT, idx, targets=None, cache=None, last_only=False):
+        logits, loss = forward(self, idx, targets, cache, last_only)
+        if targets is not None and self.training:
+            flat = logits.flatten(0, 1).float()
+            loss = nn.functional.cross_entropy(flat, targets.flatten(), label_smoothing=share)
+        return logits, loss
+
+    gpt.GPT.forward = new_forward
+
+
 def run_one(args: argparse.Namespace) -> None:
     import tinygpt
 
@@ -180,6 +201,8 @@ def run_one(args: argparse.Namespace) -> None:
         patch_residual_dropout()
     if args.variant in OPTIMIZER_VARIANTS:
         patch_muon(OPTIMIZER_VARIANTS[args.variant])
+    if args.variant == "smooth":
+        patch_label_smoothing(args.smoothing)
     result = tinygpt.train(
         args.data,
         out_dir=Path(args.out) / f"{args.variant}-{args.seed}-{args.steps}",
@@ -190,8 +213,10 @@ def run_one(args: argparse.Namespace) -> None:
         data_order="random" if args.variant in VARIANTS[:4] else "passes",
         dropout=args.rdrop if args.variant == "rdrop" else 0.0,
         # 0: the default before the average; the optimizer pieces go on from it
-        ema=args.ema_decay if args.variant in ("ema", "normuon", *OPTIMIZER_VARIANTS) else 0.0,
-        normuon=args.variant == "normuon",
+        ema=args.ema_decay
+        if args.variant in ("ema", "normuon", "smooth", *OPTIMIZER_VARIANTS)
+        else 0.0,
+        normuon=args.variant in ("normuon", "smooth"),
         seed=args.seed,
         max_steps=args.steps,
         eval_every=args.steps,
@@ -215,6 +240,7 @@ def main() -> None:
     parser.add_argument("--out", default="/tmp/tinygpt-speedrun-pieces")
     parser.add_argument("--ema-decay", type=float, default=0.99)
     parser.add_argument("--rdrop", type=float, default=0.1)
+    parser.add_argument("--smoothing", type=float, default=0.1)
     parser.add_argument("--variant", help=argparse.SUPPRESS)  # one run, in a child process
     parser.add_argument("--seed", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -237,6 +263,7 @@ def _child(args: argparse.Namespace, variant: str, seed: int) -> str:
     command = [sys.executable, __file__, "--variant", variant, "--seed", str(seed)]
     command += ["--steps", str(args.steps), "--dtype", args.dtype, "--data", args.data]
     command += ["--ema-decay", str(args.ema_decay), "--rdrop", str(args.rdrop)]
+    command += ["--smoothing", str(args.smoothing)]
     done = subprocess.run([*command, "--out", args.out], capture_output=True, text=True)
     if done.returncode != 0:
         sys.exit(f"{variant} seed {seed} failed:\n{done.stderr}")
