@@ -23,7 +23,7 @@ are flags: ``order`` (``--data-order passes``), ``ema`` (``--ema``), ``normuon``
 - ``polar``: ``ema`` with Polar Express's orthogonalisation (a tuned polynomial for each of the
   five Newton-Schulz steps instead of one for all; arXiv 2505.16932), as modded-nanogpt runs it;
 - ``normuon``: ``ema`` with NorMuon's per-neuron step sizes (``--normuon``, now the default;
-  every other variant runs with ``--no-normuon``, as before it);
+  the variants before it run with ``--no-normuon``, as before it);
 - ``cwd``: ``ema`` with cautious weight decay on the matrices: decay only the entries whose
   update pulls them towards zero anyway (arXiv 2510.12402);
 - ``muon3``: ``ema`` with all three, as nanochat's optimizer combines them;
