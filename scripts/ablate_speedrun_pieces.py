@@ -17,13 +17,13 @@ are flags: ``order`` (``--data-order passes``), ``ema`` (``--ema``), ``normuon``
 - ``order``: ``--data-order passes``: each pass over the text is a random phase and a shuffled
   list of the windows that tile it, so every token is a target once a pass;
 - ``ema``: ``order`` evaluating the moving average of its weights (``--ema``, the decay
-  ``--ema-decay``): now the default (every other variant runs with ``--ema 0``, as before it);
+  ``--ema-decay``): now the default (the variants listed before it run with ``--ema 0``);
 - ``rdrop``: ``order`` with dropout on the residual branches only (``--rdrop``), not on the
   attention weights (whose dropout makes a step 1.7-2x dearer on this CPU);
 - ``polar``: ``ema`` with Polar Express's orthogonalisation (a tuned polynomial for each of the
   five Newton-Schulz steps instead of one for all; arXiv 2505.16932), as modded-nanogpt runs it;
 - ``normuon``: ``ema`` with NorMuon's per-neuron step sizes (``--normuon``, now the default;
-  the variants before it run with ``--no-normuon``, as before it);
+  every variant but ``smooth`` runs with ``--no-normuon``; ``muon3`` patches it in);
 - ``cwd``: ``ema`` with cautious weight decay on the matrices: decay only the entries whose
   update pulls them towards zero anyway (arXiv 2510.12402);
 - ``muon3``: ``ema`` with all three, as nanochat's optimizer combines them;
