@@ -17,7 +17,7 @@ are flags: ``order`` (``--data-order passes``), ``ema`` (``--ema``), ``normuon``
 - ``order``: ``--data-order passes``: each pass over the text is a random phase and a shuffled
   list of the windows that tile it, so every token is a target once a pass;
 - ``ema``: ``order`` evaluating the moving average of its weights (``--ema``, the decay
-  ``--ema-decay``): now the default (the variants listed before it run with ``--ema 0``);
+  ``--ema-decay``): now the default (``base`` to ``order`` and ``rdrop`` run with ``--ema 0``);
 - ``rdrop``: ``order`` with dropout on the residual branches only (``--rdrop``), not on the
   attention weights (whose dropout makes a step 1.7-2x dearer on this CPU);
 - ``polar``: ``ema`` with Polar Express's orthogonalisation (a tuned polynomial for each of the
