@@ -23,12 +23,15 @@ are flags: ``order`` (``--data-order passes``), ``ema`` (``--ema``), ``normuon``
 - ``polar``: ``ema`` with Polar Express's orthogonalisation (a tuned polynomial for each of the
   five Newton-Schulz steps instead of one for all; arXiv 2505.16932), as modded-nanogpt runs it;
 - ``normuon``: ``ema`` with NorMuon's per-neuron step sizes (``--normuon``, now the default;
-  every variant but ``smooth`` runs with ``--no-normuon``; ``muon3`` patches it in);
+  every variant but ``smooth`` and ``mtp`` runs with ``--no-normuon``; ``muon3`` patches it in);
 - ``cwd``: ``ema`` with cautious weight decay on the matrices: decay only the entries whose
   update pulls them towards zero anyway (arXiv 2510.12402);
 - ``muon3``: ``ema`` with all three, as nanochat's optimizer combines them;
 - ``smooth``: ``normuon`` (the default now) trained with label smoothing (``--smoothing``: that
-  share of each target's probability spread over the vocabulary); evaluated without.
+  share of each target's probability spread over the vocabulary); evaluated without;
+- ``mtp``: ``normuon`` trained to predict the token after next too (multi-token prediction): a
+  second LM head (AdamW, as the head) on the final norm's output, its loss weighted by
+  ``--mtp-weight``; evaluated on the next token alone.
 
 The first variant named is the reference of the table's last column. Each run is its own
 process (one torch thread) and prints its validation loss on 50 batches.
@@ -48,8 +51,10 @@ from torch import nn
 
 VARIANTS = (
     *("base", "x0", "unet", "ve", "order", "ema", "rdrop"),
-    *("polar", "normuon", "cwd", "muon3", "smooth"),
+    *("polar", "normuon", "cwd", "muon3", "smooth", "mtp"),
 )
+# The variants that evaluate the average (the rest: --ema 0, the default before it).
+AVERAGED = ("ema", "normuon", "smooth", "mtp", "polar", "cwd", "muon3")
 OPTIMIZER_VARIANTS = {"polar": {"polar"}, "cwd": {"cwd"}, "muon3": {"polar", "normuon", "cwd"}}
 # Polar Express's five steps' (a, b, c) for a * X + b * (X X^T) X + c * (X X^T)^2 X, with its
 # safety factor (the input is scaled by 1.02 of its norm); the values the paper publishes.
@@ -191,6 +196,39 @@ def patch_label_smoothing(share: float) -> None:
     gpt.GPT.forward = new_forward
 
 
+def patch_multi_token(weight: float) -> None:
+    """A second head that predicts the token after next, trained beside the first."""
+    import tinygpt.model.gpt as gpt
+
+    init, roles = gpt.GPT.__init__, gpt.GPT.parameter_roles
+    forward, head = gpt.GPT.forward, gpt.GPT.head
+
+    def new_init(self: gpt.GPT, config, attention: str = "auto") -> None:
+        init(self, config, attention)
+        self.mtp_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        nn.init.normal_(self.mtp_head.weight, std=0.02)
+
+    def new_roles(self: gpt.GPT) -> dict[str, list[nn.Parameter]]:
+        found = roles(self)
+        found["matrices"] = [p for p in found["matrices"] if p is not self.mtp_head.weight]
+        found["head"].append(self.mtp_head.weight)
+        return found
+
+    def new_head(self: gpt.GPT, x: torch.Tensor) -> torch.Tensor:
+        self.final_norm_out = x
+        return head(self, x)
+
+    def new_forward(self: gpt.GPT, idx, targets=None, cache=None, last_only=False):
+        logits, loss = forward(self, idx, targets, cache, last_only)
+        if targets is not None and self.training:
+            ahead = self.mtp_head(self.final_norm_out[:, :-1]).flatten(0, 1).float()
+            loss = loss + weight * nn.functional.cross_entropy(ahead, targets[:, 1:].flatten())
+        return logits, loss
+
+    gpt.GPT.__init__, gpt.GPT.parameter_roles = new_init, new_roles
+    gpt.GPT.forward, gpt.GPT.head = new_forward, new_head
+
+
 def run_one(args: argparse.Namespace) -> None:
     import tinygpt
 
@@ -203,6 +241,8 @@ def run_one(args: argparse.Namespace) -> None:
         patch_muon(OPTIMIZER_VARIANTS[args.variant])
     if args.variant == "smooth":
         patch_label_smoothing(args.smoothing)
+    if args.variant == "mtp":
+        patch_multi_token(args.mtp_weight)
     result = tinygpt.train(
         args.data,
         out_dir=Path(args.out) / f"{args.variant}-{args.seed}-{args.steps}",
@@ -212,11 +252,8 @@ def run_one(args: argparse.Namespace) -> None:
         # the default before this table: random windows; "order" is --data-order passes
         data_order="random" if args.variant in VARIANTS[:4] else "passes",
         dropout=args.rdrop if args.variant == "rdrop" else 0.0,
-        # 0: the default before the average; the optimizer pieces go on from it
-        ema=args.ema_decay
-        if args.variant in ("ema", "normuon", "smooth", *OPTIMIZER_VARIANTS)
-        else 0.0,
-        normuon=args.variant in ("normuon", "smooth"),
+        ema=args.ema_decay if args.variant in AVERAGED else 0.0,
+        normuon=args.variant in ("normuon", "smooth", "mtp"),
         seed=args.seed,
         max_steps=args.steps,
         eval_every=args.steps,
@@ -241,6 +278,7 @@ def main() -> None:
     parser.add_argument("--ema-decay", type=float, default=0.99)
     parser.add_argument("--rdrop", type=float, default=0.1)
     parser.add_argument("--smoothing", type=float, default=0.1)
+    parser.add_argument("--mtp-weight", type=float, default=0.3)
     parser.add_argument("--variant", help=argparse.SUPPRESS)  # one run, in a child process
     parser.add_argument("--seed", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -263,7 +301,7 @@ def _child(args: argparse.Namespace, variant: str, seed: int) -> str:
     command = [sys.executable, __file__, "--variant", variant, "--seed", str(seed)]
     command += ["--steps", str(args.steps), "--dtype", args.dtype, "--data", args.data]
     command += ["--ema-decay", str(args.ema_decay), "--rdrop", str(args.rdrop)]
-    command += ["--smoothing", str(args.smoothing)]
+    command += ["--smoothing", str(args.smoothing), "--mtp-weight", str(args.mtp_weight)]
     done = subprocess.run([*command, "--out", args.out], capture_output=True, text=True)
     if done.returncode != 0:
         sys.exit(f"{variant} seed {seed} failed:\n{done.stderr}")
