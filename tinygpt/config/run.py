@@ -10,6 +10,13 @@ from tinygpt.config.train import TrainConfig
 from tinygpt.errors import Opt, UsageError
 from tinygpt.recipe import GPT2, RECIPES
 
+# Training settings added after runs were saved without them, and what every such run did.
+BEFORE_THE_SETTING: dict[str, Any] = {
+    "data_order": "random",  # each window drawn anywhere
+    "ema": 0.0,  # the weights as trained were saved
+    "normuon": False,  # torch's Muon
+}
+
 
 @dataclass
 class RunConfig:
@@ -44,12 +51,7 @@ class RunConfig:
         elif "embed_norm" not in model:
             # Written before the embedding norm was its own switch: RMSNorm models had one.
             model["embed_norm"] = model.get("norm") == "rmsnorm"
-        # Written before the data order was a setting: every such run drew random windows.
-        train.setdefault("data_order", "random")
-        # Written before --ema: every such run saved the weights as trained.
-        train.setdefault("ema", 0.0)
-        # Written before --normuon: every such run stepped with torch's Muon.
-        train.setdefault("normuon", False)
+        train = {**BEFORE_THE_SETTING, **train}
         return cls(model=_known_fields(ModelConfig, model), train=_known_fields(TrainConfig, train))
 
 
