@@ -1,18 +1,13 @@
-"""The two recipes tinygpt trains with, each one closed object: an architecture and the
-optimisation that goes with it.
+"""The two recipes tinygpt trains with: an architecture and the optimisation that goes with it.
 
-* ``gpt2``: GPT-2 as published in 2019: learned position embeddings, LayerNorm with biases, GELU,
-  the LM head tied to the token embedding; AdamW with a cosine schedule. Kept bit-for-bit for old
-  checkpoints and Hugging Face interop.
-* ``modern``: what the NanoGPT speedrun and nanochat train with, where it pays at this scale
-  (docs/benchmarks.md): rotary position embeddings, parameter-free RMSNorm (also on the embedding
-  and on each head's queries and keys: QK-norm), no biases, an untied tanh soft-capped head; Muon
-  for the blocks' matrices and AdamW for the rest, on a warmup-stable-decay schedule; the text
-  read pass by pass, every token a target once a pass.
+* ``gpt2``: GPT-2 as published (learned positions, LayerNorm with biases, tied head; AdamW,
+  cosine), kept bit-for-bit for old checkpoints and Hugging Face interop.
+* ``modern``: what the NanoGPT speedrun and nanochat use where it pays at this scale
+  (docs/benchmarks.md): RoPE, RMSNorm with QK-norm, no biases, an untied soft-capped head;
+  Muon and AdamW on a warmup-stable-decay schedule; the text read pass by pass.
 
-``--arch NAME`` (``arch=`` in Python, ``arch = ...`` in a config file) starts from a recipe; any
-option given explicitly wins over it. :class:`tinygpt.config.model.ModelConfig`'s defaults are the
-modern recipe's architecture (a test holds the two together).
+``--arch NAME`` starts from a recipe; options given explicitly win. ``ModelConfig``'s defaults
+are the modern recipe's architecture (a test holds the two together).
 """
 
 from __future__ import annotations
@@ -35,8 +30,8 @@ MODEL_SWITCHES = (
 
 @dataclass(frozen=True)
 class Recipe:
-    """One recipe: the model's architecture switches and the optimisation settings with them.
-    A training setting left ``None`` is not part of the recipe (the run's default applies)."""
+    """A recipe's architecture switches and optimisation settings; a training setting left
+    ``None`` is not part of it (the run's default applies)."""
 
     # architecture (ModelConfig fields)
     position: str  # "rope" or "learned"

@@ -1,5 +1,5 @@
-"""What the config dataclasses share: a field's declared help (the CLI's flags are generated
-from it), the check that values have their declared types, the choices and the limits."""
+"""What the configs share: a field's help (the CLI's flags come from it), the type check, the
+choices and the limits."""
 
 from __future__ import annotations
 
@@ -41,19 +41,15 @@ _TYPES: dict[str, tuple[tuple[type, ...], str]] = {
 
 
 def documented(default: Any, help: str, **more: Any) -> Any:
-    """A dataclass field with its help: the text the command line shows for its option
-    (generated from the field by :mod:`tinygpt.cli.options`). ``more``: ``default_text`` (the
-    default as ``--help`` names it), ``flag``, ``metavar``."""
+    """A dataclass field with the help its option shows (tinygpt.cli.options). ``more``:
+    ``default_text`` (the default as ``--help`` names it), ``flag``, ``metavar``."""
     return field(default=default, metadata={"help": help, **more})
 
 
 def check_types(obj: Any) -> None:
-    """Every field holds a value of its declared type, and every number is finite.
-
-    Values reach the configs from TOML/JSON files and checkpoints as well as from the command
-    line, so ``dropout = "0.1"`` or ``warmup_steps = inf`` must be caught here, before a
-    comparison raises TypeError or an infinite number silently breaks the schedule.
-    """
+    """Every field holds a value of its declared type, and every number is finite: values
+    come from TOML/JSON files and checkpoints too, where ``dropout = "0.1"`` or
+    ``warmup_steps = inf`` must be caught before a comparison or the schedule meets them."""
     for f in fields(obj):
         value = getattr(obj, f.name)
         declared = str(f.type).replace(" ", "").split("|")

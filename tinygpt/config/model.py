@@ -21,9 +21,8 @@ from tinygpt.recipe import RECIPES
 
 
 def _shape_suggestion(cfg: ModelConfig) -> tuple[Piece, ...]:
-    """A width near ``n_embd`` that the head count divides, or a head count near ``n_head``
-    that divides the width, either one giving a head size the position scheme accepts
-    (RoPE rotates pairs of channels, so its head size must be even)."""
+    """A width near ``n_embd`` or a head count near ``n_head`` that fit, with an even head size
+    for RoPE (it rotates pairs of channels)."""
     step = cfg.n_head * (2 if cfg.position == "rope" else 1)
     width = step * max(1, round(cfg.n_embd / step))
     near = range(1, min(cfg.n_embd, 4 * cfg.n_head + 16) + 1)  # a width of 10**12 ends here
@@ -40,8 +39,7 @@ def _shape_suggestion(cfg: ModelConfig) -> tuple[Piece, ...]:
 
 
 def parameter_bound(m: ModelConfig) -> int:
-    """An upper bound on the parameter count of ``m`` (untied head, learned positions, biases),
-    computed from the shape alone."""
+    """An upper bound on ``m``'s parameters (untied head, learned positions, biases)."""
     c = m.n_embd
     per_block = 12 * c * c + 13 * c if m.mlp else 4 * c * c + 6 * c
     return 2 * m.vocab_size * c + m.block_size * c + m.n_layer * per_block + 2 * c
@@ -80,8 +78,7 @@ class ModelConfig:
     n_layer: int = documented(4, "Transformer blocks.")
     n_head: int = documented(4, "Attention heads per block.")
     n_embd: int = documented(128, "Model width.")
-    # False: attention-only blocks (no MLP, no second norm), the setting of the induction-head
-    # papers, where circuits form fastest and are easiest to read (docs/benchmarks.md)
+    # False: attention-only blocks, as in the induction-head papers (docs/benchmarks.md)
     mlp: bool = documented(True, "--no-mlp: attention-only blocks.")
     dropout: float = documented(0.0, "Dropout probability.")
     # The recipe's switches (defaults: the modern recipe; tinygpt/recipe.py names both sets).
@@ -90,9 +87,7 @@ class ModelConfig:
     norm: str = "rmsnorm"  # "rmsnorm" (no parameters) or "layernorm" (gain and bias)
     embed_norm: bool = True  # normalise the token embedding before the first block (modern)
     qk_norm: bool = True  # RMSNorm each head's queries and keys before the dot product
-    # "gelu" (exact, erf), "gelu_tanh" (GPT-2's approximation, for imported models) or "relu2"
-    # (the speedrun's ReLU²; GELU measured better here: docs/benchmarks.md)
-    activation: str = "gelu"
+    activation: str = "gelu"  # or "gelu_tanh" (GPT-2's, for imports) or "relu2" (the speedrun's)
     tie_embeddings: bool = False  # share the LM head with the token embedding (GPT-2)
     logit_softcap: float = 15.0  # logits = c * tanh(logits / c); 0 disables
 
@@ -132,7 +127,7 @@ class ModelConfig:
         return self
 
     def _differences(self) -> dict[str, list[str]]:
-        """For each named recipe, the switches this config sets otherwise."""
+        """For each recipe, the switches this config sets otherwise."""
         return {
             name: [
                 f"{k}={getattr(self, k)}"
@@ -149,8 +144,8 @@ class ModelConfig:
 
     @property
     def arch_description(self) -> str:
-        """The recipe in words: ``modern``, ``gpt2``, or the nearer of the two and what
-        differs from it (``modern, qk_norm=False``), and ``attention-only`` without MLPs."""
+        """The nearer recipe and what differs from it (``modern, qk_norm=False``), and
+        ``attention-only`` without MLPs."""
         differ = self._differences()
         base = min(differ, key=lambda name: len(differ[name]))
         parts = [base, *differ[base]] + ([] if self.mlp else ["attention-only"])

@@ -26,8 +26,8 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def to_dict(self, world_size: int = 1) -> dict[str, Any]:
-        """config.json's contents; ``world_size``: the processes that trained it (recorded with
-        the batch they made, not read back)."""
+        """config.json's contents; ``world_size`` (recorded, not read back): the processes
+        that trained it."""
         train = {
             **asdict(self.train),
             "world_size": world_size,

@@ -24,7 +24,6 @@ class SampleConfig:
     kv_cache: bool = documented(
         True, "Reuse past keys/values (--no-kv-cache recomputes every step)."
     )
-    # A sample ends where one of these texts first appears (the text itself is not kept).
     stop: tuple[str, ...] = documented(
         (),
         "End a sample where this text first appears (not printed); repeatable; "
@@ -32,7 +31,6 @@ class SampleConfig:
         default_text=None,
         metavar="<str>",
     )
-    # On a model trained with --records/--separator, a sample is one record.
     stop_at_record: bool = documented(
         True,
         "On a records model, end a sample at its end-of-record token "

@@ -30,11 +30,8 @@ NO_STEP_CAP = 1_000_000_000
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """One training run: data, optimiser, schedule, evaluation, hardware and bookkeeping.
-
-    Frozen: what changes as a run goes (its step, the total ``--max-time`` plans, the number
-    of processes) is the run's state (tinygpt/training/state.py), not its configuration.
-    """
+    """One training run's settings. Frozen: what changes as a run goes (its step, the total
+    ``--max-time`` plans) is the run's state (tinygpt/training/state.py)."""
 
     data: str = ""
     out_dir: str = ""
@@ -72,8 +69,6 @@ class TrainConfig:
     # each group ends in proportion to its own rate
     min_lr: float = documented(0.0, "Learning rate at the end of the schedule.")
     warmup_steps: int = documented(20, "Linear warmup steps.")
-    # "wsd": warmup, stable, then a linear decay over the last decay_fraction of the steps;
-    # "cosine": warmup then cosine decay over every remaining step (the gpt2 recipe)
     schedule: str = documented("wsd", "wsd (warmup, stable, linear decay) or cosine (gpt2).")
     decay_fraction: float = documented(0.4, "wsd: share of the steps spent decaying.")
     max_steps: int = documented(
@@ -133,7 +128,6 @@ class TrainConfig:
     # Consecutive non-finite steps tolerated (each skipped) before the run stops with an error.
     max_bad_steps: int = 5
     val_fraction: float = 0.1
-    # Fine-tuning and watching a run (tinygpt/training/finetune.py, monitors.py).
     init_from: str | None = documented(
         None,
         "Start from this checkpoint's weights (its shape and tokenizer; a fresh optimizer "
@@ -188,7 +182,6 @@ class TrainConfig:
         return self
 
     def _check_optimizer(self) -> None:
-        """The rates, the schedule's shape and the optimizer's constants."""
         for name in ("lr", "matrix_lr", "embed_lr"):
             value = getattr(self, name)
             if not (value > 0 and math.isfinite(value)):
@@ -230,8 +223,8 @@ class TrainConfig:
 
     @property
     def eval_seconds(self) -> float | None:
-        """Seconds between evaluations of a ``--max-time`` run without ``--eval-every``: a
-        line every 30-60 s of a 5-minute run, as people expect of a run that talks."""
+        """Seconds between evaluations of a ``--max-time`` run without ``--eval-every`` (a
+        line every 30-60 s of a 5-minute run)."""
         if self.eval_steps is not None or self.max_time is None:
             return None
         return self.max_time / EVALS_PER_BUDGET

@@ -1,11 +1,7 @@
 """``--ema``: an exponential moving average of the weights, the model a run evaluates, saves
-and samples from, while the optimizer steps the weights it trains.
-
-Late in a run each step still moves the weights along its batch's noise; their average over the
-last hundred-odd steps lies nearer the bottom of the valley (docs/benchmarks.md). The average is
-a copy of the model updated after each step by torch's EMA update (``swa_utils``, one fused
-lerp over all the parameters); the decay ramps up as (1 + n) / (10 + n) after n updates, so
-that a short run's average is not mostly its initial weights.
+and samples, while the optimizer steps the trained weights. Late in a run the average lies
+nearer the valley's bottom than the noisy last step (docs/benchmarks.md). The decay ramps up as
+(1 + n) / (10 + n) after n updates, so a short run's average is not mostly its initial weights.
 """
 
 from __future__ import annotations

@@ -1,9 +1,7 @@
-"""Data-parallel training on PyTorch's own engine: torchrun + DistributedDataParallel.
+"""Data-parallel training: torchrun + DistributedDataParallel (NCCL between GPUs, gloo on CPU).
 
-``torchrun --nproc_per_node=N -m tinygpt train FILE`` starts N processes; each finds its rank in
-the environment torchrun sets (RANK, LOCAL_RANK, WORLD_SIZE, MASTER_ADDR/PORT) and joins one
-process group: NCCL between CUDA GPUs, gloo on CPU. Without those variables, everything here is
-a no-op and training runs in one process.
+Each process finds its rank in the variables torchrun sets; without them everything here is a
+no-op and training runs in one process.
 """
 
 from __future__ import annotations
@@ -39,10 +37,6 @@ class DistContext:
     def barrier(self) -> None:
         if self.enabled:
             dist.barrier()
-
-    def any(self, *flags: bool) -> list[bool]:
-        """Element-wise OR of flags over all ranks, so every rank takes the same decision."""
-        return [bool(v) for v in self.max(*flags)]
 
     def max(self, *values: float) -> list[float]:
         """Element-wise maximum over all ranks (e.g. the stop signal any rank received)."""
@@ -99,10 +93,8 @@ def world_size() -> int:
 
 
 def launch_rank() -> int:
-    """This process's rank as torchrun announced it (0 when not started by torchrun), known
-    before the process group exists. A ``RANK`` left in the environment without a
-    ``WORLD_SIZE`` above 1 is no job of several processes: this one is the only writer, and
-    must take the writer lock."""
+    """This process's rank as torchrun announced it, before the process group exists; 0 unless
+    ``WORLD_SIZE`` is above 1 (a stray ``RANK`` alone: this is the only writer, and locks)."""
     if world_size() <= 1:
         return 0
     rank = _env_int("RANK")

@@ -1,8 +1,6 @@
 """``train --init-from CHECKPOINT``: a new run that starts from another checkpoint's weights.
-
-The source fixes what its weights were made for: the model's shape and the tokenizer. The
-optimizer, the schedule and the step start fresh, as in any new run. The source is only read
-(never recovered, locked or written), and a run may not write into it.
+The source fixes the shape and tokenizer; optimizer, schedule and step start fresh. The source
+is only read (never recovered, locked or written).
 """
 
 from __future__ import annotations

@@ -1,25 +1,15 @@
-"""Muon for the blocks' weight matrices, costing what its arithmetic costs on each device.
+"""Muon for the blocks' weight matrices: torch's Muon, its Newton-Schulz iteration run where
+it is cheapest (one matrix at a time, a GPU pays for a dozen kernel launches per matrix):
 
-torch's Muon orthogonalises each matrix's momentum with a Newton-Schulz iteration, one matrix
-after another: a dozen small kernels per matrix per step. A GPU pays for the launches (58% of an
-H100 step at the shakespeare-char preset), a CPU for the arithmetic. So the iteration runs:
-
-* batched, in bfloat16 as torch's does, on CUDA and on CPUs that multiply bfloat16 natively
-  (AVX-512 BF16 or AMX): once per matrix shape over the stacked same-shape matrices, the
-  momentum and weight updates as one foreach kernel each. On this project's CPU that is 1.8x
-  faster than per matrix in float32 for the optimizer step (``scripts/bench_muon.py``), with the
-  same loss at equal steps (docs/benchmarks.md);
+* batched over same-shape matrices, in bfloat16 as torch's, on CUDA and on CPUs that multiply
+  bfloat16 natively (1.8x faster on this project's CPU, same loss: docs/benchmarks.md);
 * per matrix, in float32, on other CPUs, which emulate bfloat16 many times slower.
 
-Everything else is torch's Muon: its groups and state (a checkpoint of either resumes with
-the other), Nesterov momentum, the shape-dependent rate (tall matrices move a bit more) and the
-decoupled weight decay. Tests check a step against ``torch.optim.Muon``.
-
-A group with ``normuon_beta2`` (``--normuon``, the modern recipe's) adds NorMuon's per-neuron
-step sizes (arXiv 2510.05491): orthogonalising evens out a matrix's directions but not its
-rows, and a neuron whose row keeps a large update moves faster than the rest; each row is
-divided by the root of a running mean of its squares, then the whole update is scaled back to
-the norm it had, so the rate means what it did. It adds one number per neuron to the state.
+Groups, state, Nesterov momentum, the shape-dependent rate and the decoupled decay are torch's
+(tests check a step against ``torch.optim.Muon``). With ``normuon_beta2`` (``--normuon``) each
+row (neuron) of the update is divided by the root of its running mean square, then the update
+is scaled back to its norm (NorMuon, arXiv 2510.05491): orthogonalising evens out directions,
+not neurons.
 """
 
 from __future__ import annotations
@@ -37,8 +27,7 @@ def update(
     batched: bool,
     ns_dtype: torch.dtype,
 ) -> None:
-    """One Muon step of ``params`` (those of ``group`` with a gradient), keeping each one's
-    momentum in ``state`` under torch's key."""
+    """One Muon step of ``params`` (``group``'s with a gradient), momentum under torch's key."""
     momentum, lr, decay = group["momentum"], group["lr"], group["weight_decay"]
     grads = [p.grad for p in params]
     buffers = [_buffer(state[p], p) for p in params]
@@ -67,8 +56,7 @@ def _buffer(state: dict[str, Any], p: torch.Tensor) -> torch.Tensor:
 
 
 def _per_neuron(update: torch.Tensor, state: dict[str, Any], beta2: float) -> torch.Tensor:
-    """NorMuon: ``update``'s rows (a neuron's weights each) evened out by their running mean
-    square, at ``update``'s own norm."""
+    """NorMuon: ``update``'s rows evened out by their running mean square, at its own norm."""
     if "neuron_second_moment" not in state:
         state["neuron_second_moment"] = torch.zeros_like(update[:, :1])
     second = state["neuron_second_moment"]
@@ -85,8 +73,7 @@ def newton_schulz_for(device: torch.device) -> tuple[bool, torch.dtype]:
 
 
 def _cpu_has_bfloat16() -> bool:
-    """Whether this CPU multiplies bfloat16 matrices natively (AVX-512 BF16 or AMX); others
-    emulate it, 20x slower than float32."""
+    """AVX-512 BF16 or AMX; other CPUs emulate bfloat16, 20x slower than float32."""
     checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
     return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
 
@@ -106,7 +93,7 @@ def orthogonalise(
     dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
     """Push every singular value of ``m`` (..., rows, cols) towards 1: the quintic
-    Newton-Schulz iteration, on a batch of same-shape matrices at once where ``m`` has one."""
+    Newton-Schulz iteration, batched where ``m`` is."""
     a, b, c = coefficients
     tall = m.size(-2) > m.size(-1)
     x = (m.mT if tall else m).to(dtype)

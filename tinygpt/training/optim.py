@@ -1,19 +1,15 @@
 """The optimizer: one object over every parameter group, each group of a kind.
 
-``muon`` (the default) gives the blocks' weight matrices the Muon kind (training/muon.py), which
-orthogonalises each matrix's momentum (Newton-Schulz) so every direction moves at a similar rate,
-and the embeddings, head and scalars the AdamW kind, for which Muon is not meant. ``adamw`` is
-the gpt2 recipe: every group AdamW, decay on matrices only.
-
-Each group keeps its own peak rate; the schedule moves every group by the same factor. The one
-object steps, clears, saves and loads all groups, so a GradScaler unscales and steps it as it
-would any torch optimizer, and a checkpoint holds one torch-style state dict.
+``muon`` gives the blocks' matrices Muon (training/muon.py) and the embeddings, head and scalars
+AdamW, for which Muon is not meant; ``adamw`` (the gpt2 recipe) gives every group AdamW. Each
+group keeps its own peak rate and the schedule scales all by one factor. One object steps,
+saves and loads all groups, so a GradScaler treats it as any torch optimizer.
 """
 
 from __future__ import annotations
 
 import inspect
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -48,15 +44,10 @@ class GroupInfo:
     weight_decay: float
     parameters: int
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 def _undecorated(method: Any) -> Any:
-    """One of ``torch.optim.Optimizer``'s bookkeeping methods without the wrapper that tells
-    torch.compile to skip it: the wrapper imports the compiler stack (``torch._dynamo``, 1-4 s
-    of a run's start-up) the first time it runs, compiled or not. The optimizer is never compiled
-    (``--compile`` compiles the model), and the function inside is the same code."""
+    """An ``Optimizer`` method without torch.compile's skip wrapper, which imports
+    ``torch._dynamo`` (1-4 s of start-up) on first use; the optimizer is never compiled."""
     return getattr(method, "__wrapped__", method)
 
 
@@ -68,14 +59,10 @@ def _defaults(cls: type[torch.optim.Optimizer], **overrides: Any) -> dict[str, A
 
 
 class MuonAdamW(torch.optim.Optimizer):
-    """Every parameter group in one optimizer; a group's ``kind`` names its update.
-
-    The arithmetic is torch's (the functional AdamW, fused) and tinygpt's Muon
-    (:func:`~tinygpt.training.muon.update`), each over this object's groups of its kind and its
-    state, and the groups hold the entries torch's ``AdamW`` and ``Muon`` give theirs, so a
-    checkpoint is what either would save. ``groups`` describes each group (role, kind, peak rate)
-    for the run header.
-    """
+    """Every parameter group in one optimizer; a group's ``kind`` names its update (torch's
+    functional AdamW, or :func:`~tinygpt.training.muon.update`). Groups hold the entries
+    torch's ``AdamW`` and ``Muon`` give theirs, so a checkpoint is what either would save.
+    ``groups`` describes each group for the run header."""
 
     add_param_group = _undecorated(torch.optim.Optimizer.add_param_group)
     zero_grad = _undecorated(torch.optim.Optimizer.zero_grad)
@@ -116,9 +103,8 @@ class MuonAdamW(torch.optim.Optimizer):
         return loss
 
     def set_lr(self, lr: float, reference: float) -> None:
-        """Put every group on the schedule: ``lr`` is the rate of a group whose peak is
-        ``reference``, and every group runs at its own peak times the same factor (computed
-        as ``lr * (peak / reference)``, the rounding saved runs were trained with)."""
+        """Every group at ``lr`` scaled by its peak over ``reference``, computed as
+        ``lr * (peak / reference)``: the rounding saved runs were trained with."""
         for group in self.param_groups:
             group["lr"] = lr * (group["peak_lr"] / reference)
 
@@ -137,9 +123,8 @@ class MuonAdamW(torch.optim.Optimizer):
 def adamw_update(
     group: dict[str, Any], params: list[torch.Tensor], state: dict[torch.Tensor, dict[str, Any]]
 ) -> None:
-    """One AdamW step of ``params`` (those of ``group`` with a gradient): torch's functional
-    AdamW on state kept as torch's ``AdamW`` keeps it (its step count on the parameter's device
-    when fused)."""
+    """One AdamW step of ``params`` (``group``'s with a gradient): torch's functional AdamW,
+    on state kept as torch's ``AdamW`` keeps it."""
     for p in params:
         if not state[p]:
             on = p.device if group["fused"] or group["capturable"] else "cpu"
@@ -169,9 +154,8 @@ def adamw_update(
 
 def one_shape(state: dict[str, Any]) -> dict[str, Any]:
     """A saved optimizer state as one torch-style state dict whose groups name their kind.
-
-    Checkpoints written before the one optimizer hold either a single AdamW's state (the gpt2
-    recipe) or ``{"optimizers": [muon, adamw]}``, each numbering its parameters from 0."""
+    Older checkpoints hold a single AdamW's state or ``{"optimizers": [muon, adamw]}``, each
+    numbering its parameters from 0."""
     if "optimizers" not in state and all("kind" in g for g in state.get("param_groups", [])):
         return state
     merged: dict[str, Any] = {"state": {}, "param_groups": []}
@@ -208,8 +192,7 @@ def plan_groups(model: GPT, cfg: TrainConfig) -> list[tuple[GroupInfo, list[torc
 
 def describe_groups(model_cfg: ModelConfig, cfg: TrainConfig) -> list[GroupInfo]:
     """The groups a run of these configs has, from a model on the meta device (no memory)."""
-    model = meta_model(model_cfg)
-    return [info for info, _ in plan_groups(model, cfg)]
+    return [info for info, _ in plan_groups(meta_model(model_cfg), cfg)]
 
 
 def build_optimizer(model: GPT, cfg: TrainConfig, device: torch.device) -> MuonAdamW:

@@ -1,13 +1,9 @@
-"""Planning a ``--max-time`` run: how many steps fit before the deadline, and the total the
-schedule is planned for (:class:`Deadline`, what the trainer asks).
+"""Planning a ``--max-time`` run: the steps that fit before the deadline, and the schedule's
+total (:class:`Deadline`, what the trainer asks).
 
-The speed is that of steady training steps. A session's first step (with ``torch.compile``,
-the compilation, and the second, which may recompile; without, the allocator and kernel
-warm-up) is time spent, not a rate: counted against the budget, never multiplied by the steps
-left (evaluation runs the uncompiled model, so it compiles nothing). Until a steady step has
-been timed there is no plan, so a slow start cannot freeze the schedule on an estimate that
-says no time is left. Evaluations are priced at their last measurement; before one, at a
-forward pass per evaluation batch, a third of a training step's work.
+A session's first step (compilation, or warm-up) is time spent, never multiplied by the steps
+left; until a steady step has been timed there is no plan, so a slow start cannot freeze the
+schedule. An evaluation costs what the last one took; before one, a forward pass per batch.
 """
 
 from __future__ import annotations
@@ -22,9 +18,8 @@ from tinygpt.training.schedule import horizon_free, lr_at
 
 RECENT_STEPS = 20  # the latest steps whose pace can shorten a plan after its decay began
 SLOWED_NOTE = 0.95  # a plan shrunk below this share of the one the decay began with is said
-# A plan in its decay grows back only to this share of its total short of what the pace says
-# fits: the estimate moves by a step or two from one step to the next, and a plan that grew on
-# that noise would end past the deadline, its decay unfinished.
+# A plan in its decay grows back only to this share of its total short of what fits: the
+# estimate jitters by a step or two, and a plan grown on that noise would end past the deadline.
 GROW_SLACK = 0.01
 
 
@@ -48,8 +43,7 @@ class DeadlinePlanner:
     recent: deque[float] = field(default_factory=lambda: deque(maxlen=RECENT_STEPS))
 
     def step_done(self, elapsed: float) -> None:
-        """A step ended ``elapsed`` seconds into the session (read at the same point of every
-        step, so that steady steps are timed from the end of the warm-up on)."""
+        """A step ended ``elapsed`` seconds into the session."""
         self.steps_seen += 1
         if self.steps_seen <= self.warmup_steps:
             self.warmup_seconds = elapsed - self.evaluating_seconds
@@ -61,12 +55,9 @@ class DeadlinePlanner:
         self.last_eval_seconds = seconds
 
     def steps_left(self, elapsed: float, recent: bool = False) -> int | None:
-        """Steps that still fit after ``elapsed`` seconds of the session, paying for the
-        evaluations still due and the final one; None without a steady step.
-
-        A steady step costs the session's time less warm-up and evaluations, over the steady
-        steps: everything else the loop does between steps is part of a step's price.
-        ``recent``: the slower of that and the latest steps' pace (a machine that slowed)."""
+        """Steps that still fit after ``elapsed`` seconds, paying for the evaluations still due
+        and the final one; None without a steady step. ``recent``: the slower of the mean
+        steady step and the latest steps' pace (a machine that slowed)."""
         steady = self.steps_seen - self.warmup_steps
         if steady < 1:
             return None
@@ -98,16 +89,12 @@ class DeadlinePlanner:
 
 class Deadline:
     """A session's ``--max-time`` budget: the schedule's total that ends at it, whether it has
-    passed, and what to say when it ends the run. The trainer reads its clock and asks.
+    passed, and what to say when it ends the run.
 
-    The total is re-planned freely while the rate does not depend on it yet (``horizon_free``):
-    re-planning then changes nothing already done, and the total settled on is saved, so a
-    resume continues the same schedule exactly. Once the decay has begun the rate never rises
-    again: the total shrinks when the latest steps' pace says it would not fit any more (the
-    machine slowed; the rate then falls faster, and the decay still ends at the deadline), and
-    grows back when the machine is faster again, but only as far as keeps the rate from rising
-    (it holds level while the plan catches up), so a slow spell does not end the run early.
-    No plan before a steady step.
+    The total is re-planned freely while the rate does not depend on it (``horizon_free``), and
+    the one settled on is saved, so a resume is exact. Once the decay has begun the rate never
+    rises: the total shrinks when the latest pace says it no longer fits, and grows back when
+    the machine is faster again only as far as keeps the rate level.
     """
 
     def __init__(self, cfg: TrainConfig, start: float, compiled: bool) -> None:
@@ -129,8 +116,8 @@ class Deadline:
         self.pending_note: Message | None = None
 
     def plan(self, now: float, step: int, total: int, agree: Callable[[int], int]) -> int:
-        """The schedule's total once ``step`` steps are done at clock reading ``now``;
-        ``agree`` makes every data-parallel rank take the same one."""
+        """The schedule's total after ``step`` steps at clock ``now``; ``agree`` makes every
+        rank take the same one."""
         self.planned = self._plan(now - self.start, step, total, agree)
         return self.planned
 
@@ -149,8 +136,7 @@ class Deadline:
     def _replan_decay(
         self, elapsed: float, step: int, total: int, agree: Callable[[int], int]
     ) -> int:
-        """The total once the decay has begun: fewer steps when the latest pace says it no
-        longer fits, more (up to a level rate) when the pace says more fit again."""
+        """The total once the decay has begun: fewer steps, or more up to a level rate."""
         if self.first_plan is None:
             self.first_plan = total
         left = self.planner.steps_left(elapsed, recent=True)
@@ -170,7 +156,7 @@ class Deadline:
 
     def _grow(self, step: int, total: int, limit: int) -> int:
         """The largest total up to ``limit`` whose rate for the next step is no higher than the
-        last step's (each step of the decay can take back about one step of the plan)."""
+        last step's."""
         ceiling = lr_at(step - 1, self.cfg, total)
         grown = total
         while grown < limit and lr_at(step, self.cfg, grown + 1) <= ceiling:

@@ -1,9 +1,5 @@
-"""From options to a trained checkpoint: ``train()``.
-
-The options are merged (preset, config file, keywords) and split into model and training
-configs; the output directory is locked; a resumed run's stored configs are checked against the
-new options; the process group is joined, the corpus tokenized (rank 0 first) and the
-:class:`~tinygpt.training.trainer.Trainer` run. The configs are final before the run starts.
+"""From options to a trained checkpoint: ``train()`` merges the options, locks the output
+directory, checks a resume, joins the process group, tokenizes and runs the Trainer.
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ def checkpoint_info(directory: str | Path | None = None, groups: bool = True) ->
             for k in ("n_layer", "n_head", "n_embd", "block_size", "vocab_size", "dropout", "bias")
         },
         "arch": m.arch,
-        "optimizer_groups": [g.to_dict() for g in describe_groups(m, t)] if groups else [],
+        "optimizer_groups": [asdict(g) for g in describe_groups(m, t)] if groups else [],
         "schedule": describe_schedule(t),
         "tokenizer": ck.tokenizer_name,
         **ck.record_options,  # records/separator: where the end-of-record token goes

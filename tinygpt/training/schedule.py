@@ -1,11 +1,6 @@
-"""The learning-rate schedule: warmup, then a cosine decay or a stable phase and a linear decay.
-
-Every parameter group follows the same curve, scaled to its own peak rate.
-
-A run limited by ``--max-time`` does not know its step count in advance. ``horizon_free`` says up
-to which step the rate does not depend on it yet (the warmup for cosine, warmup and stable phase
-for wsd); until then the trainer may re-plan the total from the measured speed, so the decay ends
-at the deadline, and an exact resume only needs the total it settled on.
+"""The learning-rate schedule: warmup, then a cosine decay or a stable phase and a linear decay;
+every parameter group follows the same curve scaled to its own peak. ``horizon_free`` says up to
+which step the rate does not depend on the total yet, so ``--max-time`` may re-plan it until then.
 """
 
 from __future__ import annotations

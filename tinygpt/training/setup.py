@@ -1,9 +1,6 @@
-"""Setting a run up: device and precision, seeds, the model and its optimizer, and the model
-the loop calls (wrapped for data parallelism and compiled where that pays).
-
+"""Setting a run up: device, precision, seeds, model, optimizer, and the model the loop calls.
 The order is part of the run's numbers: the model is initialised right after the seed, and a
-resumed run restores its state between :func:`build` and :func:`wrap` (DDP broadcasts rank 0's
-weights when it wraps them).
+resume restores its state between :func:`build` and :func:`wrap` (DDP broadcasts rank 0's).
 """
 
 from __future__ import annotations

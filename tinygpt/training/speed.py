@@ -1,9 +1,6 @@
-"""Noticing a collapse in training speed: another job on the cores, or too many threads.
-
-A shared machine can slow a run tenfold mid-way, and the run then ends much worse with nothing
-said. :class:`SpeedWatch` is fed each step's tokens and seconds (the step alone: evaluations
-and saves are not steps) and reports, once, when the recent rate falls far below the run's own
-best. It is pure bookkeeping: the trainer fires the event, a display says what it means.
+"""Noticing a collapse in training speed (another job on the cores, too many threads): a shared
+machine can slow a run tenfold with nothing said. :class:`SpeedWatch` takes each step's tokens
+and seconds and reports once when the recent rate falls far below the run's own best.
 """
 
 from __future__ import annotations

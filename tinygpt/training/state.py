@@ -1,10 +1,6 @@
-"""What changes as a run goes, and the checkpoint that saves and restores it.
-
-The configuration (``RunConfig``) is fixed when a run starts; everything that moves lives in
-:class:`RunState`: the step, the schedule's total (``--max-time`` plans it), the processes, the
-best validation loss, the evaluations logged. A save writes both, with the weights and what a
-resume needs to continue bit-for-bit (optimizer, scaler, every RNG and the data stream's
-generator); ``restore`` reads them back, from this version's checkpoints and older ones.
+"""What changes as a run goes (:class:`RunState`), and the checkpoint that saves it with the
+weights and all a resume needs to continue bit-for-bit (optimizer, scaler, every RNG, the data
+stream); ``restore`` reads this version's checkpoints and older ones.
 """
 
 from __future__ import annotations

@@ -1,9 +1,8 @@
 """The stop protocol: a stop signal or the deadline ends the run, on every rank at once.
 
-Ctrl-C, then what schedulers send on preemption (SLURM, Kubernetes, `docker stop`, `timeout`)
-and what a closing terminal sends: each means "stop soon", and none should lose the steps since
-the last save. The first one becomes a flag the loop checks after each step; a second one
-aborts at once.
+Ctrl-C, a scheduler's preemption (SLURM, Kubernetes, `docker stop`) or a closing terminal means
+"stop soon" without losing the steps since the last save: the first signal becomes a flag the
+loop checks after each step; a second one aborts at once.
 """
 
 from __future__ import annotations

@@ -1,12 +1,7 @@
-"""The training loop: steps with gradient accumulation and clipping under the schedule, and
-an evaluation and a save every ``eval_every`` steps, until the planned total or a stop.
-
-The loop knows nothing about how a run is shown or analysed: it fires events (start, step,
-evaluate, save, note, slowdown, end) to the :class:`TrainerCallback` objects its caller attaches;
-:func:`tinygpt.api.train` attaches the progress display and the head snapshots. Setting up
-(``setup.py``), the run's state and checkpoints (``state.py``), the ``--max-time`` plan
-(tinygpt/training/planner.py) and the stop protocol (``stopping.py``) are pieces the loop asks.
-A checkpoint holds everything a run needs to continue, so ``resume=True`` is exact on CPU.
+"""The training loop: steps under the schedule, an evaluation and a save every ``eval_every``
+steps, until the planned total or a stop. It shows nothing itself: it fires events to the
+:class:`TrainerCallback` objects its caller attaches. A checkpoint holds everything a run needs
+to continue, so ``resume=True`` is exact on CPU.
 """
 
 from __future__ import annotations
@@ -78,8 +73,7 @@ class TrainerCallback:
 
 @dataclass
 class _Session:
-    """This invocation's timing: tokens/s since the last evaluation, the speed watch, the
-    deadline (with ``--max-time``) and how the loop ended."""
+    """This invocation's timing, its ``--max-time`` deadline and how the loop ended."""
 
     start: float
     deadline: Deadline | None
