@@ -47,12 +47,10 @@ PRESETS: dict[str, dict[str, Any]] = {
         eval_every=250,
         eval_batches=200,
     ),
-    # Watch an induction head form (`tinygpt data repeats`; docs/induction.md:
-    # two attention-only layers, as in the induction-head papers. Measured on four
-    # corpora of this kind, two seeds each (docs/benchmarks.md): the first induction head comes
-    # at steps 350-650 in all 8 runs; QK-norm (it caps |q·k|, so no head attends sharply)
-    # delays it past 1,500 steps in 7 of 8, MLPs in 2 of 8 (and cost 1.8x per step), a 64-token
-    # block on long records in 2 of 2; 2 heads come as soon on average, later at worst.
+    # Watch an induction head form (`tinygpt data repeats`; docs/induction.md): two attention-only
+    # layers, as in the induction-head papers. On four such corpora, two seeds each
+    # (docs/benchmarks.md), the first induction head comes at steps 350-650 in all 8 runs;
+    # QK-norm (it caps |q·k|) delays it past 1,500 steps in 7 of 8, MLPs in 2 of 8.
     "induction": dict(
         tokenizer="char",
         n_layer=2,
@@ -62,9 +60,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         mlp=False,
         qk_norm=False,
         ema=0.0,  # the snapshots show the weights as trained: an average blurs the change
-        # torch's Muon: with NorMuon the copying spread over three heads at 600 steps (induction
-        # scores 0.70, 0.62, 0.54; the top-scoring one not the top copier) and the loss ended
-        # 0.04 higher; without, one head carries it (0.87)
+        # torch's Muon: with NorMuon the copying spread over three heads (induction scores 0.70,
+        # 0.62, 0.54 at 600 steps) and the loss ended 0.04 higher; without, one head (0.87)
         normuon=False,
         batch_size=32,
         max_steps=1500,
@@ -96,13 +93,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 # Fields a config file may hold but that are not options (a checkpoint's config.json has them).
 _RECORDED_ONLY = {"data", "out_dir", "world_size", "effective_batch_size", "vocab_size"}
-
-
-def _option_names() -> set[str]:
-    names = {f.name for f in fields(ModelConfig)} | {f.name for f in fields(TrainConfig)}
-    return names | {"arch"}
-
-
+_OPTIONS = {f.name for f in (*fields(ModelConfig), *fields(TrainConfig))} | {"arch"}
 CONFIG_LIMIT = 16 << 20  # an options file (a checkpoint's config.json is a few KB)
 
 
@@ -135,7 +126,7 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
         else:
             flat[key] = value
     flat = {k.replace("-", "_"): v for k, v in flat.items() if k not in _RECORDED_ONLY}
-    unknown = sorted(set(flat) - _option_names())
+    unknown = sorted(set(flat) - _OPTIONS)
     if unknown:
         raise UsageError(Opt("config", p), f": unknown option(s) {', '.join(unknown)}")
     return flat

@@ -105,8 +105,7 @@ class ProgressDisplay(TrainerCallback):
 
     def _print(self, markup: str) -> None:
         if self.progress is not None:
-            # soft_wrap: one line per note, whatever the width (a log or a pipe is not cut at
-            # 80 columns; a terminal wraps it for display)
+            # soft_wrap: one line per note, not cut at 80 columns in a log or a pipe
             self.progress.console.print(markup, soft_wrap=True)
 
     def on_slowdown(self, trainer: Trainer, slowdown: Slowdown) -> None:
@@ -185,11 +184,9 @@ def _averaged(t: TrainConfig) -> str:
 
 
 def _normuon(t: TrainConfig) -> str:
-    return (
-        "; Muon's steps evened out per neuron (--normuon)"
-        if t.optimizer == "muon" and t.normuon
-        else ""
-    )
+    if t.optimizer != "muon" or not t.normuon:
+        return ""
+    return "; Muon's steps evened out per neuron (--normuon)"
 
 
 def _length(t: TrainConfig) -> str:
@@ -203,9 +200,8 @@ def _length(t: TrainConfig) -> str:
 
 @contextlib.contextmanager
 def eval_progress() -> Iterator[Callable[[int, int], None]]:
-    """A bar on stderr for ``evaluate_text``'s windows, as ``train`` has one for its steps:
-    scoring a megabyte on a CPU takes most of a minute. Only on a terminal; a log or a pipe
-    gets the result alone."""
+    """A bar on stderr (a terminal only) for ``evaluate_text``'s windows: scoring a megabyte on
+    a CPU takes most of a minute."""
     console = stderr_console()
     progress = Progress(
         TextColumn("[bold]eval"),

@@ -54,35 +54,27 @@ def checkpoint_info(directory: str | Path | None = None, groups: bool = True) ->
     }
 
 
+# What `tinygpt runs` shows of each checkpoint's info.
+_LISTED = (
+    "parameters",
+    "position_embedding_parameters",
+    "steps",
+    "best_val_loss",
+    "tokens_seen",
+    "tokenizer",
+    "saved",
+)
+
+
 def list_runs(root: Path = Path("checkpoints")) -> list[dict[str, Any]]:
     """Every checkpoint directly under ``root``, newest first; broken ones are listed as such."""
     rows = []
-    manifests = sorted(
-        ((_mtime(p), p) for p in root.glob(f"*/{MANIFEST_FILE}")) if root.is_dir() else (),
-        key=lambda item: item[0],
-        reverse=True,
-    )
-    for _, manifest in manifests:
+    found = root.glob(f"*/{MANIFEST_FILE}") if root.is_dir() else ()
+    for manifest in sorted(found, key=_mtime, reverse=True):
         directory = manifest.parent
         try:
             info = checkpoint_info(directory, groups=False)
-            rows.append(
-                {
-                    "name": directory.name,
-                    **{
-                        k: info[k]
-                        for k in (
-                            "parameters",
-                            "position_embedding_parameters",
-                            "steps",
-                            "best_val_loss",
-                            "tokens_seen",
-                            "tokenizer",
-                            "saved",
-                        )
-                    },
-                }
-            )
+            rows.append({"name": directory.name, **{k: info[k] for k in _LISTED}})
         except (TinyGPTError, OSError) as exc:  # one broken run must not hide the others
             rows.append({"name": directory.name, "error": str(exc)})
     return rows

@@ -19,12 +19,11 @@ DWARFS_THE_DATA = 100
 
 
 def model_size_note(model: GPT, train_tokens: int, tokenizer: Tokenizer) -> str | None:
-    """A warning, said when the run starts, when the model dwarfs its training text; None
-    when it fits."""
+    """The start-up warning when the model dwarfs its training text; None when it fits."""
     total = count_parameters(model.config).total
     if total <= DWARFS_THE_DATA * max(train_tokens, 1):
         return None
-    # The token embedding, and the LM head when it is its own matrix: both grow with the vocabulary.
+    # The token embedding, and the LM head when untied: both grow with the vocabulary.
     embedding = model.wte.weight.numel() * (1 if model.config.tie_embeddings else 2)
     why = (
         (
@@ -51,13 +50,9 @@ GPT2_VOCAB = 50257
 
 
 def default_tokenizer(data: str | Path, model_opts: dict[str, Any]) -> tuple[str, str | None]:
-    """The tokenizer of a new run that named none, and a note when it is not the usual one.
-
-    TrainConfig's default (gpt2) when its model fits the text; else char, whose vocabulary is
-    the text's own characters: on a small file gpt2's 50,257-token embedding and head make a
-    model that memorises the text (the issue's 35 KB file: 13.65M parameters for 8,075 tokens,
-    ~21 minutes for 50 steps on a CPU, train 2.03 vs val 6.82).
-    """
+    """The tokenizer of a new run that named none, and a note when it is not the usual one:
+    gpt2 when its model fits the text, else char (on a small file gpt2's 50,257-token
+    embedding and head make a model that memorises the text)."""
     usual = TrainConfig.tokenizer
     size = sum(path.stat().st_size for path in resolve_sources(data))
     tokens = max(1, int(size / BYTES_PER_BPE_TOKEN * (1 - TrainConfig.val_fraction)))

@@ -115,8 +115,7 @@ def write(
     out_dir.mkdir(parents=True, exist_ok=True)
     # The log commits with the checkpoint: a save that fails leaves no record of an
     # evaluation whose weights were never saved, and one that succeeds never loses it.
-    log = metrics_bytes(state.metrics)
-    write_checkpoint(out_dir, files, state.step, log=log)
+    write_checkpoint(out_dir, files, state.step, log=metrics_bytes(state.metrics))
 
 
 def restore(

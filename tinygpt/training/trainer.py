@@ -186,7 +186,8 @@ class Trainer:
                 if session.deadline is not None:
                     self._plan(session.deadline)
                 self.emit("step", loss, self.lr(self.step - 1), tokens_per_sec)
-                session.stop = self._stop_requested(session, interrupt.signum)
+                late = session.deadline is not None and session.deadline.passed(self.clock())
+                session.stop = stopping.agree(self.dist, interrupt.signum, late)
                 if session.stop.interrupted:
                     self.save()
                     break
@@ -252,10 +253,6 @@ class Trainer:
     def _agree(self, steps: int) -> int:
         """The mean of ``steps`` over all ranks, so that every rank plans the same total."""
         return round(float(self.dist.mean(torch.tensor(float(steps)))))
-
-    def _stop_requested(self, session: _Session, signum: int) -> stopping.Stop:
-        late = session.deadline is not None and session.deadline.passed(self.clock())
-        return stopping.agree(self.dist, signum, late)
 
     def _evaluation_due(self, session: _Session) -> bool:
         step, every = self.state.step, self.cfg.eval_steps
