@@ -7,9 +7,8 @@ from tinygpt.errors import Opt, UsageError
 
 BPE_PREFIX = "bpe:"
 BPE_MIN_VOCAB = 256  # one token per byte: below that some bytes could not be written at all
-# The largest vocabulary learned here: every id fits the token cache's uint16, and at the default
-# width it is already an 8.4M-parameter embedding (ten times the whole char model). Larger
-# vocabularies are what pretrained tiktoken encodings (gpt2, cl100k_base) are for.
+# The largest vocabulary learned here: every id fits the token cache's uint16 (and it is already
+# an 8.4M-parameter embedding at the default width); larger ones are what tiktoken's are for.
 BPE_MAX_VOCAB = 65_536
 
 

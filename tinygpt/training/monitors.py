@@ -1,6 +1,5 @@
 """Watching a run learn: a short sample at each evaluation, a note when it starts to overfit,
-and ``--early-stop``. Each is a :class:`TrainerCallback`; the rules are plain functions of the
-evaluation records (metrics.jsonl's), so they are tested on made-up numbers.
+and ``--early-stop``, each a :class:`TrainerCallback` over plain functions of the records.
 """
 
 from __future__ import annotations
@@ -98,9 +97,8 @@ class OverfitWatch(TrainerCallback):
 
 
 class EarlyStop(TrainerCallback):
-    """Ends the run once ``patience`` evaluations in a row set no new best: the schedule's
-    total becomes the current step, so the loop saves this evaluation and ends as at its
-    planned end (best.safetensors holds the best weights)."""
+    """Ends the run once ``patience`` evaluations in a row set no new best, by making the
+    current step the schedule's total (the loop then saves and ends as planned)."""
 
     def __init__(self, patience: int) -> None:
         self.patience = patience

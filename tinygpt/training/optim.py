@@ -173,14 +173,13 @@ def one_shape(state: dict[str, Any]) -> dict[str, Any]:
 def plan_groups(model: GPT, cfg: TrainConfig) -> list[tuple[GroupInfo, list[torch.Tensor]]]:
     """Each parameter group with what it is (role, kind, peak rate, decay) and its tensors,
     Muon's first."""
+    plan = []
     if cfg.optimizer == "adamw":
-        plan = []
         for g in model.optimizer_groups(cfg.weight_decay):
             role = "decayed" if g["weight_decay"] else "not decayed"
             size = sum(p.numel() for p in g["params"])
             plan.append((GroupInfo(role, "adamw", cfg.lr, g["weight_decay"], size), g["params"]))
         return plan
-    plan = []
     for role, params in model.parameter_roles().items():
         if params:
             kind, lr_field, decays = MUON_ROLES[role]

@@ -1,8 +1,6 @@
-"""Named training configurations and config files, merged under the command line's flags.
-
-Precedence, lowest first: the dataclass defaults, ``--preset``, ``--config FILE``, then any flag
-given explicitly. A config file is TOML or JSON, either flat (``n_layer = 4``) or with
-``[model]`` / ``[train]`` tables, so a checkpoint's ``config.json`` can be fed back as it is.
+"""Named training configurations and config files, merged under the command line's flags
+(lowest first: defaults, ``--preset``, ``--config FILE``, explicit flags). A config file is TOML
+or JSON, flat or with ``[model]`` / ``[train]`` tables, so a ``config.json`` can be fed back.
 """
 
 from __future__ import annotations

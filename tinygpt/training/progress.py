@@ -1,8 +1,5 @@
-"""What a training run shows: a one-screen summary, a progress bar, a line per evaluation.
-
-:class:`ProgressDisplay` listens to the trainer's events (the trainer does not know it exists).
-Everything goes to stderr (stdout stays free for data); only rank 0 of a data-parallel job shows
-anything.
+"""What a training run shows (rank 0, on stderr: stdout stays free for data): a one-screen
+summary, a progress bar, a line per evaluation, from the trainer's events.
 """
 
 from __future__ import annotations

@@ -84,12 +84,9 @@ def train(
 ) -> TrainResult:
     """Train a GPT on the text file ``data`` and write a checkpoint directory.
 
-    ``options`` are any :class:`ModelConfig` or :class:`TrainConfig` fields, e.g.
-    ``train("input.txt", tokenizer="char", n_layer=2, max_steps=200)``; they override a named
-    ``preset`` and a ``config`` file (TOML or JSON). With ``resume=True`` the
-    run in ``out_dir`` continues (``max_steps`` is then the new total); shape options must match.
-    ``callbacks`` listen to the run's events (nothing is shown without them; see
-    :func:`tinygpt.api.train`).
+    ``options`` are any :class:`ModelConfig` or :class:`TrainConfig` fields; they override a
+    ``preset`` and a ``config`` file. With ``resume=True`` the run in ``out_dir`` continues
+    (``max_steps`` is then the new total). ``callbacks`` listen to the run's events.
     """
     out = Path(out_dir) if out_dir else default_out_dir(data)
     model_opts, train_opts = split_options(resolve_options(preset, config, options))

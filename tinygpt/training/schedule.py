@@ -11,10 +11,8 @@ from tinygpt.config.train import TrainConfig
 
 
 def lr_at(step: int, cfg: TrainConfig, total: int | None = None) -> float:
-    """The ``lr`` group's rate at ``step`` (0-based) of a run of ``total`` steps.
-
-    Another group with peak ``p`` runs at ``lr_at(...) * p / cfg.lr``: the same curve, scaled.
-    """
+    """The ``lr`` group's rate at ``step`` (0-based) of a run of ``total`` steps (a group with
+    peak ``p`` runs at ``lr_at(...) * p / cfg.lr``)."""
     total = cfg.max_steps if total is None else total
     if step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps

@@ -52,16 +52,11 @@ class Wrapped:
     note: str | None = None  # why it is not compiled though compiling was asked for
 
 
-def pick_device(cfg: TrainConfig, dist: DistContext) -> torch.device:
-    device = resolve_device(cfg.device)
-    if device.type == "cuda" and dist.enabled:
-        return torch.device("cuda", dist.local_rank)
-    return device
-
-
 def build(run: RunConfig, train_ids: np.ndarray, tokenizer: Tokenizer, dist: DistContext) -> Parts:
     cfg = run.train
-    device = pick_device(cfg, dist)
+    device = resolve_device(cfg.device)
+    if device.type == "cuda" and dist.enabled:
+        device = torch.device("cuda", dist.local_rank)
     dtype = resolve_dtype(cfg.dtype, device)
     configure_backends(device)
     notes = [fit_cpu_threads(device)]

@@ -44,10 +44,7 @@ TRAIN_WINDOW = 50
 
 
 class TrainerCallback:
-    """Listens to a run's events; every method is a no-op until overridden.
-
-    ``on_evaluate`` runs on rank 0 before the record is logged, so it may add fields to it.
-    """
+    """Listens to a run's events; every method is a no-op until overridden."""
 
     def on_start(self, trainer: Trainer) -> None:
         """The loop is about to start (Ctrl-C and the stop signals are already handled)."""
@@ -56,7 +53,7 @@ class TrainerCallback:
         """An optimizer step finished (``trainer.step`` counts it)."""
 
     def on_evaluate(self, trainer: Trainer, record: dict[str, Any]) -> None:
-        """An evaluation's record, before it goes into metrics.jsonl."""
+        """An evaluation's record (rank 0), before it is logged: fields may be added."""
 
     def on_save(self, trainer: Trainer) -> None:
         """A checkpoint was written (rank 0)."""
