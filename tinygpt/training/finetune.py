@@ -5,7 +5,7 @@ is only read (never recovered, locked or written).
 
 from __future__ import annotations
 
-from dataclasses import fields, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -78,8 +78,7 @@ def _check_records(source: Checkpoint, train_opts: dict[str, Any]) -> None:
 
 def model_config(source: Checkpoint, model_opts: dict[str, Any]) -> ModelConfig:
     """The source's model, with the training-only options given."""
-    known = {f.name for f in fields(ModelConfig)}
-    changes = {k: v for k, v in model_opts.items() if k in TRAINING_ONLY and k in known}
+    changes = {k: v for k, v in model_opts.items() if k in TRAINING_ONLY}
     return replace(source.config.model, **changes)
 
 

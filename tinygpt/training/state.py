@@ -57,13 +57,6 @@ class RunState:
     average: WeightAverage | None = None  # --ema: the weights evaluated, saved and sampled
 
 
-def saved_config(run: RunConfig, state: RunState) -> dict[str, Any]:
-    """config.json: the configuration with the total the run settled on (a resume follows it)
-    and the processes that trained it."""
-    settled = replace(run, train=replace(run.train, max_steps=state.total_steps))
-    return settled.to_dict(world_size=state.world_size)
-
-
 def state_dict(parts: Parts, state: RunState, dist: DistContext) -> dict[str, Any]:
     """state.pt's contents. Collective under DDP: every rank must call it."""
     saved: dict[str, Any] = {
@@ -102,8 +95,10 @@ def write(
     saved: dict[str, Any],
 ) -> None:
     """Commit one checkpoint (rank 0's job): configs, tokenizer, weights, ``saved`` state."""
+    # config.json holds the total the run settled on: a resume follows it.
+    settled = replace(run, train=replace(run.train, max_steps=state.total_steps))
     files = {
-        CONFIG_FILE: json.dumps(saved_config(run, state), indent=2).encode(),
+        CONFIG_FILE: json.dumps(settled.to_dict(state.world_size), indent=2).encode(),
         TOKENIZER_FILE: json.dumps(tokenizer.to_dict()).encode(),
         MODEL_FILE: weights_bytes(model),
         STATE_FILE: state_bytes(saved),
