@@ -58,8 +58,7 @@ class ProgressDisplay(TrainerCallback):
         if not trainer.dist.is_main:
             return
         describe_run(trainer, self.console)
-        # Under --max-time the bar is the budget's seconds, which is what the run promises
-        # (the step total is re-planned from the measured speed; the step is shown beside it).
+        # Under --max-time the bar counts the budget's seconds (the step total is re-planned).
         self.budget, self.started = trainer.cfg.max_time, time.monotonic()
         count = MofNCompleteColumn() if self.budget is None else TextColumn(_TIME_COUNT)
         self.progress = Progress(
