@@ -1,6 +1,5 @@
-"""The inspect commands as library calls: each opens a checkpoint, runs one analysis on a prompt
-and returns its report (the views render it; ``tinygpt inspect ...`` and the explore page are
-layers over these)."""
+"""The inspect commands as library calls: a checkpoint and a prompt in, one analysis's report out
+(the views render it; ``tinygpt inspect ...`` and the explore page are layers over these)."""
 
 from __future__ import annotations
 
@@ -45,15 +44,10 @@ def attention_report(
     explain: bool = False,
     induction_length: int | None = None,
 ) -> AttentionReport:
-    """Every layer's and head's attention on ``prompt`` (or, with ``induction``, on random
-    tokens repeated twice), with head scores, rollout and probes; see
-    :class:`~tinygpt.analysis.attention_report.AttentionReport`.
-
-    ``queries`` ("A:B") cuts the report to those queries; ``layer``/``head``/``query`` are
-    checked against it, and ``explain`` adds the step-by-step view of that query and head.
-    ``head`` may name a role (``"induction"``): the strongest such head (in ``layer`` if
-    given); ``report.focus`` is the head the report looked at.
-    """
+    """Every head's attention on ``prompt`` (or, with ``induction``, on random tokens repeated
+    twice), with scores, rollout and probes. ``queries`` ("A:B") cuts the report; ``explain``
+    adds that ``query`` of that head step by step. ``head`` may name a role (``"induction"``):
+    the strongest such head (in ``layer`` if given); ``report.focus`` is the head looked at."""
     _check_text(prompt, induction)
     model, tokenizer, ck = load(checkpoint, device, attention="manual", best=best)
     avoid = line_break_ids(tokenizer, model.config.vocab_size)
@@ -62,9 +56,7 @@ def attention_report(
     report = AttentionReport.build(
         model, ids, tokenizer.token_strings(ids), name, notices, induction_length, avoid
     )
-    preds = predictions(model, ids, k=5)
-    shown = [i for p in preds for i, _ in p.top] + ids
-    report.predictions = PredictionsReport(name, report.tokens, preds, _names(tokenizer, shown))
+    report.predictions = _predictions(model, tokenizer, ids, name, 5)
     if queries is not None:
         report = report.cut(*parse_query_range(queries, len(report.tokens)))
     if isinstance(head, str):
@@ -97,9 +89,8 @@ def _check_text(prompt: str, induction: bool) -> None:
 def _report_ids(
     model: GPT, tokenizer: Tokenizer, prompt: str | None, avoid: Sequence[int]
 ) -> tuple[list[int], list[str]]:
-    """The prompt's ids (and notes on them), or the induction probe's (``prompt`` None). The
-    probe's ids go in directly: decoding them to text and encoding it again is not the identity
-    for BPE (merges across tokens, partial characters, <|endoftext|>)."""
+    """The prompt's ids and notices, or (``prompt`` None) the induction probe's: as ids, since
+    decoding and encoding again is not the identity for BPE."""
     if prompt is not None:
         return encode_prompt(tokenizer, prompt, model.config.block_size)
     n = default_probe_length(model, avoid)
@@ -122,16 +113,14 @@ def compare_attention(
             f"comparing needs the same layers x heads: {report_a.shape} vs {report_b.shape}"
         )
     divergence = js_divergence(report_a.weights, report_b.weights).mean(-1)  # (layers, heads)
-    deltas = []
-    for sa, sb in zip(report_a.scores, report_b.scores, strict=True):
-        deltas.append(
-            {
-                "head": head_label(sa.layer, sa.head),
-                **{s.key: getattr(sb, s.key) - getattr(sa, s.key) for s in HEADLINE_SCORES},
-                "js_divergence": float(divergence[sa.layer, sa.head]),
-            }
-        )
-    return deltas
+    return [
+        {
+            "head": head_label(sa.layer, sa.head),
+            **{s.key: getattr(sb, s.key) - getattr(sa, s.key) for s in HEADLINE_SCORES},
+            "js_divergence": float(divergence[sa.layer, sa.head]),
+        }
+        for sa, sb in zip(report_a.scores, report_b.scores, strict=True)
+    ]
 
 
 def ablation_report(
@@ -164,13 +153,26 @@ def _shown_name(ck: Checkpoint) -> str:
 
 
 def _top_guess(model: GPT, ids: list[int], position: int) -> int:
-    """The model's most likely next token at ``position``."""
     return int(log_probs(model, ids)[position].argmax())
 
 
 def _names(tokenizer: Tokenizer, ids: Sequence[int]) -> dict[int, str]:
     unique = sorted(set(ids))
     return dict(zip(unique, tokenizer.token_strings(unique), strict=True))
+
+
+def _predictions(
+    model: GPT,
+    tokenizer: Tokenizer,
+    ids: list[int],
+    name: str,
+    top: int,
+    notices: Sequence[str] = (),
+) -> PredictionsReport:
+    preds = predictions(model, ids, k=top)
+    shown = [i for p in preds for i, _ in p.top] + ids
+    tokens = tokenizer.token_strings(ids)
+    return PredictionsReport(name, tokens, preds, _names(tokenizer, shown), list(notices))
 
 
 def predictions_report(
@@ -182,17 +184,12 @@ def predictions_report(
     best: bool = False,
 ) -> PredictionsReport:
     """At each position of ``prompt``: the model's ``top`` next tokens and the probability and
-    loss of the token that came next (see :mod:`tinygpt.analysis.predictions`)."""
+    loss of the token that came next."""
     if not 1 <= top <= MAX_ALTERNATIVES:
         raise UsageError(Opt("top", top), f" must be between 1 and {MAX_ALTERNATIVES}")
     model, tokenizer, ck = load(checkpoint, device, best=best)
     ids, notices = _prompt_ids(tokenizer, model, prompt)
-    preds = predictions(model, ids, k=top)
-    shown = [i for p in preds for i, _ in p.top] + ids
-    name = _shown_name(ck)
-    return PredictionsReport(
-        name, tokenizer.token_strings(ids), preds, _names(tokenizer, shown), notices
-    )
+    return _predictions(model, tokenizer, ids, _shown_name(ck), top, notices)
 
 
 def logit_attribution(
@@ -220,8 +217,8 @@ def logit_attribution(
         chosen = _top_guess(model, ids, at)
     attribution = direct_logit_attribution(model, ids, at, chosen)
     rows = logit_lens(model, ids, at, chosen)
-    name = _shown_name(ck)
     names = _names(tokenizer, [r.top_id for r in rows] + [chosen])
+    name = _shown_name(ck)
     return AttributionReport(
         name, tokens, at, chosen, names[chosen], source, attribution, rows, names, notices
     )
@@ -240,10 +237,9 @@ def activation_patching(
     device: str = "auto",
     best: bool = False,
 ) -> PatchingReport:
-    """Patch each head's output (at every position, and at each one) and each layer's residual
-    stream from the ``clean`` prompt into the ``corrupted`` one; how much of the gap in the
-    target's log-probability at ``position`` each restores. ``target`` defaults to the clean
-    run's top prediction there (see :mod:`tinygpt.analysis.patching`)."""
+    """How much of the gap in the target's log-probability at ``position`` each head's output and
+    each layer's residual stream restores, patched from ``clean`` into ``corrupted``. ``target``
+    defaults to the clean run's top prediction there."""
     model, tokenizer, ck = load(checkpoint, device, best=best)
     clean_ids, notices = _prompt_ids(tokenizer, model, clean, "clean")
     bad_ids, more = _prompt_ids(tokenizer, model, corrupted, "corrupted")
@@ -260,15 +256,9 @@ def activation_patching(
             "each share restored is a ratio of small differences (choose a --target the "
             "corruption matters to)"
         )
-    name = _shown_name(ck)
-    cfg = model.config
+    name, cfg = _shown_name(ck), model.config
+    bad_tokens = tokenizer.token_strings(bad_ids)
+    target_text = tokenizer.token_strings([chosen])[0]
     return PatchingReport(
-        name,
-        tokens,
-        tokenizer.token_strings(bad_ids),
-        tokenizer.token_strings([chosen])[0],
-        cfg.n_layer,
-        cfg.n_head,
-        result,
-        notices + more,
+        name, tokens, bad_tokens, target_text, cfg.n_layer, cfg.n_head, result, notices + more
     )

@@ -1,21 +1,11 @@
 """Head scores and roles, and the one table (:data:`SCORES`) that names them everywhere.
 
-Scores are computed per head from a (T, T) weight matrix A, where A[i, j] is how much query
-position i attends to key position j, averaged over the scored queries (i >= 1 and, for a report
-cut to ``--queries A:B``, i >= A; query 0 can only attend to itself):
-
-* previous-token: mean of A[i, i-1]
-* self: mean of A[i, i]
-* sink: mean of A[i, 0]
-* duplicate-token: mean weight on earlier positions holding the same token (over queries that
-  have one)
-* entropy: mean of -sum_j A[i, j] ln A[i, j], in nats; normalised divides each row by ln(i + 1),
-  its maximum (uniform attention over the i + 1 visible keys)
-* induction and copying are model-level scores, from :mod:`tinygpt.analysis.probes`.
-
-Roles (a head can have several): a role score's label when the score clears its threshold and
-CHANCE_MULTIPLE x its chance level; ``broad`` when the normalised entropy is at least 0.8 and no
-other role applies; otherwise ``mixed``.
+From a head's (T, T) weights A (query i to key j), averaged over queries i >= 1 (and >= A when
+cut to ``--queries A:B``): previous-token A[i, i-1], self A[i, i], sink A[i, 0], duplicate-token
+the weight on earlier copies of the query's token, entropy -sum_j A[i, j] ln A[i, j] in nats
+(normalised: over its maximum ln(i + 1)). Induction and copying come from probes.py. A head earns
+each role whose score clears its threshold and CHANCE_MULTIPLE x chance; else ``broad`` when the
+normalised entropy is at least BROAD_ENTROPY; else ``mixed``.
 """
 
 from __future__ import annotations

@@ -19,9 +19,8 @@ from tinygpt.sampling.text import StreamDecoder, encode_prompt, token_text
 from tinygpt.sampling.tokens import Step, make_generator, row_seeds, sample_tokens
 
 SEPARATOR = "\n" + "-" * 40 + "\n"  # between samples in the streamed text
-# What one call may hold: the batch's logits (and their softmax and sort) with its keys and
-# values, and the per-token records --alternatives keeps for --json. Asked for beyond these,
-# the answer is one line up front, not an allocation the machine can't make.
+# What one call may hold (the batch's logits, softmax and sort, keys and values; the records
+# --alternatives keeps): beyond these, one line up front, not an allocation that fails.
 MAX_BATCH_BYTES = 8 << 30
 MAX_RECORDS = 2_000_000
 
@@ -199,10 +198,9 @@ def generate_text(
     on_text: Callable[[str], None] | None = None,
     graph: bool | None = None,
 ) -> GenerationResult:
-    """Sample ``cfg.num_samples`` continuations as one batch, calling ``on_text`` with each piece
-    as it comes, sample after sample. Sample i uses seed ``cfg.seed + i``.
-
-    The reported time covers the sampling loop only (not model loading or tokenization)."""
+    """Sample ``cfg.num_samples`` continuations as one batch (sample i with seed ``cfg.seed +
+    i``), calling ``on_text`` with each piece, sample after sample. The time reported is the
+    sampling loop's alone."""
     cfg.validate()
     check_size(model, cfg)
     device = model.wte.weight.device
