@@ -124,9 +124,8 @@ def ablation_report(
     text: tuple[str, str] | None = None,
     samples: int = 8,
 ) -> dict[str, Any]:
-    """Loss with and without ``heads`` (``"L.H"``) on the prompt, on ``samples`` windows of the
-    training text (``text``: its path and encoding, skipped when it is gone) and on the
-    repeated-random-tokens probe."""
+    """Loss with and without ``heads`` on the prompt, ``samples`` windows of the training text
+    (``text``: its path and encoding; skipped when gone) and the induction probe."""
     check_mode(mode)
     cfg = model.config
     chosen = parse_heads(heads, cfg.n_layer, cfg.n_head)

@@ -51,7 +51,11 @@ def attention_report(
     _check_text(prompt, induction)
     model, tokenizer, ck = load(checkpoint, device, attention="manual", best=best)
     avoid = line_break_ids(tokenizer, model.config.vocab_size)
-    ids, notices = _report_ids(model, tokenizer, prompt if not induction else None, avoid)
+    if induction:  # the probe's ids as they are: decoding and encoding again changes BPE ids
+        n = default_probe_length(model, avoid)
+        ids, notices = induction_sequence(model.config.vocab_size, n, avoid=avoid), []
+    else:
+        ids, notices = encode_prompt(tokenizer, prompt, model.config.block_size)
     name = _shown_name(ck)
     report = AttentionReport.build(
         model, ids, tokenizer.token_strings(ids), name, notices, induction_length, avoid
@@ -86,23 +90,11 @@ def _check_text(prompt: str, induction: bool) -> None:
         )
 
 
-def _report_ids(
-    model: GPT, tokenizer: Tokenizer, prompt: str | None, avoid: Sequence[int]
-) -> tuple[list[int], list[str]]:
-    """The prompt's ids and notices, or (``prompt`` None) the induction probe's: as ids, since
-    decoding and encoding again is not the identity for BPE."""
-    if prompt is not None:
-        return encode_prompt(tokenizer, prompt, model.config.block_size)
-    n = default_probe_length(model, avoid)
-    return induction_sequence(model.config.vocab_size, n, avoid=avoid), []
-
-
 def compare_attention(
     checkpoint_a: str | Path, checkpoint_b: str | Path, prompt: str, *, device: str = "cpu"
 ) -> list[dict[str, Any]]:
-    """Per-head score changes from A to B on ``prompt``, and the Jensen-Shannon divergence of
-    their patterns (mean over queries, nats; 0 for identical heads). Without a prompt, on the
-    repeated-random-tokens probe (the same tokens for two models of one shape and vocabulary)."""
+    """Per-head score changes from A to B, and the Jensen-Shannon divergence of their patterns
+    (mean over queries, nats), on ``prompt`` or else the repeated-random-tokens probe."""
     probe = not prompt
     report_a = attention_report(checkpoint_a, prompt, device=device, induction=probe)
     report_b = attention_report(checkpoint_b, prompt, device=device, induction=probe)
@@ -132,8 +124,7 @@ def ablation_report(
     device: str = "cpu",
     samples: int = 8,
 ) -> dict[str, Any]:
-    """Loss with and without the given heads (``"L.H"``) on the prompt, a sample of the
-    training text and the repeated-random-tokens probe. See :mod:`tinygpt.analysis.ablation`."""
+    """Loss with and without ``heads`` (labels or roles): see :mod:`tinygpt.analysis.ablation`."""
     model, tokenizer, ck = load(checkpoint, device, attention="manual")
     text = (ck.config.train.data, ck.config.train.encoding) if ck.config.train.data else None
     named = [head_label(*strongest(model, tokenizer, h)[:2]) if is_role(h) else h for h in heads]
@@ -201,10 +192,9 @@ def logit_attribution(
     device: str = "auto",
     best: bool = False,
 ) -> AttributionReport:
-    """Each component's direct share of the ``target`` token's logit at ``position`` and the
-    logit lens there. ``position``: an index (negative from the end) or a token's text, the last
-    by default; ``target``: a token's text or ``#ID``; by default the token that came next, or
-    at the last position the model's top prediction."""
+    """Each component's direct share of the ``target`` token's logit at ``position`` (index or
+    token text; the last by default), and the logit lens there. ``target`` (text or ``#ID``)
+    defaults to the token that came next, at the last position the model's top prediction."""
     model, tokenizer, ck = load(checkpoint, device, best=best)
     ids, notices = _prompt_ids(tokenizer, model, prompt)
     tokens = tokenizer.token_strings(ids)

@@ -79,7 +79,6 @@ def evaluate_text(
     """Score the whole text, calling ``on_progress(windows done, windows in all)`` after each
     batch; ``keep_token_losses`` keeps each token's loss in the result (4 bytes a token)."""
     model.eval()
-    device = model.wte.weight.device
     ids = encode_text(tokenizer, text).astype(np.int64)
     if len(ids) < 2:
         raise UsageError("the file is too short to evaluate: it needs at least 2 tokens")
@@ -93,12 +92,10 @@ def evaluate_text(
     report = on_progress or (lambda done, total: None)
     for i in range(0, len(full), batch_size):
         rows = np.stack([ids[s : s + block + 1] for s in full[i : i + batch_size]])
-        written = _write_losses(model, torch.from_numpy(rows).to(device), losses, written)
+        written = _write_losses(model, rows, losses, written)
         report(i + rows.shape[0], len(starts))
     for s in starts[len(full) :]:  # the short window at the end
-        written = _write_losses(
-            model, torch.from_numpy(ids[s:][None, :]).to(device), losses, written
-        )
+        written = _write_losses(model, ids[s:][None, :], losses, written)
         report(len(starts), len(starts))
     total_nats, counted = float(losses.sum(dtype=np.float64)), len(losses)
     loss = total_nats / counted
@@ -121,7 +118,8 @@ def token_losses(model: GPT, rows: torch.Tensor) -> torch.Tensor:
     return losses.view(rows.size(0), -1)
 
 
-def _write_losses(model: GPT, rows: torch.Tensor, out: np.ndarray, at: int) -> int:
-    part = token_losses(model, rows).float().flatten().cpu().numpy()
+def _write_losses(model: GPT, rows: np.ndarray, out: np.ndarray, at: int) -> int:
+    rows_on_device = torch.from_numpy(rows).to(model.wte.weight.device)
+    part = token_losses(model, rows_on_device).float().flatten().cpu().numpy()
     out[at : at + len(part)] = part
     return at + len(part)

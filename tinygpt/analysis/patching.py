@@ -30,15 +30,7 @@ class PatchingResult:
     residual: torch.Tensor  # (n_layer, T): the stream into each layer at one position
 
     def to_dict(self) -> dict:
-        return {
-            "position": self.position,
-            "target": self.target,
-            "clean_logprob": self.clean_logprob,
-            "corrupted_logprob": self.corrupted_logprob,
-            "heads": self.heads.tolist(),
-            "head_positions": self.head_positions.tolist(),
-            "residual": self.residual.tolist(),
-        }
+        return {k: v.tolist() if torch.is_tensor(v) else v for k, v in vars(self).items()}
 
 
 @torch.inference_mode()
@@ -68,9 +60,9 @@ def _replacing(selected: torch.Tensor, source: torch.Tensor):
     return patch
 
 
+@torch.inference_mode()
 def _target_logprob(model: GPT, idx: torch.Tensor, position: int, target: int) -> float:
-    with torch.inference_mode():
-        logits, _ = model(idx)
+    logits, _ = model(idx)
     return float(F.log_softmax(logits[0, position].float(), dim=-1)[target])
 
 

@@ -134,11 +134,8 @@ def repeat_loss(model: GPT, windows: torch.Tensor) -> float | None:
 
 @torch.inference_mode()
 def in_context_score(model: GPT, windows: torch.Tensor) -> float:
-    """Loss late in the context minus loss early in it (negative: later tokens gain from context).
-
-    ``windows`` is (B, T + 1) real text; late = the last quarter of positions, early = the
-    positions from T/16 to T/8 (Olsson et al. 2022 compare token 500 with token 50).
-    """
+    """Loss in the last quarter of ``windows`` (B, T + 1) minus loss from T/16 to T/8 (Olsson
+    et al. 2022 compare token 500 with 50); negative: later tokens gain from context."""
     losses = token_losses(model, windows).mean(0)
     t = losses.numel()
     early = losses[max(1, t // 16) : max(2, t // 8)].mean()

@@ -107,9 +107,8 @@ class HeadSnapshots(TrainerCallback):
 
 
 def wants_snapshots(asked: bool | None, model: ModelConfig) -> bool:
-    """``--head-snapshots`` when given, else on while one probe's attention weights (every
-    layer's and head's, block x block) stay under :data:`AUTO_SNAPSHOT_WEIGHTS` numbers: the
-    induction preset's 2 x 4 x 128² is 131k, GPT-2 small's 12 x 12 x 1024² 151M."""
+    """``--head-snapshots`` when given, else on while a probe's attention weights stay under
+    :data:`AUTO_SNAPSHOT_WEIGHTS` (induction preset: 131k; GPT-2 small: 151M)."""
     if asked is not None:
         return asked
     return model.n_layer * model.n_head * model.block_size**2 <= AUTO_SNAPSHOT_WEIGHTS

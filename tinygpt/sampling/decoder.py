@@ -89,20 +89,13 @@ class Decoder:
         self.cache = model.new_cache(batch_size) if kv_cache else None
         self.step: EagerStep | GraphedStep | None = None
         if self.cache is not None:
-            graphed = device.type == "cuda" if graph is None else graph
-            self.step = self._graphed(model, capture) if graphed else None
+            if device.type == "cuda" if graph is None else graph:
+                try:
+                    self.step = GraphedStep(model, self.cache, capture)
+                except RuntimeError:  # a driver or operation that cannot be captured: go eager
+                    self.cache.k.zero_()  # the warm-up may have written; nothing is cached yet
+                    self.cache.v.zero_()
             self.step = self.step or EagerStep(model, self.cache)
-
-    def _graphed(self, model: GPT, capture: Capture | None) -> GraphedStep | None:
-        """The graphed step, or None where capturing fails (a driver or an operation that
-        cannot be captured): the eager step computes the same numbers, only slower."""
-        assert self.cache is not None
-        try:
-            return GraphedStep(model, self.cache, capture)
-        except RuntimeError:
-            self.cache.k.zero_()  # the warm-up may have written; nothing is cached yet
-            self.cache.v.zero_()
-            return None
 
     def start(self, prompt: torch.Tensor) -> torch.Tensor:
         """Logits (B, vocab) after the prompt (B, T), T <= block size."""

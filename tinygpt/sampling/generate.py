@@ -61,12 +61,7 @@ class Sample:
     tokens: list[dict[str, Any]] = field(default_factory=list)  # with alternatives only
 
     def to_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = {
-            "seed": self.seed,
-            "new_tokens": self.new_tokens,
-            "finish": self.finish,
-            "stop": self.stop,
-        }
+        data = {key: getattr(self, key) for key in ("seed", "new_tokens", "finish", "stop")}
         if self.tokens:
             data["tokens"] = self.tokens
         return data
