@@ -30,7 +30,6 @@ class Score:
     column: str | None  # the head table's column, None: JSON and HTML only
     role: str | None = None  # the role label it earns by clearing ``threshold`` and chance
     threshold: float = ROLE_THRESHOLD
-    per_prompt: bool = True  # measured on the prompt (recomputed when it is cut), else per model
     snapshot: bool = False  # recorded for every head at every evaluation during training
     headline: bool = False  # shown where space is short: comparisons, the trajectory (roles)
 
@@ -38,19 +37,11 @@ class Score:
 # The order is the order of roles in a label, of table columns and of comparison columns.
 SCORES = (
     Score("previous_token", "prev", "previous-token", snapshot=True, headline=True),
-    Score(
-        "induction",
-        "induct",
-        "induction",
-        INDUCTION_THRESHOLD,
-        per_prompt=False,
-        snapshot=True,
-        headline=True,
-    ),
+    Score("induction", "induct", "induction", INDUCTION_THRESHOLD, snapshot=True, headline=True),
     Score("duplicate_token", "dup", "duplicate-token", snapshot=True),
     Score("sink", "sink", "sink", snapshot=True, headline=True),
     Score("self_attention", "self", "self", snapshot=True, headline=True),
-    Score("copying", "copy", per_prompt=False),
+    Score("copying", "copy"),
     Score("copying_direct", None),
     Score("entropy_normalised", "ent", snapshot=True, headline=True),
 )

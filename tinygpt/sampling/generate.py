@@ -14,6 +14,7 @@ from tinygpt.config.sample import SampleConfig
 from tinygpt.data.tokenizer import Tokenizer
 from tinygpt.errors import Opt, UsageError
 from tinygpt.model import GPT
+from tinygpt.sampling.choose import Alternatives
 from tinygpt.sampling.stops import StopMatcher
 from tinygpt.sampling.text import StreamDecoder, encode_prompt, token_text
 from tinygpt.sampling.tokens import Step, make_generator, row_seeds, sample_tokens
@@ -115,7 +116,7 @@ class Row:
         token_id = step.ids[row]
         self.sample.new_tokens += 1
         if step.alternatives is not None:
-            self.sample.tokens.append(self._record(token_id, step, row))
+            self.sample.tokens.append(self._record(token_id, step.alternatives, row))
         if token_id == self.eor:
             text = self.close()  # the record is whole: what the stop texts held back is kept
             self.sample.finish = "record"
@@ -144,9 +145,7 @@ class Row:
         self.pieces.append(text)
         return text
 
-    def _record(self, token_id: int, step: Step, row: int) -> dict[str, Any]:
-        alt = step.alternatives
-        assert alt is not None
+    def _record(self, token_id: int, alt: Alternatives, row: int) -> dict[str, Any]:
         return {
             "id": token_id,
             "text": token_text(self.tokenizer, token_id),
