@@ -95,15 +95,11 @@ def induction_probe(
 
 
 @torch.inference_mode()
-def induction_loss(
-    model: GPT, n: int | None = None, seed: int = 0, avoid: Sequence[int] = ()
-) -> float:
+def induction_loss(model: GPT, n: int | None = None, avoid: Sequence[int] = ()) -> float:
     """Mean loss on the second copy of repeated random tokens (predictable only by copying)."""
     n = n or default_probe_length(model, avoid)
-    ids = torch.tensor(
-        [induction_sequence(model.config.vocab_size, n, seed, avoid)],
-        device=model.wte.weight.device,
-    )
+    ids = induction_sequence(model.config.vocab_size, n, avoid=avoid)
+    ids = torch.tensor([ids], device=model.wte.weight.device)
     # position p predicts token p + 1; the second copy's tokens n + 1 .. 2n - 1 are predictable
     return float(token_losses(model, ids)[0, n:].mean())
 
