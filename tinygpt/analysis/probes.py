@@ -77,8 +77,7 @@ class InductionProbe:
             "repeated_length": self.length,
             "scores": self.scores.tolist(),
             "chance": self.chance,
-            # Tools that average over both copies (the first cannot be predicted) report about
-            # half of this for a perfect head.
+            # tools averaging over both copies report about half this for a perfect head
             "convention": "mean over second-copy queries; perfect head = 1",
         }
 

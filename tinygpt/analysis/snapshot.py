@@ -27,8 +27,7 @@ from tinygpt.model import GPT
 from tinygpt.model.device import autocast
 from tinygpt.training.trainer import Trainer, TrainerCallback
 
-# The induction probe repeats this many random tokens twice; with fewer there is no second-copy
-# token left to predict (block size 1 or 2, or a one-character vocabulary).
+# Fewer probe tokens (block size 1 or 2, a one-character vocabulary) leave nothing to predict.
 MIN_PROBE_LENGTH = 2
 # Head snapshots are on by default while a probe's attention weights are at most this many.
 AUTO_SNAPSHOT_WEIGHTS = 4_000_000

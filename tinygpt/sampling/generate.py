@@ -106,8 +106,7 @@ class Row:
         # a records model's end-of-record token ends the sample, unless told to go on
         self.eor = getattr(tokenizer, "eor", None) if cfg.stop_at_record else None
         self.sample = Sample(prompt_text, seed)
-        # The text as pieces, joined once at the end: appending to a string attribute copies
-        # it whole each time, quadratic over a long sample.
+        # joined once at the end: appending to a string attribute is quadratic over a sample
         self.pieces = [prompt_text]
         self.done = False
 
