@@ -1,23 +1,16 @@
-"""Does a head matter? Ablate it and measure how much the loss changes.
-
-Three ways to take a head out, each replacing only that head's output before the heads are
-concatenated and projected:
+"""Does a head matter? Take it out and measure how the loss changes (on the prompt, a sample of
+the training text, the repeats in it, and the repeated-random-tokens probe). Three ways out:
 
 * ``zero``: the head's output becomes 0.
-* ``mean``: its output becomes its mean output over reference text (every position), which
-  removes what the head computes on this input but keeps its average contribution.
-* ``pattern``: pattern-preserving: the head keeps its own attention weights but reads, at every
-  key position, the mean value vector of that position over the reference text. It still looks
-  where it looked, yet carries no information about this input's tokens.
-
-The loss change is reported on the prompt, on a sample of the training text, on the repeats in
-that sample (the predictions right after a repeated run of tokens) and on the
-repeated-random-tokens probe (the induction loss).
+* ``mean``: its mean output over reference text: what it computes on this input is gone, its
+  average contribution kept.
+* ``pattern``: it keeps its own attention weights but reads each key position's mean value
+  vector over the reference text: it looks where it looked, yet learns nothing of this input.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -79,8 +72,7 @@ def ablated(
     model: GPT, heads: list[tuple[int, int]], mode: str, stats: dict[int, dict[str, torch.Tensor]]
 ) -> Iterator[None]:
     """Within the block, the model runs with ``heads`` ablated in ``mode``: ``zero`` and ``mean``
-    replace the head's output (``hook_z``); ``pattern`` replaces the values it reads
-    (``hook_v``) by their reference means, so its own weights average those instead."""
+    replace the head's output (``hook_z``), ``pattern`` the values it reads (``hook_v``)."""
     check_mode(mode)
     point = "hook_v" if mode == "pattern" else "hook_z"
 
@@ -132,9 +124,8 @@ def ablation_report(
     text: tuple[str, str] | None = None,
     samples: int = 8,
 ) -> dict[str, Any]:
-    """Loss with and without ``heads`` (``"L.H"``) on the prompt, on ``samples`` windows of the
-    training text (``text``: its path and encoding, skipped when it is gone) and on the
-    repeated-random-tokens probe."""
+    """Loss with and without ``heads`` on the prompt, ``samples`` windows of the training text
+    (``text``: its path and encoding; skipped when gone) and the induction probe."""
     check_mode(mode)
     cfg = model.config
     chosen = parse_heads(heads, cfg.n_layer, cfg.n_head)
@@ -159,21 +150,22 @@ def ablation_report(
             f"training text {where!r} was not found; use zero or mean",
         )
     stats = reference_statistics(model, reference)
+
+    def change(measure: Callable[[], float | None]) -> dict[str, float] | None:
+        base = measure()
+        if base is None:
+            return None
+        with ablated(model, chosen, mode, stats):
+            after = measure()
+        return {"loss": base, "ablated": after, "delta": after - base}
+
     result: dict[str, Any] = {"heads": heads, "mode": mode, "text_source": text_source}
-    for name, rows in (("prompt", prompt_rows), ("text", text_rows)):
-        if rows is None:
-            continue
-        base = loss_on(model, rows)
-        with ablated(model, chosen, mode, stats):
-            after = loss_on(model, rows)
-        result[name] = {"loss": base, "ablated": after, "delta": after - base}
-    if text_rows is not None and (base := repeat_loss(model, text_rows)) is not None:
-        with ablated(model, chosen, mode, stats):
-            after = repeat_loss(model, text_rows)
-        result["repeat"] = {"loss": base, "ablated": after, "delta": after - base}
+    if prompt_rows is not None:
+        result["prompt"] = change(lambda: loss_on(model, prompt_rows))
+    if text_rows is not None:
+        result["text"] = change(lambda: loss_on(model, text_rows))
+        if (repeat := change(lambda: repeat_loss(model, text_rows))) is not None:
+            result["repeat"] = repeat
     avoid = line_break_ids(tokenizer, cfg.vocab_size)
-    base = induction_loss(model, avoid=avoid)
-    with ablated(model, chosen, mode, stats):
-        after = induction_loss(model, avoid=avoid)
-    result["probe"] = {"loss": base, "ablated": after, "delta": after - base}
+    result["probe"] = change(lambda: induction_loss(model, avoid=avoid))
     return result

@@ -1,11 +1,7 @@
-"""One prompt's attention report: captured weights, head scores, rollout and probes, which can
-cut itself to a query range and write itself as JSON or npz.
-
-The report is what every output shows (terminal, JSON, HTML, PNG/SVG, npz), so ``--queries A:B``
-is applied once, here: the prompt is cut after token B - 1 (exact, since attention is causal),
-queries before A are left out of every view, and the per-prompt scores are recomputed over the
-queries A..B-1 of the cut prompt. Model-level scores (the induction probe, the OV circuits)
-describe the weights and carry over unchanged.
+"""One prompt's attention report (weights, head scores, rollout, probes): what every output shows,
+so ``--queries A:B`` is applied once, here. The prompt is cut after token B - 1 (exact: attention
+is causal), queries before A are left out of every view, and the per-prompt scores are recomputed
+over queries A..B-1; model-level scores (induction probe, OV circuits) carry over unchanged.
 """
 
 from __future__ import annotations
@@ -55,7 +51,7 @@ def check_query_range(start: int, end: int, t: int, spec: str | None = None) -> 
 
 @dataclass
 class AttentionReport:
-    """Everything ``inspect-attention`` shows about one prompt (see the module docstring)."""
+    """Everything ``inspect-attention`` shows about one prompt."""
 
     model: str  # "DIR (step N)"
     run: AttentionRun
@@ -90,7 +86,6 @@ class AttentionReport:
             notices=list(notices or []),
         )
 
-    # -- what the views read -----------------------------------------------------------------
     @property
     def tokens(self) -> list[str]:
         """Every token of the (cut) prompt: the keys; queries are those from ``first_query``."""
@@ -127,7 +122,6 @@ class AttentionReport:
     def shape(self) -> tuple[int, int]:
         return int(self.direct.size(0)), int(self.direct.size(1))
 
-    # -- cutting and checking ----------------------------------------------------------------
     def cut(self, start: int, end: int) -> AttentionReport:
         """The report of queries ``start`` .. ``end - 1`` (positions in this report's prompt)."""
         check_query_range(start, end, len(self.tokens))
@@ -152,15 +146,12 @@ class AttentionReport:
             raise UsageError(Opt("head"), f" must be in 0..{n_head - 1}")
 
     def query_position(self, query: str | None) -> int:
-        """A position (negative counts from the end) or a token's text (its last occurrence),
-        among the queries in range; the last query when ``query`` is None."""
+        """A position or a token's text among the queries in range; None: the last query."""
         return resolve_position(self.tokens, query, "query", first=self.first_query)
 
-    # -- serialising -------------------------------------------------------------------------
     def to_dict(self, tensors: bool = False) -> dict[str, Any]:
-        """The JSON document; ``attention`` is [layer][head][query - first_query][key].
-
-        With ``tensors`` the attention and rollout stay tensors (for the HTML page)."""
+        """The JSON document; ``attention`` is [layer][head][query - first_query][key]. With
+        ``tensors`` the attention and rollout stay tensors (for the HTML page)."""
 
         def out(t: torch.Tensor) -> Any:
             return t if tensors else t.tolist()

@@ -1,16 +1,14 @@
 """Direct logit attribution: how much each component wrote the target token's logit directly.
 
-The residual stream at the last layer is a sum: the (normalised) embedding, every head's output
-through its slice of the attention's output projection (plus that projection's bias), every MLP's
-output. The final norm is linear in it once its scale is frozen at the value it had for this
-position (as TransformerLens does), and the LM head is linear, so the target's logit is the sum of
-each component's share, exactly, plus the final norm's bias. With a soft-capped head the shares
-add up to the logit before the cap (``raw_logit``); ``logit`` is what the cap made of it.
+The final residual stream is a sum (embedding, each head through its slice of the output
+projection, projection biases, MLPs). With the final norm's scale frozen at this position (as
+TransformerLens does) norm and LM head are linear, so the logit is exactly the sum of the shares
+plus the norm's bias: before any soft cap (``raw_logit``); ``logit`` is what the cap made of it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
@@ -25,7 +23,7 @@ class Share:
     logit: float
 
     def to_dict(self) -> dict:
-        return {"component": self.component, "logit": self.logit}
+        return asdict(self)
 
 
 @dataclass
@@ -53,8 +51,7 @@ class LogitAttribution:
 
 def frozen_norm(norm: nn.Module, final: torch.Tensor) -> tuple[callable, torch.Tensor | None]:
     """The final norm as a linear map at the scale it had on ``final`` (C,), and its bias.
-
-    LayerNorm: x -> (x - mean x) * s * gain; RMSNorm: x -> x * s (times a gain, if it has one)."""
+    LayerNorm: x -> (x - mean x) * s * gain; RMSNorm: x -> x * s (times a gain, if any)."""
     x = final.double()
     gain = norm.weight.detach().double().cpu() if norm.weight is not None else 1.0
     eps = norm.eps if norm.eps is not None else torch.finfo(final.dtype).eps
@@ -70,13 +67,12 @@ def frozen_norm(norm: nn.Module, final: torch.Tensor) -> tuple[callable, torch.T
 def components(
     model: GPT, ids: list[int], position: int
 ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-    """Every component's direct write to the residual stream at ``position`` (name -> (C,)), in
-    float64 on the CPU, and the final stream itself."""
+    """Each component's write to the residual stream at ``position`` (name -> (C,), float64 on
+    the CPU), and the final stream."""
     model.eval()
     idx = torch.tensor([ids], device=model.wte.weight.device)
     last = len(model.blocks) - 1
-    # Only what the sum needs: hooking the pattern too would force the explicit attention path
-    # and keep every head's T x T weights for one position's numbers.
+    # Only what the sum needs: hooking the pattern would force the explicit attention path.
     wanted = {"blocks.0.hook_resid_pre", f"blocks.{last}.hook_resid_post"}
     wanted |= {f"blocks.{i}.attn.hook_z" for i in range(last + 1)}
     wanted |= {f"blocks.{i}.hook_mlp_out" for i, b in enumerate(model.blocks) if b.mlp is not None}

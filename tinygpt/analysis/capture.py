@@ -1,9 +1,6 @@
-"""One prompt through the model with every layer's attention captured, and what is computed from
-whole patterns: attention rollout and the divergence of two patterns.
-
-Everything comes from the model's own forward pass, read at its named hook points; hooking the
-pattern runs attention on the explicit path, the only one that forms softmax(Q Kᵀ / √d_k + mask).
-"""
+"""One prompt through the model with every layer's attention captured at its hook points (hooking
+the pattern runs the explicit path, the only one that forms softmax(Q Kᵀ / √d_k + mask)), and
+what whole patterns give: attention rollout and the divergence of two patterns."""
 
 from __future__ import annotations
 
@@ -53,24 +50,12 @@ class AttentionRun:
         return torch.stack([c.weights[0] for c in self.captures])
 
     def prefix(self, end: int) -> AttentionRun:
-        """The run of the prompt's first ``end`` tokens. Attention is causal, so the rows before
-        ``end`` never saw later tokens: cutting the captures is exact, no new forward pass."""
-        return AttentionRun(
-            self.ids[:end],
-            self.tokens[:end],
-            [
-                AttentionCapture(
-                    c.q[..., :end, :],
-                    c.k[..., :end, :],
-                    c.v[..., :end, :],
-                    c.weights[..., :end, :end],
-                    c.head_outputs[..., :end, :],
-                    c.q_projected[..., :end, :],
-                    c.k_projected[..., :end, :],
-                )
-                for c in self.captures
-            ],
-        )
+        """The run of the prompt's first ``end`` tokens: exact, as attention is causal."""
+        captures = []
+        for c in self.captures:
+            cut = {name: getattr(c, name)[..., :end, :] for name in CAPTURED}
+            captures.append(AttentionCapture(**{**cut, "weights": cut["weights"][..., :end]}))
+        return AttentionRun(self.ids[:end], self.tokens[:end], captures)
 
 
 @torch.inference_mode()
@@ -92,12 +77,9 @@ def capture_attention(model: GPT, ids: list[int], token_strings: list[str]) -> A
 
 
 def rollout(weights: torch.Tensor) -> torch.Tensor:
-    """Attention rollout (Abnar & Zuidema 2020) through all layers of (L, H, T, T) weights.
-
-    Each layer: average the heads, add the identity for the residual connection, renormalise
-    rows; then multiply the layers together. Row i says how much token i's final representation
-    draws on each input token.
-    """
+    """Attention rollout (Abnar & Zuidema 2020) of (L, H, T, T) weights: per layer the heads'
+    mean plus the identity (the residual), rows renormalised, layers multiplied. Row i: how much
+    token i's final representation draws on each input token."""
     t = weights.size(-1)
     eye = torch.eye(t, dtype=torch.float64)
     result = eye

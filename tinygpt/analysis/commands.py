@@ -1,6 +1,5 @@
-"""The inspect commands as library calls: each opens a checkpoint, runs one analysis on a prompt
-and returns its report (the views render it; ``tinygpt inspect ...`` and the explore page are
-layers over these)."""
+"""The inspect commands as library calls: a checkpoint and a prompt in, one analysis's report out
+(the views render it; ``tinygpt inspect ...`` and the explore page are layers over these)."""
 
 from __future__ import annotations
 
@@ -45,26 +44,23 @@ def attention_report(
     explain: bool = False,
     induction_length: int | None = None,
 ) -> AttentionReport:
-    """Every layer's and head's attention on ``prompt`` (or, with ``induction``, on random
-    tokens repeated twice), with head scores, rollout and probes; see
-    :class:`~tinygpt.analysis.attention_report.AttentionReport`.
-
-    ``queries`` ("A:B") cuts the report to those queries; ``layer``/``head``/``query`` are
-    checked against it, and ``explain`` adds the step-by-step view of that query and head.
-    ``head`` may name a role (``"induction"``): the strongest such head (in ``layer`` if
-    given); ``report.focus`` is the head the report looked at.
-    """
+    """Every head's attention on ``prompt`` (or, with ``induction``, on random tokens repeated
+    twice), with scores, rollout and probes. ``queries`` ("A:B") cuts the report; ``explain``
+    adds that ``query`` of that head step by step. ``head`` may name a role (``"induction"``):
+    the strongest such head (in ``layer`` if given); ``report.focus`` is the head looked at."""
     _check_text(prompt, induction)
     model, tokenizer, ck = load(checkpoint, device, attention="manual", best=best)
     avoid = line_break_ids(tokenizer, model.config.vocab_size)
-    ids, notices = _report_ids(model, tokenizer, prompt if not induction else None, avoid)
+    if induction:  # the probe's ids as they are: decoding and encoding again changes BPE ids
+        n = default_probe_length(model, avoid)
+        ids, notices = induction_sequence(model.config.vocab_size, n, avoid=avoid), []
+    else:
+        ids, notices = encode_prompt(tokenizer, prompt, model.config.block_size)
     name = _shown_name(ck)
     report = AttentionReport.build(
         model, ids, tokenizer.token_strings(ids), name, notices, induction_length, avoid
     )
-    preds = predictions(model, ids, k=5)
-    shown = [i for p in preds for i, _ in p.top] + ids
-    report.predictions = PredictionsReport(name, report.tokens, preds, _names(tokenizer, shown))
+    report.predictions = _predictions(model, tokenizer, ids, name, 5)
     if queries is not None:
         report = report.cut(*parse_query_range(queries, len(report.tokens)))
     if isinstance(head, str):
@@ -94,24 +90,11 @@ def _check_text(prompt: str, induction: bool) -> None:
         )
 
 
-def _report_ids(
-    model: GPT, tokenizer: Tokenizer, prompt: str | None, avoid: Sequence[int]
-) -> tuple[list[int], list[str]]:
-    """The prompt's ids (and notes on them), or the induction probe's (``prompt`` None). The
-    probe's ids go in directly: decoding them to text and encoding it again is not the identity
-    for BPE (merges across tokens, partial characters, <|endoftext|>)."""
-    if prompt is not None:
-        return encode_prompt(tokenizer, prompt, model.config.block_size)
-    n = default_probe_length(model, avoid)
-    return induction_sequence(model.config.vocab_size, n, avoid=avoid), []
-
-
 def compare_attention(
     checkpoint_a: str | Path, checkpoint_b: str | Path, prompt: str, *, device: str = "cpu"
 ) -> list[dict[str, Any]]:
-    """Per-head score changes from A to B on ``prompt``, and the Jensen-Shannon divergence of
-    their patterns (mean over queries, nats; 0 for identical heads). Without a prompt, on the
-    repeated-random-tokens probe (the same tokens for two models of one shape and vocabulary)."""
+    """Per-head score changes from A to B, and the Jensen-Shannon divergence of their patterns
+    (mean over queries, nats), on ``prompt`` or else the repeated-random-tokens probe."""
     probe = not prompt
     report_a = attention_report(checkpoint_a, prompt, device=device, induction=probe)
     report_b = attention_report(checkpoint_b, prompt, device=device, induction=probe)
@@ -122,16 +105,14 @@ def compare_attention(
             f"comparing needs the same layers x heads: {report_a.shape} vs {report_b.shape}"
         )
     divergence = js_divergence(report_a.weights, report_b.weights).mean(-1)  # (layers, heads)
-    deltas = []
-    for sa, sb in zip(report_a.scores, report_b.scores, strict=True):
-        deltas.append(
-            {
-                "head": head_label(sa.layer, sa.head),
-                **{s.key: getattr(sb, s.key) - getattr(sa, s.key) for s in HEADLINE_SCORES},
-                "js_divergence": float(divergence[sa.layer, sa.head]),
-            }
-        )
-    return deltas
+    return [
+        {
+            "head": head_label(sa.layer, sa.head),
+            **{s.key: getattr(sb, s.key) - getattr(sa, s.key) for s in HEADLINE_SCORES},
+            "js_divergence": float(divergence[sa.layer, sa.head]),
+        }
+        for sa, sb in zip(report_a.scores, report_b.scores, strict=True)
+    ]
 
 
 def ablation_report(
@@ -143,8 +124,7 @@ def ablation_report(
     device: str = "cpu",
     samples: int = 8,
 ) -> dict[str, Any]:
-    """Loss with and without the given heads (``"L.H"``) on the prompt, a sample of the
-    training text and the repeated-random-tokens probe. See :mod:`tinygpt.analysis.ablation`."""
+    """Loss with and without ``heads`` (labels or roles): see :mod:`tinygpt.analysis.ablation`."""
     model, tokenizer, ck = load(checkpoint, device, attention="manual")
     text = (ck.config.train.data, ck.config.train.encoding) if ck.config.train.data else None
     named = [head_label(*strongest(model, tokenizer, h)[:2]) if is_role(h) else h for h in heads]
@@ -164,13 +144,26 @@ def _shown_name(ck: Checkpoint) -> str:
 
 
 def _top_guess(model: GPT, ids: list[int], position: int) -> int:
-    """The model's most likely next token at ``position``."""
     return int(log_probs(model, ids)[position].argmax())
 
 
 def _names(tokenizer: Tokenizer, ids: Sequence[int]) -> dict[int, str]:
     unique = sorted(set(ids))
     return dict(zip(unique, tokenizer.token_strings(unique), strict=True))
+
+
+def _predictions(
+    model: GPT,
+    tokenizer: Tokenizer,
+    ids: list[int],
+    name: str,
+    top: int,
+    notices: Sequence[str] = (),
+) -> PredictionsReport:
+    preds = predictions(model, ids, k=top)
+    shown = [i for p in preds for i, _ in p.top] + ids
+    tokens = tokenizer.token_strings(ids)
+    return PredictionsReport(name, tokens, preds, _names(tokenizer, shown), list(notices))
 
 
 def predictions_report(
@@ -182,17 +175,12 @@ def predictions_report(
     best: bool = False,
 ) -> PredictionsReport:
     """At each position of ``prompt``: the model's ``top`` next tokens and the probability and
-    loss of the token that came next (see :mod:`tinygpt.analysis.predictions`)."""
+    loss of the token that came next."""
     if not 1 <= top <= MAX_ALTERNATIVES:
         raise UsageError(Opt("top", top), f" must be between 1 and {MAX_ALTERNATIVES}")
     model, tokenizer, ck = load(checkpoint, device, best=best)
     ids, notices = _prompt_ids(tokenizer, model, prompt)
-    preds = predictions(model, ids, k=top)
-    shown = [i for p in preds for i, _ in p.top] + ids
-    name = _shown_name(ck)
-    return PredictionsReport(
-        name, tokenizer.token_strings(ids), preds, _names(tokenizer, shown), notices
-    )
+    return _predictions(model, tokenizer, ids, _shown_name(ck), top, notices)
 
 
 def logit_attribution(
@@ -204,10 +192,9 @@ def logit_attribution(
     device: str = "auto",
     best: bool = False,
 ) -> AttributionReport:
-    """Each component's direct share of the ``target`` token's logit at ``position`` and the
-    logit lens there. ``position``: an index (negative from the end) or a token's text, the last
-    by default; ``target``: a token's text or ``#ID``; by default the token that came next, or
-    at the last position the model's top prediction."""
+    """Each component's direct share of the ``target`` token's logit at ``position`` (index or
+    token text; the last by default), and the logit lens there. ``target`` (text or ``#ID``)
+    defaults to the token that came next, at the last position the model's top prediction."""
     model, tokenizer, ck = load(checkpoint, device, best=best)
     ids, notices = _prompt_ids(tokenizer, model, prompt)
     tokens = tokenizer.token_strings(ids)
@@ -220,8 +207,8 @@ def logit_attribution(
         chosen = _top_guess(model, ids, at)
     attribution = direct_logit_attribution(model, ids, at, chosen)
     rows = logit_lens(model, ids, at, chosen)
-    name = _shown_name(ck)
     names = _names(tokenizer, [r.top_id for r in rows] + [chosen])
+    name = _shown_name(ck)
     return AttributionReport(
         name, tokens, at, chosen, names[chosen], source, attribution, rows, names, notices
     )
@@ -240,10 +227,9 @@ def activation_patching(
     device: str = "auto",
     best: bool = False,
 ) -> PatchingReport:
-    """Patch each head's output (at every position, and at each one) and each layer's residual
-    stream from the ``clean`` prompt into the ``corrupted`` one; how much of the gap in the
-    target's log-probability at ``position`` each restores. ``target`` defaults to the clean
-    run's top prediction there (see :mod:`tinygpt.analysis.patching`)."""
+    """How much of the gap in the target's log-probability at ``position`` each head's output and
+    each layer's residual stream restores, patched from ``clean`` into ``corrupted``. ``target``
+    defaults to the clean run's top prediction there."""
     model, tokenizer, ck = load(checkpoint, device, best=best)
     clean_ids, notices = _prompt_ids(tokenizer, model, clean, "clean")
     bad_ids, more = _prompt_ids(tokenizer, model, corrupted, "corrupted")
@@ -260,15 +246,9 @@ def activation_patching(
             "each share restored is a ratio of small differences (choose a --target the "
             "corruption matters to)"
         )
-    name = _shown_name(ck)
-    cfg = model.config
+    name, cfg = _shown_name(ck), model.config
+    bad_tokens = tokenizer.token_strings(bad_ids)
+    target_text = tokenizer.token_strings([chosen])[0]
     return PatchingReport(
-        name,
-        tokens,
-        tokenizer.token_strings(bad_ids),
-        tokenizer.token_strings([chosen])[0],
-        cfg.n_layer,
-        cfg.n_head,
-        result,
-        notices + more,
+        name, tokens, bad_tokens, target_text, cfg.n_layer, cfg.n_head, result, notices + more
     )

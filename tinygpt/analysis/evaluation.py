@@ -1,9 +1,6 @@
-"""Scoring a checkpoint on a text file: cross-entropy, perplexity and bits per byte.
-
-The file is cut into consecutive windows of ``block_size`` tokens; every token after the first
-is predicted once, from the tokens before it in its window. Bits per byte divides the total
-loss (in bits) by the file's size in UTF-8 bytes, so models with different tokenizers compare.
-"""
+"""Scoring a checkpoint on a text file: cross-entropy, perplexity and bits per byte (the loss in
+bits over the file's UTF-8 bytes, so different tokenizers compare). Consecutive windows of
+``block_size`` tokens predict every token after the first once."""
 
 from __future__ import annotations
 
@@ -30,8 +27,7 @@ class EvalResult:
     bits_per_byte: float
     tokens: int
     bytes: int
-    # With keep_token_losses: the text's ids, and the loss of predicting each (ids[1:]; the
-    # first has none)
+    # With keep_token_losses: the text's ids, and the loss of each of ids[1:]
     token_ids: np.ndarray | None = field(default=None, repr=False)
     token_losses: np.ndarray | None = field(default=None, repr=False)
 
@@ -80,31 +76,26 @@ def evaluate_text(
     on_progress: Callable[[int, int], None] | None = None,
     keep_token_losses: bool = False,
 ) -> EvalResult:
-    """Score the whole text; ``on_progress(windows done, windows in all)`` after each batch
-    (a megabyte takes most of a minute on a CPU: the CLI shows a bar). ``keep_token_losses``
-    keeps each token's loss in the result (4 bytes a token)."""
+    """Score the whole text, calling ``on_progress(windows done, windows in all)`` after each
+    batch; ``keep_token_losses`` keeps each token's loss in the result (4 bytes a token)."""
     model.eval()
-    device = model.wte.weight.device
     ids = encode_text(tokenizer, text).astype(np.int64)
     if len(ids) < 2:
         raise UsageError("the file is too short to evaluate: it needs at least 2 tokens")
     block = model.config.block_size
     starts = list(range(0, len(ids) - 1, block))
-    # Windows do not overlap: together they predict ids[1:], each token once, in order. Each
-    # batch's losses are copied into one array made up front: thousands of small arrays kept
-    # between the batches' large temporaries fragmented the heap (4.9 GB for a 5.5 MB text).
+    # Losses go into one array made up front: thousands of small arrays kept between the
+    # batches' large temporaries fragmented the heap (4.9 GB for a 5.5 MB text).
     losses = np.empty(len(ids) - 1, dtype=np.float32)
     written = 0
     full = [s for s in starts if s + block + 1 <= len(ids)]
     report = on_progress or (lambda done, total: None)
     for i in range(0, len(full), batch_size):
         rows = np.stack([ids[s : s + block + 1] for s in full[i : i + batch_size]])
-        written = _write_losses(model, torch.from_numpy(rows).to(device), losses, written)
+        written = _write_losses(model, rows, losses, written)
         report(i + rows.shape[0], len(starts))
     for s in starts[len(full) :]:  # the short window at the end
-        written = _write_losses(
-            model, torch.from_numpy(ids[s:][None, :]).to(device), losses, written
-        )
+        written = _write_losses(model, ids[s:][None, :], losses, written)
         report(len(starts), len(starts))
     total_nats, counted = float(losses.sum(dtype=np.float64)), len(losses)
     loss = total_nats / counted
@@ -127,8 +118,8 @@ def token_losses(model: GPT, rows: torch.Tensor) -> torch.Tensor:
     return losses.view(rows.size(0), -1)
 
 
-def _write_losses(model: GPT, rows: torch.Tensor, out: np.ndarray, at: int) -> int:
-    """Copy the losses of ``rows`` into ``out`` from index ``at``; returns where they end."""
-    part = token_losses(model, rows).float().flatten().cpu().numpy()
+def _write_losses(model: GPT, rows: np.ndarray, out: np.ndarray, at: int) -> int:
+    rows_on_device = torch.from_numpy(rows).to(model.wte.weight.device)
+    part = token_losses(model, rows_on_device).float().flatten().cpu().numpy()
     out[at : at + len(part)] = part
     return at + len(part)

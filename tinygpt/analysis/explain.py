@@ -13,8 +13,6 @@ from tinygpt.model import GPT
 
 @dataclass
 class Explanation:
-    """Attention for one query in one head, step by step, with the model's numbers."""
-
     layer: int
     head: int
     query: int
@@ -80,23 +78,21 @@ def explain(model: GPT, run: AttentionRun, layer: int, head: int, query: int) ->
         float((proj[:, h * d : (h + 1) * d] @ outputs[h]).norm()) for h in range(outputs.size(0))
     ]
     model_weights = cap.weights[0, head, query, : query + 1].double()
-    attn = model.blocks[layer].attn
-    qk_norm, rotary = model.config.qk_norm, model.config.position == "rope"
-    projected_q = cap.q_projected
+    rotary = model.config.position == "rope"
     unrotated = None
     if rotary:
         qp, kp = cap.q_projected[0, head, query], cap.k_projected[0, head, : query + 1]
         with torch.no_grad():
-            qp, kp = attn.qk_norm(qp), attn.qk_norm(kp)
-        unrotated = (kp.double() @ qp.double()).tolist()
+            norm = model.blocks[layer].attn.qk_norm
+            unrotated = (norm(kp).double() @ norm(qp).double()).tolist()
     return Explanation(
         layer=layer,
         head=head,
         query=query,
         head_dim=d,
         q_norm=float(q.norm()),
-        projected_q_norm=float(projected_q[0, head, query].double().norm()),
-        qk_norm=qk_norm,
+        projected_q_norm=float(cap.q_projected[0, head, query].double().norm()),
+        qk_norm=model.config.qk_norm,
         rotary=rotary,
         unrotated_scores=unrotated,
         raw_scores=raw.tolist(),

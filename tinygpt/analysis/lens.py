@@ -25,30 +25,18 @@ class LensRow:
         return dict(vars(self))
 
 
-def residual_streams(model: GPT, ids: list[int]) -> tuple[list[str], torch.Tensor]:
-    """Names (``embed``, ``L0``, ...) and the stream after each: (n_layer + 1, T, C)."""
-    idx = torch.tensor([ids], device=model.wte.weight.device)
-    names = ["blocks.0.hook_resid_pre"] + [
-        f"blocks.{i}.hook_resid_post" for i in range(len(model.blocks))
-    ]
-    _, cache = run_with_cache(model, idx, lambda name: name in names)
-    streams = torch.stack([cache[n][0] for n in names])
-    return ["embed"] + [f"L{i}" for i in range(len(model.blocks))], streams
-
-
-def decode(model: GPT, resid: torch.Tensor) -> torch.Tensor:
-    """Log-probabilities from a residual stream, as the model's own final layers compute them."""
-    return F.log_softmax(model.head(model.ln_f(resid)).float(), dim=-1)
-
-
 @torch.inference_mode()
 def logit_lens(model: GPT, ids: list[int], position: int, target: int) -> list[LensRow]:
     """At ``position``, after each layer: the top token, the ``target``'s probability and rank."""
     model.eval()
-    names, streams = residual_streams(model, ids)
-    logp = decode(model, streams[:, position]).cpu()  # (n_layer + 1, vocab)
+    idx = torch.tensor([ids], device=model.wte.weight.device)
+    layers = range(len(model.blocks))
+    points = ["blocks.0.hook_resid_pre"] + [f"blocks.{i}.hook_resid_post" for i in layers]
+    _, cache = run_with_cache(model, idx, lambda name: name in points)
+    streams = torch.stack([cache[p][0, position] for p in points])  # (n_layer + 1, C)
+    logp = F.log_softmax(model.head(model.ln_f(streams)).float(), dim=-1).cpu()
     rows = []
-    for name, lp in zip(names, logp, strict=True):
+    for name, lp in zip(["embed"] + [f"L{i}" for i in layers], logp, strict=True):
         rank = int((lp > lp[target]).sum())
         rows.append(
             LensRow(name, int(lp.argmax()), float(lp.max().exp()), float(lp[target].exp()), rank)

@@ -1,13 +1,9 @@
 """Activation patching: which activation carries the difference between two prompts.
 
-Run the corrupted prompt with one activation taken from the clean run (one head's output at one
-position, that head's output at every position, one layer's residual stream at one position) and
-measure how much of the gap in the target token's log-probability it restores:
-
-    restored = (patched - corrupted) / (clean - corrupted)
-
-1 means the patch alone brings the clean prediction back, 0 that it does nothing. Patches go in
-through the named hook points, a batch of corrupted rows at a time, each row with its own patch.
+The corrupted prompt runs with one activation from the clean run (a head's output at one position
+or at all, a layer's residual stream at one position), a batch of rows at a time, each with its
+own patch. restored = (patched - corrupted) / (clean - corrupted): 1 brings the clean prediction
+back, 0 does nothing.
 """
 
 from __future__ import annotations
@@ -34,15 +30,7 @@ class PatchingResult:
     residual: torch.Tensor  # (n_layer, T): the stream into each layer at one position
 
     def to_dict(self) -> dict:
-        return {
-            "position": self.position,
-            "target": self.target,
-            "clean_logprob": self.clean_logprob,
-            "corrupted_logprob": self.corrupted_logprob,
-            "heads": self.heads.tolist(),
-            "head_positions": self.head_positions.tolist(),
-            "residual": self.residual.tolist(),
-        }
+        return {k: v.tolist() if torch.is_tensor(v) else v for k, v in vars(self).items()}
 
 
 @torch.inference_mode()
@@ -55,9 +43,8 @@ def patched_logprobs(
     position: int,
     target: int,
 ) -> torch.Tensor:
-    """Run ``corrupted`` (1, T) once per mask, each time with the activation at hook point
-    ``point`` taken from ``source`` where the mask (broadcast to the activation) is True; return
-    the target's log-probability at ``position`` for each (len(masks),)."""
+    """The target's log-probability at ``position`` (len(masks),) of ``corrupted`` (1, T) run
+    once per mask, with ``point``'s activation from ``source`` where the mask is True."""
     out = []
     for chunk in masks.split(ROWS_PER_BATCH):
         with hooks(model, [(point, _replacing(chunk.to(source.device), source))]):
@@ -73,17 +60,17 @@ def _replacing(selected: torch.Tensor, source: torch.Tensor):
     return patch
 
 
+@torch.inference_mode()
 def _target_logprob(model: GPT, idx: torch.Tensor, position: int, target: int) -> float:
-    with torch.inference_mode():
-        logits, _ = model(idx)
+    logits, _ = model(idx)
     return float(F.log_softmax(logits[0, position].float(), dim=-1)[target])
 
 
 def patch_activations(
     model: GPT, clean: list[int], corrupted: list[int], position: int, target: int
 ) -> PatchingResult:
-    """Every head (at all positions and at each one) and every layer's residual stream (at each
-    position) patched from ``clean`` into ``corrupted``; the share of the gap each restores."""
+    """The share of the gap each head (at all positions, at each one) and each layer's residual
+    stream (at each position) restores, patched from ``clean`` into ``corrupted``."""
     if len(clean) != len(corrupted):
         raise UsageError(
             Opt("clean"),
@@ -112,8 +99,8 @@ def patch_activations(
     stream = eye_t[:, :, None]
     heads, head_positions, residual = [], [], []
     for layer in range(n_layer):
-        z = cache[f"blocks.{layer}.attn.hook_z"]
         point = f"blocks.{layer}.attn.hook_z"
+        z = cache[point]
         heads.append(patched_logprobs(model, bad_idx, point, z, every, position, target))
         grid = patched_logprobs(model, bad_idx, point, z, one, position, target)
         head_positions.append(grid.view(n_head, t))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
@@ -22,13 +22,7 @@ class Prediction:
     loss: float | None = None  # -ln next_prob, in nats
 
     def to_dict(self) -> dict:
-        return {
-            "position": self.position,
-            "top": [{"id": i, "prob": p} for i, p in self.top],
-            "next_id": self.next_id,
-            "next_prob": self.next_prob,
-            "loss": self.loss,
-        }
+        return {**asdict(self), "top": [{"id": i, "prob": p} for i, p in self.top]}
 
 
 @torch.inference_mode()

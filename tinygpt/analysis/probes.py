@@ -1,14 +1,11 @@
-"""Model-level probes of what heads do: induction on repeated random tokens, the in-context
-learning score, and copying (from the weights alone, and along the direct path on a prompt).
+"""Model-level probes of what heads do: induction, in-context learning, repeat loss, copying.
 
-* induction (prefix matching, Olsson et al. 2022): on a sequence of random distinct tokens
-  r_0..r_{n-1} repeated twice, the mean over positions i of the second copy of A[i, i - n + 1]:
-  the weight on the token right after the earlier occurrence of the current token. A perfect
-  induction head scores 1. The random tokens are never line breaks: many corpora start a new,
-  unrelated record on each line, and a model that learned not to copy across one is right.
-* repeat loss: on real text, the loss of the predictions made right after a run of
-  REPEAT_MATCH tokens that already occurred earlier in the window, where copying what followed
-  the earlier run can help (on ``tinygpt data repeats`` text: the second copy of each string).
+* induction (prefix matching, Olsson et al. 2022): on n random distinct tokens repeated twice,
+  the mean over the second copy of A[i, i - n + 1], the weight on the token after the earlier
+  occurrence (a perfect head scores 1). Never line breaks: many corpora start an unrelated
+  record on each line, and a model that learned not to copy across one is right.
+* repeat loss: the loss right after a run of REPEAT_MATCH tokens seen earlier in the window,
+  where copying what followed it can help.
 """
 
 from __future__ import annotations
@@ -80,9 +77,7 @@ class InductionProbe:
             "repeated_length": self.length,
             "scores": self.scores.tolist(),
             "chance": self.chance,
-            # A perfect induction head puts all of a second-copy query's weight on the token
-            # after the earlier occurrence: it scores 1 per scored query here. Tools that
-            # average over both copies (the first cannot be predicted) report about half.
+            # tools averaging over both copies report about half this for a perfect head
             "convention": "mean over second-copy queries; perfect head = 1",
         }
 
@@ -99,15 +94,11 @@ def induction_probe(
 
 
 @torch.inference_mode()
-def induction_loss(
-    model: GPT, n: int | None = None, seed: int = 0, avoid: Sequence[int] = ()
-) -> float:
+def induction_loss(model: GPT, n: int | None = None, avoid: Sequence[int] = ()) -> float:
     """Mean loss on the second copy of repeated random tokens (predictable only by copying)."""
     n = n or default_probe_length(model, avoid)
-    ids = torch.tensor(
-        [induction_sequence(model.config.vocab_size, n, seed, avoid)],
-        device=model.wte.weight.device,
-    )
+    ids = induction_sequence(model.config.vocab_size, n, avoid=avoid)
+    ids = torch.tensor([ids], device=model.wte.weight.device)
     # position p predicts token p + 1; the second copy's tokens n + 1 .. 2n - 1 are predictable
     return float(token_losses(model, ids)[0, n:].mean())
 
@@ -138,11 +129,8 @@ def repeat_loss(model: GPT, windows: torch.Tensor) -> float | None:
 
 @torch.inference_mode()
 def in_context_score(model: GPT, windows: torch.Tensor) -> float:
-    """Loss late in the context minus loss early in it (negative: later tokens gain from context).
-
-    ``windows`` is (B, T + 1) real text; late = the last quarter of positions, early = the
-    positions from T/16 to T/8 (Olsson et al. 2022 compare token 500 with token 50).
-    """
+    """Loss in the last quarter of ``windows`` (B, T + 1) minus loss from T/16 to T/8 (Olsson
+    et al. 2022 compare token 500 with 50); negative: later tokens gain from context."""
     losses = token_losses(model, windows).mean(0)
     t = losses.numel()
     early = losses[max(1, t // 16) : max(2, t // 8)].mean()
@@ -151,14 +139,10 @@ def in_context_score(model: GPT, windows: torch.Tensor) -> float:
 
 @torch.no_grad()
 def copying_scores(model: GPT) -> torch.Tensor:
-    """(n_layer, n_head) weights-only copying scores of the OV circuits, in [0, 1].
-
-    A head that copies raises the logit of the token it attends to: its full OV circuit
-    M = W_E W_V W_O W_U (vocab x vocab, row-vector convention) has mostly positive eigenvalues.
-    M's non-zero eigenvalues are those of the small d_head x d_head product W_O W_U W_E W_V, so
-    that is what is computed. The score is the share of eigenvalue magnitude with a positive
-    real part (Elhage et al. 2021; Olsson et al. 2022). It ignores the norms and biases.
-    """
+    """(n_layer, n_head) weights-only copying scores of the OV circuits, in [0, 1]: the share of
+    eigenvalue magnitude with a positive real part (Elhage et al. 2021), as a copying head's
+    OV circuit M = W_E W_V W_O W_U raises the logit of what it attends to. M's non-zero
+    eigenvalues are those of the small product W_O W_U W_E W_V. Norms and biases are ignored."""
     cfg = model.config
     d, dh = cfg.n_embd, cfg.head_dim
     w_e = model.wte.weight.double()  # (vocab, d)
@@ -181,14 +165,10 @@ def copying_scores(model: GPT) -> torch.Tensor:
 
 @torch.no_grad()
 def direct_copying_per_query(model: GPT, run: AttentionRun) -> torch.Tensor:
-    """(n_layer, n_head, T) direct-path copying of each query, in logits (Olsson et al. 2022).
-
-    For each query, the head's update to the residual stream is read straight out through the
-    unembedding (the final LayerNorm's gain applied as a linear scale; later layers ignored).
-    The value is the weight-averaged rise of the logits of the tokens the head attends to,
-    relative to the mean logit: > 0 means the head promotes the tokens it looks at. Query i
-    depends only on tokens up to i, so a prompt cut after B keeps the first B values.
-    """
+    """(n_layer, n_head, T) direct-path copying of each query (Olsson et al. 2022): the head's
+    update read straight through the unembedding (the final norm's gain as a scale; later
+    layers ignored), and the weight-averaged rise, over the mean logit, of the logits of the
+    tokens it attends to. > 0: the head promotes what it looks at."""
     cfg = model.config
     dh = cfg.head_dim
     ids = torch.tensor(run.ids)

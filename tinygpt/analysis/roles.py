@@ -1,12 +1,6 @@
-"""Heads named by their role: ``--head induction`` is the checkpoint's strongest induction head,
-``--heads previous-token`` its strongest previous-token head. Which head that is depends on the
-run (and on the torch build that trained it), so commands and docs that name a role work with
-any checkpoint where a fixed label (L1H2) would not.
-
-The strength is measured on the repeated-random-tokens probe (the same for every command and
-prompt): for an induction head, its weight on the token after the earlier copy; for the other
-roles, the score of that role on the probe.
-"""
+"""Heads named by their role (``--head induction``: the strongest induction head, measured on the
+repeated-random-tokens probe): which head that is depends on the run, so a role works with any
+checkpoint where a fixed label (L1H2) would not."""
 
 from __future__ import annotations
 
@@ -24,8 +18,6 @@ from tinygpt.analysis.scores import BY_ROLE, all_head_scores
 from tinygpt.data.tokenizer import Tokenizer
 from tinygpt.errors import UsageError
 from tinygpt.model import GPT
-
-ROLE_NAMES = tuple(BY_ROLE)
 
 
 def is_role(spec: str) -> bool:

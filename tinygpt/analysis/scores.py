@@ -1,21 +1,11 @@
 """Head scores and roles, and the one table (:data:`SCORES`) that names them everywhere.
 
-Scores are computed per head from a (T, T) weight matrix A, where A[i, j] is how much query
-position i attends to key position j, averaged over the scored queries (i >= 1 and, for a report
-cut to ``--queries A:B``, i >= A; query 0 can only attend to itself):
-
-* previous-token: mean of A[i, i-1]
-* self: mean of A[i, i]
-* sink: mean of A[i, 0]
-* duplicate-token: mean weight on earlier positions holding the same token (over queries that
-  have one)
-* entropy: mean of -sum_j A[i, j] ln A[i, j], in nats; normalised divides each row by ln(i + 1),
-  its maximum (uniform attention over the i + 1 visible keys)
-* induction and copying are model-level scores, from :mod:`tinygpt.analysis.probes`.
-
-Roles (a head can have several): a role score's label when the score clears its threshold and
-CHANCE_MULTIPLE x its chance level; ``broad`` when the normalised entropy is at least 0.8 and no
-other role applies; otherwise ``mixed``.
+From a head's (T, T) weights A (query i to key j), averaged over queries i >= 1 (and >= A when
+cut to ``--queries A:B``): previous-token A[i, i-1], self A[i, i], sink A[i, 0], duplicate-token
+the weight on earlier copies of the query's token, entropy -sum_j A[i, j] ln A[i, j] in nats
+(normalised: over its maximum ln(i + 1)). Induction and copying come from probes.py. A head earns
+each role whose score clears its threshold and CHANCE_MULTIPLE x chance; else ``broad`` when the
+normalised entropy is at least BROAD_ENTROPY; else ``mixed``.
 """
 
 from __future__ import annotations
@@ -40,7 +30,6 @@ class Score:
     column: str | None  # the head table's column, None: JSON and HTML only
     role: str | None = None  # the role label it earns by clearing ``threshold`` and chance
     threshold: float = ROLE_THRESHOLD
-    per_prompt: bool = True  # measured on the prompt (recomputed when it is cut), else per model
     snapshot: bool = False  # recorded for every head at every evaluation during training
     headline: bool = False  # shown where space is short: comparisons, the trajectory (roles)
 
@@ -48,19 +37,11 @@ class Score:
 # The order is the order of roles in a label, of table columns and of comparison columns.
 SCORES = (
     Score("previous_token", "prev", "previous-token", snapshot=True, headline=True),
-    Score(
-        "induction",
-        "induct",
-        "induction",
-        INDUCTION_THRESHOLD,
-        per_prompt=False,
-        snapshot=True,
-        headline=True,
-    ),
+    Score("induction", "induct", "induction", INDUCTION_THRESHOLD, snapshot=True, headline=True),
     Score("duplicate_token", "dup", "duplicate-token", snapshot=True),
     Score("sink", "sink", "sink", snapshot=True, headline=True),
     Score("self_attention", "self", "self", snapshot=True, headline=True),
-    Score("copying", "copy", per_prompt=False),
+    Score("copying", "copy"),
     Score("copying_direct", None),
     Score("entropy_normalised", "ent", snapshot=True, headline=True),
 )

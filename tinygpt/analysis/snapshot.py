@@ -1,8 +1,5 @@
-"""Head scores through training: a snapshot at every evaluation, and when each head earned a role.
-
-:class:`HeadSnapshots` attaches to the trainer's evaluation event and adds the snapshot to the
-record that goes into ``metrics.jsonl``; ``inspect-attention --trajectory`` reads them back.
-"""
+"""Head scores through training: a snapshot in every evaluation's ``metrics.jsonl`` record (read
+back by ``inspect-attention --trajectory``), and when each head earned a role."""
 
 from __future__ import annotations
 
@@ -30,8 +27,7 @@ from tinygpt.model import GPT
 from tinygpt.model.device import autocast
 from tinygpt.training.trainer import Trainer, TrainerCallback
 
-# The induction probe repeats this many random tokens twice; with fewer there is no second-copy
-# token left to predict (block size 1 or 2, or a one-character vocabulary).
+# Fewer probe tokens (block size 1 or 2, a one-character vocabulary) leave nothing to predict.
 MIN_PROBE_LENGTH = 2
 # Head snapshots are on by default while a probe's attention weights are at most this many.
 AUTO_SNAPSHOT_WEIGHTS = 4_000_000
@@ -41,9 +37,8 @@ AUTO_SNAPSHOT_WEIGHTS = 4_000_000
 def probe_snapshot(
     model: GPT, text_ids: list[int], windows: torch.Tensor, avoid: Sequence[int] = ()
 ) -> dict[str, Any]:
-    """Head scores on a fixed probe, for a run's metrics at every evaluation (cheap).
-
-    ``avoid``: token ids the induction probe never draws (line breaks)."""
+    """Head scores on a fixed probe, for a run's metrics at every evaluation (cheap). ``avoid``:
+    token ids the induction probe never draws (line breaks)."""
     was_training = model.training
     model.eval()
     run = capture_attention(model, text_ids, [str(i) for i in text_ids])
@@ -111,9 +106,8 @@ class HeadSnapshots(TrainerCallback):
 
 
 def wants_snapshots(asked: bool | None, model: ModelConfig) -> bool:
-    """``--head-snapshots`` when given, else on while one probe's attention weights (every
-    layer's and head's, block x block) stay under :data:`AUTO_SNAPSHOT_WEIGHTS` numbers: the
-    induction preset's 2 x 4 x 128² is 131k, GPT-2 small's 12 x 12 x 1024² 151M."""
+    """``--head-snapshots`` when given, else on while a probe's attention weights stay under
+    :data:`AUTO_SNAPSHOT_WEIGHTS` (induction preset: 131k; GPT-2 small: 151M)."""
     if asked is not None:
         return asked
     return model.n_layer * model.n_head * model.block_size**2 <= AUTO_SNAPSHOT_WEIGHTS
@@ -128,9 +122,8 @@ def first_crossings(metrics: list[dict[str, Any]]) -> list[tuple[str, str, int, 
         for head, scores in record.get("heads", {}).items():
             for score in ROLE_SCORES:
                 value = scores.get(score.key)
-                if (head, score.role) in seen or not clears(
-                    score, value, chance.get(score.key, 0.0)
-                ):
+                earned = clears(score, value, chance.get(score.key, 0.0))
+                if not earned or (head, score.role) in seen:
                     continue
                 seen.add((head, score.role))
                 out.append((head, score.role, int(record["step"]), float(value)))
@@ -163,9 +156,9 @@ class LossDrop:
 
 @dataclass(frozen=True)
 class PhaseChange:
-    """What the induction-head phase change looks like in a run's evaluations: the repeat
-    loss's steepest drop, and the first previous-token head with the first induction head in a
-    later layer (Olsson et al. 2022: the two appear together, as the loss drops)."""
+    """The induction-head phase change in a run's evaluations: the repeat loss's steepest drop,
+    the first previous-token head and the first induction head in a later layer (Olsson et al.
+    2022: they appear together, as the loss drops)."""
 
     drop: LossDrop | None
     previous_token: Crossing | None
@@ -189,7 +182,7 @@ def steepest_drop(records: list[dict[str, Any]]) -> LossDrop | None:
 
 
 def phase_change(records: list[dict[str, Any]]) -> PhaseChange:
-    """The phase change of a run (see :class:`PhaseChange`); parts it never reached are None."""
+    """The phase change of a run; parts it never reached are None."""
     chance_at = {int(r["step"]): r.get("chance", {}) for r in records}
     crossings = [
         Crossing(head, role, step, score, float(chance_at[step].get(BY_ROLE[role].key, 0.0)))

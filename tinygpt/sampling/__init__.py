@@ -1,14 +1,6 @@
-"""Sampling: choosing tokens, the batched decode loop, stop texts, and samples as text.
-
-* :mod:`~tinygpt.sampling.choose`: temperature, top-k, top-p, greedy; the model's alternatives.
-* :mod:`~tinygpt.sampling.decoder`: the context window and the KV cache, prefill apart from the
-  one-token step (graphed on CUDA).
-* :mod:`~tinygpt.sampling.tokens`: the token loop over a batch of rows, a generator per row.
-* :mod:`~tinygpt.sampling.stops`: stop texts matched across token boundaries.
-* :mod:`~tinygpt.sampling.text`: prompts to ids, streamed ids to text.
-* :mod:`~tinygpt.sampling.generate`: N samples as one batch, streamed in order.
-* :mod:`~tinygpt.sampling.interactive`: one prompt after another, the model loaded once.
-"""
+"""Sampling: choosing tokens (choose.py), the batched decode loop (decoder.py, tokens.py), stop
+texts (stops.py), prompts and streamed text (text.py), N samples streamed in order (generate.py)
+and one prompt after another (interactive.py)."""
 
 from tinygpt.sampling.choose import Alternatives, alternatives, choose, filter_logits
 from tinygpt.sampling.decoder import Decoder, keep_after_crop

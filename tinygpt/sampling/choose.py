@@ -1,5 +1,5 @@
-"""Choosing each row's next token from the model's logits: temperature, top-k, top-p, greedy,
-and the model's own top alternatives with their probabilities."""
+"""Each row's next token from the logits (temperature, top-k, top-p, greedy), and the model's
+own top alternatives."""
 
 from __future__ import annotations
 
@@ -29,10 +29,8 @@ def filter_logits(logits: torch.Tensor, top_k: int | None, top_p: float | None) 
 def choose(
     logits: torch.Tensor, cfg: SampleConfig, generators: list[torch.Generator | None]
 ) -> torch.Tensor:
-    """The next token id of each row of ``logits`` (B, vocab); temperature 0 is greedy.
-
-    Row i draws from ``generators[i]`` alone, so a row's sample depends on its own seed and
-    not on the batch it was drawn in."""
+    """The next token id of each row of ``logits`` (B, vocab); temperature 0 is greedy. Row i
+    draws from ``generators[i]`` alone, so its sample depends on its seed, not on its batch."""
     if cfg.temperature == 0:
         return logits.argmax(dim=-1)
     # Shifted so the largest logit is 0 before dividing: a tiny temperature (1e-45) then sends

@@ -1,18 +1,11 @@
-"""Feeding a batch of rows through the model one token at a time, in a sliding context window.
+"""A batch of rows fed through the model one token at a time, in a sliding context window.
 
-When a row outgrows the block size, the window jumps forward to keep the last 3/4 of a block,
-and the KV cache is refilled from those tokens once. So the model always sees between 3/4 of a
-block and a full block of context, the cache is rebuilt once per quarter-block instead of at
-every token, and cached and uncached runs pick identical tokens. Every row of a batch continues
-the same prompt and has made as many steps, so the window jumps for all rows at once.
-
-Three ways to the next logits, one answer:
-
-* no cache: the whole window through :meth:`GPT.forward` at every token (for comparison);
-* cache: the window through ``forward`` into the KV cache once, then :meth:`GPT.step` per token
-  (one token's arithmetic, fixed shapes);
-* cache, graphed (the default on CUDA): that step captured once as a CUDA graph and replayed per
-  token, so a token costs one launch instead of a few hundred small kernels.
+When the rows outgrow the block size (all at once: they continue one prompt), the window jumps
+to keep the last 3/4 of a block and the KV cache is refilled once. So the model sees 3/4 to a
+full block of context, the cache is rebuilt once per quarter-block, and cached and uncached runs
+pick identical tokens. Three ways to the same logits: the whole window through ``forward`` per
+token (no cache); the cache filled once, then :meth:`GPT.step` per token; and (the default on
+CUDA) that step replayed as a CUDA graph: one launch per token, not a few hundred kernels.
 """
 
 from __future__ import annotations
@@ -59,9 +52,8 @@ class EagerStep:
 
 
 class GraphedStep:
-    """The one-token step captured once and replayed: the token ids and the position are copied
-    into fixed input buffers, and the logits come back in a fixed output buffer. It must be
-    built before anything is cached (the warm-up writes into the cache)."""
+    """The one-token step captured once and replayed through fixed input and output buffers.
+    Build it before anything is cached: the warm-up writes into the cache."""
 
     def __init__(self, model: GPT, cache: KVCache, capture: Capture | None = None) -> None:
         self.cache = cache
@@ -78,9 +70,8 @@ class GraphedStep:
 
 class Decoder:
     """Next-token logits for ``batch_size`` rows: :meth:`start` with the prompt, then
-    :meth:`advance` with each row's chosen token. ``graph`` (default: on CUDA) replays the
-    step as a CUDA graph; ``capture`` replaces the CUDA capture (tests run the protocol on
-    the CPU)."""
+    :meth:`advance` with each row's token. ``graph`` (default: on CUDA) replays the step as a
+    CUDA graph; ``capture`` replaces the CUDA capture (tests run it on the CPU)."""
 
     def __init__(
         self,
@@ -98,20 +89,13 @@ class Decoder:
         self.cache = model.new_cache(batch_size) if kv_cache else None
         self.step: EagerStep | GraphedStep | None = None
         if self.cache is not None:
-            graphed = device.type == "cuda" if graph is None else graph
-            self.step = self._graphed(model, capture) if graphed else None
+            if device.type == "cuda" if graph is None else graph:
+                try:
+                    self.step = GraphedStep(model, self.cache, capture)
+                except RuntimeError:  # a driver or operation that cannot be captured: go eager
+                    self.cache.k.zero_()  # the warm-up may have written; nothing is cached yet
+                    self.cache.v.zero_()
             self.step = self.step or EagerStep(model, self.cache)
-
-    def _graphed(self, model: GPT, capture: Capture | None) -> GraphedStep | None:
-        """The graphed step, or None where capturing fails (a driver or an operation that
-        cannot be captured): the eager step computes the same numbers, only slower."""
-        assert self.cache is not None
-        try:
-            return GraphedStep(model, self.cache, capture)
-        except RuntimeError:
-            self.cache.k.zero_()  # the warm-up may have written; nothing is cached yet
-            self.cache.v.zero_()
-            return None
 
     def start(self, prompt: torch.Tensor) -> torch.Tensor:
         """Logits (B, vocab) after the prompt (B, T), T <= block size."""

@@ -14,14 +14,14 @@ from tinygpt.config.sample import SampleConfig
 from tinygpt.data.tokenizer import Tokenizer
 from tinygpt.errors import Opt, UsageError
 from tinygpt.model import GPT
+from tinygpt.sampling.choose import Alternatives
 from tinygpt.sampling.stops import StopMatcher
 from tinygpt.sampling.text import StreamDecoder, encode_prompt, token_text
 from tinygpt.sampling.tokens import Step, make_generator, row_seeds, sample_tokens
 
 SEPARATOR = "\n" + "-" * 40 + "\n"  # between samples in the streamed text
-# What one call may hold: the batch's logits (and their softmax and sort) with its keys and
-# values, and the per-token records --alternatives keeps for --json. Asked for beyond these,
-# the answer is one line up front, not an allocation the machine can't make.
+# What one call may hold (the batch's logits, softmax and sort, keys and values; the records
+# --alternatives keeps): beyond these, one line up front, not an allocation that fails.
 MAX_BATCH_BYTES = 8 << 30
 MAX_RECORDS = 2_000_000
 
@@ -62,12 +62,7 @@ class Sample:
     tokens: list[dict[str, Any]] = field(default_factory=list)  # with alternatives only
 
     def to_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = {
-            "seed": self.seed,
-            "new_tokens": self.new_tokens,
-            "finish": self.finish,
-            "stop": self.stop,
-        }
+        data = {key: getattr(self, key) for key in ("seed", "new_tokens", "finish", "stop")}
         if self.tokens:
             data["tokens"] = self.tokens
         return data
@@ -111,8 +106,7 @@ class Row:
         # a records model's end-of-record token ends the sample, unless told to go on
         self.eor = getattr(tokenizer, "eor", None) if cfg.stop_at_record else None
         self.sample = Sample(prompt_text, seed)
-        # The text as pieces, joined once at the end: appending to a string attribute copies
-        # it whole each time, quadratic over a long sample.
+        # joined once at the end: appending to a string attribute is quadratic over a sample
         self.pieces = [prompt_text]
         self.done = False
 
@@ -121,7 +115,7 @@ class Row:
         token_id = step.ids[row]
         self.sample.new_tokens += 1
         if step.alternatives is not None:
-            self.sample.tokens.append(self._record(token_id, step, row))
+            self.sample.tokens.append(self._record(token_id, step.alternatives, row))
         if token_id == self.eor:
             text = self.close()  # the record is whole: what the stop texts held back is kept
             self.sample.finish = "record"
@@ -150,9 +144,7 @@ class Row:
         self.pieces.append(text)
         return text
 
-    def _record(self, token_id: int, step: Step, row: int) -> dict[str, Any]:
-        alt = step.alternatives
-        assert alt is not None
+    def _record(self, token_id: int, alt: Alternatives, row: int) -> dict[str, Any]:
         return {
             "id": token_id,
             "text": token_text(self.tokenizer, token_id),
@@ -199,10 +191,9 @@ def generate_text(
     on_text: Callable[[str], None] | None = None,
     graph: bool | None = None,
 ) -> GenerationResult:
-    """Sample ``cfg.num_samples`` continuations as one batch, calling ``on_text`` with each piece
-    as it comes, sample after sample. Sample i uses seed ``cfg.seed + i``.
-
-    The reported time covers the sampling loop only (not model loading or tokenization)."""
+    """Sample ``cfg.num_samples`` continuations as one batch (sample i with seed ``cfg.seed +
+    i``), calling ``on_text`` with each piece, sample after sample. The time reported is the
+    sampling loop's alone."""
     cfg.validate()
     check_size(model, cfg)
     device = model.wte.weight.device

@@ -1,9 +1,5 @@
-"""An interactive session: a prompt line in, a sample streamed out, the model loaded once.
-
-Ctrl-C stops the sample being written and asks for the next prompt; Ctrl-D (end of input)
-leaves. The same sampling options apply to every turn. Not a chat: a base model continues the
-text it is given.
-"""
+"""An interactive session: a prompt line in, a sample streamed out, the model loaded once. Not a
+chat: a base model continues the text it is given."""
 
 from __future__ import annotations
 
@@ -24,11 +20,9 @@ def interactive(
     write: Callable[[str], None],
     warn: Callable[[TinyGPTError], None] | None = None,
 ) -> int:
-    """Answer prompts from ``read_line`` (EOFError ends the session) until end of input;
-    returns the number of samples written. A prompt the model can't take (a character outside
-    its vocabulary, no tokens at all) is told to ``warn`` (else written) and the session goes
-    on. A stop signal other than Ctrl-C (SIGTERM, SIGHUP) ends the session as it ends any
-    command."""
+    """Answer prompts from ``read_line`` until end of input (EOFError); returns the samples
+    written. Ctrl-C stops a sample; a prompt the model can't take is told to ``warn`` (else
+    written) and the session goes on; SIGTERM or SIGHUP ends it as it ends any command."""
     turns = 0
     while True:
         try:

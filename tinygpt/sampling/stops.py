@@ -1,8 +1,5 @@
-"""Stop texts: a sample ends where one of them first appears, even across token boundaries.
-
-Text is released as it streams, except a tail that could still grow into a stop text: that is
-held back until the next piece shows whether it does. The stop text itself is never released.
-"""
+"""Stop texts: a sample ends where one first appears, even across token boundaries. A tail that
+could still grow into a stop text is held back until the next piece shows whether it does."""
 
 from __future__ import annotations
 
