@@ -1,5 +1,4 @@
-"""What every tokenizer that tiktoken runs shares: a pretrained encoding (gpt2) or the BPE
-learned from a corpus (``bpe:N``) both encode, batch and decode through a tiktoken Encoding."""
+"""What the tokenizers tiktoken runs share (a pretrained encoding, or a BPE learned here)."""
 
 from __future__ import annotations
 
