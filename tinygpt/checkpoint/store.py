@@ -249,9 +249,8 @@ def open_checkpoint(directory: str | Path) -> Checkpoint:
     except CheckpointError:
         raise
     except (ValueError, TypeError, KeyError, RecursionError, UsageError) as exc:
-        # str(): the Python spelling, config.json's own field names (n_embd, not --n-embd)
-        detail = str(exc)
-        raise CheckpointError(f"checkpoint {d} has an invalid {CONFIG_FILE}: {detail}") from None
+        # str(exc): config.json's own field names (n_embd, not --n-embd)
+        raise CheckpointError(f"checkpoint {d} has an invalid {CONFIG_FILE}: {exc}") from None
     try:
         spec = json.loads(read_verified(d, manifest, TOKENIZER_FILE))
         check_tokenizer_spec(spec, config.model.vocab_size)

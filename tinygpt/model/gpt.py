@@ -33,7 +33,6 @@ from tinygpt.model.layers import (
 )
 
 PARAMETER_ROLES = ("matrices", "embeddings", "head", "scalars")
-ATTENTION_MODES = ("sdpa", "manual")
 
 
 class CausalSelfAttention(nn.Module):
@@ -311,11 +310,7 @@ class GPT(nn.Module):
         """Every parameter once, by role (each gets its own learning rate and decay): ``matrices``
         (the blocks' 2-D weights), ``embeddings``, ``head`` (when untied), ``scalars``."""
         roles: dict[str, list[nn.Parameter]] = {r: [] for r in PARAMETER_ROLES}
-        seen: set[int] = set()
-        for name, p in self.named_parameters():
-            if id(p) in seen:
-                continue
-            seen.add(id(p))
+        for name, p in self.named_parameters():  # a tied weight once, as the embedding
             if name.startswith(("wte.", "wpe.")):
                 roles["embeddings"].append(p)
             elif name.startswith("lm_head."):
@@ -328,7 +323,7 @@ class GPT(nn.Module):
 
     def optimizer_groups(self, weight_decay: float) -> list[dict]:
         """Decay matrices (linear weights, embeddings); never decay biases or LayerNorm gains."""
-        params = {id(p): p for p in self.parameters()}.values()  # tied weight once
+        params = list(self.parameters())  # a tied weight once
         decay = [p for p in params if p.dim() >= 2]
         no_decay = [p for p in params if p.dim() < 2]
         return [
@@ -340,6 +335,6 @@ class GPT(nn.Module):
 def resolve_attention(mode: str) -> str:
     if mode == "auto":
         return "sdpa"
-    if mode not in ATTENTION_MODES:
+    if mode not in ("sdpa", "manual"):
         raise ValueError(f"unknown attention mode {mode!r}")
     return mode
