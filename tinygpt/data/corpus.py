@@ -15,7 +15,7 @@ import numpy as np
 from tqdm import tqdm
 
 from tinygpt.config.specs import is_bpe_spec, parse_bpe_spec
-from tinygpt.data.bpe import BPETokenizer, learn_bpe
+from tinygpt.data.bpe import BPETokenizer, TiktokenCodec, learn_bpe
 from tinygpt.data.holdout import file_cuts, halves, joined, training_pieces
 from tinygpt.data.records import RecordsTokenizer, record_chunks, split_records
 from tinygpt.data.sources import (
@@ -26,7 +26,6 @@ from tinygpt.data.sources import (
     resolve_sources,
     sources_digest,
 )
-from tinygpt.data.tiktoken_codec import TiktokenCodec
 from tinygpt.data.token_cache import (
     Corpus,
     default_cache_dir,

@@ -11,9 +11,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from tinygpt.config.specs import RECORD_MODES, is_bpe_spec
-from tinygpt.data.bpe import BPETokenizer
+from tinygpt.data.bpe import BPETokenizer, TiktokenCodec
 from tinygpt.data.records import RecordsTokenizer
-from tinygpt.data.tiktoken_codec import TiktokenCodec
 from tinygpt.errors import Opt, TinyGPTError, UsageError
 
 # tiktoken names its GPT-2 encoding "gpt2" but ships the identical ranks, pattern and special
