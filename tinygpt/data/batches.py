@@ -68,10 +68,8 @@ class BatchSampler:
         starts = starts[self.rank * self.batch_size : (self.rank + 1) * self.batch_size]
         window = torch.from_numpy(self.ids[starts[:, None] + self._offsets].astype(np.int64))
         if device.type == "cuda":
-            window = window.pin_memory().to(device, non_blocking=True)
-        else:
-            window = window.to(device)
-        return window
+            return window.pin_memory().to(device, non_blocking=True)
+        return window.to(device)
 
     def _starts(self, count: int) -> np.ndarray:
         if self.order == "random":

@@ -70,12 +70,6 @@ def _train_chars(sources: list[Path], encoding: str, val_fraction: float) -> int
     return int(sum(len(piece) for piece in iter_text(sources, encoding)) * (1 - val_fraction))
 
 
-def _is_learned(tokenizer: Tokenizer | str) -> bool:
-    if isinstance(tokenizer, str):
-        return is_bpe_spec(tokenizer)
-    return isinstance(getattr(tokenizer, "inner", tokenizer), BPETokenizer)
-
-
 def _cut_at(pieces: Iterable[str], cut: int | None) -> Iterator[str | None]:
     """The pieces, split at character ``cut`` with a None between the two halves."""
     seen = 0
@@ -172,7 +166,8 @@ def prepare_corpus(
             if len(sources) > 1:
                 writer.write_held_out(out, sources, encoding, val_fraction)
             else:
-                cut = _train_chars(sources, encoding, val_fraction) if _is_learned(tok) else None
+                learned = isinstance(getattr(tok, "inner", tok), BPETokenizer)
+                cut = _train_chars(sources, encoding, val_fraction) if learned else None
                 writer.write(out, sources, encoding, cut)
         check_unchanged(writer.digest, content, sources)  # else no cache entry is kept
         if writer.num_tokens == 0:  # records that are all blank: nothing to learn, nothing cached
