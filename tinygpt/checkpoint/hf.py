@@ -236,8 +236,9 @@ def check_import_destination(src: Path, out: Path, overwrite: bool = False) -> N
     check_writable_destination(out, overwrite, Opt("overwrite", True))
 
 
-def _read_hf_config(src: Path) -> dict[str, Any]:
-    """``src/config.json``, read bounded (a FIFO can't hang it); one line if not a JSON object."""
+def _hf_model_config(src: Path) -> ModelConfig:
+    """The ModelConfig a GPT-2 ``src/config.json`` describes, read bounded (a FIFO can't hang
+    it); a UsageError naming the problem otherwise."""
     path = src / "config.json"
     try:
         cfg = json.loads(read_bounded(path, JSON_LIMIT))
@@ -251,11 +252,6 @@ def _read_hf_config(src: Path) -> dict[str, Any]:
         raise UsageError(f"{path} is not valid JSON: {exc}") from None
     if not isinstance(cfg, dict):
         raise UsageError(f"{path} must hold a JSON object, not {type(cfg).__name__}")
-    return cfg
-
-
-def _hf_model_config(cfg: dict[str, Any], path: Path) -> ModelConfig:
-    """The ModelConfig a GPT-2 config.json describes; UsageError naming the field otherwise."""
     if cfg.get("model_type") != "gpt2":
         raise UsageError(f"{path} is a {cfg.get('model_type')!r:.40} model; only gpt2 is supported")
     function = cfg.get("activation_function", "gelu_new")
@@ -291,7 +287,7 @@ def import_hf(src: Path, out: Path, tokenizer: str | None = None, overwrite: boo
     ``tokenizer``, else the one ``tinygpt export`` wrote (a char model keeps its vocabulary),
     else GPT-2's encoding."""
     check_import_destination(src, out, overwrite)
-    model_cfg = _hf_model_config(_read_hf_config(src), src / "config.json")
+    model_cfg = _hf_model_config(src)
     train = TrainConfig(data=str(src), out_dir=str(out), **GPT2.train_options())
     run = RunConfig(model=model_cfg, train=train)
     tok = _import_tokenizer(src, tokenizer, run)
