@@ -42,14 +42,10 @@ class RecordsTokenizer:
         self.vocab_size: int = max(inner.vocab_size, self.eor + 1)
         self._sep_bytes = spec["separator"].encode("utf-8")
 
-    def records(self, text: str) -> list[str]:
-        """The parts between separators (the last may be an unfinished record)."""
-        return self.pattern.split(text)
-
     def encode(self, text: str) -> list[int]:
         """Each record's ids, an end-of-record id after every finished one; blank records
         (two separators in a row) add nothing."""
-        parts = self.records(text)
+        parts = self.pattern.split(text)  # the last may be an unfinished record
         ids: list[int] = []
         for i, part in enumerate(parts):
             if part.strip():
