@@ -269,8 +269,7 @@ def latest_checkpoint(root: Path = Path("checkpoints")) -> Path:
             f"no checkpoints under {root}/; train one with `tinygpt train FILE` or pass ",
             Opt("checkpoint"),
         )
-    # A run still training saves every few minutes and would always look newest; prefer the
-    # newest one that is finished (or interrupted), unless every one is still training.
+    # A run still training always looks newest: prefer a finished (or interrupted) one.
     settled = [p for p in candidates if not in_use(p)] or candidates
     return max(settled, key=lambda p: (p / MANIFEST_FILE).stat().st_mtime)
 

@@ -112,8 +112,7 @@ def load_weights(model: GPT, data: bytes, source: str) -> None:
     state = clean_state_dict(state, tied)
     if tied:
         state[TIED_KEY] = state.get("wte.weight", torch.empty(0))
-    # Saving refuses non-finite weights, so a checkpoint holding them was tampered with (and
-    # sampling from them would fail deep inside torch).
+    # Saving refuses non-finite weights: these were tampered with (and would fail deep in torch).
     bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
     if bad:
         raise CheckpointError(f"{source} is corrupt: non-finite weights in {bad[0]}")

@@ -54,8 +54,7 @@ class CausalSelfAttention(nn.Module):
         self.rotary: nn.Module = (
             Rotary(self.head_dim, config.block_size) if config.position == "rope" else NoRotation()
         )
-        # Queries and keys change before they meet only with QK-norm or RoPE: without either
-        # (gpt2) the step that joins them for those two is skipped.
+        # Without QK-norm or RoPE (gpt2), queries and keys reach attention as projected.
         self.shapes_qk = config.qk_norm or config.position == "rope"
         self.hook_q, self.hook_k, self.hook_v = HookPoint(), HookPoint(), HookPoint()
         self.hook_rot_q, self.hook_rot_k, self.hook_z = HookPoint(), HookPoint(), HookPoint()
