@@ -1,12 +1,9 @@
 """Hugging Face interop: export to a ``GPT2LMHeadModel`` directory, import from one.
 
-A model of the gpt2 recipe has GPT-2's layout (pre-norm, fused QKV, tied LM head), so the
-conversion is a renaming plus one transpose: GPT-2 stores its projections as ``Conv1D`` with
-weights shaped (in, out), where ``nn.Linear`` has (out, in). Other recipes are refused
-(:func:`check_exportable`). The activation travels as it is: exact GELU exports as ``gelu``, the
-tanh approximation as ``gelu_new``, and imported GPT-2 models keep theirs (``gelu_new``), so both
-directions give identical logits. Neither direction needs transformers; only loading the
-exported directory with it does.
+The gpt2 recipe has GPT-2's layout, so the conversion is a renaming plus one transpose (GPT-2's
+``Conv1D`` weights are (in, out), ``nn.Linear``'s (out, in)); other recipes are refused. Exact
+GELU travels as ``gelu``, the tanh approximation as ``gelu_new``, so logits match both ways.
+Neither direction needs transformers.
 """
 
 from __future__ import annotations
@@ -46,12 +43,8 @@ _ACTIVATIONS = {"gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "g
 LAYER_NORM_EPS = 1e-5  # torch's LayerNorm default, which tinygpt uses
 
 
-def _to_hf_name(key: str) -> str:
-    return "transformer." + key.replace("blocks.", "h.", 1)
-
-
-# What GPT-2 can represent: the gpt2 recipe's switches, except the bias (zero biases compute what
-# no bias does), and either GELU.
+# What GPT-2 can represent: the gpt2 recipe's switches, but any bias (zero biases compute what
+# no bias does) and either GELU.
 _FREE = {"bias", "activation"}
 _GPT2_SWITCHES = {k: v for k, v in GPT2.model_options().items() if k not in _FREE}
 
@@ -77,8 +70,8 @@ TOKENIZER_EXPORT = EXPORT_FILES[2]
 
 
 def _end_of_text(ck: Checkpoint) -> int | None:
-    """The id GPT-2's config names as bos and eos: the encoding's end-of-text token, or none
-    (a char vocabulary has no such token, and GPT-2's default 50256 lies outside it)."""
+    """GPT-2's bos and eos: the encoding's end-of-text token, or None (a char vocabulary has
+    none, and GPT-2's default 50256 lies outside it)."""
     if ck.tokenizer_spec.get("type") != "tiktoken":
         return None
     eot = getattr(ck.tokenizer, "eot_token", None)
@@ -86,9 +79,8 @@ def _end_of_text(ck: Checkpoint) -> int | None:
 
 
 def check_export_destination(out: Path, overwrite: bool = False) -> None:
-    """Refuse to export over anything: a tinygpt checkpoint never (its config.json and
-    model.safetensors have the same names as the export's), anything else without
-    ``overwrite``."""
+    """Refuse to export over a tinygpt checkpoint (its files have the export's names) ever, and
+    over anything else without ``overwrite``."""
     if is_checkpoint(out):
         raise UsageError(
             f"{out} holds a tinygpt checkpoint; exporting there would destroy it. Export to "
@@ -114,8 +106,7 @@ def export_hf(ck: Checkpoint, out: Path, overwrite: bool = False) -> Path:
     contents = (
         json.dumps(_hf_config(ck), indent=2).encode(),
         safetensors.torch.save(tensors, metadata={"format": "pt"}),
-        # Keep the tokenizer with the weights (tinygpt's own format; GPT-2 BPE models can use
-        # transformers' GPT2TokenizerFast, which has the same ranks).
+        # The tokenizer in tinygpt's format (GPT2TokenizerFast has gpt2's ranks too).
         json.dumps(ck.tokenizer_spec).encode(),
     )
     try:
@@ -136,20 +127,11 @@ def _hf_tensors(model: GPT, m: ModelConfig) -> dict[str, torch.Tensor]:
         value = value.detach().clone()
         if key.endswith(_CONV1D):
             value = value.t().contiguous()
-        tensors[_to_hf_name(key)] = value
-    if not m.bias:  # GPT-2 always has biases: zeros compute exactly what no bias does
-        for i in range(m.n_layer):
-            p = f"transformer.h.{i}."
-            for name, size in (
-                ("ln_1", m.n_embd),
-                ("ln_2", m.n_embd),
-                ("attn.c_attn", 3 * m.n_embd),
-                ("attn.c_proj", m.n_embd),
-                ("mlp.c_fc", 4 * m.n_embd),
-                ("mlp.c_proj", m.n_embd),
-            ):
-                tensors[p + name + ".bias"] = torch.zeros(size)
-        tensors["transformer.ln_f.bias"] = torch.zeros(m.n_embd)
+        name = "transformer." + key.replace("blocks.", "h.", 1)
+        tensors[name] = value
+        if not m.bias and key.endswith(".weight") and not key.startswith(("wte.", "wpe.")):
+            # GPT-2 always has biases: zeros compute exactly what no bias does
+            tensors[name.removesuffix("weight") + "bias"] = torch.zeros(value.shape[-1])
     return tensors
 
 
@@ -180,8 +162,8 @@ def _hf_config(ck: Checkpoint) -> dict[str, Any]:
 
 
 def _read_hf_weights(src: Path, config: ModelConfig) -> dict[str, torch.Tensor]:
-    """The weights beside config.json, read bounded (float64 for every parameter at most) so
-    a FIFO or a device in their place fails at once."""
+    """The weights beside config.json, read bounded (float64 for every parameter at most): a
+    FIFO or a device in their place fails at once."""
     limit = 8 * parameter_bound(config) + (16 << 20)
     for name in ("model.safetensors", "pytorch_model.bin"):
         path = src / name
@@ -208,14 +190,13 @@ def _read_hf_weights(src: Path, config: ModelConfig) -> dict[str, torch.Tensor]:
 
 
 def _exported_tokenizer(src: Path, run: RunConfig) -> dict[str, Any] | None:
-    """The tokenizer ``tinygpt export`` stored beside the weights, checked as a checkpoint's
-    is (None when the directory has none)."""
+    """The tokenizer ``tinygpt export`` stored beside the weights, checked, or None."""
     path = src / TOKENIZER_EXPORT
     if not path.exists():
         return None
     try:
         spec = json.loads(read_bounded(path, JSON_LIMIT))
-        check_tokenizer_spec(spec, run)
+        check_tokenizer_spec(spec, run.model.vocab_size)
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {describe_os_error(exc)}") from None
     except ValueError as exc:  # bad JSON, or not a tokenizer this model can use
@@ -242,9 +223,8 @@ def _import_tokenizer(src: Path, name: str | None, run: RunConfig) -> Tokenizer:
 
 
 def check_import_destination(src: Path, out: Path, overwrite: bool = False) -> None:
-    """Refuse to import over the model being read (its config.json and model.safetensors have a
-    checkpoint's names), over a checkpoint without ``overwrite``, or into a non-empty directory
-    that is not a checkpoint without it."""
+    """Refuse to import over the model being read (its files have a checkpoint's names), and
+    over a checkpoint or into a non-empty directory without ``overwrite``."""
     with contextlib.suppress(OSError):
         if Path(out).resolve() == Path(src).resolve():
             raise UsageError(
@@ -256,9 +236,9 @@ def check_import_destination(src: Path, out: Path, overwrite: bool = False) -> N
     check_writable_destination(out, overwrite, Opt("overwrite", True))
 
 
-def _read_hf_config(src: Path) -> dict[str, Any]:
-    """``src/config.json`` as a dictionary: read bounded (a FIFO can't hang it), one line for
-    anything that is not a JSON object."""
+def _hf_model_config(src: Path) -> ModelConfig:
+    """The ModelConfig a GPT-2 ``src/config.json`` describes, read bounded (a FIFO can't hang
+    it); a UsageError naming the problem otherwise."""
     path = src / "config.json"
     try:
         cfg = json.loads(read_bounded(path, JSON_LIMIT))
@@ -272,11 +252,6 @@ def _read_hf_config(src: Path) -> dict[str, Any]:
         raise UsageError(f"{path} is not valid JSON: {exc}") from None
     if not isinstance(cfg, dict):
         raise UsageError(f"{path} must hold a JSON object, not {type(cfg).__name__}")
-    return cfg
-
-
-def _hf_model_config(cfg: dict[str, Any], path: Path) -> ModelConfig:
-    """The ModelConfig a GPT-2 config.json describes; UsageError naming the field otherwise."""
     if cfg.get("model_type") != "gpt2":
         raise UsageError(f"{path} is a {cfg.get('model_type')!r:.40} model; only gpt2 is supported")
     function = cfg.get("activation_function", "gelu_new")
@@ -308,13 +283,11 @@ def _hf_model_config(cfg: dict[str, Any], path: Path) -> ModelConfig:
 
 
 def import_hf(src: Path, out: Path, tokenizer: str | None = None, overwrite: bool = False) -> Path:
-    """Turn a local GPT-2 style Hugging Face directory into a tinygpt checkpoint.
-
-    The tokenizer is ``tokenizer`` when given, else the one ``tinygpt export`` wrote beside
-    the weights (so a char model comes back with its vocabulary), else GPT-2's encoding.
-    ``out`` may be a checkpoint or a non-empty directory only with ``overwrite``."""
+    """Turn a local GPT-2 style Hugging Face directory into a tinygpt checkpoint. The tokenizer:
+    ``tokenizer``, else the one ``tinygpt export`` wrote (a char model keeps its vocabulary),
+    else GPT-2's encoding."""
     check_import_destination(src, out, overwrite)
-    model_cfg = _hf_model_config(_read_hf_config(src), src / "config.json")
+    model_cfg = _hf_model_config(src)
     train = TrainConfig(data=str(src), out_dir=str(out), **GPT2.train_options())
     run = RunConfig(model=model_cfg, train=train)
     tok = _import_tokenizer(src, tokenizer, run)

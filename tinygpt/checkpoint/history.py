@@ -1,9 +1,6 @@
-"""The weights at every evaluation of a run (``history.safetensors``), so that a page can show
-what the model did with a text at earlier steps (``tinygpt explore``'s step slider).
-
-Kept in float16 (half the bytes; a display's precision) and bounded: on by default only for
-small models, and past :data:`MAX_KEPT` steps the step whose neighbours lie closest goes, so a
-long run keeps its first step, its newest and an even spread between.
+"""The weights at every evaluation of a run (``history.safetensors``), for ``tinygpt explore``'s
+step slider. Kept in float16 (a display's precision), on by default only for small models, and
+past :data:`MAX_KEPT` steps the one whose neighbours lie closest goes (an even spread stays).
 """
 
 from __future__ import annotations

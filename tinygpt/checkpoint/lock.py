@@ -1,11 +1,9 @@
-"""One writer per checkpoint directory: an advisory lock file that names its holder.
+"""One writer per checkpoint directory: an ``flock`` on ``DIR/.lock``, held for the whole run.
 
-``train`` holds ``DIR/.lock`` for the whole run. The lock is an ``flock`` on that file, so the
-kernel drops it when the holder dies, even by ``kill -9``: a lock file left behind is stale by
-construction and the next run simply takes it over. The file holds the holder's PID and host,
-so a refused writer can say who has the directory. On a file system without ``flock`` (NFS
-without a lock daemon, some FUSE mounts) that PID is the guard: a run whose holder is alive on
-this host, or on another host (which can't be checked), is refused; a dead one's is taken over.
+The kernel drops the lock when its holder dies (even by ``kill -9``), so a leftover file is
+simply taken over. The file names the holder's PID and host, for messages and, on a file system
+without ``flock`` (NFS without a lock daemon, some FUSE mounts), as the guard: a live holder on
+this host, or any on another host (which can't be checked), is refused.
 """
 
 from __future__ import annotations
@@ -37,8 +35,8 @@ _HOLDER = re.compile(r"pid ([0-9]{1,9}) on (.+)")
 
 
 def is_lock_file(path: Path) -> bool:
-    """Whether ``path`` is a lock file tinygpt wrote (a regular file naming its holder as
-    ``pid N on HOST``): a user's own ``.lock`` is never taken for one, and never removed."""
+    """Whether ``path`` is a regular file naming its holder as ``pid N on HOST``: a user's own
+    ``.lock`` is never taken for one, and never removed."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
     except OSError:
@@ -58,18 +56,15 @@ def _holder_text(fd: int) -> str:
 
 
 def _holder(fd: int) -> str:
-    """Who holds the lock, for a message."""
     return printable(_holder_text(fd)[:100]) or "another process"
 
 
 def _open_file(path: Path) -> int | None:
-    """A descriptor of the lock file ``path``: a regular file with one name, inside the folder.
+    """A descriptor of the lock file ``path``, a regular file with one name; else None.
 
-    A checkpoint may come from someone else, and its ``.lock`` may be a symbolic link (even a
-    dangling one), a hard link to one of the user's files, a FIFO or a device: writing the
-    holder's name through it would overwrite that file. Such a ``.lock`` is never opened or
-    written; its name is removed (which leaves what it points to alone) and None is returned
-    so the caller tries again on a fresh file.
+    A foreign checkpoint's ``.lock`` may be a symlink (even dangling), a hard link to a user's
+    file, a FIFO or a device: writing through it would overwrite that file. Such a name is
+    removed instead (what it points to stays) and the caller tries again on a fresh file.
     """
     flags = os.O_RDWR | os.O_CREAT | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0)
     try:
@@ -88,7 +83,6 @@ def _open_file(path: Path) -> int | None:
 
 
 def _remove_foreign(path: Path) -> None:
-    """Remove a ``.lock`` that no tinygpt run made (a link, a FIFO, a device)."""
     try:
         if path.is_dir() and not path.is_symlink():
             path.rmdir()  # only an empty one: a folder with files in it is the user's
@@ -123,8 +117,7 @@ def _alive(pid: int) -> bool:
 
 
 def _check_pid_holder(fd: int, path: Path) -> None:
-    """Without ``flock``: refuse when the holder the file names may still run (a live process
-    on this host, or any process on another host, which can't be checked from here)."""
+    """Without ``flock``: refuse when the holder the file names may still run."""
     text = _holder_text(fd)
     match = _HOLDER.fullmatch(text)
     if match is None:  # empty, or not a holder tinygpt wrote: nobody holds it
@@ -141,8 +134,7 @@ def _check_pid_holder(fd: int, path: Path) -> None:
 
 def _open_locked(path: Path) -> tuple[int, bool]:
     """A descriptor of ``path`` holding its exclusive lock, and whether the kernel holds it
-    (False on a file system without ``flock``: the PID written in the file guards it then);
-    UsageError when another run has it."""
+    (False without ``flock``: the PID in the file guards it); UsageError when another run has it."""
     while True:
         fd = _open_file(path)
         if fd is None:
@@ -160,7 +152,7 @@ def _open_locked(path: Path) -> tuple[int, bool]:
                     _check_pid_holder(fd, path)
                     locked = False
             # The previous holder may have removed the file between our open and our lock:
-            # then we hold a lock on a file nobody else can see, so start over.
+            # a lock on a file nobody else can see; start over.
             if os.path.samestat(os.fstat(fd), os.lstat(path)):
                 return fd, locked
         except FileNotFoundError:
@@ -172,8 +164,7 @@ def _open_locked(path: Path) -> tuple[int, bool]:
 
 
 def in_use(directory: Path) -> bool:
-    """Whether a tinygpt run holds ``directory``'s writer lock right now (False where locks
-    don't exist)."""
+    """Whether a tinygpt run holds ``directory``'s lock now (False where locks don't exist)."""
     path = Path(directory) / LOCK_FILE
     if fcntl is None or not path.is_file():
         return False
@@ -196,13 +187,9 @@ def in_use(directory: Path) -> bool:
 
 @contextlib.contextmanager
 def directory_lock(directory: Path) -> Iterator[str | None]:
-    """Hold ``directory``'s writer lock (creating the directory) for the ``with`` block; the
-    block gets a note for the user when the file system has no ``flock`` (NFS without a lock
-    daemon, some FUSE mounts): the run then goes on, guarded by the PID the file names.
-
-    Also proves the directory is writable before any work starts: a read-only ``--out`` or one
-    that is a regular file fails here with one line, not at the first save.
-    """
+    """Hold ``directory``'s writer lock (creating it) for the ``with`` block, which gets a note
+    for the user when the file system has no ``flock``. Also proves the directory writable
+    before any work: a read-only or file ``--out`` fails here, not at the first save."""
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
         raise UsageError(Opt("out_dir", directory), " is a file, not a directory")

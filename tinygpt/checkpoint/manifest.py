@@ -1,7 +1,5 @@
-"""The checkpoint format's manifest: which files a checkpoint holds, their sha256 and sizes, and
-reading a file only as the manifest records it.
-
-A checkpoint is a directory:
+"""The checkpoint format's manifest (its files' sha256 and sizes), and reading a file only as
+the manifest records it. A checkpoint is a directory:
 
     config.json          model + training configuration (JSON)
     tokenizer.json       the tokenizer, so generation needs nothing else
@@ -13,11 +11,9 @@ A checkpoint is a directory:
     manifest.json        format version and the sha256 of every file above, written last
     metrics.jsonl        one JSON object per evaluation (a log, not part of the manifest)
 
-Every load checks each file against the manifest's sha256, because torch and safetensors both
-accept a flipped bit without complaint. A checkpoint may come from someone else, so nothing in
-it is trusted: a manifest may only name the six files above (no path is ever built from a name
-it holds), and files must be regular files of the size the manifest declares (or a bound
-derived from the model's size, for manifests that declare none). How saves commit: save.py.
+Every load checks the sha256 (torch and safetensors accept a flipped bit). Nothing is trusted:
+a manifest may name only the six files above (no path is built from a name it holds), and each
+must be a regular file of the declared size (or a bound from the model's size). Saves: save.py.
 """
 
 from __future__ import annotations
@@ -50,8 +46,8 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def load_manifest(directory: Path, file: str) -> dict[str, Any]:
-    """Read and check ``file`` (the manifest or the pending one); FileNotFoundError only for a
-    missing pending manifest (a save finishing meanwhile), CheckpointError for anything else."""
+    """Read and check ``file``; FileNotFoundError only for a missing pending manifest (a save
+    finishing meanwhile), CheckpointError for anything else."""
     path = directory / file
     try:
         manifest = json.loads(read_bounded(path, MANIFEST_LIMIT))
@@ -110,14 +106,9 @@ def manifest_problem(manifest: dict[str, Any]) -> str | None:
 def read_verified(
     directory: Path, manifest: dict[str, Any], name: str, limit: int = JSON_LIMIT
 ) -> bytes:
-    """The bytes of ``name`` that match the manifest's sha256.
-
-    Only a regular file is read, and never more than the size the manifest declares (or
-    ``limit`` when it declares none). While a save is between its commit point and its renames
-    (``pending`` in the manifest), a file may still sit under its staged name: the staged copy
-    is tried first, then the final name (a concurrent rename moves it from one to the other,
-    never away).
-    """
+    """The bytes of ``name`` that match the manifest's sha256: a regular file, read up to its
+    declared size (else ``limit``). Between a save's commit point and its renames (``pending``)
+    the staged name is tried first, then the final one (a rename moves it, never away)."""
     if name not in KNOWN_FILES:
         raise ValueError(f"not a checkpoint file: {name!r}")
     expected = manifest["files"].get(name)
@@ -149,8 +140,7 @@ def read_verified(
 
 
 def current_manifest(directory: Path) -> dict[str, Any]:
-    """The committed manifest: a pending one (commit point passed, renames not finished yet)
-    wins over the previous ``manifest.json``. Reading never changes the directory."""
+    """The committed manifest: a pending one (renames not finished) wins over manifest.json."""
     try:
         return {**load_manifest(directory, PENDING_FILE), "pending": True}
     except FileNotFoundError:
@@ -162,8 +152,8 @@ def is_checkpoint(directory: Path) -> bool:
     return (directory / MANIFEST_FILE).exists() or (directory / PENDING_FILE).exists()
 
 
-# Every name a save writes: its files, staged under STAGED_PREFIX until the commit point, each
-# written through a temp file ``.tmp-NAME.XXXXXXXX`` (tempfile's eight characters).
+# Every name a save writes, staged under STAGED_PREFIX until the commit point, each through a
+# temp file ``.tmp-NAME.XXXXXXXX`` (tempfile's eight characters).
 SAVED = (*KNOWN_FILES, MANIFEST_FILE, PENDING_FILE, METRICS_FILE)
 _STAGED = frozenset(STAGED_PREFIX + name for name in SAVED)
 _TEMP = re.compile(re.escape(TEMP_PREFIX) + r"(.+)\.[a-z0-9_]{8}")

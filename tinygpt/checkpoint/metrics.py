@@ -1,9 +1,7 @@
 """A run's evaluation log, ``metrics.jsonl``: one JSON object per evaluation.
 
-The log is not covered by the checkpoint's manifest (a save stages it beside the checkpoint's
-files and moves it into place once committed), so a reader takes nothing in it on trust: a
-record that does not have the shape the trainer writes is skipped, never passed on to the plot,
-``info`` or the trajectory view.
+The manifest does not cover it, so a record without the shape the trainer writes is skipped,
+never passed on to the plot, ``info`` or the trajectory view.
 """
 
 from __future__ import annotations
@@ -76,16 +74,15 @@ def valid_record(record: Any) -> bool:
 
 
 def metrics_bytes(records: list[dict[str, Any]]) -> bytes:
-    """metrics.jsonl's content for ``records`` (small: one line per evaluation)."""
+    """metrics.jsonl's content for ``records``."""
     return "".join(json.dumps(r) + "\n" for r in records).encode()
 
 
 def read_metrics(
     directory: Path, up_to_step: int | None = None, name: str = METRICS_FILE
 ) -> list[dict[str, Any]]:
-    """The well-formed records of metrics.jsonl (or ``name``, the staged log of a save not yet
-    finished), oldest first; with ``up_to_step``, only those of evaluations the checkpoint's
-    saved step includes (a save that failed after its evaluation was logged must not show)."""
+    """The well-formed records of metrics.jsonl (or ``name``), oldest first; with ``up_to_step``,
+    only those the checkpoint's step includes (not those of a save that failed)."""
     path = Path(directory) / name
     try:
         data = read_bounded(path, METRICS_LIMIT)
@@ -105,8 +102,8 @@ def read_metrics(
 
 
 def better_earlier(records: list[dict[str, Any]]) -> tuple[float, int, float] | None:
-    """(best val loss, its step, the last val loss) when an earlier evaluation beat the last
-    one on validation by more than WORSE_THAN_BEST (an overfitted run), else None."""
+    """(best val loss, its step, the last val loss) when an earlier evaluation beat the last by
+    more than WORSE_THAN_BEST (an overfitted run), else None."""
     scored = [r for r in records if isinstance(r.get("val_loss"), (int, float))]
     if not scored:
         return None

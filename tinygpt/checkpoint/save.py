@@ -1,12 +1,10 @@
 """Saving a checkpoint as a small redo log, and what a save may write over.
 
-Every file is first written in full beside its final name (``.staged-NAME``) and fsynced; then
-``manifest.pending.json`` is written atomically: that is the commit point. Only then are the
-staged files renamed over the old ones and the pending manifest becomes ``manifest.json``. A
-crash before the commit point leaves the old checkpoint untouched (the staged files are swept
-later); a crash after it is finished by the next save, and readers (which never modify the
-directory) find each file under its staged or final name meanwhile. A committed save lists
-exactly the files it wrote, so nothing of a replaced run (``--overwrite``) survives it.
+Each file is written and fsynced as ``.staged-NAME``; writing ``manifest.pending.json``
+atomically is the commit point; then the staged files are renamed into place and the pending
+manifest becomes ``manifest.json``. A crash before the commit point leaves the old checkpoint
+untouched; one after it is finished by the next save (readers find each file under either
+name meanwhile). A save lists exactly its files: nothing of a replaced run survives it.
 """
 
 from __future__ import annotations
@@ -38,14 +36,9 @@ from tinygpt.io.files import atomic_write_bytes, describe_os_error, fsync_dir, s
 def write_checkpoint(
     directory: Path, files: dict[str, bytes], step: int, log: bytes | None = None
 ) -> None:
-    """Commit ``files`` into ``directory`` as one atomic checkpoint (see the module docstring).
-
-    The new manifest lists exactly ``files``: a file of the previous checkpoint that is not
-    among them is removed once the save is committed. Files whose content equals what the
-    current manifest already records are not rewritten. ``log``, the new metrics.jsonl, is
-    staged with them and moved into place by the same redo step: a crash right after the
-    commit point can't lose the evaluation that the committed weights come with.
-    """
+    """Commit ``files`` into ``directory`` as one atomic checkpoint; files the old manifest
+    already records unchanged are not rewritten. ``log``, the new metrics.jsonl, moves into
+    place with them, so a crash can't lose the evaluation the committed weights come with."""
     unknown = sorted(set(files) - set(KNOWN_FILES))
     if unknown:
         raise ValueError(f"not checkpoint files: {unknown}")
@@ -90,11 +83,8 @@ def write_checkpoint(
 
 
 def recover(directory: Path) -> None:
-    """Finish a save that passed its commit point before a crash (idempotent).
-
-    The pending manifest is checked first: only the known file names are ever moved, and
-    known files it does not list (left by a replaced run) are removed.
-    """
+    """Finish a save that passed its commit point before a crash (idempotent): only known
+    names are moved, and known files the checked pending manifest does not list are removed."""
     pending = directory / PENDING_FILE
     if not pending.exists():
         return
@@ -120,16 +110,16 @@ def recover(directory: Path) -> None:
 
 
 def check_manifests(directory: Path) -> None:
-    """Raise CheckpointError unless every manifest in ``directory`` is valid (changes nothing);
-    a writer calls it before training, not 100 steps later at its first save."""
+    """Raise CheckpointError unless every manifest in ``directory`` is valid (before training,
+    not at the first save)."""
     for name in (PENDING_FILE, MANIFEST_FILE):
         if (directory / name).exists():
             load_manifest(directory, name)
 
 
 def sweep(directory: Path) -> None:
-    """Remove leftovers of saves that died before their commit point: only the temp and staged
-    files a save names (a user's ``.tmp-notes.txt`` beside them stays)."""
+    """Remove the temp and staged files of saves that died before their commit point (only
+    names a save writes: a user's ``.tmp-notes.txt`` stays)."""
     for stale in directory.iterdir():
         if save_leftover(stale.name):
             with contextlib.suppress(OSError):
@@ -137,8 +127,7 @@ def sweep(directory: Path) -> None:
 
 
 def check_not_checkpoint_file(path: Path) -> None:
-    """Refuse to write a report (``--json-file``, ``--npz``, a plot) over a file a checkpoint
-    owns: ``inspect-attention --json-file ck/config.json`` would destroy the checkpoint."""
+    """Refuse to write a report (``--json-file``, ``--npz``, a plot) over a checkpoint's file."""
     path = Path(path)
     owned = path.name in (*SAVED, LOCK_FILE) or save_leftover(path.name)
     if owned and is_checkpoint(path.parent):
@@ -149,15 +138,13 @@ def check_not_checkpoint_file(path: Path) -> None:
 
 
 def _own_leftover(directory: Path, name: str) -> bool:
-    """A name only tinygpt writes in a directory it is saving to: a save's leftovers, or the
-    lock holding a tinygpt run's ``pid N on HOST``. Anything else is the user's."""
+    """A save's leftover or tinygpt's lock file; anything else is the user's."""
     return save_leftover(name) or (name == LOCK_FILE and is_lock_file(directory / name))
 
 
 def check_writable_destination(directory: Path, overwrite: bool, force: Opt) -> None:
-    """Refuse to write a new checkpoint into a non-empty directory that is not a checkpoint
-    unless ``overwrite``: its ``config.json`` or ``model.safetensors`` may be the user's own
-    (a Hugging Face model has files of those very names). ``force`` names the option."""
+    """Refuse a non-empty directory that is not a checkpoint unless ``overwrite`` (``force``
+    names the option): its ``config.json`` may be the user's own (a Hugging Face model's)."""
     directory = Path(directory)
     if overwrite or is_checkpoint(directory) or not directory.is_dir():
         return

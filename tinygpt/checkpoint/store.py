@@ -1,5 +1,5 @@
-"""Opening a checkpoint: verified config, tokenizer, weights and state, and finding the newest
-run under ``checkpoints/``. Reading never changes the directory (a save may be finishing)."""
+"""Opening a verified checkpoint, and finding the newest under ``checkpoints/``. Reading never
+changes the directory (a save may be finishing)."""
 
 from __future__ import annotations
 
@@ -59,8 +59,7 @@ class Checkpoint:
 
     @property
     def record_options(self) -> dict[str, str | None]:
-        """The run's ``records`` and ``separator`` as its tokenizer keeps them (an end-of-record
-        token goes there); both None for plain text."""
+        """The run's ``records`` and ``separator`` as its tokenizer keeps them (None: text)."""
         spec = self.tokenizer_spec
         if spec.get("type") != "records":
             return {"records": None, "separator": None}
@@ -70,7 +69,7 @@ class Checkpoint:
 
     @cached_property
     def tokenizer(self) -> Tokenizer:
-        """Built on first use: a BPE encoding may need loading, which listing never should."""
+        """Built on first use: an encoding may need loading, which listing never should."""
         try:
             tokenizer = tokenizer_from_dict(self.tokenizer_spec)
         except (ValueError, TypeError, KeyError) as exc:
@@ -92,12 +91,8 @@ class Checkpoint:
         return name in self.manifest["files"]
 
     def read_verified(self, name: str) -> bytes:
-        """The bytes of ``name`` as the manifest records them.
-
-        A save may commit between opening the checkpoint and reading a file: the file then
-        holds the new content, which only the new manifest describes. So on a mismatch the
-        current manifest is read again, and the read retried if it records another digest.
-        """
+        """The bytes of ``name`` as the manifest records them. A save may commit after opening:
+        on a mismatch the manifest is read again, and the read retried if its digest changed."""
         for _ in range(3):
             try:
                 return read_verified(self.directory, self.manifest, name, self._limit(name))
@@ -109,8 +104,8 @@ class Checkpoint:
         return read_verified(self.directory, self.manifest, name, self._limit(name))
 
     def _limit(self, name: str) -> int:
-        """The most bytes ``name`` may have when the manifest does not declare its size:
-        float32 weights (or float64, generously) and optimizer moments for this model."""
+        """The most bytes ``name`` may have when the manifest declares no size: float64 weights
+        and optimizer moments for this model, generously."""
         params = parameter_bound(self.config.model)
         if name in (MODEL_FILE, BEST_FILE):
             return 8 * params + (16 << 20)
@@ -121,8 +116,8 @@ class Checkpoint:
         return JSON_LIMIT
 
     def metrics(self) -> list[dict[str, Any]]:
-        """The evaluations this checkpoint's step includes, oldest first (from the log staged
-        with a save that passed its commit point but has not been finished yet, if any)."""
+        """The evaluations this checkpoint's step includes, oldest first (from the staged log of
+        a committed save not yet finished, if any)."""
         if self.manifest.get("pending"):
             staged = STAGED_PREFIX + METRICS_FILE
             with contextlib.suppress(FileNotFoundError):
@@ -131,8 +126,8 @@ class Checkpoint:
         return read_metrics(self.directory, up_to_step=self.step)
 
     def better_weights(self) -> tuple[float, int, float] | None:
-        """(best val loss, its step, the last val loss) when the best-validation weights it
-        keeps beat its final ones (an overfitted run), else None."""
+        """(best val loss, its step, the last val loss) when its kept best weights beat its final
+        ones (an overfitted run), else None."""
         return better_earlier(self.metrics()) if self.has(BEST_FILE) else None
 
     @property
@@ -154,9 +149,8 @@ class Checkpoint:
         return model.to(device)
 
     def fitting_weights(self, name: str = MODEL_FILE) -> bytes:
-        """The verified bytes of a weights file whose tensors have the shapes config.json
-        declares: checked before a model is built, so a config.json declaring billions of
-        parameters beside a small file can't allocate them."""
+        """The verified bytes of a weights file, its shapes checked against config.json before a
+        model is built (a config declaring billions of parameters can't allocate them)."""
         data = self.read_verified(name)
         shapes = safetensors_shapes(data, str(self.directory / name))
         check_weight_shapes(self.config.model, shapes, str(self.directory))
@@ -172,8 +166,7 @@ class Checkpoint:
     def load_state(self) -> dict[str, Any]:
         data = self.read_verified(STATE_FILE)
         try:
-            # weights_only passed explicitly so TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD can't turn it off;
-            # there is no fallback to an unsafe load.
+            # weights_only explicitly: TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD can't turn it off.
             state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
         except Exception as exc:
             raise CheckpointError(
@@ -208,13 +201,9 @@ def _state_problem(state: Any) -> str | None:
     return None
 
 
-def check_tokenizer_spec(spec: Any, config: RunConfig) -> None:
-    """Raise ValueError unless ``spec`` is a tokenizer this model can use (a char vocabulary
-    must be distinct single characters, one per row of the embedding)."""
-    _check_spec(spec, config.model.vocab_size)
-
-
-def _check_spec(spec: Any, vocab_size: int) -> None:
+def check_tokenizer_spec(spec: Any, vocab_size: int) -> None:
+    """Raise ValueError unless ``spec`` is a tokenizer a model of ``vocab_size`` can use (a char
+    vocabulary must be distinct single characters, one per row of the embedding)."""
     kinds = ("char", "tiktoken", "bpe", "records")
     if not isinstance(spec, dict) or spec.get("type") not in kinds:
         raise ValueError(f"unknown tokenizer {spec!r:.60}")
@@ -227,7 +216,7 @@ def _check_spec(spec: Any, vocab_size: int) -> None:
         if not isinstance(inner, dict) or inner.get("type") == "records":
             raise ValueError("records tokenizer without a tokenizer inside")
         # char and bpe vocabularies gain one id for the end-of-record token; tiktoken has its own
-        _check_spec(inner, vocab_size - (inner.get("type") in ("char", "bpe")))
+        check_tokenizer_spec(inner, vocab_size - (inner.get("type") in ("char", "bpe")))
         return
     if spec["type"] == "bpe":
         tokens = spec.get("tokens")
@@ -260,12 +249,11 @@ def open_checkpoint(directory: str | Path) -> Checkpoint:
     except CheckpointError:
         raise
     except (ValueError, TypeError, KeyError, RecursionError, UsageError) as exc:
-        # str(): the Python spelling, config.json's own field names (n_embd, not --n-embd)
-        detail = str(exc)
-        raise CheckpointError(f"checkpoint {d} has an invalid {CONFIG_FILE}: {detail}") from None
+        # str(exc): config.json's own field names (n_embd, not --n-embd)
+        raise CheckpointError(f"checkpoint {d} has an invalid {CONFIG_FILE}: {exc}") from None
     try:
         spec = json.loads(read_verified(d, manifest, TOKENIZER_FILE))
-        check_tokenizer_spec(spec, config)
+        check_tokenizer_spec(spec, config.model.vocab_size)
     except CheckpointError:
         raise
     except (ValueError, RecursionError) as exc:
@@ -274,16 +262,14 @@ def open_checkpoint(directory: str | Path) -> Checkpoint:
 
 
 def latest_checkpoint(root: Path = Path("checkpoints")) -> Path:
-    """The most recently saved checkpoint under ``root`` that no run is training right now
-    (what generate and inspect-attention use by default)."""
+    """The most recently saved checkpoint under ``root`` that no run is training right now."""
     candidates = [p.parent for p in root.glob(f"*/{MANIFEST_FILE}")] if root.is_dir() else []
     if not candidates:
         raise CheckpointError(
             f"no checkpoints under {root}/; train one with `tinygpt train FILE` or pass ",
             Opt("checkpoint"),
         )
-    # A run still training saves every few minutes and would always look newest; prefer the
-    # newest one that is finished (or interrupted), unless every one is still training.
+    # A run still training always looks newest: prefer a finished (or interrupted) one.
     settled = [p for p in candidates if not in_use(p)] or candidates
     return max(settled, key=lambda p: (p / MANIFEST_FILE).stat().st_mtime)
 
@@ -304,10 +290,7 @@ def load(
     best: bool = False,
 ) -> tuple[GPT, Tokenizer, Checkpoint]:
     """Open a checkpoint (default: the newest under ``checkpoints/``) and build its model.
-
-    Nothing global changes: torch's thread count is the caller's (a program chooses it once,
-    e.g. with :func:`tinygpt.model.device.fit_cpu_threads`), and loading never waits to watch the
-    machine."""
+    Nothing global changes: torch's thread count stays the caller's."""
     check_choice("attention", attention, ATTENTION_CHOICES)
     ck = find_checkpoint(checkpoint)
     model = ck.load_model(resolve_device(device), attention=attention, best=best)

@@ -1,5 +1,5 @@
-"""Weights and training state as bytes: safetensors for weights (no code can ride in them), the
-shapes a file declares checked against the config before anything is allocated."""
+"""Weights and training state as bytes: safetensors for weights (no code can ride in them), their
+shapes checked against the config before anything is allocated."""
 
 from __future__ import annotations
 
@@ -78,17 +78,14 @@ def safetensors_shapes(data: bytes, source: str) -> dict[str, tuple[int, ...]]:
 def check_weight_shapes(
     config: ModelConfig, shapes: dict[str, tuple[int, ...]], source: str
 ) -> None:
-    """Raise CheckpointError unless ``shapes`` (a weights file's, wrapper prefixes and the
-    tied head allowed) are exactly those of a model built from ``config``."""
+    """Raise CheckpointError unless ``shapes`` (a weights file's, wrapper prefixes and the tied
+    head allowed) are exactly those of a model built from ``config``."""
     model = meta_model(config)  # the shapes alone: no memory
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    found = {plain_name(key): shape for key, shape in shapes.items()}
     if config.tie_embeddings:
         expected.pop(TIED_KEY, None)
-    found = {}
-    for key, shape in shapes.items():
-        key = plain_name(key)
-        if key != TIED_KEY or not config.tie_embeddings:
-            found[key] = shape
+        found.pop(TIED_KEY, None)
     if found == expected:
         return
     wrong = sorted(k for k in expected if found.get(k) != expected[k]) or sorted(found)
@@ -115,8 +112,7 @@ def load_weights(model: GPT, data: bytes, source: str) -> None:
     state = clean_state_dict(state, tied)
     if tied:
         state[TIED_KEY] = state.get("wte.weight", torch.empty(0))
-    # Saving refuses non-finite weights, so a checkpoint holding them was tampered with (and
-    # sampling from them would fail deep inside torch).
+    # Saving refuses non-finite weights: these were tampered with (and would fail deep in torch).
     bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
     if bad:
         raise CheckpointError(f"{source} is corrupt: non-finite weights in {bad[0]}")

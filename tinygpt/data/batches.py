@@ -27,20 +27,12 @@ def check_split_lengths(train: np.ndarray, val: np.ndarray, block_size: int) -> 
 
 
 class BatchSampler:
-    """Windows of ``block_size + 1`` tokens, drawn with a dedicated ``torch.Generator``.
+    """Windows of ``block_size + 1`` tokens, drawn with a dedicated ``torch.Generator`` (so the
+    stream's position is part of the checkpoint, and a resumed run draws the same batches).
 
-    ``order``: ``passes`` (the default recipe's) goes over the text pass after pass, each pass
-    a random phase and a shuffled list of the windows that tile the text from there, so every
-    token is a target once a pass (a batch that ends a pass takes the rest from the next);
-    ``random`` draws every window's start independently, as nanoGPT does (the gpt2 recipe's).
-
-    Owning the generator (instead of the global RNG) makes the data stream's position part of
-    the checkpoint: its state, :meth:`pass_state` and :meth:`load_state` resume at exactly the
-    batch an uninterrupted run would have drawn next.
-
-    With several data-parallel ranks, every rank draws the same global batch of
-    ``batch_size * world_size`` windows and keeps its own slice: the ranks see distinct data,
-    and together exactly what one process with the combined batch would see.
+    ``order``: ``passes`` tiles the text from a random phase each pass, windows shuffled, so
+    every token is a target once a pass; ``random`` draws every start independently (nanoGPT).
+    Each data-parallel rank draws the same global batch and keeps its own slice.
     """
 
     def __init__(
@@ -76,10 +68,8 @@ class BatchSampler:
         starts = starts[self.rank * self.batch_size : (self.rank + 1) * self.batch_size]
         window = torch.from_numpy(self.ids[starts[:, None] + self._offsets].astype(np.int64))
         if device.type == "cuda":
-            window = window.pin_memory().to(device, non_blocking=True)
-        else:
-            window = window.to(device)
-        return window
+            return window.pin_memory().to(device, non_blocking=True)
+        return window.to(device)
 
     def _starts(self, count: int) -> np.ndarray:
         if self.order == "random":

@@ -1,7 +1,5 @@
-"""Tokenizing a corpus once: the tokenizer a corpus needs (a char vocabulary of its text, a BPE
+"""Tokenizing a corpus once: the tokenizer it needs (a char vocabulary of its text, a BPE
 learned from its training split), and the streaming pass that writes the token cache's entry.
-
-Where the text comes from: sources.py. The cache entry and its checks: token_cache.py.
 """
 
 from __future__ import annotations
@@ -17,7 +15,7 @@ import numpy as np
 from tqdm import tqdm
 
 from tinygpt.config.specs import is_bpe_spec, parse_bpe_spec
-from tinygpt.data.bpe import BPETokenizer, learn_bpe
+from tinygpt.data.bpe import BPETokenizer, TiktokenCodec, learn_bpe
 from tinygpt.data.holdout import file_cuts, halves, joined, training_pieces
 from tinygpt.data.records import RecordsTokenizer, record_chunks, split_records
 from tinygpt.data.sources import (
@@ -28,7 +26,6 @@ from tinygpt.data.sources import (
     resolve_sources,
     sources_digest,
 )
-from tinygpt.data.tiktoken_codec import TiktokenCodec
 from tinygpt.data.token_cache import (
     Corpus,
     default_cache_dir,
@@ -69,14 +66,8 @@ def _char_vocabulary(sources: list[Path], encoding: str, content: str) -> CharTo
 
 def _train_chars(sources: list[Path], encoding: str, val_fraction: float) -> int:
     """Where a learned BPE's training split ends: after the first 1 - val_fraction of the
-    characters. The token split lands exactly there (Corpus.train_tokens)."""
+    characters (Corpus.train_tokens lands exactly there)."""
     return int(sum(len(piece) for piece in iter_text(sources, encoding)) * (1 - val_fraction))
-
-
-def _is_learned(tokenizer: Tokenizer | str) -> bool:
-    if isinstance(tokenizer, str):
-        return is_bpe_spec(tokenizer)
-    return isinstance(getattr(tokenizer, "inner", tokenizer), BPETokenizer)
 
 
 def _cut_at(pieces: Iterable[str], cut: int | None) -> Iterator[str | None]:
@@ -93,9 +84,8 @@ def _cut_at(pieces: Iterable[str], cut: int | None) -> Iterator[str | None]:
 def _training_text(
     sources: list[Path], encoding: str, val_fraction: float, records: dict[str, str] | None
 ) -> Iterator[str]:
-    """The text of the training split in pieces, without separators when the corpus holds
-    records: what a BPE may learn from (one file: its first ``1 - val_fraction``; several:
-    each file's, see holdout.py)."""
+    """The training split's text in pieces (records without their separators): what a BPE may
+    learn from."""
     if len(sources) > 1:
         pieces = training_pieces(sources, encoding, val_fraction)
     else:
@@ -121,8 +111,8 @@ def _new_tokenizer(
     records: dict[str, str] | None,
     val_fraction: float,
 ) -> Tokenizer:
-    """A tokenizer that must exist before its cache key does: a BPE learned from the training
-    split (never the validation split), or any tokenizer with an end-of-record token."""
+    """The tokenizer ``name`` builds for this corpus (a BPE learns from the training split, never
+    the validation split), with an end-of-record token when it holds ``records``."""
     if name == "char":
         tok: Tokenizer = _char_vocabulary(sources, encoding, content)
     elif is_bpe_spec(name):
@@ -144,12 +134,9 @@ def prepare_corpus(
 ) -> Corpus:
     """Tokenize a file, directory or glob once into a memory-mapped token file, streaming.
 
-    ``tokenizer`` is a name (``char`` builds its vocabulary from the text in a first pass) or a
-    tokenizer object (a resumed run keeps its checkpoint's). The ids are cached under the
-    sources' content hash and the tokenizer, so an unchanged corpus is never tokenized twice.
-    ``exclude`` is a directory never read (the run's ``--out``). ``records`` (see
-    records.py) puts an end-of-record token between records; ``bpe:N`` learns its merges from
-    the first ``1 - val_fraction`` of the text.
+    ``tokenizer`` is a name or an object (a resumed run keeps its checkpoint's). The ids are
+    cached under the sources' content hash and the tokenizer. ``exclude`` is never read (the
+    run's ``--out``); ``records`` puts an end-of-record token between records.
     """
     codec = check_encoding(encoding)
     sources = resolve_sources(spec, exclude)
@@ -158,6 +145,7 @@ def prepare_corpus(
     if len(sources) > 1:  # on the share held out
         entry = sha256(f"{content}\0held out {val_fraction!r}".encode())[:24]
     if isinstance(tokenizer, str) and (records or is_bpe_spec(tokenizer)):
+        # built before its cache key can be known
         tokenizer = _new_tokenizer(tokenizer, sources, encoding, content, records, val_fraction)
     cache = (cache_dir or default_cache_dir()) / "tokens"
     keys = tokenizer_keys(tokenizer)
@@ -167,13 +155,9 @@ def prepare_corpus(
         )
         if found is not None:
             return found
-    if isinstance(tokenizer, str):
-        is_char = tokenizer == "char"
-        tok = (
-            _char_vocabulary(sources, encoding, content) if is_char else build_tokenizer(tokenizer)
-        )
-    else:
-        tok = tokenizer
+    tok = tokenizer
+    if isinstance(tok, str):  # char or a tiktoken encoding
+        tok = _new_tokenizer(tok, sources, encoding, content, None, val_fraction)
     ids_path, meta_path = entry_paths(cache, entry, keys[0])
     writer = _TokenWriter(tok, codec)
 
@@ -182,7 +166,8 @@ def prepare_corpus(
             if len(sources) > 1:
                 writer.write_held_out(out, sources, encoding, val_fraction)
             else:
-                cut = _train_chars(sources, encoding, val_fraction) if _is_learned(tok) else None
+                learned = isinstance(getattr(tok, "inner", tok), BPETokenizer)
+                cut = _train_chars(sources, encoding, val_fraction) if learned else None
                 writer.write(out, sources, encoding, cut)
         check_unchanged(writer.digest, content, sources)  # else no cache entry is kept
         if writer.num_tokens == 0:  # records that are all blank: nothing to learn, nothing cached
@@ -201,8 +186,8 @@ def _bar(sources: list[Path]) -> tqdm:
 
 
 class _TokenWriter:
-    """One streaming pass: text pieces in, ids out to a file, in batches (tiktoken encodes a
-    batch on its own threads), with the digests the cache entry records."""
+    """One streaming pass: text pieces in, ids out to a file in batches (tiktoken encodes a batch
+    on its own threads), with the digests the cache entry records."""
 
     def __init__(self, tok: Tokenizer, codec: str) -> None:
         self.tok = tok
@@ -214,8 +199,7 @@ class _TokenWriter:
         self.digest = new_digest(codec)  # of the bytes read: the text must be what was hashed
 
     def write(self, out: BinaryIO, sources: list[Path], encoding: str, cut: int | None) -> None:
-        """One file (or a learned BPE's): the text in order; ``cut`` marks where the BPE's
-        training text ends (Corpus.train_tokens)."""
+        """One file: the text in order; ``cut`` marks where a learned BPE's training text ends."""
         with _bar(sources) as bar:
             pieces = iter_text(sources, encoding, on_bytes=bar.update, digest=self.digest)
             for piece in _cut_at(self._chunks(pieces), cut):
@@ -229,8 +213,8 @@ class _TokenWriter:
     def write_held_out(
         self, out: BinaryIO, sources: list[Path], encoding: str, val_fraction: float
     ) -> None:
-        """Several files: every file's training part, then every file's held-out end
-        (holdout.py), written beside them first and appended."""
+        """Several files: every file's training part, then every held-out end (holdout.py),
+        written aside first and appended."""
         cuts = file_cuts(sources, encoding, val_fraction)
         held = _TokenWriter(self.tok, "utf-8")
         with _bar(sources) as bar, tempfile.TemporaryFile() as spare:

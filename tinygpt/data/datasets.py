@@ -1,7 +1,5 @@
-"""Fetching the standard small corpora from their public sources, with a checksum.
-
-Only tiny Shakespeare for now: 1,115,394 bytes of Shakespeare's plays, the corpus of Karpathy's
-char-rnn, in the public domain.
+"""Fetching the standard small corpora from their public sources, with a checksum: for now tiny
+Shakespeare (the corpus of Karpathy's char-rnn, public domain).
 """
 
 from __future__ import annotations
@@ -89,8 +87,8 @@ def fetch(
 
 
 def _existing_digest(target: Path, size: int) -> str:
-    """The sha256 of the file already at ``target``: a FIFO there would hang the read and a
-    device never end it, and a file larger than the published one is not it."""
+    """The sha256 of the file already at ``target``, read bounded (a FIFO or device must not
+    hang it; a larger file is not the published one)."""
     try:
         return sha256(read_bounded(target, size))
     except TooLarge:
@@ -100,11 +98,9 @@ def _existing_digest(target: Path, size: int) -> str:
 
 
 def _download(url: str, expected_size: int, quiet: bool) -> bytes:
-    """The bytes at ``url``: never more than ``expected_size`` (more can't be the published
-    file: ``file:///dev/zero`` would fill the memory) and within ``DOWNLOAD_DEADLINE_S`` in all
-    (the socket timeout is per read: a server trickling a byte at a time would hang forever).
-    ``read1`` returns what one read brings, so the deadline is checked as the bytes come; a
-    ``read`` of 64 KiB waited for all of them, past the deadline."""
+    """The bytes at ``url``: never more than ``expected_size`` (``file:///dev/zero`` would fill
+    the memory) and within ``DOWNLOAD_DEADLINE_S`` in all (the socket timeout is per read, so a
+    trickling server would hang forever; ``read1`` lets the deadline be checked as bytes come)."""
     deadline = time.monotonic() + DOWNLOAD_DEADLINE_S
     chunks: list[bytes] = []
     received = 0
@@ -129,7 +125,7 @@ def _download(url: str, expected_size: int, quiet: bool) -> bytes:
 
 
 def _content_length(header: str | None) -> int | None:
-    """The declared size, or None when absent or not a number (``Content-Length: abc``)."""
+    """The declared size, or None when absent or not a number."""
     try:
         return int(header) if header is not None else None
     except ValueError:

@@ -1,11 +1,8 @@
 """A corpus of several files holds out the end of every file for validation.
 
-One file's validation split is its last ``val_fraction`` (as it has always been). A folder or a
-glob read as one stream would put the last files alone in validation (``json/`` after
-``email/``: validation all JSON, training all e-mail), so each file gives its own last
-``val_fraction`` instead: validation then measures the same kinds of text the model learns.
-The token file holds every file's training part first, in file order, then every file's
-held-out part; ``Corpus.train_tokens`` marks the boundary.
+Read as one stream, the last files would be validation alone (``json/`` after ``email/``: all
+JSON); each file's own last ``val_fraction`` makes validation the kinds of text the model learns.
+The token file holds every training part, then every held-out part (``Corpus.train_tokens``).
 """
 
 from __future__ import annotations
@@ -33,8 +30,8 @@ def halves(
     on_bytes: Callable[[int], None] | None = None,
     digest: Any = None,
 ) -> tuple[Iterator[str], Iterator[str]]:
-    """A file's training part and held-out part, in pieces, read once: the first must be read
-    to its end before the second."""
+    """A file's training part and held-out part, in pieces, read once (the first to its end
+    before the second)."""
     pieces = file_pieces(path, encoding, on_bytes, digest)
     rest: list[str] = []
 

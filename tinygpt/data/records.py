@@ -2,9 +2,8 @@
 
 ``--records line`` makes each line a record, ``--records paragraph`` each block between blank
 lines, ``--separator TEXT`` each piece between occurrences of TEXT. The separator is never
-encoded as text: an end-of-record token stands in its place (a tiktoken encoding's
-``<|endoftext|>``, or one id past the char or learned BPE vocabulary), so a training example
-holds the separator only as that token, and a sample can end where its record ends.
+encoded as text but as an end-of-record token (tiktoken's ``<|endoftext|>``, or one id past the
+vocabulary), so a sample can end where its record ends.
 """
 
 from __future__ import annotations
@@ -43,14 +42,10 @@ class RecordsTokenizer:
         self.vocab_size: int = max(inner.vocab_size, self.eor + 1)
         self._sep_bytes = spec["separator"].encode("utf-8")
 
-    def records(self, text: str) -> list[str]:
-        """The parts between separators (the last may be an unfinished record)."""
-        return self.pattern.split(text)
-
     def encode(self, text: str) -> list[int]:
         """Each record's ids, an end-of-record id after every finished one; blank records
         (two separators in a row) add nothing."""
-        parts = self.records(text)
+        parts = self.pattern.split(text)  # the last may be an unfinished record
         ids: list[int] = []
         for i, part in enumerate(parts):
             if part.strip():
@@ -74,9 +69,8 @@ class RecordsTokenizer:
         return self.decode_bytes(ids).decode("utf-8", errors="replace")
 
     def token_strings(self, ids: list[int]) -> list[str]:
-        """Token texts; the end-of-record token as EOR_NAME, and a token of ordinary text that
-        spells the same (a crafted BPE may hold it) marked as text, so the two never look
-        alike."""
+        """Token texts; the end-of-record token as EOR_NAME, and ordinary text spelling the same
+        (a crafted BPE may hold it) marked as text, so the two never look alike."""
         shown = [EOR_NAME if i == self.eor else self.inner.token_strings([i])[0] for i in ids]
         return [
             f"{EOR_NAME} (text)" if s == EOR_NAME and i != self.eor else s
@@ -88,8 +82,8 @@ class RecordsTokenizer:
 
 
 def record_chunks(pieces: Iterable[str], tokenizer: RecordsTokenizer) -> Iterator[str]:
-    """Re-cut streamed text so each piece ends just after a separator: a separator (or a blank
-    line) that straddles two pieces would otherwise be encoded as text."""
+    """Re-cut streamed text so each piece ends just after a separator (one straddling two pieces
+    would be encoded as text)."""
     carry = ""
     for piece in pieces:
         text = carry + piece

@@ -1,20 +1,9 @@
 """A corpus for watching an induction head form: random strings that repeat later in the line.
 
-Each line of the file is one record::
-
-    <string S> <filler F> <string S again> "\\n"
-
-``S`` is ``length`` characters drawn uniformly (with replacement) from ``alphabet``, ``F`` is
-``gap`` more such characters, and the lengths and gaps vary from line to line (uniform over
-their ranges). Nothing in the file can be predicted from the characters before it except the
-second copy of ``S``, and only by looking back at the first copy: a model gets below
-``ln(len(alphabet))`` nats per character on the repeats only through in-context copying, which
-is what an induction head (a previous-token head in one layer, a head in the next that attends
-to the token after the earlier occurrence of the current one) does. The gaps must vary, or a
-single head that looks a fixed distance back does the job without any induction circuit.
-
-The file is plain text and ``tinygpt train`` reads it like any other (``--tokenizer char``); the
-same seed gives the same file.
+Each line is ``S F S``: a string ``S`` and a filler ``F`` of random characters from ``alphabet``,
+their lengths varying by line. Only the second ``S`` can be predicted, and only by copying the
+first: what an induction head does. The gaps vary, or a head looking a fixed distance back would
+do without one. Plain text (``--tokenizer char``); the same seed gives the same file.
 """
 
 from __future__ import annotations
@@ -55,27 +44,17 @@ class RepeatsConfig:
             raise UsageError(Opt("alphabet"), " needs at least two different characters")
         if "\n" in self.alphabet or "\r" in self.alphabet:
             raise UsageError(Opt("alphabet"), " must not hold a line break (it ends each record)")
-        if not 1 <= self.min_length <= self.max_length:
-            raise UsageError(
-                "need 1 <= ",
-                Opt("min_length"),
-                " <= ",
-                Opt("max_length"),
-                f", got {self.min_length}..{self.max_length}",
-            )
-        if not 0 <= self.min_gap <= self.max_gap:
-            raise UsageError(
-                "need 0 <= ",
-                Opt("min_gap"),
-                " <= ",
-                Opt("max_gap"),
-                f", got {self.min_gap}..{self.max_gap}",
-            )
-        if 2 * self.max_length + self.max_gap + 1 > MAX_RECORD:
+        for floor, low, high in ((1, "min_length", "max_length"), (0, "min_gap", "max_gap")):
+            lo, hi = getattr(self, low), getattr(self, high)
+            if not floor <= lo <= hi:
+                raise UsageError(
+                    f"need {floor} <= ", Opt(low), " <= ", Opt(high), f", got {lo}..{hi}"
+                )
+        record = 2 * self.max_length + self.max_gap + 1
+        if record > MAX_RECORD:
             raise UsageError(f"a record would be longer than {MAX_RECORD} characters")
         if self.lines < 1:
             raise UsageError(Opt("lines"), f" must be at least 1, got {self.lines}")
-        record = 2 * self.max_length + self.max_gap + 1
         if self.lines * record > MAX_CHARS:
             raise UsageError(
                 Opt("lines", self.lines),
@@ -108,28 +87,22 @@ def records(cfg: RepeatsConfig) -> list[str]:
 
 
 def write_repeats(path: str | Path, cfg: RepeatsConfig) -> Path:
-    """Write the corpus to ``path`` (atomically) and return it.
-
-    A file already there is kept when it holds exactly this corpus, and never replaced
-    otherwise (as ``data shakespeare`` never replaces a file): it may be the user's own.
-    """
+    """Write the corpus to ``path`` (atomically) and return it. A file already there is kept
+    when it holds exactly this corpus, and never replaced (it may be the user's own)."""
     target = Path(path)
     data = "".join(line + "\n" for line in records(cfg)).encode("utf-8")
+    taken = f"{target} exists and holds something else; delete it, or write to another --dir"
     if target.parent.exists() and not target.parent.is_dir():
         raise UsageError(f"--dir {target.parent} is not a directory")
     try:
         if target.exists() or target.is_symlink():
             if read_bounded(target, len(data)) == data:
                 return target
-            raise UsageError(
-                f"{target} exists and holds something else; delete it, or write to another --dir"
-            )
+            raise UsageError(taken)
         target.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(target, data)
     except TooLarge:
-        raise UsageError(
-            f"{target} exists and holds something else; delete it, or write to another --dir"
-        ) from None
+        raise UsageError(taken) from None
     except OSError as exc:
         raise UsageError(f"cannot write {target}: {describe_os_error(exc)}") from None
     return target

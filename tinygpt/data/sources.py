@@ -12,8 +12,7 @@ from typing import Any
 from tinygpt.errors import Opt, UsageError
 from tinygpt.io.files import NotRegularFile, check_regular
 
-# Corpora are read in pieces of this size: memory stays flat however large the files are, and
-# tiktoken encodes several pieces at once on its own threads.
+# Memory stays flat however large the files, and tiktoken encodes several pieces at once.
 _READ_CHUNK_BYTES = 1 << 23
 
 
@@ -27,11 +26,8 @@ def read_text(path: str | Path, encoding: str = "utf-8") -> str:
 
 
 def check_encoding(encoding: str) -> str:
-    """The canonical name of a text encoding (``latin-1`` -> ``iso8859-1``), or a UsageError.
-
-    Checked before any cache lookup, so a bad name fails the same way with a cached corpus as
-    with a fresh one; codecs such as ``rot13`` or ``base64`` are not text encodings.
-    """
+    """The canonical name of a text encoding (``latin-1`` -> ``iso8859-1``), or a UsageError
+    (before any cache lookup, so a cached corpus fails alike; ``rot13`` is no text encoding)."""
     try:
         info = codecs.lookup(encoding)
     except (LookupError, TypeError, ValueError):
@@ -50,10 +46,9 @@ def _is_utf8(encoding: str) -> bool:
 def resolve_sources(spec: str | Path, exclude: Path | None = None) -> list[Path]:
     """A file, a directory (every non-hidden file below it) or a glob pattern, in sorted order.
 
-    Each real file is read once (a symbolic link to a file already listed adds nothing, and
-    ``**`` does not descend into linked directories, so a link loop can't repeat or hang the
-    listing). Checkpoint directories below the corpus, and ``exclude`` (the run's own ``--out``),
-    are left out: ``tinygpt train .`` must not read its own weights as text on the next run.
+    Each real file once (``**`` does not follow linked directories, so a link loop can't hang
+    the listing); checkpoints below the corpus and ``exclude`` (the run's ``--out``) are left
+    out, so ``tinygpt train .`` never reads its own weights as text.
     """
     text = str(spec)
     path = Path(spec)
@@ -87,9 +82,8 @@ def resolve_sources(spec: str | Path, exclude: Path | None = None) -> list[Path]
 
 
 def _glob_files(pattern: str, exclude: Path | None) -> list[Path]:
-    """The files a glob pattern matches, through pathlib's glob (whose ``**`` does not follow
-    linked directories; ``glob.glob`` loops on ``dir/self -> .``) from the pattern's fixed
-    leading folders. Hidden names match only when the pattern spells a leading dot."""
+    """The files a glob pattern matches, through pathlib's glob (``glob.glob``'s ``**`` loops on
+    ``dir/self -> .``). Hidden names match only when the pattern spells a leading dot."""
     parts = Path(pattern).parts
     fixed = next(i for i, part in enumerate(parts) if any(ch in part for ch in "*?["))
     root = Path(*parts[:fixed]) if fixed else Path(".")
@@ -140,7 +134,6 @@ def _corpus_files(
 
 
 def _is_checkpoint_dir(directory: Path) -> bool:
-    """A tinygpt checkpoint (its weights are no text to train on)."""
     has_manifest = (directory / "manifest.json").is_file() or (
         directory / "manifest.pending.json"
     ).is_file()
@@ -154,16 +147,13 @@ def iter_text(
     on_bytes: Callable[[int], None] | None = None,
     digest: Any = None,
 ) -> Iterator[str]:
-    """Stream the sources' text in pieces that end at a newline, never holding a whole file.
-
-    Files are joined with a newline when one does not end with it. Errors name the file and the
-    byte offset of the first byte that is not valid in ``encoding``. ``digest`` (a hashlib
-    object, see :func:`new_digest`) is fed exactly the bytes read, as ``sources_digest`` is.
-    """
+    """Stream the sources' text in pieces that end at a newline, never holding a whole file;
+    files are joined with a newline. Errors name the file and the offset of the first invalid
+    byte. ``digest`` (:func:`new_digest`) is fed the bytes read, as ``sources_digest`` is."""
     total = 0
     for path in sources:
         piece = ""
-        for piece in _file_pieces(path, encoding, chunk_bytes, on_bytes, digest):
+        for piece in file_pieces(path, encoding, on_bytes, digest, chunk_bytes):
             total += len(piece)
             yield piece
         if piece and not piece.endswith("\n") and path is not sources[-1]:
@@ -178,20 +168,10 @@ def file_pieces(
     encoding: str,
     on_bytes: Callable[[int], None] | None = None,
     digest: Any = None,
+    chunk_bytes: int = _READ_CHUNK_BYTES,
 ) -> Iterator[str]:
-    """One file's text in pieces ending at a newline, as :func:`iter_text` reads it (an empty
-    file yields nothing)."""
-    return _file_pieces(path, encoding, _READ_CHUNK_BYTES, on_bytes, digest)
-
-
-def _file_pieces(
-    path: Path,
-    encoding: str,
-    chunk_bytes: int,
-    on_bytes: Callable[[int], None] | None,
-    digest: Any,
-) -> Iterator[str]:
-    """One file's text in pieces ending at a newline (a giant line goes as it is)."""
+    """One file's text in pieces ending at a newline (a giant line goes as it is; an empty file
+    yields nothing)."""
     decoder = _decoder(encoding)
     carry, consumed, first = "", 0, True
     if digest is not None:
@@ -236,8 +216,8 @@ def _chunks(path: Path, chunk_bytes: int) -> Iterator[bytes]:
 def _decode(
     decoder: codecs.IncrementalDecoder, raw: bytes, path: Path, encoding: str, at: int
 ) -> str:
-    """``raw`` decoded; an error names the file and the offset of the bad byte (``at`` is the
-    file offset where ``raw``'s decoding starts)."""
+    """``raw`` decoded; an error names the file and the offset of the bad byte (``raw``'s
+    decoding starts at offset ``at``)."""
     try:
         return decoder.decode(raw, final=not raw)
     except UnicodeDecodeError as exc:
@@ -256,9 +236,8 @@ def new_digest(encoding: str) -> Any:
 
 
 def check_unchanged(digest: Any, content: str, sources: list[Path]) -> None:
-    """Refuse text that is not what was hashed: a file rewritten while it was being read would
-    otherwise be cached under the old content's key, and every later run on the pristine
-    file would train on the mixture."""
+    """Refuse text that is not what was hashed: a file rewritten while read would be cached
+    under the old content's key, and later runs on the pristine file train on the mixture."""
     if digest.hexdigest()[:24] != content:
         names = ", ".join(str(p) for p in sources[:3]) + (", ..." if len(sources) > 3 else "")
         raise UsageError(
@@ -268,15 +247,11 @@ def check_unchanged(digest: Any, content: str, sources: list[Path]) -> None:
 
 
 def sources_digest(sources: list[Path], encoding: str) -> str:
-    """Everything the ids depend on besides the tokenizer: the text encoding, the files' names
-    and their bytes (a latin-1 reading of a file is another token stream than a UTF-8 one)."""
+    """Everything the ids depend on besides the tokenizer: the encoding, the files' names and
+    their bytes."""
     digest = new_digest(encoding)
     for path in sources:
         digest.update(f"\0{path.name}\0".encode())
-        try:
-            with open(path, "rb") as fh:
-                while block := fh.read(1 << 24):
-                    digest.update(block)
-        except OSError as exc:
-            raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+        for block in _chunks(path, 1 << 24):
+            digest.update(block)
     return digest.hexdigest()[:24]

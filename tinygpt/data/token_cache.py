@@ -1,9 +1,5 @@
-"""The token cache: a corpus's ids, tokenized once, kept under the sources' content hash and the
-tokenizer, with a checksum over everything that decides what the entry means.
-
-An entry is a flat binary file of ids (uint16 when the vocabulary fits, else uint32) and a JSON
-file beside it. Training memory-maps the ids: memory stays flat as the corpus grows, and a second
-run skips tokenization.
+"""The token cache: a corpus's ids under the sources' content hash and the tokenizer, a flat
+file of uint16 (or uint32) ids that training memory-maps, and a checksummed JSON beside it.
 """
 
 from __future__ import annotations
@@ -37,7 +33,7 @@ class Corpus:
 
     def split(self, val_fraction: float) -> tuple[np.ndarray, np.ndarray]:
         """First (1 - val_fraction) of the tokens for training, the rest for validation; with a
-        learned BPE, the tokens of the text it learned from, so validation is text it never saw."""
+        learned BPE, the tokens of the text it learned from (validation: text it never saw)."""
         n_train = int(len(self.ids) * (1 - val_fraction))
         if self.train_tokens is not None:
             n_train = self.train_tokens
@@ -65,11 +61,9 @@ def dtype_for(vocab_size: int) -> np.dtype:
 def tokenizer_keys(tokenizer: Tokenizer | str) -> list[str]:
     """Cache keys for a tokenizer, to try in order; the first is the one written.
 
-    A name and the tokenizer it builds share a key, so a resumed run (which passes its
-    checkpoint's tokenizer object) finds the ids the first run cached under the name: a tiktoken
-    encoding is its name, and ``char`` is the vocabulary of the text itself. A char vocabulary
-    given as an object may be another text's, so it is written under its own hash and matches
-    the ``char`` entry only when the cached vocabulary is the same (checked on reading).
+    A name and the tokenizer it builds share a key, so a resumed run (passing its checkpoint's
+    tokenizer) finds what the first run cached. A char vocabulary object may be another text's:
+    it is written under its own hash, and matches ``char`` only when the vocabularies agree.
     """
     if isinstance(tokenizer, str):
         return ["char" if tokenizer == "char" else f"tiktoken-{tokenizer}"]
@@ -82,8 +76,8 @@ def tokenizer_keys(tokenizer: Tokenizer | str) -> list[str]:
 
 
 def entry_paths(cache_dir: Path, content: str, key: str) -> tuple[Path, Path]:
-    """Where an entry's ids and JSON go; a temporary folder when the cache can't hold them
-    (caching is an optimisation: a broken cache folder must not stop training)."""
+    """Where an entry's ids and JSON go; a temporary folder when the cache can't hold them (a
+    broken cache must not stop training)."""
     ids_path, meta_path = cache_dir / f"{content}-{key}.bin", cache_dir / f"{content}-{key}.json"
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
@@ -100,14 +94,10 @@ def entry_paths(cache_dir: Path, content: str, key: str) -> tuple[Path, Path]:
 def read_entry(
     ids_path: Path, meta_path: Path, tokenizer: Tokenizer | str, key: str
 ) -> Corpus | None:
-    """The cached corpus, when the entry is whole and holds this tokenizer's ids.
-
-    Nothing in the entry is trusted: the ids must have the width this vocabulary is written
-    with, fill the file exactly, all be in the vocabulary (an id beyond it fails every later
-    run deep inside the embedding; a wrong width trains on garbage), and the sha256 recorded
-    when the entry was written must cover both the ids and every other field (a flipped byte in
-    the vocabulary would train under the wrong characters). An entry that does not hold up is
-    rebuilt.
+    """The cached corpus, when the entry is whole and holds this tokenizer's ids; else None (the
+    entry is rebuilt). Nothing is trusted: the ids must have the vocabulary's width, fill the
+    file, lie in the vocabulary (else every later run fails in the embedding), and the sha256
+    must cover the ids and every other field (a flipped vocabulary byte trains wrong characters).
     """
     if not (ids_path.exists() and meta_path.exists()):
         return None
@@ -139,9 +129,8 @@ def read_entry(
 
 
 def _ids_digest(ids: np.ndarray, vocab_size: int) -> str | None:
-    """The sha256 of the ids' bytes (a flipped bit turns one token into another, which no
-    range check sees), or None when an id lies outside the vocabulary. Read in slices: memory
-    stays flat."""
+    """The sha256 of the ids' bytes, or None when an id lies outside the vocabulary (read in
+    slices: memory stays flat)."""
     digest = hashlib.sha256()
     step = 1 << 24
     for i in range(0, len(ids), step):
@@ -153,8 +142,8 @@ def _ids_digest(ids: np.ndarray, vocab_size: int) -> str | None:
 
 
 def entry_digest(meta: dict[str, Any], ids_digest: str | None) -> str | None:
-    """The checksum of a whole cache entry: every field of its JSON but the checksum itself,
-    and the ids' digest. None when the ids fail their range check."""
+    """The checksum of a cache entry: its JSON's fields but the checksum, and the ids' digest
+    (None when the ids fail their range check)."""
     if ids_digest is None:
         return None
     fields = {k: v for k, v in meta.items() if k != "sha256"}

@@ -1,9 +1,6 @@
-"""Tokenizers: a character vocabulary built from the text, any tiktoken BPE encoding, or a BPE
-learned from the text (tinygpt/data/bpe.py); any of them with an end-of-record token (records.py).
-
-Both turn text into a list of ids and ids back into bytes (a BPE token can hold part of a
-UTF-8 character, so streaming decodes bytes incrementally). A tokenizer serialises to a small
-dict that lives in the checkpoint, so ``generate`` needs nothing but the checkpoint directory.
+"""Tokenizers: a character vocabulary, any tiktoken encoding, or a BPE learned from the text
+(bpe.py), any of them with an end-of-record token (records.py). Each decodes to bytes (a BPE
+token can hold part of a character) and serialises to a small dict kept in the checkpoint.
 """
 
 from __future__ import annotations
@@ -14,9 +11,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from tinygpt.config.specs import RECORD_MODES, is_bpe_spec
-from tinygpt.data.bpe import BPETokenizer
+from tinygpt.data.bpe import BPETokenizer, TiktokenCodec
 from tinygpt.data.records import RecordsTokenizer
-from tinygpt.data.tiktoken_codec import TiktokenCodec
 from tinygpt.errors import Opt, TinyGPTError, UsageError
 
 # tiktoken names its GPT-2 encoding "gpt2" but ships the identical ranks, pattern and special
@@ -87,8 +83,7 @@ class TiktokenTokenizer(TiktokenCodec):
     """A tiktoken encoding such as ``gpt2`` (r50k_base) or ``cl100k_base``."""
 
     def __init__(self, name: str, saved: bool = False) -> None:
-        """``saved``: the name comes from a checkpoint, which needs this encoding (the advice
-        when it cannot load differs: no other tokenizer can read that checkpoint)."""
+        """``saved``: the name comes from a checkpoint, which no other tokenizer can read."""
         import tiktoken
 
         self.name = name

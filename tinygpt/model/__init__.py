@@ -1,6 +1,4 @@
-"""The transformer: :class:`GPT` (gpt.py, the model in one sitting), the layers the recipes choose
-between (layers.py), the KV cache (cache.py), named hook points (hooks.py) and parameter counts
-(size.py)."""
+"""The transformer: :class:`GPT` (gpt.py), its layers, KV cache, hook points and size."""
 
 from tinygpt.model.cache import KVCache
 from tinygpt.model.gpt import GPT, MLP, Block, CausalSelfAttention, resolve_attention

@@ -8,12 +8,9 @@ from tinygpt.config.model import ModelConfig
 
 
 class KVCache:
-    """Preallocated keys and values for every layer, filled left to right during generation.
-
-    Two ways in: :meth:`GPT.forward` appends a chunk at ``length`` (the prompt, a refill after the
-    window jumps), and :meth:`GPT.step` writes one token at the position held in the tensor
-    ``position``. The step reads nothing from the host and keeps every shape fixed, so one CUDA
-    graph of it can be replayed at any position."""
+    """Preallocated keys and values for every layer, filled left to right. :meth:`GPT.forward`
+    appends a chunk at ``length``; :meth:`GPT.step` writes one token at the tensor ``position``
+    (read on the device, so one CUDA graph of the step replays at any position)."""
 
     def __init__(
         self,
@@ -30,14 +27,13 @@ class KVCache:
         self.v = torch.zeros(shape, device=device, dtype=dtype)
         self.length = 0  # tokens stored so far (the same for every layer)
         self.position = torch.zeros(1, dtype=torch.long, device=device)  # the step's position
-        # Row p: 0 on the keys a query at position p sees (0..p), -inf on the rest; the step
-        # picks its row on the device. Additive, so attention adds it instead of converting it.
+        # Row p: 0 on the keys a query at p sees (0..p), -inf on the rest (additive: attention
+        # adds it instead of converting it).
         size = config.block_size
         future = torch.ones(size, size, dtype=torch.bool, device=device).triu(1)
         self.visible = torch.zeros(size, size, dtype=dtype, device=device)
         self.visible.masked_fill_(future, float("-inf"))
-        # Per position, RoPE as one (head_dim x head_dim) matrix (Rotary.matrices): one matmul a
-        # layer per token instead of the half-split, four products and a concatenation.
+        # Per position, RoPE as one (head_dim x head_dim) matrix: one matmul a layer per token.
         self.rotations = rotations.to(dtype) if rotations is not None else None
         # The step's input rows where they do not depend on the position (set by the model).
         self.embeddings: torch.Tensor | None = None

@@ -74,8 +74,7 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
 
 
 def cpu_has_amx() -> bool:
-    """Whether this CPU has AMX tiles: its bf16 matmuls run ~14x faster than fp32 ones, and a
-    training step of the default model under bf16 autocast takes 0.73x the fp32 time
+    """Whether this CPU has AMX tiles: bf16 then trains the default model in 0.73x the fp32 time
     (docs/benchmarks.md); without AMX, bf16 is emulated or barely faster."""
     return bool(getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)())
 
@@ -95,9 +94,8 @@ def configure_backends(device: torch.device) -> None:
 
 
 def compile_problem(device: torch.device) -> str | None:
-    """Why ``torch.compile`` can't work on ``device`` here, or None: on a GPU it generates
-    Triton kernels (Triton is not in every torch build, Windows' among them); on the CPU it
-    compiles C++ (a compiler must be on PATH)."""
+    """Why ``torch.compile`` can't work on ``device`` here (no Triton for the GPU, no C++
+    compiler for the CPU), or None."""
     if device.type == "cuda" and importlib.util.find_spec("triton") is None:
         return "torch.compile needs Triton for the GPU, and this torch build has none"
     if device.type == "cpu" and not any(shutil.which(c) for c in ("c++", "g++", "clang++", "cl")):
@@ -135,16 +133,15 @@ def busy_cores(interval: float = BUSY_SAMPLE_S) -> float | None:
 
 
 def threads_for(cores: int, busy: float, current: int) -> int:
-    """Torch threads for a CPU run: no more than the cores other processes leave free (at
-    least one). More threads than free cores makes every step wait on a descheduled thread:
-    seen here as 10x slower training and 50x slower sampling with one core taken."""
+    """Torch threads: at most the cores other processes leave free (at least one). More makes
+    every step wait on a descheduled thread (10x slower training with one core taken)."""
     free = max(1, cores - round(busy))
     return max(1, min(current, free))
 
 
 def fit_cpu_threads(device: torch.device) -> str | None:
-    """On the CPU, unless the user chose (OMP_NUM_THREADS), use only the free cores; returns
-    a note saying so when it lowered the thread count."""
+    """On the CPU, unless the user chose (OMP_NUM_THREADS), use only the free cores; a note
+    when it lowered the thread count."""
     if device.type != "cpu" or any(os.environ.get(v) for v in THREAD_VARIABLES):
         return None
     cores = os.cpu_count() or 1

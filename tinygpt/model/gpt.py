@@ -4,20 +4,11 @@
            -> n_layer x Block [ x + Attn(Norm(x)); x + MLP(Norm(x)) ]   (pre-norm residual blocks)
            -> final Norm -> LM head -> (soft-capped) logits
 
-The recipe (tinygpt/recipe.py) is read once, here in the constructors: each choice becomes a
-module (LayerNorm or RMSNorm, GELU or ReLU², a rotation or none, ``nn.Identity`` for a norm the
-recipe leaves out), and ``forward`` just runs them.
-
-Attention has two interchangeable paths that compute the same numbers:
-
-* ``manual``: the textbook formula, softmax(Q Kᵀ / √d_k + causal mask) · V, written out step by
-  step; the only one that forms the scores and the weights (``hook_attn_scores``,
-  ``hook_pattern``), so a layer whose scores or pattern are hooked runs it.
-* ``sdpa``: ``torch.nn.functional.scaled_dot_product_attention``, which fuses those steps (flash
-  or memory-efficient kernels where available). ``auto`` picks it.
-
-Named hook points (tinygpt/model/hooks.py) sit at every activation worth reading or changing.
-Generation uses a KV cache (tinygpt/model/cache.py) and a one-token :meth:`GPT.step`.
+The recipe (tinygpt/recipe.py) is read once, in the constructors: each choice becomes a module
+(``nn.Identity`` for a norm it leaves out), and ``forward`` just runs them. Attention has two
+paths that compute the same numbers: ``manual``, softmax(Q Kᵀ / √d_k + causal mask) · V written
+out (the only one that forms the scores and weights, so a layer whose ``hook_attn_scores`` or
+``hook_pattern`` is hooked runs it), and ``sdpa``, torch's fused kernel (what ``auto`` picks).
 """
 
 from __future__ import annotations
@@ -42,7 +33,6 @@ from tinygpt.model.layers import (
 )
 
 PARAMETER_ROLES = ("matrices", "embeddings", "head", "scalars")
-ATTENTION_MODES = ("sdpa", "manual")
 
 
 class CausalSelfAttention(nn.Module):
@@ -64,16 +54,11 @@ class CausalSelfAttention(nn.Module):
         self.rotary: nn.Module = (
             Rotary(self.head_dim, config.block_size) if config.position == "rope" else NoRotation()
         )
-        # Queries and keys change before they meet only with QK-norm or RoPE: without either
-        # (gpt2) the step that joins them for those two is skipped.
+        # Without QK-norm or RoPE (gpt2), queries and keys reach attention as projected.
         self.shapes_qk = config.qk_norm or config.position == "rope"
         self.hook_q, self.hook_k, self.hook_v = HookPoint(), HookPoint(), HookPoint()
-        self.hook_rot_q, self.hook_rot_k = HookPoint(), HookPoint()
-        self.hook_attn_scores, self.hook_pattern, self.hook_z = (
-            HookPoint(),
-            HookPoint(),
-            HookPoint(),
-        )
+        self.hook_rot_q, self.hook_rot_k, self.hook_z = HookPoint(), HookPoint(), HookPoint()
+        self.hook_attn_scores, self.hook_pattern = HookPoint(), HookPoint()
 
     def project(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """x · W_Q, x · W_K, x · W_V, each split into heads: (B, n_head, T, head_dim)."""
@@ -85,11 +70,9 @@ class CausalSelfAttention(nn.Module):
     def position(
         self, q: torch.Tensor, k: torch.Tensor, start: int = 0
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """QK-norm, then the rotation for tokens from position ``start``: the queries and keys
-        attention compares."""
+        """QK-norm, then the rotation for tokens from position ``start``."""
         if self.shapes_qk:
-            # Both steps act on each head's vector alone, so queries and keys go through them
-            # as one tensor: half the operations per generated token, the same numbers.
+            # Both act on each head's vector alone: one tensor halves the operations per token.
             q, k = self.rotary(self.qk_norm(torch.cat((q, k), dim=1)), start).split(
                 self.n_head, dim=1
             )
@@ -111,8 +94,8 @@ class CausalSelfAttention(nn.Module):
         return self.resid_dropout(self.c_proj(y))
 
     def explicit(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        """The mechanism written out: similarity of each query with every key, scaled so the
-        softmax doesn't saturate as head_dim grows, future keys masked out with -inf."""
+        """Each query against every key, scaled so the softmax doesn't saturate as head_dim
+        grows, future keys masked out with -inf."""
         t, t_key = q.size(2), k.size(2)
         scores = (q @ k.transpose(-2, -1)) / math.sqrt(self.head_dim)
         scores = scores.masked_fill(~causal_mask(t, t_key, q.device), float("-inf"))
@@ -124,29 +107,14 @@ class CausalSelfAttention(nn.Module):
         # at the same position; with cached keys an explicit mask (or none, for one query).
         t, t_key = q.size(2), k.size(2)
         mask = None if t in (1, t_key) else causal_mask(t, t_key, q.device)
+        dropout = self.dropout if self.training else 0.0
         if q.device.type == "cpu" and q.dtype == torch.bfloat16:
             # The CPU's fused attention is 4x slower backwards in bfloat16 than in float32
             # (docs/benchmarks.md): under autocast only the matmuls around it run in bfloat16.
             with torch.autocast("cpu", enabled=False):
-                return self._sdpa(q.float(), k.float(), v.float(), mask, t == t_key)
-        return self._sdpa(q, k, v, mask, t == t_key)
-
-    def _sdpa(
-        self,
-        q: torch.Tensor,
-        k: torch.Tensor,
-        v: torch.Tensor,
-        mask: torch.Tensor | None,
-        causal: bool,
-    ) -> torch.Tensor:
-        return F.scaled_dot_product_attention(
-            q,
-            k,
-            v,
-            attn_mask=mask,
-            dropout_p=self.dropout if self.training else 0.0,
-            is_causal=causal,
-        )
+                q, k, v = q.float(), k.float(), v.float()
+                return F.scaled_dot_product_attention(q, k, v, mask, dropout, t == t_key)
+        return F.scaled_dot_product_attention(q, k, v, mask, dropout, t == t_key)
 
     def step(
         self,
@@ -156,11 +124,9 @@ class CausalSelfAttention(nn.Module):
         visible: torch.Tensor,
         rotation: torch.Tensor | None,
     ) -> torch.Tensor:
-        """One new token per row (x: B, 1, C) at ``cache.position``; inference only.
-
-        The same numbers as :meth:`forward` with as few operations as possible: the keys go into
-        the cache at a position read on the device, and attention runs over the whole
-        preallocated cache with the not-yet-written positions masked, so every shape is fixed."""
+        """One new token per row (x: B, 1, C) at ``cache.position``; inference only. The keys go
+        in at a position read on the device and attention runs over the whole cache, unwritten
+        positions masked, so every shape is fixed."""
         b = x.size(0)
         qkv = self.c_attn(x).view(b, 3 * self.n_head, 1, self.head_dim)
         qk, v = qkv.split((2 * self.n_head, self.n_head), dim=1)
@@ -320,11 +286,9 @@ class GPT(nn.Module):
 
     @torch.inference_mode()
     def step(self, idx: torch.Tensor, cache: KVCache) -> torch.Tensor:
-        """Logits (B, vocab) for one new token per row, ``idx`` (B, 1), at ``cache.position``.
-
-        The sampler's per-token path: what :meth:`forward` computes for that token given the
-        cached keys, with no dropout or hooks, no host synchronisation and fixed shapes (a CUDA
-        graph captures it once). The caller sets ``cache.position``."""
+        """Logits (B, vocab) for one new token per row, ``idx`` (B, 1), at ``cache.position`` (set
+        by the caller): :meth:`forward`'s numbers with no hooks, no host synchronisation and
+        fixed shapes, so a CUDA graph captures it once."""
         position = cache.position
         if cache.embeddings is not None:
             x = F.embedding(idx, cache.embeddings)
@@ -342,15 +306,10 @@ class GPT(nn.Module):
         return self.head(step_norm(self.ln_f, x))[:, 0]
 
     def parameter_roles(self) -> dict[str, list[nn.Parameter]]:
-        """Every parameter once, by role: ``matrices`` (the blocks' 2-D weights), ``embeddings``
-        (token and position tables), ``head`` (the LM head, when untied) and ``scalars`` (norm
-        gains and biases). The optimizer gives each role its own learning rate and decay."""
+        """Every parameter once, by role (each gets its own learning rate and decay): ``matrices``
+        (the blocks' 2-D weights), ``embeddings``, ``head`` (when untied), ``scalars``."""
         roles: dict[str, list[nn.Parameter]] = {r: [] for r in PARAMETER_ROLES}
-        seen: set[int] = set()
-        for name, p in self.named_parameters():
-            if id(p) in seen:
-                continue
-            seen.add(id(p))
+        for name, p in self.named_parameters():  # a tied weight once, as the embedding
             if name.startswith(("wte.", "wpe.")):
                 roles["embeddings"].append(p)
             elif name.startswith("lm_head."):
@@ -363,7 +322,7 @@ class GPT(nn.Module):
 
     def optimizer_groups(self, weight_decay: float) -> list[dict]:
         """Decay matrices (linear weights, embeddings); never decay biases or LayerNorm gains."""
-        params = {id(p): p for p in self.parameters()}.values()  # tied weight once
+        params = list(self.parameters())  # a tied weight once
         decay = [p for p in params if p.dim() >= 2]
         no_decay = [p for p in params if p.dim() < 2]
         return [
@@ -375,6 +334,6 @@ class GPT(nn.Module):
 def resolve_attention(mode: str) -> str:
     if mode == "auto":
         return "sdpa"
-    if mode not in ATTENTION_MODES:
+    if mode not in ("sdpa", "manual"):
         raise ValueError(f"unknown attention mode {mode!r}")
     return mode

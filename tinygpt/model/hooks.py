@@ -1,23 +1,18 @@
 """Named hook points: one identity module at each activation worth reading or changing.
 
-As in TransformerLens, capturing and intervening go through the same place: a hook on
-``blocks.0.attn.hook_pattern`` can record the attention weights or return new ones, and the rest
-of the forward pass uses what it returns. Hooks are ordinary torch forward hooks, so several
-stack, and each comes off on its own when its ``with`` block ends.
+As in TransformerLens, a hook on ``blocks.0.attn.hook_pattern`` can record the attention weights
+or return new ones, which the rest of the forward pass uses. Hooks are torch forward hooks: they
+stack, and each comes off when its ``with`` block ends. Shapes (B batch, T tokens, H heads,
+D head size, C width):
 
-Shapes (B: batch, T: tokens, H: heads, D: head size, C: model width):
+* ``hook_embed`` and per block ``blocks.{i}.``: ``hook_resid_pre``, ``hook_attn_out``,
+  ``hook_resid_mid``, ``hook_mlp_out`` (blocks with an MLP), ``hook_resid_post``: (B, T, C).
+* per attention ``blocks.{i}.attn.``: ``hook_q``, ``hook_k``, ``hook_v``, and ``hook_rot_q``,
+  ``hook_rot_k`` after QK-norm and rotation: (B, H, T, D); ``hook_attn_scores`` (before the
+  softmax) and ``hook_pattern`` (after): (B, H, T, T_keys); ``hook_z``: (B, H, T, D).
 
-* ``hook_embed`` (B, T, C): the token embedding (plus the position table, gpt2 recipe).
-* per block ``blocks.{i}.``: ``hook_resid_pre``, ``hook_attn_out``, ``hook_resid_mid``,
-  ``hook_mlp_out`` (blocks with an MLP), ``hook_resid_post``: (B, T, C).
-* per attention ``blocks.{i}.attn.``: ``hook_q``, ``hook_k``, ``hook_v`` as projected and
-  ``hook_rot_q``, ``hook_rot_k`` after QK-norm and the rotation (what attention compares):
-  (B, H, T, D); ``hook_attn_scores`` (scaled, masked, before the softmax) and ``hook_pattern``
-  (after it): (B, H, T, T_keys); ``hook_z``, each head's weighted values: (B, H, T, D).
-
-Reading or changing the scores or the pattern runs that layer on the explicit attention path
-(the fused kernel never forms them); everything else works on either path. The one-token
-sampling step (:meth:`GPT.step`) has no hook points.
+Hooking the scores or the pattern runs that layer's explicit attention; :meth:`GPT.step` has no
+hook points.
 """
 
 from __future__ import annotations

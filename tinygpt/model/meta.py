@@ -1,5 +1,5 @@
-"""A model with its shapes and no memory (the meta device): for checking a weights file
-against a configuration, or describing a run's parameter groups, before anything is built."""
+"""A model with its shapes and no memory (the meta device), to check a weights file or describe
+parameter groups before anything is built."""
 
 from __future__ import annotations
 
@@ -13,10 +13,9 @@ from tinygpt.model.gpt import GPT
 
 
 class _ShapesOnly(TorchFunctionMode):
-    """What the meta device computes through torch's Python references, whose first call imports
-    the compiler stack (``torch._dynamo``: seconds of every command's start-up), done otherwise:
-    ``normal_`` is skipped (a meta tensor has no values to draw) and ``arange`` runs on the CPU
-    (RoPE's tables, a few numbers, are computed from it and never saved)."""
+    """Avoids torch's Python references on the meta device, whose first call imports
+    ``torch._dynamo`` (seconds of start-up): ``normal_`` is skipped (no values to draw) and
+    ``arange`` runs on the CPU (RoPE's few numbers, never saved)."""
 
     def __torch_function__(
         self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None

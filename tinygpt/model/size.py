@@ -34,9 +34,8 @@ class ParameterCount:
 
 
 def count_parameters(config: ModelConfig) -> ParameterCount:
-    """The one count every command shows (train, runs, info), from the shape alone: ``runs``
-    lists many checkpoints, and building each model (even on the meta device) cost it seconds.
-    ``tests/test_newcomer.py`` checks it against a built model for every recipe switch."""
+    """The count every command shows, from the shape alone (building each model that ``runs``
+    lists cost seconds); tests/test_newcomer.py checks it against built models."""
     c, bias = config.n_embd, int(config.bias)
     norm = 0 if config.norm == "rmsnorm" else c + c * bias  # RMSNorm here has no parameters
     attention = 3 * c * c + 3 * c * bias + c * c + c * bias  # c_attn, c_proj (QK-norm: none)
