@@ -1,16 +1,12 @@
-"""The local web server of ``tinygpt explore``: an ASGI app (Starlette) served by uvicorn.
-
-Why these: Starlette is a small, well-kept ASGI toolkit (routing, streaming responses, a test
-client) and uvicorn its standard server; nothing here is hand-written HTTP. The sampled tokens
-stream as server-sent events: one direction (model to page) is all that streaming needs, the
-browser's EventSource reconnects and parses them itself, and a plain GET keeps every request
-under the same token check, where a WebSocket would need a second protocol.
+"""The local web server of ``tinygpt explore``: a Starlette app served by uvicorn, no
+hand-written HTTP. Sampled tokens stream as server-sent events: one direction is all streaming
+needs, EventSource reconnects by itself, and a plain GET stays under the same token check
+(a WebSocket would be a second protocol).
 
 Safe by default, as Jupyter is: bound to 127.0.0.1; a random token in the address, required on
-every request (the first page view turns it into a same-site cookie, so the page's own requests
-carry it); the Host header must name this machine (no DNS rebinding); no request can name a
-file; a Content-Security-Policy that runs only the page's own script and loads nothing from
-elsewhere; every string from the model or the prompt is set as text, never as HTML.
+every request (the first page view sets it as a same-site cookie); the Host header must name
+this machine (no DNS rebinding); no request can name a file; a CSP that runs only the page's
+own script and loads nothing from elsewhere; model and prompt text is set as text, never HTML.
 """
 
 from __future__ import annotations
@@ -161,8 +157,16 @@ def _posted(work: Callable[[Explorer, dict[str, Any]], dict[str, Any]]) -> Calla
     inside ``work``, on the worker thread, so a field of the wrong type is a 400, not a 500."""
 
     async def route(request: Request) -> Response:
-        body, explorer = await _json(request), request.app.state.explorer
-        return await _answer(request, lambda: work(explorer, body))
+        body, state = await _json(request), request.app.state
+
+        def locked() -> Response:  # on a worker thread: the server keeps serving
+            try:
+                with state.lock:
+                    return JSONResponse(work(state.explorer, body))
+            except (TinyGPTError, ValueError, TypeError) as exc:
+                return _refused(exc)
+
+        return await run_in_threadpool(locked)
 
     return route
 
@@ -253,19 +257,6 @@ def _ids(body: dict[str, Any]) -> list[int]:
     if not isinstance(ids, list) or not all(type(i) is int for i in ids):
         raise ValueError("ids must be a list of token ids")
     return ids
-
-
-async def _answer(request: Request, work: Any) -> Response:
-    """``work()``'s answer as JSON, computed on a worker thread (the server keeps serving)."""
-
-    def locked() -> Response:
-        try:
-            with request.app.state.lock:
-                return JSONResponse(work())
-        except (TinyGPTError, ValueError, TypeError) as exc:
-            return _refused(exc)
-
-    return await run_in_threadpool(locked)
 
 
 def _refused(exc: Exception) -> Response:

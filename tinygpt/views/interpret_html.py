@@ -1,8 +1,6 @@
-"""A self-contained HTML page for a predictions, attribution or patching report.
-
-The page has no script at all: every piece of text from the prompt or the model goes through
-``html.escape`` into element text or a ``title`` attribute, colours are classes (the CSP allows
-the page's one style sheet, by hash, and no inline style), and nothing is fetched.
+"""A self-contained HTML page for a predictions, attribution or patching report. It has no
+script: all text from the prompt or the model goes through ``html.escape``, colours are classes
+(the CSP allows the page's one style sheet, by hash, and no inline style), nothing is fetched.
 """
 
 from __future__ import annotations
