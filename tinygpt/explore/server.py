@@ -62,15 +62,13 @@ class Guard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request = Request(scope)
+        request, app = Request(scope), self.app
         given = request.query_params.get("token") or request.cookies.get(COOKIE) or ""
         if not secrets.compare_digest(given.encode(), self.token.encode()):
-            response: ASGIApp = PlainTextResponse(
+            app = PlainTextResponse(
                 "this page needs the address tinygpt explore printed (with its token)", 403
             )
-            await _with_csp(response)(scope, receive, send)
-            return
-        await _with_csp(self.app)(scope, receive, send)
+        await _with_csp(app)(scope, receive, send)
 
 
 def _with_csp(app: ASGIApp) -> ASGIApp:

@@ -17,11 +17,10 @@ LEVELS = 10  # colour steps of the loss and restoration scales
 
 
 def _scale(prefix: str, rgb) -> str:
-    rules = []
-    for k in range(LEVELS + 1):
-        r, g, b = rgb(k / LEVELS)
-        rules.append(f".{prefix}{k} {{ background: rgb({r},{g},{b}); }}")
-    return "\n".join(rules)
+    colours = (rgb(k / LEVELS) for k in range(LEVELS + 1))
+    return "".join(
+        f".{prefix}{k} {{ background: rgb({r},{g},{b}); }}\n" for k, (r, g, b) in enumerate(colours)
+    )
 
 
 _STYLE = (
@@ -39,11 +38,8 @@ td.n { text-align: right; font-family: monospace; }
 .note { color: #555; font-size: 13px; }
 """
     + _scale("l", lambda t: loss_rgb(t * 5.0))
-    + "\n"
     + _scale("p", restored_rgb)
-    + "\n"
     + _scale("m", lambda t: restored_rgb(-t))
-    + "\n"
 )
 
 
