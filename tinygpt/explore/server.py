@@ -208,11 +208,10 @@ patch = _posted(
 async def _events(
     explorer: Explorer, prompt: str, cfg: Any, lock: threading.Lock
 ) -> AsyncIterator[str]:
-    """Server-sent events: the tokens sampled in each turn (a JSON object a line), then
-    ``event: done``. The sampler runs on the event loop's own thread, ``TURN_S`` at a time, and
-    the loop serves other requests between turns: a click's answer takes the model then, on
-    a worker thread. On a worker thread of its own, the sampler contended for the GIL with the
-    loop at every torch call. A page that goes away ends the sample."""
+    """Server-sent events: each turn's sampled tokens (a JSON object a line), then ``event: done``.
+    The sampler runs on the loop's own thread, ``TURN_S`` at a time (on a worker thread it fought
+    the loop for the GIL at every torch call); between turns the loop serves other requests, a
+    click's answer among them. A page that goes away ends the sample."""
     stream = explorer.stream(prompt, cfg)
     done = False
     try:

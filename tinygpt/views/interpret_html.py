@@ -53,9 +53,11 @@ def _loss_class(loss: float | None) -> str:
     return f"l{min(LEVELS, max(0, round(LEVELS * loss / 5.0)))}"
 
 
-def _restored_class(value: float) -> str:
-    level = min(LEVELS, round(LEVELS * min(1.0, abs(value))))
-    return f"{'p' if value >= 0 else 'm'}{level}"
+def _restored_td(value: object, title: str = "") -> str:
+    """A patching cell: the share of the gap restored, coloured by it."""
+    v = float(value)
+    level = min(LEVELS, round(LEVELS * min(1.0, abs(v))))
+    return _td(f"{v:+.2f}", f"{'p' if v >= 0 else 'm'}{level}", title)
 
 
 def _table(head: Iterable[str], rows: Iterable[Iterable[str]], cls: str = "") -> str:
@@ -142,29 +144,16 @@ def attribution_section(report: AttributionReport) -> str:
 
 
 def patching_section(report: PatchingReport) -> str:
-    r = report.result
-    heads = [
-        [_td(f"L{layer}")]
-        + [_td(f"{float(v):+.2f}", _restored_class(float(v))) for v in r.heads[layer]]
-        for layer in range(report.layers)
-    ]
+    r, layers = report.result, range(report.layers)
+    heads = [[_td(f"L{layer}"), *map(_restored_td, r.heads[layer])] for layer in layers]
     columns = [_e(f"{j} {visible(tok)}") for j, tok in enumerate(report.clean)]
     grid = []
-    for layer in range(report.layers):
+    for layer in layers:
         for h in range(report.heads):
             label = head_label(layer, h)
-            grid.append(
-                [_td(label)]
-                + [
-                    _td(f"{float(v):+.2f}", _restored_class(float(v)), f"{label} at {j}")
-                    for j, v in enumerate(r.head_positions[layer, h])
-                ]
-            )
-    for layer in range(report.layers):
-        grid.append(
-            [_td(f"resid L{layer}")]
-            + [_td(f"{float(v):+.2f}", _restored_class(float(v))) for v in r.residual[layer]]
-        )
+            cells = enumerate(r.head_positions[layer, h])
+            grid.append([_td(label), *(_restored_td(v, f"{label} at {j}") for j, v in cells)])
+    grid += [[_td(f"resid L{layer}"), *map(_restored_td, r.residual[layer])] for layer in layers]
     return (
         "<h2>Activation patching</h2>"
         f'<p>Clean: <span class="text">{_e("".join(report.clean))}</span><br>'

@@ -79,10 +79,9 @@ def _strongest_head(heads: dict[str, dict], key: str) -> str:
 
 def _role_changes(records: list[dict]) -> Text:
     """When each head first earned each role, one line apiece."""
-    crossings = first_crossings(records)
     lines = [
         f"{head} became {role} at step {step} ({score:.2f})"
-        for head, role, step, score in crossings
+        for head, role, step, score in first_crossings(records)
     ]
     return Text(
         "\n".join(lines)
