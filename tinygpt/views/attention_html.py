@@ -221,11 +221,8 @@ def _pack(matrix: torch.Tensor, first_row: int = 0) -> str:
     """The causal half of the rows of queries ``first_row``.. (a (T - first_row, T) matrix),
     row by row, as base64 uint8 (w * 255)."""
     t = matrix.size(1)
-    rows, cols = torch.tril_indices(t, t)
-    keep = rows >= first_row
-    rows, cols = rows[keep], cols[keep]
-    quantised = (matrix[rows - first_row, cols].float().clamp(0, 1) * 255).round()
-    quantised = quantised.to(torch.uint8)
+    rows, cols = torch.tril_indices(t - first_row, t, offset=first_row)  # key <= query
+    quantised = (matrix[rows, cols].float().clamp(0, 1) * 255).round().to(torch.uint8)
     return base64.b64encode(quantised.numpy().tobytes()).decode("ascii")
 
 

@@ -84,8 +84,8 @@ def _contribution_table(e: Explanation, tokens: list[str], limit: int) -> Table:
 
 
 def _output_steps(e: Explanation, tokens: list[str], n_embd: int, first: int) -> Text:
-    """After the weights (numbered from ``first``): the output, its way into the residual
-    stream, and whether the recomputed weights match the model's."""
+    """After the weights: the most-attended key, the output (step ``first``), its way into the
+    residual stream, and whether the recomputed weights match the model's."""
     n_head = len(e.head_shares)
     shares = "  ".join(f"H{h} {s:.2f}" for h, s in enumerate(e.head_shares))
     return Text.assemble(
