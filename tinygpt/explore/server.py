@@ -1,16 +1,12 @@
-"""The local web server of ``tinygpt explore``: an ASGI app (Starlette) served by uvicorn.
-
-Why these: Starlette is a small, well-kept ASGI toolkit (routing, streaming responses, a test
-client) and uvicorn its standard server; nothing here is hand-written HTTP. The sampled tokens
-stream as server-sent events: one direction (model to page) is all that streaming needs, the
-browser's EventSource reconnects and parses them itself, and a plain GET keeps every request
-under the same token check, where a WebSocket would need a second protocol.
+"""The local web server of ``tinygpt explore``: a Starlette app served by uvicorn, no
+hand-written HTTP. Sampled tokens stream as server-sent events: one direction is all streaming
+needs, EventSource reconnects by itself, and a plain GET stays under the same token check
+(a WebSocket would be a second protocol).
 
 Safe by default, as Jupyter is: bound to 127.0.0.1; a random token in the address, required on
-every request (the first page view turns it into a same-site cookie, so the page's own requests
-carry it); the Host header must name this machine (no DNS rebinding); no request can name a
-file; a Content-Security-Policy that runs only the page's own script and loads nothing from
-elsewhere; every string from the model or the prompt is set as text, never as HTML.
+every request (the first page view sets it as a same-site cookie); the Host header must name
+this machine (no DNS rebinding); no request can name a file; a CSP that runs only the page's
+own script and loads nothing from elsewhere; model and prompt text is set as text, never HTML.
 """
 
 from __future__ import annotations
@@ -66,15 +62,13 @@ class Guard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request = Request(scope)
+        request, app = Request(scope), self.app
         given = request.query_params.get("token") or request.cookies.get(COOKIE) or ""
         if not secrets.compare_digest(given.encode(), self.token.encode()):
-            response: ASGIApp = PlainTextResponse(
+            app = PlainTextResponse(
                 "this page needs the address tinygpt explore printed (with its token)", 403
             )
-            await _with_csp(response)(scope, receive, send)
-            return
-        await _with_csp(self.app)(scope, receive, send)
+        await _with_csp(app)(scope, receive, send)
 
 
 def _with_csp(app: ASGIApp) -> ASGIApp:
@@ -161,8 +155,16 @@ def _posted(work: Callable[[Explorer, dict[str, Any]], dict[str, Any]]) -> Calla
     inside ``work``, on the worker thread, so a field of the wrong type is a 400, not a 500."""
 
     async def route(request: Request) -> Response:
-        body, explorer = await _json(request), request.app.state.explorer
-        return await _answer(request, lambda: work(explorer, body))
+        body, state = await _json(request), request.app.state
+
+        def locked() -> Response:  # on a worker thread: the server keeps serving
+            try:
+                with state.lock:
+                    return JSONResponse(work(state.explorer, body))
+            except (TinyGPTError, ValueError, TypeError) as exc:
+                return _refused(exc)
+
+        return await run_in_threadpool(locked)
 
     return route
 
@@ -206,11 +208,10 @@ patch = _posted(
 async def _events(
     explorer: Explorer, prompt: str, cfg: Any, lock: threading.Lock
 ) -> AsyncIterator[str]:
-    """Server-sent events: the tokens sampled in each turn (a JSON object a line), then
-    ``event: done``. The sampler runs on the event loop's own thread, ``TURN_S`` at a time, and
-    the loop serves other requests between turns: a click's answer takes the model then, on
-    a worker thread. On a worker thread of its own, the sampler contended for the GIL with the
-    loop at every torch call. A page that goes away ends the sample."""
+    """Server-sent events: each turn's sampled tokens (a JSON object a line), then ``event: done``.
+    The sampler runs on the loop's own thread, ``TURN_S`` at a time (on a worker thread it fought
+    the loop for the GIL at every torch call); between turns the loop serves other requests, a
+    click's answer among them. A page that goes away ends the sample."""
     stream = explorer.stream(prompt, cfg)
     done = False
     try:
@@ -253,19 +254,6 @@ def _ids(body: dict[str, Any]) -> list[int]:
     if not isinstance(ids, list) or not all(type(i) is int for i in ids):
         raise ValueError("ids must be a list of token ids")
     return ids
-
-
-async def _answer(request: Request, work: Any) -> Response:
-    """``work()``'s answer as JSON, computed on a worker thread (the server keeps serving)."""
-
-    def locked() -> Response:
-        try:
-            with request.app.state.lock:
-                return JSONResponse(work())
-        except (TinyGPTError, ValueError, TypeError) as exc:
-            return _refused(exc)
-
-    return await run_in_threadpool(locked)
 
 
 def _refused(exc: Exception) -> Response:

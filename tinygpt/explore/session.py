@@ -1,8 +1,6 @@
 """One loaded model and everything the page asks of it, each answer a plain dict for JSON.
-
-Every number comes from the analysis package through the model's hook points (capture,
-scores, explain, predictions, lens, attribution, ablation) and from the sampler that
-``tinygpt generate`` runs: the page is a view of those, not a second implementation.
+Every number comes from the analysis package and the sampler ``tinygpt generate`` runs: the page
+is a view of those, not a second implementation.
 """
 
 from __future__ import annotations
@@ -35,7 +33,6 @@ from tinygpt.sampling.tokens import make_generator, sample_tokens
 
 MAX_TEXT = 1 << 16  # tokens a page may send (its text; the model sees one block of it)
 TOP_K = 5  # next-token candidates shown per position and per streamed token
-ABLATION_MODES = ("zero", "mean")
 
 
 def memory_needed(config: ModelConfig, history_bytes: int) -> int:
@@ -101,7 +98,7 @@ class Explorer:
 
     def _modes(self) -> list[str]:
         """Zero ablation always; mean ablation where the training text gave its means."""
-        return [mode for mode in ABLATION_MODES if mode == "zero" or self.stats is not None]
+        return ["zero", "mean"] if self.stats is not None else ["zero"]
 
     def tokens(self, text: str) -> list[int]:
         """The ids of a text the page shows: all of it (the model reads one block of it at a
@@ -189,7 +186,7 @@ class Explorer:
                 f"the second text is {len(bad)} tokens; it must be {len(clean)}, as many as the "
                 "text the model sees at this token (change it, don't add or remove)"
             )
-        target = self._top(clean, at)
+        target = predictions(self.model, clean, k=1)[at].top[0][0]
         result = patch_activations(self.model, clean, bad, at, target)
         m = self.model.config
         heads = [
@@ -227,9 +224,6 @@ class Explorer:
             "loss": here.loss,
             "prompt_loss": sum(losses) / len(losses) if losses else None,
         }
-
-    def _top(self, ids: list[int], position: int) -> int:
-        return predictions(self.model, ids, k=1)[position].top[0][0]
 
     def _window(self, ids: list[int], position: int) -> tuple[int, list[int], int]:
         """The block of ``ids`` that ends at ``position`` (or starts the text), its offset in

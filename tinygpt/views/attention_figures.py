@@ -1,10 +1,7 @@
-"""Attention figures for papers and slides: PNG and SVG, no plotting library.
-
-A figure is a grid of panels (a head, a layer's heads, or every head of the model), each the
-causal T x T pattern, queries down and keys across, shaded white -> blue by sqrt(weight) as in
-the HTML view. Rows are labelled with their tokens and columns with each token's first
-character, whitespace shown as ␣ ↵ ⇥, when the cells are big enough to carry text. A report
-cut to ``--queries A:B`` draws the rows of queries A..B-1 against all B keys.
+"""Attention figures for papers and slides, PNG and SVG: a grid of panels (a head, a layer's
+heads, or every head), each the causal pattern, queries down and keys across, shaded white ->
+blue by sqrt(weight) as in the HTML view, labelled with the tokens when the cells have room. A
+report cut to ``--queries A:B`` draws the rows of queries A..B-1 against all B keys.
 """
 
 from __future__ import annotations
@@ -26,19 +23,15 @@ PANEL_PX = 480  # target size of one panel's grid
 GAP = 16
 
 
-def panels_for(weights: torch.Tensor, layer: int | None, head: int | None) -> list[list[Panel]]:
-    """Rows of panels: one head, one layer's heads, or the whole model (a row per layer)."""
-    layers = range(weights.size(0)) if layer is None else [layer]
-    heads = range(weights.size(1)) if head is None else [head]
-    return [[(head_label(lay, h), weights[lay, h]) for h in heads] for lay in layers]
-
-
 def report_panels(
     report: AttentionReport, layer: int | None, head: int | None, rollout: bool = False
 ) -> list[list[Panel]]:
-    """The heads asked for and, with ``rollout``, a last row with the rollout (labelled like
-    any head: queries down, keys across)."""
-    grid = panels_for(report.query_weights, layer, head)
+    """Rows of panels (one head, one layer's heads, or a row per layer) and, with ``rollout``,
+    a last row with the rollout."""
+    weights = report.query_weights
+    layers = range(weights.size(0)) if layer is None else [layer]
+    heads = range(weights.size(1)) if head is None else [head]
+    grid = [[(head_label(lay, h), weights[lay, h]) for h in heads] for lay in layers]
     return [*grid, [("rollout", report.rollout)]] if rollout else grid
 
 

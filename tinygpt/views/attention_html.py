@@ -1,13 +1,8 @@
-"""One self-contained HTML page of a model's attention: no network, no CDN, works offline.
-
-The data travels as JSON inside a ``<script type="application/json">`` block with ``<``, ``>``
-and ``&`` escaped, and the page's script puts tokens into the document only through
-``textContent``: a prompt is untrusted text and can never become markup. A Content Security
-Policy allows only the page's own script and style (by hash) and no fetch of any kind.
-
-Heatmaps are canvases with one label per key column and per query row, positioned in CSS
-pixels from the cell size so each sits on the centre of its column or row (every k-th token
-when cells are smaller than a line of text); tests/test_browser.py checks this in Chromium.
+"""One self-contained HTML page of a model's attention, offline. The data is JSON in a
+``<script type="application/json">`` block (``<``, ``>``, ``&`` escaped) and the script puts
+tokens into the page only through ``textContent``: a prompt is untrusted text. Heatmap labels
+are placed in CSS pixels from the cell size, each centred on its row or column (every k-th when
+cells are small); tests/test_browser.py checks this in Chromium.
 """
 
 from __future__ import annotations
@@ -187,9 +182,6 @@ if (P) {
 }
 """
 
-
-# Only the page's own style and script may run, named by their hashes, and nothing may be
-# fetched: even a token that became markup could neither run nor phone home.
 _CSP = csp(_STYLE, _SCRIPT)
 
 _PAGE = (
@@ -229,11 +221,8 @@ def _pack(matrix: torch.Tensor, first_row: int = 0) -> str:
     """The causal half of the rows of queries ``first_row``.. (a (T - first_row, T) matrix),
     row by row, as base64 uint8 (w * 255)."""
     t = matrix.size(1)
-    rows, cols = torch.tril_indices(t, t)
-    keep = rows >= first_row
-    rows, cols = rows[keep], cols[keep]
-    quantised = (matrix[rows - first_row, cols].float().clamp(0, 1) * 255).round()
-    quantised = quantised.to(torch.uint8)
+    rows, cols = torch.tril_indices(t - first_row, t, offset=first_row)  # key <= query
+    quantised = (matrix[rows, cols].float().clamp(0, 1) * 255).round().to(torch.uint8)
     return base64.b64encode(quantised.numpy().tobytes()).decode("ascii")
 
 
@@ -244,12 +233,9 @@ def render_html(
     layers: list[int] | None = None,
     heads: list[int] | None = None,
 ) -> str:
-    """The page for a report's :meth:`~tinygpt.analysis.attention_report.AttentionReport.to_dict`;
-    ``selected`` is the head shown first.
-
+    """The page for a report's ``AttentionReport.to_dict``; ``selected`` is the head shown first,
     ``layers`` / ``heads`` keep only those (all by default). Weights travel as the causal half
-    in uint8: 2 layers x 4 heads x 256 tokens is about 0.35 MB of page.
-    """
+    in uint8: 2 layers x 4 heads x 256 tokens is about 0.35 MB of page."""
     first_query = report.get("first_query", 0)
     weights = torch.as_tensor(report["attention"])
     layers = layers if layers is not None else list(range(weights.size(0)))

@@ -1,10 +1,7 @@
 """Attention maps in the terminal: shaded heatmaps of one head or every head, and each query's
-strongest keys.
-
-Shading uses block characters (" ░▒▓█", with "·" for weights under 0.05 and a blank for the
-masked future), so the picture survives NO_COLOR and plain logs; colour only adds emphasis. Long
-prompts are shown through a window of the last ``window`` tokens (or the tokens around
-``--query``), never wrapped or garbled, and every block fits 80 columns.
+strongest keys. Shades are block characters (" ░▒▓█", "·" under 0.05, blank for the masked
+future), so the picture survives NO_COLOR and plain logs. Long prompts show a window of the
+last ``window`` tokens (or those around ``--query``), never wrapped, each block in 80 columns.
 """
 
 from __future__ import annotations

@@ -1,6 +1,4 @@
-"""The whole terminal view of an attention report: its heatmaps (attention_map.py), the head
-table with chance levels (head_tables.py), rollout, and the explanation of one head
-(head_explanation.py) when the report carries one."""
+"""The whole terminal view of an attention report, put together from the other views."""
 
 from __future__ import annotations
 
@@ -38,10 +36,10 @@ def report_view(
     t = len(tokens)
     n_layer, n_head = report.shape
     focus = report.query_position(query) if query is not None else None
+    start, end = window_range(t, window, focus, first)
     scores = [s for s in report.scores if layer is None or s.layer == layer]
     parts: list = [Text(f"{report.model}: {t} tokens, {n_layer} layers x {n_head} heads")]
     if layer is not None and head is not None:
-        start, end = window_range(t, window, focus, first)
         # One map: its keys may reach back as far as the line allows.
         keys_from = first_key(weights[layer, head], start, end, width - LABEL - 1)
         parts.append(window_note(start, end, t, keys_from))
@@ -56,7 +54,6 @@ def report_view(
     parts.append(head_table(scores))
     parts.append(chance_note(scores[0], report.induction.length))
     if show_rollout:
-        start, end = window_range(t, window, focus, first)
         full = torch.zeros(t, t)
         full[first:] = report.rollout
         parts.append(heatmap(full, tokens, start, end, "Rollout", keys=True))

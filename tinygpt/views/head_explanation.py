@@ -29,8 +29,7 @@ def explanation(e: Explanation, tokens: list[str], n_embd: int, limit: int = 12)
 
 
 def _steps(e: Explanation) -> list[str]:
-    """From q and k to the weights: one line per step, QK-norm and RoPE only where the model
-    has them."""
+    """From q and k to the weights, QK-norm and RoPE only where the model has them."""
     steps = [
         f"query q = x·W_Q for this token: a {e.head_dim}-dim vector, ‖q‖ = "
         f"{e.projected_q_norm:.3f}; each key k_j = x_j·W_K likewise"
@@ -58,8 +57,7 @@ def _steps(e: Explanation) -> list[str]:
 
 
 def _contribution_table(e: Explanation, tokens: list[str], limit: int) -> Table:
-    """The ``limit`` keys that contribute most: their scores, weight, weighted value and what
-    each key is to the query (a 'unrotated' column for RoPE models)."""
+    """The ``limit`` keys that contribute most (an 'unrotated' column for RoPE models)."""
     table = Table(
         pad_edge=False,
         title_justify="left",
@@ -86,8 +84,8 @@ def _contribution_table(e: Explanation, tokens: list[str], limit: int) -> Table:
 
 
 def _output_steps(e: Explanation, tokens: list[str], n_embd: int, first: int) -> Text:
-    """After the weights: the most-attended key, the head's output (step ``first``), its way
-    into the residual stream, and whether the recomputed weights match the model's."""
+    """After the weights: the most-attended key, the output (step ``first``), its way into the
+    residual stream, and whether the recomputed weights match the model's."""
     n_head = len(e.head_shares)
     shares = "  ".join(f"H{h} {s:.2f}" for h, s in enumerate(e.head_shares))
     return Text.assemble(
@@ -110,10 +108,9 @@ def _top_key_line(e: Explanation, tokens: list[str]) -> str:
     what = e.relations[j] if j < len(e.relations) else ""
     line = f"most weight ({e.weights[j]:.2f}) on key {j} ({visible(tokens[j])!r})"
     if what == AFTER_COPY:
-        earlier = j - 1
         return (
             f"{line}: the token right after the earlier copy of {visible(tokens[e.query])!r} "
-            f"(at {earlier}), the induction pattern: it reads what followed last time, to "
+            f"(at {j - 1}), the induction pattern: it reads what followed last time, to "
             f"predict {visible(tokens[j])!r} next\n"
         )
     return f"{line}: {what}\n" if what else f"{line}\n"

@@ -71,10 +71,8 @@ def comparison(deltas: list[dict], names: tuple[str, str]) -> Table:
 
 
 def ablation_table(result: dict) -> Table:
-    heads = ", ".join(result["heads"])
-    table = Table(
-        title=f"Ablating {heads} ({result['mode']})", title_justify="left", pad_edge=False
-    )
+    title = f"Ablating {', '.join(result['heads'])} ({result['mode']})"
+    table = Table(title=title, title_justify="left", pad_edge=False)
     for name in ("measured on", "loss", "ablated", "Δ loss"):
         table.add_column(name, justify="left" if name == "measured on" else "right")
     labels = {

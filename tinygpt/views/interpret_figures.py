@@ -13,22 +13,14 @@ from tinygpt.views.interpret_text import loss_rgb, restored_rgb
 from tinygpt.views.png import Canvas
 
 Report = PredictionsReport | AttributionReport | PatchingReport
+Rows = list[tuple[str, list[tuple[str, tuple[int, int, int]]]]]  # (label, [(text, colour)])
 LINE_CHARS = 80  # characters of prompt per line of the predictions figure
 CELL = 12  # pixels of a patching cell
 LABEL = 10 * FONT_W  # room for a row label
 BAR = 240  # pixels of the longest attribution bar
 
 
-def _rows(report: Report) -> list[tuple[str, list[tuple[str, tuple[int, int, int]]]]]:
-    """The figure as rows of (label, cells): each cell a text and its colour."""
-    if isinstance(report, PredictionsReport):
-        return _text_rows(report)
-    if isinstance(report, PatchingReport):
-        return _grid_rows(report)
-    raise TypeError("figures: predictions, attribution or patching reports")
-
-
-def _text_rows(report: PredictionsReport):
+def _text_rows(report: PredictionsReport) -> Rows:
     rows, line, width = [], [], 0
     for i, token in enumerate(report.tokens):
         loss = report.predictions[i - 1].loss if i > 0 else None
@@ -41,27 +33,25 @@ def _text_rows(report: PredictionsReport):
     return [*rows, ("", line)] if line else rows
 
 
-def _grid_rows(report: PatchingReport):
-    r = report.result
-    rows = []
-    for layer in range(report.layers):
-        for h in range(report.heads):
-            rows.append(
-                (
-                    head_label(layer, h),
-                    [("", restored_rgb(float(v))) for v in r.head_positions[layer, h]],
-                )
-            )
-    for layer in range(report.layers):
-        rows.append((f"resid L{layer}", [("", restored_rgb(float(v))) for v in r.residual[layer]]))
-    return rows
+def _grid_rows(report: PatchingReport) -> Rows:
+    r, layers = report.result, range(report.layers)
+
+    def cells(values) -> list[tuple[str, tuple[int, int, int]]]:
+        return [("", restored_rgb(float(v))) for v in values]
+
+    heads = [
+        (head_label(layer, h), cells(r.head_positions[layer, h]))
+        for layer in layers
+        for h in range(report.heads)
+    ]
+    return heads + [(f"resid L{layer}", cells(r.residual[layer])) for layer in layers]
 
 
 def report_png(report: Report) -> bytes:
     if isinstance(report, AttributionReport):
         return _bars_png(report)
-    rows = _rows(report)
     text = isinstance(report, PredictionsReport)
+    rows = _text_rows(report) if text else _grid_rows(report)
     title = f"{'loss of each token' if text else 'restored by patching'}: {report.model}"[:100]
     width = LABEL + (LINE_CHARS * FONT_W if text else CELL * len(report.clean)) + 8
     height = FONT_H + 6 + len(rows) * (FONT_H + 4 if text else CELL) + (0 if text else FONT_H + 4)
@@ -108,8 +98,8 @@ def _bars_png(report: AttributionReport) -> bytes:
 def report_svg(report: Report) -> str:
     if isinstance(report, AttributionReport):
         return _bars_svg(report)
-    rows = _rows(report)
     text = isinstance(report, PredictionsReport)
+    rows = _text_rows(report) if text else _grid_rows(report)
     char, line = 7.2, 18.0
     width = 90 + (LINE_CHARS * char if text else CELL * len(report.clean)) + 10
     height = 30 + len(rows) * (line if text else CELL) + (0 if text else 16)

@@ -1,8 +1,6 @@
-"""A self-contained HTML page for a predictions, attribution or patching report.
-
-The page has no script at all: every piece of text from the prompt or the model goes through
-``html.escape`` into element text or a ``title`` attribute, colours are classes (the CSP allows
-the page's one style sheet, by hash, and no inline style), and nothing is fetched.
+"""A self-contained HTML page for a predictions, attribution or patching report. It has no
+script: all text from the prompt or the model goes through ``html.escape``, colours are classes
+(the CSP allows the page's one style sheet, by hash, and no inline style), nothing is fetched.
 """
 
 from __future__ import annotations
@@ -19,11 +17,10 @@ LEVELS = 10  # colour steps of the loss and restoration scales
 
 
 def _scale(prefix: str, rgb) -> str:
-    rules = []
-    for k in range(LEVELS + 1):
-        r, g, b = rgb(k / LEVELS)
-        rules.append(f".{prefix}{k} {{ background: rgb({r},{g},{b}); }}")
-    return "\n".join(rules)
+    colours = (rgb(k / LEVELS) for k in range(LEVELS + 1))
+    return "".join(
+        f".{prefix}{k} {{ background: rgb({r},{g},{b}); }}\n" for k, (r, g, b) in enumerate(colours)
+    )
 
 
 _STYLE = (
@@ -41,11 +38,8 @@ td.n { text-align: right; font-family: monospace; }
 .note { color: #555; font-size: 13px; }
 """
     + _scale("l", lambda t: loss_rgb(t * 5.0))
-    + "\n"
     + _scale("p", restored_rgb)
-    + "\n"
     + _scale("m", lambda t: restored_rgb(-t))
-    + "\n"
 )
 
 
@@ -59,9 +53,11 @@ def _loss_class(loss: float | None) -> str:
     return f"l{min(LEVELS, max(0, round(LEVELS * loss / 5.0)))}"
 
 
-def _restored_class(value: float) -> str:
-    level = min(LEVELS, round(LEVELS * min(1.0, abs(value))))
-    return f"{'p' if value >= 0 else 'm'}{level}"
+def _restored_td(value: object, title: str = "") -> str:
+    """A patching cell: the share of the gap restored, coloured by it."""
+    v = float(value)
+    level = min(LEVELS, round(LEVELS * min(1.0, abs(v))))
+    return _td(f"{v:+.2f}", f"{'p' if v >= 0 else 'm'}{level}", title)
 
 
 def _table(head: Iterable[str], rows: Iterable[Iterable[str]], cls: str = "") -> str:
@@ -148,29 +144,16 @@ def attribution_section(report: AttributionReport) -> str:
 
 
 def patching_section(report: PatchingReport) -> str:
-    r = report.result
-    heads = [
-        [_td(f"L{layer}")]
-        + [_td(f"{float(v):+.2f}", _restored_class(float(v))) for v in r.heads[layer]]
-        for layer in range(report.layers)
-    ]
+    r, layers = report.result, range(report.layers)
+    heads = [[_td(f"L{layer}"), *map(_restored_td, r.heads[layer])] for layer in layers]
     columns = [_e(f"{j} {visible(tok)}") for j, tok in enumerate(report.clean)]
     grid = []
-    for layer in range(report.layers):
+    for layer in layers:
         for h in range(report.heads):
             label = head_label(layer, h)
-            grid.append(
-                [_td(label)]
-                + [
-                    _td(f"{float(v):+.2f}", _restored_class(float(v)), f"{label} at {j}")
-                    for j, v in enumerate(r.head_positions[layer, h])
-                ]
-            )
-    for layer in range(report.layers):
-        grid.append(
-            [_td(f"resid L{layer}")]
-            + [_td(f"{float(v):+.2f}", _restored_class(float(v))) for v in r.residual[layer]]
-        )
+            cells = enumerate(r.head_positions[layer, h])
+            grid.append([_td(label), *(_restored_td(v, f"{label} at {j}") for j, v in cells)])
+    grid += [[_td(f"resid L{layer}"), *map(_restored_td, r.residual[layer])] for layer in layers]
     return (
         "<h2>Activation patching</h2>"
         f'<p>Clean: <span class="text">{_e("".join(report.clean))}</span><br>'

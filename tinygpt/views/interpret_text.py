@@ -34,17 +34,12 @@ def _style(rgb: tuple[int, int, int]) -> str:
     return f"black on rgb({rgb[0]},{rgb[1]},{rgb[2]})"
 
 
-def coloured_text(tokens: list[str], losses: list[float | None]) -> Text:
-    """The prompt with each token's background showing the loss of predicting it."""
-    out = Text()
-    for token, loss in zip(tokens, losses, strict=True):
-        out.append(visible(token) if token.strip() == "" else token, style=_style(loss_rgb(loss)))
-    return out
-
-
 def predictions_view(report: PredictionsReport, width: int = 100) -> RenderableType:
-    # Token i's own loss is the loss of predicting it at position i - 1.
+    # The prompt, each token's background the loss of predicting it (at position i - 1).
+    text = Text()
     losses = [None] + [p.loss for p in report.predictions[:-1]]
+    for token, loss in zip(report.tokens, losses, strict=True):
+        text.append(visible(token) if token.strip() == "" else token, style=_style(loss_rgb(loss)))
     title = Text(f"Predictions of {report.model}", style="bold")
     mean = report.mean_loss
     legend = Text(
@@ -69,7 +64,7 @@ def predictions_view(report: PredictionsReport, width: int = 100) -> RenderableT
             f"{p.loss:.2f}" if p.loss is not None else "-",
             guesses,
         )
-    return Group(title, coloured_text(report.tokens, losses), legend, Text(""), table)
+    return Group(title, text, legend, Text(""), table)
 
 
 TARGET_SOURCES = {

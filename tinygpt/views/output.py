@@ -1,6 +1,5 @@
-"""Writing a file the user named: ``--json-file``, ``--html``, ``--png``, ``--svg``, ``--npz``,
-``plot --out``, ``eval --token-losses``. Never over a checkpoint's own files or the text being
-read, never renaming over a device, FIFO or link (tinygpt.io.files.write_named)."""
+"""Writing a file the user named (``--json-file``, ``--png``, ``plot --out``...): never over a
+checkpoint's own files or the text being read, never over a device, FIFO or link."""
 
 from __future__ import annotations
 

@@ -1,7 +1,4 @@
-"""Loss curves: in the terminal (characters), and as SVG or PNG files, with no plotting library.
-
-PNG is written with :mod:`tinygpt.views.png` (standard library only).
-"""
+"""Loss curves: in the terminal (characters), and as SVG or PNG files, with no plotting library."""
 
 from __future__ import annotations
 

@@ -1,28 +1,9 @@
-"""Writing PNG files with the standard library: RGB pixels, zlib, three chunks."""
+"""PNG figures with the standard library: RGB pixels, zlib, three chunks."""
 
 from __future__ import annotations
 
 import struct
 import zlib
-
-
-def encode_rgb(width: int, height: int, pixels: bytes | bytearray) -> bytes:
-    """A PNG of ``pixels``: ``height`` rows of ``width`` RGB triples, top row first."""
-    stride = 3 * width
-    # Each row is prefixed with filter type 0 (none).
-    raw = b"".join(b"\x00" + pixels[y * stride : (y + 1) * stride] for y in range(height))
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB, no interlace
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(raw, 6))
-        + chunk(b"IEND", b"")
-    )
 
 
 class Canvas:
@@ -61,4 +42,19 @@ class Canvas:
                         self.rect(x + k * WIDTH + col, y + row, 1, 1, color)
 
     def png(self) -> bytes:
-        return encode_rgb(self.width, self.height, self.pixels)
+        stride = 3 * self.width
+        # Each row is prefixed with filter type 0 (none).
+        rows = (self.pixels[y * stride : (y + 1) * stride] for y in range(self.height))
+        raw = b"".join(b"\x00" + row for row in rows)
+
+        def chunk(kind: bytes, data: bytes) -> bytes:
+            crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+            return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+        header = struct.pack(">IIBBBBB", self.width, self.height, 8, 2, 0, 0, 0)  # 8-bit RGB
+        return (
+            b"\x89PNG\r\n\x1a\n"
+            + chunk(b"IHDR", header)
+            + chunk(b"IDAT", zlib.compress(raw, 6))
+            + chunk(b"IEND", b"")
+        )

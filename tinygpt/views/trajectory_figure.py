@@ -73,19 +73,14 @@ def trajectory_png(metrics: list[dict[str, Any]]) -> bytes:
     steps = [int(r["step"]) for r in records]
     x0, x1 = min(steps), max(steps) if max(steps) > min(steps) else min(steps) + 1
     top_loss = max((y for s in losses for _, y in s.points), default=1.0) * 1.05 or 1.0
-    height = TOP + 2 * PANEL_H + GAP + BOTTOM
-    canvas = Canvas(WIDTH, height)
-    canvas.text(LEFT, 8, "Watch an induction head form: losses (top), head scores (bottom)")
-    panels = (
-        (TOP, losses, 0.0, top_loss, "loss"),
-        (TOP + PANEL_H + GAP, scores, 0.0, 1.0, "score"),
-    )
-    for (y_top, series, lo, hi, label), legend_at in zip(panels, ("bottom", "top"), strict=True):
-        _panel(canvas, y_top, series, (x0, x1), (lo, hi), label, legend_at)
     scores_top = TOP + PANEL_H + GAP
+    canvas = Canvas(WIDTH, scores_top + PANEL_H + BOTTOM)
+    canvas.text(LEFT, 8, "Watch an induction head form: losses (top), head scores (bottom)")
+    _panel(canvas, TOP, losses, (x0, x1), (0.0, top_loss), "loss", "bottom")
+    _panel(canvas, scores_top, scores, (x0, x1), (0.0, 1.0), "score", "top")
     if change.drop is not None:  # the phase change: where the loss fell fastest
         x = _x(change.drop.end_step, x0, x1)
-        for y_top, *_ in panels:
+        for y_top in (TOP, scores_top):
             for y in range(y_top, y_top + PANEL_H, 6):
                 canvas.rect(x, y, 1, 3, MARK)
         # Right of the line, low in the scores panel: the scores are high there by then.
@@ -97,8 +92,7 @@ def trajectory_png(metrics: list[dict[str, Any]]) -> bytes:
             canvas.rect(x, y, 4, 1, MARK)
         text = f"{score.role} threshold"
         canvas.text(WIDTH - RIGHT - FONT_W * len(text), y - FONT_H - 1, text, MARK)
-    axis_y = TOP + 2 * PANEL_H + GAP
-    canvas.text(WIDTH // 2 - 2 * FONT_W, axis_y + 22, "step")
+    canvas.text(WIDTH // 2 - 2 * FONT_W, scores_top + PANEL_H + 22, "step")
     return canvas.png()
 
 
@@ -122,6 +116,10 @@ def _panel(
     """Axes, grid, ticks and the series; the legend in the panel's left ``legend_at`` corner
     (where the curves are not: losses start high, scores start low)."""
     (x0, x1), (lo, hi) = xs, ys
+
+    def px(point: tuple[float, float]) -> tuple[int, int]:
+        return _x(point[0], x0, x1), _y(point[1], lo, hi, y_top)
+
     for value in nice_ticks(lo, hi):  # horizontal grid lines with their values
         y = _y(value, lo, hi, y_top)
         canvas.rect(LEFT, y, WIDTH - LEFT - RIGHT, 1, GRID)
@@ -138,16 +136,10 @@ def _panel(
     canvas.text(4, y_top - FONT_H - 2, label)
     for k, s in enumerate(series):
         for a, b in itertools.pairwise(s.points):
-            canvas.line(
-                (_x(a[0], x0, x1), _y(a[1], lo, hi, y_top)),
-                (_x(b[0], x0, x1), _y(b[1], lo, hi, y_top)),
-                s.color,
-            )
-        rows = len(series) - k if legend_at == "bottom" else k + 1
-        legend_y = (
-            y_top + 6 + (k * (FONT_H + 4))
-            if legend_at == "top"
-            else bottom - 6 - rows * (FONT_H + 4)
-        )
+            canvas.line(px(a), px(b), s.color)
+        if legend_at == "top":
+            legend_y = y_top + 6 + k * (FONT_H + 4)
+        else:
+            legend_y = bottom - 6 - (len(series) - k) * (FONT_H + 4)
         canvas.rect(LEFT + 10, legend_y + 3, 14, 3, s.color)
         canvas.text(LEFT + 28, legend_y, s.label, s.color)

@@ -1,6 +1,4 @@
-"""A training run's trajectory in the terminal: each evaluation's losses and strongest head per
-role, when heads first earned their roles, and the induction-head phase change (the figure is
-trajectory_figure.py)."""
+"""A training run's trajectory in the terminal (the figure is trajectory_figure.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +11,7 @@ from tinygpt.analysis.scores import HEADLINE_SCORES
 from tinygpt.analysis.snapshot import PhaseChange, first_crossings, phase_change
 
 
-def trajectory(metrics: list[dict], width: int = 80) -> Group:
+def trajectory(metrics: list[dict]) -> Group:
     """Each evaluation's losses, ICL score and strongest head per role, then the phase change:
     when the repeat loss fell fastest and when heads first earned the roles."""
     records = [m for m in metrics if "heads" in m]
@@ -81,10 +79,9 @@ def _strongest_head(heads: dict[str, dict], key: str) -> str:
 
 def _role_changes(records: list[dict]) -> Text:
     """When each head first earned each role, one line apiece."""
-    crossings = first_crossings(records)
     lines = [
         f"{head} became {role} at step {step} ({score:.2f})"
-        for head, role, step, score in crossings
+        for head, role, step, score in first_crossings(records)
     ]
     return Text(
         "\n".join(lines)
