@@ -1,8 +1,5 @@
-"""The library entry points the CLI is a thin layer over, one per command.
-
-Everything here starts from a checkpoint (default: the newest under ``checkpoints/``), except
-:func:`train`, which attaches the progress display and the head snapshots to the trainer.
-"""
+"""The library entry points the CLI is a thin layer over, one per command; all but
+:func:`train` start from a checkpoint (default: the newest under ``checkpoints/``)."""
 
 from __future__ import annotations
 
@@ -37,11 +34,10 @@ def train(
     **options: Any,
 ) -> TrainResult:
     """Train a GPT on ``data``: :func:`tinygpt.training.run.train` with head snapshots recorded
-    at every evaluation and, unless ``quiet``, the progress display on stderr. By default
-    (``quiet=None``) progress is shown when stderr is a terminal and not otherwise (a script,
-    a test, a notebook's captured output). ``options`` are ``out_dir``, ``resume``,
-    ``overwrite``, ``preset``, ``config``, ``cache_dir`` and any ModelConfig or TrainConfig
-    field. ``spell`` names options in the progress display's notes (the CLI: as flags)."""
+    at every evaluation and the progress display on stderr unless ``quiet`` (by default, shown
+    when stderr is a terminal). ``options`` are ``out_dir``, ``resume``, ``overwrite``,
+    ``preset``, ``config``, ``cache_dir`` and any ModelConfig or TrainConfig field. ``spell``
+    names options in the progress display's notes (the CLI: as flags)."""
     attached: list[TrainerCallback] = [HeadSnapshots(), *callbacks]
     if quiet is None:
         quiet = not sys.stderr.isatty()
@@ -79,8 +75,7 @@ def interactive_session(
     **sample_options: object,
 ) -> int:
     """Load a checkpoint once, then continue each prompt ``read_line`` returns, streaming the
-    sample to ``write``, until ``read_line`` raises EOFError; see
-    :func:`tinygpt.sampling.interactive.interactive`. Returns the number of samples."""
+    sample to ``write``, until ``read_line`` raises EOFError. Returns the number of samples."""
     cfg = sample_config(sample_options)
     model, tokenizer, _ = load(checkpoint, device, attention, best=best)
     return interactive(model, tokenizer, cfg, read_line, write, warn)
@@ -106,9 +101,8 @@ def evaluate(
     progress: bool = False,
     token_losses: bool = False,
 ) -> EvalResult:
-    """Loss, perplexity and bits per byte of a checkpoint on a whole text file; ``progress``
-    shows a bar on stderr when it is a terminal; ``token_losses`` keeps each token's loss
-    (``result.token_losses``)."""
+    """Loss, perplexity and bits per byte of a checkpoint on a whole text file; ``progress``: a
+    bar on stderr when it is a terminal; ``token_losses`` keeps each token's loss."""
     model, tokenizer, _ = load(checkpoint, device, best=best)
     return _score(model, tokenizer, read_text(file, encoding), progress, token_losses)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -97,21 +98,12 @@ def _unescape(text: str) -> str:
     """``\\n``, ``\\t`` and ``\\\\`` as typed in a shell, so a stop at a blank line is
     ``--stop '\\n\\n'``."""
     escapes = {"n": "\n", "t": "\t", "\\": "\\"}
-    out, i = [], 0
-    while i < len(text):
-        if text[i] == "\\" and i + 1 < len(text) and text[i + 1] in escapes:
-            out.append(escapes[text[i + 1]])
-            i += 2
-        else:
-            out.append(text[i])
-            i += 1
-    return "".join(out)
+    return re.sub(r"\\([nt\\])", lambda m: escapes[m.group(1)], text)
 
 
 def _line_editing() -> None:
     """Line editing and history for input(), without incremental search: GNU readline 8.2
-    crashes the process (SIGSEGV) on Ctrl-R followed by some invalid multibyte input, and a
-    keystroke must not end a session. The arrows still walk the history."""
+    crashes (SIGSEGV) on Ctrl-R followed by some invalid multibyte input."""
     try:
         import readline
     except ImportError:  # no readline here: plain input()

@@ -1,13 +1,10 @@
 """``tinygpt inspect attention|compare|ablate|trajectory``: each way of looking at attention as
 a command of its own, with only the options it reads.
 
-Why subcommands of one group rather than sibling commands (``inspect-compare``, ...) or one
-command with modes: ``tinygpt inspect --help`` is one place a reader finds every way of looking
-inside a model (the interpretability commands join the same group), and each subcommand's
-``--help`` lists exactly what it takes, so an option of another mode is click's "No such option"
-instead of a rule in a table of which option applies where. ``tinygpt inspect-attention`` stays
-as the front door users know (:mod:`tinygpt.cli.inspect_attention`); both run the same code
-(:mod:`tinygpt.cli.inspect_modes`), so they print the same output.
+Subcommands of one group, so ``tinygpt inspect --help`` lists every way of looking inside a
+model and each subcommand's ``--help`` exactly what it takes (another mode's option is click's
+"No such option"). ``tinygpt inspect-attention`` stays as the front door users know; both run
+:mod:`tinygpt.cli.inspect_modes`, so they print the same output.
 """
 
 from __future__ import annotations
@@ -44,6 +41,7 @@ from tinygpt.cli.inspect_options import (
 
 @command("attention", group=inspect_app)
 def attention(
+    ctx: typer.Context,
     checkpoint: CheckpointOpt = None,
     prompt: PromptOpt = "",
     layer: LayerOpt = None,
@@ -64,26 +62,7 @@ def attention(
     device: DeviceOpt = DEVICE_DEFAULT,
 ) -> None:
     """Show what each layer and head attends to on a prompt (or the induction probe), and why."""
-    inspect_modes.show_attention(
-        checkpoint,
-        prompt,
-        layer=layer,
-        head=head,
-        query=query,
-        explain=explain,
-        induction=induction,
-        show_rollout=show_rollout,
-        window=window,
-        queries=queries,
-        best=best,
-        device=device,
-        json_out=json_out,
-        json_file=json_file,
-        html_file=html_file,
-        png_file=png_file,
-        svg_file=svg_file,
-        npz_file=npz_file,
-    )
+    inspect_modes.show_attention(**ctx.params)
 
 
 @command("compare", group=inspect_app)

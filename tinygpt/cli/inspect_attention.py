@@ -1,14 +1,13 @@
 """``tinygpt inspect-attention``: the front door users know, every mode behind one command.
 
-Its modes are picked by an option (``--trajectory``, ``--ablate``, ``--compare``, else the view
-of a prompt) and run the same code as ``tinygpt inspect trajectory|ablate|compare|attention``
-(:mod:`tinygpt.cli.inspect_modes`); a table says which options each mode reads, and any other
-option given is refused rather than ignored. The subcommands need no such table: each takes
-only its own options.
+An option picks the mode (``--trajectory``, ``--ablate``, ``--compare``, else the view of a
+prompt), which runs the code of ``tinygpt inspect trajectory|ablate|compare|attention``; a table
+says which options each mode reads, and any other option given is refused rather than ignored.
 """
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Annotated
 
@@ -94,35 +93,15 @@ def inspect_attention(
         inspect_modes.show_attention(**view)
 
 
-# Which inspect-attention options each mode reads; any other option given is a usage error.
-# The normal mode's are show_attention's parameters, by name.
-_COMMON = {"device"}
+# Which options each mode reads, the mode named by its option's parameter (--ablate's is "heads",
+# as the library names it); any other option given is a usage error.
 _MODE_OPTIONS = {
     "trajectory": {"trajectory", "json_out", "png_file"},
-    "ablate": {"checkpoint", "prompt", "heads", "mode", "json_out", "json_file", *_COMMON},
-    "compare": {"compare", "prompt", "json_out", "json_file", *_COMMON},
-    "normal": {
-        "checkpoint",
-        "prompt",
-        "layer",
-        "head",
-        "query",
-        "explain",
-        "induction",
-        "show_rollout",
-        "window",
-        "json_out",
-        "json_file",
-        "html_file",
-        "queries",
-        "png_file",
-        "svg_file",
-        "npz_file",
-        "best",
-        *_COMMON,
-    },
+    "heads": {"checkpoint", "prompt", "heads", "mode", "json_out", "json_file", "device"},
+    "compare": {"compare", "prompt", "json_out", "json_file", "device"},
+    "normal": set(inspect.signature(inspect_modes.show_attention).parameters),
 }
-_MODE_FLAGS = {"trajectory": "--trajectory", "ablate": "--ablate", "compare": "--compare"}
+_MODE_FLAGS = {"trajectory": "--trajectory", "heads": "--ablate", "compare": "--compare"}
 
 
 def _check_mode(ctx: typer.Context) -> None:
@@ -130,9 +109,7 @@ def _check_mode(ctx: typer.Context) -> None:
     picked by --trajectory, else --ablate, else --compare, else the view of a prompt."""
     on_line = [p for p in ctx.command.params if p.name is not None and given(ctx, p.name)]
     names = {p.name for p in on_line}
-    # --ablate's parameter is "heads", as the library names it (messages name it so)
-    flags = {"trajectory": "trajectory", "heads": "ablate", "compare": "compare"}
-    mode = next((flags[m] for m in flags if m in names), "normal")
+    mode = next((m for m in _MODE_FLAGS if m in names), "normal")
     for p in on_line:
         if p.name in _MODE_OPTIONS[mode]:
             continue

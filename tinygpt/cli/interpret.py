@@ -20,6 +20,7 @@ from tinygpt.cli.inspect_options import (
     SvgOpt,
 )
 from tinygpt.cli.options import default_text
+from tinygpt.io.console import stdout_console
 
 PositionOpt = Annotated[
     str | None,
@@ -40,14 +41,13 @@ PngOpt = Annotated[Path | None, typer.Option("--png", help="Write a PNG figure."
 
 def _finish(report: Any, json_out: bool, render: Any, files: dict[str, Path | None]) -> None:
     """Notices on stderr, the view (or JSON) on stdout, then the files asked for."""
-    from tinygpt.io.console import stdout_console
     from tinygpt.views import interpret_figures as figures
     from tinygpt.views import interpret_html as html
     from tinygpt.views.output import write_output
 
     for notice in report.notices:
         typer.echo(f"note: {notice}", err=True)
-    show(stdout_console(), json_out, report.to_dict, render)
+    show(json_out, report.to_dict, render)
     writers = {
         "json": lambda: json.dumps(report.to_dict()).encode(),
         "html": lambda: html.render_page(report).encode(),
@@ -75,7 +75,6 @@ def predictions(
 ) -> None:
     """What the model predicted at each position, and how surprised it was by what came next."""
     from tinygpt.analysis import commands
-    from tinygpt.io.console import stdout_console
     from tinygpt.views.interpret_text import predictions_view
 
     report = commands.predictions_report(
@@ -160,7 +159,6 @@ def patch(
 ) -> None:
     """Activation patching: which head or layer carries the difference between two prompts."""
     from tinygpt.analysis import commands
-    from tinygpt.io.console import stdout_console
     from tinygpt.views.interpret_text import patching_view
 
     report = commands.activation_patching(
