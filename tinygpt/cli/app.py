@@ -89,7 +89,7 @@ def err(message: str) -> None:
 
 
 def command(
-    *args: Any, group: typer.Typer = app, **kwargs: Any
+    name: str | None = None, group: typer.Typer = app
 ) -> Callable[[Callable[..., None]], Callable[..., None]]:
     """``group.command`` for a command that ends in one line and 128 + signal when interrupted
     (Typer would turn Ctrl-C into a silent exit 130, and SIGTERM and SIGHUP need their codes)."""
@@ -107,7 +107,7 @@ def command(
                 err(f"interrupted ({signal.Signals(signum).name})")
                 raise typer.Exit(128 + signum) from None
 
-        return group.command(*args, cls=_Command, **kwargs)(run)
+        return group.command(name, cls=_Command)(run)
 
     return register
 

@@ -14,27 +14,9 @@ from typing import Annotated
 import typer
 
 from tinygpt.cli import inspect_modes
+from tinygpt.cli import inspect_options as opt
 from tinygpt.cli.app import command
 from tinygpt.cli.common import DEVICE_DEFAULT, CheckpointOpt, DeviceOpt, given
-from tinygpt.cli.inspect_options import (
-    ABLATION_MODE_HELP,
-    BestOpt,
-    ExplainOpt,
-    HeadOpt,
-    HtmlOpt,
-    InductionOpt,
-    JsonFileOpt,
-    JsonOutOpt,
-    LayerOpt,
-    NpzOpt,
-    PngOpt,
-    PromptOpt,
-    QueriesOpt,
-    QueryOpt,
-    RolloutOpt,
-    SvgOpt,
-    WindowOpt,
-)
 from tinygpt.errors import UsageError
 
 
@@ -42,21 +24,21 @@ from tinygpt.errors import UsageError
 def inspect_attention(
     ctx: typer.Context,
     checkpoint: CheckpointOpt = None,
-    prompt: PromptOpt = "",
-    layer: LayerOpt = None,
-    head: HeadOpt = None,
-    query: QueryOpt = None,
-    explain: ExplainOpt = False,
-    induction: InductionOpt = False,
-    show_rollout: RolloutOpt = False,
-    window: WindowOpt = 24,
-    json_out: JsonOutOpt = False,
-    json_file: JsonFileOpt = None,
-    html_file: HtmlOpt = None,
-    queries: QueriesOpt = None,
-    png_file: PngOpt = None,
-    svg_file: SvgOpt = None,
-    npz_file: NpzOpt = None,
+    prompt: opt.Prompt = "",
+    layer: opt.Layer = None,
+    head: opt.Head = None,
+    query: opt.Query = None,
+    explain: opt.Explain = False,
+    induction: opt.Induction = False,
+    show_rollout: opt.Rollout = False,
+    window: opt.Window = 24,
+    json_out: opt.JsonOut = False,
+    json_file: opt.JsonFile = None,
+    html_file: opt.Html = None,
+    queries: opt.Queries = None,
+    png_file: opt.Png = None,
+    svg_file: opt.Svg = None,
+    npz_file: opt.Npz = None,
     heads: Annotated[
         list[str] | None,
         typer.Option(
@@ -65,7 +47,7 @@ def inspect_attention(
             "repeatable; report the loss change.",
         ),
     ] = None,
-    mode: Annotated[str, typer.Option("--ablation", help=ABLATION_MODE_HELP)] = "mean",
+    mode: Annotated[str, typer.Option("--ablation", help=opt.ABLATION_MODE_HELP)] = "mean",
     trajectory: Annotated[
         Path | None,
         typer.Option(help="A run's head scores, losses and role changes by step (no prompt)."),
@@ -74,7 +56,7 @@ def inspect_attention(
         tuple[Path, Path] | None,
         typer.Option(help="Two checkpoints: per-head score changes and pattern divergence."),
     ] = None,
-    best: BestOpt = False,
+    best: opt.Best = False,
     device: DeviceOpt = DEVICE_DEFAULT,
 ) -> None:
     """Show what each layer and head attends to, and why.
