@@ -11,6 +11,7 @@ from tinygpt.cli.app import command
 from tinygpt.cli.common import DEVICE_DEFAULT, DeviceOpt, JsonOpt
 from tinygpt.config.train import TrainConfig
 from tinygpt.errors import TinyGPTError
+from tinygpt.io.console import stdout_console
 
 
 @command("doctor")
@@ -28,7 +29,6 @@ def doctor(
 
     from tinygpt.doctor.machine import facts
     from tinygpt.doctor.proof import prove, speed
-    from tinygpt.io.console import stdout_console
     from tinygpt.model.device import resolve_device, resolve_dtype
 
     where = resolve_device(device)

@@ -19,6 +19,7 @@ from tinygpt.cli.common import (
     checkpoint_with_note,
     read_prompt,
     write_stdout,
+    wrote,
 )
 from tinygpt.cli.flags import command_spelling
 from tinygpt.cli.options import with_field_options
@@ -197,4 +198,4 @@ def eval_command(
             typer.echo("most surprising spans (mean loss, nats/token):")
             for span in report["surprising_spans"][:5]:
                 typer.echo(f"  {span['mean_loss']:6.2f}  {visible(printable(span['text']))}")
-        typer.echo(f"wrote {token_losses}", err=True)
+        wrote(token_losses)
