@@ -11,7 +11,7 @@ from typing import Any
 
 from tinygpt.analysis.evaluation import EvalResult, evaluate_text, surprising_spans
 from tinygpt.analysis.snapshot import HeadSnapshots
-from tinygpt.checkpoint.store import Checkpoint, find_checkpoint, load, open_checkpoint
+from tinygpt.checkpoint.store import load, open_checkpoint
 from tinygpt.config.sample import SampleConfig
 from tinygpt.data.sources import read_text
 from tinygpt.data.tokenizer import Tokenizer
@@ -135,12 +135,6 @@ def token_loss_report(
         "token_losses": [None, *(round(float(x), 5) for x in losses)],
         "surprising_spans": [vars(s) for s in surprising_spans(losses, ids, tokenizer, spans)],
     }
-
-
-def run_metrics(checkpoint: str | Path | None) -> tuple[Checkpoint, list[dict[str, Any]]]:
-    """A checkpoint (default: the newest) and its metrics.jsonl records, oldest first."""
-    ck = find_checkpoint(checkpoint)
-    return ck, ck.metrics()
 
 
 def trajectory(directory: str | Path) -> list[dict[str, Any]]:

@@ -155,10 +155,11 @@ def plot(
     json_out: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
 ) -> None:
     """Train and validation loss by step, in the terminal (and as SVG or PNG with --out)."""
-    from tinygpt.api import run_metrics
+    from tinygpt.checkpoint.store import find_checkpoint
     from tinygpt.views.plot import terminal_plot, write_plot
 
-    ck, metrics = run_metrics(checkpoint)
+    ck = find_checkpoint(checkpoint)
+    metrics = ck.metrics()
     typer.echo(json.dumps(metrics) if json_out else terminal_plot(metrics))
     if out:
         # printable: a folder name's control characters are invalid XML, its non-UTF-8 unwritable
