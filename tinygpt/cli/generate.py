@@ -72,21 +72,13 @@ def generate(
         options["stop"] = tuple(_unescape(s) for s in options["stop"])
     if options.get("alternatives") and not json_out:
         raise UsageError("--alternatives goes with --json (the alternatives are listed there)")
+    options.update(device=device, attention=attention, best=best)
     if interactive:
-        _interactive(checkpoint, prompt, json_out, device, attention, {**options, "best": best})
+        _interactive(checkpoint, prompt, json_out, options)
         return
     prompt = read_prompt(prompt)
     checkpoint = checkpoint_with_note(checkpoint, best)
-    on_text = None if json_out else write_stdout
-    result = run_generate(
-        checkpoint,
-        prompt,
-        device=device,
-        attention=attention,
-        best=best,
-        on_text=on_text,
-        **options,
-    )
+    result = run_generate(checkpoint, prompt, on_text=None if json_out else write_stdout, **options)
     for notice in result.notices:
         typer.echo(f"note: {notice}", err=True)
     if json_out:
@@ -115,12 +107,7 @@ def _line_editing() -> None:
 
 
 def _interactive(
-    checkpoint: Path | None,
-    prompt: str,
-    json_out: bool,
-    device: str,
-    attention: str,
-    options: dict[str, Any],
+    checkpoint: Path | None, prompt: str, json_out: bool, options: dict[str, Any]
 ) -> None:
     from tinygpt.api import interactive_session
 
@@ -143,15 +130,7 @@ def _interactive(
     def warn(exc: TinyGPTError) -> None:  # one line, and the next prompt
         err(exc.render(command_spelling(None)))
 
-    interactive_session(
-        checkpoint,
-        read_line,
-        write_stdout,
-        warn=warn,
-        device=device,
-        attention=attention,
-        **options,
-    )
+    interactive_session(checkpoint, read_line, write_stdout, warn=warn, **options)
 
 
 @command("eval")
