@@ -1,10 +1,7 @@
 """``tinygpt inspect attention|compare|ablate|trajectory``: each way of looking at attention as
-a command of its own, with only the options it reads.
-
-Subcommands of one group, so ``tinygpt inspect --help`` lists every way of looking inside a
-model and each subcommand's ``--help`` exactly what it takes (another mode's option is click's
-"No such option"). ``tinygpt inspect-attention`` stays as the front door users know; both run
-:mod:`tinygpt.cli.inspect_modes`, so they print the same output.
+a command of its own, so ``tinygpt inspect --help`` lists every way of looking inside a model
+and each subcommand takes only the options it reads (another mode's is click's "No such
+option"). ``inspect-attention``, the front door users know, runs the same code (inspect_modes).
 """
 
 from __future__ import annotations
