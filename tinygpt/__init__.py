@@ -7,11 +7,11 @@ Python use mirrors the command line::
     print(tinygpt.generate(run.out_dir, "ROMEO:", max_new_tokens=200, seed=1).samples[0])
     print(tinygpt.evaluate(run.out_dir, "input.txt").bits_per_byte)
 
-The names below are imported on first use (PEP 562), so ``import tinygpt`` and the CLI's
-``--help`` and ``--version`` do not pay for importing torch.
+The names below are imported on first use (PEP 562), so ``import tinygpt``, ``--help`` and
+``--version`` do not pay for importing torch.
 
-The folders are the architecture, cut by the job a reader comes to do, and each imports only
-from the ones above it in this list (tests/test_layout.py holds the code to it):
+The folders, cut by the job a reader comes to do, each import only from those above them in
+this list (tests/test_layout.py holds the code to it):
 
 - ``errors.py``, ``recipe.py``, ``config/``: what everything shares: the errors (with the
   options they name), the table of model recipes, and the one typed config of a run.

@@ -1,8 +1,5 @@
-"""The library entry points the CLI is a thin layer over, one per command.
-
-Everything here starts from a checkpoint (default: the newest under ``checkpoints/``), except
-:func:`train`, which attaches the progress display and the head snapshots to the trainer.
-"""
+"""The library entry points the CLI is a thin layer over, one per command; all but
+:func:`train` start from a checkpoint (default: the newest under ``checkpoints/``)."""
 
 from __future__ import annotations
 
@@ -14,7 +11,7 @@ from typing import Any
 
 from tinygpt.analysis.evaluation import EvalResult, evaluate_text, surprising_spans
 from tinygpt.analysis.snapshot import HeadSnapshots
-from tinygpt.checkpoint.store import Checkpoint, find_checkpoint, load, open_checkpoint
+from tinygpt.checkpoint.store import load, open_checkpoint
 from tinygpt.config.sample import SampleConfig
 from tinygpt.data.sources import read_text
 from tinygpt.data.tokenizer import Tokenizer
@@ -37,11 +34,10 @@ def train(
     **options: Any,
 ) -> TrainResult:
     """Train a GPT on ``data``: :func:`tinygpt.training.run.train` with head snapshots recorded
-    at every evaluation and, unless ``quiet``, the progress display on stderr. By default
-    (``quiet=None``) progress is shown when stderr is a terminal and not otherwise (a script,
-    a test, a notebook's captured output). ``options`` are ``out_dir``, ``resume``,
-    ``overwrite``, ``preset``, ``config``, ``cache_dir`` and any ModelConfig or TrainConfig
-    field. ``spell`` names options in the progress display's notes (the CLI: as flags)."""
+    at every evaluation and the progress display on stderr unless ``quiet`` (by default, shown
+    when stderr is a terminal). ``options`` are ``out_dir``, ``resume``, ``overwrite``,
+    ``preset``, ``config``, ``cache_dir`` and any ModelConfig or TrainConfig field. ``spell``
+    names options in the progress display's notes (the CLI: as flags)."""
     attached: list[TrainerCallback] = [HeadSnapshots(), *callbacks]
     if quiet is None:
         quiet = not sys.stderr.isatty()
@@ -79,8 +75,7 @@ def interactive_session(
     **sample_options: object,
 ) -> int:
     """Load a checkpoint once, then continue each prompt ``read_line`` returns, streaming the
-    sample to ``write``, until ``read_line`` raises EOFError; see
-    :func:`tinygpt.sampling.interactive.interactive`. Returns the number of samples."""
+    sample to ``write``, until ``read_line`` raises EOFError. Returns the number of samples."""
     cfg = sample_config(sample_options)
     model, tokenizer, _ = load(checkpoint, device, attention, best=best)
     return interactive(model, tokenizer, cfg, read_line, write, warn)
@@ -106,9 +101,8 @@ def evaluate(
     progress: bool = False,
     token_losses: bool = False,
 ) -> EvalResult:
-    """Loss, perplexity and bits per byte of a checkpoint on a whole text file; ``progress``
-    shows a bar on stderr when it is a terminal; ``token_losses`` keeps each token's loss
-    (``result.token_losses``)."""
+    """Loss, perplexity and bits per byte of a checkpoint on a whole text file; ``progress``: a
+    bar on stderr when it is a terminal; ``token_losses`` keeps each token's loss."""
     model, tokenizer, _ = load(checkpoint, device, best=best)
     return _score(model, tokenizer, read_text(file, encoding), progress, token_losses)
 
@@ -141,12 +135,6 @@ def token_loss_report(
         "token_losses": [None, *(round(float(x), 5) for x in losses)],
         "surprising_spans": [vars(s) for s in surprising_spans(losses, ids, tokenizer, spans)],
     }
-
-
-def run_metrics(checkpoint: str | Path | None) -> tuple[Checkpoint, list[dict[str, Any]]]:
-    """A checkpoint (default: the newest) and its metrics.jsonl records, oldest first."""
-    ck = find_checkpoint(checkpoint)
-    return ck, ck.metrics()
 
 
 def trajectory(directory: str | Path) -> list[dict[str, Any]]:

@@ -1,16 +1,9 @@
 """The exceptions tinygpt raises for problems a user can fix.
 
-Each carries its message as pieces (:class:`Message`) naming the options it is
-about by their Python names; ``str(exc)`` spells them for Python (``n_embd``), and the CLI
-renders them as flags (``--n-embd``) in one line on stderr with an exit code, with no
-traceback unless ``--debug``.
-
-The library raises the same errors for the command line and for Python callers, so a message
-does not spell its options itself: it is a sequence of text and :class:`Opt` pieces (the
-option's Python name, and a value when the message shows one). ``str()`` of a message is the
-Python spelling (``n_embd``, ``block_size=9``, ``resume=True``); the CLI renders the same
-pieces as flags (``--n-embd``, ``--block-size 9``, ``--resume``) where it prints them. Python
-3.14's template strings would write these as t-strings; on 3.11 a message is built from pieces.
+A message does not spell the options it names: it is a sequence of text and :class:`Opt`
+pieces, so ``str(exc)`` reads in Python's spelling (``n_embd``, ``block_size=9``) and the CLI
+renders the same pieces as its flags (``--n-embd``, ``--block-size 9``), in one line on stderr
+with an exit code and no traceback unless ``--debug``.
 """
 
 from __future__ import annotations
@@ -20,16 +13,15 @@ from dataclasses import dataclass
 from pathlib import PurePath
 
 ANY = ...  # ``Opt("out_dir", ANY)``: a placeholder value, ``--out DIR`` / ``out_dir=...``
-_NO_VALUE = None
 
 
 @dataclass(frozen=True)
 class Opt:
-    """An option named in a message: its Python name (a config field or an argument) and the
-    value shown with it, if any. A switch that is on is ``Opt("resume", True)``."""
+    """An option named in a message, and the value shown with it, if any (a switch that is on:
+    ``Opt("resume", True)``)."""
 
     name: str
-    value: object = _NO_VALUE
+    value: object = None
 
 
 Piece = str | Opt
@@ -38,7 +30,7 @@ Spell = Callable[[Opt], str]
 
 def python_spelling(opt: Opt) -> str:
     """``n_embd``, ``block_size=9``, ``tokenizer='char'``, ``resume=True``, ``out_dir=...``."""
-    if opt.value is _NO_VALUE:
+    if opt.value is None:
         return opt.name
     if opt.value is ANY:
         return f"{opt.name}=..."
@@ -47,9 +39,8 @@ def python_spelling(opt: Opt) -> str:
 
 
 class Message(str):
-    """Text naming options: a ``str`` in Python's spelling that keeps its pieces, so another
-    reader (the CLI) can :meth:`render` it in its own. Joining it to other text gives plain
-    text in Python's spelling."""
+    """A ``str`` in Python's spelling that keeps its pieces, so the CLI can :meth:`render` it
+    in its own."""
 
     pieces: tuple[Piece, ...]
 
@@ -110,11 +101,8 @@ class TrainingDiverged(TinyGPTError):
 
 
 class Interrupted(KeyboardInterrupt):
-    """A stop signal (SIGINT, SIGTERM, SIGHUP) that should end the command now.
-
-    A KeyboardInterrupt, so ``except Exception`` blocks never swallow it; the CLI exits with the
-    conventional 128 + signal number.
-    """
+    """A stop signal (SIGINT, SIGTERM, SIGHUP) that ends the command now: a KeyboardInterrupt,
+    so ``except Exception`` never swallows it; the CLI exits with 128 + signal number."""
 
     def __init__(self, signum: int) -> None:
         super().__init__(signum)

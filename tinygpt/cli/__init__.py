@@ -1,8 +1,5 @@
-"""The ``tinygpt`` command line: a thin Typer layer over the library, one module per command.
-
-:mod:`~tinygpt.cli.app` holds the app, error handling and ``main``; each command module
-registers its commands on import, in the order ``--help`` lists them.
-"""
+"""The ``tinygpt`` command line: a thin Typer layer over the library, one module per command,
+each registering its commands on import (:mod:`~tinygpt.cli.app` holds the app and ``main``)."""
 
 # The import order is the commands' order in --help.
 from tinygpt.cli import train  # noqa: F401, I001

@@ -1,9 +1,6 @@
-"""The ``tinygpt`` Typer app: its root options, how a command is registered, and ``main``,
-which turns errors into one line and an exit code.
-
-Each command lives in a module of this package named for it (``train``, ``generate``,
-``inspect``, ...) and is registered with :func:`command`. Nothing heavy is imported here:
-``--help`` and ``--version`` answer without loading torch; each command imports what it uses.
+"""The ``tinygpt`` Typer app, how a command is registered, and ``main``, which turns errors
+into one line and an exit code. Nothing heavy is imported here: ``--help`` and ``--version``
+answer without loading torch; each command imports what it uses.
 """
 
 from __future__ import annotations
@@ -92,14 +89,10 @@ def err(message: str) -> None:
 
 
 def command(
-    *args: Any, group: typer.Typer = app, **kwargs: Any
+    name: str | None = None, group: typer.Typer = app
 ) -> Callable[[Callable[..., None]], Callable[..., None]]:
-    """``group.command`` (the app's by default) for a command that ends in one line and
-    128 + signal when interrupted.
-
-    Typer would turn Ctrl-C into a silent exit 130, and SIGTERM or SIGHUP (see ``main``) need
-    their own codes; the wrapper catches the interrupt inside the command instead.
-    """
+    """``group.command`` for a command that ends in one line and 128 + signal when interrupted
+    (Typer would turn Ctrl-C into a silent exit 130, and SIGTERM and SIGHUP need their codes)."""
 
     def register(func: Callable[..., None]) -> Callable[..., None]:
         @functools.wraps(func)
@@ -114,15 +107,14 @@ def command(
                 err(f"interrupted ({signal.Signals(signum).name})")
                 raise typer.Exit(128 + signum) from None
 
-        return group.command(*args, cls=_Command, **kwargs)(run)
+        return group.command(name, cls=_Command)(run)
 
     return register
 
 
 def _use_free_cores(device: str) -> None:
-    """On a CPU another job is using, run with the free cores only: more threads than free cores
-    made sampling 50x slower here. The library never changes torch's thread count by itself;
-    the command line does, once, before the command runs (training does it for its run)."""
+    """On a CPU another job is using, run with the free cores only (more threads than free cores
+    made sampling 50x slower here); the library leaves torch's thread count to its caller."""
     from tinygpt.model.device import fit_cpu_threads, resolve_device
 
     try:
@@ -147,8 +139,8 @@ def _raise_interrupted(signum: int, frame: Any) -> None:
 
 
 def _stop_on_signals() -> None:
-    """SIGTERM and SIGHUP end a command the way Ctrl-C does: one line, 128 + signal (training
-    installs its own handlers, to finish the step and save first)."""
+    """SIGTERM and SIGHUP end a command the way Ctrl-C does (training installs its own handlers,
+    to finish the step and save first)."""
     for name in ("SIGTERM", "SIGHUP"):
         sig = getattr(signal, name, None)
         if sig is not None and signal.getsignal(sig) is signal.SIG_DFL:
@@ -157,16 +149,16 @@ def _stop_on_signals() -> None:
 
 @functools.cache
 def click_app() -> Any:
-    """The click command Typer builds from the app, built once a process: building it reads
-    every command's signature and type hints (70 ms here), which ``app()`` does at each call."""
+    """The click command Typer builds from the app, once a process (70 ms; ``app()`` rebuilds it
+    at each call)."""
     import typer.main
 
     return typer.main.get_command(app)
 
 
 def _spelling(args: list[str]) -> Spell:
-    """Options named in a message, spelled as the flags of the command in ``args`` (the
-    library names them by their Python names: ``heads`` is ``--ablate`` to inspect-attention)."""
+    """Options named in a message, spelled as the flags of the command in ``args`` (``heads`` is
+    ``--ablate`` to inspect-attention)."""
     found = click_app()
     for name in (a for a in args if not a.startswith("-")):  # down through groups (inspect)
         commands = getattr(found, "commands", None)

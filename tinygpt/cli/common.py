@@ -13,7 +13,7 @@ import typer
 from tinygpt.cli.options import default_text, field_of
 from tinygpt.config.train import TrainConfig
 from tinygpt.errors import UsageError
-from tinygpt.io.console import for_terminal
+from tinygpt.io.console import for_terminal, stdout_console
 
 CheckpointOpt = Annotated[
     Path | None,
@@ -73,14 +73,12 @@ def given(ctx: typer.Context, name: str) -> bool:
     return source is not None and source.name == "COMMANDLINE"
 
 
-def show(
-    console: Any, json_out: bool, document: Callable[[], Any], render: Callable[[], Any]
-) -> None:
+def show(json_out: bool, document: Callable[[], Any], render: Callable[[], Any]) -> None:
     """With --json, one JSON document is all that goes to stdout; else the terminal view."""
     if json_out:
         typer.echo(json.dumps(document()))
     else:
-        console.print(render())
+        stdout_console().print(render())
 
 
 def wrote(path: Path) -> None:

@@ -11,6 +11,7 @@ from tinygpt.cli.app import command
 from tinygpt.cli.common import DEVICE_DEFAULT, DeviceOpt, JsonOpt
 from tinygpt.config.train import TrainConfig
 from tinygpt.errors import TinyGPTError
+from tinygpt.io.console import stdout_console
 
 
 @command("doctor")
@@ -28,7 +29,6 @@ def doctor(
 
     from tinygpt.doctor.machine import facts
     from tinygpt.doctor.proof import prove, speed
-    from tinygpt.io.console import stdout_console
     from tinygpt.model.device import resolve_device, resolve_dtype
 
     where = resolve_device(device)
@@ -50,9 +50,8 @@ def doctor(
         for f in found:
             table.add_row(f.name, f.value, f.note)
         console.print(table)
-        proof = Table(title=f"{where.type} ({str(precision)[6:]}) against the CPU (float32)")
-        for column in ("computed", "largest difference", "tolerance", ""):
-            proof.add_column(column)
+        title = f"{where.type} ({str(precision)[6:]}) against the CPU (float32)"
+        proof = Table("computed", "largest difference", "tolerance", "", title=title)
         for c in checks:
             proof.add_row(
                 c.name, f"{c.difference:.3g}", f"{c.tolerance:.3g}", "ok" if c.ok else "WRONG"

@@ -48,9 +48,8 @@ def explore(
     model = ck.load_model(where, attention="manual", best=best).eval()
     tokenizer = ck.tokenizer
     if model.wte.weight.device.type == "cpu":
-        # One token (a sample) or one block (a click) at a time: a second torch thread costs
-        # more in hand-offs than it computes, and the server's own thread needs the core
-        # (measured: 780 streamed tokens/s with one thread, 330 with two; docs/benchmarks.md).
+        # One token or block at a time: a second torch thread costs more in hand-offs than it
+        # computes (780 streamed tokens/s with one thread, 330 with two; docs/benchmarks.md).
         torch.set_num_threads(1)
     sock = _listen(host, port)
     token = new_token()
@@ -66,8 +65,7 @@ def explore(
         with contextlib.suppress(Exception):  # no browser here: the address is printed
             webbrowser.open(url)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    # uvicorn shuts down on Ctrl-C, then raises the signal again for the caller: here that is
-    # the end the user asked for, so the command ends with 0 (SIGTERM and SIGHUP too).
+    # uvicorn shuts down on Ctrl-C (SIGTERM, SIGHUP), then raises it again: the end asked for, 0.
     with contextlib.suppress(KeyboardInterrupt):
         server.run(sockets=[sock])
     typer.echo("stopped", err=True)

@@ -1,10 +1,6 @@
-"""How the command line names an option in a message: as the flag of the command that raised it.
-
-Library errors carry the Python names of the options they are about
-(:class:`tinygpt.errors.Opt`); a command renders them with its own parameters, so
-``Opt("out_dir", ANY)`` reads ``--out DIR`` under ``train``, ``Opt("heads", "9.9")`` reads
-``--ablate 9.9`` under ``inspect-attention``. A name the command has no parameter for (a field
-from a config file, say) is spelled by the rule: ``n_embd`` -> ``--n-embd``.
+"""How the command line names an option in a message: as the flag of the command that raised it
+(``Opt("heads", "9.9")`` reads ``--ablate 9.9`` under ``inspect-attention``); a name the command
+has no parameter for (a field from a config file, say) reads ``n_embd`` -> ``--n-embd``.
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -18,6 +19,7 @@ from tinygpt.cli.common import (
     checkpoint_with_note,
     read_prompt,
     write_stdout,
+    wrote,
 )
 from tinygpt.cli.flags import command_spelling
 from tinygpt.cli.options import with_field_options
@@ -70,21 +72,13 @@ def generate(
         options["stop"] = tuple(_unescape(s) for s in options["stop"])
     if options.get("alternatives") and not json_out:
         raise UsageError("--alternatives goes with --json (the alternatives are listed there)")
+    options.update(device=device, attention=attention, best=best)
     if interactive:
-        _interactive(checkpoint, prompt, json_out, device, attention, {**options, "best": best})
+        _interactive(checkpoint, prompt, json_out, options)
         return
     prompt = read_prompt(prompt)
     checkpoint = checkpoint_with_note(checkpoint, best)
-    on_text = None if json_out else write_stdout
-    result = run_generate(
-        checkpoint,
-        prompt,
-        device=device,
-        attention=attention,
-        best=best,
-        on_text=on_text,
-        **options,
-    )
+    result = run_generate(checkpoint, prompt, on_text=None if json_out else write_stdout, **options)
     for notice in result.notices:
         typer.echo(f"note: {notice}", err=True)
     if json_out:
@@ -97,21 +91,12 @@ def _unescape(text: str) -> str:
     """``\\n``, ``\\t`` and ``\\\\`` as typed in a shell, so a stop at a blank line is
     ``--stop '\\n\\n'``."""
     escapes = {"n": "\n", "t": "\t", "\\": "\\"}
-    out, i = [], 0
-    while i < len(text):
-        if text[i] == "\\" and i + 1 < len(text) and text[i + 1] in escapes:
-            out.append(escapes[text[i + 1]])
-            i += 2
-        else:
-            out.append(text[i])
-            i += 1
-    return "".join(out)
+    return re.sub(r"\\([nt\\])", lambda m: escapes[m.group(1)], text)
 
 
 def _line_editing() -> None:
     """Line editing and history for input(), without incremental search: GNU readline 8.2
-    crashes the process (SIGSEGV) on Ctrl-R followed by some invalid multibyte input, and a
-    keystroke must not end a session. The arrows still walk the history."""
+    crashes (SIGSEGV) on Ctrl-R followed by some invalid multibyte input."""
     try:
         import readline
     except ImportError:  # no readline here: plain input()
@@ -122,12 +107,7 @@ def _line_editing() -> None:
 
 
 def _interactive(
-    checkpoint: Path | None,
-    prompt: str,
-    json_out: bool,
-    device: str,
-    attention: str,
-    options: dict[str, Any],
+    checkpoint: Path | None, prompt: str, json_out: bool, options: dict[str, Any]
 ) -> None:
     from tinygpt.api import interactive_session
 
@@ -150,15 +130,7 @@ def _interactive(
     def warn(exc: TinyGPTError) -> None:  # one line, and the next prompt
         err(exc.render(command_spelling(None)))
 
-    interactive_session(
-        checkpoint,
-        read_line,
-        write_stdout,
-        warn=warn,
-        device=device,
-        attention=attention,
-        **options,
-    )
+    interactive_session(checkpoint, read_line, write_stdout, warn=warn, **options)
 
 
 @command("eval")
@@ -205,4 +177,4 @@ def eval_command(
             typer.echo("most surprising spans (mean loss, nats/token):")
             for span in report["surprising_spans"][:5]:
                 typer.echo(f"  {span['mean_loss']:6.2f}  {visible(printable(span['text']))}")
-        typer.echo(f"wrote {token_losses}", err=True)
+        wrote(token_losses)

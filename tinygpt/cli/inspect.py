@@ -1,13 +1,7 @@
 """``tinygpt inspect attention|compare|ablate|trajectory``: each way of looking at attention as
-a command of its own, with only the options it reads.
-
-Why subcommands of one group rather than sibling commands (``inspect-compare``, ...) or one
-command with modes: ``tinygpt inspect --help`` is one place a reader finds every way of looking
-inside a model (the interpretability commands join the same group), and each subcommand's
-``--help`` lists exactly what it takes, so an option of another mode is click's "No such option"
-instead of a rule in a table of which option applies where. ``tinygpt inspect-attention`` stays
-as the front door users know (:mod:`tinygpt.cli.inspect_attention`); both run the same code
-(:mod:`tinygpt.cli.inspect_modes`), so they print the same output.
+a command of its own, so ``tinygpt inspect --help`` lists every way of looking inside a model
+and each subcommand takes only the options it reads (another mode's is click's "No such
+option"). ``inspect-attention``, the front door users know, runs the same code (inspect_modes).
 """
 
 from __future__ import annotations
@@ -18,81 +12,44 @@ from typing import Annotated
 import typer
 
 from tinygpt.cli import inspect_modes
+from tinygpt.cli import inspect_options as opt
 from tinygpt.cli.app import command, inspect_app
 from tinygpt.cli.common import DEVICE_DEFAULT, CheckpointOpt, DeviceOpt
-from tinygpt.cli.inspect_options import (
-    ABLATION_MODE_HELP,
-    BestOpt,
-    ExplainOpt,
-    HeadOpt,
-    HtmlOpt,
-    InductionOpt,
-    JsonFileOpt,
-    JsonOutOpt,
-    LayerOpt,
-    NpzOpt,
-    PngOpt,
-    PromptOpt,
-    QueriesOpt,
-    QueryOpt,
-    RolloutOpt,
-    SvgOpt,
-    TrajectoryPngOpt,
-    WindowOpt,
-)
 
 
 @command("attention", group=inspect_app)
 def attention(
+    ctx: typer.Context,
     checkpoint: CheckpointOpt = None,
-    prompt: PromptOpt = "",
-    layer: LayerOpt = None,
-    head: HeadOpt = None,
-    query: QueryOpt = None,
-    explain: ExplainOpt = False,
-    induction: InductionOpt = False,
-    show_rollout: RolloutOpt = False,
-    window: WindowOpt = 24,
-    queries: QueriesOpt = None,
-    json_out: JsonOutOpt = False,
-    json_file: JsonFileOpt = None,
-    html_file: HtmlOpt = None,
-    png_file: PngOpt = None,
-    svg_file: SvgOpt = None,
-    npz_file: NpzOpt = None,
-    best: BestOpt = False,
+    prompt: opt.Prompt = "",
+    layer: opt.Layer = None,
+    head: opt.Head = None,
+    query: opt.Query = None,
+    explain: opt.Explain = False,
+    induction: opt.Induction = False,
+    show_rollout: opt.Rollout = False,
+    window: opt.Window = 24,
+    queries: opt.Queries = None,
+    json_out: opt.JsonOut = False,
+    json_file: opt.JsonFile = None,
+    html_file: opt.Html = None,
+    png_file: opt.Png = None,
+    svg_file: opt.Svg = None,
+    npz_file: opt.Npz = None,
+    best: opt.Best = False,
     device: DeviceOpt = DEVICE_DEFAULT,
 ) -> None:
     """Show what each layer and head attends to on a prompt (or the induction probe), and why."""
-    inspect_modes.show_attention(
-        checkpoint,
-        prompt,
-        layer=layer,
-        head=head,
-        query=query,
-        explain=explain,
-        induction=induction,
-        show_rollout=show_rollout,
-        window=window,
-        queries=queries,
-        best=best,
-        device=device,
-        json_out=json_out,
-        json_file=json_file,
-        html_file=html_file,
-        png_file=png_file,
-        svg_file=svg_file,
-        npz_file=npz_file,
-    )
+    inspect_modes.show_attention(**ctx.params)
 
 
 @command("compare", group=inspect_app)
 def compare(
     checkpoint_a: Annotated[Path, typer.Argument(help="The checkpoint to compare from.")],
     checkpoint_b: Annotated[Path, typer.Argument(help="The checkpoint to compare to.")],
-    prompt: PromptOpt = "",
-    json_out: JsonOutOpt = False,
-    json_file: JsonFileOpt = None,
+    prompt: opt.Prompt = "",
+    json_out: opt.JsonOut = False,
+    json_file: opt.JsonFile = None,
     device: DeviceOpt = DEVICE_DEFAULT,
 ) -> None:
     """Two checkpoints: each head's score changes (B minus A) and how far its pattern moved."""
@@ -110,10 +67,10 @@ def ablate(
         ),
     ],
     checkpoint: CheckpointOpt = None,
-    prompt: PromptOpt = "",
-    mode: Annotated[str, typer.Option("--mode", help=ABLATION_MODE_HELP)] = "mean",
-    json_out: JsonOutOpt = False,
-    json_file: JsonFileOpt = None,
+    prompt: opt.Prompt = "",
+    mode: Annotated[str, typer.Option("--mode", help=opt.ABLATION_MODE_HELP)] = "mean",
+    json_out: opt.JsonOut = False,
+    json_file: opt.JsonFile = None,
     device: DeviceOpt = DEVICE_DEFAULT,
 ) -> None:
     """Knock heads out: the loss change on the prompt, the training text and the probe."""
@@ -123,8 +80,8 @@ def ablate(
 @command("trajectory", group=inspect_app)
 def trajectory(
     directory: Annotated[Path, typer.Argument(help="A run's directory (its metrics.jsonl).")],
-    json_out: JsonOutOpt = False,
-    png_file: TrajectoryPngOpt = None,
+    json_out: opt.JsonOut = False,
+    png_file: opt.TrajectoryPng = None,
 ) -> None:
     """A run's head scores, losses and role changes by step, as recorded at each evaluation."""
     inspect_modes.show_trajectory(directory, json_out, png_file)

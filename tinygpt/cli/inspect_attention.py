@@ -1,41 +1,22 @@
 """``tinygpt inspect-attention``: the front door users know, every mode behind one command.
 
-Its modes are picked by an option (``--trajectory``, ``--ablate``, ``--compare``, else the view
-of a prompt) and run the same code as ``tinygpt inspect trajectory|ablate|compare|attention``
-(:mod:`tinygpt.cli.inspect_modes`); a table says which options each mode reads, and any other
-option given is refused rather than ignored. The subcommands need no such table: each takes
-only its own options.
+An option picks the mode (``--trajectory``, ``--ablate``, ``--compare``, else the view of a
+prompt), which runs the code of ``tinygpt inspect trajectory|ablate|compare|attention``; a table
+says which options each mode reads, and any other option given is refused rather than ignored.
 """
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from tinygpt.cli import inspect_modes
+from tinygpt.cli import inspect_options as opt
 from tinygpt.cli.app import command
 from tinygpt.cli.common import DEVICE_DEFAULT, CheckpointOpt, DeviceOpt, given
-from tinygpt.cli.inspect_options import (
-    ABLATION_MODE_HELP,
-    BestOpt,
-    ExplainOpt,
-    HeadOpt,
-    HtmlOpt,
-    InductionOpt,
-    JsonFileOpt,
-    JsonOutOpt,
-    LayerOpt,
-    NpzOpt,
-    PngOpt,
-    PromptOpt,
-    QueriesOpt,
-    QueryOpt,
-    RolloutOpt,
-    SvgOpt,
-    WindowOpt,
-)
 from tinygpt.errors import UsageError
 
 
@@ -43,21 +24,21 @@ from tinygpt.errors import UsageError
 def inspect_attention(
     ctx: typer.Context,
     checkpoint: CheckpointOpt = None,
-    prompt: PromptOpt = "",
-    layer: LayerOpt = None,
-    head: HeadOpt = None,
-    query: QueryOpt = None,
-    explain: ExplainOpt = False,
-    induction: InductionOpt = False,
-    show_rollout: RolloutOpt = False,
-    window: WindowOpt = 24,
-    json_out: JsonOutOpt = False,
-    json_file: JsonFileOpt = None,
-    html_file: HtmlOpt = None,
-    queries: QueriesOpt = None,
-    png_file: PngOpt = None,
-    svg_file: SvgOpt = None,
-    npz_file: NpzOpt = None,
+    prompt: opt.Prompt = "",
+    layer: opt.Layer = None,
+    head: opt.Head = None,
+    query: opt.Query = None,
+    explain: opt.Explain = False,
+    induction: opt.Induction = False,
+    show_rollout: opt.Rollout = False,
+    window: opt.Window = 24,
+    json_out: opt.JsonOut = False,
+    json_file: opt.JsonFile = None,
+    html_file: opt.Html = None,
+    queries: opt.Queries = None,
+    png_file: opt.Png = None,
+    svg_file: opt.Svg = None,
+    npz_file: opt.Npz = None,
     heads: Annotated[
         list[str] | None,
         typer.Option(
@@ -66,7 +47,7 @@ def inspect_attention(
             "repeatable; report the loss change.",
         ),
     ] = None,
-    mode: Annotated[str, typer.Option("--ablation", help=ABLATION_MODE_HELP)] = "mean",
+    mode: Annotated[str, typer.Option("--ablation", help=opt.ABLATION_MODE_HELP)] = "mean",
     trajectory: Annotated[
         Path | None,
         typer.Option(help="A run's head scores, losses and role changes by step (no prompt)."),
@@ -75,7 +56,7 @@ def inspect_attention(
         tuple[Path, Path] | None,
         typer.Option(help="Two checkpoints: per-head score changes and pattern divergence."),
     ] = None,
-    best: BestOpt = False,
+    best: opt.Best = False,
     device: DeviceOpt = DEVICE_DEFAULT,
 ) -> None:
     """Show what each layer and head attends to, and why.
@@ -94,35 +75,15 @@ def inspect_attention(
         inspect_modes.show_attention(**view)
 
 
-# Which inspect-attention options each mode reads; any other option given is a usage error.
-# The normal mode's are show_attention's parameters, by name.
-_COMMON = {"device"}
+# Which options each mode reads, the mode named by its option's parameter (--ablate's is "heads",
+# as the library names it); any other option given is a usage error.
 _MODE_OPTIONS = {
     "trajectory": {"trajectory", "json_out", "png_file"},
-    "ablate": {"checkpoint", "prompt", "heads", "mode", "json_out", "json_file", *_COMMON},
-    "compare": {"compare", "prompt", "json_out", "json_file", *_COMMON},
-    "normal": {
-        "checkpoint",
-        "prompt",
-        "layer",
-        "head",
-        "query",
-        "explain",
-        "induction",
-        "show_rollout",
-        "window",
-        "json_out",
-        "json_file",
-        "html_file",
-        "queries",
-        "png_file",
-        "svg_file",
-        "npz_file",
-        "best",
-        *_COMMON,
-    },
+    "heads": {"checkpoint", "prompt", "heads", "mode", "json_out", "json_file", "device"},
+    "compare": {"compare", "prompt", "json_out", "json_file", "device"},
+    "normal": set(inspect.signature(inspect_modes.show_attention).parameters),
 }
-_MODE_FLAGS = {"trajectory": "--trajectory", "ablate": "--ablate", "compare": "--compare"}
+_MODE_FLAGS = {"trajectory": "--trajectory", "heads": "--ablate", "compare": "--compare"}
 
 
 def _check_mode(ctx: typer.Context) -> None:
@@ -130,9 +91,7 @@ def _check_mode(ctx: typer.Context) -> None:
     picked by --trajectory, else --ablate, else --compare, else the view of a prompt."""
     on_line = [p for p in ctx.command.params if p.name is not None and given(ctx, p.name)]
     names = {p.name for p in on_line}
-    # --ablate's parameter is "heads", as the library names it (messages name it so)
-    flags = {"trajectory": "trajectory", "heads": "ablate", "compare": "compare"}
-    mode = next((flags[m] for m in flags if m in names), "normal")
+    mode = next((m for m in _MODE_FLAGS if m in names), "normal")
     for p in on_line:
         if p.name in _MODE_OPTIONS[mode]:
             continue

@@ -1,32 +1,26 @@
 """What each way of inspecting attention does, once: ``tinygpt inspect attention|compare|ablate|
-trajectory`` and the ``inspect-attention`` front door (``--compare``, ``--ablate``,
-``--trajectory``) both call these, so the two spellings give the same output."""
+trajectory`` and the ``inspect-attention`` front door both call these, so both print the same."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import typer
 
 from tinygpt.cli.common import read_prompt, show, wrote
 from tinygpt.errors import UsageError
-
-if TYPE_CHECKING:  # torch and the views load when a command runs, not for --help
-    from tinygpt.analysis.attention_report import AttentionReport
-    from tinygpt.views.attention_files import ReportFiles
+from tinygpt.io.console import stdout_console
 
 
 def show_trajectory(directory: Path, json_out: bool, png_file: Path | None) -> None:
     """A run's head scores, losses and role changes by step."""
     from tinygpt import api
-    from tinygpt.io.console import stdout_console
     from tinygpt.views.output import write_output
     from tinygpt.views.trajectory_text import trajectory
 
     records = api.trajectory(directory)
-    show(stdout_console(), json_out, lambda: records, lambda: trajectory(records))
+    show(json_out, lambda: records, lambda: trajectory(records))
     if png_file:
         from tinygpt.views.trajectory_figure import trajectory_png
 
@@ -45,11 +39,10 @@ def show_ablation(
 ) -> None:
     """The loss with and without ``heads``, on the prompt, the training text and the probe."""
     from tinygpt.analysis import commands
-    from tinygpt.io.console import stdout_console
     from tinygpt.views.head_tables import ablation_table
 
     result = commands.ablation_report(checkpoint, heads, mode, read_prompt(prompt), device=device)
-    show(stdout_console(), json_out, lambda: result, lambda: ablation_table(result))
+    show(json_out, lambda: result, lambda: ablation_table(result))
     _write_json(json_file, result)
 
 
@@ -63,13 +56,12 @@ def show_comparison(
     """Per-head score changes from the first checkpoint to the second, and how far apart the
     patterns are."""
     from tinygpt.analysis import commands
-    from tinygpt.io.console import stdout_console
     from tinygpt.views.head_tables import comparison
 
     # No prompt: the repeated-random-tokens probe (a one-token prompt would score nothing).
     deltas = commands.compare_attention(*checkpoints, read_prompt(prompt), device=device)
     names = (checkpoints[0].name, checkpoints[1].name)
-    show(stdout_console(), json_out, lambda: deltas, lambda: comparison(deltas, names))
+    show(json_out, lambda: deltas, lambda: comparison(deltas, names))
     _write_json(json_file, deltas)
 
 
@@ -95,13 +87,12 @@ def show_attention(
     npz_file: Path | None,
 ) -> None:
     """Each layer's and head's attention on the prompt (or the induction probe), the head
-    table, and with the focus options one head or query explained; the ``*_file`` paths are
-    the formats to write. Parameters are named as the commands' options are."""
+    table, and with the focus options one head or query explained; parameters are named as the
+    commands' options are (inspect-attention's mode table reads them)."""
     layer, head_index = focus(layer, head)
     prompt = read_prompt(prompt)
     from tinygpt.analysis import commands
-    from tinygpt.io.console import stdout_console
-    from tinygpt.views.attention_files import ReportFiles
+    from tinygpt.views.attention_files import ReportFiles, write_report
     from tinygpt.views.attention_view import report_view
 
     console = stdout_console()
@@ -123,36 +114,20 @@ def show_attention(
         typer.echo(f"note: {notice}", err=True)
     layer, head_index = report.focus  # a role (--head induction) names a head now
     show(
-        console,
         json_out,
         report.to_dict,
         lambda: report_view(report, layer, head_index, query, window, console.width, show_rollout),
     )
     files = ReportFiles(json_file, html_file, png_file, svg_file, npz_file)
-    _write_report_files(report, files, layer, head_index, show_rollout)
-
-
-def _write_report_files(
-    report: AttentionReport,
-    files: ReportFiles,
-    layer: int | None,
-    head: int | None,
-    rollout: bool,
-) -> None:
-    """Write the report in each format ``files`` names, titled with the prompt's first 80
-    characters, and say where."""
-    from tinygpt.views.attention_files import write_report
-
-    title = "".join(report.tokens)[:80]
-    for path in write_report(report, files, layer, head, title, rollout=rollout):
+    title = "".join(report.tokens)[:80]  # the prompt's start
+    for path in write_report(report, files, layer, head_index, title, rollout=show_rollout):
         wrote(path)
 
 
 def focus(layer: int | None, head: str | None) -> tuple[int | None, int | str | None]:
     """The layer and head index that --layer and --head name. --head takes the label the tables
-    print (L1H2, which names the layer too), a number, which needs --layer (alone it would
-    name no head, and ignoring it would show something the user did not ask for), or a role
-    (induction, previous-token, ...: the strongest such head, found once the model is loaded)."""
+    print (L1H2), a number, which needs --layer (alone it names no head), or a role (induction,
+    previous-token, ...: the strongest such head, found once the model is loaded)."""
     from tinygpt.analysis.labels import parse_head_spec
     from tinygpt.analysis.roles import is_role
 

@@ -9,45 +9,22 @@ from typing import Annotated, Any
 
 import typer
 
+from tinygpt.cli import inspect_options as opt
 from tinygpt.cli.app import command, inspect_app
 from tinygpt.cli.common import DEVICE_DEFAULT, CheckpointOpt, DeviceOpt, read_prompt, show, wrote
-from tinygpt.cli.inspect_options import (
-    BestOpt,
-    HtmlOpt,
-    JsonFileOpt,
-    JsonOutOpt,
-    PromptOpt,
-    SvgOpt,
-)
 from tinygpt.cli.options import default_text
-
-PositionOpt = Annotated[
-    str | None,
-    typer.Option(
-        help="Position to explain: an index (negative from the end) or a token's text."
-        + default_text("the last")
-    ),
-]
-TargetOpt = Annotated[
-    str | None,
-    typer.Option(
-        help="Target token: its text (one token) or #ID."
-        + default_text("the token that came next; at the last position, the model's top guess")
-    ),
-]
-PngOpt = Annotated[Path | None, typer.Option("--png", help="Write a PNG figure.")]
+from tinygpt.io.console import stdout_console
 
 
 def _finish(report: Any, json_out: bool, render: Any, files: dict[str, Path | None]) -> None:
     """Notices on stderr, the view (or JSON) on stdout, then the files asked for."""
-    from tinygpt.io.console import stdout_console
     from tinygpt.views import interpret_figures as figures
     from tinygpt.views import interpret_html as html
     from tinygpt.views.output import write_output
 
     for notice in report.notices:
         typer.echo(f"note: {notice}", err=True)
-    show(stdout_console(), json_out, report.to_dict, render)
+    show(json_out, report.to_dict, render)
     writers = {
         "json": lambda: json.dumps(report.to_dict()).encode(),
         "html": lambda: html.render_page(report).encode(),
@@ -63,42 +40,40 @@ def _finish(report: Any, json_out: bool, render: Any, files: dict[str, Path | No
 @command("predictions", group=inspect_app)
 def predictions(
     checkpoint: CheckpointOpt = None,
-    prompt: PromptOpt = "",
+    prompt: opt.Prompt = "",
     top: Annotated[int, typer.Option(help="Next-token guesses shown per position.")] = 5,
-    json_out: JsonOutOpt = False,
-    json_file: JsonFileOpt = None,
-    html_file: HtmlOpt = None,
-    png_file: PngOpt = None,
-    svg_file: SvgOpt = None,
-    best: BestOpt = False,
+    json_out: opt.JsonOut = False,
+    json_file: opt.JsonFile = None,
+    html_file: opt.Html = None,
+    png_file: opt.FigurePng = None,
+    svg_file: opt.Svg = None,
+    best: opt.Best = False,
     device: DeviceOpt = DEVICE_DEFAULT,
 ) -> None:
     """What the model predicted at each position, and how surprised it was by what came next."""
     from tinygpt.analysis import commands
-    from tinygpt.io.console import stdout_console
     from tinygpt.views.interpret_text import predictions_view
 
     report = commands.predictions_report(
         checkpoint, read_prompt(prompt), top=top, device=device, best=best
     )
-    width = stdout_console().width
     files = {"json": json_file, "html": html_file, "png": png_file, "svg": svg_file}
-    _finish(report, json_out, lambda: predictions_view(report, width), files)
+    _finish(report, json_out, lambda: predictions_view(report, stdout_console().width), files)
 
 
 @command("attribution", group=inspect_app)
 def attribution(
     checkpoint: CheckpointOpt = None,
-    prompt: PromptOpt = "",
-    position: PositionOpt = None,
-    target: TargetOpt = None,
+    prompt: opt.Prompt = "",
+    position: opt.Position = None,
+    target: opt.Target = None,
     rows: Annotated[int, typer.Option(help="Components shown, largest first.", min=1)] = 20,
-    json_out: JsonOutOpt = False,
-    json_file: JsonFileOpt = None,
-    html_file: HtmlOpt = None,
-    png_file: PngOpt = None,
-    svg_file: SvgOpt = None,
-    best: BestOpt = False,
+    json_out: opt.JsonOut = False,
+    json_file: opt.JsonFile = None,
+    html_file: opt.Html = None,
+    png_file: opt.FigurePng = None,
+    svg_file: opt.Svg = None,
+    best: opt.Best = False,
     device: DeviceOpt = DEVICE_DEFAULT,
 ) -> None:
     """Direct logit attribution: each head's, MLP's and the embedding's share of a token's logit."""
@@ -115,13 +90,13 @@ def attribution(
 @command("lens", group=inspect_app)
 def lens(
     checkpoint: CheckpointOpt = None,
-    prompt: PromptOpt = "",
-    position: PositionOpt = None,
-    target: TargetOpt = None,
-    json_out: JsonOutOpt = False,
-    json_file: JsonFileOpt = None,
-    html_file: HtmlOpt = None,
-    best: BestOpt = False,
+    prompt: opt.Prompt = "",
+    position: opt.Position = None,
+    target: opt.Target = None,
+    json_out: opt.JsonOut = False,
+    json_file: opt.JsonFile = None,
+    html_file: opt.Html = None,
+    best: opt.Best = False,
     device: DeviceOpt = DEVICE_DEFAULT,
 ) -> None:
     """The logit lens: the prediction read from the residual stream after each layer."""
@@ -142,7 +117,7 @@ def patch(
     corrupted: Annotated[
         str, typer.Option(help="The same number of tokens, changed where it matters.")
     ] = "",
-    position: PositionOpt = None,
+    position: opt.Position = None,
     target: Annotated[
         str | None,
         typer.Option(
@@ -150,22 +125,20 @@ def patch(
             + default_text("the clean run's top prediction at --position")
         ),
     ] = None,
-    json_out: JsonOutOpt = False,
-    json_file: JsonFileOpt = None,
-    html_file: HtmlOpt = None,
-    png_file: PngOpt = None,
-    svg_file: SvgOpt = None,
-    best: BestOpt = False,
+    json_out: opt.JsonOut = False,
+    json_file: opt.JsonFile = None,
+    html_file: opt.Html = None,
+    png_file: opt.FigurePng = None,
+    svg_file: opt.Svg = None,
+    best: opt.Best = False,
     device: DeviceOpt = DEVICE_DEFAULT,
 ) -> None:
     """Activation patching: which head or layer carries the difference between two prompts."""
     from tinygpt.analysis import commands
-    from tinygpt.io.console import stdout_console
     from tinygpt.views.interpret_text import patching_view
 
     report = commands.activation_patching(
         checkpoint, clean, corrupted, position=position, target=target, device=device, best=best
     )
-    width = stdout_console().width
     files = {"json": json_file, "html": html_file, "png": png_file, "svg": svg_file}
-    _finish(report, json_out, lambda: patching_view(report, width), files)
+    _finish(report, json_out, lambda: patching_view(report, stdout_console().width), files)

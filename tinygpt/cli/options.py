@@ -1,10 +1,8 @@
 """Typer options generated from config fields, so each option is declared once, where its field
-lives: its help and default are the field's (``field(metadata={"help": ...})``, see
-:func:`tinygpt.config.fields.documented`).
+lives (its help and default are the field's; see :func:`tinygpt.config.fields.documented`).
 
-A generated option defaults to ``None`` (``--resume`` can then tell which options were given;
-the dataclass default applies otherwise) and its help names the field's default, which Typer
-cannot show for a ``None``. A bool field becomes ``--x/--no-x``.
+A generated option defaults to ``None``, so ``--resume`` can tell which options were given, and
+its help names the field's default, which Typer cannot show for a ``None``.
 """
 
 from __future__ import annotations
@@ -28,10 +26,8 @@ _TYPES: dict[str, Any] = {
 
 
 def default_text(value: Any) -> str:
-    """Help text naming a default Typer cannot show itself (the option defaults to None).
-
-    The bracket is escaped: with rich markup on, "[default: x]" would be read as a style tag and
-    vanish from ``--help``."""
+    """Help text naming a default Typer cannot show itself (the option defaults to None); the
+    bracket is escaped, else rich markup reads "[default: x]" as a style tag and drops it."""
     return f" \\[default: {value}]"
 
 
@@ -44,8 +40,8 @@ def flag_name(name: str) -> str:
 
 
 def field_help(f: Field[Any]) -> str:
-    """The field's help with its default: the one it names (``default_text`` in the metadata),
-    else the declared default; none for a default of None."""
+    """The field's help with its default: ``default_text`` in its metadata, else the declared
+    default; none for a default of None."""
     help_text = f.metadata["help"]
     shown = f.metadata.get("default_text")  # given as None: no default to show
     if "default_text" not in f.metadata and f.default not in (MISSING, None):
@@ -56,8 +52,8 @@ def field_help(f: Field[Any]) -> str:
 
 
 def field_parameter(cls: type, name: str) -> inspect.Parameter:
-    """The keyword parameter, ``Annotated[T | None, typer.Option(...)] = None``, of field
-    ``name`` of dataclass ``cls``."""
+    """``name: Annotated[T | None, typer.Option(...)] = None`` for field ``name`` of ``cls``; a
+    bool field becomes ``--x/--no-x``."""
     f = field_of(cls, name)
     kind = _TYPES[str(f.type).replace(" | None", "")]
     flag = f.metadata.get("flag", flag_name(name))
@@ -72,12 +68,9 @@ def field_parameter(cls: type, name: str) -> inspect.Parameter:
 def with_field_options(
     *groups: tuple[type, Iterable[str]],
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Add an option for each named field of each ``(dataclass, names)`` group to a command,
-    in place of its ``options`` parameter (which sets where they appear in ``--help``).
-
-    The command receives the options the user gave as that one dict, ``options`` (field name
-    -> value); those not given are left out, so the dataclass defaults (or a checkpoint's
-    values, on ``--resume``) apply."""
+    """Add an option for each named field of each ``(dataclass, names)`` group to a command, in
+    place of its ``options`` parameter, which receives the options given as one dict (those not
+    given are left out, so the dataclass defaults, or a checkpoint's on ``--resume``, apply)."""
     generated = [field_parameter(cls, name) for cls, names in groups for name in names]
     names = {p.name for p in generated}
 

@@ -9,7 +9,8 @@ from typing import Annotated, Any
 import typer
 
 from tinygpt.cli.app import command
-from tinygpt.cli.common import CheckpointOpt, JsonOpt
+from tinygpt.cli.common import CheckpointOpt, JsonOpt, wrote
+from tinygpt.io.console import printable, stdout_console
 
 
 @command()
@@ -26,8 +27,6 @@ def info(
         return
     from rich.table import Table
     from rich.text import Text
-
-    from tinygpt.io.console import printable, stdout_console
 
     table = Table(show_header=False, box=None, pad_edge=False)
     shape = data["shape"]
@@ -62,15 +61,13 @@ def info(
         ("saved", data["saved"]),
     ]
     for key, value in rows:
-        # Text: a path like a[/b] is not markup; printable: a name from a file can't drive
-        # the terminal
+        # Text: a path like a[/b] is not markup; printable: no name can drive the terminal
         table.add_row(key, Text(printable(str(value))))
     stdout_console().print(table)
 
 
 def _training_rows(data: dict[str, Any]) -> list[tuple[str, str]]:
-    """``info``'s optimizer and schedule; none for an imported model, which was not trained
-    here (its "steps" row says so instead of "0 of 0")."""
+    """The optimizer and schedule rows; none for an imported model (not trained here)."""
     from tinygpt.training.optim import GroupInfo, groups_line
 
     if not data["trained_here"]:
@@ -116,8 +113,6 @@ def runs(
     from rich.table import Table
     from rich.text import Text
 
-    from tinygpt.io.console import printable, stdout_console
-
     table = Table(pad_edge=False, box=box.SIMPLE_HEAD)
     for name in ("run", "params", "steps", "best val", "tokens", "tokenizer", "saved"):
         table.add_column(
@@ -131,8 +126,7 @@ def runs(
     for r in rows:
         # Text, not str: a run named ck[red]x is shown as it is, never as markup.
         if "error" in r:
-            # A short mark in the table, the reason below it: a long cell would squeeze the run
-            # names out of an 80-column terminal.
+            # The reason below the table: a long cell would squeeze out the run names.
             table.add_row(Text(printable(r["name"])), "", "", "", "", "", "broken")
             broken.append(Text(f"{printable(r['name'])}: {printable(r['error'])}"))
             continue
@@ -161,15 +155,13 @@ def plot(
     json_out: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
 ) -> None:
     """Train and validation loss by step, in the terminal (and as SVG or PNG with --out)."""
-    from tinygpt.api import run_metrics
+    from tinygpt.checkpoint.store import find_checkpoint
     from tinygpt.views.plot import terminal_plot, write_plot
 
-    ck, metrics = run_metrics(checkpoint)
+    ck = find_checkpoint(checkpoint)
+    metrics = ck.metrics()
     typer.echo(json.dumps(metrics) if json_out else terminal_plot(metrics))
     if out:
-        from tinygpt.io.console import printable
-
-        # printable: a folder name's control characters are invalid XML, its non-UTF-8 bytes
-        # can't be written
+        # printable: a folder name's control characters are invalid XML, its non-UTF-8 unwritable
         write_plot(out, metrics, f"{printable(ck.directory.name)}: loss by step")
-        typer.echo(f"wrote {out}", err=True)
+        wrote(out)

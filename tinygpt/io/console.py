@@ -22,9 +22,8 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 
 def printable(text: str) -> str:
     """``text`` with every control character escaped (``\\x1b``, ``\\n``): a name or path read
-    from a file could otherwise retitle, clear or rewrite the user's terminal. Bytes of a file
-    name that are not UTF-8 become U+FFFD, so the text can be written to a terminal, an SVG or
-    an HTML page (as it is, encoding it fails)."""
+    from a file could otherwise retitle, clear or rewrite the user's terminal. A file name's
+    bytes that are not UTF-8 become U+FFFD, so the text can be encoded (terminal, SVG, HTML)."""
     return _escaped(text, _CONTROL)
 
 
@@ -33,15 +32,12 @@ _CONTROL_IN_TEXT = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def _escaped(text: str, control: re.Pattern[str]) -> str:
-    """``text`` with what ``control`` matches written as Python escapes, lone surrogates as
-    U+FFFD."""
     return control.sub(lambda m: repr(m.group())[1:-1], _SURROGATE.sub("\ufffd", text))
 
 
 def for_terminal(text: str, stream: TextIO) -> str:
-    """A model's text as it goes to ``stream``: on a terminal, every control character but the
-    newline and tab escaped (a token ``\x1b]0;...`` would retitle or clear the screen); to a
-    pipe or a file, the text as it is."""
+    """A model's text for ``stream``: on a terminal, control characters but newline and tab
+    escaped (a token ``\x1b]0;...`` would retitle the screen); to a pipe or a file, as it is."""
     if not stream.isatty():
         return text
     return _escaped(text, _CONTROL_IN_TEXT)
@@ -78,17 +74,15 @@ class TrimmedLines:
         return getattr(self.stream, name)
 
 
-# Who hears which checkpoint was picked when the caller named none. The CLI says it on stderr:
-# a newer run (a trajectory, a repeats model) silently answering a command about another one
-# is the surprise. A context variable, like the spelling of options, so the library stays quiet
-# for Python callers and no command has to thread it through.
+# Who hears which checkpoint was picked when the caller named none (the CLI says it on stderr,
+# since a newer run silently answering is the surprise). A context variable, so the library
+# stays quiet for Python callers and no command has to thread it through.
 _on_pick: ContextVar[Callable[[Path], None] | None] = ContextVar("tinygpt_on_pick", default=None)
 
 
 @contextlib.contextmanager
 def announce_picked(callback: Callable[[Path], None]) -> Iterator[None]:
-    """Inside the block, :func:`tell_picked` (called when a checkpoint is picked for the
-    caller) passes the path on to ``callback``."""
+    """Inside the block, :func:`tell_picked` passes a picked checkpoint's path to ``callback``."""
     token = _on_pick.set(callback)
     try:
         yield

@@ -1,8 +1,6 @@
-"""Crash-safe file writes (temp file in the same directory, fsync, rename, fsync the
-directory) and the one content digest used for checkpoints, the token cache and downloads.
-
-A reader never sees a half-written file: after a crash or a full disk the old file is intact.
-"""
+"""Crash-safe file writes (temp file in the same directory, fsync, rename, fsync the directory:
+after a crash or a full disk the old file is intact), bounded reads, and the one content digest
+used for checkpoints, the token cache and downloads."""
 
 from __future__ import annotations
 
@@ -40,11 +38,9 @@ def file_kind(mode: int) -> str:
 
 
 def check_regular(path: Path) -> int:
-    """The size of ``path`` if it is a regular file (links followed), else NotRegularFile.
-
-    ``stat`` never blocks, unlike opening a FIFO; ``/dev/zero`` or ``<(cmd)`` would make a
-    reader hang or read forever, and a pipe can't be read twice (hash, then tokenize).
-    """
+    """The size of ``path`` if it is a regular file (links followed), else NotRegularFile:
+    ``/dev/zero`` or ``<(cmd)`` would make a reader hang or read forever, and a pipe can't be
+    read twice (hash, then tokenize). ``stat`` never blocks, unlike opening a FIFO."""
     info = os.stat(path)
     if not stat.S_ISREG(info.st_mode):
         raise NotRegularFile(f"{path} is {file_kind(info.st_mode)}; give a regular file")
@@ -52,11 +48,9 @@ def check_regular(path: Path) -> int:
 
 
 def read_bounded(path: Path, limit: int) -> bytes:
-    """The bytes of the regular file ``path``, refusing one over ``limit`` bytes.
-
-    Opened non-blocking so a FIFO can't hang the open; the type is checked on the opened file
-    (no race with a rename) and the read never goes past ``limit`` + 1 bytes.
-    """
+    """The bytes of the regular file ``path``, refusing one over ``limit`` bytes. Opened
+    non-blocking so a FIFO can't hang the open; the type is checked on the opened file (no race
+    with a rename) and the read never goes past ``limit`` + 1 bytes."""
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     with os.fdopen(fd, "rb") as fh:
         info = os.fstat(fh.fileno())
@@ -99,11 +93,9 @@ def _umask() -> int:
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Let ``write`` fill a temp file beside ``path``, then move it into place atomically.
-
-    ``write`` may raise anything (``torch.save`` raises ``RuntimeError`` on a full disk); the temp
-    file is removed and the original stays as it was.
-    """
+    """Let ``write`` fill a temp file beside ``path``, then move it into place atomically. If
+    ``write`` raises anything (``torch.save``: ``RuntimeError`` on a full disk), the temp file is
+    removed and the original stays as it was."""
     path = Path(path)
     fd, tmp_name = tempfile.mkstemp(prefix=TEMP_PREFIX + path.name + ".", dir=path.parent)
     os.close(fd)
