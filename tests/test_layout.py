@@ -7,6 +7,7 @@ import pkgutil
 import subprocess
 import sys
 import types
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -188,3 +189,24 @@ def test_analysis_is_tensors_in_dataclasses_out_and_renders_nothing():
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+@pytest.mark.slow
+def test_a_built_wheel_ships_every_file_of_the_package(tmp_path):
+    """The pages' HTML, CSS and scripts are files beside their modules: a wheel without them
+    would install a tinygpt whose pages fail to render."""
+    listed = subprocess.run(
+        ["git", "ls-files", "pyproject.toml", "README.md", "tinygpt"],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    for name in listed:
+        (tmp_path / "src" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "src" / name).write_bytes((ROOT / name).read_bytes())
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+         "-w", str(tmp_path / "wheel"), str(tmp_path / "src")],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    (wheel,) = (tmp_path / "wheel").glob("*.whl")
+    shipped = set(zipfile.ZipFile(wheel).namelist())
+    assert {n for n in listed if n.startswith("tinygpt/")} <= shipped
