@@ -9,7 +9,6 @@ import json
 import os
 import resource
 import shutil
-import signal
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,15 @@ from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
 import tinygpt
-from tests.conftest import FUZZ_SEED, MICRO_ARGS, SMALL_TEXT, one_line_error, rehash, run_main
+from tests.conftest import (
+    FUZZ_SEED,
+    MICRO_ARGS,
+    SMALL_TEXT,
+    one_line_error,
+    rehash,
+    run_main,
+    time_limit,
+)
 from tinygpt.checkpoint import save as saving
 from tinygpt.checkpoint.manifest import (
     CONFIG_FILE,
@@ -34,39 +41,6 @@ from tinygpt.errors import CheckpointError
 from tinygpt.io.files import sha256
 
 TEXT = "small.txt"
-
-
-@pytest.fixture(scope="module")
-def trained(trained_tiny_gpt2: Path) -> Path:
-    """The session's tiny gpt2-recipe run (conftest's TINY_GPT2): only read; ``ck`` copies it."""
-    return trained_tiny_gpt2
-
-
-@pytest.fixture
-def ck(trained, tmp_path) -> Path:
-    (tmp_path / TEXT).write_text(SMALL_TEXT)
-    return Path(shutil.copytree(trained, tmp_path / "ck"))
-
-
-class Hung(Exception):
-    """Raised by ``time_limit``; not an OSError (as TimeoutError is), which code under test
-    may catch and turn into a message or, as ``glob.glob`` does, silently swallow."""
-
-
-@contextlib.contextmanager
-def time_limit(seconds: int):
-    """Fail instead of hanging (a FIFO opened for reading waits for a writer forever)."""
-
-    def expire(signum, frame):
-        raise Hung(f"still running after {seconds}s")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 # -- 7. bounded work on any input ------------------------------------------------------------

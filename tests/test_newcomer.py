@@ -3,28 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import one_line_error, run_main
-
-
-@pytest.fixture(scope="module")
-def two_runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder whose checkpoints/ holds two tiny runs, ``old`` and the newer ``new``."""
-    import tinygpt
-    from tests.conftest import SMALL_TEXT, TINY
-
-    root = tmp_path_factory.mktemp("two-runs")
-    (root / "small.txt").write_text(SMALL_TEXT, encoding="utf-8")
-    for age, name in ((100, "old"), (0, "new")):
-        out = root / "checkpoints" / name
-        tinygpt.train(root / "small.txt", out_dir=out, **{**TINY, "max_steps": 2})
-        stamp = (out / "manifest.json").stat().st_mtime - age
-        os.utime(out / "manifest.json", (stamp, stamp))
-    return root
 
 
 # -- item 3: a command without -c says which checkpoint it picked ------------------------------

@@ -17,7 +17,16 @@ import pytest
 import torch
 
 import tinygpt
-from tests.conftest import MICRO_ARGS, SMALL_TEXT, TINY, TINY_GPT2, one_line_error, rehash, run_main
+from tests.conftest import (
+    MICRO_ARGS,
+    SMALL_TEXT,
+    TINY,
+    TINY_GPT2,
+    one_line_error,
+    rehash,
+    run_main,
+    snapshot,
+)
 from tinygpt.checkpoint import save as saving
 from tinygpt.checkpoint.manifest import (
     BEST_FILE,
@@ -38,23 +47,6 @@ from tinygpt.io.files import sha256
 
 # A tiny run in the gpt2 recipe, so `export` works on it too (the shared one).
 RUN = TINY_GPT2
-
-
-@pytest.fixture(scope="module")
-def trained(trained_tiny_gpt2: Path) -> Path:
-    """The session's tiny gpt2-recipe run (conftest's TINY_GPT2): only read; ``ck`` copies it."""
-    return trained_tiny_gpt2
-
-
-@pytest.fixture
-def ck(trained, tmp_path) -> Path:
-    """A private copy of the trained checkpoint, to damage."""
-    (tmp_path / "small.txt").write_text(SMALL_TEXT)
-    return Path(shutil.copytree(trained, tmp_path / "ck"))
-
-
-def snapshot(directory: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(directory.iterdir()) if p.is_file()}
 
 
 # -- 1. manifest names -----------------------------------------------------------------------
