@@ -83,45 +83,6 @@ def test_the_readme_writes_no_file_into_the_checkout() -> None:
 
 
 # -- item 9: a shape suggestion that works ------------------------------------------------------
-def _suggested_shapes(message: str, n_embd: int, n_head: int) -> list[tuple[int, int]]:
-    import re
-
-    shapes = [(int(w), n_head) for w in re.findall(r"--n-embd (\d+)", message)]
-    return shapes + [(n_embd, int(h)) for h in re.findall(r"--n-head (\d+)", message)]
-
-
-@pytest.mark.parametrize("position", ["rope", "learned"])
-def test_every_suggested_shape_is_accepted(position: str) -> None:
-    from tinygpt.cli.flags import command_spelling
-    from tinygpt.config.model import ModelConfig
-    from tinygpt.errors import UsageError
-
-    for n_embd in range(8, 200, 3):
-        for n_head in range(1, 9):
-            config = ModelConfig(n_embd=n_embd, n_head=n_head, position=position)
-            try:
-                config.validate()
-                continue
-            except UsageError as exc:
-                message = exc.render(command_spelling(None))
-            shapes = _suggested_shapes(message, n_embd, n_head)
-            assert shapes, message
-            for width, heads in shapes:
-                ModelConfig(n_embd=width, n_head=heads, position=position).validate()
-
-
-def test_the_issues_shape_gets_a_width_and_a_head_count_that_work(tmp_path: Path) -> None:
-    (tmp_path / "t.txt").write_text("abc" * 200)
-    code, _, err = run_main(
-        "train", "t.txt", "--tokenizer", "char", "--n-embd", "128", "--n-head", "3", cwd=tmp_path
-    )
-    line = one_line_error(code, err, (2,))
-    assert "try --n-embd 126 or --n-head 4" in line, line  # 126 / 3 = 42, even; 128 / 4 = 32
-    code, _, err = run_main(
-        "train", "t.txt", "--tokenizer", "char", "--n-embd", "129", "--n-head", "3", cwd=tmp_path
-    )
-    line = one_line_error(code, err, (2,))
-    assert "even head size" in line and "try --n-embd 132" in line, line  # 129's heads: all odd
 
 
 # -- item 10: heads named as the tables print them; --head alone is refused ---------------------
