@@ -8,7 +8,6 @@ import errno
 import json
 import os
 import resource
-import shutil
 from pathlib import Path
 
 import pytest
@@ -35,19 +34,6 @@ TEXT = "small.txt"
 
 
 # -- 10. no "unexpected" errors --------------------------------------------------------------
-
-
-def test_paths_and_names_with_rich_markup_are_shown_as_they_are(ck, tmp_path):
-    marked = tmp_path / "mk" / "a[/b]c"
-    marked.parent.mkdir(parents=True)  # "mk/a[" holds "b]c"
-    shutil.copytree(ck, marked)
-    shutil.copytree(ck, tmp_path / "runs" / "ck[red]x")
-    code, out, err = run_main("info", "-c", "mk/a[/b]c", cwd=tmp_path)
-    assert code == 0, err
-    assert "mk/a[/b]c" in out
-    code, out, err = run_main("runs", "--root", "runs", cwd=tmp_path)
-    assert code == 0, err
-    assert "ck[red]x" in out
 
 
 def test_a_full_disk_while_writing_metrics(ck, tmp_path, monkeypatch):
@@ -289,21 +275,6 @@ def test_a_huge_max_time_trains_and_max_steps_stays_a_cap(tmp_path, budget):
     )
     assert code == 0, err
     assert open_checkpoint(tmp_path / "checkpoints" / "small").step == 3
-
-
-@pytest.mark.parametrize("name", [os.fsdecode(b"ck\xff"), "ck\x1b[2J\x01"])
-def test_reports_of_oddly_named_folders_are_written_and_valid(ck, tmp_path, name):
-    import xml.dom.minidom
-
-    ck.rename(tmp_path / name)
-    code, _, err = run_main("plot", "-c", name, "--out", "loss.svg", cwd=tmp_path)
-    assert code == 0, err
-    xml.dom.minidom.parse(str(tmp_path / "loss.svg"))  # control characters are invalid XML
-    code, _, err = run_main(
-        "inspect-attention", "-c", name, "-p", "First", "--html", "a.html", cwd=tmp_path
-    )
-    assert code == 0, err
-    assert "\x1b" not in (tmp_path / "a.html").read_text()
 
 
 # -- fault injection over the lock file, the token cache and import-hf's inputs ---------------
