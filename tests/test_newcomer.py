@@ -340,26 +340,6 @@ def test_training_offline_still_offers_char(offline_tiktoken) -> None:
     assert "tokenizer='char'" in str(caught.value)  # a Python caller's spelling
 
 
-@pytest.mark.slow
-def test_info_on_an_imported_model_shows_no_schedule_it_never_ran(tiny_run, tmp_path) -> None:
-    """Smaller item: an imported checkpoint's info had a schedule and "0 of 0" steps."""
-    from tests.conftest import run_in_process
-
-    result = tiny_run(arch="gpt2", max_steps=2)
-    assert run_in_process("export", str(tmp_path / "hf"), "-c", str(result.out_dir)).returncode == 0
-    back = tmp_path / "back"
-    assert run_in_process("import-hf", str(tmp_path / "hf"), "--out", str(back)).returncode == 0
-    code, out, err = run_main("info", "-c", str(back))
-    assert code == 0, err
-    rows = {line.split()[0]: line for line in out.splitlines() if line.strip()}
-    assert "schedule" not in rows and "optimizer" not in rows and "0 of 0" not in out
-    assert "imported (import-hf), not trained here" in rows["steps"]
-    code, out, _ = run_main("info", "-c", str(result.out_dir))  # a run trained here: all of it
-    assert code == 0 and "schedule" in out and "2 of 2" in out
-    code, out, _ = run_main("info", "-c", str(back), "--json")
-    assert json.loads(out)["trained_here"] is False
-
-
 def test_the_readme_info_example_is_what_info_prints_today(two_runs: Path) -> None:
     """Smaller item: the README's `info` lacked the recipe, optimizer and schedule rows and gave
     another model's parameter count. The example now lives in docs/everyday.md."""
@@ -466,16 +446,3 @@ def test_the_parameter_count_from_the_shape_is_the_models(arch: str) -> None:
         position = built.wpe.weight.numel() if built.wpe is not None else 0
         total = sum(p.numel() for p in built.parameters())  # each parameter once, tied or not
         assert count_parameters(config) == ParameterCount(total, position), config
-
-
-def test_runs_builds_no_model(two_runs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from tinygpt import model
-
-    def refuse(*args, **kwargs):
-        raise AssertionError("runs built a model")
-
-    monkeypatch.setattr(model.GPT, "__init__", refuse)
-    code, out, err = run_main("runs", "--json", cwd=two_runs)
-    assert code == 0, err
-    rows = json.loads(out)
-    assert [r["name"] for r in rows] == ["new", "old"] and all("error" not in r for r in rows)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -403,16 +402,3 @@ def test_a_kill_right_after_the_commit_point_loses_no_evaluation(ck, tmp_path, m
     assert [r["step"] for r in open_checkpoint(ck).metrics()] == [5, 10, 15]
     tinygpt.train(tmp_path / "small.txt", out_dir=ck, resume=True, max_steps=20)
     assert [r["step"] for r in read_metrics(ck)] == [5, 10, 15, 20]
-
-
-def test_runs_keeps_the_run_names_at_80_columns_with_a_broken_run(ck, tmp_path, monkeypatch):
-    monkeypatch.setenv("COLUMNS", "80")
-    root = tmp_path / "runs"
-    shutil.copytree(ck, root / "char-run")
-    shutil.copytree(ck, root / "broken-run")
-    (root / "broken-run" / CONFIG_FILE).write_text("junk")
-    code, out, err = run_main("runs", "--root", str(root), cwd=tmp_path)
-    assert code == 0, err
-    assert "char-run" in out and "broken-run" in out
-    assert "broken-run: checkpoint" in out and "corrupt" in out  # the reason, below the table
-    assert max(len(line) for line in out.splitlines()) <= 80
