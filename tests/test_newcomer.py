@@ -216,43 +216,6 @@ def test_queries_keep_the_earlier_keys(two_runs: Path, focus: list[str]) -> None
 
 
 # -- item 2: a warning at start when the model dwarfs the data ----------------------------------
-def test_a_bpe_model_that_dwarfs_its_text_is_named_with_its_embedding() -> None:
-    from types import SimpleNamespace
-
-    from tinygpt.config.model import ModelConfig
-    from tinygpt.model import GPT
-    from tinygpt.training.sizing import model_size_note
-
-    # The issue's run: the default shape with GPT-2's vocabulary, for 8,075 tokens of text.
-    model = GPT(ModelConfig(vocab_size=50257))
-    gpt2 = SimpleNamespace(name="gpt2", vocab_size=50257)
-    note = model_size_note(model, 8075 * 9 // 10, gpt2)
-    total = sum(p.numel() for p in model.parameters())
-    assert note is not None and "\n" not in note
-    assert note.startswith(f"note: the model has {total:,} parameters for 7,267 training tokens")
-    assert (
-        "memorise" in note
-        and "94% of them in the embedding and head of the 50,257-token gpt2" in note
-    )
-    assert "tokenizer='char'" in note  # Python's spelling here; the CLI's is --tokenizer char
-    # Tiny Shakespeare's char model: under one parameter per token, nothing to say.
-    char_model = GPT(ModelConfig(vocab_size=65))
-    assert (
-        model_size_note(char_model, 1_003_854, SimpleNamespace(name="char", vocab_size=65)) is None
-    )
-
-
-@pytest.mark.slow
-def test_train_warns_at_start_when_the_model_dwarfs_the_text(tmp_path: Path) -> None:
-    from tests.conftest import SMALL_TEXT, run_in_process
-
-    (tmp_path / "short.txt").write_text(SMALL_TEXT[:600])
-    args = ("--tokenizer", "char", "--block-size", "16", "--batch-size", "2", "--max-steps", "1")
-    proc = run_in_process("train", "short.txt", *args, "--device", "cpu", cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    notes = [line for line in proc.stderr.splitlines() if line.startswith("note: the model has")]
-    assert len(notes) == 1 and "training tokens" in notes[0] and "smaller model" in notes[0]
-    assert proc.stderr.index("note: the model has") < proc.stderr.index("done:")
 
 
 @pytest.mark.slow
@@ -372,50 +335,6 @@ def test_the_readme_info_example_is_what_info_prints_today(two_runs: Path) -> No
         vocab_size=int(vocab.group(1)),
     )
     assert int(shown.group(1).replace(",", "")) == sum(p.numel() for p in GPT(config).parameters())
-
-
-@pytest.mark.slow
-def test_a_small_file_with_no_tokenizer_named_trains_on_characters(tmp_path: Path) -> None:
-    """Item 2: the issue's trap (gpt2's embedding for a small file) is not the default."""
-    from tests.conftest import SMALL_TEXT, run_in_process
-
-    text = SMALL_TEXT * 10  # 35 KB, the size of the issue's file
-    (tmp_path / "mine.txt").write_text(text)
-    args = ("--block-size", "16", "--batch-size", "2", "--max-steps", "1", "--device", "cpu")
-    proc = run_in_process("train", "mine.txt", *args, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    config = json.loads((tmp_path / "checkpoints" / "mine" / "config.json").read_text())
-    assert config["train"]["tokenizer"] == "char"
-    note = next(line for line in proc.stderr.splitlines() if "picked" in line)
-    assert note.startswith(f"note: --tokenizer char picked for this {len(text):,}-byte text")
-    assert "pass --tokenizer gpt2 to use it anyway" in note
-    assert "note: the model has" not in proc.stderr  # the char model fits
-
-
-def test_the_default_stays_gpt2_where_its_model_fits(tmp_path: Path) -> None:
-    from tinygpt.training.sizing import default_tokenizer
-
-    big = tmp_path / "big.txt"
-    big.write_text("To be, or not to be, that is the question.\n" * 30_000)  # 1.3 MB
-    assert default_tokenizer(big, {}) == ("gpt2", None)
-    small = tmp_path / "small.txt"
-    small.write_text("To be, or not to be, that is the question.\n" * 800)  # 35 KB, the issue's
-    name, note = default_tokenizer(small, {})
-    assert name == "char" and note is not None and "\n" not in note
-    assert default_tokenizer(small, {"n_embd": 8, "n_head": 2, "n_layer": 1})[0] == "gpt2"
-
-
-@pytest.mark.slow
-def test_a_named_tokenizer_is_kept_with_the_warning(tmp_path: Path, gpt2_encoding) -> None:
-    from tests.conftest import SMALL_TEXT, run_in_process
-
-    (tmp_path / "mine.txt").write_text(SMALL_TEXT)
-    args = ("--block-size", "8", "--batch-size", "1", "--max-steps", "1", "--device", "cpu")
-    proc = run_in_process("train", "mine.txt", "--tokenizer", "gpt2", *args, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    config = json.loads((tmp_path / "checkpoints" / "mine" / "config.json").read_text())
-    assert config["train"]["tokenizer"] == "gpt2" and "picked" not in proc.stderr
-    assert "note: the model has" in proc.stderr and "50,257-token gpt2" in proc.stderr
 
 
 # -- smaller item: `runs` builds no model to count parameters -----------------------------------
