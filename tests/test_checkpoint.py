@@ -16,10 +16,7 @@ import pytest
 import torch
 
 import tinygpt
-from tests.conftest import (
-    one_line_error,
-    run_main,
-)
+from tests.conftest import one_line_error, run_main
 from tinygpt.checkpoint import save as saving
 from tinygpt.checkpoint.manifest import (
     BEST_FILE,

@@ -12,12 +12,7 @@ from pathlib import Path
 import pytest
 
 import tinygpt
-from tests.conftest import (
-    TINY,
-    one_line_error,
-    run_main,
-    snapshot,
-)
+from tests.conftest import TINY, one_line_error, run_main, snapshot
 from tinygpt.checkpoint.store import open_checkpoint
 from tinygpt.errors import UsageError
 

@@ -12,13 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import (
-    MICRO_ARGS,
-    SMALL_TEXT,
-    one_line_error,
-    run_main,
-    time_limit,
-)
+from tests.conftest import MICRO_ARGS, SMALL_TEXT, one_line_error, run_main, time_limit
 
 TEXT = "small.txt"
 

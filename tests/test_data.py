@@ -9,11 +9,7 @@ import pytest
 import torch
 
 import tinygpt
-from tests.conftest import (
-    SMALL_TEXT,
-    TINY,
-    time_limit,
-)
+from tests.conftest import SMALL_TEXT, TINY, time_limit
 from tinygpt.checkpoint.store import open_checkpoint
 from tinygpt.data.batches import BatchSampler, check_split_lengths
 from tinygpt.data.corpus import encode_text, prepare_corpus

@@ -14,11 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import (
-    one_line_error,
-    run_main,
-    time_limit,
-)
+from tests.conftest import one_line_error, run_main, time_limit
 from tinygpt.data import datasets
 from tinygpt.errors import TinyGPTError
 

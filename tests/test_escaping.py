@@ -10,13 +10,7 @@ import shutil
 
 import pytest
 
-from tests.conftest import (
-    MICRO_ARGS,
-    SMALL_TEXT,
-    one_line_error,
-    rehash,
-    run_main,
-)
+from tests.conftest import MICRO_ARGS, SMALL_TEXT, one_line_error, rehash, run_main
 from tinygpt.checkpoint.manifest import (
     TOKENIZER_FILE,
 )

@@ -11,13 +11,7 @@ from types import ModuleType
 import pytest
 import torch
 
-from tests.conftest import (
-    one_line_error,
-    run_in_process,
-    run_main,
-    snapshot,
-    time_limit,
-)
+from tests.conftest import one_line_error, run_in_process, run_main, snapshot, time_limit
 from tinygpt.checkpoint.store import open_checkpoint
 
 # The `hf` extra: the tests that load models with transformers need it, the rest do not. It is

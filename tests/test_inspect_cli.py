@@ -8,13 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import (
-    TINY,
-    one_line_error,
-    run_in_process,
-    run_main,
-    snapshot,
-)
+from tests.conftest import TINY, one_line_error, run_in_process, run_main, snapshot
 
 
 @pytest.fixture(scope="module")

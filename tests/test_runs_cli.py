@@ -13,14 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import (
-    SMALL_TEXT,
-    TINY,
-    TINY_ARGS,
-    cli_flags,
-    run_in_process,
-    run_main,
-)
+from tests.conftest import SMALL_TEXT, TINY, TINY_ARGS, cli_flags, run_in_process, run_main
 from tinygpt.checkpoint.manifest import (
     CONFIG_FILE,
 )
