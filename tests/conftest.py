@@ -3,11 +3,13 @@ skipped), a private token cache, small corpora and tiny runs."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import random
 import shutil
+import signal
 import subprocess
 import sys
 import warnings
@@ -439,3 +441,62 @@ class Muon(torch.optim.Muon):
             if params:
                 muon_update(group, params, self.state, self.batched, self.ns_dtype)
         return loss
+
+
+# -- shared by the tests of bad and hostile inputs (test_checkpoint_faults, test_cli_errors, ...)
+class Hung(Exception):
+    """Raised by ``time_limit``; not an OSError (as TimeoutError is), which code under test
+    may catch and turn into a message or, as ``glob.glob`` does, silently swallow."""
+
+
+@contextlib.contextmanager
+def time_limit(seconds: int):
+    """Fail instead of hanging (a FIFO opened for reading waits for a writer forever)."""
+
+    def expire(signum, frame):
+        raise Hung(f"still running after {seconds}s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def snapshot(directory: Path) -> dict[str, bytes]:
+    """The files of ``directory`` (not its folders), by name: equal before and after = untouched."""
+    return {p.name: p.read_bytes() for p in sorted(directory.iterdir()) if p.is_file()}
+
+
+# ``trained`` and ``ck``: the checkpoint the tests of damaged and hostile files work on. A module
+# may define its own fixture of either name (test_cli's ``trained`` is a CLI run, test_explore's
+# and test_generate_cli's ``ck`` the read-only ``trained_tiny``); pytest takes the module's.
+@pytest.fixture(scope="module")
+def trained(trained_tiny_gpt2: Path) -> Path:
+    """The session's tiny gpt2-recipe run (conftest's TINY_GPT2): only read; ``ck`` copies it."""
+    return trained_tiny_gpt2
+
+
+@pytest.fixture
+def ck(trained, tmp_path) -> Path:
+    """A private copy of the trained checkpoint, to damage."""
+    (tmp_path / "small.txt").write_text(SMALL_TEXT)
+    return Path(shutil.copytree(trained, tmp_path / "ck"))
+
+
+@pytest.fixture(scope="session")
+def two_runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder whose checkpoints/ holds two tiny runs, ``old`` and the newer ``new``, made once
+    per session (per worker) for the tests that only read it (commands without -c pick ``new``)."""
+    import tinygpt
+
+    root = tmp_path_factory.mktemp("two-runs")
+    (root / "small.txt").write_text(SMALL_TEXT, encoding="utf-8")
+    for age, name in ((100, "old"), (0, "new")):
+        out = root / "checkpoints" / name
+        tinygpt.train(root / "small.txt", out_dir=out, **{**TINY, "max_steps": 2})
+        stamp = (out / "manifest.json").stat().st_mtime - age
+        os.utime(out / "manifest.json", (stamp, stamp))
+    return root

@@ -1,3 +1,8 @@
+"""Checkpoint files (tinygpt.checkpoint): tampering, pickles, a full disk or a kill at any moment
+of a save, the commit point, the weights format, the weight history, and a reader opened before
+a save."""
+
+import errno
 import json
 import os
 import pickle
@@ -5,12 +10,24 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
 
+import tinygpt
+from tests.conftest import one_line_error, run_main
 from tinygpt.checkpoint import save as saving
-from tinygpt.checkpoint.manifest import CONFIG_FILE, PENDING_FILE, STAGED_PREFIX
+from tinygpt.checkpoint.manifest import (
+    BEST_FILE,
+    CONFIG_FILE,
+    MODEL_FILE,
+    PENDING_FILE,
+    STAGED_PREFIX,
+    STATE_FILE,
+    TOKENIZER_FILE,
+)
+from tinygpt.checkpoint.metrics import METRICS_FILE, read_metrics
 from tinygpt.checkpoint.save import recover, sweep, write_checkpoint
 from tinygpt.checkpoint.store import open_checkpoint
 from tinygpt.checkpoint.weights import weights_bytes
@@ -264,3 +281,92 @@ def test_a_tampered_history_is_refused(tiny_copy):
     (out / HISTORY_FILE).write_bytes(bytes(data))
     with pytest.raises(CheckpointError, match="sha256"):
         open_checkpoint(out).history()
+
+
+TEXT = "small.txt"
+
+
+def test_a_full_disk_while_writing_metrics(ck, tmp_path, monkeypatch):
+    from tinygpt.io import files as fileio
+
+    real = fileio.atomic_write_bytes
+
+    def full_at_the_log(path, data):  # the log is staged with the checkpoint's files
+        if Path(path).name.endswith(METRICS_FILE):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(path, data)
+
+    monkeypatch.setattr(saving, "atomic_write_bytes", full_at_the_log)
+    code, _, err = run_main(
+        "train", TEXT, "--out", "ck", "--resume", "--max-steps", "15", "-q", cwd=tmp_path
+    )
+    line = one_line_error(code, err, (1,))
+    assert "No space left" in line and "previous checkpoint there is unchanged" in line
+    monkeypatch.undo()
+    code, out, err = run_main("info", "-c", "ck", "--json", cwd=tmp_path)
+    assert code == 0, err
+    assert json.loads(out)["steps"] == 10
+
+
+def test_info_shows_no_metrics_of_a_failed_save(ck, tmp_path, monkeypatch):
+    from tinygpt.io import files as fileio
+
+    before = {p.name: p.read_bytes() for p in ck.iterdir()}
+    last_before = json.loads(run_main("info", "-c", "ck", "--json", cwd=tmp_path)[1])
+
+    real = fileio.atomic_write_bytes
+
+    def fail_on_pending(path, data):
+        if Path(path).name == PENDING_FILE:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(path, data)
+
+    monkeypatch.setattr(saving, "atomic_write_bytes", fail_on_pending)
+    code, _, err = run_main(
+        "train", TEXT, "--out", "ck", "--resume", "--max-steps", "15", "-q", cwd=tmp_path
+    )
+    assert "previous checkpoint there is unchanged" in one_line_error(code, err, (1,))
+    monkeypatch.undo()
+    assert {p.name: p.read_bytes() for p in ck.iterdir()} == before
+    after = json.loads(run_main("info", "-c", "ck", "--json", cwd=tmp_path)[1])
+    assert after["last_val_loss"] == last_before["last_val_loss"] and after["steps"] == 10
+
+
+def test_a_reader_opened_before_a_save_reads_the_saved_checkpoint(ck):
+    opened = open_checkpoint(ck)  # holds the old manifest
+    model = opened.load_model()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.5)
+    names = (CONFIG_FILE, TOKENIZER_FILE, STATE_FILE, BEST_FILE)
+    files = {n: (ck / n).read_bytes() for n in names}
+    files[MODEL_FILE] = weights_bytes(model)
+    write_checkpoint(ck, files, step=opened.step + 1)
+    reloaded = opened.load_model()  # the new weights, not "corrupt"
+    assert opened.step == open_checkpoint(ck).step
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(reloaded.state_dict().values(), model.state_dict().values(), strict=True)
+    )
+
+
+def test_a_kill_right_after_the_commit_point_loses_no_evaluation(ck, tmp_path, monkeypatch):
+    from tinygpt.io import files as fileio
+
+    class Killed(BaseException):
+        """kill -9, as far as the directory can tell: nothing after this point runs."""
+
+    real = fileio.atomic_write_bytes
+
+    def die_after_commit(path, data):
+        real(path, data)
+        if Path(path).name == PENDING_FILE:
+            raise Killed
+
+    monkeypatch.setattr(saving, "atomic_write_bytes", die_after_commit)
+    with pytest.raises(Killed):
+        tinygpt.train(tmp_path / "small.txt", out_dir=ck, resume=True, max_steps=15)
+    monkeypatch.undo()
+    assert [r["step"] for r in open_checkpoint(ck).metrics()] == [5, 10, 15]
+    tinygpt.train(tmp_path / "small.txt", out_dir=ck, resume=True, max_steps=20)
+    assert [r["step"] for r in read_metrics(ck)] == [5, 10, 15, 20]

@@ -1,12 +1,26 @@
+"""The command line end to end: train, generate and eval with their JSON, one-line errors and exit
+codes, Ctrl-C, SIGTERM and SIGHUP, the checkpoint a command picks without -c, eval's progress."""
+
 import json
+import os
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
-from tests.conftest import TINY_ARGS, need_encoding, run_cli, run_in_process
+from tests.conftest import (
+    MICRO_ARGS,
+    SMALL_TEXT,
+    TINY_ARGS,
+    need_encoding,
+    run_cli,
+    run_in_process,
+    run_main,
+)
+from tinygpt.checkpoint.store import open_checkpoint
 
 
 def _has_cuda() -> bool:
@@ -218,4 +232,102 @@ def test_ctrl_c_saves_and_prints_how_to_resume(trained):
     assert "--resume" in err and "interrupted at step" in err
     from tinygpt.checkpoint.store import open_checkpoint
 
+    assert open_checkpoint(out).step > 0
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["info"],
+        ["plot", "--json"],
+        ["eval", "small.txt", "--json"],
+        ["generate", "--prompt", "All:", "--max-new-tokens", "3", "--json"],
+        ["inspect-attention", "--prompt", "All: speak", "--json"],
+    ],
+)
+def test_a_picked_checkpoint_is_named_on_stderr(two_runs: Path, args: list[str]) -> None:
+    code, out, err = run_main(*args, cwd=two_runs)
+    assert code == 0, err
+    picked = str(Path("checkpoints") / "new")
+    assert f"using {picked}, the newest checkpoint under checkpoints/ (-c DIR for another)" in err
+    assert "using" not in out  # stdout stays the command's output alone
+    # Named with -c: nothing to say.
+    code, _, err = run_main(*args, "-c", str(Path("checkpoints") / "old"), cwd=two_runs)
+    assert code == 0 and "using" not in err, err
+
+
+def test_eval_reports_progress_to_the_end(two_runs: Path) -> None:
+    import tinygpt
+    from tinygpt.analysis.evaluation import evaluate_text
+
+    model, tokenizer, _ = tinygpt.load(two_runs / "checkpoints" / "new", device="cpu")
+    seen: list[tuple[int, int]] = []
+    text = (two_runs / "small.txt").read_text()
+    evaluate_text(model, tokenizer, text, batch_size=4, on_progress=lambda *a: seen.append(a))
+    windows = -(-(len(text) - 1) // model.config.block_size)
+    assert len(seen) > 2 and seen[-1] == (windows, windows)
+    assert [done for done, _ in seen] == sorted(done for done, _ in seen)
+
+
+@pytest.mark.slow
+def test_eval_draws_a_bar_on_a_terminal_and_nothing_in_a_pipe(two_runs: Path) -> None:
+    from tests.conftest import run_in_process
+
+    args = ("eval", "small.txt", "-c", "checkpoints/new", "--device", "cpu")
+    terminal = {"TTY_COMPATIBLE": "1", "TTY_INTERACTIVE": "1"}  # rich: draw as on a terminal
+    shown = run_in_process(*args, cwd=two_runs, env=terminal)
+    assert shown.returncode == 0 and "eval" in shown.stderr and "windows" in shown.stderr
+    assert shown.stdout.startswith("loss ")  # stdout: the result alone
+    piped = run_in_process(*args, cwd=two_runs)
+    assert piped.returncode == 0 and piped.stderr == ""
+
+
+def _start_long_run(cwd: Path, out: Path) -> subprocess.Popen:
+    (cwd / "small.txt").write_text(SMALL_TEXT)
+    args = [
+        *MICRO_ARGS,
+        "--device",
+        "cpu",
+    ]
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tinygpt",
+            "train",
+            "small.txt",
+            *args,
+            "--out",
+            str(out),
+            "--max-steps",
+            "1000000",
+            "--eval-every",
+            "1000000",
+        ],
+        cwd=cwd,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "NO_COLOR": "1", "OMP_NUM_THREADS": "1"},
+    )
+    deadline = time.time() + 240
+    while time.time() < deadline:  # the run summary comes once the handlers are installed
+        line = proc.stderr.readline()
+        if not line or line.startswith("output "):
+            break
+    assert proc.poll() is None, "training never started"
+    return proc
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+@pytest.mark.slow
+def test_sigterm_and_sighup_save_and_exit_128_plus_signal(tmp_path, sig):
+    out = tmp_path / "out"
+    # Started: the handlers are in (a signal before the first step still finishes that step,
+    # as test_cli's Ctrl-C test shows, so no wait is needed for a step > 0).
+    proc = _start_long_run(tmp_path, out)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + sig, err
+    assert "--resume" in err and "interrupted at step" in err
+    assert f"({signal.Signals(sig).name})" in err
     assert open_checkpoint(out).step > 0

@@ -1,9 +1,16 @@
+"""Text and tokens (tinygpt.data): reading files, directories and globs, batches and passes, the
+corpus's token cache (keyed on the encoding, every byte checked, a damaged entry rebuilt, no
+entry for a file that changed while it was read), the held-out split."""
+
 import json
 
 import numpy as np
 import pytest
 import torch
 
+import tinygpt
+from tests.conftest import SMALL_TEXT, TINY, time_limit
+from tinygpt.checkpoint.store import open_checkpoint
 from tinygpt.data.batches import BatchSampler, check_split_lengths
 from tinygpt.data.corpus import encode_text, prepare_corpus
 from tinygpt.data.sources import iter_text, read_text
@@ -277,3 +284,90 @@ def test_a_home_that_does_not_exist_is_never_created(tmp_path, monkeypatch):
     assert not cache.is_relative_to(missing) and cache.name.startswith("tinygpt-cache-")
     monkeypatch.setenv("HOME", str(tmp_path))
     assert default_cache_dir() == tmp_path / ".cache" / "tinygpt"
+
+
+def test_token_cache_is_keyed_on_the_encoding(tmp_path):
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes(SMALL_TEXT.encode() + "caf\u00e9 na\u00efve\n".encode("latin-1"))
+    options = {**TINY, "max_steps": 1, "eval_every": 1}
+    tinygpt.train(latin, out_dir=tmp_path / "a", encoding="latin-1", **options)
+    with pytest.raises(UsageError, match="not valid utf-8: byte 0xe9"):
+        tinygpt.train(latin, out_dir=tmp_path / "b", **options)
+    for bad in ("rot13", "../../etc", "base64"):
+        with pytest.raises(UsageError, match="encoding"):
+            tinygpt.train(latin, out_dir=tmp_path / "c", encoding=bad, **options)
+    # the reverse: a UTF-8 cache entry is not reused for a latin-1 reading of the same file
+    utf8 = tmp_path / "utf8.txt"
+    utf8.write_text(SMALL_TEXT + "caf\u00e9\n", encoding="utf-8")
+    a = tinygpt.train(utf8, out_dir=tmp_path / "d", **options)
+    b = tinygpt.train(utf8, out_dir=tmp_path / "e", encoding="latin-1", **options)
+    vocab_a = open_checkpoint(a.out_dir).tokenizer.vocab_size
+    vocab_b = open_checkpoint(b.out_dir).tokenizer.vocab_size
+    assert vocab_b == vocab_a + 1  # "é" is one character in UTF-8, two in latin-1
+
+
+def test_a_corpus_changed_while_tokenized_is_never_cached(tmp_path, monkeypatch):
+    from tinygpt.data import corpus as data
+    from tinygpt.data.tokenizer import CharTokenizer
+
+    corpus = tmp_path / "corpus.txt"
+    pristine = ("a" * 99 + "\n") * 50
+    corpus.write_text(pristine)
+    tok = CharTokenizer(["\n", "a", "b"])
+    original = data.iter_text
+
+    def rewritten_midway(sources, encoding="utf-8", **kwargs):
+        for i, piece in enumerate(original(sources, encoding, **{**kwargs, "chunk_bytes": 1000})):
+            if i == 0:  # the first piece is read: another program rewrites the file in place
+                with open(corpus, "r+b") as fh:
+                    fh.write(b"b" * 5000)
+            yield piece
+
+    monkeypatch.setattr(data, "iter_text", rewritten_midway)
+    with pytest.raises(UsageError, match="changed while it was being read"):
+        data.prepare_corpus(corpus, tok, cache_dir=tmp_path / "cache")
+    monkeypatch.setattr(data, "iter_text", original)
+    corpus.write_text(pristine)  # back as it was: its tokens are its own, not the mixture
+    ids = data.prepare_corpus(corpus, tok, cache_dir=tmp_path / "cache").ids
+    assert tok.decode([int(i) for i in ids]) == pristine
+
+
+@pytest.mark.parametrize("damage", ["out-of-vocabulary", "another-token", "float64", "uint32"])
+def test_a_damaged_token_cache_entry_is_rebuilt(small_text, tmp_path, damage):
+    from tinygpt.data.corpus import prepare_corpus
+
+    cache = tmp_path / "cache"
+    first = prepare_corpus(small_text, "char", cache_dir=cache)
+    expected = np.array(first.ids)
+    (bin_path,) = (cache / "tokens").glob("*.bin")
+    meta_path = bin_path.with_suffix(".json")
+    meta = json.loads(meta_path.read_text())
+    if damage in ("out-of-vocabulary", "another-token"):  # a flipped bit, either way
+        new = 60000 if damage == "out-of-vocabulary" else (int(expected[0]) + 1) % 10
+        with open(bin_path, "r+b") as fh:
+            fh.write(np.array([new], dtype=np.uint16).tobytes())
+    else:  # another width, with a token count that fits the file's size
+        meta["dtype"] = damage
+        meta["num_tokens"] = bin_path.stat().st_size // np.dtype(damage).itemsize
+    meta_path.write_text(json.dumps(meta))
+    again = prepare_corpus(small_text, "char", cache_dir=cache)
+    assert not again.from_cache and np.array_equal(np.array(again.ids), expected)
+    assert prepare_corpus(small_text, "char", cache_dir=cache).from_cache  # rebuilt, whole
+
+
+def test_glob_and_directory_corpora_read_each_real_file_once(tmp_path):
+    from tinygpt.data.sources import resolve_sources
+
+    corp = tmp_path / "corp"
+    (corp / "sub").mkdir(parents=True)
+    (corp / "a.txt").write_text("train text\n")
+    (corp / "sub" / "b.txt").write_text("validation text\n")
+    (corp / "sub" / "up").symlink_to("..")  # a loop through the parent
+    (corp / "self").symlink_to(".")  # a loop through itself
+    (corp / "twice.txt").symlink_to("a.txt")  # the same file under a second name
+    expected = [corp / "a.txt", corp / "sub" / "b.txt"]
+    with time_limit(30):
+        assert resolve_sources(f"{corp}/**/*.txt") == expected
+        assert resolve_sources(f"{corp}/**") == expected
+        assert resolve_sources(corp) == expected
+        assert len(resolve_sources(f"{corp}/*/*.txt")) == 2

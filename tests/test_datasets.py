@@ -1,6 +1,12 @@
+"""`tinygpt data` (tinygpt.data.datasets, tinygpt.data.repeats): checked downloads, offline
+messages, bounded downloads and bad URLs, and corpora that are never replaced."""
+
+import contextlib
 import hashlib
 import http.server
 import json
+import os
+import resource
 import threading
 from dataclasses import replace
 from functools import partial
@@ -8,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import one_line_error, run_main, time_limit
 from tinygpt.data import datasets
 from tinygpt.errors import TinyGPTError
 
@@ -99,3 +106,118 @@ def test_a_wrong_file_already_there_is_named_not_the_download(tmp_path, monkeypa
     assert "delete it" in message and "download" not in message.split(";")[0]
     assert "could not download" not in message
     assert target.read_bytes() == b"not the corpus"  # a file put there by hand is never replaced
+
+
+def test_data_repeats_is_bounded_and_never_replaces_a_file(tmp_path):
+    code, _, err = run_main(
+        "data", "repeats", "--dir", "d", "--lines", "99999999999999999999999", cwd=tmp_path
+    )
+    assert "--lines" in one_line_error(code, err, (2,))
+    assert not (tmp_path / "d").exists()
+    code, _, err = run_main("data", "repeats", "--dir", "d", "--lines", "50", cwd=tmp_path)
+    assert code == 0, err
+    written = (tmp_path / "d" / "repeats.txt").read_bytes()
+    code, _, err = run_main("data", "repeats", "--dir", "d", "--lines", "50", cwd=tmp_path)
+    assert code == 0, err  # the same corpus: kept as it is
+    (tmp_path / "d" / "repeats.txt").write_text("my notes\n")
+    code, _, err = run_main("data", "repeats", "--dir", "d", "--lines", "50", cwd=tmp_path)
+    assert "exists" in one_line_error(code, err, (2,))
+    assert (tmp_path / "d" / "repeats.txt").read_text() == "my notes\n"
+    assert len(written.splitlines()) == 50
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--dir", "afile"),
+        ("--dir", "/dev/null"),
+        ("--dir", "/proc/self"),
+        ("--dir", "taken"),  # taken/repeats.txt is a directory
+        ("--alphabet", "\udcff\udcfe"),  # the bytes ff fe on a UTF-8 command line
+    ],
+)
+def test_data_repeats_bad_destinations_are_one_line(tmp_path, args):
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "taken" / "repeats.txt").mkdir(parents=True)
+    code, _, err = run_main("data", "repeats", "--lines", "10", *args, cwd=tmp_path)
+    one_line_error(code, err, (2,))
+    assert (tmp_path / "afile").read_text() == "x"
+
+
+@contextlib.contextmanager
+def http_server(handler_body):
+    """A local HTTP server whose GET runs ``handler_body(handler)``; yields its URL."""
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            with contextlib.suppress(OSError):
+                handler_body(self)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    # A short poll: shutdown() waits up to one interval (0.5 s by default) for the loop.
+    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/input.txt"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _trickle(handler):
+    import time
+
+    handler.send_response(200)
+    handler.end_headers()
+    for _ in range(200):  # a byte every 0.1 s: each read is quick, the whole never ends
+        handler.wfile.write(b"x")
+        handler.wfile.flush()
+        time.sleep(0.1)
+
+
+def _bad_length(handler):
+    handler.send_response(200)
+    handler.send_header("Content-Length", "abc")
+    handler.end_headers()
+    handler.wfile.write(b"not shakespeare\n")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        *("file:///dev/zero", "notaurl", "http://[::1"),
+        pytest.param("trickle", marks=pytest.mark.slow),  # a server that sends a byte at a time
+        "abc",
+    ],
+)
+def test_downloads_are_bounded_and_bad_urls_one_line(tmp_path, monkeypatch, url):
+    from tinygpt.data import datasets
+
+    monkeypatch.setattr(datasets, "DOWNLOAD_DEADLINE_S", 2.0)
+    kind, body = url, {"trickle": _trickle, "abc": _bad_length}.get(url)
+    with contextlib.ExitStack() as stack:
+        if body is not None:
+            url = stack.enter_context(http_server(body))
+        # The trickle lasts 20 s: the 2 s deadline must end the download long before it does.
+        with time_limit(12 if kind == "trickle" else 60):
+            code, _, err = run_main("data", "shakespeare", "--dir", "d", "--url", url, cwd=tmp_path)
+    progress = "\n".join(line for line in err.splitlines() if line.startswith("download "))
+    line = one_line_error(code, err.replace(progress, ""))  # the progress bar, then one line
+    if kind == "trickle":  # stopped by the deadline as the bytes come, not by the server's end
+        assert "not complete after 2s" in line
+    assert not (tmp_path / "d" / "tinyshakespeare.txt").exists()
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss < 4 * 1024 * 1024  # KB: 4 GB
+
+
+def test_an_existing_corpus_that_is_a_fifo_is_refused_at_once(tmp_path):
+    (tmp_path / "d").mkdir()
+    os.mkfifo(tmp_path / "d" / "tinyshakespeare.txt")
+    with time_limit(30):
+        code, _, err = run_main("data", "shakespeare", "--dir", "d", cwd=tmp_path)
+    assert "FIFO" in one_line_error(code, err, (2,))

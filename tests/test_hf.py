@@ -1,13 +1,18 @@
-"""Hugging Face interop, both directions, with tiny random models and identical logits."""
+"""Hugging Face interop, both directions, with tiny random models and identical logits; export and
+import-hf never write over a checkpoint, their source or a user's folder, and bad inputs to
+import-hf are one line."""
 
 import importlib.util
 import json
+import os
+from pathlib import Path
 from types import ModuleType
 
 import pytest
 import torch
 
-from tests.conftest import run_in_process
+from tests.conftest import one_line_error, run_in_process, run_main, snapshot, time_limit
+from tinygpt.checkpoint.store import open_checkpoint
 
 # The `hf` extra: the tests that load models with transformers need it, the rest do not. It is
 # imported by the tests that use it, not here: its import (1-2 s) would slow every collection.
@@ -140,3 +145,88 @@ def test_import_of_a_char_model_needs_its_vocabulary(tiny_run, tmp_path):
         "import-hf", str(out), "--out", str(tmp_path / "x"), "--tokenizer", "char"
     )
     assert proc.returncode == 2 and "tinygpt_tokenizer.json" in proc.stderr, proc.stderr
+
+
+def test_export_refuses_a_checkpoint_and_non_empty_directories(ck, trained, tmp_path):
+    before = snapshot(ck)
+    for target in (ck, tmp_path / "ck"):  # itself, and (another) checkpoint's directory
+        for extra in ([], ["--overwrite"]):
+            code, _, err = run_main("export", str(target), "-c", str(trained), *extra)
+            assert "checkpoint" in one_line_error(code, err, (2,))
+    assert snapshot(ck) == before
+    open_checkpoint(ck).load_model()
+    other = tmp_path / "notes"
+    other.mkdir()
+    (other / "keep.txt").write_text("mine")
+    code, _, err = run_main("export", str(other), "-c", str(ck))
+    assert "not empty" in one_line_error(code, err, (2,))
+    code, _, err = run_main("export", str(other), "-c", str(ck), "--overwrite")
+    assert code == 0, err
+    assert (other / "model.safetensors").exists() and (other / "keep.txt").read_text() == "mine"
+
+
+def test_import_hf_never_writes_over_its_source_or_a_foreign_folder(ck, tmp_path):
+    code, _, err = run_main("export", "hfm", "-c", "ck", cwd=tmp_path)
+    assert code == 0, err
+    before = snapshot(tmp_path / "hfm")
+    for extra in ([], ["--overwrite"]):
+        code, _, err = run_main("import-hf", "hfm", "--out", "hfm", *extra, cwd=tmp_path)
+        assert "destroy" in one_line_error(code, err, (2,))
+    assert snapshot(tmp_path / "hfm") == before
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "config.json").write_text("{}")
+    code, _, err = run_main("import-hf", "hfm", "--out", "other", cwd=tmp_path)
+    assert "not empty" in one_line_error(code, err, (2,))
+    assert (other / "config.json").read_text() == "{}"
+    code, _, err = run_main("import-hf", "hfm", "--out", "new", cwd=tmp_path)
+    assert code == 0, err
+    assert open_checkpoint(tmp_path / "new").step == 0
+
+
+def _hf_model(ck: Path, tmp_path: Path) -> Path:
+    code, _, err = run_main("export", "hfm", "-c", "ck", cwd=tmp_path)
+    assert code == 0, err
+    return tmp_path / "hfm"
+
+
+@pytest.mark.parametrize(
+    "file,content",
+    [
+        ("config.json", "fifo"),
+        ("model.safetensors", "fifo"),
+        ("model.safetensors", "dev-zero"),
+        ("model.safetensors", b"\x10\x00\x00\x00\x00\x00\x00\x00random bytes!!!!"),
+        ("config.json", [1, 2]),
+        ("config.json", "deep"),
+        ("config.json", {"drop": "n_embd"}),
+        ("config.json", {"layer_norm_epsilon": "abc"}),
+        ("config.json", {"activation_function": {"a": 1}}),
+        ("config.json", {"n_embd": "wide"}),
+    ],
+)
+def test_import_hf_bad_inputs_are_one_line(ck, tmp_path, file, content):
+    hfm = _hf_model(ck, tmp_path)
+    path = hfm / file
+    config = json.loads((hfm / "config.json").read_text())
+    path.unlink()
+    if content == "fifo":
+        os.mkfifo(path)
+    elif content == "dev-zero":
+        path.symlink_to("/dev/zero")
+    elif content == "deep":
+        path.write_text("[" * 100_000)
+    elif isinstance(content, bytes):
+        path.write_bytes(content)
+    elif isinstance(content, dict):
+        if "drop" in content:
+            del config[content["drop"]]
+        else:
+            config.update(content)
+        path.write_text(json.dumps(config))
+    else:
+        path.write_text(json.dumps(content))
+    with time_limit(60):
+        code, _, err = run_main("import-hf", "hfm", "--out", "imported", cwd=tmp_path)
+    one_line_error(code, err)
+    assert not (tmp_path / "imported").exists()

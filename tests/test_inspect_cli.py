@@ -1,11 +1,14 @@
 """`tinygpt inspect attention|compare|ablate|trajectory`: each mode of inspect-attention as a
-command of its own, with the same output as the front door and only its own options."""
+command of its own, with the same output as the front door and only its own options; heads named
+as the tables print them, the keys a window of queries keeps, and report files that never
+overwrite a checkpoint's own."""
 
 import json
+from pathlib import Path
 
 import pytest
 
-from tests.conftest import TINY, one_line_error, run_in_process, run_main
+from tests.conftest import TINY, one_line_error, run_in_process, run_main, snapshot
 
 
 @pytest.fixture(scope="module")
@@ -204,3 +207,88 @@ def test_a_target_outside_the_vocabulary_and_zero_rows_are_one_line(run_dir):
             "inspect", "attribution", "-c", str(run_dir), "-p", "All:", "--rows", rows
         )
         assert code == 2 and "--rows" in err, err
+
+
+def test_ablate_takes_the_printed_label(two_runs: Path) -> None:
+    base = ["inspect-attention", "-c", "checkpoints/new", "--prompt", "All: speak", "--json"]
+    results = []
+    for spec in ("1.0", "L1H0", "l1h0"):
+        code, out, err = run_main(*base, "--ablate", spec, "--ablation", "zero", cwd=two_runs)
+        assert code == 0, err
+        results.append(json.loads(out))
+    for result in results[1:]:  # the same measurement, whatever the spelling
+        assert {**result, "heads": None} == {**results[0], "heads": None}
+    code, _, err = run_main(*base, "--ablate", "L1", cwd=two_runs)
+    assert "such as L1H0" in one_line_error(code, err, (2,))
+
+
+def test_head_takes_the_printed_label_and_a_number_needs_a_layer(two_runs: Path) -> None:
+    base = ["inspect-attention", "-c", "checkpoints/new", "--prompt", "All: speak"]
+    code, _, err = run_main(*base, "--head", "1", cwd=two_runs)
+    assert (
+        one_line_error(code, err, (2,))
+        == "error: --head 1 needs --layer (or name the head as L1H1)"
+    )
+    code, by_label, err = run_main(*base, "--head", "L1H1", "--explain", cwd=two_runs)
+    assert code == 0, err
+    code, by_numbers, err = run_main(
+        *base, "--layer", "1", "--head", "1", "--explain", cwd=two_runs
+    )
+    assert code == 0, err
+    assert by_label == by_numbers and "Layer 1, head 1" in by_label
+    code, _, err = run_main(*base, "--head", "L1H1", "--layer", "0", cwd=two_runs)
+    assert "in layer 1, not --layer 0" in one_line_error(code, err, (2,))
+    from tinygpt.analysis import commands
+    from tinygpt.errors import UsageError
+
+    # a Python caller is told its own argument names (issue 19), the CLI its flags (above)
+    with pytest.raises(UsageError, match=r"^head=1 needs layer \(") as caught:
+        commands.attention_report(two_runs / "checkpoints" / "new", "All", head=1, device="cpu")
+    assert caught.value.options == ("head", "layer")
+
+
+def test_the_window_reaches_back_to_the_keys_the_queries_attend_to() -> None:
+    import torch
+
+    from tinygpt.views.attention_map import first_key, heatmap
+
+    # The README's induction head: queries 21..44 of the second copy look at keys 0..19.
+    t = 45
+    a = torch.zeros(t, t)
+    for i in range(t):
+        a[i, i - 21 if i >= 21 else i] = 1.0
+    assert first_key(a, 21, t, budget=70) == 0
+    assert first_key(a, 21, t, budget=30) == t - 30  # no wider than the line allows
+    assert first_key(a, 40, t, budget=70) == 19  # only as far back as needed
+    drawn = heatmap(a, [chr(97 + i % 26) for i in range(t)], 21, t, "L1H2", keys_from=0).plain
+    rows = drawn.splitlines()[1:]
+    assert len(rows) == t - 21 and all("█" in row for row in rows)  # no empty map
+
+
+@pytest.mark.parametrize("focus", [[], ["--layer", "1", "--head", "0"]])
+def test_queries_keep_the_earlier_keys(two_runs: Path, focus: list[str]) -> None:
+    args = ["inspect-attention", "-c", "checkpoints/new", "--prompt", "All: speak, all"]
+    code, out, err = run_main(*args, "--queries", "5:10", *focus, cwd=two_runs)
+    assert code == 0, err
+    # A barely trained model spreads its weight over every earlier key: all of them are drawn.
+    assert "All:␣speak  ← keys" in out and "queries 5..9, keys 0..9" in out
+
+
+@pytest.mark.parametrize(
+    "flag,name",
+    [
+        ("--json-file", "config.json"),
+        ("--npz", "model.safetensors"),
+        ("--html", "manifest.json"),
+        ("--svg", "metrics.jsonl"),
+        ("--png", "best.safetensors"),
+    ],
+)
+def test_report_writers_never_overwrite_a_checkpoint_file(ck, tmp_path, flag, name):
+    before = snapshot(ck)
+    args = ("inspect-attention", "-c", "ck", "-p", "First", "--device", "cpu")
+    code, _, err = run_main(*args, flag, f"ck/{name}", cwd=tmp_path)
+    assert "part of the checkpoint" in one_line_error(code, err, (2,))
+    assert snapshot(ck) == before
+    code, _, err = run_main(*args, flag, f"ck/report-{name}", cwd=tmp_path)
+    assert code == 0, err  # any other name in the folder is fine

@@ -1,4 +1,5 @@
-"""The package's shape: documented modules, no import cycles, a CLI that starts without torch."""
+"""The package's shape: documented modules, no import cycles, a CLI that starts without torch,
+and an editable install that puts the checkout on sys.path."""
 
 import ast
 import importlib
@@ -210,3 +211,38 @@ def test_a_built_wheel_ships_every_file_of_the_package(tmp_path):
     (wheel,) = (tmp_path / "wheel").glob("*.whl")
     shipped = set(zipfile.ZipFile(wheel).namelist())
     assert {n for n in listed if n.startswith("tinygpt/")} <= shipped
+
+
+def test_an_editable_install_puts_the_checkout_on_sys_path(tmp_path: Path) -> None:
+    """``pip install -e .`` builds this wheel. Its .pth must name the checkout (a path entry,
+    searched with Python's own packages) and not install an import hook: the hook runs after
+    the search, which takes a folder named tinygpt beside the script for a namespace package."""
+    import shutil
+    import subprocess
+    import sys
+    import zipfile
+
+    from tests.conftest import ROOT
+
+    project = tmp_path / "tinygpt"
+    shutil.copytree(
+        ROOT / "tinygpt", project / "tinygpt", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, project / name)
+    build = (
+        "import sys; from setuptools import build_meta; "
+        "print(build_meta.build_editable(sys.argv[1]))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", build, str(tmp_path / "wheel")],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert proc.returncode == 0, proc.stderr
+    wheel = zipfile.ZipFile(tmp_path / "wheel" / proc.stdout.strip().splitlines()[-1])
+    pth = [n for n in wheel.namelist() if n.endswith(".pth")]
+    assert len(pth) == 1
+    assert wheel.read(pth[0]).decode().split() == [str(project)]

@@ -1,3 +1,6 @@
+"""The model (tinygpt.model): causality, the attention paths, the KV cache, shapes, precision,
+and the parameter count from a shape."""
+
 import pytest
 import torch
 
@@ -175,3 +178,32 @@ def test_the_kv_cache_keeps_its_dtype_under_autocast():
             last = model.step(x[:, t : t + 1], cache)
     assert cache.k[0].dtype == torch.float32
     torch.testing.assert_close(last.float().squeeze(), full[0, -1], rtol=0, atol=0.1)
+
+
+@pytest.mark.parametrize("arch", ["modern", "gpt2"])
+def test_the_parameter_count_from_the_shape_is_the_models(arch: str) -> None:
+    import itertools
+
+    import torch
+
+    from tinygpt.config.model import ModelConfig
+    from tinygpt.model import GPT, ParameterCount, count_parameters
+    from tinygpt.recipe import RECIPES
+
+    recipe = RECIPES[arch].model_options()
+    for bias, mlp, tie, embed_norm, n_layer in itertools.product(
+        [False, True], [False, True], [False, True], [False, True], [1, 3]
+    ):
+        config = ModelConfig(
+            **{**recipe, "bias": bias, "mlp": mlp, "tie_embeddings": tie, "embed_norm": embed_norm},
+            n_layer=n_layer,
+            n_head=2,
+            n_embd=16,
+            block_size=12,
+            vocab_size=37,
+        )
+        with torch.device("meta"):
+            built = GPT(config)
+        position = built.wpe.weight.numel() if built.wpe is not None else 0
+        total = sum(p.numel() for p in built.parameters())  # each parameter once, tied or not
+        assert count_parameters(config) == ParameterCount(total, position), config

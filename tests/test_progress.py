@@ -1,6 +1,9 @@
-"""What a training run shows while it runs: the speed-collapse note and the final progress line."""
+"""What a training run shows while it runs: the speed-collapse note, the final progress line,
+and train's header lines kept whole in a pipe."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 import torch
@@ -254,3 +257,18 @@ def test_a_command_that_runs_a_model_fits_the_threads_once(two_threads, monkeypa
     code, _, err = run_main("generate", "-c", str(ck), "--max-new-tokens", "3", "--seed", "1")
     assert code == 0, err
     assert torch.get_num_threads() == 1 and "running with 1 torch thread" in err
+
+
+@pytest.mark.slow
+def test_piped_train_output_is_not_cut_at_the_terminal_width(tmp_path: Path) -> None:
+    """Smaller item: the run summary and the notes keep one line each in a pipe or a log."""
+    from tests.conftest import SMALL_TEXT, run_in_process
+
+    (tmp_path / "t.txt").write_text(SMALL_TEXT)
+    args = ("--tokenizer", "char", "--block-size", "16", "--max-steps", "1", "--device", "cpu")
+    proc = run_in_process("train", "t.txt", *args, cwd=tmp_path, env={"COLUMNS": "60"})
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stderr.splitlines()
+    optim = next(line for line in lines if line.startswith("optim "))
+    assert "embeddings adamw" in optim and "head adamw" in optim, proc.stderr
+    assert any(line.startswith("run ") and "attention" in line for line in lines)

@@ -1,6 +1,11 @@
+"""Tokenizers (tinygpt.data.tokenizer): char and tiktoken round trips, unknown or unfetchable
+encodings, and a BPE checkpoint or run offline."""
+
+from pathlib import Path
+
 import pytest
 
-from tests.conftest import need_encoding
+from tests.conftest import need_encoding, one_line_error, run_main
 from tinygpt.data.tokenizer import CharTokenizer, build_tokenizer, tokenizer_from_dict
 from tinygpt.errors import TinyGPTError, UsageError
 
@@ -56,3 +61,48 @@ def test_unfetchable_encoding_says_what_to_do(tmp_path, monkeypatch):
 def test_literal_endoftext_is_refused(gpt2_encoding):
     with pytest.raises(UsageError, match="endoftext"):
         build_tokenizer("gpt2").encode("one<|endoftext|>two")
+
+
+@pytest.fixture
+def offline_tiktoken(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    import tiktoken.load
+    import tiktoken.registry
+
+    def offline(*args, **kwargs):
+        raise ConnectionError("no network")
+
+    # Encodings another test loaded stay in tiktoken's memory: forget them here.
+    monkeypatch.setattr(tiktoken.registry, "ENCODINGS", {})
+    empty = tmp_path / "empty-cache"
+    empty.mkdir()
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(empty))
+    monkeypatch.setattr(tiktoken.load, "read_file", offline)
+    return empty
+
+
+def test_a_bpe_checkpoint_offline_names_its_encoding(offline_tiktoken, two_runs, tmp_path) -> None:
+    import shutil
+
+    from tests.conftest import rehash
+
+    ck = tmp_path / "bpe"
+    shutil.copytree(two_runs / "checkpoints" / "new", ck)
+    rehash(ck, "tokenizer.json", b'{"type": "tiktoken", "name": "gpt2"}')
+    code, _, err = run_main("generate", "-c", str(ck), "--prompt", "x", "--device", "cpu")
+    line = one_line_error(code, err, (1,))
+    assert (
+        "gpt2 (tiktoken's r50k_base)" in line and f"TIKTOKEN_CACHE_DIR={offline_tiktoken}" in line
+    )
+    assert "holds r50k_base" in line and "--tokenizer" not in line, line
+
+
+def test_training_offline_still_offers_char(offline_tiktoken) -> None:
+    from tinygpt.cli.flags import command_spelling
+    from tinygpt.data.tokenizer import build_tokenizer
+    from tinygpt.errors import TinyGPTError
+
+    with pytest.raises(TinyGPTError) as caught:
+        build_tokenizer("cl100k_base")
+    shown = caught.value.render(command_spelling(None))
+    assert "holds cl100k_base" in shown and "--tokenizer char" in shown
+    assert "tokenizer='char'" in str(caught.value)  # a Python caller's spelling

@@ -1,12 +1,33 @@
+"""Training (tinygpt.training and `tinygpt train`): learning, resuming, the schedule, EMA, bad
+steps, --max-time, compile, the --out folder (a file, read-only, a user's folder, --overwrite,
+`train .`), resume refusals, and the model-size note and default tokenizer for a small text."""
+
+import json
 import math
 import os
 import signal
+from pathlib import Path
 
 import pytest
 import torch
 
 import tinygpt
-from tests.conftest import SMALL_TEXT, TINY
+from tests.conftest import (
+    MICRO_ARGS,
+    SMALL_TEXT,
+    TINY,
+    TINY_GPT2,
+    one_line_error,
+    rehash,
+    run_main,
+    snapshot,
+)
+from tinygpt.checkpoint.manifest import (
+    BEST_FILE,
+    CONFIG_FILE,
+    MODEL_FILE,
+    STAGED_PREFIX,
+)
 from tinygpt.checkpoint.metrics import read_metrics
 from tinygpt.checkpoint.store import open_checkpoint
 from tinygpt.config.train import TrainConfig
@@ -353,3 +374,260 @@ def test_the_data_order_is_a_flag_the_header_names_and_the_run_records(tmp_path,
     assert saved["train"]["data_order"] == (order or "passes")
     bad = run_in_process("train", "t.txt", *args[:-2], "--data-order", "sorted", cwd=tmp_path)
     assert bad.returncode == 2 and "--data-order" in bad.stderr and "passes" in bad.stderr
+
+
+# A tiny run in the gpt2 recipe, so `export` works on it too (the shared one).
+RUN = TINY_GPT2
+
+
+TEXT = "small.txt"
+
+
+def test_overwrite_leaves_no_file_of_the_replaced_run(ck, tmp_path):
+    from tinygpt.training.trainer import TrainerCallback
+
+    class StopAtOnce(TrainerCallback):
+        def on_step(self, trainer, loss, lr, tokens_per_sec):
+            os.kill(os.getpid(), signal.SIGINT)  # stop before the first evaluation
+
+    assert (ck / BEST_FILE).exists()
+    result = tinygpt.train(
+        tmp_path / "small.txt",
+        out_dir=ck,
+        overwrite=True,
+        callbacks=[StopAtOnce()],
+        **{**RUN, "max_steps": 50, "eval_every": 50},
+    )
+    assert result.interrupted and result.step == 1
+    opened = open_checkpoint(ck)
+    assert not opened.has(BEST_FILE) and not (ck / BEST_FILE).exists()
+    assert read_metrics(ck) == []
+    # eval --best falls back to the new run's weights, not the old run's best
+    code, best, err = run_main("eval", "small.txt", "-c", str(ck), "--best", "--json", cwd=tmp_path)
+    code2, latest, _ = run_main("eval", "small.txt", "-c", str(ck), "--json", cwd=tmp_path)
+    assert code == code2 == 0, err
+    assert json.loads(best)["loss"] == json.loads(latest)["loss"]
+
+
+def test_block_size_one_trains_and_saves(tmp_path, small_text):
+    result = tinygpt.train(
+        small_text,
+        out_dir=tmp_path / "b1",
+        **{**TINY, "block_size": 1, "max_steps": 4, "eval_every": 2},
+    )
+    assert result.step == 4 and open_checkpoint(tmp_path / "b1").step == 4
+
+
+def _train_briefly(cwd, out: str) -> tuple[int, str, str]:
+    """A 3-step train of small.txt into ``out``: what the --out checks below are run on."""
+    args = ("--device", "cpu", "--max-steps", "3", *MICRO_ARGS, "-q")
+    return run_main("train", "small.txt", "--out", out, *args, cwd=cwd)
+
+
+def test_an_out_that_is_a_file_fails_before_training(tmp_path):
+    (tmp_path / "small.txt").write_text(SMALL_TEXT)
+    (tmp_path / "taken").write_text("not a directory")
+    code, _, err = _train_briefly(tmp_path, "taken")
+    assert "is a file" in one_line_error(code, err, (2,))
+    assert (tmp_path / "taken").read_text() == "not a directory"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories")
+def test_a_read_only_out_fails_before_training(tmp_path):
+    (tmp_path / "small.txt").write_text(SMALL_TEXT)
+    (tmp_path / "ro").mkdir(mode=0o555)
+    code, _, err = _train_briefly(tmp_path, "ro/run")
+    assert "cannot write" in one_line_error(code, err, (2,))
+
+
+def test_train_refuses_a_non_empty_folder_that_is_not_a_checkpoint(tmp_path):
+    (tmp_path / "small.txt").write_text(SMALL_TEXT)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    for name in ("config.json", "metrics.jsonl", "state.pt"):
+        (mine / name).write_text(f"the user's own {name}\n")
+    before = snapshot(mine)
+    code, _, err = _train_briefly(tmp_path, "mine")
+    line = one_line_error(code, err, (2,))
+    assert "not empty" in line and "--overwrite" in line
+    assert snapshot(mine) == before and not (mine / ".lock").exists()
+    args = ("--device", "cpu", "--max-steps", "3", *MICRO_ARGS, "-q")
+    code, _, err = run_main(
+        "train", "small.txt", "--out", "mine", "--overwrite", *args, cwd=tmp_path
+    )
+    assert code == 0, err  # asked for: the folder becomes a checkpoint
+    assert open_checkpoint(mine).step == 3
+
+
+def test_train_dot_never_reads_its_own_checkpoints_as_text(tmp_path):
+    from tinygpt.data.sources import resolve_sources
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "small.txt").write_text(SMALL_TEXT)
+    args = ("--device", "cpu", "--max-steps", "2", *MICRO_ARGS, "-q")
+    code, _, err = run_main("train", ".", *args, cwd=corpus)  # writes ./checkpoints/corpus
+    assert code == 0, err
+    assert (corpus / "checkpoints" / "corpus" / MODEL_FILE).exists()
+    assert resolve_sources(corpus) == [corpus / "small.txt"]
+    code, _, err = run_main("train", ".", "--out", "again", *args, cwd=corpus)
+    assert code == 0, err
+    first = open_checkpoint(corpus / "checkpoints" / "corpus").tokenizer_spec
+    assert open_checkpoint(corpus / "again").tokenizer_spec == first
+    code, _, err = run_main(
+        "train", ".", "--out", "checkpoints/corpus", "--resume", "-q", cwd=corpus
+    )
+    assert code == 0, err  # the same corpus as the first run: resumes
+
+
+def test_train_out_never_takes_a_users_dot_files_for_its_own(tmp_path):
+    (tmp_path / TEXT).write_text(SMALL_TEXT)
+    mine = {".tmp-thesis.tex": "x", ".staged-notes.txt": "y", ".lock": "z"}
+    for name, text in mine.items():
+        folder = tmp_path / f"ud{name}"
+        folder.mkdir()
+        (folder / name).write_text(text)
+        args = ("train", TEXT, "--out", folder.name, *MICRO_ARGS, "--max-steps", "2", "-q")
+        code, _, err = run_main(*args, cwd=tmp_path)
+        assert "is not empty" in one_line_error(code, err, (2,)), name
+        assert [p.name for p in folder.iterdir()] == [name] and (folder / name).read_text() == text
+    # What a killed save of tinygpt's own leaves is recognised, and swept by the next run.
+    left = tmp_path / "left"
+    left.mkdir()
+    leftovers = [".tmp-model.safetensors.k2x_9abc", f"{STAGED_PREFIX}config.json"]
+    for name in leftovers:
+        (left / name).write_bytes(b"half a save")
+    (left / ".lock").write_text("pid 1 on elsewhere\n")
+    code, _, err = run_main(
+        "train", TEXT, "--out", "left", *MICRO_ARGS, "--max-steps", "2", "-q", cwd=tmp_path
+    )
+    assert code == 0, err
+    assert not any((left / name).exists() for name in leftovers)
+    # ... and in a checkpoint, a user's file that only looks like a leftover stays.
+    (left / ".tmp-notes.txt").write_text("mine")
+    code, _, err = run_main(
+        "train", TEXT, "--out", "left", "--resume", "--max-steps", "3", "-q", cwd=tmp_path
+    )
+    assert code == 0, err
+    assert (left / ".tmp-notes.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize(
+    "extra,expected,unexpected",
+    [
+        (["--optimizer", "muon"], "can't change on --resume", "corrupt"),
+        (["--arch", "modern"], "drop the --arch", "--position"),
+        (["--max-steps", "4"], "already at step 10", "done"),
+    ],
+)
+def test_resume_refusals_say_what_is_wrong(ck, tmp_path, extra, expected, unexpected):
+    before = snapshot(ck)
+    args = ("train", "small.txt", "--out", "ck", "--resume", "-q", *extra)
+    code, _, err = run_main(*args, cwd=tmp_path)
+    line = one_line_error(code, err, (2,))
+    assert expected in line and unexpected not in line
+    assert snapshot(ck) == before
+
+
+def test_max_time_is_one_commands_budget(ck, tmp_path):
+    config = json.loads((ck / CONFIG_FILE).read_text())
+    config["train"]["max_time"] = 600.0  # the first run had a budget
+    rehash(ck, CONFIG_FILE, json.dumps(config).encode())
+    result = tinygpt.train(tmp_path / "small.txt", out_dir=ck, resume=True, max_steps=12)
+    assert result.step == 12 and not result.stopped_by_time
+    assert open_checkpoint(ck).config.train.max_time is None  # not applied again
+    tinygpt.train(tmp_path / "small.txt", out_dir=ck, resume=True, max_steps=13, max_time=900.0)
+    assert open_checkpoint(ck).config.train.max_time == 900.0  # given again: applies
+
+
+@pytest.mark.parametrize("budget", ["1e38", "100"])
+def test_a_huge_max_time_trains_and_max_steps_stays_a_cap(tmp_path, budget):
+    (tmp_path / TEXT).write_text(SMALL_TEXT)
+    code, _, err = run_main(  # the warmup (20 steps) outlasts --max-steps: still 3 steps
+        "train", TEXT, "--max-time", budget, "--max-steps", "3", *MICRO_ARGS, "-q", cwd=tmp_path
+    )
+    assert code == 0, err
+    assert open_checkpoint(tmp_path / "checkpoints" / "small").step == 3
+
+
+def test_a_bpe_model_that_dwarfs_its_text_is_named_with_its_embedding() -> None:
+    from types import SimpleNamespace
+
+    from tinygpt.config.model import ModelConfig
+    from tinygpt.model import GPT
+    from tinygpt.training.sizing import model_size_note
+
+    # The issue's run: the default shape with GPT-2's vocabulary, for 8,075 tokens of text.
+    model = GPT(ModelConfig(vocab_size=50257))
+    gpt2 = SimpleNamespace(name="gpt2", vocab_size=50257)
+    note = model_size_note(model, 8075 * 9 // 10, gpt2)
+    total = sum(p.numel() for p in model.parameters())
+    assert note is not None and "\n" not in note
+    assert note.startswith(f"note: the model has {total:,} parameters for 7,267 training tokens")
+    assert (
+        "memorise" in note
+        and "94% of them in the embedding and head of the 50,257-token gpt2" in note
+    )
+    assert "tokenizer='char'" in note  # Python's spelling here; the CLI's is --tokenizer char
+    # Tiny Shakespeare's char model: under one parameter per token, nothing to say.
+    char_model = GPT(ModelConfig(vocab_size=65))
+    assert (
+        model_size_note(char_model, 1_003_854, SimpleNamespace(name="char", vocab_size=65)) is None
+    )
+
+
+@pytest.mark.slow
+def test_train_warns_at_start_when_the_model_dwarfs_the_text(tmp_path: Path) -> None:
+    from tests.conftest import SMALL_TEXT, run_in_process
+
+    (tmp_path / "short.txt").write_text(SMALL_TEXT[:600])
+    args = ("--tokenizer", "char", "--block-size", "16", "--batch-size", "2", "--max-steps", "1")
+    proc = run_in_process("train", "short.txt", *args, "--device", "cpu", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    notes = [line for line in proc.stderr.splitlines() if line.startswith("note: the model has")]
+    assert len(notes) == 1 and "training tokens" in notes[0] and "smaller model" in notes[0]
+    assert proc.stderr.index("note: the model has") < proc.stderr.index("done:")
+
+
+@pytest.mark.slow
+def test_a_small_file_with_no_tokenizer_named_trains_on_characters(tmp_path: Path) -> None:
+    """Item 2: the issue's trap (gpt2's embedding for a small file) is not the default."""
+    from tests.conftest import SMALL_TEXT, run_in_process
+
+    text = SMALL_TEXT * 10  # 35 KB, the size of the issue's file
+    (tmp_path / "mine.txt").write_text(text)
+    args = ("--block-size", "16", "--batch-size", "2", "--max-steps", "1", "--device", "cpu")
+    proc = run_in_process("train", "mine.txt", *args, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    config = json.loads((tmp_path / "checkpoints" / "mine" / "config.json").read_text())
+    assert config["train"]["tokenizer"] == "char"
+    note = next(line for line in proc.stderr.splitlines() if "picked" in line)
+    assert note.startswith(f"note: --tokenizer char picked for this {len(text):,}-byte text")
+    assert "pass --tokenizer gpt2 to use it anyway" in note
+    assert "note: the model has" not in proc.stderr  # the char model fits
+
+
+def test_the_default_stays_gpt2_where_its_model_fits(tmp_path: Path) -> None:
+    from tinygpt.training.sizing import default_tokenizer
+
+    big = tmp_path / "big.txt"
+    big.write_text("To be, or not to be, that is the question.\n" * 30_000)  # 1.3 MB
+    assert default_tokenizer(big, {}) == ("gpt2", None)
+    small = tmp_path / "small.txt"
+    small.write_text("To be, or not to be, that is the question.\n" * 800)  # 35 KB, the issue's
+    name, note = default_tokenizer(small, {})
+    assert name == "char" and note is not None and "\n" not in note
+    assert default_tokenizer(small, {"n_embd": 8, "n_head": 2, "n_layer": 1})[0] == "gpt2"
+
+
+@pytest.mark.slow
+def test_a_named_tokenizer_is_kept_with_the_warning(tmp_path: Path, gpt2_encoding) -> None:
+    from tests.conftest import SMALL_TEXT, run_in_process
+
+    (tmp_path / "mine.txt").write_text(SMALL_TEXT)
+    args = ("--block-size", "8", "--batch-size", "1", "--max-steps", "1", "--device", "cpu")
+    proc = run_in_process("train", "mine.txt", "--tokenizer", "gpt2", *args, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    config = json.loads((tmp_path / "checkpoints" / "mine" / "config.json").read_text())
+    assert config["train"]["tokenizer"] == "gpt2" and "picked" not in proc.stderr
+    assert "note: the model has" in proc.stderr and "50,257-token gpt2" in proc.stderr

@@ -1,66 +1,23 @@
-"""Presets, config files, info, runs, plots, and train's default corpus."""
+"""`tinygpt info`, `runs` and `plot` (tinygpt/cli/runs.py): JSON and tables, one parameter count
+everywhere, output without trailing spaces in a pipe, the plots (terminal, SVG, PNG), on a run
+trained with train's default corpus."""
+
+from __future__ import annotations
 
 import json
+import shutil
 import struct
 import xml.etree.ElementTree as ET
 import zlib
+from pathlib import Path
 
 import pytest
 
-from tests.conftest import SMALL_TEXT, TINY, TINY_ARGS, cli_flags, run_in_process
-from tinygpt.config.model import ModelConfig
-from tinygpt.errors import UsageError
-from tinygpt.model import count_parameters
-from tinygpt.training.presets import PRESETS, load_config_file, resolve_options
+from tests.conftest import SMALL_TEXT, TINY, TINY_ARGS, cli_flags, run_in_process, run_main
+from tinygpt.checkpoint.manifest import (
+    CONFIG_FILE,
+)
 from tinygpt.views.plot import png_plot, svg_plot, terminal_plot
-
-
-def test_flags_override_config_file_which_overrides_preset(tmp_path):
-    (tmp_path / "run.toml").write_text("n_layer = 3\nlr = 0.005\n[train]\nbatch_size = 7\n")
-    merged = resolve_options("tiny", tmp_path / "run.toml", {"lr": 0.01, "dropout": None})
-    assert merged["n_layer"] == 3 and merged["batch_size"] == 7  # from the file
-    assert merged["lr"] == 0.01  # the flag wins
-    assert merged["n_embd"] == PRESETS["tiny"]["n_embd"]  # from the preset
-    assert "dropout" not in merged  # None means "not given"
-
-
-def test_bad_presets_and_config_files(tmp_path):
-    with pytest.raises(UsageError, match="unknown preset 'huge'"):
-        resolve_options("huge", None, {})
-    (tmp_path / "bad.toml").write_text("n_layers = 3\n")
-    with pytest.raises(UsageError, match="unknown option.*n_layers"):
-        load_config_file(tmp_path / "bad.toml")
-    (tmp_path / "broken.toml").write_text("n_layer = \n")
-    with pytest.raises(UsageError, match="not valid"):
-        load_config_file(tmp_path / "broken.toml")
-    with pytest.raises(UsageError, match="not found"):
-        load_config_file(tmp_path / "missing.toml")
-
-
-def test_preset_sizes():
-    def size(name, vocab):
-        options = resolve_options(name, None, {})  # the preset with its recipe's switches
-        shape = {k: v for k, v in options.items() if k in ModelConfig.__dataclass_fields__}
-        return count_parameters(ModelConfig(vocab_size=vocab, **shape)).total
-
-    assert 124e6 < size("gpt2-small", 50257) < 125e6  # GPT-2 small's 124M
-    # nanoGPT's 10.7M less its 98k-entry position table, plus a 25k untied head
-    assert 10.6e6 < size("shakespeare-char", 65) < 10.9e6
-
-
-@pytest.mark.slow
-def test_checkpoint_config_json_can_be_fed_back(tiny_run, tmp_path):
-    first = tiny_run("first", n_embd=48, lr=2e-3)
-    import tinygpt
-
-    again = tinygpt.train(
-        tmp_path / "small.txt", out_dir=tmp_path / "again", config=first.out_dir / "config.json"
-    )
-    a = json.loads((first.out_dir / "config.json").read_text())
-    b = json.loads((again.out_dir / "config.json").read_text())
-    assert a["model"] == b["model"]
-    for key in ("lr", "batch_size", "max_steps", "tokenizer", "seed"):
-        assert a["train"][key] == b["train"][key]
 
 
 @pytest.fixture(scope="module")
@@ -213,25 +170,6 @@ def test_plot_terminal_svg_png(workdir, tmp_path):
     assert bad.returncode == 2 and ".svg or .png" in bad.stderr
 
 
-def test_readme_plots_into_the_run_the_main_command_makes():
-    import re
-    from pathlib import Path
-
-    from tests.conftest import ROOT
-    from tests.docs import documentation
-    from tinygpt.data.datasets import default_corpus
-    from tinygpt.training.run import default_out_dir
-
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    main_job = re.search(r"```bash\n(pip install -e \. && .*)\n```", readme)[1].split(" && ")
-    train = next(c.split()[2:] for c in main_job if c.startswith("tinygpt train "))
-    # Only options with their values: no FILE (the default corpus) and no --out.
-    assert all(a.startswith("--") for a in train[::2]) and "--out" not in train, train
-    run = default_out_dir(default_corpus())  # checkpoints/tinyshakespeare
-    outs = re.findall(r"tinygpt plot [^\n`]*--out ([^\s`]+)", documentation())  # docs/ too
-    assert outs and all(Path(out).parent == run for out in outs), outs
-
-
 def _check_png(data: bytes) -> None:
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     pos, kinds = 8, []
@@ -277,3 +215,49 @@ def test_plots_of_known_curves():
     ET.fromstring(svg_plot(metrics, "a <title> & more"))
     _check_png(png_plot(metrics))
     assert terminal_plot([]) == "no evaluations recorded yet"
+
+
+@pytest.mark.slow
+def test_info_on_an_imported_model_shows_no_schedule_it_never_ran(tiny_run, tmp_path) -> None:
+    """Smaller item: an imported checkpoint's info had a schedule and "0 of 0" steps."""
+    from tests.conftest import run_in_process
+
+    result = tiny_run(arch="gpt2", max_steps=2)
+    assert run_in_process("export", str(tmp_path / "hf"), "-c", str(result.out_dir)).returncode == 0
+    back = tmp_path / "back"
+    assert run_in_process("import-hf", str(tmp_path / "hf"), "--out", str(back)).returncode == 0
+    code, out, err = run_main("info", "-c", str(back))
+    assert code == 0, err
+    rows = {line.split()[0]: line for line in out.splitlines() if line.strip()}
+    assert "schedule" not in rows and "optimizer" not in rows and "0 of 0" not in out
+    assert "imported (import-hf), not trained here" in rows["steps"]
+    code, out, _ = run_main("info", "-c", str(result.out_dir))  # a run trained here: all of it
+    assert code == 0 and "schedule" in out and "2 of 2" in out
+    code, out, _ = run_main("info", "-c", str(back), "--json")
+    assert json.loads(out)["trained_here"] is False
+
+
+def test_runs_builds_no_model(two_runs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tinygpt import model
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("runs built a model")
+
+    monkeypatch.setattr(model.GPT, "__init__", refuse)
+    code, out, err = run_main("runs", "--json", cwd=two_runs)
+    assert code == 0, err
+    rows = json.loads(out)
+    assert [r["name"] for r in rows] == ["new", "old"] and all("error" not in r for r in rows)
+
+
+def test_runs_keeps_the_run_names_at_80_columns_with_a_broken_run(ck, tmp_path, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    root = tmp_path / "runs"
+    shutil.copytree(ck, root / "char-run")
+    shutil.copytree(ck, root / "broken-run")
+    (root / "broken-run" / CONFIG_FILE).write_text("junk")
+    code, out, err = run_main("runs", "--root", str(root), cwd=tmp_path)
+    assert code == 0, err
+    assert "char-run" in out and "broken-run" in out
+    assert "broken-run: checkpoint" in out and "corrupt" in out  # the reason, below the table
+    assert max(len(line) for line in out.splitlines()) <= 80

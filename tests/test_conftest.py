@@ -1,6 +1,6 @@
-"""Issue 25, item 1: the suite on a fresh clone. ../shared is used first when it is beside the
-checkout; without it the corpus and the BPE encodings are fetched as a user would fetch them,
-and offline the tests that need them skip with one line saying why."""
+"""The suite's own fixtures (tests/conftest.py) on a fresh clone: ../shared is used first when it
+is beside the checkout; without it the corpus and the BPE encodings are fetched as a user would
+fetch them, and offline the tests that need them skip with one line saying why."""
 
 from dataclasses import replace
 from pathlib import Path
