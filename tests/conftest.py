@@ -382,7 +382,7 @@ def trained_tiny(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 @pytest.fixture(scope="session")
 def trained_tiny_gpt2(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """TINY_GPT2 trained on SMALL_TEXT once for the session, as ``trained_tiny``: only read
-    (test_hostile_inputs and test_reliability copy it for each test that damages it)."""
+    (the ``ck`` fixture copies it for each test that damages it)."""
     yield from _shared_run(tmp_path_factory, "trained-tiny-gpt2", TINY_GPT2)
 
 

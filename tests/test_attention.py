@@ -569,7 +569,7 @@ def test_html_stores_the_causal_half_compactly():
 def test_figures_png_and_svg(char_checkpoint, tmp_path):
     import xml.etree.ElementTree as ET
 
-    from tests.test_everyday import _check_png
+    from tests.test_runs_cli import _check_png
 
     for focus in ([], ["--layer", "1"], ["--layer", "1", "--head", "0"]):
         png, svg = tmp_path / "f.png", tmp_path / "f.svg"

@@ -35,7 +35,7 @@ class ParameterCount:
 
 def count_parameters(config: ModelConfig) -> ParameterCount:
     """The count every command shows, from the shape alone (building each model that ``runs``
-    lists cost seconds); tests/test_newcomer.py checks it against built models."""
+    lists cost seconds); tests/test_model.py checks it against built models."""
     c, bias = config.n_embd, int(config.bias)
     norm = 0 if config.norm == "rmsnorm" else c + c * bias  # RMSNorm here has no parameters
     attention = 3 * c * c + 3 * c * bias + c * c + c * bias  # c_attn, c_proj (QK-norm: none)
