@@ -467,10 +467,7 @@ def test_training_records_head_snapshots_and_cli_shows_the_trajectory(char_check
     assert set(record["heads"]) == {"L0H0", "L0H1", "L1H0", "L1H1"}
     assert {"induction_loss", "icl_score", "chance"} <= set(record)
     proc = run_in_process(
-        "inspect-attention",
-        "--trajectory",
-        str(char_checkpoint),
-        env={"COLUMNS": "80", "NO_COLOR": "1"},
+        "inspect", "trajectory", str(char_checkpoint), env={"COLUMNS": "80", "NO_COLOR": "1"}
     )
     assert proc.returncode == 0, proc.stderr
     assert "Trajectory" in proc.stdout and " probe " in proc.stdout
@@ -487,11 +484,11 @@ def test_readme_trajectory_example_shows_the_run_it_reads():
     from tests.docs import pages
     from tinygpt.cli import app
 
-    # The first page (README.md, then docs/ as it links them) with a --trajectory example.
-    example = r"\$ tinygpt inspect-attention --trajectory (\S+)\n(.*?)```"
+    # The first page (README.md, then docs/ as it links them) with a trajectory example.
+    example = r"\$ tinygpt inspect trajectory (\S+)\n(.*?)```"
     found = ((path, re.search(example, text, re.S), text) for path, text in pages())
     path, shown, readme = next((f for f in found if f[1]), (None, None, ""))
-    assert shown, "the docs' --trajectory example is gone"
+    assert shown, "the docs' inspect trajectory example is gone"
     run_dir, table = shown[1], shown[2]
     before = readme[: shown.start()]
     made = re.findall(rf"\$ tinygpt train ([^\n]*--out {re.escape(run_dir)})\n", before)
@@ -508,14 +505,15 @@ def test_readme_trajectory_example_shows_the_run_it_reads():
 @pytest.mark.slow
 def test_cli_ablation_and_compare(char_checkpoint, tmp_path):
     proc = run_in_process(
-        "inspect-attention",
+        "inspect",
+        "ablate",
         "-c",
         str(char_checkpoint),
         "--prompt",
         "All: Speak, speak.",
-        "--ablate",
+        "--heads",
         "1.0",
-        "--ablation",
+        "--mode",
         "pattern",
         "--json-file",
         str(tmp_path / "ab.json"),
@@ -525,12 +523,12 @@ def test_cli_ablation_and_compare(char_checkpoint, tmp_path):
     result = json.loads((tmp_path / "ab.json").read_text())
     assert result["mode"] == "pattern" and "probe" in result and "prompt" in result
     bad = run_in_process(
-        "inspect-attention", "-c", str(char_checkpoint), "--prompt", "All", "--ablate", "9.9"
+        "inspect", "ablate", "-c", str(char_checkpoint), "--prompt", "All", "--heads", "9.9"
     )
-    assert bad.returncode == 2 and "--ablate 9.9" in bad.stderr
+    assert bad.returncode == 2 and "--heads 9.9" in bad.stderr
     cmp_ = run_in_process(
-        "inspect-attention",
-        "--compare",
+        "inspect",
+        "compare",
         str(char_checkpoint),
         str(char_checkpoint),
         "--prompt",
@@ -747,13 +745,15 @@ def test_json_flag_prints_one_document_on_stdout(char_checkpoint, tmp_path):
     doc = json.loads(proc.stdout)  # the whole of stdout is the document
     assert doc == json.loads((tmp_path / "a.json").read_text()) and len(doc["tokens"]) == 18
     assert "wrote" in proc.stderr and "Head roles" not in proc.stdout
-    ablated = _inspect(char_checkpoint, *base, "--ablate", "1.0", "--ablation", "zero", "--json")
+    ablated = run_in_process(
+        "inspect", "ablate", "-c", str(char_checkpoint), *base, "--heads", "1.0", "--mode", "zero",
+        "--json",
+    )  # fmt: skip
     assert ablated.returncode == 0, ablated.stderr
     assert json.loads(ablated.stdout)["heads"] == ["1.0"]
     compared = run_in_process(
-        "inspect-attention", "--compare", str(char_checkpoint), str(char_checkpoint), *base,
-        "--json",
-    )  # fmt: skip
+        "inspect", "compare", str(char_checkpoint), str(char_checkpoint), *base, "--json"
+    )
     assert compared.returncode == 0, compared.stderr
     deltas = json.loads(compared.stdout)
     assert len(deltas) == 4
@@ -786,21 +786,6 @@ def test_direct_copying_sign_follows_the_ov_circuit():
         run = capture_attention(model, ids, [str(i) for i in ids])
         results.append(float(direct_copying_per_query(model, run)[0, 0, 1:].mean()))
     assert results[0] > 0 > results[1]
-
-
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (["--trajectory", ".", "--best"], "--best does not apply with --trajectory"),
-        (["--trajectory", ".", "--layer", "0"], "--layer does not apply with --trajectory"),
-        (["--ablate", "1.0", "-p", "All", "--best"], "--best does not apply with --ablate"),
-        (["--compare", ".", ".", "--window", "5"], "--window does not apply with --compare"),
-        (["-p", "All", "--ablation", "zero"], "--ablation applies only with --ablate"),
-    ],
-)
-def test_options_a_mode_does_not_read_are_usage_errors(args, message):
-    proc = run_in_process("inspect-attention", *args)
-    assert proc.returncode == 2 and proc.stderr.strip() == f"error: {message}"
 
 
 def test_one_table_names_every_score():

@@ -221,7 +221,7 @@ def test_malformed_metrics_lines_are_skipped(ck, tmp_path):
         ["plot", "-c", "ck"],
         ["info", "-c", "ck"],
         ["info", "-c", "ck", "--json"],
-        ["inspect-attention", "--trajectory", "ck"],
+        ["inspect", "trajectory", "ck"],
         ["train", TEXT, "--out", "ck", "--resume", "--max-steps", "11", "-q"],
     ):
         code, _, err = run_main(*args, cwd=tmp_path)
@@ -318,7 +318,7 @@ COMMANDS = (
     ("eval", TEXT, "-c", "ck", "--device", "cpu"),
     ("plot", "-c", "ck"),
     ("inspect-attention", "-c", "ck", "-p", "First"),
-    ("inspect-attention", "--trajectory", "ck"),
+    ("inspect", "trajectory", "ck"),
     ("export", "exported", "-c", "ck"),
     ("train", TEXT, "--out", "ck", "--resume", "--max-steps", "10", "-q"),
     ("runs", "--root", "."),

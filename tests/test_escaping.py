@@ -68,7 +68,7 @@ def test_head_names_from_metrics_jsonl_never_reach_the_terminal_raw(ck, tmp_path
     record["heads"][TITLE_ATTACK + "[/b]"] = record["heads"].pop("L0H0")
     lines[-1] = json.dumps(record)
     (ck / METRICS_FILE).write_text("\n".join(lines) + "\n")
-    code, out, err = run_main("inspect-attention", "--trajectory", "ck", cwd=tmp_path)
+    code, out, err = run_main("inspect", "trajectory", "ck", cwd=tmp_path)
     assert code == 0, err  # the hostile record is skipped, the others shown
     assert "\x1b" not in out + err and "step" in out
 

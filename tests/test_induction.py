@@ -251,8 +251,8 @@ def test_the_preset_grows_a_previous_token_then_an_induction_head(induction_run:
 def test_trajectory_shows_the_phase_change_and_draws_it(induction_run: Path) -> None:
     png = induction_run / "trajectory.png"
     out = run_in_process(
-        "inspect-attention",
-        "--trajectory",
+        "inspect",
+        "trajectory",
         "checkpoints/repeats",
         "--png",
         str(png),
@@ -281,10 +281,11 @@ def test_ablating_the_induction_head_puts_the_repeat_loss_back_up(induction_run:
     ind = phase_change(_metrics(induction_run)).induction
     layer, head = parse_head_label(ind.head)
     out = run_in_process(
-        "inspect-attention",
+        "inspect",
+        "ablate",
         "-c",
         "checkpoints/repeats",
-        "--ablate",
+        "--heads",
         f"{layer}.{head}",
         cwd=induction_run,
     )

@@ -1,7 +1,7 @@
-"""`tinygpt inspect attention|compare|ablate|trajectory`: each mode of inspect-attention as a
-command of its own, with the same output as the front door and only its own options; heads named
-as the tables print them, the keys a window of queries keeps, and report files that never
-overwrite a checkpoint's own."""
+"""`tinygpt inspect attention|compare|ablate|trajectory`: each way of looking at attention a
+command with only its own options, `inspect-attention` the same command as `inspect attention`;
+heads named as the tables print them, the keys a window of queries keeps, and report files that
+never overwrite a checkpoint's own."""
 
 import json
 from pathlib import Path
@@ -63,11 +63,26 @@ def test_attention_writes_the_same_files(run_dir, tmp_path):
     assert sorted(new) == ["a.html", "a.json", "a.png", "a.svg"] and new == old
 
 
-def test_compare_is_inspect_attention_compare(run_dir):
+def inspect(*args: str) -> str:
+    """``tinygpt inspect ARGS``'s stdout; it must succeed."""
+    code, out, err = run_main("inspect", *args)
+    assert code == 0, err
+    return out
+
+
+@pytest.mark.parametrize(
+    "mode",
+    [["--compare", ".", "."], ["--ablate", "L1H0"], ["--trajectory", "."], ["--ablation", "x"]],
+)
+def test_inspect_attention_is_one_spelling_of_the_view_and_has_no_modes(mode):
+    code, _, err = run_main("inspect-attention", *mode)
+    assert code == 2 and "No such option" in err, err
+
+
+def test_compare_of_a_checkpoint_with_itself(run_dir):
     pair = [str(run_dir), str(run_dir)]
-    view = same_output(["--compare", *pair, "-p", "All"], ["compare", *pair, "-p", "All"])
-    assert "JS div" in view
-    text = same_output(["--compare", *pair, "--json"], ["compare", *pair, "--json"])
+    assert "JS div" in inspect("compare", *pair, "-p", "All")
+    text = inspect("compare", *pair, "--json")
 
     def refuse(constant: str) -> None:
         raise AssertionError(f"{constant} is not JSON")
@@ -79,12 +94,11 @@ def test_compare_is_inspect_attention_compare(run_dir):
     assert all(v == pytest.approx(0, abs=1e-6) for d in deltas for k, v in d.items() if k != "head")
 
 
-def test_ablate_is_inspect_attention_ablate(run_dir, tmp_path):
+def test_ablate_zero_and_mean(run_dir, tmp_path):
     common = ["-c", str(run_dir), "-p", "All: Speak, speak."]
-    old = [*common, "--ablate", "L1H0", "--ablate", "0.1", "--ablation", "zero"]
     new = ["ablate", *common, "--heads", "L1H0", "--heads", "0.1", "--mode", "zero"]
-    assert "Ablating L1H0" in same_output(old, new)
-    result = json.loads(same_output([*old, "--json"], [*new, "--json"]))
+    assert "Ablating L1H0" in inspect(*new)
+    result = json.loads(inspect(*new, "--json"))
     assert result["mode"] == "zero" and result["heads"] == ["L1H0", "0.1"]
     # the default mode, and the JSON file
     code, _, err = run_main("inspect", "ablate", *common, "--heads", "1.1", "--json-file", "x.json",
@@ -93,18 +107,12 @@ def test_ablate_is_inspect_attention_ablate(run_dir, tmp_path):
     assert json.loads((tmp_path / "x.json").read_text())["mode"] == "mean"
 
 
-def test_trajectory_is_inspect_attention_trajectory(run_dir, tmp_path):
-    assert "Trajectory" in same_output(["--trajectory", str(run_dir)], ["trajectory", str(run_dir)])
-    records = json.loads(
-        same_output(
-            ["--trajectory", str(run_dir), "--json"], ["trajectory", str(run_dir), "--json"]
-        )
-    )
+def test_trajectory_as_text_json_and_png(run_dir, tmp_path):
+    assert "Trajectory" in inspect("trajectory", str(run_dir))
+    records = json.loads(inspect("trajectory", str(run_dir), "--json"))
     assert records and "heads" in records[-1]
-    old, new = tmp_path / "old.png", tmp_path / "new.png"
-    same_output(["--trajectory", str(run_dir), "--png", str(old)],
-                ["trajectory", str(run_dir), "--png", str(new)])  # fmt: skip
-    assert new.read_bytes() == old.read_bytes() and new.read_bytes().startswith(b"\x89PNG")
+    inspect("trajectory", str(run_dir), "--png", str(tmp_path / "t.png"))
+    assert (tmp_path / "t.png").read_bytes().startswith(b"\x89PNG")
 
 
 @pytest.mark.parametrize(
@@ -145,16 +153,16 @@ def test_an_option_of_another_mode_is_no_option_of_the_subcommand(args):
 
 
 def test_each_subcommand_shares_inspect_attention_options():
-    """The options the subcommands share with the front door are declared once: same flags,
-    same help; only the ablation's two are spelled for their command (--heads, --mode)."""
+    """The options the subcommands share with inspect attention are declared once: same flags,
+    same help; ablate's --heads and --mode are its own."""
     import typer.main
 
     from tinygpt.cli import app
 
     root = typer.main.get_command(app)
-    front = {p.name: p for p in root.commands["inspect-attention"].params}
+    front = {p.name: p for p in root.commands["inspect"].commands["attention"].params}
     # ablate's --heads and --mode; trajectory's and the interpret commands' --png say what they
-    # draw; options the front door lacks (--top, --target, ...) are the subcommand's own
+    # draw; options inspect attention lacks (--top, --target, ...) are the subcommand's own
     own = {"ablate": {"heads", "mode"}, "trajectory": {"png_file"}}
     own |= {name: {"png_file"} for name in ("predictions", "attribution", "patch")}
     for name, sub in root.commands["inspect"].commands.items():
@@ -210,15 +218,15 @@ def test_a_target_outside_the_vocabulary_and_zero_rows_are_one_line(run_dir):
 
 
 def test_ablate_takes_the_printed_label(two_runs: Path) -> None:
-    base = ["inspect-attention", "-c", "checkpoints/new", "--prompt", "All: speak", "--json"]
+    base = ["inspect", "ablate", "-c", "checkpoints/new", "--prompt", "All: speak", "--json"]
     results = []
     for spec in ("1.0", "L1H0", "l1h0"):
-        code, out, err = run_main(*base, "--ablate", spec, "--ablation", "zero", cwd=two_runs)
+        code, out, err = run_main(*base, "--heads", spec, "--mode", "zero", cwd=two_runs)
         assert code == 0, err
         results.append(json.loads(out))
     for result in results[1:]:  # the same measurement, whatever the spelling
         assert {**result, "heads": None} == {**results[0], "heads": None}
-    code, _, err = run_main(*base, "--ablate", "L1", cwd=two_runs)
+    code, _, err = run_main(*base, "--heads", "L1", cwd=two_runs)
     assert "such as L1H0" in one_line_error(code, err, (2,))
 
 

@@ -22,9 +22,9 @@ def test_a_message_names_fields_and_each_caller_spells_them():
     assert [train(o) for o in opts] == ["--out DIR", "--resume", "--n-embd", "--seed 3"]
     assert train(Opt("tokenizer", "char")) == "--tokenizer char"
     assert train(Opt("bias", False)) == "--no-bias"
-    # the command's own flag: --ablate is what inspect-attention calls the library's heads
-    inspect = command_spelling(typer.main.get_command(app).commands["inspect-attention"])
-    assert inspect(Opt("heads", "9.9")) == "--ablate 9.9"
+    # a subcommand's own flags: --heads is what inspect ablate calls the library's heads
+    ablate = command_spelling(typer.main.get_command(app).commands["inspect"].commands["ablate"])
+    assert ablate(Opt("heads", "9.9")) == "--heads 9.9"
     message = Message(Opt("n_embd"), " must be positive")
     assert message == "n_embd must be positive" and message.options == ("n_embd",)
     assert message.render(train) == "--n-embd must be positive"

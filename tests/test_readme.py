@@ -97,7 +97,7 @@ def _readme_commands() -> list[str]:
     return [command for _, command in sorted(found)]
 
 
-_READS_A_CHECKPOINT = ("generate", "eval", "info", "plot", "inspect-attention", "export")
+_READS_A_CHECKPOINT = ("generate", "eval", "info", "plot", "inspect-attention", "inspect", "export")
 
 
 def test_the_readme_names_the_checkpoint_once_another_run_is_newer() -> None:
@@ -105,11 +105,13 @@ def test_the_readme_names_the_checkpoint_once_another_run_is_newer() -> None:
     first_other = next(i for i, c in enumerate(commands) if "--out checkpoints/trajectory" in c)
     for command in commands[first_other:]:
         words = command.split()
-        if words[1] not in _READS_A_CHECKPOINT or len(words) == 2 or words[2] == "--help":
+        name_only = len(words) <= (3 if words[1] == "inspect" else 2)
+        if words[1] not in _READS_A_CHECKPOINT or name_only or "--help" in words[2:4]:
             continue  # a command's name in the prose, or its help
         if any(w.isupper() or "FILE" in w for w in words):
             continue  # a syntax summary (FILE, DIR), not a command to run
-        named = {"-c", "--checkpoint", "--trajectory", "--compare"} & set(words)
+        # inspect trajectory DIR and inspect compare A B name theirs as arguments
+        named = {"-c", "--checkpoint", "trajectory", "compare"} & set(words)
         assert named or "--checkpoint=" in command, f"the docs' {command!r} name no -c"
 
 

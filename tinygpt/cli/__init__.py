@@ -4,7 +4,6 @@ each registering its commands on import (:mod:`~tinygpt.cli.app` holds the app a
 # The import order is the commands' order in --help.
 from tinygpt.cli import train  # noqa: F401, I001
 from tinygpt.cli import generate  # noqa: F401
-from tinygpt.cli import inspect_attention  # noqa: F401
 from tinygpt.cli import inspect  # noqa: F401
 from tinygpt.cli import interpret  # noqa: F401
 from tinygpt.cli import runs  # noqa: F401

@@ -157,8 +157,8 @@ def click_app() -> Any:
 
 
 def _spelling(args: list[str]) -> Spell:
-    """Options named in a message, spelled as the flags of the command in ``args`` (``heads`` is
-    ``--ablate`` to inspect-attention)."""
+    """Options named in a message, spelled as the flags of the command in ``args`` (``out_dir``
+    is ``--out`` to train)."""
     found = click_app()
     for name in (a for a in args if not a.startswith("-")):  # down through groups (inspect)
         commands = getattr(found, "commands", None)

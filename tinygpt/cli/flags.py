@@ -1,5 +1,5 @@
 """How the command line names an option in a message: as the flag of the command that raised it
-(``Opt("heads", "9.9")`` reads ``--ablate 9.9`` under ``inspect-attention``); a name the command
+(``Opt("out_dir", "x")`` reads ``--out x`` under ``train``); a name the command
 has no parameter for (a field from a config file, say) reads ``n_embd`` -> ``--n-embd``.
 """
 

@@ -1,23 +1,24 @@
 """``tinygpt inspect attention|compare|ablate|trajectory``: each way of looking at attention as
 a command of its own, so ``tinygpt inspect --help`` lists every way of looking inside a model
-and each subcommand takes only the options it reads (another mode's is click's "No such
-option"). ``inspect-attention``, the front door users know, runs the same code (inspect_modes).
+and each subcommand takes only the options it reads (another's is click's "No such option").
+``tinygpt inspect-attention``, the name users know, is the same command as ``inspect attention``.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from tinygpt.cli import inspect_modes
 from tinygpt.cli import inspect_options as opt
 from tinygpt.cli.app import command, inspect_app
-from tinygpt.cli.common import DEVICE_DEFAULT, CheckpointOpt, DeviceOpt
+from tinygpt.cli.common import DEVICE_DEFAULT, CheckpointOpt, DeviceOpt, read_prompt, show, wrote
+from tinygpt.errors import UsageError
+from tinygpt.io.console import stdout_console
 
 
-@command("attention", group=inspect_app)
 def attention(
     ctx: typer.Context,
     checkpoint: CheckpointOpt = None,
@@ -40,7 +41,11 @@ def attention(
     device: DeviceOpt = DEVICE_DEFAULT,
 ) -> None:
     """Show what each layer and head attends to on a prompt (or the induction probe), and why."""
-    inspect_modes.show_attention(**ctx.params)
+    show_attention(**ctx.params)
+
+
+command("attention", group=inspect_app)(attention)
+command("inspect-attention")(attention)  # the name users know: the same command
 
 
 @command("compare", group=inspect_app)
@@ -53,7 +58,16 @@ def compare(
     device: DeviceOpt = DEVICE_DEFAULT,
 ) -> None:
     """Two checkpoints: each head's score changes (B minus A) and how far its pattern moved."""
-    inspect_modes.show_comparison((checkpoint_a, checkpoint_b), prompt, json_out, json_file, device)
+    from tinygpt.analysis import commands
+    from tinygpt.views.head_tables import comparison
+
+    # No prompt: the repeated-random-tokens probe (a one-token prompt would score nothing).
+    deltas = commands.compare_attention(
+        checkpoint_a, checkpoint_b, read_prompt(prompt), device=device
+    )
+    names = (checkpoint_a.name, checkpoint_b.name)
+    show(json_out, lambda: deltas, lambda: comparison(deltas, names))
+    _write_json(json_file, deltas)
 
 
 @command("ablate", group=inspect_app)
@@ -74,7 +88,12 @@ def ablate(
     device: DeviceOpt = DEVICE_DEFAULT,
 ) -> None:
     """Knock heads out: the loss change on the prompt, the training text and the probe."""
-    inspect_modes.show_ablation(checkpoint, heads, mode, prompt, json_out, json_file, device)
+    from tinygpt.analysis import commands
+    from tinygpt.views.head_tables import ablation_table
+
+    result = commands.ablation_report(checkpoint, heads, mode, read_prompt(prompt), device=device)
+    show(json_out, lambda: result, lambda: ablation_table(result))
+    _write_json(json_file, result)
 
 
 @command("trajectory", group=inspect_app)
@@ -84,4 +103,108 @@ def trajectory(
     png_file: opt.TrajectoryPng = None,
 ) -> None:
     """A run's head scores, losses and role changes by step, as recorded at each evaluation."""
-    inspect_modes.show_trajectory(directory, json_out, png_file)
+    from tinygpt import api
+    from tinygpt.views.output import write_output
+    from tinygpt.views.trajectory_text import trajectory as trajectory_view
+
+    records = api.trajectory(directory)
+    show(json_out, lambda: records, lambda: trajectory_view(records))
+    if png_file:
+        from tinygpt.views.trajectory_figure import trajectory_png
+
+        write_output(png_file, trajectory_png(records))
+        wrote(png_file)
+
+
+def show_attention(
+    checkpoint: Path | None,
+    prompt: str,
+    *,
+    layer: int | None,
+    head: str | None,
+    query: str | None,
+    explain: bool,
+    induction: bool,
+    show_rollout: bool,
+    window: int,
+    queries: str | None,
+    best: bool,
+    device: str,
+    json_out: bool,
+    json_file: Path | None,
+    html_file: Path | None,
+    png_file: Path | None,
+    svg_file: Path | None,
+    npz_file: Path | None,
+) -> None:
+    """Each layer's and head's attention on the prompt (or the induction probe), the head
+    table, and with the focus options one head or query explained; parameters are named as the
+    command's options are."""
+    layer, head_index = focus(layer, head)
+    prompt = read_prompt(prompt)
+    from tinygpt.analysis import commands
+    from tinygpt.views.attention_files import ReportFiles, write_report
+    from tinygpt.views.attention_view import report_view
+
+    console = stdout_console()
+    if window < 2:
+        raise UsageError("--window must be at least 2")
+    report = commands.attention_report(
+        checkpoint,
+        prompt,
+        device=device,
+        best=best,
+        induction=induction,
+        queries=queries,
+        layer=layer,
+        head=head_index,
+        query=query,
+        explain=explain,
+    )
+    for notice in report.notices:
+        typer.echo(f"note: {notice}", err=True)
+    layer, head_index = report.focus  # a role (--head induction) names a head now
+    show(
+        json_out,
+        report.to_dict,
+        lambda: report_view(report, layer, head_index, query, window, console.width, show_rollout),
+    )
+    files = ReportFiles(json_file, html_file, png_file, svg_file, npz_file)
+    title = "".join(report.tokens)[:80]  # the prompt's start
+    for path in write_report(report, files, layer, head_index, title, rollout=show_rollout):
+        wrote(path)
+
+
+def focus(layer: int | None, head: str | None) -> tuple[int | None, int | str | None]:
+    """The layer and head index that --layer and --head name. --head takes the label the tables
+    print (L1H2), a number, which needs --layer (alone it names no head), or a role (induction,
+    previous-token, ...: the strongest such head, found once the model is loaded)."""
+    from tinygpt.analysis.labels import parse_head_spec
+    from tinygpt.analysis.roles import is_role
+
+    if head is None:
+        return layer, None
+    if is_role(head):
+        return layer, head.strip().lower()
+    if head.strip().isdigit():
+        if layer is None:
+            raise UsageError(f"--head {head} needs --layer (or name the head as L1H{head.strip()})")
+        return layer, int(head)
+    try:
+        named_layer, index = parse_head_spec(head)
+    except ValueError:
+        raise UsageError(
+            f"--head takes a label such as L1H2, a number or a role (induction, "
+            f"previous-token, ...), got {head!r}"
+        ) from None
+    if layer is not None and layer != named_layer:
+        raise UsageError(f"--head {head} is in layer {named_layer}, not --layer {layer}")
+    return named_layer, index
+
+
+def _write_json(path: Path | None, document: object) -> None:
+    if path:
+        from tinygpt.views.output import write_output
+
+        write_output(path, json.dumps(document).encode())
+        wrote(path)
