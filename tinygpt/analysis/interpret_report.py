@@ -6,7 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import torch
+
 from tinygpt.analysis.attribution import LogitAttribution
+from tinygpt.analysis.labels import head_label
 from tinygpt.analysis.lens import LensRow
 from tinygpt.analysis.patching import PatchingResult
 from tinygpt.analysis.predictions import Prediction
@@ -85,6 +88,15 @@ class PatchingReport:
     heads: int
     result: PatchingResult
     notices: list[str] = field(default_factory=list)
+
+    def grid(self) -> list[tuple[str, torch.Tensor]]:
+        """The one-position-at-a-time rows, (label, restored by position): each head, then the
+        residual stream into each layer."""
+        r, layers = self.result, range(self.layers)
+        heads = [
+            (head_label(i, h), r.head_positions[i, h]) for i in layers for h in range(self.heads)
+        ]
+        return heads + [(f"resid L{i}", r.residual[i]) for i in layers]
 
     def to_dict(self) -> dict[str, Any]:
         return {

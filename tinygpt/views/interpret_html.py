@@ -9,7 +9,7 @@ import html
 from collections.abc import Iterable
 
 from tinygpt.analysis.interpret_report import AttributionReport, PatchingReport, PredictionsReport
-from tinygpt.analysis.labels import head_label, visible
+from tinygpt.analysis.labels import visible
 from tinygpt.views.interpret_text import loss_rgb, restored_rgb
 from tinygpt.views.page import csp
 
@@ -148,12 +148,11 @@ def patching_section(report: PatchingReport) -> str:
     heads = [[_td(f"L{layer}"), *map(_restored_td, r.heads[layer])] for layer in layers]
     columns = [_e(f"{j} {visible(tok)}") for j, tok in enumerate(report.clean)]
     grid = []
-    for layer in layers:
-        for h in range(report.heads):
-            label = head_label(layer, h)
-            cells = enumerate(r.head_positions[layer, h])
-            grid.append([_td(label), *(_restored_td(v, f"{label} at {j}") for j, v in cells)])
-    grid += [[_td(f"resid L{layer}"), *map(_restored_td, r.residual[layer])] for layer in layers]
+    for label, row in report.grid():
+        # a head's cells name it (residual cells do not)
+        named = not label.startswith("resid")
+        cells = (_restored_td(v, f"{label} at {j}" if named else "") for j, v in enumerate(row))
+        grid.append([_td(label), *cells])
     return (
         "<h2>Activation patching</h2>"
         f'<p>Clean: <span class="text">{_e("".join(report.clean))}</span><br>'
