@@ -3,7 +3,7 @@ and a checkpoint's name, so a report renders without the model."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import torch
@@ -74,7 +74,7 @@ class AttributionReport:
             "position": self.position,
             "target": {"id": self.target, "token": self.target_text, "source": self.target_source},
             "attribution": self.attribution.to_dict(),
-            "lens": [{**r.to_dict(), "top_token": self.names[r.top_id]} for r in self.lens],
+            "lens": [{**asdict(r), "top_token": self.names[r.top_id]} for r in self.lens],
         }
 
 
