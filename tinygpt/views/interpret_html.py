@@ -107,13 +107,6 @@ def predictions_section(report: PredictionsReport) -> str:
     )
 
 
-def _target(report: AttributionReport) -> str:
-    return (
-        f"<p>Position {report.position} ({_e(visible(report.tokens[report.position]))}), target "
-        f"<b>{_e(visible(report.target_text))}</b> (id {report.target}).</p>"
-    )
-
-
 def attribution_section(report: AttributionReport) -> str:
     a = report.attribution
     biggest = max((abs(s.logit) for s in a.shares), default=1.0) or 1.0
@@ -134,7 +127,8 @@ def attribution_section(report: AttributionReport) -> str:
     ]
     return (
         "<h2>Direct logit attribution</h2>"
-        + _target(report)
+        f"<p>Position {report.position} ({_e(visible(report.tokens[report.position]))}), target "
+        f"<b>{_e(visible(report.target_text))}</b> (id {report.target}).</p>"
         + _table(["component", "logit share", ""], rows)
         + f'<p class="note">Sum {a.total:.4f}; the logit before the soft-cap {a.raw_logit:.4f}, '
         f"after it {a.logit:.4f}. Each share: the component's output through the final norm "
