@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,7 +37,7 @@ def write_report(
     grid = report_panels(report, layer, head, rollout)
     tokens, first = report.tokens, report.first_query
     outputs = [
-        (files.json, lambda: report.to_json().encode("utf-8")),
+        (files.json, lambda: json.dumps(report.to_dict()).encode("utf-8")),
         (
             files.html,
             lambda: render_html(
