@@ -17,8 +17,7 @@ from tinygpt.data.sources import read_text
 from tinygpt.data.tokenizer import Tokenizer
 from tinygpt.errors import Spell, TinyGPTError, python_spelling
 from tinygpt.model import GPT
-from tinygpt.sampling import GenerationResult, generate_text
-from tinygpt.sampling.interactive import interactive
+from tinygpt.sampling.generate import GenerationResult, generate_text, interactive
 from tinygpt.training.progress import ProgressDisplay, eval_progress
 from tinygpt.training.result import TrainResult
 from tinygpt.training.run import train as run_training

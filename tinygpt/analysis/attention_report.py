@@ -7,7 +7,6 @@ over queries A..B-1; model-level scores (induction probe, OV circuits) carry ove
 from __future__ import annotations
 
 import io
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -171,9 +170,6 @@ class AttentionReport:
             "notices": self.notices,
             **predicted,
         }
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict())
 
     def to_npz(self) -> bytes:
         """The raw tensors: attention and q of the queries in range, k and v of every key."""

@@ -22,9 +22,6 @@ class Share:
     component: str  # "embed", "L1H0", "L1 attn bias", "L0 MLP", "final norm bias"
     logit: float
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
 
 @dataclass
 class LogitAttribution:
@@ -45,7 +42,7 @@ class LogitAttribution:
             "logit": self.logit,
             "raw_logit": self.raw_logit,
             "total": self.total,
-            "shares": [s.to_dict() for s in self.shares],
+            "shares": [asdict(s) for s in self.shares],
         }
 
 

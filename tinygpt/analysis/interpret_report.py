@@ -3,10 +3,13 @@ and a checkpoint's name, so a report renders without the model."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+import torch
+
 from tinygpt.analysis.attribution import LogitAttribution
+from tinygpt.analysis.labels import head_label
 from tinygpt.analysis.lens import LensRow
 from tinygpt.analysis.patching import PatchingResult
 from tinygpt.analysis.predictions import Prediction
@@ -71,7 +74,7 @@ class AttributionReport:
             "position": self.position,
             "target": {"id": self.target, "token": self.target_text, "source": self.target_source},
             "attribution": self.attribution.to_dict(),
-            "lens": [{**r.to_dict(), "top_token": self.names[r.top_id]} for r in self.lens],
+            "lens": [{**asdict(r), "top_token": self.names[r.top_id]} for r in self.lens],
         }
 
 
@@ -85,6 +88,15 @@ class PatchingReport:
     heads: int
     result: PatchingResult
     notices: list[str] = field(default_factory=list)
+
+    def grid(self) -> list[tuple[str, torch.Tensor]]:
+        """The one-position-at-a-time rows, (label, restored by position): each head, then the
+        residual stream into each layer."""
+        r, layers = self.result, range(self.layers)
+        heads = [
+            (head_label(i, h), r.head_positions[i, h]) for i in layers for h in range(self.heads)
+        ]
+        return heads + [(f"resid L{i}", r.residual[i]) for i in layers]
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -21,9 +21,6 @@ class LensRow:
     target_prob: float
     target_rank: int  # 0: the target is the top token
 
-    def to_dict(self) -> dict:
-        return dict(vars(self))
-
 
 @torch.inference_mode()
 def logit_lens(model: GPT, ids: list[int], position: int, target: int) -> list[LensRow]:

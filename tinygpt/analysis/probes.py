@@ -83,12 +83,10 @@ class InductionProbe:
 
 
 @torch.inference_mode()
-def induction_probe(
-    model: GPT, n: int | None = None, seed: int = 0, avoid: Sequence[int] = ()
-) -> InductionProbe:
+def induction_probe(model: GPT, n: int | None = None, avoid: Sequence[int] = ()) -> InductionProbe:
     """Induction scores of every head on random tokens (none in ``avoid``) repeated twice."""
     n = n or default_probe_length(model, avoid)
-    ids = induction_sequence(model.config.vocab_size, n, seed, avoid)
+    ids = induction_sequence(model.config.vocab_size, n, avoid=avoid)
     run = capture_attention(model, ids, [str(i) for i in ids])
     return InductionProbe(induction_scores_from_weights(run.weights, n).float(), n)
 

@@ -59,14 +59,6 @@ def clears(score: Score, value: float | None, chance: float) -> bool:
     return value >= CHANCE_MULTIPLE * chance
 
 
-def roles_of(values: dict[str, float | None], chance: dict[str, float], entropy: float) -> list:
-    """The role labels of a head from its scores (see the module docstring)."""
-    roles = [s.role for s in ROLE_SCORES if clears(s, values.get(s.key), chance.get(s.key, 0.0))]
-    if not roles and math.isfinite(entropy) and entropy >= BROAD_ENTROPY:
-        roles.append("broad")
-    return roles or ["mixed"]
-
-
 @dataclass
 class HeadScores:
     layer: int
@@ -87,8 +79,14 @@ class HeadScores:
 
     @property
     def roles(self) -> list[str]:
-        values = {s.key: getattr(self, s.key) for s in ROLE_SCORES}
-        return roles_of(values, self.chance, self.entropy_normalised)
+        """The role labels of the head (see the module docstring)."""
+        chance, entropy = self.chance, self.entropy_normalised
+        roles = [
+            s.role for s in ROLE_SCORES if clears(s, getattr(self, s.key), chance.get(s.key, 0.0))
+        ]
+        if not roles and math.isfinite(entropy) and entropy >= BROAD_ENTROPY:
+            roles.append("broad")
+        return roles or ["mixed"]
 
     def to_dict(self) -> dict:
         return {**asdict(self), "roles": self.roles}

@@ -162,7 +162,7 @@ class Explorer:
             "predictions": self._predicted(ids, position, off, mode, base),
             "target": self._text(shown),
             "target_is_next": target is not None,
-            "lens": [r.to_dict() for r in logit_lens(self.model, ids, position, shown)],
+            "lens": [dataclasses.asdict(r) for r in logit_lens(self.model, ids, position, shown)],
             "attribution": direct_logit_attribution(self.model, ids, position, shown).to_dict(),
         }
 

@@ -1,6 +1,6 @@
 """Sampling: choosing tokens (choose.py), the batched decode loop (decoder.py, tokens.py), stop
-texts (stops.py), prompts and streamed text (text.py), N samples streamed in order (generate.py)
-and one prompt after another (interactive.py)."""
+texts (stops.py), prompts and streamed text (text.py), N samples streamed in order and
+one prompt after another (generate.py)."""
 
 from tinygpt.sampling.choose import Alternatives, alternatives, choose, filter_logits
 from tinygpt.sampling.decoder import Decoder, keep_after_crop

@@ -1,5 +1,6 @@
 """Samples as text: N rows drawn as one batch, each ending on its own (a stop text or the token
-limit), streamed to the reader in order, the first sample live."""
+limit), streamed to the reader in order, the first sample live; and an interactive session, one
+prompt after another with the model loaded once (not a chat: a base model continues the text)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import torch
 
 from tinygpt.config.sample import SampleConfig
 from tinygpt.data.tokenizer import Tokenizer
-from tinygpt.errors import Opt, UsageError
+from tinygpt.errors import Interrupted, Opt, TinyGPTError, UsageError
 from tinygpt.model import GPT
 from tinygpt.sampling.choose import Alternatives
 from tinygpt.sampling.stops import StopMatcher
@@ -226,3 +227,39 @@ def generate_text(
             out.write(i, row.close())
             out.end(i)
     return GenerationResult([row.result() for row in rows], seconds, notices)
+
+
+def interactive(
+    model: GPT,
+    tokenizer: Tokenizer,
+    cfg: SampleConfig,
+    read_line: Callable[[], str],
+    write: Callable[[str], None],
+    warn: Callable[[TinyGPTError], None] | None = None,
+) -> int:
+    """Answer prompts from ``read_line`` until end of input (EOFError); returns the samples
+    written. Ctrl-C stops a sample; a prompt the model can't take is told to ``warn`` (else
+    written) and the session goes on; SIGTERM or SIGHUP ends it as it ends any command."""
+    turns = 0
+    while True:
+        try:
+            prompt = read_line()
+        except EOFError:
+            write("\n")
+            return turns
+        except Interrupted:
+            raise
+        except KeyboardInterrupt:  # Ctrl-C at the prompt: a fresh prompt, as shells do
+            write("\n")
+            continue
+        try:
+            generate_text(model, tokenizer, prompt, cfg, on_text=write)
+        except Interrupted:
+            raise
+        except KeyboardInterrupt:
+            write(" [stopped]")
+        except TinyGPTError as exc:
+            (warn or (lambda e: write(f"error: {e}")))(exc)
+            continue
+        write("\n")
+        turns += 1

@@ -35,20 +35,6 @@ def report_panels(
     return [*grid, [("rollout", report.rollout)]] if rollout else grid
 
 
-def report_png(
-    report: AttentionReport, layer: int | None, head: int | None, rollout: bool = False
-) -> bytes:
-    grid = report_panels(report, layer, head, rollout)
-    return attention_png(grid, report.tokens, report.first_query)
-
-
-def report_svg(
-    report: AttentionReport, layer: int | None, head: int | None, rollout: bool = False
-) -> str:
-    grid = report_panels(report, layer, head, rollout)
-    return attention_svg(grid, report.tokens, report.first_query)
-
-
 def _shade(w: float) -> tuple[int, int, int]:
     v = round(255 * (1 - math.sqrt(max(0.0, min(1.0, w)))))
     return (v, v, 255)
@@ -127,7 +113,7 @@ def attention_svg(grid: list[list[Panel]], tokens: list[str], first_query: int =
             for qr in range(t - a):  # row qr is query a + qr
                 for j in range(a + qr + 1):
                     if w[qr][j] > 0:
-                        v = round(255 * (1 - math.sqrt(min(1.0, w[qr][j]))))
+                        v = _shade(w[qr][j])[0]  # the PNG's colour, (v, v, 255)
                         out.append(
                             f'<rect x="{gx + j * cell:.2f}" y="{gy + qr * cell:.2f}" '
                             f'width="{cell:.2f}" height="{cell:.2f}" '

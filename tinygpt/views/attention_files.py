@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from tinygpt.analysis.attention_report import AttentionReport
-from tinygpt.views.attention_figures import report_png, report_svg
+from tinygpt.views.attention_figures import attention_png, attention_svg, report_panels
 from tinygpt.views.attention_html import render_html
 from tinygpt.views.output import write_output
 
@@ -33,8 +34,10 @@ def write_report(
     """Write the files asked for, each showing the focused layer/head (all when None), the
     figures with the rollout too when ``rollout``; returns the paths written."""
     written = []
+    grid = report_panels(report, layer, head, rollout)
+    tokens, first = report.tokens, report.first_query
     outputs = [
-        (files.json, lambda: report.to_json().encode("utf-8")),
+        (files.json, lambda: json.dumps(report.to_dict()).encode("utf-8")),
         (
             files.html,
             lambda: render_html(
@@ -45,8 +48,8 @@ def write_report(
                 heads=None if head is None else [head],
             ).encode("utf-8"),
         ),
-        (files.png, lambda: report_png(report, layer, head, rollout)),
-        (files.svg, lambda: report_svg(report, layer, head, rollout).encode("utf-8")),
+        (files.png, lambda: attention_png(grid, tokens, first)),
+        (files.svg, lambda: attention_svg(grid, tokens, first).encode("utf-8")),
         (files.npz, report.to_npz),
     ]
     for path, render in outputs:

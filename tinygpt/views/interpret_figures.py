@@ -6,7 +6,7 @@ from __future__ import annotations
 from html import escape
 
 from tinygpt.analysis.interpret_report import AttributionReport, PatchingReport, PredictionsReport
-from tinygpt.analysis.labels import head_label, visible
+from tinygpt.analysis.labels import visible
 from tinygpt.views.font import HEIGHT as FONT_H
 from tinygpt.views.font import WIDTH as FONT_W
 from tinygpt.views.interpret_text import loss_rgb, restored_rgb
@@ -34,17 +34,7 @@ def _text_rows(report: PredictionsReport) -> Rows:
 
 
 def _grid_rows(report: PatchingReport) -> Rows:
-    r, layers = report.result, range(report.layers)
-
-    def cells(values) -> list[tuple[str, tuple[int, int, int]]]:
-        return [("", restored_rgb(float(v))) for v in values]
-
-    heads = [
-        (head_label(layer, h), cells(r.head_positions[layer, h]))
-        for layer in layers
-        for h in range(report.heads)
-    ]
-    return heads + [(f"resid L{layer}", cells(r.residual[layer])) for layer in layers]
+    return [(label, [("", restored_rgb(float(v))) for v in row]) for label, row in report.grid()]
 
 
 def report_png(report: Report) -> bytes:

@@ -9,7 +9,7 @@ import html
 from collections.abc import Iterable
 
 from tinygpt.analysis.interpret_report import AttributionReport, PatchingReport, PredictionsReport
-from tinygpt.analysis.labels import head_label, visible
+from tinygpt.analysis.labels import visible
 from tinygpt.views.interpret_text import loss_rgb, restored_rgb
 from tinygpt.views.page import csp
 
@@ -107,13 +107,6 @@ def predictions_section(report: PredictionsReport) -> str:
     )
 
 
-def _target(report: AttributionReport) -> str:
-    return (
-        f"<p>Position {report.position} ({_e(visible(report.tokens[report.position]))}), target "
-        f"<b>{_e(visible(report.target_text))}</b> (id {report.target}).</p>"
-    )
-
-
 def attribution_section(report: AttributionReport) -> str:
     a = report.attribution
     biggest = max((abs(s.logit) for s in a.shares), default=1.0) or 1.0
@@ -134,7 +127,8 @@ def attribution_section(report: AttributionReport) -> str:
     ]
     return (
         "<h2>Direct logit attribution</h2>"
-        + _target(report)
+        f"<p>Position {report.position} ({_e(visible(report.tokens[report.position]))}), target "
+        f"<b>{_e(visible(report.target_text))}</b> (id {report.target}).</p>"
         + _table(["component", "logit share", ""], rows)
         + f'<p class="note">Sum {a.total:.4f}; the logit before the soft-cap {a.raw_logit:.4f}, '
         f"after it {a.logit:.4f}. Each share: the component's output through the final norm "
@@ -148,12 +142,11 @@ def patching_section(report: PatchingReport) -> str:
     heads = [[_td(f"L{layer}"), *map(_restored_td, r.heads[layer])] for layer in layers]
     columns = [_e(f"{j} {visible(tok)}") for j, tok in enumerate(report.clean)]
     grid = []
-    for layer in layers:
-        for h in range(report.heads):
-            label = head_label(layer, h)
-            cells = enumerate(r.head_positions[layer, h])
-            grid.append([_td(label), *(_restored_td(v, f"{label} at {j}") for j, v in cells)])
-    grid += [[_td(f"resid L{layer}"), *map(_restored_td, r.residual[layer])] for layer in layers]
+    for label, row in report.grid():
+        # a head's cells name it (residual cells do not)
+        named = not label.startswith("resid")
+        cells = (_restored_td(v, f"{label} at {j}" if named else "") for j, v in enumerate(row))
+        grid.append([_td(label), *cells])
     return (
         "<h2>Activation patching</h2>"
         f'<p>Clean: <span class="text">{_e("".join(report.clean))}</span><br>'

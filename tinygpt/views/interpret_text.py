@@ -9,7 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tinygpt.analysis.interpret_report import AttributionReport, PatchingReport, PredictionsReport
-from tinygpt.analysis.labels import head_label, visible
+from tinygpt.analysis.labels import visible
 
 LOUD_LOSS = 5.0  # nats: a loss this high or higher gets the strongest colour
 
@@ -156,13 +156,8 @@ def patching_view(report: PatchingReport, width: int = 100) -> RenderableType:
     grid.add_column("")
     for j in keep:
         grid.add_column(f"{j}\n{visible(report.clean[j])[:5]}", justify="right")
-    for layer in range(report.layers):
-        for h in range(report.heads):
-            grid.add_row(
-                head_label(layer, h), *(_cell(float(r.head_positions[layer, h, j])) for j in keep)
-            )
-    for layer in range(report.layers):
-        grid.add_row(f"resid L{layer}", *(_cell(float(r.residual[layer, j])) for j in keep))
+    for label, row in report.grid():
+        grid.add_row(label, *(_cell(float(row[j])) for j in keep))
     hidden = t - len(keep)
     note = Text(
         f"{hidden} positions where no patch matters much are not shown" if hidden else "",
