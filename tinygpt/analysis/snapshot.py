@@ -1,5 +1,5 @@
 """Head scores through training: a snapshot in every evaluation's ``metrics.jsonl`` record (read
-back by ``inspect-attention --trajectory``), and when each head earned a role."""
+back by ``inspect trajectory``), and when each head earned a role."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The trajectory as a PNG: losses above, the two heads' scores below, on one step axis, with
-the phase change marked (``inspect-attention --trajectory DIR --png FILE``)."""
+the phase change marked (``inspect trajectory DIR --png FILE``)."""
 
 from __future__ import annotations
 
