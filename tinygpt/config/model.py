@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from tinygpt.config.fields import (
@@ -119,7 +118,7 @@ class ModelConfig:
                 f"), got {self.n_embd} / {self.n_head} = {self.head_dim}; try ",
                 *_shape_suggestion(self),
             )
-        if not (self.logit_softcap >= 0 and math.isfinite(self.logit_softcap)):
+        if self.logit_softcap < 0:
             raise UsageError(
                 Opt("logit_softcap"), f" must be >= 0 (0 disables), got {self.logit_softcap}"
             )
