@@ -82,16 +82,6 @@ def model_config(source: Checkpoint, model_opts: dict[str, Any]) -> ModelConfig:
     return replace(source.config.model, **changes)
 
 
-def tokenizer_refusal(source: Checkpoint, what: str, exc: UsageError) -> UsageError:
-    """One line for a corpus the source's tokenizer cannot encode (its own advice, to pick
-    another tokenizer, does not apply: the weights need this one)."""
-    reason = str(exc).split("; ")[0]
-    return UsageError(
-        Opt("init_from", source.directory),
-        f": its {source.tokenizer_name} tokenizer cannot encode {what}: {reason}",
-    )
-
-
 def load_initial_weights(source: Checkpoint, model: Any) -> None:
     """The source's weights (model.safetensors, its latest) into ``model``."""
     data = source.fitting_weights()

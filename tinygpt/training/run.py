@@ -29,7 +29,7 @@ from tinygpt.training.presets import resolve_options
 from tinygpt.training.result import TrainResult
 from tinygpt.training.sizing import default_tokenizer
 from tinygpt.training.trainer import Trainer, TrainerCallback
-from tinygpt.training.validation import val_file_ids
+from tinygpt.training.validation import tokenizer_refusal, val_file_ids
 
 
 def split_options(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -295,4 +295,5 @@ def _corpus(
     except UsageError as exc:
         if init is None or "tokenizer" not in exc.options:
             raise
-        raise finetune.tokenizer_refusal(init, str(request.data), exc) from None
+        opt = Opt("init_from", init.directory)
+        raise tokenizer_refusal(exc, opt, f"its {init.tokenizer_name}", str(request.data)) from None

@@ -52,8 +52,12 @@ def val_file_ids(
         if "tokenizer" not in exc.options:  # not found, not text: the message names the file
             raise
         whose = f"{init.directory}'s" if init is not None else "the training file's"
-        reason = str(exc).split("; ")[0]
-        raise UsageError(
-            Opt("val_file", cfg.val_file),
-            f": {whose} {tokenizer.name} tokenizer cannot encode it: {reason}",
-        ) from None
+        opt = Opt("val_file", cfg.val_file)
+        raise tokenizer_refusal(exc, opt, f"{whose} {tokenizer.name}", "it") from None
+
+
+def tokenizer_refusal(exc: UsageError, opt: Opt, whose: str, what: str) -> UsageError:
+    """One line for a text the run's tokenizer cannot encode (its own advice, to pick another
+    tokenizer, does not apply: the weights or the run need this one)."""
+    reason = str(exc).split("; ")[0]
+    return UsageError(opt, f": {whose} tokenizer cannot encode {what}: {reason}")
