@@ -94,7 +94,7 @@ class ModelConfig:
         check_types(self)
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
             value = getattr(self, name)
-            if not isinstance(value, int) or value <= 0:
+            if value <= 0:  # (an integer: check_types saw to it)
                 raise UsageError(Opt(name), f" must be a positive integer, got {value}")
         if self.n_embd % self.n_head:
             raise UsageError(
