@@ -242,9 +242,7 @@ def _run(
         if not dist.is_main:
             dist.barrier()  # rank 0 tokenizes into the shared cache first; the others reuse it
         corpus = _corpus(request, source, train_cfg, cache_dir)
-        val_ids = None
-        if train_cfg.val_file is not None:
-            val_ids = val_file_ids(train_cfg, corpus.tokenizer, cache_dir, request.init)
+        val_ids = val_file_ids(train_cfg, corpus.tokenizer, cache_dir, request.init)
         if dist.is_main:
             dist.barrier()
         if source is not None:

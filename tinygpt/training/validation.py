@@ -40,10 +40,11 @@ def val_file_ids(
     tokenizer: Tokenizer,
     cache_dir: Path | None,
     init: Checkpoint | None = None,
-) -> np.ndarray:
+) -> np.ndarray | None:
     """``cfg.val_file``'s ids in the run's tokenizer (cached as a corpus is), or one line
-    naming the option when that tokenizer cannot encode it."""
-    assert cfg.val_file is not None
+    naming the option when that tokenizer cannot encode it; None without ``--val-file``."""
+    if cfg.val_file is None:
+        return None
     try:
         return prepare_corpus(
             cfg.val_file, tokenizer, cfg.encoding, cache_dir, records=cfg.record_spec
