@@ -182,9 +182,7 @@ class TrainConfig:
 
     def _check_optimizer(self) -> None:
         for name in ("lr", "matrix_lr", "embed_lr"):
-            value = getattr(self, name)
-            if not value > 0:
-                raise UsageError(Opt(name), f" must be positive, got {value}")
+            check_positive(name, getattr(self, name))
         check_choice("optimizer", self.optimizer, OPTIMIZER_CHOICES)
         check_choice("schedule", self.schedule, SCHEDULE_CHOICES)
         check_choice("data_order", self.data_order, DATA_ORDER_CHOICES)
