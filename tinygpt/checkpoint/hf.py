@@ -271,10 +271,8 @@ def _hf_model_config(src: Path) -> ModelConfig:
             n_head=cfg["n_head"],
             n_embd=cfg["n_embd"],
             dropout=0.0,
-            **GPT2.model_options(),
-        )
-        model_cfg.activation = activation
-        model_cfg.validate()
+            **{**GPT2.model_options(), "activation": activation},
+        ).validate()
     except KeyError as exc:
         raise UsageError(f"{path} has no {exc.args[0]}; it is not a GPT-2 config") from None
     except (TypeError, ValueError, OverflowError) as exc:

@@ -68,7 +68,7 @@ def load_manifest(directory: Path, file: str) -> dict[str, Any]:
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise CheckpointError(f"{directory} does not hold a tinygpt checkpoint manifest")
     version = manifest.get("version")
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+    if type(version) is not int or version < 1:
         raise CheckpointError(f"checkpoint {directory} is corrupt: {file} has no valid version")
     if version > FORMAT_VERSION:
         raise CheckpointError(
@@ -92,12 +92,11 @@ def manifest_problem(manifest: dict[str, Any]) -> str | None:
         if not isinstance(digest, str) or not _SHA256.fullmatch(digest):
             return f"has no valid sha256 for {name}"
     step = manifest.get("step", 0)
-    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+    if type(step) is not int or step < 0:
         return "has no valid step"
     sizes = manifest.get("sizes", {})
     if not isinstance(sizes, dict) or any(
-        name not in files or not isinstance(n, int) or isinstance(n, bool) or n < 0
-        for name, n in sizes.items()
+        name not in files or type(n) is not int or n < 0 for name, n in sizes.items()
     ):
         return "has invalid sizes"
     return None

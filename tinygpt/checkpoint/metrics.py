@@ -50,7 +50,7 @@ def valid_record(record: Any) -> bool:
     if not isinstance(record, dict):
         return False
     step = record.get("step")
-    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+    if type(step) is not int or step < 0:
         return False
     if any(key in record and not _number(record[key]) for key in _NUMBERS):
         return False

@@ -3,7 +3,7 @@ choices and the limits."""
 
 from __future__ import annotations
 
-import math
+import sys
 from dataclasses import field, fields
 from typing import Any
 
@@ -61,8 +61,9 @@ def check_types(obj: Any) -> None:
         if wrong:
             kinds = " or ".join(_TYPES[d][1] for d in declared if d in _TYPES)
             raise UsageError(Opt(f.name), f" must be {kinds}, got {value!r:.40}")
-        if isinstance(value, float) and not math.isfinite(value):
-            raise UsageError(Opt(f.name), f" must be a finite number, got {value}")
+        # not math.isfinite: it overflows on a 400-digit integer, which must be refused too
+        if "float" in declared and not abs(value) <= sys.float_info.max:
+            raise UsageError(Opt(f.name), f" must be a finite number, got {value!r:.40}")
 
 
 def check_positive(name: str, value: float) -> None:

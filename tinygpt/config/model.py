@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from tinygpt.config.fields import (
@@ -95,7 +94,7 @@ class ModelConfig:
         check_types(self)
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
             value = getattr(self, name)
-            if not isinstance(value, int) or value <= 0:
+            if value <= 0:  # (an integer: check_types saw to it)
                 raise UsageError(Opt(name), f" must be a positive integer, got {value}")
         if self.n_embd % self.n_head:
             raise UsageError(
@@ -119,7 +118,7 @@ class ModelConfig:
                 f"), got {self.n_embd} / {self.n_head} = {self.head_dim}; try ",
                 *_shape_suggestion(self),
             )
-        if not (self.logit_softcap >= 0 and math.isfinite(self.logit_softcap)):
+        if self.logit_softcap < 0:
             raise UsageError(
                 Opt("logit_softcap"), f" must be >= 0 (0 disables), got {self.logit_softcap}"
             )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from tinygpt.config.fields import MAX_ALTERNATIVES, MAX_SEED, check_types, documented
@@ -48,7 +47,7 @@ class SampleConfig:
             raise UsageError(Opt("seed"), f" must be between 0 and {MAX_SEED}, got {self.seed}")
         if self.max_new_tokens < 0:
             raise UsageError(Opt("max_new_tokens"), f" must be >= 0, got {self.max_new_tokens}")
-        if not (self.temperature >= 0 and math.isfinite(self.temperature)):
+        if self.temperature < 0:
             raise UsageError(
                 Opt("temperature"), f" must be >= 0 (0 means greedy), got {self.temperature}"
             )

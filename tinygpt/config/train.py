@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from tinygpt.config.fields import (
@@ -183,9 +182,7 @@ class TrainConfig:
 
     def _check_optimizer(self) -> None:
         for name in ("lr", "matrix_lr", "embed_lr"):
-            value = getattr(self, name)
-            if not (value > 0 and math.isfinite(value)):
-                raise UsageError(Opt(name), f" must be positive, got {value}")
+            check_positive(name, getattr(self, name))
         check_choice("optimizer", self.optimizer, OPTIMIZER_CHOICES)
         check_choice("schedule", self.schedule, SCHEDULE_CHOICES)
         check_choice("data_order", self.data_order, DATA_ORDER_CHOICES)
@@ -195,7 +192,7 @@ class TrainConfig:
             raise UsageError(
                 Opt("decay_fraction"), f" must be in [0, 1], got {self.decay_fraction}"
             )
-        if not (0 <= self.min_lr <= self.lr) or not math.isfinite(self.min_lr):
+        if not 0 <= self.min_lr <= self.lr:
             raise UsageError(
                 Opt("min_lr"),
                 " must be between 0 and ",
@@ -204,9 +201,9 @@ class TrainConfig:
             )
         if self.warmup_steps < 0:
             raise UsageError(Opt("warmup_steps"), f" must be >= 0, got {self.warmup_steps}")
-        if self.weight_decay < 0 or not math.isfinite(self.weight_decay):
+        if self.weight_decay < 0:
             raise UsageError(Opt("weight_decay"), f" must be >= 0, got {self.weight_decay}")
-        if self.grad_clip < 0 or not math.isfinite(self.grad_clip):
+        if self.grad_clip < 0:
             raise UsageError(
                 Opt("grad_clip"), f" must be >= 0 (0 disables clipping), got {self.grad_clip}"
             )

@@ -5,6 +5,7 @@ learned from its training split), and the streaming pass that writes the token c
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -87,20 +88,12 @@ def _training_text(
     """The training split's text in pieces (records without their separators): what a BPE may
     learn from."""
     if len(sources) > 1:
-        pieces = training_pieces(sources, encoding, val_fraction)
+        pieces: Iterable[str | None] = training_pieces(sources, encoding, val_fraction)
     else:
-        pieces = _first_chars(sources, encoding, _train_chars(sources, encoding, val_fraction))
-    for piece in pieces:
+        cut = _train_chars(sources, encoding, val_fraction)
+        pieces = _cut_at(iter_text(sources, encoding), cut)  # read no further than the cut
+    for piece in itertools.takewhile(lambda piece: piece is not None, pieces):
         yield from (split_records(records, piece) if records else [piece])
-
-
-def _first_chars(sources: list[Path], encoding: str, cut: int) -> Iterator[str]:
-    left = cut
-    for piece in iter_text(sources, encoding):
-        if left <= 0:
-            return
-        piece, left = piece[:left], left - len(piece)
-        yield piece
 
 
 def _new_tokenizer(

@@ -19,7 +19,6 @@ from tinygpt.io.files import TooLarge, atomic_write_bytes, describe_os_error, re
 
 @dataclass(frozen=True)
 class Dataset:
-    name: str
     filename: str
     url: str
     sha256: str
@@ -28,7 +27,6 @@ class Dataset:
 
 DATASETS = {
     "shakespeare": Dataset(
-        name="shakespeare",
         filename="tinyshakespeare.txt",
         url="https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt",
         sha256="86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed",

@@ -84,10 +84,8 @@ class TiktokenTokenizer(TiktokenCodec):
 
     def __init__(self, name: str, saved: bool = False) -> None:
         """``saved``: the name comes from a checkpoint, which no other tokenizer can read."""
-        import tiktoken
-
         self.name = name
-        self._enc = _load_tiktoken(tiktoken, name, saved)
+        self._enc = _load_tiktoken(name, saved)
         self.vocab_size = self._enc.n_vocab
         self.eot_token = self._enc.eot_token
 
@@ -115,7 +113,9 @@ def _refuse_special(text: str) -> None:
         )
 
 
-def _load_tiktoken(tiktoken: Any, name: str, saved: bool = False) -> Any:
+def _load_tiktoken(name: str, saved: bool) -> Any:
+    import tiktoken
+
     cache = os.environ.get("TIKTOKEN_CACHE_DIR")
     where = f"TIKTOKEN_CACHE_DIR={cache}" if cache else "tiktoken's default cache"
     try:

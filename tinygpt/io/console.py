@@ -14,8 +14,8 @@ from rich.console import Console
 
 # C0 controls, DEL and the C1 controls: the bytes a terminal acts on instead of showing.
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
-
-
+# The same, but a model's text keeps its line breaks and tabs.
+_CONTROL_IN_TEXT = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 # Lone surrogates: how Python spells a file name's bytes that are not UTF-8 (b"\xff").
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -25,10 +25,6 @@ def printable(text: str) -> str:
     from a file could otherwise retitle, clear or rewrite the user's terminal. A file name's
     bytes that are not UTF-8 become U+FFFD, so the text can be encoded (terminal, SVG, HTML)."""
     return _escaped(text, _CONTROL)
-
-
-# The same, but a model's text keeps its line breaks and tabs.
-_CONTROL_IN_TEXT = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def _escaped(text: str, control: re.Pattern[str]) -> str:

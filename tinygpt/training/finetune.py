@@ -17,6 +17,13 @@ from tinygpt.errors import ANY, Opt, UsageError
 
 # Model options that change how the weights are trained, not what they are.
 TRAINING_ONLY = ("dropout",)
+# The options the source decides, and why it does.
+_RECORDS = "records (its tokenizer has the end-of-record token)"
+_KEEPS = {
+    "records": _RECORDS,
+    "separator": _RECORDS,
+    "tokenizer": "tokenizer (its weights were trained on those ids)",
+}
 
 
 def open_source(path: str | Path, out: Path) -> Checkpoint:
@@ -40,56 +47,31 @@ def open_source(path: str | Path, out: Path) -> Checkpoint:
 def check_options(
     source: Checkpoint, model_opts: dict[str, Any], train_opts: dict[str, Any]
 ) -> None:
-    """Refuse a shape or tokenizer option that contradicts the source's."""
+    """Refuse a shape, records or tokenizer option that contradicts the source's."""
     model = source.config.model
     for key, value in model_opts.items():
-        if key in TRAINING_ONLY or getattr(model, key) == value:
-            continue
-        raise UsageError(
-            Opt(key, value),
-            f" differs from {source.directory}'s {getattr(model, key)}; ",
-            Opt("init_from"),
-            " keeps the source's model shape",
-        )
-    _check_records(source, train_opts)
-    asked = train_opts.get("tokenizer")
-    if asked is not None and asked != source.tokenizer_name:
-        raise UsageError(
-            Opt("tokenizer", asked),
-            f" differs from {source.directory}'s {source.tokenizer_name}; ",
-            Opt("init_from"),
-            " keeps the source's tokenizer (its weights were trained on those ids)",
-        )
-
-
-def _check_records(source: Checkpoint, train_opts: dict[str, Any]) -> None:
-    """Refuse records options other than the source's (its tokenizer decides them)."""
-    own = source.record_options
-    for key in ("records", "separator"):
+        if key not in TRAINING_ONLY and getattr(model, key) != value:
+            raise _differs(source, key, value, getattr(model, key), "model shape")
+    own = {**source.record_options, "tokenizer": source.tokenizer_name}
+    for key, keeps in _KEEPS.items():
         asked = train_opts.get(key)
         if asked is not None and asked != own[key]:
-            raise UsageError(
-                Opt(key, asked),
-                f" differs from {source.directory}'s {own[key] or 'plain text'}; ",
-                Opt("init_from"),
-                " keeps the source's records (its tokenizer has the end-of-record token)",
-            )
+            raise _differs(source, key, asked, own[key] or "plain text", keeps)
+
+
+def _differs(source: Checkpoint, key: str, asked: Any, own: Any, keeps: str) -> UsageError:
+    return UsageError(
+        Opt(key, asked),
+        f" differs from {source.directory}'s {own}; ",
+        Opt("init_from"),
+        f" keeps the source's {keeps}",
+    )
 
 
 def model_config(source: Checkpoint, model_opts: dict[str, Any]) -> ModelConfig:
     """The source's model, with the training-only options given."""
     changes = {k: v for k, v in model_opts.items() if k in TRAINING_ONLY}
     return replace(source.config.model, **changes)
-
-
-def tokenizer_refusal(source: Checkpoint, what: str, exc: UsageError) -> UsageError:
-    """One line for a corpus the source's tokenizer cannot encode (its own advice, to pick
-    another tokenizer, does not apply: the weights need this one)."""
-    reason = str(exc).split("; ")[0]
-    return UsageError(
-        Opt("init_from", source.directory),
-        f": its {source.tokenizer_name} tokenizer cannot encode {what}: {reason}",
-    )
 
 
 def load_initial_weights(source: Checkpoint, model: Any) -> None:

@@ -29,7 +29,7 @@ from tinygpt.training.presets import resolve_options
 from tinygpt.training.result import TrainResult
 from tinygpt.training.sizing import default_tokenizer
 from tinygpt.training.trainer import Trainer, TrainerCallback
-from tinygpt.training.validation import val_file_ids
+from tinygpt.training.validation import tokenizer_refusal, val_file_ids
 
 
 def split_options(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -242,9 +242,7 @@ def _run(
         if not dist.is_main:
             dist.barrier()  # rank 0 tokenizes into the shared cache first; the others reuse it
         corpus = _corpus(request, source, train_cfg, cache_dir)
-        val_ids = None
-        if train_cfg.val_file is not None:
-            val_ids = val_file_ids(train_cfg, corpus.tokenizer, cache_dir, request.init)
+        val_ids = val_file_ids(train_cfg, corpus.tokenizer, cache_dir, request.init)
         if dist.is_main:
             dist.barrier()
         if source is not None:
@@ -295,4 +293,5 @@ def _corpus(
     except UsageError as exc:
         if init is None or "tokenizer" not in exc.options:
             raise
-        raise finetune.tokenizer_refusal(init, str(request.data), exc) from None
+        opt = Opt("init_from", init.directory)
+        raise tokenizer_refusal(exc, opt, f"its {init.tokenizer_name}", str(request.data)) from None

@@ -205,9 +205,9 @@ class Trainer:
 
     def _session(self) -> _Session:
         start = self.clock()
-        deadline = None
-        if self.cfg.max_time is not None:
-            deadline = Deadline(self.cfg, start, self.compiled)
+        deadline = (
+            Deadline(self.cfg, start, self.compiled) if self.cfg.max_time is not None else None
+        )
         session = _Session(start, deadline, window_start=self.clock())
         if self.cfg.eval_seconds is not None:
             session.next_evaluation = start + self.cfg.eval_seconds

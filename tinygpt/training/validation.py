@@ -40,10 +40,11 @@ def val_file_ids(
     tokenizer: Tokenizer,
     cache_dir: Path | None,
     init: Checkpoint | None = None,
-) -> np.ndarray:
+) -> np.ndarray | None:
     """``cfg.val_file``'s ids in the run's tokenizer (cached as a corpus is), or one line
-    naming the option when that tokenizer cannot encode it."""
-    assert cfg.val_file is not None
+    naming the option when that tokenizer cannot encode it; None without ``--val-file``."""
+    if cfg.val_file is None:
+        return None
     try:
         return prepare_corpus(
             cfg.val_file, tokenizer, cfg.encoding, cache_dir, records=cfg.record_spec
@@ -52,8 +53,12 @@ def val_file_ids(
         if "tokenizer" not in exc.options:  # not found, not text: the message names the file
             raise
         whose = f"{init.directory}'s" if init is not None else "the training file's"
-        reason = str(exc).split("; ")[0]
-        raise UsageError(
-            Opt("val_file", cfg.val_file),
-            f": {whose} {tokenizer.name} tokenizer cannot encode it: {reason}",
-        ) from None
+        opt = Opt("val_file", cfg.val_file)
+        raise tokenizer_refusal(exc, opt, f"{whose} {tokenizer.name}", "it") from None
+
+
+def tokenizer_refusal(exc: UsageError, opt: Opt, whose: str, what: str) -> UsageError:
+    """One line for a text the run's tokenizer cannot encode (its own advice, to pick another
+    tokenizer, does not apply: the weights or the run need this one)."""
+    reason = str(exc).split("; ")[0]
+    return UsageError(opt, f": {whose} tokenizer cannot encode {what}: {reason}")
