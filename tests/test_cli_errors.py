@@ -79,6 +79,7 @@ def test_wrong_types_in_a_toml_config(tmp_path):
         ("tokenizer = 5", "--tokenizer"),
         ("n_layer = true", "--n-layer"),
         ("[model]\nn_head = 2.5", "--n-head"),
+        ("lr = 1" + "0" * 400, "--lr"),  # an integer too large for a float, not an OverflowError
     ):
         if not text.startswith("tokenizer"):  # char: no BPE to load (a fresh clone is offline)
             text = 'tokenizer = "char"\n' + text
