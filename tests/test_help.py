@@ -1,4 +1,4 @@
-"""`--help` shows every default (issue 15: rich markup used to swallow "[default: ...]")."""
+"""`--help` shows every default (rich markup used to swallow "[default: ...]")."""
 
 import re
 

@@ -1,4 +1,4 @@
-"""Issue 14: the repeats corpus, the induction preset, and the phase change it shows.
+"""The repeats corpus, the induction preset, and the phase change it shows.
 
 The end-to-end tests train the README's run (shortened) and check what a person is told to look
 for: a previous-token head in layer 0 and an induction head in layer 1, the repeat loss falling

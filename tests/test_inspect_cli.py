@@ -249,7 +249,7 @@ def test_head_takes_the_printed_label_and_a_number_needs_a_layer(two_runs: Path)
     from tinygpt.analysis import commands
     from tinygpt.errors import UsageError
 
-    # a Python caller is told its own argument names (issue 19), the CLI its flags (above)
+    # a Python caller is told its own argument names, the CLI its flags (above)
     with pytest.raises(UsageError, match=r"^head=1 needs layer \(") as caught:
         commands.attention_report(two_runs / "checkpoints" / "new", "All", head=1, device="cpu")
     assert caught.value.options == ("head", "layer")

@@ -261,7 +261,7 @@ def test_a_command_that_runs_a_model_fits_the_threads_once(two_threads, monkeypa
 
 @pytest.mark.slow
 def test_piped_train_output_is_not_cut_at_the_terminal_width(tmp_path: Path) -> None:
-    """Smaller item: the run summary and the notes keep one line each in a pipe or a log."""
+    """The run summary and the notes keep one line each in a pipe or a log."""
     from tests.conftest import SMALL_TEXT, run_in_process
 
     (tmp_path / "t.txt").write_text(SMALL_TEXT)

@@ -148,7 +148,7 @@ def test_every_training_command_in_the_readme_gives_a_duration_range() -> None:
 
 
 def test_the_readme_info_example_is_what_info_prints_today(two_runs: Path) -> None:
-    """Smaller item: the README's `info` lacked the recipe, optimizer and schedule rows and gave
+    """The README's `info` lacked the recipe, optimizer and schedule rows and gave
     another model's parameter count. The example now lives in docs/everyday.md."""
     import re
 

@@ -219,7 +219,7 @@ def test_plots_of_known_curves():
 
 @pytest.mark.slow
 def test_info_on_an_imported_model_shows_no_schedule_it_never_ran(tiny_run, tmp_path) -> None:
-    """Smaller item: an imported checkpoint's info had a schedule and "0 of 0" steps."""
+    """An imported checkpoint's info had a schedule and "0 of 0" steps."""
     from tests.conftest import run_in_process
 
     result = tiny_run(arch="gpt2", max_steps=2)

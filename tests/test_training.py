@@ -557,7 +557,7 @@ def test_a_bpe_model_that_dwarfs_its_text_is_named_with_its_embedding() -> None:
     from tinygpt.model import GPT
     from tinygpt.training.sizing import model_size_note
 
-    # The issue's run: the default shape with GPT-2's vocabulary, for 8,075 tokens of text.
+    # A newcomer's run: the default shape with GPT-2's vocabulary, for 8,075 tokens of text.
     model = GPT(ModelConfig(vocab_size=50257))
     gpt2 = SimpleNamespace(name="gpt2", vocab_size=50257)
     note = model_size_note(model, 8075 * 9 // 10, gpt2)
@@ -591,10 +591,10 @@ def test_train_warns_at_start_when_the_model_dwarfs_the_text(tmp_path: Path) -> 
 
 @pytest.mark.slow
 def test_a_small_file_with_no_tokenizer_named_trains_on_characters(tmp_path: Path) -> None:
-    """Item 2: the issue's trap (gpt2's embedding for a small file) is not the default."""
+    """A newcomer's trap (gpt2's embedding for a small file) is not the default."""
     from tests.conftest import SMALL_TEXT, run_in_process
 
-    text = SMALL_TEXT * 10  # 35 KB, the size of the issue's file
+    text = SMALL_TEXT * 10  # 35 KB, the size of that newcomer's file
     (tmp_path / "mine.txt").write_text(text)
     args = ("--block-size", "16", "--batch-size", "2", "--max-steps", "1", "--device", "cpu")
     proc = run_in_process("train", "mine.txt", *args, cwd=tmp_path)
@@ -614,7 +614,7 @@ def test_the_default_stays_gpt2_where_its_model_fits(tmp_path: Path) -> None:
     big.write_text("To be, or not to be, that is the question.\n" * 30_000)  # 1.3 MB
     assert default_tokenizer(big, {}) == ("gpt2", None)
     small = tmp_path / "small.txt"
-    small.write_text("To be, or not to be, that is the question.\n" * 800)  # 35 KB, the issue's
+    small.write_text("To be, or not to be, that is the question.\n" * 800)  # 35 KB, the newcomer's
     name, note = default_tokenizer(small, {})
     assert name == "char" and note is not None and "\n" not in note
     assert default_tokenizer(small, {"n_embd": 8, "n_head": 2, "n_layer": 1})[0] == "gpt2"
