@@ -216,12 +216,17 @@ def test_malformed_metrics_lines_are_skipped(ck, tmp_path):
         "not json",
         '{"step": true}',
     ]
+    # A whole record but for one head score too large for a float (json reads any integer).
+    huge = json.loads(good.splitlines()[-1])
+    next(iter(huge["heads"].values()))["sink"] = 10**400
+    junk.append(json.dumps({**huge, "step": 7}))
     (ck / METRICS_FILE).write_text("\n".join(junk) + "\n" + good + "\n".join(junk))
     for args in (
         ["plot", "-c", "ck"],
         ["info", "-c", "ck"],
         ["info", "-c", "ck", "--json"],
         ["inspect", "trajectory", "ck"],
+        ["inspect", "trajectory", "ck", "--json", "--png", "t.png"],
         ["train", TEXT, "--out", "ck", "--resume", "--max-steps", "11", "-q"],
     ):
         code, _, err = run_main(*args, cwd=tmp_path)

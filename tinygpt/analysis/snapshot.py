@@ -122,8 +122,9 @@ def first_crossings(metrics: list[dict[str, Any]]) -> list[tuple[str, str, int, 
         for head, scores in record.get("heads", {}).items():
             for score in ROLE_SCORES:
                 value = scores.get(score.key)
-                earned = clears(score, value, chance.get(score.key, 0.0))
-                if not earned or (head, score.role) in seen:
+                if (head, score.role) in seen or not clears(
+                    score, value, chance.get(score.key, 0.0)
+                ):
                     continue
                 seen.add((head, score.role))
                 out.append((head, score.role, int(record["step"]), float(value)))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -34,12 +35,15 @@ _SNAPSHOT_NUMBERS = ("val_loss", "induction_loss", "icl_score")  # what the traj
 
 
 def _number(value: Any) -> bool:
-    # NaN and infinity are numbers here: a diverging run logs them, and every reader copes.
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    # NaN and infinity are numbers here: a diverging run logs them, and every reader copes; an
+    # integer too large for a float is not (JSON has no limit; math.isfinite overflows on it).
+    if isinstance(value, float):
+        return True
+    return type(value) is int and abs(value) <= sys.float_info.max
 
 
 def _scores(value: Any) -> bool:
-    """A mapping of names to finite numbers (a head's scores, the chance levels)."""
+    """A mapping of names to numbers (a head's scores, the chance levels)."""
     return isinstance(value, dict) and all(
         isinstance(k, str) and _number(v) for k, v in value.items()
     )
