@@ -47,6 +47,15 @@ def test_every_hook_point_shows_its_activation_with_its_shape(arch: str):
     )
 
 
+def test_hook_points_are_listed_in_the_order_the_activations_flow():
+    model, _ = model_and_input()
+    flow = ["hook_q", "hook_k", "hook_v", "hook_rot_q", "hook_rot_k", "hook_attn_scores",
+            "hook_pattern", "hook_z"]  # fmt: skip
+    assert [n for n in hook_points(model) if n.startswith("blocks.0.attn.")] == [
+        f"blocks.0.attn.{n}" for n in flow
+    ]
+
+
 def test_attention_only_blocks_have_no_mlp_hook():
     model, _ = model_and_input(mlp=False)
     assert "blocks.0.hook_mlp_out" not in hook_points(model)

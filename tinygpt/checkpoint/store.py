@@ -166,7 +166,8 @@ class Checkpoint:
     def load_state(self) -> dict[str, Any]:
         data = self.read_verified(STATE_FILE)
         try:
-            # weights_only explicitly: TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD can't turn it off.
+            # weights_only explicitly: TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD can't turn it off, and an
+            # error is never retried as an unsafe load.
             state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
         except Exception as exc:
             raise CheckpointError(

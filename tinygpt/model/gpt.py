@@ -9,6 +9,8 @@ The recipe (tinygpt/recipe.py) is read once, in the constructors: each choice be
 paths that compute the same numbers: ``manual``, softmax(Q Kᵀ / √d_k + causal mask) · V written
 out (the only one that forms the scores and weights, so a layer whose ``hook_attn_scores`` or
 ``hook_pattern`` is hooked runs it), and ``sdpa``, torch's fused kernel (what ``auto`` picks).
+Hook points (model/hooks.py) sit at every activation worth reading or changing; generation uses
+a KV cache (model/cache.py) and the one-token :meth:`GPT.step`.
 """
 
 from __future__ import annotations
@@ -57,8 +59,9 @@ class CausalSelfAttention(nn.Module):
         # Without QK-norm or RoPE (gpt2), queries and keys reach attention as projected.
         self.shapes_qk = config.qk_norm or config.position == "rope"
         self.hook_q, self.hook_k, self.hook_v = HookPoint(), HookPoint(), HookPoint()
-        self.hook_rot_q, self.hook_rot_k, self.hook_z = HookPoint(), HookPoint(), HookPoint()
+        self.hook_rot_q, self.hook_rot_k = HookPoint(), HookPoint()
         self.hook_attn_scores, self.hook_pattern = HookPoint(), HookPoint()
+        self.hook_z = HookPoint()  # registered after the pattern: hook points list in flow order
 
     def project(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """x · W_Q, x · W_K, x · W_V, each split into heads: (B, n_head, T, head_dim)."""
