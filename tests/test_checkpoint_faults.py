@@ -29,6 +29,7 @@ from tests.conftest import (
     time_limit,
 )
 from tinygpt.checkpoint.manifest import (
+    BEST_FILE,
     CONFIG_FILE,
     MANIFEST_FILE,
     MODEL_FILE,
@@ -285,13 +286,13 @@ JSON_VALUES = st.recursive(
 
 
 FILES = (
-    "config.json",
-    "tokenizer.json",
-    "model.safetensors",
-    "best.safetensors",
-    "state.pt",
-    "manifest.json",
-    "metrics.jsonl",
+    CONFIG_FILE,
+    TOKENIZER_FILE,
+    MODEL_FILE,
+    BEST_FILE,
+    STATE_FILE,
+    MANIFEST_FILE,
+    METRICS_FILE,
 )
 
 

@@ -20,7 +20,6 @@ from tinygpt.io.console import stdout_console
 
 
 def attention(
-    ctx: typer.Context,
     checkpoint: CheckpointOpt = None,
     prompt: opt.Prompt = "",
     layer: opt.Layer = None,
@@ -41,7 +40,39 @@ def attention(
     device: DeviceOpt = DEVICE_DEFAULT,
 ) -> None:
     """Show what each layer and head attends to on a prompt (or the induction probe), and why."""
-    show_attention(**ctx.params)
+    layer, head_index = focus(layer, head)
+    prompt = read_prompt(prompt)
+    from tinygpt.analysis import commands
+    from tinygpt.views.attention_files import ReportFiles, write_report
+    from tinygpt.views.attention_view import report_view
+
+    console = stdout_console()
+    if window < 2:
+        raise UsageError("--window must be at least 2")
+    report = commands.attention_report(
+        checkpoint,
+        prompt,
+        device=device,
+        best=best,
+        induction=induction,
+        queries=queries,
+        layer=layer,
+        head=head_index,
+        query=query,
+        explain=explain,
+    )
+    for notice in report.notices:
+        typer.echo(f"note: {notice}", err=True)
+    layer, head_index = report.focus  # a role (--head induction) names a head now
+    show(
+        json_out,
+        report.to_dict,
+        lambda: report_view(report, layer, head_index, query, window, console.width, show_rollout),
+    )
+    files = ReportFiles(json_file, html_file, png_file, svg_file, npz_file)
+    title = "".join(report.tokens)[:80]  # the prompt's start
+    for path in write_report(report, files, layer, head_index, title, rollout=show_rollout):
+        wrote(path)
 
 
 command("attention", group=inspect_app)(attention)
@@ -114,65 +145,6 @@ def trajectory(
 
         write_output(png_file, trajectory_png(records))
         wrote(png_file)
-
-
-def show_attention(
-    checkpoint: Path | None,
-    prompt: str,
-    *,
-    layer: int | None,
-    head: str | None,
-    query: str | None,
-    explain: bool,
-    induction: bool,
-    show_rollout: bool,
-    window: int,
-    queries: str | None,
-    best: bool,
-    device: str,
-    json_out: bool,
-    json_file: Path | None,
-    html_file: Path | None,
-    png_file: Path | None,
-    svg_file: Path | None,
-    npz_file: Path | None,
-) -> None:
-    """Each layer's and head's attention on the prompt (or the induction probe), the head
-    table, and with the focus options one head or query explained; parameters are named as the
-    command's options are."""
-    layer, head_index = focus(layer, head)
-    prompt = read_prompt(prompt)
-    from tinygpt.analysis import commands
-    from tinygpt.views.attention_files import ReportFiles, write_report
-    from tinygpt.views.attention_view import report_view
-
-    console = stdout_console()
-    if window < 2:
-        raise UsageError("--window must be at least 2")
-    report = commands.attention_report(
-        checkpoint,
-        prompt,
-        device=device,
-        best=best,
-        induction=induction,
-        queries=queries,
-        layer=layer,
-        head=head_index,
-        query=query,
-        explain=explain,
-    )
-    for notice in report.notices:
-        typer.echo(f"note: {notice}", err=True)
-    layer, head_index = report.focus  # a role (--head induction) names a head now
-    show(
-        json_out,
-        report.to_dict,
-        lambda: report_view(report, layer, head_index, query, window, console.width, show_rollout),
-    )
-    files = ReportFiles(json_file, html_file, png_file, svg_file, npz_file)
-    title = "".join(report.tokens)[:80]  # the prompt's start
-    for path in write_report(report, files, layer, head_index, title, rollout=show_rollout):
-        wrote(path)
 
 
 def focus(layer: int | None, head: str | None) -> tuple[int | None, int | str | None]:

@@ -58,7 +58,7 @@ def predictions(
         checkpoint, read_prompt(prompt), top=top, device=device, best=best
     )
     files = {"json": json_file, "html": html_file, "png": png_file, "svg": svg_file}
-    _finish(report, json_out, lambda: predictions_view(report, stdout_console().width), files)
+    _finish(report, json_out, lambda: predictions_view(report), files)
 
 
 @command("attribution", group=inspect_app)

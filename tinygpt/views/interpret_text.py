@@ -34,7 +34,7 @@ def _style(rgb: tuple[int, int, int]) -> str:
     return f"black on rgb({rgb[0]},{rgb[1]},{rgb[2]})"
 
 
-def predictions_view(report: PredictionsReport, width: int = 100) -> RenderableType:
+def predictions_view(report: PredictionsReport) -> RenderableType:
     # The prompt, each token's background the loss of predicting it (at position i - 1).
     text = Text()
     losses = [None] + [p.loss for p in report.predictions[:-1]]
