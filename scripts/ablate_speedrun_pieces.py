@@ -6,7 +6,7 @@ are flags: ``order`` (``--data-order passes``), ``ema`` (``--ema``), ``normuon``
 
     python scripts/ablate_speedrun_pieces.py [--variants base x0 unet ve order] [--steps 400]
         [--ema-decay 0.99] [--rdrop 0.1]
-        [--seeds 1337 1338] [--dtype float32]
+        [--ramp-share 0.333] [--ramp-batch 16] [--seeds 1337 1338] [--dtype float32]
 
 - ``x0``: every block's input is ``a_i * x + b_i * x0``, x0 the normalised embedding (a = 1,
   b = 0 at the start; learned scalars), as modded-nanogpt mixes the embedding back in;
@@ -31,7 +31,19 @@ are flags: ``order`` (``--data-order passes``), ``ema`` (``--ema``), ``normuon``
   share of each target's probability spread over the vocabulary); evaluated without;
 - ``mtp``: ``normuon`` trained to predict the token after next too (multi-token prediction): a
   second LM head (AdamW, as the head) on the final norm's output, its loss weighted by
-  ``--mtp-weight``; evaluated on the next token alone.
+  ``--mtp-weight``; evaluated on the next token alone;
+- ``embwd``: ``normuon`` with weight decay on the embeddings and the head too (AdamW's decoupled
+  decay, ``--weight-decay``), where the recipe decays the matrices only;
+- ``bsramp``: ``normuon`` whose first ``--ramp-share`` of the training tokens (a third) come in
+  batches of ``--ramp-batch`` (16), the rest in batches of 32 (a batch-size schedule): more
+  steps for the same tokens at about the same cost (a step of 16 costs about half of one of 32
+  here), and the schedule spans them all;
+- ``seqramp``: ``normuon`` whose first third of the steps train on 64-token windows, each batch
+  of 32 windows of 128 cut in two (the same tokens, twice the sequences): a sequence-length
+  schedule at equal steps and tokens;
+- ``split``: ``bsramp`` as a step of the schedule: for the first ``--ramp-share`` of the steps,
+  each batch of 32 is two optimizer steps of 16 at that step's rate, so the schedule, its
+  warmup and decay keep their lengths in batches.
 
 The first variant named is the reference of the table's last column. Each run is its own
 process (one torch thread) and prints its validation loss on 50 batches.
@@ -52,9 +64,12 @@ from torch import nn
 VARIANTS = (
     *("base", "x0", "unet", "ve", "order", "ema", "rdrop"),
     *("polar", "normuon", "cwd", "muon3", "smooth", "mtp"),
+    *("embwd", "bsramp", "seqramp", "split"),
 )
 # The variants that evaluate the average (the rest: --ema 0, the default before it).
-AVERAGED = ("ema", "normuon", "smooth", "mtp", "polar", "cwd", "muon3")
+AVERAGED = ("ema", "normuon", "smooth", "mtp", "polar", "cwd", "muon3", *VARIANTS[-4:])
+# The variants on today's default (--normuon); the rest run torch's Muon, the default before it.
+ON_NORMUON = ("normuon", "smooth", "mtp", *VARIANTS[-4:])
 OPTIMIZER_VARIANTS = {"polar": {"polar"}, "cwd": {"cwd"}, "muon3": {"polar", "normuon", "cwd"}}
 # Polar Express's five steps' (a, b, c) for a * X + b * (X X^T) X + c * (X X^T)^2 X, with its
 # safety factor (the input is scaled by 1.02 of its norm); the values the paper publishes.
@@ -229,6 +244,67 @@ def patch_multi_token(weight: float) -> None:
     gpt.GPT.forward, gpt.GPT.head = new_forward, new_head
 
 
+def patch_embedding_decay() -> None:
+    """Decay the embeddings and the head as the matrices are decayed."""
+    import tinygpt.training.optim as optim
+
+    for role in ("embeddings", "head"):
+        kind, rate, _ = optim.MUON_ROLES[role]
+        optim.MUON_ROLES[role] = (kind, rate, True)
+
+
+def ramp_steps(args: argparse.Namespace) -> tuple[int, int]:
+    """``bsramp``'s steps at the small batch, and in all, for the tokens of ``--steps`` of 32."""
+    small = round(args.ramp_share * args.steps * 32 / args.ramp_batch)
+    return small, small + round((1 - args.ramp_share) * args.steps)
+
+
+def patch_training_batches(variant: str, args: argparse.Namespace) -> None:
+    """The training sampler's first batches: smaller (``bsramp``) or cut in two (``seqramp``)."""
+    import tinygpt.training.setup as setup
+
+    early_calls = ramp_steps(args)[0] if variant == "bsramp" else args.steps // 3
+
+    class Ramped(setup.BatchSampler):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            self.calls, self.full = 0, self.batch_size
+
+        def rows(self, device: torch.device) -> torch.Tensor:
+            self.calls += 1
+            early = self.calls <= early_calls
+            self.batch_size = args.ramp_batch if early and variant == "bsramp" else self.full
+            window = super().rows(device)
+            if early and variant == "seqramp":
+                half = self.block_size // 2
+                return torch.cat([window[:, : half + 1], window[:, half:]])
+            return window
+
+    setup.BatchSampler = Ramped
+
+
+def patch_split_steps(share: float) -> None:
+    """Two optimizer steps of half a batch each for the first ``share`` of the schedule."""
+    import tinygpt.training.trainer as trainer
+
+    step = trainer.Trainer.train_step
+
+    def train_step(self: trainer.Trainer) -> tuple[float, bool]:
+        sampler, full = self.parts.sampler, self.cfg.batch_size
+        if self.state.step >= share * self.state.total_steps:
+            sampler.batch_size = full
+            return step(self)
+        sampler.batch_size = full // 2
+        at = self.state.step
+        first, applied = step(self)
+        self.state.step = at  # the second half at the same step of the schedule
+        second, also = step(self)
+        self.state.tokens_seen -= self.tokens_per_step  # one batch of tokens, not two
+        return (first + second) / 2, applied and also
+
+    trainer.Trainer.train_step = train_step
+
+
 def run_one(args: argparse.Namespace) -> None:
     import tinygpt
 
@@ -243,6 +319,14 @@ def run_one(args: argparse.Namespace) -> None:
         patch_label_smoothing(args.smoothing)
     if args.variant == "mtp":
         patch_multi_token(args.mtp_weight)
+    if args.variant == "embwd":
+        patch_embedding_decay()
+    steps = args.steps
+    if args.variant in ("bsramp", "seqramp"):
+        steps = ramp_steps(args)[1] if args.variant == "bsramp" else args.steps
+        patch_training_batches(args.variant, args)
+    if args.variant == "split":
+        patch_split_steps(args.ramp_share)
     result = tinygpt.train(
         args.data,
         out_dir=Path(args.out) / f"{args.variant}-{args.seed}-{args.steps}",
@@ -253,10 +337,10 @@ def run_one(args: argparse.Namespace) -> None:
         data_order="random" if args.variant in VARIANTS[:4] else "passes",
         dropout=args.rdrop if args.variant == "rdrop" else 0.0,
         ema=args.ema_decay if args.variant in AVERAGED else 0.0,
-        normuon=args.variant in ("normuon", "smooth", "mtp"),
+        normuon=args.variant in ON_NORMUON,
         seed=args.seed,
-        max_steps=args.steps,
-        eval_every=args.steps,
+        max_steps=steps,
+        eval_every=steps,
         eval_batches=50,
         device="cpu",
         head_snapshots=False,
@@ -279,6 +363,8 @@ def main() -> None:
     parser.add_argument("--rdrop", type=float, default=0.1)
     parser.add_argument("--smoothing", type=float, default=0.1)
     parser.add_argument("--mtp-weight", type=float, default=0.3)
+    parser.add_argument("--ramp-share", type=float, default=1 / 3)
+    parser.add_argument("--ramp-batch", type=int, default=16)
     parser.add_argument("--variant", help=argparse.SUPPRESS)  # one run, in a child process
     parser.add_argument("--seed", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -302,6 +388,7 @@ def _child(args: argparse.Namespace, variant: str, seed: int) -> str:
     command += ["--steps", str(args.steps), "--dtype", args.dtype, "--data", args.data]
     command += ["--ema-decay", str(args.ema_decay), "--rdrop", str(args.rdrop)]
     command += ["--smoothing", str(args.smoothing), "--mtp-weight", str(args.mtp_weight)]
+    command += ["--ramp-share", str(args.ramp_share), "--ramp-batch", str(args.ramp_batch)]
     done = subprocess.run([*command, "--out", args.out], capture_output=True, text=True)
     if done.returncode != 0:
         sys.exit(f"{variant} seed {seed} failed:\n{done.stderr}")
