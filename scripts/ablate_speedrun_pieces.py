@@ -43,7 +43,9 @@ are flags: ``order`` (``--data-order passes``), ``ema`` (``--ema``), ``normuon``
   schedule at equal steps and tokens;
 - ``split``: ``bsramp`` as a step of the schedule: for the first ``--ramp-share`` of the steps,
   each batch of 32 is two optimizer steps of 16 at that step's rate, so the schedule, its
-  warmup and decay keep their lengths in batches.
+  warmup and decay keep their lengths in batches; ``--batch-warmup-steps N``: the first N steps
+  instead (the package's ``--batch-warmup-steps``, now the default with 400, which this
+  variant runs; every other variant runs with 0, one update a step, as measured).
 
 The first variant named is the reference of the table's last column. Each run is its own
 process (one torch thread) and prints its validation loss on 50 batches.
@@ -283,7 +285,7 @@ def patch_training_batches(variant: str, args: argparse.Namespace) -> None:
     setup.BatchSampler = Ramped
 
 
-def patch_split_steps(share: float) -> None:
+def patch_split_steps(share: float) -> None:  # the first version; the package's flag now
     """Two optimizer steps of half a batch each for the first ``share`` of the schedule."""
     import tinygpt.training.trainer as trainer
 
@@ -325,8 +327,9 @@ def run_one(args: argparse.Namespace) -> None:
     if args.variant in ("bsramp", "seqramp"):
         steps = ramp_steps(args)[1] if args.variant == "bsramp" else args.steps
         patch_training_batches(args.variant, args)
-    if args.variant == "split":
-        patch_split_steps(args.ramp_share)
+    split = args.batch_warmup_steps
+    if split is None:
+        split = math.ceil(args.ramp_share * args.steps) if args.variant == "split" else 0
     result = tinygpt.train(
         args.data,
         out_dir=Path(args.out) / f"{args.variant}-{args.seed}-{args.steps}",
@@ -338,6 +341,7 @@ def run_one(args: argparse.Namespace) -> None:
         dropout=args.rdrop if args.variant == "rdrop" else 0.0,
         ema=args.ema_decay if args.variant in AVERAGED else 0.0,
         normuon=args.variant in ON_NORMUON,
+        batch_warmup_steps=split,
         seed=args.seed,
         max_steps=steps,
         eval_every=steps,
@@ -365,6 +369,7 @@ def main() -> None:
     parser.add_argument("--mtp-weight", type=float, default=0.3)
     parser.add_argument("--ramp-share", type=float, default=1 / 3)
     parser.add_argument("--ramp-batch", type=int, default=16)
+    parser.add_argument("--batch-warmup-steps", type=int, help="split: the first N steps")
     parser.add_argument("--variant", help=argparse.SUPPRESS)  # one run, in a child process
     parser.add_argument("--seed", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -389,6 +394,8 @@ def _child(args: argparse.Namespace, variant: str, seed: int) -> str:
     command += ["--ema-decay", str(args.ema_decay), "--rdrop", str(args.rdrop)]
     command += ["--smoothing", str(args.smoothing), "--mtp-weight", str(args.mtp_weight)]
     command += ["--ramp-share", str(args.ramp_share), "--ramp-batch", str(args.ramp_batch)]
+    if args.batch_warmup_steps is not None:
+        command += ["--batch-warmup-steps", str(args.batch_warmup_steps)]
     done = subprocess.run([*command, "--out", args.out], capture_output=True, text=True)
     if done.returncode != 0:
         sys.exit(f"{variant} seed {seed} failed:\n{done.stderr}")

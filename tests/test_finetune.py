@@ -61,9 +61,10 @@ def test_a_run_starts_from_the_source_weights_and_leaves_the_source_alone(
     assert tuned.config.model == open_checkpoint(source).config.model
     assert tuned.tokenizer_spec == open_checkpoint(source).tokenizer_spec
     assert tuned.config.train.init_from == str(source)
-    # A fresh optimizer: its step counts are this run's two steps, not the source's thirty.
+    # A fresh optimizer: its step counts are this run's four updates (two steps, each in two
+    # halves: the batch warmup), not the source's.
     steps = [s["step"] for s in tuned.load_state()["optimizer"]["state"].values() if "step" in s]
-    assert steps and all(float(s) == 2 for s in steps)
+    assert steps and all(float(s) == 4 for s in steps)
 
 
 @pytest.mark.parametrize(

@@ -212,6 +212,13 @@ def test_runs_saved_before_normuon_resume_with_torchs_muon():
     assert RunConfig.from_dict({"model": {}, "train": {}}).train.normuon is False  # gpt2 recipe
 
 
+def test_runs_saved_before_the_batch_warmup_resume_with_one_update_a_step():
+    old = RunConfig.from_dict({"model": {"position": "rope"}, "train": {}})
+    assert old.train.batch_warmup_steps == 0
+    assert RunConfig().train.batch_warmup_steps == 400  # the modern recipe's
+    assert RunConfig.from_dict({"model": {}, "train": {}}).train.batch_warmup_steps == 0  # gpt2
+
+
 def test_optimizer_groups_by_role_with_their_own_rates():
     model = make("modern")
     cfg = TrainConfig(lr=0.004, matrix_lr=0.03, embed_lr=0.5, weight_decay=0.1)

@@ -168,6 +168,56 @@ def test_resume_is_bitwise_exact_with_dropout(tiny_run, monkeypatch):
     assert not all(torch.equal(a[k], c[k]) for k in a)
 
 
+def _updates_and_batches(monkeypatch) -> list[int]:
+    """The batch size of each optimizer update the trainer makes from now on."""
+    seen: list[int] = []
+    real_update = Trainer._update
+
+    def update(self):
+        seen.append(self.parts.sampler.batch_size)
+        return real_update(self)
+
+    monkeypatch.setattr(Trainer, "_update", update)
+    return seen
+
+
+@pytest.mark.parametrize("warmup, halves", [(3, 3), (0, 0), (400, 6)])
+def test_the_batch_warmup_updates_on_each_half_and_counts_one_batch(
+    tiny_run, monkeypatch, warmup, halves
+):
+    seen = _updates_and_batches(monkeypatch)
+    result = tiny_run(batch_warmup_steps=warmup, batch_size=7, max_steps=6, eval_every=6)
+    # Each warmup step: two updates, on 3 and 4 of the 7 sequences; then one on all 7.
+    assert seen == [3, 4] * halves + [7] * (6 - halves)
+    assert result.step == 6
+    assert result.metrics[-1]["tokens_seen"] == 6 * 7 * 16  # one batch a step, either way
+
+
+def test_resume_inside_the_batch_warmup_is_bitwise_exact(tiny_run, monkeypatch):
+    options = dict(batch_warmup_steps=9, max_steps=12, eval_every=4)
+    full = tiny_run("full", **options)
+    real_step = Trainer.train_step
+
+    def step_then_ctrl_c(self):
+        out = real_step(self)
+        if self.step == 5:  # inside the warmup, which runs to step 9
+            os.kill(os.getpid(), signal.SIGINT)
+        return out
+
+    monkeypatch.setattr(Trainer, "train_step", step_then_ctrl_c)
+    cut = tiny_run("cut", **options)
+    monkeypatch.undo()
+    assert cut.interrupted and cut.step == 5
+    resumed = tiny_run("cut", **options, resume=True)
+    a, b = _final_weights(full.out_dir), _final_weights(resumed.out_dir)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert [m["val_loss"] for m in full.metrics] == [m["val_loss"] for m in resumed.metrics]
+    # Negative control: the same run without the warmup ends elsewhere.
+    other = tiny_run("other", **{**options, "batch_warmup_steps": 0})
+    c = _final_weights(other.out_dir)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
 class _WeightsEachStep(TrainerCallback):
     def __init__(self) -> None:
         self.steps: list[dict[str, torch.Tensor]] = []
@@ -181,8 +231,10 @@ def test_ema_saves_the_average_of_the_trained_weights_and_trains_on_the_weights(
     (decay ramping up as (1 + n) / (10 + n)), computed here by hand from a run without it; the
     training itself is that run's, bit for bit, and its weights are what state.pt keeps."""
     plain, averaged = _WeightsEachStep(), _WeightsEachStep()
-    tiny_run("plain", ema=0.0, max_steps=12, eval_every=12, callbacks=[plain])
-    result = tiny_run("ema", ema=0.9, max_steps=12, eval_every=12, callbacks=[averaged])
+    # One update a step (no batch warmup), so the average's updates are the steps seen here.
+    one = dict(max_steps=12, eval_every=12, batch_warmup_steps=0)
+    tiny_run("plain", ema=0.0, callbacks=[plain], **one)
+    result = tiny_run("ema", ema=0.9, callbacks=[averaged], **one)
     for a, b in zip(plain.steps, averaged.steps, strict=True):
         assert all(torch.equal(a[k], b[k]) for k in a)
     want = {k: v.clone() for k, v in plain.steps[0].items()}
@@ -209,6 +261,13 @@ def test_ema_outside_zero_to_one_is_one_line_naming_the_flag(small_text, value):
     code, _, err = run_main("train", str(small_text), "--ema", value)
     line = one_line_error(code, err)
     assert "--ema" in line and ("[0, 1)" in line or "finite" in line)
+
+
+def test_a_negative_batch_warmup_is_one_line_naming_the_flag(small_text):
+    from tests.conftest import one_line_error, run_main
+
+    code, _, err = run_main("train", str(small_text), "--batch-warmup-steps", "-1")
+    assert "--batch-warmup-steps must be >= 0, got -1" in one_line_error(code, err)
 
 
 def test_a_run_never_changes_its_configuration(tiny_run, monkeypatch):
@@ -340,8 +399,11 @@ def test_compile_problem_names_what_is_missing(monkeypatch):
     assert device.compile_problem(torch.device("cpu")) is None
 
 
-@pytest.mark.parametrize("flags, on", [([], True), (["--no-normuon"], False)])
-def test_normuon_is_a_flag_the_header_names_and_the_run_records(tmp_path, flags, on):
+@pytest.mark.parametrize(
+    "flags, on, warmup",
+    [([], True, 400), (["--no-normuon", "--batch-warmup-steps", "0"], False, 0)],
+)
+def test_normuon_is_a_flag_the_header_names_and_the_run_records(tmp_path, flags, on, warmup):
     import json
 
     from tests.conftest import MICRO_ARGS, run_in_process
@@ -354,6 +416,10 @@ def test_normuon_is_a_flag_the_header_names_and_the_run_records(tmp_path, flags,
     assert ("evened out per neuron (--normuon)" in optim_line) is on
     saved = json.loads((tmp_path / "ck" / "config.json").read_text())
     assert saved["train"]["normuon"] is on
+    # The batch warmup too (a flag on the schedule's line)
+    schedule = next(line for line in proc.stderr.splitlines() if line.startswith("schedule "))
+    assert ("400 steps update on each half batch (--batch-warmup-steps)" in schedule) is on
+    assert saved["train"]["batch_warmup_steps"] == warmup
 
 
 @pytest.mark.parametrize("order, words", [(None, "shuffled passes"), ("random", "random windows")])

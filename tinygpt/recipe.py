@@ -53,6 +53,7 @@ class Recipe:
     data_order: str | None = None  # "passes" or "random" (docs/benchmarks.md)
     ema: float | None = None  # the weights' average evaluated and saved; 0: none
     normuon: bool | None = None  # Muon's per-neuron step sizes (tinygpt/training/muon.py)
+    batch_warmup_steps: int | None = None  # the first steps update on each half batch
 
     def model_options(self) -> dict[str, Any]:
         """The ModelConfig fields this recipe sets."""
@@ -92,6 +93,7 @@ MODERN = Recipe(
     data_order="passes",
     ema=0.99,
     normuon=True,
+    batch_warmup_steps=400,
 )
 
 GPT2 = Recipe(
@@ -111,6 +113,7 @@ GPT2 = Recipe(
     data_order="random",  # nanoGPT's: every window drawn anywhere
     ema=0.0,
     normuon=False,  # no Muon in this recipe: recorded as off
+    batch_warmup_steps=0,
 )
 
 RECIPES: dict[str, Recipe] = {"modern": MODERN, "gpt2": GPT2}

@@ -26,6 +26,7 @@ MODEL_OPTIONS = ("n_layer", "n_head", "n_embd", "block_size", "dropout", "bias",
 TRAIN_OPTIONS = (
     "batch_size",
     "grad_accum",
+    "batch_warmup_steps",
     "data_order",
     "optimizer",
     "lr",

@@ -15,6 +15,7 @@ BEFORE_THE_SETTING: dict[str, Any] = {
     "data_order": "random",  # each window drawn anywhere
     "ema": 0.0,  # the weights as trained were saved
     "normuon": False,  # torch's Muon
+    "batch_warmup_steps": 0,  # one update a step
 }
 
 

@@ -301,7 +301,29 @@ class Trainer:
         )
 
     def train_step(self) -> tuple[float, bool]:
-        """One optimizer step over ``grad_accum`` micro-batches; returns (loss, applied)."""
+        """One step of the schedule: an optimizer step over ``grad_accum`` micro-batches, or in
+        the batch warmup one on each half of the batch; returns (loss, applied)."""
+        sampler, batch = self.parts.sampler, self.cfg.batch_size
+        if self.in_batch_warmup():
+            sampler.batch_size = batch // 2
+            first, applied = self._update()
+            sampler.batch_size = batch - batch // 2
+            second, also = self._update()
+            loss, applied = (first + second) / 2, applied and also
+        else:
+            sampler.batch_size = batch
+            loss, applied = self._update()
+        self.state.step += 1
+        self.state.tokens_seen += self.tokens_per_step
+        return loss, applied
+
+    def in_batch_warmup(self) -> bool:
+        """Whether this step updates on each half of its batch (``--batch-warmup-steps``): a
+        count of steps, like the rate's warmup, so no plan of the total changes it."""
+        return self.cfg.batch_size > 1 and self.step < self.cfg.batch_warmup_steps
+
+    def _update(self) -> tuple[float, bool]:
+        """One optimizer step at this step's rate; returns (loss, applied)."""
         self.optimizer.set_lr(self.lr(self.step), self.cfg.lr)
         loss_sum = self._backward()
         scaler = self.parts.scaler
@@ -314,8 +336,6 @@ class Trainer:
             scaler.step(self.optimizer)  # GradScaler skips non-finite steps itself
             scaler.update()
         self.optimizer.zero_grad()
-        self.state.step += 1
-        self.state.tokens_seen += self.tokens_per_step
         applied = math.isfinite(loss) and (finite or scaler.is_enabled())
         if applied and self.state.average is not None:
             self.state.average.update()
