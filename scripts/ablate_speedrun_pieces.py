@@ -43,9 +43,9 @@ are flags: ``order`` (``--data-order passes``), ``ema`` (``--ema``), ``normuon``
   schedule at equal steps and tokens;
 - ``split``: ``bsramp`` as a step of the schedule: for the first ``--ramp-share`` of the steps,
   each batch of 32 is two optimizer steps of 16 at that step's rate, so the schedule, its
-  warmup and decay keep their lengths in batches; ``--batch-warmup-steps N``: the first N steps
-  instead (the package's ``--batch-warmup-steps``, now the default with 400, which this
-  variant runs; every other variant runs with 0, one update a step, as measured).
+  warmup and decay keep their lengths in batches: the package's ``--batch-warmup-steps`` with
+  ``ceil(share x steps)`` (434 at 1,300 steps), or ``--batch-warmup-steps N`` (the default
+  recipe's is 400); every other variant runs with 0, one update a step, as measured.
 
 The first variant named is the reference of the table's last column. Each run is its own
 process (one torch thread) and prints its validation loss on 50 batches.
@@ -285,28 +285,6 @@ def patch_training_batches(variant: str, args: argparse.Namespace) -> None:
     setup.BatchSampler = Ramped
 
 
-def patch_split_steps(share: float) -> None:  # the first version; the package's flag now
-    """Two optimizer steps of half a batch each for the first ``share`` of the schedule."""
-    import tinygpt.training.trainer as trainer
-
-    step = trainer.Trainer.train_step
-
-    def train_step(self: trainer.Trainer) -> tuple[float, bool]:
-        sampler, full = self.parts.sampler, self.cfg.batch_size
-        if self.state.step >= share * self.state.total_steps:
-            sampler.batch_size = full
-            return step(self)
-        sampler.batch_size = full // 2
-        at = self.state.step
-        first, applied = step(self)
-        self.state.step = at  # the second half at the same step of the schedule
-        second, also = step(self)
-        self.state.tokens_seen -= self.tokens_per_step  # one batch of tokens, not two
-        return (first + second) / 2, applied and also
-
-    trainer.Trainer.train_step = train_step
-
-
 def run_one(args: argparse.Namespace) -> None:
     import tinygpt
 
@@ -327,9 +305,9 @@ def run_one(args: argparse.Namespace) -> None:
     if args.variant in ("bsramp", "seqramp"):
         steps = ramp_steps(args)[1] if args.variant == "bsramp" else args.steps
         patch_training_batches(args.variant, args)
-    split = args.batch_warmup_steps
-    if split is None:
-        split = math.ceil(args.ramp_share * args.steps) if args.variant == "split" else 0
+    split = 0  # one update a step, as every other variant was measured
+    if args.variant == "split":
+        split = args.batch_warmup_steps or math.ceil(args.ramp_share * args.steps)
     result = tinygpt.train(
         args.data,
         out_dir=Path(args.out) / f"{args.variant}-{args.seed}-{args.steps}",

@@ -50,6 +50,7 @@ def measure(size: str, attention: str, compile_: bool, args: argparse.Namespace)
         device=args.device,
         dtype=args.dtype,
         warmup_steps=1,
+        batch_warmup_steps=0,  # a plain step: one update on the whole batch
         max_steps=10**6,
     )
     ids = np.random.default_rng(0).integers(0, 65, 200_000).astype(np.uint16)

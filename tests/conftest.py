@@ -62,6 +62,9 @@ TINY = dict(
     eval_every=15,
     eval_batches=2,
     warmup_steps=5,
+    # One update a step, the path most of a real run takes (all 30 steps would be in the batch
+    # warmup); test_training's batch-warmup tests and the CLI's MICRO_ARGS runs take the other.
+    batch_warmup_steps=0,
     device="cpu",
     # A sample at each evaluation costs more than the tiny run's steps; the tests of samples
     # (test_monitoring) ask for them.

@@ -193,6 +193,19 @@ def test_the_batch_warmup_updates_on_each_half_and_counts_one_batch(
     assert result.metrics[-1]["tokens_seen"] == 6 * 7 * 16  # one batch a step, either way
 
 
+def test_a_compiled_model_keeps_one_batch_size(tiny_run, monkeypatch):
+    """A second batch size would compile the model again mid-run: no batch warmup compiled."""
+    from tinygpt.training import setup
+
+    def wrap(model, device, cfg, dist):  # reported as compiled, run as it is
+        return setup.Wrapped(model, None, True, None)
+
+    monkeypatch.setattr(setup, "wrap", wrap)
+    seen = _updates_and_batches(monkeypatch)
+    tiny_run(batch_warmup_steps=3, batch_size=7, max_steps=6, eval_every=6)
+    assert seen == [7] * 6
+
+
 def test_resume_inside_the_batch_warmup_is_bitwise_exact(tiny_run, monkeypatch):
     options = dict(batch_warmup_steps=9, max_steps=12, eval_every=4)
     full = tiny_run("full", **options)

@@ -162,7 +162,7 @@ def describe_run(trainer: Trainer, console: Console) -> None:
         f"model    {m.arch_description}: {m.n_layer} layers, {m.n_head} heads, {m.n_embd} wide, "
         f"block {m.block_size}: {count_parameters(m).describe()}\n"
         f"optim    {groups_line(trainer.optimizer.groups)}{_normuon(t)}\n"
-        f"schedule {describe_schedule(t)}{_batch_warmup(t)}{_averaged(t)}\n"
+        f"schedule {describe_schedule(t)}{_batch_warmup(trainer)}{_averaged(t)}\n"
         f"run      {_length(t)} x {t.effective_batch_size(world)} sequences{per_rank} "
         f"({ORDER_WORDS[t.data_order]}), "
         f"device {trainer.device.type}, "
@@ -179,10 +179,10 @@ def _averaged(t: TrainConfig) -> str:
     return f"; evaluated and saved: the weights' moving average (--ema {t.ema:g})"
 
 
-def _batch_warmup(t: TrainConfig) -> str:
-    if not t.batch_warmup_steps or t.batch_size < 2:
+def _batch_warmup(trainer: Trainer) -> str:
+    if not trainer.batch_warmup_steps:
         return ""
-    steps = f"{t.batch_warmup_steps:,}"
+    steps = f"{trainer.batch_warmup_steps:,}"
     return f"; the first {steps} steps update on each half batch (--batch-warmup-steps)"
 
 

@@ -317,10 +317,16 @@ class Trainer:
         self.state.tokens_seen += self.tokens_per_step
         return loss, applied
 
+    @property
+    def batch_warmup_steps(self) -> int:
+        """The first steps that update on each half of their batch (``--batch-warmup-steps``):
+        a count, like the rate's warmup, so no plan of the total changes it. None compiled: a
+        second batch size would compile the model again mid-run."""
+        whole = self.cfg.batch_size < 2 or self.compiled
+        return 0 if whole else self.cfg.batch_warmup_steps
+
     def in_batch_warmup(self) -> bool:
-        """Whether this step updates on each half of its batch (``--batch-warmup-steps``): a
-        count of steps, like the rate's warmup, so no plan of the total changes it."""
-        return self.cfg.batch_size > 1 and self.step < self.cfg.batch_warmup_steps
+        return self.step < self.batch_warmup_steps
 
     def _update(self) -> tuple[float, bool]:
         """One optimizer step at this step's rate; returns (loss, applied)."""
