@@ -259,6 +259,21 @@ def tiny_run(tmp_path: Path, small_text: Path):
 CLI_ENV = {"NO_COLOR": "1", "COLUMNS": "100", "OMP_NUM_THREADS": "1"}
 
 
+def ctrl_c_after(monkeypatch: pytest.MonkeyPatch, step: int) -> None:
+    """The trainer gets a real SIGINT right after ``step`` (handled as Ctrl-C would be)."""
+    from tinygpt.training.trainer import Trainer
+
+    real_step = Trainer.train_step
+
+    def step_then_ctrl_c(self: Trainer) -> tuple[float, bool]:
+        out = real_step(self)
+        if self.step == step:
+            os.kill(os.getpid(), signal.SIGINT)
+        return out
+
+    monkeypatch.setattr(Trainer, "train_step", step_then_ctrl_c)
+
+
 def run_cli(*args: str, cwd: Path | None = None, input: str | None = None, env=None):
     """Run ``python -m tinygpt ARGS`` in a subprocess and return the CompletedProcess."""
     full_env = {**os.environ, **CLI_ENV, **(env or {})}

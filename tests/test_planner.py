@@ -6,6 +6,7 @@ import itertools
 
 import pytest
 
+from tests.conftest import ctrl_c_after
 from tests.test_recipe import FakeClock
 from tinygpt.checkpoint.store import open_checkpoint
 from tinygpt.training.planner import DeadlinePlanner
@@ -164,22 +165,13 @@ def test_a_deadline_run_stopped_before_its_plan_resumes_to_the_default_total(
 ):
     """Stopped at its first step (a warm-up step: no total planned yet), a --max-time run's
     saved total is 'no cap'; a resume without --max-time takes the default total, not that."""
-    import os
-    import signal
 
     import tinygpt
     from tests.conftest import TINY
     from tinygpt.config.train import NO_STEP_CAP, TrainConfig
 
     options = {k: v for k, v in TINY.items() if k != "max_steps"}
-    real_step = Trainer.train_step
-
-    def step_then_ctrl_c(self):
-        out = real_step(self)
-        os.kill(os.getpid(), signal.SIGINT)
-        return out
-
-    monkeypatch.setattr(Trainer, "train_step", step_then_ctrl_c)
+    ctrl_c_after(monkeypatch, 1)
     cut = tinygpt.train(small_text, out_dir=tmp_path / "run", max_time=60.0, **options)
     monkeypatch.undo()
     assert cut.interrupted and open_checkpoint(cut.out_dir).config.train.max_steps == NO_STEP_CAP

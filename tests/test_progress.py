@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.conftest import ctrl_c_after
 from tinygpt.training.speed import SpeedRule, SpeedWatch
 from tinygpt.training.trainer import Trainer, TrainerCallback
 
@@ -141,21 +142,11 @@ def test_paths_that_look_like_markup_are_shown_as_they_are(tmp_path):
 
 
 def test_ctrl_c_is_reported_as_a_clean_stop_not_an_error(tmp_path, monkeypatch):
-    import os
-    import signal
 
     from tests.conftest import SMALL_TEXT, TINY_ARGS, run_main
 
     (tmp_path / "small.txt").write_text(SMALL_TEXT)
-    real_step = Trainer.train_step
-
-    def step_then_ctrl_c(self):
-        out = real_step(self)
-        if self.step == 3:
-            os.kill(os.getpid(), signal.SIGINT)
-        return out
-
-    monkeypatch.setattr(Trainer, "train_step", step_then_ctrl_c)
+    ctrl_c_after(monkeypatch, 3)
     code, _, err = run_main("train", "small.txt", "--out", "run", *TINY_ARGS, cwd=tmp_path)
     assert code == 130, err
     last = err.strip().splitlines()[-1]

@@ -5,8 +5,6 @@ from __future__ import annotations
 import itertools
 import json
 import math
-import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import Muon, random_gpt, run_in_process
+from tests.conftest import Muon, ctrl_c_after, random_gpt, run_in_process
 from tests.conftest import model_config as recipe_config
 from tinygpt.checkpoint.store import open_checkpoint
 from tinygpt.config.model import ModelConfig
@@ -418,15 +416,7 @@ def test_resume_with_muon_is_bitwise_exact(tiny_run, monkeypatch):
     options = dict(dropout=0.1, max_steps=24, eval_every=8)
     full = tiny_run("full", **options)
     assert full.metrics and open_checkpoint(full.out_dir).config.train.optimizer == "muon"
-    real_step = Trainer.train_step
-
-    def step_then_ctrl_c(self):
-        out = real_step(self)
-        if self.step == 11:
-            os.kill(os.getpid(), signal.SIGINT)
-        return out
-
-    monkeypatch.setattr(Trainer, "train_step", step_then_ctrl_c)
+    ctrl_c_after(monkeypatch, 11)
     cut = tiny_run("split", **options)
     monkeypatch.undo()
     assert cut.interrupted and cut.step == 11
@@ -436,7 +426,7 @@ def test_resume_with_muon_is_bitwise_exact(tiny_run, monkeypatch):
     b = open_checkpoint(resumed.out_dir).load_model("cpu").state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     # Negative control: the same resume without Muon's momentum buffers ends elsewhere.
-    monkeypatch.setattr(Trainer, "train_step", step_then_ctrl_c)
+    ctrl_c_after(monkeypatch, 11)
     tiny_run("lost", **options)
     monkeypatch.undo()
     real_load = MuonAdamW.load_state_dict

@@ -17,6 +17,7 @@ from tests.conftest import (
     SMALL_TEXT,
     TINY,
     TINY_GPT2,
+    ctrl_c_after,
     one_line_error,
     rehash,
     run_main,
@@ -146,15 +147,7 @@ def _final_weights(out_dir):
 
 def test_resume_is_bitwise_exact_with_dropout(tiny_run, monkeypatch):
     full = tiny_run("full", dropout=0.2, max_steps=30, eval_every=10)
-    real_step = Trainer.train_step
-
-    def step_then_ctrl_c(self):
-        out = real_step(self)
-        if self.step == 17:  # a real SIGINT, handled by the trainer as Ctrl-C would be
-            os.kill(os.getpid(), signal.SIGINT)
-        return out
-
-    monkeypatch.setattr(Trainer, "train_step", step_then_ctrl_c)
+    ctrl_c_after(monkeypatch, 17)
     cut = tiny_run("split", dropout=0.2, max_steps=30, eval_every=10)
     monkeypatch.undo()
     assert cut.interrupted and cut.step == 17
@@ -209,15 +202,7 @@ def test_a_compiled_model_keeps_one_batch_size(tiny_run, monkeypatch):
 def test_resume_inside_the_batch_warmup_is_bitwise_exact(tiny_run, monkeypatch):
     options = dict(batch_warmup_steps=9, max_steps=12, eval_every=4)
     full = tiny_run("full", **options)
-    real_step = Trainer.train_step
-
-    def step_then_ctrl_c(self):
-        out = real_step(self)
-        if self.step == 5:  # inside the warmup, which runs to step 9
-            os.kill(os.getpid(), signal.SIGINT)
-        return out
-
-    monkeypatch.setattr(Trainer, "train_step", step_then_ctrl_c)
+    ctrl_c_after(monkeypatch, 5)
     cut = tiny_run("cut", **options)
     monkeypatch.undo()
     assert cut.interrupted and cut.step == 5
