@@ -15,11 +15,12 @@ from tinygpt.model import GPT
 
 
 class WeightAverage:
-    """The average of a model's weights, updated after each applied step."""
+    """The average of a model's weights, updated after each applied optimizer update (two a
+    step in the batch warmup)."""
 
     def __init__(self, model: GPT, decay: float) -> None:
         self.decay = decay
-        self.updates = 0  # steps taken in
+        self.updates = 0  # updates taken in
         self.model: GPT = copy.deepcopy(model)  # a GPT of its own, the average's weights
         # The parameter lists once, not per step: the step's only cost is the lerp itself.
         self._averaged = [p.detach() for p in self.model.parameters()]

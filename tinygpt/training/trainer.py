@@ -50,7 +50,8 @@ class TrainerCallback:
         """The loop is about to start (Ctrl-C and the stop signals are already handled)."""
 
     def on_step(self, trainer: Trainer, loss: float, lr: float, tokens_per_sec: float) -> None:
-        """An optimizer step finished (``trainer.step`` counts it)."""
+        """A step finished: one optimizer update, or two in the batch warmup (``trainer.step``
+        counts it once)."""
 
     def on_evaluate(self, trainer: Trainer, record: dict[str, Any]) -> None:
         """An evaluation's record (rank 0), before it is logged: fields may be added."""
