@@ -307,7 +307,9 @@ def run_one(args: argparse.Namespace) -> None:
         patch_training_batches(args.variant, args)
     split = 0  # one update a step, as every other variant was measured
     if args.variant == "split":
-        split = args.batch_warmup_steps or math.ceil(args.ramp_share * args.steps)
+        split = args.batch_warmup_steps
+        if split is None:  # a share of the steps, as first measured
+            split = math.ceil(args.ramp_share * args.steps)
     result = tinygpt.train(
         args.data,
         out_dir=Path(args.out) / f"{args.variant}-{args.seed}-{args.steps}",

@@ -259,6 +259,18 @@ def tiny_run(tmp_path: Path, small_text: Path):
 CLI_ENV = {"NO_COLOR": "1", "COLUMNS": "100", "OMP_NUM_THREADS": "1"}
 
 
+def special_file(path: Path, kind: str) -> None:
+    """Put at ``path`` what a careless reader hangs on: a FIFO nobody writes (``fifo``), a file
+    that never ends (``dev-zero``), or JSON nested past any parser's depth (``deep``)."""
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "dev-zero":
+        path.symlink_to("/dev/zero")
+    else:
+        assert kind == "deep", kind
+        path.write_text("[" * 100_000)
+
+
 def ctrl_c_after(monkeypatch: pytest.MonkeyPatch, step: int) -> None:
     """The trainer gets a real SIGINT right after ``step`` (handled as Ctrl-C would be)."""
     from tinygpt.training.trainer import Trainer

@@ -26,6 +26,7 @@ from tests.conftest import (
     one_line_error,
     rehash,
     run_main,
+    special_file,
     time_limit,
 )
 from tinygpt.checkpoint.manifest import (
@@ -101,10 +102,7 @@ def test_manifest_json_with_an_unknown_name_is_corrupt(ck):
 @pytest.mark.parametrize("kind", ["dev-zero", "fifo"])
 def test_checkpoint_files_that_are_devices_or_fifos(ck, tmp_path, name, kind):
     (ck / name).unlink()
-    if kind == "fifo":
-        os.mkfifo(ck / name)
-    else:
-        (ck / name).symlink_to("/dev/zero")
+    special_file(ck / name, kind)
     for args in (
         ["info", "-c", "ck"],
         ["generate", "-c", "ck", "--max-new-tokens", "2"],
@@ -380,10 +378,8 @@ def _mutate(ck: Path, victim: Path, name: str, kind: str, rehash_it: bool, data)
         path.unlink()
         if kind == "directory":
             path.mkdir()
-        elif kind == "fifo":
-            os.mkfifo(path)
-        elif kind == "dev-zero":
-            path.symlink_to("/dev/zero")
+        elif kind in ("fifo", "dev-zero"):
+            special_file(path, kind)
         # A missing or unreadable config.json, tokenizer.json or manifest stops every reader.
         return name in (CONFIG_FILE, TOKENIZER_FILE, MANIFEST_FILE)
     path.write_bytes(new)

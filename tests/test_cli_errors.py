@@ -12,7 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import MICRO_ARGS, SMALL_TEXT, one_line_error, run_main, time_limit
+from tests.conftest import (
+    MICRO_ARGS,
+    SMALL_TEXT,
+    one_line_error,
+    run_main,
+    special_file,
+    time_limit,
+)
 
 TEXT = "small.txt"
 
@@ -104,14 +111,10 @@ def test_config_files_that_hang_or_never_end_are_one_line(tmp_path, kind):
     (tmp_path / TEXT).write_text(SMALL_TEXT)
     name = {"fifo": "c.toml", "dev-zero": "z.toml", "deep-json": "d.json", "deep-toml": "d.toml"}
     path = tmp_path / name[kind]
-    if kind == "fifo":
-        os.mkfifo(path)
-    elif kind == "dev-zero":
-        path.symlink_to("/dev/zero")
-    elif kind == "deep-json":
-        path.write_text("[" * 100_000)
-    else:
+    if kind == "deep-toml":
         path.write_text("a = " + "[" * 100_000)
+    else:
+        special_file(path, kind.removesuffix("-json"))
     with time_limit(60):
         code, _, err = run_main("train", TEXT, "--config", path.name, "-q", cwd=tmp_path)
     one_line_error(code, err, (2,))

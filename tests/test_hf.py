@@ -4,14 +4,20 @@ import-hf are one line."""
 
 import importlib.util
 import json
-import os
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 import torch
 
-from tests.conftest import one_line_error, run_in_process, run_main, snapshot, time_limit
+from tests.conftest import (
+    one_line_error,
+    run_in_process,
+    run_main,
+    snapshot,
+    special_file,
+    time_limit,
+)
 from tinygpt.checkpoint.store import open_checkpoint
 
 # The `hf` extra: the tests that load models with transformers need it, the rest do not. It is
@@ -210,12 +216,8 @@ def test_import_hf_bad_inputs_are_one_line(ck, tmp_path, file, content):
     path = hfm / file
     config = json.loads((hfm / "config.json").read_text())
     path.unlink()
-    if content == "fifo":
-        os.mkfifo(path)
-    elif content == "dev-zero":
-        path.symlink_to("/dev/zero")
-    elif content == "deep":
-        path.write_text("[" * 100_000)
+    if content in ("fifo", "dev-zero", "deep"):
+        special_file(path, content)
     elif isinstance(content, bytes):
         path.write_bytes(content)
     elif isinstance(content, dict):

@@ -305,7 +305,7 @@ class Trainer:
         """One step of the schedule: an optimizer step over ``grad_accum`` micro-batches, or in
         the batch warmup one on each half of the batch; returns (loss, applied)."""
         sampler, batch = self.parts.sampler, self.cfg.batch_size
-        if self.in_batch_warmup():
+        if self.step < self.batch_warmup_steps:
             sampler.batch_size = batch // 2
             first, applied = self._update()
             sampler.batch_size = batch - batch // 2
@@ -325,9 +325,6 @@ class Trainer:
         second batch size would compile the model again mid-run."""
         whole = self.cfg.batch_size < 2 or self.compiled
         return 0 if whole else self.cfg.batch_warmup_steps
-
-    def in_batch_warmup(self) -> bool:
-        return self.step < self.batch_warmup_steps
 
     def _update(self) -> tuple[float, bool]:
         """One optimizer step at this step's rate; returns (loss, applied)."""
