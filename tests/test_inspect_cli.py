@@ -204,6 +204,22 @@ def test_a_head_named_by_its_role_is_the_strongest_on_the_probe(run_dir):
     assert "a role (induction, previous-token" in one_line_error(code, err)
 
 
+def test_every_role_names_the_head_with_its_top_score_on_the_probe(run_dir):
+    # The other roles are scored on the probe's attention, not the induction probe's table.
+    code, out, err = run_main("inspect", "attention", "-c", str(run_dir), "--induction", "--json")
+    assert code == 0, err
+    scores = json.loads(out)["scores"]
+    for role in ("previous-token", "duplicate-token", "sink", "self"):
+        key = role.replace("-", "_").replace("self", "self_attention")
+        top = max(scores, key=lambda s: s[key])
+        label = f"L{top['layer']}H{top['head']}"
+        code, _, err = run_main(
+            "inspect", "attention", "-c", str(run_dir), "-p", "hi", "--head", role
+        )
+        assert code == 0 and f"--head {role}: {label}, the strongest" in err, (role, err)
+        assert f"({top[key]:.2f})" in err, (role, err)
+
+
 def test_a_target_outside_the_vocabulary_and_zero_rows_are_one_line(run_dir):
     code, _, err = run_main(
         "inspect", "attribution", "-c", str(run_dir), "-p", "All:", "--target", "É"

@@ -12,6 +12,7 @@ import pytest
 
 from tests.browser import decode_png
 from tests.conftest import SMALL_TEXT, TINY, one_line_error, run_in_process
+from tinygpt.views.interpret_figures import BAR, FONT_H
 
 # Each test runs the CLI (in this process) over a model trained for the module.
 pytestmark = pytest.mark.slow
@@ -117,6 +118,43 @@ def test_attribution_sums_to_the_logit_and_the_lens_ends_at_the_output(checkpoin
     last = cli_json("inspect", "attribution", "-c", str(checkpoint), "-p", PROMPT, "--json")
     assert last["target"]["id"] == preds["predictions"][-1]["top"][0]["id"]
     assert last["target"]["source"] == "top"
+
+
+def test_attribution_and_lens_views_show_the_json_figures(checkpoint: Path, tmp_path: Path):
+    where = ("-c", str(checkpoint), "-p", PROMPT, "--position", "5")
+    a = cli_json("inspect", "attribution", *where, "--json")["attribution"]
+    png = tmp_path / "a.png"
+    out = run_in_process(
+        "inspect", "attribution", *where, "--rows", "3", "--png", str(png), env={"COLUMNS": "120"}
+    )
+    assert out.returncode == 0, out.stderr
+    assert "Direct logit attribution" in out.stdout
+    assert f"sum {a['total']:.4f} = the logit before the cap {a['raw_logit']:.4f}" in out.stdout
+    for s in a["shares"][:3]:
+        assert f"{s['logit']:+.3f}" in out.stdout, s
+    assert f"{len(a['shares']) - 3} more" in out.stdout
+    # One bar a share (the first 20), its length the share's size against the largest, blue
+    # for a positive share and red for a negative one, either side of a one-pixel axis.
+    pixels = decode_png(png.read_bytes()).astype(int)
+    shares = a["shares"][:20]
+    biggest = max(abs(s["logit"]) for s in shares)
+    for k, s in enumerate(shares):
+        row = pixels[(k + 1) * (FONT_H + 4) + 4 + FONT_H // 2]
+        blue = int(((row[:, 2] > 180) & (row[:, 0] < 100)).sum())
+        red = int(((row[:, 0] > 180) & (row[:, 2] < 100)).sum())
+        length = round(BAR * abs(s["logit"]) / biggest)
+        drawn, other = (blue, red) if s["logit"] >= 0 else (red, blue)
+        assert length - 1 <= drawn <= length and other == 0, (k, s)  # the axis covers a pixel
+
+    lens = cli_json("inspect", "lens", *where, "--json")["lens"]
+    out = run_in_process("inspect", "lens", *where, env={"COLUMNS": "120"})
+    assert out.returncode == 0, out.stderr
+    assert "Logit lens" in out.stdout
+    lines = out.stdout.splitlines()
+    for row in lens:
+        line = next(line for line in lines if line.split()[:1] == [row["after"]])
+        figures = f"{row['top_prob']:.3f} {row['target_prob']:.3f} {row['target_rank'] + 1}"
+        assert line.split()[-3:] == figures.split(), (line, row)
 
 
 def test_patching_grids_and_files(checkpoint: Path, tmp_path: Path):
