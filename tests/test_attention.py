@@ -503,6 +503,34 @@ def test_readme_trajectory_example_shows_the_run_it_reads():
 
 
 @pytest.mark.slow
+def test_ablation_without_the_training_text_measures_on_the_prompt(tmp_path):
+    import tinygpt
+    from tests.conftest import SMALL_TEXT, one_line_error
+    from tinygpt.analysis.ablation import ablation_report
+    from tinygpt.checkpoint.store import load
+
+    text = tmp_path / "t.txt"
+    text.write_text(SMALL_TEXT)
+    ck = tinygpt.train(text, out_dir=tmp_path / "ck", **TINY_OPTIONS).out_dir
+    text.unlink()  # moved away since the run: the mean comes from the prompt alone
+    ablate = ("inspect", "ablate", "-c", str(ck), "--heads", "L1H0")
+    proc = run_in_process(*ablate, "--prompt", "All: Speak, speak.", "--json")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["text_source"] is None and "text" not in result and "repeat" not in result
+    model, tokenizer, _ = load(ck, "cpu", attention="manual")
+    alone = ablation_report(model, tokenizer, ["L1H0"], "mean", "All: Speak, speak.")
+    assert result == json.loads(json.dumps(alone))  # as if no text had ever been named
+    assert result["prompt"]["delta"] != 0
+    for extra, words in (
+        (["--prompt", "All: Speak", "--mode", "pattern"], "--mode pattern needs reference text"),
+        ([], "--heads needs a --prompt"),
+    ):
+        proc = run_in_process(*ablate, *extra)
+        assert words in one_line_error(proc.returncode, proc.stderr), extra
+
+
+@pytest.mark.slow
 def test_cli_ablation_and_compare(char_checkpoint, tmp_path):
     proc = run_in_process(
         "inspect",
