@@ -163,6 +163,36 @@ def test_batched_newton_schulz_equals_one_matrix_at_a_time():
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize(("bf16_ms", "expected"), [(5, torch.bfloat16), (19, torch.float32)])
+def test_newton_schulz_runs_in_bfloat16_only_where_it_measures_clearly_faster(
+    monkeypatch: pytest.MonkeyPatch, bf16_ms: float, expected: torch.dtype
+):
+    from types import SimpleNamespace
+
+    from tinygpt.training import muon
+
+    clock, calls = [0.0], []
+
+    def timed(m, coefficients, steps, eps=1e-7, dtype=torch.float32):
+        calls.append(dtype)  # a float32 iteration takes 20 ms on this pretend CPU
+        clock[0] += (bf16_ms if dtype == torch.bfloat16 else 20) / 1000
+        return m
+
+    monkeypatch.setattr(muon, "orthogonalise", timed)
+    monkeypatch.setattr(muon, "time", SimpleNamespace(perf_counter=lambda: clock[0]))
+    monkeypatch.setattr(muon, "_cpu_has_bfloat16", lambda: True)
+    muon._bfloat16_pays.cache_clear()
+    try:
+        cpu = torch.device("cpu")
+        assert muon.newton_schulz_for(cpu) == (True, expected)  # 19 ms is within the margin
+        assert muon.newton_schulz_for(cpu) == (True, expected)
+        assert len(calls) == 8  # timed once a process: every run in it does the same arithmetic
+        monkeypatch.setattr(muon, "_cpu_has_bfloat16", lambda: False)  # emulated bfloat16
+        assert muon.newton_schulz_for(cpu) == (False, torch.float32)
+    finally:
+        muon._bfloat16_pays.cache_clear()
+
+
 def test_muon_resumes_from_torch_muon_state():
     torch.manual_seed(2)
     weights = [torch.randn(s) for s in MUON_SHAPES[:3]]

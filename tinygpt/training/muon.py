@@ -1,8 +1,10 @@
 """Muon for the blocks' weight matrices: torch's Muon, its Newton-Schulz iteration run where
 it is cheapest (one matrix at a time, a GPU pays for a dozen kernel launches per matrix):
 
-* batched over same-shape matrices, in bfloat16 as torch's, on CUDA and on CPUs that multiply
-  bfloat16 natively (1.8x faster on this project's CPU, same loss: docs/benchmarks.md);
+* batched over same-shape matrices, in bfloat16 as torch's, on CUDA and on CPUs where
+  bfloat16 measures faster at start-up (1.8x on an AMD CPU with AVX-512 BF16, same loss);
+* batched in float32 on CPUs whose bfloat16 flag does not make it faster (1.6x slower in
+  bfloat16 on an Intel Xeon with AVX-512 BF16 but no AMX: docs/benchmarks.md);
 * per matrix, in float32, on other CPUs, which emulate bfloat16 many times slower.
 
 Groups, state, Nesterov momentum, the shape-dependent rate and the decoupled decay are torch's
@@ -14,7 +16,9 @@ not neurons.
 
 from __future__ import annotations
 
+import functools
 import math
+import time
 from typing import Any
 
 import torch
@@ -65,11 +69,36 @@ def _per_neuron(update: torch.Tensor, state: dict[str, Any], beta2: float) -> to
     return evened * (update.norm() / evened.norm().clamp(min=1e-10))
 
 
+# bfloat16 must be clearly faster: near a tie a run and its resume could choose differently.
+BF16_MARGIN = 0.9
+
+
 def newton_schulz_for(device: torch.device) -> tuple[bool, torch.dtype]:
     """(batched, dtype) of the iteration on ``device``: what measured fastest there."""
-    if device.type == "cuda" or (device.type == "cpu" and _cpu_has_bfloat16()):
+    if device.type == "cuda":
         return True, torch.bfloat16
+    if device.type == "cpu" and _cpu_has_bfloat16():
+        return True, torch.bfloat16 if _bfloat16_pays() else torch.float32
     return False, torch.float32
+
+
+@functools.cache  # once a process: every run in it does the same arithmetic
+def _bfloat16_pays() -> bool:
+    """Whether the batched iteration runs in bfloat16 under ``BF16_MARGIN`` of its float32 time
+    on this CPU, timed on the default model's widest matrices (a few ms). The flags alone do
+    not tell: AVX-512 BF16 pays on an AMD CPU and costs 1.6x on an Intel one without AMX."""
+    m = torch.randn(4, 128, 512, generator=torch.Generator().manual_seed(0))
+    coefficients = (3.4445, -4.775, 2.0315)  # torch's Muon's
+
+    def fastest(dtype: torch.dtype) -> float:
+        times = []
+        for _ in range(4):  # the first call allocates: the best of the others counts
+            start = time.perf_counter()
+            orthogonalise(m, coefficients, 5, dtype=dtype)
+            times.append(time.perf_counter() - start)
+        return min(times[1:])
+
+    return fastest(torch.bfloat16) < BF16_MARGIN * fastest(torch.float32)
 
 
 def _cpu_has_bfloat16() -> bool:
