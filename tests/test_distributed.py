@@ -47,6 +47,27 @@ def _weights(path):
     return torch.load(path, weights_only=True)
 
 
+def _choice_worker(rank: int, world: int, root: str) -> None:
+    import torch.distributed as dist
+
+    from tinygpt.training import muon
+
+    dist.init_process_group("gloo", init_method=f"file://{root}/choice", rank=rank, world_size=2)
+    muon._cpu_has_bfloat16 = lambda: True  # as on a CPU with the flag
+    muon._bfloat16_pays = lambda: rank == 1  # the ranks timed differently
+    try:
+        _, dtype = muon.newton_schulz_for(torch.device("cpu"))
+        Path(f"{root}/choice-{rank}").write_text(str(dtype))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_every_rank_takes_rank_zeros_newton_schulz_type(tmp_path):
+    mp.spawn(_choice_worker, args=(2, str(tmp_path)), nprocs=2, join=True)
+    chosen = {(tmp_path / f"choice-{rank}").read_text() for rank in range(2)}
+    assert chosen == {str(torch.float32)}  # rank 0's, though rank 1 measured bfloat16 faster
+
+
 def test_replicas_hold_identical_weights(ddp_run):
     a, b = _weights(ddp_run / "weights-0.pt"), _weights(ddp_run / "weights-1.pt")
     assert all(torch.equal(a[k], b[k]) for k in a)

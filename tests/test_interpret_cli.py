@@ -12,12 +12,13 @@ import pytest
 
 from tests.browser import decode_png
 from tests.conftest import SMALL_TEXT, TINY, one_line_error, run_in_process
-from tinygpt.views.interpret_figures import BAR, FONT_H
+from tinygpt.views.interpret_figures import BAR, FONT_H, LABEL
 
 # Each test runs the CLI (in this process) over a model trained for the module.
 pytestmark = pytest.mark.slow
 
 PROMPT = "First Citizen:\nBefore we proceed"
+AXIS = LABEL + BAR + 4  # the attribution PNG's zero line, as the figure draws it
 CORRUPT = "Farst Cetazen:\nBefore we proceed"
 
 
@@ -140,11 +141,13 @@ def test_attribution_and_lens_views_show_the_json_figures(checkpoint: Path, tmp_
     biggest = max(abs(s["logit"]) for s in shares)
     for k, s in enumerate(shares):
         row = pixels[(k + 1) * (FONT_H + 4) + 4 + FONT_H // 2]
-        blue = int(((row[:, 2] > 180) & (row[:, 0] < 100)).sum())
-        red = int(((row[:, 0] > 180) & (row[:, 2] < 100)).sum())
+        blue = np.flatnonzero((row[:, 2] > 180) & (row[:, 0] < 100))
+        red = np.flatnonzero((row[:, 0] > 180) & (row[:, 2] < 100))
         length = round(BAR * abs(s["logit"]) / biggest)
         drawn, other = (blue, red) if s["logit"] >= 0 else (red, blue)
-        assert length - 1 <= drawn <= length and other == 0, (k, s)  # the axis covers a pixel
+        assert length - 1 <= len(drawn) <= length and len(other) == 0, (k, s)  # the axis: 1 px
+        if len(drawn):  # right of the axis for a positive share, left for a negative one
+            assert drawn.min() >= AXIS if s["logit"] >= 0 else drawn.max() < AXIS, (k, s)
 
     lens = cli_json("inspect", "lens", *where, "--json")["lens"]
     out = run_in_process("inspect", "lens", *where, env={"COLUMNS": "120"})

@@ -66,7 +66,6 @@ class MuonAdamW(torch.optim.Optimizer):
 
     add_param_group = _undecorated(torch.optim.Optimizer.add_param_group)
     zero_grad = _undecorated(torch.optim.Optimizer.zero_grad)
-    state_dict = _undecorated(torch.optim.Optimizer.state_dict)
 
     def __init__(
         self,
@@ -108,9 +107,24 @@ class MuonAdamW(torch.optim.Optimizer):
         for group in self.param_groups:
             group["lr"] = lr * (group["peak_lr"] / reference)
 
+    def state_dict(self) -> dict[str, Any]:
+        """torch's, with the form of Muon's iteration this run trains with."""
+        dtype = str(self.ns_dtype).removeprefix("torch.")
+        state = _undecorated(torch.optim.Optimizer.state_dict)(self)
+        return {**state, "newton_schulz": [self.batched, dtype]}
+
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Load a state of this shape or of the two older ones (see :func:`one_shape`)."""
-        state = one_shape(state_dict)
+        """Load a state of this shape or of the two older ones (see :func:`one_shape`); a
+        resume trains on in the saved form of Muon's iteration where it runs natively here."""
+        state = dict(state_dict)
+        if (form := state.pop("newton_schulz", None)) is not None:
+            saved = (bool(form[0]), {"bfloat16": torch.bfloat16, "float32": torch.float32}[form[1]])
+            device = self.param_groups[0]["params"][0].device
+            if saved not in muon.FORMS:
+                raise ValueError(f"unknown Newton-Schulz form {form!r}")
+            if muon.can_run(saved, device):
+                self.batched, self.ns_dtype = saved
+        state = one_shape(state)
         kinds = [g.get("kind") for g in state.get("param_groups", [])]
         if kinds != [g["kind"] for g in self.param_groups]:
             raise ValueError("the checkpoint's optimizer state was made for another optimizer")
