@@ -412,6 +412,11 @@ def test_normuon_is_a_flag_the_header_names_and_the_run_records(tmp_path, flags,
     assert proc.returncode == 0, proc.stderr
     optim_line = next(line for line in proc.stderr.splitlines() if line.startswith("optim "))
     assert ("evened out per neuron (--normuon)" in optim_line) is on
+    # ... and the form of Muon's iteration this process chose (in this process: the same choice)
+    from tinygpt.training.muon import newton_schulz_for
+
+    dtype = str(newton_schulz_for(torch.device("cpu"))[1]).removeprefix("torch.")
+    assert f"Muon's Newton-Schulz in {dtype}" in optim_line
     saved = json.loads((tmp_path / "ck" / "config.json").read_text())
     assert saved["train"]["normuon"] is on
     # The batch warmup too (a flag on the schedule's line)

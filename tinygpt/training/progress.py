@@ -161,7 +161,7 @@ def describe_run(trainer: Trainer, console: Console) -> None:
         f"val {len(trainer.val_ids):,}\n"
         f"model    {m.arch_description}: {m.n_layer} layers, {m.n_head} heads, {m.n_embd} wide, "
         f"block {m.block_size}: {count_parameters(m).describe()}\n"
-        f"optim    {groups_line(trainer.optimizer.groups)}{_normuon(t)}\n"
+        f"optim    {groups_line(trainer.optimizer.groups)}{_muon(trainer)}\n"
         f"schedule {describe_schedule(t)}{_batch_warmup(trainer)}{_averaged(t)}\n"
         f"run      {_length(t)} x {t.effective_batch_size(world)} sequences{per_rank} "
         f"({ORDER_WORDS[t.data_order]}), "
@@ -186,10 +186,14 @@ def _batch_warmup(trainer: Trainer) -> str:
     return f"; the first {steps} steps update on each half batch (--batch-warmup-steps)"
 
 
-def _normuon(t: TrainConfig) -> str:
-    if t.optimizer != "muon" or not t.normuon:
+def _muon(trainer: Trainer) -> str:
+    """The form of Muon's iteration (timed on the CPU, or the resumed run's) and NorMuon."""
+    t = trainer.cfg
+    if t.optimizer != "muon":
         return ""
-    return "; Muon's steps evened out per neuron (--normuon)"
+    dtype = str(trainer.optimizer.ns_dtype).removeprefix("torch.")
+    normuon = ", its steps evened out per neuron (--normuon)" if t.normuon else ""
+    return f"; Muon's Newton-Schulz in {dtype}{normuon}"
 
 
 def _length(t: TrainConfig) -> str:
