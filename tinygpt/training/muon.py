@@ -75,6 +75,11 @@ BF16_MARGIN = 0.9
 FORMS = ((True, torch.bfloat16), (True, torch.float32), (False, torch.float32))
 
 
+def form_key(form: tuple[bool, torch.dtype]) -> list[Any]:
+    """How a form is saved in the optimizer's state: ``[True, "float32"]``."""
+    return [form[0], str(form[1]).removeprefix("torch.")]
+
+
 def newton_schulz_for(device: torch.device) -> tuple[bool, torch.dtype]:
     """(batched, dtype) of the iteration on ``device``: bfloat16 where it is native and timed
     faster here, float32 batched elsewhere on such a CPU, per matrix on other CPUs. Ranks

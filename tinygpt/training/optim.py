@@ -109,20 +109,18 @@ class MuonAdamW(torch.optim.Optimizer):
 
     def state_dict(self) -> dict[str, Any]:
         """torch's, with the form of Muon's iteration this run trains with."""
-        dtype = str(self.ns_dtype).removeprefix("torch.")
         state = _undecorated(torch.optim.Optimizer.state_dict)(self)
-        return {**state, "newton_schulz": [self.batched, dtype]}
+        return {**state, "newton_schulz": muon.form_key((self.batched, self.ns_dtype))}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Load a state of this shape or of the two older ones (see :func:`one_shape`); a
         resume trains on in the saved form of Muon's iteration where it runs natively here."""
         state = dict(state_dict)
         if (form := state.pop("newton_schulz", None)) is not None:
-            saved = (bool(form[0]), {"bfloat16": torch.bfloat16, "float32": torch.float32}[form[1]])
-            device = self.param_groups[0]["params"][0].device
-            if saved not in muon.FORMS:
+            saved = next((f for f in muon.FORMS if muon.form_key(f) == list(form)), None)
+            if saved is None:
                 raise ValueError(f"unknown Newton-Schulz form {form!r}")
-            if muon.can_run(saved, device):
+            if muon.can_run(saved, self.param_groups[0]["params"][0].device):
                 self.batched, self.ns_dtype = saved
         state = one_shape(state)
         kinds = [g.get("kind") for g in state.get("param_groups", [])]
