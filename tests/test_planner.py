@@ -88,14 +88,19 @@ def test_only_the_total_the_deadline_planned_is_called_its_end():
     assert not deadline.ends_early(250, 250)  # a total set elsewhere (an early stop)
 
 
-def test_evaluations_by_time_are_priced_as_the_ones_still_due():
+@pytest.mark.parametrize("evaluation, interval", [(0.3, 20.0), (0.4, 20.0), (4.0, 200.0)])
+def test_evaluations_by_time_are_priced_as_the_ones_still_due(evaluation, interval):
+    """Due every 20 s, or every 50 evaluations' time where that is longer: evaluating then
+    takes 2% of the run (EVAL_SHARE), however slow an evaluation is against a step."""
     planner = DeadlinePlanner(max_time=100, eval_every=None, eval_forward_passes=2, eval_seconds=20)
     for t in (1.0, 2.0, 3.0):
         planner.step_done(t)
-    planner.evaluation_done(4.0)
-    # 10 s in, 2.5 s a step; 86 s left after the final evaluation hold 4.3 evaluations due
-    left = 100 - 10 - 4
-    assert planner.steps_left(10.0) == int((left - left / 20 * 4) / 2.5)
+    planner.evaluation_done(evaluation)
+    assert planner.eval_interval() == pytest.approx(interval)
+    # 10 s in: two steady steps in 9 s less the evaluation; what is left after the final
+    # evaluation holds left / interval evaluations still due
+    per_step, left = (10 - 1 - evaluation) / 2, 100 - 10 - evaluation
+    assert planner.steps_left(10.0) == int((left - left / interval * evaluation) / per_step)
 
 
 def test_once_the_decay_began_a_slower_machine_shrinks_the_plan_and_it_is_said_once():

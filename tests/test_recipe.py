@@ -464,6 +464,29 @@ def test_max_time_evaluates_by_the_clock_and_anneals_at_the_deadline_on_a_slowin
     assert clock.now <= 4.0 + 0.5
 
 
+def test_slow_evaluations_are_spaced_to_take_a_small_share_of_the_budget(tiny_run, monkeypatch):
+    """Evaluations here cost 0.05 s each of a 4 s budget that plans one every 0.5 s: 8 would
+    take 10% of it. After the first they come 50 evaluations' time apart (EVAL_SHARE), and
+    the plan, pricing those, still ends the schedule at the deadline."""
+    clock, real_init, real_evaluate = FakeClock(0.01), Trainer.__init__, Trainer.evaluate
+
+    def with_fake_clock(self, *args, **kwargs):
+        real_init(self, *args, **kwargs)
+        self.clock = clock
+
+    def slow_evaluation(self, *args, **kwargs):
+        clock.now += 0.05
+        return real_evaluate(self, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "__init__", with_fake_clock)
+    monkeypatch.setattr(Trainer, "evaluate", slow_evaluation)
+    result = tiny_run(max_steps=100000, max_time=4.0, eval_every=None, min_lr=1e-4)
+    assert result.stopped_by_time and result.metrics[-1]["lr"] == pytest.approx(1e-4)
+    # the first at 0.5 s, the next about 3 s later, then the final one
+    assert 2 <= len(result.metrics) <= 3, [r["step"] for r in result.metrics]
+    assert clock.now <= 4.0 + 0.5
+
+
 def test_max_time_never_plans_past_max_steps(tiny_run):
     result = tiny_run(max_steps=12, max_time=600.0, eval_every=6, min_lr=0.0)
     assert result.step == 12 and not result.stopped_by_time

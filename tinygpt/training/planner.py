@@ -12,7 +12,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from tinygpt.config.train import TrainConfig
+from tinygpt.config.train import EVAL_SHARE, TrainConfig
 from tinygpt.errors import Message, Opt
 from tinygpt.training.schedule import horizon_free, lr_at
 
@@ -72,9 +72,15 @@ class DeadlinePlanner:
         left = self.max_time - elapsed - evaluation
         if self.eval_every is not None:
             return int(max(0.0, left / (per_step + evaluation / self.eval_every)))
-        assert self.eval_seconds is not None
-        evaluations = max(0.0, left) / self.eval_seconds  # those still due on the clock
+        evaluations = max(0.0, left) / self.eval_interval()  # those still due on the clock
         return int(max(0.0, (left - evaluations * evaluation) / per_step))
+
+    def eval_interval(self) -> float:
+        """Seconds between evaluations by the clock: the configured interval, or wider where
+        the last evaluation took more than ``EVAL_SHARE`` of it."""
+        assert self.eval_seconds is not None
+        last = self.last_eval_seconds or 0.0
+        return max(self.eval_seconds, last / EVAL_SHARE)
 
     def summary(self) -> str:
         """What the warm-up cost and a step costs, for the end note."""
@@ -171,8 +177,11 @@ class Deadline:
     def passed(self, now: float) -> bool:
         return now - self.start >= self.max_time
 
-    def evaluation_done(self, seconds: float) -> None:
+    def evaluation_done(self, seconds: float) -> float | None:
+        """Take in an evaluation's cost; returns the seconds to the next one by the clock
+        (None: evaluations every ``--eval-every`` steps)."""
         self.planner.evaluation_done(seconds)
+        return None if self.planner.eval_seconds is None else self.planner.eval_interval()
 
     def ends_early(self, step: int, total: int) -> bool:
         """The run reached the total planned for the deadline, short of --max-steps (a total

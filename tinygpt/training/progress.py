@@ -200,7 +200,9 @@ def _length(t: TrainConfig) -> str:
     """How long the run goes and how often it evaluates, as the header promises it."""
     if t.max_time is None:
         return f"{t.max_steps} steps (an evaluation every {t.eval_steps})"
-    every = f"{t.eval_seconds:.0f}s" if t.eval_seconds is not None else f"{t.eval_steps} steps"
+    every = f"{t.eval_steps} steps"
+    if t.eval_seconds is not None:  # wider where evaluating would take over EVAL_SHARE
+        every = f"{t.eval_seconds:.0f}s or more"
     cap = f"at most {t.step_cap} steps; " if t.step_cap is not None else ""
     return f"{t.max_time:g}s ({cap}an evaluation every {every})"
 

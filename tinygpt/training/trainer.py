@@ -267,11 +267,11 @@ class Trainer:
             self.evaluate(loss, tokens_per_sec)
         self.save()
         session.window_start, session.window_tokens = self.clock(), 0
-        interval = self.cfg.eval_seconds
+        if session.deadline is None:
+            return
+        interval = session.deadline.evaluation_done(session.window_start - started)
         while interval is not None and session.next_evaluation <= session.window_start:
             session.next_evaluation += interval
-        if session.deadline is not None:
-            session.deadline.evaluation_done(session.window_start - started)
 
     def _deadline_ended(self, session: _Session) -> bool:
         """Whether --max-time ends the run now (out of time), with a note when it ends it."""
