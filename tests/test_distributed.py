@@ -68,6 +68,55 @@ def test_every_rank_takes_rank_zeros_newton_schulz_type(tmp_path):
     assert chosen == {str(torch.float32)}  # rank 0's, though rank 1 measured bfloat16 faster
 
 
+def _clock_worker(rank: int, world: int, root: str) -> None:
+    """A --max-time run evaluating by the clock, rank 1's clock running 30% fast; each rank
+    writes the steps it saved at."""
+    os.environ.update(
+        RANK=str(rank),
+        WORLD_SIZE=str(world),
+        LOCAL_RANK=str(rank),
+        TINYGPT_DIST_INIT_METHOD=f"file://{root}/rendezvous",
+        TINYGPT_CACHE_DIR=f"{root}/cache",
+    )
+    torch.set_num_threads(1)
+    import tinygpt
+    from tinygpt.training.trainer import Trainer
+
+    tick = 0.01 if rank == 0 else 0.013
+    real_init, real_save, saved = Trainer.__init__, Trainer.save, []
+
+    def with_own_clock(self, *args, **kwargs):
+        real_init(self, *args, **kwargs)
+        readings = iter(range(1, 10**9))
+        self.clock = lambda: next(readings) * tick
+
+    def logged_save(self):
+        saved.append(self.step)
+        real_save(self)
+
+    Trainer.__init__, Trainer.save = with_own_clock, logged_save
+    options = {**OPTIONS, "max_steps": 100000, "max_time": 3.0, "eval_every": None}
+    tinygpt.train(f"{root}/small.txt", out_dir=f"{root}/out-{rank}", **options)
+    Path(f"{root}/saved-{rank}").write_text(json.dumps(saved))
+
+
+def test_ranks_whose_clocks_differ_evaluate_at_the_same_steps(tmp_path):
+    """Evaluating by the clock, each rank reads its own: any rank's due evaluation is
+    everyone's, else one rank would enter the save's collectives while another trained on
+    (and hang or fail)."""
+    (tmp_path / "small.txt").write_text(SMALL_TEXT)
+    context = mp.start_processes(_clock_worker, (2, str(tmp_path)), nprocs=2, join=False)
+    for _ in range(120):  # seconds; a rank waiting on a collective the other skipped hangs
+        if context.join(timeout=1):
+            break
+    else:
+        for process in context.processes:
+            process.kill()
+        pytest.fail("the ranks did not finish: their evaluations fell at different steps")
+    saved = [json.loads((tmp_path / f"saved-{rank}").read_text()) for rank in range(2)]
+    assert saved[0] == saved[1] and len(saved[0]) >= 3, saved
+
+
 def test_replicas_hold_identical_weights(ddp_run):
     a, b = _weights(ddp_run / "weights-0.pt"), _weights(ddp_run / "weights-1.pt")
     assert all(torch.equal(a[k], b[k]) for k in a)

@@ -258,8 +258,11 @@ class Trainer:
             return True
         if every is not None:
             return step % every == 0
-        # --max-time without --eval-every: by the clock, evenly over the budget
-        return self.clock() >= session.next_evaluation
+        # --max-time without --eval-every: by the clock. Any rank's decides for all: each
+        # must reach the save's collectives at the same step, though their clocks and
+        # their evaluations' costs (so the intervals after them) differ a little.
+        (due,) = self.dist.max(self.clock() >= session.next_evaluation)
+        return due > 0
 
     def _evaluate_and_save(self, session: _Session, loss: float, tokens_per_sec: float) -> None:
         started = self.clock()
