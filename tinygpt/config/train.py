@@ -21,9 +21,9 @@ from tinygpt.config.specs import is_bpe_spec, parse_bpe_spec, record_spec
 from tinygpt.errors import Opt, UsageError
 
 EVAL_EVERY = 250  # steps between evaluations, without --max-time
-EVALS_PER_BUDGET = 8  # evaluations over a --max-time budget (the last at the deadline)
-# ... at most, for they take at most this share of it: spaced wider where one is slow against
-# a step (8 took 3.5% of the 5-minute run on a CPU without AMX, 1.7% with it).
+EVALS_PER_BUDGET = 8  # evaluations over a --max-time budget (the last at the deadline), or
+# fewer: they take at most this share of it, each one's cost / EVAL_SHARE after the last
+# (8 took 3.5% of the 5-minute run on a CPU without AMX, 1.7% with it).
 EVAL_SHARE = 0.02
 # --max-time with no --max-steps from anywhere: the deadline alone ends the run (the default
 # 2,000 steps would end a 5-minute run early on a machine faster than this project's).
