@@ -479,6 +479,31 @@ class Hung(Exception):
     may catch and turn into a message or, as ``glob.glob`` does, silently swallow."""
 
 
+class FakeClock:
+    """Each reading advances time by ``tick``: a perfectly steady machine (tick 0: time moves
+    only when a test moves ``now``)."""
+
+    def __init__(self, tick: float = 0.0) -> None:
+        self.now, self.tick = 0.0, tick
+
+    def __call__(self) -> float:
+        self.now += self.tick
+        return self.now
+
+
+def use_clock(monkeypatch: pytest.MonkeyPatch, clock: Callable[[], float]) -> None:
+    """Trainers built from now on read ``clock`` instead of the wall clock."""
+    from tinygpt.training.trainer import Trainer
+
+    real_init = Trainer.__init__
+
+    def with_clock(self, *args, **kwargs):
+        real_init(self, *args, **kwargs)
+        self.clock = clock
+
+    monkeypatch.setattr(Trainer, "__init__", with_clock)
+
+
 @contextlib.contextmanager
 def time_limit(seconds: int):
     """Fail instead of hanging (a FIFO opened for reading waits for a writer forever)."""

@@ -16,7 +16,8 @@ OPTIONS = {**TINY, "max_steps": 6, "eval_every": 3, "dropout": 0.0}
 pytestmark = pytest.mark.slow  # every test here starts processes that train
 
 
-def _worker(rank: int, world: int, root: str) -> None:
+def _as_rank(rank: int, world: int, root: str) -> None:
+    """This spawned process as torchrun's rank ``rank`` of ``world``, one thread."""
     os.environ.update(
         RANK=str(rank),
         WORLD_SIZE=str(world),
@@ -25,6 +26,10 @@ def _worker(rank: int, world: int, root: str) -> None:
         TINYGPT_CACHE_DIR=f"{root}/cache",
     )
     torch.set_num_threads(1)
+
+
+def _worker(rank: int, world: int, root: str) -> None:
+    _as_rank(rank, world, root)
     import tinygpt
 
     pin_float32(setattr)  # as the single process's float32_cpu
@@ -71,14 +76,7 @@ def test_every_rank_takes_rank_zeros_newton_schulz_type(tmp_path):
 def _clock_worker(rank: int, world: int, root: str) -> None:
     """A --max-time run evaluating by the clock, rank 1's clock running 30% fast; each rank
     writes the steps it saved at."""
-    os.environ.update(
-        RANK=str(rank),
-        WORLD_SIZE=str(world),
-        LOCAL_RANK=str(rank),
-        TINYGPT_DIST_INIT_METHOD=f"file://{root}/rendezvous",
-        TINYGPT_CACHE_DIR=f"{root}/cache",
-    )
-    torch.set_num_threads(1)
+    _as_rank(rank, world, root)
     import tinygpt
     from tinygpt.training.trainer import Trainer
 

@@ -6,8 +6,7 @@ import itertools
 
 import pytest
 
-from tests.conftest import ctrl_c_after
-from tests.test_recipe import FakeClock
+from tests.conftest import FakeClock, ctrl_c_after
 from tinygpt.checkpoint.store import open_checkpoint
 from tinygpt.training.planner import DeadlinePlanner
 from tinygpt.training.trainer import Trainer

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import ctrl_c_after
+from tests.conftest import FakeClock, ctrl_c_after, use_clock
 from tinygpt.training.speed import SpeedRule, SpeedWatch
 from tinygpt.training.trainer import Trainer, TrainerCallback
 
@@ -48,29 +48,14 @@ def test_the_first_steps_of_a_session_are_not_the_baseline():
     assert feed(SpeedWatch(SpeedRule(warmup_steps=0, window=4)), [0.001] * 5 + [0.1] * 40)
 
 
-class StepClock:
-    """A clock that moves only when a training step runs (evaluations take no time)."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def _timed_run(tiny_run, monkeypatch, step_seconds, **options):
-    clock = StepClock()
-    real_init, real_step = Trainer.__init__, Trainer.train_step
-
-    def with_clock(self, *args, **kwargs):
-        real_init(self, *args, **kwargs)
-        self.clock = clock
+    clock, real_step = FakeClock(), Trainer.train_step  # moved by the steps alone
 
     def timed_step(self):
         clock.now += step_seconds(self.step)
         return real_step(self)
 
-    monkeypatch.setattr(Trainer, "__init__", with_clock)
+    use_clock(monkeypatch, clock)
     monkeypatch.setattr(Trainer, "train_step", timed_step)
     seen = []
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import Muon, ctrl_c_after, random_gpt, run_in_process
+from tests.conftest import FakeClock, Muon, ctrl_c_after, random_gpt, run_in_process, use_clock
 from tests.conftest import model_config as recipe_config
 from tinygpt.checkpoint.store import open_checkpoint
 from tinygpt.config.model import ModelConfig
@@ -407,26 +407,9 @@ def test_wsd_schedule_warms_up_holds_then_decays_linearly_to_min_lr():
     assert horizon_free(cosine, 100) == 10
 
 
-class FakeClock:
-    """Each reading advances time by a fixed amount: a perfectly steady machine."""
-
-    def __init__(self, tick: float) -> None:
-        self.now, self.tick = 0.0, tick
-
-    def __call__(self) -> float:
-        self.now += self.tick
-        return self.now
-
-
 @pytest.mark.parametrize("schedule", ["wsd", "cosine"])
 def test_max_time_plans_the_schedule_to_end_at_min_lr(tiny_run, monkeypatch, schedule):
-    real_init = Trainer.__init__
-
-    def with_fake_clock(self, *args, **kwargs):
-        real_init(self, *args, **kwargs)
-        self.clock = FakeClock(0.01)  # ~5 readings per step: ~20 steps per simulated second
-
-    monkeypatch.setattr(Trainer, "__init__", with_fake_clock)
+    use_clock(monkeypatch, FakeClock(0.01))  # ~5 readings per step: ~20 steps a second
     result = tiny_run(
         max_steps=100000, max_time=3.0, eval_every=1000, min_lr=1e-4, schedule=schedule
     )
@@ -444,18 +427,14 @@ def test_max_time_plans_the_schedule_to_end_at_min_lr(tiny_run, monkeypatch, sch
 def test_max_time_evaluates_by_the_clock_and_anneals_at_the_deadline_on_a_slowing_machine(
     tiny_run, monkeypatch
 ):
-    clock, real_init, real_step = FakeClock(0.01), Trainer.__init__, Trainer.train_step
-
-    def with_fake_clock(self, *args, **kwargs):
-        real_init(self, *args, **kwargs)
-        self.clock = clock
+    clock, real_step = FakeClock(0.01), Trainer.train_step
 
     def slower_after_a_while(self):
         if clock.now > 2.0:  # halfway: the machine slows to a third of its speed
             clock.now += 0.1
         return real_step(self)
 
-    monkeypatch.setattr(Trainer, "__init__", with_fake_clock)
+    use_clock(monkeypatch, clock)
     monkeypatch.setattr(Trainer, "train_step", slower_after_a_while)
     result = tiny_run(max_steps=100000, max_time=4.0, eval_every=None, min_lr=1e-4)
     assert result.stopped_by_time and result.metrics[-1]["lr"] == pytest.approx(1e-4)
@@ -464,22 +443,24 @@ def test_max_time_evaluates_by_the_clock_and_anneals_at_the_deadline_on_a_slowin
     assert clock.now <= 4.0 + 0.5
 
 
+def slow_evaluations(monkeypatch: pytest.MonkeyPatch, seconds: float) -> FakeClock:
+    """A steady clock (about 20 steps a second) on which each evaluation takes ``seconds``."""
+    clock, real_evaluate = FakeClock(0.01), Trainer.evaluate
+
+    def slow_evaluate(self, *args, **kwargs):
+        clock.now += seconds
+        return real_evaluate(self, *args, **kwargs)
+
+    use_clock(monkeypatch, clock)
+    monkeypatch.setattr(Trainer, "evaluate", slow_evaluate)
+    return clock
+
+
 def test_slow_evaluations_are_spaced_to_take_a_small_share_of_the_budget(tiny_run, monkeypatch):
     """Evaluations here cost 0.05 s each of a 4 s budget that plans one every 0.5 s: 8 would
     take 10% of it. After the first they come 50 evaluations' time apart (EVAL_SHARE), and
     the plan, pricing those, still ends the schedule at the deadline."""
-    clock, real_init, real_evaluate = FakeClock(0.01), Trainer.__init__, Trainer.evaluate
-
-    def with_fake_clock(self, *args, **kwargs):
-        real_init(self, *args, **kwargs)
-        self.clock = clock
-
-    def slow_evaluation(self, *args, **kwargs):
-        clock.now += 0.05
-        return real_evaluate(self, *args, **kwargs)
-
-    monkeypatch.setattr(Trainer, "__init__", with_fake_clock)
-    monkeypatch.setattr(Trainer, "evaluate", slow_evaluation)
+    clock = slow_evaluations(monkeypatch, 0.05)
     result = tiny_run(max_steps=100000, max_time=4.0, eval_every=None, min_lr=1e-4)
     assert result.stopped_by_time and result.metrics[-1]["lr"] == pytest.approx(1e-4)
     # the first at 0.5 s, the next about 3 s later, then the final one
@@ -618,19 +599,7 @@ def test_inspect_attention_on_a_modern_checkpoint(tiny_run, tmp_path):
 
 def test_max_time_plan_pays_for_the_evaluations(tiny_run, monkeypatch):
     # Evaluations that cost as much as 25 steps each must not push the run past the deadline.
-    clock = FakeClock(0.01)
-    real_init, real_evaluate = Trainer.__init__, Trainer.evaluate
-
-    def with_fake_clock(self, *args, **kwargs):
-        real_init(self, *args, **kwargs)
-        self.clock = clock
-
-    def slow_evaluate(self, *args, **kwargs):
-        clock.now += 1.0
-        return real_evaluate(self, *args, **kwargs)
-
-    monkeypatch.setattr(Trainer, "__init__", with_fake_clock)
-    monkeypatch.setattr(Trainer, "evaluate", slow_evaluate)
+    clock = slow_evaluations(monkeypatch, 1.0)
     result = tiny_run(max_steps=100000, max_time=8.0, eval_every=20, min_lr=1e-4)
     assert result.metrics[-1]["lr"] == pytest.approx(1e-4)  # annealed, not cut off
     assert clock.now <= 8.0 + 1.0  # the deadline, give or take the last reading
