@@ -177,10 +177,12 @@ class Deadline:
     def passed(self, now: float) -> bool:
         return now - self.start >= self.max_time
 
-    def evaluation_done(self, seconds: float) -> float | None:
-        """Take in an evaluation's cost; returns the seconds to the next one by the clock
-        (None: evaluations every ``--eval-every`` steps)."""
+    def evaluation_done(self, seconds: float) -> None:
         self.planner.evaluation_done(seconds)
+
+    def eval_interval(self) -> float | None:
+        """Seconds from one evaluation to the next by the clock (None: every ``--eval-every``
+        steps)."""
         return None if self.planner.eval_seconds is None else self.planner.eval_interval()
 
     def ends_early(self, step: int, total: int) -> bool:

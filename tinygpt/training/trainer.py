@@ -272,7 +272,8 @@ class Trainer:
         session.window_start, session.window_tokens = self.clock(), 0
         if session.deadline is None:
             return
-        interval = session.deadline.evaluation_done(session.window_start - started)
+        session.deadline.evaluation_done(session.window_start - started)
+        interval = session.deadline.eval_interval()
         while interval is not None and session.next_evaluation <= session.window_start:
             session.next_evaluation += interval
 
