@@ -258,9 +258,8 @@ class Trainer:
             return True
         if every is not None:
             return step % every == 0
-        # --max-time without --eval-every: by the clock. Any rank's decides for all: each
-        # must reach the save's collectives at the same step, though their clocks and
-        # their evaluations' costs (so the intervals after them) differ a little.
+        # --max-time without --eval-every: by the clock, any rank's for all (each must reach the
+        # save's collectives at the same step; their clocks and intervals differ a little)
         (due,) = self.dist.max(self.clock() >= session.next_evaluation)
         return due > 0
 
