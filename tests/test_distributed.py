@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from tests.conftest import MICRO_ARGS, SMALL_TEXT, TINY, pin_float32
+from tests.conftest import MICRO_ARGS, SMALL_TEXT, TINY, FakeClock, pin_float32
 
 OPTIONS = {**TINY, "max_steps": 6, "eval_every": 3, "dropout": 0.0}
 pytestmark = pytest.mark.slow  # every test here starts processes that train
@@ -85,8 +85,7 @@ def _clock_worker(rank: int, world: int, root: str) -> None:
 
     def with_own_clock(self, *args, **kwargs):
         real_init(self, *args, **kwargs)
-        readings = iter(range(1, 10**9))
-        self.clock = lambda: next(readings) * tick
+        self.clock = FakeClock(tick)
 
     def logged_save(self):
         saved.append(self.step)

@@ -172,18 +172,18 @@ def test_newton_schulz_runs_in_bfloat16_only_where_it_times_clearly_faster(
 
     from tinygpt.training import muon
 
-    clock, calls = [0.0], []
+    clock, calls = FakeClock(), []
 
     def timed(m: torch.Tensor, *args: object, dtype: torch.dtype) -> torch.Tensor:
         # A float32 iteration takes 20 ms on this pretend CPU; the first of each type, which
         # allocates, is not timed, so here it takes no time at all.
         if dtype in calls:
-            clock[0] += (bf16_ms if dtype == torch.bfloat16 else 20) / 1000
+            clock.now += (bf16_ms if dtype == torch.bfloat16 else 20) / 1000
         calls.append(dtype)
         return m
 
     monkeypatch.setattr(muon, "orthogonalise", timed)
-    monkeypatch.setattr(muon, "time", SimpleNamespace(perf_counter=lambda: clock[0]))
+    monkeypatch.setattr(muon, "time", SimpleNamespace(perf_counter=clock))
     monkeypatch.setattr(muon, "_cpu_has_bfloat16", lambda: True)
     # A fresh cache for this test: the process's own choice stays what its runs used.
     monkeypatch.setattr(muon, "_bfloat16_pays", functools.cache(muon._bfloat16_pays.__wrapped__))

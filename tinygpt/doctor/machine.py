@@ -14,7 +14,7 @@ import torch
 
 from tinygpt import __version__
 from tinygpt.data.token_cache import default_cache_dir
-from tinygpt.model.device import compile_problem, default_compile, resolve_dtype
+from tinygpt.model.device import compile_problem, default_compile, dtype_name, resolve_dtype
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 
@@ -46,7 +46,7 @@ def facts(device: torch.device, dtype: str = "auto") -> list[Fact]:
         Fact("tinygpt", __version__, f"Python {platform.python_version()} on {sys.platform}"),
         Fact("torch", torch.__version__, build),
         Fact("device", device.type, device_and_why(device)),
-        Fact("precision", str(resolve_dtype(dtype, device)).removeprefix("torch.")),
+        Fact("precision", dtype_name(resolve_dtype(dtype, device))),
         Fact("attention", "sdpa", "torch's fused kernel; inspect commands use the explicit one"),
         Fact(
             "compile",

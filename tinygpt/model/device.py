@@ -55,6 +55,11 @@ def free_memory(device: torch.device) -> int | None:
     return None
 
 
+def dtype_name(dtype: torch.dtype) -> str:
+    """``dtype`` as ``--dtype`` names it: ``"bfloat16"``."""
+    return str(dtype).removeprefix("torch.")
+
+
 def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
     """``auto``: bf16 autocast where the matmuls run natively in bf16 (CUDA GPUs that support
     it, CPUs with AMX), else full fp32."""

@@ -23,6 +23,8 @@ from typing import Any
 
 import torch
 
+from tinygpt.model.device import dtype_name
+
 
 def update(
     group: dict[str, Any],
@@ -77,7 +79,7 @@ FORMS = ((True, torch.bfloat16), (True, torch.float32), (False, torch.float32))
 
 def form_key(form: tuple[bool, torch.dtype]) -> list[Any]:
     """How a form is saved in the optimizer's state: ``[True, "float32"]``."""
-    return [form[0], str(form[1]).removeprefix("torch.")]
+    return [form[0], dtype_name(form[1])]
 
 
 def newton_schulz_for(device: torch.device) -> tuple[bool, torch.dtype]:

@@ -27,6 +27,7 @@ from tinygpt.config.train import TrainConfig
 from tinygpt.errors import Spell, python_spelling, spelled
 from tinygpt.io.console import printable, stderr_console
 from tinygpt.model import count_parameters
+from tinygpt.model.device import dtype_name
 from tinygpt.training.optim import groups_line
 from tinygpt.training.schedule import describe as describe_schedule
 from tinygpt.training.speed import Slowdown
@@ -191,7 +192,7 @@ def _muon(trainer: Trainer) -> str:
     t = trainer.cfg
     if t.optimizer != "muon":
         return ""
-    dtype = str(trainer.optimizer.ns_dtype).removeprefix("torch.")
+    dtype = dtype_name(trainer.optimizer.ns_dtype)
     normuon = ", its steps evened out per neuron (--normuon)" if t.normuon else ""
     return f"; Muon's Newton-Schulz in {dtype}{normuon}"
 

@@ -31,6 +31,7 @@ from tinygpt.config.run import RunConfig
 from tinygpt.data.tokenizer import Tokenizer
 from tinygpt.errors import CheckpointError
 from tinygpt.model import GPT
+from tinygpt.model.device import dtype_name
 from tinygpt.training.averaging import WeightAverage
 from tinygpt.training.distributed import DistContext
 
@@ -72,7 +73,7 @@ def state_dict(parts: Parts, state: RunState, dist: DistContext) -> dict[str, An
         "sampler_pass": parts.sampler.pass_state(),  # None: random windows, or no pass yet
         "world_size": dist.world_size,
         "device": parts.device.type,
-        "dtype": str(parts.dtype).removeprefix("torch."),
+        "dtype": dtype_name(parts.dtype),
     }
     if state.average is not None:  # model.safetensors holds the average: these train on
         saved["trained_weights"] = parts.model.state_dict()
