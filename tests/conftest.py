@@ -15,10 +15,12 @@ import sys
 import warnings
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -48,8 +50,15 @@ def pytest_report_header(config: pytest.Config) -> str:
     return f"fault-injection searches: TINYGPT_FUZZ_SEED={FUZZ_SEED} reruns their cases"
 
 
-# Tiny models: one thread avoids oversubscribing a shared 2-core machine.
-torch.set_num_threads(1)
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread() -> None:
+    """Tiny models: one thread avoids oversubscribing a shared 2-core machine. Set here, in
+    the process that runs tests, not at import: pytest-xdist's controller loads this file too
+    and need not pay for importing torch before it starts the workers."""
+    import torch
+
+    torch.set_num_threads(1)
+
 
 TINY = dict(
     tokenizer="char",
@@ -95,7 +104,6 @@ MICRO_ARGS = [
 
 # The 2019 recipe's switches, for tests that build GPT-2's exact structure by hand.
 from tinygpt.recipe import RECIPES  # noqa: E402
-from tinygpt.training.muon import update as muon_update  # noqa: E402
 
 GPT2 = RECIPES["gpt2"].model_options()
 
@@ -110,6 +118,8 @@ def model_config(arch: str = "modern", **fields):
 def random_gpt(arch: str = "modern", seed: int = 0, attention: str = "sdpa", **fields):
     """An untrained model in eval mode with every weight random (an all-zero matrix, should a
     recipe start one at zero, is drawn too: it would hide the computation)."""
+    import torch
+
     from tinygpt.model import GPT
 
     torch.manual_seed(seed)
@@ -139,6 +149,8 @@ def float32_newton_schulz(device: torch.device) -> tuple[bool, torch.dtype]:
     float32-sized differences between two equivalent computations (an all-reduce against one
     batch, accumulation against a bigger batch) into 1e-4-sized ones; tests that compare such
     computations exactly use float32."""
+    import torch
+
     return False, torch.float32
 
 
@@ -439,38 +451,6 @@ def one_line_error(code: int, err: str, expected: tuple[int, ...] = (1, 2)) -> s
     assert len(lines) == 1 and lines[0].startswith("error: "), err
     assert "error: unexpected" not in err and "Traceback" not in err
     return lines[0]
-
-
-class Muon(torch.optim.Muon):
-    """torch's Muon with tinygpt's update as its step, to compare the two (tinygpt's one
-    optimizer calls the update directly)."""
-
-    def __init__(
-        self,
-        params: Any,
-        *,
-        batched: bool,
-        ns_dtype: torch.dtype,
-        normuon_beta2: float = 0.0,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(params, **kwargs)
-        self.batched = batched
-        self.ns_dtype = ns_dtype
-        for group in self.param_groups:  # tinygpt's one group entry beyond torch's
-            group["normuon_beta2"] = normuon_beta2
-
-    @torch.no_grad()
-    def step(self, closure: Any = None) -> Any:  # type: ignore[override]
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            params = [p for p in group["params"] if p.grad is not None]
-            if params:
-                muon_update(group, params, self.state, self.batched, self.ns_dtype)
-        return loss
 
 
 # -- shared by the tests of bad and hostile inputs (test_checkpoint_faults, test_cli_errors, ...)

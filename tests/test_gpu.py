@@ -70,7 +70,7 @@ def test_bench_generate_runs_on_cuda():
 
 
 def test_batched_bfloat16_muon_on_the_gpu_matches_torch_muon():
-    from tests.conftest import Muon
+    from tests.torch_muon import Muon
 
     torch.manual_seed(0)
     shapes = [(96, 32), (32, 32), (32, 128), (96, 32), (32, 32)]

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import FakeClock, Muon, ctrl_c_after, random_gpt, run_in_process, use_clock
+from tests.conftest import FakeClock, ctrl_c_after, random_gpt, run_in_process, use_clock
 from tests.conftest import model_config as recipe_config
+from tests.torch_muon import Muon
 from tinygpt.checkpoint.store import open_checkpoint
 from tinygpt.config.model import ModelConfig
 from tinygpt.config.run import RunConfig
