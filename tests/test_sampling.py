@@ -68,11 +68,19 @@ def test_top_k_and_top_p_filtering():
 
 
 @pytest.mark.parametrize(
-    "options", [{"temperature": 1e-45}, {"top_p": 1e-300}, {"temperature": 1e-45, "top_p": 1e-300}]
+    "options",
+    [
+        {"temperature": 1e-45},
+        {"temperature": 1e-46},
+        {"temperature": 5e-324},
+        {"top_p": 1e-300},
+        {"temperature": 1e-45, "top_p": 1e-300},
+    ],
 )
 def test_extreme_but_valid_controls_sample_the_top_token(options):
-    # 1e-45 divided into logits overflowed to inf (NaN in the softmax); 1e-300 rounds to 0 in
-    # float32, which dropped even the top token.
+    # 1e-45 divided into logits overflowed to inf (NaN in the softmax); 1e-46 rounds to 0 in
+    # float32 (0 / 0 for the top logit); 1e-300 rounds to 0 there too, which dropped even the
+    # top token.
     m = model()
     tok = CharTokenizer([chr(ord("a") + i) for i in range(30)])
     greedy = generate_text(m, tok, "ab", SampleConfig(max_new_tokens=8, temperature=0))

@@ -34,9 +34,11 @@ def choose(
     if cfg.temperature == 0:
         return logits.argmax(dim=-1)
     # Shifted so the largest logit is 0 before dividing: a tiny temperature (1e-45) then sends
-    # the rest to -inf, not the top to inf (inf - inf is NaN in the softmax).
+    # the rest to -inf, not the top to inf (inf - inf is NaN in the softmax). Below float32's
+    # smallest normal number it would divide by 0 (0 / 0 for the top): the smallest does the same.
     logits = logits.float()
-    logits = (logits - logits.amax(dim=-1, keepdim=True)) / cfg.temperature
+    temperature = max(cfg.temperature, torch.finfo(torch.float32).tiny)
+    logits = (logits - logits.amax(dim=-1, keepdim=True)) / temperature
     logits = filter_logits(logits, cfg.top_k, cfg.top_p)
     probs = torch.softmax(logits, dim=-1)
     draws = [
