@@ -44,7 +44,7 @@ def client(explorer):
 
     app = create_app(explorer, TOKEN)
     with TestClient(app, base_url="http://127.0.0.1:8000") as c:
-        c.get(f"/?token={TOKEN}")  # the page view sets the cookie, as in a browser
+        c.params = {"token": TOKEN}  # in every address, as the page puts it
         yield c
 
 
@@ -60,8 +60,11 @@ def test_every_request_needs_the_token_and_a_local_host(explorer):
         assert fresh.get(path + ("&" if "?" in path else "?") + "token=wrong").status_code == 403
     assert fresh.post("/api/analyse", json={"ids": [1], "position": 0}).status_code == 403
     page = fresh.get(f"/?token={TOKEN}")
-    assert page.status_code == 200 and "httponly" in page.headers["set-cookie"].lower()
-    assert fresh.get("/api/info").status_code == 200  # the cookie now carries the token
+    # No cookie: a browser would send it to every port of 127.0.0.1, other servers' included.
+    assert page.status_code == 200 and "set-cookie" not in page.headers
+    fresh.cookies.set("tinygpt_explore", TOKEN)
+    assert fresh.get("/api/info").status_code == 403  # the address alone carries the token
+    assert fresh.get(f"/api/info?token={TOKEN}").status_code == 200
     rebound = TestClient(app, base_url="http://attacker.example:8000")  # DNS rebinding
     assert rebound.get(f"/api/info?token={TOKEN}").status_code == 400
 
@@ -74,7 +77,9 @@ def test_every_response_carries_the_csp_and_no_request_names_a_file(client):
     for name in ("../server.py", "..%2f..%2fpyproject.toml", "index.html", "__init__.py"):
         assert client.get(f"/static/{name}").status_code == 404, name
     html = client.get("/").text
-    assert '<script src="/static/explore.js"' in html and "http" not in html.split("<body>")[1]
+    assert f'<script src="/static/explore.js?token={TOKEN}"' in html
+    assert f'href="/static/explore.css?token={TOKEN}"' in html
+    assert "http" not in html.split("<body>")[1]
 
 
 def _attention_json(ck: Path, text: str) -> dict:
@@ -249,6 +254,10 @@ def test_a_click_answers_while_a_long_sample_streams(client, explorer, monkeypat
         ("/api/analyse", {"ids": "1,2", "position": 0}),
         ("/api/analyse", {"ids": [1, 2], "position": "x"}),
         ("/api/analyse", {"ids": [1, 2], "position": 0, "off": 7}),
+        ("/api/analyse", {"ids": [1, 2], "position": 0, "off": [1]}),
+        ("/api/analyse", {"ids": [1, 2], "position": 1.5}),
+        ("/api/analyse", {"ids": [1, 2], "position": 0, "step": True}),
+        ("/api/analyse", {"ids": [1, 2], "position": 0, "off": ["L0H0"], "mode": "bogus"}),
         ("/api/explain", {"ids": [1, 2], "position": None, "head": "L0H0"}),
         ("/api/analyse", {"ids": [1, 2], "position": 0, "off": ["L9H9"]}),
         ("/api/explain", {"ids": [1, 2], "position": 1, "head": "nope"}),
@@ -260,6 +269,31 @@ def test_a_bad_request_is_a_400_with_a_sentence(client, path, body):
     response = client.post(path, json=body)
     assert response.status_code == 400 and response.json()["error"], response.text
     assert "Traceback" not in response.text
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"ids": [1, 2], "text": ' + b"[" * 5000 + b"]" * 5000 + b"}",  # past json's recursion
+        b'{"ids": [1, 2], "position": 1e400}',  # standard JSON for inf
+        b'{"ids": [1, 2], "position": 0, "step": Infinity}',
+        b'{"ids": [1, 2], "position": -Infinity}',
+    ],
+    ids=["nested-5000-deep", "1e400", "step-Infinity", "-Infinity"],
+)
+@pytest.mark.parametrize("path", ["/api/analyse", "/api/explain", "/api/patch", "/api/tokens"])
+def test_json_no_route_can_use_is_a_400(client, path, body):
+    response = client.post(path, content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 400 and response.json()["error"], response.text
+
+
+def test_a_body_over_the_limit_is_refused_unread(client):
+    from tinygpt.explore.server import MAX_BODY
+
+    big = json.dumps({"text": "a" * MAX_BODY})
+    response = client.post("/api/tokens", content=big)
+    assert response.status_code == 413 and str(MAX_BODY) in response.json()["error"]
+    assert client.post("/api/tokens", json={"text": "a" * 1000}).status_code == 200
 
 
 def test_bad_sampling_controls_are_a_400_before_the_stream(client):
@@ -312,6 +346,29 @@ def test_a_checkpoint_that_cannot_load_is_generates_one_line(tmp_path):
     explore = run_main("explore", "-c", "nowhere", "--no-browser", cwd=tmp_path)
     generate = run_main("generate", "-c", "nowhere", cwd=tmp_path)
     assert one_line_error(explore[0], explore[2]) == one_line_error(generate[0], generate[2])
+
+
+@pytest.mark.parametrize(
+    "host, printed, reached_as",
+    [("::1", "http://[::1]:", "[::1]"), ("0.0.0.0", "http://127.0.0.1:", "192.0.2.7")],
+)
+def test_another_address_prints_a_working_url_and_answers_its_names(
+    ck, monkeypatch, host, printed, reached_as
+):
+    from starlette.testclient import TestClient
+
+    served = []
+    monkeypatch.setattr("uvicorn.Server.run", lambda server, **k: served.append(server))
+    code, _, err = run_main("explore", "-c", str(ck), "--no-browser", "--host", host)
+    if code and "cannot listen" in err:
+        pytest.skip(f"this machine cannot listen on {host}")
+    assert code == 0, err
+    url = err.split(" at ", 1)[1].split()[0]
+    assert url.startswith(printed), url
+    # Listening on every address, any name may reach it (the token guards it); ::1 by its own.
+    client = TestClient(served[0].config.app, base_url=f"http://{reached_as}:8000")
+    assert client.get("/api/info?" + url.split("?")[1]).status_code == 200
+    assert client.get("/api/info").status_code == 403
 
 
 def test_a_model_too_large_for_the_device_is_one_line_before_the_page(ck, monkeypatch):
@@ -449,6 +506,7 @@ def test_in_the_page_write_click_toggle_and_save(page, ck, explorer, tmp_path):
     download.value.save_as(saved)
     html = saved.read_text()
     assert "<script" not in html and "L0H1" in html and "http" not in html.split("<body>")[1]
+    assert TOKEN not in html  # a page handed out opens no door to the server
     # Patching from a second text fills the table of heads
     spans[15].click()
     page.wait_for_selector("#position:text-is('15')")  # the panels of this click, not the last

@@ -14,6 +14,8 @@ from tinygpt.cli.common import DEVICE_DEFAULT, CheckpointOpt, DeviceOpt
 from tinygpt.errors import Opt, UsageError
 from tinygpt.io.console import printable
 
+ANY_ADDRESS = ("0.0.0.0", "::")  # listening on every address of this machine
+
 if TYPE_CHECKING:  # torch is imported when the command runs, not for --help
     import torch
 
@@ -53,9 +55,9 @@ def explore(
         torch.set_num_threads(1)
     sock = _listen(host, port)
     token = new_token()
-    hosts = LOCAL_HOSTS if host in LOCAL_HOSTS else (*LOCAL_HOSTS, host)
-    app = create_app(Explorer(model, tokenizer, ck), token, hosts)
-    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    app = create_app(Explorer(model, tokenizer, ck), token, _host_names(host))
+    shown = "127.0.0.1" if host in ANY_ADDRESS else host
+    shown = f"[{shown}]" if ":" in shown else shown  # an IPv6 address, as a URL writes it
     url = f"http://{shown}:{sock.getsockname()[1]}/?token={token}"
     if host not in LOCAL_HOSTS:
         typer.echo(f"warning: listening on {host}: other machines can reach this page", err=True)
@@ -86,6 +88,18 @@ def _check_fits(ck: Checkpoint, device: torch.device) -> None:
             Opt("device", "cpu") if device.type != "cpu" else Opt("checkpoint"),
             " (another model)" if device.type == "cpu" else "",
         )
+
+
+def _host_names(host: str) -> tuple[str, ...]:
+    """The names a request's Host header may give. Listening on every address, the server
+    cannot know which name other machines reach it by: any, and the token alone guards it."""
+    from tinygpt.explore.server import LOCAL_HOSTS
+
+    if host in ANY_ADDRESS:
+        return ("*",)
+    if host in LOCAL_HOSTS:
+        return LOCAL_HOSTS
+    return (*LOCAL_HOSTS, f"[{host}]" if ":" in host else host)  # a Host header brackets IPv6
 
 
 def _listen(host: str, port: int) -> socket.socket:

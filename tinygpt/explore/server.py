@@ -4,9 +4,11 @@ needs, EventSource reconnects by itself, and a plain GET stays under the same to
 (a WebSocket would be a second protocol).
 
 Safe by default, as Jupyter is: bound to 127.0.0.1; a random token in the address, required on
-every request (the first page view sets it as a same-site cookie); the Host header must name
+every request (the page puts it in each address it asks for: no cookie, which a browser would
+send to every port of 127.0.0.1, another local server's included); the Host header must name
 this machine (no DNS rebinding); no request can name a file; a CSP that runs only the page's
-own script and loads nothing from elsewhere; model and prompt text is set as text, never HTML.
+own script and loads nothing from elsewhere; model and prompt text is set as text, never HTML;
+a request body is JSON of at most ``MAX_BODY`` bytes.
 """
 
 from __future__ import annotations
@@ -33,7 +35,6 @@ from tinygpt.api import sample_config
 from tinygpt.errors import TinyGPTError, python_spelling
 from tinygpt.explore.session import Explorer
 
-COOKIE = "tinygpt_explore"
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
@@ -43,6 +44,7 @@ LOCAL_HOSTS = ("127.0.0.1", "localhost", "[::1]", "::1")
 # The sampling controls a page may send, each as the type SampleConfig takes.
 SAMPLE_FIELDS = {"temperature": float, "top_k": int, "top_p": float, "seed": int}
 MAX_NEW_TOKENS = 1024
+MAX_BODY = 2**20  # 65,536 token ids, the longest text a page sends, take under half of it
 TURN_S = 0.01  # a stream's turn on the event loop: the tokens it samples make one message
 WAIT_S = 0.005  # how long a stream waits for the model while an answer has it
 
@@ -52,8 +54,8 @@ def new_token() -> str:
 
 
 class Guard:
-    """Every request carries the run's token (in the address or the cookie the page set) and
-    every response the CSP; anything else is refused before it reaches a route."""
+    """Every request carries the run's token in its address and every response the CSP;
+    anything else is refused before it reaches a route."""
 
     def __init__(self, app: ASGIApp, token: str) -> None:
         self.app, self.token = app, token
@@ -63,7 +65,7 @@ class Guard:
             await self.app(scope, receive, send)
             return
         request, app = Request(scope), self.app
-        given = request.query_params.get("token") or request.cookies.get(COOKIE) or ""
+        given = request.query_params.get("token", "")
         if not secrets.compare_digest(given.encode(), self.token.encode()):
             app = PlainTextResponse(
                 "this page needs the address tinygpt explore printed (with its token)", 403
@@ -114,9 +116,8 @@ def create_app(explorer: Explorer, token: str, hosts: tuple[str, ...] = LOCAL_HO
 
 def page(request: Request) -> Response:
     html = resources.files("tinygpt.explore.page").joinpath("index.html").read_text()
-    response = Response(html, media_type="text/html")
-    response.set_cookie(COOKIE, request.app.state.token, httponly=True, samesite="strict")
-    return response
+    # The page's own files are asked for with the token too (it is URL-safe: no escaping).
+    return Response(html.replace("{token}", request.app.state.token), media_type="text/html")
 
 
 def asset(request: Request) -> Response:
@@ -155,7 +156,11 @@ def _posted(work: Callable[[Explorer, dict[str, Any]], dict[str, Any]]) -> Calla
     inside ``work``, on the worker thread, so a field of the wrong type is a 400, not a 500."""
 
     async def route(request: Request) -> Response:
-        body, state = await _json(request), request.app.state
+        state = request.app.state
+        try:
+            body = await _json(request)
+        except TooLarge:
+            return JSONResponse({"error": f"a request body is at most {MAX_BODY} bytes"}, 413)
 
         def locked() -> Response:  # on a worker thread: the server keeps serving
             try:
@@ -179,7 +184,7 @@ def _at_step(work: Callable[[Explorer, dict[str, Any]], dict[str, Any]]) -> Call
 
     def answer(explorer: Explorer, body: dict[str, Any]) -> dict[str, Any]:
         step = body.get("step")
-        with explorer.at_step(None if step is None else int(step)):
+        with explorer.at_step(None if step is None else _whole(body, "step")):
             return work(explorer, body)
 
     return answer
@@ -188,20 +193,16 @@ def _at_step(work: Callable[[Explorer, dict[str, Any]], dict[str, Any]]) -> Call
 analyse = _posted(
     _at_step(
         lambda ex, b: ex.analyse(
-            _ids(b), int(b.get("position", 0)), list(b.get("off", [])), str(b.get("mode") or "zero")
+            _ids(b), _whole(b, "position"), _labels(b), str(b.get("mode") or "zero")
         )
     )
 )
 tokens = _posted(_token_ids)
 explain = _posted(
-    _at_step(
-        lambda ex, b: ex.explanation(_ids(b), int(b.get("position", 0)), str(b.get("head", "")))
-    )
+    _at_step(lambda ex, b: ex.explanation(_ids(b), _whole(b, "position"), str(b.get("head", ""))))
 )
 patch = _posted(
-    _at_step(
-        lambda ex, b: ex.patch(_ids(b), int(b.get("position", 0)), str(b.get("corrupted", "")))
-    )
+    _at_step(lambda ex, b: ex.patch(_ids(b), _whole(b, "position"), str(b.get("corrupted", ""))))
 )
 
 
@@ -241,12 +242,36 @@ async def _events(
         stream.close()
 
 
+class TooLarge(Exception):
+    """A request body over ``MAX_BODY`` bytes (read no further)."""
+
+
 async def _json(request: Request) -> dict[str, Any]:
+    """The body's JSON object ({} for anything else: its fields are then missing, a 400)."""
+    data = b""
+    async for chunk in request.stream():
+        data += chunk
+        if len(data) > MAX_BODY:
+            raise TooLarge
     try:
-        body = await request.json()
-    except ValueError:
+        body = json.loads(data)
+    except (ValueError, RecursionError):  # RecursionError: arrays nested a thousand deep
         body = None
     return body if isinstance(body, dict) else {}
+
+
+def _whole(body: dict[str, Any], field: str) -> int:
+    value = body.get(field, 0)
+    if type(value) is not int:  # not 1.5, true, "2" or 1e400 (inf)
+        raise ValueError(f"{field} must be a whole number")
+    return value
+
+
+def _labels(body: dict[str, Any]) -> list[str]:
+    off = body.get("off", [])
+    if not isinstance(off, list) or not all(isinstance(label, str) for label in off):
+        raise ValueError("off must be a list of head labels such as L0H1")
+    return off
 
 
 def _ids(body: dict[str, Any]) -> list[int]:

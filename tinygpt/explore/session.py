@@ -209,7 +209,8 @@ class Explorer:
         (the model as it is) when no head is off, else with ``off`` ablated in ``mode``."""
         chosen = parse_heads(off, self.model.config.n_layer, self.model.config.n_head)
         if chosen and mode not in self._modes():
-            raise UsageError(Opt("mode", mode), " needs the run's training text; use zero")
+            why = " needs the run's training text" if mode == "mean" else " is not a mode here"
+            raise UsageError(Opt("mode", mode), f"{why}; use zero")
         if not chosen:
             return self._summary(base, position)
         with ablated(self.model, chosen, mode, self.stats or {}):

@@ -16,8 +16,15 @@ function shown(token) {  // whitespace made visible where a token stands alone
   return token.replace(/ /g, "␣").replace(/\n/g, "↵").replace(/\t/g, "⇥") || "∅";
 }
 
+// The run's token, from this page's own address: the server wants it on every request.
+const TOKEN = new URLSearchParams(location.search).get("token") || "";
+
+function withToken(path) {
+  return path + (path.includes("?") ? "&" : "?") + "token=" + encodeURIComponent(TOKEN);
+}
+
 async function post(path, body) {
-  const response = await fetch(path, {
+  const response = await fetch(withToken(path), {
     method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
   });
   const answer = await response.json();
@@ -65,7 +72,7 @@ async function write() {
   } catch (error) { say(error.message, true); return; }
   say("writing…");
   const started = performance.now();
-  const source = new EventSource("/api/generate?" + params);
+  const source = new EventSource(withToken("/api/generate?" + params));
   state.source = source;
   let written = 0, first = 0;
   source.onmessage = (event) => {
@@ -262,7 +269,7 @@ async function explain(label) {
 }
 
 async function savePage() {
-  const css = await (await fetch("/static/explore.css")).text();
+  const css = await (await fetch(withToken("/static/explore.css"))).text();
   const report = $("report").cloneNode(true);
   report.querySelectorAll(".controls, .hint, #toggles, #step, textarea, button").forEach((node) => node.remove());
   const page = "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">" +
@@ -281,7 +288,7 @@ function escapeText(text) {
 }
 
 async function start() {
-  state.info = await (await fetch("/api/info")).json();
+  state.info = await (await fetch(withToken("/api/info"))).json();
   $("model").textContent = `${state.info.name}: ${state.info.n_layer} layers × ${state.info.n_head} heads`;
   for (const mode of state.info.modes) $("mode").append(el("option", { value: mode }, mode));
   for (let l = 0; l < state.info.n_layer; l++) {
