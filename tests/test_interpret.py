@@ -181,3 +181,18 @@ def test_per_token_losses_average_to_evals_loss():
     losses = [p.loss for p in predictions(model, tokens)[:-1]]
     expected = evaluate_text(model, tok, text).loss
     assert sum(losses) / len(losses) == pytest.approx(expected, rel=1e-5)
+
+
+def test_a_loss_that_is_not_finite_is_one_line_about_the_model():
+    """eval --json printed NaN (not JSON) for a diverged run's model."""
+    from tinygpt.analysis.evaluation import evaluate_text
+    from tinygpt.data.tokenizer import build_tokenizer
+    from tinygpt.errors import CheckpointError
+
+    text = "to be or not to be"
+    tok = build_tokenizer("char", text)
+    model = random_gpt("modern", vocab_size=tok.vocab_size, block_size=32, n_layer=1, n_head=2)
+    with torch.no_grad():
+        model.lm_head.weight.fill_(math.nan)
+    with pytest.raises(CheckpointError, match="loss on this text is not finite"):
+        evaluate_text(model, tok, text)

@@ -211,3 +211,13 @@ def test_json_says_how_each_sample_ended():
 def test_out_of_range_stop_alternatives_and_seeds(change):
     with pytest.raises(UsageError):
         SampleConfig(**change).validate()
+
+
+def test_probabilities_that_are_not_finite_are_one_line_about_the_model():
+    """A diverged run's weights can be finite and its outputs NaN: a sentence, not torch's."""
+    from tinygpt.errors import CheckpointError
+    from tinygpt.sampling.choose import choose
+
+    logits = torch.full((1, 5), float("nan"))
+    with pytest.raises(CheckpointError, match="probabilities are not finite.*training diverged"):
+        choose(logits, SampleConfig(seed=1), [None])

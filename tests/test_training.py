@@ -317,11 +317,34 @@ def test_non_finite_loss_skips_steps_then_stops_without_saving_nan(tiny_run, mon
     monkeypatch.setattr(
         torch.nn.functional, "cross_entropy", lambda *a, **k: real(*a, **k) * math.nan
     )
+    # No evaluation before the fifth bad step: one would end the run first, its loss NaN too
+    # (test_a_non_finite_validation_loss_ends_the_run_before_it_saves).
     with pytest.raises(TrainingDiverged, match="non-finite for 5 steps"):
-        tiny_run("nan", max_steps=40, eval_every=1, resume=True)
+        tiny_run("nan", max_steps=40, eval_every=40, resume=True)
     assert (before.out_dir / "model.safetensors").read_bytes() == digest
     model = open_checkpoint(before.out_dir).load_model()
     assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_a_non_finite_validation_loss_ends_the_run_before_it_saves(tiny_run, tmp_path, monkeypatch):
+    """Weights finite but huge (--lr 1e20 under AdamW) train on with finite losses while every
+    validation logit is NaN: such an evaluation must not become the checkpoint."""
+    from tinygpt.training import trainer
+
+    real = trainer.estimate_loss
+    monkeypatch.setattr(trainer, "estimate_loss", lambda *a: math.nan)
+    with pytest.raises(TrainingDiverged, match="validation loss at step 15 is not finite") as e:
+        tiny_run("fresh", max_steps=30, eval_every=15)
+    assert "unchanged" not in str(e.value)  # there was no checkpoint to keep
+    assert not (tmp_path / "fresh" / "model.safetensors").exists()
+    monkeypatch.setattr(trainer, "estimate_loss", real)
+    kept = tiny_run("kept", max_steps=15, eval_every=15)
+    digest = (kept.out_dir / "model.safetensors").read_bytes()
+    monkeypatch.setattr(trainer, "estimate_loss", lambda *a: math.inf)
+    with pytest.raises(TrainingDiverged, match="at step 30 is not finite.*is unchanged"):
+        tiny_run("kept", max_steps=30, eval_every=15, resume=True)
+    assert (kept.out_dir / "model.safetensors").read_bytes() == digest
+    assert open_checkpoint(kept.out_dir).step == 15
 
 
 def test_a_single_non_finite_step_is_skipped(tiny_run, monkeypatch):

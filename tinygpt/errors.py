@@ -96,6 +96,16 @@ class CheckpointError(TinyGPTError):
     """A checkpoint is missing, corrupt, unsafe or incompatible."""
 
 
+def not_finite(what: str) -> CheckpointError:
+    """A model whose weights are finite but so large that ``what`` (its outputs) is not."""
+    return CheckpointError(
+        f"the model's {what} not finite (its training diverged); try ",
+        Opt("best"),
+        " or train again with a lower ",
+        Opt("lr"),
+    )
+
+
 class TrainingDiverged(TinyGPTError):
     """Loss or gradients stayed non-finite for too many steps in a row."""
 

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from tinygpt.data.corpus import encode_text
 from tinygpt.data.tokenizer import Tokenizer
-from tinygpt.errors import UsageError
+from tinygpt.errors import UsageError, not_finite
 from tinygpt.model import GPT
 
 SPAN_TOKENS = 8  # tokens per surprising span
@@ -99,6 +99,8 @@ def evaluate_text(
         report(len(starts), len(starts))
     total_nats, counted = float(losses.sum(dtype=np.float64)), len(losses)
     loss = total_nats / counted
+    if not math.isfinite(loss):
+        raise not_finite("loss on this text is")
     num_bytes = len(text.encode("utf-8"))
     return EvalResult(
         loss=loss,

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from tinygpt.config.sample import SampleConfig
+from tinygpt.errors import not_finite
 
 
 def filter_logits(logits: torch.Tensor, top_k: int | None, top_p: float | None) -> torch.Tensor:
@@ -41,10 +42,13 @@ def choose(
     logits = (logits - logits.amax(dim=-1, keepdim=True)) / temperature
     logits = filter_logits(logits, cfg.top_k, cfg.top_p)
     probs = torch.softmax(logits, dim=-1)
-    draws = [
-        torch.multinomial(probs[i : i + 1], 1, generator=generator)
-        for i, generator in enumerate(generators)
-    ]
+    try:
+        draws = [
+            torch.multinomial(probs[i : i + 1], 1, generator=generator)
+            for i, generator in enumerate(generators)
+        ]
+    except RuntimeError as exc:  # NaN or inf probabilities: weights finite but far too large
+        raise not_finite("next-token probabilities are") from exc
     return torch.cat(draws).view(-1)
 
 

@@ -11,9 +11,11 @@ import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from tinygpt.errors import Interrupted
+from tinygpt.checkpoint.manifest import MANIFEST_FILE
+from tinygpt.errors import Interrupted, Opt, TrainingDiverged
 from tinygpt.training.distributed import DistContext
 
 STOP_SIGNALS = tuple(
@@ -64,3 +66,11 @@ def agree(dist: DistContext, signum: int, out_of_time: bool) -> Stop:
     rank received (SIGTERM may reach only one) stops them all."""
     signum_all, timed_out = dist.max(signum, out_of_time)
     return Stop(int(signum_all), timed_out > 0)
+
+
+def diverged(what: str, out_dir: Path) -> TrainingDiverged:
+    """The run's end when its numbers stop being finite: nothing more is saved, so the last
+    checkpoint, where there is one, is what the run leaves."""
+    kept = MANIFEST_FILE in {p.name for p in out_dir.iterdir()} if out_dir.is_dir() else False
+    left = f". The last good checkpoint in {out_dir} is unchanged" if kept else ""
+    return TrainingDiverged(f"{what}; lower ", Opt("lr"), " or use ", Opt("dtype", "float32"), left)

@@ -24,7 +24,6 @@ from tinygpt.checkpoint.weights import weights_bytes
 from tinygpt.config.run import RunConfig
 from tinygpt.data.batches import check_split_lengths
 from tinygpt.data.token_cache import Corpus
-from tinygpt.errors import Opt, TrainingDiverged
 from tinygpt.model import GPT
 from tinygpt.model.device import autocast
 from tinygpt.training import setup, stopping
@@ -239,14 +238,8 @@ class Trainer:
             return
         self.emit("note", f"step {self.step}: non-finite loss or gradients, step skipped")
         if self.state.bad_steps >= self.cfg.max_bad_steps:
-            raise TrainingDiverged(
-                f"loss or gradients were non-finite for {self.state.bad_steps} steps in a row "
-                f"(at step {self.step}); lower ",
-                Opt("lr"),
-                " or use ",
-                Opt("dtype", "float32"),
-                f". The last good checkpoint in {self.out_dir} is unchanged",
-            )
+            bad = f"loss or gradients were non-finite for {self.state.bad_steps} steps in a row"
+            raise stopping.diverged(f"{bad} (at step {self.step})", self.out_dir)
 
     def _agree(self, steps: int) -> int:
         """The mean of ``steps`` over all ranks, so that every rank plans the same total."""
@@ -265,8 +258,11 @@ class Trainer:
 
     def _evaluate_and_save(self, session: _Session, loss: float, tokens_per_sec: float) -> None:
         started = self.clock()
-        if self.dist.is_main:
-            self.evaluate(loss, tokens_per_sec)
+        nan = self.dist.is_main and self.evaluate(loss, tokens_per_sec) is None
+        if self.dist.max(nan)[0]:  # every rank stops here, before the save's collectives
+            raise stopping.diverged(
+                f"the validation loss at step {self.step} is not finite", self.out_dir
+            )
         self.save()
         session.window_start, session.window_tokens = self.clock(), 0
         if session.deadline is None:
@@ -367,8 +363,11 @@ class Trainer:
         return self.dist.mean(loss_sum)
 
     # -- evaluation and saving ---------------------------------------------------------------
-    def evaluate(self, train_loss: float, tokens_per_sec: float) -> dict[str, Any]:
+    def evaluate(self, train_loss: float, tokens_per_sec: float) -> dict[str, Any] | None:
+        """The evaluation's record; None, recording nothing, where the loss is not finite."""
         val = estimate_loss(self.eval_model, self.val_ids, self.cfg, self.device, self.dtype)
+        if not math.isfinite(val):  # weights finite but huge: every logit inf or NaN
+            return None
         recent = self.state.recent_losses
         train = sum(recent) / len(recent) if recent else train_loss
         record = {
