@@ -189,3 +189,16 @@ def test_a_deadline_run_stopped_before_its_plan_resumes_to_the_default_total(
     with pytest.raises(KeyboardInterrupt):
         tinygpt.train(small_text, out_dir=cut.out_dir, resume=True, **options)
     assert seen == [TrainConfig().max_steps]
+
+
+@pytest.mark.parametrize("eval_every", [10, None])
+def test_a_budget_near_the_largest_float_plans_a_count_not_infinity(eval_every):
+    # left / per_step overflowed to inf and int(inf) raised (tinygpt train --max-time 1e308)
+    planner = DeadlinePlanner(
+        max_time=1.7976931348623157e308, eval_every=eval_every, eval_forward_passes=2,
+        eval_seconds=None if eval_every else 20.0,
+    )  # fmt: skip
+    for t in (1.0, 1.001, 1.002):
+        planner.step_done(t)
+    left = planner.steps_left(1.002)
+    assert isinstance(left, int) and left >= 2**60

@@ -21,6 +21,12 @@ SLOWED_NOTE = 0.95  # a plan shrunk below this share of the one the decay began 
 # A plan in its decay grows back only to this share of its total short of what fits: the
 # estimate jitters by a step or two, and a plan grown on that noise would end past the deadline.
 GROW_SLACK = 0.01
+MAX_PLANNED_STEPS = 2**62  # more than any run takes; int(inf) would raise
+
+
+def _whole_steps(steps: float) -> int:
+    """Planned steps as a count: none below 0, and a budget of 1e308 s is not infinite steps."""
+    return int(min(max(0.0, steps), MAX_PLANNED_STEPS))
 
 
 @dataclass
@@ -71,9 +77,9 @@ class DeadlinePlanner:
             evaluation = self.eval_forward_passes * per_step / (3 * self.grad_accum)
         left = self.max_time - elapsed - evaluation
         if self.eval_every is not None:
-            return int(max(0.0, left / (per_step + evaluation / self.eval_every)))
+            return _whole_steps(left / (per_step + evaluation / self.eval_every))
         evaluations = max(0.0, left) / self.eval_interval()  # those still due on the clock
-        return int(max(0.0, (left - evaluations * evaluation) / per_step))
+        return _whole_steps((left - evaluations * evaluation) / per_step)
 
     def eval_interval(self) -> float:
         """Seconds between evaluations by the clock: the configured interval, or wider where
