@@ -273,3 +273,30 @@ def test_the_issues_shape_gets_a_width_and_a_head_count_that_work(tmp_path: Path
     )
     line = one_line_error(code, err, (2,))
     assert "even head size" in line and "try --n-embd 132" in line, line  # 129's heads: all odd
+
+
+@pytest.mark.parametrize(
+    "raised",
+    [
+        RuntimeError(
+            "[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate "
+            "memory: you tried to allocate 51200000000 bytes. Error code 12"
+        ),
+        MemoryError(),
+    ],
+)
+def test_running_out_of_memory_is_one_line_saying_what_needs_less(tmp_path, monkeypatch, raised):
+    """``train --batch-size 100000000`` ran 41 s, then said 'unexpected RuntimeError: [enforce
+    fail at alloc_cpu.cpp:127] ...'."""
+    from tinygpt.training.trainer import Trainer
+
+    def no_memory(*args, **kwargs):
+        raise raised
+
+    monkeypatch.setattr(Trainer, "fit", no_memory)
+    (tmp_path / "small.txt").write_text(SMALL_TEXT)
+    code, _, err = run_main("train", "small.txt", *MICRO_ARGS, "--max-steps", "1", cwd=tmp_path)
+    line = one_line_error(code, err, (1,))
+    assert line.startswith("error: out of memory") and "--batch-size" in line, line
+    if isinstance(raised, RuntimeError):
+        assert "(asked for 47.7 GiB)" in line

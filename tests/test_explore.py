@@ -342,6 +342,12 @@ def test_the_command_serves_until_ctrl_c_and_a_second_one_takes_another_port(ck)
         assert "Traceback" not in rest and "stopped" in rest, rest
 
 
+@pytest.mark.parametrize("port", ["-1", "65536", str(2**63)])
+def test_a_port_outside_the_range_is_one_line(ck, port):
+    code, _, err = run_main("explore", "-c", str(ck), "--no-browser", "--port", port)
+    assert "--port must be from 0" in one_line_error(code, err)  # was an unexpected OverflowError
+
+
 def test_a_checkpoint_that_cannot_load_is_generates_one_line(tmp_path):
     explore = run_main("explore", "-c", "nowhere", "--no-browser", cwd=tmp_path)
     generate = run_main("generate", "-c", "nowhere", cwd=tmp_path)

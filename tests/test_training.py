@@ -365,6 +365,14 @@ def test_a_single_non_finite_step_is_skipped(tiny_run, monkeypatch):
     "change, message",
     [
         ({"lr": -1}, "^lr must"),  # from Python: the argument's name, not the CLI flag
+        # rates outside float32's normal range: 1e100 overflowed in Muon's step (an unexpected
+        # RuntimeError), 5e-324 made every step NaN with a message to lower the rate
+        ({"matrix_lr": 1e100}, "^matrix_lr must be positive, from 1.2e-38 to 3.4e.38"),
+        ({"lr": 5e-324}, "^lr must be positive, from"),
+        # work a step does without bound: 2**63 spun for ever, 1e30 overflowed in torch
+        ({"batch_size": 2**63}, "^batch_size must be at most 1,048,576"),
+        ({"grad_accum": 10**30}, "^grad_accum must be at most"),
+        ({"eval_batches": 2**63}, "^eval_batches must be at most"),
         ({"min_lr": 1.0}, "^min_lr must"),
         ({"batch_size": 0}, "^batch_size must"),
         ({"weight_decay": -0.1}, "^weight_decay must"),

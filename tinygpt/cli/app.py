@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import re
 import signal
 import sys
 from collections.abc import Callable
@@ -196,5 +197,21 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:  # a bug: still one line unless asked for the traceback
         if debug:
             raise
-        err(f"unexpected {type(exc).__name__}: {exc} (rerun with --debug for the traceback)")
+        bug = f"unexpected {type(exc).__name__}: {exc} (rerun with --debug for the traceback)"
+        err(_out_of_memory(exc) or bug)
         sys.exit(1)
+
+
+def _out_of_memory(exc: Exception) -> str | None:
+    """One line for an allocation the machine can't give (torch's CPU allocator says so in a
+    RuntimeError; CUDA and MPS raise OutOfMemoryError), else None."""
+    text = str(exc)
+    if not (
+        isinstance(exc, MemoryError)
+        or type(exc).__name__ == "OutOfMemoryError"
+        or "can't allocate memory" in text
+    ):
+        return None
+    asked = re.search(r"allocate (\d+) bytes", text)
+    size = f" (asked for {int(asked.group(1)) / 2**30:.1f} GiB)" if asked else ""
+    return f"out of memory{size}: to train, a smaller --batch-size, --block-size or model fits"

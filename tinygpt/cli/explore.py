@@ -104,6 +104,8 @@ def _host_names(host: str) -> tuple[str, ...]:
 
 def _listen(host: str, port: int) -> socket.socket:
     """A listening socket on ``host:port`` (0: a free port), or one line saying why not."""
+    if not 0 <= port <= 65535:
+        raise UsageError(Opt("port"), f" must be from 0 (a free one) to 65535, got {port}")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a port just freed is free

@@ -71,6 +71,21 @@ def check_positive(name: str, value: float) -> None:
         raise UsageError(Opt(name), f" must be positive, got {value}")
 
 
+# A rate is applied in float32: outside its normal range it rounds to 0 or to inf (NaN steps).
+RATE_RANGE = (1.1754943508222875e-38, 3.4028234663852886e38)
+
+
+def check_rate(name: str, value: float) -> None:
+    low, high = RATE_RANGE
+    if not low <= value <= high:
+        raise UsageError(Opt(name), f" must be positive, from {low:.2g} to {high:.2g}; got {value}")
+
+
+def check_seed(value: int, name: str = "seed") -> None:
+    if not 0 <= value <= MAX_SEED:
+        raise UsageError(Opt(name), f" must be between 0 and {MAX_SEED}, got {value}")
+
+
 def check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise UsageError(Opt(name), f" must be one of {', '.join(choices)}; got {value!r}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tinygpt.config.fields import MAX_ALTERNATIVES, MAX_SEED, check_types, documented
+from tinygpt.config.fields import MAX_ALTERNATIVES, MAX_SEED, check_seed, check_types, documented
 from tinygpt.errors import Opt, UsageError
 
 
@@ -43,8 +43,8 @@ class SampleConfig:
 
     def validate(self) -> SampleConfig:
         check_types(self)
-        if self.seed is not None and not 0 <= self.seed <= MAX_SEED:
-            raise UsageError(Opt("seed"), f" must be between 0 and {MAX_SEED}, got {self.seed}")
+        if self.seed is not None:
+            check_seed(self.seed)
         if self.max_new_tokens < 0:
             raise UsageError(Opt("max_new_tokens"), f" must be >= 0, got {self.max_new_tokens}")
         if self.temperature < 0:

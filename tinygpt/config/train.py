@@ -9,11 +9,12 @@ from tinygpt.config.fields import (
     DATA_ORDER_CHOICES,
     DEVICE_CHOICES,
     DTYPE_CHOICES,
-    MAX_SEED,
     OPTIMIZER_CHOICES,
     SCHEDULE_CHOICES,
     check_choice,
     check_positive,
+    check_rate,
+    check_seed,
     check_types,
     documented,
 )
@@ -21,6 +22,8 @@ from tinygpt.config.specs import is_bpe_spec, parse_bpe_spec, record_spec
 from tinygpt.errors import Opt, UsageError
 
 EVAL_EVERY = 250  # steps between evaluations, without --max-time
+# Sequences a step (or an evaluation) may draw, batches it may add up: 2**63 spun for ever.
+MAX_PER_STEP = 2**20
 EVALS_PER_BUDGET = 8  # evaluations over a --max-time budget (the last at the deadline), or
 # fewer: they take at most this share of it, each one's cost / EVAL_SHARE after the last
 # (8 took 3.5% of the 5-minute run on a CPU without AMX, 1.7% with it).
@@ -174,11 +177,13 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise UsageError(Opt(name), f" must be a positive integer, got {value}")
+        for name in ("batch_size", "grad_accum", "eval_batches"):  # each is work done per step
+            if getattr(self, name) > MAX_PER_STEP:
+                raise UsageError(Opt(name), f" must be at most {MAX_PER_STEP:,}")
         self._check_optimizer()
         if self.max_time is not None:
             check_positive("max_time", self.max_time)
-        if not 0 <= self.seed <= MAX_SEED:
-            raise UsageError(Opt("seed"), f" must be between 0 and {MAX_SEED}, got {self.seed}")
+        check_seed(self.seed)
         if not 0 < self.val_fraction < 1:
             raise UsageError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
         check_choice("device", self.device, DEVICE_CHOICES)
@@ -191,7 +196,7 @@ class TrainConfig:
 
     def _check_optimizer(self) -> None:
         for name in ("lr", "matrix_lr", "embed_lr"):
-            check_positive(name, getattr(self, name))
+            check_rate(name, getattr(self, name))
         check_choice("optimizer", self.optimizer, OPTIMIZER_CHOICES)
         check_choice("schedule", self.schedule, SCHEDULE_CHOICES)
         check_choice("data_order", self.data_order, DATA_ORDER_CHOICES)

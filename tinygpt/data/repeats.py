@@ -13,7 +13,7 @@ import string
 from dataclasses import dataclass
 from pathlib import Path
 
-from tinygpt.config.fields import documented
+from tinygpt.config.fields import check_seed, documented
 from tinygpt.errors import Opt, UsageError
 from tinygpt.io.console import printable
 from tinygpt.io.files import TooLarge, atomic_write_bytes, describe_os_error, read_bounded
@@ -53,6 +53,7 @@ class RepeatsConfig:
         record = 2 * self.max_length + self.max_gap + 1
         if record > MAX_RECORD:
             raise UsageError(f"a record would be longer than {MAX_RECORD} characters")
+        check_seed(self.seed)  # random.Random takes -1 as 1: two seeds, one file
         if self.lines < 1:
             raise UsageError(Opt("lines"), f" must be at least 1, got {self.lines}")
         if self.lines * record > MAX_CHARS:
