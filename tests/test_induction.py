@@ -85,6 +85,7 @@ def test_the_filler_is_unpredictable_uniform_letters() -> None:
         (["--min-gap", "-1"], "--min-gap"),
         (["--alphabet", "a"], "--alphabet"),
         (["--lines", "0"], "--lines"),
+        (["--seed", "-1"], "--seed must be between 0"),  # was the file of --seed 1
     ],
 )
 def test_bad_repeats_options_are_one_line_errors(tmp_path: Path, args, words) -> None:
@@ -136,6 +137,19 @@ def test_the_induction_probe_never_draws_a_line_break() -> None:
         assert len(set(ids)) == 6
     model = random_gpt(vocab_size=tok.vocab_size, block_size=32, n_layer=1, n_head=1, n_embd=8)
     assert default_probe_length(model, avoid) == 6
+
+
+@pytest.mark.parametrize("block_size", [1, 2, 3])
+def test_a_block_too_short_for_the_probe_is_one_line(block_size: int) -> None:
+    """A block of 1 made every inspect command raise torch's 'Expected tensor for argument #1
+    'indices' to have one of the following scalar types'; a block of 2 printed nan losses."""
+    from tinygpt.errors import UsageError
+
+    model = random_gpt(vocab_size=30, block_size=block_size, n_layer=1, n_head=1, n_embd=8)
+    with pytest.raises(UsageError, match=f"needs a block of 4 tokens.*block of {block_size}"):
+        default_probe_length(model)
+    model = random_gpt(vocab_size=30, block_size=4, n_layer=1, n_head=1, n_embd=8)
+    assert default_probe_length(model) == 2
 
 
 # -- how a key stands to the query, and the phase change in a log ----------------------------

@@ -18,7 +18,11 @@ import torch
 from tinygpt.analysis.capture import AttentionRun, capture_attention
 from tinygpt.analysis.evaluation import token_losses
 from tinygpt.data.tokenizer import Tokenizer
+from tinygpt.errors import UsageError
 from tinygpt.model import GPT
+
+# Fewer probe tokens (block size 1 or 2, a one-character vocabulary) leave nothing to predict.
+MIN_PROBE_LENGTH = 2
 
 REPEAT_MATCH = 3  # tokens that must repeat before a prediction counts as a repeat's
 # Vocabularies up to this size are searched for every token holding a line break; larger (BPE)
@@ -34,9 +38,25 @@ def line_break_ids(tokenizer: Tokenizer, vocab_size: int) -> tuple[int, ...]:
     return tuple(tokenizer.encode("\n"))
 
 
-def default_probe_length(model: GPT, avoid: Sequence[int] = ()) -> int:
+def _longest_probe(model: GPT, avoid: Sequence[int]) -> int:
     cfg = model.config
     return min(cfg.block_size // 2, cfg.vocab_size - len(set(avoid)), 64)
+
+
+def probe_fits(model: GPT, avoid: Sequence[int] = ()) -> bool:
+    return _longest_probe(model, avoid) >= MIN_PROBE_LENGTH
+
+
+def default_probe_length(model: GPT, avoid: Sequence[int] = ()) -> int:
+    """Tokens in each copy of the induction probe; a one-line error where none fits."""
+    if not probe_fits(model, avoid):
+        cfg = model.config
+        raise UsageError(
+            f"the induction probe needs a block of {2 * MIN_PROBE_LENGTH} tokens or more and "
+            f"{MIN_PROBE_LENGTH} that are not line breaks; this model has a block of "
+            f"{cfg.block_size} and {cfg.vocab_size - len(set(avoid))}"
+        )
+    return _longest_probe(model, avoid)
 
 
 def induction_sequence(

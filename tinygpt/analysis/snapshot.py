@@ -13,11 +13,11 @@ import torch
 from tinygpt.analysis.capture import capture_attention
 from tinygpt.analysis.labels import head_label, parse_head_label
 from tinygpt.analysis.probes import (
-    default_probe_length,
     in_context_score,
     induction_loss,
     induction_probe,
     line_break_ids,
+    probe_fits,
     repeat_loss,
 )
 from tinygpt.analysis.scores import BY_ROLE, ROLE_SCORES, SNAPSHOT_KEYS, all_head_scores, clears
@@ -27,8 +27,6 @@ from tinygpt.model import GPT
 from tinygpt.model.device import autocast
 from tinygpt.training.trainer import Trainer, TrainerCallback
 
-# Fewer probe tokens (block size 1 or 2, a one-character vocabulary) leave nothing to predict.
-MIN_PROBE_LENGTH = 2
 # Head snapshots are on by default while a probe's attention weights are at most this many.
 AUTO_SNAPSHOT_WEIGHTS = 4_000_000
 
@@ -93,7 +91,7 @@ class HeadSnapshots(TrainerCallback):
             )
 
     def _snapshot(self, trainer: Trainer, record: dict[str, Any]) -> None:
-        if default_probe_length(trainer.eval_model, self.avoid) < MIN_PROBE_LENGTH:
+        if not probe_fits(trainer.eval_model, self.avoid):
             return  # a context (or vocabulary) too small for the probes: no snapshot
         block = trainer.run.model.block_size
         probe = [int(i) for i in trainer.val_ids[:block]]
