@@ -101,6 +101,10 @@ def test_sequence_longer_than_block_is_refused():
         ({"n_embd": 30, "n_head": 4}, "divisible"),
         ({"n_layer": 0}, "positive"),
         ({"dropout": 1.0}, "dropout"),
+        # float32 makes 1e300 inf and 5e-324 zero: every logit NaN, blamed on --lr
+        ({"logit_softcap": 1e300}, "logit_softcap must be 0 .off. or from 1.2e-38"),
+        ({"logit_softcap": 5e-324}, "logit_softcap must be 0"),
+        ({"logit_softcap": -1.0}, "logit_softcap must be 0"),
     ],
 )
 def test_invalid_shapes_are_usage_errors(change, message):

@@ -11,6 +11,7 @@ from tinygpt.config.fields import (
     MAX_PARAMETERS,
     MAX_VOCAB,
     MAX_WIDTH,
+    RATE_RANGE,
     check_choice,
     check_types,
     documented,
@@ -118,9 +119,11 @@ class ModelConfig:
                 f"), got {self.n_embd} / {self.n_head} = {self.head_dim}; try ",
                 *_shape_suggestion(self),
             )
-        if self.logit_softcap < 0:
+        low, high = RATE_RANGE  # applied in float32: 1e300 became inf, and inf * tanh(0) NaN
+        if self.logit_softcap != 0 and not low <= self.logit_softcap <= high:
             raise UsageError(
-                Opt("logit_softcap"), f" must be >= 0 (0 disables), got {self.logit_softcap}"
+                Opt("logit_softcap"),
+                f" must be 0 (off) or from {low:.2g} to {high:.2g}, got {self.logit_softcap}",
             )
         _check_size(self)
         return self
