@@ -71,6 +71,6 @@ def agree(dist: DistContext, signum: int, out_of_time: bool) -> Stop:
 def diverged(what: str, out_dir: Path) -> TrainingDiverged:
     """The run's end when its numbers stop being finite: nothing more is saved, so the last
     checkpoint, where there is one, is what the run leaves."""
-    kept = MANIFEST_FILE in {p.name for p in out_dir.iterdir()} if out_dir.is_dir() else False
+    kept = (out_dir / MANIFEST_FILE).is_file()
     left = f". The last good checkpoint in {out_dir} is unchanged" if kept else ""
     return TrainingDiverged(f"{what}; lower ", Opt("lr"), " or use ", Opt("dtype", "float32"), left)
