@@ -90,3 +90,14 @@ def test_an_out_path_that_looks_like_markup_trains(tmp_path, monkeypatch, locks)
     assert code == 0, err  # the progress display shows the path; it is not a style tag
     assert "ck/a[/b]c" in err
     assert open_checkpoint(tmp_path / "ck" / "a[" / "b]c").step == 2
+
+
+def test_a_prompts_control_characters_are_shown_not_sent_by_the_predictions_view(tmp_path):
+    """A token holding ESC reached the terminal raw in ``inspect predictions`` (the prompt's
+    own text, coloured by loss): every other view already showed it as a label does."""
+    (tmp_path / "esc.txt").write_text(SMALL_TEXT + "\x1b[31mred\x07\n" * 20)
+    code, _, err = run_main("train", "esc.txt", *MICRO_ARGS, "--max-steps", "2", "-q", cwd=tmp_path)
+    assert code == 0, err
+    code, out, err = run_main("inspect", "predictions", "-p", "a\x1b[31mred\x07 e", cwd=tmp_path)
+    assert code == 0, err
+    assert "\x1b" not in out and "\x07" not in out and "·[31mred·" in out

@@ -268,6 +268,17 @@ def test_a_prompt_on_stdin_is_read_up_to_a_bound(ck, monkeypatch):
     assert "longer than 1,000 characters" in one_line_error(code, err)
 
 
+@pytest.mark.parametrize(
+    "command",
+    [("generate", "-p", "-"), ("generate", "-i"), ("inspect", "attention", "-p", "-")],
+)
+def test_a_closed_stdin_is_one_line(ck, monkeypatch, command):
+    # `tinygpt generate -p - <&-`: Python's sys.stdin is then None ('unexpected AttributeError')
+    monkeypatch.setattr("sys.stdin", None)
+    code, _, err = run_main(*command, "-c", str(ck))
+    assert "stdin is closed" in one_line_error(code, err)
+
+
 def test_generate_and_eval_say_when_the_best_weights_beat_the_final_ones(ck, tmp_path):
     import shutil
 

@@ -6,7 +6,7 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TextIO
 
 import typer
 
@@ -32,11 +32,18 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 MAX_PROMPT_CHARS = 1 << 24  # a prompt from stdin: a page of text, not a corpus or /dev/zero
 
 
+def open_stdin() -> TextIO:
+    """stdin, or one line where the shell closed it (``<&-``: Python's sys.stdin is None)."""
+    if sys.stdin is None:
+        raise UsageError("stdin is closed: there is no prompt to read (pass -p TEXT, or pipe text in)")
+    return sys.stdin
+
+
 def read_prompt(prompt: str) -> str:
     """The prompt; ``-`` reads it from stdin, at most MAX_PROMPT_CHARS characters."""
     if prompt != "-":
         return prompt
-    text = sys.stdin.read(MAX_PROMPT_CHARS + 1)
+    text = open_stdin().read(MAX_PROMPT_CHARS + 1)
     if len(text) > MAX_PROMPT_CHARS:
         raise UsageError(
             f"the prompt on stdin is longer than {MAX_PROMPT_CHARS:,} characters; a prompt "

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,6 +16,7 @@ from tinygpt.cli.common import (
     DeviceOpt,
     JsonOpt,
     checkpoint_with_note,
+    open_stdin,
     read_prompt,
     write_stdout,
     wrote,
@@ -114,7 +114,8 @@ def _interactive(
     if prompt or json_out:
         flag = "--prompt" if prompt else "--json"
         raise UsageError(f"--interactive reads its prompts from the terminal; drop {flag}")
-    tty = sys.stdin.isatty()
+    stdin = open_stdin()
+    tty = stdin.isatty()
     if tty:
         _line_editing()
         typer.echo("Type a prompt and Enter; Ctrl-C stops a sample, Ctrl-D leaves.", err=True)
@@ -122,7 +123,7 @@ def _interactive(
     def read_line() -> str:
         if tty:
             return input("> ")
-        line = sys.stdin.readline()
+        line = stdin.readline()
         if not line:
             raise EOFError
         return line.rstrip("\n")
