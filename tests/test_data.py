@@ -3,6 +3,8 @@ corpus's token cache (keyed on the encoding, every byte checked, a damaged entry
 entry for a file that changed while it was read), the held-out split."""
 
 import json
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -371,3 +373,18 @@ def test_glob_and_directory_corpora_read_each_real_file_once(tmp_path):
         assert resolve_sources(f"{corp}/**") == expected
         assert resolve_sources(corp) == expected
         assert len(resolve_sources(f"{corp}/*/*.txt")) == 2
+
+
+def test_a_checkpoint_or_an_empty_name_is_no_text_to_train_on(trained_tiny: Path, tmp_path):
+    """A checkpoint given as the data read best.safetensors as text ('not valid utf-8'); an
+    empty name from Python was Path('') = '.', every file of the working folder."""
+    from tinygpt.data.sources import resolve_sources
+
+    with pytest.raises(UsageError, match="is a checkpoint, not text to train on"):
+        resolve_sources(trained_tiny)
+    with pytest.raises(UsageError, match="empty name"):
+        resolve_sources("")
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "a.txt").write_text("text")
+    shutil.copytree(trained_tiny, tmp_path / "notes" / "run")  # below the corpus: left out
+    assert resolve_sources(tmp_path / "notes") == [tmp_path / "notes" / "a.txt"]

@@ -62,6 +62,23 @@ def test_python_errors_name_python_arguments(tiny_run):
     assert "top_k must" in _error(lambda: tinygpt.generate(None, "x", top_k=0))
 
 
+@pytest.mark.parametrize("prompt", [5, b"RO", ["ab"], ("R", "O"), None])
+def test_generate_wants_its_prompt_as_text_and_knows_its_options(trained_tiny, prompt):
+    # bytes were taken as token ids, a tuple of letters joined, an int a TypeError from deep in
+    import tinygpt
+
+    said = _error(lambda: tinygpt.generate(trained_tiny, prompt, max_new_tokens=1))
+    assert said == f"prompt must be text (a str), got {type(prompt).__name__}"
+    said = _error(lambda: tinygpt.generate(trained_tiny, "A", bogus=1))  # was a TypeError
+    assert said == "unknown sampling option 'bogus'"
+
+
+def test_a_cache_folder_may_be_named_by_a_string(tiny_run, tmp_path):
+    # str / "tokens" raised TypeError deep in corpus preparation
+    tiny_run("c", max_steps=2, cache_dir=str(tmp_path / "cache"))
+    assert any((tmp_path / "cache" / "tokens").iterdir())
+
+
 def test_the_cli_still_names_flags(tmp_path, small_text):
     args = cli_flags({**TINY, "max_steps": 2})
     first = run_main("train", str(small_text), "--out", "ck", "-q", *args, cwd=tmp_path)

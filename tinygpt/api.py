@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
@@ -15,7 +16,7 @@ from tinygpt.checkpoint.store import load, open_checkpoint
 from tinygpt.config.sample import SampleConfig
 from tinygpt.data.sources import read_text
 from tinygpt.data.tokenizer import Tokenizer
-from tinygpt.errors import Spell, TinyGPTError, python_spelling
+from tinygpt.errors import Opt, Spell, TinyGPTError, UsageError, python_spelling
 from tinygpt.model import GPT
 from tinygpt.sampling.generate import GenerationResult, generate_text, interactive
 from tinygpt.training.progress import ProgressDisplay, eval_progress
@@ -58,6 +59,8 @@ def generate(
     """Sample from a checkpoint (``best``: its best-validation weights); ``sample_options`` are
     :class:`SampleConfig` fields (``num_samples=4, stop=["\\n\\n"], alternatives=5``, ...)."""
     cfg = sample_config(sample_options)
+    if not isinstance(prompt, str):  # a list of strings, bytes or a Path would be taken apart
+        raise UsageError(Opt("prompt"), f" must be text (a str), got {type(prompt).__name__}")
     model, tokenizer, _ = load(checkpoint, device, attention, best=best)
     return generate_text(model, tokenizer, prompt, cfg, on_text=on_text)
 
@@ -87,6 +90,10 @@ def sample_config(options: dict[str, object]) -> SampleConfig:
         stop = (stop,)
     if isinstance(stop, list | tuple):
         options = {**options, "stop": tuple(stop)}
+    known = {f.name for f in dataclasses.fields(SampleConfig)}
+    for key in options:
+        if key not in known:
+            raise UsageError(f"unknown sampling option {key!r}")
     return SampleConfig(**options).validate()  # type: ignore[arg-type]
 
 

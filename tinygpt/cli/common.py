@@ -35,7 +35,7 @@ MAX_PROMPT_CHARS = 1 << 24  # a prompt from stdin: a page of text, not a corpus 
 def open_stdin() -> TextIO:
     """stdin, or one line where the shell closed it (``<&-``: Python's sys.stdin is None)."""
     if sys.stdin is None:
-        raise UsageError("stdin is closed: there is no prompt to read (pass -p TEXT, or pipe text in)")
+        raise UsageError("stdin is closed: no prompt to read (pass -p TEXT, or pipe text in)")
     return sys.stdin
 
 

@@ -51,6 +51,8 @@ def resolve_sources(spec: str | Path, exclude: Path | None = None) -> list[Path]
     out, so ``tinygpt train .`` never reads its own weights as text.
     """
     text = str(spec)
+    if not text:  # Path("") is ".": every file here
+        raise UsageError("the text to train on is an empty name; give a file, folder or glob")
     path = Path(spec)
     try:
         path.exists()
@@ -58,6 +60,8 @@ def resolve_sources(spec: str | Path, exclude: Path | None = None) -> list[Path]
         shown = text if len(text) <= 60 else f"{text[:60]}..."
         raise UsageError(f"cannot read {shown!r}: {exc.strerror or exc}") from None
     if path.is_dir():
+        if _is_checkpoint_dir(path):
+            raise UsageError(f"{path} is a checkpoint, not text to train on")
         files = _corpus_files(path, path.rglob("*"), exclude)
         if not files:
             raise UsageError(f"the directory {path} holds no files to train on")

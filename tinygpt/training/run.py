@@ -77,7 +77,7 @@ def train(
     resume: bool = False,
     overwrite: bool = False,
     callbacks: Sequence[TrainerCallback] = (),
-    cache_dir: Path | None = None,
+    cache_dir: str | Path | None = None,
     preset: str | None = None,
     config: str | Path | None = None,
     **options: Any,
@@ -105,7 +105,7 @@ def train(
         if not resume:
             _prepare_fresh(request, overwrite)
         source = _resumed(request) if resume else None
-        return _run(request, source, callbacks, cache_dir)
+        return _run(request, source, callbacks, None if cache_dir is None else Path(cache_dir))
 
 
 def _open_init_source(request: _Request, resume: bool) -> None:
