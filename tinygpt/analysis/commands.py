@@ -242,7 +242,7 @@ def activation_patching(
     gap = result.clean_logprob - result.corrupted_logprob
     if abs(gap) < SMALL_GAP:
         more.append(
-            f"the two prompts' log-probabilities of the target differ by only {gap:+.3f} nats: "
+            f"the two prompts' log-probabilities of the target differ by only {abs(gap):.3f} nats: "
             "each share restored is a ratio of small differences (choose a --target the "
             "corruption matters to)"
         )
