@@ -81,9 +81,9 @@ def check_rate(name: str, value: float) -> None:
         raise UsageError(Opt(name), f" must be positive, from {low:.2g} to {high:.2g}; got {value}")
 
 
-def check_seed(value: int, name: str = "seed") -> None:
+def check_seed(value: int) -> None:
     if not 0 <= value <= MAX_SEED:
-        raise UsageError(Opt(name), f" must be between 0 and {MAX_SEED}, got {value}")
+        raise UsageError(Opt("seed"), f" must be between 0 and {MAX_SEED}, got {value}")
 
 
 def check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
