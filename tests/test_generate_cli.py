@@ -268,6 +268,15 @@ def test_a_prompt_on_stdin_is_read_up_to_a_bound(ck, monkeypatch):
     assert "longer than 1,000 characters" in one_line_error(code, err)
 
 
+def test_a_byte_order_mark_on_stdin_is_no_part_of_the_prompt(ck, monkeypatch):
+    # a prompt file saved by a Windows editor: "the vocabulary lacks '\ufeff'"
+    import io
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("\ufeffFirst"))
+    code, out, err = run_main("generate", "-c", str(ck), "-p", "-", "--max-new-tokens", "2")
+    assert code == 0 and out.startswith("First"), err
+
+
 @pytest.mark.parametrize(
     "command",
     [("generate", "-p", "-"), ("generate", "-i"), ("inspect", "attention", "-p", "-")],

@@ -73,6 +73,15 @@ def test_generate_wants_its_prompt_as_text_and_knows_its_options(trained_tiny, p
     assert said == "unknown sampling option 'bogus'"
 
 
+@pytest.mark.parametrize("spans", [-1, 0, "3", 2.5, None])
+def test_token_loss_report_wants_a_count_of_spans(trained_tiny, small_text, spans):
+    # each of these listed every span of the text
+    from tinygpt import api
+
+    said = _error(lambda: api.token_loss_report(trained_tiny, small_text, spans=spans))
+    assert said == f"spans must be a positive integer, got {spans!r}"
+
+
 def test_a_cache_folder_may_be_named_by_a_string(tiny_run, tmp_path):
     # str / "tokens" raised TypeError deep in corpus preparation
     tiny_run("c", max_steps=2, cache_dir=str(tmp_path / "cache"))

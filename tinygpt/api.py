@@ -132,6 +132,8 @@ def token_loss_report(
 ) -> dict[str, Any]:
     """:func:`evaluate` with every token's loss: the file's tokens, their losses (the first
     token has none) and the ``spans`` most surprising runs of tokens, most surprising first."""
+    if type(spans) is not int or spans < 1:  # -1 or "3" listed every span
+        raise UsageError(Opt("spans"), f" must be a positive integer, got {spans!r}")
     model, tokenizer, _ = load(checkpoint, device, best=best)
     result = _score(model, tokenizer, read_text(file, encoding), progress, keep=True)
     ids, losses = result.token_ids.tolist(), result.token_losses

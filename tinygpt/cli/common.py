@@ -49,7 +49,7 @@ def read_prompt(prompt: str) -> str:
             f"the prompt on stdin is longer than {MAX_PROMPT_CHARS:,} characters; a prompt "
             "is what the model continues, not a corpus (eval FILE scores a whole file)"
         )
-    return text
+    return text.removeprefix("\ufeff")  # a byte-order mark (a file from a Windows editor)
 
 
 def checkpoint_with_note(checkpoint: Path | None, best: bool) -> Path:
