@@ -35,4 +35,10 @@ def parse_head_spec(spec: str) -> tuple[int, int]:
 def visible(token: str) -> str:
     """Whitespace made visible, control characters replaced, so labels never break a line."""
     out = token.replace(" ", "␣").replace("\n", "↵").replace("\t", "⇥").replace("\r", "␍")
-    return "".join(c if c.isprintable() else "·" for c in out) or "∅"
+    return dotted(out) or "∅"
+
+
+def dotted(text: str, keep: str = "") -> str:
+    """``text`` with each unprintable character but those in ``keep`` as "·": an ESC in a
+    token can't start a terminal sequence."""
+    return "".join(c if c.isprintable() or c in keep else "·" for c in text)

@@ -49,14 +49,15 @@ def probe_fits(model: GPT, avoid: Sequence[int] = ()) -> bool:
 
 def default_probe_length(model: GPT, avoid: Sequence[int] = ()) -> int:
     """Tokens in each copy of the induction probe; a one-line error where none fits."""
-    if not probe_fits(model, avoid):
+    n = _longest_probe(model, avoid)
+    if n < MIN_PROBE_LENGTH:
         cfg = model.config
         raise UsageError(
             f"the induction probe needs a block of {2 * MIN_PROBE_LENGTH} tokens or more and "
             f"{MIN_PROBE_LENGTH} that are not line breaks; this model has a block of "
             f"{cfg.block_size} and {cfg.vocab_size - len(set(avoid))}"
         )
-    return _longest_probe(model, avoid)
+    return n
 
 
 def induction_sequence(

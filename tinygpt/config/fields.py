@@ -75,10 +75,12 @@ def check_positive(name: str, value: float) -> None:
 RATE_RANGE = (1.1754943508222875e-38, 3.4028234663852886e38)
 
 
-def check_rate(name: str, value: float) -> None:
+def check_rate(name: str, value: float, off: bool = False) -> None:
+    """``value`` inside float32's normal range (``off``: or 0, which turns the feature off)."""
     low, high = RATE_RANGE
-    if not low <= value <= high:
-        raise UsageError(Opt(name), f" must be positive, from {low:.2g} to {high:.2g}; got {value}")
+    if not (low <= value <= high or (off and value == 0)):
+        allowed = "0 (off) or from" if off else "positive, from"
+        raise UsageError(Opt(name), f" must be {allowed} {low:.2g} to {high:.2g}; got {value}")
 
 
 def check_seed(value: int) -> None:

@@ -11,8 +11,8 @@ from tinygpt.config.fields import (
     MAX_PARAMETERS,
     MAX_VOCAB,
     MAX_WIDTH,
-    RATE_RANGE,
     check_choice,
+    check_rate,
     check_types,
     documented,
 )
@@ -119,12 +119,8 @@ class ModelConfig:
                 f"), got {self.n_embd} / {self.n_head} = {self.head_dim}; try ",
                 *_shape_suggestion(self),
             )
-        low, high = RATE_RANGE  # applied in float32: 1e300 became inf, and inf * tanh(0) NaN
-        if self.logit_softcap != 0 and not low <= self.logit_softcap <= high:
-            raise UsageError(
-                Opt("logit_softcap"),
-                f" must be 0 (off) or from {low:.2g} to {high:.2g}, got {self.logit_softcap}",
-            )
+        # applied in float32: 1e300 became inf, and inf * tanh(0) NaN
+        check_rate("logit_softcap", self.logit_softcap, off=True)
         _check_size(self)
         return self
 

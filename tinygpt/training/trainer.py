@@ -258,8 +258,8 @@ class Trainer:
 
     def _evaluate_and_save(self, session: _Session, loss: float, tokens_per_sec: float) -> None:
         started = self.clock()
-        nan = self.dist.is_main and self.evaluate(loss, tokens_per_sec) is None
-        if self.dist.max(nan)[0]:  # every rank stops here, before the save's collectives
+        diverged = self.dist.is_main and self.evaluate(loss, tokens_per_sec) is None
+        if self.dist.max(diverged)[0]:  # every rank stops here, before the save's collectives
             raise stopping.diverged(
                 f"the validation loss at step {self.step} is not finite", self.out_dir
             )

@@ -9,7 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tinygpt.analysis.interpret_report import AttributionReport, PatchingReport, PredictionsReport
-from tinygpt.analysis.labels import visible
+from tinygpt.analysis.labels import dotted, visible
 
 LOUD_LOSS = 5.0  # nats: a loss this high or higher gets the strongest colour
 
@@ -34,20 +34,13 @@ def _style(rgb: tuple[int, int, int]) -> str:
     return f"black on rgb({rgb[0]},{rgb[1]},{rgb[2]})"
 
 
-def _as_text(token: str) -> str:
-    """A prompt's token as it reads: whitespace alone made visible; a control character (ESC
-    would start a terminal sequence) shown as the labels show it, line breaks kept."""
-    if token.strip() == "":
-        return visible(token)
-    return "".join(c if c.isprintable() or c in "\n\t" else "·" for c in token)
-
-
 def predictions_view(report: PredictionsReport) -> RenderableType:
     # The prompt, each token's background the loss of predicting it (at position i - 1).
     text = Text()
     losses = [None] + [p.loss for p in report.predictions[:-1]]
     for token, loss in zip(report.tokens, losses, strict=True):
-        text.append(_as_text(token), style=_style(loss_rgb(loss)))
+        shown = visible(token) if token.strip() == "" else dotted(token, keep="\n\t")
+        text.append(shown, style=_style(loss_rgb(loss)))
     title = Text(f"Predictions of {report.model}", style="bold")
     mean = report.mean_loss
     legend = Text(
