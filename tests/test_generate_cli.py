@@ -277,6 +277,38 @@ def test_a_byte_order_mark_on_stdin_is_no_part_of_the_prompt(ck, monkeypatch):
     assert code == 0 and out.startswith("First"), err
 
 
+def _stdin(data: bytes, errors: str):
+    """stdin as Python opens it: strictly in a UTF-8 locale, with surrogates in the C locale."""
+    import io
+
+    return io.TextIOWrapper(io.BytesIO(data), encoding="utf-8", errors=errors)
+
+
+@pytest.mark.parametrize("errors", ["strict", "surrogateescape"])
+@pytest.mark.parametrize("command", [("generate",), ("inspect", "attention")])
+def test_a_prompt_that_is_not_utf8_is_one_line_naming_the_byte(ck, monkeypatch, errors, command):
+    # strict: 'unexpected UnicodeDecodeError'; surrogates: "the vocabulary lacks '\udcff'"
+    monkeypatch.setattr("sys.stdin", _stdin(b"Fir\xffst", errors))
+    code, _, err = run_main(*command, "-c", str(ck), "-p", "-")
+    assert "the prompt on stdin is not UTF-8 text (it holds the byte 0xff)" in one_line_error(
+        code, err
+    )
+    code, _, err = run_main(*command, "-c", str(ck), "-p", "Fir\udcfest")  # argv's bytes
+    assert "the prompt is not UTF-8 text (it holds the byte 0xfe)" in one_line_error(code, err)
+
+
+@pytest.mark.parametrize("errors", ["strict", "surrogateescape"])
+def test_interactive_warns_of_a_line_that_is_not_utf8_and_answers_the_next(ck, monkeypatch, errors):
+    monkeypatch.setattr("sys.stdin", _stdin(b"Fi\xffrst\r\nFirst\n", errors))
+    code, out, err = run_main("generate", "-c", str(ck), "-i", "--max-new-tokens", "2")
+    assert code == 0, err
+    assert (
+        err.strip()
+        == "error: the line is not UTF-8 text (it holds the byte 0xff); save it as UTF-8"
+    )
+    assert out.startswith("First") and "\r" not in out
+
+
 @pytest.mark.parametrize(
     "command",
     [("generate", "-p", "-"), ("generate", "-i"), ("inspect", "attention", "-p", "-")],

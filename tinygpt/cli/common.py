@@ -42,14 +42,37 @@ def open_stdin() -> TextIO:
 def read_prompt(prompt: str) -> str:
     """The prompt; ``-`` reads it from stdin, at most MAX_PROMPT_CHARS characters."""
     if prompt != "-":
-        return prompt
-    text = open_stdin().read(MAX_PROMPT_CHARS + 1)
+        return utf8(prompt, "the prompt")
+    text = read_text(lambda: open_stdin().read(MAX_PROMPT_CHARS + 1), "the prompt on stdin")
     if len(text) > MAX_PROMPT_CHARS:
         raise UsageError(
             f"the prompt on stdin is longer than {MAX_PROMPT_CHARS:,} characters; a prompt "
             "is what the model continues, not a corpus (eval FILE scores a whole file)"
         )
     return text.removeprefix("\ufeff")  # a byte-order mark (a file from a Windows editor)
+
+
+def read_text(read: Callable[[], str | bytes], what: str) -> str:
+    """What ``read`` returns from stdin, checked to be UTF-8 text. A UTF-8 locale reads stdin
+    strictly (a bad byte raises); the C locale lets it through as a lone surrogate."""
+    try:
+        data = read()
+        return utf8(data.decode() if isinstance(data, bytes) else data, what)
+    except UnicodeDecodeError as exc:
+        raise UsageError(_not_utf8(what, exc.object[exc.start])) from None
+
+
+def utf8(text: str, what: str) -> str:
+    """``text``, or one line where it holds bytes that are not UTF-8 (Python spells them as
+    lone surrogates, U+DC80-U+DCFF), which no tokenizer can encode."""
+    bad = next((c for c in text if "\udc80" <= c <= "\udcff"), None)
+    if bad is not None:
+        raise UsageError(_not_utf8(what, ord(bad) - 0xDC00))
+    return text
+
+
+def _not_utf8(what: str, byte: int) -> str:
+    return f"{what} is not UTF-8 text (it holds the byte 0x{byte:02x}); save it as UTF-8"
 
 
 def checkpoint_with_note(checkpoint: Path | None, best: bool) -> Path:

@@ -18,6 +18,7 @@ from tinygpt.cli.common import (
     checkpoint_with_note,
     open_stdin,
     read_prompt,
+    read_text,
     write_stdout,
     wrote,
 )
@@ -122,11 +123,12 @@ def _interactive(
 
     def read_line() -> str:
         if tty:
-            return input("> ")
-        line = stdin.readline()
+            return read_text(lambda: input("> "), "the line")
+        # A line's bytes, decoded alone: a bad byte costs that line, not the text read past it.
+        line = read_text(getattr(stdin, "buffer", stdin).readline, "the line")
         if not line:
             raise EOFError
-        return line.rstrip("\n")
+        return line.rstrip("\r\n")
 
     def warn(exc: TinyGPTError) -> None:  # one line, and the next prompt
         err(exc.render(command_spelling(None)))
