@@ -125,6 +125,11 @@ def test_trajectory_as_text_json_and_png(run_dir, tmp_path):
         (["attention", "-p", "All", "--queries", "5:3"], "error: --queries 5:3: need 0 <= A"),
         (["attention", "-p", "All", "--induction"], "error: --induction looks at its own"),
         (["attention", "-p", "All", "--head", "3"], "error: --head 3 needs --layer"),
+        # the label names the layer: the message names the flag the user gave (was --layer)
+        (["attention", "-p", "All", "--head", "L9H9"], "error: --head L9H9 names no head of"),
+        (["attention", "-p", "All", "--head", "L1H7"], "error: --head L1H7 names no head of"),
+        (["attention", "-p", "All", "--head", "L1H1", "--layer", "0"], "error: --head L1H1 is in"),
+        (["attention", "-p", "All", "--head", "x1"], "error: --head takes a label such as L1H2"),
         (["attention", "-p", "All", "--window", "1"], "error: --window must be at least 2"),
     ],
 )

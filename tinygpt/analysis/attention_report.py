@@ -19,6 +19,7 @@ from tinygpt.analysis.capture import AttentionRun, capture_attention, rollout
 from tinygpt.analysis.explain import Explanation
 from tinygpt.analysis.inputs import resolve_position
 from tinygpt.analysis.interpret_report import PredictionsReport
+from tinygpt.analysis.labels import parse_head_spec
 from tinygpt.analysis.probes import (
     InductionProbe,
     copying_scores,
@@ -143,6 +144,29 @@ class AttentionReport:
             raise UsageError(Opt("layer"), f" must be in 0..{n_layer - 1}")
         if head is not None and not 0 <= head < n_head:
             raise UsageError(Opt("head"), f" must be in 0..{n_head - 1}")
+
+    def named_head(self, label: str, layer: int | None) -> tuple[int, int]:
+        """The layer and head of a label as the tables print it (L1H2), checked against this
+        model's shape and against ``layer`` where that is given too."""
+        try:
+            named_layer, index = parse_head_spec(label)
+        except ValueError:
+            raise UsageError(
+                Opt("head"),
+                " takes a label such as L1H2, a number or a role (induction, "
+                f"previous-token, ...), got {label!r}",
+            ) from None
+        n_layer, n_head = self.shape
+        if layer is not None and layer != named_layer:
+            raise UsageError(
+                Opt("head", label), f" is in layer {named_layer}, not ", Opt("layer", layer)
+            )
+        if not (0 <= named_layer < n_layer and 0 <= index < n_head):
+            raise UsageError(
+                Opt("head", label),
+                f" names no head of this model: L0H0 to L{n_layer - 1}H{n_head - 1}",
+            )
+        return named_layer, index
 
     def query_position(self, query: str | None) -> int:
         """A position or a token's text among the queries in range; None: the last query."""

@@ -46,8 +46,9 @@ def attention_report(
 ) -> AttentionReport:
     """Every head's attention on ``prompt`` (or, with ``induction``, on random tokens repeated
     twice), with scores, rollout and probes. ``queries`` ("A:B") cuts the report; ``explain``
-    adds that ``query`` of that head step by step. ``head`` may name a role (``"induction"``):
-    the strongest such head (in ``layer`` if given); ``report.focus`` is the head looked at."""
+    adds that ``query`` of that head step by step. ``head`` may be a label (``"L1H2"``) or a
+    role (``"induction"``: the strongest such head, in ``layer`` if given); ``report.focus`` is
+    the head looked at."""
     _check_text(prompt, induction)
     model, tokenizer, ck = load(checkpoint, device, attention="manual", best=best)
     avoid = line_break_ids(tokenizer, model.config.vocab_size)
@@ -63,8 +64,10 @@ def attention_report(
     report.predictions = _predictions(model, tokenizer, ids, name, 5)
     if queries is not None:
         report = report.cut(*parse_query_range(queries, len(report.tokens)))
-    if isinstance(head, str):
-        role = head
+    if isinstance(head, str) and not is_role(head):
+        layer, head = report.named_head(head, layer)
+    elif isinstance(head, str):
+        role = head.strip().lower()
         layer, head, score = strongest(model, tokenizer, role, layer)
         report.notices.append(role_notice(role, layer, head, score))
     report.check_focus(layer, head)

@@ -148,30 +148,15 @@ def trajectory(
 
 
 def focus(layer: int | None, head: str | None) -> tuple[int | None, int | str | None]:
-    """The layer and head index that --layer and --head name. --head takes the label the tables
-    print (L1H2), a number, which needs --layer (alone it names no head), or a role (induction,
-    previous-token, ...: the strongest such head, found once the model is loaded)."""
-    from tinygpt.analysis.labels import parse_head_spec
-    from tinygpt.analysis.roles import is_role
-
-    if head is None:
-        return layer, None
-    if is_role(head):
-        return layer, head.strip().lower()
-    if head.strip().isdigit():
-        if layer is None:
-            raise UsageError(f"--head {head} needs --layer (or name the head as L1H{head.strip()})")
-        return layer, int(head)
-    try:
-        named_layer, index = parse_head_spec(head)
-    except ValueError:
-        raise UsageError(
-            f"--head takes a label such as L1H2, a number or a role (induction, "
-            f"previous-token, ...), got {head!r}"
-        ) from None
-    if layer is not None and layer != named_layer:
-        raise UsageError(f"--head {head} is in layer {named_layer}, not --layer {layer}")
-    return named_layer, index
+    """The layer and head that --layer and --head name. --head takes the label the tables
+    print (L1H2) or a role (induction, previous-token, ...: the strongest such head), both
+    resolved once the model is loaded, or a number, which needs --layer (alone it names no
+    head)."""
+    if head is None or not head.strip().isdigit():
+        return layer, head
+    if layer is None:
+        raise UsageError(f"--head {head} needs --layer (or name the head as L1H{head.strip()})")
+    return layer, int(head)
 
 
 def _write_json(path: Path | None, document: object) -> None:
