@@ -296,6 +296,17 @@ def test_a_body_over_the_limit_is_refused_unread(client):
     assert client.post("/api/tokens", json={"text": "a" * 1000}).status_code == 200
 
 
+def test_a_text_over_the_pages_tokens_is_refused_not_cut(client):
+    # it was cut to its last 65,536 tokens without a word: the page showed text the model never saw
+    from tinygpt.explore.session import MAX_TEXT
+
+    at_most = client.post("/api/tokens", json={"text": "a" * MAX_TEXT})
+    assert at_most.status_code == 200 and len(at_most.json()["ids"]) == MAX_TEXT
+    over = client.post("/api/tokens", json={"text": "a" * (MAX_TEXT + 1)})
+    assert over.status_code == 400
+    assert over.json()["error"] == "the text is 65,537 tokens; the page takes 65,536 at most"
+
+
 def test_bad_sampling_controls_are_a_400_before_the_stream(client):
     for params in (
         {"prompt": "A", "temperature": "-1"},

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -105,7 +106,12 @@ class Explorer:
         time; the sampler continues from the last block)."""
         if not text:
             raise UsageError(Opt("prompt"), " is empty; give some text")
-        return encode_prompt(self.tokenizer, text, MAX_TEXT)[0]
+        ids = encode_prompt(self.tokenizer, text, sys.maxsize)[0]  # all of it: no cut
+        if len(ids) > MAX_TEXT:  # said, not cut: the page would show text the model never saw
+            raise UsageError(
+                f"the text is {len(ids):,} tokens; the page takes {MAX_TEXT:,} at most"
+            )
+        return ids
 
     def stream(self, prompt: str, cfg: SampleConfig) -> Iterator[dict[str, Any]]:
         """The prompt's tokens, then each sampled token with its probability and the model's
