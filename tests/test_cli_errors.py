@@ -87,6 +87,10 @@ def test_wrong_types_in_a_toml_config(tmp_path):
         ("n_layer = true", "--n-layer"),
         ("[model]\nn_head = 2.5", "--n-head"),
         ("lr = 1" + "0" * 400, "--lr"),  # an integer too large for a float, not an OverflowError
+        # a field with no flag is the file's own (was '--beta2', a flag that does not exist)
+        ("beta2 = 1.0", "error: the config file's beta2 must be in [0, 1)"),
+        ('beta1 = "x"', "error: the config file's beta1 "),
+        ('activation = "tanh"', "error: the config file's activation must be one of"),
     ):
         if not text.startswith("tokenizer"):  # char: no BPE to load (a fresh clone is offline)
             text = 'tokenizer = "char"\n' + text
@@ -103,7 +107,7 @@ def test_wrong_types_in_a_toml_config(tmp_path):
             "2",
             cwd=tmp_path,
         )
-        assert option in one_line_error(code, err, (2,))
+        assert option in one_line_error(code, err, (2,)), text
 
 
 @pytest.mark.parametrize("kind", ["fifo", "dev-zero", "deep-json", "deep-toml"])

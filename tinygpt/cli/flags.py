@@ -1,16 +1,25 @@
 """How the command line names an option in a message: as the flag of the command that raised it
 (``Opt("out_dir", "x")`` reads ``--out x`` under ``train``); a name the command
-has no parameter for (a field from a config file, say) reads ``n_embd`` -> ``--n-embd``.
+has no parameter for reads as the flag another command gives it (``n_embd`` -> ``--n-embd``),
+and a field that only a config file sets as that file's field (``the config file's beta2``).
 """
 
 from __future__ import annotations
 
+from dataclasses import fields
 from typing import Any
 
+from tinygpt.config.model import ModelConfig
+from tinygpt.config.train import TrainConfig
 from tinygpt.errors import ANY, Opt, Spell
 
 # The placeholder of an option shown without its value (``--out DIR``).
 _METAVARS = {"out_dir": "DIR"}
+# Fields no command has a flag for (a flag is generated from a documented field's help);
+# data and out_dir are train's FILE and --out, declared by hand.
+_CONFIG_ONLY = {
+    f.name for cls in (TrainConfig, ModelConfig) for f in fields(cls) if "help" not in f.metadata
+} - {"data", "out_dir"}
 
 
 def command_spelling(command: Any) -> Spell:
@@ -20,6 +29,9 @@ def command_spelling(command: Any) -> Spell:
 
     def spell(opt: Opt) -> str:
         param = params.get(opt.name)
+        if param is None and opt.name in _CONFIG_ONLY:
+            shown = opt.value is not None and opt.value is not ANY
+            return "the config file's " + (f"{opt.name} = {opt.value!r}" if shown else opt.name)
         flag = param.opts[0] if param else "--" + opt.name.replace("_", "-")
         if isinstance(opt.value, bool):  # a switch: --resume, --bias / --no-bias
             if opt.value or param is None or not param.secondary_opts:
