@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from tests.browser import decode_png
-from tests.conftest import SMALL_TEXT, TINY, one_line_error, run_in_process
+from tests.conftest import SMALL_TEXT, TINY, one_line_error, run_in_process, run_main
 from tinygpt.views.interpret_figures import BAR, FONT_H, LABEL
 
 # Each test runs the CLI (in this process) over a model trained for the module.
@@ -173,6 +173,18 @@ def test_patching_grids_and_files(checkpoint: Path, tmp_path: Path):
     assert "each head's output, patched at every position" in out.stdout
     assert decode_png(png.read_bytes()).shape[1] > t * 10
     assert svg.read_text().count("<rect") > 4 * t
+
+
+def test_patching_two_prompts_over_the_block_names_each_in_its_note(checkpoint: Path):
+    # the same note twice ("the prompt has 90 tokens") told neither which prompt was cut
+    clean, corrupted = PROMPT * 5, PROMPT * 4 + CORRUPT
+    code, _, err = run_main(
+        "inspect", "patch", "-c", str(checkpoint), "--clean", clean, "--corrupted", corrupted
+    )
+    assert code == 0, err
+    n = len(clean)
+    assert f"note: the clean prompt has {n} tokens; only its last 64 (the block size)" in err
+    assert f"note: the corrupted prompt has {n} tokens; only its last 64" in err
 
 
 @pytest.mark.parametrize(

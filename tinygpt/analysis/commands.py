@@ -137,7 +137,8 @@ def ablation_report(
 def _prompt_ids(tokenizer: Tokenizer, model: GPT, prompt: str, name: str = "prompt"):
     if not prompt:
         raise UsageError(Opt(name), " is empty; give some text")
-    return encode_prompt(tokenizer, prompt, model.config.block_size)
+    what = "the prompt" if name == "prompt" else f"the {name} prompt"
+    return encode_prompt(tokenizer, prompt, model.config.block_size, what)
 
 
 def _shown_name(ck: Checkpoint) -> str:

@@ -28,9 +28,10 @@ def token_text(tokenizer: Tokenizer, token_id: int) -> str:
 
 
 def encode_prompt(
-    tokenizer: Tokenizer, prompt: str, block_size: int
+    tokenizer: Tokenizer, prompt: str, block_size: int, what: str = "the prompt"
 ) -> tuple[list[int], list[str]]:
-    """Prompt ids (cropped to the block size, with a notice) and notices for the user."""
+    """Prompt ids (cropped to the block size, with a notice naming ``what``) and notices for
+    the user."""
     notices = []
     if prompt:
         ids = tokenizer.encode(prompt)
@@ -45,8 +46,7 @@ def encode_prompt(
         ids = [eot] if eot is not None else tokenizer.encode("\n") if _has(tokenizer, "\n") else [0]
     if len(ids) > block_size:
         notices.append(
-            f"the prompt has {len(ids)} tokens; only its last {block_size} "
-            f"(the block size) are used"
+            f"{what} has {len(ids)} tokens; only its last {block_size} (the block size) are used"
         )
         ids = ids[-block_size:]
     return ids, notices
