@@ -198,6 +198,29 @@ def test_outputs_into_missing_or_unwritable_directories(ck, tmp_path):
             assert "cannot write" in one_line_error(code, err, (2,)) or "is a file" in err
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["inspect", "attention", "-c", "ck", "-p", "First", "--json-file"],
+        ["inspect", "attention", "-c", "ck", "-p", "First", "--html"],
+        ["inspect", "attribution", "-c", "ck", "-p", "First", "--png"],
+        ["inspect", "predictions", "-c", "ck", "-p", "First", "--json-file"],
+        ["inspect", "compare", "ck", "ck", "--json-file"],
+        ["inspect", "trajectory", "ck", "--png"],
+        ["eval", TEXT, "-c", "ck", "--token-losses"],
+        ["plot", "-c", "ck", "--out"],
+    ],
+)
+def test_an_output_that_cannot_be_written_is_refused_before_the_work(ck, tmp_path, args):
+    # a folder (or a missing one) was refused after the view was printed, or after eval had
+    # scored the whole file: checked now as the flag is read
+    (tmp_path / "taken").mkdir()
+    for target, says in (("taken", "taken is a directory"), ("gone/x", "there is no folder gone")):
+        code, out, err = run_main(*args, target, cwd=tmp_path)
+        assert f"cannot write {target}: {says}" in one_line_error(code, err, (2,))
+        assert out == ""  # nothing shown: the refusal came first
+
+
 def test_report_files_never_rename_over_a_device_a_link_a_fifo_or_the_input(ck, tmp_path):
     import stat
     import threading

@@ -23,7 +23,7 @@ from tinygpt.cli.common import (
     wrote,
 )
 from tinygpt.cli.flags import command_spelling
-from tinygpt.cli.options import with_field_options
+from tinygpt.cli.options import output_file, with_field_options
 from tinygpt.config.sample import SampleConfig
 from tinygpt.config.train import TrainConfig
 from tinygpt.errors import TinyGPTError, UsageError
@@ -148,6 +148,7 @@ def eval_command(
         Path | None,
         typer.Option(
             "--token-losses",
+            callback=output_file,
             help="Write every token's loss, and the most surprising spans, to this JSON file.",
         ),
     ] = None,

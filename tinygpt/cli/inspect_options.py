@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from tinygpt.cli.options import default_text
+from tinygpt.cli.options import default_text, output_file
 
 Prompt = Annotated[str, typer.Option("--prompt", "-p", help="Text to look at; '-' reads stdin.")]
 Layer = Annotated[int | None, typer.Option(help="Focus on one layer.")]
@@ -39,25 +39,39 @@ JsonOut = Annotated[
     bool, typer.Option("--json", help="Print one JSON document on stdout instead of the view.")
 ]
 JsonFile = Annotated[
-    Path | None, typer.Option("--json-file", help="Write the same JSON document to a file.")
+    Path | None,
+    typer.Option(
+        "--json-file", callback=output_file, help="Write the same JSON document to a file."
+    ),
 ]
-Html = Annotated[Path | None, typer.Option("--html", help="Write a self-contained HTML page.")]
+Html = Annotated[
+    Path | None,
+    typer.Option("--html", callback=output_file, help="Write a self-contained HTML page."),
+]
 Queries = Annotated[
     str | None,
     typer.Option(help="Only queries A:B (positions; the prompt is cut after B-1, exactly)."),
 ]
 Png = Annotated[
     Path | None,
-    typer.Option("--png", help="Write a PNG figure: the focused head, layer, or all heads."),
+    typer.Option(
+        "--png",
+        callback=output_file,
+        help="Write a PNG figure: the focused head, layer, or all heads.",
+    ),
 ]
-Svg = Annotated[Path | None, typer.Option("--svg", help="Write the same figure as SVG.")]
+Svg = Annotated[
+    Path | None, typer.Option("--svg", callback=output_file, help="Write the same figure as SVG.")
+]
 Npz = Annotated[
-    Path | None, typer.Option("--npz", help="Write the raw tensors (attention, q, k, v).")
+    Path | None,
+    typer.Option("--npz", callback=output_file, help="Write the raw tensors (attention, q, k, v)."),
 ]
 Best = Annotated[bool, typer.Option("--best", help="Use the best-validation weights.")]
 ABLATION_MODE_HELP = "zero, mean or pattern (pattern-preserving)."
 TrajectoryPng = Annotated[
-    Path | None, typer.Option("--png", help="Write the trajectory as a PNG figure.")
+    Path | None,
+    typer.Option("--png", callback=output_file, help="Write the trajectory as a PNG figure."),
 ]
 
 # The interpret commands' own (tinygpt.cli.interpret)
@@ -75,4 +89,6 @@ Target = Annotated[
         + default_text("the token that came next; at the last position, the model's top guess")
     ),
 ]
-FigurePng = Annotated[Path | None, typer.Option("--png", help="Write a PNG figure.")]
+FigurePng = Annotated[
+    Path | None, typer.Option("--png", callback=output_file, help="Write a PNG figure.")
+]

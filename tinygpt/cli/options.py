@@ -11,6 +11,7 @@ import functools
 import inspect
 from collections.abc import Callable, Iterable
 from dataclasses import MISSING, Field, fields
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -29,6 +30,17 @@ def default_text(value: Any) -> str:
     """Help text naming a default Typer cannot show itself (the option defaults to None); the
     bracket is escaped, else rich markup reads "[default: x]" as a style tag and drops it."""
     return f" \\[default: {value}]"
+
+
+def output_file(value: Path | None) -> Path | None:
+    """The callback of an option naming a file the command writes: checked as the flag is
+    read, so a folder, a missing folder or a checkpoint's own file is one line before the work
+    that fills the file, not after it."""
+    if value is not None:
+        from tinygpt.views.output import check_output  # here: --help imports no torch
+
+        check_output(value)
+    return value
 
 
 def field_of(cls: type, name: str) -> Field[Any]:

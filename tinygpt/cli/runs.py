@@ -10,6 +10,7 @@ import typer
 
 from tinygpt.cli.app import command
 from tinygpt.cli.common import CheckpointOpt, JsonOpt, wrote
+from tinygpt.cli.options import output_file
 from tinygpt.io.console import printable, stdout_console
 
 
@@ -150,7 +151,8 @@ def runs(
 def plot(
     checkpoint: CheckpointOpt = None,
     out: Annotated[
-        Path | None, typer.Option("--out", help="Also write a .svg or .png file.")
+        Path | None,
+        typer.Option("--out", callback=output_file, help="Also write a .svg or .png file."),
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
 ) -> None:
