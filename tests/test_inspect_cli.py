@@ -321,3 +321,24 @@ def test_report_writers_never_overwrite_a_checkpoint_file(ck, tmp_path, flag, na
     assert snapshot(ck) == before
     code, _, err = run_main(*args, flag, f"ck/report-{name}", cwd=tmp_path)
     assert code == 0, err  # any other name in the folder is fine
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("inspect-attention", "-c", "ck", "-p", "First", "--json-file"),
+        ("plot", "-c", "ck", "--out"),
+        ("eval", "small.txt", "-c", "ck", "--token-losses"),
+    ],
+)
+def test_a_link_to_a_checkpoint_file_is_no_way_around_the_refusal(ck, tmp_path, args):
+    # a report is written through a link to its target: a link named out.svg that led to
+    # model.safetensors replaced the weights with the plot
+    before = snapshot(ck)
+    for name in ("model.safetensors", "state.pt", "manifest.json"):
+        link = tmp_path / f"to-{name}.svg"
+        link.symlink_to(ck / name)
+        code, _, err = run_main(*args, link.name, cwd=tmp_path)
+        line = one_line_error(code, err, (2,))
+        assert f"(a link to {ck.resolve() / name}) is part of the checkpoint" in line
+        assert snapshot(ck) == before

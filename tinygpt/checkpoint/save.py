@@ -127,14 +127,17 @@ def sweep(directory: Path) -> None:
 
 
 def check_not_checkpoint_file(path: Path) -> None:
-    """Refuse to write a report (``--json-file``, ``--npz``, a plot) over a checkpoint's file."""
+    """Refuse to write a report (``--json-file``, ``--npz``, a plot) over a checkpoint's file,
+    named or reached through a link (a report is written through a link to its target)."""
     path = Path(path)
-    owned = path.name in (*SAVED, LOCK_FILE) or save_leftover(path.name)
-    if owned and is_checkpoint(path.parent):
-        raise UsageError(
-            f"{path} is part of the checkpoint in {path.parent}; writing there would destroy "
-            f"it. Give another file name"
-        )
+    for target in (path, Path(os.path.realpath(path))):
+        owned = target.name in (*SAVED, LOCK_FILE) or save_leftover(target.name)
+        if owned and is_checkpoint(target.parent):
+            shown = path if target == path else f"{path} (a link to {target})"
+            raise UsageError(
+                f"{shown} is part of the checkpoint in {target.parent}; writing there would "
+                "destroy it. Give another file name"
+            )
 
 
 def _own_leftover(directory: Path, name: str) -> bool:
