@@ -309,6 +309,17 @@ def test_interactive_warns_of_a_line_that_is_not_utf8_and_answers_the_next(ck, m
     assert out.startswith("First") and "\r" not in out
 
 
+def test_an_interactive_line_is_read_up_to_a_bound(ck, monkeypatch):
+    # `generate -i < /dev/zero` read one endless line until the kernel killed it (24 GB)
+    import io
+
+    monkeypatch.setattr("tinygpt.cli.generate.MAX_PROMPT_CHARS", 1000)
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"First\n" + b"\0" * 5000)))
+    code, out, err = run_main("generate", "-c", str(ck), "-i", "--max-new-tokens", "2")
+    assert "a line on stdin is longer than 1,000 bytes" in one_line_error(code, err)
+    assert out.startswith("First")  # the lines before it were answered
+
+
 @pytest.mark.parametrize(
     "command",
     [("generate", "-p", "-"), ("generate", "-i"), ("inspect", "attention", "-p", "-")],

@@ -52,6 +52,10 @@ def read_prompt(prompt: str) -> str:
     return text.removeprefix("\ufeff")  # a byte-order mark (a file from a Windows editor)
 
 
+class NotText(UsageError):
+    """Text with bytes that are not UTF-8."""
+
+
 def read_text(read: Callable[[], str | bytes], what: str) -> str:
     """What ``read`` returns from stdin, checked to be UTF-8 text. A UTF-8 locale reads stdin
     strictly (a bad byte raises); the C locale lets it through as a lone surrogate."""
@@ -59,7 +63,7 @@ def read_text(read: Callable[[], str | bytes], what: str) -> str:
         data = read()
         return utf8(data.decode() if isinstance(data, bytes) else data, what)
     except UnicodeDecodeError as exc:
-        raise UsageError(_not_utf8(what, exc.object[exc.start])) from None
+        raise NotText(_not_utf8(what, exc.object[exc.start])) from None
 
 
 def utf8(text: str, what: str) -> str:
@@ -67,7 +71,7 @@ def utf8(text: str, what: str) -> str:
     lone surrogates, U+DC80-U+DCFF), which no tokenizer can encode."""
     bad = next((c for c in text if "\udc80" <= c <= "\udcff"), None)
     if bad is not None:
-        raise UsageError(_not_utf8(what, ord(bad) - 0xDC00))
+        raise NotText(_not_utf8(what, ord(bad) - 0xDC00))
     return text
 
 

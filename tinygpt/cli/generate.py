@@ -12,9 +12,11 @@ import typer
 from tinygpt.cli.app import command, err
 from tinygpt.cli.common import (
     DEVICE_DEFAULT,
+    MAX_PROMPT_CHARS,
     CheckpointOpt,
     DeviceOpt,
     JsonOpt,
+    NotText,
     checkpoint_with_note,
     open_stdin,
     read_prompt,
@@ -121,14 +123,28 @@ def _interactive(
         _line_editing()
         typer.echo("Type a prompt and Enter; Ctrl-C stops a sample, Ctrl-D leaves.", err=True)
 
-    def read_line() -> str:
+    lines = getattr(stdin, "buffer", stdin)  # bytes: each line decoded alone (a bad byte
+    # costs that line, not the text read past it)
+
+    def next_line() -> str | bytes:
         if tty:
-            return read_text(lambda: input("> "), "the line")
-        # A line's bytes, decoded alone: a bad byte costs that line, not the text read past it.
-        line = read_text(getattr(stdin, "buffer", stdin).readline, "the line")
+            return input("> ")
+        line = lines.readline(MAX_PROMPT_CHARS + 1)
         if not line:
             raise EOFError
-        return line.rstrip("\r\n")
+        if len(line) > MAX_PROMPT_CHARS:  # /dev/zero would fill the memory
+            raise UsageError(
+                f"a line on stdin is longer than {MAX_PROMPT_CHARS:,} bytes; a prompt is what "
+                "the model continues, not a corpus (eval FILE scores a whole file)"
+            )
+        return line
+
+    def read_line() -> str:
+        while True:  # a line that is no text is said, and the next one read
+            try:
+                return read_text(next_line, "the line").rstrip("\r\n")
+            except NotText as exc:
+                warn(exc)
 
     def warn(exc: TinyGPTError) -> None:  # one line, and the next prompt
         err(exc.render(command_spelling(None)))

@@ -240,7 +240,6 @@ def interactive(
     """Answer prompts from ``read_line`` until end of input (EOFError); returns the samples
     written. Ctrl-C stops a sample; a prompt the model can't take is told to ``warn`` (else
     written) and the session goes on; SIGTERM or SIGHUP ends it as it ends any command."""
-    warn = warn or (lambda e: write(f"error: {e}"))
     turns = 0
     while True:
         try:
@@ -253,9 +252,6 @@ def interactive(
         except KeyboardInterrupt:  # Ctrl-C at the prompt: a fresh prompt, as shells do
             write("\n")
             continue
-        except TinyGPTError as exc:  # a line that is no text (bytes that are not UTF-8)
-            warn(exc)
-            continue
         try:
             generate_text(model, tokenizer, prompt, cfg, on_text=write)
         except Interrupted:
@@ -263,7 +259,7 @@ def interactive(
         except KeyboardInterrupt:
             write(" [stopped]")
         except TinyGPTError as exc:
-            warn(exc)
+            (warn or (lambda e: write(f"error: {e}")))(exc)
             continue
         write("\n")
         turns += 1
