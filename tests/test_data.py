@@ -3,6 +3,7 @@ corpus's token cache (keyed on the encoding, every byte checked, a damaged entry
 entry for a file that changed while it was read), the held-out split."""
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -373,6 +374,16 @@ def test_glob_and_directory_corpora_read_each_real_file_once(tmp_path):
         assert resolve_sources(f"{corp}/**") == expected
         assert resolve_sources(corp) == expected
         assert len(resolve_sources(f"{corp}/*/*.txt")) == 2
+
+
+def test_a_file_whose_name_is_not_utf8_trains_and_its_cache_is_found_again(tmp_path):
+    # its name went into the token cache's key as text: 'unexpected UnicodeEncodeError'
+    name = os.fsdecode(b"t\xff.txt")
+    (tmp_path / name).write_text(CACHE_TEXT)
+    first = prepare_corpus(tmp_path / name, "char", cache_dir=tmp_path / "c")
+    again = prepare_corpus(tmp_path / name, "char", cache_dir=tmp_path / "c")
+    assert not first.from_cache and again.from_cache
+    assert again.tokenizer.decode([int(i) for i in again.ids]) == CACHE_TEXT
 
 
 def test_a_checkpoint_or_an_empty_name_is_no_text_to_train_on(trained_tiny: Path, tmp_path):

@@ -9,7 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, TINY, need_encoding, one_line_error, run_in_process, run_main
+from tests.conftest import (
+    ROOT,
+    SMALL_TEXT,
+    TINY,
+    need_encoding,
+    one_line_error,
+    run_in_process,
+    run_main,
+)
 from tinygpt.config.specs import record_spec
 from tinygpt.data.bpe import learn_bpe
 from tinygpt.data.corpus import prepare_corpus
@@ -143,6 +151,13 @@ def test_a_separator_longer_than_a_thousand_characters_is_one_line():
     with pytest.raises(UsageError, match="separator is 20,000,000 characters; at most 1,000"):
         record_spec(None, "x" * 20_000_000)
     assert record_spec(None, "x" * MAX_SEPARATOR) is not None
+
+
+def test_a_separator_that_is_not_utf8_is_one_line(tmp_path):
+    # --separator $'\xff' reached the records tokenizer: 'unexpected UnicodeEncodeError'
+    (tmp_path / "t.txt").write_text(SMALL_TEXT)
+    code, _, err = run_main("train", "t.txt", "--separator", "@\udcff", "-q", cwd=tmp_path)
+    assert one_line_error(code, err, (2,)) == "error: --separator is not UTF-8 text"
 
 
 def test_a_token_of_text_spelling_the_end_of_record_name_is_shown_as_text():

@@ -45,6 +45,8 @@ def record_spec(records: str | None, separator: str | None) -> dict[str, str] | 
     if separator is not None:
         if not separator.strip():
             raise UsageError(Opt("separator"), " needs a text that is not only whitespace")
+        if any("\ud800" <= c <= "\udfff" for c in separator):  # argv's bytes that are no text
+            raise UsageError(Opt("separator"), " is not UTF-8 text")
         if len(separator) > MAX_SEPARATOR:  # it is printed at the end of every record
             raise UsageError(
                 Opt("separator"), f" is {len(separator):,} characters; at most {MAX_SEPARATOR:,}"

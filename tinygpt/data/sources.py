@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import codecs
 import hashlib
+import os
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -179,7 +180,7 @@ def file_pieces(
     decoder = _decoder(encoding)
     carry, consumed, first = "", 0, True
     if digest is not None:
-        digest.update(f"\0{path.name}\0".encode())
+        digest.update(b"\0" + os.fsencode(path.name) + b"\0")  # a name's bytes, UTF-8 or not
     for raw in _chunks(path, chunk_bytes):
         if digest is not None:
             digest.update(raw)
@@ -255,7 +256,7 @@ def sources_digest(sources: list[Path], encoding: str) -> str:
     their bytes."""
     digest = new_digest(encoding)
     for path in sources:
-        digest.update(f"\0{path.name}\0".encode())
+        digest.update(b"\0" + os.fsencode(path.name) + b"\0")  # a name's bytes, UTF-8 or not
         for block in _chunks(path, 1 << 24):
             digest.update(block)
     return digest.hexdigest()[:24]
