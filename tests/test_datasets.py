@@ -144,6 +144,16 @@ def test_data_repeats_bad_destinations_are_one_line(tmp_path, args):
     assert (tmp_path / "afile").read_text() == "x"
 
 
+def test_a_download_into_a_file_is_refused_before_it_starts(tmp_path):
+    # it downloaded, then 'unexpected FileExistsError'; offline it said to copy the file to
+    # afile/tinyshakespeare.txt
+    (tmp_path / "afile").write_text("x")
+    for url in ([], ["--url", "http://127.0.0.1:9/never-reached.txt"]):
+        code, _, err = run_main("data", "shakespeare", "--dir", "afile", *url, cwd=tmp_path)
+        assert one_line_error(code, err, (2,)) == "error: --dir afile is not a directory"
+    assert (tmp_path / "afile").read_text() == "x"
+
+
 @contextlib.contextmanager
 def http_server(handler_body):
     """A local HTTP server whose GET runs ``handler_body(handler)``; yields its URL."""

@@ -49,6 +49,8 @@ def fetch(
     if name not in DATASETS:
         raise UsageError(f"unknown dataset {name!r}; available: {', '.join(DATASETS)}")
     ds = DATASETS[name]
+    if Path(directory).exists() and not Path(directory).is_dir():  # before a download, not after
+        raise UsageError(Opt("directory", directory), " is not a directory")
     target = Path(directory) / ds.filename
     if target.exists():
         # Never replaced: a file there that is not the published one was put there by hand.
