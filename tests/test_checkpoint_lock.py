@@ -18,6 +18,7 @@ from tinygpt.errors import UsageError
 
 
 def test_a_second_writer_is_refused_and_a_stale_lock_taken_over(ck, tmp_path):
+    assert run_main("export", "hf", "-c", "ck", cwd=tmp_path)[0] == 0
     holder = subprocess.Popen(
         [
             sys.executable,
@@ -52,6 +53,9 @@ def test_a_second_writer_is_refused_and_a_stale_lock_taken_over(ck, tmp_path):
             )
             line = one_line_error(code, err, (2,))
             assert "in use" in line and f"pid {holder.pid}" in line
+            assert line.endswith("or use another --out")
+        code, _, err = run_main("import-hf", "hf", "--out", "ck", "--overwrite", cwd=tmp_path)
+        assert one_line_error(code, err, (2,)).endswith("or use another --out")  # was --out-dir
         assert snapshot(ck) == before
     finally:
         holder.kill()

@@ -37,7 +37,7 @@ def export(
 @command("import-hf")
 def import_hf_command(
     source: Annotated[Path, typer.Argument(help="A local Hugging Face GPT-2 model directory.")],
-    out: Annotated[
+    out_dir: Annotated[  # named as train's --out, so messages about it (the lock) say --out
         Path | None, typer.Option("--out", help="Checkpoint directory to write.")
     ] = None,
     tokenizer: Annotated[
@@ -54,6 +54,6 @@ def import_hf_command(
     """Turn a local GPT-2 style Hugging Face model into a tinygpt checkpoint."""
     from tinygpt.checkpoint.hf import import_hf
 
-    target = out or Path("checkpoints") / source.resolve().name
+    target = out_dir or Path("checkpoints") / source.resolve().name
     import_hf(source, target, tokenizer, overwrite)
     typer.echo(f"wrote {target}; try: tinygpt generate --checkpoint {target}", err=True)
