@@ -196,6 +196,17 @@ def _hf_model(ck: Path, tmp_path: Path) -> Path:
     return tmp_path / "hfm"
 
 
+def test_a_tensor_the_config_does_not_declare_is_the_one_named(ck, tmp_path):
+    # with every declared tensor in place, the message named the first tensor found, which fit:
+    # "blocks.0.attn.c_attn.bias is [96], the config declares [96]"
+    hfm = _hf_model(ck, tmp_path)
+    config = json.loads((hfm / "config.json").read_text())
+    (hfm / "config.json").write_text(json.dumps({**config, "n_layer": 1}))
+    code, _, err = run_main("import-hf", "hfm", "--out", "imported", cwd=tmp_path)
+    line = one_line_error(code, err)
+    assert "blocks.1." in line and "the config declares no such tensor" in line, line
+
+
 @pytest.mark.parametrize(
     "file,content",
     [

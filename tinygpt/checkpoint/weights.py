@@ -88,8 +88,8 @@ def check_weight_shapes(
         found.pop(TIED_KEY, None)
     if found == expected:
         return
-    wrong = sorted(k for k in expected if found.get(k) != expected[k]) or sorted(found)
-    name = wrong[0]
+    wrong = sorted(k for k in expected if found.get(k) != expected[k])
+    name = (wrong or sorted(set(found) - set(expected)))[0]  # else a tensor the model lacks
     raise CheckpointError(
         f"{source} does not fit the model in its config.json: {name} is "
         f"{list(found[name]) if name in found else 'missing'}, the config declares "
