@@ -196,6 +196,20 @@ def _hf_model(ck: Path, tmp_path: Path) -> Path:
     return tmp_path / "hfm"
 
 
+@pytest.mark.parametrize("dtype", [torch.int32, torch.bool])
+def test_import_refuses_weights_that_are_not_numbers_with_a_fraction(ck, tmp_path, dtype):
+    # they imported (exit 0); the bool model sampled empty text
+    import safetensors.torch
+
+    hfm = _hf_model(ck, tmp_path)
+    state = safetensors.torch.load((hfm / "model.safetensors").read_bytes())
+    state["transformer.wte.weight"] = state["transformer.wte.weight"].to(dtype)
+    (hfm / "model.safetensors").write_bytes(safetensors.torch.save(state))
+    code, _, err = run_main("import-hf", "hfm", "--out", "imported", cwd=tmp_path)
+    assert "transformer.wte.weight holds integers, not weights" in one_line_error(code, err)
+    assert not (tmp_path / "imported").exists()
+
+
 def test_a_tensor_the_config_does_not_declare_is_the_one_named(ck, tmp_path):
     # with every declared tensor in place, the message named the first tensor found, which fit:
     # "blocks.0.attn.c_attn.bias is [96], the config declares [96]"

@@ -175,8 +175,9 @@ def _read_hf_weights(src: Path, config: ModelConfig) -> dict[str, torch.Tensor]:
             raise UsageError(f"cannot read {path}: {describe_os_error(exc)}") from None
         try:
             if name == "model.safetensors":
-                return safetensors.torch.load(data)
-            state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+                state = safetensors.torch.load(data)
+            else:
+                state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
         except Exception as exc:
             raise UsageError(
                 f"refusing {path}: not a file of plain tensors ({type(exc).__name__})"
@@ -185,6 +186,9 @@ def _read_hf_weights(src: Path, config: ModelConfig) -> dict[str, torch.Tensor]:
             isinstance(v, torch.Tensor) for v in state.values()
         ):
             raise UsageError(f"refusing {path}: not a dictionary of tensors")
+        integers = [k for k, v in state.items() if not v.is_floating_point()]
+        if integers:  # as load_weights refuses in a checkpoint (a bool model sampled nothing)
+            raise UsageError(f"refusing {path}: {integers[0]} holds integers, not weights")
         return state
     raise UsageError(f"{src} has neither model.safetensors nor pytorch_model.bin")
 
