@@ -618,6 +618,11 @@ def test_train_out_never_takes_a_users_dot_files_for_its_own(tmp_path):
         (["--optimizer", "muon"], "can't change on --resume", "corrupt"),
         (["--arch", "modern"], "drop the --arch", "--position"),
         (["--max-steps", "4"], "already at step 10", "done"),
+        # each was ignored: the run went on as it was
+        (["--preset", "shakespeare-char"], "the recipe sets n_layer 6", "--n-layer"),
+        (["--records", "line"], "--records line can't change on --resume", "corrupt"),
+        (["--separator", "@@"], "--separator @@ can't change on --resume", "corrupt"),
+        (["--overwrite"], "give --resume or --overwrite, not both", "corrupt"),
     ],
 )
 def test_resume_refusals_say_what_is_wrong(ck, tmp_path, extra, expected, unexpected):

@@ -21,7 +21,6 @@ from tinygpt.data.corpus import prepare_corpus
 from tinygpt.data.sources import check_encoding
 from tinygpt.data.token_cache import Corpus
 from tinygpt.errors import ANY, Opt, UsageError
-from tinygpt.recipe import MODEL_SWITCHES
 from tinygpt.training import finetune
 from tinygpt.training.distributed import launch_rank, setup, teardown
 from tinygpt.training.monitors import monitors
@@ -88,6 +87,8 @@ def train(
     ``preset`` and a ``config`` file. With ``resume=True`` the run in ``out_dir`` continues
     (``max_steps`` is then the new total). ``callbacks`` listen to the run's events.
     """
+    if resume and overwrite:  # the one would keep what the other throws away
+        raise UsageError("give ", Opt("resume", True), " or ", Opt("overwrite", True), ", not both")
     out = Path(out_dir) if out_dir else default_out_dir(data)
     model_opts, train_opts = split_options(resolve_options(preset, config, options))
     if not resume:  # before the lock writes its file: a user's own .lock there stays theirs
@@ -95,9 +96,9 @@ def train(
     # One writer per directory (rank 0 writes for a torchrun job); taking the lock also proves
     # that --out can be written, before any work is done.
     guard = directory_lock(out) if launch_rank() == 0 else nullcontext()
-    # Switches the user did not spell out came from a recipe (--arch, a preset, a config file):
-    # a message about them names the recipe, not a --position no command line has.
-    from_recipe = {k for k in model_opts if k in MODEL_SWITCHES and k not in options}
+    # Model options the caller did not spell out came from a recipe (--arch, a preset, a config
+    # file): a message about them names the recipe, not a --position no command line has.
+    from_recipe = {k for k in model_opts if k not in options}
     with guard as lock_note:
         notes = [lock_note] if lock_note else []
         request = _Request(data, out, model_opts, train_opts, from_recipe, notes)
@@ -183,9 +184,8 @@ def _check_resume_options(run: RunConfig, step: int, request: _Request) -> None:
             continue
         if key in request.from_recipe:
             raise UsageError(
-                f"the recipe asked for sets {key} {value}, but the checkpoint is a "
-                f"{run.model.arch} model ({key} {current}); a resumed run keeps its model: drop "
-                f"the ",
+                f"the recipe sets {key} {value}, but the checkpoint's {run.model.arch} "
+                f"model has {key} {current}; a resumed run keeps its model: drop the ",
                 Opt("arch"),
                 ", ",
                 Opt("preset"),
@@ -198,13 +198,15 @@ def _check_resume_options(run: RunConfig, step: int, request: _Request) -> None:
             f" differs from the checkpoint's {current}; a resumed run keeps its model shape",
         )
     train_opts = request.train_opts
-    for key in ("tokenizer", "optimizer"):  # the ids, and the optimizer state, were made for it
-        if key in train_opts and train_opts[key] != getattr(run.train, key):
+    # The ids (and where records end), and the optimizer state, were made for these.
+    for key in ("tokenizer", "records", "separator", "optimizer"):
+        if key in train_opts and train_opts[key] != (current := getattr(run.train, key)):
+            trained = "without it" if current is None else f"with {current}"
             raise UsageError(
                 Opt(key, train_opts[key]),
                 " can't change on ",
                 Opt("resume", True),
-                f": the checkpoint was trained with {getattr(run.train, key)}; train elsewhere (",
+                f": the checkpoint was trained {trained}; train elsewhere (",
                 Opt("out_dir", ANY),
                 f") to start over with {train_opts[key]}",
             )
