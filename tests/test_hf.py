@@ -210,6 +210,33 @@ def test_import_refuses_weights_that_are_not_numbers_with_a_fraction(ck, tmp_pat
     assert not (tmp_path / "imported").exists()
 
 
+@pytest.mark.parametrize(
+    "change,says",
+    [
+        ({"n_head": 3}, "config.json is not a usable GPT-2 config: n_embd (32) must be divisible"),
+        ({"n_layer": 1e9}, "config.json is not a usable GPT-2 config: n_layer must be an integer"),
+    ],
+)
+def test_a_config_the_model_cannot_take_is_named_in_its_own_fields(ck, tmp_path, change, says):
+    # it named --n-embd and --n-head, flags import-hf does not have
+    hfm = _hf_model(ck, tmp_path)
+    config = json.loads((hfm / "config.json").read_text())
+    (hfm / "config.json").write_text(json.dumps({**config, **change}))
+    code, _, err = run_main("import-hf", "hfm", "--out", "imported", cwd=tmp_path)
+    line = one_line_error(code, err)
+    assert says in line and "--n-" not in line, line
+
+
+def test_a_default_encoding_larger_than_the_model_says_it_was_the_default(
+    ck, tmp_path, gpt2_encoding
+):
+    hfm = _hf_model(ck, tmp_path)
+    (hfm / "tinygpt_tokenizer.json").unlink()  # no stored tokenizer: GPT-2's, unless told
+    code, _, err = run_main("import-hf", "hfm", "--out", "imported", cwd=tmp_path)
+    line = one_line_error(code, err)
+    assert line.startswith("error: gpt2 (no --tokenizer) has 50257 tokens, the model only"), line
+
+
 def test_a_tensor_the_config_does_not_declare_is_the_one_named(ck, tmp_path):
     # with every declared tensor in place, the message named the first tensor found, which fit:
     # "blocks.0.attn.c_attn.bias is [96], the config declares [96]"

@@ -219,9 +219,11 @@ def _import_tokenizer(src: Path, name: str | None, run: RunConfig) -> Tokenizer:
         )
     tok = tokenizer_from_dict(spec) if spec is not None else build_tokenizer(name or "gpt2")
     if tok.vocab_size > run.model.vocab_size:
+        what = (
+            (Opt("tokenizer", tok.name),) if name else (f"{tok.name} (no ", Opt("tokenizer"), ")")
+        )
         raise UsageError(
-            Opt("tokenizer", tok.name),
-            f" has {tok.vocab_size} tokens, the model only {run.model.vocab_size}",
+            *what, f" has {tok.vocab_size} tokens, the model only {run.model.vocab_size}"
         )
     return tok
 
@@ -276,12 +278,15 @@ def _hf_model_config(src: Path) -> ModelConfig:
             n_embd=cfg["n_embd"],
             dropout=0.0,
             **{**GPT2.model_options(), "activation": activation},
-        ).validate()
+        )
     except KeyError as exc:
         raise UsageError(f"{path} has no {exc.args[0]}; it is not a GPT-2 config") from None
     except (TypeError, ValueError, OverflowError) as exc:
         raise UsageError(f"{path} is not a usable GPT-2 config: {exc}") from None
-    return model_cfg
+    try:
+        return model_cfg.validate()
+    except UsageError as exc:  # in the file's names (n_head), not flags import-hf lacks
+        raise UsageError(f"{path} is not a usable GPT-2 config: {exc}") from None
 
 
 def import_hf(src: Path, out: Path, tokenizer: str | None = None, overwrite: bool = False) -> Path:
