@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 import tinygpt
-from tests.conftest import TINY, run_main
+from tests.conftest import TINY, one_line_error, run_main
 from tinygpt.checkpoint.metrics import read_metrics
 from tinygpt.checkpoint.store import open_checkpoint
 from tinygpt.errors import UsageError
@@ -190,3 +190,20 @@ def test_val_file_is_what_validation_measures(small_text, tmp_path):
     assert abs(logged - on_split) > 3 * abs(logged - on_file), (logged, on_file, on_split)
     config = json.loads((result.out_dir / "config.json").read_text())
     assert config["train"]["val_file"] == str(val)
+
+
+@pytest.mark.parametrize(
+    "val,says",
+    [
+        # was "the text to train on is an empty name": the training text's words
+        ("", "error: --val-file is an empty name; give a file, folder or glob"),
+        # was "the smaller split has 1 tokens ...; use --block-size 1 or less", which can't fit
+        ("one.txt", "error: --val-file one.txt is too short for --block-size 32: it has 1 tokens"),
+    ],
+)
+def test_a_val_file_that_cannot_validate_is_named(small_text, tmp_path, val, says):
+    (tmp_path / "one.txt").write_text("a")
+    args = ("train", str(small_text), "--val-file", val, "--block-size", "32", "-q")
+    code, _, err = run_main(*args, "--tokenizer", "char", "--out", "run", cwd=tmp_path)
+    line = one_line_error(code, err, (2,))
+    assert line.startswith(says) and "or less" not in line, line

@@ -172,6 +172,8 @@ class TrainConfig:
 
     def validate(self) -> TrainConfig:
         check_types(self)
+        if self.val_file == "":  # Path("") is "." : every file here
+            raise UsageError(Opt("val_file"), " is an empty name; give a file, folder or glob")
         counts = ("batch_size", "grad_accum", "max_steps", "eval_batches", "max_bad_steps")
         for name in (*counts, "eval_every", "early_stop"):  # (the last two may be None)
             value = getattr(self, name)

@@ -11,19 +11,26 @@ import torch
 from tinygpt.errors import Opt, UsageError
 
 
-def check_split_lengths(train: np.ndarray, val: np.ndarray, block_size: int) -> None:
+def check_split_lengths(
+    train: np.ndarray, val: np.ndarray, block_size: int, val_file: str | None = None
+) -> None:
+    """Both splits must hold one full window plus its shifted target; the message names the
+    --val-file when that is the short one, and a smaller block only where one would fit."""
     need = block_size + 1
     shortest = min(len(train), len(val))
-    if shortest < need:
-        # Both splits must hold one full window plus its shifted target.
-        fit = max(1, shortest - 1)
-        raise UsageError(
-            "the text is too short for ",
-            Opt("block_size", block_size),
-            f": the smaller split has {shortest} tokens and needs {need}; use ",
-            Opt("block_size", fit),
-            " or less, or more text",
-        )
+    if shortest >= need:
+        return
+    short_val = val_file is not None and len(val) == shortest
+    what = (Opt("val_file", val_file), " is") if short_val else ("the text is",)
+    split = "it has" if short_val else "the smaller split has"
+    fits = (Opt("block_size", shortest - 1), " or less, or more text") if shortest > 1 else ()
+    raise UsageError(
+        *what,
+        " too short for ",
+        Opt("block_size", block_size),
+        f": {split} {shortest} tokens and needs {need}; use ",
+        *(fits or ("more text",)),
+    )
 
 
 class BatchSampler:

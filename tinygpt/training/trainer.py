@@ -108,7 +108,7 @@ class Trainer:
         self.train_ids, self.val_ids = corpus.split(self.cfg.val_fraction)
         if val_ids is not None:
             self.train_ids, self.val_ids = corpus.ids, val_ids
-        check_split_lengths(self.train_ids, self.val_ids, run.model.block_size)
+        check_split_lengths(self.train_ids, self.val_ids, run.model.block_size, self.cfg.val_file)
         self.parts = setup.build(run, self.train_ids, corpus.tokenizer, self.dist)
         self.device, self.dtype = self.parts.device, self.parts.dtype
         self.model, self.optimizer = self.parts.model, self.parts.optimizer
