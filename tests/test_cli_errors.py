@@ -221,6 +221,12 @@ def test_an_output_that_cannot_be_written_is_refused_before_the_work(ck, tmp_pat
         assert out == ""  # nothing shown: the refusal came first
 
 
+def test_a_plot_file_of_another_kind_is_refused_before_the_plot(ck, tmp_path):
+    code, out, err = run_main("plot", "-c", "ck", "--out", "x.txt", cwd=tmp_path)
+    assert one_line_error(code, err, (2,)) == "error: --out must end in .svg or .png, got x.txt"
+    assert out == ""  # the terminal plot was printed first
+
+
 def test_report_files_never_rename_over_a_device_a_link_a_fifo_or_the_input(ck, tmp_path):
     import stat
     import threading

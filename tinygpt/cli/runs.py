@@ -158,8 +158,10 @@ def plot(
 ) -> None:
     """Train and validation loss by step, in the terminal (and as SVG or PNG with --out)."""
     from tinygpt.checkpoint.store import find_checkpoint
-    from tinygpt.views.plot import terminal_plot, write_plot
+    from tinygpt.views.plot import check_plot_name, terminal_plot, write_plot
 
+    if out:
+        check_plot_name(out)  # before the plot is printed, not after
     ck = find_checkpoint(checkpoint)
     metrics = ck.metrics()
     typer.echo(json.dumps(metrics) if json_out else terminal_plot(metrics))

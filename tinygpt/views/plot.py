@@ -183,13 +183,19 @@ def png_plot(
     return canvas.png()
 
 
+def check_plot_name(path: Path) -> None:
+    from tinygpt.errors import UsageError
+
+    if path.suffix.lower() not in (".svg", ".png"):
+        raise UsageError(f"--out must end in .svg or .png, got {path.name}")
+
+
 def write_plot(path: Path, metrics: list[dict[str, Any]], title: str) -> None:
     from tinygpt.errors import UsageError
     from tinygpt.views.output import write_output
 
+    check_plot_name(path)
     suffix = path.suffix.lower()
-    if suffix not in (".svg", ".png"):
-        raise UsageError(f"--out must end in .svg or .png, got {path.name}")
     if not _series(metrics):
         raise UsageError("this checkpoint has no evaluations in metrics.jsonl yet")
     data = svg_plot(metrics, title).encode() if suffix == ".svg" else png_plot(metrics, title)
