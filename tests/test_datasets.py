@@ -144,6 +144,11 @@ def test_data_repeats_bad_destinations_are_one_line(tmp_path, args):
     assert (tmp_path / "afile").read_text() == "x"
 
 
+def test_an_unknown_dataset_lists_every_one_the_command_makes(tmp_path):
+    code, _, err = run_main("data", "nonsense", cwd=tmp_path)  # repeats was left out
+    assert one_line_error(code, err, (2,)).endswith("available: shakespeare, repeats")
+
+
 def test_a_download_into_a_file_is_refused_before_it_starts(tmp_path):
     # it downloaded, then 'unexpected FileExistsError'; offline it said to copy the file to
     # afile/tinyshakespeare.txt

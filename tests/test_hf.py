@@ -109,6 +109,15 @@ def test_import_refuses_what_it_cannot_convert(tmp_path):
     assert proc.returncode == 2 and "only gpt2" in proc.stderr
 
 
+def test_import_of_a_tinygpt_checkpoint_says_it_is_one(ck, tmp_path):
+    # it said "ck/config.json is a None model; only gpt2 is supported"
+    code, _, err = run_main("import-hf", "ck", "--out", "x", cwd=tmp_path)
+    assert (
+        one_line_error(code, err, (2,))
+        == "error: ck is a tinygpt checkpoint already; use it as it is (-c ck)"
+    )
+
+
 @pytest.mark.slow
 def test_a_char_model_exported_then_imported_is_the_same_model(tiny_run, tmp_path):
     result = tiny_run(arch="gpt2")

@@ -246,6 +246,8 @@ def _hf_model_config(src: Path) -> ModelConfig:
     """The ModelConfig a GPT-2 ``src/config.json`` describes, read bounded (a FIFO can't hang
     it); a UsageError naming the problem otherwise."""
     path = src / "config.json"
+    if is_checkpoint(src):
+        raise UsageError(f"{src} is a tinygpt checkpoint already; use it as it is (-c {src})")
     try:
         cfg = json.loads(read_bounded(path, JSON_LIMIT))
     except FileNotFoundError:

@@ -35,8 +35,10 @@ def data(
 ) -> None:
     """Download a standard small corpus into data/ (checked against its sha256), or write the
     repeated-strings corpus for watching an induction head form (`tinygpt data repeats`)."""
-    from tinygpt.data.datasets import fetch
+    from tinygpt.data.datasets import DATASETS, fetch
 
+    if name not in (*DATASETS, "repeats"):  # fetch knows only the downloads
+        raise UsageError(f"unknown dataset {name!r}; available: {', '.join(DATASETS)}, repeats")
     if name == "repeats":
         if given(ctx, "url"):
             raise UsageError("--url applies only to downloads; repeats is written here")
