@@ -13,7 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SMALL_TEXT, TINY, TINY_ARGS, cli_flags, run_in_process, run_main
+from tests.conftest import (
+    SMALL_TEXT,
+    TINY,
+    TINY_ARGS,
+    cli_flags,
+    one_line_error,
+    run_in_process,
+    run_main,
+)
 from tinygpt.checkpoint.manifest import (
     CONFIG_FILE,
 )
@@ -90,6 +98,12 @@ def test_runs_lists_checkpoints(workdir):
     assert rows[0]["steps"] == TINY["max_steps"]
     table = run_in_process("runs", cwd=workdir, env={"COLUMNS": "80"})
     assert "tinyshakespeare" in table.stdout
+
+
+def test_runs_under_a_file_is_one_line(tmp_path):
+    (tmp_path / "t.txt").write_text("x")  # listed as an empty folder, exit 0
+    code, _, err = run_main("runs", "--root", "t.txt", cwd=tmp_path)
+    assert one_line_error(code, err, (2,)) == "error: --root t.txt is not a directory"
 
 
 @pytest.mark.slow

@@ -11,6 +11,7 @@ import typer
 from tinygpt.cli.app import command
 from tinygpt.cli.common import CheckpointOpt, JsonOpt, wrote
 from tinygpt.cli.options import output_file
+from tinygpt.errors import UsageError
 from tinygpt.io.console import printable, stdout_console
 
 
@@ -103,6 +104,8 @@ def runs(
     """The runs under checkpoints/ as a table, newest first."""
     from tinygpt.training.runs import list_runs
 
+    if root.exists() and not root.is_dir():  # a file would list as an empty folder
+        raise UsageError(f"--root {root} is not a directory")
     rows = list_runs(root)
     if json_out:
         typer.echo(json.dumps(rows))
