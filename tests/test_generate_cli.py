@@ -244,6 +244,23 @@ def test_generate_best_samples_from_the_best_weights(monkeypatch):
     assert asked == [False, True]
 
 
+def test_best_on_a_run_that_kept_no_best_weights_says_so(ck, tmp_path):
+    # a run stopped before its first evaluation: --best used the final weights without a word
+    import shutil
+
+    copy = Path(shutil.copytree(ck, tmp_path / "ck"))
+    (copy / "best.safetensors").unlink()
+    manifest = json.loads((copy / "manifest.json").read_text())
+    for table in ("files", "sizes"):
+        manifest[table].pop("best.safetensors", None)
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    (tmp_path / "t.txt").write_text(SMALL_TEXT)
+    for command in (["generate", "--max-new-tokens", "2"], ["eval", str(tmp_path / "t.txt")]):
+        code, _, err = run_main(*command, "-c", str(copy), "--best")
+        assert code == 0, err
+        assert "note: this run kept no best-validation weights; using its final ones" in err
+
+
 @pytest.mark.parametrize(
     "args, says",
     [

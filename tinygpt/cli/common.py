@@ -81,10 +81,14 @@ def _not_utf8(what: str, byte: int) -> str:
 
 def checkpoint_with_note(checkpoint: Path | None, best: bool) -> Path:
     """The checkpoint a command reads (picked once), after one line on stderr when it keeps
-    better weights than its final ones and ``--best`` was not given."""
+    better weights than its final ones and ``--best`` was not given, or none that --best asks
+    for (a run not yet evaluated)."""
+    from tinygpt.checkpoint.manifest import BEST_FILE
     from tinygpt.checkpoint.store import find_checkpoint
 
     ck = find_checkpoint(checkpoint)
+    if best and not ck.has(BEST_FILE):
+        typer.echo("note: this run kept no best-validation weights; using its final ones", err=True)
     better = None if best else ck.better_weights()
     if better:
         val, step, last = better
