@@ -86,6 +86,7 @@ def test_the_filler_is_unpredictable_uniform_letters() -> None:
         (["--alphabet", "a"], "--alphabet"),
         (["--lines", "0"], "--lines"),
         (["--seed", "-1"], "--seed must be between 0"),  # was the file of --seed 1
+        (["--max-length", "100000000"], "(2 x --max-length + --max-gap + 1 = 200,000,025)"),
     ],
 )
 def test_bad_repeats_options_are_one_line_errors(tmp_path: Path, args, words) -> None:

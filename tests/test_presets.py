@@ -31,6 +31,9 @@ def test_bad_presets_and_config_files(tmp_path):
         load_config_file(tmp_path / "broken.toml")
     with pytest.raises(UsageError, match="not found"):
         load_config_file(tmp_path / "missing.toml")
+    (tmp_path / "bin.txt").write_bytes(b"\x00\xdc\xff")  # named for the format it was read as
+    with pytest.raises(UsageError, match="bin.txt' is not valid TOML: 'utf-8' codec"):
+        load_config_file(tmp_path / "bin.txt")
 
 
 def test_preset_sizes():

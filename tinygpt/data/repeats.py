@@ -52,7 +52,14 @@ class RepeatsConfig:
                 )
         record = 2 * self.max_length + self.max_gap + 1
         if record > MAX_RECORD:
-            raise UsageError(f"a record would be longer than {MAX_RECORD} characters")
+            raise UsageError(
+                "a record would be longer than ",
+                f"{MAX_RECORD:,} characters (2 x ",
+                Opt("max_length"),
+                " + ",
+                Opt("max_gap"),
+                f" + 1 = {record:,})",
+            )
         check_seed(self.seed)  # random.Random takes -1 as 1: two seeds, one file
         if self.lines < 1:
             raise UsageError(Opt("lines"), f" must be at least 1, got {self.lines}")

@@ -115,9 +115,8 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     except RecursionError:
         raise UsageError(Opt("config", p), " is nested too deeply") from None
     except (ValueError, UnicodeDecodeError) as exc:
-        raise UsageError(
-            Opt("config", p), f" is not valid {p.suffix.lstrip('.') or 'TOML'}: {exc}"
-        ) from None
+        kind = "JSON" if p.suffix.lower() == ".json" else "TOML"  # the format it was read as
+        raise UsageError(Opt("config", p), f" is not valid {kind}: {exc}") from None
     if not isinstance(data, dict):
         raise UsageError(Opt("config", p), " must hold a table of options")
     flat: dict[str, Any] = {}
