@@ -229,6 +229,11 @@ def test_plots_of_known_curves():
     ET.fromstring(svg_plot(metrics, "a <title> & more"))
     _check_png(png_plot(metrics))
     assert terminal_plot([]) == "no evaluations recorded yet"
+    # a loss near float's largest: the top tick was 4 x the span, infinite ('unexpected
+    # OverflowError' from plot --out x.png on a hand-edited metrics.jsonl)
+    huge = [{"step": 10, "val_loss": 2.0, "train_loss": 1e308}, {"step": 20, "val_loss": 1.5}]
+    _check_png(png_plot(huge))
+    ET.fromstring(svg_plot(huge, "huge"))
 
 
 @pytest.mark.slow

@@ -139,7 +139,7 @@ def png_plot(
         raise ValueError("no evaluations recorded yet")
     x0, x1, y0, y1 = _bounds(series)
     decimals = tick_decimals(y1 - y0)
-    y_labels = [f"{y0 + i * (y1 - y0) / 4:.{decimals}f}" for i in range(5)]
+    y_labels = [f"{y0 + (y1 - y0) / 4 * i:.{decimals}f}" for i in range(5)]
     left = max(len(label) for label in y_labels) * FONT_W + 14
     right, top, bottom = 24, 2 * FONT_H + 16, 2 * FONT_H + 20
     black, grey, faint = (0, 0, 0), (90, 90, 90), (228, 228, 228)
@@ -157,7 +157,7 @@ def png_plot(
 
     base = height - bottom
     for i, label in enumerate(y_labels):  # value ticks, with faint grid lines
-        _, y = px(x0, y0 + i * (y1 - y0) / 4)
+        _, y = px(x0, y0 + (y1 - y0) / 4 * i)
         canvas.rect(left + 1, y, width - left - right, 1, faint)
         canvas.rect(left - 4, y, 4, 1, black)
         text(left - 7, y - FONT_H // 2, label, grey, "right")
