@@ -185,6 +185,12 @@ def test_patching_two_prompts_over_the_block_names_each_in_its_note(checkpoint: 
     n = len(clean)
     assert f"note: the clean prompt has {n} tokens; only its last 64 (the block size)" in err
     assert f"note: the corrupted prompt has {n} tokens; only its last 64" in err
+    # the lengths are compared before the cut: the two ends of 64 tokens did not line up
+    longer = corrupted + "eee"
+    code, _, err = run_main(
+        "inspect", "patch", "-c", str(checkpoint), "--clean", clean, "--corrupted", longer
+    )
+    assert f"must have the same number of tokens ({n} and {n + 3})" in one_line_error(code, err)
 
 
 @pytest.mark.parametrize(

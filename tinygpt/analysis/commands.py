@@ -16,7 +16,7 @@ from tinygpt.analysis.inputs import resolve_position, resolve_target
 from tinygpt.analysis.interpret_report import AttributionReport, PatchingReport, PredictionsReport
 from tinygpt.analysis.labels import head_label
 from tinygpt.analysis.lens import logit_lens
-from tinygpt.analysis.patching import patch_activations
+from tinygpt.analysis.patching import check_same_length, patch_activations
 from tinygpt.analysis.predictions import log_probs, predictions
 from tinygpt.analysis.probes import default_probe_length, induction_sequence, line_break_ids
 from tinygpt.analysis.roles import is_role, role_notice, strongest
@@ -237,6 +237,8 @@ def activation_patching(
     model, tokenizer, ck = load(checkpoint, device, best=best)
     clean_ids, notices = _prompt_ids(tokenizer, model, clean, "clean")
     bad_ids, more = _prompt_ids(tokenizer, model, corrupted, "corrupted")
+    if notices or more:  # cut to the block: the whole prompts must line up, not their ends
+        check_same_length(len(tokenizer.encode(clean)), len(tokenizer.encode(corrupted)))
     tokens = tokenizer.token_strings(clean_ids)
     at = resolve_position(tokens, position)
     chosen = resolve_target(tokenizer, model.config.vocab_size, target)

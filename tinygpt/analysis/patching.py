@@ -66,18 +66,23 @@ def _target_logprob(model: GPT, idx: torch.Tensor, position: int, target: int) -
     return float(F.log_softmax(logits[0, position].float(), dim=-1)[target])
 
 
+def check_same_length(clean: int, corrupted: int) -> None:
+    """Patching swaps activations position by position: the two prompts must line up."""
+    if clean != corrupted:
+        raise UsageError(
+            Opt("clean"),
+            " and ",
+            Opt("corrupted"),
+            f" must have the same number of tokens ({clean} and {corrupted})",
+        )
+
+
 def patch_activations(
     model: GPT, clean: list[int], corrupted: list[int], position: int, target: int
 ) -> PatchingResult:
     """The share of the gap each head (at all positions, at each one) and each layer's residual
     stream (at each position) restores, patched from ``clean`` into ``corrupted``."""
-    if len(clean) != len(corrupted):
-        raise UsageError(
-            Opt("clean"),
-            " and ",
-            Opt("corrupted"),
-            f" must have the same number of tokens ({len(clean)} and {len(corrupted)})",
-        )
+    check_same_length(len(clean), len(corrupted))
     model.eval()
     device = model.wte.weight.device
     clean_idx = torch.tensor([clean], device=device)
