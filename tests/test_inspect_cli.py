@@ -342,3 +342,27 @@ def test_a_link_to_a_checkpoint_file_is_no_way_around_the_refusal(ck, tmp_path, 
         line = one_line_error(code, err, (2,))
         assert f"(a link to {ck.resolve() / name}) is part of the checkpoint" in line
         assert snapshot(ck) == before
+
+
+def _strict_json(text: str) -> object:
+    """Parsed as JSON.parse would: NaN and Infinity are no JSON."""
+
+    def refuse(constant: str) -> None:
+        raise ValueError(f"{constant} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("inspect", "attention", "-c", "{ck}", "-p", "a", "--json"),  # one token: nothing scored
+        ("inspect", "attention", "-c", "{ck}", "-p", "All", "--queries", "0:1", "--json"),
+        ("inspect", "compare", "{ck}", "{ck}", "-p", "a", "--json"),
+    ],
+)
+def test_json_documents_are_json_even_where_nothing_was_scored(run_dir, args):
+    # NaN scores were printed as NaN, which JSON.parse rejects; the --html page said null
+    code, out, err = run_main(*(a.format(ck=run_dir) for a in args))
+    assert code == 0, err
+    _strict_json(out)

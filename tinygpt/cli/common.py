@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +13,7 @@ from tinygpt.cli.options import default_text, field_of
 from tinygpt.config.train import TrainConfig
 from tinygpt.errors import UsageError
 from tinygpt.io.console import for_terminal, stdout_console
+from tinygpt.io.json_text import json_text
 
 CheckpointOpt = Annotated[
     Path | None,
@@ -114,7 +114,7 @@ def given(ctx: typer.Context, name: str) -> bool:
 def show(json_out: bool, document: Callable[[], Any], render: Callable[[], Any]) -> None:
     """With --json, one JSON document is all that goes to stdout; else the terminal view."""
     if json_out:
-        typer.echo(json.dumps(document()))
+        typer.echo(json_text(document()))
     else:
         stdout_console().print(render())
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Annotated, Any
@@ -30,6 +29,7 @@ from tinygpt.config.sample import SampleConfig
 from tinygpt.config.train import TrainConfig
 from tinygpt.errors import TinyGPTError, UsageError
 from tinygpt.io.console import printable
+from tinygpt.io.json_text import json_text
 
 SAMPLE_OPTIONS = (
     "max_new_tokens",
@@ -85,7 +85,7 @@ def generate(
     for notice in result.notices:
         typer.echo(f"note: {notice}", err=True)
     if json_out:
-        typer.echo(json.dumps(result.to_dict(), ensure_ascii=False))
+        typer.echo(json_text(result.to_dict(), ensure_ascii=False))
     else:
         write_stdout("\n")
 
@@ -180,10 +180,10 @@ def eval_command(
         from tinygpt.views.output import write_output
 
         report = api.token_loss_report(checkpoint, file, **options)
-        write_output(token_losses, json.dumps(report).encode(), inputs=[file])
+        write_output(token_losses, json_text(report).encode(), inputs=[file])
         summary = {k: report[k] for k in ("loss", "perplexity", "bits_per_byte", "tokens", "bytes")}
     if json_out:
-        typer.echo(json.dumps(summary))
+        typer.echo(json_text(summary))
     else:
         typer.echo(
             f"loss {summary['loss']:.4f} nats/token  perplexity {summary['perplexity']:.2f}  "

@@ -6,7 +6,6 @@ and each subcommand takes only the options it reads (another's is click's "No su
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -17,6 +16,7 @@ from tinygpt.cli.app import command, inspect_app
 from tinygpt.cli.common import DEVICE_DEFAULT, CheckpointOpt, DeviceOpt, read_prompt, show, wrote
 from tinygpt.errors import UsageError
 from tinygpt.io.console import stdout_console
+from tinygpt.io.json_text import json_text
 
 
 def attention(
@@ -163,5 +163,5 @@ def _write_json(path: Path | None, document: object) -> None:
     if path:
         from tinygpt.views.output import write_output
 
-        write_output(path, json.dumps(document).encode())
+        write_output(path, json_text(document).encode())
         wrote(path)

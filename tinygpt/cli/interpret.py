@@ -3,7 +3,6 @@ component wrote the prediction, when it appeared, and which activation carries i
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,6 +13,7 @@ from tinygpt.cli.app import command, inspect_app
 from tinygpt.cli.common import DEVICE_DEFAULT, CheckpointOpt, DeviceOpt, read_prompt, show, wrote
 from tinygpt.cli.options import default_text
 from tinygpt.io.console import stdout_console
+from tinygpt.io.json_text import json_text
 
 
 def _finish(report: Any, json_out: bool, render: Any, files: dict[str, Path | None]) -> None:
@@ -26,7 +26,7 @@ def _finish(report: Any, json_out: bool, render: Any, files: dict[str, Path | No
         typer.echo(f"note: {notice}", err=True)
     show(json_out, report.to_dict, render)
     writers = {
-        "json": lambda: json.dumps(report.to_dict()).encode(),
+        "json": lambda: json_text(report.to_dict()).encode(),
         "html": lambda: html.render_page(report).encode(),
         "png": lambda: figures.report_png(report),
         "svg": lambda: figures.report_svg(report).encode(),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,6 +12,7 @@ from tinygpt.cli.common import CheckpointOpt, JsonOpt, wrote
 from tinygpt.cli.options import output_file
 from tinygpt.errors import UsageError
 from tinygpt.io.console import printable, stdout_console
+from tinygpt.io.json_text import json_text
 
 
 @command()
@@ -25,7 +25,7 @@ def info(
 
     data = checkpoint_info(checkpoint)
     if json_out:
-        typer.echo(json.dumps(data))
+        typer.echo(json_text(data))
         return
     from rich.table import Table
     from rich.text import Text
@@ -108,7 +108,7 @@ def runs(
         raise UsageError(f"--root {root} is not a directory")
     rows = list_runs(root)
     if json_out:
-        typer.echo(json.dumps(rows))
+        typer.echo(json_text(rows))
         return
     if not rows:
         typer.echo(f"no runs under {root}/; start one with `tinygpt train FILE`", err=True)
@@ -167,7 +167,7 @@ def plot(
         check_plot_name(out)  # before the plot is printed, not after
     ck = find_checkpoint(checkpoint)
     metrics = ck.metrics()
-    typer.echo(json.dumps(metrics) if json_out else terminal_plot(metrics))
+    typer.echo(json_text(metrics) if json_out else terminal_plot(metrics))
     if out:
         # printable: a folder name's control characters are invalid XML, its non-UTF-8 unwritable
         write_plot(out, metrics, f"{printable(ck.directory.name)}: loss by step")

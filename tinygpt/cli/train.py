@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import signal
 from pathlib import Path
@@ -18,6 +17,7 @@ from tinygpt.config.model import ModelConfig
 from tinygpt.config.train import TrainConfig
 from tinygpt.errors import Spell, UsageError
 from tinygpt.io.console import printable
+from tinygpt.io.json_text import json_text
 
 if TYPE_CHECKING:  # torch is imported when a run starts, not for --help
     from tinygpt.training.result import TrainResult
@@ -158,7 +158,7 @@ def _report(result: Any, file: Path, quiet: bool, json_out: bool) -> None:
             "stopped_by_time": result.stopped_by_time,
             **(result.parameters.to_dict() if result.parameters else {}),
         }
-        typer.echo(json.dumps(summary))
+        typer.echo(json_text(summary))
     if result.interrupted:  # a clean stop the user asked for: said plainly, not as an error
         name = signal.Signals(result.signal or signal.SIGINT).name
         typer.echo(

@@ -1,2 +1,3 @@
 """What every layer shares to talk to the outside: the two terminals (console.py) and
-crash-safe, bounded file reads and writes (files.py)."""
+crash-safe, bounded file reads and writes (files.py), and JSON every parser reads
+(json_text.py)."""

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from tinygpt.analysis.attention_report import AttentionReport
+from tinygpt.io.json_text import json_text
 from tinygpt.views.attention_figures import attention_png, attention_svg, report_panels
 from tinygpt.views.attention_html import render_html
 from tinygpt.views.output import write_output
@@ -37,7 +37,7 @@ def write_report(
     grid = report_panels(report, layer, head, rollout)
     tokens, first = report.tokens, report.first_query
     outputs = [
-        (files.json, lambda: json.dumps(report.to_dict()).encode("utf-8")),
+        (files.json, lambda: json_text(report.to_dict()).encode("utf-8")),
         (
             files.html,
             lambda: render_html(

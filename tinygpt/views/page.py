@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
-import math
 from typing import Any
+
+from tinygpt.io.json_text import json_text
 
 
 def sha256_b64(text: str) -> str:
@@ -22,19 +22,8 @@ def csp(style: str, script: str | None = None) -> str:
     return f"default-src 'none'; script-src {scripts}; style-src 'sha256-{sha256_b64(style)}'"
 
 
-def finite(value: Any) -> Any:
-    """NaN and infinities as None (JSON.parse rejects them)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [finite(v) for v in value]
-    return value
-
-
 def json_for_script(data: Any) -> str:
     """JSON safe inside ``<script type="application/json">``: "</script>" or "<!--" in a token
     would end or confuse the block."""
-    text = json.dumps(finite(data), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    text = json_text(data, ensure_ascii=False, separators=(",", ":"))
     return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
