@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import TINY, one_line_error, run_in_process, run_main, snapshot
+from tests.conftest import TINY, one_line_error, rehash, run_in_process, run_main, snapshot
 
 
 @pytest.fixture(scope="module")
@@ -366,3 +366,25 @@ def test_json_documents_are_json_even_where_nothing_was_scored(run_dir, args):
     code, out, err = run_main(*(a.format(ck=run_dir) for a in args))
     assert code == 0, err
     _strict_json(out)
+
+
+def test_ablate_never_writes_over_the_training_text_it_reads(ck, tmp_path):
+    # --json-file naming the run's training text replaced it with the JSON (exit 0)
+    config = json.loads((ck / "config.json").read_text())
+    config["train"]["data"] = str(tmp_path / "small.txt")
+    rehash(ck, "config.json", json.dumps(config).encode())
+    before = (tmp_path / "small.txt").read_bytes()
+    args = ("inspect", "ablate", "-c", "ck", "--heads", "L0H0", "--mode", "zero", "--json-file")
+    code, _, err = run_main(*args, "small.txt", cwd=tmp_path)
+    assert "is the file being read" in one_line_error(code, err, (2,))
+    assert (tmp_path / "small.txt").read_bytes() == before
+
+
+def test_compare_shows_a_folder_name_as_text_not_as_escapes_for_the_terminal(ck, tmp_path):
+    import shutil
+
+    odd = tmp_path / "evil\x1b]0;PWN\x07\x1b[31m"
+    shutil.copytree(ck, odd)
+    code, out, err = run_main("inspect", "compare", "ck", odd.name, "-p", "All", cwd=tmp_path)
+    assert code == 0, err
+    assert "\x1b" not in out and "\x07" not in out and "evil\\x1b]0;PWN" in out

@@ -124,7 +124,8 @@ def ablate(
 
     result = commands.ablation_report(checkpoint, heads, mode, read_prompt(prompt), device=device)
     show(json_out, lambda: result, lambda: ablation_table(result))
-    _write_json(json_file, result)
+    read = [Path(result["text_source"])] if result["text_source"] else []
+    _write_json(json_file, result, read)  # never over the training text it has just read
 
 
 @command("trajectory", group=inspect_app)
@@ -159,9 +160,9 @@ def focus(layer: int | None, head: str | None) -> tuple[int | None, int | str | 
     return layer, int(head)
 
 
-def _write_json(path: Path | None, document: object) -> None:
+def _write_json(path: Path | None, document: object, inputs: list[Path] | None = None) -> None:
     if path:
         from tinygpt.views.output import write_output
 
-        write_output(path, json_text(document).encode())
+        write_output(path, json_text(document).encode(), inputs=inputs or [])
         wrote(path)

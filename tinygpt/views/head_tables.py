@@ -17,6 +17,7 @@ from tinygpt.analysis.scores import (
     TABLE_SCORES,
     HeadScores,
 )
+from tinygpt.io.console import printable
 
 
 def _fmt(value: float | None) -> str:
@@ -56,7 +57,9 @@ def chance_note(s: HeadScores, induction_length: int) -> Text:
 
 
 def comparison(deltas: list[dict], names: tuple[str, str]) -> Table:
-    table = Table(title=f"{names[1]} minus {names[0]}", title_justify="left", pad_edge=False)
+    # printable: a folder's name could hold a terminal's escape sequences
+    title = f"{printable(names[1])} minus {printable(names[0])}"
+    table = Table(title=title, title_justify="left", pad_edge=False)
     table.add_column("head", no_wrap=True)
     for score in HEADLINE_SCORES:
         table.add_column(f"Δ{score.column}", justify="right", no_wrap=True)
@@ -77,7 +80,7 @@ def ablation_table(result: dict) -> Table:
         table.add_column(name, justify="left" if name == "measured on" else "right")
     labels = {
         "prompt": "the prompt",
-        "text": f"training text ({result.get('text_source')})",
+        "text": f"training text ({printable(str(result.get('text_source')))})",
         "repeat": "  its repeats (after a repeated run)",
         "probe": "repeated random tokens",
     }
