@@ -33,3 +33,22 @@ def test_a_run_records_them_unless_told_not_to(tmp_path, small_text):
 
     assert heads() == [True, True]
     assert heads(head_snapshots=False) == [False, False]
+
+
+def test_the_trajectory_figure_draws_a_diverged_run_and_skips_empty_snapshots():
+    # NaN and infinite losses and scores (a diverged run logs them) stopped --png with
+    # 'unexpected ValueError'; a record of no heads stopped the text view ('max() arg is empty')
+    from tests.browser import decode_png
+    from tinygpt.checkpoint.metrics import valid_record
+    from tinygpt.views.trajectory_figure import trajectory_png
+
+    nan, inf = float("nan"), float("inf")
+    heads = {"L0H0": {"previous_token": 0.9, "induction": 0.1}, "L1H0": {"induction": 0.5}}
+    broken = {"L0H0": {"previous_token": nan, "induction": inf}, "L1H0": {"induction": 0.6}}
+    records = [
+        {"step": 10, "val_loss": 3.0, "induction_loss": 3.0, "icl_score": 0.1, "heads": heads},
+        {"step": 20, "val_loss": nan, "induction_loss": nan, "icl_score": nan, "heads": broken},
+        {"step": 30, "val_loss": inf, "induction_loss": inf, "icl_score": 0.0, "heads": heads},
+    ]
+    assert decode_png(trajectory_png(records)).shape[0] > 100
+    assert not valid_record({"step": 5, "val_loss": 1.0, "heads": {}})

@@ -66,8 +66,12 @@ def valid_record(record: Any) -> bool:
         heads = record["heads"]
         # Head names are shown in tables: only the trainer's labels (``L1H0``), never a
         # file's terminal escapes or rich markup.
-        if not isinstance(heads, dict) or not all(
-            isinstance(k, str) and _HEAD.fullmatch(k) and _scores(v) for k, v in heads.items()
+        if (
+            not isinstance(heads, dict)
+            or not heads
+            or not all(
+                isinstance(k, str) and _HEAD.fullmatch(k) and _scores(v) for k, v in heads.items()
+            )
         ):
             return False
         if not _scores(record.get("chance", {})) or not all(

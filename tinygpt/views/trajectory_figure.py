@@ -4,6 +4,7 @@ the phase change marked (``inspect trajectory DIR --png FILE``)."""
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,8 +36,10 @@ def _best_in_layer(records: list[dict[str, Any]], key: str, layer: int) -> list[
     """(step, the highest ``key`` score among the heads of ``layer``) at each evaluation."""
     out = []
     for r in records:
-        values = [
-            s[key] for h, s in r["heads"].items() if parse_head_label(h)[0] == layer and key in s
+        values = [  # a diverged run's NaN is no point on a line
+            s[key]
+            for h, s in r["heads"].items()
+            if parse_head_label(h)[0] == layer and key in s and math.isfinite(s[key])
         ]
         if values:
             out.append((int(r["step"]), max(values)))
@@ -49,7 +52,11 @@ def _series(records: list[dict[str, Any]], change: PhaseChange) -> tuple[list, l
         ("repeat_loss", "repeat loss (validation text)", (214, 39, 40)),
         ("induction_loss", "loss on repeated random tokens", (255, 127, 14)),
     ):
-        points = [(int(r["step"]), float(r[key])) for r in records if key in r]
+        points = [
+            (int(r["step"]), float(r[key]))
+            for r in records
+            if key in r and math.isfinite(float(r[key]))
+        ]
         if points:
             losses.append(Series(label, color, points))
     scores = []
