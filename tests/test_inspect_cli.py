@@ -130,6 +130,7 @@ def test_trajectory_as_text_json_and_png(run_dir, tmp_path):
         (["attention", "-p", "All", "--head", "L1H7"], "error: --head L1H7 names no head of"),
         (["attention", "-p", "All", "--head", "L1H1", "--layer", "0"], "error: --head L1H1 is in"),
         (["attention", "-p", "All", "--head", "x1"], "error: --head takes a label such as L1H2"),
+        (["attention", "-p", "All", "--head", "²", "--layer", "0"], "error: --head takes a"),
         (["attention", "-p", "All", "--window", "1"], "error: --window must be at least 2"),
     ],
 )

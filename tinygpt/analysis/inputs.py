@@ -37,7 +37,7 @@ def resolve_target(tokenizer: Tokenizer, vocab_size: int, spec: str | None) -> i
     """The target token: ``#ID`` by its id, or a text that is exactly one token; None: not given."""
     if spec is None:
         return None
-    if spec.startswith("#") and spec[1:].isdigit():
+    if spec.startswith("#") and spec[1:].isdecimal():
         target = int(spec[1:])
         if not 0 <= target < vocab_size:
             raise UsageError(Opt("target", spec), f": ids go from 0 to {vocab_size - 1}")

@@ -153,7 +153,7 @@ def focus(layer: int | None, head: str | None) -> tuple[int | None, int | str | 
     print (L1H2) or a role (induction, previous-token, ...: the strongest such head), both
     resolved once the model is loaded, or a number, which needs --layer (alone it names no
     head)."""
-    if head is None or not head.strip().isdigit():
+    if head is None or not head.strip().isdecimal():
         return layer, head
     if layer is None:
         raise UsageError(f"--head {head} needs --layer (or name the head as L1H{head.strip()})")
