@@ -389,3 +389,11 @@ def test_compare_shows_a_folder_name_as_text_not_as_escapes_for_the_terminal(ck,
     code, out, err = run_main("inspect", "compare", "ck", odd.name, "-p", "All", cwd=tmp_path)
     assert code == 0, err
     assert "\x1b" not in out and "\x07" not in out and "evil\\x1b]0;PWN" in out
+
+
+def test_compare_of_two_block_sizes_names_the_token_counts(run_dir, tiny_run):
+    # the probe's length follows the block size: it said the tokenizers differed
+    other = tiny_run("wider", block_size=2 * TINY["block_size"], max_steps=2).out_dir
+    code, _, err = run_main("inspect", "compare", str(run_dir), str(other))
+    line = one_line_error(code, err, (2,))
+    assert "comparing needs the same tokens in both" in line and "block sizes" in line, line

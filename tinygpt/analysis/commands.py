@@ -102,7 +102,12 @@ def compare_attention(
     report_a = attention_report(checkpoint_a, prompt, device=device, induction=probe)
     report_b = attention_report(checkpoint_b, prompt, device=device, induction=probe)
     if report_a.run.ids != report_b.run.ids:
-        raise UsageError("comparing needs two checkpoints with the same tokenizer")
+        a, b = len(report_a.run.ids), len(report_b.run.ids)
+        # the probe's length and a long prompt's cut follow the block size
+        raise UsageError(
+            "comparing needs the same tokens in both: "
+            + (f"{a} and {b} (block sizes or tokenizers differ)" if a != b else "tokenizers differ")
+        )
     if report_a.shape != report_b.shape:
         raise UsageError(
             f"comparing needs the same layers x heads: {report_a.shape} vs {report_b.shape}"
