@@ -397,3 +397,12 @@ def test_compare_of_two_block_sizes_names_the_token_counts(run_dir, tiny_run):
     code, _, err = run_main("inspect", "compare", str(run_dir), str(other))
     line = one_line_error(code, err, (2,))
     assert "comparing needs the same tokens in both" in line and "block sizes" in line, line
+
+
+def test_trajectory_names_its_argument_not_a_checkpoint_flag_it_lacks(tmp_path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "t.txt").write_text("x")
+    for where, says in (("empty", "point RUN at a directory"), ("t.txt", "RUN takes a checkpoint")):
+        code, _, err = run_main("inspect", "trajectory", where, cwd=tmp_path)
+        line = one_line_error(code, err)
+        assert says in line and "--checkpoint" not in line, line

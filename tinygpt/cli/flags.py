@@ -26,9 +26,12 @@ def command_spelling(command: Any) -> Spell:
     """The spelling of options as the flags of ``command`` (a Typer/click command, or None)."""
     options = [p for p in getattr(command, "params", ()) if p.param_type_name == "option"]
     params = {p.name: p for p in options}
+    arguments = {p.name: p for p in getattr(command, "params", ()) if p not in options}
 
     def spell(opt: Opt) -> str:
         param = params.get(opt.name)
+        if param is None and opt.name in arguments:  # a positional: its name in the usage line
+            return arguments[opt.name].metavar or opt.name.upper()
         if param is None and opt.name in _CONFIG_ONLY:
             shown = opt.value is not None and opt.value is not ANY
             return "the config file's " + (f"{opt.name} = {opt.value!r}" if shown else opt.name)

@@ -130,7 +130,9 @@ def ablate(
 
 @command("trajectory", group=inspect_app)
 def trajectory(
-    directory: Annotated[Path, typer.Argument(help="A run's directory (its metrics.jsonl).")],
+    checkpoint: Annotated[  # named as messages name a checkpoint, which read as RUN here
+        Path, typer.Argument(metavar="RUN", help="A run's directory (its metrics.jsonl).")
+    ],
     json_out: opt.JsonOut = False,
     png_file: opt.TrajectoryPng = None,
 ) -> None:
@@ -139,7 +141,7 @@ def trajectory(
     from tinygpt.views.output import write_output
     from tinygpt.views.trajectory_text import trajectory as trajectory_view
 
-    records = api.trajectory(directory)
+    records = api.trajectory(checkpoint)
     show(json_out, lambda: records, lambda: trajectory_view(records))
     if png_file:
         from tinygpt.views.trajectory_figure import trajectory_png
