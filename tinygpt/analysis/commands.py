@@ -143,7 +143,12 @@ def _prompt_ids(tokenizer: Tokenizer, model: GPT, prompt: str, name: str = "prom
     if not prompt:
         raise UsageError(Opt(name), " is empty; give some text")
     what = "the prompt" if name == "prompt" else f"the {name} prompt"
-    return encode_prompt(tokenizer, prompt, model.config.block_size, what)
+    try:
+        return encode_prompt(tokenizer, prompt, model.config.block_size, what)
+    except UsageError as exc:  # which of patch's two prompts the tokenizer refused
+        if name == "prompt":
+            raise
+        raise UsageError(Opt(name), ": ", *exc.message.pieces) from None
 
 
 def _shown_name(ck: Checkpoint) -> str:

@@ -108,7 +108,7 @@ def _refuse_special(text: str) -> None:
     if ENDOFTEXT in text:
         raise UsageError(
             f"the text contains the literal special token {ENDOFTEXT!r} (at character "
-            f"{text.index(ENDOFTEXT)}); remove it or use ",
+            f"{text.index(ENDOFTEXT)}); remove it or train with ",
             Opt("tokenizer", "char"),
         )
 
