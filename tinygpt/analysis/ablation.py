@@ -132,10 +132,12 @@ def ablation_report(
     dev = model.wte.weight.device
     text_rows = reference_rows(model, tokenizer, text, samples) if text is not None else None
     text_source = text[0] if text_rows is not None and text is not None else None
-    prompt_rows = None
+    prompt_rows, notices = None, []
     if prompt:
-        ids, _ = encode_prompt(tokenizer, prompt, cfg.block_size)
-        prompt_rows = torch.tensor([ids], device=dev) if len(ids) > 1 else None
+        ids, notices = encode_prompt(tokenizer, prompt, cfg.block_size)
+        if len(ids) < 2:  # was left out without a word
+            raise UsageError(Opt("prompt"), " is one token; a loss needs two or more")
+        prompt_rows = torch.tensor([ids], device=dev)
     reference = text_rows if text_rows is not None else prompt_rows
     if reference is None:
         raise UsageError(
@@ -159,7 +161,12 @@ def ablation_report(
             after = measure()
         return {"loss": base, "ablated": after, "delta": after - base}
 
-    result: dict[str, Any] = {"heads": heads, "mode": mode, "text_source": text_source}
+    result: dict[str, Any] = {
+        "heads": heads,
+        "mode": mode,
+        "text_source": text_source,
+        "notices": notices,
+    }
     if prompt_rows is not None:
         result["prompt"] = change(lambda: loss_on(model, prompt_rows))
     if text_rows is not None:

@@ -123,6 +123,8 @@ def ablate(
     from tinygpt.views.head_tables import ablation_table
 
     result = commands.ablation_report(checkpoint, heads, mode, read_prompt(prompt), device=device)
+    for notice in result["notices"]:  # a prompt cut to the block, as the other views say
+        typer.echo(f"note: {notice}", err=True)
     show(json_out, lambda: result, lambda: ablation_table(result))
     read = [Path(result["text_source"])] if result["text_source"] else []
     _write_json(json_file, result, read)  # never over the training text it has just read
