@@ -206,6 +206,7 @@ def test_patching_two_prompts_over_the_block_names_each_in_its_note(checkpoint: 
         (["lens", "-p", "ace", "--target", "#999"], "--target #999: ids go from 0"),
         # a digit int() does not read ('unexpected ValueError'): not an id, so a token's text
         (["lens", "-p", "ace", "--target", "#²"], "--target '#²' is not in the model's"),
+        (["attribution", "-p", "ace", "--rows", "0"], "--rows must be at least 1, got 0"),
         # which of the two prompts the vocabulary refused
         (["patch", "--clean", "ace", "--corrupted", "acé"], "--corrupted: the text has 1 char"),
         (["predictions", "-p", ""], "--prompt is empty"),

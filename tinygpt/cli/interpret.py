@@ -12,6 +12,7 @@ from tinygpt.cli import inspect_options as opt
 from tinygpt.cli.app import command, inspect_app
 from tinygpt.cli.common import DEVICE_DEFAULT, CheckpointOpt, DeviceOpt, read_prompt, show, wrote
 from tinygpt.cli.options import default_text
+from tinygpt.errors import UsageError
 from tinygpt.io.console import stdout_console
 from tinygpt.io.json_text import json_text
 
@@ -67,7 +68,7 @@ def attribution(
     prompt: opt.Prompt = "",
     position: opt.Position = None,
     target: opt.Target = None,
-    rows: Annotated[int, typer.Option(help="Components shown, largest first.", min=1)] = 20,
+    rows: Annotated[int, typer.Option(help="Components shown, largest first.")] = 20,
     json_out: opt.JsonOut = False,
     json_file: opt.JsonFile = None,
     html_file: opt.Html = None,
@@ -80,6 +81,8 @@ def attribution(
     from tinygpt.analysis import commands
     from tinygpt.views.interpret_text import attribution_view
 
+    if rows < 1:  # checked here: click's range check is a box of several lines
+        raise UsageError(f"--rows must be at least 1, got {rows}")
     report = commands.logit_attribution(
         checkpoint, read_prompt(prompt), position=position, target=target, device=device, best=best
     )
