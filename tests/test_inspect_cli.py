@@ -415,3 +415,17 @@ def test_ablate_refuses_a_one_token_prompt_and_says_when_it_cuts_one(run_dir):
     code, out, err = run_main(*base, "-p", "All: speak. " * 20)  # cut silently to the block
     assert code == 0, err
     assert "note: the prompt has 240 tokens; only its last" in err
+
+
+def test_explain_json_holds_the_steps_the_view_prints(run_dir):
+    # the explanation was left out of --json (and --json-file)
+    args = ("inspect", "attention", "-c", str(run_dir), "-p", "All: speak", "--head", "L1H0")
+    code, out, err = run_main(*args, "--explain", "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    step = doc["explanation"]
+    assert (step["layer"], step["head"], step["query"]) == (1, 0, len(doc["tokens"]) - 1)
+    row = doc["attention"][1][0][step["query"] - doc["first_query"]][: step["query"] + 1]
+    assert step["weights"] == pytest.approx(row, abs=1e-6)
+    code, out, _ = run_main(*args, "--json")
+    assert "explanation" not in json.loads(out)

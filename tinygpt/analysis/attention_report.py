@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
@@ -182,6 +182,7 @@ class AttentionReport:
         predicted = (
             {"predictions": self.predictions.to_dict()["predictions"]} if self.predictions else {}
         )
+        explained = {"explanation": asdict(self.explanation)} if self.explanation else {}
         return {
             "model": self.model,
             "tokens": self.tokens,
@@ -193,6 +194,7 @@ class AttentionReport:
             "induction": self.induction.to_dict(),
             "notices": self.notices,
             **predicted,
+            **explained,  # --explain's steps, which the terminal view prints
         }
 
     def to_npz(self) -> bytes:
