@@ -429,3 +429,5 @@ def test_explain_json_holds_the_steps_the_view_prints(run_dir):
     assert step["weights"] == pytest.approx(row, abs=1e-6)
     code, out, _ = run_main(*args, "--json")
     assert "explanation" not in json.loads(out)
+    code, _, err = run_main(*args[:-2], "--explain")  # no head: the first, said
+    assert code == 0 and "note: explaining L0H0: name a head for another" in err, err

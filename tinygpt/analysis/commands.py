@@ -74,6 +74,10 @@ def attention_report(
     report.focus = (layer, head)
     position = report.query_position(query)
     if explain:
+        if head is None:  # said, not chosen silently
+            report.notices.append(
+                f"explaining {head_label(layer or 0, 0)}: name a head for another"
+            )
         report.explanation = explain_query(model, report.run, layer or 0, head or 0, position)
     return report
 
