@@ -412,7 +412,7 @@ def test_ablate_refuses_a_one_token_prompt_and_says_when_it_cuts_one(run_dir):
     base = ("inspect", "ablate", "-c", str(run_dir), "--heads", "L0H0", "--mode", "zero")
     code, _, err = run_main(*base, "-p", "A")  # its row was left out without a word
     assert one_line_error(code, err) == "error: --prompt is one token; a loss needs two or more"
-    code, out, err = run_main(*base, "-p", "All: speak. " * 20)  # cut silently to the block
+    code, _, err = run_main(*base, "-p", "All: speak. " * 20)  # cut silently to the block
     assert code == 0, err
     assert "note: the prompt has 240 tokens; only its last" in err
 

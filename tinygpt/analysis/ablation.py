@@ -115,6 +115,18 @@ def reference_rows(
     return BatchSampler(corpus.ids, cfg.block_size, samples, seed=0).rows(model.wte.weight.device)
 
 
+def _prompt_rows(
+    model: GPT, tokenizer: Tokenizer, prompt: str
+) -> tuple[torch.Tensor | None, list[str]]:
+    """The prompt as one row (cut to the block, with its notice); None without one."""
+    if not prompt:
+        return None, []
+    ids, notices = encode_prompt(tokenizer, prompt, model.config.block_size)
+    if len(ids) < 2:  # was left out without a word
+        raise UsageError(Opt("prompt"), " is one token; a loss needs two or more")
+    return torch.tensor([ids], device=model.wte.weight.device), notices
+
+
 def ablation_report(
     model: GPT,
     tokenizer: Tokenizer,
@@ -129,15 +141,9 @@ def ablation_report(
     check_mode(mode)
     cfg = model.config
     chosen = parse_heads(heads, cfg.n_layer, cfg.n_head)
-    dev = model.wte.weight.device
     text_rows = reference_rows(model, tokenizer, text, samples) if text is not None else None
     text_source = text[0] if text_rows is not None and text is not None else None
-    prompt_rows, notices = None, []
-    if prompt:
-        ids, notices = encode_prompt(tokenizer, prompt, cfg.block_size)
-        if len(ids) < 2:  # was left out without a word
-            raise UsageError(Opt("prompt"), " is one token; a loss needs two or more")
-        prompt_rows = torch.tensor([ids], device=dev)
+    prompt_rows, notices = _prompt_rows(model, tokenizer, prompt)
     reference = text_rows if text_rows is not None else prompt_rows
     if reference is None:
         raise UsageError(
