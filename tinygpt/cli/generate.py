@@ -123,8 +123,8 @@ def _interactive(
         _line_editing()
         typer.echo("Type a prompt and Enter; Ctrl-C stops a sample, Ctrl-D leaves.", err=True)
 
-    lines = getattr(stdin, "buffer", stdin)  # bytes: each line decoded alone (a bad byte
-    # costs that line, not the text read past it)
+    # Bytes, each line decoded alone: a bad byte costs that line, not the text read past it.
+    lines = getattr(stdin, "buffer", stdin)
 
     def next_line() -> str | bytes:
         if tty:

@@ -23,13 +23,17 @@ def check_split_lengths(
     short_val = val_file is not None and len(val) == shortest
     what = (Opt("val_file", val_file), " is") if short_val else ("the text is",)
     split = "it has" if short_val else "the smaller split has"
-    fits = (Opt("block_size", shortest - 1), " or less, or more text") if shortest > 1 else ()
+    advice = (
+        (Opt("block_size", shortest - 1), " or less, or more text")
+        if shortest > 1
+        else ("more text",)
+    )
     raise UsageError(
         *what,
         " too short for ",
         Opt("block_size", block_size),
         f": {split} {shortest} tokens and needs {need}; use ",
-        *(fits or ("more text",)),
+        *advice,
     )
 
 
