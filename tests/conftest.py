@@ -156,12 +156,13 @@ def float32_newton_schulz(device: torch.device) -> tuple[bool, torch.dtype]:
 
 def pin_float32(set_attribute: Callable[[object, str, object], None]) -> None:
     """Float32 arithmetic on any CPU: Muon's iteration, and ``--dtype auto`` (bf16 autocast on
-    a CPU with AMX). ``set_attribute``: ``monkeypatch.setattr``, or ``setattr`` in a worker."""
+    a CPU where bf16 times faster). ``set_attribute``: ``monkeypatch.setattr``, or ``setattr``
+    in a worker."""
     from tinygpt.model import device
     from tinygpt.training import muon
 
     set_attribute(muon, "newton_schulz_for", float32_newton_schulz)
-    set_attribute(device, "cpu_has_amx", lambda: False)
+    set_attribute(device, "cpu_bfloat16_pays", lambda: False)
 
 
 @pytest.fixture

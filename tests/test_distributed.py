@@ -55,22 +55,27 @@ def _weights(path):
 def _choice_worker(rank: int, world: int, root: str) -> None:
     import torch.distributed as dist
 
-    from tinygpt.training import muon
+    from tinygpt.model import device
+    from tinygpt.training import muon, setup
+    from tinygpt.training.distributed import DistContext
 
     dist.init_process_group("gloo", init_method=f"file://{root}/choice", rank=rank, world_size=2)
-    muon._cpu_has_bfloat16 = lambda: True  # as on a CPU with the flag
-    muon._bfloat16_pays = lambda: rank == 1  # the ranks timed differently
+    device.cpu_has_bfloat16 = lambda: True  # as on a CPU with the flag
+    device.cpu_bfloat16_pays = lambda: rank == 1  # the ranks timed differently
     try:
         _, dtype = muon.newton_schulz_for(torch.device("cpu"))
-        Path(f"{root}/choice-{rank}").write_text(str(dtype))
+        ctx = DistContext(rank=rank, local_rank=rank, world_size=2)
+        precision = setup.precision("auto", torch.device("cpu"), ctx)
+        Path(f"{root}/choice-{rank}").write_text(f"{dtype} {precision}")
     finally:
         dist.destroy_process_group()
 
 
-def test_every_rank_takes_rank_zeros_newton_schulz_type(tmp_path):
+def test_every_rank_takes_rank_zeros_newton_schulz_type_and_precision(tmp_path):
     mp.spawn(_choice_worker, args=(2, str(tmp_path)), nprocs=2, join=True)
     chosen = {(tmp_path / f"choice-{rank}").read_text() for rank in range(2)}
-    assert chosen == {str(torch.float32)}  # rank 0's, though rank 1 measured bfloat16 faster
+    # Rank 0's, though rank 1 measured bfloat16 faster.
+    assert chosen == {f"{torch.float32} {torch.float32}"}
 
 
 def _clock_worker(rank: int, world: int, root: str) -> None:

@@ -1,10 +1,13 @@
 """The model (tinygpt.model): causality, the attention paths, the KV cache, shapes, precision,
 and the parameter count from a shape."""
 
+import functools
+from types import SimpleNamespace
+
 import pytest
 import torch
 
-from tests.conftest import GPT2, model_config, random_gpt
+from tests.conftest import GPT2, FakeClock, model_config, random_gpt
 from tinygpt.config.model import ModelConfig
 from tinygpt.errors import UsageError
 from tinygpt.model import GPT, KVCache, causal_mask
@@ -164,10 +167,43 @@ def test_auto_precision_is_bf16_where_the_matmuls_are_native(monkeypatch):
     from tinygpt.model import device
 
     cpu = torch.device("cpu")
-    for amx, want in ((True, torch.bfloat16), (False, torch.float32)):
-        monkeypatch.setattr(device, "cpu_has_amx", lambda amx=amx: amx)
+    for pays, want in ((True, torch.bfloat16), (False, torch.float32)):
+        monkeypatch.setattr(device, "cpu_bfloat16_pays", lambda pays=pays: pays)
         assert device.resolve_dtype("auto", cpu) == want
         assert device.resolve_dtype("float32", cpu) == torch.float32  # asked for: kept
+
+
+@pytest.mark.parametrize(("bf16_ms", "expected"), [(5, torch.bfloat16), (19, torch.float32)])
+def test_bfloat16_is_chosen_only_where_it_times_clearly_faster(
+    monkeypatch: pytest.MonkeyPatch, bf16_ms: float, expected: torch.dtype
+):
+    """One timing a process decides training's autocast and Muon's iteration alike."""
+    from tinygpt.model import device
+    from tinygpt.training import muon
+
+    clock, calls = FakeClock(), []
+
+    def timed(x: torch.Tensor) -> None:
+        # Float32 products take 20 ms on this pretend CPU; the first of each type, which
+        # allocates, is not timed, so here it takes no time at all.
+        if x.dtype in calls:
+            clock.now += (bf16_ms if x.dtype == torch.bfloat16 else 20) / 1000
+        calls.append(x.dtype)
+
+    monkeypatch.setattr(device, "_newton_schulz_products", timed)
+    monkeypatch.setattr(device, "time", SimpleNamespace(perf_counter=clock))
+    monkeypatch.setattr(device, "cpu_has_bfloat16", lambda: True)
+    # A fresh cache for this test: the process's own choice stays what its runs used.
+    fresh = functools.cache(device.cpu_bfloat16_pays.__wrapped__)
+    monkeypatch.setattr(device, "cpu_bfloat16_pays", fresh)
+    cpu = torch.device("cpu")
+    assert device.resolve_dtype("auto", cpu) == expected  # 19 ms is not under 0.9 x 20
+    assert muon.newton_schulz_for(cpu) == (True, expected)
+    assert len(calls) == 8  # timed once a process: every run in it does the same arithmetic
+    monkeypatch.setattr(device, "cpu_has_bfloat16", lambda: False)  # emulated bfloat16
+    assert muon.newton_schulz_for(cpu) == (False, torch.float32)
+    fresh.cache_clear()
+    assert device.resolve_dtype("auto", cpu) == torch.float32
 
 
 def test_the_kv_cache_keeps_its_dtype_under_autocast():

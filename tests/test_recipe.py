@@ -21,6 +21,7 @@ from tinygpt.config.run import RunConfig
 from tinygpt.config.train import TrainConfig
 from tinygpt.errors import UsageError
 from tinygpt.model import GPT, KVCache
+from tinygpt.model import device as devices
 from tinygpt.training.optim import NORMUON_BETA2, MuonAdamW, build_optimizer, plan_groups
 from tinygpt.training.presets import resolve_options
 from tinygpt.training.schedule import horizon_free, lr_at
@@ -164,38 +165,6 @@ def test_batched_newton_schulz_equals_one_matrix_at_a_time():
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize(("bf16_ms", "expected"), [(5, torch.bfloat16), (19, torch.float32)])
-def test_newton_schulz_runs_in_bfloat16_only_where_it_times_clearly_faster(
-    monkeypatch: pytest.MonkeyPatch, bf16_ms: float, expected: torch.dtype
-):
-    import functools
-    from types import SimpleNamespace
-
-    from tinygpt.training import muon
-
-    clock, calls = FakeClock(), []
-
-    def timed(m: torch.Tensor, *args: object, dtype: torch.dtype) -> torch.Tensor:
-        # A float32 iteration takes 20 ms on this pretend CPU; the first of each type, which
-        # allocates, is not timed, so here it takes no time at all.
-        if dtype in calls:
-            clock.now += (bf16_ms if dtype == torch.bfloat16 else 20) / 1000
-        calls.append(dtype)
-        return m
-
-    monkeypatch.setattr(muon, "orthogonalise", timed)
-    monkeypatch.setattr(muon, "time", SimpleNamespace(perf_counter=clock))
-    monkeypatch.setattr(muon, "_cpu_has_bfloat16", lambda: True)
-    # A fresh cache for this test: the process's own choice stays what its runs used.
-    monkeypatch.setattr(muon, "_bfloat16_pays", functools.cache(muon._bfloat16_pays.__wrapped__))
-    cpu = torch.device("cpu")
-    assert muon.newton_schulz_for(cpu) == (True, expected)  # 19 ms is not under 0.9 x 20
-    assert muon.newton_schulz_for(cpu) == (True, expected)
-    assert len(calls) == 8  # timed once a process: every run in it does the same arithmetic
-    monkeypatch.setattr(muon, "_cpu_has_bfloat16", lambda: False)  # emulated bfloat16
-    assert muon.newton_schulz_for(cpu) == (False, torch.float32)
-
-
 def test_a_resume_keeps_the_newton_schulz_form_its_run_trained_with(
     monkeypatch: pytest.MonkeyPatch,
 ):
@@ -207,12 +176,12 @@ def test_a_resume_keeps_the_newton_schulz_form_its_run_trained_with(
 
     saved = optimizer((True, torch.bfloat16)).state_dict()
     assert saved["newton_schulz"] == [True, "bfloat16"]
-    monkeypatch.setattr(muon, "_cpu_has_bfloat16", lambda: True)
+    monkeypatch.setattr(devices, "cpu_has_bfloat16", lambda: True)
     resumed = optimizer((True, torch.float32))  # what this process would choose
     resumed.load_state_dict(saved)
     assert (resumed.batched, resumed.ns_dtype) == (True, torch.bfloat16)
     # Where bfloat16 is emulated (20x slower) the resume stays on float32.
-    monkeypatch.setattr(muon, "_cpu_has_bfloat16", lambda: False)
+    monkeypatch.setattr(devices, "cpu_has_bfloat16", lambda: False)
     resumed = optimizer((False, torch.float32))
     resumed.load_state_dict(saved)
     assert (resumed.batched, resumed.ns_dtype) == (False, torch.float32)

@@ -117,8 +117,8 @@ class TrainConfig:
     device: str = documented("auto", "auto (CUDA, then MPS, then CPU), cpu, cuda, mps.")
     dtype: str = documented(
         "auto",
-        "auto (bf16 autocast on capable CUDA and on CPUs with AMX, else fp32), float32, bfloat16, "
-        "float16.",
+        "auto (bf16 autocast on capable CUDA and on CPUs where bf16 times faster, else fp32), "
+        "float32, bfloat16, float16.",
     )
     attention: str = documented("auto", "auto (= sdpa), sdpa (fused) or manual (explicit).")
     compile: bool | None = documented(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import os
 import shutil
@@ -61,12 +62,12 @@ def dtype_name(dtype: torch.dtype) -> str:
 
 
 def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
-    """``auto``: bf16 autocast where the matmuls run natively in bf16 (CUDA GPUs that support
-    it, CPUs with AMX), else full fp32."""
+    """``auto``: bf16 autocast where the matmuls run natively and faster in bf16 (CUDA GPUs
+    that support it, CPUs where :func:`cpu_bfloat16_pays`), else full fp32."""
     if name == "auto":
         if device.type == "cuda" and torch.cuda.is_bf16_supported(including_emulation=False):
             return torch.bfloat16
-        if device.type == "cpu" and cpu_has_amx():
+        if device.type == "cpu" and cpu_bfloat16_pays():
             return torch.bfloat16
         return torch.float32
     if name not in _DTYPES:
@@ -78,10 +79,42 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
     return _DTYPES[name]
 
 
-def cpu_has_amx() -> bool:
-    """Whether this CPU has AMX tiles: bf16 then trains the default model in 0.73x the fp32 time
-    (docs/benchmarks.md); without AMX, bf16 is emulated or barely faster."""
-    return bool(getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)())
+def cpu_has_bfloat16() -> bool:
+    """AVX-512 BF16 or AMX; other CPUs emulate bfloat16, 20x slower than float32."""
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
+
+
+# bfloat16 must be clearly faster: a near tie stays on float32.
+BF16_MARGIN = 0.9
+
+
+@functools.cache  # once a process: every run in it does the same arithmetic
+def cpu_bfloat16_pays() -> bool:
+    """Whether this CPU multiplies in bfloat16 under ``BF16_MARGIN`` of its float32 time, timed
+    on batched products of the default model's widest matrices (tens of ms, once a process).
+    The flags alone do not tell: with AVX-512 BF16 an AMD CPU trains 1.5x faster in bf16 and
+    an Intel one without AMX slower (docs/benchmarks.md)."""
+    if not cpu_has_bfloat16():
+        return False
+    m = torch.randn(4, 128, 512, generator=torch.Generator().manual_seed(0))
+
+    def fastest(dtype: torch.dtype) -> float:
+        times = []
+        for _ in range(4):  # the first call allocates: the best of the others counts
+            start = time.perf_counter()
+            _newton_schulz_products(m.to(dtype))
+            times.append(time.perf_counter() - start)
+        return min(times[1:])
+
+    return fastest(torch.bfloat16) < BF16_MARGIN * fastest(torch.float32)
+
+
+def _newton_schulz_products(x: torch.Tensor) -> None:
+    """The matrix products of Muon's five Newton-Schulz steps (the probe's work)."""
+    for _ in range(5):
+        gram = x @ x.mT
+        torch.baddbmm(x, gram @ gram, x)
 
 
 def autocast(device: torch.device, dtype: torch.dtype) -> contextlib.AbstractContextManager:

@@ -46,6 +46,14 @@ class DistContext:
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
         return t.tolist()
 
+    def first(self, value: int) -> int:
+        """Rank 0's ``value`` on every rank: a choice each rank could time differently."""
+        if not self.enabled:
+            return value
+        t = torch.tensor([value], device=self._comm_device())
+        dist.broadcast(t, src=0)
+        return int(t.item())
+
     def mean(self, value: torch.Tensor) -> torch.Tensor:
         """The mean of ``value`` over all ranks (SUM then divide: gloo has no AVG)."""
         if not self.enabled:

@@ -2,7 +2,8 @@
 it is cheapest (one matrix at a time, a GPU pays for a dozen kernel launches per matrix):
 
 * batched over same-shape matrices, in bfloat16 as torch's, on CUDA and on CPUs where
-  bfloat16 times faster at start-up (1.8x on an AMD CPU with AVX-512 BF16, same loss);
+  bfloat16 times faster at start-up (``cpu_bfloat16_pays``, which also decides training's
+  autocast; 1.8x on an AMD CPU with AVX-512 BF16, same loss);
 * batched in float32 on CPUs whose bfloat16 flag does not make it faster (1.5x slower in
   bfloat16 on an Intel Xeon with AVX-512 BF16 but no AMX: docs/benchmarks.md);
 * per matrix, in float32, on other CPUs, which emulate bfloat16 many times slower.
@@ -16,13 +17,12 @@ not neurons.
 
 from __future__ import annotations
 
-import functools
 import math
-import time
 from typing import Any
 
 import torch
 
+from tinygpt.model import device as devices
 from tinygpt.model.device import dtype_name
 
 
@@ -71,9 +71,8 @@ def _per_neuron(update: torch.Tensor, state: dict[str, Any], beta2: float) -> to
     return evened * (update.norm() / evened.norm().clamp(min=1e-10))
 
 
-# bfloat16 must be clearly faster: a near tie stays on float32. (A resume does the arithmetic
-# its run did whatever it would time: the choice is saved with the optimizer's state.)
-BF16_MARGIN = 0.9
+# A resume does the arithmetic its run did whatever this process would time: the form is saved
+# with the optimizer's state.
 FORMS = ((True, torch.bfloat16), (True, torch.float32), (False, torch.float32))
 
 
@@ -88,10 +87,10 @@ def newton_schulz_for(device: torch.device) -> tuple[bool, torch.dtype]:
     training together take rank 0's: each timing for itself could step the weights apart."""
     if device.type == "cuda":
         return FORMS[0]
-    if device.type != "cpu" or not _cpu_has_bfloat16():
+    if device.type != "cpu" or not devices.cpu_has_bfloat16():
         form = FORMS[2]
     else:
-        form = FORMS[0] if _bfloat16_pays() else FORMS[1]
+        form = FORMS[0] if devices.cpu_bfloat16_pays() else FORMS[1]
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         index = torch.tensor([FORMS.index(form)])
         torch.distributed.broadcast(index, src=0)
@@ -102,33 +101,7 @@ def newton_schulz_for(device: torch.device) -> tuple[bool, torch.dtype]:
 def can_run(form: tuple[bool, torch.dtype], device: torch.device) -> bool:
     """Whether ``form`` runs at native speed on ``device`` (bfloat16 is emulated on a CPU
     without the flags)."""
-    return form[1] != torch.bfloat16 or device.type != "cpu" or _cpu_has_bfloat16()
-
-
-@functools.cache  # once a process: every run in it does the same arithmetic
-def _bfloat16_pays() -> bool:
-    """Whether the batched iteration runs in bfloat16 under ``BF16_MARGIN`` of its float32 time
-    on this CPU, timed on the default model's widest matrices (45-82 ms, once a process). The
-    flags alone do not tell: AVX-512 BF16 pays on an AMD CPU and costs 1.5x on an Intel one
-    without AMX."""
-    m = torch.randn(4, 128, 512, generator=torch.Generator().manual_seed(0))
-    coefficients = (3.4445, -4.775, 2.0315)  # torch's Muon's
-
-    def fastest(dtype: torch.dtype) -> float:
-        times = []
-        for _ in range(4):  # the first call allocates: the best of the others counts
-            start = time.perf_counter()
-            orthogonalise(m, coefficients, 5, dtype=dtype)
-            times.append(time.perf_counter() - start)
-        return min(times[1:])
-
-    return fastest(torch.bfloat16) < BF16_MARGIN * fastest(torch.float32)
-
-
-def _cpu_has_bfloat16() -> bool:
-    """AVX-512 BF16 or AMX; other CPUs emulate bfloat16, 20x slower than float32."""
-    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
+    return form[1] != torch.bfloat16 or device.type != "cpu" or devices.cpu_has_bfloat16()
 
 
 def _by_shape(params: list[torch.Tensor]) -> dict[tuple[int, int], list[int]]:

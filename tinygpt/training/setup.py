@@ -28,6 +28,8 @@ from tinygpt.training.distributed import DistContext
 from tinygpt.training.optim import MuonAdamW, build_optimizer
 from tinygpt.training.sizing import model_size_note
 
+_PRECISIONS = (torch.float32, torch.bfloat16, torch.float16)
+
 
 @dataclass
 class Parts:
@@ -57,7 +59,7 @@ def build(run: RunConfig, train_ids: np.ndarray, tokenizer: Tokenizer, dist: Dis
     device = resolve_device(cfg.device)
     if device.type == "cuda" and dist.enabled:
         device = torch.device("cuda", dist.local_rank)
-    dtype = resolve_dtype(cfg.dtype, device)
+    dtype = precision(cfg.dtype, device, dist)
     configure_backends(device)
     notes = [fit_cpu_threads(device)]
     torch.manual_seed(cfg.seed)
@@ -73,6 +75,12 @@ def build(run: RunConfig, train_ids: np.ndarray, tokenizer: Tokenizer, dist: Dis
         train_ids, block, cfg.batch_size, cfg.seed, dist.rank, dist.world_size, cfg.data_order
     )
     return Parts(device, dtype, model, optimizer, scaler, sampler, [n for n in notes if n])
+
+
+def precision(name: str, device: torch.device, dist: DistContext) -> torch.dtype:
+    """``--dtype`` on ``device``. Each rank times bfloat16 for itself: all take rank 0's."""
+    dtype = resolve_dtype(name, device)
+    return _PRECISIONS[dist.first(_PRECISIONS.index(dtype))]
 
 
 def wrap(model: GPT, device: torch.device, cfg: TrainConfig, dist: DistContext) -> Wrapped:
