@@ -33,9 +33,21 @@ def test_evaluations_are_priced_at_their_measured_cost():
     planner.step_done(2.0)
     planner.step_done(3.0)
     planner.evaluation_done(4.0)
-    assert planner.last_eval_seconds == 4.0
+    assert planner.eval_cost == 4.0
     # 10 s in: 2 steady steps cost (10 - 1 warm-up - 4 evaluating) / 2 = 2.5 s
     assert planner.steps_left(10.0) == int((100 - 10 - 4) / (2.5 + 4 / 10))
+
+
+def test_one_slow_evaluation_does_not_space_out_the_rest():
+    """A 5-minute run whose fourth evaluation took 2.5 s (the machine busy a moment) against
+    0.9 s for the others spaced the rest 125 s apart (2.5 s / EVAL_SHARE), the last 126 s
+    of the run without a line: the mean prices them, 1.3 s, 65 s apart."""
+    planner = DeadlinePlanner(
+        max_time=300, eval_every=None, eval_forward_passes=20, eval_seconds=37.5
+    )
+    for seconds in (0.9, 0.9, 0.9, 2.5):
+        planner.evaluation_done(seconds)
+    assert planner.eval_interval() == pytest.approx((0.9 * 3 + 2.5) / 4 / 0.02)
 
 
 @pytest.mark.parametrize("schedule", ["wsd", "cosine"])

@@ -41,7 +41,7 @@ class DeadlinePlanner:
     compiled: bool = False  # the warm-up is then mostly compilation (for the end note)
     warmup_seconds: float = 0.0  # what the warm-up steps took
     evaluating_seconds: float = 0.0  # the evaluations and saves
-    last_eval_seconds: float | None = None  # the last evaluation and save
+    evaluations: int = 0
     eval_seconds: float | None = None  # seconds between evaluations (eval_every None)
     steps_seen: int = 0
     step_seconds: float | None = None  # the last estimate of a steady step
@@ -58,7 +58,13 @@ class DeadlinePlanner:
 
     def evaluation_done(self, seconds: float) -> None:
         self.evaluating_seconds += seconds
-        self.last_eval_seconds = seconds
+        self.evaluations += 1
+
+    @property
+    def eval_cost(self) -> float | None:
+        """An evaluation and save, the mean of those so far: one slowed by the machine must
+        not space the rest of the run's evaluations out (None before the first)."""
+        return self.evaluating_seconds / self.evaluations if self.evaluations else None
 
     def steps_left(self, elapsed: float, recent: bool = False) -> int | None:
         """Steps that still fit after ``elapsed`` seconds, paying for the evaluations still due
@@ -72,7 +78,7 @@ class DeadlinePlanner:
             pace = (self.recent[-1] - self.recent[0]) / (len(self.recent) - 1)
             per_step = max(per_step, pace)
         self.step_seconds = per_step = max(per_step, 1e-9)
-        evaluation = self.last_eval_seconds
+        evaluation = self.eval_cost
         if evaluation is None:
             evaluation = self.eval_forward_passes * per_step / (3 * self.grad_accum)
         left = self.max_time - elapsed - evaluation
@@ -83,10 +89,9 @@ class DeadlinePlanner:
 
     def eval_interval(self) -> float:
         """Seconds between evaluations by the clock: the configured interval, or wider where
-        the last evaluation took more than ``EVAL_SHARE`` of it."""
+        an evaluation takes more than ``EVAL_SHARE`` of it."""
         assert self.eval_seconds is not None
-        last = self.last_eval_seconds or 0.0
-        return max(self.eval_seconds, last / EVAL_SHARE)
+        return max(self.eval_seconds, (self.eval_cost or 0.0) / EVAL_SHARE)
 
     def summary(self) -> str:
         """What the warm-up cost and a step costs, for the end note."""
@@ -94,8 +99,8 @@ class DeadlinePlanner:
         text = f"{warm} took {self.warmup_seconds:.1f}s"
         if self.step_seconds is not None:
             text += f", then {self.step_seconds * 1e3:.0f} ms a step"
-        if self.last_eval_seconds is not None:
-            text += f"; an evaluation and save {self.last_eval_seconds:.1f}s"
+        if self.eval_cost is not None:
+            text += f"; an evaluation and save {self.eval_cost:.1f}s"
         return text
 
 
