@@ -31,6 +31,27 @@ def test_doctor_says_what_it_uses_and_proves_the_cpu():
     assert report["tokens_per_sec"]["train"] > 0 and report["tokens_per_sec"]["sample"] > 0
 
 
+@pytest.mark.parametrize(
+    ("native", "pays", "dtype", "precision", "why"),
+    [
+        (True, True, "auto", "bfloat16", "timed faster"),
+        (True, False, "auto", "float32", "no faster"),
+        (False, False, "auto", "float32", "no native bf16"),
+        (True, True, "float32", "float32", "--dtype"),
+    ],
+)
+def test_doctor_says_why_the_cpu_trains_in_its_precision(
+    monkeypatch: pytest.MonkeyPatch, native: bool, pays: bool, dtype: str, precision: str, why: str
+):
+    from tinygpt.doctor import machine
+    from tinygpt.model import device
+
+    monkeypatch.setattr(device, "cpu_has_bfloat16", lambda: native)
+    monkeypatch.setattr(device, "cpu_bfloat16_pays", lambda: pays)
+    facts = {f.name: f for f in machine.facts(torch.device("cpu"), dtype)}
+    assert facts["precision"].value == precision and why in facts["precision"].note
+
+
 def test_a_device_that_computes_other_numbers_is_caught():
     # CPU against CPU with the device copy's weights nudged: what a wrong backend looks like.
     from tinygpt.doctor.proof import prove

@@ -14,6 +14,7 @@ import torch
 
 from tinygpt import __version__
 from tinygpt.data.token_cache import default_cache_dir
+from tinygpt.model import device as devices
 from tinygpt.model.device import compile_problem, default_compile, dtype_name, resolve_dtype
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
@@ -34,6 +35,21 @@ def device_and_why(device: torch.device) -> str:
     return "no CUDA GPU or MPS here: the CPU"
 
 
+def precision_why(dtype: str, device: torch.device) -> str:
+    """Why ``--dtype auto`` chose what it did on ``device``."""
+    if dtype != "auto":
+        return "as --dtype asks"
+    if device.type == "cpu":
+        if devices.cpu_bfloat16_pays():
+            return "bf16 autocast: it timed faster than float32 on this CPU"
+        if devices.cpu_has_bfloat16():
+            return "bf16 timed no faster than float32 on this CPU"
+        return "this CPU has no native bf16"
+    if device.type == "cuda":
+        return "bf16 autocast where the GPU supports it, else float32"
+    return "float32 on this device"
+
+
 def facts(device: torch.device, dtype: str = "auto") -> list[Fact]:
     cuda = torch.version.cuda
     build = f"CUDA {cuda}" if cuda else "CPU only" if not torch.backends.mps.is_built() else "MPS"
@@ -46,7 +62,7 @@ def facts(device: torch.device, dtype: str = "auto") -> list[Fact]:
         Fact("tinygpt", __version__, f"Python {platform.python_version()} on {sys.platform}"),
         Fact("torch", torch.__version__, build),
         Fact("device", device.type, device_and_why(device)),
-        Fact("precision", dtype_name(resolve_dtype(dtype, device))),
+        Fact("precision", dtype_name(resolve_dtype(dtype, device)), precision_why(dtype, device)),
         Fact("attention", "sdpa", "torch's fused kernel; inspect commands use the explicit one"),
         Fact(
             "compile",
