@@ -70,6 +70,23 @@ def test_separator_never_inside_an_example(tmp_path, kind, records, separator, j
     assert list(corpus.ids).count(tok.eor) == len(parts) * 30
 
 
+@pytest.mark.parametrize(("records", "separator"), [("paragraph", None), (None, "@@@")])
+def test_a_file_of_a_folder_ends_its_last_record(tmp_path, records, separator):
+    """Files are joined by a newline; in records, a file's last record (and the training part
+    of one, cut at 90%) ended merged with the next file's first."""
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    joiner = "\n\n" if records else "@@@"
+    for k in range(2):
+        text = joiner.join(f"file{k} record{i}" for i in range(30))
+        (folder / f"f{k}.txt").write_text(text + "\n", encoding="utf-8")
+    spec = record_spec(records, separator)
+    corpus = prepare_corpus(folder, "char", cache_dir=tmp_path / "cache", records=spec)
+    examples = _examples(corpus.tokenizer, list(corpus.ids))
+    assert not [e for e in examples if "file0" in e and "file1" in e]
+    assert sum(e.strip().startswith("file1 record0") for e in examples) == 1
+
+
 def test_a_separator_split_between_pieces_is_still_found():
     tok = RecordsTokenizer(CharTokenizer.from_text("ab@\n"), record_spec(None, "@@\n@@"))
     pieces = ["a@@\n", "@@b@@\n", "@", "@a\n"]  # the stream cuts inside the separator

@@ -188,6 +188,7 @@ class _TokenWriter:
         self.batch: list[str] = []
         self.num_tokens = 0
         self.train_tokens: int | None = None
+        self.last_id: int | None = None
         self.ids = hashlib.sha256()  # of the ids: checked on every later use of the entry
         self.digest = new_digest(codec)  # of the bytes read: the text must be what was hashed
 
@@ -215,8 +216,10 @@ class _TokenWriter:
                 training, held_out = halves(path, encoding, cut, bar.update, self.digest)
                 for piece in self._chunks(joined(training)):
                     self.add(out, piece)
+                self.end_record(out)  # a file's part ends its last record, if records
                 for piece in self._chunks(joined(held_out)):
                     held.add(spare, piece)
+                held.end_record(spare)
             self.flush(out)
             held.flush(spare)
             self.train_tokens = self.num_tokens
@@ -245,7 +248,19 @@ class _TokenWriter:
         else:
             arrays = [encode_text(self.tok, piece) for piece in self.batch]
         for arr in arrays:
-            arr.tofile(out)
-            self.ids.update(arr.tobytes())
-            self.num_tokens += len(arr)
+            self.write_ids(out, arr)
         self.batch.clear()
+
+    def write_ids(self, out: BinaryIO, arr: np.ndarray) -> None:
+        arr.tofile(out)
+        self.ids.update(arr.tobytes())
+        self.num_tokens += len(arr)
+        self.last_id = int(arr[-1]) if len(arr) else self.last_id
+
+    def end_record(self, out: BinaryIO) -> None:
+        """An end-of-record id unless the last record ended (records only)."""
+        if not isinstance(self.tok, RecordsTokenizer):
+            return
+        self.flush(out)
+        if self.last_id not in (None, self.tok.eor):
+            self.write_ids(out, np.asarray([self.tok.eor], dtype=dtype_for(self.tok.vocab_size)))
