@@ -68,6 +68,33 @@ def test_corpus_is_cached_by_content_and_tokenizer(tmp_path):
     assert len(train) == 540 and len(val) == 60
 
 
+def test_a_bpe_learned_from_one_file_is_cached_by_the_share_held_out(tmp_path):
+    """The BPE learns from the training part only, so the ids record where it ends: a run
+    holding out half the text found the 10% run's entry (both learned the same merges) and
+    trained on 90% of it."""
+    path = tmp_path / "t.txt"
+    path.write_text("ab cd\n" * 3000)
+    tenth = prepare_corpus(path, "bpe:300", cache_dir=tmp_path / "c")
+    half = prepare_corpus(path, "bpe:300", cache_dir=tmp_path / "c", val_fraction=0.5)
+    assert not half.from_cache
+    assert half.train_tokens < tenth.train_tokens
+
+
+def test_no_other_cut_of_the_same_bytes_into_files_shares_a_cache_entry(tmp_path):
+    """The digest read each file's name then its bytes: a file holding a NUL, a name and a NUL
+    hashed as two files."""
+    x, y, z = "first part\n" * 50, "second part\n" * 50, "third part\n" * 50
+    one, two = tmp_path / "one", tmp_path / "two"
+    one.mkdir(), two.mkdir()
+    (one / "a.txt").write_text(x + "\0b.txt\0" + y)
+    (one / "c.txt").write_text(z)
+    for name, text in (("a.txt", x), ("b.txt", y), ("c.txt", z)):
+        (two / name).write_text(text)
+    prepare_corpus(one, "char", cache_dir=tmp_path / "c")
+    second = prepare_corpus(two, "char", cache_dir=tmp_path / "c")
+    assert not second.from_cache and "\0" not in second.tokenizer.decode(list(second.ids))
+
+
 def test_a_tokenizer_by_name_and_as_object_share_the_token_cache(tmp_path, gpt2_encoding):
     # A resumed run and the ablation pass their checkpoint's tokenizer object: they must find
     # the ids the first run cached under the tokenizer's name, not tokenize the corpus again.
@@ -356,6 +383,27 @@ def test_a_damaged_token_cache_entry_is_rebuilt(small_text, tmp_path, damage):
     again = prepare_corpus(small_text, "char", cache_dir=cache)
     assert not again.from_cache and np.array_equal(np.array(again.ids), expected)
     assert prepare_corpus(small_text, "char", cache_dir=cache).from_cache  # rebuilt, whole
+
+
+def test_a_cache_that_cannot_hold_entries_is_said_and_leaves_nothing_behind(
+    small_text, tmp_path, monkeypatch
+):
+    """A file named as the cache: each run left its whole token file in a temporary folder
+    that nothing removed, and said nothing."""
+    import tempfile
+
+    from tinygpt.data.corpus import prepare_corpus
+
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    cache = tmp_path / "afile"
+    cache.write_text("x")
+    for _ in range(2):
+        corpus = prepare_corpus(small_text, "char", cache_dir=cache)
+        assert not corpus.from_cache and corpus.uncached and str(cache) in corpus.uncached
+        assert corpus.tokenizer.decode(list(corpus.ids)) == small_text.read_text()
+    assert list(temp.iterdir()) == [] and cache.read_text() == "x"
 
 
 def test_glob_and_directory_corpora_read_each_real_file_once(tmp_path):

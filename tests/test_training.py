@@ -580,6 +580,22 @@ def test_train_dot_never_reads_its_own_checkpoints_as_text(tmp_path):
     assert code == 0, err  # the same corpus as the first run: resumes
 
 
+@pytest.mark.parametrize("out", [".", ".."])
+def test_an_out_that_is_or_holds_the_corpus_folder_is_refused(tmp_path, out):
+    """Files inside --out are never read: the corpus folder as --out left only a link out of
+    it to train on, without a word (or, with no link, said the folder held no files)."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "a.txt").write_text(SMALL_TEXT)
+    (tmp_path / "elsewhere.txt").write_text(SMALL_TEXT[:500])
+    (corpus / "link.txt").symlink_to(tmp_path / "elsewhere.txt")
+    args = ("train", ".", "--out", out, "--overwrite", *MICRO_ARGS, "--max-steps", "2")
+    code, _, err = run_main(*args, cwd=corpus)
+    error = one_line_error(code, err, (2,))
+    assert f"--out {out} " in error and "the corpus folder" in error
+    assert sorted(p.name for p in corpus.iterdir()) == ["a.txt", "link.txt"]
+
+
 def test_train_out_never_takes_a_users_dot_files_for_its_own(tmp_path):
     (tmp_path / TEXT).write_text(SMALL_TEXT)
     mine = {".tmp-thesis.tex": "x", ".staged-notes.txt": "y", ".lock": "z"}
@@ -589,8 +605,15 @@ def test_train_out_never_takes_a_users_dot_files_for_its_own(tmp_path):
         (folder / name).write_text(text)
         args = ("train", TEXT, "--out", folder.name, *MICRO_ARGS, "--max-steps", "2", "-q")
         code, _, err = run_main(*args, cwd=tmp_path)
-        assert "is not empty" in one_line_error(code, err, (2,)), name
+        error = one_line_error(code, err, (2,))
+        assert "is not empty" in error and "would be replaced" not in error, name
         assert [p.name for p in folder.iterdir()] == [name] and (folder / name).read_text() == text
+    # A Hugging Face model's folder: --overwrite would replace its config.json, and says so.
+    hf = tmp_path / "hf"
+    hf.mkdir()
+    (hf / "config.json").write_text('{"model_type": "gpt2"}')
+    code, _, err = run_main("train", TEXT, "--out", "hf", *MICRO_ARGS, cwd=tmp_path)
+    assert "(its config.json would be replaced)" in one_line_error(code, err, (2,))
     # What a killed save of tinygpt's own leaves is recognised, and swept by the next run.
     left = tmp_path / "left"
     left.mkdir()

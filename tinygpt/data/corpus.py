@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -134,9 +135,9 @@ def prepare_corpus(
     codec = check_encoding(encoding)
     sources = resolve_sources(spec, exclude)
     content = sources_digest(sources, codec)
-    entry = content  # the cache entry's name; several files hold out their ends: it depends
-    if len(sources) > 1:  # on the share held out
-        entry = sha256(f"{content}\0held out {val_fraction!r}".encode())[:24]
+    # The entry's name: where the training part ends (several files, or a BPE learned from
+    # one file's training part) depends on the share held out.
+    entry = sha256(f"{content}\0held out {val_fraction!r}".encode())[:24]
     if isinstance(tokenizer, str) and (records or is_bpe_spec(tokenizer)):
         # built before its cache key can be known
         tokenizer = _new_tokenizer(tokenizer, sources, encoding, content, records, val_fraction)
@@ -151,7 +152,7 @@ def prepare_corpus(
     tok = tokenizer
     if isinstance(tok, str):  # char or a tiktoken encoding
         tok = _new_tokenizer(tok, sources, encoding, content, None, val_fraction)
-    ids_path, meta_path = entry_paths(cache, entry, keys[0])
+    ids_path, meta_path, uncached = entry_paths(cache, entry, keys[0])
     writer = _TokenWriter(tok, codec)
 
     def write(tmp: Path) -> None:
@@ -169,7 +170,9 @@ def prepare_corpus(
     atomic_write(ids_path, write)
     write_meta(meta_path, tok, writer.num_tokens, writer.train_tokens, writer.ids.hexdigest())
     ids = np.memmap(ids_path, dtype=dtype_for(tok.vocab_size), mode="r")
-    return Corpus(tok, ids, train_tokens=writer.train_tokens)
+    if uncached:  # the mapping outlives the file: nothing is left behind in the temp folder
+        shutil.rmtree(ids_path.parent, ignore_errors=True)
+    return Corpus(tok, ids, train_tokens=writer.train_tokens, uncached=uncached)
 
 
 def _bar(sources: list[Path]) -> tqdm:

@@ -63,6 +63,7 @@ def resolve_sources(spec: str | Path, exclude: Path | None = None) -> list[Path]
     if path.is_dir():
         if _is_checkpoint_dir(path):
             raise UsageError(f"{path} is a checkpoint, not text to train on")
+        _check_out_outside(path, exclude)
         files = _corpus_files(path, path.rglob("*"), exclude)
         if not files:
             raise UsageError(f"the directory {path} holds no files to train on")
@@ -84,6 +85,19 @@ def resolve_sources(spec: str | Path, exclude: Path | None = None) -> list[Path]
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
     return [path]
+
+
+def _check_out_outside(corpus: Path, out: Path | None) -> None:
+    """Files inside the run's ``--out`` are never read: an ``--out`` that is the corpus folder
+    or holds it would leave nothing (or only links out of it) to train on."""
+    if out is None:
+        return
+    real, target = corpus.resolve(), out.resolve()
+    if real == target or target in real.parents:
+        where = "is" if real == target else "holds"
+        raise UsageError(
+            Opt("out_dir", str(out)), f" {where} the corpus folder {corpus}; write outside it"
+        )
 
 
 def _glob_files(pattern: str, exclude: Path | None) -> list[Path]:
@@ -180,7 +194,7 @@ def file_pieces(
     decoder = _decoder(encoding)
     carry, consumed, first = "", 0, True
     if digest is not None:
-        digest.update(b"\0" + os.fsencode(path.name) + b"\0")  # a name's bytes, UTF-8 or not
+        digest.update(file_header(path))
     for raw in _chunks(path, chunk_bytes):
         if digest is not None:
             digest.update(raw)
@@ -251,12 +265,18 @@ def check_unchanged(digest: Any, content: str, sources: list[Path]) -> None:
         )
 
 
+def file_header(path: Path) -> bytes:
+    """What the digest reads before a file's bytes: its name (UTF-8 or not) and its size, so
+    that no split of the same bytes into other files hashes the same."""
+    return b"\0" + os.fsencode(path.name) + b"\0" + str(path.stat().st_size).encode() + b"\0"
+
+
 def sources_digest(sources: list[Path], encoding: str) -> str:
     """Everything the ids depend on besides the tokenizer: the encoding, the files' names and
     their bytes."""
     digest = new_digest(encoding)
     for path in sources:
-        digest.update(b"\0" + os.fsencode(path.name) + b"\0")  # a name's bytes, UTF-8 or not
+        digest.update(file_header(path))
         for block in _chunks(path, 1 << 24):
             digest.update(block)
     return digest.hexdigest()[:24]

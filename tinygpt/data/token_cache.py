@@ -16,7 +16,14 @@ import numpy as np
 
 from tinygpt.data.tokenizer import Tokenizer, tokenizer_from_dict
 from tinygpt.errors import TinyGPTError
-from tinygpt.io.files import atomic_write_bytes, check_regular, read_bounded, sha256
+from tinygpt.io.console import printable
+from tinygpt.io.files import (
+    atomic_write_bytes,
+    check_regular,
+    describe_os_error,
+    read_bounded,
+    sha256,
+)
 
 _META_LIMIT = 64 << 20  # a cache entry's JSON (a char vocabulary of every code point fits)
 
@@ -28,6 +35,7 @@ class Corpus:
     tokenizer: Tokenizer
     ids: np.ndarray
     from_cache: bool = False
+    uncached: str | None = None  # why the token cache could not keep the ids
     # A learned BPE's corpus: the tokens of exactly the text it learned from (corpus._train_chars)
     train_tokens: int | None = None
 
@@ -75,20 +83,21 @@ def tokenizer_keys(tokenizer: Tokenizer | str) -> list[str]:
     return [own, "char"] if spec.get("type") == "char" else [own]
 
 
-def entry_paths(cache_dir: Path, content: str, key: str) -> tuple[Path, Path]:
-    """Where an entry's ids and JSON go; a temporary folder when the cache can't hold them (a
-    broken cache must not stop training)."""
+def entry_paths(cache_dir: Path, content: str, key: str) -> tuple[Path, Path, str | None]:
+    """Where an entry's ids and JSON go, and why not in the cache when they go to a temporary
+    folder instead (a broken cache must not stop training)."""
     ids_path, meta_path = cache_dir / f"{content}-{key}.bin", cache_dir / f"{content}-{key}.json"
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
         # A folder where the entry goes can't be replaced by a file
-        usable = not any(p.is_dir() and not p.is_symlink() for p in (ids_path, meta_path))
-    except OSError:
-        usable = False
-    if usable:
-        return ids_path, meta_path
+        folders = [p for p in (ids_path, meta_path) if p.is_dir() and not p.is_symlink()]
+        why = f"{printable(str(folders[0]))} is a folder" if folders else None
+    except OSError as exc:
+        why = f"{printable(str(cache_dir))}: {describe_os_error(exc)}"
+    if why is None:
+        return ids_path, meta_path, None
     workdir = Path(tempfile.mkdtemp(prefix="tinygpt-tokens-"))
-    return workdir / ids_path.name, workdir / meta_path.name
+    return workdir / ids_path.name, workdir / meta_path.name, why
 
 
 def read_entry(

@@ -24,6 +24,7 @@ from rich.progress import (
 from rich.text import Text
 
 from tinygpt.config.train import TrainConfig
+from tinygpt.data.token_cache import Corpus
 from tinygpt.errors import Spell, python_spelling, spelled
 from tinygpt.io.console import printable, stderr_console
 from tinygpt.model import count_parameters
@@ -149,6 +150,12 @@ def slowdown_note(slowdown: Slowdown, device: str) -> str:
 ORDER_WORDS = {"passes": "in shuffled passes over the text", "random": "random windows"}
 
 
+def _cache_word(corpus: Corpus) -> str:
+    if corpus.uncached:
+        return f"tokenized, not cached: {corpus.uncached}"
+    return "cached" if corpus.from_cache else "tokenized"
+
+
 def describe_run(trainer: Trainer, console: Console) -> None:
     """One block at start-up: data, model, hardware and where the checkpoint goes."""
     m, t, world = trainer.run.model, trainer.cfg, trainer.state.world_size
@@ -156,7 +163,7 @@ def describe_run(trainer: Trainer, console: Console) -> None:
     per_rank = f" ({world} processes x {t.effective_batch_size()})" if world > 1 else ""
     console.print(
         f"data     {_shown(t.data)}: {len(trainer.corpus.ids):,} tokens "
-        f"({'cached' if trainer.corpus.from_cache else 'tokenized'}), tokenizer "
+        f"({_cache_word(trainer.corpus)}), tokenizer "
         f"{_shown(t.tokenizer)} "
         f"(vocab {trainer.corpus.tokenizer.vocab_size:,}); train {len(trainer.train_ids):,} / "
         f"val {len(trainer.val_ids):,}\n"
