@@ -3,6 +3,7 @@ codes, Ctrl-C, SIGTERM and SIGHUP, the checkpoint a command picks without -c, ev
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from tests.conftest import (
     MICRO_ARGS,
     SMALL_TEXT,
     TINY_ARGS,
+    ctrl_c_after,
     need_encoding,
     run_cli,
     run_in_process,
@@ -305,3 +307,18 @@ def test_sigterm_and_sighup_save_and_exit_128_plus_signal(tmp_path, sig):
     assert "--resume" in err and "interrupted at step" in err
     assert f"({signal.Signals(sig).name})" in err
     assert open_checkpoint(out).step > 0
+
+
+def test_the_commands_to_copy_are_quoted_for_the_shell(tmp_path, monkeypatch):
+    """A glob and a folder with a space, printed bare, split or expanded when pasted."""
+    for name in ("g1.txt", "g2.txt"):
+        (tmp_path / name).write_text(SMALL_TEXT)
+    ctrl_c_after(monkeypatch, 2)
+    args = ("train", "g*.txt", "--out", "my run", *MICRO_ARGS, "--max-steps", "6")
+    code, _, err = run_main(*args, "--eval-every", "3", cwd=tmp_path)
+    assert code == 130, err
+    resume = err.split("Resume with: ")[1].strip()
+    assert resume == "tinygpt train 'g*.txt' --out 'my run' --resume"
+    code, _, err = run_main(*shlex.split(resume)[1:], cwd=tmp_path)
+    assert code == 0 and open_checkpoint(tmp_path / "my run").step == 6, err
+    assert "Sample with: tinygpt generate --checkpoint 'my run'" in err

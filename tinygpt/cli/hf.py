@@ -11,6 +11,7 @@ from tinygpt.cli.app import command
 from tinygpt.cli.common import CheckpointOpt
 from tinygpt.cli.options import default_text
 from tinygpt.errors import UsageError
+from tinygpt.io.console import printable, shell_word
 
 
 @command()
@@ -56,4 +57,7 @@ def import_hf_command(
 
     target = out_dir or Path("checkpoints") / source.resolve().name
     import_hf(source, target, tokenizer, overwrite)
-    typer.echo(f"wrote {target}; try: tinygpt generate --checkpoint {target}", err=True)
+    typer.echo(
+        f"wrote {printable(str(target))}; try: tinygpt generate --checkpoint {shell_word(target)}",
+        err=True,
+    )

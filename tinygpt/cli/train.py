@@ -16,7 +16,7 @@ from tinygpt.cli.options import default_text, with_field_options
 from tinygpt.config.model import ModelConfig
 from tinygpt.config.train import TrainConfig
 from tinygpt.errors import Spell, UsageError
-from tinygpt.io.console import printable
+from tinygpt.io.console import printable, shell_word
 from tinygpt.io.json_text import json_text
 
 if TYPE_CHECKING:  # torch is imported when a run starts, not for --help
@@ -143,7 +143,7 @@ def _run(file: Path | None, spell: Spell, *, quiet: bool, json_out: bool, **sett
 
 
 def _report(result: Any, file: Path, quiet: bool, json_out: bool) -> None:
-    resume_cmd = f"tinygpt train {file} --out {result.out_dir} --resume"
+    resume_cmd = f"tinygpt train {shell_word(file)} --out {shell_word(result.out_dir)} --resume"
     # 128 + the signal, as a shell reports a process that signal ended (Ctrl-C: 130).
     interrupted_code = 128 + (result.signal or signal.SIGINT)
     if not result.is_main:  # other data-parallel ranks: rank 0 speaks for the job
@@ -175,17 +175,17 @@ def _report(result: Any, file: Path, quiet: bool, json_out: bool) -> None:
 def done_lines(result: TrainResult) -> list[str]:
     """The run's last words: where it got, how often it read its text, and which weights to
     sample (the best ones, when the final weights are worse on validation)."""
-    out = printable(str(result.out_dir))
+    out, word = printable(str(result.out_dir)), shell_word(result.out_dir)
     lines = [
         f"done: step {result.step} ({result.passes:.1f} passes over the training text), best "
         f"val loss {result.best_val_loss:.4f}; checkpoint in {out}. Sample with: tinygpt "
-        f"generate --checkpoint {out}"
+        f"generate --checkpoint {word}"
     ]
     better = better_earlier(result.metrics)
     if better:
         val, step, last = better
         lines.append(
             f"the final weights are worse on validation ({last:.4f}) than at step {step} "
-            f"({val:.4f}), which the checkpoint keeps: tinygpt generate --checkpoint {out} --best"
+            f"({val:.4f}), which the checkpoint keeps: tinygpt generate --checkpoint {word} --best"
         )
     return lines

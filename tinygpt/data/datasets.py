@@ -13,7 +13,7 @@ from pathlib import Path
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
 from tinygpt.errors import Opt, TinyGPTError, UsageError
-from tinygpt.io.console import printable, stderr_console
+from tinygpt.io.console import printable, shell_word, stderr_console
 from tinygpt.io.files import TooLarge, atomic_write_bytes, describe_os_error, read_bounded, sha256
 
 
@@ -60,7 +60,7 @@ def fetch(
         raise TinyGPTError(
             f"{target.resolve()} exists but its sha256 is {found}, expected {ds.sha256} (it is "
             f"not {name} as published at {ds.url}); delete it to download again, or train on "
-            f"it as it is with `tinygpt train {target}`"
+            f"it as it is with `tinygpt train {shell_word(target)}`"
         )
     source = url or ds.url
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import shlex
 import sys
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
@@ -25,6 +26,12 @@ def printable(text: str) -> str:
     from a file could otherwise retitle, clear or rewrite the user's terminal. A file name's
     bytes that are not UTF-8 become U+FFFD, so the text can be encoded (terminal, SVG, HTML)."""
     return _escaped(text, _CONTROL)
+
+
+def shell_word(value: object) -> str:
+    """``value`` as a shell reads it back in a command to copy (``'my run'``, ``'g*.txt'``),
+    printable."""
+    return shlex.quote(printable(str(value)))
 
 
 def _escaped(text: str, control: re.Pattern[str]) -> str:
