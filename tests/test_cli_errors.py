@@ -91,6 +91,7 @@ def test_wrong_types_in_a_toml_config(tmp_path):
         ("beta2 = 1.0", "error: the config file's beta2 must be in [0, 1)"),
         ('beta1 = "x"', "error: the config file's beta1 "),
         ('activation = "tanh"', "error: the config file's activation must be one of"),
+        ("val_fraction = 1.5", "error: the config file's val_fraction must be in (0, 1)"),
     ):
         if not text.startswith("tokenizer"):  # char: no BPE to load (a fresh clone is offline)
             text = 'tokenizer = "char"\n' + text

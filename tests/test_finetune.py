@@ -106,6 +106,12 @@ def test_a_corpus_the_source_tokenizer_cannot_encode_is_refused_in_one_line(
         assert code == 2 and len(err.strip().splitlines()) == 1, err
         assert "cannot encode" in err and "'ü'" in err, err
         assert ("--val-file" in err) == bool(extra), err
+    # A resume keeps its run's tokenizer as well: another tokenizer is no advice to give.
+    before = fingerprint(source)
+    code, _, err = run_main("train", str(other), "--out", str(source), "--resume")
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "--resume: the run's char tokenizer cannot encode" in err and "'ü'" in err, err
+    assert "BPE" not in err and fingerprint(source) == before
 
 
 def test_the_source_is_never_the_destination(tiny_copy, small_text):

@@ -158,10 +158,12 @@ def check_writable_destination(directory: Path, overwrite: bool, force: Opt) -> 
     except OSError as exc:
         raise UsageError(f"cannot read {directory}: {describe_os_error(exc)}") from None
     if foreign:
+        clash = [name for name in foreign if name in SAVED]  # a checkpoint would replace these
+        replaced = f" (its {printable(', '.join(clash))} would be replaced)" if clash else ""
         raise UsageError(
             f"{directory} is not empty ({printable(foreign[0][:60])}"
             f"{', ...' if len(foreign) > 1 else ''}) and holds no tinygpt checkpoint; "
             "write to a new directory, or pass ",
             force,
-            " to replace checkpoint files in it",
+            f" to write the checkpoint in it{replaced}",
         )

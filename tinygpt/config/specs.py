@@ -19,12 +19,12 @@ def is_bpe_spec(name: str) -> bool:
 def parse_bpe_spec(name: str) -> int:
     """N of ``bpe:N``, or a one-line UsageError."""
     text = name[len(BPE_PREFIX) :]
-    try:
-        size = int(text)
-    except ValueError:
+    # One spelling a size: the name is stored, and a resume compares it ("bpe:300_0" is 3000).
+    if not (text.isascii() and text.isdigit() and str(int(text)) == text):
         raise UsageError(
-            Opt("tokenizer", name), " is not bpe:N with a whole number N (e.g. bpe:2048)"
-        ) from None
+            Opt("tokenizer", name), " is not bpe:N with N in plain digits (e.g. bpe:2048)"
+        )
+    size = int(text)
     if not BPE_MIN_VOCAB <= size <= BPE_MAX_VOCAB:
         raise UsageError(
             Opt("tokenizer", name),

@@ -187,7 +187,7 @@ class TrainConfig:
             check_positive("max_time", self.max_time)
         check_seed(self.seed)
         if not 0 < self.val_fraction < 1:
-            raise UsageError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
+            raise UsageError(Opt("val_fraction"), f" must be in (0, 1), got {self.val_fraction}")
         check_choice("device", self.device, DEVICE_CHOICES)
         check_choice("dtype", self.dtype, DTYPE_CHOICES)
         check_choice("attention", self.attention, ATTENTION_CHOICES)

@@ -293,7 +293,12 @@ def _corpus(
             val_fraction=cfg.val_fraction,
         )
     except UsageError as exc:
-        if init is None or "tokenizer" not in exc.options:
+        if origin is None or "tokenizer" not in exc.options:
             raise
-        opt = Opt("init_from", init.directory)
-        raise tokenizer_refusal(exc, opt, f"its {init.tokenizer_name}", str(request.data)) from None
+        # The advice to pick another tokenizer does not apply: the run or the weights need theirs.
+        if init is not None:
+            opt, whose = Opt("init_from", init.directory), "its"
+        else:
+            opt, whose = Opt("resume"), "the run's"
+        whose = f"{whose} {origin.tokenizer_name}"
+        raise tokenizer_refusal(exc, opt, whose, str(request.data)) from None
