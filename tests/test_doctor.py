@@ -69,3 +69,35 @@ def test_a_wrong_device_is_one_line_naming_what_to_pass(monkeypatch):
     code, _, err = run_main("doctor", "--device", "cpu")
     line = one_line_error(code, err, (1,))
     assert "cpu computes different numbers from the CPU" in line and "--device cpu" in line
+
+
+@pytest.mark.parametrize(
+    ("env", "value", "note"),
+    [
+        ({}, "tiktoken's default", "downloads gpt2 on first use"),
+        ({"TIKTOKEN_CACHE_DIR": ""}, "off", "is empty"),  # tiktoken's switch for no cache
+        ({"DATA_GYM_CACHE_DIR": "{tmp}"}, "{tmp}", "DATA_GYM_CACHE_DIR"),
+        ({"TIKTOKEN_CACHE_DIR": "{tmp}/none"}, "{tmp}/none", "no such folder"),
+    ],
+)
+def test_doctor_reads_the_tiktoken_cache_as_tiktoken_does(
+    monkeypatch: pytest.MonkeyPatch, tmp_path, env: dict[str, str], value: str, note: str
+):
+    from tinygpt.doctor.machine import tiktoken_cache
+
+    for name in ("TIKTOKEN_CACHE_DIR", "DATA_GYM_CACHE_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    for name, text in env.items():
+        monkeypatch.setenv(name, text.format(tmp=tmp_path))
+    fact = tiktoken_cache()
+    assert fact.value == value.format(tmp=tmp_path) and note in fact.note
+
+
+def test_doctor_counts_checkpoints_not_folders_named_like_their_files(tmp_path):
+    from tinygpt.doctor.machine import _runs
+
+    (tmp_path / "checkpoints" / "x" / "manifest.json").mkdir(parents=True)
+    (tmp_path / "checkpoints" / "y").mkdir()
+    (tmp_path / "checkpoints" / "y" / "manifest.json").write_text("{}")
+    assert _runs(tmp_path / "checkpoints") == "1 run"
+    assert _runs(tmp_path / "none") == "none yet"

@@ -50,12 +50,31 @@ def precision_why(dtype: str, device: torch.device) -> str:
     return "float32 on this device"
 
 
+def tiktoken_cache() -> Fact:
+    """Where tiktoken keeps the encodings it downloads, read as tiktoken reads it."""
+    name = next((v for v in ("TIKTOKEN_CACHE_DIR", "DATA_GYM_CACHE_DIR") if v in os.environ), None)
+    if name is None:
+        return Fact("tiktoken cache", "tiktoken's default", "downloads gpt2 on first use")
+    where = os.environ[name]
+    if not where:  # tiktoken's way of turning its cache off
+        return Fact("tiktoken cache", "off", f"{name} is empty: gpt2 downloads on every use")
+    if not Path(where).is_dir():
+        return Fact("tiktoken cache", where, f"{name}; no such folder yet: gpt2 downloads")
+    return Fact("tiktoken cache", where, name)
+
+
+def _runs(root: Path) -> str:
+    if not root.is_dir():
+        return "none yet"
+    count = sum(1 for m in root.glob("*/manifest.json") if m.is_file())
+    return f"{count} run{'' if count == 1 else 's'}"
+
+
 def facts(device: torch.device, dtype: str = "auto") -> list[Fact]:
     cuda = torch.version.cuda
     build = f"CUDA {cuda}" if cuda else "CPU only" if not torch.backends.mps.is_built() else "MPS"
     compiling = default_compile(device)
     problem = compile_problem(device)
-    tiktoken_dir = os.environ.get("TIKTOKEN_CACHE_DIR")
     runs = Path("checkpoints")
     browser = next((shutil.which(b) for b in BROWSERS if shutil.which(b)), None)
     return [
@@ -70,16 +89,8 @@ def facts(device: torch.device, dtype: str = "auto") -> list[Fact]:
             problem or ("pays on CUDA" if compiling else "the default off this device (--compile)"),
         ),
         Fact("threads", str(torch.get_num_threads()), f"{os.cpu_count()} cores"),
-        Fact(
-            "tiktoken cache",
-            tiktoken_dir or "tiktoken's default",
-            "TIKTOKEN_CACHE_DIR" if tiktoken_dir else "downloads gpt2 on first use",
-        ),
+        tiktoken_cache(),
         Fact("token cache", str(default_cache_dir()), "TINYGPT_CACHE_DIR moves it"),
-        Fact(
-            "checkpoints",
-            str(runs.resolve()),
-            f"{len(list(runs.glob('*/manifest.json')))} runs" if runs.is_dir() else "none yet",
-        ),
+        Fact("checkpoints", str(runs.resolve()), _runs(runs)),
         Fact("chromium", browser or "not found", "only the browser tests need it"),
     ]
