@@ -16,7 +16,6 @@ import numpy as np
 
 from tinygpt.data.tokenizer import Tokenizer, tokenizer_from_dict
 from tinygpt.errors import TinyGPTError
-from tinygpt.io.console import printable
 from tinygpt.io.files import (
     atomic_write_bytes,
     check_regular,
@@ -91,9 +90,9 @@ def entry_paths(cache_dir: Path, content: str, key: str) -> tuple[Path, Path, st
         cache_dir.mkdir(parents=True, exist_ok=True)
         # A folder where the entry goes can't be replaced by a file
         folders = [p for p in (ids_path, meta_path) if p.is_dir() and not p.is_symlink()]
-        why = f"{printable(str(folders[0]))} is a folder" if folders else None
+        why = f"{folders[0]} is a folder" if folders else None
     except OSError as exc:
-        why = f"{printable(str(cache_dir))}: {describe_os_error(exc)}"
+        why = f"{cache_dir}: {describe_os_error(exc)}"
     if why is None:
         return ids_path, meta_path, None
     workdir = Path(tempfile.mkdtemp(prefix="tinygpt-tokens-"))

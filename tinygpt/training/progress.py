@@ -152,7 +152,7 @@ ORDER_WORDS = {"passes": "in shuffled passes over the text", "random": "random w
 
 def _cache_word(corpus: Corpus) -> str:
     if corpus.uncached:
-        return f"tokenized, not cached: {corpus.uncached}"
+        return f"tokenized, not cached: {_shown(corpus.uncached)}"
     return "cached" if corpus.from_cache else "tokenized"
 
 
