@@ -580,6 +580,23 @@ def test_train_dot_never_reads_its_own_checkpoints_as_text(tmp_path):
     assert code == 0, err  # the same corpus as the first run: resumes
 
 
+def test_a_resume_on_another_text_is_said(tmp_path):
+    """--resume took any text without a word, and compared its validation losses (best,
+    --early-stop) with the first text's."""
+    (tmp_path / "a.txt").write_text(SMALL_TEXT)
+    (tmp_path / "b.txt").write_text("\n".join(reversed(SMALL_TEXT.splitlines())) + "\n")
+    first = ("train", "a.txt", "--out", "run", *MICRO_ARGS, "--max-steps", "2")
+    assert run_main(*first, cwd=tmp_path)[0] == 0
+    code, _, err = run_main(
+        "train", "./a.txt", "--out", "run", "--resume", "--max-steps", "4", cwd=tmp_path
+    )
+    assert code == 0 and "trained on" not in err, err  # the same file, spelled otherwise
+    code, _, err = run_main(
+        "train", "b.txt", "--out", "run", "--resume", "--max-steps", "6", cwd=tmp_path
+    )
+    assert code == 0 and "resuming on b.txt, but the run trained on a.txt" in err, err
+
+
 @pytest.mark.parametrize("out", [".", ".."])
 def test_an_out_that_is_or_holds_the_corpus_folder_is_refused(tmp_path, out):
     """Files inside --out are never read: the corpus folder as --out left only a link out of

@@ -4,6 +4,7 @@ directory, checks a resume, joins the process group, tokenizes and runs the Trai
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, fields
@@ -210,6 +211,12 @@ def _check_resume_options(run: RunConfig, step: int, request: _Request) -> None:
                 Opt("out_dir", ANY),
                 f") to start over with {train_opts[key]}",
             )
+    trained_on = run.train.data
+    if trained_on and os.path.realpath(str(request.data)) != os.path.realpath(trained_on):
+        request.notes.append(
+            f"resuming on {request.data}, but the run trained on {trained_on}: its validation "
+            f"losses, and which weights are best, now compare two texts"
+        )
     if train_opts.get("max_steps", step) < step:
         raise UsageError(
             Opt("max_steps", train_opts["max_steps"]),
