@@ -65,6 +65,9 @@ def test_text_given_where_a_file_name_goes_is_one_line(tmp_path):
     line = one_line_error(code, err)
     assert "cannot read 'First Citizen:" in line and "too long" in line and len(line) < 200
     assert not (tmp_path / "out").exists()
+    # "-", the shell's standard input, was "file not found: -"
+    code, _, err = run_main("train", "-", "--out", str(tmp_path / "out"), cwd=tmp_path)
+    assert "not from standard input" in one_line_error(code, err)
 
 
 def test_out_of_range_seed(tmp_path):

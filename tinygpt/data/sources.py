@@ -74,6 +74,10 @@ def resolve_sources(spec: str | Path, exclude: Path | None = None) -> list[Path]
             raise UsageError(f"no files match {text!r}")
         return files
     if not path.exists():
+        if text == "-":  # the shell's name for standard input
+            raise UsageError(
+                "tinygpt reads its text twice, so not from standard input; save it to a file first"
+            )
         raise UsageError(f"file not found: {path}")
     try:
         check_regular(path)
