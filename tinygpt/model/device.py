@@ -15,7 +15,7 @@ import torch
 from tinygpt.config.fields import DEVICE_CHOICES, check_choice
 from tinygpt.errors import Opt, UsageError
 
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 def _mps_available() -> bool:
@@ -70,13 +70,13 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
         if device.type == "cpu" and cpu_bfloat16_pays():
             return torch.bfloat16
         return torch.float32
-    if name not in _DTYPES:
+    if name not in DTYPES:
         raise UsageError(Opt("dtype"), f" must be auto, float32, bfloat16 or float16; got {name!r}")
     if name == "float16" and device.type == "cpu":
         raise UsageError(
             Opt("dtype", "float16"), " needs a GPU; on the CPU use float32 or bfloat16"
         )
-    return _DTYPES[name]
+    return DTYPES[name]
 
 
 def cpu_has_bfloat16() -> bool:

@@ -23,7 +23,6 @@ from typing import Any
 import torch
 
 from tinygpt.model import device as devices
-from tinygpt.model.device import dtype_name
 
 
 def update(
@@ -78,7 +77,7 @@ FORMS = ((True, torch.bfloat16), (True, torch.float32), (False, torch.float32))
 
 def form_key(form: tuple[bool, torch.dtype]) -> list[Any]:
     """How a form is saved in the optimizer's state: ``[True, "float32"]``."""
-    return [form[0], dtype_name(form[1])]
+    return [form[0], devices.dtype_name(form[1])]
 
 
 def newton_schulz_for(device: torch.device) -> tuple[bool, torch.dtype]:

@@ -4,7 +4,6 @@ directory, checks a resume, joins the process group, tokenizes and runs the Trai
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, fields
@@ -212,7 +211,7 @@ def _check_resume_options(run: RunConfig, step: int, request: _Request) -> None:
                 f") to start over with {train_opts[key]}",
             )
     trained_on = run.train.data
-    if trained_on and os.path.realpath(str(request.data)) != os.path.realpath(trained_on):
+    if trained_on and Path(request.data).resolve() != Path(trained_on).resolve():
         request.notes.append(
             f"resuming on {request.data}, but the run trained on {trained_on}: its validation "
             f"losses, and which weights are best, now compare two texts"

@@ -17,6 +17,7 @@ from tinygpt.data.batches import BatchSampler
 from tinygpt.data.tokenizer import Tokenizer
 from tinygpt.model import GPT
 from tinygpt.model.device import (
+    DTYPES,
     compile_problem,
     configure_backends,
     default_compile,
@@ -27,8 +28,6 @@ from tinygpt.model.device import (
 from tinygpt.training.distributed import DistContext
 from tinygpt.training.optim import MuonAdamW, build_optimizer
 from tinygpt.training.sizing import model_size_note
-
-_PRECISIONS = (torch.float32, torch.bfloat16, torch.float16)
 
 
 @dataclass
@@ -80,7 +79,8 @@ def build(run: RunConfig, train_ids: np.ndarray, tokenizer: Tokenizer, dist: Dis
 def precision(name: str, device: torch.device, dist: DistContext) -> torch.dtype:
     """``--dtype`` on ``device``. Each rank times bfloat16 for itself: all take rank 0's."""
     dtype = resolve_dtype(name, device)
-    return _PRECISIONS[dist.first(_PRECISIONS.index(dtype))]
+    precisions = list(DTYPES.values())
+    return precisions[dist.first(precisions.index(dtype))]
 
 
 def wrap(model: GPT, device: torch.device, cfg: TrainConfig, dist: DistContext) -> Wrapped:
